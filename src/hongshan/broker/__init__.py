@@ -1,0 +1,1 @@
+"""The asyncio MQTT server around the sans-IO codec in ``hongshan.mqtt``."""

@@ -1,0 +1,66 @@
+"""The two questions the broker asks of the rest of the platform: *who is this?* and *may they?*
+
+The broker knows nothing of users files, device secrets or ACLs; it calls an ``Authenticator``
+once per CONNECT and an ``Authorizer`` per SUBSCRIBE filter and per PUBLISH topic. Both are
+small Protocols so the device registry (Alibaba-signed CONNECT, per-device topic ACLs) plugs in
+the same way the users and ACL files do.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+from hongshan.mqtt.reason_codes import ReasonCode
+
+
+class Client(msgspec.Struct, frozen=True, kw_only=True):
+    """Who a connection is, once authenticated."""
+
+    client_id: str
+    username: str | None
+    address: str = ""
+    protocol_level: int = 4
+
+
+class Credentials(msgspec.Struct, frozen=True, kw_only=True):
+    client_id: str
+    username: str | None
+    password: bytes | None
+    address: str
+
+
+class Verdict(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to a CONNECT: ``reason_code`` 0 accepts; anything else is the CONNACK code."""
+
+    reason_code: int = ReasonCode.SUCCESS
+    username: str | None = None  # the identity to authorize as (may differ from the packet's)
+
+
+ACCEPTED = Verdict()
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, credentials: Credentials) -> Verdict: ...
+
+
+class Authorizer(Protocol):
+    def may_publish(self, client: Client, topic: str) -> bool: ...
+
+    def may_subscribe(self, client: Client, topic_filter: str) -> bool: ...
+
+
+class AllowAnonymous:
+    """Everyone is welcome: the sandbox mode (``--allow-anonymous``) with no users file."""
+
+    async def authenticate(self, credentials: Credentials) -> Verdict:
+        return Verdict(username=credentials.username)
+
+
+class AllowAll:
+    def may_publish(self, client: Client, topic: str) -> bool:
+        return True
+
+    def may_subscribe(self, client: Client, topic_filter: str) -> bool:
+        return True

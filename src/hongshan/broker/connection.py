@@ -1,0 +1,723 @@
+"""One client connection: thin glue between a transport and the sans-IO codec.
+
+Bytes in go to the ``Decoder``; each packet goes to its handler; the broker and the session do
+the rest. Writes are gathered during one turn of the event loop and flushed once, so a
+subscriber receiving from a hundred publishers gets one ``send()`` per turn, not one per message.
+A peer's malformed or forbidden packet closes that one connection — with a DISCONNECT carrying
+the reason code where MQTT 5.0 allows it — and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import msgspec
+
+from hongshan.broker.auth import Client, Credentials
+from hongshan.broker.message import Delivery, Message, SubscriptionOptions
+from hongshan.errors import RemoteProtocolError, StoreUnavailable
+from hongshan.mqtt.codec import NEED_DATA, Decoder, encode, encode_properties, encode_publish
+from hongshan.mqtt.packets import (
+    MQTT_5,
+    NO_PROPERTIES,
+    Auth,
+    ConnAck,
+    Connect,
+    Disconnect,
+    Packet,
+    PacketType,
+    PingReq,
+    Properties,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    SubAck,
+    Subscribe,
+    UnsubAck,
+    Unsubscribe,
+    Will,
+)
+from hongshan.mqtt.reason_codes import ReasonCode, connack_code_for_v3
+from hongshan.mqtt.topics import parse_shared, validate_topic_filter, validate_topic_name
+
+if TYPE_CHECKING:
+    from hongshan.broker.server import Broker
+    from hongshan.broker.session import Session
+
+log = logging.getLogger("hongshan.broker")
+
+# Above this many bytes waiting to be written, a connection stops taking QoS 0 messages
+# directly and the session queues (and, when full, drops) them instead.
+WRITE_HIGH_WATER = 256 * 1024
+_ACL_CACHE_SIZE = 512
+_PINGRESP = b"\xd0\x00"
+
+NEW, CONNECTING, CONNECTED, CLOSED = range(4)
+
+
+class Transport(Protocol):
+    """What a connection needs of its transport: asyncio's and uvloop's TCP and TLS transports
+    (uvloop's are not ``asyncio.Transport`` subclasses) and the WebSocket adapter."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
+
+
+class MQTTConnection(asyncio.Protocol):
+    def __init__(self, broker: Broker, listener: str) -> None:
+        self.broker = broker
+        self.listener = listener
+        settings = broker.settings
+        self.decoder = Decoder(server=True, max_packet_size=settings.max_packet_size)
+        self.transport: Transport | None = None
+        self.state = NEW
+        self.level = 4
+        self.address = ""
+        self.client: Client | None = None
+        self.session: Session | None = None
+        self.will: Will | None = None
+        self.keep_alive = 0
+        self.last_received = time.monotonic()
+        self.clean_disconnect = False
+        self.disconnect_reason: int | None = None
+        # what the client told us it can take (MQTT 5.0 CONNECT properties)
+        self.send_quota = 65535
+        self.client_max_packet: int | None = None
+        self.client_alias_max = 0
+        self._out_aliases: dict[str, int] = {}
+        self._in_aliases: dict[int, str] = {}
+        self._acl_cache: dict[str, bool] = {}
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._flush_scheduled = False
+        self._paused = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._acks: deque[tuple[Awaitable[None] | None, bytes]] = deque()
+        self._ack_task: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+
+    # -- transport callbacks ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.address = f"{peer[0]}:{peer[1]}"
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.broker.connection_opened(self)
+        # Before CONNECT a client has connect_timeout seconds and nothing but CONNECT to send.
+        self._timer = self._loop.call_later(self.broker.settings.connect_timeout, self._close)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_received = time.monotonic()
+        self.broker.stats.bytes_received += len(data)
+        self.decoder.receive_data(data)
+        self._process()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        previous = self.state
+        self.state = CLOSED
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._ack_task is not None:
+            self._ack_task.cancel()
+        self.broker.connection_closed(self, was_connected=previous == CONNECTED)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self.session is not None and self.state == CONNECTED:
+            self.session.pump()
+
+    # -- the read loop ----------------------------------------------------------------------
+
+    def _process(self) -> None:
+        decoder = self.decoder
+        handlers = _HANDLERS
+        while self.state == CONNECTED or self.state == NEW:
+            try:
+                packet = decoder.next_packet()
+                if packet is NEED_DATA:
+                    return
+                handlers[type(packet)](self, packet)
+            except RemoteProtocolError as exc:
+                self._protocol_error(exc)
+                return
+
+    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+        self.broker.stats.protocol_errors += 1
+        log.info("closing %s (%s): %s", self._who(), hex(exc.reason_code), exc)
+        if self.state == NEW:
+            if exc.reason_code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION:
+                # MQTT-3.1.2-2: answer an unknown level with return code 1, in 3.1.1 form.
+                self._write(encode(ConnAck(reason_code=1), 4))
+            elif self.decoder.protocol_level == MQTT_5:
+                self._write(encode(ConnAck(reason_code=exc.reason_code), MQTT_5))
+        elif self.level == MQTT_5:
+            self._write(encode(Disconnect(reason_code=exc.reason_code), MQTT_5))
+        self._close()
+
+    def _who(self) -> str:
+        client_id = self.client.client_id if self.client else "?"
+        return f"client {client_id!r} from {self.address or '?'}"
+
+    # -- writing ----------------------------------------------------------------------------
+
+    @property
+    def writable(self) -> bool:
+        return not self._paused and self._out_size < WRITE_HIGH_WATER and self.state == CONNECTED
+
+    def _write(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_size += len(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out = self._out
+        if not out:
+            return
+        self._out = []
+        self.broker.stats.bytes_sent += self._out_size
+        self._out_size = 0
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _close(self) -> None:
+        if self._flush_scheduled:
+            self._flush()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def disconnect(self, reason: int) -> None:
+        """Close this connection from our side, telling a 5.0 client why."""
+        if self.state == CONNECTED and self.level == MQTT_5:
+            self._write(encode(Disconnect(reason_code=reason), MQTT_5))
+        self.disconnect_reason = reason
+        self._close()
+
+    def send_publish(self, delivery: Delivery, packet_id: int, dup: bool) -> None:
+        message = delivery.message
+        level5 = self.level == MQTT_5
+        qos = delivery.qos
+        retain = delivery.retain
+        simple = not (
+            level5
+            and (
+                delivery.subscription_ids or message.expires_at is not None or self.client_alias_max
+            )
+        )
+        if qos == 0 and simple:
+            cache = message.encoded
+            if cache is None:
+                cache = message.encoded = {}
+            key = (level5, retain)
+            data = cache.get(key)
+            if data is None:
+                data = cache[key] = encode_publish(
+                    message.topic.encode(),
+                    message.payload,
+                    0,
+                    retain,
+                    False,
+                    0,
+                    _base_properties(message) if level5 else b"",
+                    self.level,
+                )
+        elif simple:
+            data = encode_publish(
+                message.topic.encode(),
+                message.payload,
+                qos,
+                retain,
+                dup,
+                packet_id,
+                _base_properties(message) if level5 else b"",
+                self.level,
+            )
+        else:
+            data = self._encode_v5_publish(delivery, packet_id, dup)
+            if data is None:
+                return
+        if self.client_max_packet is not None and len(data) > self.client_max_packet:
+            # MQTT-3.1.2-25: a packet larger than the client's limit is discarded as if sent.
+            self.broker.stats.dropped += 1
+            if packet_id and self.session is not None:
+                self._loop.call_soon(self.session.discard, packet_id)
+            return
+        self.broker.stats.messages_sent += 1
+        self._write(data)
+
+    def _encode_v5_publish(self, delivery: Delivery, packet_id: int, dup: bool) -> bytes | None:
+        message = delivery.message
+        expiry = message.remaining_expiry()
+        if expiry == 0:
+            if packet_id and self.session is not None:
+                self._loop.call_soon(self.session.discard, packet_id)
+            return None
+        topic = message.topic
+        alias: int | None = None
+        if self.client_alias_max:
+            alias = self._out_aliases.get(topic)
+            if alias is not None:
+                topic = ""
+            elif len(self._out_aliases) < self.client_alias_max:
+                alias = self._out_aliases[topic] = len(self._out_aliases) + 1
+        properties = msgspec.structs.replace(
+            message.properties,
+            message_expiry_interval=expiry,
+            subscription_identifiers=delivery.subscription_ids,
+            topic_alias=alias,
+        )
+        return encode_publish(
+            topic.encode(),
+            message.payload,
+            delivery.qos,
+            delivery.retain,
+            dup,
+            packet_id,
+            encode_properties(properties, PacketType.PUBLISH),
+            MQTT_5,
+        )
+
+    def send_pubrel(self, packet_id: int) -> None:
+        self._write(encode(PubRel(packet_id=packet_id), self.level))
+
+    def _send_ack(self, data: bytes, wait: Awaitable[None] | None = None) -> None:
+        """Acknowledgements leave in the order their PUBLISHes came (MQTT-4.6.0-2), and one that
+        must wait for the store holds back those after it."""
+        if wait is None and not self._acks:
+            self._write(data)
+            return
+        self._acks.append((wait, data))
+        if self._ack_task is None:
+            self._ack_task = self._loop.create_task(self._drain_acks())
+
+    async def _drain_acks(self) -> None:
+        try:
+            while self._acks:
+                wait, data = self._acks[0]
+                if wait is not None:
+                    await wait
+                self._acks.popleft()
+                self._write(data)
+        except StoreUnavailable as exc:
+            # Not acknowledged, so the client keeps the message and sends it again.
+            log.error("%s: not acknowledging, %s", self._who(), exc)
+            self.disconnect(ReasonCode.UNSPECIFIED_ERROR)
+        finally:
+            self._ack_task = None
+
+    # -- CONNECT ----------------------------------------------------------------------------
+
+    def _on_connect(self, packet: Connect) -> None:
+        self.state = CONNECTING
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.transport is not None:
+            self.transport.pause_reading()
+        task = self._loop.create_task(self._connect(packet))
+        self.broker.background(task)
+
+    async def _connect(self, packet: Connect) -> None:
+        try:
+            accepted = await self._accept(packet)
+        except RemoteProtocolError as exc:
+            self.state = NEW
+            self._protocol_error(exc)
+            return
+        if not accepted or self.state == CLOSED:
+            return
+        if self.transport is not None:
+            self.transport.resume_reading()
+        self._process()
+
+    async def _accept(self, packet: Connect) -> bool:
+        self.level = level = packet.protocol_level
+        props = packet.properties
+        broker = self.broker
+        settings = broker.settings
+        client_id = packet.client_id
+        assigned: str | None = None
+        if not client_id:
+            if level < MQTT_5 and not packet.clean_start:
+                return self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID)  # MQTT-3.1.3-8
+            client_id = assigned = f"auto-{uuid.uuid4().hex}"
+        if props.authentication_method is not None:
+            return self._refuse(ReasonCode.BAD_AUTHENTICATION_METHOD)
+        if packet.will is not None:
+            validate_topic_name(packet.will.topic)
+        verdict = await broker.authenticator.authenticate(
+            Credentials(
+                client_id=client_id,
+                username=packet.username,
+                password=packet.password,
+                address=self.address,
+            )
+        )
+        if self.state == CLOSED:
+            return False
+        if verdict.reason_code != ReasonCode.SUCCESS:
+            broker.stats.refused_connect += 1
+            log.info(
+                "refused %r from %s: %s",
+                client_id,
+                self.address,
+                ReasonCode(verdict.reason_code).name,
+            )
+            return self._refuse(verdict.reason_code)
+        username = verdict.username if verdict.username is not None else packet.username
+        self.client = Client(
+            client_id=client_id, username=username, address=self.address, protocol_level=level
+        )
+        self.will = packet.will
+        # keep-alive, capped by the server (MQTT-3.2.2-21: Server Keep Alive replaces it)
+        keep_alive = packet.keep_alive
+        server_keep_alive: int | None = None
+        if keep_alive > settings.max_keepalive or (
+            keep_alive == 0 and settings.max_keepalive < 65535
+        ):
+            keep_alive = settings.max_keepalive
+            server_keep_alive = keep_alive if level == MQTT_5 else None
+        self.keep_alive = keep_alive
+        if level == MQTT_5:
+            if props.receive_maximum is not None:
+                self.send_quota = props.receive_maximum
+            self.client_max_packet = props.maximum_packet_size
+            self.client_alias_max = props.topic_alias_maximum or 0
+            expiry = props.session_expiry_interval or 0
+        else:
+            expiry = 0 if packet.clean_start else 0xFFFFFFFF
+        capped_expiry: int | None = None
+        if expiry > settings.session_expiry_max:
+            expiry = capped_expiry = settings.session_expiry_max
+        session, present = broker.open_session(self, client_id, packet.clean_start, expiry)
+        self.session = session
+        connack_props = NO_PROPERTIES
+        if level == MQTT_5:
+            connack_props = Properties(
+                receive_maximum=settings.max_inflight,
+                maximum_packet_size=settings.max_packet_size,
+                topic_alias_maximum=settings.topic_alias_maximum,
+                retain_available=1,
+                wildcard_subscription_available=1,
+                subscription_identifier_available=1,
+                shared_subscription_available=1,
+                assigned_client_identifier=assigned,
+                server_keep_alive=server_keep_alive,
+                session_expiry_interval=capped_expiry,
+            )
+        self._write(encode(ConnAck(session_present=present, properties=connack_props), level))
+        self.state = CONNECTED
+        if keep_alive:
+            self._arm_keep_alive()
+        session.attach(self)
+        return True
+
+    def _refuse(self, reason: int) -> bool:
+        code = reason if self.level == MQTT_5 else connack_code_for_v3(reason)
+        self._write(encode(ConnAck(reason_code=code), self.level))
+        self._close()
+        return False
+
+    def _arm_keep_alive(self) -> None:
+        # MQTT-3.1.2-24: one and a half keep-alive periods without a packet close the connection
+        limit = self.keep_alive * 1.5
+        left = self.last_received + limit - time.monotonic()
+        if left <= 0:
+            log.info("%s: keep-alive of %ss expired", self._who(), self.keep_alive)
+            self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT)
+            return
+        self._timer = self._loop.call_later(left, self._arm_keep_alive)
+
+    # -- PUBLISH in -------------------------------------------------------------------------
+
+    def _on_publish(self, packet: Publish) -> None:
+        broker = self.broker
+        broker.stats.messages_received += 1
+        topic = packet.topic
+        props = packet.properties
+        qos = packet.qos
+        level5 = self.level == MQTT_5
+        if level5 and props is not NO_PROPERTIES:
+            alias = props.topic_alias
+            if alias is not None:
+                if alias > self.broker.settings.topic_alias_maximum:
+                    raise RemoteProtocolError(
+                        f"topic alias {alias} above our maximum", ReasonCode.TOPIC_ALIAS_INVALID
+                    )
+                if topic:
+                    self._in_aliases[alias] = topic
+                else:
+                    known = self._in_aliases.get(alias)
+                    if known is None:
+                        raise RemoteProtocolError(
+                            f"topic alias {alias} was never set", ReasonCode.PROTOCOL_ERROR
+                        )
+                    topic = known
+        session = self.session
+        assert session is not None and self.client is not None
+        if (
+            level5
+            and qos
+            and len(self._acks) + len(session.incoming_qos2) >= broker.settings.max_inflight
+            and packet.packet_id not in session.incoming_qos2
+        ):
+            # MQTT-3.3.4-7/-8: more unacknowledged QoS 1/2 PUBLISHes than our Receive Maximum
+            raise RemoteProtocolError(
+                "receive maximum exceeded", ReasonCode.RECEIVE_MAXIMUM_EXCEEDED
+            )
+        if qos == 2 and packet.packet_id in session.incoming_qos2:
+            # A resend of a QoS 2 message we already took (method B, MQTT 4.3.3): answer again.
+            self._send_ack(encode(PubRec(packet_id=packet.packet_id), self.level))
+            return
+        allowed = self._acl_cache.get(topic)
+        if allowed is None:
+            allowed = not topic.startswith("$") and broker.authorizer.may_publish(
+                self.client, topic
+            )
+            if len(self._acl_cache) >= _ACL_CACHE_SIZE:
+                self._acl_cache.clear()
+            self._acl_cache[topic] = allowed
+        if not allowed:
+            broker.stats.denied_publish += 1
+            log.info("%s may not publish to %r", self._who(), topic)
+            reason = ReasonCode.NOT_AUTHORIZED if level5 else 0
+            if qos == 1:
+                self._send_ack(
+                    encode(PubAck(packet_id=packet.packet_id, reason_code=reason), self.level)
+                )
+            elif qos == 2:
+                self._send_ack(
+                    encode(PubRec(packet_id=packet.packet_id, reason_code=reason), self.level)
+                )
+            return
+        expires_at = None
+        if level5 and props.message_expiry_interval is not None:
+            expires_at = time.time() + props.message_expiry_interval
+        forwarded = props
+        if (
+            level5
+            and props is not NO_PROPERTIES
+            and (props.topic_alias is not None or props.subscription_identifiers)
+        ):
+            forwarded = msgspec.structs.replace(
+                props,
+                topic_alias=None,
+                subscription_identifiers=(),
+                message_expiry_interval=None,
+            )
+        elif expires_at is not None:
+            forwarded = msgspec.structs.replace(props, message_expiry_interval=None)
+        message = Message(
+            topic,
+            packet.payload,
+            qos,
+            packet.retain,
+            forwarded,
+            expires_at,
+            self.client.client_id,
+        )
+        stored = broker.publish(message)
+        if qos == 0:
+            return
+        wait = broker.store.committed() if stored else None
+        if qos == 1:
+            self._send_ack(encode(PubAck(packet_id=packet.packet_id), self.level), wait)
+        else:
+            session.incoming_qos2.add(packet.packet_id)
+            if session.persistent:
+                broker.store.save_incoming_qos2(session.client_id, packet.packet_id)
+                wait = broker.store.committed()
+            self._send_ack(encode(PubRec(packet_id=packet.packet_id), self.level), wait)
+
+    def _on_pubrel(self, packet: PubRel) -> None:
+        session = self.session
+        assert session is not None
+        reason = 0
+        if packet.packet_id in session.incoming_qos2:
+            session.incoming_qos2.discard(packet.packet_id)
+            if session.persistent:
+                self.broker.store.delete_incoming_qos2(session.client_id, packet.packet_id)
+        elif self.level == MQTT_5:
+            reason = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
+        self._send_ack(encode(PubComp(packet_id=packet.packet_id, reason_code=reason), self.level))
+
+    # -- acknowledgements of our PUBLISHes --------------------------------------------------
+
+    def _on_puback(self, packet: PubAck) -> None:
+        assert self.session is not None
+        self.session.puback(packet.packet_id)
+
+    def _on_pubrec(self, packet: PubRec) -> None:
+        assert self.session is not None
+        failed = packet.reason_code >= 0x80
+        if self.session.pubrec(packet.packet_id, failed):
+            if not failed:
+                self.send_pubrel(packet.packet_id)
+        elif not failed:
+            reason = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if self.level == MQTT_5 else 0
+            self._write(encode(PubRel(packet_id=packet.packet_id, reason_code=reason), self.level))
+
+    def _on_pubcomp(self, packet: PubComp) -> None:
+        assert self.session is not None
+        self.session.pubcomp(packet.packet_id)
+
+    # -- SUBSCRIBE / UNSUBSCRIBE ------------------------------------------------------------
+
+    def _on_subscribe(self, packet: Subscribe) -> None:
+        broker = self.broker
+        session, client = self.session, self.client
+        assert session is not None and client is not None
+        level5 = self.level == MQTT_5
+        sub_ids = packet.properties.subscription_identifiers
+        sub_id = sub_ids[0] if sub_ids else None
+        codes: list[int] = []
+        retained: list[Delivery] = []
+        for sub in packet.subscriptions:
+            topic_filter = sub.topic_filter
+            try:
+                group, bare = parse_shared(topic_filter)
+                validate_topic_filter(bare)
+            except RemoteProtocolError:
+                codes.append(ReasonCode.TOPIC_FILTER_INVALID if level5 else 0x80)
+                continue
+            if not broker.authorizer.may_subscribe(client, topic_filter):
+                broker.stats.denied_subscribe += 1
+                log.info("%s may not subscribe to %r", self._who(), topic_filter)
+                codes.append(ReasonCode.NOT_AUTHORIZED if level5 else 0x80)
+                continue
+            qos = min(sub.qos, 2)
+            options = SubscriptionOptions(
+                qos=qos,
+                no_local=sub.no_local,
+                retain_as_published=sub.retain_as_published,
+                retain_handling=sub.retain_handling,
+                subscription_id=sub_id,
+            )
+            existed = broker.subscribe(session, topic_filter, options)
+            codes.append(qos)
+            if group is None and (
+                sub.retain_handling == 0 or (sub.retain_handling == 1 and not existed)
+            ):
+                ids = (sub_id,) if sub_id is not None else ()
+                retained.extend(
+                    # MQTT-3.3.1-9: retained messages sent on subscribe keep RETAIN=1
+                    Delivery(message, min(qos, message.qos), True, ids)
+                    for message in broker.retained.matching(bare)
+                    if message.remaining_expiry() != 0
+                )
+        self._write(
+            encode(SubAck(packet_id=packet.packet_id, reason_codes=tuple(codes)), self.level)
+        )
+        stored = False
+        for delivery in retained:
+            stored = session.deliver(delivery) or stored
+        if stored:
+            # nothing waits on it, but the next acknowledgement commits after it
+            broker.store.committed()
+
+    def _on_unsubscribe(self, packet: Unsubscribe) -> None:
+        session = self.session
+        assert session is not None
+        codes = tuple(
+            ReasonCode.SUCCESS
+            if self.broker.unsubscribe(session, topic_filter)
+            else ReasonCode.NO_SUBSCRIPTION_EXISTED
+            for topic_filter in packet.topic_filters
+        )
+        reply = UnsubAck(
+            packet_id=packet.packet_id, reason_codes=codes if self.level == MQTT_5 else ()
+        )
+        self._write(encode(reply, self.level))
+
+    # -- the rest ---------------------------------------------------------------------------
+
+    def _on_pingreq(self, packet: PingReq) -> None:
+        self._write(_PINGRESP)
+
+    def _on_disconnect(self, packet: Disconnect) -> None:
+        session = self.session
+        assert session is not None
+        expiry = packet.properties.session_expiry_interval
+        if expiry is not None:
+            if session.expiry_interval == 0 and expiry != 0:
+                # MQTT-3.14.2-2: a session that was to end cannot be revived at DISCONNECT
+                raise RemoteProtocolError(
+                    "session expiry set at DISCONNECT after 0 at CONNECT", ReasonCode.PROTOCOL_ERROR
+                )
+            session.expiry_interval = min(expiry, self.broker.settings.session_expiry_max)
+        # MQTT-3.14.4-3: a normal DISCONNECT discards the will; 0x04 asks for it to be sent.
+        self.clean_disconnect = packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL_MESSAGE
+        self.state = CLOSED
+        self._close()
+
+    def _on_auth(self, packet: Auth) -> None:
+        raise RemoteProtocolError(
+            "enhanced authentication is not supported", ReasonCode.PROTOCOL_ERROR
+        )
+
+    def _on_connect_again(self, packet: Connect) -> None:
+        raise RemoteProtocolError("a second CONNECT", ReasonCode.PROTOCOL_ERROR)  # MQTT-3.1.0-2
+
+
+def _base_properties(message: Message) -> bytes:
+    """The forwarded publication properties of a message, encoded once."""
+    encoded = message.encoded_properties
+    if encoded is None:
+        encoded = message.encoded_properties = (
+            b""
+            if message.properties is NO_PROPERTIES
+            else encode_properties(message.properties, PacketType.PUBLISH)
+        )
+    return encoded
+
+
+def _dispatch(conn: MQTTConnection, packet: Connect) -> None:
+    if conn.state == NEW:
+        conn._on_connect(packet)
+    else:
+        conn._on_connect_again(packet)
+
+
+_HANDLERS: dict[type[Packet], Callable[[MQTTConnection, Any], None]] = {
+    Connect: _dispatch,
+    Publish: MQTTConnection._on_publish,
+    PubAck: MQTTConnection._on_puback,
+    PubRec: MQTTConnection._on_pubrec,
+    PubRel: MQTTConnection._on_pubrel,
+    PubComp: MQTTConnection._on_pubcomp,
+    Subscribe: MQTTConnection._on_subscribe,
+    Unsubscribe: MQTTConnection._on_unsubscribe,
+    PingReq: MQTTConnection._on_pingreq,
+    Disconnect: MQTTConnection._on_disconnect,
+    Auth: MQTTConnection._on_auth,
+}

@@ -1,0 +1,78 @@
+"""An application message as the broker routes it, and one delivery of it to one session."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from hongshan.mqtt.packets import NO_PROPERTIES, Properties
+
+
+class Message:
+    """One accepted PUBLISH, shared by every session it is delivered to.
+
+    ``properties`` are the publication properties forwarded to subscribers (MQTT-3.3.2-...:
+    payload format, content type, response topic, correlation data, user properties); the topic
+    alias and subscription identifiers are per-connection and never stored here.
+    ``expires_at`` is wall-clock seconds so that it survives a restart."""
+
+    __slots__ = (
+        "encoded",
+        "encoded_properties",
+        "expires_at",
+        "payload",
+        "properties",
+        "qos",
+        "retain",
+        "sender",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties = NO_PROPERTIES,
+        expires_at: float | None = None,
+        sender: str = "",
+    ) -> None:
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+        self.properties = properties
+        self.expires_at = expires_at
+        self.sender = sender
+        # (protocol level >= 5, retain flag) -> encoded QoS 0 PUBLISH, shared by a fan-out
+        self.encoded: dict[tuple[bool, bool], bytes] | None = None
+        self.encoded_properties: bytes | None = None
+
+    def remaining_expiry(self, now: float | None = None) -> int | None:
+        """Seconds left before expiry (at least 1), 0 if expired, None if it never expires."""
+        if self.expires_at is None:
+            return None
+        left = self.expires_at - (time.time() if now is None else now)
+        if left <= 0:
+            return 0
+        return max(1, int(left + 0.999))
+
+
+class Delivery(msgspec.Struct, frozen=True, gc=False):
+    """A message on its way to one session: the granted QoS, the RETAIN flag it is sent with
+    and the identifiers of the subscriptions it matched (MQTT-3.3.4-3)."""
+
+    message: Message
+    qos: int
+    retain: bool = False
+    subscription_ids: tuple[int, ...] = ()
+
+
+class SubscriptionOptions(msgspec.Struct, frozen=True, gc=False):
+    qos: int
+    no_local: bool = False
+    retain_as_published: bool = False
+    retain_handling: int = 0
+    subscription_id: int | None = None

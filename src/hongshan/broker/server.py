@@ -1,0 +1,508 @@
+"""The broker: sessions, subscriptions, retained messages, routing and the listeners.
+
+It asks *who is this?* of an ``Authenticator`` and *may they?* of an ``Authorizer``, keeps what
+must survive a restart in a ``BrokerStateStore``, and hands every accepted publish to the
+subscribers its topic matches (and, in later issues, to the dialects and the pipeline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from hongshan import __version__
+from hongshan.broker.auth import Authenticator, Authorizer, Client
+from hongshan.broker.connection import CONNECTED, MQTTConnection
+from hongshan.broker.message import Delivery, Message, SubscriptionOptions
+from hongshan.broker.retained import RetainedStore
+from hongshan.broker.session import OutState, Session
+from hongshan.broker.state import BrokerStateStore
+from hongshan.broker.stats import Stats
+from hongshan.config import Settings
+from hongshan.mqtt.packets import NO_PROPERTIES, Will
+from hongshan.mqtt.reason_codes import ReasonCode
+from hongshan.mqtt.topics import parse_shared
+from hongshan.mqtt.trie import SubscriptionTrie
+
+log = logging.getLogger("hongshan.broker")
+
+NEVER_EXPIRES = 0xFFFFFFFF
+SharedKey = tuple[str, str]  # ("$share", group name)
+
+
+class SharedGroup:
+    """The members of one shared subscription group on one filter (MQTT 4.8.2). Each message goes
+    to one member, round robin, preferring members that are connected."""
+
+    __slots__ = ("cursor", "members")
+
+    def __init__(self) -> None:
+        self.members: dict[str, SubscriptionOptions] = {}
+        self.cursor = 0
+
+    def pick(self, sessions: dict[str, Session]) -> tuple[str, SubscriptionOptions] | None:
+        members = list(self.members.items())
+        count = len(members)
+        for offset in range(count):
+            client_id, options = members[(self.cursor + offset) % count]
+            session = sessions.get(client_id)
+            if session is not None and session.connection is not None:
+                self.cursor = (self.cursor + offset + 1) % count
+                return client_id, options
+        if not members:
+            return None
+        self.cursor = (self.cursor + 1) % count
+        return members[self.cursor % count]
+
+
+class Broker:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        authenticator: Authenticator,
+        authorizer: Authorizer,
+        store: BrokerStateStore,
+    ) -> None:
+        self.settings = settings
+        self.authenticator = authenticator
+        self.authorizer = authorizer
+        self.store = store
+        self.stats = Stats()
+        self.sessions: dict[str, Session] = {}
+        self.connections: dict[str, MQTTConnection] = {}  # client id -> its live connection
+        self.open_connections: set[MQTTConnection] = set()
+        self.subscriptions: SubscriptionTrie[str | SharedKey, SubscriptionOptions | SharedGroup]
+        self.subscriptions = SubscriptionTrie()
+        self.retained = RetainedStore()
+        self.ports: dict[str, int] = {}
+        self._servers: list[asyncio.AbstractServer] = []
+        self._closers: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        # client id -> (timer, will, client): wills waiting out their will delay
+        self._pending_wills: dict[str, tuple[asyncio.TimerHandle, Will, Client]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+
+    def background(self, task: asyncio.Task[Any]) -> None:
+        """Keep a reference to a task until it is done (RUF006)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    # -- start and stop ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._restore()
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        server = await loop.create_server(
+            lambda: MQTTConnection(self, "tcp"), s.host, s.mqtt_port, backlog=4096
+        )
+        self._servers.append(server)
+        self.ports["mqtt"] = server.sockets[0].getsockname()[1]
+        if s.tls_port is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            assert s.tls_cert is not None and s.tls_key is not None
+            context.load_cert_chain(s.tls_cert, s.tls_key)
+            server = await loop.create_server(
+                lambda: MQTTConnection(self, "tls"), s.host, s.tls_port, ssl=context, backlog=4096
+            )
+            self._servers.append(server)
+            self.ports["mqtts"] = server.sockets[0].getsockname()[1]
+        if s.ws_port is not None:
+            from hongshan.broker.websocket import serve_websocket
+
+            port, closer = await serve_websocket(self, s.host, s.ws_port)
+            self.ports["ws"] = port
+            self._closers.append(closer)
+        if s.sys_interval > 0:
+            self.background(loop.create_task(self._publish_sys()))
+        for name, port in self.ports.items():
+            log.info("listening %s %s:%d", name, s.host, port)
+
+    async def stop(self) -> None:
+        """Stop accepting, tell 5.0 clients the server is going (0x8B), make state durable."""
+        self._stopping = True
+        for server in self._servers:
+            server.close()
+        for closer in self._closers:
+            await closer()
+        for conn in list(self.open_connections):
+            conn.disconnect(ReasonCode.SERVER_SHUTTING_DOWN)
+        for _ in range(100):
+            if not self.open_connections:
+                break
+            await asyncio.sleep(0.01)
+        for task in list(self._tasks):
+            task.cancel()
+        for timer, _, _ in self._pending_wills.values():
+            timer.cancel()
+        await self.store.committed()
+        await self.store.close()
+
+    def _restore(self) -> None:
+        saved = self.store.load()
+        now = time.time()
+        for message in saved.retained:
+            if message.remaining_expiry(now) != 0:
+                self.retained.set(message)
+        for record in saved.sessions:
+            if record.expiry_interval != NEVER_EXPIRES and record.disconnected_at is not None:
+                left = record.disconnected_at + record.expiry_interval - now
+                if left <= 0:
+                    self.store.delete_session(record.client_id)
+                    continue
+            session = self._new_session(record.client_id, record.expiry_interval)
+            session.disconnected_at = record.disconnected_at or now
+            session.incoming_qos2 = set(record.incoming_qos2)
+            for topic_filter, options in record.subscriptions.items():
+                self.subscribe(session, topic_filter, options, persist=False)
+            self._schedule_expiry(session)
+        for saved_message in saved.messages:
+            restored = self.sessions.get(saved_message.client_id)
+            if restored is not None:
+                restored.restore(
+                    saved_message.packet_id,
+                    saved_message.delivery,
+                    saved_message.seq,
+                    OutState(saved_message.state),
+                )
+        if saved.sessions or saved.retained:
+            log.info(
+                "restored %d sessions, %d queued messages, %d retained messages",
+                len(self.sessions),
+                len(saved.messages),
+                len(self.retained),
+            )
+
+    # -- connections and sessions -----------------------------------------------------------
+
+    def connection_opened(self, conn: MQTTConnection) -> None:
+        self.open_connections.add(conn)
+        self.stats.connections_total += 1
+
+    def _new_session(self, client_id: str, expiry_interval: int) -> Session:
+        session = Session(
+            client_id,
+            store=self.store,
+            stats=self.stats,
+            max_queued=self.settings.max_queued_messages,
+            expiry_interval=expiry_interval,
+        )
+        self.sessions[client_id] = session
+        return session
+
+    def open_session(
+        self, conn: MQTTConnection, client_id: str, clean_start: bool, expiry_interval: int
+    ) -> tuple[Session, bool]:
+        """Attach a newly accepted connection to its session; returns (session, present)."""
+        old = self.connections.pop(client_id, None)
+        if old is not None:
+            # MQTT-3.1.4-2: the existing connection is closed; its will follows the usual rules.
+            log.info("client %r taken over from %s by %s", client_id, old.address, conn.address)
+            if old.session is not None:
+                old.session.detach(time.time())
+            old.session = None
+            self._on_abnormal_end(old, client_id)
+            old.disconnect(ReasonCode.SESSION_TAKEN_OVER)
+        existing = self.sessions.get(client_id)
+        present = False
+        if existing is not None and clean_start:
+            self._end_session(existing)
+            existing = None
+        if existing is not None:
+            present = True
+            session = existing
+            pending = self._pending_wills.pop(client_id, None)
+            if pending is not None:
+                pending[0].cancel()  # MQTT-3.1.3-9: the session resumed before the will delay
+        else:
+            session = self._new_session(client_id, expiry_interval)
+        session.expiry_interval = expiry_interval
+        if session.persistent:
+            self.store.save_session(client_id, expiry_interval, None)
+        elif present:
+            self.store.delete_session(client_id)
+        self.connections[client_id] = conn
+        return session, present
+
+    def connection_closed(self, conn: MQTTConnection, *, was_connected: bool) -> None:
+        self.open_connections.discard(conn)
+        client = conn.client
+        if not was_connected or client is None:
+            return
+        if self.connections.get(client.client_id) is not conn:
+            return  # taken over: handled in open_session
+        del self.connections[client.client_id]
+        session = conn.session
+        if session is None:
+            return
+        now = time.time()
+        session.detach(now)
+        if not conn.clean_disconnect:
+            self._on_abnormal_end(conn, client.client_id)
+        if session.persistent:
+            self.store.save_session(client.client_id, session.expiry_interval, now)
+            self._schedule_expiry(session)
+        else:
+            self._end_session(session)
+
+    def _on_abnormal_end(self, conn: MQTTConnection, client_id: str) -> None:
+        """Send the will of a connection that ended without a normal DISCONNECT, after its will
+        delay unless the session ends first or is resumed (MQTT 3.1.3.2)."""
+        will, client = conn.will, conn.client
+        conn.will = None
+        if will is None or client is None or self._stopping:
+            return
+        delay = will.properties.will_delay_interval or 0
+        session = conn.session
+        if session is not None and session.expiry_interval < delay:
+            delay = session.expiry_interval
+        if delay <= 0:
+            self._publish_will(will, client)
+            return
+        previous = self._pending_wills.pop(client_id, None)
+        if previous is not None:
+            previous[0].cancel()
+        timer = asyncio.get_running_loop().call_later(delay, self._fire_will, client_id)
+        self._pending_wills[client_id] = (timer, will, client)
+
+    def _fire_will(self, client_id: str) -> None:
+        pending = self._pending_wills.pop(client_id, None)
+        if pending is not None:
+            pending[0].cancel()
+            self._publish_will(pending[1], pending[2])
+
+    def _publish_will(self, will: Will, client: Client) -> None:
+        if not self.authorizer.may_publish(client, will.topic) or will.topic.startswith("$"):
+            log.info("will of %r to %r not allowed", client.client_id, will.topic)
+            return
+        props = will.properties
+        expires_at = None
+        if props.message_expiry_interval is not None:
+            expires_at = time.time() + props.message_expiry_interval
+        forwarded = NO_PROPERTIES
+        if props is not NO_PROPERTIES:
+            forwarded = type(props)(
+                payload_format_indicator=props.payload_format_indicator,
+                content_type=props.content_type,
+                response_topic=props.response_topic,
+                correlation_data=props.correlation_data,
+                user_properties=props.user_properties,
+            )
+        self.publish(
+            Message(
+                will.topic,
+                will.payload,
+                will.qos,
+                will.retain,
+                forwarded,
+                expires_at,
+                client.client_id,
+            )
+        )
+
+    def _schedule_expiry(self, session: Session) -> None:
+        if session.expiry_interval == NEVER_EXPIRES or session.connection is not None:
+            return
+        if session.expiry_handle is not None:
+            session.expiry_handle.cancel()
+        left = float(session.expiry_interval)
+        if session.disconnected_at is not None:
+            left = max(0.0, session.disconnected_at + session.expiry_interval - time.time())
+        session.expiry_handle = asyncio.get_running_loop().call_later(left, self._expire, session)
+
+    def _expire(self, session: Session) -> None:
+        if self.sessions.get(session.client_id) is session and session.connection is None:
+            log.info("session %r expired", session.client_id)
+            self._end_session(session)
+
+    def _end_session(self, session: Session) -> None:
+        client_id = session.client_id
+        if self.sessions.get(client_id) is session:
+            del self.sessions[client_id]
+        if session.expiry_handle is not None:
+            session.expiry_handle.cancel()
+        for topic_filter in list(session.subscriptions):
+            self._remove_subscription(client_id, topic_filter)
+        session.subscriptions.clear()
+        # MQTT-3.1.3-9: a will still waiting out its delay is sent when the session ends.
+        self._fire_will(client_id)
+        if session.persistent or session.inflight or session.queue:
+            self.store.delete_session(client_id)
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        session: Session,
+        topic_filter: str,
+        options: SubscriptionOptions,
+        *,
+        persist: bool = True,
+    ) -> bool:
+        """Add or replace a subscription; True if the session already had it (MQTT-3.8.4-3)."""
+        group, bare = parse_shared(topic_filter)
+        client_id = session.client_id
+        existed = topic_filter in session.subscriptions
+        if group is None:
+            self.subscriptions.subscribe(bare, client_id, options)
+        else:
+            key = ("$share", group)
+            subscribers = self.subscriptions.get(bare)
+            shared = subscribers.get(key) if subscribers else None
+            if not isinstance(shared, SharedGroup):
+                shared = SharedGroup()
+                self.subscriptions.subscribe(bare, key, shared)
+            shared.members[client_id] = options
+        session.subscriptions[topic_filter] = options
+        if persist and session.persistent:
+            self.store.save_subscription(client_id, topic_filter, options)
+        return existed
+
+    def unsubscribe(self, session: Session, topic_filter: str) -> bool:
+        if session.subscriptions.pop(topic_filter, None) is None:
+            return False
+        self._remove_subscription(session.client_id, topic_filter)
+        if session.persistent:
+            self.store.delete_subscription(session.client_id, topic_filter)
+        return True
+
+    def _remove_subscription(self, client_id: str, topic_filter: str) -> None:
+        group, bare = parse_shared(topic_filter)
+        if group is None:
+            self.subscriptions.unsubscribe(bare, client_id)
+            return
+        key = ("$share", group)
+        subscribers = self.subscriptions.get(bare)
+        shared = subscribers.get(key) if subscribers else None
+        if isinstance(shared, SharedGroup):
+            shared.members.pop(client_id, None)
+            if not shared.members:
+                self.subscriptions.unsubscribe(bare, key)
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def publish(self, message: Message) -> bool:
+        """Deliver a message to every matching subscription and keep it if retained.
+
+        Returns True when something was written to the store, so that the publisher's
+        acknowledgement must wait for the store's commit."""
+        stored = False
+        if message.retain:
+            stored = self._retain(message)
+        matches = self.subscriptions.matches(message.topic)
+        if not matches:
+            return stored
+        sessions = self.sessions
+        msg_qos = message.qos
+        if len(matches) == 1 and len(matches[0]) == 1:
+            # the common case: one subscriber, no overlaps to merge
+            for key, value in matches[0].items():
+                if type(value) is SubscriptionOptions:
+                    assert isinstance(key, str)
+                    if value.no_local and key == message.sender:
+                        return stored
+                    session = sessions[key]
+                    delivery = Delivery(
+                        message,
+                        value.qos if value.qos < msg_qos else msg_qos,
+                        message.retain and value.retain_as_published,
+                        () if value.subscription_id is None else (value.subscription_id,),
+                    )
+                    return session.deliver(delivery) or stored
+        targets: dict[str, list[Any]] = {}
+        for subscribers in matches:
+            for key, value in subscribers.items():
+                if type(value) is SubscriptionOptions:
+                    assert isinstance(key, str)
+                    self._merge_target(targets, key, value, message)
+                else:
+                    assert isinstance(value, SharedGroup)
+                    picked = value.pick(sessions)
+                    if picked is not None:
+                        client_id, options = picked
+                        delivery = Delivery(
+                            message,
+                            min(options.qos, msg_qos),
+                            False,
+                            () if options.subscription_id is None else (options.subscription_id,),
+                        )
+                        stored = sessions[client_id].deliver(delivery) or stored
+        for client_id, (qos, retain, ids) in targets.items():
+            delivery = Delivery(message, min(qos, msg_qos), retain, tuple(ids))
+            stored = sessions[client_id].deliver(delivery) or stored
+        return stored
+
+    @staticmethod
+    def _merge_target(
+        targets: dict[str, list[Any]],
+        client_id: str,
+        options: SubscriptionOptions,
+        message: Message,
+    ) -> None:
+        """Overlapping subscriptions of one client get one copy, at the highest QoS, carrying
+        every matching subscription identifier (MQTT-3.3.4-2, -3)."""
+        if options.no_local and client_id == message.sender:
+            return  # MQTT-3.8.3-3
+        retain = message.retain and options.retain_as_published
+        target = targets.get(client_id)
+        if target is None:
+            ids = [] if options.subscription_id is None else [options.subscription_id]
+            targets[client_id] = [options.qos, retain, ids]
+            return
+        target[0] = max(target[0], options.qos)
+        target[1] = target[1] or retain
+        if options.subscription_id is not None:
+            target[2].append(options.subscription_id)
+
+    def _retain(self, message: Message) -> bool:
+        if not message.payload:
+            # MQTT-3.3.1-10: an empty retained message deletes the one kept for the topic
+            if self.retained.delete(message.topic) and not message.topic.startswith("$"):
+                self.store.delete_retained(message.topic)
+                return True
+            return False
+        self.retained.set(message)
+        if message.topic.startswith("$"):
+            return False
+        self.store.save_retained(message)
+        return True
+
+    # -- $SYS -------------------------------------------------------------------------------
+
+    def sys_values(self) -> dict[str, str]:
+        s = self.stats
+        connected = sum(1 for c in self.open_connections if c.state == CONNECTED)
+        return {
+            "version": f"hongshan {__version__}",
+            "uptime": f"{int(time.time() - s.started)} seconds",
+            "clients/connected": str(connected),
+            "clients/total": str(len(self.sessions)),
+            "clients/disconnected": str(len(self.sessions) - connected),
+            "messages/received": str(s.messages_received),
+            "messages/sent": str(s.messages_sent),
+            "messages/dropped": str(s.dropped),
+            "bytes/received": str(s.bytes_received),
+            "bytes/sent": str(s.bytes_sent),
+            "subscriptions/count": str(len(self.subscriptions)),
+            "retained messages/count": str(len(self.retained)),
+            "connections/refused": str(s.refused_connect),
+            "denied/publish": str(s.denied_publish),
+            "denied/subscribe": str(s.denied_subscribe),
+            "protocol errors": str(s.protocol_errors),
+        }
+
+    async def _publish_sys(self) -> None:
+        while True:
+            for name, value in self.sys_values().items():
+                self.publish(Message(f"$SYS/broker/{name}", value.encode(), 0, True))
+            await asyncio.sleep(self.settings.sys_interval)

@@ -1,0 +1,259 @@
+"""A session: what the broker keeps for one client id, connected or not (MQTT 4.1).
+
+Outgoing QoS 1/2 messages move through one table of states (CONVENTIONS: transitions in one
+place)::
+
+    queued ──send──▶ PUBLISH sent ──PUBACK──▶ done                 (QoS 1)
+                       │  └──PUBREC──▶ PUBREL sent ──PUBCOMP──▶ done (QoS 2)
+                       └── reconnect: resent with DUP=1 (MQTT-4.4.0-1); PUBREL resent as is
+
+A QoS 0 message is written at once when the connection can take it and is otherwise queued
+behind the others; a full queue drops its oldest QoS 0 message first, then the newcomer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterator
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
+from hongshan.broker.message import Delivery, SubscriptionOptions
+from hongshan.broker.stats import Stats
+
+if TYPE_CHECKING:
+    from hongshan.broker.state import BrokerStateStore
+
+
+class OutState(Enum):
+    PUBLISH_SENT = "publish"
+    PUBREL_SENT = "pubrel"
+
+
+class Sink(Protocol):
+    """The connection a session writes to (implemented by ``MQTTConnection``)."""
+
+    @property
+    def writable(self) -> bool: ...
+
+    @property
+    def send_quota(self) -> int:
+        """The client's Receive Maximum (MQTT-3.3.4-9)."""
+
+    def send_publish(self, delivery: Delivery, packet_id: int, dup: bool) -> None: ...
+
+    def send_pubrel(self, packet_id: int) -> None: ...
+
+
+class InFlight:
+    __slots__ = ("delivery", "seq", "state")
+
+    def __init__(self, delivery: Delivery, seq: int, state: OutState) -> None:
+        self.delivery = delivery
+        self.seq = seq
+        self.state = state
+
+
+class Session:
+    def __init__(
+        self,
+        client_id: str,
+        *,
+        store: BrokerStateStore,
+        stats: Stats,
+        max_queued: int,
+        expiry_interval: int = 0,
+    ) -> None:
+        self.client_id = client_id
+        self.store = store
+        self.stats = stats
+        self.max_queued = max_queued
+        self.expiry_interval = expiry_interval
+        self.subscriptions: dict[str, SubscriptionOptions] = {}
+        self.inflight: dict[int, InFlight] = {}
+        self.queue: deque[tuple[Delivery, int]] = deque()  # (delivery, seq or 0)
+        self.incoming_qos2: set[int] = set()
+        self.connection: Sink | None = None
+        self.expiry_handle: asyncio.TimerHandle | None = None
+        self.disconnected_at: float | None = None
+        self._next_packet_id = 1
+
+    @property
+    def persistent(self) -> bool:
+        return self.expiry_interval > 0
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    def deliver(self, delivery: Delivery) -> bool:
+        """Take one message for this client. Returns True when it was written to the store
+        (the publisher's acknowledgement must then wait for the store's commit)."""
+        conn = self.connection
+        if delivery.qos == 0:
+            if conn is not None and not self.queue and conn.writable:
+                conn.send_publish(delivery, 0, False)
+                return False
+            if conn is None:
+                # QoS 0 messages are not kept for a disconnected client (MQTT 4.1: optional).
+                self.stats.dropped += 1
+                return False
+            self._enqueue(delivery, 0)
+            return False
+        seq = 0
+        stored = False
+        if self.persistent:
+            seq = self.store.next_seq()
+            stored = True
+        if (
+            conn is not None
+            and not self.queue
+            and conn.writable
+            and len(self.inflight) < conn.send_quota
+        ):
+            packet_id = self._allocate_packet_id()
+            self.inflight[packet_id] = InFlight(delivery, seq, OutState.PUBLISH_SENT)
+            if stored:
+                self.store.save_message(self.client_id, seq, delivery, packet_id)
+            conn.send_publish(delivery, packet_id, False)
+            return stored
+        if not self._enqueue(delivery, seq):
+            return False
+        if stored:
+            self.store.save_message(self.client_id, seq, delivery, 0)
+        return stored
+
+    def _enqueue(self, delivery: Delivery, seq: int) -> bool:
+        queue = self.queue
+        if len(queue) >= self.max_queued:
+            for index, (queued, _) in enumerate(queue):
+                if queued.qos == 0:
+                    del queue[index]
+                    self.stats.dropped += 1
+                    break
+            else:
+                self.stats.dropped += 1
+                return False
+        queue.append((delivery, seq))
+        return True
+
+    def pump(self) -> None:
+        """Send queued messages while the connection and the client's window allow."""
+        conn = self.connection
+        queue = self.queue
+        if conn is None:
+            return
+        while queue and conn.writable:
+            delivery, seq = queue[0]
+            if delivery.qos == 0:
+                queue.popleft()
+                if delivery.message.remaining_expiry() == 0:
+                    continue
+                conn.send_publish(delivery, 0, False)
+                continue
+            if len(self.inflight) >= conn.send_quota:
+                return
+            queue.popleft()
+            if delivery.message.remaining_expiry() == 0:
+                if seq:
+                    self.store.delete_message(self.client_id, seq)
+                continue
+            packet_id = self._allocate_packet_id()
+            self.inflight[packet_id] = InFlight(delivery, seq, OutState.PUBLISH_SENT)
+            if seq:
+                self.store.update_message(self.client_id, seq, packet_id, OutState.PUBLISH_SENT)
+            conn.send_publish(delivery, packet_id, False)
+
+    def _allocate_packet_id(self) -> int:
+        packet_id = self._next_packet_id
+        inflight = self.inflight
+        while packet_id in inflight:
+            packet_id = packet_id % 65535 + 1
+        self._next_packet_id = packet_id % 65535 + 1
+        return packet_id
+
+    # -- acknowledgements -------------------------------------------------------------------
+
+    def puback(self, packet_id: int) -> bool:
+        entry = self.inflight.get(packet_id)
+        if entry is None or entry.delivery.qos != 1:
+            return False
+        del self.inflight[packet_id]
+        if entry.seq:
+            self.store.delete_message(self.client_id, entry.seq)
+        self.pump()
+        return True
+
+    def discard(self, packet_id: int) -> None:
+        """Forget an in-flight message the connection could not send (too large, expired)."""
+        entry = self.inflight.pop(packet_id, None)
+        if entry is not None:
+            if entry.seq:
+                self.store.delete_message(self.client_id, entry.seq)
+            self.pump()
+
+    def pubrec(self, packet_id: int, failed: bool) -> bool:
+        entry = self.inflight.get(packet_id)
+        if entry is None or entry.delivery.qos != 2:
+            return False
+        if failed:
+            # MQTT-4.3.3: a PUBREC with a failure code ends the exchange.
+            del self.inflight[packet_id]
+            if entry.seq:
+                self.store.delete_message(self.client_id, entry.seq)
+            self.pump()
+            return True
+        entry.state = OutState.PUBREL_SENT
+        if entry.seq:
+            self.store.update_message(self.client_id, entry.seq, packet_id, OutState.PUBREL_SENT)
+        return True
+
+    def pubcomp(self, packet_id: int) -> bool:
+        entry = self.inflight.get(packet_id)
+        if entry is None or entry.state is not OutState.PUBREL_SENT:
+            return False
+        del self.inflight[packet_id]
+        if entry.seq:
+            self.store.delete_message(self.client_id, entry.seq)
+        self.pump()
+        return True
+
+    # -- connection -------------------------------------------------------------------------
+
+    def attach(self, connection: Sink) -> None:
+        """A client (re)connected to this session: resend what was in flight, then the queue."""
+        self.connection = connection
+        self.disconnected_at = None
+        if self.expiry_handle is not None:
+            self.expiry_handle.cancel()
+            self.expiry_handle = None
+        for packet_id, entry in self.inflight.items():
+            if entry.state is OutState.PUBREL_SENT:
+                connection.send_pubrel(packet_id)
+            else:
+                connection.send_publish(entry.delivery, packet_id, True)
+        self.pump()
+
+    def detach(self, now: float) -> None:
+        self.connection = None
+        self.disconnected_at = now
+        # QoS 0 messages waiting for a now gone connection are not kept.
+        if any(d.qos == 0 for d, _ in self.queue):
+            kept = deque(item for item in self.queue if item[0].qos > 0)
+            self.stats.dropped += len(self.queue) - len(kept)
+            self.queue = kept
+
+    def restore(self, packet_id: int, delivery: Delivery, seq: int, state: OutState) -> None:
+        """Put back a message loaded from the store after a restart."""
+        if packet_id:
+            self.inflight[packet_id] = InFlight(delivery, seq, state)
+            self._next_packet_id = max(self._next_packet_id, packet_id % 65535 + 1)
+        else:
+            self.queue.append((delivery, seq))
+
+    def stored_seqs(self) -> Iterator[int]:
+        for entry in self.inflight.values():
+            if entry.seq:
+                yield entry.seq
+        for _, seq in self.queue:
+            if seq:
+                yield seq

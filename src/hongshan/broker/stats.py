@@ -1,0 +1,34 @@
+"""Counters the broker keeps for ``$SYS/broker/...`` and the health endpoint."""
+
+from __future__ import annotations
+
+import time
+
+
+class Stats:
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "connections_total",
+        "denied_publish",
+        "denied_subscribe",
+        "dropped",
+        "messages_received",
+        "messages_sent",
+        "protocol_errors",
+        "refused_connect",
+        "started",
+    )
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.messages_received = 0
+        self.messages_sent = 0
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.dropped = 0
+        self.connections_total = 0
+        self.refused_connect = 0
+        self.denied_publish = 0
+        self.denied_subscribe = 0
+        self.protocol_errors = 0

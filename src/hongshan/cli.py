@@ -1,0 +1,106 @@
+"""The command line: ``hongshan serve``, ``hongshan passwd``."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import resource
+import sys
+from typing import Any
+
+import click
+
+from hongshan import __version__
+from hongshan.config import load_settings
+from hongshan.errors import HongshanError
+
+
+def _raise_open_files_limit() -> None:
+    # Every device is a socket: lift the soft limit on open files to the hard one.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _run_loop(main: Any) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="hongshan")
+def main() -> None:
+    """Hongshan: an open IoT platform for a smart town."""
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file.")
+@click.option("--data-dir", help="Where data is kept [./hongshan-data].")
+@click.option("--host", help="Address to listen on [0.0.0.0].")
+@click.option("--mqtt-port", type=int, help="MQTT over TCP [1883]; 0 picks a free port.")
+@click.option("--http-port", type=int, help="HTTP API and console [8080]; 0 picks a free port.")
+@click.option("--ws-port", type=int, help="MQTT over WebSocket (off unless set).")
+@click.option("--tls-port", type=int, help="MQTT over TLS (off unless set).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="PEM certificate chain.")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="PEM private key.")
+@click.option(
+    "--allow-anonymous/--no-allow-anonymous",
+    default=None,
+    help="Admit clients without credentials (a sandbox only).",
+)
+@click.option("--password-file", type=click.Path(dir_okay=False), help="Users file.")
+@click.option("--acl-file", type=click.Path(dir_okay=False), help="ACL file (Mosquitto syntax).")
+@click.option("--max-packet-size", type=int, help="Largest packet a client may send [1048576].")
+@click.option("--max-inflight", type=int, help="Receive Maximum each way [100].")
+@click.option("--max-queued-messages", type=int, help="Queued messages per session [1000].")
+@click.option("--max-keepalive", type=int, help="Longest keep-alive granted, seconds [65535].")
+@click.option("--connect-timeout", type=float, help="Seconds to send CONNECT [10].")
+@click.option("--topic-alias-maximum", type=int, help="Topic aliases a client may set [65535].")
+@click.option("--sys-interval", type=float, help="Seconds between $SYS updates; 0 is off [10].")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(config_file: str | None, **flags: Any) -> None:
+    """Run the platform: MQTT broker and HTTP API in one process."""
+    from hongshan.app import serve as serve_platform
+
+    try:
+        settings = load_settings(config_file, flags=flags)
+    except HongshanError as exc:
+        raise click.UsageError(str(exc)) from None
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    _raise_open_files_limit()
+    try:
+        _run_loop(serve_platform(settings))
+    except HongshanError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("username")
+@click.option("--password", help="The password (asked for when not given).")
+@click.option("--delete", is_flag=True, help="Remove the user instead.")
+def passwd(file: str, username: str, password: str | None, delete: bool) -> None:
+    """Add, change or delete a user in a users file (argon2id hashes)."""
+    from hongshan.identity.passwords import delete_user, set_password
+
+    try:
+        if delete:
+            if not delete_user(file, username):
+                raise click.ClickException(f"no user {username!r} in {file}")
+            return
+        if password is None:
+            password = getpass.getpass(f"Password for {username}: ")
+            if getpass.getpass("Again: ") != password:
+                raise click.ClickException("the passwords differ")
+        set_password(file, username, password)
+    except HongshanError as exc:
+        raise click.ClickException(str(exc)) from None

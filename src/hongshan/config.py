@@ -1,0 +1,119 @@
+"""Configuration: a TOML file, then ``HONGSHAN_*`` environment variables, then command-line flags;
+each later source wins over the earlier ones.
+
+Every key of ``Settings`` is accepted in all three places under the same name: ``mqtt_port`` in
+the file's top level (or its ``[hongshan]`` table), ``HONGSHAN_MQTT_PORT`` in the environment and
+``--mqtt-port`` on the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from hongshan.errors import ConfigError
+
+
+class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    data_dir: str = "./hongshan-data"
+    host: str = "0.0.0.0"
+    mqtt_port: int = 1883
+    http_port: int = 8080
+    ws_port: int | None = None  # MQTT over WebSocket (subprotocol "mqtt"); off when unset
+    tls_port: int | None = None  # MQTT over TLS; needs tls_cert and tls_key
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    allow_anonymous: bool = False
+    password_file: str | None = None  # lines "username:$argon2id$..." (hongshan passwd)
+    acl_file: str | None = None  # Mosquitto acl_file syntax; without one, all is allowed
+    max_packet_size: int = 1_048_576  # largest packet a client may send, bytes
+    max_inflight: int = 100  # Receive Maximum: unacknowledged QoS 1/2 messages each way
+    max_queued_messages: int = 1000  # per session, beyond the in-flight window
+    max_keepalive: int = 65535  # seconds; longer requests get Server Keep Alive (5.0)
+    connect_timeout: float = 10.0  # seconds a new connection has to send CONNECT
+    topic_alias_maximum: int = 65535  # aliases a 5.0 client may set toward us
+    sys_interval: float = 10.0  # seconds between $SYS/broker/... updates; 0 turns them off
+    session_expiry_max: int = 0xFFFFFFFF  # cap on a client's Session Expiry Interval, seconds
+    log_level: str = "info"
+
+
+def _coerce(name: str, raw: str) -> Any:
+    field = next(f for f in msgspec.structs.fields(Settings) if f.name == name)
+    text = raw.strip()
+    if field.type is bool:
+        if text.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if text.lower() in {"0", "false", "no", "off", ""}:
+            return False
+        raise ConfigError(f"HONGSHAN_{name.upper()}: expected a boolean, got {raw!r}")
+    if field.type in (int, int | None):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(
+                f"HONGSHAN_{name.upper()}: expected an integer, got {raw!r}"
+            ) from None
+    if field.type is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"HONGSHAN_{name.upper()}: expected a number, got {raw!r}") from None
+    return raw
+
+
+def field_names() -> tuple[str, ...]:
+    return tuple(f.name for f in msgspec.structs.fields(Settings))
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge the three sources (file < environment < flags) into validated Settings."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        table = document.get("hongshan", document)
+        values.update({k.replace("-", "_"): v for k, v in table.items()})
+    names = field_names()
+    env = os.environ if environ is None else environ
+    for name in names:
+        raw = env.get(f"HONGSHAN_{name.upper()}")
+        if raw is not None:
+            values[name] = _coerce(name, raw)
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    try:
+        settings = msgspec.convert(values, Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"configuration: {exc}") from None
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    for name in ("mqtt_port", "http_port", "ws_port", "tls_port"):
+        port = getattr(s, name)
+        if port is not None and not 0 <= port <= 65535:
+            raise ConfigError(f"{name}: {port} is not a TCP port")
+    if s.tls_port is not None and not (s.tls_cert and s.tls_key):
+        raise ConfigError("tls_port needs tls_cert and tls_key")
+    if not 1 <= s.max_inflight <= 65535:
+        raise ConfigError("max_inflight: must be 1..65535")
+    if not 0 <= s.topic_alias_maximum <= 65535:
+        raise ConfigError("topic_alias_maximum: must be 0..65535")
+    if s.max_packet_size < 64:
+        raise ConfigError("max_packet_size: must be at least 64 bytes")
+    if s.max_queued_messages < 0:
+        raise ConfigError("max_queued_messages: must not be negative")

@@ -1,0 +1,51 @@
+"""The one error tree of Hongshan.
+
+::
+
+    HongshanError
+    ├── ProtocolError               an MQTT exchange broke the specification
+    │   ├── RemoteProtocolError     theirs: a peer sent malformed or forbidden input;
+    │   │                           carries the MQTT reason code to answer with
+    │   └── LocalProtocolError      ours: we were asked to encode something invalid
+    ├── ConfigError                 a configuration file, variable or flag is wrong
+    ├── AccessFileError             a users or ACL file cannot be read or parsed
+    └── StoreUnavailable            a store could not make a write durable
+
+Errors are translated at the boundary, once: the broker turns a ``RemoteProtocolError`` into a
+CONNACK or DISCONNECT with its reason code and closes that one connection.
+"""
+
+from __future__ import annotations
+
+
+class HongshanError(Exception):
+    """Root of every error Hongshan raises on purpose."""
+
+
+class ProtocolError(HongshanError):
+    """An MQTT exchange broke the specification."""
+
+    def __init__(self, message: str, reason_code: int = 0x81) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+
+
+class RemoteProtocolError(ProtocolError):
+    """A peer sent malformed or forbidden input. ``reason_code`` is the MQTT 5.0 reason code to
+    answer with (0x81 Malformed Packet, 0x82 Protocol Error, 0x95 Packet Too Large, ...)."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to encode a packet that is not valid MQTT."""
+
+
+class ConfigError(HongshanError):
+    """A configuration file, environment variable or flag is wrong."""
+
+
+class AccessFileError(HongshanError):
+    """A users or ACL file cannot be read or parsed."""
+
+
+class StoreUnavailable(HongshanError):
+    """A store could not make a write durable; whatever waited for it must not be acknowledged."""

@@ -1,0 +1,112 @@
+"""The users file: one ``username:hash`` line per user, the hash argon2id (``hongshan passwd``).
+
+Argon2 is deliberately slow (tens of milliseconds), and a town's devices reconnect all at once
+after a power cut. A password that has been verified once is remembered as a keyed BLAKE2b digest
+(with a per-process random key), so a reconnect costs microseconds while a stolen memory dump
+still reveals no password. Verification runs in a worker thread: argon2-cffi releases the GIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from hongshan.broker.auth import Credentials, Verdict
+from hongshan.errors import AccessFileError
+from hongshan.mqtt.reason_codes import ReasonCode
+
+# RFC 9106's second recommended option (memory-constrained): t=3, m=64 MiB, p=4; we use less
+# memory and one lane so that a burst of verifications does not exhaust a small gateway.
+_HASHER = PasswordHasher(time_cost=3, memory_cost=19 * 1024, parallelism=1)
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def read_users(path: str | os.PathLike[str]) -> dict[str, str]:
+    users: dict[str, str] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AccessFileError(f"cannot read users file {path}: {exc.strerror}") from None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, hashed = line.partition(":")
+        if not sep or not name or not hashed.startswith("$argon2"):
+            raise AccessFileError(f"{path}:{number}: expected 'username:$argon2id$...'")
+        users[name] = hashed
+    return users
+
+
+def set_password(path: str | os.PathLike[str], username: str, password: str) -> None:
+    """Add or replace a user in the users file (created, mode 0600, if missing)."""
+    if not username or ":" in username:
+        raise AccessFileError("a username must be non-empty and contain no ':'")
+    file = Path(path)
+    users = read_users(file) if file.exists() else {}
+    users[username] = hash_password(password)
+    text = "".join(f"{name}:{hashed}\n" for name, hashed in users.items())
+    temporary = file.with_name(file.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(temporary, file)
+
+
+def delete_user(path: str | os.PathLike[str], username: str) -> bool:
+    file = Path(path)
+    users = read_users(file)
+    if users.pop(username, None) is None:
+        return False
+    file.write_text("".join(f"{n}:{h}\n" for n, h in users.items()), encoding="utf-8")
+    return True
+
+
+class PasswordFileAuthenticator:
+    """Authenticates CONNECTs against a users file; ``allow_anonymous`` admits clients that send
+    no username at all (never a wrong password)."""
+
+    def __init__(self, users: dict[str, str], *, allow_anonymous: bool = False) -> None:
+        self._users = users
+        self._allow_anonymous = allow_anonymous
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[str, tuple[str, bytes]] = {}  # username -> (hash, digest)
+
+    def _digest(self, password: bytes) -> bytes:
+        return hashlib.blake2b(password, key=self._key, digest_size=32).digest()
+
+    async def authenticate(self, credentials: Credentials) -> Verdict:
+        username, password = credentials.username, credentials.password
+        if username is None:
+            if self._allow_anonymous and password is None:
+                return Verdict()
+            return Verdict(reason_code=ReasonCode.NOT_AUTHORIZED)
+        hashed = self._users.get(username)
+        if hashed is None or password is None:
+            return Verdict(reason_code=ReasonCode.BAD_USER_NAME_OR_PASSWORD)
+        digest = self._digest(password)
+        known = self._verified.get(username)
+        if known is not None and known[0] == hashed and hmac.compare_digest(known[1], digest):
+            return Verdict(username=username)
+        ok = await asyncio.get_running_loop().run_in_executor(None, _verify, hashed, password)
+        if not ok:
+            return Verdict(reason_code=ReasonCode.BAD_USER_NAME_OR_PASSWORD)
+        self._verified[username] = (hashed, digest)
+        return Verdict(username=username)
+
+
+def _verify(hashed: str, password: bytes) -> bool:
+    try:
+        return _HASHER.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False

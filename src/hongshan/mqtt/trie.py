@@ -1,0 +1,133 @@
+"""The subscription trie: which subscriptions match a topic name.
+
+Filters are stored level by level, so matching a topic walks only the branches its own levels,
+``+`` and ``#`` lead to: the cost grows with the topic's depth and the number of matching filters,
+never with the number of unrelated filters (a town of 10,000 lamps each subscribed to its own
+command topic matches one of them per message, not 10,000).
+
+Each filter node holds a dict of subscribers, ``key -> value``; what a key and a value are is the
+caller's business (the broker keys a client's subscription by client id and a shared
+subscription group by ``("$share", group)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Node(Generic[K, V]):
+    __slots__ = ("children", "subscribers")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node[K, V]] = {}
+        self.subscribers: dict[K, V] = {}
+
+
+class SubscriptionTrie(Generic[K, V]):
+    def __init__(self) -> None:
+        self._root: _Node[K, V] = _Node()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def subscribe(self, topic_filter: str, key: K, value: V) -> V | None:
+        """Add or replace ``key``'s subscription to ``topic_filter``; return the value replaced."""
+        node = self._root
+        for level in topic_filter.split("/"):
+            child = node.children.get(level)
+            if child is None:
+                child = node.children[level] = _Node()
+            node = child
+        previous = node.subscribers.get(key)
+        if previous is None and key not in node.subscribers:
+            self._count += 1
+        node.subscribers[key] = value
+        return previous
+
+    def unsubscribe(self, topic_filter: str, key: K) -> V | None:
+        """Remove ``key``'s subscription to ``topic_filter``; return its value, or None if absent.
+
+        Nodes left with neither subscribers nor children are pruned, so a town whose devices
+        come and go does not leave a trie of dead branches behind."""
+        path: list[tuple[_Node[K, V], str]] = []
+        node = self._root
+        for level in topic_filter.split("/"):
+            child = node.children.get(level)
+            if child is None:
+                return None
+            path.append((node, level))
+            node = child
+        if key not in node.subscribers:
+            return None
+        value = node.subscribers.pop(key)
+        self._count -= 1
+        for parent, level in reversed(path):
+            child = parent.children[level]
+            if child.subscribers or child.children:
+                break
+            del parent.children[level]
+        return value
+
+    def get(self, topic_filter: str) -> dict[K, V] | None:
+        """The subscribers of exactly this filter, or None."""
+        node = self._root
+        for level in topic_filter.split("/"):
+            child = node.children.get(level)
+            if child is None:
+                return None
+            node = child
+        return node.subscribers or None
+
+    def matches(self, topic: str) -> list[dict[K, V]]:
+        """The subscriber dicts of every filter that matches ``topic`` (a valid topic name)."""
+        levels = topic.split("/")
+        depth = len(levels)
+        found: list[dict[K, V]] = []
+        # MQTT-4.7.2-1: a topic starting with '$' is not matched by a filter starting with a
+        # wildcard, so the root's '+' and '#' branches are skipped for it.
+        root = self._root
+        stack: list[tuple[_Node[K, V], int]] = []
+        if topic[:1] == "$":
+            child = root.children.get(levels[0])
+            if child is not None:
+                stack.append((child, 1))
+        else:
+            stack.append((root, 0))
+        while stack:
+            node, i = stack.pop()
+            children = node.children
+            if not children:
+                if i == depth and node.subscribers:
+                    found.append(node.subscribers)
+                continue
+            multi = children.get("#")
+            if multi is not None and multi.subscribers:
+                # 'a/#' matches 'a/b/c' and also the parent level 'a' (MQTT 4.7.1.2).
+                found.append(multi.subscribers)
+            if i == depth:
+                if node.subscribers:
+                    found.append(node.subscribers)
+                continue
+            single = children.get("+")
+            if single is not None:
+                stack.append((single, i + 1))
+            exact = children.get(levels[i])
+            if exact is not None:
+                stack.append((exact, i + 1))
+        return found
+
+    def items(self) -> Iterator[tuple[str, K, V]]:
+        """Every (filter, key, value), in no particular order."""
+        stack: list[tuple[_Node[K, V], tuple[str, ...]]] = [(self._root, ())]
+        while stack:
+            node, path = stack.pop()
+            if path:
+                for key, value in node.subscribers.items():
+                    yield "/".join(path), key, value
+            for level, child in node.children.items():
+                stack.append((child, (*path, level)))

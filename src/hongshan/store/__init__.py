@@ -1,0 +1,1 @@
+"""Persistence behind narrow interfaces; ``sqlite/`` is the embedded default."""

@@ -1,0 +1,1 @@
+"""SQLite stores: one file per deployment, every write through one writer thread."""

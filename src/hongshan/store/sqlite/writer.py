@@ -1,0 +1,120 @@
+"""One writer thread per SQLite file (the shape of Datasette's ``database.py``).
+
+Callers on the event loop queue statements without waiting. The thread takes everything queued,
+runs it in one transaction and commits: a burst of a thousand writes costs one commit (group
+commit). ``committed()`` gives an awaitable that completes once every statement queued before it
+is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from hongshan.errors import StoreUnavailable
+
+log = logging.getLogger("hongshan.store")
+
+Statement = tuple[str, Sequence[Any]]
+
+
+class _Marker:
+    __slots__ = ("waiters",)
+
+    def __init__(self) -> None:
+        self.waiters: list[asyncio.Future[None]] = []
+
+
+_STOP = object()
+_BATCH_LIMIT = 20_000
+
+
+class SQLiteWriter:
+    def __init__(self, path: str | Path, *, loop: asyncio.AbstractEventLoop) -> None:
+        self.path = str(path)
+        self._loop = loop
+        self._queue: queue.SimpleQueue[Statement | _Marker | object] = queue.SimpleQueue()
+        self._marker: _Marker | None = None  # the marker queued last, not yet reached
+        self._dirty = False  # statements queued since that marker
+        self.conn = connect(self.path)
+        self._thread = threading.Thread(target=self._run, name=f"sqlite-writer:{path}", daemon=True)
+        self._thread.start()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._queue.put((sql, params))
+        self._dirty = True
+
+    def committed(self) -> Awaitable[None]:
+        future: asyncio.Future[None] = self._loop.create_future()
+        if self._dirty:
+            self._marker = _Marker()
+            self._queue.put(self._marker)
+            self._dirty = False
+        elif self._marker is None:
+            future.set_result(None)
+            return future
+        self._marker.waiters.append(future)
+        return future
+
+    def _resolve(self, markers: list[_Marker], error: str | None) -> None:
+        for marker in markers:
+            if marker is self._marker:
+                self._marker = None
+            for future in marker.waiters:
+                if future.done():
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(StoreUnavailable(error))
+
+    def _run(self) -> None:
+        conn = self.conn
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while len(batch) < _BATCH_LIMIT:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            markers: list[_Marker] = []
+            error: str | None = None
+            try:
+                conn.execute("BEGIN")
+                for item in batch:
+                    if item is _STOP:
+                        stopping = True
+                    elif isinstance(item, _Marker):
+                        markers.append(item)
+                    else:
+                        statement = cast(Statement, item)
+                        conn.execute(statement[0], statement[1])
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                error = f"SQLite write to {self.path} failed: {exc}"
+                log.error("%s; a batch of %d statements was rolled back", error, len(batch))
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            if markers:
+                self._loop.call_soon_threadsafe(self._resolve, markers, error)
+        conn.close()
+
+    async def close(self) -> None:
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+
+
+def connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a committed transaction survives power loss, not only a killed process.
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn

@@ -1,0 +1,208 @@
+"""Shared fixtures: a real Hongshan server on real sockets, in a thread or as a subprocess.
+
+Servers bind port 0 (never 1883: a system Mosquitto is there) on 127.0.0.1. Blocking clients
+(paho-mqtt, mosquitto_pub) run in the test's thread, so the in-process server gets a thread and
+an event loop of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hongshan.app import Platform
+from hongshan.config import Settings
+
+HONGSHAN = str(Path(sys.executable).with_name("hongshan"))
+
+
+class ServerThread:
+    """A started ``Platform`` in a thread with its own event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.platform = Platform(settings)
+        self.loop = asyncio.new_event_loop()
+        self._started: Future[None] = Future()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="hongshan-test-server", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._main())
+        self.loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        try:
+            await self.platform.start()
+        except BaseException as exc:
+            self._started.set_exception(exc)
+            return
+        self._started.set_result(None)
+        await self._stop.wait()
+        await self.platform.stop()
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        self._started.result(timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self._stop is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=30)
+
+    @property
+    def port(self) -> int:
+        return self.platform.ports["mqtt"]
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return self.platform.ports
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the server's loop and return its result (to inspect broker state)."""
+        result: Future[Any] = Future()
+
+        def run() -> None:
+            try:
+                result.set_result(fn())
+            except BaseException as exc:  # handed back to the test
+                result.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return result.result(timeout=10)
+
+
+def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": str(tmp_path / "data"),
+        "host": "127.0.0.1",
+        "mqtt_port": 0,
+        "http_port": 0,
+        "allow_anonymous": True,
+        "sys_interval": 0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerThread]]:
+    started: list[ServerThread] = []
+
+    def make(**overrides: Any) -> ServerThread:
+        server = ServerThread(test_settings(tmp_path, **overrides)).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., ServerThread]) -> ServerThread:
+    """An anonymous-access server on a free port."""
+    return make_server()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """``hongshan serve`` as a user runs it, in a subprocess (for kill -9 and SIGTERM)."""
+
+    def __init__(self, data_dir: Path, *args: str) -> None:
+        self.data_dir = data_dir
+        self.args = args
+        self.port = free_port()
+        self.proc: subprocess.Popen[str] | None = None
+        self.log: list[str] = []
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        command = [
+            HONGSHAN,
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--host",
+            "127.0.0.1",
+            "--mqtt-port",
+            str(self.port),
+            "--http-port",
+            "0",
+            "--sys-interval",
+            "0",
+            *self.args,
+        ]
+        self.proc = subprocess.Popen(
+            command,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert self.proc is not None and self.proc.stderr is not None
+            for line in self.proc.stderr:
+                self.log.append(line)
+                if "hongshan ready" in line:
+                    ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not ready.wait(timeout):
+            self.kill()
+            raise RuntimeError("server did not start:\n" + "".join(self.log))
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def terminate(self, timeout: float = 20) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def ports(self) -> dict[str, int]:
+        found = {}
+        for line in self.log:
+            match = re.search(r"listening (\w+) [\d.]+:(\d+)", line)
+            if match:
+                found[match.group(1)] = int(match.group(2))
+        return found
+
+
+@pytest.fixture
+def spawn_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def spawn(*args: str, data_dir: Path | None = None) -> ServerProcess:
+        proc = ServerProcess(data_dir or tmp_path / "data", *args).start()
+        started.append(proc)
+        return proc
+
+    yield spawn
+    for proc in started:
+        proc.kill()

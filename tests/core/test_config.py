@@ -1,0 +1,54 @@
+"""Configuration precedence: file < environment < flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hongshan.config import load_settings
+from hongshan.errors import ConfigError
+
+
+def test_defaults() -> None:
+    s = load_settings(environ={})
+    assert (s.mqtt_port, s.http_port, s.data_dir) == (1883, 8080, "./hongshan-data")
+    assert s.allow_anonymous is False
+
+
+def test_precedence(tmp_path: Path) -> None:
+    file = tmp_path / "hongshan.toml"
+    file.write_text('mqtt_port = 1000\nhttp_port = 2000\ndata-dir = "/srv/x"\n')
+    env = {"HONGSHAN_HTTP_PORT": "3000", "HONGSHAN_ALLOW_ANONYMOUS": "yes"}
+    s = load_settings(file, environ=env, flags={"mqtt_port": None, "data_dir": "/srv/y"})
+    assert s.mqtt_port == 1000  # file (flag not given)
+    assert s.http_port == 3000  # environment beats file
+    assert s.data_dir == "/srv/y"  # flag beats file
+    assert s.allow_anonymous is True
+
+
+def test_table_form(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text("[hongshan]\nmax_inflight = 20\n")
+    assert load_settings(file, environ={}).max_inflight == 20
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"HONGSHAN_MQTT_PORT": "abc"}, "expected an integer"),
+        ({"HONGSHAN_MQTT_PORT": "70000"}, "not a TCP port"),
+        ({"HONGSHAN_ALLOW_ANONYMOUS": "maybe"}, "expected a boolean"),
+        ({"HONGSHAN_TLS_PORT": "8883"}, "tls_cert"),
+    ],
+)
+def test_bad_values(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ=env)
+
+
+def test_unknown_key_in_file(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text("mqtt_prot = 1\n")
+    with pytest.raises(ConfigError, match="mqtt_prot"):
+        load_settings(file, environ={})

@@ -1,0 +1,55 @@
+"""The users file and password authentication."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hongshan.broker.auth import Credentials
+from hongshan.errors import AccessFileError
+from hongshan.identity.passwords import (
+    PasswordFileAuthenticator,
+    delete_user,
+    read_users,
+    set_password,
+)
+from hongshan.mqtt.reason_codes import ReasonCode
+
+
+def creds(username: str | None, password: bytes | None) -> Credentials:
+    return Credentials(client_id="c", username=username, password=password, address="")
+
+
+async def test_authenticate(tmp_path: Path) -> None:
+    file = tmp_path / "users"
+    set_password(file, "lamp", "s3cret")
+    set_password(file, "meter", "other")
+    assert file.stat().st_mode & 0o777 == 0o600
+    auth = PasswordFileAuthenticator(read_users(file))
+    assert (await auth.authenticate(creds("lamp", b"s3cret"))).reason_code == 0
+    # the second time comes from the verified cache and must still check the password
+    assert (await auth.authenticate(creds("lamp", b"s3cret"))).reason_code == 0
+    bad = ReasonCode.BAD_USER_NAME_OR_PASSWORD
+    assert (await auth.authenticate(creds("lamp", b"wrong"))).reason_code == bad
+    assert (await auth.authenticate(creds("nobody", b"s3cret"))).reason_code == bad
+    assert (await auth.authenticate(creds("lamp", None))).reason_code == bad
+    assert (await auth.authenticate(creds(None, None))).reason_code == ReasonCode.NOT_AUTHORIZED
+
+
+async def test_anonymous_needs_no_username_at_all(tmp_path: Path) -> None:
+    auth = PasswordFileAuthenticator({}, allow_anonymous=True)
+    assert (await auth.authenticate(creds(None, None))).reason_code == 0
+    assert (await auth.authenticate(creds("x", b"y"))).reason_code != 0
+
+
+def test_delete_and_bad_file(tmp_path: Path) -> None:
+    file = tmp_path / "users"
+    set_password(file, "a", "1")
+    assert delete_user(file, "a")
+    assert not delete_user(file, "a")
+    file.write_text("a:plaintext\n")
+    with pytest.raises(AccessFileError, match="users:1"):
+        read_users(file)
+    with pytest.raises(AccessFileError):
+        set_password(file, "bad:name", "x")
