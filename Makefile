@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# A sandbox: anonymous access, data in ./hongshan-data. Another broker on 1883?
+# `make demo MQTT_PORT=1884`.
+MQTT_PORT ?= 1883
+HTTP_PORT ?= 8080
 demo: $(STAMP)
-	$(BIN)/hongshan serve --allow-anonymous
+	$(BIN)/hongshan serve --allow-anonymous --mqtt-port $(MQTT_PORT) --http-port $(HTTP_PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest

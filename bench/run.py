@@ -181,8 +181,8 @@ def _report(
         "",
         "CPU over the measured window (% of one core; the idle row is its connect phase):",
         "",
-        "| scenario | server | server CPU % | generator CPU % | notes |",
-        "|---|---|---:|---:|---|",
+        "| scenario | server | server CPU % | generator CPU % | other CPU % | notes |",
+        "|---|---|---:|---:|---:|---|",
     ]
     for scenario in chosen:
         for name in server_names:
@@ -192,7 +192,7 @@ def _report(
             notes = "; ".join(m.notes)
             out.append(
                 f"| {scenario.name} | {name} | {m.server_cpu:.0f} | {m.generator_cpu:.0f} "
-                f"| {notes} |"
+                f"| {m.other_cpu:.0f} | {notes} |"
             )
     for name, why in skipped.items():
         out.append(f"\n{name} was not run: {why}")
@@ -217,8 +217,8 @@ def _fmt(value: float | None) -> str:
 def _summary(m: Measurement) -> str:
     figures = ", ".join(f"{k} {_fmt(v)}" for k, v in m.values.items())
     return (
-        f"{figures or 'no figures'} (server CPU {m.server_cpu:.0f}%, "
-        f"generator CPU {m.generator_cpu:.0f}%) {'; '.join(m.notes)}"
+        f"{figures or 'no figures'} (CPU %: server {m.server_cpu:.0f}, "
+        f"generator {m.generator_cpu:.0f}, other {m.other_cpu:.0f}) {'; '.join(m.notes)}"
     )
 
 

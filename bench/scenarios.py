@@ -54,6 +54,7 @@ class Measurement:
     values: dict[str, float] = field(default_factory=dict)
     server_cpu: float = 0.0  # percent of one core, over the measured window
     generator_cpu: float = 0.0
+    other_cpu: float = 0.0  # everything else on the machine (other processes, interrupts)
     lost: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -69,12 +70,23 @@ class CpuWindow:
         self.t0 = time.perf_counter()
         self.server0 = self.server.cpu_seconds()
         self.me0 = self._mine()
+        self.machine0 = self._machine()
 
     def stop(self, into: Measurement) -> float:
         elapsed = time.perf_counter() - self.t0
-        into.server_cpu = 100 * (self.server.cpu_seconds() - self.server0) / elapsed
-        into.generator_cpu = 100 * (self._mine() - self.me0) / elapsed
+        server = self.server.cpu_seconds() - self.server0
+        mine = self._mine() - self.me0
+        machine = self._machine() - self.machine0
+        into.server_cpu = 100 * server / elapsed
+        into.generator_cpu = 100 * mine / elapsed
+        into.other_cpu = max(0.0, 100 * (machine - server - mine) / elapsed)
         return elapsed
+
+    @staticmethod
+    def _machine() -> float:
+        """CPU seconds spent by the whole machine, all cores (steal counts as busy)."""
+        times = psutil.cpu_times()
+        return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
     def _mine(self) -> float:
         times = self.me.cpu_times()

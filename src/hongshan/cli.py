@@ -81,6 +81,11 @@ def serve(config_file: str | None, **flags: Any) -> None:
         _run_loop(serve_platform(settings))
     except HongshanError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        # most often a port already taken, by another broker on 1883 or a second Hongshan
+        raise click.ClickException(
+            f"{exc.strerror or exc}; choose other ports with --mqtt-port/--http-port"
+        ) from None
 
 
 @main.command()

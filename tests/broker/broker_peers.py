@@ -168,13 +168,25 @@ class Paho:
             return self._acks.pop(mid)
 
     def subscribe(
-        self, topic: str, qos: int | Any = 0, properties: Properties | None = None
+        self,
+        topic: str | list[tuple[str, Any]],
+        qos: int | Any = 0,
+        properties: Properties | None = None,
     ) -> list[int]:
         """Subscribe and return the SUBACK's reason codes (granted QoS, or >= 0x80 refused).
-        ``qos`` may be a paho ``SubscribeOptions`` (5.0)."""
-        if self.version == V5 and isinstance(qos, int):
-            qos = paho.SubscribeOptions(qos=qos)
-        result, mid = self.client.subscribe(topic, qos, properties=properties)
+        ``qos`` may be a paho ``SubscribeOptions`` (5.0); ``topic`` a list of (filter, qos)."""
+
+        def options(qos: Any) -> Any:
+            if self.version == V5 and isinstance(qos, int):
+                return paho.SubscribeOptions(qos=qos)
+            return qos
+
+        if isinstance(topic, list):
+            result, mid = self.client.subscribe(
+                [(name, options(q)) for name, q in topic], properties=properties
+            )
+        else:
+            result, mid = self.client.subscribe(topic, options(qos), properties=properties)
         assert result == paho.MQTT_ERR_SUCCESS, result
         assert mid is not None
         codes: list[int] = self._wait_ack(mid)
@@ -207,6 +219,20 @@ class Paho:
                 return None
             info.wait_for_publish(0.05)
         return self._pub_reasons.pop(info.mid, 0)
+
+    def publish_many(
+        self, topic: str, bodies: Iterable[bytes | str], qos: int = 1, retain: bool = False
+    ) -> list[int]:
+        """Publish without waiting between messages, then wait for every acknowledgement;
+        return their reason codes (in 3.1.1 always 0)."""
+        infos = [self.client.publish(topic, body, qos, retain) for body in bodies]
+        deadline = time.monotonic() + TIMEOUT
+        for info in infos:
+            assert info.rc == paho.MQTT_ERR_SUCCESS, info.rc
+            if qos:
+                info.wait_for_publish(max(deadline - time.monotonic(), 0.001))
+                assert info.is_published(), f"message {info.mid} not acknowledged"
+        return [self._pub_reasons.pop(info.mid, 0) for info in infos]
 
     def get(self, timeout: float = TIMEOUT) -> paho.MQTTMessage:
         try:
@@ -646,6 +672,8 @@ class MosquittoSub:
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()
+
+    def wait_subscribed(self) -> None:
         self._wait_line(lambda line: "SUBACK" in line)
 
     def _pump(self) -> None:

@@ -47,6 +47,7 @@ def mosquitto_sub() -> Iterator[Callable[..., MosquittoSub]]:
     def make(port: int, topic: str, *args: str, version: str = "mqttv5") -> MosquittoSub:
         sub = MosquittoSub(port, topic, *args, version=version)
         made.append(sub)
+        sub.wait_subscribed()
         return sub
 
     yield make

@@ -36,10 +36,12 @@ from hongshan.mqtt.packets import (
 )
 
 FUZZ = settings(
-    max_examples=400,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+FEW = settings(FUZZ, max_examples=60)
+MANY = settings(FUZZ, max_examples=1000)
 
 # -- Strategies -------------------------------------------------------------------------------
 
@@ -401,11 +403,11 @@ def test_connect_round_trip(packet: Connect) -> None:
     assert decoder.protocol_level == packet.protocol_level
 
 
-@FUZZ
+@FEW
 @given(levels, st.data())
 def test_stream_of_packets_split_anywhere(level: int, data: st.DataObject) -> None:
     """A session's worth of packets, cut into random chunks, decodes to the same packets."""
-    packets = [data.draw(connects(level)), *data.draw(st.lists(to_server(level), max_size=8))]
+    packets = [data.draw(connects(level)), *data.draw(st.lists(to_server(level), max_size=5))]
     stream = b"".join(encode(packet, level) for packet in packets)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
     decoder = Decoder(server=True)
@@ -427,14 +429,14 @@ def _decoders(level: int) -> list[tuple[bool, Decoder]]:
     ]
 
 
-@FUZZ
+@MANY
 @given(levels, st.binary(max_size=200))
 def test_random_bytes(level: int, data: bytes) -> None:
     for server, decoder in _decoders(level):
         assert_reencodes(decode_or_reject(decoder, data), level, server)
 
 
-@FUZZ
+@MANY
 @given(levels, st.binary(min_size=1, max_size=64))
 def test_random_bytes_after_connect(level: int, data: bytes) -> None:
     decoder = Decoder(server=True)

@@ -83,6 +83,39 @@ class Transport(Protocol):
 
 
 class MQTTConnection(asyncio.Protocol):
+    # A town keeps tens of thousands of these open: slots, and the rarely used containers
+    # (aliases, the queue of acknowledgements waiting for the store) made on first use.
+    __slots__ = (
+        "_ack_task",
+        "_acks",
+        "_acl_cache",
+        "_flush_scheduled",
+        "_in_aliases",
+        "_loop",
+        "_out",
+        "_out_aliases",
+        "_out_size",
+        "_paused",
+        "_timer",
+        "address",
+        "broker",
+        "clean_disconnect",
+        "client",
+        "client_alias_max",
+        "client_max_packet",
+        "decoder",
+        "disconnect_reason",
+        "keep_alive",
+        "last_received",
+        "level",
+        "listener",
+        "send_quota",
+        "session",
+        "state",
+        "transport",
+        "will",
+    )
+
     def __init__(self, broker: Broker, listener: str) -> None:
         self.broker = broker
         self.listener = listener
@@ -103,15 +136,15 @@ class MQTTConnection(asyncio.Protocol):
         self.send_quota = 65535
         self.client_max_packet: int | None = None
         self.client_alias_max = 0
-        self._out_aliases: dict[str, int] = {}
-        self._in_aliases: dict[int, str] = {}
+        self._out_aliases: dict[str, int] | None = None
+        self._in_aliases: dict[int, str] | None = None
         self._acl_cache: dict[str, bool] = {}
         self._out: list[bytes] = []
         self._out_size = 0
         self._flush_scheduled = False
         self._paused = False
         self._timer: asyncio.TimerHandle | None = None
-        self._acks: deque[tuple[Awaitable[None] | None, bytes]] = deque()
+        self._acks: deque[tuple[Awaitable[None] | None, bytes]] | None = None
         self._ack_task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -285,11 +318,14 @@ class MQTTConnection(asyncio.Protocol):
         topic = message.topic
         alias: int | None = None
         if self.client_alias_max:
-            alias = self._out_aliases.get(topic)
+            aliases = self._out_aliases
+            if aliases is None:
+                aliases = self._out_aliases = {}
+            alias = aliases.get(topic)
             if alias is not None:
                 topic = ""
-            elif len(self._out_aliases) < self.client_alias_max:
-                alias = self._out_aliases[topic] = len(self._out_aliases) + 1
+            elif len(aliases) < self.client_alias_max:
+                alias = aliases[topic] = len(aliases) + 1
         properties = msgspec.structs.replace(
             message.properties,
             message_expiry_interval=expiry,
@@ -313,20 +349,24 @@ class MQTTConnection(asyncio.Protocol):
     def _send_ack(self, data: bytes, wait: Awaitable[None] | None = None) -> None:
         """Acknowledgements leave in the order their PUBLISHes came (MQTT-4.6.0-2), and one that
         must wait for the store holds back those after it."""
-        if wait is None and not self._acks:
+        acks = self._acks
+        if wait is None and not acks:
             self._write(data)
             return
-        self._acks.append((wait, data))
+        if acks is None:
+            acks = self._acks = deque()
+        acks.append((wait, data))
         if self._ack_task is None:
             self._ack_task = self._loop.create_task(self._drain_acks())
 
     async def _drain_acks(self) -> None:
+        acks = self._acks
         try:
-            while self._acks:
-                wait, data = self._acks[0]
+            while acks:
+                wait, data = acks[0]
                 if wait is not None:
                     await wait
-                self._acks.popleft()
+                acks.popleft()
                 self._write(data)
         except StoreUnavailable as exc:
             # Not acknowledged, so the client keeps the message and sends it again.
@@ -474,10 +514,13 @@ class MQTTConnection(asyncio.Protocol):
                     raise RemoteProtocolError(
                         f"topic alias {alias} above our maximum", ReasonCode.TOPIC_ALIAS_INVALID
                     )
+                aliases = self._in_aliases
+                if aliases is None:
+                    aliases = self._in_aliases = {}
                 if topic:
-                    self._in_aliases[alias] = topic
+                    aliases[alias] = topic
                 else:
-                    known = self._in_aliases.get(alias)
+                    known = aliases.get(alias)
                     if known is None:
                         raise RemoteProtocolError(
                             f"topic alias {alias} was never set", ReasonCode.PROTOCOL_ERROR
@@ -488,7 +531,7 @@ class MQTTConnection(asyncio.Protocol):
         if (
             level5
             and qos
-            and len(self._acks) + len(session.incoming_qos2) >= broker.settings.max_inflight
+            and len(self._acks or ()) + len(session.incoming_qos2) >= broker.settings.max_inflight
             and packet.packet_id not in session.incoming_qos2
         ):
             # MQTT-3.3.4-7/-8: more unacknowledged QoS 1/2 PUBLISHes than our Receive Maximum

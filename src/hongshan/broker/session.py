@@ -56,6 +56,22 @@ class InFlight:
 
 
 class Session:
+    __slots__ = (
+        "_next_packet_id",
+        "client_id",
+        "connection",
+        "disconnected_at",
+        "expiry_handle",
+        "expiry_interval",
+        "incoming_qos2",
+        "inflight",
+        "max_queued",
+        "queue",
+        "stats",
+        "store",
+        "subscriptions",
+    )
+
     def __init__(
         self,
         client_id: str,
