@@ -10,10 +10,12 @@ import argparse
 import asyncio
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
 import traceback
+from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -34,6 +36,9 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 LOOP_FACTORY = _loop_factory()
+
+
+BUSY = 20.0  # % CPU used by other processes over which a figure is flagged as unreliable
 
 
 @dataclass(frozen=True)
@@ -119,15 +124,46 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"{name}: skipped ({why})")
     servers = [name for name in args.servers if name not in skipped]
 
-    results: dict[tuple[str, str], Measurement] = {}
+    # Runs alternate between the servers, so a burst of other load on this shared machine
+    # falls on both rather than on one; each figure is the median of its runs.
+    runs: dict[tuple[str, str], list[Measurement]] = defaultdict(list)
     for scenario in chosen:
-        for name in servers:
-            _say(f"{scenario.name} on {name} …")
-            results[scenario.name, name] = _run_one(scenario, name, options)
-            _say(f"  {_summary(results[scenario.name, name])}")
-
-    print(_report(chosen, args.servers, skipped, results, options, started_at, argv))
+        for round_ in range(1, args.repeat + 1):
+            for name in servers:
+                _say(f"{scenario.name} on {name}, run {round_}/{args.repeat} …")
+                runs[scenario.name, name].append(_run_one(scenario, name, options))
+                _say(f"  {_summary(runs[scenario.name, name][-1])}")
+    results = {key: _median(measurements) for key, measurements in runs.items()}
+    print(_report(chosen, args, skipped, results, options, started_at, argv))
     return 0
+
+
+def _median(runs: list[Measurement]) -> Measurement:
+    """One measurement from several runs: the median of each figure, all notes, lost summed."""
+    keys = dict.fromkeys(key for m in runs for key in m.values)
+    combined = Measurement(
+        values={
+            key: statistics.median(m.values[key] for m in runs if key in m.values) for key in keys
+        },
+        server_cpu=statistics.median(m.server_cpu for m in runs),
+        generator_cpu=statistics.median(m.generator_cpu for m in runs),
+        other_cpu=statistics.median(m.other_cpu for m in runs),
+        lost=sum(m.lost for m in runs),
+    )
+    first = next(iter(keys), None)
+    if first is not None and len(runs) > 1:
+        each = " / ".join(_fmt(m.values.get(first)) for m in runs)
+        combined.notes.append(f"{first} per run: {each}")
+    if "RSS MiB before" in keys:
+        combined.notes.append(
+            f"server RSS {combined.values['RSS MiB before']:.1f} → "
+            f"{combined.values['RSS MiB after']:.1f} MiB"
+        )
+    combined.notes += dict.fromkeys(note for m in runs for note in m.notes)
+    busiest = max(m.other_cpu for m in runs)
+    if busiest > BUSY:
+        combined.notes.append(f"⚠ other processes used up to {busiest:.0f}% CPU: unreliable")
+    return combined
 
 
 def _run_one(scenario: Scenario, server_name: str, options: Options) -> Measurement:
@@ -145,7 +181,7 @@ def _run_one(scenario: Scenario, server_name: str, options: Options) -> Measurem
 
 def _report(
     chosen: list[Scenario],
-    server_names: list[str],
+    args: argparse.Namespace,
     skipped: dict[str, str],
     results: dict[tuple[str, str], Measurement],
     options: Options,
@@ -158,7 +194,8 @@ def _report(
         "",
         f"Machine: {os.cpu_count()} cores, {_cpu_model()}; Python {platform.python_version()}, "
         f"{'uvloop' if LOOP_FACTORY else 'asyncio'} generator; {_mosquitto_version()}; "
-        f"{options.warmup:g} s warm-up + {options.duration:g} s measured per run.",
+        f"{options.warmup:g} s warm-up + {options.duration:g} s measured per run, "
+        f"median of {args.repeat} run{'s' if args.repeat > 1 else ''} per server.",
         "",
         "| scenario | metric | mosquitto | hongshan | hongshan / mosquitto | target | |",
         "|---|---|---:|---:|---:|---|---|",
@@ -185,7 +222,7 @@ def _report(
         "|---|---|---:|---:|---:|---|",
     ]
     for scenario in chosen:
-        for name in server_names:
+        for name in args.servers:
             if name in skipped:
                 continue
             m = results[scenario.name, name]
@@ -264,7 +301,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=list(SERVERS),
         help="comma-separated servers (default: mosquitto,hongshan)",
     )
-    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
+    parser.add_argument("--duration", type=float, default=3.0, help="measured seconds per run")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per scenario and server; the median is shown"
+    )
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
     parser.add_argument("--publishers", type=int, default=100, help="fan-in publishers")
     parser.add_argument(

@@ -124,7 +124,7 @@ async def fan_in(server: Server, options: Options, qos: int) -> Measurement:
         cuts = statistics.quantiles(flow.latencies_ns, n=100, method="inclusive")
         result.values["p50 ms"] = cuts[49] / 1e6
         result.values["p99 ms"] = cuts[98] / 1e6
-    await _close([*subscribers, *publishers])
+    await _close([*subscribers, *publishers], result)
     return result
 
 
@@ -148,7 +148,7 @@ async def fan_out(server: Server, options: Options) -> Measurement:
         flow.add(p)
     result = await _run_flow(flow, server, options)
     result.values["deliveries/s"] = result.values.pop("rate")
-    await _close([*subscribers, *publishers])
+    await _close([*subscribers, *publishers], result)
     return result
 
 
@@ -213,12 +213,11 @@ async def idle(server: Server, options: Options) -> Measurement:
         if pending:
             result.notes.append(f"{len(pending)} SUBACKs missing")
         await asyncio.sleep(1.0)  # let the server settle after the burst
-        result.values["KB/conn"] = (server.rss() - rss_before) / len(clients) / 1024
-        result.notes.append(
-            f"RSS {rss_before / 2**20:.1f} → {server.rss() / 2**20:.1f} MiB; "
-            f"CPU figures are for the connect phase"
-        )
-    await _close(clients)
+        rss_after = server.rss()
+        result.values["KB/conn"] = (rss_after - rss_before) / len(clients) / 1024
+        result.values["RSS MiB before"] = rss_before / 2**20
+        result.values["RSS MiB after"] = rss_after / 2**20
+    await _close(clients, result)
     return result
 
 
@@ -261,7 +260,11 @@ async def _run_flow(flow: Flow, server: Server, options: Options) -> Measurement
     finally:
         gc.enable()
         watchdog.cancel()
-    result.lost += flow.owed()
+    owed = flow.owed()
+    if owed < 0:
+        result.notes.append(f"{-owed} more deliveries than published (duplicates)")
+    else:
+        result.lost += owed
     if result.lost:
         result.notes.append(f"{result.lost} deliveries never arrived")
     return result
@@ -282,7 +285,10 @@ async def _write_off_stalls(flow: Flow, result: Measurement, stall: float = 0.3)
             since = time.monotonic()
 
 
-async def _close(clients: Sequence[Client]) -> None:
+async def _close(clients: Sequence[Client], result: Measurement | None = None) -> None:
+    dropped = sum(c.lost for c in clients)
+    if dropped and result is not None:
+        result.notes.append(f"the server closed {dropped} connections during the run")
     farewell = wire.disconnect()
     for c in clients:
         c.close(farewell)

@@ -164,10 +164,11 @@ class ServerProcess:
 
         def pump() -> None:
             assert self.proc is not None and self.proc.stderr is not None
-            for line in self.proc.stderr:
-                self.log.append(line)
-                if "hongshan ready" in line:
-                    ready.set()
+            with self.proc.stderr:
+                for line in self.proc.stderr:
+                    self.log.append(line)
+                    if "hongshan ready" in line:
+                        ready.set()
 
         threading.Thread(target=pump, daemon=True).start()
         if not ready.wait(timeout):

@@ -139,7 +139,9 @@ class Paho:
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         self._pub_reasons[mid] = reason.value
 
-    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
         self.disconnect_reason = reason.value
         self.disconnect_properties = props
         self.disconnected.set()
@@ -185,8 +187,10 @@ class Paho:
             result, mid = self.client.subscribe(
                 [(name, options(q)) for name, q in topic], properties=properties
             )
+        elif self.version == V5:
+            result, mid = self.client.subscribe((topic, options(qos)), properties=properties)
         else:
-            result, mid = self.client.subscribe(topic, options(qos), properties=properties)
+            result, mid = self.client.subscribe(topic, qos, properties=properties)
         assert result == paho.MQTT_ERR_SUCCESS, result
         assert mid is not None
         codes: list[int] = self._wait_ack(mid)
@@ -251,15 +255,18 @@ class Paho:
                 raise AssertionError(f"{len(got)} of {count} messages within {timeout} s") from None
         return got
 
-    def until(self, topic: str, timeout: float = TIMEOUT) -> list[paho.MQTTMessage]:
-        """Messages received up to and including the first on ``topic`` (a sentinel: what the
-        server would have sent before it has arrived by then)."""
+    def until(
+        self, topic: str, timeout: float = TIMEOUT, payload: bytes | None = None
+    ) -> list[paho.MQTTMessage]:
+        """Messages received up to and including the first on ``topic`` (and with ``payload``,
+        if given): a sentinel; what the server would have sent before it has arrived by then.
+        (paho hands QoS 2 messages over at PUBREL: a sentinel's QoS must be the highest.)"""
         deadline = time.monotonic() + timeout
         got = []
         while True:
             message = self.get(max(deadline - time.monotonic(), 0.001))
             got.append(message)
-            if message.topic == topic:
+            if message.topic == topic and payload in (None, message.payload):
                 return got
 
     def drain(self) -> list[paho.MQTTMessage]:
@@ -345,6 +352,36 @@ def props(values: dict[int, Any] | None = None) -> bytes:
     return varint(len(out)) + bytes(out)
 
 
+def connect_packet(
+    client_id: str,
+    version: int = V5,
+    clean: bool = True,
+    keepalive: int = 60,
+    will: Will | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    properties: dict[int, Any] | None = None,
+) -> bytes:
+    """CONNECT (3.1.2, 3.1.3)."""
+    flags = 0x02 if clean else 0
+    payload = utf8(client_id)
+    if will is not None:
+        flags |= 0x04 | will.qos << 3 | (0x20 if will.retain else 0)
+        if version == V5:
+            payload += props(will.properties)
+        payload += utf8(will.topic) + utf8(will.payload)
+    if username is not None:
+        flags |= 0x80
+        payload += utf8(username)
+    if password is not None:
+        flags |= 0x40
+        payload += utf8(password)
+    header = utf8("MQTT") + bytes([version, flags]) + struct.pack("!H", keepalive)
+    if version == V5:
+        header += props(properties)
+    return packet(CONNECT, 0, header + payload)
+
+
 @dataclass
 class Packet:
     type: int
@@ -417,23 +454,11 @@ class RawClient:
         wait: bool = True,
     ) -> Packet | None:
         """Send CONNECT (3.1.2) and, when ``wait``, return the CONNACK."""
-        flags = 0x02 if clean else 0
-        payload = utf8(client_id)
-        if will is not None:
-            flags |= 0x04 | will.qos << 3 | (0x20 if will.retain else 0)
-            if self.version == V5:
-                payload += props(will.properties)
-            payload += utf8(will.topic) + utf8(will.payload)
-        if username is not None:
-            flags |= 0x80
-            payload += utf8(username)
-        if password is not None:
-            flags |= 0x40
-            payload += utf8(password)
-        header = utf8("MQTT") + bytes([self.version, flags]) + struct.pack("!H", keepalive)
-        if self.version == V5:
-            header += props(properties)
-        self.send(packet(CONNECT, 0, header + payload))
+        self.send(
+            connect_packet(
+                client_id, self.version, clean, keepalive, will, username, password, properties
+            )
+        )
         if not wait:
             return None
         return self.expect(CONNACK)
@@ -663,6 +688,7 @@ class MosquittoSub:
 
     def __init__(self, port: int, topic: str, *args: str, version: str = "mqttv5") -> None:
         command = [
+            "stdbuf", "-oL",  # line-buffered even into a pipe
             "mosquitto_sub", "-h", HOST, "-p", str(port), "-V", version, "-t", topic, "-d",
             "-F", "MSG|%t|%q|%r|%p", *args,
         ]  # fmt: skip
@@ -671,7 +697,8 @@ class MosquittoSub:
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
 
     def wait_subscribed(self) -> None:
         self._wait_line(lambda line: "SUBACK" in line)
@@ -707,20 +734,34 @@ class MosquittoSub:
         if self.proc.poll() is None:
             self.proc.terminate()
         self.proc.wait(timeout=TIMEOUT)
+        self._pump_thread.join(TIMEOUT)
         assert self.proc.stdout is not None
         self.proc.stdout.close()
 
 
-def mosquitto_pub(port: int, topic: str, message: str, *args: str, version: str = "mqttv5") -> str:
-    """Run ``mosquitto_pub`` to completion; return its output (it fails the test on error)."""
+def mosquitto_pub(
+    port: int, topic: str, message: str | None, *args: str, version: str = "mqttv5", ok: bool = True
+) -> str:
+    """Run ``mosquitto_pub`` to completion and return its output; unless ``ok`` is false, fail
+    the test if it failed. ``message`` None sends an empty payload (``-n``)."""
+    body = ["-n"] if message is None else ["-m", message]
     done = subprocess.run(
-        ["mosquitto_pub", "-h", HOST, "-p", str(port), "-V", version, "-t", topic,
-         "-m", message, *args],
+        ["mosquitto_pub", "-h", HOST, "-p", str(port), "-V", version, "-t", topic, *body, *args],
         capture_output=True, text=True, timeout=TIMEOUT, check=False,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    if ok:
+        assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
 
 
 def payloads(messages: Iterable[Any]) -> list[bytes]:
     return [bytes(m.payload) for m in messages]
+
+
+def eventually(predicate: Any, timeout: float = TIMEOUT, what: str = "condition") -> None:
+    """Poll server state the tests cannot observe through MQTT (e.g. a session expiring)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not true within {timeout} s")
+        time.sleep(0.02)

@@ -60,7 +60,14 @@ WRITE_HIGH_WATER = 256 * 1024
 _ACL_CACHE_SIZE = 512
 _PINGRESP = b"\xd0\x00"
 
-NEW, CONNECTING, CONNECTED, CLOSED = range(4)
+# How long a connection we are closing after a DISCONNECT or CONNACK with a reason code keeps
+# reading (and discarding): a client still sending (a PUBREL, say) would otherwise get a TCP
+# reset and never read the reason code we sent it.
+LINGER_SECONDS = 2.0
+
+# NEW: waiting for CONNECT; CONNECTING: authenticating; CONNECTED; CLOSING: a DISCONNECT was
+# received; CLOSED: the broker has forgotten this connection (the socket may still linger).
+NEW, CONNECTING, CONNECTED, CLOSING, CLOSED = range(5)
 
 
 class Transport(Protocol):
@@ -78,6 +85,10 @@ class Transport(Protocol):
     def resume_reading(self) -> None: ...
 
     def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+    def can_write_eof(self) -> bool: ...
+
+    def write_eof(self) -> None: ...
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
 
@@ -138,7 +149,7 @@ class MQTTConnection(asyncio.Protocol):
         self.client_alias_max = 0
         self._out_aliases: dict[str, int] | None = None
         self._in_aliases: dict[int, str] | None = None
-        self._acl_cache: dict[str, bool] = {}
+        self._acl_cache: dict[str, bool] | None = None
         self._out: list[bytes] = []
         self._out_size = 0
         self._flush_scheduled = False
@@ -161,6 +172,8 @@ class MQTTConnection(asyncio.Protocol):
         self._timer = self._loop.call_later(self.broker.settings.connect_timeout, self._close)
 
     def data_received(self, data: bytes) -> None:
+        if self.state == CLOSED:
+            return  # lingering after our reason code: read and discard
         self.last_received = time.monotonic()
         self.broker.stats.bytes_received += len(data)
         self.decoder.receive_data(data)
@@ -170,13 +183,24 @@ class MQTTConnection(asyncio.Protocol):
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._end()
+        if self._timer is not None:
+            self._timer.cancel()
+        self.broker.connection_gone(self)
+
+    def _end(self) -> None:
+        """Let the broker forget this connection (once): detach the session, send the will
+        unless a normal DISCONNECT discarded it, end a session that expires with it."""
         previous = self.state
+        if previous == CLOSED:
+            return
         self.state = CLOSED
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
         if self._ack_task is not None:
             self._ack_task.cancel()
-        self.broker.connection_closed(self, was_connected=previous == CONNECTED)
+        self.broker.connection_closed(self, was_connected=previous in (CONNECTED, CLOSING))
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -212,7 +236,7 @@ class MQTTConnection(asyncio.Protocol):
                 self._write(encode(ConnAck(reason_code=exc.reason_code), MQTT_5))
         elif self.level == MQTT_5:
             self._write(encode(Disconnect(reason_code=exc.reason_code), MQTT_5))
-        self._close()
+        self._close_after_reply()
 
     def _who(self) -> str:
         client_id = self.client.client_id if self.client else "?"
@@ -249,12 +273,31 @@ class MQTTConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    def _close_after_reply(self) -> None:
+        """Close after a DISCONNECT or CONNACK carrying a reason code: the broker forgets the
+        connection now; the socket sends its last bytes and FIN, then reads and discards what
+        the client still sends until it closes too or LINGER_SECONDS pass (MQTT-3.14.4-1)."""
+        if self._flush_scheduled:
+            self._flush()
+        self._end()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._timer = self._loop.call_later(LINGER_SECONDS, transport.close)
+        else:
+            transport.close()
+
     def disconnect(self, reason: int) -> None:
         """Close this connection from our side, telling a 5.0 client why."""
+        if self.state == CLOSED:
+            self._close()  # already lingering: stop waiting
+            return
         if self.state == CONNECTED and self.level == MQTT_5:
             self._write(encode(Disconnect(reason_code=reason), MQTT_5))
         self.disconnect_reason = reason
-        self._close()
+        self._close_after_reply()
 
     def send_publish(self, delivery: Delivery, packet_id: int, dup: bool) -> None:
         message = delivery.message
@@ -445,8 +488,17 @@ class MQTTConnection(asyncio.Protocol):
         if keep_alive > settings.max_keepalive or (
             keep_alive == 0 and settings.max_keepalive < 65535
         ):
-            keep_alive = settings.max_keepalive
-            server_keep_alive = keep_alive if level == MQTT_5 else None
+            if level < MQTT_5:
+                # A 3.1.1 client cannot be told a shorter keep-alive and would be cut off while
+                # idle; refuse it at once, as Mosquitto does (return code 2).
+                log.info(
+                    "refused %r: keep-alive %ss, the maximum is %ss",
+                    client_id,
+                    packet.keep_alive,
+                    settings.max_keepalive,
+                )
+                return self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID)
+            keep_alive = server_keep_alive = settings.max_keepalive
         self.keep_alive = keep_alive
         if level == MQTT_5:
             if props.receive_maximum is not None:
@@ -485,7 +537,7 @@ class MQTTConnection(asyncio.Protocol):
     def _refuse(self, reason: int) -> bool:
         code = reason if self.level == MQTT_5 else connack_code_for_v3(reason)
         self._write(encode(ConnAck(reason_code=code), self.level))
-        self._close()
+        self._close_after_reply()
         return False
 
     def _arm_keep_alive(self) -> None:
@@ -542,14 +594,17 @@ class MQTTConnection(asyncio.Protocol):
             # A resend of a QoS 2 message we already took (method B, MQTT 4.3.3): answer again.
             self._send_ack(encode(PubRec(packet_id=packet.packet_id), self.level))
             return
-        allowed = self._acl_cache.get(topic)
+        cache = self._acl_cache
+        if cache is None:
+            cache = self._acl_cache = {}
+        allowed = cache.get(topic)
         if allowed is None:
             allowed = not topic.startswith("$") and broker.authorizer.may_publish(
                 self.client, topic
             )
-            if len(self._acl_cache) >= _ACL_CACHE_SIZE:
-                self._acl_cache.clear()
-            self._acl_cache[topic] = allowed
+            if len(cache) >= _ACL_CACHE_SIZE:
+                cache.clear()
+            cache[topic] = allowed
         if not allowed:
             broker.stats.denied_publish += 1
             log.info("%s may not publish to %r", self._who(), topic)
@@ -720,7 +775,9 @@ class MQTTConnection(asyncio.Protocol):
             session.expiry_interval = min(expiry, self.broker.settings.session_expiry_max)
         # MQTT-3.14.4-3: a normal DISCONNECT discards the will; 0x04 asks for it to be sent.
         self.clean_disconnect = packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL_MESSAGE
-        self.state = CLOSED
+        if self.clean_disconnect:
+            self.will = None
+        self.state = CLOSING
         self._close()
 
     def _on_auth(self, packet: Auth) -> None:

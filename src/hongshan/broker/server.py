@@ -16,7 +16,7 @@ from typing import Any
 
 from hongshan import __version__
 from hongshan.broker.auth import Authenticator, Authorizer, Client
-from hongshan.broker.connection import CONNECTED, MQTTConnection
+from hongshan.broker.connection import MQTTConnection
 from hongshan.broker.message import Delivery, Message, SubscriptionOptions
 from hongshan.broker.retained import RetainedStore
 from hongshan.broker.session import OutState, Session
@@ -234,8 +234,12 @@ class Broker:
         self.connections[client_id] = conn
         return session, present
 
-    def connection_closed(self, conn: MQTTConnection, *, was_connected: bool) -> None:
+    def connection_gone(self, conn: MQTTConnection) -> None:
+        """The socket is closed (after any lingering)."""
         self.open_connections.discard(conn)
+
+    def connection_closed(self, conn: MQTTConnection, *, was_connected: bool) -> None:
+        """The connection is over for MQTT: detach its session, send its will if due."""
         client = conn.client
         if not was_connected or client is None:
             return
@@ -481,7 +485,7 @@ class Broker:
 
     def sys_values(self) -> dict[str, str]:
         s = self.stats
-        connected = sum(1 for c in self.open_connections if c.state == CONNECTED)
+        connected = len(self.connections)
         return {
             "version": f"hongshan {__version__}",
             "uptime": f"{int(time.time() - s.started)} seconds",

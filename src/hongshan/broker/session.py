@@ -88,7 +88,8 @@ class Session:
         self.expiry_interval = expiry_interval
         self.subscriptions: dict[str, SubscriptionOptions] = {}
         self.inflight: dict[int, InFlight] = {}
-        self.queue: deque[tuple[Delivery, int]] = deque()  # (delivery, seq or 0)
+        # (delivery, seq or 0); made on first use: most sessions never queue anything
+        self.queue: deque[tuple[Delivery, int]] | None = None
         self.incoming_qos2: set[int] = set()
         self.connection: Sink | None = None
         self.expiry_handle: asyncio.TimerHandle | None = None
@@ -140,6 +141,8 @@ class Session:
 
     def _enqueue(self, delivery: Delivery, seq: int) -> bool:
         queue = self.queue
+        if queue is None:
+            queue = self.queue = deque()
         if len(queue) >= self.max_queued:
             for index, (queued, _) in enumerate(queue):
                 if queued.qos == 0:
@@ -156,7 +159,7 @@ class Session:
         """Send queued messages while the connection and the client's window allow."""
         conn = self.connection
         queue = self.queue
-        if conn is None:
+        if conn is None or queue is None:
             return
         while queue and conn.writable:
             delivery, seq = queue[0]
@@ -253,9 +256,10 @@ class Session:
         self.connection = None
         self.disconnected_at = now
         # QoS 0 messages waiting for a now gone connection are not kept.
-        if any(d.qos == 0 for d, _ in self.queue):
-            kept = deque(item for item in self.queue if item[0].qos > 0)
-            self.stats.dropped += len(self.queue) - len(kept)
+        queue = self.queue
+        if queue is not None and any(d.qos == 0 for d, _ in queue):
+            kept = deque(item for item in queue if item[0].qos > 0)
+            self.stats.dropped += len(queue) - len(kept)
             self.queue = kept
 
     def restore(self, packet_id: int, delivery: Delivery, seq: int, state: OutState) -> None:
@@ -264,12 +268,14 @@ class Session:
             self.inflight[packet_id] = InFlight(delivery, seq, state)
             self._next_packet_id = max(self._next_packet_id, packet_id % 65535 + 1)
         else:
+            if self.queue is None:
+                self.queue = deque()
             self.queue.append((delivery, seq))
 
     def stored_seqs(self) -> Iterator[int]:
         for entry in self.inflight.values():
             if entry.seq:
                 yield entry.seq
-        for _, seq in self.queue:
+        for _, seq in self.queue or ():
             if seq:
                 yield seq

@@ -63,6 +63,9 @@ class WebSocketTransport(asyncio.Transport):
     def resume_reading(self) -> None:
         self.reading.set()
 
+    def can_write_eof(self) -> bool:
+        return False
+
     def get_write_buffer_size(self) -> int:
         return self._outgoing.qsize()
 

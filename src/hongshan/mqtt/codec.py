@@ -263,7 +263,9 @@ class Decoder:
         """Bytes received and not yet returned as packets."""
         return len(self._buf) - self._pos
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer bytes from the network. A ``bytes`` object is kept as it is; anything
+        mutable is copied, so the caller may reuse its buffer."""
         if not data:
             return
         buf = self._buf

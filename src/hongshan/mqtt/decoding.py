@@ -1,5 +1,5 @@
-"""Packet bodies to packets: one parser per packet type and protocol level, and the tables that
-say which parser handles which packet type on which side of a connection.
+"""Packet bodies to packets: one parser per packet type and protocol level. Which parser reads
+which packet type on which side of a connection is the decoder's state table, in ``codec``.
 
 A parser takes the packet body (the bytes after the fixed header) and the four flag bits of the
 fixed header, and returns a packet or raises ``RemoteProtocolError``. Levels 3 (MQTT 3.1) and 4
@@ -70,7 +70,7 @@ def _topic_invalid(topic: str) -> RemoteProtocolError:
 
 
 def _check_flags(flags: int, expected: int, packet: str) -> None:
-    # MQTT-2.1.3-1 (5.0 MQTT-2.1.3-1): reserved fixed-header flag bits hold fixed values
+    # MQTT-2.1.3-1 (3.1.1 MQTT-2.2.2-2): reserved fixed-header flag bits hold fixed values
     if flags != expected:
         raise malformed(f"{packet} fixed-header flags 0x{flags:X}, expected 0x{expected:X}")
 
@@ -84,7 +84,7 @@ def _packet_id(data: bytes, i: int, end: int) -> tuple[int, int]:
 
 def _no_trailing_bytes(i: int, end: int, packet: str) -> None:
     if i != end:
-        raise malformed(f"{end - i} bytes after the end of the {packet}")
+        raise malformed(f"{packet} has {end - i} trailing byte(s)")
 
 
 # -- CONNECT (server side) ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ reason code becomes the closest 3.1.1 return code. What no level can carry raise
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -54,6 +55,7 @@ from hongshan.mqtt.properties import WILL, properties_body, property_block
 from hongshan.mqtt.reason_codes import connack_code_for_v3
 
 _P = PacketType
+_pack_small_header = struct.Struct(">BBH").pack  # first byte, Remaining Length < 128, topic length
 
 
 def encode(packet: Packet, protocol_level: int) -> bytes:
@@ -81,7 +83,8 @@ def encode_publish(
     ``properties`` is an encoded property block WITHOUT its length prefix (``b""`` for none),
     ignored below level 5. ``packet_id`` is ignored at QoS 0. Only what is cheap is checked
     here (QoS, packet identifier, DUP at QoS 0, lengths); ``encode(Publish(...))`` checks all."""
-    if len(topic) > 0xFFFF:
+    topic_length = len(topic)
+    if topic_length > 0xFFFF:
         refuse("topic name longer than 65,535 bytes")
     first = 0x30 | (qos << 1) | retain
     if qos:
@@ -89,17 +92,28 @@ def encode_publish(
             refuse(f"PUBLISH with QoS {qos} and packet identifier {packet_id}")
         if dup:
             first |= 0x08
-        head = pack_u16(len(topic)) + topic + pack_u16(packet_id)
+        after_topic = pack_u16(packet_id)
     elif dup:  # MQTT-3.3.1-2
         refuse("PUBLISH with DUP set at QoS 0")
     else:
-        head = pack_u16(len(topic)) + topic
+        after_topic = b""
     if protocol_level == MQTT_5:
-        head += encode_varint(len(properties)) + properties if properties else b"\x00"
-    remaining = len(head) + len(payload)
-    if remaining < 0x80:
-        return bytes((first, remaining)) + head + payload
-    return bytes((first,)) + encode_varint(remaining) + head + payload
+        after_topic += encode_varint(len(properties)) + properties if properties else b"\x00"
+    remaining = 2 + topic_length + len(after_topic) + len(payload)
+    if remaining < 0x80:  # the common small message: one struct call for three fields
+        return b"".join(
+            (_pack_small_header(first, remaining, topic_length), topic, after_topic, payload)
+        )
+    return b"".join(
+        (
+            bytes((first,)),
+            encode_varint(remaining),
+            pack_u16(topic_length),
+            topic,
+            after_topic,
+            payload,
+        )
+    )
 
 
 def _packet(first: int, body: bytes) -> bytes:
@@ -153,10 +167,10 @@ def _connack(packet: ConnAck, level: int) -> bytes:
     code = packet.reason_code
     if level == MQTT_5:
         if code not in CONNACK_REASONS:
-            refuse(f"CONNACK reason code {code}")
+            refuse(f"CONNACK reason code 0x{code:02X}")
     elif code not in CONNACK_V3_RETURN_CODES:
         if code < 0x80 or code > 0xFF:
-            refuse(f"CONNACK return code {code}")
+            refuse(f"CONNACK return code 0x{code:02X}")
         code = connack_code_for_v3(code)
     if packet.session_present and code:  # MQTT-3.2.2-6 (3.1.1 MQTT-3.2.2-4)
         refuse("a refusing CONNACK may not say a session is present")
@@ -199,7 +213,7 @@ def _ack(first: int, reasons: frozenset[int]) -> Callable[[Any, int], bytes]:
             return short
         code = packet.reason_code
         if code not in reasons:
-            refuse(f"{type(packet).__name__.upper()} reason code {code}")
+            refuse(f"{type(packet).__name__.upper()} reason code 0x{code:02X}")
         properties = properties_body(packet.properties, bit)
         if properties:
             block = encode_varint(len(properties)) + properties
@@ -243,7 +257,7 @@ def _suback(packet: SubAck, level: int) -> bytes:
     if level == MQTT_5:
         for code in packet.reason_codes:
             if code not in SUBACK_REASONS:
-                refuse(f"SUBACK reason code {code}")
+                refuse(f"SUBACK reason code 0x{code:02X}")
         codes = bytes(packet.reason_codes)
         block = property_block(packet.properties, 1 << _P.SUBACK)
         return _packet(0x90, pack_u16(packet.packet_id) + block + codes)
@@ -252,7 +266,7 @@ def _suback(packet: SubAck, level: int) -> bytes:
         if 0x80 <= code <= 0xFF:  # MQTT-3.9.3-2: 0x80 is the one 3.1.1 failure
             code = 0x80
         elif not 0 <= code <= 2:
-            refuse(f"SUBACK return code {code}")
+            refuse(f"SUBACK return code 0x{code:02X}")
         v3_codes.append(code)
     return _packet(0x90, pack_u16(packet.packet_id) + v3_codes)
 
@@ -276,7 +290,7 @@ def _unsuback(packet: UnsubAck, level: int) -> bytes:
         refuse("UNSUBACK without reason codes")
     for code in packet.reason_codes:
         if code not in UNSUBACK_REASONS:
-            refuse(f"UNSUBACK reason code {code}")
+            refuse(f"UNSUBACK reason code 0x{code:02X}")
     block = property_block(packet.properties, 1 << _P.UNSUBACK)
     return _packet(0xB0, pack_u16(packet.packet_id) + block + bytes(packet.reason_codes))
 
@@ -294,7 +308,7 @@ def _disconnect(packet: Disconnect, level: int) -> bytes:
         return b"\xe0\x00"
     code = packet.reason_code
     if code not in DISCONNECT_REASONS:
-        refuse(f"DISCONNECT reason code {code}")
+        refuse(f"DISCONNECT reason code 0x{code:02X}")
     properties = properties_body(packet.properties, 1 << _P.DISCONNECT)
     if properties:
         return _packet(0xE0, bytes((code,)) + encode_varint(len(properties)) + properties)
@@ -308,7 +322,7 @@ def _auth(packet: Auth, level: int) -> bytes:
         refuse("AUTH needs MQTT 5.0")
     code = packet.reason_code
     if code not in AUTH_REASONS:
-        refuse(f"AUTH reason code {code}")
+        refuse(f"AUTH reason code 0x{code:02X}")
     properties = properties_body(packet.properties, 1 << _P.AUTH)
     if not code and not properties:  # section 3.15.2.1
         return b"\xf0\x00"

@@ -1,0 +1,164 @@
+"""MQTT over WebSocket (5.0 chapter 6) and TLS, ``$SYS`` topics, and ``GET /api/health``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import urllib.request
+
+import pytest
+from broker_peers import HOST, PINGREQ, TIMEOUT, V5, V311, connect_packet, packet, payloads
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as websocket_connect
+
+VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])
+
+
+# -- WebSocket ---------------------------------------------------------------------------------
+
+
+@VERSIONS
+def test_paho_over_websocket(make_server, paho_client, version):
+    server = make_server(ws_port=0)
+    ws_sub = paho_client(server.ports["ws"], version=version, transport="websockets").connect()
+    ws_sub.subscribe("ws/#", 2)
+    tcp_pub = paho_client(server.port, version=version).connect()
+    ws_pub = paho_client(server.ports["ws"], version=version, transport="websockets").connect()
+    tcp_pub.publish("ws/a", b"from tcp", qos=1)
+    ws_pub.publish("ws/b", b"from ws", qos=2)
+    assert [(m.topic, m.payload) for m in ws_sub.take(2)] == [
+        ("ws/a", b"from tcp"),
+        ("ws/b", b"from ws"),
+    ]
+
+
+def test_websocket_subprotocol_and_frames_not_aligned_with_packets(make_server):
+    server = make_server(ws_port=0)
+    url = f"ws://{HOST}:{server.ports['ws']}/mqtt"
+    with websocket_connect(url, subprotocols=["mqtt"], open_timeout=TIMEOUT) as ws:
+        # MQTT-6.0.0-4: the subprotocol the server selects is "mqtt".
+        assert ws.subprotocol == "mqtt"
+        connect = connect_packet("ws-frames", version=V311)
+        # MQTT-6.0.0-2: packets need not be aligned with frames: half a CONNECT, then the rest
+        # with a PINGREQ in the same frame.
+        ws.send(connect[:5])
+        ws.send(connect[5:] + packet(PINGREQ, 0, b""))
+        received = b""
+        while len(received) < 6:
+            received += ws.recv(timeout=TIMEOUT)
+        assert received == b"\x20\x02\x00\x00" + b"\xd0\x00"  # CONNACK accepted, PINGRESP
+        # MQTT-6.0.0-1: a text frame is not MQTT; the connection is closed.
+        ws.send("not binary")
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=TIMEOUT)
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(make_server, certificate):
+    cert, key = certificate
+    return make_server(tls_port=0, tls_cert=str(cert), tls_key=str(key))
+
+
+@VERSIONS
+def test_paho_over_tls(tls_server, certificate, paho_client, version):
+    cert, _ = certificate
+    port = tls_server.ports["mqtts"]
+    sub = paho_client(port, version=version, tls_ca=str(cert)).connect()
+    sub.subscribe("tls/#", 1)
+    paho_client(tls_server.port).connect().publish("tls/a", b"plain", qos=1)
+    paho_client(port, version=version, tls_ca=str(cert)).connect().publish("tls/b", b"secret", 1)
+    assert payloads(sub.take(2)) == [b"plain", b"secret"]
+
+
+def test_mosquitto_clients_over_tls(tls_server, certificate, mosquitto_sub):
+    cert, _ = certificate
+    port = str(tls_server.ports["mqtts"])
+    tls = ("--cafile", str(cert), "-h", "localhost", "-p", port)
+    sub = mosquitto_sub(tls_server.port, "tlsm/t", *tls, "-q", "1", "-C", "1")
+    done = subprocess.run(
+        ["mosquitto_pub", *tls, "-t", "tlsm/t", "-m", "over tls", "-q", "1"],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sub.messages(1) == [("tlsm/t", 1, False, "over tls")]
+
+
+def test_plain_mqtt_on_the_tls_port_is_closed(tls_server, raw):
+    client = raw(tls_server.ports["mqtts"])
+    client.send(connect_packet("no-tls"))
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := client.sock.recv(4096):  # a TLS alert perhaps, then end of stream
+            received += chunk
+    assert not received.startswith(b"\x20")  # no CONNACK
+    other = raw(tls_server.port)
+    assert other.connect("after-plain").reason == 0
+
+
+# -- $SYS --------------------------------------------------------------------------------------
+
+
+def test_sys_topics_are_published_but_not_matched_by_leading_wildcards(make_server, paho_client):
+    server = make_server(sys_interval=0.2)
+    everything = paho_client(server.port).connect()
+    everything.subscribe([("#", 0), ("+/broker/#", 0)])
+    watcher = paho_client(server.port).connect()
+    watcher.subscribe("$SYS/broker/#", 0)
+    seen = []
+    while not any(m.topic == "$SYS/broker/uptime" and not m.retain for m in seen):
+        seen.append(watcher.get())  # until a whole live update has come after the subscribe
+    topics = {m.topic for m in seen}
+    assert {"$SYS/broker/version", "$SYS/broker/clients/connected"} <= topics
+    paho_client(server.port).connect().publish("sys/sentinel", b"", qos=1)
+    # MQTT-4.7.2-1: topic filters starting with a wildcard don't match topics starting with $.
+    assert [m.topic for m in everything.until("sys/sentinel")] == ["sys/sentinel"]
+
+
+def test_sys_topics_cannot_be_published_by_clients(make_server, paho_client):
+    server = make_server(sys_interval=0.2)
+    watcher = paho_client(server.port).connect()
+    watcher.subscribe([("$SYS/broker/version", 0), ("$SYS/broker/uptime", 0)])
+    pub = paho_client(server.port).connect()
+    outcome = pub.publish("$SYS/broker/version", b"fake", qos=1, retain=True)
+    # 4.7.2: $ topics are the server's. A 5.0 server may refuse with a PUBACK >= 0x80 or accept
+    # and drop; no subscriber may see the forgery.
+    assert outcome is not None
+    live_updates = 0
+    while live_updates < 2:
+        message = watcher.get()
+        assert message.payload != b"fake"
+        if message.topic == "$SYS/broker/uptime" and not message.retain:
+            live_updates += 1
+    late = paho_client(server.port).connect()
+    late.subscribe("$SYS/broker/version", 0)
+    assert late.get().payload.startswith(b"hongshan")
+
+
+# -- HTTP --------------------------------------------------------------------------------------
+
+
+def test_health_endpoint(server):
+    url = f"http://{HOST}:{server.ports['http']}/api/health"
+    with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+        assert response.status == 200
+        assert response.headers["content-type"].startswith("application/json")
+        body = json.loads(response.read())
+    assert body["status"] == "ok"
+    assert body["listeners"]["mqtt"] == server.port
