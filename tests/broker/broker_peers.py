@@ -382,6 +382,28 @@ def connect_packet(
     return packet(CONNECT, 0, header + payload)
 
 
+def publish_packet(
+    topic: str,
+    payload: bytes,
+    *,
+    version: int = V5,
+    qos: int = 0,
+    packet_id: int | None = None,
+    retain: bool = False,
+    dup: bool = False,
+    properties: dict[int, Any] | None = None,
+) -> bytes:
+    """PUBLISH (3.3)."""
+    flags = qos << 1 | (1 if retain else 0) | (8 if dup else 0)
+    body = utf8(topic)
+    if qos:
+        assert packet_id is not None
+        body += struct.pack("!H", packet_id)
+    if version == V5:
+        body += props(properties)
+    return packet(PUBLISH, flags, body + payload)
+
+
 @dataclass
 class Packet:
     type: int
@@ -480,25 +502,8 @@ class RawClient:
         assert suback.packet_id == packet_id
         return suback
 
-    def publish_bytes(
-        self,
-        topic: str,
-        payload: bytes,
-        *,
-        qos: int = 0,
-        packet_id: int | None = None,
-        retain: bool = False,
-        dup: bool = False,
-        properties: dict[int, Any] | None = None,
-    ) -> bytes:
-        flags = qos << 1 | (1 if retain else 0) | (8 if dup else 0)
-        body = utf8(topic)
-        if qos:
-            assert packet_id is not None
-            body += struct.pack("!H", packet_id)
-        if self.version == V5:
-            body += props(properties)
-        return packet(PUBLISH, flags, body + payload)
+    def publish_bytes(self, topic: str, payload: bytes, **kwargs: Any) -> bytes:
+        return publish_packet(topic, payload, version=self.version, **kwargs)
 
     def publish(self, topic: str, payload: bytes, **kwargs: Any) -> None:
         self.send(self.publish_bytes(topic, payload, **kwargs))
@@ -733,7 +738,11 @@ class MosquittoSub:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
-        self.proc.wait(timeout=TIMEOUT)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=TIMEOUT)
         self._pump_thread.join(TIMEOUT)
         assert self.proc.stdout is not None
         self.proc.stdout.close()

@@ -4,7 +4,7 @@ looks on the wire in 3.1.1 and 5.0."""
 from __future__ import annotations
 
 import pytest
-from broker_peers import CONNACK, PUBACK, PUBREC, V5, V311, mosquitto_pub, payloads
+from broker_peers import CONNACK, PUBACK, PUBREC, V5, V311, Will, mosquitto_pub, payloads
 
 from hongshan.identity.passwords import set_password
 
@@ -161,3 +161,39 @@ def test_pattern_rules_refuse_publishes_outside_them(secured, paho_client):
     assert carol.publish("users/carol/x", b"read only", qos=1) == 0x87
     assert carol.publish("clients/other/x", b"not mine", qos=1) == 0x87
     assert carol.publish("clients/carol-dev/x", b"mine", qos=1) == 0
+
+
+def test_no_reason_strings_when_problem_information_is_not_requested(secured, raw):
+    alice = raw(secured.port)
+    request_problem_information = 0x17
+    alice.connect(
+        "alice-quiet",
+        username="alice",
+        password="alice-pw",
+        properties={request_problem_information: 0},
+    )
+    alice.publish("public/news", b"q1", qos=1, packet_id=1)
+    puback = alice.expect(PUBACK)
+    assert puback.reason == 0x87
+    # MQTT-3.1.2-29: with Request Problem Information 0, no Reason String (0x1F) or User
+    # Property (0x26) on anything but PUBLISH, CONNACK and DISCONNECT.
+    assert not {0x1F, 0x26} & set(puback.properties)
+
+
+def test_will_to_a_forbidden_topic_is_not_published(secured, paho_client, raw):
+    bob = user(paho_client, secured, "bob")
+    bob.subscribe("public/#", 1)
+    alice = raw(secured.port)
+    connack = alice.connect(
+        "alice-will",
+        username="alice",
+        password="alice-pw",
+        will=Will("public/forged", b"forged will", qos=1),
+    )
+    # The will is a publish on alice's behalf: refused at CONNECT (0x87) or never published.
+    if connack.reason == 0:
+        alice.close()
+    else:
+        assert connack.reason == 0x87
+    bob.publish("public/sentinel", b"", qos=1)
+    assert [m.topic for m in bob.until("public/sentinel")] == ["public/sentinel"]

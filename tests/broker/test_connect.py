@@ -17,6 +17,7 @@ from broker_peers import (
     packet,
     props,
     utf8,
+    varint,
 )
 
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])
@@ -150,3 +151,32 @@ def test_connack_is_the_first_packet_and_pings_work(server, raw, version):
     assert (connack.type, connack.reason, connack.session_present) == (CONNACK, 0, False)
     client.ping()
     assert client.expect(PINGRESP).body == b""
+
+
+def property_block(*items: bytes) -> bytes:
+    body = b"".join(items)
+    return varint(len(body)) + body
+
+
+CONNECT_PROPERTY_ERRORS = {
+    # 3.1.2.11.3: Receive Maximum 0 is a Protocol Error.
+    "receive-maximum-0": property_block(b"\x21\x00\x00"),
+    # 3.1.2.11.4: Maximum Packet Size 0 is a Protocol Error.
+    "maximum-packet-size-0": property_block(b"\x27\x00\x00\x00\x00"),
+    # 3.1.2.11.2: Session Expiry Interval more than once is a Protocol Error.
+    "session-expiry-twice": property_block(b"\x11\x00\x00\x00\x05", b"\x11\x00\x00\x00\x06"),
+    # 3.1.2.11.7: Request Problem Information other than 0 or 1 is a Protocol Error.
+    "request-problem-information-2": property_block(b"\x17\x02"),
+    # 2.2.2.2: an unknown property identifier makes the packet malformed.
+    "unknown-property": property_block(b"\x7f\x00"),
+}
+
+
+@pytest.mark.parametrize("block", CONNECT_PROPERTY_ERRORS.values(), ids=CONNECT_PROPERTY_ERRORS)
+def test_connect_property_errors_are_refused(server, raw, block):
+    client = raw(server.port)
+    header = utf8("MQTT") + bytes([V5, 0x02]) + struct.pack("!H", 60) + block
+    client.send(packet(CONNECT, 0, header + utf8("bad-props")))
+    # 4.13.1 (5.0): close, optionally after a CONNACK with a reason code >= 0x80.
+    packets = refused_or_closed(client)
+    assert all(p.reason >= 0x80 for p in packets)

@@ -170,3 +170,16 @@ def test_topic_filter_matching(server, paho_client, topic_filter, hits, misses):
     pub.publish("zz-sentinel", b"", qos=1)
     received = [m.topic for m in sub.until("zz-sentinel") if m.topic != "zz-sentinel"]
     assert received == [t for t in hits + misses if t in hits]
+
+
+def test_retained_message_on_subscribe_carries_the_subscription_identifier(server, paho_client):
+    pub = paho_client(server.port).connect()
+    pub.publish("sidr/t", b"kept", qos=1, retain=True)
+    sub = paho_client(server.port).connect()
+    properties = v5_props(PacketTypes.SUBSCRIBE, SubscriptionIdentifier=7)
+    sub.subscribe("sidr/#", 1, properties=properties)
+    message = sub.get()
+    # MQTT-3.3.4-3: a message sent because of a subscription carries its identifier, retained
+    # messages sent on subscribing included.
+    assert (message.payload, message.retain) == (b"kept", True)
+    assert message.properties.SubscriptionIdentifier == [7]

@@ -12,6 +12,7 @@ from broker_peers import (
     PUBREC,
     PUBREL,
     RECEIVE_MAXIMUM,
+    SESSION_EXPIRY,
     V311,
 )
 
@@ -100,3 +101,30 @@ def test_slow_subscriber_does_not_stall_others_and_its_queue_is_bounded(
     assert inflight <= server.settings.max_inflight
     # What the server holds in memory for the slow socket stays bounded too (10 MB were sent).
     assert buffered < 1_000_000, buffered
+
+
+def test_receive_maximum_applies_to_messages_resent_after_reconnect(server, raw, paho_client):
+    session = {SESSION_EXPIRY: 300}
+    sub = raw(server.port)
+    sub.connect("resend-window", clean=False, properties=session)
+    sub.subscribe(1, [("rw/t", 1)])
+    pub = paho_client(server.port).connect()
+    bodies = [b"%d" % i for i in range(6)]
+    pub.publish_many("rw/t", bodies, qos=1)
+    assert [p.payload for p in sub.until_pong()] == bodies  # six in flight, none acknowledged
+    sub.close()
+    back = raw(server.port)
+    assert back.connect(
+        "resend-window", clean=False, properties={**session, RECEIVE_MAXIMUM: 2}
+    ).session_present
+    # 4.9: the send quota starts at the new connection's Receive Maximum; MQTT-4.9.0-2 and
+    # MQTT-3.3.4-9: no QoS 1/2 PUBLISH beyond it, resent ones included (MQTT-4.4.0-1 resends
+    # are PUBLISH packets like any other).
+    received: list[bytes] = []
+    while len(received) < len(bodies):
+        got = back.until_pong()
+        assert 0 < len(got) <= 2, [(p.payload, p.dup) for p in got]
+        received += [p.payload for p in got]
+        for p in got:
+            back.ack(PUBACK, p.packet_id)
+    assert received == bodies

@@ -4,6 +4,7 @@ the offending connection, and only that one."""
 from __future__ import annotations
 
 import random
+import socket
 import struct
 
 import pytest
@@ -13,6 +14,7 @@ from broker_peers import (
     DISCONNECT,
     MAXIMUM_PACKET_SIZE,
     PINGREQ,
+    PINGRESP,
     PUBACK,
     PUBLISH,
     PUBREL,
@@ -20,6 +22,7 @@ from broker_peers import (
     UNSUBSCRIBE,
     V5,
     V311,
+    connect_packet,
     packet,
     props,
     utf8,
@@ -217,3 +220,52 @@ def test_random_garbage_closes_only_those_connections(make_server, raw, paho_cli
     pub.publish("garbage/after", b"still here", qos=1)
     assert watcher.get().payload == b"still here"
     assert not watcher.disconnected.is_set()
+
+
+def test_packets_split_into_single_bytes_and_coalesced(server, raw, paho_client):
+    watcher = paho_client(server.port).connect()
+    watcher.subscribe("frame/#", 1)
+    # Byte by byte, each its own TCP segment: the server must reassemble (2.1, any framing).
+    slow = raw(server.port, version=V311)
+    slow.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for byte in connect_packet("byte-by-byte", version=V311):
+        slow.send(bytes([byte]))
+    assert slow.expect(CONNACK).reason == 0
+    for byte in slow.publish_bytes("frame/slow", b"s" * 200, qos=1, packet_id=3):
+        slow.send(bytes([byte]))
+    assert slow.expect(PUBACK).packet_id == 3
+    # Many packets in one write: CONNECT, three PUBLISHes, PINGREQ.
+    fast = raw(server.port, version=V311)
+    burst = connect_packet("coalesced", version=V311) + b"".join(
+        fast.publish_bytes("frame/fast", b"%d" % i, qos=1, packet_id=i) for i in (1, 2, 3)
+    )
+    fast.send(burst + packet(PINGREQ, 0, b""))
+    assert fast.expect(CONNACK).reason == 0
+    assert [fast.expect(PUBACK).packet_id for _ in range(3)] == [1, 2, 3]
+    assert fast.read().type == PINGRESP
+    assert [m.payload for m in watcher.take(4)] == [b"s" * 200, b"1", b"2", b"3"]
+
+
+# Remaining Length = 2 + len("len/t") + 2 + size: 127/128 at 118/119, 16383/16384 at 16374/16375.
+@pytest.mark.parametrize("size", [0, 1, 118, 119, 16374, 16375, 200_000])
+def test_remaining_length_boundaries(server, raw, paho_client, size):
+    watcher = paho_client(server.port, version=V311).connect()
+    watcher.subscribe("len/t", 1)
+    client = raw(server.port, version=V311)
+    client.connect("lengths")
+    # Around 127/128 and 16383/16384 bytes of Remaining Length (1.5.5: 1, 2, 3 byte encodings).
+    client.publish("len/t", b"L" * size, qos=1, packet_id=1)
+    assert client.expect(PUBACK).packet_id == 1
+    assert watcher.get().payload == b"L" * size
+
+
+def test_longest_topic_name(server, raw, paho_client):
+    watcher = paho_client(server.port, version=V311).connect()
+    watcher.subscribe("long/#", 1)
+    topic = "long/" + "x" * (65535 - 5)  # 1.5.3: UTF-8 strings up to 65,535 bytes
+    client = raw(server.port, version=V311)
+    client.connect("long-topic")
+    client.publish(topic, b"far", qos=1, packet_id=1)
+    assert client.expect(PUBACK).packet_id == 1
+    message = watcher.get()
+    assert (message.topic, message.payload) == (topic, b"far")

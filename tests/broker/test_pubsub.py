@@ -293,3 +293,16 @@ def test_mosquitto_retained_and_cleared(server, mosquitto_sub, version):
     # The retained message on mqr/t is gone (MQTT-3.3.1-10 3.1.1 / MQTT-3.3.1-6 5.0): the
     # only retained message for mqr/# is mqr/u, then comes the live one.
     assert sub.messages(2) == [("mqr/u", 1, True, "other"), ("mqr/end", 1, False, "live")]
+
+
+def test_fan_out_to_many_subscribers(server, raw, paho_client):
+    subscribers = []
+    for index in range(200):
+        client = raw(server.port, version=V5 if index % 2 else V311)
+        client.connect(f"fan-{index}")
+        client.subscribe(1, [("fan/t", 1)])
+        subscribers.append(client)
+    paho_client(server.port).connect().publish("fan/t", b"to all", qos=1)
+    for client in subscribers:
+        message = client.expect(PUBLISH)
+        assert (message.topic, message.payload, message.qos) == ("fan/t", b"to all", 1)

@@ -3,8 +3,21 @@ clean shutdown that tells 5.0 clients why (DISCONNECT 0x8B) and exits 0."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from broker_peers import TIMEOUT, V5, V311, payloads
+from broker_peers import (
+    PUBACK,
+    PUBCOMP,
+    PUBLISH,
+    PUBREC,
+    PUBREL,
+    SESSION_EXPIRY,
+    TIMEOUT,
+    V5,
+    V311,
+    payloads,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -53,3 +66,66 @@ def test_sigterm_disconnects_clients_with_0x8b_and_exits_0(tmp_path, spawn_serve
     late.subscribe("term/retained", 1)
     assert late.get().payload == b"flushed"
     assert again.terminate() == 0
+
+
+def test_in_flight_qos_state_survives_kill_9(tmp_path, spawn_server, paho_client, raw):
+    data_dir = tmp_path / "inflight"
+    first = spawn_server("--allow-anonymous", data_dir=data_dir)
+    sub = raw(first.port, version=V311)
+    sub.connect("k9-inflight-sub", clean=False)
+    assert sub.subscribe(1, [("k9i/#", 2)]).codes == [2]
+    # A persistent publisher half way through a QoS 2 flow: PUBREC received, no PUBREL yet.
+    pub = raw(first.port, version=V311)
+    pub.connect("k9-inflight-pub", clean=False)
+    pub.publish("k9i/two", b"exactly once", qos=2, packet_id=9)
+    assert pub.expect(PUBREC).packet_id == 9
+    paho_client(first.port).connect().publish("k9i/one", b"at least once", qos=1)
+    # The subscriber receives both and acknowledges neither.
+    sent = {p.topic: p for p in (sub.expect(PUBLISH), sub.expect(PUBLISH))}
+    first.kill()
+
+    second = spawn_server("--allow-anonymous", data_dir=data_dir)
+    sub = raw(second.port, version=V311)
+    assert sub.connect("k9-inflight-sub", clean=False).session_present
+    resent = sub.until_pong()
+    # MQTT-4.4.0-1 and MQTT-3.3.1-1: the unacknowledged messages again, same identifiers, DUP=1.
+    assert sorted((p.topic, p.packet_id, p.payload, p.dup) for p in resent) == sorted(
+        (topic, p.packet_id, p.payload, True) for topic, p in sent.items()
+    )
+    for p in resent:
+        if p.qos == 1:
+            sub.ack(PUBACK, p.packet_id)
+        else:
+            sub.ack(PUBREC, p.packet_id)
+            assert sub.expect(PUBREL).packet_id == p.packet_id
+            sub.ack(PUBCOMP, p.packet_id)
+    pub = raw(second.port, version=V311)
+    assert pub.connect("k9-inflight-pub", clean=False).session_present
+    # The server still knows packet 9 is received and not released (MQTT-4.3.3-9: a resent
+    # PUBLISH is answered with PUBREC and not delivered again) ...
+    pub.publish("k9i/two", b"exactly once", qos=2, packet_id=9, dup=True)
+    assert pub.expect(PUBREC).packet_id == 9
+    pub.ack(PUBREL, 9)
+    assert pub.expect(PUBCOMP).packet_id == 9
+    assert sub.until_pong() == []
+
+
+def test_session_expiry_is_kept_across_a_restart(tmp_path, spawn_server, paho_client, raw):
+    data_dir = tmp_path / "expiry"
+    first = spawn_server("--allow-anonymous", data_dir=data_dir)
+    for client_id, expiry in (("lasting", 300), ("fleeting", 1)):
+        client = raw(first.port)
+        client.connect(client_id, clean=False, properties={SESSION_EXPIRY: expiry})
+        client.subscribe(1, [(f"exr/{client_id}", 1)])
+        client.disconnect()
+        client.close()
+    assert first.terminate() == 0
+    time.sleep(1.2)  # the fleeting session's 1 s runs out while the server is down
+    second = spawn_server("--allow-anonymous", data_dir=data_dir)
+    # 3.1.2.11.2: a session lasts its Session Expiry Interval from the disconnect, whether or
+    # not the server restarted in between.
+    lasting = raw(second.port)
+    assert lasting.connect("lasting", clean=False, properties={SESSION_EXPIRY: 300}).session_present
+    fleeting = raw(second.port)
+    connack = fleeting.connect("fleeting", clean=False, properties={SESSION_EXPIRY: 300})
+    assert connack.session_present is False

@@ -5,9 +5,12 @@ a live message on the same topic; whatever the server sends on subscribing prece
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from broker_peers import V5, V311
+from broker_peers import V5, V311, v5_props
 from paho.mqtt.client import SubscribeOptions
+from paho.mqtt.packettypes import PacketTypes
 
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])
 
@@ -113,3 +116,19 @@ def test_retained_messages_for_wildcard_filters(server, paho_client, version):
 def sentinel_messages(pub, sub, topic):
     pub.publish(topic, b"sentinel", qos=1)
     return sub.until(topic)[:-1]
+
+
+def test_retained_message_expiry(server, paho_client):
+    pub = paho_client(server.port).connect()
+    for topic, seconds in (("rx/long", 60), ("rx/short", 1)):
+        properties = v5_props(PacketTypes.PUBLISH, MessageExpiryInterval=seconds)
+        pub.publish(topic, b"r", qos=1, retain=True, properties=properties)
+    sub = paho_client(server.port).connect()
+    sub.subscribe("rx/long", 1)
+    # MQTT-3.3.2-6: sent with what is left of the Message Expiry Interval.
+    assert 55 <= sub.get().properties.MessageExpiryInterval <= 60
+    time.sleep(1.2)  # the subject is time passing: let the short expiry run out
+    late = paho_client(server.port).connect()
+    late.subscribe("rx/short", 1)
+    # 3.3.2.3.3: once its interval has passed an expired retained message is not delivered.
+    assert sentinel_then_received(pub, late, "rx/short") == []

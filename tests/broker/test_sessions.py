@@ -185,3 +185,43 @@ def test_second_connection_with_the_same_client_id_takes_over(server, paho_clien
     pub.publish("take/t", b"to the new one", qos=1)
     assert second.get().payload == b"to the new one"
     assert second.client.is_connected()
+
+
+def test_offline_queue_is_bounded_ordered_and_first_deliveries_have_dup_0(make_server, raw):
+    server = make_server(max_queued_messages=10)
+    sub = raw(server.port, version=V311)
+    sub.connect("queued", clean=False)
+    sub.subscribe(1, [("queued/t", 1)])
+    sub.disconnect()
+    sub.close()
+    pub = raw(server.port, version=V311)
+    pub.connect("queued-pub")
+    for packet_id in range(1, 31):
+        pub.publish("queued/t", b"%d" % packet_id, qos=1, packet_id=packet_id)
+        assert pub.expect(PUBACK).packet_id == packet_id
+    broker = server.platform.broker
+    assert server.call(lambda: len(broker.sessions["queued"].queue)) <= 10
+    back = raw(server.port, version=V311)
+    assert back.connect("queued", clean=False).session_present
+    got = back.until_pong()
+    numbers = [int(p.payload) for p in got]
+    # Bounded by max_queued_messages, and what is kept keeps its order (4.6).
+    assert 0 < len(numbers) <= 10
+    assert numbers == sorted(numbers)
+    # 3.3.1.1, MQTT-3.3.1-1: DUP=0 the first time the server attempts to send a PUBLISH.
+    assert not [p for p in got if p.dup]
+
+
+def test_takeover_passes_unacknowledged_messages_to_the_new_connection(server, raw, paho_client):
+    first = raw(server.port, version=V311)
+    first.connect("inflight-takeover", clean=False)
+    first.subscribe(1, [("ito/t", 1)])
+    paho_client(server.port).connect().publish("ito/t", b"unacked", qos=1)
+    original = first.expect(PUBLISH)
+    second = raw(server.port, version=V311)
+    assert second.connect("inflight-takeover", clean=False).session_present
+    # MQTT-4.4.0-1: resent on the session's new connection, same identifier, DUP=1.
+    resent = second.until_pong()
+    assert [(p.packet_id, p.payload, p.dup) for p in resent] == [
+        (original.packet_id, b"unacked", True)
+    ]

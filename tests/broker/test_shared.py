@@ -66,3 +66,23 @@ def test_shared_subscription_options_are_honoured(server, paho_client):
     pub = paho_client(server.port).connect()
     pub.publish("sq/t", b"two", qos=2)
     assert member.get().qos == 1  # MQTT-3.8.4-8: min(publish QoS, granted QoS)
+
+
+def test_retained_messages_are_not_sent_to_a_new_shared_subscription(server, paho_client):
+    pub = paho_client(server.port).connect()
+    pub.publish("shr/t", b"retained", qos=1, retain=True)
+    member = paho_client(server.port).connect()
+    member.subscribe([("$share/g/shr/t", 1), ("shr/sentinel", 1)])
+    pub.publish("shr/sentinel", b"", qos=1)
+    # 3.3.1.3 (5.0): retained messages go to a new *non-shared* subscription only.
+    assert [m.topic for m in member.until("shr/sentinel")] == ["shr/sentinel"]
+
+
+def test_unsubscribing_from_a_shared_subscription(server, paho_client):
+    member = paho_client(server.port).connect()
+    member.subscribe([("$share/g/shu/t", 1), ("shu/sentinel", 1)])
+    member.unsubscribe("$share/g/shu/t")
+    pub = paho_client(server.port).connect()
+    pub.publish("shu/t", b"nobody", qos=1)
+    pub.publish("shu/sentinel", b"", qos=1)
+    assert [m.topic for m in member.until("shu/sentinel")] == ["shu/sentinel"]

@@ -7,6 +7,7 @@ import pytest
 from broker_peers import (
     DISCONNECT,
     PUBLISH,
+    SESSION_EXPIRY,
     TOPIC_ALIAS,
     TOPIC_ALIAS_MAXIMUM,
     V311,
@@ -107,3 +108,20 @@ def test_server_topic_aliases_stay_within_the_clients_maximum(server, raw, paho_
         resolved.append(p.topic or mapping[number])
     assert resolved == topics
     assert [p.payload for p in received] == [b"%d" % i for i in range(len(topics))]
+
+
+def test_server_topic_aliases_start_afresh_on_a_new_connection(server, raw, paho_client):
+    settings = {SESSION_EXPIRY: 300, TOPIC_ALIAS_MAXIMUM: 2}
+    client = raw(server.port)
+    client.connect("alias-again", clean=False, properties=settings)
+    client.subscribe(1, [("taa/#", 0)])
+    pub = paho_client(server.port).connect()
+    pub.publish_many("taa/t", [b"1", b"2"], qos=1)
+    assert len(client.until_pong()) == 2
+    client.close()
+    again = raw(server.port)
+    again.connect("alias-again", clean=False, properties=settings)
+    pub.publish("taa/t", b"3", qos=1)
+    # MQTT-3.3.2-7: mappings do not carry over; the first PUBLISH must name the topic.
+    [message] = again.until_pong()
+    assert (message.topic, message.payload) == ("taa/t", b"3")

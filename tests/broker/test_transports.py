@@ -8,7 +8,17 @@ import subprocess
 import urllib.request
 
 import pytest
-from broker_peers import HOST, PINGREQ, TIMEOUT, V5, V311, connect_packet, packet, payloads
+from broker_peers import (
+    HOST,
+    PINGREQ,
+    TIMEOUT,
+    V5,
+    V311,
+    connect_packet,
+    packet,
+    payloads,
+    publish_packet,
+)
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as websocket_connect
 
@@ -162,3 +172,41 @@ def test_health_endpoint(server):
         body = json.loads(response.read())
     assert body["status"] == "ok"
     assert body["listeners"]["mqtt"] == server.port
+
+
+def test_websocket_frame_may_carry_several_packets_above_max_packet_size(make_server):
+    server = make_server(ws_port=0, max_packet_size=1024)
+    url = f"ws://{HOST}:{server.ports['ws']}/mqtt"
+    with websocket_connect(url, subprotocols=["mqtt"], open_timeout=TIMEOUT) as ws:
+        publishes = [
+            publish_packet("wsf/t", b"p" * 800, version=V311, qos=1, packet_id=i) for i in (1, 2, 3)
+        ]
+        # Each packet is within the 1024-byte limit; together they are one 2.5 kB frame.
+        # MQTT-6.0.0-2: the receiver MUST NOT assume packets are aligned on frame boundaries.
+        ws.send(connect_packet("ws-big-frame", version=V311) + b"".join(publishes))
+        received = b""
+        expected = b"\x20\x02\x00\x00" + b"".join(b"\x40\x02\x00" + bytes([i]) for i in (1, 2, 3))
+        while len(received) < len(expected):
+            received += ws.recv(timeout=TIMEOUT)
+        assert received == expected
+
+
+@pytest.mark.parametrize("listener", ["mqtts", "ws"])
+def test_silent_connections_on_other_listeners_are_closed_after_connect_timeout(
+    make_server, certificate, raw, listener
+):
+    cert, key = certificate
+    server = make_server(
+        connect_timeout=0.5, ws_port=0, tls_port=0, tls_cert=str(cert), tls_key=str(key)
+    )
+    # A TCP connection that never starts TLS / the WebSocket handshake is as CONNECT-less as
+    # one on the plain port (3.1.1 3.1 / 5.0 3.1: closed after a reasonable time).
+    silent = raw(server.ports[listener])
+    silent.sock.settimeout(5)
+    try:
+        data = silent.sock.recv(4096)
+    except ConnectionResetError:
+        data = b""
+    except TimeoutError:
+        pytest.fail(f"{listener}: still open 5 s into a 0.5 s connect_timeout")
+    assert data == b""

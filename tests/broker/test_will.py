@@ -17,7 +17,9 @@ from broker_peers import (
     V311,
     WILL_DELAY,
     Will,
+    v5_props,
 )
+from paho.mqtt.packettypes import PacketTypes
 
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])
 
@@ -127,3 +129,27 @@ def test_will_published_when_the_session_ends_before_the_delay(server, paho_clie
     # 3.1.3.2.2: the will is published when the Will Delay Interval passes or the session
     # ends, whichever happens first: here after the 1 s session expiry.
     assert watcher.get(timeout=5).topic == "will/session-end"
+
+
+def test_will_properties_are_forwarded(server, paho_client):
+    watcher = paho_client(server.port).connect()
+    watcher.subscribe("will/props", 1)
+    properties = v5_props(
+        PacketTypes.WILLMESSAGE,
+        ContentType="text/plain",
+        ResponseTopic="will/reply",
+        CorrelationData=b"c",
+        UserProperty=[("z", "1"), ("a", "2")],
+    )
+    dying = paho_client(
+        server.port, client_id="dying", will=("will/props", b"bye", 1, False),
+        will_properties=properties,
+    ).connect()  # fmt: skip
+    dying.client.socket().close()  # a network failure, from the server's point of view
+    message = watcher.get()
+    # 3.1.3.2: the will's properties go out with it; MQTT-3.1.3-10: User Properties in order.
+    assert message.payload == b"bye"
+    assert message.properties.ContentType == "text/plain"
+    assert message.properties.ResponseTopic == "will/reply"
+    assert message.properties.CorrelationData == b"c"
+    assert message.properties.UserProperty == [("z", "1"), ("a", "2")]

@@ -8,6 +8,7 @@ the same way the users and ACL files do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
@@ -45,10 +46,17 @@ class Authenticator(Protocol):
     async def authenticate(self, credentials: Credentials) -> Verdict: ...
 
 
+ReceiveFilter = Callable[[str], bool]
+
+
 class Authorizer(Protocol):
     def may_publish(self, client: Client, topic: str) -> bool: ...
 
     def may_subscribe(self, client: Client, topic_filter: str) -> bool: ...
+
+    def receive_filter(self, client: Client) -> ReceiveFilter | None:
+        """A test each topic delivered to this client must pass, or None when every topic its
+        subscriptions can match may be delivered (the common case, which costs nothing)."""
 
 
 class AllowAnonymous:
@@ -64,3 +72,6 @@ class AllowAll:
 
     def may_subscribe(self, client: Client, topic_filter: str) -> bool:
         return True
+
+    def receive_filter(self, client: Client) -> ReceiveFilter | None:
+        return None

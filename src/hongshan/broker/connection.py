@@ -485,19 +485,21 @@ class MQTTConnection(asyncio.Protocol):
         # keep-alive, capped by the server (MQTT-3.2.2-21: Server Keep Alive replaces it)
         keep_alive = packet.keep_alive
         server_keep_alive: int | None = None
-        if keep_alive > settings.max_keepalive or (
-            keep_alive == 0 and settings.max_keepalive < 65535
-        ):
-            if level < MQTT_5:
+        if level < MQTT_5:
+            if keep_alive > settings.max_keepalive:
                 # A 3.1.1 client cannot be told a shorter keep-alive and would be cut off while
-                # idle; refuse it at once, as Mosquitto does (return code 2).
+                # idle; refuse it at once, as Mosquitto does (return code 2). One that asks
+                # for none (0) gets none.
                 log.info(
                     "refused %r: keep-alive %ss, the maximum is %ss",
                     client_id,
-                    packet.keep_alive,
+                    keep_alive,
                     settings.max_keepalive,
                 )
                 return self._refuse(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID)
+        elif keep_alive > settings.max_keepalive or (
+            keep_alive == 0 and settings.max_keepalive < 65535
+        ):
             keep_alive = server_keep_alive = settings.max_keepalive
         self.keep_alive = keep_alive
         if level == MQTT_5:
@@ -512,6 +514,7 @@ class MQTTConnection(asyncio.Protocol):
         if expiry > settings.session_expiry_max:
             expiry = capped_expiry = settings.session_expiry_max
         session, present = broker.open_session(self, client_id, packet.clean_start, expiry)
+        session.receive_filter = broker.authorizer.receive_filter(self.client)
         self.session = session
         connack_props = NO_PROPERTIES
         if level == MQTT_5:

@@ -113,7 +113,13 @@ class Broker:
             assert s.tls_cert is not None and s.tls_key is not None
             context.load_cert_chain(s.tls_cert, s.tls_key)
             server = await loop.create_server(
-                lambda: MQTTConnection(self, "tls"), s.host, s.tls_port, ssl=context, backlog=4096
+                lambda: MQTTConnection(self, "tls"),
+                s.host,
+                s.tls_port,
+                ssl=context,
+                backlog=4096,
+                # a client that never completes the handshake gets no longer than a silent one
+                ssl_handshake_timeout=s.connect_timeout,
             )
             self._servers.append(server)
             self.ports["mqtts"] = server.sockets[0].getsockname()[1]
@@ -502,6 +508,7 @@ class Broker:
             "connections/refused": str(s.refused_connect),
             "denied/publish": str(s.denied_publish),
             "denied/subscribe": str(s.denied_subscribe),
+            "denied/delivery": str(s.denied_delivery),
             "protocol errors": str(s.protocol_errors),
         }
 

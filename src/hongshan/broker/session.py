@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
+from hongshan.broker.auth import ReceiveFilter
 from hongshan.broker.message import Delivery, SubscriptionOptions
 from hongshan.broker.stats import Stats
 
@@ -67,6 +68,8 @@ class Session:
         "inflight",
         "max_queued",
         "queue",
+        "receive_filter",
+        "resend",
         "stats",
         "store",
         "subscriptions",
@@ -91,7 +94,12 @@ class Session:
         # (delivery, seq or 0); made on first use: most sessions never queue anything
         self.queue: deque[tuple[Delivery, int]] | None = None
         self.incoming_qos2: set[int] = set()
+        # packet ids of in-flight PUBLISHes still to be resent after a reconnect, in order;
+        # they go out as the new connection's Receive Maximum allows (MQTT-4.9.0-2)
+        self.resend: deque[int] | None = None
         self.connection: Sink | None = None
+        # the ACL's test for topics this client may not receive though it may subscribe to them
+        self.receive_filter: ReceiveFilter | None = None
         self.expiry_handle: asyncio.TimerHandle | None = None
         self.disconnected_at: float | None = None
         self._next_packet_id = 1
@@ -105,6 +113,9 @@ class Session:
     def deliver(self, delivery: Delivery) -> bool:
         """Take one message for this client. Returns True when it was written to the store
         (the publisher's acknowledgement must then wait for the store's commit)."""
+        if self.receive_filter is not None and not self.receive_filter(delivery.message.topic):
+            self.stats.denied_delivery += 1
+            return False
         conn = self.connection
         if delivery.qos == 0:
             if conn is not None and not self.queue and conn.writable:
@@ -124,6 +135,7 @@ class Session:
         if (
             conn is not None
             and not self.queue
+            and not self.resend
             and conn.writable
             and len(self.inflight) < conn.send_quota
         ):
@@ -158,8 +170,24 @@ class Session:
     def pump(self) -> None:
         """Send queued messages while the connection and the client's window allow."""
         conn = self.connection
+        if conn is None:
+            return
+        resend = self.resend
+        if resend is not None:
+            # MQTT-4.4.0-1: unacknowledged PUBLISHes go again, with their packet ids and DUP
+            inflight = self.inflight
+            while resend and conn.writable:
+                if len(inflight) - len(resend) >= conn.send_quota:
+                    return
+                packet_id = resend.popleft()
+                entry = inflight.get(packet_id)
+                if entry is not None and entry.state is OutState.PUBLISH_SENT:
+                    conn.send_publish(entry.delivery, packet_id, True)
+            if resend:
+                return
+            self.resend = None
         queue = self.queue
-        if conn is None or queue is None:
+        if queue is None:
             return
         while queue and conn.writable:
             delivery, seq = queue[0]
@@ -245,15 +273,18 @@ class Session:
         if self.expiry_handle is not None:
             self.expiry_handle.cancel()
             self.expiry_handle = None
+        resend: deque[int] = deque()
         for packet_id, entry in self.inflight.items():
             if entry.state is OutState.PUBREL_SENT:
                 connection.send_pubrel(packet_id)
             else:
-                connection.send_publish(entry.delivery, packet_id, True)
+                resend.append(packet_id)
+        self.resend = resend or None
         self.pump()
 
     def detach(self, now: float) -> None:
         self.connection = None
+        self.resend = None
         self.disconnected_at = now
         # QoS 0 messages waiting for a now gone connection are not kept.
         queue = self.queue

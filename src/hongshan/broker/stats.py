@@ -10,6 +10,7 @@ class Stats:
         "bytes_received",
         "bytes_sent",
         "connections_total",
+        "denied_delivery",
         "denied_publish",
         "denied_subscribe",
         "dropped",
@@ -30,5 +31,6 @@ class Stats:
         self.connections_total = 0
         self.refused_connect = 0
         self.denied_publish = 0
+        self.denied_delivery = 0
         self.denied_subscribe = 0
         self.protocol_errors = 0

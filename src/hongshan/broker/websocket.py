@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from hongshan.broker.connection import MQTTConnection
+from hongshan.broker.connection import LINGER_SECONDS, MQTTConnection
 
 if TYPE_CHECKING:
     from hongshan.broker.server import Broker
@@ -100,8 +100,12 @@ async def serve_websocket(
         host,
         port,
         subprotocols=["mqtt"],  # type: ignore[list-item]  # websockets' Subprotocol is a str
-        max_size=broker.settings.max_packet_size + 8,
+        # One frame may carry several MQTT packets; the decoder bounds each packet, this bounds
+        # the frame.
+        max_size=max(16 * broker.settings.max_packet_size, 1 << 20),
         compression=None,
+        open_timeout=broker.settings.connect_timeout,
+        close_timeout=LINGER_SECONDS,
     )
     bound = next(iter(server.sockets)).getsockname()[1]
 

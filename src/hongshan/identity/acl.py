@@ -16,8 +16,9 @@
 Access is ``read``, ``write``, ``readwrite`` (the default when omitted) or ``deny``. Everything
 not granted is denied. A PUBLISH is allowed when a write rule matches its topic and no deny rule
 does. A SUBSCRIBE filter is allowed when a read rule *covers* it (every topic the filter can
-match, the rule matches too) and no deny rule can match any topic the filter matches — the broker
-checks access once, at subscribe time, never per delivered message.
+match, the rule matches too) and no deny rule covers it. Where a deny rule covers only part of a
+subscription (``topic readwrite #`` with ``topic deny town/secret``), the topics it matches are
+held back at delivery; clients without deny rules pay nothing for that check.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Literal
 
 import msgspec
 
-from hongshan.broker.auth import Client
+from hongshan.broker.auth import Client, ReceiveFilter
 from hongshan.errors import AccessFileError, RemoteProtocolError
 from hongshan.mqtt.topics import topic_matches, validate_topic_filter
 
@@ -106,11 +107,21 @@ class AclFile:
         granted = False
         for access, rule_filter in self._rules(client):
             if access == "deny":
-                if filters_overlap(rule_filter, topic_filter):
+                if filter_covers(rule_filter, topic_filter):
                     return False
             elif access in ("read", "readwrite") and filter_covers(rule_filter, topic_filter):
                 granted = True
         return granted
+
+    def receive_filter(self, client: Client) -> ReceiveFilter | None:
+        denied = [f for access, f in self._rules(client) if access == "deny"]
+        if not denied:
+            return None
+
+        def may_receive(topic: str) -> bool:
+            return not any(topic_matches(rule, topic) for rule in denied)
+
+        return may_receive
 
 
 def _parse_rule(rest: str, *, is_pattern: bool, where: str) -> AclRule:
@@ -170,18 +181,3 @@ def filter_covers(rule: str, topic_filter: str) -> bool:
         if level != wanted:
             return False
     return len(filter_levels) == len(rule_levels)
-
-
-def filters_overlap(a: str, b: str) -> bool:
-    """True when some topic name is matched by both filters."""
-    a_levels, b_levels = a.split("/"), b.split("/")
-    for i in range(max(len(a_levels), len(b_levels))):
-        x = a_levels[i] if i < len(a_levels) else None
-        y = b_levels[i] if i < len(b_levels) else None
-        if x == "#" or y == "#":
-            return True
-        if x is None or y is None:
-            return False
-        if x != y and x != "+" and y != "+":
-            return False
-    return True
