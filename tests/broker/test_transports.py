@@ -146,10 +146,9 @@ def test_sys_topics_cannot_be_published_by_clients(make_server, paho_client):
     watcher = paho_client(server.port).connect()
     watcher.subscribe([("$SYS/broker/version", 0), ("$SYS/broker/uptime", 0)])
     pub = paho_client(server.port).connect()
-    outcome = pub.publish("$SYS/broker/version", b"fake", qos=1, retain=True)
-    # 4.7.2: $ topics are the server's. A 5.0 server may refuse with a PUBACK >= 0x80 or accept
-    # and drop; no subscriber may see the forgery.
-    assert outcome is not None
+    # 4.7.2: $ topics are the server's. It may refuse (PUBACK >= 0x80, or closing the
+    # connection) or accept and drop; no subscriber may see the forgery.
+    pub.publish("$SYS/broker/version", b"fake", qos=1, retain=True)
     live_updates = 0
     while live_updates < 2:
         message = watcher.get()
