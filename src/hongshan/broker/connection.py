@@ -437,6 +437,15 @@ class MQTTConnection(asyncio.Protocol):
             self.state = NEW
             self._protocol_error(exc)
             return
+        except Exception:
+            # a fault of ours (an authenticator that broke, say) costs this connection only
+            log.exception("accepting %s failed", self._who())
+            if self.state == CONNECTED:
+                self.disconnect(ReasonCode.UNSPECIFIED_ERROR)
+            else:
+                self.state = NEW
+                self._refuse(ReasonCode.UNSPECIFIED_ERROR)
+            return
         if not accepted or self.state == CLOSED:
             return
         if self.transport is not None:
