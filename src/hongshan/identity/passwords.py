@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -25,6 +26,10 @@ from hongshan.mqtt.reason_codes import ReasonCode
 # RFC 9106's second recommended option (memory-constrained): t=3, m=64 MiB, p=4; we use less
 # memory and one lane so that a burst of verifications does not exhaust a small gateway.
 _HASHER = PasswordHasher(time_cost=3, memory_cost=19 * 1024, parallelism=1)
+# Each verification takes 19 MiB and the allocator keeps it per thread: the event loop's default
+# pool (up to 32 threads) would hold hundreds of MiB after a reconnect burst; two threads keep
+# both cores busy and the memory bounded.
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 
 
 def hash_password(password: str) -> str:
@@ -98,7 +103,7 @@ class PasswordFileAuthenticator:
         known = self._verified.get(username)
         if known is not None and known[0] == hashed and hmac.compare_digest(known[1], digest):
             return Verdict(username=username)
-        ok = await asyncio.get_running_loop().run_in_executor(None, _verify, hashed, password)
+        ok = await asyncio.get_running_loop().run_in_executor(_POOL, _verify, hashed, password)
         if not ok:
             return Verdict(reason_code=ReasonCode.BAD_USER_NAME_OR_PASSWORD)
         self._verified[username] = (hashed, digest)
