@@ -604,7 +604,7 @@ class MQTTConnection(asyncio.Protocol):
             )
         if qos == 2 and packet.packet_id in session.incoming_qos2:
             # A resend of a QoS 2 message we already took (method B, MQTT 4.3.3): answer again.
-            self._send_ack(encode(PubRec(packet_id=packet.packet_id), self.level))
+            self._send_ack(_success_ack(PUBREC_BYTE, packet.packet_id))
             return
         cache = self._acl_cache
         if cache is None:
@@ -661,13 +661,13 @@ class MQTTConnection(asyncio.Protocol):
             return
         wait = broker.store.committed() if stored else None
         if qos == 1:
-            self._send_ack(encode(PubAck(packet_id=packet.packet_id), self.level), wait)
+            self._send_ack(_success_ack(PUBACK_BYTE, packet.packet_id), wait)
         else:
             session.incoming_qos2.add(packet.packet_id)
             if session.persistent:
                 broker.store.save_incoming_qos2(session.client_id, packet.packet_id)
                 wait = broker.store.committed()
-            self._send_ack(encode(PubRec(packet_id=packet.packet_id), self.level), wait)
+            self._send_ack(_success_ack(PUBREC_BYTE, packet.packet_id), wait)
 
     def _on_pubrel(self, packet: PubRel) -> None:
         session = self.session
@@ -799,6 +799,16 @@ class MQTTConnection(asyncio.Protocol):
 
     def _on_connect_again(self, packet: Connect) -> None:
         raise RemoteProtocolError("a second CONNECT", ReasonCode.PROTOCOL_ERROR)  # MQTT-3.1.0-2
+
+
+PUBACK_BYTE = 0x40
+PUBREC_BYTE = 0x50
+
+
+def _success_ack(first_byte: int, packet_id: int) -> bytes:
+    """A PUBACK or PUBREC with reason 0 and no properties: the same two-byte body at every level
+    (MQTT 5.0 3.4.2.1 lets the reason code and properties be left out)."""
+    return bytes((first_byte, 2, packet_id >> 8, packet_id & 0xFF))
 
 
 def _base_properties(message: Message) -> bytes:

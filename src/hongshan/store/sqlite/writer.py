@@ -84,16 +84,13 @@ class SQLiteWriter:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            markers: list[_Marker] = []
+            markers = [item for item in batch if isinstance(item, _Marker)]
+            stopping = any(item is _STOP for item in batch)
             error: str | None = None
             try:
                 conn.execute("BEGIN")
                 for item in batch:
-                    if item is _STOP:
-                        stopping = True
-                    elif isinstance(item, _Marker):
-                        markers.append(item)
-                    else:
+                    if item is not _STOP and not isinstance(item, _Marker):
                         statement = cast(Statement, item)
                         conn.execute(statement[0], statement[1])
                 conn.execute("COMMIT")

@@ -1,0 +1,52 @@
+"""The one-writer-thread SQLite store: group commit and what ``committed()`` promises."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from hongshan.errors import StoreUnavailable
+from hongshan.store.sqlite.writer import SQLiteWriter
+
+
+async def test_committed_means_readable_from_another_connection(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    writer = SQLiteWriter(path, loop=asyncio.get_running_loop())
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    for i in range(1000):
+        writer.execute("INSERT INTO t VALUES (?)", (i,))
+    await asyncio.wait_for(writer.committed(), 10)
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT COUNT(*) FROM t").fetchone() == (1000,)
+    await writer.close()
+
+
+async def test_committed_with_nothing_pending_is_immediate(tmp_path: Path) -> None:
+    writer = SQLiteWriter(tmp_path / "w.db", loop=asyncio.get_running_loop())
+    waiter = writer.committed()
+    assert isinstance(waiter, asyncio.Future) and waiter.done()
+    await writer.close()
+
+
+async def test_waiters_share_a_marker_until_new_writes(tmp_path: Path) -> None:
+    writer = SQLiteWriter(tmp_path / "w.db", loop=asyncio.get_running_loop())
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    first, second = writer.committed(), writer.committed()
+    writer.execute("INSERT INTO t VALUES (1)")
+    third = writer.committed()
+    await asyncio.wait_for(asyncio.gather(first, second, third), 10)
+    await writer.close()
+
+
+async def test_a_failed_batch_fails_its_waiters(tmp_path: Path) -> None:
+    writer = SQLiteWriter(tmp_path / "w.db", loop=asyncio.get_running_loop())
+    writer.execute("INSERT INTO missing_table VALUES (1)")
+    with pytest.raises(StoreUnavailable, match="missing_table"):
+        await asyncio.wait_for(writer.committed(), 10)
+    # the writer goes on: the next batch commits
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    await asyncio.wait_for(writer.committed(), 10)
+    await writer.close()
