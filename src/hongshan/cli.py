@@ -60,7 +60,7 @@ def main() -> None:
 @click.option("--max-queued-messages", type=int, help="Queued messages per session [1000].")
 @click.option("--max-keepalive", type=int, help="Longest keep-alive granted, seconds [65535].")
 @click.option("--connect-timeout", type=float, help="Seconds to send CONNECT [10].")
-@click.option("--topic-alias-maximum", type=int, help="Topic aliases a client may set [65535].")
+@click.option("--topic-alias-maximum", type=int, help="Topic aliases a client may set [10].")
 @click.option("--sys-interval", type=float, help="Seconds between $SYS updates; 0 is off [10].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(config_file: str | None, **flags: Any) -> None:

@@ -36,7 +36,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_queued_messages: int = 1000  # per session, beyond the in-flight window
     max_keepalive: int = 65535  # seconds; longer requests get Server Keep Alive (5.0)
     connect_timeout: float = 10.0  # seconds a new connection has to send CONNECT
-    topic_alias_maximum: int = 65535  # aliases a 5.0 client may set toward us
+    # aliases a 5.0 client may set toward us; each holds a topic of up to 64 KiB in memory
+    topic_alias_maximum: int = 10
     sys_interval: float = 10.0  # seconds between $SYS/broker/... updates; 0 turns them off
     session_expiry_max: int = 0xFFFFFFFF  # cap on a client's Session Expiry Interval, seconds
     log_level: str = "info"

@@ -60,10 +60,11 @@ class Authorizer(Protocol):
 
 
 class AllowAnonymous:
-    """Everyone is welcome: the sandbox mode (``--allow-anonymous``) with no users file."""
+    """Everyone is welcome: the sandbox mode (``--allow-anonymous``) with no users file. No
+    username is verified, so every client is anonymous to the ACL."""
 
     async def authenticate(self, credentials: Credentials) -> Verdict:
-        return Verdict(username=credentials.username)
+        return ACCEPTED
 
 
 class AllowAll:

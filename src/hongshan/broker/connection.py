@@ -57,7 +57,8 @@ log = logging.getLogger("hongshan.broker")
 # Above this many bytes waiting to be written, a connection stops taking QoS 0 messages
 # directly and the session queues (and, when full, drops) them instead.
 WRITE_HIGH_WATER = 256 * 1024
-_ACL_CACHE_SIZE = 512
+_ACL_CACHE_SIZE = 512  # topics per connection whose publish verdict is remembered
+_ACL_CACHED_TOPIC_LENGTH = 256  # longer topics are checked each time, never kept
 _PINGRESP = b"\xd0\x00"
 
 # How long a connection we are closing after a DISCONNECT or CONNACK with a reason code keeps
@@ -108,6 +109,7 @@ class MQTTConnection(asyncio.Protocol):
         "_out_size",
         "_paused",
         "_timer",
+        "_waiting_pubacks",
         "address",
         "broker",
         "clean_disconnect",
@@ -157,6 +159,7 @@ class MQTTConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._acks: deque[tuple[Awaitable[None] | None, bytes]] | None = None
         self._ack_task: asyncio.Task[None] | None = None
+        self._waiting_pubacks = 0  # PUBACKs held back behind the store (Receive Maximum)
         self._loop = asyncio.get_running_loop()
 
     # -- transport callbacks ----------------------------------------------------------------
@@ -203,10 +206,16 @@ class MQTTConnection(asyncio.Protocol):
         self.broker.connection_closed(self, was_connected=previous in (CONNECTED, CLOSING))
 
     def pause_writing(self) -> None:
+        # A client that sends requests but does not read the answers is not read either, so it
+        # cannot make our buffers grow (the session queues and drops its messages meanwhile).
         self._paused = True
+        if self.state == CONNECTED and self.transport is not None:
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._paused = False
+        if self.state == CONNECTED and self.transport is not None:
+            self.transport.resume_reading()
         if self.session is not None and self.state == CONNECTED:
             self.session.pump()
 
@@ -339,43 +348,51 @@ class MQTTConnection(asyncio.Protocol):
                 self.level,
             )
         else:
-            data = self._encode_v5_publish(delivery, packet_id, dup)
-            if data is None:
-                return
-        if self.client_max_packet is not None and len(data) > self.client_max_packet:
-            # MQTT-3.1.2-25: a packet larger than the client's limit is discarded as if sent.
-            self.broker.stats.dropped += 1
-            if packet_id and self.session is not None:
-                self._loop.call_soon(self.session.discard, packet_id)
+            self._send_v5_publish(delivery, packet_id, dup)
+            return
+        if self._discard_if_too_large(data, packet_id):
             return
         self.broker.stats.messages_sent += 1
         self._write(data)
 
-    def _encode_v5_publish(self, delivery: Delivery, packet_id: int, dup: bool) -> bytes | None:
+    def _discard_if_too_large(self, data: bytes, packet_id: int) -> bool:
+        if self.client_max_packet is None or len(data) <= self.client_max_packet:
+            return False
+        # MQTT-3.1.2-25: a packet larger than the client's limit is discarded as if sent.
+        self.broker.stats.dropped += 1
+        if packet_id and self.session is not None:
+            self._loop.call_soon(self.session.discard, packet_id)
+        return True
+
+    def _send_v5_publish(self, delivery: Delivery, packet_id: int, dup: bool) -> None:
+        """A 5.0 PUBLISH whose properties differ per delivery: remaining expiry, subscription
+        identifiers, a topic alias."""
         message = delivery.message
         expiry = message.remaining_expiry()
         if expiry == 0:
             if packet_id and self.session is not None:
                 self._loop.call_soon(self.session.discard, packet_id)
-            return None
+            return
         topic = message.topic
         alias: int | None = None
+        new_alias = False
+        aliases = self._out_aliases
         if self.client_alias_max:
-            aliases = self._out_aliases
             if aliases is None:
                 aliases = self._out_aliases = {}
             alias = aliases.get(topic)
             if alias is not None:
                 topic = ""
             elif len(aliases) < self.client_alias_max:
-                alias = aliases[topic] = len(aliases) + 1
+                alias = len(aliases) + 1
+                new_alias = True
         properties = msgspec.structs.replace(
             message.properties,
             message_expiry_interval=expiry,
             subscription_identifiers=delivery.subscription_ids,
             topic_alias=alias,
         )
-        return encode_publish(
+        data = encode_publish(
             topic.encode(),
             message.payload,
             delivery.qos,
@@ -385,6 +402,12 @@ class MQTTConnection(asyncio.Protocol):
             encode_properties(properties, PacketType.PUBLISH),
             MQTT_5,
         )
+        if self._discard_if_too_large(data, packet_id):
+            return  # an alias the client never received must not be used later
+        if new_alias and aliases is not None and alias is not None:
+            aliases[topic] = alias
+        self.broker.stats.messages_sent += 1
+        self._write(data)
 
     def send_pubrel(self, packet_id: int) -> None:
         self._write(encode(PubRel(packet_id=packet_id), self.level))
@@ -399,6 +422,8 @@ class MQTTConnection(asyncio.Protocol):
         if acks is None:
             acks = self._acks = deque()
         acks.append((wait, data))
+        if data[0] == PUBACK_BYTE:
+            self._waiting_pubacks += 1
         if self._ack_task is None:
             self._ack_task = self._loop.create_task(self._drain_acks())
 
@@ -410,6 +435,8 @@ class MQTTConnection(asyncio.Protocol):
                 if wait is not None:
                     await wait
                 acks.popleft()
+                if data[0] == PUBACK_BYTE:
+                    self._waiting_pubacks -= 1
                 self._write(data)
         except StoreUnavailable as exc:
             # Not acknowledged, so the client keeps the message and sends it again.
@@ -421,10 +448,9 @@ class MQTTConnection(asyncio.Protocol):
     # -- CONNECT ----------------------------------------------------------------------------
 
     def _on_connect(self, packet: Connect) -> None:
+        # The connect timeout keeps running until CONNACK: a client whose authentication hangs
+        # (or waits behind a burst of password checks) is not held open for ever.
         self.state = CONNECTING
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if self.transport is not None:
             self.transport.pause_reading()
         task = self._loop.create_task(self._connect(packet))
@@ -486,7 +512,9 @@ class MQTTConnection(asyncio.Protocol):
                 ReasonCode(verdict.reason_code).name,
             )
             return self._refuse(verdict.reason_code)
-        username = verdict.username if verdict.username is not None else packet.username
+        # The authenticator says who this is; a username it did not verify is not an identity
+        # (an anonymous client claiming "admin" must not get admin's ACL rules).
+        username = verdict.username
         self.client = Client(
             client_id=client_id, username=username, address=self.address, protocol_level=level
         )
@@ -511,9 +539,12 @@ class MQTTConnection(asyncio.Protocol):
         ):
             keep_alive = server_keep_alive = settings.max_keepalive
         self.keep_alive = keep_alive
+        # Our window toward the client: its Receive Maximum (MQTT-3.3.4-9), and never more than
+        # max_inflight, so a 3.1.1 client that never acknowledges holds at most that many.
+        self.send_quota = settings.max_inflight
         if level == MQTT_5:
             if props.receive_maximum is not None:
-                self.send_quota = props.receive_maximum
+                self.send_quota = min(props.receive_maximum, settings.max_inflight)
             self.client_max_packet = props.maximum_packet_size
             self.client_alias_max = props.topic_alias_maximum or 0
             expiry = props.session_expiry_interval or 0
@@ -522,8 +553,9 @@ class MQTTConnection(asyncio.Protocol):
         capped_expiry: int | None = None
         if expiry > settings.session_expiry_max:
             expiry = capped_expiry = settings.session_expiry_max
+        receive_filter = broker.authorizer.receive_filter(self.client)
         session, present = broker.open_session(self, client_id, packet.clean_start, expiry)
-        session.receive_filter = broker.authorizer.receive_filter(self.client)
+        session.receive_filter = receive_filter
         self.session = session
         connack_props = NO_PROPERTIES
         if level == MQTT_5:
@@ -541,6 +573,9 @@ class MQTTConnection(asyncio.Protocol):
             )
         self._write(encode(ConnAck(session_present=present, properties=connack_props), level))
         self.state = CONNECTED
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if keep_alive:
             self._arm_keep_alive()
         session.attach(self)
@@ -595,7 +630,7 @@ class MQTTConnection(asyncio.Protocol):
         if (
             level5
             and qos
-            and len(self._acks or ()) + len(session.incoming_qos2) >= broker.settings.max_inflight
+            and self._waiting_pubacks + len(session.incoming_qos2) >= broker.settings.max_inflight
             and packet.packet_id not in session.incoming_qos2
         ):
             # MQTT-3.3.4-7/-8: more unacknowledged QoS 1/2 PUBLISHes than our Receive Maximum
@@ -603,8 +638,10 @@ class MQTTConnection(asyncio.Protocol):
                 "receive maximum exceeded", ReasonCode.RECEIVE_MAXIMUM_EXCEEDED
             )
         if qos == 2 and packet.packet_id in session.incoming_qos2:
-            # A resend of a QoS 2 message we already took (method B, MQTT 4.3.3): answer again.
-            self._send_ack(_success_ack(PUBREC_BYTE, packet.packet_id))
+            # A resend of a QoS 2 message we already took (method B, MQTT 4.3.3): answer again,
+            # once the first copy is durable.
+            wait = broker.store.committed() if session.persistent else None
+            self._send_ack(_success_ack(PUBREC_BYTE, packet.packet_id), wait)
             return
         cache = self._acl_cache
         if cache is None:
@@ -614,9 +651,10 @@ class MQTTConnection(asyncio.Protocol):
             allowed = not topic.startswith("$") and broker.authorizer.may_publish(
                 self.client, topic
             )
-            if len(cache) >= _ACL_CACHE_SIZE:
-                cache.clear()
-            cache[topic] = allowed
+            if len(topic) <= _ACL_CACHED_TOPIC_LENGTH:
+                if len(cache) >= _ACL_CACHE_SIZE:
+                    cache.clear()
+                cache[topic] = allowed
         if not allowed:
             broker.stats.denied_publish += 1
             log.info("%s may not publish to %r", self._who(), topic)
@@ -673,13 +711,19 @@ class MQTTConnection(asyncio.Protocol):
         session = self.session
         assert session is not None
         reason = 0
+        wait = None
         if packet.packet_id in session.incoming_qos2:
             session.incoming_qos2.discard(packet.packet_id)
             if session.persistent:
+                # MQTT-4.3.3-12: after PUBCOMP the packet id is free; a restart must not bring
+                # it back and swallow the next message that uses it.
                 self.broker.store.delete_incoming_qos2(session.client_id, packet.packet_id)
+                wait = self.broker.store.committed()
         elif self.level == MQTT_5:
             reason = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND
-        self._send_ack(encode(PubComp(packet_id=packet.packet_id, reason_code=reason), self.level))
+        self._send_ack(
+            encode(PubComp(packet_id=packet.packet_id, reason_code=reason), self.level), wait
+        )
 
     # -- acknowledgements of our PUBLISHes --------------------------------------------------
 
@@ -692,7 +736,10 @@ class MQTTConnection(asyncio.Protocol):
         failed = packet.reason_code >= 0x80
         if self.session.pubrec(packet.packet_id, failed):
             if not failed:
-                self.send_pubrel(packet.packet_id)
+                # MQTT-4.3.3-6: once PUBREL is out the PUBLISH must never be resent, so the new
+                # state is made durable first.
+                wait = self.broker.store.committed() if self.session.persistent else None
+                self._send_ack(encode(PubRel(packet_id=packet.packet_id), self.level), wait)
         elif not failed:
             reason = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if self.level == MQTT_5 else 0
             self._write(encode(PubRel(packet_id=packet.packet_id, reason_code=reason), self.level))
@@ -720,7 +767,8 @@ class MQTTConnection(asyncio.Protocol):
             except RemoteProtocolError:
                 codes.append(ReasonCode.TOPIC_FILTER_INVALID if level5 else 0x80)
                 continue
-            if not broker.authorizer.may_subscribe(client, topic_filter):
+            # a shared subscription is authorized by its filter, as Mosquitto does
+            if not broker.authorizer.may_subscribe(client, bare):
                 broker.stats.denied_subscribe += 1
                 log.info("%s may not subscribe to %r", self._who(), topic_filter)
                 codes.append(ReasonCode.NOT_AUTHORIZED if level5 else 0x80)
@@ -742,18 +790,13 @@ class MQTTConnection(asyncio.Protocol):
                 retained.extend(
                     # MQTT-3.3.1-9: retained messages sent on subscribe keep RETAIN=1
                     Delivery(message, min(qos, message.qos), True, ids)
-                    for message in broker.retained.matching(bare)
-                    if message.remaining_expiry() != 0
+                    for message in broker.retained_matching(bare)
                 )
         self._write(
             encode(SubAck(packet_id=packet.packet_id, reason_codes=tuple(codes)), self.level)
         )
-        stored = False
         for delivery in retained:
-            stored = session.deliver(delivery) or stored
-        if stored:
-            # nothing waits on it, but the next acknowledgement commits after it
-            broker.store.committed()
+            session.deliver(delivery)
 
     def _on_unsubscribe(self, packet: Unsubscribe) -> None:
         session = self.session
@@ -797,9 +840,6 @@ class MQTTConnection(asyncio.Protocol):
             "enhanced authentication is not supported", ReasonCode.PROTOCOL_ERROR
         )
 
-    def _on_connect_again(self, packet: Connect) -> None:
-        raise RemoteProtocolError("a second CONNECT", ReasonCode.PROTOCOL_ERROR)  # MQTT-3.1.0-2
-
 
 PUBACK_BYTE = 0x40
 PUBREC_BYTE = 0x50
@@ -823,15 +863,8 @@ def _base_properties(message: Message) -> bytes:
     return encoded
 
 
-def _dispatch(conn: MQTTConnection, packet: Connect) -> None:
-    if conn.state == NEW:
-        conn._on_connect(packet)
-    else:
-        conn._on_connect_again(packet)
-
-
 _HANDLERS: dict[type[Packet], Callable[[MQTTConnection, Any], None]] = {
-    Connect: _dispatch,
+    Connect: MQTTConnection._on_connect,  # the decoder refuses a second one (MQTT-3.1.0-2)
     Publish: MQTTConnection._on_publish,
     PubAck: MQTTConnection._on_puback,
     PubRec: MQTTConnection._on_pubrec,

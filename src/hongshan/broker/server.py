@@ -38,25 +38,37 @@ class SharedGroup:
     """The members of one shared subscription group on one filter (MQTT 4.8.2). Each message goes
     to one member, round robin, preferring members that are connected."""
 
-    __slots__ = ("cursor", "members")
+    __slots__ = ("_order", "cursor", "members")
 
     def __init__(self) -> None:
         self.members: dict[str, SubscriptionOptions] = {}
+        self._order: list[str] = []  # member ids in joining order, for the round robin
         self.cursor = 0
 
+    def add(self, client_id: str, options: SubscriptionOptions) -> None:
+        if client_id not in self.members:
+            self._order.append(client_id)
+        self.members[client_id] = options
+
+    def remove(self, client_id: str) -> None:
+        if self.members.pop(client_id, None) is not None:
+            self._order.remove(client_id)
+
     def pick(self, sessions: dict[str, Session]) -> tuple[str, SubscriptionOptions] | None:
-        members = list(self.members.items())
-        count = len(members)
+        order = self._order
+        count = len(order)
+        if not count:
+            return None
+        start = self.cursor % count
         for offset in range(count):
-            client_id, options = members[(self.cursor + offset) % count]
+            client_id = order[(start + offset) % count]
             session = sessions.get(client_id)
             if session is not None and session.connection is not None:
-                self.cursor = (self.cursor + offset + 1) % count
-                return client_id, options
-        if not members:
-            return None
-        self.cursor = (self.cursor + 1) % count
-        return members[self.cursor % count]
+                self.cursor = start + offset + 1
+                return client_id, self.members[client_id]
+        # nobody is connected: persistent members queue it in turn
+        self.cursor = start + 1
+        return order[start], self.members[order[start]]
 
 
 class Broker:
@@ -160,6 +172,8 @@ class Broker:
         for message in saved.retained:
             if message.remaining_expiry(now) != 0:
                 self.retained.set(message)
+            else:
+                self.store.delete_retained(message.topic)
         for record in saved.sessions:
             if record.expiry_interval != NEVER_EXPIRES and record.disconnected_at is not None:
                 left = record.disconnected_at + record.expiry_interval - now
@@ -167,6 +181,7 @@ class Broker:
                     self.store.delete_session(record.client_id)
                     continue
             session = self._new_session(record.client_id, record.expiry_interval)
+            session.stored = True
             session.disconnected_at = record.disconnected_at or now
             session.incoming_qos2 = set(record.incoming_qos2)
             for topic_filter, options in record.subscriptions.items():
@@ -212,13 +227,17 @@ class Broker:
         """Attach a newly accepted connection to its session; returns (session, present)."""
         old = self.connections.pop(client_id, None)
         if old is not None:
-            # MQTT-3.1.4-2: the existing connection is closed; its will follows the usual rules.
+            # MQTT-3.1.4-2: the existing connection is closed; its will follows the usual rules
+            # and a session that was to end with it ends (MQTT-3.1.2-6, 5.0 3.1.2.11.2).
             log.info("client %r taken over from %s by %s", client_id, old.address, conn.address)
-            if old.session is not None:
-                old.session.detach(time.time())
-            old.session = None
+            old_session = old.session
             self._on_abnormal_end(old, client_id)
+            old.session = None
             old.disconnect(ReasonCode.SESSION_TAKEN_OVER)
+            if old_session is not None:
+                old_session.detach(time.time())
+                if not old_session.persistent:
+                    self._end_session(old_session)
         existing = self.sessions.get(client_id)
         present = False
         if existing is not None and clean_start:
@@ -235,8 +254,10 @@ class Broker:
         session.expiry_interval = expiry_interval
         if session.persistent:
             self.store.save_session(client_id, expiry_interval, None)
-        elif present:
+            session.stored = True
+        elif session.stored:
             self.store.delete_session(client_id)
+            session.stored = False
         self.connections[client_id] = conn
         return session, present
 
@@ -261,6 +282,7 @@ class Broker:
             self._on_abnormal_end(conn, client.client_id)
         if session.persistent:
             self.store.save_session(client.client_id, session.expiry_interval, now)
+            session.stored = True
             self._schedule_expiry(session)
         else:
             self._end_session(session)
@@ -346,8 +368,9 @@ class Broker:
         session.subscriptions.clear()
         # MQTT-3.1.3-9: a will still waiting out its delay is sent when the session ends.
         self._fire_will(client_id)
-        if session.persistent or session.inflight or session.queue:
+        if session.stored:
             self.store.delete_session(client_id)
+            session.stored = False
 
     # -- subscriptions ----------------------------------------------------------------------
 
@@ -372,7 +395,7 @@ class Broker:
             if not isinstance(shared, SharedGroup):
                 shared = SharedGroup()
                 self.subscriptions.subscribe(bare, key, shared)
-            shared.members[client_id] = options
+            shared.add(client_id, options)
         session.subscriptions[topic_filter] = options
         if persist and session.persistent:
             self.store.save_subscription(client_id, topic_filter, options)
@@ -395,7 +418,7 @@ class Broker:
         subscribers = self.subscriptions.get(bare)
         shared = subscribers.get(key) if subscribers else None
         if isinstance(shared, SharedGroup):
-            shared.members.pop(client_id, None)
+            shared.remove(client_id)
             if not shared.members:
                 self.subscriptions.unsubscribe(bare, key)
 
@@ -413,22 +436,24 @@ class Broker:
         if not matches:
             return stored
         sessions = self.sessions
-        msg_qos = message.qos
-        if len(matches) == 1 and len(matches[0]) == 1:
-            # the common case: one subscriber, no overlaps to merge
+        if len(matches) == 1:
+            # one matching filter: no client can appear twice, nothing to merge
             for key, value in matches[0].items():
                 if type(value) is SubscriptionOptions:
                     assert isinstance(key, str)
                     if value.no_local and key == message.sender:
-                        return stored
-                    session = sessions[key]
+                        continue  # MQTT-3.8.3-3
                     delivery = Delivery(
                         message,
-                        value.qos if value.qos < msg_qos else msg_qos,
+                        value.qos if value.qos < message.qos else message.qos,
                         message.retain and value.retain_as_published,
                         () if value.subscription_id is None else (value.subscription_id,),
                     )
-                    return session.deliver(delivery) or stored
+                    stored = sessions[key].deliver(delivery) or stored
+                else:
+                    assert isinstance(value, SharedGroup)
+                    stored = self._deliver_shared(value, message) or stored
+            return stored
         targets: dict[str, list[Any]] = {}
         for subscribers in matches:
             for key, value in subscribers.items():
@@ -437,20 +462,26 @@ class Broker:
                     self._merge_target(targets, key, value, message)
                 else:
                     assert isinstance(value, SharedGroup)
-                    picked = value.pick(sessions)
-                    if picked is not None:
-                        client_id, options = picked
-                        delivery = Delivery(
-                            message,
-                            min(options.qos, msg_qos),
-                            False,
-                            () if options.subscription_id is None else (options.subscription_id,),
-                        )
-                        stored = sessions[client_id].deliver(delivery) or stored
+                    stored = self._deliver_shared(value, message) or stored
         for client_id, (qos, retain, ids) in targets.items():
-            delivery = Delivery(message, min(qos, msg_qos), retain, tuple(ids))
+            delivery = Delivery(message, min(qos, message.qos), retain, tuple(ids))
             stored = sessions[client_id].deliver(delivery) or stored
         return stored
+
+    def _deliver_shared(self, group: SharedGroup, message: Message) -> bool:
+        """One member of a shared subscription group gets the message (MQTT 4.8.2); the RETAIN
+        flag is never kept for it."""
+        picked = group.pick(self.sessions)
+        if picked is None:
+            return False
+        client_id, options = picked
+        delivery = Delivery(
+            message,
+            min(options.qos, message.qos),
+            False,
+            () if options.subscription_id is None else (options.subscription_id,),
+        )
+        return self.sessions[client_id].deliver(delivery)
 
     @staticmethod
     def _merge_target(
@@ -473,6 +504,19 @@ class Broker:
         target[1] = target[1] or retain
         if options.subscription_id is not None:
             target[2].append(options.subscription_id)
+
+    def retained_matching(self, topic_filter: str) -> list[Message]:
+        """The retained messages a new subscription receives; expired ones are deleted here
+        (MQTT-3.3.2-5: an expired message is not delivered, retained or not)."""
+        now = time.time()
+        found = []
+        for message in list(self.retained.matching(topic_filter)):
+            if message.remaining_expiry(now) == 0:
+                self.retained.delete(message.topic)
+                self.store.delete_retained(message.topic)
+            else:
+                found.append(message)
+        return found
 
     def _retain(self, message: Message) -> bool:
         if not message.payload:

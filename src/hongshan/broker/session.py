@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterator
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
@@ -72,6 +71,7 @@ class Session:
         "resend",
         "stats",
         "store",
+        "stored",
         "subscriptions",
     )
 
@@ -97,6 +97,7 @@ class Session:
         # packet ids of in-flight PUBLISHes still to be resent after a reconnect, in order;
         # they go out as the new connection's Receive Maximum allows (MQTT-4.9.0-2)
         self.resend: deque[int] | None = None
+        self.stored = False  # written to the store at some point: must be deleted there
         self.connection: Sink | None = None
         # the ACL's test for topics this client may not receive though it may subscribe to them
         self.receive_filter: ReceiveFilter | None = None
@@ -189,20 +190,22 @@ class Session:
         queue = self.queue
         if queue is None:
             return
+        receive_filter = self.receive_filter
         while queue and conn.writable:
             delivery, seq = queue[0]
-            if delivery.qos == 0:
-                queue.popleft()
-                if delivery.message.remaining_expiry() == 0:
-                    continue
-                conn.send_publish(delivery, 0, False)
-                continue
-            if len(self.inflight) >= conn.send_quota:
+            if delivery.qos and len(self.inflight) >= conn.send_quota:
                 return
             queue.popleft()
-            if delivery.message.remaining_expiry() == 0:
+            message = delivery.message
+            if message.remaining_expiry() == 0 or (
+                # queued while the client's ACL was not known (restored after a restart)
+                receive_filter is not None and not receive_filter(message.topic)
+            ):
                 if seq:
                     self.store.delete_message(self.client_id, seq)
+                continue
+            if delivery.qos == 0:
+                conn.send_publish(delivery, 0, False)
                 continue
             packet_id = self._allocate_packet_id()
             self.inflight[packet_id] = InFlight(delivery, seq, OutState.PUBLISH_SENT)
@@ -302,11 +305,3 @@ class Session:
             if self.queue is None:
                 self.queue = deque()
             self.queue.append((delivery, seq))
-
-    def stored_seqs(self) -> Iterator[int]:
-        for entry in self.inflight.values():
-            if entry.seq:
-                yield entry.seq
-        for _, seq in self.queue or ():
-            if seq:
-                yield seq

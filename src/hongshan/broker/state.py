@@ -40,7 +40,6 @@ class SavedState(msgspec.Struct):
     retained: list[Message]
     sessions: list[SavedSession]
     messages: list[SavedMessage]
-    last_seq: int
 
 
 class BrokerStateStore(Protocol):

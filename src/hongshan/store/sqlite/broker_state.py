@@ -47,14 +47,14 @@ CREATE TABLE IF NOT EXISTS mqtt_incoming_qos2 (
 );
 """
 
-_props_encoder = msgspec.msgpack.Encoder()
+_msgpack = msgspec.msgpack.Encoder()
 _props_decoder = msgspec.msgpack.Decoder(Properties)
 _options_decoder = msgspec.msgpack.Decoder(SubscriptionOptions)
 _ids_decoder = msgspec.msgpack.Decoder(tuple[int, ...])
 
 
 def _props(properties: Properties) -> bytes | None:
-    return None if properties == NO_PROPERTIES else _props_encoder.encode(properties)
+    return None if properties is NO_PROPERTIES else _msgpack.encode(properties)
 
 
 def _unprops(blob: bytes | None) -> Properties:
@@ -110,7 +110,7 @@ class SQLiteBrokerState:
             messages.append(SavedMessage(client_id, seq, packet_id, state, delivery))
         last_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM mqtt_messages").fetchone()[0]
         self._seq = itertools.count(last_seq + 1)
-        return SavedState(list(retained), list(sessions.values()), messages, last_seq)
+        return SavedState(retained, list(sessions.values()), messages)
 
     def next_seq(self) -> int:
         return next(self._seq)
@@ -147,7 +147,7 @@ class SQLiteBrokerState:
     ) -> None:
         self._writer.execute(
             "INSERT OR REPLACE INTO mqtt_subscriptions VALUES (?, ?, ?)",
-            (client_id, topic_filter, _props_encoder.encode(options)),
+            (client_id, topic_filter, _msgpack.encode(options)),
         )
 
     def delete_subscription(self, client_id: str, topic_filter: str) -> None:
@@ -174,9 +174,7 @@ class SQLiteBrokerState:
                 m.sender,
                 delivery.qos,
                 delivery.retain,
-                _props_encoder.encode(delivery.subscription_ids)
-                if delivery.subscription_ids
-                else None,
+                _msgpack.encode(delivery.subscription_ids) if delivery.subscription_ids else None,
             ),
         )
 
