@@ -11,6 +11,7 @@ import pytest
 from broker_peers import (
     HOST,
     PINGREQ,
+    SUBSCRIBE,
     TIMEOUT,
     V5,
     V311,
@@ -18,6 +19,7 @@ from broker_peers import (
     packet,
     payloads,
     publish_packet,
+    utf8,
 )
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as websocket_connect
@@ -62,6 +64,42 @@ def test_websocket_subprotocol_and_frames_not_aligned_with_packets(make_server):
         ws.send("not binary")
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=TIMEOUT)
+
+
+def test_stalled_websocket_subscriber_is_bounded_and_does_not_stall_others(
+    make_server, paho_client
+):
+    """A browser tab that stops reading: its WebSocket transport pushes back like a TCP one, so
+    the session queues (and drops) QoS 0 messages within max_queued_messages while everyone else
+    keeps receiving, and the server still shuts down promptly."""
+    limit = 20
+    server = make_server(ws_port=0, max_queued_messages=limit)
+    url = f"ws://{HOST}:{server.ports['ws']}/mqtt"
+    with websocket_connect(url, subprotocols=["mqtt"], open_timeout=TIMEOUT) as ws:
+        ws.send(connect_packet("ws-stalled", version=V311))
+        subscribe = b"\x00\x01" + utf8("flood/#") + b"\x00"
+        ws.send(packet(SUBSCRIBE, 2, subscribe))
+        received = b""
+        while len(received) < 9:  # CONNACK (4) + SUBACK (5)
+            received += ws.recv(timeout=TIMEOUT)
+        # From here on the WebSocket client reads nothing.
+        fast = paho_client(server.port, version=V311).connect()
+        fast.subscribe("flood/#", 1)
+        pub = paho_client(server.port, version=V311).connect()
+        pub.publish_many("flood/data", [b"x" * 20_000] * 1000, qos=0)  # 20 MB
+        pub.publish("flood/end", b"end", qos=1)
+        assert fast.until("flood/end", timeout=30)
+        broker = server.platform.broker
+
+        def backlog():
+            connection = broker.connections["ws-stalled"]
+            return len(broker.sessions["ws-stalled"].queue or ()), (
+                connection.transport.get_write_buffer_size()
+            )
+
+        queued, buffered = server.call(backlog)
+        assert queued <= limit
+        assert buffered < 2_000_000, buffered
 
 
 # -- TLS ---------------------------------------------------------------------------------------

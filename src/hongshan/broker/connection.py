@@ -275,6 +275,11 @@ class MQTTConnection(asyncio.Protocol):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(out[0] if len(out) == 1 else b"".join(out))
+        # A pump that stopped because this turn's output reached WRITE_HIGH_WATER goes on now
+        # that the output is in the transport (which says pause_writing if it is full).
+        session = self.session
+        if session is not None and session.queue and self.writable:
+            session.pump()
 
     def _close(self) -> None:
         if self._flush_scheduled:

@@ -151,10 +151,10 @@ class Broker:
         self._stopping = True
         for server in self._servers:
             server.close()
-        for closer in self._closers:
-            await closer()
         for conn in list(self.open_connections):
             conn.disconnect(ReasonCode.SERVER_SHUTTING_DOWN)
+        for closer in self._closers:
+            await closer()
         for _ in range(100):
             if not self.open_connections:
                 break

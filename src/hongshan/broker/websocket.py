@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from hongshan.broker.connection import LINGER_SECONDS, MQTTConnection
+from hongshan.broker.connection import LINGER_SECONDS, WRITE_HIGH_WATER, MQTTConnection
 
 if TYPE_CHECKING:
     from hongshan.broker.server import Broker
@@ -22,19 +23,49 @@ log = logging.getLogger("hongshan.broker")
 
 
 class WebSocketTransport(asyncio.Transport):
+    """Writes become binary WebSocket messages, sent in order by one task. Like a TCP transport
+    it tells its protocol to pause writing when too much waits to be sent (a stalled browser
+    tab must not grow the server), and a close that the peer does not answer is cut short."""
+
     def __init__(self, ws: ServerConnection) -> None:
         super().__init__()
         self._ws = ws
-        self._outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._protocol: asyncio.BaseProtocol | None = None
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._paused = False
+        self._wakeup = asyncio.Event()
         self._closing = False
         self.reading = asyncio.Event()
         self.reading.set()
-        self._sender = asyncio.get_running_loop().create_task(self._send_loop())
+        loop = asyncio.get_running_loop()
+        self._sender = loop.create_task(self._send_loop())
+        self._abort_timer: asyncio.TimerHandle | None = None
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self._protocol is not None
+        return self._protocol
 
     async def _send_loop(self) -> None:
         try:
-            while (data := await self._outgoing.get()) is not None:
+            while True:
+                while not self._chunks:
+                    if self._closing:
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                # packets need not line up with WebSocket messages (MQTT-6.0.0-2)
+                data = b"".join(self._chunks)
+                self._chunks.clear()
                 await self._ws.send(data)
+                self._buffered -= len(data)
+                if self._paused and self._buffered <= WRITE_HIGH_WATER // 4:
+                    self._paused = False
+                    if self._protocol is not None:
+                        self._protocol.resume_writing()
         except ConnectionClosed:
             pass
         finally:
@@ -46,8 +77,15 @@ class WebSocketTransport(asyncio.Transport):
         return default
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._closing:
-            self._outgoing.put_nowait(bytes(data))
+        if self._closing:
+            return
+        self._chunks.append(bytes(data))
+        self._buffered += len(data)
+        self._wakeup.set()
+        if not self._paused and self._buffered > WRITE_HIGH_WATER:
+            self._paused = True
+            if self._protocol is not None:
+                self._protocol.pause_writing()
 
     def is_closing(self) -> bool:
         return self._closing
@@ -55,7 +93,15 @@ class WebSocketTransport(asyncio.Transport):
     def close(self) -> None:
         if not self._closing:
             self._closing = True
-            self._outgoing.put_nowait(None)
+            self._wakeup.set()
+            self.reading.set()  # let the reading loop see the end
+            self._abort_timer = asyncio.get_running_loop().call_later(LINGER_SECONDS, self.abort)
+
+    def abort(self) -> None:
+        self._closing = True
+        self.reading.set()
+        self._sender.cancel()
+        self._ws.transport.abort()
 
     def pause_reading(self) -> None:
         self.reading.clear()
@@ -67,10 +113,19 @@ class WebSocketTransport(asyncio.Transport):
         return False
 
     def get_write_buffer_size(self) -> int:
-        return self._outgoing.qsize()
+        return self._buffered
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
+        pass  # WRITE_HIGH_WATER, as for TCP
+
+    async def finished(self) -> None:
+        """Wait for the last bytes and the closing handshake, at most LINGER_SECONDS."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._sender), LINGER_SECONDS)
+        except (TimeoutError, ConnectionClosed):
+            self.abort()
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
 
 
 async def serve_websocket(
@@ -79,6 +134,7 @@ async def serve_websocket(
     async def handler(ws: ServerConnection) -> None:
         transport = WebSocketTransport(ws)
         protocol = MQTTConnection(broker, "ws")
+        transport.set_protocol(protocol)
         protocol.connection_made(transport)
         try:
             async for frame in ws:
@@ -94,6 +150,7 @@ async def serve_websocket(
         finally:
             transport.close()
             protocol.connection_lost(None)
+            await transport.finished()
 
     server = await serve(
         handler,
@@ -110,6 +167,10 @@ async def serve_websocket(
     bound = next(iter(server.sockets)).getsockname()[1]
 
     async def close() -> None:
-        server.close()
+        server.close()  # closes every WebSocket connection, each within close_timeout
+        try:
+            await asyncio.wait_for(server.wait_closed(), 2 * LINGER_SECONDS)
+        except TimeoutError:
+            log.warning("websocket listener: connections still open at shutdown")
 
     return bound, close
