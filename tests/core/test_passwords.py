@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from hongshan.broker.auth import Credentials
 from hongshan.errors import AccessFileError
 from hongshan.identity.passwords import (
+    MAX_PENDING_VERIFICATIONS,
     PasswordFileAuthenticator,
     delete_user,
     read_users,
@@ -53,3 +55,26 @@ def test_delete_and_bad_file(tmp_path: Path) -> None:
         read_users(file)
     with pytest.raises(AccessFileError):
         set_password(file, "bad:name", "x")
+
+
+async def test_a_burst_beyond_the_pool_is_told_the_server_is_busy(tmp_path: Path) -> None:
+    file = tmp_path / "users"
+    set_password(file, "lamp", "s3cret")
+    auth = PasswordFileAuthenticator(read_users(file))
+    burst = MAX_PENDING_VERIFICATIONS + 20
+    verdicts = await asyncio.gather(
+        *(auth.authenticate(creds("lamp", b"wrong-%d" % i)) for i in range(burst))
+    )
+    codes = [v.reason_code for v in verdicts]
+    assert codes.count(ReasonCode.SERVER_BUSY) == 20
+    assert codes.count(ReasonCode.BAD_USER_NAME_OR_PASSWORD) == MAX_PENDING_VERIFICATIONS
+
+
+async def test_a_repeated_wrong_password_is_refused_without_hashing(tmp_path: Path) -> None:
+    file = tmp_path / "users"
+    set_password(file, "lamp", "s3cret")
+    auth = PasswordFileAuthenticator(read_users(file))
+    bad = ReasonCode.BAD_USER_NAME_OR_PASSWORD
+    assert (await auth.authenticate(creds("lamp", b"guess"))).reason_code == bad
+    auth._pending = MAX_PENDING_VERIFICATIONS  # a new verification would now be refused as busy
+    assert (await auth.authenticate(creds("lamp", b"guess"))).reason_code == bad

@@ -30,6 +30,10 @@ _HASHER = PasswordHasher(time_cost=3, memory_cost=19 * 1024, parallelism=1)
 # pool (up to 32 threads) would hold hundreds of MiB after a reconnect burst; two threads keep
 # both cores busy and the memory bounded.
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+# About 30 ms each on two threads: 256 waiting is some four seconds of work, well inside the
+# default connect timeout.
+MAX_PENDING_VERIFICATIONS = 256
+_REFUSED_REMEMBERED = 4096
 
 
 def hash_password(password: str) -> str:
@@ -86,6 +90,10 @@ class PasswordFileAuthenticator:
         self._allow_anonymous = allow_anonymous
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, tuple[str, bytes]] = {}  # username -> (hash, digest)
+        # (username, digest) of recent wrong passwords: a client retrying one in a loop costs
+        # a dict lookup, not an argon2 verification
+        self._refused: set[tuple[str, bytes]] = set()
+        self._pending = 0
 
     def _digest(self, password: bytes) -> bytes:
         return hashlib.blake2b(password, key=self._key, digest_size=32).digest()
@@ -103,8 +111,22 @@ class PasswordFileAuthenticator:
         known = self._verified.get(username)
         if known is not None and known[0] == hashed and hmac.compare_digest(known[1], digest):
             return Verdict(username=username)
-        ok = await asyncio.get_running_loop().run_in_executor(_POOL, _verify, hashed, password)
+        if (username, digest) in self._refused:
+            return Verdict(reason_code=ReasonCode.BAD_USER_NAME_OR_PASSWORD)
+        if self._pending >= MAX_PENDING_VERIFICATIONS:
+            # More work queued than the pool can do within a connect timeout: say so at once
+            # (0x89, 3.1.1: server unavailable) rather than keep the client waiting.
+            return Verdict(reason_code=ReasonCode.SERVER_BUSY)
+        self._pending += 1
+        try:
+            loop = asyncio.get_running_loop()
+            ok = await loop.run_in_executor(_POOL, _verify, hashed, password)
+        finally:
+            self._pending -= 1
         if not ok:
+            if len(self._refused) >= _REFUSED_REMEMBERED:
+                self._refused.clear()
+            self._refused.add((username, digest))
             return Verdict(reason_code=ReasonCode.BAD_USER_NAME_OR_PASSWORD)
         self._verified[username] = (hashed, digest)
         return Verdict(username=username)
