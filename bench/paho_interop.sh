@@ -13,11 +13,9 @@
 #   PAHO_LOG      broker log level                             [info]
 #   KEEP_LOGS=1   keep the broker logs (their path is printed)
 #
-# Two brokers are used.  The suites run against one without an ACL: the only ACL that makes
-# "test/nosubscribe" refused ("topic deny test/nosubscribe") would also refuse the suites'
-# "#" and "+/+" subscriptions, because Hongshan checks a SUBSCRIBE filter against deny rules
-# that *overlap* it.  test_subscribe_failure is then run a second time against a broker with
-# that ACL; its result there is the one that counts.
+# The broker runs with an ACL that grants everything but "test/nosubscribe", the topic the
+# suites expect a subscription to be refused on ("topic readwrite #" plus "topic deny ...":
+# a deny rule that covers only part of a subscription holds those topics back at delivery).
 set -u
 
 PAHO=${1:?usage: $0 /path/to/paho.mqtt.testing [TEST ...]}
@@ -114,7 +112,8 @@ summary() {  # $1 = title, $2 = result file
 }
 
 if [ $# -gt 0 ]; then
-  start_broker custom
+  printf 'topic readwrite #\ntopic deny test/nosubscribe\n' >"$WORK/acl"
+  start_broker custom --acl-file "$WORK/acl"
   for t in "$@"; do
     run_suite "${t%%.*}" "$WORK/custom.out" "${t#*.}"
     cat "$WORK/custom.out"
@@ -122,22 +121,15 @@ if [ $# -gt 0 ]; then
   exit 0
 fi
 
-start_broker suites
+printf 'topic readwrite #\ntopic deny test/nosubscribe\n' >"$WORK/acl"
+start_broker suites --acl-file "$WORK/acl"
 run_suite client_test "$WORK/v311.out"
 run_suite client_test5 "$WORK/v5.out"
-stop_broker
-
-printf 'topic readwrite #\ntopic deny test/nosubscribe\n' >"$WORK/acl"
-start_broker acl --acl-file "$WORK/acl"
-run_suite client_test "$WORK/v311-acl.out" Test.test_subscribe_failure
-run_suite client_test5 "$WORK/v5-acl.out" Test.test_subscribe_failure
 stop_broker
 
 echo "profile: $PROFILE"
 summary "MQTT 3.1.1 (client_test.py)" "$WORK/v311.out"
 summary "MQTT 5.0 (client_test5.py)" "$WORK/v5.out"
-summary "MQTT 3.1.1 with ACL denying test/nosubscribe" "$WORK/v311-acl.out"
-summary "MQTT 5.0 with ACL denying test/nosubscribe" "$WORK/v5-acl.out"
 if [ "${VERBOSE:-0}" = 1 ]; then
-  for f in v311 v5 v311-acl v5-acl; do echo "---- $f"; cat "$WORK/$f.out"; done
+  for f in v311 v5; do echo "---- $f"; cat "$WORK/$f.out"; done
 fi
