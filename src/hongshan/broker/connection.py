@@ -117,7 +117,6 @@ class MQTTConnection(asyncio.Protocol):
         "client_alias_max",
         "client_max_packet",
         "decoder",
-        "disconnect_reason",
         "keep_alive",
         "last_received",
         "level",
@@ -144,7 +143,6 @@ class MQTTConnection(asyncio.Protocol):
         self.keep_alive = 0
         self.last_received = time.monotonic()
         self.clean_disconnect = False
-        self.disconnect_reason: int | None = None
         # what the client told us it can take (MQTT 5.0 CONNECT properties)
         self.send_quota = 65535
         self.client_max_packet: int | None = None
@@ -249,7 +247,7 @@ class MQTTConnection(asyncio.Protocol):
 
     def _who(self) -> str:
         client_id = self.client.client_id if self.client else "?"
-        return f"client {client_id!r} from {self.address or '?'}"
+        return f"client {client_id!r} from {self.address or '?'} ({self.listener})"
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -310,7 +308,6 @@ class MQTTConnection(asyncio.Protocol):
             return
         if self.state == CONNECTED and self.level == MQTT_5:
             self._write(encode(Disconnect(reason_code=reason), MQTT_5))
-        self.disconnect_reason = reason
         self._close_after_reply()
 
     def send_publish(self, delivery: Delivery, packet_id: int, dup: bool) -> None:
