@@ -4,7 +4,8 @@ Both get the same settings where they have the same knob: loopback only, no pers
 limit high enough never to drop in these scenarios, 100 QoS 1 messages in flight per client
 (Hongshan's default ``max_inflight``; Mosquitto's ``max_inflight_messages`` is set to match —
 its own default is 20, at which Hongshan's QoS 1 fan-in falls to about 0.7x, see RESULTS.md),
-and the open-files limit raised to the hard limit. Both log only warnings and errors, so neither pays for a line per connection.
+and the open-files limit raised to the hard limit. Both log only warnings and errors, so
+neither pays for a line per connection.
 """
 
 from __future__ import annotations
