@@ -21,8 +21,15 @@ import msgspec
 
 from hongshan.broker.auth import Client, Credentials
 from hongshan.broker.message import Delivery, Message, SubscriptionOptions
+from hongshan.broker.outbound import (
+    PUBACK_BYTE,
+    PUBREC_BYTE,
+    encode_delivery,
+    encode_delivery_v5,
+    success_ack,
+)
 from hongshan.errors import RemoteProtocolError, StoreUnavailable
-from hongshan.mqtt.codec import NEED_DATA, Decoder, encode, encode_properties, encode_publish
+from hongshan.mqtt.codec import NEED_DATA, Decoder, encode
 from hongshan.mqtt.packets import (
     MQTT_5,
     NO_PROPERTIES,
@@ -31,7 +38,6 @@ from hongshan.mqtt.packets import (
     Connect,
     Disconnect,
     Packet,
-    PacketType,
     PingReq,
     Properties,
     PubAck,
@@ -318,46 +324,12 @@ class MQTTConnection(asyncio.Protocol):
 
     def send_publish(self, delivery: Delivery, packet_id: int, dup: bool) -> None:
         message = delivery.message
-        level5 = self.level == MQTT_5
-        qos = delivery.qos
-        retain = delivery.retain
-        simple = not (
-            level5
-            and (
-                delivery.subscription_ids or message.expires_at is not None or self.client_alias_max
-            )
-        )
-        if qos == 0 and simple:
-            cache = message.encoded
-            if cache is None:
-                cache = message.encoded = {}
-            key = (level5, retain)
-            data = cache.get(key)
-            if data is None:
-                data = cache[key] = encode_publish(
-                    message.topic.encode(),
-                    message.payload,
-                    0,
-                    retain,
-                    False,
-                    0,
-                    _base_properties(message) if level5 else b"",
-                    self.level,
-                )
-        elif simple:
-            data = encode_publish(
-                message.topic.encode(),
-                message.payload,
-                qos,
-                retain,
-                dup,
-                packet_id,
-                _base_properties(message) if level5 else b"",
-                self.level,
-            )
-        else:
+        if self.level == MQTT_5 and (
+            delivery.subscription_ids or message.expires_at is not None or self.client_alias_max
+        ):
             self._send_v5_publish(delivery, packet_id, dup)
             return
+        data = encode_delivery(delivery, packet_id, dup, self.level)
         if self._discard_if_too_large(data, packet_id):
             return
         self.broker.stats.messages_sent += 1
@@ -394,22 +366,7 @@ class MQTTConnection(asyncio.Protocol):
             elif len(aliases) < self.client_alias_max:
                 alias = len(aliases) + 1
                 new_alias = True
-        properties = msgspec.structs.replace(
-            message.properties,
-            message_expiry_interval=expiry,
-            subscription_identifiers=delivery.subscription_ids,
-            topic_alias=alias,
-        )
-        data = encode_publish(
-            topic.encode(),
-            message.payload,
-            delivery.qos,
-            delivery.retain,
-            dup,
-            packet_id,
-            encode_properties(properties, PacketType.PUBLISH),
-            MQTT_5,
-        )
+        data = encode_delivery_v5(delivery, packet_id, dup, topic, alias, expiry)
         if self._discard_if_too_large(data, packet_id):
             return  # an alias the client never received must not be used later
         if new_alias and aliases is not None and alias is not None:
@@ -649,7 +606,7 @@ class MQTTConnection(asyncio.Protocol):
             # A resend of a QoS 2 message we already took (method B, MQTT 4.3.3): answer again,
             # once the first copy is durable.
             wait = broker.store.committed() if session.persistent else None
-            self._send_ack(_success_ack(PUBREC_BYTE, packet.packet_id), wait)
+            self._send_ack(success_ack(PUBREC_BYTE, packet.packet_id), wait)
             return
         cache = self._acl_cache
         if cache is None:
@@ -707,13 +664,13 @@ class MQTTConnection(asyncio.Protocol):
             return
         wait = broker.store.committed() if stored else None
         if qos == 1:
-            self._send_ack(_success_ack(PUBACK_BYTE, packet.packet_id), wait)
+            self._send_ack(success_ack(PUBACK_BYTE, packet.packet_id), wait)
         else:
             session.incoming_qos2.add(packet.packet_id)
             if session.persistent:
                 broker.store.save_incoming_qos2(session.client_id, packet.packet_id)
                 wait = broker.store.committed()
-            self._send_ack(_success_ack(PUBREC_BYTE, packet.packet_id), wait)
+            self._send_ack(success_ack(PUBREC_BYTE, packet.packet_id), wait)
 
     def _on_pubrel(self, packet: PubRel) -> None:
         session = self.session
@@ -847,28 +804,6 @@ class MQTTConnection(asyncio.Protocol):
         raise RemoteProtocolError(
             "enhanced authentication is not supported", ReasonCode.PROTOCOL_ERROR
         )
-
-
-PUBACK_BYTE = 0x40
-PUBREC_BYTE = 0x50
-
-
-def _success_ack(first_byte: int, packet_id: int) -> bytes:
-    """A PUBACK or PUBREC with reason 0 and no properties: the same two-byte body at every level
-    (MQTT 5.0 3.4.2.1 lets the reason code and properties be left out)."""
-    return bytes((first_byte, 2, packet_id >> 8, packet_id & 0xFF))
-
-
-def _base_properties(message: Message) -> bytes:
-    """The forwarded publication properties of a message, encoded once."""
-    encoded = message.encoded_properties
-    if encoded is None:
-        encoded = message.encoded_properties = (
-            b""
-            if message.properties is NO_PROPERTIES
-            else encode_properties(message.properties, PacketType.PUBLISH)
-        )
-    return encoded
 
 
 _HANDLERS: dict[type[Packet], Callable[[MQTTConnection, Any], None]] = {
