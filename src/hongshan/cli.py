@@ -58,6 +58,7 @@ def main() -> None:
 @click.option("--max-packet-size", type=int, help="Largest packet a client may send [1048576].")
 @click.option("--max-inflight", type=int, help="Receive Maximum each way [100].")
 @click.option("--max-queued-messages", type=int, help="Queued messages per session [1000].")
+@click.option("--max-retained-messages", type=int, help="Retained topics kept [1000000].")
 @click.option("--max-keepalive", type=int, help="Longest keep-alive granted, seconds [65535].")
 @click.option("--connect-timeout", type=float, help="Seconds to send CONNECT [10].")
 @click.option("--topic-alias-maximum", type=int, help="Topic aliases a client may set [10].")

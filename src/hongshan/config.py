@@ -34,6 +34,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_packet_size: int = 1_048_576  # largest packet a client may send, bytes
     max_inflight: int = 100  # Receive Maximum: unacknowledged QoS 1/2 messages each way
     max_queued_messages: int = 1000  # per session, beyond the in-flight window
+    max_retained_messages: int = 1_000_000  # topics with a retained message, broker-wide
     max_keepalive: int = 65535  # seconds; longer requests get Server Keep Alive (5.0)
     connect_timeout: float = 10.0  # seconds a new connection has to send CONNECT
     # aliases a 5.0 client may set toward us; each holds a topic of up to 64 KiB in memory
@@ -116,5 +117,7 @@ def _check(s: Settings) -> None:
         raise ConfigError("topic_alias_maximum: must be 0..65535")
     if s.max_packet_size < 64:
         raise ConfigError("max_packet_size: must be at least 64 bytes")
+    if s.max_retained_messages < 0:
+        raise ConfigError("max_retained_messages: must not be negative")
     if s.max_queued_messages < 0:
         raise ConfigError("max_queued_messages: must not be negative")

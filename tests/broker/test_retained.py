@@ -132,3 +132,21 @@ def test_retained_message_expiry(server, paho_client):
     late.subscribe("rx/short", 1)
     # 3.3.2.3.3: once its interval has passed an expired retained message is not delivered.
     assert sentinel_then_received(pub, late, "rx/short") == []
+
+
+def test_retained_topics_beyond_the_maximum_are_delivered_but_not_kept(make_server, paho_client):
+    server = make_server(max_retained_messages=2)
+    pub = paho_client(server.port).connect()
+    live = paho_client(server.port).connect()
+    live.subscribe("cap/#", 1)
+    for topic in ("cap/a", "cap/b", "cap/c"):
+        pub.publish(topic, topic.encode(), qos=1, retain=True)
+    # the third is delivered to the live subscriber all the same
+    assert [m.topic for m in live.until("cap/c")] == ["cap/a", "cap/b", "cap/c"]
+    pub.publish("cap/a", b"replaced", qos=1, retain=True)  # an existing topic may be replaced
+    sub = paho_client(server.port).connect()
+    sub.subscribe("cap/#", 1)
+    pub.publish("cap/end", b"sentinel", qos=1)
+    got = sorted((m.topic, m.payload) for m in sub.until("cap/end")[:-1])
+    assert got == [("cap/a", b"replaced"), ("cap/b", b"cap/b")]  # no cap/c
+    assert server.call(lambda: server.platform.broker.stats.refused_retained) == 1

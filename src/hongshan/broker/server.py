@@ -525,6 +525,19 @@ class Broker:
                 self.store.delete_retained(message.topic)
                 return True
             return False
+        if (
+            len(self.retained) >= self.settings.max_retained_messages
+            and self.retained.get(message.topic) is None
+            and not message.topic.startswith("$")
+        ):
+            # A device publishing retained messages to ever new topics must not grow the
+            # broker without bound: the message is delivered, not kept.
+            self.stats.refused_retained += 1
+            if self.stats.refused_retained == 1:
+                log.warning(
+                    "max_retained_messages (%d) reached", self.settings.max_retained_messages
+                )
+            return False
         self.retained.set(message)
         if message.topic.startswith("$"):
             return False
@@ -549,6 +562,7 @@ class Broker:
             "bytes/sent": str(s.bytes_sent),
             "subscriptions/count": str(len(self.subscriptions)),
             "retained messages/count": str(len(self.retained)),
+            "retained messages/refused": str(s.refused_retained),
             "connections/refused": str(s.refused_connect),
             "denied/publish": str(s.denied_publish),
             "denied/subscribe": str(s.denied_subscribe),

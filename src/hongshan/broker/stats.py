@@ -18,6 +18,7 @@ class Stats:
         "messages_sent",
         "protocol_errors",
         "refused_connect",
+        "refused_retained",
         "started",
     )
 
@@ -30,6 +31,7 @@ class Stats:
         self.dropped = 0
         self.connections_total = 0
         self.refused_connect = 0
+        self.refused_retained = 0
         self.denied_publish = 0
         self.denied_delivery = 0
         self.denied_subscribe = 0
