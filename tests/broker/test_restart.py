@@ -3,7 +3,9 @@ clean shutdown that tells 5.0 clients why (DISCONNECT 0x8B) and exits 0."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 
 import pytest
 from broker_peers import (
@@ -16,6 +18,9 @@ from broker_peers import (
     TIMEOUT,
     V5,
     V311,
+    WILL_DELAY,
+    Will,
+    eventually,
     payloads,
 )
 
@@ -129,3 +134,31 @@ def test_session_expiry_is_kept_across_a_restart(tmp_path, spawn_server, paho_cl
     fleeting = raw(second.port)
     connack = fleeting.connect("fleeting", clean=False, properties={SESSION_EXPIRY: 300})
     assert connack.session_present is False
+
+
+def test_a_delayed_will_survives_a_restart(tmp_path, spawn_server, paho_client, raw):
+    """MQTT 3.1.3.2.2: a will waits out its Will Delay Interval; the broker stopping meanwhile
+    must not lose it. It is sent after the restart, when the delay has run out."""
+    data_dir = tmp_path / "will"
+    first = spawn_server("--allow-anonymous", data_dir=data_dir)
+    watcher = paho_client(first.port, version=V311, client_id="will-watcher", clean=False)
+    assert watcher.connect().subscribe("lamps/+/status", 1) == [1]
+    watcher.disconnect()
+    lamp = raw(first.port, version=V5)
+    will = Will("lamps/17/status", b"offline", qos=1, properties={WILL_DELAY: 2})
+    lamp.connect("lamp-17", will=will, properties={SESSION_EXPIRY: 300})
+    lamp.close()  # the lamp loses power: no DISCONNECT, the will delay starts
+    health = f"http://127.0.0.1:{first.ports()['http']}/api/health"
+
+    def lamp_gone() -> bool:
+        with urllib.request.urlopen(health, timeout=TIMEOUT) as response:
+            return json.load(response)["broker"]["clients/connected"] == "0"
+
+    eventually(lamp_gone, what="the server to notice the lamp is gone")
+    assert first.terminate() == 0  # within the delay
+
+    second = spawn_server("--allow-anonymous", data_dir=data_dir)
+    back = paho_client(second.port, version=V311, client_id="will-watcher", clean=False)
+    back.connect()
+    message = back.get(timeout=TIMEOUT)
+    assert (message.topic, message.payload) == ("lamps/17/status", b"offline")

@@ -20,7 +20,7 @@ from hongshan.broker.connection import MQTTConnection
 from hongshan.broker.message import Delivery, Message, SubscriptionOptions
 from hongshan.broker.retained import RetainedStore
 from hongshan.broker.session import OutState, Session
-from hongshan.broker.state import BrokerStateStore
+from hongshan.broker.state import BrokerStateStore, SavedWill
 from hongshan.broker.stats import Stats
 from hongshan.config import Settings
 from hongshan.mqtt.packets import NO_PROPERTIES, Will
@@ -196,6 +196,9 @@ class Broker:
                     saved_message.seq,
                     OutState(saved_message.state),
                 )
+        for saved_will in saved.wills:
+            # a will whose delay ran out while the broker was down goes out now
+            self._schedule_will(saved_will.client, saved_will.will, max(0.0, saved_will.due - now))
         if saved.sessions or saved.retained:
             log.info(
                 "restored %d sessions, %d queued messages, %d retained messages",
@@ -249,6 +252,7 @@ class Broker:
             pending = self._pending_wills.pop(client_id, None)
             if pending is not None:
                 pending[0].cancel()  # MQTT-3.1.3-9: the session resumed before the will delay
+                self.store.delete_will(client_id)
         else:
             session = self._new_session(client_id, expiry_interval)
         session.expiry_interval = expiry_interval
@@ -301,6 +305,12 @@ class Broker:
         if delay <= 0:
             self._publish_will(will, client)
             return
+        # kept in the store too, so that a restart within the delay does not lose it
+        self.store.save_will(SavedWill(client, will, time.time() + delay))
+        self._schedule_will(client, will, delay)
+
+    def _schedule_will(self, client: Client, will: Will, delay: float) -> None:
+        client_id = client.client_id
         previous = self._pending_wills.pop(client_id, None)
         if previous is not None:
             previous[0].cancel()
@@ -311,6 +321,7 @@ class Broker:
         pending = self._pending_wills.pop(client_id, None)
         if pending is not None:
             pending[0].cancel()
+            self.store.delete_will(client_id)
             self._publish_will(pending[1], pending[2])
 
     def _publish_will(self, will: Will, client: Client) -> None:

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
+from hongshan.broker.auth import Client
 from hongshan.broker.message import Delivery, Message, SubscriptionOptions
+from hongshan.mqtt.packets import Will
 
 if TYPE_CHECKING:
     from hongshan.broker.session import OutState
@@ -36,10 +38,19 @@ class SavedSession(msgspec.Struct):
     incoming_qos2: set[int]
 
 
+class SavedWill(msgspec.Struct, frozen=True):
+    """A will waiting out its Will Delay Interval when the broker stopped."""
+
+    client: Client
+    will: Will
+    due: float  # wall-clock time it is to be sent
+
+
 class SavedState(msgspec.Struct):
     retained: list[Message]
     sessions: list[SavedSession]
     messages: list[SavedMessage]
+    wills: list[SavedWill]
 
 
 class BrokerStateStore(Protocol):
@@ -70,6 +81,10 @@ class BrokerStateStore(Protocol):
     def update_message(self, client_id: str, seq: int, packet_id: int, state: OutState) -> None: ...
 
     def delete_message(self, client_id: str, seq: int) -> None: ...
+
+    def save_will(self, will: SavedWill) -> None: ...
+
+    def delete_will(self, client_id: str) -> None: ...
 
     def save_incoming_qos2(self, client_id: str, packet_id: int) -> None: ...
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from hongshan.broker.message import Delivery, Message, SubscriptionOptions
-from hongshan.broker.state import SavedMessage, SavedSession, SavedState
+from hongshan.broker.state import SavedMessage, SavedSession, SavedState, SavedWill
 from hongshan.mqtt.packets import NO_PROPERTIES, Properties
 from hongshan.store.sqlite.writer import SQLiteWriter
 
@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS mqtt_messages (
     delivery_qos INTEGER NOT NULL, delivery_retain INTEGER NOT NULL, subscription_ids BLOB,
     PRIMARY KEY (client_id, seq)
 );
+CREATE TABLE IF NOT EXISTS mqtt_pending_wills (
+    client_id TEXT PRIMARY KEY, record BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS mqtt_incoming_qos2 (
     client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id)
 );
@@ -51,6 +54,7 @@ _msgpack = msgspec.msgpack.Encoder()
 _props_decoder = msgspec.msgpack.Decoder(Properties)
 _options_decoder = msgspec.msgpack.Decoder(SubscriptionOptions)
 _ids_decoder = msgspec.msgpack.Decoder(tuple[int, ...])
+_will_decoder = msgspec.msgpack.Decoder(SavedWill)
 
 
 def _props(properties: Properties) -> bytes | None:
@@ -110,7 +114,11 @@ class SQLiteBrokerState:
             messages.append(SavedMessage(client_id, seq, packet_id, state, delivery))
         last_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM mqtt_messages").fetchone()[0]
         self._seq = itertools.count(last_seq + 1)
-        return SavedState(retained, list(sessions.values()), messages)
+        wills = [
+            _will_decoder.decode(record)
+            for (record,) in conn.execute("SELECT record FROM mqtt_pending_wills")
+        ]
+        return SavedState(retained, list(sessions.values()), messages, wills)
 
     def next_seq(self) -> int:
         return next(self._seq)
@@ -188,6 +196,15 @@ class SQLiteBrokerState:
         self._writer.execute(
             "DELETE FROM mqtt_messages WHERE client_id = ? AND seq = ?", (client_id, seq)
         )
+
+    def save_will(self, will: SavedWill) -> None:
+        self._writer.execute(
+            "INSERT OR REPLACE INTO mqtt_pending_wills VALUES (?, ?)",
+            (will.client.client_id, _msgpack.encode(will)),
+        )
+
+    def delete_will(self, client_id: str) -> None:
+        self._writer.execute("DELETE FROM mqtt_pending_wills WHERE client_id = ?", (client_id,))
 
     def save_incoming_qos2(self, client_id: str, packet_id: int) -> None:
         self._writer.execute(
