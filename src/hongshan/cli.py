@@ -62,6 +62,7 @@ def main() -> None:
 @click.option("--max-keepalive", type=int, help="Longest keep-alive granted, seconds [65535].")
 @click.option("--connect-timeout", type=float, help="Seconds to send CONNECT [10].")
 @click.option("--topic-alias-maximum", type=int, help="Topic aliases a client may set [10].")
+@click.option("--session-expiry-max", type=int, help="Cap on Session Expiry, seconds.")
 @click.option("--sys-interval", type=float, help="Seconds between $SYS updates; 0 is off [10].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(config_file: str | None, **flags: Any) -> None:

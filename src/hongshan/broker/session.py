@@ -7,7 +7,8 @@ place)::
                        │  └──PUBREC──▶ PUBREL sent ──PUBCOMP──▶ done (QoS 2)
                        └── reconnect: resent with DUP=1 (MQTT-4.4.0-1); PUBREL resent as is
 
-A QoS 0 message is written at once when the connection can take it and is otherwise queued
+Resends and new messages alike go out only as the connection's window allows (its Receive
+Maximum, capped by ``max_inflight``; MQTT-4.9.0-2). A QoS 0 message is written at once when the connection can take it and is otherwise queued
 behind the others; a full queue drops its oldest QoS 0 message first, then the newcomer.
 """
 
@@ -39,7 +40,8 @@ class Sink(Protocol):
 
     @property
     def send_quota(self) -> int:
-        """The client's Receive Maximum (MQTT-3.3.4-9)."""
+        """How many QoS 1/2 PUBLISHes may await acknowledgement: the client's Receive Maximum
+        (MQTT-3.3.4-9), at most the broker's ``max_inflight``."""
 
     def send_publish(self, delivery: Delivery, packet_id: int, dup: bool) -> None: ...
 
