@@ -8,8 +8,9 @@ place)::
                        └── reconnect: resent with DUP=1 (MQTT-4.4.0-1); PUBREL resent as is
 
 Resends and new messages alike go out only as the connection's window allows (its Receive
-Maximum, capped by ``max_inflight``; MQTT-4.9.0-2). A QoS 0 message is written at once when the connection can take it and is otherwise queued
-behind the others; a full queue drops its oldest QoS 0 message first, then the newcomer.
+Maximum, capped by ``max_inflight``; MQTT-4.9.0-2). A QoS 0 message is written at once when the
+connection can take it and is otherwise queued behind the others; a full queue drops its oldest
+QoS 0 message first, then the newcomer.
 """
 
 from __future__ import annotations
