@@ -1,9 +1,10 @@
 """The two questions the broker asks of the rest of the platform: *who is this?* and *may they?*
 
-The broker knows nothing of users files, device secrets or ACLs; it calls an ``Authenticator``
-once per CONNECT and an ``Authorizer`` per SUBSCRIBE filter and per PUBLISH topic. Both are
-small Protocols so the device registry (Alibaba-signed CONNECT, per-device topic ACLs) plugs in
-the same way the users and ACL files do.
+The broker knows nothing of users files, device secrets or ACLs. It calls an ``Authenticator``
+once per CONNECT, then asks the ``Authorizer`` once for that client's ``Access`` — its rules,
+worked out once (patterns expanded for its client id and username) — and asks the ``Access``
+per SUBSCRIBE filter and per PUBLISH topic. They are small Protocols so that the device registry
+(Alibaba-signed CONNECT, per-device topic ACLs) plugs in the same way the users and ACL files do.
 """
 
 from __future__ import annotations
@@ -49,14 +50,21 @@ class Authenticator(Protocol):
 ReceiveFilter = Callable[[str], bool]
 
 
-class Authorizer(Protocol):
-    def may_publish(self, client: Client, topic: str) -> bool: ...
+class Access(Protocol):
+    """What one authenticated client may do."""
 
-    def may_subscribe(self, client: Client, topic_filter: str) -> bool: ...
+    def may_publish(self, topic: str) -> bool: ...
 
-    def receive_filter(self, client: Client) -> ReceiveFilter | None:
+    def may_subscribe(self, topic_filter: str) -> bool: ...
+
+    @property
+    def receive_filter(self) -> ReceiveFilter | None:
         """A test each topic delivered to this client must pass, or None when every topic its
         subscriptions can match may be delivered (the common case, which costs nothing)."""
+
+
+class Authorizer(Protocol):
+    def access(self, client: Client) -> Access: ...
 
 
 class AllowAnonymous:
@@ -67,12 +75,36 @@ class AllowAnonymous:
         return ACCEPTED
 
 
+class FullAccess:
+    receive_filter: ReceiveFilter | None = None
+
+    def may_publish(self, topic: str) -> bool:
+        return True
+
+    def may_subscribe(self, topic_filter: str) -> bool:
+        return True
+
+
+FULL_ACCESS = FullAccess()
+
+
+class NoAccess:
+    """What a connection may do before its CONNECT is accepted: nothing."""
+
+    receive_filter: ReceiveFilter | None = None
+
+    def may_publish(self, topic: str) -> bool:
+        return False
+
+    def may_subscribe(self, topic_filter: str) -> bool:
+        return False
+
+
+NO_ACCESS = NoAccess()
+
+
 class AllowAll:
-    def may_publish(self, client: Client, topic: str) -> bool:
-        return True
+    """No ACL: every client may do everything (one shared ``Access`` for all)."""
 
-    def may_subscribe(self, client: Client, topic_filter: str) -> bool:
-        return True
-
-    def receive_filter(self, client: Client) -> ReceiveFilter | None:
-        return None
+    def access(self, client: Client) -> Access:
+        return FULL_ACCESS

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import msgspec
 
-from hongshan.broker.auth import Client, Credentials
+from hongshan.broker.auth import NO_ACCESS, Access, Client, Credentials
 from hongshan.broker.message import Delivery, Message, SubscriptionOptions
 from hongshan.broker.outbound import (
     PUBACK_BYTE,
@@ -116,6 +116,7 @@ class MQTTConnection(asyncio.Protocol):
         "_paused",
         "_timer",
         "_waiting_pubacks",
+        "access",
         "address",
         "broker",
         "clean_disconnect",
@@ -144,6 +145,7 @@ class MQTTConnection(asyncio.Protocol):
         self.level = 4
         self.address = ""
         self.client: Client | None = None
+        self.access: Access = NO_ACCESS  # until the authorizer answers at CONNECT
         self.session: Session | None = None
         self.will: Will | None = None
         self.keep_alive = 0
@@ -518,9 +520,9 @@ class MQTTConnection(asyncio.Protocol):
         capped_expiry: int | None = None
         if expiry > settings.session_expiry_max:
             expiry = capped_expiry = settings.session_expiry_max
-        receive_filter = broker.authorizer.receive_filter(self.client)
+        self.access = broker.authorizer.access(self.client)
         session, present = broker.open_session(self, client_id, packet.clean_start, expiry)
-        session.receive_filter = receive_filter
+        session.receive_filter = self.access.receive_filter
         self.session = session
         connack_props = NO_PROPERTIES
         if level == MQTT_5:
@@ -613,9 +615,7 @@ class MQTTConnection(asyncio.Protocol):
             cache = self._acl_cache = {}
         allowed = cache.get(topic)
         if allowed is None:
-            allowed = not topic.startswith("$") and broker.authorizer.may_publish(
-                self.client, topic
-            )
+            allowed = not topic.startswith("$") and self.access.may_publish(topic)
             if len(topic) <= _ACL_CACHED_TOPIC_LENGTH:
                 if len(cache) >= _ACL_CACHE_SIZE:
                     cache.clear()
@@ -733,7 +733,7 @@ class MQTTConnection(asyncio.Protocol):
                 codes.append(ReasonCode.TOPIC_FILTER_INVALID if level5 else 0x80)
                 continue
             # a shared subscription is authorized by its filter, as Mosquitto does
-            if not broker.authorizer.may_subscribe(client, bare):
+            if not self.access.may_subscribe(bare):
                 broker.stats.denied_subscribe += 1
                 log.info("%s may not subscribe to %r", self._who(), topic_filter)
                 codes.append(ReasonCode.NOT_AUTHORIZED if level5 else 0x80)

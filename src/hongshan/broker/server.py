@@ -325,7 +325,8 @@ class Broker:
             self._publish_will(pending[1], pending[2])
 
     def _publish_will(self, will: Will, client: Client) -> None:
-        if not self.authorizer.may_publish(client, will.topic) or will.topic.startswith("$"):
+        allowed = self.authorizer.access(client).may_publish(will.topic)
+        if not allowed or will.topic.startswith("$"):
             log.info("will of %r to %r not allowed", client.client_id, will.topic)
             return
         props = will.properties

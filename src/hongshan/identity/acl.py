@@ -84,18 +84,36 @@ class AclFile:
                 raise AccessFileError(f"{name}:{number}: unknown keyword {keyword!r}")
         return cls(anonymous, users, patterns)
 
-    def _rules(self, client: Client) -> list[tuple[Access, str]]:
+    def access(self, client: Client) -> ClientRules:
+        """The rules that apply to this client, with %c and %u filled in, worked out once."""
         own = self.anonymous if client.username is None else self.users.get(client.username, [])
         rules = [(r.access, r.topic_filter) for r in own]
         for rule in self.patterns:
             expanded = _expand(rule.topic_filter, client)
             if expanded is not None:
                 rules.append((rule.access, expanded))
-        return rules
+        return ClientRules(rules)
 
-    def may_publish(self, client: Client, topic: str) -> bool:
+
+class ClientRules:
+    """One client's ACL rules; implements ``hongshan.broker.auth.Access``."""
+
+    __slots__ = ("receive_filter", "rules")
+
+    def __init__(self, rules: list[tuple[Access, str]]) -> None:
+        self.rules = rules
+        denied = [f for access, f in rules if access == "deny"]
+        self.receive_filter: ReceiveFilter | None = None
+        if denied:
+
+            def may_receive(topic: str) -> bool:
+                return not any(topic_matches(rule, topic) for rule in denied)
+
+            self.receive_filter = may_receive
+
+    def may_publish(self, topic: str) -> bool:
         granted = False
-        for access, topic_filter in self._rules(client):
+        for access, topic_filter in self.rules:
             if topic_matches(topic_filter, topic):
                 if access == "deny":
                     return False
@@ -103,25 +121,15 @@ class AclFile:
                     granted = True
         return granted
 
-    def may_subscribe(self, client: Client, topic_filter: str) -> bool:
+    def may_subscribe(self, topic_filter: str) -> bool:
         granted = False
-        for access, rule_filter in self._rules(client):
+        for access, rule_filter in self.rules:
             if access == "deny":
                 if filter_covers(rule_filter, topic_filter):
                     return False
             elif access in ("read", "readwrite") and filter_covers(rule_filter, topic_filter):
                 granted = True
         return granted
-
-    def receive_filter(self, client: Client) -> ReceiveFilter | None:
-        denied = [f for access, f in self._rules(client) if access == "deny"]
-        if not denied:
-            return None
-
-        def may_receive(topic: str) -> bool:
-            return not any(topic_matches(rule, topic) for rule in denied)
-
-        return may_receive
 
 
 def _parse_rule(rest: str, *, is_pattern: bool, where: str) -> AclRule:
