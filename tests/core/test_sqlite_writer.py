@@ -50,3 +50,20 @@ async def test_a_failed_batch_fails_its_waiters(tmp_path: Path) -> None:
     writer.execute("CREATE TABLE t (x INTEGER)")
     await asyncio.wait_for(writer.committed(), 10)
     await writer.close()
+
+
+async def test_latest_statement_per_key_supersedes_earlier_ones(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    writer = SQLiteWriter(path, loop=asyncio.get_running_loop())
+    writer.execute("CREATE TABLE r (topic TEXT PRIMARY KEY, value INTEGER)")
+    await writer.committed()
+    for i in range(10_000):
+        writer.execute_latest(("r", "a"), "INSERT OR REPLACE INTO r VALUES ('a', ?)", (i,))
+    # however fast they come, the queue holds about one entry for the key
+    assert writer._queue.qsize() <= 2
+    writer.execute_latest(("r", "b"), "INSERT OR REPLACE INTO r VALUES ('b', ?)", (1,))
+    writer.execute_latest(("r", "b"), "DELETE FROM r WHERE topic = 'b'")
+    await asyncio.wait_for(writer.committed(), 10)
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT topic, value FROM r").fetchall() == [("a", 9999)]
+    await writer.close()

@@ -124,7 +124,8 @@ class SQLiteBrokerState:
         return next(self._seq)
 
     def save_retained(self, message: Message) -> None:
-        self._writer.execute(
+        self._writer.execute_latest(
+            ("retained", message.topic),
             "INSERT OR REPLACE INTO mqtt_retained VALUES (?, ?, ?, ?, ?)",
             (
                 message.topic,
@@ -136,7 +137,9 @@ class SQLiteBrokerState:
         )
 
     def delete_retained(self, topic: str) -> None:
-        self._writer.execute("DELETE FROM mqtt_retained WHERE topic = ?", (topic,))
+        self._writer.execute_latest(
+            ("retained", topic), "DELETE FROM mqtt_retained WHERE topic = ?", (topic,)
+        )
 
     def save_session(
         self, client_id: str, expiry_interval: int, disconnected_at: float | None

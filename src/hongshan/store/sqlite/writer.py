@@ -24,6 +24,15 @@ log = logging.getLogger("hongshan.store")
 Statement = tuple[str, Sequence[Any]]
 
 
+class _Keyed:
+    """Stands in the queue for the latest statement given under ``key``."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: object) -> None:
+        self.key = key
+
+
 class _Marker:
     __slots__ = ("waiters",)
 
@@ -39,15 +48,29 @@ class SQLiteWriter:
     def __init__(self, path: str | Path, *, loop: asyncio.AbstractEventLoop) -> None:
         self.path = str(path)
         self._loop = loop
-        self._queue: queue.SimpleQueue[Statement | _Marker | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Statement | _Marker | _Keyed | object]
+        self._queue = queue.SimpleQueue()
         self._marker: _Marker | None = None  # the marker queued last, not yet reached
         self._dirty = False  # statements queued since that marker
+        self._keyed: dict[object, Statement] = {}  # latest statement per key, not yet run
+        self._keyed_lock = threading.Lock()
         self.conn = connect(self.path)
         self._thread = threading.Thread(target=self._run, name=f"sqlite-writer:{path}", daemon=True)
         self._thread.start()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._queue.put((sql, params))
+        self._dirty = True
+
+    def execute_latest(self, key: object, sql: str, params: Sequence[Any] = ()) -> None:
+        """Queue a statement that supersedes any not yet run under the same ``key`` (a retained
+        message replaced a thousand times a second is written once per batch, and the queue
+        holds one entry per key, however fast a client publishes)."""
+        with self._keyed_lock:
+            queued = key in self._keyed
+            self._keyed[key] = (sql, params)
+        if not queued:
+            self._queue.put(_Keyed(key))
         self._dirty = True
 
     def committed(self) -> Awaitable[None]:
@@ -90,7 +113,11 @@ class SQLiteWriter:
             try:
                 conn.execute("BEGIN")
                 for item in batch:
-                    if item is not _STOP and not isinstance(item, _Marker):
+                    if isinstance(item, _Keyed):
+                        with self._keyed_lock:
+                            statement = self._keyed.pop(item.key)
+                        conn.execute(statement[0], statement[1])
+                    elif item is not _STOP and not isinstance(item, _Marker):
                         statement = cast(Statement, item)
                         conn.execute(statement[0], statement[1])
                 conn.execute("COMMIT")
