@@ -1,0 +1,115 @@
+"""Which topics a device built for Alibaba Cloud IoT may use: its own, and nobody else's.
+
+A device (ProductKey ``pk``, DeviceName ``dn``) lives in these namespaces (Alibaba Cloud IoT
+Platform, "Topics" and the Alink protocol pages):
+
+=====================================  ==========  ===============================================
+topic                                  device      what for
+=====================================  ==========  ===============================================
+``/sys/pk/dn/#``                       pub + sub   Alink: properties, events, services, topology
+``/pk/dn/user/…``                      per class   custom topic classes of the product
+``/shadow/update/pk/dn``               pub         device shadow: report / ask
+``/shadow/get/pk/dn``                  sub         device shadow: the platform's answers
+``/ota/device/inform|progress|request`` pub        firmware version, upgrade progress, ask
+``/ota/device/upgrade/pk/dn``          sub         firmware upgrade notices
+``/ext/ntp/pk/dn/request``             pub         NTP time request
+``/ext/ntp/pk/dn/response``            sub         NTP time answer
+``/ext/session/pk/dn/#``               pub + sub   gateway sub-device login and logout
+``/ext/rrpc/<msgId>/<own topic>``      pub + sub   RRPC over a custom topic
+``/as/mqtt/status/pk/dn``              —           the platform's own status messages
+=====================================  ==========  ===============================================
+
+A gateway may also use these topics for each sub-device logged in through it; that is the
+``also`` argument (the sub-devices' (pk, dn) pairs), kept up to date by the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+import msgspec
+
+from hongshan.identity.acl import filter_covers
+from hongshan.mqtt.topics import topic_matches
+
+Right = Literal["pub", "sub", "all"]
+
+
+class TopicClass(msgspec.Struct, frozen=True):
+    """A custom topic class of a product: ``/${productKey}/${deviceName}/user/…``."""
+
+    pattern: str  # as Alibaba writes it, e.g. "/${productKey}/${deviceName}/user/get"
+    right: Right
+
+
+def _own_rules(pk: str, dn: str, classes: Iterable[TopicClass]) -> list[tuple[Right, str]]:
+    rules: list[tuple[Right, str]] = [
+        ("all", f"/sys/{pk}/{dn}/#"),
+        ("pub", f"/shadow/update/{pk}/{dn}"),
+        ("sub", f"/shadow/get/{pk}/{dn}"),
+        ("pub", f"/ota/device/inform/{pk}/{dn}"),
+        ("pub", f"/ota/device/progress/{pk}/{dn}"),
+        ("pub", f"/ota/device/request/{pk}/{dn}"),
+        ("sub", f"/ota/device/upgrade/{pk}/{dn}"),
+        ("pub", f"/ext/ntp/{pk}/{dn}/request"),
+        ("sub", f"/ext/ntp/{pk}/{dn}/response"),
+        ("all", f"/ext/session/{pk}/{dn}/#"),
+    ]
+    for topic_class in classes:
+        rules.append(
+            (
+                topic_class.right,
+                topic_class.pattern.replace("${productKey}", pk).replace("${deviceName}", dn),
+            )
+        )
+    return rules
+
+
+def _safe(part: str) -> bool:
+    # a name with '+', '#' or '/' would widen every rule it is put into
+    return bool(part) and not any(ch in part for ch in "+#/")
+
+
+class DeviceTopics:
+    """The topic rights of one device (and of the sub-devices a gateway carries)."""
+
+    def __init__(
+        self,
+        product_key: str,
+        device_name: str,
+        classes: Iterable[TopicClass] = (),
+        also: Iterable[tuple[str, str, Iterable[TopicClass]]] = (),
+    ) -> None:
+        self.rules: list[tuple[Right, str]] = []
+        for pk, dn, own_classes in ((product_key, device_name, classes), *also):
+            if _safe(pk) and _safe(dn):
+                self.rules.extend(_own_rules(pk, dn, own_classes))
+        # the topics an RRPC over a custom topic may wrap: the device's own, pub or sub
+        self._rrpc_inner = [f for right, f in self.rules if not f.startswith("/sys/")]
+
+    def _allowed(self, wanted: Right, topic: str) -> bool:
+        for right, rule in self.rules:
+            if (right == "all" or right == wanted) and topic_matches(rule, topic):
+                return True
+        if topic.startswith("/ext/rrpc/"):
+            # /ext/rrpc/${messageId}/${topic}: the wrapped topic must be the device's own
+            _, _, rest = topic[len("/ext/rrpc/") :].partition("/")
+            inner = "/" + rest
+            return any(topic_matches(rule, inner) for rule in self._rrpc_inner)
+        return False
+
+    def may_publish(self, topic: str) -> bool:
+        return self._allowed("pub", topic)
+
+    def may_subscribe(self, topic_filter: str) -> bool:
+        """Allowed when a subscribe rule covers the whole filter (see ``filter_covers``)."""
+        if topic_filter.startswith("/ext/rrpc/+/"):
+            inner = "/" + topic_filter[len("/ext/rrpc/+/") :]
+            return any(topic_matches(rule, inner) for rule in self._rrpc_inner)
+        return any(
+            (right == "all" or right == "sub") and filter_covers(rule, topic_filter)
+            for right, rule in self.rules
+        )
+
+    receive_filter = None  # no deny rules: nothing to hold back at delivery
