@@ -1,0 +1,1 @@
+"""The registry: products, thing models (Alibaba TSL), devices, gateways and sub-devices."""

@@ -1,0 +1,62 @@
+"""Names and secrets in Alibaba Cloud IoT's shapes, so that a device's triple made here looks like
+one made there (and firmware that checks lengths accepts it).
+
+- ProductKey: 11 characters, ``a1`` followed by 9 letters and digits (``a14Xib5kdYd``).
+- ProductSecret: 16 letters and digits. DeviceSecret: 32 letters and digits.
+- DeviceName: 4 to 32 characters of letters, digits and ``- _ @ . :``, unique within its product.
+- Nickname: 4 to 64 characters of Chinese characters, letters, digits and underscores (a Chinese
+  character counts as two).
+
+(Alibaba Cloud IoT Platform documentation: "Create a product", "Create a device", and the
+RegisterDevice API's parameter rules.)
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+
+from hongshan.errors import HongshanError
+
+_ALNUM = string.ascii_letters + string.digits
+_DEVICE_NAME = re.compile(r"[A-Za-z0-9\-_@.:]{4,32}")
+_NICKNAME_CHARS = re.compile(r"[\u4e00-\u9fa5A-Za-z0-9_]+")
+
+
+class InvalidName(HongshanError):
+    """A name that breaks Alibaba's rules; the message says which rule."""
+
+
+def _random(length: int) -> str:
+    return "".join(secrets.choice(_ALNUM) for _ in range(length))
+
+
+def new_product_key() -> str:
+    return "a1" + _random(9)
+
+
+def new_product_secret() -> str:
+    return _random(16)
+
+
+def new_device_secret() -> str:
+    return _random(32)
+
+
+def check_device_name(name: str) -> str:
+    if not _DEVICE_NAME.fullmatch(name):
+        raise InvalidName(
+            f"device name {name!r}: 4 to 32 characters of letters, digits and - _ @ . :"
+        )
+    return name
+
+
+def check_nickname(nickname: str) -> str:
+    width = sum(2 if "\u4e00" <= ch <= "\u9fa5" else 1 for ch in nickname)
+    if not _NICKNAME_CHARS.fullmatch(nickname) or not 4 <= width <= 64:
+        raise InvalidName(
+            f"nickname {nickname!r}: 4 to 64 characters of Chinese characters, letters, digits"
+            " and underscores (a Chinese character counts as two)"
+        )
+    return nickname
