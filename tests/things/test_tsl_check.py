@@ -1,0 +1,300 @@
+"""Thing models: property posts, property sets, events and services checked value by value."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hongshan.things.tsl import Problem, ThingModel
+
+DATA = Path(__file__).parent / "data"
+
+
+def _load(name: str) -> ThingModel:
+    return ThingModel.from_json((DATA / name).read_text(encoding="utf-8"))
+
+
+LIGHT = _load("streetlight.json")
+OXIMETER = _load("oximeter.json")
+
+
+def _one_type(data_type: dict[str, Any]) -> ThingModel:
+    prop = {"identifier": "V", "name": "v", "accessMode": "rw", "dataType": data_type}
+    return ThingModel.from_json({"profile": {"productKey": "a1"}, "properties": [prop]})
+
+
+def _codes(problems: list[Problem]) -> list[int]:
+    return [problem.code for problem in problems]
+
+
+INT = {"type": "int", "specs": {"min": "-10", "max": "100", "step": "5"}}
+INT_OPEN = {"type": "int", "specs": {}}
+FLOAT = {"type": "float", "specs": {"min": "0.5", "max": "9.5"}}
+FLOAT_OPEN = {"type": "float", "specs": {}}
+DOUBLE = {"type": "double", "specs": {"min": "-180", "max": "180"}}
+DOUBLE_OPEN = {"type": "double", "specs": {}}
+TEXT = {"type": "text", "specs": {"length": "5"}}
+TEXT_OPEN = {"type": "text", "specs": {}}
+DATE = {"type": "date", "specs": {}}
+BOOL = {"type": "bool", "specs": {"0": "off", "1": "on"}}
+ENUM = {"type": "enum", "specs": {"0": "manual", "2": "auto", "-1": "unknown"}}
+MEMBER_A = {"identifier": "a", "name": "a", "dataType": INT}
+MEMBER_B = {"identifier": "b", "name": "b", "dataType": TEXT}
+STRUCT = {"type": "struct", "specs": [MEMBER_A, MEMBER_B]}
+ARRAY_INT = {"type": "array", "specs": {"size": "3", "item": {"type": "int"}}}
+ARRAY_DOUBLE = {"type": "array", "specs": {"size": "2", "item": DOUBLE}}
+ARRAY_TEXT = {"type": "array", "specs": {"size": "2", "item": TEXT}}
+ARRAY_STRUCT = {"type": "array", "specs": {"size": "2", "item": STRUCT}}
+
+GOOD = [
+    (INT, -10),
+    (INT, 100),
+    (INT, 37),  # step is advisory: 37 is not a multiple of 5
+    (INT_OPEN, 2147483647),
+    (INT_OPEN, -2147483648),
+    (FLOAT, 0.5),
+    (FLOAT, 9.5),
+    (FLOAT, 3),  # an integer is a fine float
+    (FLOAT_OPEN, 3.4e38),
+    (DOUBLE, -180),
+    (DOUBLE, 179.999999),
+    (DOUBLE_OPEN, 1e300),
+    (TEXT, ""),
+    (TEXT, "abcde"),
+    (TEXT, "路灯一号灯"),  # five characters, fifteen bytes: length counts characters
+    (TEXT_OPEN, "x" * 10240),
+    (DATE, "1700000000000"),
+    (DATE, 1700000000000),
+    (DATE, "0"),
+    (BOOL, 0),
+    (BOOL, 1),
+    (ENUM, 0),
+    (ENUM, 2),
+    (ENUM, -1),
+    (STRUCT, {"a": 1, "b": "x"}),
+    (STRUCT, {"a": 1}),  # members may be omitted
+    (STRUCT, {}),
+    (ARRAY_INT, []),
+    (ARRAY_INT, [1, 2, 3]),
+    (ARRAY_DOUBLE, [1.5, -2]),
+    (ARRAY_TEXT, ["ab", "cde"]),
+    (ARRAY_STRUCT, [{"a": 5, "b": "on"}, {"a": 6}]),
+]
+
+BAD = [
+    (INT, 101, 6306, "int value 101 is bigger than max 100 -> V"),
+    (INT, -11, 6306, "int value -11 is smaller than min -10 -> V"),
+    (INT, 1.5, 6306, "data type is not int -> V"),
+    (INT, 15.0, 6306, "data type is not int -> V"),
+    (INT, "15", 6306, "data type is not int -> V"),
+    (INT, True, 6306, "data type is not int -> V"),
+    (INT, None, 6306, "data type is not int -> V"),
+    (INT_OPEN, 2147483648, 6306, "int value 2147483648 is out of int32 range -> V"),
+    (INT_OPEN, -2147483649, 6306, "int value -2147483649 is out of int32 range -> V"),
+    (FLOAT, 0.4, 6307, "float value 0.4 is smaller than min 0.5 -> V"),
+    (FLOAT, 9.6, 6307, "float value 9.6 is bigger than max 9.5 -> V"),
+    (FLOAT, "1.5", 6307, "data type is not float -> V"),
+    (FLOAT, False, 6307, "data type is not float -> V"),
+    (FLOAT_OPEN, 3.5e38, 6307, "float value 3.5e+38 does not fit in 32 bits -> V"),
+    (FLOAT_OPEN, float("nan"), 6307, "data type is not float -> V"),
+    (DOUBLE, 180.01, 6307, "double value 180.01 is bigger than max 180 -> V"),
+    (DOUBLE, [1.0], 6307, "data type is not double -> V"),
+    (DOUBLE_OPEN, float("inf"), 6307, "data type is not double -> V"),
+    (TEXT, "abcdef", 6310, "string length 6 bigger than max length 5 -> V"),
+    (TEXT, 0, 6310, "data type is not string -> V"),
+    (TEXT_OPEN, "x" * 10241, 6310, "string length 10241 bigger than max length 10240 -> V"),
+    (DATE, "2024-01-01", 6311, "date type must be a string of long(UTC ms) -> V"),
+    (DATE, -1, 6311, "date type must be a string of long(UTC ms) -> V"),
+    (DATE, 1.7e12, 6311, "date type must be a string of long(UTC ms) -> V"),
+    (DATE, "", 6311, "date type must be a string of long(UTC ms) -> V"),
+    # Full-width digits are digits to str.isdigit, but not to Alibaba.
+    (DATE, "\uff11\uff12", 6311, "date type must be a string of long(UTC ms) -> V"),
+    (BOOL, 2, 6308, "bool value must be 0 or 1, not 2 -> V"),
+    (BOOL, True, 6308, "value of bool type must be int -> V"),
+    (BOOL, "1", 6308, "value of bool type must be int -> V"),
+    (ENUM, 1, 6309, "enum value 1 not in [0, 2, -1] -> V"),
+    (ENUM, "2", 6309, "value of enum type must be int -> V"),
+    (ENUM, 2.0, 6309, "value of enum type must be int -> V"),
+    (STRUCT, [1], 6312, "struct type must be json object -> V"),
+    (STRUCT, {"a": 1, "c": 2}, 6304, "params not exist -> V.c"),
+    (STRUCT, {"a": 1000}, 6306, "int value 1000 is bigger than max 100 -> V.a"),
+    (STRUCT, {"b": "toolong"}, 6310, "string length 7 bigger than max length 5 -> V.b"),
+    (ARRAY_INT, [1, 2, 3, 4], 6324, "array size 4 is bigger than max size 3 -> V"),
+    (ARRAY_INT, {"0": 1}, 6328, "data type is not array -> V"),
+    (ARRAY_INT, [1, "2"], 6306, "data type is not int -> V[1]"),
+    (ARRAY_DOUBLE, [0, 200], 6307, "double value 200 is bigger than max 180 -> V[1]"),
+    (ARRAY_TEXT, ["ok", 5], 6310, "data type is not string -> V[1]"),
+    (ARRAY_STRUCT, [{"a": 1}, {"a": "x"}], 6306, "data type is not int -> V[1].a"),
+    (ARRAY_STRUCT, [{"z": 1}], 6304, "params not exist -> V[0].z"),
+    (ARRAY_STRUCT, [3], 6312, "struct type must be json object -> V[0]"),
+]
+
+
+@pytest.mark.parametrize(("data_type", "value"), GOOD)
+def test_good_values_pass_post_and_set(data_type: dict[str, Any], value: Any) -> None:
+    model = _one_type(data_type)
+    assert model.check_property_post({"V": value}) == []
+    assert model.check_property_post({"V": {"value": value, "time": 1700000000000}}) == []
+    assert model.check_property_set({"V": value}) == []
+
+
+@pytest.mark.parametrize(("data_type", "value", "code", "message"), BAD)
+def test_bad_values_are_named_with_alibabas_code(
+    data_type: dict[str, Any], value: Any, code: int, message: str
+) -> None:
+    model = _one_type(data_type)
+    expected = [Problem(code=code, identifier="V", message=f"tsl parse: {message}")]
+    assert model.check_property_post({"V": value}) == expected
+    assert model.check_property_post({"V": {"value": value, "time": "1700000000000"}}) == expected
+    assert model.check_property_set({"V": value}) == expected
+
+
+@pytest.mark.parametrize("params", [{}, [], None, "LightSwitch", 1])
+def test_property_post_params_must_be_a_non_empty_object(params: Any) -> None:
+    assert _codes(LIGHT.check_property_post(params)) == [460]
+    assert _codes(LIGHT.check_property_set(params)) == [460]
+
+
+def test_property_post_real_message_every_problem_reported() -> None:
+    params = {
+        "LightSwitch": 1,
+        "Brightness": {"value": 80, "time": 1524448722000},
+        "Voltage": 220.5,
+        "Energy": 12345.67,
+        "GeoLocation": {"Longitude": 120.1, "Latitude": 30.2, "CoordinateSystem": 1},
+        "PhaseVoltages": [220, 221, 219],
+        "Colour": "red",
+        "WorkMode": 7,
+    }
+    assert LIGHT.check_property_post(params) == [
+        Problem(code=6304, identifier="Colour", message="tsl parse: params not exist -> Colour"),
+        Problem(
+            code=6309,
+            identifier="WorkMode",
+            message="tsl parse: enum value 7 not in [0, 1, 2] -> WorkMode",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("stamp", [-1, "soon", 1.5, None])
+def test_property_post_time_must_be_milliseconds(stamp: Any) -> None:
+    problems = LIGHT.check_property_post({"Brightness": {"value": 10, "time": stamp}})
+    assert _codes(problems) == [460]
+    assert problems[0].identifier == "Brightness"
+
+
+def test_struct_with_a_value_member_is_not_read_as_a_stamped_value() -> None:
+    member = {"identifier": "value", "name": "v", "dataType": INT}
+    model = _one_type({"type": "struct", "specs": [member]})
+    assert model.check_property_post({"V": {"value": 5}}) == []
+    assert _codes(model.check_property_post({"V": {"value": 5, "time": 1}})) == [6304]
+
+
+@pytest.mark.parametrize(
+    ("params", "codes"),
+    [
+        ({"SpO2LowThreshold": 90, "PatientId": "P-0042"}, []),
+        ({"SpO2LowThreshold": 60}, [6306]),
+        ({"SpO2": 97}, [6304]),  # read-only
+        ({"PulseRate": 80, "Nope": 1}, [6304, 6304]),
+    ],
+)
+def test_property_set_only_rw_properties(params: dict[str, Any], codes: list[int]) -> None:
+    assert _codes(OXIMETER.check_property_set(params)) == codes
+    assert _codes(OXIMETER.check_service_input("set", params)) == codes
+
+
+def test_read_only_property_set_message_says_so() -> None:
+    (problem,) = OXIMETER.check_property_set({"SpO2": 97})
+    assert problem.message == "tsl parse: property is read-only and cannot be set -> SpO2"
+
+
+@pytest.mark.parametrize(
+    ("identifier", "params", "codes"),
+    [
+        ("LowSpO2Alert", {"SpO2": 85, "Threshold": 90, "MeasuredAt": "1700000000000"}, []),
+        ("LowSpO2Alert", {"value": {"SpO2": 85, "Threshold": 90}, "time": 1700000000000}, []),
+        ("LowSpO2Alert", {"value": {"SpO2": 185}}, [6306]),
+        ("LowSpO2Alert", {"SpO2": 85, "Threshold": 50}, [6306]),
+        ("LowSpO2Alert", {"SpO2": 85, "Pulse": 60}, [6304]),
+        ("LowSpO2Alert", {"value": {"SpO2": 85}, "time": "yesterday"}, [460]),
+        ("LowSpO2Alert", [85], [460]),
+        ("SensorError", {"ErrorCode": 2}, []),
+        ("SensorError", {"ErrorCode": 9}, [6309]),
+        ("SensorError", {}, []),
+        ("Fainted", {"SpO2": 50}, [6300]),
+        ("post", {"SpO2": 97, "PulseRate": 72}, []),
+        ("post", {"SpO2": {"value": 101, "time": 1}}, [6306]),
+    ],
+)
+def test_event_post(identifier: str, params: Any, codes: list[int]) -> None:
+    assert _codes(OXIMETER.check_event_post(identifier, params)) == codes
+
+
+def test_unknown_event_names_the_method() -> None:
+    (problem,) = OXIMETER.check_event_post("Fainted", {})
+    assert problem == Problem(
+        code=6300,
+        identifier="Fainted",
+        message="tsl parse: method not found: thing.event.Fainted.post -> Fainted",
+    )
+
+
+SCHEDULE = [{"OnTime": "18:30", "OffTime": "06:00", "Brightness": 80}]
+
+
+@pytest.mark.parametrize(
+    ("identifier", "params", "codes"),
+    [
+        ("SetSchedule", {"Schedule": SCHEDULE, "StartDate": "1700000000000"}, []),
+        ("SetSchedule", {"Schedule": SCHEDULE * 9}, [6324]),
+        ("SetSchedule", {"Schedule": [{"OnTime": "18:30:00"}]}, [6310]),
+        ("SetSchedule", {"Schedule": [{"Brightness": 101}]}, [6306]),
+        ("SetSchedule", {"Schedule": SCHEDULE, "Repeat": True}, [6304]),
+        ("SetSchedule", "18:30", [460]),
+        ("Reboot", {}, []),
+        ("Reboot", {"Now": 1}, [6304]),
+        ("get", ["LightSwitch", "Brightness"], []),
+        ("get", ["LightSwitch", "Colour"], [6304]),
+        ("get", {"LightSwitch": 1}, [460]),
+        ("set", {"Brightness": 50, "WorkMode": 1}, []),
+        ("set", {"Voltage": 230.0}, [6304]),
+        ("Explode", {}, [6300]),
+    ],
+)
+def test_service_input(identifier: str, params: Any, codes: list[int]) -> None:
+    assert _codes(LIGHT.check_service_input(identifier, params)) == codes
+
+
+@pytest.mark.parametrize(
+    ("identifier", "data", "codes"),
+    [
+        ("SetSchedule", {"Accepted": 1}, []),
+        ("SetSchedule", {"Accepted": 9}, [6306]),
+        ("SetSchedule", {"Rejected": 0}, [6304]),
+        ("SetSchedule", None, [460]),
+        ("set", {}, []),
+        ("set", {"Brightness": 5}, [6304]),
+        ("get", {"LightSwitch": 1, "Voltage": 229.5, "GeoLocation": {"Latitude": 30.2}}, []),
+        ("get", {"Voltage": "229.5"}, [6307]),
+        ("get", {"Colour": "red"}, [6304]),
+        ("get", [], [460]),
+        ("Reboot", {}, []),
+        ("Explode", {}, [6300]),
+    ],
+)
+def test_service_output(identifier: str, data: Any, codes: list[int]) -> None:
+    assert _codes(LIGHT.check_service_output(identifier, data)) == codes
+
+
+def test_model_without_generated_services_still_checks_set_and_get() -> None:
+    document = json.loads((DATA / "oximeter.json").read_text(encoding="utf-8"))
+    document["services"] = []
+    model = ThingModel.from_json(document)
+    assert model.check_service_input("set", {"SpO2LowThreshold": 80}) == []
+    assert model.check_service_input("get", ["SpO2"]) == []
+    assert model.check_service_output("set", {}) == []
+    assert _codes(model.check_service_input("StartMeasurement", {})) == [6300]
