@@ -1,0 +1,105 @@
+"""Signed CONNECTs of Alibaba devices, checked against a device directory."""
+
+from __future__ import annotations
+
+import pytest
+
+from hongshan.broker.auth import AllowAnonymous, Credentials
+from hongshan.identity.alibaba import sign
+from hongshan.identity.device_auth import (
+    DeviceCredentials,
+    SignedConnectAuthenticator,
+    device_identity,
+)
+from hongshan.mqtt.reason_codes import ReasonCode
+
+PK, DN, SECRET = "a14Xib5kdYd", "light1983432", "oLyaKqVxtRvjH284LdhqVgVUx1UPy6zq"
+TS = "1539421321846"
+
+
+class Directory:
+    """The registry's answer for a fixed set of devices (the registry itself comes next)."""
+
+    def __init__(self, *records: DeviceCredentials) -> None:
+        self.records = {(r.product_key, r.device_name): r for r in records}
+
+    async def credentials(self, product_key: str, device_name: str) -> DeviceCredentials | None:
+        return self.records.get((product_key, device_name))
+
+
+def signed(
+    secret: str = SECRET, *, method: str = "hmacsha1", ts: str = TS, dn: str = DN
+) -> Credentials:
+    fields = {"clientId": "SN1928339", "deviceName": dn, "productKey": PK, "timestamp": ts}
+    return Credentials(
+        client_id=f"SN1928339|securemode=3,signmethod={method},timestamp={ts}|",
+        username=f"{dn}&{PK}",
+        password=sign(secret, method, fields).encode(),
+        address="127.0.0.1:5000",
+    )
+
+
+def directory(enabled: bool = True) -> Directory:
+    return Directory(
+        DeviceCredentials(product_key=PK, device_name=DN, device_secret=SECRET, enabled=enabled)
+    )
+
+
+def authenticator(enabled: bool = True) -> SignedConnectAuthenticator:
+    return SignedConnectAuthenticator(directory(enabled), fallback=AllowAnonymous())
+
+
+async def test_a_signed_connect_authenticates_as_the_device() -> None:
+    verdict = await authenticator().authenticate(signed())
+    assert verdict.reason_code == ReasonCode.SUCCESS
+    assert verdict.username == device_identity(PK, DN) == f"{DN}&{PK}"
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        signed("wrong-secret"),
+        signed(dn="lamp-unknown"),
+        Credentials(client_id="x|securemode=3|", username=f"{DN}&{PK}", password=None, address=""),
+        Credentials(client_id="x|securemode=3", username=f"{DN}&{PK}", password=b"", address=""),
+    ],
+    ids=["wrong secret", "unknown device", "no password", "malformed client id"],
+)
+async def test_refusals_look_alike(credentials: Credentials) -> None:
+    verdict = await authenticator().authenticate(credentials)
+    assert verdict.reason_code == ReasonCode.BAD_USER_NAME_OR_PASSWORD
+
+
+async def test_a_disabled_device_is_banned_once_its_signature_is_good() -> None:
+    auth = authenticator(enabled=False)
+    assert (await auth.authenticate(signed())).reason_code == ReasonCode.BANNED
+    assert (await auth.authenticate(signed("x"))).reason_code == (
+        ReasonCode.BAD_USER_NAME_OR_PASSWORD
+    )
+
+
+async def test_clock_skew_window_when_configured() -> None:
+    now = int(TS) / 1000
+    auth = SignedConnectAuthenticator(
+        directory(), fallback=AllowAnonymous(), max_clock_skew=300, clock=lambda: now + 200,
+    )  # fmt: skip
+    assert (await auth.authenticate(signed())).reason_code == ReasonCode.SUCCESS
+    late = SignedConnectAuthenticator(
+        directory(), fallback=AllowAnonymous(), max_clock_skew=300, clock=lambda: now + 301,
+    )  # fmt: skip
+    assert (await late.authenticate(signed())).reason_code == ReasonCode.BAD_USER_NAME_OR_PASSWORD
+
+
+async def test_other_connects_go_to_the_fallback() -> None:
+    plain = Credentials(client_id="dashboard", username=None, password=None, address="")
+    verdict = await authenticator().authenticate(plain)
+    assert verdict.reason_code == ReasonCode.SUCCESS and verdict.username is None
+
+
+async def test_dynamic_registration_is_not_a_login() -> None:
+    credentials = Credentials(
+        client_id="x|securemode=-2,authType=register|", username=f"{DN}&{PK}",
+        password=b"00", address="",
+    )  # fmt: skip
+    verdict = await authenticator().authenticate(credentials)
+    assert verdict.reason_code == ReasonCode.NOT_AUTHORIZED
