@@ -76,3 +76,8 @@ class SubscriptionOptions(msgspec.Struct, frozen=True, gc=False):
     retain_as_published: bool = False
     retain_handling: int = 0
     subscription_id: int | None = None
+
+    @property
+    def subscription_ids(self) -> tuple[int, ...]:
+        """What a delivery through this subscription carries (MQTT-3.3.4-3)."""
+        return () if self.subscription_id is None else (self.subscription_id,)

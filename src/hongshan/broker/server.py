@@ -459,7 +459,7 @@ class Broker:
                         message,
                         value.qos if value.qos < message.qos else message.qos,
                         message.retain and value.retain_as_published,
-                        () if value.subscription_id is None else (value.subscription_id,),
+                        value.subscription_ids,
                     )
                     stored = sessions[key].deliver(delivery) or stored
                 else:
@@ -491,7 +491,7 @@ class Broker:
             message,
             min(options.qos, message.qos),
             False,
-            () if options.subscription_id is None else (options.subscription_id,),
+            options.subscription_ids,
         )
         return self.sessions[client_id].deliver(delivery)
 
@@ -509,8 +509,7 @@ class Broker:
         retain = message.retain and options.retain_as_published
         target = targets.get(client_id)
         if target is None:
-            ids = [] if options.subscription_id is None else [options.subscription_id]
-            targets[client_id] = [options.qos, retain, ids]
+            targets[client_id] = [options.qos, retain, list(options.subscription_ids)]
             return
         target[0] = max(target[0], options.qos)
         target[1] = target[1] or retain

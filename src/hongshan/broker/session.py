@@ -230,19 +230,21 @@ class Session:
         entry = self.inflight.get(packet_id)
         if entry is None or entry.delivery.qos != 1:
             return False
+        self._complete(packet_id, entry)
+        return True
+
+    def _complete(self, packet_id: int, entry: InFlight) -> None:
+        """The exchange for ``packet_id`` is over: free its slot in the window and the store."""
         del self.inflight[packet_id]
         if entry.seq:
             self.store.delete_message(self.client_id, entry.seq)
         self.pump()
-        return True
 
     def discard(self, packet_id: int) -> None:
         """Forget an in-flight message the connection could not send (too large, expired)."""
-        entry = self.inflight.pop(packet_id, None)
+        entry = self.inflight.get(packet_id)
         if entry is not None:
-            if entry.seq:
-                self.store.delete_message(self.client_id, entry.seq)
-            self.pump()
+            self._complete(packet_id, entry)
 
     def pubrec(self, packet_id: int, failed: bool) -> bool:
         entry = self.inflight.get(packet_id)
@@ -250,10 +252,7 @@ class Session:
             return False
         if failed:
             # MQTT-4.3.3: a PUBREC with a failure code ends the exchange.
-            del self.inflight[packet_id]
-            if entry.seq:
-                self.store.delete_message(self.client_id, entry.seq)
-            self.pump()
+            self._complete(packet_id, entry)
             return True
         entry.state = OutState.PUBREL_SENT
         if entry.seq:
@@ -264,10 +263,7 @@ class Session:
         entry = self.inflight.get(packet_id)
         if entry is None or entry.state is not OutState.PUBREL_SENT:
             return False
-        del self.inflight[packet_id]
-        if entry.seq:
-            self.store.delete_message(self.client_id, entry.seq)
-        self.pump()
+        self._complete(packet_id, entry)
         return True
 
     # -- connection -------------------------------------------------------------------------

@@ -64,12 +64,7 @@ def set_password(path: str | os.PathLike[str], username: str, password: str) -> 
     file = Path(path)
     users = read_users(file) if file.exists() else {}
     users[username] = hash_password(password)
-    text = "".join(f"{name}:{hashed}\n" for name, hashed in users.items())
-    temporary = file.with_name(file.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(temporary, file)
+    _write_users(file, users)
 
 
 def delete_user(path: str | os.PathLike[str], username: str) -> bool:
@@ -77,8 +72,18 @@ def delete_user(path: str | os.PathLike[str], username: str) -> bool:
     users = read_users(file)
     if users.pop(username, None) is None:
         return False
-    file.write_text("".join(f"{n}:{h}\n" for n, h in users.items()), encoding="utf-8")
+    _write_users(file, users)
     return True
+
+
+def _write_users(file: Path, users: dict[str, str]) -> None:
+    """Replace the users file atomically, readable by its owner only."""
+    text = "".join(f"{name}:{hashed}\n" for name, hashed in users.items())
+    temporary = file.with_name(file.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(temporary, file)
 
 
 class PasswordFileAuthenticator:
