@@ -24,6 +24,7 @@ import pytest
 
 from hongshan.app import Platform
 from hongshan.config import Settings
+from registry_databases import POSTGRES_URL, RegistryDatabase
 
 HONGSHAN = str(Path(sys.executable).with_name("hongshan"))
 
@@ -207,3 +208,26 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield spawn
     for proc in started:
         proc.kill()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RegistryDatabase]:
+    if request.param == "sqlite":
+        yield RegistryDatabase(f"sqlite:///{tmp_path / 'registry.db'}")
+        return
+    import uuid
+
+    import sqlalchemy as sa
+
+    from hongshan.store.registry.engine import create_engine
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as db:
+        db.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield RegistryDatabase(POSTGRES_URL, schema)
+    finally:
+        with admin.begin() as db:
+            db.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

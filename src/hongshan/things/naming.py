@@ -44,6 +44,11 @@ def new_device_secret() -> str:
     return _random(32)
 
 
+def new_device_name() -> str:
+    """A generated name, as Alibaba's batch creation makes when none is given (20 characters)."""
+    return _random(20)
+
+
 def check_device_name(name: str) -> str:
     if not _DEVICE_NAME.fullmatch(name):
         raise InvalidName(

@@ -1,0 +1,81 @@
+"""Device and product secrets encrypted at rest, with a key kept apart from the database.
+
+A stolen database file (or a PostgreSQL dump) without the key gives away no secret. Each secret
+is sealed with AES-256-GCM under a random 96-bit nonce, and with *what it is the secret of*
+(``device/{pk}/{dn}``) as associated data, so that a sealed value copied onto another row fails
+to open instead of letting one device log in as another.
+
+The key comes from ``HONGSHAN_SECRET_KEY`` (32 bytes, URL-safe base64) when it is set — for a
+cluster, where every process needs the same key — or else from a key file (``secret.key`` in the
+data directory by default), created on first start with mode 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from hongshan.errors import ConfigError, HongshanError
+
+KEY_ENV = "HONGSHAN_SECRET_KEY"
+_PREFIX = "v1:"  # the sealing scheme, so that a later one can be told apart
+
+
+class SecretUnreadable(HongshanError):
+    """A sealed secret that this key cannot open (wrong key, or a value moved between rows)."""
+
+
+class SecretBox:
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ConfigError("the secret key must be 32 bytes")
+        self._aead = AESGCM(key)
+
+    def seal(self, secret: str, context: str) -> str:
+        nonce = secrets.token_bytes(12)
+        sealed = self._aead.encrypt(nonce, secret.encode(), context.encode())
+        return _PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+
+    def open(self, sealed: str, context: str) -> str:
+        if not sealed.startswith(_PREFIX):
+            raise SecretUnreadable(f"unknown sealing scheme for {context}")
+        try:
+            raw = base64.urlsafe_b64decode(sealed[len(_PREFIX) :])
+            return self._aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
+        except (InvalidTag, ValueError) as exc:
+            raise SecretUnreadable(f"cannot open the secret of {context}: wrong key?") from exc
+
+
+def _decode_key(text: str, where: str) -> bytes:
+    try:
+        key = base64.urlsafe_b64decode(text.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{where}: not URL-safe base64") from exc
+    if len(key) != 32:
+        raise ConfigError(f"{where}: the key must be 32 bytes, this one is {len(key)}")
+    return key
+
+
+def load_or_create_key(key_file: Path) -> bytes:
+    """The key from ``HONGSHAN_SECRET_KEY``, else from ``key_file`` (created if missing)."""
+    from_env = os.environ.get(KEY_ENV)
+    if from_env:
+        return _decode_key(from_env, KEY_ENV)
+    try:
+        return _decode_key(key_file.read_text(), str(key_file))
+    except FileNotFoundError:
+        pass
+    key = secrets.token_bytes(32)
+    # O_EXCL: two processes starting at once must not each write a different key
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _decode_key(key_file.read_text(), str(key_file))
+    with os.fdopen(fd, "w") as out:
+        out.write(base64.urlsafe_b64encode(key).decode("ascii") + "\n")
+    return key

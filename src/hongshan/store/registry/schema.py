@@ -1,0 +1,102 @@
+"""The registry's tables (SQLAlchemy Core), the same on SQLite and PostgreSQL.
+
+Changes to these tables go through an Alembic revision in ``migrations/versions`` as well: the
+revision is what creates a database, this module is what the code queries. ``test_registry``
+checks that the two agree.
+
+Times are integers, milliseconds since the epoch (what Alibaba's APIs report). Secrets are
+sealed (``identity.secret_box``), never stored in the clear. JSON columns hold a product's topic
+classes and its thing model exactly as imported, so that an export gives the same file back.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+products = sa.Table(
+    "products",
+    metadata,
+    sa.Column("product_key", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("node_type", sa.String(16), nullable=False),
+    sa.Column("data_format", sa.String(16), nullable=False),
+    sa.Column("dynamic_registration", sa.Boolean, nullable=False),
+    sa.Column("product_secret", sa.Text, nullable=False),  # sealed
+    sa.Column("topic_classes", sa.JSON, nullable=False),
+    sa.Column("thing_model", sa.Text, nullable=True),  # TSL JSON as imported
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+devices = sa.Table(
+    "devices",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "product_key",
+        sa.String(32),
+        sa.ForeignKey("products.product_key", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+    sa.Column("device_name", sa.String(32), nullable=False),
+    sa.Column("device_secret", sa.Text, nullable=False),  # sealed
+    sa.Column("nickname", sa.String(64), nullable=False, server_default=""),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("first_online_at", sa.BigInteger, nullable=True),
+    sa.Column("last_online_at", sa.BigInteger, nullable=True),
+    sa.Column("last_ip", sa.String(64), nullable=False, server_default=""),
+    sa.Column("gateway_id", sa.Integer, sa.ForeignKey("devices.id", ondelete="SET NULL")),
+    sa.Column("lat", sa.Float, nullable=True),
+    sa.Column("lon", sa.Float, nullable=True),
+    sa.Column("district", sa.String(64), nullable=False, server_default=""),
+    sa.UniqueConstraint("product_key", "device_name", name="uq_devices_product_name"),
+)
+sa.Index("ix_devices_state", devices.c.state)
+sa.Index("ix_devices_gateway", devices.c.gateway_id)
+
+device_tags = sa.Table(
+    "device_tags",
+    metadata,
+    sa.Column(
+        "device_id", sa.Integer, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+sa.Index("ix_device_tags_key_value", device_tags.c.key, device_tags.c.value)
+
+device_firmware = sa.Table(
+    "device_firmware",
+    metadata,
+    sa.Column(
+        "device_id", sa.Integer, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("module", sa.String(64), primary_key=True),
+    sa.Column("version", sa.String(64), nullable=False),
+)
+
+device_groups = sa.Table(
+    "device_groups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+group_members = sa.Table(
+    "group_members",
+    metadata,
+    sa.Column(
+        "group_id",
+        sa.Integer,
+        sa.ForeignKey("device_groups.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "device_id", sa.Integer, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    ),
+)

@@ -1,0 +1,105 @@
+"""What the registry holds: products, devices and groups, as plain data.
+
+These are the registry's answers (never rows or ORM objects); the store behind them is
+``hongshan.store.registry``. Secrets appear here in the clear only where an operator asked for a
+device's credentials; everywhere else they are left out (``Device.secret`` is None).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+import msgspec
+
+from hongshan.errors import HongshanError
+from hongshan.identity.device_topics import TopicClass
+
+
+class NodeType(enum.StrEnum):
+    """Alibaba's node types: a directly connected device, a gateway, or a sub-device that
+    reaches the platform only through a gateway."""
+
+    DEVICE = "device"
+    GATEWAY = "gateway"
+    SUBDEVICE = "subdevice"
+
+
+class DataFormat(enum.StrEnum):
+    ALINK = "alink"  # Alink JSON on /sys/... topics
+    RAW = "raw"  # bytes the product's own script would parse (kept, not interpreted)
+
+
+class DeviceState(enum.StrEnum):
+    """Alibaba's device statuses (UNACTIVE, ONLINE, OFFLINE, DISABLE); see ``lifecycle``."""
+
+    INACTIVE = "inactive"  # created, never connected
+    ONLINE = "online"
+    OFFLINE = "offline"
+    DISABLED = "disabled"  # refused at CONNECT until enabled again
+
+
+class RegistryError(HongshanError):
+    """A registry request that cannot be done; ``kind`` says why, for the API's status code."""
+
+    def __init__(self, message: str, kind: Literal["not_found", "conflict", "invalid"]) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Product(msgspec.Struct, frozen=True, kw_only=True):
+    product_key: str
+    name: str
+    description: str = ""
+    node_type: NodeType = NodeType.DEVICE
+    data_format: DataFormat = DataFormat.ALINK
+    dynamic_registration: bool = False
+    topic_classes: tuple[TopicClass, ...] = ()
+    created_at: int = 0  # ms since the epoch, as Alibaba reports times
+    product_secret: str | None = None  # only when asked for
+
+
+class Location(msgspec.Struct, frozen=True, kw_only=True):
+    lat: float
+    lon: float
+    district: str = ""
+
+
+class Device(msgspec.Struct, frozen=True, kw_only=True):
+    product_key: str
+    device_name: str
+    nickname: str = ""
+    state: DeviceState = DeviceState.INACTIVE
+    created_at: int = 0
+    first_online_at: int | None = None
+    last_online_at: int | None = None
+    last_ip: str = ""
+    gateway: tuple[str, str] | None = None  # (product key, device name) of its parent
+    tags: dict[str, str] = {}
+    firmware: dict[str, str] = {}  # module -> version ("default" for the main firmware)
+    location: Location | None = None
+    secret: str | None = None  # only when asked for
+
+    @property
+    def enabled(self) -> bool:
+        return self.state != DeviceState.DISABLED
+
+
+class DeviceFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``list_devices`` narrows by; every field left None matches everything."""
+
+    product_key: str | None = None
+    state: DeviceState | None = None
+    name_prefix: str | None = None
+    group: str | None = None
+    tags: dict[str, str] | None = None  # every tag given must be present with that value
+    gateway: tuple[str, str] | None = None  # the sub-devices of this gateway
+    limit: int = 100
+    offset: int = 0
+
+
+class Group(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    description: str = ""
+    created_at: int = 0
+    size: int = 0

@@ -1,0 +1,272 @@
+"""The registry on SQLite and PostgreSQL: products, devices, lifecycle, groups, tags, presence,
+and secrets sealed at rest."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from hongshan.identity.device_topics import TopicClass
+from hongshan.identity.secret_box import SecretBox, SecretUnreadable
+from hongshan.store.registry import schema
+from hongshan.store.registry.engine import create_engine
+from hongshan.store.registry.store import SQLRegistry
+from hongshan.things.model import (
+    DeviceFilter,
+    DeviceState,
+    Location,
+    NodeType,
+    RegistryError,
+)
+from hongshan.things.naming import InvalidName
+from hongshan.things.tsl import ThingModel
+from registry_databases import RegistryDatabase
+
+DATA = Path(__file__).parent / "data"
+KEY = secrets.token_bytes(32)
+
+
+@pytest.fixture
+async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
+    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    yield opened
+    await opened.close()
+
+
+async def reopen(registry: SQLRegistry, db: RegistryDatabase, key: bytes = KEY) -> SQLRegistry:
+    await registry.close()
+    return await SQLRegistry.open(db.url, SecretBox(key), schema=db.schema)
+
+
+async def test_the_migrated_schema_matches_the_tables_the_code_queries(
+    registry: SQLRegistry, registry_db: RegistryDatabase
+) -> None:
+    engine = create_engine(registry_db.url, schema=registry_db.schema)
+    try:
+        inspector = sa.inspect(engine)
+        for table in schema.metadata.sorted_tables:
+            columns = {c["name"] for c in inspector.get_columns(table.name)}
+            assert columns == {c.name for c in table.columns}, table.name
+    finally:
+        engine.dispose()
+
+
+async def test_a_product_keeps_its_thing_model_and_topic_classes(
+    registry: SQLRegistry, registry_db: RegistryDatabase
+) -> None:
+    tsl = ThingModel.from_json((DATA / "streetlight.json").read_bytes())
+    classes = (TopicClass("/${productKey}/${deviceName}/user/get", "sub"),)
+    product = await registry.create_product(
+        "Streetlight", node_type=NodeType.DEVICE, topic_classes=classes, thing_model=tsl
+    )
+    assert product.product_key.startswith("a1") and len(product.product_key) == 11
+    assert product.product_secret is not None and len(product.product_secret) == 16
+    registry = await reopen(registry, registry_db)
+    try:
+        again = await registry.get_product(product.product_key, with_secret=True)
+        assert again.product_secret == product.product_secret
+        assert again.topic_classes == classes
+        assert (await registry.thing_model(product.product_key)) == tsl
+        view = registry.product_view(product.product_key)
+        assert view is not None and view.thing_model == tsl
+        assert [p.product_key for p in await registry.list_products()] == [product.product_key]
+        without = await registry.get_product(product.product_key)
+        assert without.product_secret is None
+    finally:
+        await registry.close()
+
+
+async def test_an_imported_product_keeps_its_key_and_a_second_one_conflicts(
+    registry: SQLRegistry,
+) -> None:
+    await registry.create_product("Meter", product_key="a1AbCdEfGhI", product_secret="s" * 16)
+    with pytest.raises(RegistryError) as caught:
+        await registry.create_product("Meter again", product_key="a1AbCdEfGhI")
+    assert caught.value.kind == "conflict"
+
+
+async def test_device_secrets_are_sealed_in_the_database_and_open_with_the_key(
+    registry: SQLRegistry, registry_db: RegistryDatabase
+) -> None:
+    product = await registry.create_product("Lamp")
+    device = await registry.create_device(product.product_key, "lamp-0001")
+    assert device.secret is not None and len(device.secret) == 32
+    engine = create_engine(registry_db.url, schema=registry_db.schema)
+    try:
+        with engine.connect() as db:
+            stored = db.execute(sa.select(schema.devices.c.device_secret)).scalar_one()
+            sealed_product = db.execute(sa.select(schema.products.c.product_secret)).scalar_one()
+    finally:
+        engine.dispose()
+    assert device.secret not in stored and stored.startswith("v1:")
+    assert product.product_secret is not None and product.product_secret not in sealed_product
+    credentials = await registry.credentials(product.product_key, "lamp-0001")
+    assert credentials is not None and credentials.device_secret == device.secret
+    # a sealed secret does not open for another device: rows cannot be swapped
+    box = SecretBox(KEY)
+    with pytest.raises(SecretUnreadable):
+        box.open(stored, f"device/{product.product_key}/lamp-0002")
+    # nor with another key
+    other = await reopen(registry, registry_db, key=secrets.token_bytes(32))
+    try:
+        with pytest.raises(SecretUnreadable):
+            await other.credentials(product.product_key, "lamp-0001")
+    finally:
+        await other.close()
+
+
+async def test_device_names_follow_alibabas_rules_and_are_unique_per_product(
+    registry: SQLRegistry,
+) -> None:
+    product = await registry.create_product("Lamp")
+    pk = product.product_key
+    generated = await registry.create_device(pk)
+    assert len(generated.device_name) == 20
+    await registry.create_device(pk, "lamp_01@east.3")
+    with pytest.raises(RegistryError) as caught:
+        await registry.create_device(pk, "lamp_01@east.3")
+    assert caught.value.kind == "conflict"
+    with pytest.raises(InvalidName):
+        await registry.create_device(pk, "no spaces allowed")
+    with pytest.raises(InvalidName):
+        await registry.create_device(pk, "abc")
+    with pytest.raises(RegistryError) as missing:
+        await registry.create_device("a1NoSuchPrd", "lamp-0001")
+    assert missing.value.kind == "not_found"
+
+
+async def test_the_lifecycle_inactive_online_offline_disabled(registry: SQLRegistry) -> None:
+    pk = (await registry.create_product("Lamp")).product_key
+    await registry.create_device(pk, "lamp-0001")
+    seen_disabled: list[tuple[str, str]] = []
+    registry.on_device_disabled.append(lambda p, d: seen_disabled.append((p, d)))
+
+    async def state() -> DeviceState:
+        return (await registry.get_device(pk, "lamp-0001")).state
+
+    assert await state() is DeviceState.INACTIVE
+    registry.device_connected(pk, "lamp-0001", "10.0.0.7:50312")
+    device = await registry.get_device(pk, "lamp-0001")
+    assert device.state is DeviceState.ONLINE and device.last_ip == "10.0.0.7"
+    assert device.first_online_at is not None and device.first_online_at == device.last_online_at
+    registry.device_disconnected(pk, "lamp-0001")
+    assert await state() is DeviceState.OFFLINE
+    assert (await registry.get_device(pk, "lamp-0001")).last_ip == "10.0.0.7"
+    await registry.set_enabled(pk, "lamp-0001", False)
+    assert await state() is DeviceState.DISABLED
+    assert seen_disabled == [(pk, "lamp-0001")]
+    credentials = await registry.credentials(pk, "lamp-0001")
+    assert credentials is not None and not credentials.enabled
+    await registry.set_enabled(pk, "lamp-0001", True)
+    assert await state() is DeviceState.OFFLINE  # it was online once
+    await registry.create_device(pk, "lamp-0002")
+    await registry.set_enabled(pk, "lamp-0002", False)
+    await registry.set_enabled(pk, "lamp-0002", True)
+    assert (await registry.get_device(pk, "lamp-0002")).state is DeviceState.INACTIVE
+
+
+async def test_presence_is_batched_and_survives_a_reopen(
+    registry: SQLRegistry, registry_db: RegistryDatabase
+) -> None:
+    pk = (await registry.create_product("Meter")).product_key
+    names = [f"meter-{i:04d}" for i in range(50)]
+    for name in names:
+        await registry.create_device(pk, name)
+    for name in names:
+        registry.device_connected(pk, name, "192.168.1.9:1000")
+    registry.device_disconnected(pk, names[0])
+    registry = await reopen(registry, registry_db)
+    try:
+        online = await registry.count_devices(DeviceFilter(state=DeviceState.ONLINE))
+        assert online == 49
+        assert (await registry.get_device(pk, names[0])).state is DeviceState.OFFLINE
+    finally:
+        await registry.close()
+
+
+async def test_tags_location_firmware_and_filters(registry: SQLRegistry) -> None:
+    lamp = (await registry.create_product("Lamp")).product_key
+    meter = (await registry.create_product("Meter")).product_key
+    await registry.create_device(
+        lamp,
+        "lamp-east-1",
+        tags={"street": "Xinhua Road", "district": "east"},
+        location=Location(lat=31.49, lon=120.31, district="east"),
+    )
+    await registry.create_device(lamp, "lamp-west-1", tags={"district": "west"})
+    await registry.create_device(meter, "meter-east-1", tags={"district": "east"})
+    east = await registry.list_devices(DeviceFilter(tags={"district": "east"}))
+    assert {d.device_name for d in east} == {"lamp-east-1", "meter-east-1"}
+    lamps_east = await registry.list_devices(
+        DeviceFilter(product_key=lamp, tags={"district": "east"})
+    )
+    assert [d.device_name for d in lamps_east] == ["lamp-east-1"]
+    assert lamps_east[0].location == Location(lat=31.49, lon=120.31, district="east")
+    assert lamps_east[0].tags == {"street": "Xinhua Road", "district": "east"}
+    updated = await registry.update_device(
+        lamp,
+        "lamp-east-1",
+        tags={"district": "north"},
+        remove_tags=["street"],
+        firmware={"default": "1.0.3", "mcu": "2.1"},
+        nickname="东区路灯_1",
+    )
+    assert updated.tags == {"district": "north"}
+    assert updated.firmware == {"default": "1.0.3", "mcu": "2.1"}
+    assert updated.nickname == "东区路灯_1"
+    by_prefix = await registry.list_devices(DeviceFilter(name_prefix="lamp-"))
+    assert [d.device_name for d in by_prefix] == ["lamp-east-1", "lamp-west-1"]
+    # LIKE's wildcards in a prefix are literal
+    assert await registry.list_devices(DeviceFilter(name_prefix="lamp_")) == []
+    page = await registry.list_devices(DeviceFilter(limit=2, offset=1))
+    assert [d.device_name for d in page] == ["lamp-west-1", "meter-east-1"]
+
+
+async def test_groups_and_gateways(registry: SQLRegistry) -> None:
+    gw = (await registry.create_product("Gateway", node_type=NodeType.GATEWAY)).product_key
+    sub = (await registry.create_product("Sensor", node_type=NodeType.SUBDEVICE)).product_key
+    await registry.create_device(gw, "gateway-01")
+    await registry.create_device(sub, "sensor-01", gateway=(gw, "gateway-01"))
+    await registry.create_device(sub, "sensor-02")
+    await registry.set_gateway((sub, "sensor-02"), (gw, "gateway-01"))
+    children = await registry.list_devices(DeviceFilter(gateway=(gw, "gateway-01")))
+    assert [d.device_name for d in children] == ["sensor-01", "sensor-02"]
+    assert children[0].gateway == (gw, "gateway-01")
+    await registry.set_gateway((sub, "sensor-02"), None)
+    assert (await registry.get_device(sub, "sensor-02")).gateway is None
+
+    group = await registry.create_group("Xinhua Road", "lamps on Xinhua Road")
+    assert group.size == 0
+    group = await registry.add_to_group("Xinhua Road", [(sub, "sensor-01"), (sub, "sensor-02")])
+    assert group.size == 2
+    in_group = await registry.list_devices(DeviceFilter(group="Xinhua Road"))
+    assert {d.device_name for d in in_group} == {"sensor-01", "sensor-02"}
+    group = await registry.remove_from_group("Xinhua Road", [(sub, "sensor-01")])
+    assert group.size == 1
+    with pytest.raises(RegistryError):
+        await registry.create_group("Xinhua Road")
+    # deleting a device takes it out of its groups; deleting the gateway frees its children
+    await registry.delete_device(sub, "sensor-02")
+    assert (await registry.get_group("Xinhua Road")).size == 0
+    await registry.delete_device(gw, "gateway-01")
+    assert (await registry.get_device(sub, "sensor-01")).gateway is None
+    await registry.delete_group("Xinhua Road")
+    assert await registry.list_groups() == []
+
+
+async def test_a_product_with_devices_cannot_be_deleted(registry: SQLRegistry) -> None:
+    pk = (await registry.create_product("Lamp")).product_key
+    await registry.create_device(pk, "lamp-0001")
+    with pytest.raises(RegistryError) as caught:
+        await registry.delete_product(pk)
+    assert caught.value.kind == "conflict"
+    await registry.delete_device(pk, "lamp-0001")
+    assert await registry.credentials(pk, "lamp-0001") is None
+    await registry.delete_product(pk)
+    assert registry.product_view(pk) is None
+    with pytest.raises(RegistryError):
+        await registry.get_product(pk)
