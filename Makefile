@@ -6,13 +6,21 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test check format bench clean
 
+LINKKIT_STAMP := .venv-linkkit/.installed
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Alibaba's device SDK needs paho-mqtt 1.x: its own environment, for the device tests
+$(LINKKIT_STAMP): tests/devices/linkkit-requirements.txt
+	test -x .venv-linkkit/bin/python || $(PYTHON) -m venv .venv-linkkit
+	.venv-linkkit/bin/python -m pip install --quiet -r tests/devices/linkkit-requirements.txt
+	touch $(LINKKIT_STAMP)
+
+install: $(STAMP) $(LINKKIT_STAMP)
 
 # A sandbox: anonymous access, data in ./hongshan-data. Another broker on 1883?
 # `make demo MQTT_PORT=1884`.
@@ -21,7 +29,7 @@ HTTP_PORT ?= 8080
 demo: $(STAMP)
 	$(BIN)/hongshan serve --allow-anonymous --mqtt-port $(MQTT_PORT) --http-port $(HTTP_PORT)
 
-test: $(STAMP)
+test: $(STAMP) $(LINKKIT_STAMP)
 	$(BIN)/pytest
 
 check: $(STAMP)
@@ -37,4 +45,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) hongshan-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-linkkit hongshan-data .pytest_cache .mypy_cache .ruff_cache

@@ -15,10 +15,10 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -26,6 +26,7 @@ from hongshan.app import Platform
 from hongshan.config import Settings
 from registry_databases import POSTGRES_URL, RegistryDatabase
 
+T = TypeVar("T")
 HONGSHAN = str(Path(sys.executable).with_name("hongshan"))
 
 
@@ -73,6 +74,10 @@ class ServerThread:
     @property
     def ports(self) -> dict[str, int]:
         return self.platform.ports
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Await ``coroutine`` on the server's loop (registry calls and the like)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the server's loop and return its result (to inspect broker state)."""

@@ -11,13 +11,27 @@ from pathlib import Path
 
 import uvicorn
 
-from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Authorizer
+from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Authorizer, Client
+from hongshan.broker.message import Message
 from hongshan.broker.server import Broker
 from hongshan.config import Settings
+from hongshan.dialects.alink.dialect import TAPS, AlinkDialect
 from hongshan.http import build_http_app
 from hongshan.identity.acl import AclFile
+from hongshan.identity.device_auth import (
+    DeviceAuthorizer,
+    SignedConnectAuthenticator,
+    device_client_id,
+    device_of,
+)
+from hongshan.identity.device_topics import TopicClass
 from hongshan.identity.passwords import PasswordFileAuthenticator, read_users
+from hongshan.identity.secret_box import SecretBox, load_or_create_key
+from hongshan.mqtt.reason_codes import ReasonCode
+from hongshan.pipeline.uplink import Pipeline
+from hongshan.store.registry.store import SQLRegistry
 from hongshan.store.sqlite.broker_state import SQLiteBrokerState
+from hongshan.twin.properties import PropertyTwin
 
 log = logging.getLogger("hongshan")
 
@@ -28,6 +42,8 @@ ANONYMOUS_WARNING = (
 
 
 def build_access(settings: Settings) -> tuple[Authenticator, Authorizer]:
+    """Who may connect and what they may do, from the users and ACL files (people and
+    applications; devices are added in front of these by ``Platform``)."""
     authenticator: Authenticator
     if settings.password_file:
         authenticator = PasswordFileAuthenticator(
@@ -51,17 +67,40 @@ class Platform:
         self.ports: dict[str, int] = {}
         self._http: uvicorn.Server | None = None
         self.broker: Broker
+        self.registry: SQLRegistry
+        self.alink: AlinkDialect
+        self.twin = PropertyTwin()
+        self.pipeline = Pipeline([self.twin])
 
     async def start(self) -> None:
         settings = self.settings
         data_dir = Path(settings.data_dir)
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
-        authenticator, authorizer = build_access(settings)
+        key_file = Path(settings.secret_key_file or data_dir / "secret.key")
+        key = await asyncio.to_thread(load_or_create_key, key_file)
+        registry_url = settings.registry_url or f"sqlite:///{data_dir / 'registry.db'}"
+        self.registry = registry = await SQLRegistry.open(registry_url, SecretBox(key))
+        people, acl = build_access(settings)
+        authenticator = SignedConnectAuthenticator(
+            registry, fallback=people, max_clock_skew=settings.device_clock_skew
+        )
+        authorizer = DeviceAuthorizer(self._topic_classes, acl)
         store = SQLiteBrokerState(data_dir / "hongshan.db", loop=asyncio.get_running_loop())
-        self.broker = Broker(
+        self.broker = broker = Broker(
             settings, authenticator=authenticator, authorizer=authorizer, store=store
         )
-        await self.broker.start()
+        self.alink = AlinkDialect(
+            thing_model=registry.thing_model_of,
+            online=registry.is_online,
+            publish=broker.publish_from_server,
+            pipeline=self.pipeline,
+        )
+        for topic_filter in TAPS:
+            broker.tap(topic_filter, self._to_alink)
+        broker.on_connected.append(self._device_connected)
+        broker.on_disconnected.append(self._device_disconnected)
+        registry.on_device_disabled.append(self._cut_off)
+        await broker.start()
         self.ports.update(self.broker.ports)
         config = uvicorn.Config(
             build_http_app(self),
@@ -87,6 +126,34 @@ class Platform:
         if self._http is not None:
             await self._http.shutdown()
         await self.broker.stop()
+        await self.registry.close()
+
+    # -- devices ----------------------------------------------------------------------------
+
+    def _topic_classes(self, product_key: str) -> tuple[TopicClass, ...]:
+        view = self.registry.product_view(product_key)
+        return view.topic_classes if view is not None else ()
+
+    def _to_alink(self, message: Message) -> None:
+        self.alink.on_message(message.topic, message.payload, message.sender == "")
+
+    def _device_connected(self, client: Client, address: str) -> None:
+        device = device_of(client)
+        if device is not None:
+            self.registry.device_connected(*device, address)
+            self.alink.device_status(*device, online=True, address=address)
+
+    def _device_disconnected(self, client: Client) -> None:
+        device = device_of(client)
+        if device is not None:
+            self.registry.device_disconnected(*device)
+            self.alink.device_status(*device, online=False)
+
+    def _cut_off(self, product_key: str, device_name: str) -> None:
+        """A device disabled or deleted while online is disconnected (0x98)."""
+        client_id = device_client_id(product_key, device_name)
+        if self.broker.disconnect_client(client_id, ReasonCode.ADMINISTRATIVE_ACTION):
+            log.info("disconnected %s: disabled or deleted", client_id)
 
 
 @contextlib.asynccontextmanager

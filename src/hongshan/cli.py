@@ -65,6 +65,9 @@ def main() -> None:
 @click.option("--session-expiry-max", type=int, help="Cap on Session Expiry, seconds.")
 @click.option("--sys-interval", type=float, help="Seconds between $SYS updates; 0 is off [10].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--registry-url", help="sqlite:///FILE or postgresql://… [DATA_DIR/registry.db].")
+@click.option("--secret-key-file", help="Key sealing device secrets [DATA_DIR/secret.key].")
+@click.option("--device-clock-skew", type=float, help="Max age of a signed timestamp, s [off].")
 def serve(config_file: str | None, **flags: Any) -> None:
     """Run the platform: MQTT broker and HTTP API in one process."""
     from hongshan.app import serve as serve_platform

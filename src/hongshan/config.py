@@ -42,6 +42,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sys_interval: float = 10.0  # seconds between $SYS/broker/... updates; 0 turns them off
     session_expiry_max: int = 0xFFFFFFFF  # cap on a client's Session Expiry Interval, seconds
     log_level: str = "info"
+    # the device registry: sqlite:///FILE or postgresql://…; default: registry.db in data_dir
+    registry_url: str | None = None
+    # the key that seals device secrets; default: secret.key in data_dir (created on first start).
+    # HONGSHAN_SECRET_KEY, when set, is the key itself and wins over any file.
+    secret_key_file: str | None = None
+    # refuse a signed CONNECT whose timestamp is further than this from now, seconds (off)
+    device_clock_skew: float | None = None
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -60,7 +67,7 @@ def _coerce(name: str, raw: str) -> Any:
             raise ConfigError(
                 f"HONGSHAN_{name.upper()}: expected an integer, got {raw!r}"
             ) from None
-    if field.type is float:
+    if field.type in (float, float | None):
         try:
             return float(text)
         except ValueError:
@@ -119,5 +126,7 @@ def _check(s: Settings) -> None:
         raise ConfigError("max_packet_size: must be at least 64 bytes")
     if s.max_retained_messages < 0:
         raise ConfigError("max_retained_messages: must not be negative")
+    if s.device_clock_skew is not None and s.device_clock_skew <= 0:
+        raise ConfigError("device_clock_skew: must be positive (leave it unset for no check)")
     if s.max_queued_messages < 0:
         raise ConfigError("max_queued_messages: must not be negative")

@@ -36,6 +36,8 @@ def lamp() -> DeviceTopics:
         (f"/{PK}/{DN}/user/get", False),  # a subscribe-only class
         (f"/ext/rrpc/99/{PK}/{DN}/user/update", True),
         (f"/ext/rrpc/99/sys/{PK}/{DN}/thing/x", False),
+        (f"/ext/rrpc/99/sys/{PK}/{DN}/thing/service/Reboot", True),  # a synchronous call
+        (f"/ext/rrpc/99/sys/{PK}/lamp-18/thing/service/Reboot", False),
         (f"/as/mqtt/status/{PK}/{DN}", False),
         ("town/lamps/17", False),
     ],
@@ -61,6 +63,8 @@ def test_publish(lamp: DeviceTopics, topic: str, allowed: bool) -> None:
         (f"/{PK}/{DN}/user/update", False),
         (f"/ext/rrpc/+/{PK}/{DN}/user/get", True),
         (f"/ext/rrpc/+/{PK}/lamp-18/user/get", False),
+        (f"/ext/rrpc/+/sys/{PK}/{DN}/thing/service/+", True),  # automatic subscription
+        (f"/ext/rrpc/+/sys/{PK}/lamp-18/thing/service/+", False),
     ],
 )
 def test_subscribe(lamp: DeviceTopics, topic_filter: str, allowed: bool) -> None:

@@ -38,6 +38,12 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
 
     reason_code: int = ReasonCode.SUCCESS
     username: str | None = None  # the identity to authorize as (may differ from the packet's)
+    # the client identifier to keep the session under, when the authenticator decides it (one
+    # session per Alibaba device, whatever id its firmware connects with); None keeps the packet's
+    client_id: str | None = None
+    # filters the session is subscribed to at CONNECT without a SUBSCRIBE ("server-side
+    # subscriptions": Alibaba's automatic topic subscription); QoS 1, no-local
+    subscriptions: tuple[str, ...] = ()
 
 
 ACCEPTED = Verdict()

@@ -98,6 +98,13 @@ class Broker:
         self._pending_wills: dict[str, tuple[asyncio.TimerHandle, Will, Client]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        # Hooks for the platform (presence, dialects); called on the event loop, must not block.
+        self.on_connected: list[Callable[[Client, str], None]] = []  # (client, address)
+        self.on_disconnected: list[Callable[[Client], None]] = []
+        # Server-side subscribers: every accepted publish whose topic matches a tap's filter is
+        # handed to it (after the ACL, before delivery) — how dialects see devices' messages.
+        self._taps: SubscriptionTrie[int, Callable[[Message], None]] = SubscriptionTrie()
+        self._tap_count = 0
 
     def background(self, task: asyncio.Task[Any]) -> None:
         """Keep a reference to a task until it is done (RUF006)."""
@@ -234,6 +241,8 @@ class Broker:
             # and a session that was to end with it ends (MQTT-3.1.2-6, 5.0 3.1.2.11.2).
             log.info("client %r taken over from %s by %s", client_id, old.address, conn.address)
             old_session = old.session
+            if old.client is not None:
+                self._notify_disconnected(old.client)
             self._on_abnormal_end(old, client_id)
             old.session = None
             old.disconnect(ReasonCode.SESSION_TAKEN_OVER)
@@ -263,7 +272,34 @@ class Broker:
             self.store.delete_session(client_id)
             session.stored = False
         self.connections[client_id] = conn
+        if conn.client is not None:
+            for connected in self.on_connected:
+                connected(conn.client, conn.address)
         return session, present
+
+    def _notify_disconnected(self, client: Client) -> None:
+        for disconnected in self.on_disconnected:
+            disconnected(client)
+
+    def disconnect_client(self, client_id: str, reason: int) -> bool:
+        """Close a client's connection with ``reason`` (5.0 DISCONNECT); False if not connected."""
+        conn = self.connections.get(client_id)
+        if conn is None:
+            return False
+        conn.disconnect(reason)
+        return True
+
+    def tap(self, topic_filter: str, handler: Callable[[Message], None]) -> None:
+        """Hand every accepted publish matching ``topic_filter`` to ``handler`` as well."""
+        self._tap_count += 1
+        self._taps.subscribe(topic_filter, self._tap_count, handler)
+
+    def publish_from_server(
+        self, topic: str, payload: bytes, qos: int = 0, retain: bool = False
+    ) -> None:
+        """A message the platform itself sends (replies, commands, status): routed like any
+        other, with no client of ours as its sender."""
+        self.publish(Message(topic, payload, qos, retain))
 
     def connection_gone(self, conn: MQTTConnection) -> None:
         """The socket is closed (after any lingering)."""
@@ -277,6 +313,7 @@ class Broker:
         if self.connections.get(client.client_id) is not conn:
             return  # taken over: handled in open_session
         del self.connections[client.client_id]
+        self._notify_disconnected(client)
         session = conn.session
         if session is None:
             return
@@ -442,6 +479,13 @@ class Broker:
         Returns True when something was written to the store, so that the publisher's
         acknowledgement must wait for the store's commit."""
         stored = False
+        if self._tap_count:
+            for taps in self._taps.matches(message.topic):
+                for handler in taps.values():
+                    try:
+                        handler(message)
+                    except Exception:  # a dialect's bug must not cost the publisher its message
+                        log.exception("tap on %r failed", message.topic)
         if message.retain:
             stored = self._retain(message)
         matches = self.subscriptions.matches(message.topic)

@@ -1,10 +1,17 @@
-"""Authenticating devices built for Alibaba Cloud IoT by their signed CONNECT.
+"""Authenticating devices built for Alibaba Cloud IoT by their signed CONNECT, and what they
+may then do.
 
 A CONNECT whose client id carries Alibaba's ``|…|`` parameters and whose username is
 ``deviceName&productKey`` is checked against the device's secret from a ``DeviceDirectory``
 (the registry); any other CONNECT goes to the fallback authenticator (the users file), so people,
 applications and devices share one listener. What a refusal says does not tell an unknown device
 from a wrong secret.
+
+A device's session is kept under the client id ``productKey&deviceName`` whatever id its
+firmware sends (Alibaba's rule: one connection per device, a second one takes over), and a
+client id with ``&`` is reserved for devices: any other client using one is refused (0x85), so
+nobody can take a device's session over or be mistaken for it. ``DeviceAuthorizer`` gives a
+device its own topics (``DeviceTopics``) and everyone else the fallback authorizer's answer.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from typing import Protocol
 
 import msgspec
 
-from hongshan.broker.auth import Authenticator, Credentials, Verdict
+from hongshan.broker.auth import Access, Authenticator, Authorizer, Client, Credentials, Verdict
 from hongshan.identity.alibaba import SignatureFormatError, parse_connect, verify_password
+from hongshan.identity.device_topics import DeviceTopics, TopicClass, auto_subscriptions
 from hongshan.mqtt.reason_codes import ReasonCode
 
 log = logging.getLogger("hongshan.identity")
@@ -37,6 +45,19 @@ class DeviceDirectory(Protocol):
 def device_identity(product_key: str, device_name: str) -> str:
     """The identity a signed CONNECT authenticates as (Alibaba's username form)."""
     return f"{device_name}&{product_key}"
+
+
+def device_client_id(product_key: str, device_name: str) -> str:
+    """The client id a device's session is kept under."""
+    return f"{product_key}&{device_name}"
+
+
+def device_of(client: Client) -> tuple[str, str] | None:
+    """(product key, device name) of a client that logged in as a device, else None."""
+    pk, amp, dn = client.client_id.partition("&")
+    if amp and client.username == device_identity(pk, dn):
+        return pk, dn
+    return None
 
 
 class SignedConnectAuthenticator:
@@ -59,6 +80,13 @@ class SignedConnectAuthenticator:
     async def authenticate(self, credentials: Credentials) -> Verdict:
         username = credentials.username
         if "|" not in credentials.client_id or username is None or "&" not in username:
+            if "&" in credentials.client_id:
+                log.info(
+                    "refused %r from %s: a client id with '&' is a device's",
+                    credentials.client_id,
+                    credentials.address,
+                )
+                return Verdict(reason_code=ReasonCode.CLIENT_IDENTIFIER_NOT_VALID)
             return await self._fallback.authenticate(credentials)
         refused = Verdict(reason_code=ReasonCode.BAD_USER_NAME_OR_PASSWORD)
         try:
@@ -86,7 +114,14 @@ class SignedConnectAuthenticator:
         if not record.enabled:
             # MQTT 5.0 0x8A Banned; a 3.1.1 client is told "not authorized" (5)
             return Verdict(reason_code=ReasonCode.BANNED)
-        return Verdict(username=device_identity(connect.product_key, connect.device_name))
+        pk, dn = connect.product_key, connect.device_name
+        # _ss=1: the Link SDKs rely on Alibaba subscribing them to their system topics
+        automatic = auto_subscriptions(pk, dn) if connect.params.get("_ss") == "1" else ()
+        return Verdict(
+            username=device_identity(pk, dn),
+            client_id=device_client_id(pk, dn),
+            subscriptions=automatic,
+        )
 
     def _fresh(self, timestamp: str | None) -> bool:
         if self._max_clock_skew is None:
@@ -94,3 +129,20 @@ class SignedConnectAuthenticator:
         if timestamp is None or not timestamp.isdigit():
             return False
         return abs(self._clock() - int(timestamp) / 1000) <= self._max_clock_skew
+
+
+class DeviceAuthorizer:
+    """Devices get their own topics; every other client the fallback's answer (the ACL file)."""
+
+    def __init__(
+        self, topic_classes: Callable[[str], tuple[TopicClass, ...]], fallback: Authorizer
+    ) -> None:
+        self._topic_classes = topic_classes
+        self._fallback = fallback
+
+    def access(self, client: Client) -> Access:
+        device = device_of(client)
+        if device is None:
+            return self._fallback.access(client)
+        pk, dn = device
+        return DeviceTopics(pk, dn, self._topic_classes(pk))

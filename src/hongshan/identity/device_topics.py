@@ -66,6 +66,41 @@ def _own_rules(pk: str, dn: str, classes: Iterable[TopicClass]) -> list[tuple[Ri
     return rules
 
 
+# Alibaba's "automatic topic subscription": what a device whose client id says ``_ss=1`` (the
+# Link SDKs) is subscribed to at CONNECT without asking, so that replies and calls reach it.
+AUTO_SUBSCRIBED = (
+    "/sys/{pk}/{dn}/thing/model/down_raw",
+    "/sys/{pk}/{dn}/thing/model/up_raw_reply",
+    "/sys/{pk}/{dn}/thing/event/+/post_reply",  # property post and every event
+    "/sys/{pk}/{dn}/thing/event/property/history/post_reply",
+    "/sys/{pk}/{dn}/thing/event/property/pack/post_reply",
+    "/sys/{pk}/{dn}/thing/deviceinfo/update_reply",
+    "/sys/{pk}/{dn}/thing/deviceinfo/delete_reply",
+    "/sys/{pk}/{dn}/thing/service/+",  # service calls (the device's own replies: no-local)
+    "/sys/{pk}/{dn}/thing/service/property/set",
+    "/sys/{pk}/{dn}/thing/service/property/get",
+    "/sys/{pk}/{dn}/thing/property/desired/get_reply",
+    "/sys/{pk}/{dn}/thing/property/desired/delete_reply",
+    "/sys/{pk}/{dn}/thing/config/push",
+    "/sys/{pk}/{dn}/thing/config/get_reply",
+    "/sys/{pk}/{dn}/thing/topo/+",  # add/delete/get replies and change notices
+    "/sys/{pk}/{dn}/thing/sub/register_reply",
+    "/sys/{pk}/{dn}/thing/ota/firmware/get_reply",
+    "/sys/{pk}/{dn}/rrpc/request/+",
+    "/ext/rrpc/+/sys/{pk}/{dn}/thing/service/+",  # synchronous service calls
+    "/ext/session/{pk}/{dn}/combine/+",  # sub-device login and logout replies
+    "/ext/ntp/{pk}/{dn}/response",
+    "/shadow/get/{pk}/{dn}",
+    "/ota/device/upgrade/{pk}/{dn}",
+)
+
+
+def auto_subscriptions(pk: str, dn: str) -> tuple[str, ...]:
+    if not (_safe(pk) and _safe(dn)):
+        return ()
+    return tuple(pattern.format(pk=pk, dn=dn) for pattern in AUTO_SUBSCRIBED)
+
+
 def _safe(part: str) -> bool:
     # a name with '+', '#' or '/' would widen every rule it is put into
     return bool(part) and not any(ch in part for ch in "+#/")
@@ -82,11 +117,15 @@ class DeviceTopics:
         also: Iterable[tuple[str, str, Iterable[TopicClass]]] = (),
     ) -> None:
         self.rules: list[tuple[Right, str]] = []
+        # the topics an RRPC may wrap: the device's own custom and service topics (Alibaba's
+        # synchronous service calls travel as /ext/rrpc/{id}/sys/{pk}/{dn}/thing/service/{id})
+        self._rrpc_inner: list[str] = []
         for pk, dn, own_classes in ((product_key, device_name, classes), *also):
             if _safe(pk) and _safe(dn):
-                self.rules.extend(_own_rules(pk, dn, own_classes))
-        # the topics an RRPC over a custom topic may wrap: the device's own, pub or sub
-        self._rrpc_inner = [f for right, f in self.rules if not f.startswith("/sys/")]
+                own = _own_rules(pk, dn, own_classes)
+                self.rules.extend(own)
+                self._rrpc_inner.extend(f for _, f in own if not f.startswith("/sys/"))
+                self._rrpc_inner.append(f"/sys/{pk}/{dn}/thing/service/+")
 
     def _allowed(self, wanted: Right, topic: str) -> bool:
         for right, rule in self.rules:

@@ -161,6 +161,17 @@ class ThingModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
                 problems.append(problem)
         return problems
 
+    def split_property_post(self, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+        """The values and the device's times (ms) of a post ``check_property_post`` passed."""
+        values: dict[str, Any] = {}
+        times: dict[str, int] = {}
+        for key, raw in params.items():
+            value, _ = _unstamp(self.property_map[key].data_type, key, raw)
+            values[key] = value
+            if value is not raw and "time" in raw:
+                times[key] = int(raw["time"])
+        return values, times
+
     def check_property_set(self, params: Any) -> list[Problem]:
         """A ``thing.service.property.set`` for the device: only ``rw`` properties, bare values."""
         if not isinstance(params, dict) or not params:

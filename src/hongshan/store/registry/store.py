@@ -159,6 +159,14 @@ class SQLRegistry:
     def device_known(self, product_key: str, device_name: str) -> bool:
         return (product_key, device_name) in self._devices
 
+    def is_online(self, product_key: str, device_name: str) -> bool:
+        auth = self._devices.get((product_key, device_name))
+        return auth is not None and auth.state is DeviceState.ONLINE
+
+    def thing_model_of(self, product_key: str) -> ThingModel | None:
+        view = self._products.get(product_key)
+        return view.thing_model if view is not None else None
+
     # -- products ---------------------------------------------------------------------------
 
     @staticmethod

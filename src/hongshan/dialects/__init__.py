@@ -1,0 +1,1 @@
+"""Device protocols mapped onto the platform's own model (``Uplink`` in, publishes out)."""

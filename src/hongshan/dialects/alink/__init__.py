@@ -1,0 +1,1 @@
+"""Alibaba Cloud IoT's Alink protocol: its topics and JSON, over MQTT."""

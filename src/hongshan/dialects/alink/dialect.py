@@ -1,0 +1,357 @@
+"""The Alink dialect: devices' property posts, events and replies in; calls to devices out.
+
+Uplinks (``/sys/{pk}/{dn}/thing/event/property/post``, ``…/thing/event/{id}/post``) are checked
+against the product's thing model. A message that fits becomes an ``Uplink`` for the pipeline
+and is answered ``200`` on the ``_reply`` topic; one that does not is answered with the Alink
+code and a message naming the identifier, and nothing of it goes further. A repeated message id
+(a device that did not see our reply and sent again) is answered again from memory and not
+passed on twice. A device that asks for no reply (``"sys": {"ack": 0}``) gets none.
+
+Downlinks: ``set_properties`` (``thing.service.property.set``) and ``invoke`` (a service:
+asynchronously on ``…/thing/service/{id}``, or synchronously over RRPC on
+``/ext/rrpc/{msgId}/sys/{pk}/{dn}/thing/service/{id}`` when the model says ``callType: sync``,
+as Alibaba does) and ``rrpc`` (raw bytes on ``…/rrpc/request/{msgId}``). Each waits for the
+device's reply when asked to, up to a timeout.
+
+The dialect never sees a packet: the broker hands it (topic, payload, from_server) through a
+tap, and it publishes through the function it was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from hongshan.dialects.alink import messages
+from hongshan.dialects.alink.messages import DEVICE_OFFLINE, REQUEST_INVALID, SUCCESS, TIMEOUT
+from hongshan.dialects.alink.topics import DeviceTopic, Topic, parse, sync_service_topic
+from hongshan.errors import HongshanError
+from hongshan.pipeline.uplink import Stage, Uplink, UplinkKind
+from hongshan.things.tsl import Problem, ThingModel
+
+log = logging.getLogger("hongshan.alink")
+
+# what the broker should hand the dialect (server-side subscriptions, "taps")
+TAPS = ("/sys/+/+/thing/#", "/sys/+/+/rrpc/response/+", "/ext/rrpc/#")
+REMEMBERED_IDS = 32  # per device: message ids whose reply is kept for a repeat
+DEFAULT_TIMEOUT = 5.0  # seconds; Alibaba's synchronous calls wait 5 s by default (at most 8)
+
+Publish = Callable[[str, bytes, int], None]
+ProductModel = Callable[[str], ThingModel | None]
+Online = Callable[[str, str], bool]
+
+
+class InvalidCall(HongshanError):
+    """A call to a device that does not fit its thing model; nothing was sent."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{p.message} ({p.code})" for p in problems))
+        self.problems = problems
+
+
+class CallResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A device's answer to a call (or ours, when it gave none: 9200 offline, 5005 timeout)."""
+
+    msg_id: str
+    code: int
+    data: Any = None
+    message: str = ""
+    problems: list[Problem] = []  # the reply's data does not fit the model
+
+
+class AlinkStats(msgspec.Struct, kw_only=True):
+    accepted: int = 0
+    rejected: int = 0
+    repeated: int = 0
+    malformed: int = 0
+
+
+class AlinkDialect:
+    def __init__(
+        self,
+        *,
+        thing_model: ProductModel,
+        online: Online,
+        publish: Publish,
+        pipeline: Stage,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._thing_model = thing_model
+        self._online = online
+        self._publish = publish
+        self._pipeline = pipeline
+        self._clock = clock
+        self._replies: dict[tuple[str, str], collections.OrderedDict[str, tuple[str, bytes]]] = {}
+        self._waiting: dict[tuple[str, str, str], asyncio.Future[CallResult]] = {}
+        self._ids = itertools.count(int(clock() * 1000) % 1_000_000_000)
+        self.stats = AlinkStats()
+
+    # -- in ---------------------------------------------------------------------------------
+
+    def on_message(self, topic: str, payload: bytes, from_server: bool) -> None:
+        if from_server:
+            return  # our own replies and calls pass the same taps
+        found = parse(topic)
+        if found is not None:
+            if found.topic is Topic.RRPC_RESPONSE:
+                self._resolve(found, found.identifier, messages.SUCCESS, payload)
+                return
+            self._on_device_message(topic, found, payload)
+            return
+        sync = sync_service_topic(topic)
+        if sync is not None:
+            msg_id, call = sync
+            self._on_reply(call, payload, msg_id=msg_id)
+
+    def _on_device_message(self, topic: str, found: DeviceTopic, payload: bytes) -> None:
+        if found.topic in (Topic.SERVICE_REPLY, Topic.PROPERTY_SET_REPLY):
+            self._on_reply(found, payload)
+            return
+        try:
+            request = messages.decode_request(payload)
+        except msgspec.DecodeError as exc:
+            # no id to answer to: Alibaba drops such a message; we log and count it
+            self.stats.malformed += 1
+            log.info("%s: not an Alink request: %s", topic, exc)
+            return
+        msg_id = str(request.id)
+        device = (found.product_key, found.device_name)
+        remembered = self._replies.get(device)
+        if remembered is not None and msg_id in remembered:
+            self.stats.repeated += 1
+            reply_topic, reply = remembered[msg_id]
+            if request.wants_reply:
+                self._publish(reply_topic, reply, 0)
+            return
+        if found.topic is Topic.PROPERTY_POST:
+            method = "thing.event.property.post"
+            code, message, uplink = self._property_post(found, request, msg_id)
+        else:
+            method = f"thing.event.{found.identifier}.post"
+            code, message, uplink = self._event_post(found, request, msg_id)
+        reply_topic = topic + "_reply"
+        reply = messages.reply_bytes(request.id, code, method, message)
+        if uplink is None:
+            self.stats.rejected += 1
+            log.info("%s: refused %s: %s %s", "&".join(device), method, code, message)
+        else:
+            self.stats.accepted += 1
+            self._remember(device, msg_id, reply_topic, reply)
+            self._pipeline.on_uplink(uplink)
+        if request.wants_reply:
+            self._publish(reply_topic, reply, 0)
+
+    def _remember(self, device: tuple[str, str], msg_id: str, topic: str, reply: bytes) -> None:
+        remembered = self._replies.get(device)
+        if remembered is None:
+            remembered = self._replies[device] = collections.OrderedDict()
+        remembered[msg_id] = (topic, reply)
+        if len(remembered) > REMEMBERED_IDS:
+            remembered.popitem(last=False)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _property_post(
+        self, found: DeviceTopic, request: messages.Request, msg_id: str
+    ) -> tuple[int, str, Uplink | None]:
+        params = request.params
+        model = self._thing_model(found.product_key)
+        times: dict[str, int] = {}
+        if model is not None:
+            problems = model.check_property_post(params)
+            if problems:
+                return problems[0].code, problems[0].message, None
+            values, times = model.split_property_post(params)
+        elif isinstance(params, dict) and params:
+            values = dict(params)  # no model: kept as sent
+        else:
+            return REQUEST_INVALID, "request parameter error: params must be an object", None
+        uplink = Uplink(
+            product_key=found.product_key,
+            device_name=found.device_name,
+            kind=UplinkKind.PROPERTY_POST,
+            params=values,
+            times=times,
+            ts=max(times.values(), default=self._now_ms()),
+            msg_id=msg_id,
+        )
+        return SUCCESS, "success", uplink
+
+    def _event_post(
+        self, found: DeviceTopic, request: messages.Request, msg_id: str
+    ) -> tuple[int, str, Uplink | None]:
+        params = request.params
+        model = self._thing_model(found.product_key)
+        if model is not None:
+            problems = model.check_event_post(found.identifier, params)
+            if problems:
+                return problems[0].code, problems[0].message, None
+        if not isinstance(params, dict):
+            return REQUEST_INVALID, "request parameter error: params must be an object", None
+        ts = self._now_ms()
+        if "value" in params and params.keys() <= {"value", "time"}:
+            if str(params.get("time", "")).isdigit():
+                ts = int(params["time"])
+            params = params["value"]
+        uplink = Uplink(
+            product_key=found.product_key,
+            device_name=found.device_name,
+            kind=UplinkKind.EVENT_POST,
+            identifier=found.identifier,
+            params=params if isinstance(params, dict) else {"value": params},
+            ts=ts,
+            msg_id=msg_id,
+        )
+        return SUCCESS, "success", uplink
+
+    def _on_reply(self, found: DeviceTopic, payload: bytes, msg_id: str | None = None) -> None:
+        try:
+            reply = messages.decode_reply(payload)
+        except msgspec.DecodeError as exc:
+            self.stats.malformed += 1
+            log.info("%s&%s: not an Alink reply: %s", found.device_name, found.product_key, exc)
+            return
+        self._resolve(found, msg_id or str(reply.id), reply.code, reply.data, reply.message)
+
+    def _resolve(
+        self,
+        found: DeviceTopic,
+        msg_id: str,
+        code: int,
+        data: Any,
+        message: str | None = None,
+    ) -> None:
+        future = self._waiting.pop((found.product_key, found.device_name, msg_id), None)
+        if future is None or future.done():
+            return
+        problems: list[Problem] = []
+        if found.topic is Topic.SERVICE_REPLY and code == SUCCESS:
+            model = self._thing_model(found.product_key)
+            if model is not None:
+                problems = model.check_service_output(found.identifier, data or {})
+        future.set_result(
+            CallResult(
+                msg_id=msg_id, code=code, data=data, message=message or "", problems=problems
+            )
+        )
+
+    # -- out --------------------------------------------------------------------------------
+
+    def _next_id(self) -> str:
+        return str(next(self._ids))
+
+    def _check_call(self, pk: str, identifier: str, params: Any) -> None:
+        model = self._thing_model(pk)
+        if model is None:
+            return
+        problems = model.check_service_input(identifier, params)
+        if problems:
+            raise InvalidCall(problems)
+
+    async def set_properties(
+        self, pk: str, dn: str, params: dict[str, Any], *, wait: float | None = None
+    ) -> CallResult:
+        """Ask a device to set properties; ``wait`` seconds for its reply (None: do not wait)."""
+        self._check_call(pk, "set", params)
+        topic = f"/sys/{pk}/{dn}/thing/service/property/set"
+        return await self._call(pk, dn, topic, "thing.service.property.set", params, wait)
+
+    async def invoke(
+        self,
+        pk: str,
+        dn: str,
+        identifier: str,
+        params: dict[str, Any],
+        *,
+        wait: float | None = DEFAULT_TIMEOUT,
+    ) -> CallResult:
+        """Call a service: synchronously over RRPC when the model says ``callType: sync``."""
+        self._check_call(pk, identifier, params)
+        model = self._thing_model(pk)
+        service = model.service_map.get(identifier) if model is not None else None
+        method = f"thing.service.{identifier}"
+        if service is not None and service.call_type == "sync":
+            msg_id = self._next_id()
+            topic = f"/ext/rrpc/{msg_id}/sys/{pk}/{dn}/thing/service/{identifier}"
+            return await self._call(
+                pk, dn, topic, method, params, wait or DEFAULT_TIMEOUT, msg_id=msg_id
+            )
+        topic = f"/sys/{pk}/{dn}/thing/service/{identifier}"
+        return await self._call(pk, dn, topic, method, params, wait)
+
+    async def rrpc(self, pk: str, dn: str, payload: bytes, *, wait: float) -> CallResult:
+        """Alibaba's original RRPC: raw bytes to ``…/rrpc/request/{msgId}``, the device's raw
+        answer from ``…/rrpc/response/{msgId}`` in ``CallResult.data``."""
+        if not self._online(pk, dn):
+            return CallResult(msg_id="", code=DEVICE_OFFLINE, message="device offline")
+        msg_id = self._next_id()
+        future = self._expect(pk, dn, msg_id)
+        self._publish(f"/sys/{pk}/{dn}/rrpc/request/{msg_id}", payload, 0)
+        return await self._wait(pk, dn, msg_id, future, wait)
+
+    async def _call(
+        self,
+        pk: str,
+        dn: str,
+        topic: str,
+        method: str,
+        params: Any,
+        wait: float | None,
+        *,
+        msg_id: str | None = None,
+    ) -> CallResult:
+        msg_id = msg_id or self._next_id()
+        if not self._online(pk, dn):
+            return CallResult(msg_id=msg_id, code=DEVICE_OFFLINE, message="device offline")
+        future = self._expect(pk, dn, msg_id) if wait else None
+        self._publish(topic, messages.call_bytes(msg_id, method, params), 1)
+        if future is None:
+            return CallResult(msg_id=msg_id, code=SUCCESS, message="sent")
+        assert wait is not None
+        return await self._wait(pk, dn, msg_id, future, wait)
+
+    def _expect(self, pk: str, dn: str, msg_id: str) -> asyncio.Future[CallResult]:
+        future: asyncio.Future[CallResult] = asyncio.get_running_loop().create_future()
+        self._waiting[pk, dn, msg_id] = future
+        return future
+
+    async def _wait(
+        self, pk: str, dn: str, msg_id: str, future: asyncio.Future[CallResult], wait: float
+    ) -> CallResult:
+        try:
+            return await asyncio.wait_for(future, wait)
+        except TimeoutError:
+            return CallResult(msg_id=msg_id, code=TIMEOUT, message="the device did not answer")
+        finally:
+            self._waiting.pop((pk, dn, msg_id), None)
+
+    # -- status -----------------------------------------------------------------------------
+
+    def device_status(self, pk: str, dn: str, online: bool, address: str = "") -> None:
+        """Publish Alibaba's device status message on ``/as/mqtt/status/{pk}/{dn}``."""
+        now = self._clock()
+        utc = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        )
+        body: dict[str, Any] = {
+            "status": "online" if online else "offline",
+            "productKey": pk,
+            "deviceName": dn,
+            "time": str(int(now * 1000)),
+            "utcTime": utc,
+            "lastTime": str(int(now * 1000)),
+            "utcLastTime": utc,
+        }
+        if address:
+            body["clientIp"] = address.rsplit(":", 1)[0]
+        self._publish(f"/as/mqtt/status/{pk}/{dn}", messages.encode(body), 1)
+        if not online:
+            self._replies.pop((pk, dn), None)

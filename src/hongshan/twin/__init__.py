@@ -1,0 +1,1 @@
+"""Per-device state: latest property values, desired values, the shadow document."""

@@ -1,0 +1,39 @@
+"""The latest value and time of every property of every device (a pipeline stage).
+
+Kept in memory; the history store (issue 4) keeps every value. Reading a device's values is a
+dict lookup, which is what the API's device page and the rules need.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from hongshan.pipeline.uplink import Uplink, UplinkKind
+
+
+class PropertyValue(msgspec.Struct, frozen=True):
+    value: Any
+    time: int  # ms since the epoch
+
+
+class PropertyTwin:
+    def __init__(self) -> None:
+        self._latest: dict[tuple[str, str], dict[str, PropertyValue]] = {}
+
+    def on_uplink(self, uplink: Uplink) -> None:
+        if uplink.kind is not UplinkKind.PROPERTY_POST:
+            return
+        values = self._latest.setdefault((uplink.product_key, uplink.device_name), {})
+        for identifier, value in uplink.params.items():
+            at = uplink.times.get(identifier, uplink.ts)
+            current = values.get(identifier)
+            if current is None or current.time <= at:  # a late history post does not win
+                values[identifier] = PropertyValue(value, at)
+
+    def values(self, product_key: str, device_name: str) -> dict[str, PropertyValue]:
+        return dict(self._latest.get((product_key, device_name), {}))
+
+    def forget(self, product_key: str, device_name: str) -> None:
+        self._latest.pop((product_key, device_name), None)

@@ -1,0 +1,109 @@
+"""Alibaba's own Python device SDK (``aliyun-iot-linkkit`` from PyPI), unchanged, in a device
+process of its own (``linkkit_runner.py`` under ``.venv-linkkit``), pointed at a Hongshan server
+the way its documentation points it at any endpoint: ``config_mqtt(endpoint=…, port=…,
+secure="")``. What its callbacks saw is queued per kind, so a test waits on what the device saw.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+LINKKIT_PYTHON = HERE.parent.parent / ".venv-linkkit" / "bin" / "python"
+TIMEOUT = 10.0
+
+
+class LinkkitDevice:
+    def __init__(
+        self,
+        port: int,
+        product_key: str,
+        device_name: str,
+        device_secret: str,
+        tsl: Path | None = None,
+        *,
+        service_answers: dict[str, tuple[int, dict[str, Any]]] | None = None,
+    ) -> None:
+        self.args = [
+            str(LINKKIT_PYTHON),
+            str(HERE / "linkkit_runner.py"),
+            str(port),
+            product_key,
+            device_name,
+            device_secret,
+            str(tsl or ""),
+            json.dumps(service_answers or {}),
+        ]
+        self.events: dict[str, queue.Queue[list[Any]]] = {}
+        self.stderr: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+
+    def _queue(self, kind: str) -> queue.Queue[list[Any]]:
+        return self.events.setdefault(kind, queue.Queue())
+
+    def _pump(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            message = json.loads(line)
+            self._queue(message["event"]).put(message["args"])
+
+    def _pump_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+
+    def start(self, *, expect_rc: int = 0) -> LinkkitDevice:
+        assert LINKKIT_PYTHON.exists(), "no .venv-linkkit: run `make install`"
+        self.proc = subprocess.Popen(
+            self.args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=self._pump_stderr, daemon=True).start()
+        (rc,) = self.next("connect")
+        assert rc == expect_rc, f"linkkit connect rc {rc}: {''.join(self.stderr)[-2000:]}"
+        return self
+
+    def next(self, kind: str, timeout: float = TIMEOUT) -> list[Any]:
+        try:
+            return self._queue(kind).get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(
+                f"the device saw no {kind}; its stderr:\n{''.join(self.stderr)[-2000:]}"
+            ) from None
+
+    def nothing(self, kind: str) -> bool:
+        return self._queue(kind).empty()
+
+    def call(self, name: str, *args: Any) -> Any:
+        """Call the SDK in the device process; returns what it returned."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"call": name, "args": list(args)}) + "\n")
+        self.proc.stdin.flush()
+        result, error = self.next("result")
+        assert error is None, error
+        return result
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps({"call": "exit"}) + "\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        finally:
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()

@@ -1,0 +1,159 @@
+"""Devices log in with Alibaba's signed CONNECT against a running server's registry, are refused
+when disabled or wrong, are cut off when disabled or deleted, and keep to their own topics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from alibaba_device import make_device, make_product, signed_login
+
+from broker_peers import V5, V311, Paho
+from hongshan.things.model import DeviceState
+from hongshan.things.naming import new_device_secret
+
+# paho (callback API 2) reports a 3.1.1 CONNACK return code as the matching 5.0 reason code
+NOT_AUTHORIZED_311 = 0x87  # return code 5
+BAD_CREDENTIALS_311 = 0x86  # return code 4
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def device_state(server: Any, pk: str, dn: str) -> DeviceState:
+    state: DeviceState = server.run(server.platform.registry.get_device(pk, dn)).state
+    return state
+
+
+@pytest.mark.parametrize("method", ["hmacsha1", "hmacmd5", "hmacsha256"])
+@pytest.mark.parametrize("version", [V311, V5])
+def test_a_device_logs_in_with_its_signature_and_goes_online_then_offline(
+    server: Any, paho_client: Callable[..., Paho], method: str, version: int
+) -> None:
+    pk = make_product(server).product_key
+    device = make_device(server, pk, "lamp-0001")
+    assert device.secret is not None
+    client_id, username, password = signed_login(pk, "lamp-0001", device.secret, method=method)
+    client = paho_client(
+        server.port, version=version, client_id=client_id, username=username, password=password
+    )
+    client.connect()
+    wait_for(lambda: device_state(server, pk, "lamp-0001") is DeviceState.ONLINE)
+    shown = server.run(server.platform.registry.get_device(pk, "lamp-0001"))
+    assert shown.last_ip == "127.0.0.1" and shown.first_online_at is not None
+    client.disconnect()
+    wait_for(lambda: device_state(server, pk, "lamp-0001") is DeviceState.OFFLINE)
+
+
+@pytest.mark.parametrize(("version", "code"), [(V311, BAD_CREDENTIALS_311), (V5, 0x86)])
+def test_a_wrong_signature_or_unknown_device_is_refused(
+    server: Any, paho_client: Callable[..., Paho], version: int, code: int
+) -> None:
+    pk = make_product(server).product_key
+    make_device(server, pk, "lamp-0001")
+    for dn, secret in (("lamp-0001", new_device_secret()), ("lamp-9999", new_device_secret())):
+        client_id, username, password = signed_login(pk, dn, secret)
+        client = paho_client(
+            server.port, version=version, client_id=client_id, username=username, password=password
+        )
+        client.connect(wait=False)
+        assert client.connected.wait(10)
+        assert client.connack_reason == code
+    assert device_state(server, pk, "lamp-0001") is DeviceState.INACTIVE
+
+
+@pytest.mark.parametrize(("version", "code"), [(V311, NOT_AUTHORIZED_311), (V5, 0x8A)])
+def test_a_disabled_device_is_refused_and_disabling_an_online_one_cuts_it_off(
+    server: Any, paho_client: Callable[..., Paho], version: int, code: int
+) -> None:
+    registry = server.platform.registry
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "lamp-0001").secret
+    login = signed_login(pk, "lamp-0001", secret)
+    online = paho_client(
+        server.port, version=version, client_id=login[0], username=login[1], password=login[2]
+    )
+    online.connect()
+    server.run(registry.set_enabled(pk, "lamp-0001", False))
+    assert online.disconnected.wait(10)
+    if version == V5:
+        assert online.disconnect_reason == 0x98  # Administrative action
+    assert device_state(server, pk, "lamp-0001") is DeviceState.DISABLED
+    again = paho_client(
+        server.port, version=version, client_id=login[0], username=login[1], password=login[2]
+    )
+    again.connect(wait=False)
+    assert again.connected.wait(10)
+    assert again.connack_reason == code
+    server.run(registry.set_enabled(pk, "lamp-0001", True))
+    assert device_state(server, pk, "lamp-0001") is DeviceState.OFFLINE
+
+
+def test_deleting_an_online_device_cuts_it_off(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "lamp-0001").secret
+    login = signed_login(pk, "lamp-0001", secret)
+    client = paho_client(server.port, client_id=login[0], username=login[1], password=login[2])
+    client.connect()
+    server.run(server.platform.registry.delete_device(pk, "lamp-0001"))
+    assert client.disconnected.wait(10)
+    assert client.disconnect_reason == 0x98
+
+
+def test_one_connection_per_device_whatever_client_id_it_uses(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "lamp-0001").secret
+    first_login = signed_login(pk, "lamp-0001", secret, client_prefix="boot-1")
+    second_login = signed_login(pk, "lamp-0001", secret, client_prefix="boot-2")
+    first = paho_client(
+        server.port, client_id=first_login[0], username=first_login[1], password=first_login[2]
+    )
+    first.connect()
+    second = paho_client(
+        server.port, client_id=second_login[0], username=second_login[1], password=second_login[2]
+    )
+    second.connect()
+    assert first.disconnected.wait(10)
+    assert first.disconnect_reason == 0x8E  # Session taken over
+    assert device_state(server, pk, "lamp-0001") is DeviceState.ONLINE
+
+
+def test_a_plain_client_may_not_use_a_device_shaped_client_id(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    pk = make_product(server).product_key
+    make_device(server, pk, "lamp-0001")
+    impostor = paho_client(server.port, client_id=f"{pk}&lamp-0001")
+    impostor.connect(wait=False)
+    assert impostor.connected.wait(10)
+    assert impostor.connack_reason == 0x85
+
+
+def test_a_device_keeps_to_its_own_topics(server: Any, paho_client: Callable[..., Paho]) -> None:
+    pk = make_product(server).product_key
+    mine = make_device(server, pk, "lamp-0001").secret
+    make_device(server, pk, "lamp-0002")
+    login = signed_login(pk, "lamp-0001", mine)
+    device = paho_client(server.port, client_id=login[0], username=login[1], password=login[2])
+    device.connect()
+    watcher = paho_client(server.port, client_id="operator")
+    watcher.connect()
+    watcher.subscribe("/sys/#", qos=1)
+    own = f"/sys/{pk}/lamp-0001/thing/event/property/post"
+    other = f"/sys/{pk}/lamp-0002/thing/event/property/post"
+    assert device.subscribe(f"/sys/{pk}/lamp-0001/thing/service/+", qos=1) == [1]
+    assert device.subscribe(f"/sys/{pk}/lamp-0002/thing/service/+", qos=1) == [0x87]
+    assert device.subscribe("/sys/#", qos=1) == [0x87]
+    assert device.publish(other, b"{}", qos=1) == 0x87
+    assert device.publish(own, b"{}", qos=1) in (0, 0x10)
+    assert watcher.get().topic == own

@@ -1,0 +1,138 @@
+"""Alibaba's Python device SDK against a real server: it logs in with its device secret, posts
+properties and events and reads our replies, takes a property set, answers service calls
+(asynchronous, and synchronous over RRPC), and is told what was wrong with a bad post."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alibaba_device import make_device, make_product
+from linkkit_device import LinkkitDevice
+from test_device_login import wait_for
+
+from broker_peers import Paho
+from hongshan.dialects.alink.messages import DEVICE_OFFLINE
+from hongshan.things.model import DeviceState
+from hongshan.things.tsl import ThingModel
+
+TSL = Path(__file__).parent.parent / "things" / "data" / "streetlight.json"
+
+
+class Lamp:
+    def __init__(self, server: Any, device: LinkkitDevice, pk: str, dn: str) -> None:
+        self.server = server
+        self.device = device
+        self.pk = pk
+        self.dn = dn
+
+    @property
+    def alink(self) -> Any:
+        return self.server.platform.alink
+
+    def twin(self) -> dict[str, Any]:
+        values = self.server.call(lambda: self.server.platform.twin.values(self.pk, self.dn))
+        return {key: value.value for key, value in values.items()}
+
+
+@pytest.fixture
+def lamp(server: Any) -> Iterator[Lamp]:
+    model = ThingModel.from_json(TSL.read_bytes())
+    pk = make_product(server, "Streetlight", thing_model=model).product_key
+    secret = make_device(server, pk, "lamp-0001").secret
+    assert secret is not None
+    device = LinkkitDevice(
+        server.port,
+        pk,
+        "lamp-0001",
+        secret,
+        TSL,
+        service_answers={"SetSchedule": (200, {"Accepted": 1}), "Reboot": (200, {})},
+    ).start()
+    device.next("enable")
+    try:
+        yield Lamp(server, device, pk, "lamp-0001")
+    finally:
+        device.stop()
+
+
+def test_the_sdk_logs_in_and_its_property_post_is_answered_and_kept(lamp: Lamp) -> None:
+    assert lamp.server.run(lamp.server.platform.registry.get_device(lamp.pk, lamp.dn)).state is (
+        DeviceState.ONLINE
+    )
+    rc, request_id = lamp.device.call(
+        "thing_post_property", {"LightSwitch": 1, "Brightness": 80, "Voltage": 220.5}
+    )
+    assert rc == 0
+    reply_id, code, _data, message = lamp.device.next("prop_post")
+    assert (reply_id, code, message) == (request_id, 200, "success")
+    assert lamp.twin() == {"LightSwitch": 1, "Brightness": 80, "Voltage": 220.5}
+
+
+def test_a_bad_post_gets_alibabas_code_and_nothing_is_kept(lamp: Lamp) -> None:
+    lamp.device.call("thing_post_property", {"LightSwitch": 1, "Brightness": 150})
+    _, code, _, message = lamp.device.next("prop_post")
+    assert code == 6306
+    assert "Brightness" in message
+    lamp.device.call("thing_post_property", {"Colour": "red"})
+    _, code, _, message = lamp.device.next("prop_post")
+    assert code == 6304 and message == "tsl parse: params not exist -> Colour"
+    assert lamp.twin() == {}
+
+
+def test_an_event_is_answered(lamp: Lamp) -> None:
+    rc, request_id = lamp.device.call(
+        "thing_trigger_event", ["LampFault", {"FaultCode": 3, "Voltage": 180.5}]
+    )
+    assert rc == 0
+    event, reply_id, code, _, message = lamp.device.next("event_post")
+    assert (event, reply_id, code, message) == ("LampFault", request_id, 200, "success")
+    lamp.device.call("thing_trigger_event", ["LampFault", {"FaultCode": 9}])
+    _, _, code, _, message = lamp.device.next("event_post")
+    assert code == 6309 and "FaultCode" in message
+
+
+def test_a_property_set_reaches_the_sdk_and_its_reply_comes_back(lamp: Lamp) -> None:
+    result = lamp.server.run(
+        lamp.alink.set_properties(lamp.pk, lamp.dn, {"Brightness": 40, "WorkMode": 2}, wait=5)
+    )
+    assert result.code == 200
+    (params,) = lamp.device.next("prop_changed")
+    assert params == {"Brightness": 40, "WorkMode": 2}
+
+
+def test_an_async_service_call_is_answered_by_the_sdk(lamp: Lamp) -> None:
+    schedule = [{"OnTime": "18:30", "OffTime": "06:00", "Brightness": 70}]
+    result = lamp.server.run(
+        lamp.alink.invoke(
+            lamp.pk, lamp.dn, "SetSchedule", {"Schedule": schedule, "StartDate": "1764374400000"}
+        )
+    )
+    identifier, _, params = lamp.device.next("call_service")
+    assert identifier == "SetSchedule" and params["Schedule"] == schedule
+    assert (result.code, result.data, result.problems) == (200, {"Accepted": 1}, [])
+
+
+def test_a_sync_service_call_goes_over_rrpc_and_is_answered(
+    lamp: Lamp, server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    watcher = paho_client(server.port, client_id="operator")
+    watcher.connect()
+    watcher.subscribe("/ext/rrpc/#", qos=0)
+    result = lamp.server.run(lamp.alink.invoke(lamp.pk, lamp.dn, "Reboot", {}))
+    assert result.code == 200
+    identifier, request_id, _ = lamp.device.next("call_service")
+    assert identifier == "Reboot" and request_id == result.msg_id
+    topics = {watcher.get().topic, watcher.get().topic}
+    assert topics == {f"/ext/rrpc/{result.msg_id}/sys/{lamp.pk}/{lamp.dn}/thing/service/Reboot"}
+
+
+def test_a_call_to_an_offline_device_fails_at_once(lamp: Lamp) -> None:
+    lamp.device.stop()
+    registry = lamp.server.platform.registry
+    wait_for(lambda: not lamp.server.call(lambda: registry.is_online(lamp.pk, lamp.dn)))
+    result = lamp.server.run(lamp.alink.invoke(lamp.pk, lamp.dn, "Reboot", {}))
+    assert result.code == DEVICE_OFFLINE
+    assert lamp.device.nothing("call_service")
