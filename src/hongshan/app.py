@@ -11,6 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
+from hongshan.api.token import load_or_create_token
 from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Authorizer, Client
 from hongshan.broker.message import Message
 from hongshan.broker.server import Broker
@@ -68,18 +69,29 @@ class Platform:
         self._http: uvicorn.Server | None = None
         self.broker: Broker
         self.registry: SQLRegistry
+        self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
         self.alink: AlinkDialect
         self.twin = PropertyTwin()
+        self.admin_token = ""
         self.pipeline = Pipeline([self.twin])
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # whatever did start is closed again
+            raise
+
+    async def _start(self) -> None:
         settings = self.settings
         data_dir = Path(settings.data_dir)
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+        self.admin_token = await asyncio.to_thread(load_or_create_token, data_dir)
         key_file = Path(settings.secret_key_file or data_dir / "secret.key")
         key = await asyncio.to_thread(load_or_create_key, key_file)
         registry_url = settings.registry_url or f"sqlite:///{data_dir / 'registry.db'}"
         self.registry = registry = await SQLRegistry.open(registry_url, SecretBox(key))
+        self._closing.push_async_callback(registry.close)
         people, acl = build_access(settings)
         authenticator = SignedConnectAuthenticator(
             registry, fallback=people, max_clock_skew=settings.device_clock_skew
@@ -100,6 +112,7 @@ class Platform:
         broker.on_connected.append(self._device_connected)
         broker.on_disconnected.append(self._device_disconnected)
         registry.on_device_disabled.append(self._cut_off)
+        self._closing.push_async_callback(broker.stop)
         await broker.start()
         self.ports.update(self.broker.ports)
         config = uvicorn.Config(
@@ -125,8 +138,7 @@ class Platform:
         self.ready = False
         if self._http is not None:
             await self._http.shutdown()
-        await self.broker.stop()
-        await self.registry.close()
+        await self._closing.aclose()
 
     # -- devices ----------------------------------------------------------------------------
 

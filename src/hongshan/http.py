@@ -1,11 +1,22 @@
-"""The HTTP side: for now ``GET /api/health`` (the REST API and the console come later)."""
+"""The HTTP side: ``GET /api/health`` (open), the REST API (bearer token), its OpenAPI document
+at ``/api/schema/openapi.json``. Every error is ``application/problem+json``."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from litestar import Litestar, get
+from litestar import Litestar, Router, get
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Response
+
+from hongshan import __version__
+from hongshan.api import devices, groups, products
+from hongshan.api.problems import EXCEPTION_HANDLERS
+from hongshan.api.token import token_matches
 
 if TYPE_CHECKING:
     from hongshan.app import Platform
@@ -23,4 +34,33 @@ def build_http_app(platform: Platform) -> Litestar:
             body["broker"] = platform.broker.sys_values()
         return Response(body, status_code=200 if ready else 503)
 
-    return Litestar(route_handlers=[health], openapi_config=None, logging_config=None)
+    def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        if not token_matches(platform.admin_token, connection.headers.get("authorization")):
+            raise NotAuthorizedException(
+                "send the admin token (DATA_DIR/admin.token) as 'Authorization: Bearer …'"
+            )
+
+    api = Router(
+        path="/",
+        route_handlers=[
+            *products.routes(platform),
+            *devices.routes(platform),
+            *groups.routes(platform),
+        ],
+        guards=[admin_only],
+        security=[{"bearer": []}],
+    )
+    openapi = OpenAPIConfig(
+        title="Hongshan",
+        version=__version__,
+        path="/api/schema",
+        components=Components(
+            security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
+        ),
+    )
+    return Litestar(
+        route_handlers=[health, api],
+        openapi_config=openapi,
+        exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=None,
+    )

@@ -38,8 +38,10 @@ def test_a_device_logs_in_with_its_signature_and_goes_online_then_offline(
 ) -> None:
     pk = make_product(server).product_key
     device = make_device(server, pk, "lamp-0001")
-    assert device.secret is not None
-    client_id, username, password = signed_login(pk, "lamp-0001", device.secret, method=method)
+    assert device.device_secret is not None
+    client_id, username, password = signed_login(
+        pk, "lamp-0001", device.device_secret, method=method
+    )
     client = paho_client(
         server.port, version=version, client_id=client_id, username=username, password=password
     )
@@ -74,7 +76,7 @@ def test_a_disabled_device_is_refused_and_disabling_an_online_one_cuts_it_off(
 ) -> None:
     registry = server.platform.registry
     pk = make_product(server).product_key
-    secret = make_device(server, pk, "lamp-0001").secret
+    secret = make_device(server, pk, "lamp-0001").device_secret
     login = signed_login(pk, "lamp-0001", secret)
     online = paho_client(
         server.port, version=version, client_id=login[0], username=login[1], password=login[2]
@@ -99,7 +101,7 @@ def test_deleting_an_online_device_cuts_it_off(
     server: Any, paho_client: Callable[..., Paho]
 ) -> None:
     pk = make_product(server).product_key
-    secret = make_device(server, pk, "lamp-0001").secret
+    secret = make_device(server, pk, "lamp-0001").device_secret
     login = signed_login(pk, "lamp-0001", secret)
     client = paho_client(server.port, client_id=login[0], username=login[1], password=login[2])
     client.connect()
@@ -112,7 +114,7 @@ def test_one_connection_per_device_whatever_client_id_it_uses(
     server: Any, paho_client: Callable[..., Paho]
 ) -> None:
     pk = make_product(server).product_key
-    secret = make_device(server, pk, "lamp-0001").secret
+    secret = make_device(server, pk, "lamp-0001").device_secret
     first_login = signed_login(pk, "lamp-0001", secret, client_prefix="boot-1")
     second_login = signed_login(pk, "lamp-0001", secret, client_prefix="boot-2")
     first = paho_client(
@@ -141,7 +143,7 @@ def test_a_plain_client_may_not_use_a_device_shaped_client_id(
 
 def test_a_device_keeps_to_its_own_topics(server: Any, paho_client: Callable[..., Paho]) -> None:
     pk = make_product(server).product_key
-    mine = make_device(server, pk, "lamp-0001").secret
+    mine = make_device(server, pk, "lamp-0001").device_secret
     make_device(server, pk, "lamp-0002")
     login = signed_login(pk, "lamp-0001", mine)
     device = paho_client(server.port, client_id=login[0], username=login[1], password=login[2])

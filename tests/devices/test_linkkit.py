@@ -41,7 +41,7 @@ class Lamp:
 def lamp(server: Any) -> Iterator[Lamp]:
     model = ThingModel.from_json(TSL.read_bytes())
     pk = make_product(server, "Streetlight", thing_model=model).product_key
-    secret = make_device(server, pk, "lamp-0001").secret
+    secret = make_device(server, pk, "lamp-0001").device_secret
     assert secret is not None
     device = LinkkitDevice(
         server.port,

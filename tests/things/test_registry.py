@@ -94,7 +94,7 @@ async def test_device_secrets_are_sealed_in_the_database_and_open_with_the_key(
 ) -> None:
     product = await registry.create_product("Lamp")
     device = await registry.create_device(product.product_key, "lamp-0001")
-    assert device.secret is not None and len(device.secret) == 32
+    assert device.device_secret is not None and len(device.device_secret) == 32
     engine = create_engine(registry_db.url, schema=registry_db.schema)
     try:
         with engine.connect() as db:
@@ -102,10 +102,10 @@ async def test_device_secrets_are_sealed_in_the_database_and_open_with_the_key(
             sealed_product = db.execute(sa.select(schema.products.c.product_secret)).scalar_one()
     finally:
         engine.dispose()
-    assert device.secret not in stored and stored.startswith("v1:")
+    assert device.device_secret not in stored and stored.startswith("v1:")
     assert product.product_secret is not None and product.product_secret not in sealed_product
     credentials = await registry.credentials(product.product_key, "lamp-0001")
-    assert credentials is not None and credentials.device_secret == device.secret
+    assert credentials is not None and credentials.device_secret == device.device_secret
     # a sealed secret does not open for another device: rows cannot be swapped
     box = SecretBox(KEY)
     with pytest.raises(SecretUnreadable):

@@ -1,8 +1,10 @@
 """What the registry holds: products, devices and groups, as plain data.
 
 These are the registry's answers (never rows or ORM objects); the store behind them is
-``hongshan.store.registry``. Secrets appear here in the clear only where an operator asked for a
-device's credentials; everywhere else they are left out (``Device.secret`` is None).
+``hongshan.store.registry``. They are also the REST API's bodies, in camelCase as Alibaba's
+APIs write them (``productKey``, ``deviceSecret``). Secrets appear here in the clear only where
+an operator asked for a device's credentials; everywhere else they are left out
+(``Device.device_secret`` is None).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class RegistryError(HongshanError):
         self.kind = kind
 
 
-class Product(msgspec.Struct, frozen=True, kw_only=True):
+class Product(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     product_key: str
     name: str
     description: str = ""
@@ -59,13 +61,13 @@ class Product(msgspec.Struct, frozen=True, kw_only=True):
     product_secret: str | None = None  # only when asked for
 
 
-class Location(msgspec.Struct, frozen=True, kw_only=True):
+class Location(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     lat: float
     lon: float
     district: str = ""
 
 
-class Device(msgspec.Struct, frozen=True, kw_only=True):
+class Device(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     product_key: str
     device_name: str
     nickname: str = ""
@@ -78,7 +80,7 @@ class Device(msgspec.Struct, frozen=True, kw_only=True):
     tags: dict[str, str] = {}
     firmware: dict[str, str] = {}  # module -> version ("default" for the main firmware)
     location: Location | None = None
-    secret: str | None = None  # only when asked for
+    device_secret: str | None = None  # only when asked for
 
     @property
     def enabled(self) -> bool:
@@ -98,7 +100,7 @@ class DeviceFilter(msgspec.Struct, frozen=True, kw_only=True):
     offset: int = 0
 
 
-class Group(msgspec.Struct, frozen=True, kw_only=True):
+class Group(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     name: str
     description: str = ""
     created_at: int = 0

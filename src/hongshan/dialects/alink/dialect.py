@@ -56,7 +56,7 @@ class InvalidCall(HongshanError):
         self.problems = problems
 
 
-class CallResult(msgspec.Struct, frozen=True, kw_only=True):
+class CallResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """A device's answer to a call (or ours, when it gave none: 9200 offline, 5005 timeout)."""
 
     msg_id: str

@@ -334,7 +334,7 @@ class SQLRegistry:
         gateway: DeviceKey | None = None,
         device_secret: str | None = None,
     ) -> Device:
-        """A new device with a fresh secret (returned once, in ``Device.secret``); a name is
+        """A new device with a fresh secret (returned once, in ``Device.device_secret``); a name is
         generated when none is given, as Alibaba's batch creation does."""
         if product_key not in self._products:
             raise RegistryError(f"no product {product_key}", "not_found")
@@ -377,7 +377,7 @@ class SQLRegistry:
             id=device_id, sealed=sealed, state=DeviceState.INACTIVE, ever_online=False
         )
         device = await self.get_device(product_key, dn)
-        return msgspec.structs.replace(device, secret=secret)
+        return msgspec.structs.replace(device, device_secret=secret)
 
     async def get_device(
         self, product_key: str, device_name: str, *, with_secret: bool = False
@@ -394,7 +394,7 @@ class SQLRegistry:
         if with_secret:
             credentials = await self.credentials(product_key, device_name)
             assert credentials is not None
-            device = msgspec.structs.replace(device, secret=credentials.device_secret)
+            device = msgspec.structs.replace(device, device_secret=credentials.device_secret)
         return device
 
     async def list_devices(self, where: DeviceFilter = ALL_DEVICES) -> list[Device]:

@@ -1,0 +1,1 @@
+"""REST API (OpenAPI) for people and applications, on Litestar, guarded by an admin token."""

@@ -1,0 +1,186 @@
+"""``/api/devices`` and ``/api/products/{pk}/devices/{dn}``: create, list with filters, show,
+credentials, disable and enable, change, delete; latest properties, property set, services."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+from litestar import delete, get, patch, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from hongshan.dialects.alink.dialect import CallResult
+from hongshan.things.model import Device, DeviceFilter, DeviceState, Location, RegistryError
+
+if TYPE_CHECKING:
+    from hongshan.app import Platform
+
+DEVICE = "/api/products/{pk:str}/devices/{dn:str}"
+
+
+class NewDevice(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    device_name: str | None = None  # generated when left out
+    nickname: str = ""
+    tags: dict[str, str] = {}
+    location: Location | None = None
+    gateway: tuple[str, str] | None = None  # (productKey, deviceName)
+    device_secret: str | None = None  # keep a device's secret when moving it from Alibaba Cloud
+
+
+class DeviceChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    nickname: str | None = None
+    tags: dict[str, str] | None = None
+    remove_tags: list[str] = []
+    location: Location | None = None
+
+
+class DevicePage(msgspec.Struct, kw_only=True, rename="camel"):
+    items: list[Device]
+    total: int
+
+
+class Credentials(msgspec.Struct, kw_only=True, rename="camel"):
+    product_key: str
+    device_name: str
+    device_secret: str
+
+
+class PropertySet(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    params: dict[str, Any]
+    wait: float | None = None  # seconds to wait for the device's reply
+
+
+class ServiceCall(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    params: dict[str, Any] = {}
+    timeout: float = 5.0
+
+
+class Value(msgspec.Struct, kw_only=True):
+    value: Any
+    time: int
+
+
+def _tags(raw: list[str] | None) -> dict[str, str] | None:
+    if not raw:
+        return None
+    tags = {}
+    for item in raw:
+        key, colon, value = item.partition(":")
+        if not colon:
+            raise RegistryError(f"tag filter {item!r}: write it key:value", "invalid")
+        tags[key] = value
+    return tags
+
+
+def routes(platform: Platform) -> list[HTTPRouteHandler]:
+    registry = platform.registry
+
+    @post("/api/products/{pk:str}/devices", status_code=201)
+    async def create_device(pk: FromPath[str], data: JSONBody[NewDevice]) -> Device:
+        return await registry.create_device(
+            pk,
+            data.device_name,
+            nickname=data.nickname,
+            tags=data.tags,
+            location=data.location,
+            gateway=data.gateway,
+            device_secret=data.device_secret,
+        )
+
+    @get("/api/devices")
+    async def list_devices(
+        product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
+        device_state: Annotated[DeviceState | None, QueryParameter(name="state")] = None,
+        name_prefix: Annotated[str | None, QueryParameter(name="namePrefix")] = None,
+        group: FromQuery[str | None] = None,
+        tag: Annotated[
+            list[str] | None, QueryParameter(description="key:value, repeatable")
+        ] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    ) -> DevicePage:
+        where = DeviceFilter(
+            product_key=product_key,
+            state=device_state,
+            name_prefix=name_prefix,
+            group=group,
+            tags=_tags(tag),
+            limit=limit,
+            offset=offset,
+        )
+        items = await registry.list_devices(where)
+        return DevicePage(items=items, total=await registry.count_devices(where))
+
+    @get(DEVICE)
+    async def show_device(pk: FromPath[str], dn: FromPath[str]) -> Device:
+        return await registry.get_device(pk, dn)
+
+    @get(DEVICE + "/credentials")
+    async def credentials(pk: FromPath[str], dn: FromPath[str]) -> Credentials:
+        device = await registry.get_device(pk, dn, with_secret=True)
+        assert device.device_secret is not None
+        return Credentials(product_key=pk, device_name=dn, device_secret=device.device_secret)
+
+    @post(DEVICE + "/disable", status_code=200)
+    async def disable(pk: FromPath[str], dn: FromPath[str]) -> Device:
+        return await registry.set_enabled(pk, dn, False)
+
+    @post(DEVICE + "/enable", status_code=200)
+    async def enable(pk: FromPath[str], dn: FromPath[str]) -> Device:
+        return await registry.set_enabled(pk, dn, True)
+
+    @patch(DEVICE)
+    async def change_device(
+        pk: FromPath[str], dn: FromPath[str], data: JSONBody[DeviceChange]
+    ) -> Device:
+        return await registry.update_device(
+            pk,
+            dn,
+            nickname=data.nickname,
+            tags=data.tags,
+            remove_tags=data.remove_tags,
+            location=data.location,
+        )
+
+    @delete(DEVICE, status_code=204)
+    async def delete_device(pk: FromPath[str], dn: FromPath[str]) -> None:
+        await registry.delete_device(pk, dn)
+        platform.twin.forget(pk, dn)
+
+    @get(DEVICE + "/properties")
+    async def properties(pk: FromPath[str], dn: FromPath[str]) -> dict[str, Value]:
+        if not registry.device_known(pk, dn):
+            raise RegistryError(f"no device {dn} in product {pk}", "not_found")
+        values = platform.twin.values(pk, dn)
+        return {key: Value(value=v.value, time=v.time) for key, v in values.items()}
+
+    @post(DEVICE + "/properties", status_code=200)
+    async def set_properties(
+        pk: FromPath[str], dn: FromPath[str], data: JSONBody[PropertySet]
+    ) -> CallResult:
+        if not registry.device_known(pk, dn):
+            raise RegistryError(f"no device {dn} in product {pk}", "not_found")
+        return await platform.alink.set_properties(pk, dn, data.params, wait=data.wait)
+
+    @post(DEVICE + "/services/{identifier:str}", status_code=200)
+    async def invoke(
+        pk: FromPath[str], dn: FromPath[str], identifier: FromPath[str], data: JSONBody[ServiceCall]
+    ) -> CallResult:
+        if not registry.device_known(pk, dn):
+            raise RegistryError(f"no device {dn} in product {pk}", "not_found")
+        return await platform.alink.invoke(pk, dn, identifier, data.params, wait=data.timeout)
+
+    return [
+        create_device,
+        list_devices,
+        show_device,
+        credentials,
+        disable,
+        enable,
+        change_device,
+        delete_device,
+        properties,
+        set_properties,
+        invoke,
+    ]

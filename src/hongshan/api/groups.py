@@ -1,0 +1,61 @@
+"""``/api/groups``: groups of devices (a district, a street) and their members."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgspec
+from litestar import delete, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, JSONBody
+
+from hongshan.things.model import Group
+
+if TYPE_CHECKING:
+    from hongshan.app import Platform
+
+
+class NewGroup(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    description: str = ""
+
+
+class Member(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    product_key: str
+    device_name: str
+
+
+class Members(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    devices: list[Member]
+
+
+def routes(platform: Platform) -> list[HTTPRouteHandler]:
+    registry = platform.registry
+
+    @post("/api/groups", status_code=201)
+    async def create_group(data: JSONBody[NewGroup]) -> Group:
+        return await registry.create_group(data.name, data.description)
+
+    @get("/api/groups")
+    async def list_groups() -> list[Group]:
+        return await registry.list_groups()
+
+    @get("/api/groups/{name:str}")
+    async def show_group(name: FromPath[str]) -> Group:
+        return await registry.get_group(name)
+
+    @delete("/api/groups/{name:str}", status_code=204)
+    async def delete_group(name: FromPath[str]) -> None:
+        await registry.delete_group(name)
+
+    @post("/api/groups/{name:str}/devices", status_code=200)
+    async def add_members(name: FromPath[str], data: JSONBody[Members]) -> Group:
+        keys = [(m.product_key, m.device_name) for m in data.devices]
+        return await registry.add_to_group(name, keys)
+
+    @post("/api/groups/{name:str}/devices/remove", status_code=200)
+    async def remove_members(name: FromPath[str], data: JSONBody[Members]) -> Group:
+        keys = [(m.product_key, m.device_name) for m in data.devices]
+        return await registry.remove_from_group(name, keys)
+
+    return [create_group, list_groups, show_group, delete_group, add_members, remove_members]

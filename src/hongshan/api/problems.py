@@ -1,0 +1,59 @@
+"""Every error answered as ``application/problem+json`` (RFC 9457), translated here, once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from hongshan.dialects.alink.dialect import InvalidCall
+from hongshan.errors import HongshanError
+from hongshan.things.model import RegistryError
+from hongshan.things.naming import InvalidName
+from hongshan.things.tsl import TslError
+
+_STATUS = {"not_found": 404, "conflict": 409, "invalid": 400}
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    500: "Internal Server Error",
+}
+
+
+def problem(status: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+    body = {"type": "about:blank", "title": _TITLES.get(status, "Error"), "status": status}
+    body["detail"] = detail
+    body.update(extra)
+    headers = {"WWW-Authenticate": 'Bearer realm="hongshan"'} if status == 401 else None
+    return Response(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+def _hongshan(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, RegistryError):
+        return problem(_STATUS[exc.kind], str(exc))
+    if isinstance(exc, InvalidCall):
+        return problem(400, str(exc), problems=msgspec.to_builtins(exc.problems))
+    if isinstance(exc, InvalidName | TslError):
+        return problem(400, str(exc))
+    return problem(500, f"{type(exc).__name__}: {exc}")
+
+
+def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    assert isinstance(exc, HTTPException)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException) and exc.extra:
+        extra["errors"] = exc.extra
+    return problem(exc.status_code, exc.detail, **extra)
+
+
+EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
+    HongshanError: _hongshan,
+    HTTPException: _http,
+}
