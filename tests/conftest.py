@@ -13,7 +13,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
@@ -24,10 +23,10 @@ import pytest
 
 from hongshan.app import Platform
 from hongshan.config import Settings
+from installed import HONGSHAN
 from registry_databases import POSTGRES_URL, RegistryDatabase
 
 T = TypeVar("T")
-HONGSHAN = str(Path(sys.executable).with_name("hongshan"))
 
 
 class ServerThread:

@@ -1,4 +1,5 @@
-"""The command line: ``hongshan serve``, ``hongshan passwd``."""
+"""The command line: ``hongshan serve``, ``hongshan passwd``, and the API client commands
+``hongshan product|device|group`` (``cli_api``)."""
 
 from __future__ import annotations
 
@@ -114,3 +115,13 @@ def passwd(file: str, username: str, password: str | None, delete: bool) -> None
         set_password(file, username, password)
     except HongshanError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _add_api_commands() -> None:
+    from hongshan.cli_api import device, group, product
+
+    for command in (product, device, group):
+        main.add_command(command)
+
+
+_add_api_commands()
