@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import uvicorn
@@ -16,7 +16,8 @@ from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Author
 from hongshan.broker.message import Message
 from hongshan.broker.server import Broker
 from hongshan.config import Settings
-from hongshan.dialects.alink.dialect import TAPS, AlinkDialect
+from hongshan.dialects.alink import dialect as alink
+from hongshan.dialects.alink import ntp, shadows
 from hongshan.http import build_http_app
 from hongshan.identity.acl import AclFile
 from hongshan.identity.device_auth import (
@@ -70,7 +71,8 @@ class Platform:
         self.broker: Broker
         self.registry: SQLRegistry
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
-        self.alink: AlinkDialect
+        self.alink: alink.AlinkDialect
+        self.shadows: shadows.ShadowService
         self.twin = PropertyTwin()
         self.admin_token = ""
         self.pipeline = Pipeline([self.twin])
@@ -101,14 +103,27 @@ class Platform:
         self.broker = broker = Broker(
             settings, authenticator=authenticator, authorizer=authorizer, store=store
         )
-        self.alink = AlinkDialect(
+        publish = broker.publish_from_server
+        self.alink = alink.AlinkDialect(
             thing_model=registry.thing_model_of,
             online=registry.is_online,
-            publish=broker.publish_from_server,
+            publish=publish,
             pipeline=self.pipeline,
         )
-        for topic_filter in TAPS:
-            broker.tap(topic_filter, self._to_alink)
+        self.shadows = shadows.ShadowService(
+            await registry.load_shadows(),
+            save=registry.save_shadow,
+            publish=publish,
+            online=registry.is_online,
+        )
+        ntp_service = ntp.NtpService(publish)
+        for taps, handler in (
+            (alink.TAPS, self.alink.on_message),
+            (shadows.TAPS, self.shadows.on_message),
+            (ntp.TAPS, ntp_service.on_message),
+        ):
+            for topic_filter in taps:
+                broker.tap(topic_filter, _from_devices(handler))
         broker.on_connected.append(self._device_connected)
         broker.on_disconnected.append(self._device_disconnected)
         registry.on_device_disabled.append(self._cut_off)
@@ -146,9 +161,6 @@ class Platform:
         view = self.registry.product_view(product_key)
         return view.topic_classes if view is not None else ()
 
-    def _to_alink(self, message: Message) -> None:
-        self.alink.on_message(message.topic, message.payload, message.sender == "")
-
     def _device_connected(self, client: Client, address: str) -> None:
         device = device_of(client)
         if device is not None:
@@ -166,6 +178,15 @@ class Platform:
         client_id = device_client_id(product_key, device_name)
         if self.broker.disconnect_client(client_id, ReasonCode.ADMINISTRATIVE_ACTION):
             log.info("disconnected %s: disabled or deleted", client_id)
+
+
+def _from_devices(handler: Callable[[str, bytes, bool], None]) -> Callable[[Message], None]:
+    """A broker tap for a dialect's handler: (topic, payload, whether we sent it ourselves)."""
+
+    def tap(message: Message) -> None:
+        handler(message.topic, message.payload, message.sender == "")
+
+    return tap
 
 
 @contextlib.asynccontextmanager

@@ -146,3 +146,17 @@ def test_the_openapi_document_describes_the_api(server: Any) -> None:
     document = httpx.get(base + "/api/schema/openapi.json").json()
     assert "/api/products/{pk}/devices/{dn}" in document["paths"]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_the_shadow_from_the_api(api: httpx.Client) -> None:
+    pk = api.post("/api/products", json={"name": "Lamp"}).json()["productKey"]
+    api.post(f"/api/products/{pk}/devices", json={"deviceName": "lamp-0001"})
+    shadow = f"/api/products/{pk}/devices/lamp-0001/shadow"
+    assert api.get(shadow).json() == {"state": {}, "metadata": {}, "version": 0, "delta": {}}
+    changed = api.put(shadow, json={"desired": {"Brightness": 40}}).json()
+    assert changed["state"] == {"desired": {"Brightness": 40}} and changed["version"] == 1
+    assert changed["delta"] == {"Brightness": 40}
+    problem(api.put(shadow, json={"desired": {"Brightness": 50}, "version": 1}), 409)
+    cleared = api.put(shadow, json={"desired": "null"}).json()
+    assert cleared["state"] == {} and cleared["version"] == 2
+    problem(api.get(f"/api/products/{pk}/devices/lamp-9999/shadow"), 404)

@@ -3,6 +3,7 @@ when disabled or wrong, are cut off when disabled or deleted, and keep to their 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -159,3 +160,42 @@ def test_a_device_keeps_to_its_own_topics(server: Any, paho_client: Callable[...
     assert device.publish(other, b"{}", qos=1) == 0x87
     assert device.publish(own, b"{}", qos=1) in (0, 0x10)
     assert watcher.get().topic == own
+
+
+def test_ntp_answers_with_the_devices_time_and_the_servers(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "lamp-0001").device_secret
+    login = signed_login(pk, "lamp-0001", secret)
+    device = paho_client(server.port, client_id=login[0], username=login[1], password=login[2])
+    device.connect()
+    device.subscribe(f"/ext/ntp/{pk}/lamp-0001/response", qos=0)
+    before = int(time.time() * 1000)
+    device.publish(f"/ext/ntp/{pk}/lamp-0001/request", b'{"deviceSendTime":"1571724098000"}')
+    answer = json.loads(device.get().payload)
+    assert answer["deviceSendTime"] == "1571724098000"
+    assert before <= int(answer["serverRecvTime"]) <= int(answer["serverSendTime"])
+    assert int(answer["serverSendTime"]) <= int(time.time() * 1000)
+
+
+def test_the_status_topic_tells_rules_when_a_device_comes_and_goes(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "lamp-0001").device_secret
+    watcher = paho_client(server.port, client_id="rules")
+    watcher.connect()
+    watcher.subscribe("/as/mqtt/status/#", qos=1)
+    login = signed_login(pk, "lamp-0001", secret)
+    device = paho_client(server.port, client_id=login[0], username=login[1], password=login[2])
+    device.connect()
+    online = json.loads(watcher.get().payload)
+    assert (online["status"], online["productKey"], online["deviceName"]) == (
+        "online",
+        pk,
+        "lamp-0001",
+    )
+    assert online["clientIp"] == "127.0.0.1"
+    device.disconnect()
+    assert json.loads(watcher.get().payload)["status"] == "offline"

@@ -136,3 +136,26 @@ def test_a_call_to_an_offline_device_fails_at_once(lamp: Lamp) -> None:
     result = lamp.server.run(lamp.alink.invoke(lamp.pk, lamp.dn, "Reboot", {}))
     assert result.code == DEVICE_OFFLINE
     assert lamp.device.nothing("call_service")
+
+
+def test_the_shadow_reported_by_the_sdk_desired_by_the_platform(lamp: Lamp) -> None:
+    rc, _ = lamp.device.call("thing_update_shadow", {"Brightness": 80}, 1)
+    assert rc == 0
+    (answer,) = lamp.device.next("shadow")
+    assert answer["method"] == "reply" and answer["payload"] == {"status": "success", "version": 1}
+    lamp.device.call("thing_update_shadow", {"Brightness": 90}, 1)  # not newer: refused
+    (conflict,) = lamp.device.next("shadow")
+    assert conflict["payload"]["status"] == "error"
+    assert conflict["payload"]["content"]["errorcode"] == "409"
+    shadows = lamp.server.platform.shadows
+    lamp.server.call(lambda: shadows.set_desired(lamp.pk, lamp.dn, {"Brightness": 40}))
+    (control,) = lamp.device.next("shadow")
+    assert control["method"] == "control" and control["version"] == 2
+    assert control["payload"]["state"] == {
+        "reported": {"Brightness": 80},
+        "desired": {"Brightness": 40},
+    }
+    lamp.device.call("thing_get_shadow")
+    (document,) = lamp.device.next("shadow")
+    assert document["method"] == "reply" and document["version"] == 2
+    assert set(document["payload"]["metadata"]) == {"reported", "desired"}

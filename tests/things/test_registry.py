@@ -7,6 +7,7 @@ import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 import sqlalchemy as sa
 
@@ -24,6 +25,7 @@ from hongshan.things.model import (
 )
 from hongshan.things.naming import InvalidName
 from hongshan.things.tsl import ThingModel
+from hongshan.twin.shadow import Shadow
 from registry_databases import RegistryDatabase
 
 DATA = Path(__file__).parent / "data"
@@ -270,3 +272,21 @@ async def test_a_product_with_devices_cannot_be_deleted(registry: SQLRegistry) -
     assert registry.product_view(pk) is None
     with pytest.raises(RegistryError):
         await registry.get_product(pk)
+
+
+async def test_shadows_are_saved_and_loaded(
+    registry: SQLRegistry, registry_db: RegistryDatabase
+) -> None:
+    pk = (await registry.create_product("Lamp")).product_key
+    await registry.create_device(pk, "lamp-0001")
+    shadow = Shadow(reported={"a": 1}, reported_times={"a": 5}, version=3)
+    registry.save_shadow(pk, "lamp-0001", shadow)
+    registry.save_shadow(pk, "lamp-0001", msgspec.structs.replace(shadow, version=4))
+    registry = await reopen(registry, registry_db)
+    try:
+        loaded = await registry.load_shadows()
+        assert loaded == {(pk, "lamp-0001"): msgspec.structs.replace(shadow, version=4)}
+        await registry.delete_device(pk, "lamp-0001")
+        assert await registry.load_shadows() == {}
+    finally:
+        await registry.close()

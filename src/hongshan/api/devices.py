@@ -3,15 +3,16 @@ credentials, disable and enable, change, delete; latest properties, property set
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
-from litestar import delete, get, patch, post
+from litestar import delete, get, patch, post, put
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from hongshan.dialects.alink.dialect import CallResult
 from hongshan.things.model import Device, DeviceFilter, DeviceState, Location, RegistryError
+from hongshan.twin.shadow import Shadow, ShadowError, delta
 
 if TYPE_CHECKING:
     from hongshan.app import Platform
@@ -56,6 +57,27 @@ class ServiceCall(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeout: float = 5.0
 
 
+class ShadowView(msgspec.Struct, kw_only=True):
+    state: dict[str, Any]
+    metadata: dict[str, Any]
+    version: int
+    delta: dict[str, Any]  # desired attributes the device has not reported yet
+
+
+class DesiredChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    desired: dict[str, Any] | Literal["null"]  # "null" values (or the whole) clear attributes
+    version: int | None = None  # must be greater than the shadow's; default: the next one
+
+
+def _shadow_view(shadow: Shadow) -> ShadowView:
+    return ShadowView(
+        state=shadow.state(),
+        metadata=shadow.metadata(),
+        version=shadow.version,
+        delta=delta(shadow),
+    )
+
+
 class Value(msgspec.Struct, kw_only=True):
     value: Any
     time: int
@@ -75,6 +97,10 @@ def _tags(raw: list[str] | None) -> dict[str, str] | None:
 
 def routes(platform: Platform) -> list[HTTPRouteHandler]:
     registry = platform.registry
+
+    def known(pk: str, dn: str) -> None:
+        if not registry.device_known(pk, dn):
+            raise RegistryError(f"no device {dn} in product {pk}", "not_found")
 
     @post("/api/products/{pk:str}/devices", status_code=201)
     async def create_device(pk: FromPath[str], data: JSONBody[NewDevice]) -> Device:
@@ -147,11 +173,11 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
     async def delete_device(pk: FromPath[str], dn: FromPath[str]) -> None:
         await registry.delete_device(pk, dn)
         platform.twin.forget(pk, dn)
+        platform.shadows.forget(pk, dn)
 
     @get(DEVICE + "/properties")
     async def properties(pk: FromPath[str], dn: FromPath[str]) -> dict[str, Value]:
-        if not registry.device_known(pk, dn):
-            raise RegistryError(f"no device {dn} in product {pk}", "not_found")
+        known(pk, dn)
         values = platform.twin.values(pk, dn)
         return {key: Value(value=v.value, time=v.time) for key, v in values.items()}
 
@@ -159,19 +185,37 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
     async def set_properties(
         pk: FromPath[str], dn: FromPath[str], data: JSONBody[PropertySet]
     ) -> CallResult:
-        if not registry.device_known(pk, dn):
-            raise RegistryError(f"no device {dn} in product {pk}", "not_found")
+        known(pk, dn)
         return await platform.alink.set_properties(pk, dn, data.params, wait=data.wait)
 
     @post(DEVICE + "/services/{identifier:str}", status_code=200)
     async def invoke(
         pk: FromPath[str], dn: FromPath[str], identifier: FromPath[str], data: JSONBody[ServiceCall]
     ) -> CallResult:
-        if not registry.device_known(pk, dn):
-            raise RegistryError(f"no device {dn} in product {pk}", "not_found")
+        known(pk, dn)
         return await platform.alink.invoke(pk, dn, identifier, data.params, wait=data.timeout)
 
+    @get(DEVICE + "/shadow")
+    async def shadow(pk: FromPath[str], dn: FromPath[str]) -> ShadowView:
+        known(pk, dn)
+        return _shadow_view(platform.shadows.get(pk, dn))
+
+    @put(DEVICE + "/shadow")
+    async def change_shadow(
+        pk: FromPath[str], dn: FromPath[str], data: JSONBody[DesiredChange]
+    ) -> ShadowView:
+        """Change the desired state; an online device is sent the document at once."""
+        known(pk, dn)
+        try:
+            changed = platform.shadows.set_desired(pk, dn, data.desired, data.version)
+        except ShadowError as exc:
+            message = f"shadow: {exc} ({exc.code})"
+            raise RegistryError(message, "conflict" if exc.code == 409 else "invalid") from None
+        return _shadow_view(changed)
+
     return [
+        shadow,
+        change_shadow,
         create_device,
         list_devices,
         show_device,

@@ -100,3 +100,14 @@ group_members = sa.Table(
         "device_id", sa.Integer, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
     ),
 )
+
+shadows = sa.Table(
+    "shadows",
+    metadata,
+    sa.Column(
+        "device_id", sa.Integer, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("document", sa.Text, nullable=False),  # twin.shadow.Shadow as JSON
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)

@@ -45,6 +45,7 @@ from hongshan.things.model import (
     RegistryError,
 )
 from hongshan.things.tsl import ThingModel
+from hongshan.twin.shadow import Shadow
 
 log = logging.getLogger("hongshan.registry")
 
@@ -93,7 +94,7 @@ class SQLRegistry:
         self._presence: dict[DeviceKey, tuple[Event, str, int]] = {}
         self._presence_lock = threading.Lock()  # noted on the loop, written on the thread
         self._presence_timer: asyncio.TimerHandle | None = None
-        self._presence_flushes: set[asyncio.Future[None]] = set()
+        self._writes: set[asyncio.Future[Any]] = set()  # fire-and-forget writes in flight
         self._closed = False
         self.on_device_disabled: list[Callable[[str, str], None]] = []
 
@@ -108,6 +109,8 @@ class SQLRegistry:
             return
         self._closed = True
         await self.flush_presence()
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
         await self._run(self._engine.dispose)
         self._thread.shutdown(wait=True)
 
@@ -623,14 +626,7 @@ class SQLRegistry:
 
     def _schedule_flush(self) -> None:
         self._presence_timer = None
-        future = asyncio.ensure_future(self._run(self._flush_presence))
-        self._presence_flushes.add(future)
-        future.add_done_callback(self._presence_flushed)
-
-    def _presence_flushed(self, future: asyncio.Future[None]) -> None:
-        self._presence_flushes.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            log.error("registry: presence not saved", exc_info=future.exception())
+        self._in_background(self._flush_presence)
 
     async def flush_presence(self) -> None:
         if self._presence_timer is not None:
@@ -673,6 +669,57 @@ class SQLRegistry:
         )
         with self._engine.begin() as db:
             db.execute(statement, rows)
+
+    # -- shadows ----------------------------------------------------------------------------
+
+    async def load_shadows(self) -> dict[DeviceKey, Shadow]:
+        def query() -> dict[DeviceKey, Shadow]:
+            d, sh = t.devices, t.shadows
+            select = sa.select(d.c.product_key, d.c.device_name, sh.c.document).join(
+                sh, sh.c.device_id == d.c.id
+            )
+            with self._engine.connect() as db:
+                return {
+                    (row.product_key, row.device_name): msgspec.json.decode(
+                        row.document, type=Shadow
+                    )
+                    for row in db.execute(select)
+                }
+
+        return await self._run(query)
+
+    def save_shadow(self, product_key: str, device_name: str, shadow: Shadow) -> None:
+        """Queue the write (the registry thread keeps the order); a failure is logged."""
+        auth = self._devices.get((product_key, device_name))
+        if auth is None:
+            return
+        document = msgspec.json.encode(shadow).decode()
+
+        def write() -> None:
+            sh = t.shadows
+            with self._engine.begin() as db:
+                db.execute(sh.delete().where(sh.c.device_id == auth.id))
+                db.execute(
+                    sh.insert().values(
+                        device_id=auth.id,
+                        document=document,
+                        version=shadow.version,
+                        updated_at=now_ms(),
+                    )
+                )
+
+        self._in_background(write)
+
+    def _in_background(self, write: Callable[[], None]) -> None:
+        """Run ``write`` on the registry thread without waiting; a failure is logged."""
+        future = asyncio.ensure_future(self._run(write))
+        self._writes.add(future)
+        future.add_done_callback(self._written)
+
+    def _written(self, future: asyncio.Future[Any]) -> None:
+        self._writes.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("registry: a write failed", exc_info=future.exception())
 
     # -- groups -----------------------------------------------------------------------------
 
