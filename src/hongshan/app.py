@@ -17,7 +17,7 @@ from hongshan.broker.message import Message
 from hongshan.broker.server import Broker
 from hongshan.config import Settings
 from hongshan.dialects.alink import dialect as alink
-from hongshan.dialects.alink import ntp, shadows
+from hongshan.dialects.alink import gateway, ntp, shadows
 from hongshan.http import build_http_app
 from hongshan.identity.acl import AclFile
 from hongshan.identity.device_auth import (
@@ -26,7 +26,7 @@ from hongshan.identity.device_auth import (
     device_client_id,
     device_of,
 )
-from hongshan.identity.device_topics import TopicClass
+from hongshan.identity.device_topics import TopicClass, auto_subscriptions
 from hongshan.identity.passwords import PasswordFileAuthenticator, read_users
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
 from hongshan.mqtt.reason_codes import ReasonCode
@@ -73,6 +73,8 @@ class Platform:
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
         self.alink: alink.AlinkDialect
         self.shadows: shadows.ShadowService
+        self.gateways: gateway.GatewayService
+        self.authorizer: DeviceAuthorizer
         self.twin = PropertyTwin()
         self.admin_token = ""
         self.pipeline = Pipeline([self.twin])
@@ -98,7 +100,7 @@ class Platform:
         authenticator = SignedConnectAuthenticator(
             registry, fallback=people, max_clock_skew=settings.device_clock_skew
         )
-        authorizer = DeviceAuthorizer(self._topic_classes, acl)
+        self.authorizer = authorizer = DeviceAuthorizer(self._topic_classes, acl)
         store = SQLiteBrokerState(data_dir / "hongshan.db", loop=asyncio.get_running_loop())
         self.broker = broker = Broker(
             settings, authenticator=authenticator, authorizer=authorizer, store=store
@@ -116,10 +118,12 @@ class Platform:
             publish=publish,
             online=registry.is_online,
         )
+        self.gateways = gateway.GatewayService(registry, self, publish)
         ntp_service = ntp.NtpService(publish)
         for taps, handler in (
             (alink.TAPS, self.alink.on_message),
             (shadows.TAPS, self.shadows.on_message),
+            (gateway.TAPS, self.gateways.on_message),
             (ntp.TAPS, ntp_service.on_message),
         ):
             for topic_filter in taps:
@@ -170,11 +174,34 @@ class Platform:
     def _device_disconnected(self, client: Client) -> None:
         device = device_of(client)
         if device is not None:
+            self.gateways.gateway_gone(device)
             self.registry.device_disconnected(*device)
             self.alink.device_status(*device, online=False)
 
+    # a gateway's sub-devices (gateway.SubDeviceSessions)
+
+    def sub_login(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
+        """A sub-device online through its gateway: the gateway may use its topics, is
+        subscribed to its system topics, and the sub-device is online at the gateway's address."""
+        carrier = device_client_id(*gateway)
+        self.authorizer.carry(gateway, sub)
+        self.broker.access_changed(carrier)
+        self.broker.subscribe_for(carrier, auto_subscriptions(*sub))
+        address = self.broker.address_of(carrier)
+        self.registry.device_connected(*sub, address)
+        self.alink.device_status(*sub, online=True, address=address)
+
+    def sub_logout(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
+        carrier = device_client_id(*gateway)
+        self.authorizer.drop(gateway, sub)
+        self.broker.access_changed(carrier)
+        self.broker.unsubscribe_for(carrier, auto_subscriptions(*sub))
+        self.registry.device_disconnected(*sub)
+        self.alink.device_status(*sub, online=False)
+
     def _cut_off(self, product_key: str, device_name: str) -> None:
         """A device disabled or deleted while online is disconnected (0x98)."""
+        self.gateways.drop((product_key, device_name))
         client_id = device_client_id(product_key, device_name)
         if self.broker.disconnect_client(client_id, ReasonCode.ADMINISTRATIVE_ACTION):
             log.info("disconnected %s: disabled or deleted", client_id)

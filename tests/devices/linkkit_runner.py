@@ -61,6 +61,12 @@ def main():
         "rrpc", rid, topic, text(payload)
     )
     sdk.on_thing_shadow_get = lambda payload, userdata: emit("shadow", payload)
+    for kind in ("add_subdev_topo", "delete_subdev_topo", "login_subdev", "logout_subdev"):
+        setattr(
+            sdk,
+            f"on_gateway_{kind}_reply",
+            lambda rid, code, data, msg, userdata, kind=kind: emit(kind, rid, code, data, msg),
+        )
     sdk.connect_async()
     for line in sys.stdin:
         request = json.loads(line)

@@ -560,6 +560,10 @@ class MQTTConnection(asyncio.Protocol):
         self._close_after_reply()
         return False
 
+    def access_changed(self) -> None:
+        """The client's rights changed (a gateway's sub-devices): forget remembered verdicts."""
+        self._acl_cache = None
+
     def _arm_keep_alive(self) -> None:
         # MQTT-3.1.2-24: one and a half keep-alive periods without a packet close the connection
         limit = self.keep_alive * 1.5

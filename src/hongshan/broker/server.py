@@ -11,12 +11,12 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from hongshan import __version__
 from hongshan.broker.auth import Authenticator, Authorizer, Client
-from hongshan.broker.connection import MQTTConnection
+from hongshan.broker.connection import SERVER_SIDE_SUBSCRIPTION, MQTTConnection
 from hongshan.broker.message import Delivery, Message, SubscriptionOptions
 from hongshan.broker.retained import RetainedStore
 from hongshan.broker.session import OutState, Session
@@ -288,6 +288,28 @@ class Broker:
             return False
         conn.disconnect(reason)
         return True
+
+    def address_of(self, client_id: str) -> str:
+        conn = self.connections.get(client_id)
+        return conn.address if conn is not None else ""
+
+    def access_changed(self, client_id: str) -> None:
+        conn = self.connections.get(client_id)
+        if conn is not None:
+            conn.access_changed()
+
+    def subscribe_for(self, client_id: str, topic_filters: Iterable[str]) -> None:
+        """Server-side subscriptions for a connected client (QoS 1, no-local)."""
+        session = self.sessions.get(client_id)
+        if session is not None:
+            for topic_filter in topic_filters:
+                self.subscribe(session, topic_filter, SERVER_SIDE_SUBSCRIPTION)
+
+    def unsubscribe_for(self, client_id: str, topic_filters: Iterable[str]) -> None:
+        session = self.sessions.get(client_id)
+        if session is not None:
+            for topic_filter in topic_filters:
+                self.unsubscribe(session, topic_filter)
 
     def tap(self, topic_filter: str, handler: Callable[[Message], None]) -> None:
         """Hand every accepted publish matching ``topic_filter`` to ``handler`` as well."""

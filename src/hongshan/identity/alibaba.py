@@ -118,8 +118,17 @@ def verify_password(connect: AlibabaConnect, secret: str, password: bytes | None
     if password is None:
         return False
     try:
-        given = password.decode("ascii").lower()
+        given = password.decode("ascii")
     except UnicodeDecodeError:
         return False
-    expected = sign(secret, connect.sign_method, connect_fields(connect))
-    return hmac.compare_digest(given, expected)
+    return verify_fields(secret, connect.sign_method, connect_fields(connect), given)
+
+
+def verify_fields(secret: str, method: str, fields: dict[str, str], given: str) -> bool:
+    """Whether ``given`` signs ``fields`` under ``secret`` — also how a gateway vouches for a
+    sub-device (topology add, sub-device login), where the SDKs write the method in camel case
+    (``hmacSha256``)."""
+    method = method.lower()
+    if method not in _DIGESTS:
+        return False
+    return hmac.compare_digest(given.lower(), sign(secret, method, fields))

@@ -139,10 +139,28 @@ class DeviceAuthorizer:
     ) -> None:
         self._topic_classes = topic_classes
         self._fallback = fallback
+        self._latest: dict[tuple[str, str], DeviceTopics] = {}  # each device's newest connection
 
     def access(self, client: Client) -> Access:
         device = device_of(client)
         if device is None:
             return self._fallback.access(client)
         pk, dn = device
-        return DeviceTopics(pk, dn, self._topic_classes(pk))
+        topics = self._latest[device] = DeviceTopics(pk, dn, self._topic_classes(pk))
+        return topics
+
+    def topics_of(self, product_key: str, device_name: str) -> DeviceTopics | None:
+        """The rights of a device's current connection (a gateway's, to carry sub-devices)."""
+        return self._latest.get((product_key, device_name))
+
+    def carry(self, gateway: tuple[str, str], sub: tuple[str, str]) -> bool:
+        topics = self._latest.get(gateway)
+        if topics is None:
+            return False
+        topics.carry(*sub, self._topic_classes(sub[0]))
+        return True
+
+    def drop(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
+        topics = self._latest.get(gateway)
+        if topics is not None:
+            topics.drop(*sub)

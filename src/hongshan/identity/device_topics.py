@@ -107,7 +107,9 @@ def _safe(part: str) -> bool:
 
 
 class DeviceTopics:
-    """The topic rights of one device (and of the sub-devices a gateway carries)."""
+    """The topic rights of one device, and of the sub-devices a gateway carries: ``carry`` when
+    one logs in through it, ``drop`` when it logs out (the broker must then be told that the
+    connection's rights changed, since it remembers verdicts)."""
 
     def __init__(
         self,
@@ -116,16 +118,30 @@ class DeviceTopics:
         classes: Iterable[TopicClass] = (),
         also: Iterable[tuple[str, str, Iterable[TopicClass]]] = (),
     ) -> None:
+        self.device = (product_key, device_name)
+        self._own: dict[tuple[str, str], list[tuple[Right, str]]] = {}
         self.rules: list[tuple[Right, str]] = []
         # the topics an RRPC may wrap: the device's own custom and service topics (Alibaba's
         # synchronous service calls travel as /ext/rrpc/{id}/sys/{pk}/{dn}/thing/service/{id})
         self._rrpc_inner: list[str] = []
         for pk, dn, own_classes in ((product_key, device_name, classes), *also):
-            if _safe(pk) and _safe(dn):
-                own = _own_rules(pk, dn, own_classes)
-                self.rules.extend(own)
-                self._rrpc_inner.extend(f for _, f in own if not f.startswith("/sys/"))
-                self._rrpc_inner.append(f"/sys/{pk}/{dn}/thing/service/+")
+            self.carry(pk, dn, own_classes)
+
+    def carry(self, pk: str, dn: str, classes: Iterable[TopicClass] = ()) -> None:
+        if _safe(pk) and _safe(dn):
+            self._own[pk, dn] = _own_rules(pk, dn, classes)
+            self._flatten()
+
+    def drop(self, pk: str, dn: str) -> None:
+        if (pk, dn) != self.device and self._own.pop((pk, dn), None) is not None:
+            self._flatten()
+
+    def _flatten(self) -> None:
+        self.rules = [rule for own in self._own.values() for rule in own]
+        self._rrpc_inner = []
+        for (pk, dn), own in self._own.items():
+            self._rrpc_inner.extend(f for _, f in own if not f.startswith("/sys/"))
+            self._rrpc_inner.append(f"/sys/{pk}/{dn}/thing/service/+")
 
     def _allowed(self, wanted: Right, topic: str) -> bool:
         for right, rule in self.rules:

@@ -162,6 +162,10 @@ class SQLRegistry:
     def device_known(self, product_key: str, device_name: str) -> bool:
         return (product_key, device_name) in self._devices
 
+    def node_type(self, product_key: str) -> NodeType | None:
+        view = self._products.get(product_key)
+        return view.node_type if view is not None else None
+
     def is_online(self, product_key: str, device_name: str) -> bool:
         auth = self._devices.get((product_key, device_name))
         return auth is not None and auth.state is DeviceState.ONLINE

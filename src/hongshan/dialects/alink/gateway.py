@@ -1,0 +1,267 @@
+"""Gateways: the topology of their sub-devices and the sub-devices' sessions.
+
+A gateway (a product of node type ``gateway``) vouches for each sub-device with the
+sub-device's own signature — ``sign`` = HMAC(deviceSecret, ``clientId…deviceName…productKey…
+timestamp…``), as in a CONNECT — and then carries its messages on its own connection:
+
+=============================================  =========================================
+``/sys/{gw}/thing/topo/add``                   bind sub-devices (signed) to the gateway
+``/sys/{gw}/thing/topo/delete``                unbind them (and log them out)
+``/sys/{gw}/thing/topo/get``                   the gateway's sub-devices
+``/ext/session/{gw}/combine/login``            one sub-device online (signed)
+``/ext/session/{gw}/combine/batch_login``      several (``params.deviceList``)
+``/ext/session/{gw}/combine/logout``           one offline
+``/ext/session/{gw}/combine/batch_logout``     several
+=============================================  =========================================
+
+each answered on its ``_reply`` topic with ``code`` 200 or Alibaba's code. A sub-device may log
+in only through the gateway it is bound to, only while enabled. Once logged in, the gateway may
+publish and subscribe on the sub-device's topics and is subscribed to its system topics; when
+the gateway logs it out, unbinds it or goes offline itself, the sub-device goes offline.
+
+Registry work is asynchronous; each gateway's requests are handled one at a time, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import msgspec
+
+from hongshan.dialects.alink import messages
+from hongshan.dialects.alink.messages import REQUEST_INVALID, SUCCESS
+from hongshan.identity.alibaba import verify_fields
+from hongshan.identity.device_auth import DeviceCredentials
+from hongshan.things.model import Device, DeviceFilter, NodeType
+
+log = logging.getLogger("hongshan.gateway")
+
+TAPS = ("/sys/+/+/thing/topo/+", "/ext/session/+/+/combine/+")
+
+AUTH_FAILED = 401  # Alibaba: request auth error (a sub-device's signature)
+DEVICE_DISABLED = 522  # Alibaba: device forbidden
+DEVICE_NOT_FOUND = 6100  # Alibaba: device not found
+TOPO_NOT_EXIST = 6401  # Alibaba: topo relation not exist
+TOPO_SELF = 6402  # Alibaba: a device cannot be its own sub-device
+NOT_A_GATEWAY = 6204  # the publishing device's product is not a gateway product
+MAX_BATCH = 100  # sub-devices in one request
+
+DeviceKey = tuple[str, str]
+
+
+class GatewayDirectory(Protocol):
+    """What the gateway protocol needs of the registry."""
+
+    async def credentials(self, product_key: str, device_name: str) -> DeviceCredentials | None: ...
+
+    def node_type(self, product_key: str) -> NodeType | None: ...
+
+    async def set_gateway(self, sub: DeviceKey, gateway: DeviceKey | None) -> None: ...
+
+    async def list_devices(self, where: DeviceFilter) -> list[Device]: ...
+
+
+class SubDeviceSessions(Protocol):
+    """What the platform does when a sub-device comes online through a gateway, or leaves."""
+
+    def sub_login(self, gateway: DeviceKey, sub: DeviceKey) -> None: ...
+
+    def sub_logout(self, gateway: DeviceKey, sub: DeviceKey) -> None: ...
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class GatewayService:
+    def __init__(
+        self,
+        directory: GatewayDirectory,
+        sessions: SubDeviceSessions,
+        publish: Callable[[str, bytes, int], None],
+    ) -> None:
+        self._directory = directory
+        self._sessions = sessions
+        self._publish = publish
+        self._locks: dict[DeviceKey, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.logged_in: dict[DeviceKey, set[DeviceKey]] = {}  # gateway -> its online subs
+        self.carrier: dict[DeviceKey, DeviceKey] = {}  # sub -> the gateway it is online through
+
+    # -- in ---------------------------------------------------------------------------------
+
+    def on_message(self, topic: str, payload: bytes, from_server: bool) -> None:
+        levels = topic.split("/")
+        if from_server or len(levels) != 7 or levels[-1].endswith("_reply"):
+            return
+        if levels[1] == "sys" and levels[4:6] == ["thing", "topo"]:
+            action = "topo/" + levels[6]
+        elif levels[1] == "ext" and levels[2] == "session" and levels[5] == "combine":
+            action = "session/" + levels[6]
+        else:
+            return
+        gateway = (levels[2], levels[3]) if levels[1] == "sys" else (levels[3], levels[4])
+        task = asyncio.ensure_future(self._handle(gateway, topic, action, payload))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, gateway: DeviceKey, topic: str, action: str, payload: bytes) -> None:
+        lock = self._locks.setdefault(gateway, asyncio.Lock())
+        async with lock:
+            try:
+                request = messages.decode_request(payload)
+            except msgspec.DecodeError as exc:
+                log.info("%s: not an Alink request: %s", topic, exc)
+                return
+            method = request.method or _METHODS.get(action, action)
+            try:
+                if self._directory.node_type(gateway[0]) is not NodeType.GATEWAY:
+                    raise _Refused(NOT_A_GATEWAY, "the device is not a gateway")
+                data = await self._do(gateway, action, request.params)
+            except _Refused as refused:
+                code, message, data = refused.code, str(refused), None
+                log.info("%s&%s: %s refused: %s %s", gateway[1], gateway[0], action, code, message)
+            except Exception:
+                log.exception("%s: %s failed", topic, action)
+                code, message, data = 500, "server error", None
+            else:
+                code, message = SUCCESS, "success"
+            if request.wants_reply:
+                body = messages.reply_bytes(request.id, code, method, message, data)
+                self._publish(topic + "_reply", body, 0)
+
+    async def _do(self, gateway: DeviceKey, action: str, params: Any) -> Any:
+        if action == "topo/add":
+            # every signature is checked before anything is bound: all or nothing
+            signed = [await self._check_signed(item, None) for item in _items(params)]
+            return [await self._bind(gateway, sub) for sub in signed]
+        if action == "topo/delete":
+            return [await self._unbind(gateway, item) for item in _items(params)]
+        if action == "topo/get":
+            subs = await self._directory.list_devices(DeviceFilter(gateway=gateway, limit=10_000))
+            return [{"productKey": d.product_key, "deviceName": d.device_name} for d in subs]
+        if action == "session/login":
+            if not isinstance(params, dict):
+                raise _Refused(REQUEST_INVALID, "params must be an object")
+            sub = await self._check_signed(params, params.get("signMethod"))
+            return await self._login(gateway, sub)
+        if action == "session/batch_login":
+            if not isinstance(params, dict) or not isinstance(params.get("deviceList"), list):
+                raise _Refused(REQUEST_INVALID, "params.deviceList must be a list")
+            method = params.get("signMethod")
+            items = _items(params["deviceList"])
+            signed = [await self._check_signed(item, method) for item in items]
+            return [await self._login(gateway, sub) for sub in signed]
+        if action == "session/logout":
+            return self._logout(gateway, _key(params))
+        if action == "session/batch_logout":
+            return [self._logout(gateway, _key(item)) for item in _items(params)]
+        raise _Refused(REQUEST_INVALID, f"unknown request {action}")
+
+    async def _check_signed(self, item: dict[str, Any], method: Any) -> DeviceKey:
+        sub = _key(item)
+        credentials = await self._directory.credentials(*sub)
+        if credentials is None:
+            raise _Refused(DEVICE_NOT_FOUND, f"device not found: {sub[1]}&{sub[0]}")
+        fields = {"productKey": sub[0], "deviceName": sub[1]}
+        for name in ("clientId", "timestamp"):
+            if name in item:
+                fields[name] = str(item[name])
+        method = item.get("signmethod") or item.get("signMethod") or method or "hmacmd5"
+        sign = item.get("sign")
+        if not isinstance(sign, str) or not verify_fields(
+            credentials.device_secret, str(method), fields, sign
+        ):
+            raise _Refused(AUTH_FAILED, f"request auth error: {sub[1]}&{sub[0]}")
+        if not credentials.enabled:
+            raise _Refused(DEVICE_DISABLED, f"device forbidden: {sub[1]}&{sub[0]}")
+        return sub
+
+    async def _bind(self, gateway: DeviceKey, sub: DeviceKey) -> dict[str, str]:
+        if sub == gateway:
+            raise _Refused(TOPO_SELF, "a gateway cannot be its own sub-device")
+        if self._directory.node_type(sub[0]) is not NodeType.SUBDEVICE:
+            raise _Refused(REQUEST_INVALID, f"{sub[1]}&{sub[0]} is not a sub-device")
+        await self._directory.set_gateway(sub, gateway)
+        return {"productKey": sub[0], "deviceName": sub[1]}
+
+    async def _unbind(self, gateway: DeviceKey, item: dict[str, Any]) -> dict[str, str]:
+        sub = _key(item)
+        subs = await self._directory.list_devices(DeviceFilter(gateway=gateway, limit=10_000))
+        if sub not in {(d.product_key, d.device_name) for d in subs}:
+            raise _Refused(TOPO_NOT_EXIST, f"topo relation not exist: {sub[1]}&{sub[0]}")
+        self._logout(gateway, sub)
+        await self._directory.set_gateway(sub, None)
+        return {"productKey": sub[0], "deviceName": sub[1]}
+
+    async def _login(self, gateway: DeviceKey, sub: DeviceKey) -> dict[str, str]:
+        subs = await self._directory.list_devices(DeviceFilter(gateway=gateway, limit=10_000))
+        if sub not in {(d.product_key, d.device_name) for d in subs}:
+            raise _Refused(TOPO_NOT_EXIST, f"topo relation not exist: {sub[1]}&{sub[0]}")
+        previous = self.carrier.get(sub)
+        if previous is not None and previous != gateway:
+            self._logout(previous, sub)
+        if previous != gateway:
+            self.carrier[sub] = gateway
+            self.logged_in.setdefault(gateway, set()).add(sub)
+            self._sessions.sub_login(gateway, sub)
+        return {"productKey": sub[0], "deviceName": sub[1]}
+
+    def _logout(self, gateway: DeviceKey, sub: DeviceKey) -> dict[str, str]:
+        if self.carrier.get(sub) == gateway:
+            del self.carrier[sub]
+            self.logged_in.get(gateway, set()).discard(sub)
+            self._sessions.sub_logout(gateway, sub)
+        return {"productKey": sub[0], "deviceName": sub[1]}
+
+    # -- the platform's side ----------------------------------------------------------------
+
+    def gateway_gone(self, gateway: DeviceKey) -> None:
+        """The gateway's connection ended: its sub-devices go offline with it."""
+        for sub in sorted(self.logged_in.pop(gateway, set())):
+            self.carrier.pop(sub, None)
+            self._sessions.sub_logout(gateway, sub)
+
+    def drop(self, sub: DeviceKey) -> None:
+        """A sub-device disabled or deleted: its session ends."""
+        gateway = self.carrier.get(sub)
+        if gateway is not None:
+            self._logout(gateway, sub)
+
+    async def idle(self) -> None:
+        """Wait for the requests being handled (tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+_METHODS = {
+    "topo/add": "thing.topo.add",
+    "topo/delete": "thing.topo.delete",
+    "topo/get": "thing.topo.get",
+    "session/login": "combine.login",
+    "session/batch_login": "combine.batch.login",
+    "session/logout": "combine.logout",
+    "session/batch_logout": "combine.batch.logout",
+}
+
+
+def _items(params: Any) -> list[dict[str, Any]]:
+    if not isinstance(params, list) or not all(isinstance(p, dict) for p in params):
+        raise _Refused(REQUEST_INVALID, "params must be a list of objects")
+    if len(params) > MAX_BATCH:
+        raise _Refused(REQUEST_INVALID, f"at most {MAX_BATCH} sub-devices per request")
+    return params
+
+
+def _key(item: Any) -> DeviceKey:
+    if not isinstance(item, dict):
+        raise _Refused(REQUEST_INVALID, "a sub-device is an object")
+    pk, dn = item.get("productKey"), item.get("deviceName")
+    if not isinstance(pk, str) or not isinstance(dn, str) or not pk or not dn:
+        raise _Refused(REQUEST_INVALID, "productKey and deviceName are required")
+    return pk, dn

@@ -1,0 +1,141 @@
+"""A gateway built on Alibaba's SDK binds two sub-devices with their signatures, logs them in,
+posts for them and takes calls for them on its own connection; they go offline with it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alibaba_device import make_device, make_product
+from linkkit_device import LinkkitDevice
+from test_device_login import device_state, wait_for
+
+from hongshan.things.model import DeviceState, NodeType
+from hongshan.things.naming import new_device_secret
+from hongshan.things.tsl import ThingModel
+
+TSL = Path(__file__).parent.parent / "things" / "data" / "streetlight.json"
+
+
+@dataclass
+class Site:
+    server: Any
+    gateway: LinkkitDevice
+    gw_pk: str
+    sub_pk: str
+    subs: list[list[str]]  # [pk, dn, secret] as the SDK takes them
+
+    def state(self, dn: str) -> DeviceState:
+        return device_state(self.server, self.sub_pk, dn)
+
+
+def round_trip(site: Site) -> None:
+    """An NTP request and its answer on the gateway's connection: whatever the gateway published
+    before it has been handled by the server."""
+    ntp = f"/ext/ntp/{site.gw_pk}/gateway-01/request"
+    site.gateway.call("publish_topic", ntp, '{"deviceSendTime": "1"}', 0)
+    while True:
+        topic, _ = site.gateway.next("topic_message")
+        if topic.endswith("/response"):
+            return
+
+
+@pytest.fixture
+def site(server: Any) -> Iterator[Site]:
+    gw_pk = make_product(server, "Gateway", node_type=NodeType.GATEWAY).product_key
+    model = ThingModel.from_json(TSL.read_bytes())
+    sub_pk = make_product(
+        server, "Lamp", node_type=NodeType.SUBDEVICE, thing_model=model
+    ).product_key
+    gw_secret = make_device(server, gw_pk, "gateway-01").device_secret
+    subs = []
+    for dn in ("lamp-0001", "lamp-0002"):
+        secret = make_device(server, sub_pk, dn).device_secret
+        subs.append([sub_pk, dn, secret])
+    assert gw_secret is not None
+    gateway = LinkkitDevice(server.port, gw_pk, "gateway-01", gw_secret).start()
+    try:
+        yield Site(server, gateway, gw_pk, sub_pk, subs)
+    finally:
+        gateway.stop()
+
+
+def test_a_gateway_binds_logs_in_and_carries_its_sub_devices(site: Site) -> None:
+    gateway = site.gateway
+    rc, request_id = gateway.call("gateway_add_subdev_topo", site.subs)
+    assert rc == 0
+    reply_id, code, data, _ = gateway.next("add_subdev_topo")
+    assert (reply_id, code) == (request_id, 200)
+    assert data == [{"productKey": site.sub_pk, "deviceName": dn} for _, dn, _ in site.subs]
+    registry = site.server.platform.registry
+    sub = site.server.run(registry.get_device(site.sub_pk, "lamp-0001"))
+    assert sub.gateway == (site.gw_pk, "gateway-01")
+
+    gateway.call("gateway_login_subdev", site.subs)
+    _, code, data, _ = gateway.next("login_subdev")
+    assert code == 200 and len(data) == 2
+    wait_for(lambda: site.state("lamp-0001") is DeviceState.ONLINE)
+    assert site.state("lamp-0002") is DeviceState.ONLINE
+
+    # the gateway posts for a sub-device and gets the sub-device's reply
+    post = f"/sys/{site.sub_pk}/lamp-0001/thing/event/property/post"
+    body = {"id": "7", "version": "1.0", "params": {"Brightness": 60}, "method": "x"}
+    gateway.call("publish_topic", post, json.dumps(body), 1)
+    topic, payload = gateway.next("topic_message")
+    assert topic == post + "_reply"
+    assert json.loads(payload)["code"] == 200
+    twin = site.server.platform.twin
+    values = site.server.call(lambda: twin.values(site.sub_pk, "lamp-0001"))
+    assert values["Brightness"].value == 60
+
+    # a property set for the sub-device reaches the gateway
+    alink = site.server.platform.alink
+    result = site.server.run(
+        alink.set_properties(site.sub_pk, "lamp-0002", {"Brightness": 30}, wait=None)
+    )
+    assert result.code == 200
+    topic, payload = gateway.next("topic_message")
+    assert topic == f"/sys/{site.sub_pk}/lamp-0002/thing/service/property/set"
+    assert json.loads(payload)["params"] == {"Brightness": 30}
+
+    # a sub-device that logged out: its topics are closed to the gateway again
+    gateway.call("gateway_logout_subdev", [site.subs[0][:2]])
+    _, code, _, _ = gateway.next("logout_subdev")
+    assert code == 200
+    wait_for(lambda: site.state("lamp-0001") is DeviceState.OFFLINE)
+    body["params"] = {"Brightness": 99}
+    gateway.call("publish_topic", post, json.dumps(body), 1)
+    round_trip(site)
+    values = site.server.call(lambda: twin.values(site.sub_pk, "lamp-0001"))
+    assert values["Brightness"].value == 60
+    assert site.state("lamp-0002") is DeviceState.ONLINE
+
+    # the gateway goes: so do its sub-devices
+    gateway.stop()
+    wait_for(lambda: site.state("lamp-0002") is DeviceState.OFFLINE)
+
+
+def test_a_sub_device_needs_its_own_signature_and_a_binding(site: Site) -> None:
+    gateway = site.gateway
+    forged = [[site.sub_pk, "lamp-0001", new_device_secret()]]
+    gateway.call("gateway_add_subdev_topo", forged)
+    _, code, _, message = gateway.next("add_subdev_topo")
+    assert code == 401 and "lamp-0001" in message
+    gateway.call("gateway_login_subdev", [site.subs[0]])  # not bound to this gateway
+    _, code, _, _ = gateway.next("login_subdev")
+    assert code == 6401
+    assert site.state("lamp-0001") is DeviceState.INACTIVE
+    gateway.call("gateway_add_subdev_topo", [["a1NoSuchPrd", "lamp-0009", new_device_secret()]])
+    _, code, _, _ = gateway.next("add_subdev_topo")
+    assert code == 6100
+    # a sub-device's topics stay closed to a gateway that has not logged it in
+    post = f"/sys/{site.sub_pk}/lamp-0001/thing/event/property/post"
+    body = {"id": "8", "version": "1.0", "params": {"Brightness": 60}}
+    gateway.call("publish_topic", post, json.dumps(body), 1)
+    round_trip(site)
+    twin = site.server.platform.twin
+    assert site.server.call(lambda: twin.values(site.sub_pk, "lamp-0001")) == {}
