@@ -9,6 +9,7 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import msgspec
 import uvicorn
 
 from hongshan.api.token import load_or_create_token
@@ -18,6 +19,7 @@ from hongshan.broker.server import Broker
 from hongshan.config import Settings
 from hongshan.dialects.alink import dialect as alink
 from hongshan.dialects.alink import gateway, ntp, shadows
+from hongshan.errors import HongshanError
 from hongshan.http import build_http_app
 from hongshan.identity.acl import AclFile
 from hongshan.identity.device_auth import (
@@ -25,9 +27,11 @@ from hongshan.identity.device_auth import (
     SignedConnectAuthenticator,
     device_client_id,
     device_of,
+    registration_of,
 )
 from hongshan.identity.device_topics import TopicClass, auto_subscriptions
 from hongshan.identity.passwords import PasswordFileAuthenticator, read_users
+from hongshan.identity.registration import REGISTER, device_token, token_client_id
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
 from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.pipeline.uplink import Pipeline
@@ -37,6 +41,7 @@ from hongshan.twin.properties import PropertyTwin
 
 log = logging.getLogger("hongshan")
 
+REGISTRATION_LINGER = 5.0  # seconds a registering device has to read its answer
 ANONYMOUS_WARNING = (
     "ANONYMOUS ACCESS IS ON (--allow-anonymous): any client that can reach this server may "
     "connect without a password. Use it for a sandbox only."
@@ -166,6 +171,11 @@ class Platform:
         return view.topic_classes if view is not None else ()
 
     def _device_connected(self, client: Client, address: str) -> None:
+        registering = registration_of(client)
+        if registering is not None:
+            task = asyncio.ensure_future(self._register(client.client_id, *registering))
+            self.broker.background(task)
+            return
         device = device_of(client)
         if device is not None:
             self.registry.device_connected(*device, address)
@@ -177,6 +187,44 @@ class Platform:
             self.gateways.gateway_gone(device)
             self.registry.device_disconnected(*device)
             self.alink.device_status(*device, online=False)
+
+    async def _register(self, client_id: str, pk: str, dn: str, auth_type: str) -> None:
+        """Answer a device's dynamic registration on its own connection (identity.registration),
+        then close it if the device does not (the SDKs do)."""
+        loop = asyncio.get_running_loop()
+        loop.call_later(REGISTRATION_LINGER, self.broker.disconnect_client, client_id, 0)
+        try:
+            if auth_type == REGISTER:
+                device = await self.registry.get_device(pk, dn, with_secret=True)
+                topic, answer = (
+                    "/ext/register",
+                    {
+                        "productKey": pk,
+                        "deviceName": dn,
+                        "deviceSecret": device.device_secret,
+                    },
+                )
+            else:
+                if not self.registry.device_known(pk, dn):
+                    await self.registry.create_device(pk, dn)
+                credentials = await self.registry.credentials(pk, dn)
+                assert credentials is not None
+                token_id = token_client_id(pk, dn)
+                topic, answer = (
+                    "/ext/regnwl",
+                    {
+                        "clientId": token_id,
+                        "productKey": pk,
+                        "deviceName": dn,
+                        "deviceToken": device_token(credentials.device_secret, token_id),
+                    },
+                )
+        except HongshanError as exc:  # a device name Alibaba's rules refuse, say
+            log.info("registration of %s&%s refused: %s", dn, pk, exc)
+            self.broker.disconnect_client(client_id, ReasonCode.NOT_AUTHORIZED)
+            return
+        log.info("registered %s&%s (%s)", dn, pk, auth_type)
+        self.broker.send_to(client_id, topic, msgspec.json.encode(answer))
 
     # a gateway's sub-devices (gateway.SubDeviceSessions)
 

@@ -1,5 +1,6 @@
 """The HTTP side: ``GET /api/health`` (open), the REST API (bearer token), its OpenAPI document
-at ``/api/schema/openapi.json``. Every error is ``application/problem+json``."""
+at ``/api/schema/openapi.json``, and devices' dynamic registration (``/auth/register/device``,
+signed with the product secret). Every error of the API is ``application/problem+json``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Response
 
 from hongshan import __version__
-from hongshan.api import devices, groups, products
+from hongshan.api import devices, groups, products, registration
 from hongshan.api.problems import EXCEPTION_HANDLERS
 from hongshan.api.token import token_matches
 
@@ -59,7 +60,7 @@ def build_http_app(platform: Platform) -> Litestar:
         ),
     )
     return Litestar(
-        route_handlers=[health, api],
+        route_handlers=[health, api, *registration.routes(platform)],
         openapi_config=openapi,
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 
 from hongshan.broker.auth import AllowAnonymous, Credentials
@@ -18,13 +21,29 @@ TS = "1539421321846"
 
 
 class Directory:
-    """The registry's answer for a fixed set of devices (the registry itself comes next)."""
+    """The registry's answers for a fixed set of devices; ``product_secret`` set means the
+    product allows dynamic registration; ``active`` lists devices that came online."""
 
-    def __init__(self, *records: DeviceCredentials) -> None:
+    def __init__(
+        self,
+        *records: DeviceCredentials,
+        product_secret: str | None = None,
+        active: tuple[str, ...] = (),
+    ) -> None:
         self.records = {(r.product_key, r.device_name): r for r in records}
+        self.product_secret = product_secret
+        self.active = active
 
     async def credentials(self, product_key: str, device_name: str) -> DeviceCredentials | None:
         return self.records.get((product_key, device_name))
+
+    async def registration_secret(self, product_key: str) -> str | None:
+        return self.product_secret
+
+    def activated(self, product_key: str, device_name: str) -> bool | None:
+        if (product_key, device_name) not in self.records:
+            return None
+        return device_name in self.active
 
 
 def signed(
@@ -96,10 +115,52 @@ async def test_other_connects_go_to_the_fallback() -> None:
     assert verdict.reason_code == ReasonCode.SUCCESS and verdict.username is None
 
 
-async def test_dynamic_registration_is_not_a_login() -> None:
-    credentials = Credentials(
-        client_id="x|securemode=-2,authType=register|", username=f"{DN}&{PK}",
-        password=b"00", address="",
-    )  # fmt: skip
-    verdict = await authenticator().authenticate(credentials)
+PRODUCT_SECRET = "ps" * 8
+
+
+def registration(auth_type: str, secret: str = PRODUCT_SECRET, dn: str = DN) -> Credentials:
+    content = f"deviceName{dn}productKey{PK}random42"
+    password = hmac.new(secret.encode(), content.encode(), hashlib.sha256).hexdigest()
+    return Credentials(
+        client_id=f"{dn}.{PK}|random=42,authType={auth_type},securemode=2,signmethod=hmacsha256|",
+        username=f"{dn}&{PK}",
+        password=password.encode(),
+        address="",
+    )
+
+
+@pytest.mark.parametrize(
+    ("auth_type", "dn", "product_secret", "active", "accepted"),
+    [
+        ("register", DN, PRODUCT_SECRET, (), True),
+        ("register", DN, None, (), False),  # the product does not allow it
+        ("register", DN, PRODUCT_SECRET, (DN,), False),  # already came online
+        ("register", "unknown-1", PRODUCT_SECRET, (), False),  # not pre-registered
+        ("regnwl", "unknown-1", PRODUCT_SECRET, (), True),  # created on the fly
+        ("regnwl", DN, PRODUCT_SECRET, (), True),  # exists, never online
+        ("regnwl", DN, PRODUCT_SECRET, (DN,), False),
+    ],
+)
+async def test_dynamic_registration(
+    auth_type: str, dn: str, product_secret: str | None, active: tuple[str, ...], accepted: bool
+) -> None:
+    record = DeviceCredentials(product_key=PK, device_name=DN, device_secret=SECRET)
+    found = Directory(record, product_secret=product_secret, active=active)
+    verdict = await SignedConnectAuthenticator(found, fallback=AllowAnonymous()).authenticate(
+        registration(auth_type, dn=dn)
+    )
+    if accepted:
+        # accepted only to be answered: no identity, a session no plain client can take
+        assert verdict.reason_code == ReasonCode.SUCCESS and verdict.username is None
+        assert verdict.client_id == f"{PK}&{dn}&{auth_type}"
+    else:
+        assert verdict.reason_code == ReasonCode.NOT_AUTHORIZED
+
+
+async def test_dynamic_registration_signed_with_another_secret_is_refused() -> None:
+    record = DeviceCredentials(product_key=PK, device_name=DN, device_secret=SECRET)
+    found = Directory(record, product_secret=PRODUCT_SECRET)
+    verdict = await SignedConnectAuthenticator(found, fallback=AllowAnonymous()).authenticate(
+        registration("register", secret="x" * 16)
+    )
     assert verdict.reason_code == ReasonCode.NOT_AUTHORIZED

@@ -10,6 +10,8 @@ import json
 import queue
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,10 @@ class LinkkitDevice:
         tsl: Path | None = None,
         *,
         service_answers: dict[str, tuple[int, dict[str, Any]]] | None = None,
+        login: dict[str, str] | None = None,
     ) -> None:
+        """``login``: the SDK's other ways in (``product_secret`` + ``auth_type``, or
+        ``client_id`` + ``username`` + ``password``), with ``device_secret`` empty."""
         self.args = [
             str(LINKKIT_PYTHON),
             str(HERE / "linkkit_runner.py"),
@@ -38,10 +43,12 @@ class LinkkitDevice:
             device_secret,
             str(tsl or ""),
             json.dumps(service_answers or {}),
+            json.dumps(login or {}),
         ]
         self.events: dict[str, queue.Queue[list[Any]]] = {}
         self.stderr: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
+        self.refused = False  # never connected: the SDK's destroy() would wait on its loop
 
     def _queue(self, kind: str) -> queue.Queue[list[Any]]:
         return self.events.setdefault(kind, queue.Queue())
@@ -57,7 +64,27 @@ class LinkkitDevice:
         for line in self.proc.stderr:
             self.stderr.append(line)
 
+    def start_refused(self, refusals: Callable[[], int]) -> None:
+        """Start a device the server must refuse. The SDK tells its user nothing of a refused
+        CONNACK (it calls ``on_connect`` for an accepted one only, and ``on_disconnect`` only
+        once connected), so the server's count of refused CONNECTs (``refusals``) says when."""
+        before = refusals()
+        self._spawn()
+        deadline = time.monotonic() + TIMEOUT
+        while refusals() == before:
+            assert time.monotonic() < deadline, "the server never refused the device"
+            time.sleep(0.02)
+        assert self.nothing("connect"), "the server accepted the device"
+        self.refused = True
+
     def start(self, *, expect_rc: int = 0) -> LinkkitDevice:
+        """Start the device process and wait for the SDK's ``on_connect``."""
+        self._spawn()
+        (rc,) = self.next("connect")
+        assert rc == expect_rc, f"linkkit connect rc {rc}: {''.join(self.stderr)[-2000:]}"
+        return self
+
+    def _spawn(self) -> None:
         assert LINKKIT_PYTHON.exists(), "no .venv-linkkit: run `make install`"
         self.proc = subprocess.Popen(
             self.args,
@@ -68,9 +95,6 @@ class LinkkitDevice:
         )
         threading.Thread(target=self._pump, daemon=True).start()
         threading.Thread(target=self._pump_stderr, daemon=True).start()
-        (rc,) = self.next("connect")
-        assert rc == expect_rc, f"linkkit connect rc {rc}: {''.join(self.stderr)[-2000:]}"
-        return self
 
     def next(self, kind: str, timeout: float = TIMEOUT) -> list[Any]:
         try:
@@ -95,6 +119,8 @@ class LinkkitDevice:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
+        if self.refused:
+            self.proc.kill()
         try:
             assert self.proc.stdin is not None
             self.proc.stdin.write(json.dumps({"call": "exit"}) + "\n")

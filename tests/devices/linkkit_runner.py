@@ -5,6 +5,8 @@ product key, device name, device secret, TSL file ("" for none), answers as JSON
 (``{"SetSchedule": [200, {"Accepted": 1}]}``). Each SDK callback is written to stdout as one
 JSON line (``{"event": "prop_post", "args": [...]}``); each line read from stdin is a call on
 the SDK (``{"call": "thing_post_property", "args": [...]}``), answered with a ``result`` line.
+A seventh argument, JSON, passes the SDK's other ways in: ``product_secret`` with ``auth_type``
+(dynamic registration), or ``client_id``, ``username`` and ``password`` (a registered token).
 This file uses nothing of Hongshan's: it is a device.
 """
 
@@ -30,8 +32,9 @@ def text(value):
 def main():
     port, pk, dn, secret, tsl, answers = sys.argv[1:7]
     answers = json.loads(answers)
+    login = json.loads(sys.argv[7]) if len(sys.argv) > 7 else {}
     sdk = linkkit.LinkKit(
-        host_name="cn-shanghai", product_key=pk, device_name=dn, device_secret=secret
+        host_name="cn-shanghai", product_key=pk, device_name=dn, device_secret=secret, **login
     )
     sdk.config_mqtt(endpoint="127.0.0.1", port=int(port), secure="", keep_alive=60)
     if tsl:
@@ -43,6 +46,10 @@ def main():
             code, data = answers[identifier]
             sdk.thing_answer_service(identifier, request_id, code, data)
 
+    sdk.on_device_dynamic_register = lambda rc, value, userdata: emit("registered", rc, value)
+    sdk.on_device_dynamic_register_nwl_reply = lambda rc, cid, user, password: emit(
+        "registered_nwl", rc, cid, user, password
+    )
     sdk.on_connect = lambda flag, rc, userdata: emit("connect", rc)
     sdk.on_disconnect = lambda rc, userdata: emit("disconnect", rc)
     sdk.on_thing_enable = lambda userdata: emit("enable")

@@ -311,6 +311,15 @@ class Broker:
             for topic_filter in topic_filters:
                 self.unsubscribe(session, topic_filter)
 
+    def send_to(self, client_id: str, topic: str, payload: bytes, qos: int = 1) -> bool:
+        """A message for one session only, whatever it subscribed to (answers to dynamic
+        registration, which nobody else may see); False when there is no such session."""
+        session = self.sessions.get(client_id)
+        if session is None:
+            return False
+        session.deliver(Delivery(Message(topic, payload, qos), qos, False, ()))
+        return True
+
     def tap(self, topic_filter: str, handler: Callable[[Message], None]) -> None:
         """Hand every accepted publish matching ``topic_filter`` to ``handler`` as well."""
         self._tap_count += 1

@@ -23,9 +23,29 @@ from typing import Protocol
 
 import msgspec
 
-from hongshan.broker.auth import Access, Authenticator, Authorizer, Client, Credentials, Verdict
-from hongshan.identity.alibaba import SignatureFormatError, parse_connect, verify_password
+from hongshan.broker.auth import (
+    NO_ACCESS,
+    Access,
+    Authenticator,
+    Authorizer,
+    Client,
+    Credentials,
+    Verdict,
+)
+from hongshan.identity.alibaba import (
+    AlibabaConnect,
+    SignatureFormatError,
+    parse_connect,
+    verify_password,
+)
 from hongshan.identity.device_topics import DeviceTopics, TopicClass, auto_subscriptions
+from hongshan.identity.registration import (
+    NO_PREREGISTRATION,
+    REGISTER,
+    TOKEN_LOGIN,
+    registration_signed,
+    token_valid,
+)
 from hongshan.mqtt.reason_codes import ReasonCode
 
 log = logging.getLogger("hongshan.identity")
@@ -41,6 +61,12 @@ class DeviceCredentials(msgspec.Struct, frozen=True, kw_only=True):
 class DeviceDirectory(Protocol):
     async def credentials(self, product_key: str, device_name: str) -> DeviceCredentials | None: ...
 
+    async def registration_secret(self, product_key: str) -> str | None:
+        """The product secret, when the product allows dynamic registration; else None."""
+
+    def activated(self, product_key: str, device_name: str) -> bool | None:
+        """Whether the device ever came online; None when there is no such device."""
+
 
 def device_identity(product_key: str, device_name: str) -> str:
     """The identity a signed CONNECT authenticates as (Alibaba's username form)."""
@@ -50,6 +76,19 @@ def device_identity(product_key: str, device_name: str) -> str:
 def device_client_id(product_key: str, device_name: str) -> str:
     """The client id a device's session is kept under."""
     return f"{product_key}&{device_name}"
+
+
+def registration_client_id(product_key: str, device_name: str, auth_type: str) -> str:
+    """The session of a device being registered ('&': no plain client can take it)."""
+    return f"{product_key}&{device_name}&{auth_type}"
+
+
+def registration_of(client: Client) -> tuple[str, str, str] | None:
+    """(product key, device name, authType) of a client being registered, else None."""
+    parts = client.client_id.split("&")
+    if len(parts) == 3 and client.username is None and parts[2] in (REGISTER, NO_PREREGISTRATION):
+        return parts[0], parts[1], parts[2]
+    return None
 
 
 def device_of(client: Client) -> tuple[str, str] | None:
@@ -94,14 +133,23 @@ class SignedConnectAuthenticator:
         except SignatureFormatError as exc:
             log.info("refused a signed CONNECT from %s: %s", credentials.address, exc)
             return refused
-        if connect.params.get("securemode") == "-2":
-            # dynamic registration signs with the product secret: its own flow, not a login
-            log.info("refused %s: dynamic registration is not handled here", username)
-            return Verdict(reason_code=ReasonCode.NOT_AUTHORIZED)
+        auth_type = connect.params.get("authType")
+        if auth_type in (REGISTER, NO_PREREGISTRATION):
+            return await self._registration(connect, credentials, auth_type)
         record = await self._directory.credentials(connect.product_key, connect.device_name)
-        if record is None or not verify_password(
-            connect, record.device_secret, credentials.password
-        ):
+        if auth_type == TOKEN_LOGIN:
+            password = (credentials.password or b"").decode("ascii", "replace")
+            valid = record is not None and token_valid(
+                record.device_secret, connect.client_id, password
+            )
+        elif connect.params.get("securemode") == "-2":
+            log.info("refused %s: securemode=-2 with authType %r", username, auth_type)
+            return Verdict(reason_code=ReasonCode.NOT_AUTHORIZED)
+        else:
+            valid = record is not None and verify_password(
+                connect, record.device_secret, credentials.password
+            )
+        if record is None or not valid:
             log.info(
                 "refused %s from %s: unknown device or bad signature", username, credentials.address
             )
@@ -122,6 +170,31 @@ class SignedConnectAuthenticator:
             client_id=device_client_id(pk, dn),
             subscriptions=automatic,
         )
+
+    async def _registration(
+        self, connect: AlibabaConnect, credentials: Credentials, auth_type: str
+    ) -> Verdict:
+        """A device asking for its credentials: accepted only to be answered (it may do
+        nothing else) when the product allows it and the product secret signed the request."""
+        pk, dn = connect.product_key, connect.device_name
+        product_secret = await self._directory.registration_secret(pk)
+        password = (credentials.password or b"").decode("ascii", "replace")
+        random = connect.params.get("random", "")
+        if product_secret is None or not registration_signed(
+            product_secret, connect.sign_method, pk, dn, random, password
+        ):
+            log.info("refused registration of %s&%s: not allowed or bad signature", dn, pk)
+            return Verdict(reason_code=ReasonCode.NOT_AUTHORIZED)
+        activated = self._directory.activated(pk, dn)
+        existing = await self._directory.credentials(pk, dn)
+        if existing is not None and not existing.enabled:
+            return Verdict(reason_code=ReasonCode.BANNED)
+        if (auth_type == REGISTER and activated is not False) or activated:
+            # register: only a device created beforehand that never came online;
+            # regnwl: a new device, or one that never came online
+            log.info("refused %s of %s&%s: no such device or already active", auth_type, dn, pk)
+            return Verdict(reason_code=ReasonCode.NOT_AUTHORIZED)
+        return Verdict(client_id=registration_client_id(pk, dn, auth_type))
 
     def _fresh(self, timestamp: str | None) -> bool:
         if self._max_clock_skew is None:
@@ -144,7 +217,9 @@ class DeviceAuthorizer:
     def access(self, client: Client) -> Access:
         device = device_of(client)
         if device is None:
-            return self._fallback.access(client)
+            # '&' ids come only from signed CONNECTs: one that is not a device is being
+            # registered, and may do nothing but wait for its answer
+            return NO_ACCESS if "&" in client.client_id else self._fallback.access(client)
         pk, dn = device
         topics = self._latest[device] = DeviceTopics(pk, dn, self._topic_classes(pk))
         return topics

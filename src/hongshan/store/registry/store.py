@@ -66,6 +66,8 @@ class ProductView(msgspec.Struct, frozen=True, kw_only=True):
     data_format: DataFormat
     topic_classes: tuple[TopicClass, ...]
     thing_model: ThingModel | None
+    dynamic_registration: bool
+    sealed_secret: str
 
 
 class _DeviceAuth(msgspec.Struct, kw_only=True):
@@ -156,6 +158,16 @@ class SQLRegistry:
             enabled=auth.state != DeviceState.DISABLED,
         )
 
+    async def registration_secret(self, product_key: str) -> str | None:
+        view = self._products.get(product_key)
+        if view is None or not view.dynamic_registration:
+            return None
+        return self._box.open(view.sealed_secret, _product_context(product_key))
+
+    def activated(self, product_key: str, device_name: str) -> bool | None:
+        auth = self._devices.get((product_key, device_name))
+        return None if auth is None else auth.ever_online
+
     def product_view(self, product_key: str) -> ProductView | None:
         return self._products.get(product_key)
 
@@ -184,6 +196,8 @@ class SQLRegistry:
             data_format=DataFormat(row.data_format),
             topic_classes=tuple(msgspec.convert(row.topic_classes, list[TopicClass])),
             thing_model=model,
+            dynamic_registration=row.dynamic_registration,
+            sealed_secret=row.product_secret,
         )
 
     def _product(self, row: Any, *, with_secret: bool = False) -> Product:

@@ -1,0 +1,54 @@
+"""``POST /auth/register/device``: dynamic registration over HTTP, as Alibaba documents it
+("Dynamic registration based on HTTPS"): form fields ``productKey``, ``deviceName``, ``random``,
+``sign`` (HMAC of ``deviceName{dn}productKey{pk}random{r}`` under the product secret) and
+``signMethod``; the answer is ``{"code": 200, "data": {productKey, deviceName, deviceSecret},
+"message": "success"}``, or a ``code`` and ``message`` saying why not (always HTTP 200, as the
+SDKs read ``code``). No admin token: the product secret is the credential. Only a product with
+dynamic registration on, and only a device created beforehand that never came online."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from litestar import post
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import URLEncodedBody
+
+from hongshan.identity.registration import registration_signed
+
+if TYPE_CHECKING:
+    from hongshan.app import Platform
+
+REQUEST_INVALID = 460
+AUTH_FAILED = 401
+
+
+def _answer(code: int, message: str, data: Any = None) -> dict[str, Any]:
+    return {"code": code, "data": data, "message": message}
+
+
+def routes(platform: Platform) -> list[HTTPRouteHandler]:
+    registry = platform.registry
+
+    @post("/auth/register/device", status_code=200)
+    async def register_device(data: URLEncodedBody[dict[str, str]]) -> dict[str, Any]:
+        fields = {k: data.get(k, "") for k in ("productKey", "deviceName", "random", "sign")}
+        if not all(fields.values()):
+            missing = ", ".join(k for k, v in fields.items() if not v)
+            return _answer(REQUEST_INVALID, f"request parameter error: missing {missing}")
+        pk, dn = fields["productKey"], fields["deviceName"]
+        method = data.get("signMethod") or data.get("signmethod") or "hmacmd5"
+        secret = await registry.registration_secret(pk)
+        if secret is None or not registration_signed(
+            secret, method, pk, dn, fields["random"], fields["sign"]
+        ):
+            return _answer(AUTH_FAILED, "request auth error")
+        if registry.activated(pk, dn) is not False:
+            return _answer(AUTH_FAILED, "request auth error: no such device, or already active")
+        device = await registry.get_device(pk, dn, with_secret=True)
+        if not device.enabled:
+            return _answer(AUTH_FAILED, "request auth error: device forbidden")
+        triple = {"productKey": pk, "deviceName": dn, "deviceSecret": device.device_secret}
+        return _answer(200, "success", triple)
+
+    return [register_device]

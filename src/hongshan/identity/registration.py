@@ -1,0 +1,58 @@
+"""Dynamic registration ("one secret per product"): a device that knows only its product's
+ProductKey and ProductSecret obtains its own credentials.
+
+Over MQTT (Alibaba, "Dynamic registration based on MQTT"), the device connects with::
+
+    client id  {deviceName}.{productKey}|random={r},authType=register|regnwl,securemode=2|-2,
+                signmethod=hmacsha256|
+    username   {deviceName}&{productKey}
+    password   hex(HMAC(productSecret, "deviceName{dn}productKey{pk}random{r}"))
+
+and the platform publishes the answer to that connection alone, without a subscription:
+
+- ``authType=register`` (the device was created beforehand and never came online):
+  ``/ext/register`` ``{"productKey", "deviceName", "deviceSecret"}``;
+- ``authType=regnwl`` (no pre-registration; the device is created now): ``/ext/regnwl``
+  ``{"clientId", "productKey", "deviceName", "deviceToken"}``, and the device then logs in with
+  client id ``{clientId}|securemode=-2,authType=connwl|`` and the token as password.
+
+Over HTTP (``POST /auth/register/device``, form fields ``productKey``, ``deviceName``,
+``random``, ``sign``, ``signMethod``) the answer is the same triple as JSON. Either way only a
+product with dynamic registration switched on, and for ``register`` only a device that never
+came online, gets an answer — else anyone with the product secret could take an active
+device's secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from hongshan.identity.alibaba import verify_fields
+
+REGISTER = "register"  # pre-registered: the answer is the device secret
+NO_PREREGISTRATION = "regnwl"  # created on the fly: the answer is a token
+TOKEN_LOGIN = "connwl"  # logging in with that token
+
+
+def registration_signed(
+    product_secret: str, method: str, product_key: str, device_name: str, random: str, sign: str
+) -> bool:
+    fields = {"deviceName": device_name, "productKey": product_key, "random": random}
+    return verify_fields(product_secret, method, fields, sign)
+
+
+def token_client_id(product_key: str, device_name: str) -> str:
+    """The client id a device registered without pre-registration logs in with."""
+    return f"{product_key}.{device_name}"
+
+
+def device_token(device_secret: str, client_id: str) -> str:
+    """The token of a device registered without pre-registration: derived from the secret the
+    registry keeps for it, so nothing more is stored and a new secret revokes it."""
+    message = f"connwl|{client_id}".encode()
+    return hmac.new(device_secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def token_valid(device_secret: str, client_id: str, token: str) -> bool:
+    return hmac.compare_digest(token.lower(), device_token(device_secret, client_id))
