@@ -19,9 +19,10 @@ from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from bench import scenarios
+from bench import devices, scenarios
 from bench.scenarios import CREDENTIALS, Measurement, Options
 from bench.servers import MOSQUITTO, SERVERS, Server, raise_open_files_limit, started, unavailable
 
@@ -61,6 +62,7 @@ class Scenario:
     run: Callable[[Server, Options], Coroutine[Any, Any, Measurement]]
     metrics: tuple[Metric, ...]
     authenticated: bool = False
+    prepare: Callable[[Path, Options], None] | None = None  # Hongshan's data dir, before start
 
 
 SCENARIOS = (
@@ -96,6 +98,20 @@ SCENARIOS = (
         ),
         authenticated=True,
     ),
+    Scenario(
+        "signed",
+        "{devices} devices log in (hongshan: signed, _ss=1; mosquitto: plain)",
+        devices.signed_connects,
+        (Metric("connects/s", "connects/s", True, "hongshan ≥ 5,000/s", lambda v, _r: v >= 5000),),
+        prepare=lambda data_dir, o: devices.seed(data_dir, o.devices),
+    ),
+    Scenario(
+        "posts",
+        "{posting_devices} devices, property posts QoS 0 (mosquitto: echo)",
+        devices.property_posts,
+        (Metric("posts/s", "posts/s", True, "hongshan ≥ 50,000/s", lambda v, _r: v >= 50_000),),
+        prepare=lambda data_dir, o: devices.seed(data_dir, o.posting_devices),
+    ),
 )
 
 
@@ -110,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         fanout_depth=args.fanout_depth,
         subscribers=args.subscribers,
         idle_clients=args.clients,
+        devices=args.devices,
+        posting_devices=args.posting_devices,
         concurrency=args.concurrency,
         connect_timeout=args.connect_timeout,
     )
@@ -168,9 +186,14 @@ def _median(runs: list[Measurement]) -> Measurement:
 
 def _run_one(scenario: Scenario, server_name: str, options: Options) -> Measurement:
     credentials = CREDENTIALS if scenario.authenticated else None
+    prepare = scenario.prepare
     try:
         with (
-            started(server_name, credentials=credentials) as server,
+            started(
+                server_name,
+                credentials=credentials,
+                prepare=None if prepare is None else lambda data_dir: prepare(data_dir, options),
+            ) as server,
             asyncio.Runner(loop_factory=LOOP_FACTORY) as runner,
         ):
             return runner.run(scenario.run(server, options))
@@ -324,6 +347,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--subscribers", type=int, default=1000, help="fan-out subscribers")
     parser.add_argument("--clients", type=int, default=10_000, help="idle clients")
+    parser.add_argument("--devices", type=int, default=10_000, help="devices logging in")
+    parser.add_argument(
+        "--posting-devices", type=int, default=1_000, help="devices posting properties"
+    )
     parser.add_argument(
         "--concurrency", type=int, default=100, help="connection attempts in flight"
     )

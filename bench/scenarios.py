@@ -42,6 +42,8 @@ class Options:
     subscribers: int = 1000
     fanout_depth: int = 20  # messages per fan-out subscriber the server may be behind
     idle_clients: int = 10_000
+    devices: int = 10_000  # devices that log in with a signed CONNECT
+    posting_devices: int = 1_000  # devices posting properties
     payload: int = 100
     concurrency: int = 100  # connection attempts in flight (the usual listen backlog)
     connect_timeout: float = 60.0

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,9 +98,14 @@ def unavailable(name: str) -> str | None:
 
 @contextmanager
 def started(
-    name: str, *, credentials: Credentials | None = None, startup_timeout: float = 30.0
+    name: str,
+    *,
+    credentials: Credentials | None = None,
+    prepare: Callable[[Path], None] | None = None,
+    startup_timeout: float = 30.0,
 ) -> Iterator[Server]:
-    """Run server ``name`` for the duration of the block; anonymous unless ``credentials``."""
+    """Run server ``name`` for the duration of the block; anonymous unless ``credentials``.
+    ``prepare`` is given Hongshan's data directory before it starts (to seed its registry)."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
         workdir = Path(tmp)
         port = free_port()
@@ -108,6 +113,8 @@ def started(
             command = _mosquitto(workdir, port, credentials)
         elif name == "hongshan":
             command = _hongshan(workdir, port, credentials)
+            if prepare is not None:
+                prepare(workdir / "data")
         else:
             raise ValueError(f"unknown server {name!r}")
         log_path = workdir / "server.log"

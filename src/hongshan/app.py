@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -275,6 +276,18 @@ async def running(settings: Settings) -> AsyncIterator[Platform]:
         await platform.stop()
 
 
+def _tune_gc() -> None:
+    """What exists once started (modules, the registry's caches) lives as long as the process:
+    frozen out of the cyclic collector's sight. And its youngest generation is collected every
+    50,000 allocations rather than 700: a town's connections and sessions are many long-lived
+    objects, and with the default thresholds the full collections they trigger scan them all
+    again and again while devices connect (the signed-CONNECT benchmark spent about a fifth of
+    its time there)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT: stop accepting, disconnect clients, flush, return."""
     loop = asyncio.get_running_loop()
@@ -282,6 +295,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with running(settings) as platform:
+        _tune_gc()
         ports = ", ".join(f"{name} {port}" for name, port in platform.ports.items())
         log.info("hongshan ready (%s), data in %s", ports, settings.data_dir)
         await stop.wait()

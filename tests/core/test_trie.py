@@ -80,3 +80,32 @@ def test_items_lists_every_subscription() -> None:
     trie.subscribe("a/#", "x", 1)
     trie.subscribe("b", "y", 2)
     assert sorted(trie.items()) == [("a/#", "x", 1), ("b", "y", 2)]
+
+
+def test_remembered_matches_follow_every_change() -> None:
+    """Matches are remembered per topic; interleaved subscribes, unsubscribes and matches must
+    still agree with the reference matcher after every step."""
+    rng = random.Random(11)
+    words = ["a", "b", "c"]
+    topics = ["/".join(rng.choice(words) for _ in range(rng.randint(1, 3))) for _ in range(30)]
+    trie: SubscriptionTrie[str, str] = SubscriptionTrie()
+    live: set[tuple[str, str]] = set()  # (filter, client)
+    for _ in range(3000):
+        action = rng.random()
+        depth = rng.randint(1, 3)
+        topic_filter = "/".join(rng.choice([*words, "+"]) for _ in range(depth))
+        if rng.random() < 0.2:
+            topic_filter += "/#"
+        client = rng.choice(["x", "y", "z"])
+        if action < 0.4:
+            trie.subscribe(topic_filter, client, client)
+            live.add((topic_filter, client))
+        elif action < 0.7 and live:
+            topic_filter, client = rng.choice(sorted(live))
+            trie.unsubscribe(topic_filter, client)
+            live.discard((topic_filter, client))
+        else:
+            topic = rng.choice(topics)
+            found = sorted(v for d in trie.matches(topic) for v in d.values())
+            expected = sorted(c for f, c in live if topic_matches(f, topic))
+            assert found == expected, topic

@@ -290,3 +290,18 @@ async def test_shadows_are_saved_and_loaded(
         assert await registry.load_shadows() == {}
     finally:
         await registry.close()
+
+
+async def test_many_devices_in_one_batch(registry: SQLRegistry) -> None:
+    pk = (await registry.create_product("Meter")).product_key
+    names = [f"meter-{i:05d}" for i in range(1200)]
+    secrets_by_name = await registry.create_devices(pk, names, secrets={"meter-00007": "s" * 32})
+    assert set(secrets_by_name) == set(names) and secrets_by_name["meter-00007"] == "s" * 32
+    credentials = await registry.credentials(pk, "meter-01199")
+    assert credentials is not None
+    assert credentials.device_secret == secrets_by_name["meter-01199"]
+    assert await registry.count_devices(DeviceFilter(product_key=pk)) == 1200
+    with pytest.raises(RegistryError) as caught:
+        await registry.create_devices(pk, ["meter-99999", "meter-00001"])
+    assert caught.value.kind == "conflict"
+    assert await registry.credentials(pk, "meter-99999") is None  # all or none

@@ -68,24 +68,13 @@ def _own_rules(pk: str, dn: str, classes: Iterable[TopicClass]) -> list[tuple[Ri
 
 # Alibaba's "automatic topic subscription": what a device whose client id says ``_ss=1`` (the
 # Link SDKs) is subscribed to at CONNECT without asking, so that replies and calls reach it.
+# Alibaba lists some twenty topics under /sys/{pk}/{dn}/thing/ (post replies, service calls,
+# property set and get, desired-property, config, topology and OTA replies, raw down); one
+# filter over that branch covers them all, and as a server-side subscription is no-local, the
+# device never gets its own uplinks back. Seven filters instead of twenty-three make a CONNECT
+# three times cheaper for the broker.
 AUTO_SUBSCRIBED = (
-    "/sys/{pk}/{dn}/thing/model/down_raw",
-    "/sys/{pk}/{dn}/thing/model/up_raw_reply",
-    "/sys/{pk}/{dn}/thing/event/+/post_reply",  # property post and every event
-    "/sys/{pk}/{dn}/thing/event/property/history/post_reply",
-    "/sys/{pk}/{dn}/thing/event/property/pack/post_reply",
-    "/sys/{pk}/{dn}/thing/deviceinfo/update_reply",
-    "/sys/{pk}/{dn}/thing/deviceinfo/delete_reply",
-    "/sys/{pk}/{dn}/thing/service/+",  # service calls (the device's own replies: no-local)
-    "/sys/{pk}/{dn}/thing/service/property/set",
-    "/sys/{pk}/{dn}/thing/service/property/get",
-    "/sys/{pk}/{dn}/thing/property/desired/get_reply",
-    "/sys/{pk}/{dn}/thing/property/desired/delete_reply",
-    "/sys/{pk}/{dn}/thing/config/push",
-    "/sys/{pk}/{dn}/thing/config/get_reply",
-    "/sys/{pk}/{dn}/thing/topo/+",  # add/delete/get replies and change notices
-    "/sys/{pk}/{dn}/thing/sub/register_reply",
-    "/sys/{pk}/{dn}/thing/ota/firmware/get_reply",
+    "/sys/{pk}/{dn}/thing/#",
     "/sys/{pk}/{dn}/rrpc/request/+",
     "/ext/rrpc/+/sys/{pk}/{dn}/thing/service/+",  # synchronous service calls
     "/ext/session/{pk}/{dn}/combine/+",  # sub-device login and logout replies

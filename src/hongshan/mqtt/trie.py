@@ -27,10 +27,21 @@ class _Node(Generic[K, V]):
         self.subscribers: dict[K, V] = {}
 
 
+MEMO_SIZE = 65_536  # topics whose matches are remembered
+
+
 class SubscriptionTrie(Generic[K, V]):
+    """Matches are remembered per topic until the trie's *shape* changes: a node made or
+    pruned, or a filter's subscribers going from none to some or back. Adding a client to a
+    filter that already has subscribers changes a dict the remembered answer already holds,
+    so it forgets nothing. A town whose devices stay connected routes its busy topics from
+    memory; one where subscriptions churn pays a dict lookup more per message than before."""
+
     def __init__(self) -> None:
         self._root: _Node[K, V] = _Node()
         self._count = 0
+        self._shape = 0  # bumped by every change of shape
+        self._memo: dict[str, tuple[int, list[dict[K, V]]]] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -42,7 +53,10 @@ class SubscriptionTrie(Generic[K, V]):
             child = node.children.get(level)
             if child is None:
                 child = node.children[level] = _Node()
+                self._shape += 1
             node = child
+        if not node.subscribers:
+            self._shape += 1
         previous = node.subscribers.get(key)
         if previous is None and key not in node.subscribers:
             self._count += 1
@@ -66,6 +80,8 @@ class SubscriptionTrie(Generic[K, V]):
             return None
         value = node.subscribers.pop(key)
         self._count -= 1
+        if not node.subscribers:
+            self._shape += 1
         for parent, level in reversed(path):
             child = parent.children[level]
             if child.subscribers or child.children:
@@ -84,41 +100,60 @@ class SubscriptionTrie(Generic[K, V]):
         return node.subscribers or None
 
     def matches(self, topic: str) -> list[dict[K, V]]:
-        """The subscriber dicts of every filter that matches ``topic`` (a valid topic name)."""
+        """The subscriber dicts of every filter that matches ``topic`` (a valid topic name).
+        The caller must not change the list."""
+        remembered = self._memo.get(topic)
+        if remembered is not None and remembered[0] == self._shape:
+            return remembered[1]
+        found = self._walk(topic)
+        memo = self._memo
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[topic] = (self._shape, found)
+        return found
+
+    def _walk(self, topic: str) -> list[dict[K, V]]:
+        """Level by level, carrying the few nodes still in play (the exact child and the ``+``
+        child of each): no per-node tuples."""
         levels = topic.split("/")
-        depth = len(levels)
         found: list[dict[K, V]] = []
-        # MQTT-4.7.2-1: a topic starting with '$' is not matched by a filter starting with a
-        # wildcard, so the root's '+' and '#' branches are skipped for it.
         root = self._root
-        stack: list[tuple[_Node[K, V], int]] = []
         if topic[:1] == "$":
-            child = root.children.get(levels[0])
-            if child is not None:
-                stack.append((child, 1))
+            # MQTT-4.7.2-1: a topic starting with '$' is not matched by a filter starting with
+            # a wildcard, so the root's '+' and '#' branches are skipped for it.
+            first = root.children.get(levels[0])
+            if first is None:
+                return found
+            current = [first]
+            levels = levels[1:]
         else:
-            stack.append((root, 0))
-        while stack:
-            node, i = stack.pop()
-            children = node.children
-            if not children:
-                if i == depth and node.subscribers:
-                    found.append(node.subscribers)
-                continue
-            multi = children.get("#")
-            if multi is not None and multi.subscribers:
-                # 'a/#' matches 'a/b/c' and also the parent level 'a' (MQTT 4.7.1.2).
-                found.append(multi.subscribers)
-            if i == depth:
-                if node.subscribers:
-                    found.append(node.subscribers)
-                continue
-            single = children.get("+")
-            if single is not None:
-                stack.append((single, i + 1))
-            exact = children.get(levels[i])
-            if exact is not None:
-                stack.append((exact, i + 1))
+            current = [root]
+        for level in levels:
+            following: list[_Node[K, V]] = []
+            for node in current:
+                children = node.children
+                if not children:
+                    continue
+                multi = children.get("#")
+                if multi is not None and multi.subscribers:
+                    found.append(multi.subscribers)
+                single = children.get("+")
+                if single is not None:
+                    following.append(single)
+                exact = children.get(level)
+                if exact is not None:
+                    following.append(exact)
+            if not following:
+                return found
+            current = following
+        for node in current:
+            if node.subscribers:
+                found.append(node.subscribers)
+            if node.children:
+                # 'a/#' matches 'a' too: the parent level (MQTT 4.7.1.2)
+                multi = node.children.get("#")
+                if multi is not None and multi.subscribers:
+                    found.append(multi.subscribers)
         return found
 
     def items(self) -> Iterator[tuple[str, K, V]]:

@@ -147,11 +147,21 @@ class ThingModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
 
     def check_property_post(self, params: Any) -> list[Problem]:
         """A device's ``thing.event.property.post`` params: ``{id: value | {value, time}}``."""
+        return self.read_property_post(params)[0]
+
+    def read_property_post(
+        self, params: Any
+    ) -> tuple[list[Problem], dict[str, Any], dict[str, int]]:
+        """Check a property post and take it apart in one pass: (problems, values, the device's
+        times in ms where it gave them). The values mean nothing when there are problems."""
         if not isinstance(params, dict) or not params:
-            return [_params_invalid("params must be a non-empty object")]
+            return [_params_invalid("params must be a non-empty object")], {}, {}
         problems = []
+        values: dict[str, Any] = {}
+        times: dict[str, int] = {}
+        properties = self.property_map
         for key, raw in params.items():
-            prop = self.property_map.get(key)
+            prop = properties.get(key)
             if prop is None:
                 problems.append(_not_exist(key))
                 continue
@@ -159,18 +169,11 @@ class ThingModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
             problem = stamp_problem or _check(prop.data_type, key, value)
             if problem is not None:
                 problems.append(problem)
-        return problems
-
-    def split_property_post(self, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
-        """The values and the device's times (ms) of a post ``check_property_post`` passed."""
-        values: dict[str, Any] = {}
-        times: dict[str, int] = {}
-        for key, raw in params.items():
-            value, _ = _unstamp(self.property_map[key].data_type, key, raw)
+                continue
             values[key] = value
             if value is not raw and "time" in raw:
                 times[key] = int(raw["time"])
-        return values, times
+        return problems, values, times
 
     def check_property_set(self, params: Any) -> list[Problem]:
         """A ``thing.service.property.set`` for the device: only ``rw`` properties, bare values."""

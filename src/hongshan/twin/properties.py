@@ -21,19 +21,33 @@ class PropertyValue(msgspec.Struct, frozen=True):
 class PropertyTwin:
     def __init__(self) -> None:
         self._latest: dict[tuple[str, str], dict[str, PropertyValue]] = {}
+        self._newest: dict[tuple[str, str], int] = {}  # the latest time of any of its values
 
     def on_uplink(self, uplink: Uplink) -> None:
         if uplink.kind is not UplinkKind.PROPERTY_POST:
             return
-        values = self._latest.setdefault((uplink.product_key, uplink.device_name), {})
+        device = (uplink.product_key, uplink.device_name)
+        values = self._latest.get(device)
+        if values is None:
+            values = self._latest[device] = {}
+        ts = uplink.ts
+        if not uplink.times and ts >= self._newest.get(device, 0):
+            # the usual post: one time for all, newer than anything kept
+            for identifier, value in uplink.params.items():
+                values[identifier] = PropertyValue(value, ts)
+            self._newest[device] = ts
+            return
         for identifier, value in uplink.params.items():
-            at = uplink.times.get(identifier, uplink.ts)
+            at = uplink.times.get(identifier, ts)
             current = values.get(identifier)
             if current is None or current.time <= at:  # a late history post does not win
                 values[identifier] = PropertyValue(value, at)
+                if at > self._newest.get(device, 0):
+                    self._newest[device] = at
 
     def values(self, product_key: str, device_name: str) -> dict[str, PropertyValue]:
         return dict(self._latest.get((product_key, device_name), {}))
 
     def forget(self, product_key: str, device_name: str) -> None:
         self._latest.pop((product_key, device_name), None)
+        self._newest.pop((product_key, device_name), None)

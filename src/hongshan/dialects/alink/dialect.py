@@ -166,10 +166,9 @@ class AlinkDialect:
         model = self._thing_model(found.product_key)
         times: dict[str, int] = {}
         if model is not None:
-            problems = model.check_property_post(params)
+            problems, values, times = model.read_property_post(params)
             if problems:
                 return problems[0].code, problems[0].message, None
-            values, times = model.split_property_post(params)
         elif isinstance(params, dict) and params:
             values = dict(params)  # no model: kept as sent
         else:

@@ -65,19 +65,22 @@ def decode_reply(payload: bytes) -> Reply:
     return _reply.decode(payload)
 
 
+class _ReplyOut(msgspec.Struct, omit_defaults=True):
+    """A reply as we send it (a Struct: encoded once per device message, faster than a dict)."""
+
+    code: int
+    data: Any
+    id: str | int
+    message: str
+    version: str
+    method: str | None = None  # left out when None
+
+
 def reply_bytes(
     msg_id: str | int, code: int, method: str | None, message: str, data: Any = None
 ) -> bytes:
-    body: dict[str, Any] = {
-        "code": code,
-        "data": {} if data is None else data,
-        "id": msg_id,
-        "message": message,
-        "version": "1.0",
-    }
-    if method:
-        body["method"] = method
-    return _encoder.encode(body)
+    reply = _ReplyOut(code, {} if data is None else data, msg_id, message, "1.0", method or None)
+    return _encoder.encode(reply)
 
 
 def call_bytes(msg_id: str, method: str, params: Any) -> bytes:
