@@ -117,6 +117,7 @@ class Platform:
             online=registry.is_online,
             publish=publish,
             pipeline=self.pipeline,
+            speaks_for=lambda poster, pk, dn: self.gateways.carrier.get((pk, dn)) == poster,
         )
         self.shadows = shadows.ShadowService(
             await registry.load_shadows(),

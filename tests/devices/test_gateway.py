@@ -92,6 +92,30 @@ def test_a_gateway_binds_logs_in_and_carries_its_sub_devices(site: Site) -> None
     values = site.server.call(lambda: twin.values(site.sub_pk, "lamp-0001"))
     assert values["Brightness"].value == 60
 
+    # a pack post: the gateway's sub-devices' values in one message, answered once
+    pack = f"/sys/{site.gw_pk}/gateway-01/thing/event/property/pack/post"
+    body_pack = {
+        "id": "8",
+        "version": "1.0",
+        "params": {
+            "subDevices": [
+                {
+                    "identity": {"productKey": site.sub_pk, "deviceName": dn},
+                    "properties": {"Brightness": {"value": level, "time": 1764374400000}},
+                }
+                for dn, level in (("lamp-0001", 61), ("lamp-0002", 62))
+            ]
+        },
+        "method": "thing.event.property.pack.post",
+    }
+    gateway.call("publish_topic", pack, json.dumps(body_pack), 1)
+    topic, payload = gateway.next("topic_message")
+    assert topic == pack + "_reply" and json.loads(payload)["code"] == 200
+    second = site.server.call(lambda: twin.values(site.sub_pk, "lamp-0002"))
+    assert second["Brightness"].value == 62
+    first = site.server.call(lambda: twin.values(site.sub_pk, "lamp-0001"))
+    assert first["Brightness"].value == 60  # stamped earlier than the value it already had
+
     # a property set for the sub-device reaches the gateway
     alink = site.server.platform.alink
     result = site.server.run(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import itertools
 import logging
 import time
@@ -30,10 +31,17 @@ from typing import Any
 import msgspec
 
 from hongshan.dialects.alink import messages
-from hongshan.dialects.alink.messages import DEVICE_OFFLINE, REQUEST_INVALID, SUCCESS, TIMEOUT
+from hongshan.dialects.alink.messages import DEVICE_OFFLINE, SUCCESS, TIMEOUT
 from hongshan.dialects.alink.topics import DeviceTopic, Topic, parse, sync_service_topic
+from hongshan.dialects.alink.uplinks import (
+    Refusal,
+    event_uplink,
+    history_uplinks,
+    pack_uplinks,
+    property_uplink,
+)
 from hongshan.errors import HongshanError
-from hongshan.pipeline.uplink import Stage, Uplink, UplinkKind
+from hongshan.pipeline.uplink import Stage, Uplink
 from hongshan.things.tsl import Problem, ThingModel
 
 log = logging.getLogger("hongshan.alink")
@@ -42,6 +50,12 @@ log = logging.getLogger("hongshan.alink")
 TAPS = ("/sys/+/+/thing/#", "/sys/+/+/rrpc/response/+", "/ext/rrpc/#")
 REMEMBERED_IDS = 32  # per device: message ids whose reply is kept for a repeat
 DEFAULT_TIMEOUT = 5.0  # seconds; Alibaba's synchronous calls wait 5 s by default (at most 8)
+
+_METHODS = {
+    Topic.PROPERTY_POST: "thing.event.property.post",
+    Topic.HISTORY_POST: "thing.event.property.history.post",
+    Topic.PACK_POST: "thing.event.property.pack.post",
+}
 
 Publish = Callable[[str, bytes, int], None]
 ProductModel = Callable[[str], ThingModel | None]
@@ -81,12 +95,16 @@ class AlinkDialect:
         online: Online,
         publish: Publish,
         pipeline: Stage,
+        speaks_for: Callable[[tuple[str, str], str, str], bool] = lambda _poster, _pk, _dn: False,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``speaks_for(poster, pk, dn)``: may ``poster`` post for device (pk, dn) in a
+        history or pack post (a gateway, for a sub-device logged in through it)."""
         self._thing_model = thing_model
         self._online = online
         self._publish = publish
         self._pipeline = pipeline
+        self._speaks_for = speaks_for
         self._clock = clock
         self._replies: dict[tuple[str, str], collections.OrderedDict[str, tuple[str, bytes]]] = {}
         self._waiting: dict[tuple[str, str, str], asyncio.Future[CallResult]] = {}
@@ -130,23 +148,43 @@ class AlinkDialect:
             if request.wants_reply:
                 self._publish(reply_topic, reply, 0)
             return
-        if found.topic is Topic.PROPERTY_POST:
-            method = "thing.event.property.post"
-            code, message, uplink = self._property_post(found, request, msg_id)
-        else:
-            method = f"thing.event.{found.identifier}.post"
-            code, message, uplink = self._event_post(found, request, msg_id)
+        made = self._uplinks(found, request.params, msg_id)
+        method = (
+            request.method or _METHODS.get(found.topic) or f"thing.event.{found.identifier}.post"
+        )
         reply_topic = topic + "_reply"
-        reply = messages.reply_bytes(request.id, code, method, message)
-        if uplink is None:
+        if isinstance(made, Refusal):
             self.stats.rejected += 1
-            log.info("%s: refused %s: %s %s", "&".join(device), method, code, message)
+            log.info("%s: refused %s: %s %s", "&".join(device), method, made.code, made.message)
+            reply = messages.reply_bytes(request.id, made.code, method, made.message)
         else:
             self.stats.accepted += 1
+            reply = messages.reply_bytes(request.id, SUCCESS, method, "success")
             self._remember(device, msg_id, reply_topic, reply)
-            self._pipeline.on_uplink(uplink)
+            on_uplink = self._pipeline.on_uplink
+            if isinstance(made, list):
+                for uplink in made:
+                    on_uplink(uplink)
+            else:
+                on_uplink(made)
         if request.wants_reply:
             self._publish(reply_topic, reply, 0)
+
+    def _uplinks(
+        self, found: DeviceTopic, params: Any, msg_id: str
+    ) -> Uplink | list[Uplink] | Refusal:
+        pk, dn = found.product_key, found.device_name
+        now = int(self._clock() * 1000)
+        kind = found.topic
+        if kind is Topic.PROPERTY_POST:
+            return property_uplink(self._thing_model(pk), pk, dn, params, msg_id, now)
+        if kind is Topic.EVENT_POST:
+            model = self._thing_model(pk)
+            return event_uplink(model, pk, dn, found.identifier, params, msg_id, now)
+        speaks = functools.partial(self._speaks_for, (pk, dn))
+        if kind is Topic.HISTORY_POST:
+            return history_uplinks(self._thing_model, (pk, dn), params, msg_id, now, speaks)
+        return pack_uplinks(self._thing_model, (pk, dn), params, msg_id, now, speaks)
 
     def _remember(self, device: tuple[str, str], msg_id: str, topic: str, reply: bytes) -> None:
         remembered = self._replies.get(device)
@@ -155,61 +193,6 @@ class AlinkDialect:
         remembered[msg_id] = (topic, reply)
         if len(remembered) > REMEMBERED_IDS:
             remembered.popitem(last=False)
-
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
-
-    def _property_post(
-        self, found: DeviceTopic, request: messages.Request, msg_id: str
-    ) -> tuple[int, str, Uplink | None]:
-        params = request.params
-        model = self._thing_model(found.product_key)
-        times: dict[str, int] = {}
-        if model is not None:
-            problems, values, times = model.read_property_post(params)
-            if problems:
-                return problems[0].code, problems[0].message, None
-        elif isinstance(params, dict) and params:
-            values = dict(params)  # no model: kept as sent
-        else:
-            return REQUEST_INVALID, "request parameter error: params must be an object", None
-        uplink = Uplink(
-            product_key=found.product_key,
-            device_name=found.device_name,
-            kind=UplinkKind.PROPERTY_POST,
-            params=values,
-            times=times,
-            ts=max(times.values(), default=self._now_ms()),
-            msg_id=msg_id,
-        )
-        return SUCCESS, "success", uplink
-
-    def _event_post(
-        self, found: DeviceTopic, request: messages.Request, msg_id: str
-    ) -> tuple[int, str, Uplink | None]:
-        params = request.params
-        model = self._thing_model(found.product_key)
-        if model is not None:
-            problems = model.check_event_post(found.identifier, params)
-            if problems:
-                return problems[0].code, problems[0].message, None
-        if not isinstance(params, dict):
-            return REQUEST_INVALID, "request parameter error: params must be an object", None
-        ts = self._now_ms()
-        if "value" in params and params.keys() <= {"value", "time"}:
-            if str(params.get("time", "")).isdigit():
-                ts = int(params["time"])
-            params = params["value"]
-        uplink = Uplink(
-            product_key=found.product_key,
-            device_name=found.device_name,
-            kind=UplinkKind.EVENT_POST,
-            identifier=found.identifier,
-            params=params if isinstance(params, dict) else {"value": params},
-            ts=ts,
-            msg_id=msg_id,
-        )
-        return SUCCESS, "success", uplink
 
     def _on_reply(self, found: DeviceTopic, payload: bytes, msg_id: str | None = None) -> None:
         try:

@@ -15,6 +15,8 @@ import msgspec
 
 class Topic(enum.Enum):
     PROPERTY_POST = "property post"
+    HISTORY_POST = "history post"  # values kept while offline, with their times
+    PACK_POST = "pack post"  # a gateway's and its sub-devices' values in one message
     EVENT_POST = "event post"
     PROPERTY_SET_REPLY = "property set reply"
     SERVICE_REPLY = "service reply"
@@ -30,6 +32,8 @@ class Route:
 # Longest suffix first: "thing/event/property/post" before "thing/event/*/post".
 ROUTES = (
     Route(suffix=("thing", "event", "property", "post"), topic=Topic.PROPERTY_POST),
+    Route(suffix=("thing", "event", "property", "history", "post"), topic=Topic.HISTORY_POST),
+    Route(suffix=("thing", "event", "property", "pack", "post"), topic=Topic.PACK_POST),
     Route(suffix=("thing", "service", "property", "set_reply"), topic=Topic.PROPERTY_SET_REPLY),
     Route(suffix=("thing", "event", "*", "post"), topic=Topic.EVENT_POST),
     Route(suffix=("thing", "service", "*_reply"), topic=Topic.SERVICE_REPLY),

@@ -1,0 +1,196 @@
+"""Alink params → checked ``Uplink``s: one device's property post or event, and the messages
+that carry several (a history post, a gateway's pack post). Pure functions: given the thing
+model, the params and the time, an uplink or a ``Refusal`` with the Alink code to answer.
+
+A message that carries several devices or times is all or nothing: one bad part refuses it
+whole, and nothing of it is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from hongshan.dialects.alink.messages import REQUEST_INVALID
+from hongshan.pipeline.uplink import Uplink, UplinkKind
+from hongshan.things.tsl import ThingModel
+
+ModelOf = Callable[[str], ThingModel | None]
+Speaks = Callable[[str, str], bool]  # may the publishing device post for (pk, dn)?
+
+
+class Refusal(msgspec.Struct, frozen=True):
+    code: int
+    message: str
+
+
+def _invalid(message: str) -> Refusal:
+    return Refusal(REQUEST_INVALID, f"request parameter error: {message}")
+
+
+def property_uplink(
+    model: ThingModel | None, pk: str, dn: str, params: Any, msg_id: str, now: int
+) -> Uplink | Refusal:
+    times: dict[str, int] = {}
+    if model is not None:
+        problems, values, times = model.read_property_post(params)
+        if problems:
+            return Refusal(problems[0].code, problems[0].message)
+    elif isinstance(params, dict) and params:
+        values = dict(params)  # no model: kept as sent
+    else:
+        return _invalid("params must be an object")
+    return Uplink(
+        product_key=pk,
+        device_name=dn,
+        kind=UplinkKind.PROPERTY_POST,
+        params=values,
+        times=times,
+        ts=max(times.values(), default=now),
+        msg_id=msg_id,
+    )
+
+
+def event_uplink(
+    model: ThingModel | None,
+    pk: str,
+    dn: str,
+    identifier: str,
+    params: Any,
+    msg_id: str,
+    now: int,
+) -> Uplink | Refusal:
+    if model is not None:
+        problems = model.check_event_post(identifier, params)
+        if problems:
+            return Refusal(problems[0].code, problems[0].message)
+    if not isinstance(params, dict):
+        return _invalid("params must be an object")
+    ts = now
+    if "value" in params and params.keys() <= {"value", "time"}:
+        if str(params.get("time", "")).isdigit():
+            ts = int(params["time"])
+        params = params["value"]
+    return Uplink(
+        product_key=pk,
+        device_name=dn,
+        kind=UplinkKind.EVENT_POST,
+        identifier=identifier,
+        params=params if isinstance(params, dict) else {"value": params},
+        ts=ts,
+        msg_id=msg_id,
+    )
+
+
+def _identity(part: dict[str, Any], poster: tuple[str, str], speaks: Speaks) -> tuple[str, str]:
+    identity = part.get("identity")
+    if identity is None:
+        return poster
+    if not isinstance(identity, dict):
+        raise _Refused(_invalid("identity must be an object"))
+    pk, dn = identity.get("productKey"), identity.get("deviceName")
+    if not isinstance(pk, str) or not isinstance(dn, str):
+        raise _Refused(_invalid("identity needs productKey and deviceName"))
+    if (pk, dn) != poster and not speaks(pk, dn):
+        # the device may post for itself, a gateway for its logged-in sub-devices
+        raise _Refused(_invalid(f"not allowed to post for {dn}&{pk}"))
+    return pk, dn
+
+
+class _Refused(Exception):
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+
+
+def _device_part(
+    model_of: ModelOf,
+    device: tuple[str, str],
+    properties: Any,
+    events: Any,
+    msg_id: str,
+    now: int,
+) -> list[Uplink]:
+    """One device's properties (``{id: {value, time}}``) and events (``{id: {value, time}}``)."""
+    pk, dn = device
+    model = model_of(pk)
+    uplinks: list[Uplink] = []
+    for part, name in ((properties, "properties"), (events, "events")):
+        if part is not None and not isinstance(part, dict):
+            raise _Refused(_invalid(f"{name} must be an object"))
+    if properties:
+        made = property_uplink(model, pk, dn, properties, msg_id, now)
+        if isinstance(made, Refusal):
+            raise _Refused(made)
+        uplinks.append(made)
+    for identifier, value in (events or {}).items():
+        made = event_uplink(model, pk, dn, identifier, value, msg_id, now)
+        if isinstance(made, Refusal):
+            raise _Refused(made)
+        uplinks.append(made)
+    return uplinks
+
+
+def history_uplinks(
+    model_of: ModelOf,
+    poster: tuple[str, str],
+    params: Any,
+    msg_id: str,
+    now: int,
+    speaks: Speaks,
+) -> list[Uplink] | Refusal:
+    """``thing.event.property.history.post``: ``[{identity?, properties: [{id: {value,
+    time}}], events: [{id: {value, time}}]}]`` — values the device kept while offline."""
+    if not isinstance(params, list) or not params:
+        return _invalid("params must be a non-empty list")
+    uplinks: list[Uplink] = []
+    try:
+        for part in params:
+            if not isinstance(part, dict):
+                return _invalid("each entry must be an object")
+            device = _identity(part, poster, speaks)
+            for key in ("properties", "events"):
+                if not isinstance(part.get(key, []), list):
+                    return _invalid(f"{key} must be a list")
+            for properties in part.get("properties", []):
+                uplinks += _device_part(model_of, device, properties, None, msg_id, now)
+            for events in part.get("events", []):
+                uplinks += _device_part(model_of, device, None, events, msg_id, now)
+    except _Refused as refused:
+        return refused.refusal
+    return uplinks
+
+
+def pack_uplinks(
+    model_of: ModelOf,
+    poster: tuple[str, str],
+    params: Any,
+    msg_id: str,
+    now: int,
+    speaks: Speaks,
+) -> list[Uplink] | Refusal:
+    """``thing.event.property.pack.post``: a gateway's own ``properties`` and ``events`` and
+    its sub-devices' (``subDevices: [{identity, properties, events}]``) in one message."""
+    if not isinstance(params, dict):
+        return _invalid("params must be an object")
+    subs = params.get("subDevices", [])
+    if not isinstance(subs, list):
+        return _invalid("subDevices must be a list")
+    try:
+        uplinks = _device_part(
+            model_of, poster, params.get("properties"), params.get("events"), msg_id, now
+        )
+        for sub in subs:
+            if not isinstance(sub, dict) or "identity" not in sub:
+                return _invalid("each sub-device needs an identity")
+            device = _identity(sub, poster, speaks)
+            uplinks += _device_part(
+                model_of, device, sub.get("properties"), sub.get("events"), msg_id, now
+            )
+    except _Refused as refused:
+        return refused.refusal
+    if not uplinks:
+        return _invalid("nothing to post")
+    return uplinks

@@ -1,0 +1,145 @@
+"""Alink params to checked uplinks: one post, a history post, a gateway's pack post; all or
+nothing, with Alibaba's codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hongshan.dialects.alink.topics import Topic, parse, sync_service_topic
+from hongshan.dialects.alink.uplinks import (
+    Refusal,
+    history_uplinks,
+    pack_uplinks,
+    property_uplink,
+)
+from hongshan.pipeline.uplink import Uplink, UplinkKind
+from hongshan.things.tsl import ThingModel
+
+DATA = Path(__file__).parent / "data"
+LAMP = ThingModel.from_json((DATA / "streetlight.json").read_bytes())
+GW, SUB, OTHER = ("a1Gateway01", "gw-1"), ("a1LampLamp1", "lamp-1"), ("a1LampLamp1", "lamp-9")
+NOW = 1_764_374_400_000
+
+
+def model_of(pk: str) -> ThingModel | None:
+    return LAMP if pk == SUB[0] else None
+
+
+def speaks(pk: str, dn: str) -> bool:
+    return (pk, dn) == SUB
+
+
+@pytest.mark.parametrize(
+    ("topic", "kind", "identifier"),
+    [
+        ("/sys/a1B/dn/thing/event/property/post", Topic.PROPERTY_POST, ""),
+        ("/sys/a1B/dn/thing/event/property/history/post", Topic.HISTORY_POST, ""),
+        ("/sys/a1B/dn/thing/event/property/pack/post", Topic.PACK_POST, ""),
+        ("/sys/a1B/dn/thing/event/LampFault/post", Topic.EVENT_POST, "LampFault"),
+        ("/sys/a1B/dn/thing/service/property/set_reply", Topic.PROPERTY_SET_REPLY, ""),
+        ("/sys/a1B/dn/thing/service/Reboot_reply", Topic.SERVICE_REPLY, "Reboot"),
+        ("/sys/a1B/dn/rrpc/response/123", Topic.RRPC_RESPONSE, "123"),
+    ],
+)
+def test_topics(topic: str, kind: Topic, identifier: str) -> None:
+    found = parse(topic)
+    assert found is not None
+    assert (found.product_key, found.device_name) == ("a1B", "dn")
+    assert (found.topic, found.identifier) == (kind, identifier)
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "/sys/a1B/dn/thing/event/property/post_reply",
+        "/sys/a1B/dn/thing/service/Reboot",
+        "/sys/a1B/dn/thing/service/_reply",
+        "sys/a1B/dn/thing/event/property/post",
+        "/a1B/dn/user/update",
+    ],
+)
+def test_not_uplink_topics(topic: str) -> None:
+    assert parse(topic) is None
+
+
+def test_a_sync_service_reply_topic() -> None:
+    found = sync_service_topic("/ext/rrpc/77/sys/a1B/dn/thing/service/Reboot")
+    assert found is not None and found[0] == "77" and found[1].identifier == "Reboot"
+    assert sync_service_topic("/ext/rrpc/77/a1B/dn/user/get") is None
+
+
+def test_a_property_post_keeps_device_times() -> None:
+    made = property_uplink(
+        LAMP, *SUB, {"Brightness": {"value": 30, "time": 1000}, "LightSwitch": 1}, "1", NOW
+    )
+    assert isinstance(made, Uplink)
+    assert made.params == {"Brightness": 30, "LightSwitch": 1}
+    assert made.times == {"Brightness": 1000} and made.ts == 1000
+
+
+def test_a_history_post_for_the_device_and_its_logged_in_sub_device() -> None:
+    params = [
+        {
+            "identity": {"productKey": SUB[0], "deviceName": SUB[1]},
+            "properties": [
+                {"Brightness": {"value": 10, "time": 1000}},
+                {"Brightness": {"value": 20, "time": 2000}},
+            ],
+            "events": [{"LampFault": {"value": {"FaultCode": 1}, "time": 1500}}],
+        }
+    ]
+    made = history_uplinks(model_of, GW, params, "9", NOW, speaks)
+    assert isinstance(made, list)
+    kinds = [(u.kind, u.ts, u.product_key) for u in made]
+    assert kinds == [
+        (UplinkKind.PROPERTY_POST, 1000, SUB[0]),
+        (UplinkKind.PROPERTY_POST, 2000, SUB[0]),
+        (UplinkKind.EVENT_POST, 1500, SUB[0]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ([], 460),
+        ({"properties": []}, 460),
+        ([{"identity": {"productKey": OTHER[0], "deviceName": OTHER[1]}, "properties": []}], 460),
+        ([{"identity": {"productKey": SUB[0], "deviceName": SUB[1]},
+           "properties": [{"Brightness": {"value": 10, "time": 1}}, {"Brightness": 500}]}], 6306),
+        ([{"identity": {"productKey": SUB[0], "deviceName": SUB[1]},
+           "events": [{"Nonsense": {"value": {}}}]}], 6300),
+    ],
+)  # fmt: skip
+def test_a_bad_history_post_is_refused_whole(params: Any, code: int) -> None:
+    made = history_uplinks(model_of, GW, params, "9", NOW, speaks)
+    assert isinstance(made, Refusal) and made.code == code
+
+
+def test_a_pack_post() -> None:
+    params = {
+        "properties": {"CPU": {"value": 12, "time": 1000}},  # the gateway has no model
+        "subDevices": [
+            {
+                "identity": {"productKey": SUB[0], "deviceName": SUB[1]},
+                "properties": {"Brightness": {"value": 70, "time": 1200}},
+                "events": {"LampFault": {"value": {"FaultCode": 2}, "time": 1300}},
+            }
+        ],
+    }
+    made = pack_uplinks(model_of, GW, params, "5", NOW, speaks)
+    assert isinstance(made, list)
+    assert [(u.product_key, u.kind) for u in made] == [
+        (GW[0], UplinkKind.PROPERTY_POST),
+        (SUB[0], UplinkKind.PROPERTY_POST),
+        (SUB[0], UplinkKind.EVENT_POST),
+    ]
+    bad = {"subDevices": [{"identity": {"productKey": OTHER[0], "deviceName": OTHER[1]}}]}
+    refused = pack_uplinks(model_of, GW, bad, "5", NOW, speaks)
+    assert isinstance(refused, Refusal) and "lamp-9" in refused.message
+    wrong = {"subDevices": [{"identity": {"productKey": SUB[0], "deviceName": SUB[1]},
+                             "properties": {"Brightness": "bright"}}]}  # fmt: skip
+    refused = pack_uplinks(model_of, GW, wrong, "5", NOW, speaks)
+    assert isinstance(refused, Refusal) and refused.code == 6306
