@@ -120,8 +120,8 @@ class Platform:
             speaks_for=lambda poster, pk, dn: self.gateways.carrier.get((pk, dn)) == poster,
         )
         self.shadows = shadows.ShadowService(
-            await registry.load_shadows(),
-            save=registry.save_shadow,
+            await registry.shadows.load(),
+            save=registry.shadows.save,
             publish=publish,
             online=registry.is_online,
         )

@@ -241,23 +241,23 @@ async def test_groups_and_gateways(registry: SQLRegistry) -> None:
     await registry.set_gateway((sub, "sensor-02"), None)
     assert (await registry.get_device(sub, "sensor-02")).gateway is None
 
-    group = await registry.create_group("Xinhua Road", "lamps on Xinhua Road")
+    group = await registry.groups.create("Xinhua Road", "lamps on Xinhua Road")
     assert group.size == 0
-    group = await registry.add_to_group("Xinhua Road", [(sub, "sensor-01"), (sub, "sensor-02")])
+    group = await registry.groups.add("Xinhua Road", [(sub, "sensor-01"), (sub, "sensor-02")])
     assert group.size == 2
     in_group = await registry.list_devices(DeviceFilter(group="Xinhua Road"))
     assert {d.device_name for d in in_group} == {"sensor-01", "sensor-02"}
-    group = await registry.remove_from_group("Xinhua Road", [(sub, "sensor-01")])
+    group = await registry.groups.remove("Xinhua Road", [(sub, "sensor-01")])
     assert group.size == 1
     with pytest.raises(RegistryError):
-        await registry.create_group("Xinhua Road")
+        await registry.groups.create("Xinhua Road")
     # deleting a device takes it out of its groups; deleting the gateway frees its children
     await registry.delete_device(sub, "sensor-02")
-    assert (await registry.get_group("Xinhua Road")).size == 0
+    assert (await registry.groups.get("Xinhua Road")).size == 0
     await registry.delete_device(gw, "gateway-01")
     assert (await registry.get_device(sub, "sensor-01")).gateway is None
-    await registry.delete_group("Xinhua Road")
-    assert await registry.list_groups() == []
+    await registry.groups.delete("Xinhua Road")
+    assert await registry.groups.list_groups() == []
 
 
 async def test_a_product_with_devices_cannot_be_deleted(registry: SQLRegistry) -> None:
@@ -280,14 +280,14 @@ async def test_shadows_are_saved_and_loaded(
     pk = (await registry.create_product("Lamp")).product_key
     await registry.create_device(pk, "lamp-0001")
     shadow = Shadow(reported={"a": 1}, reported_times={"a": 5}, version=3)
-    registry.save_shadow(pk, "lamp-0001", shadow)
-    registry.save_shadow(pk, "lamp-0001", msgspec.structs.replace(shadow, version=4))
+    registry.shadows.save(pk, "lamp-0001", shadow)
+    registry.shadows.save(pk, "lamp-0001", msgspec.structs.replace(shadow, version=4))
     registry = await reopen(registry, registry_db)
     try:
-        loaded = await registry.load_shadows()
+        loaded = await registry.shadows.load()
         assert loaded == {(pk, "lamp-0001"): msgspec.structs.replace(shadow, version=4)}
         await registry.delete_device(pk, "lamp-0001")
-        assert await registry.load_shadows() == {}
+        assert await registry.shadows.load() == {}
     finally:
         await registry.close()
 

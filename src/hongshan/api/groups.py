@@ -34,28 +34,28 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
 
     @post("/api/groups", status_code=201)
     async def create_group(data: JSONBody[NewGroup]) -> Group:
-        return await registry.create_group(data.name, data.description)
+        return await registry.groups.create(data.name, data.description)
 
     @get("/api/groups")
     async def list_groups() -> list[Group]:
-        return await registry.list_groups()
+        return await registry.groups.list_groups()
 
     @get("/api/groups/{name:str}")
     async def show_group(name: FromPath[str]) -> Group:
-        return await registry.get_group(name)
+        return await registry.groups.get(name)
 
     @delete("/api/groups/{name:str}", status_code=204)
     async def delete_group(name: FromPath[str]) -> None:
-        await registry.delete_group(name)
+        await registry.groups.delete(name)
 
     @post("/api/groups/{name:str}/devices", status_code=200)
     async def add_members(name: FromPath[str], data: JSONBody[Members]) -> Group:
         keys = [(m.product_key, m.device_name) for m in data.devices]
-        return await registry.add_to_group(name, keys)
+        return await registry.groups.add(name, keys)
 
     @post("/api/groups/{name:str}/devices/remove", status_code=200)
     async def remove_members(name: FromPath[str], data: JSONBody[Members]) -> Group:
         keys = [(m.product_key, m.device_name) for m in data.devices]
-        return await registry.remove_from_group(name, keys)
+        return await registry.groups.remove(name, keys)
 
     return [create_group, list_groups, show_group, delete_group, add_members, remove_members]

@@ -1,0 +1,111 @@
+"""The registry's database: its engine, and the one thread every statement runs on.
+
+The event loop never waits on the database: ``run`` hands a function to the thread and awaits
+it; ``in_background`` does not await (writes nobody waits for: shadows, latest values), and
+``close`` waits for those before it closes. For SQLite that thread is also the only writer,
+as in Datasette.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import string
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgspec
+import sqlalchemy as sa
+
+from hongshan.store.registry import schema as t
+from hongshan.store.registry.engine import create_engine, migrate
+from hongshan.things.model import DeviceState, RegistryError
+
+log = logging.getLogger("hongshan.registry")
+
+T = TypeVar("T")
+DeviceKey = tuple[str, str]  # (product key, device name)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class DeviceRecord(msgspec.Struct, kw_only=True):
+    """What is kept in memory of each device, for CONNECTs and messages."""
+
+    id: int
+    sealed: str  # its secret, sealed
+    state: DeviceState
+    ever_online: bool
+    secret: str | None = None  # opened on first use
+
+
+class Database:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="registry")
+        self._writes: set[asyncio.Future[Any]] = set()  # fire-and-forget writes in flight
+
+    @classmethod
+    async def open(cls, url: str, *, schema: str | None = None) -> Database:
+        """Open the database and bring its schema up to date."""
+        database = cls(create_engine(url, schema=schema))
+        await database.run(migrate, database.engine)
+        return database
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(fn, *args))
+
+    def in_background(self, write: Callable[[], None]) -> None:
+        """Run ``write`` on the thread without waiting; a failure is logged."""
+        future = asyncio.ensure_future(self.run(write))
+        self._writes.add(future)
+        future.add_done_callback(self._written)
+
+    def _written(self, future: asyncio.Future[Any]) -> None:
+        self._writes.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("registry: a write failed", exc_info=future.exception())
+
+    def executemany(self, db: sa.Connection, sql: str, rows: list[dict[str, Any]]) -> None:
+        """``sql`` with ``{name}`` for each parameter, run by the driver's own executemany:
+        for writes at the rate devices come and go, where SQLAlchemy's per-row parameter
+        handling costs more than the database's work."""
+        if not rows:
+            return
+        names = list(rows[0])
+        if self.engine.dialect.paramstyle == "qmark":
+            text = sql.format(**dict.fromkeys(names, "?"))
+            order = _placeholders(sql)
+            db.exec_driver_sql(text, [tuple(row[name] for name in order) for row in rows])
+        else:
+            text = sql.format(**{name: f"%({name})s" for name in names})
+            db.exec_driver_sql(text, rows)
+
+    async def close(self) -> None:
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        await self.run(self.engine.dispose)
+        self._thread.shutdown(wait=True)
+
+
+def _placeholders(sql: str) -> list[str]:
+    """The ``{name}`` placeholders of ``sql`` in order (qmark parameters are positional)."""
+    return [name for _, name, _, _ in string.Formatter().parse(sql) if name]
+
+
+def row_id_of(db: sa.Connection, key: DeviceKey) -> int:
+    """The row id of device (pk, dn), on the thread; ``RegistryError`` when there is none."""
+    found = db.execute(
+        sa.select(t.devices.c.id).where(
+            t.devices.c.product_key == key[0], t.devices.c.device_name == key[1]
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        raise RegistryError(f"no device {key[1]} in product {key[0]}", "not_found")
+    return int(found)

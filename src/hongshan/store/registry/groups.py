@@ -1,0 +1,92 @@
+"""Groups of devices (a district, a street) in the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+
+from hongshan.store.registry import schema as t
+from hongshan.store.registry.database import Database, DeviceKey, now_ms, row_id_of
+from hongshan.things.model import Group, RegistryError
+
+
+class GroupTable:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, name: str, description: str = "") -> Group:
+        if not name.strip() or len(name) > 64:
+            raise RegistryError("a group name is 1 to 64 characters", "invalid")
+
+        def insert() -> None:
+            with self._db.engine.begin() as db:
+                try:
+                    db.execute(
+                        t.device_groups.insert().values(
+                            name=name, description=description, created_at=now_ms()
+                        )
+                    )
+                except sa.exc.IntegrityError:
+                    raise RegistryError(f"group {name} exists", "conflict") from None
+
+        await self._db.run(insert)
+        return await self.get(name)
+
+    async def list_groups(self) -> list[Group]:
+        def query() -> list[Group]:
+            g, m = t.device_groups, t.group_members
+            size = sa.select(sa.func.count()).where(m.c.group_id == g.c.id).scalar_subquery()
+            with self._db.engine.connect() as db:
+                rows = db.execute(sa.select(g, size.label("size")).order_by(g.c.name))
+                return [
+                    Group(
+                        name=r.name, description=r.description, created_at=r.created_at, size=r.size
+                    )
+                    for r in rows
+                ]
+
+        return await self._db.run(query)
+
+    async def get(self, name: str) -> Group:
+        for group in await self.list_groups():
+            if group.name == name:
+                return group
+        raise RegistryError(f"no group {name}", "not_found")
+
+    async def delete(self, name: str) -> None:
+        def delete() -> None:
+            with self._db.engine.begin() as db:
+                result = db.execute(t.device_groups.delete().where(t.device_groups.c.name == name))
+                if result.rowcount == 0:
+                    raise RegistryError(f"no group {name}", "not_found")
+
+        await self._db.run(delete)
+
+    async def add(self, name: str, members: Iterable[DeviceKey]) -> Group:
+        return await self._change_group(name, members, add=True)
+
+    async def remove(self, name: str, members: Iterable[DeviceKey]) -> Group:
+        return await self._change_group(name, members, add=False)
+
+    async def _change_group(self, name: str, members: Iterable[DeviceKey], *, add: bool) -> Group:
+        keys = list(members)
+
+        def change() -> None:
+            m = t.group_members
+            with self._db.engine.begin() as db:
+                group_id = db.execute(
+                    sa.select(t.device_groups.c.id).where(t.device_groups.c.name == name)
+                ).scalar_one_or_none()
+                if group_id is None:
+                    raise RegistryError(f"no group {name}", "not_found")
+                for key in keys:
+                    device_id = row_id_of(db, key)
+                    db.execute(
+                        m.delete().where(m.c.group_id == group_id, m.c.device_id == device_id)
+                    )
+                    if add:
+                        db.execute(m.insert().values(group_id=group_id, device_id=device_id))
+
+        await self._db.run(change)
+        return await self.get(name)

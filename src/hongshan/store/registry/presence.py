@@ -1,0 +1,88 @@
+"""Presence: devices coming and going, written to the registry in batches.
+
+Connected and disconnected arrive at the rate devices connect. The in-memory record (state,
+whether it was ever online) changes at once, by the lifecycle table; the row follows within
+``PRESENCE_FLUSH_DELAY``, coalesced per device, in one transaction per batch. Anything that
+reads devices flushes first (``flush`` on the registry thread), so a read sees every change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from hongshan.store.registry.database import Database, DeviceKey, DeviceRecord, now_ms
+from hongshan.things.lifecycle import Event, next_state
+from hongshan.things.model import RegistryError
+
+log = logging.getLogger("hongshan.registry")
+
+PRESENCE_FLUSH_DELAY = 0.2  # seconds a presence change may wait to be batched with others
+
+_UPDATE = (
+    "UPDATE devices SET state = {state}, last_ip = COALESCE({ip}, last_ip), "
+    "last_online_at = COALESCE({at}, last_online_at), "
+    "first_online_at = COALESCE(first_online_at, {first}) WHERE id = {id}"
+)
+
+
+class PresenceWriter:
+    def __init__(self, db: Database, devices: dict[DeviceKey, DeviceRecord]) -> None:
+        self._db = db
+        self._devices = devices
+        self._pending: dict[DeviceKey, tuple[Event, str, int]] = {}
+        self._lock = threading.Lock()  # noted on the loop, written on the thread
+        self._timer: asyncio.TimerHandle | None = None
+
+    def note(self, key: DeviceKey, event: Event, address: str) -> None:
+        record = self._devices.get(key)
+        if record is None:
+            return
+        try:
+            record.state = next_state(record.state, event, ever_online=record.ever_online)
+        except RegistryError:
+            log.warning("%s&%s: %s while %s", key[1], key[0], event.value, record.state.value)
+            return
+        if event is Event.CONNECTED:
+            record.ever_online = True
+        with self._lock:
+            previous = self._pending.get(key)
+            ip = address.rsplit(":", 1)[0] if address else (previous[1] if previous else "")
+            self._pending[key] = (event, ip, now_ms())
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(PRESENCE_FLUSH_DELAY, self._scheduled)
+
+    def _scheduled(self) -> None:
+        self._timer = None
+        self._db.in_background(self.flush)
+
+    async def flush_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self._db.run(self.flush)
+
+    def flush(self) -> None:
+        """On the registry thread. The in-memory state is already right; this writes it."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        rows = []
+        for key, (event, ip, at) in pending.items():
+            record = self._devices.get(key)
+            if record is None:
+                continue
+            online_at = at if event is Event.CONNECTED else None
+            rows.append(
+                {
+                    "state": record.state.value,
+                    "ip": ip or None,
+                    "at": online_at,
+                    "first": online_at,
+                    "id": record.id,
+                }
+            )
+        if rows:
+            with self._db.engine.begin() as db:
+                self._db.executemany(db, _UPDATE, rows)
