@@ -42,6 +42,7 @@ from hongshan.twin.properties import PropertyTwin
 
 log = logging.getLogger("hongshan")
 
+PROPERTY_SAVE_INTERVAL = 1.0  # seconds between saves of the latest property values
 REGISTRATION_LINGER = 5.0  # seconds a registering device has to read its answer
 ANONYMOUS_WARNING = (
     "ANONYMOUS ACCESS IS ON (--allow-anonymous): any client that can reach this server may "
@@ -102,6 +103,9 @@ class Platform:
         registry_url = settings.registry_url or f"sqlite:///{data_dir / 'registry.db'}"
         self.registry = registry = await SQLRegistry.open(registry_url, SecretBox(key))
         self._closing.push_async_callback(registry.close)
+        self.twin.restore(await registry.properties.load())
+        saver = asyncio.get_running_loop().create_task(self._save_properties())
+        self._closing.push_async_callback(self._stop_saving, saver)
         people, acl = build_access(settings)
         authenticator = SignedConnectAuthenticator(
             registry, fallback=people, max_clock_skew=settings.device_clock_skew
@@ -165,6 +169,18 @@ class Platform:
         if self._http is not None:
             await self._http.shutdown()
         await self._closing.aclose()
+
+    async def _save_properties(self) -> None:
+        """Every second, the latest values of the devices that posted (``PropertyTwin``)."""
+        while True:
+            await asyncio.sleep(PROPERTY_SAVE_INTERVAL)
+            self.registry.properties.save(self.twin.take_changes())
+
+    async def _stop_saving(self, saver: asyncio.Task[None]) -> None:
+        saver.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await saver
+        self.registry.properties.save(self.twin.take_changes())
 
     # -- devices ----------------------------------------------------------------------------
 

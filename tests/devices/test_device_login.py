@@ -199,3 +199,26 @@ def test_the_status_topic_tells_rules_when_a_device_comes_and_goes(
     assert online["clientIp"] == "127.0.0.1"
     device.disconnect()
     assert json.loads(watcher.get().payload)["status"] == "offline"
+
+
+def test_latest_values_and_shadows_survive_a_restart(
+    make_server: Callable[..., Any], paho_client: Callable[..., Paho]
+) -> None:
+    first = make_server()
+    pk = make_product(first).product_key
+    secret = make_device(first, pk, "lamp-0001").device_secret
+    login = signed_login(pk, "lamp-0001", secret)
+    device = paho_client(first.port, client_id=login[0], username=login[1], password=login[2])
+    device.connect()
+    device.subscribe(f"/sys/{pk}/lamp-0001/thing/event/property/post_reply", qos=1)
+    post = {"id": "1", "version": "1.0", "params": {"Brightness": {"value": 42, "time": 1000}}}
+    device.publish(f"/sys/{pk}/lamp-0001/thing/event/property/post", json.dumps(post).encode())
+    assert json.loads(device.get().payload)["code"] == 200
+    first.call(lambda: first.platform.shadows.set_desired(pk, "lamp-0001", {"Brightness": 10}))
+    device.stop()
+    first.stop()
+    second = make_server()
+    values = second.call(lambda: second.platform.twin.values(pk, "lamp-0001"))
+    assert {k: (v.value, v.time) for k, v in values.items()} == {"Brightness": (42, 1000)}
+    shadow = second.call(lambda: second.platform.shadows.get(pk, "lamp-0001"))
+    assert shadow.desired == {"Brightness": 10} and shadow.version == 1

@@ -143,3 +143,9 @@ def test_a_pack_post() -> None:
                              "properties": {"Brightness": "bright"}}]}  # fmt: skip
     refused = pack_uplinks(model_of, GW, wrong, "5", NOW, speaks)
     assert isinstance(refused, Refusal) and refused.code == 6306
+
+
+def test_without_a_model_stamped_values_are_still_read() -> None:
+    made = property_uplink(None, *GW, {"CPU": {"value": 12, "time": 900}, "Mem": 40}, "1", NOW)
+    assert isinstance(made, Uplink)
+    assert made.params == {"CPU": 12, "Mem": 40} and made.times == {"CPU": 900}

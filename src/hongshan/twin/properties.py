@@ -22,6 +22,7 @@ class PropertyTwin:
     def __init__(self) -> None:
         self._latest: dict[tuple[str, str], dict[str, PropertyValue]] = {}
         self._newest: dict[tuple[str, str], int] = {}  # the latest time of any of its values
+        self._changed: set[tuple[str, str]] = set()
 
     def on_uplink(self, uplink: Uplink) -> None:
         if uplink.kind is not UplinkKind.PROPERTY_POST:
@@ -31,6 +32,7 @@ class PropertyTwin:
         if values is None:
             values = self._latest[device] = {}
         ts = uplink.ts
+        self._changed.add(device)
         if not uplink.times and ts >= self._newest.get(device, 0):
             # the usual post: one time for all, newer than anything kept
             for identifier, value in uplink.params.items():
@@ -45,9 +47,24 @@ class PropertyTwin:
                 if at > self._newest.get(device, 0):
                     self._newest[device] = at
 
+    def take_changes(self) -> dict[tuple[str, str], dict[str, tuple[Any, int]]]:
+        """The current values of every device that changed since the last call."""
+        changed, self._changed = self._changed, set()
+        return {
+            device: {k: (v.value, v.time) for k, v in self._latest[device].items()}
+            for device in changed
+            if device in self._latest
+        }
+
+    def restore(self, saved: dict[tuple[str, str], dict[str, tuple[Any, int]]]) -> None:
+        for device, values in saved.items():
+            self._latest[device] = {k: PropertyValue(v, at) for k, (v, at) in values.items()}
+            self._newest[device] = max((at for _, at in values.values()), default=0)
+
     def values(self, product_key: str, device_name: str) -> dict[str, PropertyValue]:
         return dict(self._latest.get((product_key, device_name), {}))
 
     def forget(self, product_key: str, device_name: str) -> None:
         self._latest.pop((product_key, device_name), None)
         self._newest.pop((product_key, device_name), None)
+        self._changed.discard((product_key, device_name))

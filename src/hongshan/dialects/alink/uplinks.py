@@ -39,7 +39,15 @@ def property_uplink(
         if problems:
             return Refusal(problems[0].code, problems[0].message)
     elif isinstance(params, dict) and params:
-        values = dict(params)  # no model: kept as sent
+        # no model to say what a value is: {"value", "time"} is read as a stamped value
+        values = {}
+        for key, raw in params.items():
+            if isinstance(raw, dict) and "value" in raw and raw.keys() <= {"value", "time"}:
+                values[key] = raw["value"]
+                if str(raw.get("time", "")).isdigit():
+                    times[key] = int(raw["time"])
+            else:
+                values[key] = raw
     else:
         return _invalid("params must be an object")
     return Uplink(

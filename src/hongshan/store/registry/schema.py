@@ -111,3 +111,14 @@ shadows = sa.Table(
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
+
+device_properties = sa.Table(
+    "device_properties",
+    metadata,
+    sa.Column(
+        "device_id", sa.Integer, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("identifier", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),  # JSON
+    sa.Column("time", sa.BigInteger, nullable=False),  # ms since the epoch
+)

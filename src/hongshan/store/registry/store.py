@@ -2,12 +2,11 @@
 location), and the tables beside them: ``groups``, ``shadows``, presence.
 
 Every statement runs on the database's one thread (``database.Database``). What the broker
-needs on every
-CONNECT and every message — a device's sealed secret and state, a product's topic classes and
-thing model — is kept in memory, loaded at start and updated by this class's own writes, so a
-CONNECT costs no query. (In a cluster, where several processes write one PostgreSQL registry,
-those copies will be refreshed by registry events on the bus; until then each process sees
-only its own writes.)
+needs on every CONNECT and every message — a device's sealed secret and state, a product's
+topic classes and thing model — is kept in memory, loaded at start and updated by this class's
+own writes, so a CONNECT costs no query. (In a cluster, where several processes write one
+PostgreSQL registry, those copies will be refreshed by registry events on the bus; until then
+each process sees only its own writes.)
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from hongshan.store.registry.database import (
 from hongshan.store.registry.device_rows import filtered, read_devices
 from hongshan.store.registry.groups import GroupTable
 from hongshan.store.registry.presence import PresenceWriter
+from hongshan.store.registry.properties import PropertyTable
 from hongshan.store.registry.shadows import ShadowTable
 from hongshan.things import naming
 from hongshan.things.lifecycle import Event, next_state
@@ -83,6 +83,7 @@ class SQLRegistry:
         self._presence = PresenceWriter(db, self._devices)
         self.groups = GroupTable(db)
         self.shadows = ShadowTable(db, self._devices)
+        self.properties = PropertyTable(db, self._devices)
         self._closed = False
         self.on_device_disabled: list[Callable[[str, str], None]] = []
 
