@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import uvicorn
@@ -18,8 +19,8 @@ from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Author
 from hongshan.broker.message import Message
 from hongshan.broker.server import Broker
 from hongshan.config import Settings
+from hongshan.dialects.alink import desired, gateway, ntp, shadows
 from hongshan.dialects.alink import dialect as alink
-from hongshan.dialects.alink import gateway, ntp, shadows
 from hongshan.errors import HongshanError
 from hongshan.http import build_http_app
 from hongshan.identity.acl import AclFile
@@ -81,6 +82,7 @@ class Platform:
         self.alink: alink.AlinkDialect
         self.shadows: shadows.ShadowService
         self.gateways: gateway.GatewayService
+        self.desired: desired.DesiredService
         self.authorizer: DeviceAuthorizer
         self.twin = PropertyTwin()
         self.admin_token = ""
@@ -130,11 +132,19 @@ class Platform:
             online=registry.is_online,
         )
         self.gateways = gateway.GatewayService(registry, self, publish)
+        self.desired = desired.DesiredService(
+            await registry.desired.load(),
+            save=registry.desired.save,
+            publish=publish,
+            push=self._push_desired,
+            online=registry.is_online,
+        )
         ntp_service = ntp.NtpService(publish)
         for taps, handler in (
             (alink.TAPS, self.alink.on_message),
             (shadows.TAPS, self.shadows.on_message),
             (gateway.TAPS, self.gateways.on_message),
+            (desired.TAPS, self.desired.on_message),
             (ntp.TAPS, ntp_service.on_message),
         ):
             for topic_filter in taps:
@@ -170,6 +180,12 @@ class Platform:
             await self._http.shutdown()
         await self._closing.aclose()
 
+    def _push_desired(self, pk: str, dn: str, params: dict[str, Any]) -> None:
+        """Desired values as a property set (not waiting for the reply: the device clears
+        them with desired/delete once applied)."""
+        task = asyncio.ensure_future(self.alink.set_properties(pk, dn, params))
+        self.broker.background(task)
+
     async def _save_properties(self) -> None:
         """Every second, the latest values of the devices that posted (``PropertyTwin``)."""
         while True:
@@ -198,6 +214,7 @@ class Platform:
         if device is not None:
             self.registry.device_connected(*device, address)
             self.alink.device_status(*device, online=True, address=address)
+            self.desired.device_online(*device)
 
     def _device_disconnected(self, client: Client) -> None:
         device = device_of(client)
@@ -256,6 +273,7 @@ class Platform:
         address = self.broker.address_of(carrier)
         self.registry.device_connected(*sub, address)
         self.alink.device_status(*sub, online=True, address=address)
+        self.desired.device_online(*sub)
 
     def sub_logout(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
         carrier = device_client_id(*gateway)

@@ -160,3 +160,19 @@ def test_the_shadow_from_the_api(api: httpx.Client) -> None:
     cleared = api.put(shadow, json={"desired": "null"}).json()
     assert cleared["state"] == {} and cleared["version"] == 2
     problem(api.get(f"/api/products/{pk}/devices/lamp-9999/shadow"), 404)
+
+
+def test_desired_values_from_the_api(api: httpx.Client) -> None:
+    tsl = json.loads((DATA / "streetlight.json").read_text())
+    pk = api.post("/api/products", json={"name": "Lamp", "thingModel": tsl}).json()["productKey"]
+    api.post(f"/api/products/{pk}/devices", json={"deviceName": "lamp-0001"})
+    desired = f"/api/products/{pk}/devices/lamp-0001/desired"
+    assert api.get(desired).json() == {}
+    first = api.put(desired, json={"params": {"Brightness": 40}}).json()
+    assert first["Brightness"]["value"] == 40 and first["Brightness"]["version"] == 1
+    again = api.put(desired, json={"params": {"Brightness": 50}, "versions": {"Brightness": 1}})
+    assert again.json()["Brightness"]["version"] == 2
+    stale = api.put(desired, json={"params": {"Brightness": 60}, "versions": {"Brightness": 1}})
+    problem(stale, 409)
+    problem(api.put(desired, json={"params": {"Brightness": 400}}), 400)
+    problem(api.put(desired, json={"params": {"Voltage": 1.0}}), 400)  # read-only

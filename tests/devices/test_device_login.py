@@ -222,3 +222,25 @@ def test_latest_values_and_shadows_survive_a_restart(
     assert {k: (v.value, v.time) for k, v in values.items()} == {"Brightness": (42, 1000)}
     shadow = second.call(lambda: second.platform.shadows.get(pk, "lamp-0001"))
     assert shadow.desired == {"Brightness": 10} and shadow.version == 1
+
+
+def test_a_device_reads_and_clears_its_desired_values(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "lamp-0001").device_secret
+    desired = server.platform.desired
+    server.call(lambda: desired.set(pk, "lamp-0001", {"Brightness": 25, "WorkMode": 1}))
+    login = signed_login(pk, "lamp-0001", secret)
+    device = paho_client(server.port, client_id=login[0], username=login[1], password=login[2])
+    device.connect()
+    base = f"/sys/{pk}/lamp-0001/thing/property/desired"
+    device.subscribe(base + "/get_reply", qos=1)
+    device.subscribe(base + "/delete_reply", qos=1)
+    device.publish(base + "/get", b'{"id":"1","version":"1.0","params":["Brightness"]}', qos=1)
+    answer = json.loads(device.get().payload)
+    assert answer["code"] == 200 and answer["data"] == {"Brightness": {"value": 25, "version": 1}}
+    clear = b'{"id":"2","version":"1.0","params":{"Brightness":{"version":1}}}'
+    device.publish(base + "/delete", clear, qos=1)
+    assert json.loads(device.get().payload)["code"] == 200
+    assert list(server.call(lambda: desired.get(pk, "lamp-0001"))) == ["WorkMode"]

@@ -159,3 +159,18 @@ def test_the_shadow_reported_by_the_sdk_desired_by_the_platform(lamp: Lamp) -> N
     (document,) = lamp.device.next("shadow")
     assert document["method"] == "reply" and document["version"] == 2
     assert set(document["payload"]["metadata"]) == {"reported", "desired"}
+
+
+def test_desired_values_set_while_offline_reach_the_sdk_when_it_returns(lamp: Lamp) -> None:
+    lamp.device.stop()
+    registry = lamp.server.platform.registry
+    wait_for(lambda: not lamp.server.call(lambda: registry.is_online(lamp.pk, lamp.dn)))
+    desired = lamp.server.platform.desired
+    lamp.server.call(lambda: desired.set(lamp.pk, lamp.dn, {"Brightness": 25, "WorkMode": 1}))
+    secret = lamp.server.run(registry.get_device(lamp.pk, lamp.dn, with_secret=True))
+    back = LinkkitDevice(lamp.server.port, lamp.pk, lamp.dn, secret.device_secret, TSL).start()
+    try:
+        (params,) = back.next("prop_changed")
+        assert params == {"Brightness": 25, "WorkMode": 1}
+    finally:
+        back.stop()

@@ -10,8 +10,9 @@ from litestar import delete, get, patch, post, put
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from hongshan.dialects.alink.dialect import CallResult
+from hongshan.dialects.alink.dialect import CallResult, InvalidCall
 from hongshan.things.model import Device, DeviceFilter, DeviceState, Location, RegistryError
+from hongshan.twin.desired import VersionConflict
 from hongshan.twin.shadow import Shadow, ShadowError, delta
 
 if TYPE_CHECKING:
@@ -76,6 +77,17 @@ def _shadow_view(shadow: Shadow) -> ShadowView:
         version=shadow.version,
         delta=delta(shadow),
     )
+
+
+class DesiredSet(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    params: dict[str, Any]
+    versions: dict[str, int] = {}  # the version each was read at; a stale one is a 409
+
+
+class DesiredView(msgspec.Struct, kw_only=True):
+    value: Any
+    version: int
+    time: int
 
 
 class Value(msgspec.Struct, kw_only=True):
@@ -174,6 +186,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
         await registry.delete_device(pk, dn)
         platform.twin.forget(pk, dn)
         platform.shadows.forget(pk, dn)
+        platform.desired.forget(pk, dn)
 
     @get(DEVICE + "/properties")
     async def properties(pk: FromPath[str], dn: FromPath[str]) -> dict[str, Value]:
@@ -213,7 +226,37 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
             raise RegistryError(message, "conflict" if exc.code == 409 else "invalid") from None
         return _shadow_view(changed)
 
+    @get(DEVICE + "/desired")
+    async def desired(pk: FromPath[str], dn: FromPath[str]) -> dict[str, DesiredView]:
+        known(pk, dn)
+        values = platform.desired.get(pk, dn)
+        return {
+            k: DesiredView(value=v.value, version=v.version, time=v.time) for k, v in values.items()
+        }
+
+    @put(DEVICE + "/desired")
+    async def set_desired(
+        pk: FromPath[str], dn: FromPath[str], data: JSONBody[DesiredSet]
+    ) -> dict[str, DesiredView]:
+        """Values the device should take: sent as a property set now if it is online, else
+        when it comes back; it reads them with desired/get and clears them once applied."""
+        known(pk, dn)
+        model = registry.thing_model_of(pk)
+        if model is not None:
+            problems = model.check_property_set(data.params)
+            if problems:
+                raise InvalidCall(problems)
+        try:
+            values = platform.desired.set(pk, dn, data.params, data.versions)
+        except VersionConflict as exc:
+            raise RegistryError(str(exc), "conflict") from None
+        return {
+            k: DesiredView(value=v.value, version=v.version, time=v.time) for k, v in values.items()
+        }
+
     return [
+        desired,
+        set_desired,
         shadow,
         change_shadow,
         create_device,

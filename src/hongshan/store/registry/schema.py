@@ -122,3 +122,13 @@ device_properties = sa.Table(
     sa.Column("value", sa.Text, nullable=False),  # JSON
     sa.Column("time", sa.BigInteger, nullable=False),  # ms since the epoch
 )
+
+desired_properties = sa.Table(
+    "desired_properties",
+    metadata,
+    sa.Column(
+        "device_id", sa.Integer, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("document", sa.Text, nullable=False),  # twin.desired.Desired as JSON
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)

@@ -30,10 +30,10 @@ from hongshan.store.registry.database import (
     row_id_of,
 )
 from hongshan.store.registry.device_rows import filtered, read_devices
+from hongshan.store.registry.documents import DeviceDocuments
 from hongshan.store.registry.groups import GroupTable
 from hongshan.store.registry.presence import PresenceWriter
 from hongshan.store.registry.properties import PropertyTable
-from hongshan.store.registry.shadows import ShadowTable
 from hongshan.things import naming
 from hongshan.things.lifecycle import Event, next_state
 from hongshan.things.model import (
@@ -47,6 +47,8 @@ from hongshan.things.model import (
     RegistryError,
 )
 from hongshan.things.tsl import ThingModel
+from hongshan.twin.desired import Desired
+from hongshan.twin.shadow import Shadow
 
 log = logging.getLogger("hongshan.registry")
 
@@ -82,7 +84,10 @@ class SQLRegistry:
         self._devices: dict[DeviceKey, DeviceRecord] = {}
         self._presence = PresenceWriter(db, self._devices)
         self.groups = GroupTable(db)
-        self.shadows = ShadowTable(db, self._devices)
+        self.shadows = DeviceDocuments(
+            db, self._devices, t.shadows, Shadow, lambda shadow: {"version": shadow.version}
+        )
+        self.desired = DeviceDocuments(db, self._devices, t.desired_properties, Desired)
         self.properties = PropertyTable(db, self._devices)
         self._closed = False
         self.on_device_disabled: list[Callable[[str, str], None]] = []

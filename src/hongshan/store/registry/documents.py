@@ -1,0 +1,71 @@
+"""One JSON document per device, beside the registry: the shadow, the desired property values.
+
+Written in the background after every change (the registry thread keeps their order) and read
+back whole at start. The tables share a shape: ``device_id``, ``document``, ``updated_at`` and
+whatever else a table keeps of the document to query it by (the shadow's ``version``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import msgspec
+import sqlalchemy as sa
+
+from hongshan.store.registry import schema as t
+from hongshan.store.registry.database import Database, DeviceKey, DeviceRecord, now_ms
+
+D = TypeVar("D")
+
+
+class DeviceDocuments(Generic[D]):
+    def __init__(
+        self,
+        db: Database,
+        devices: dict[DeviceKey, DeviceRecord],
+        table: sa.Table,
+        kind: type[D],
+        columns: Callable[[D], dict[str, Any]] = lambda _document: {},
+    ) -> None:
+        self._db = db
+        self._devices = devices
+        self._table = table
+        self._kind = kind
+        self._columns = columns
+
+    async def load(self) -> dict[DeviceKey, D]:
+        def query() -> dict[DeviceKey, D]:
+            d, table = t.devices, self._table
+            select = sa.select(d.c.product_key, d.c.device_name, table.c.document).join(
+                table, table.c.device_id == d.c.id
+            )
+            with self._db.engine.connect() as db:
+                return {
+                    (row.product_key, row.device_name): msgspec.json.decode(
+                        row.document, type=self._kind
+                    )
+                    for row in db.execute(select)
+                }
+
+        return await self._db.run(query)
+
+    def save(self, product_key: str, device_name: str, document: D) -> None:
+        """Queue the write; a failure is logged."""
+        record = self._devices.get((product_key, device_name))
+        if record is None:  # deleted meanwhile
+            return
+        values = {
+            "device_id": record.id,
+            "document": msgspec.json.encode(document).decode(),
+            "updated_at": now_ms(),
+            **self._columns(document),
+        }
+        table = self._table
+
+        def write() -> None:
+            with self._db.engine.begin() as db:
+                db.execute(table.delete().where(table.c.device_id == record.id))
+                db.execute(table.insert().values(values))
+
+        self._db.in_background(write)
