@@ -291,11 +291,13 @@ class Platform:
             log.info("disconnected %s: disabled or deleted", client_id)
 
 
-def _from_devices(handler: Callable[[str, bytes, bool], None]) -> Callable[[Message], None]:
+def _from_devices(
+    handler: Callable[[str, bytes, bool], bool | None],
+) -> Callable[[Message], bool | None]:
     """A broker tap for a dialect's handler: (topic, payload, whether we sent it ourselves)."""
 
-    def tap(message: Message) -> None:
-        handler(message.topic, message.payload, message.sender == "")
+    def tap(message: Message) -> bool | None:
+        return handler(message.topic, message.payload, message.sender == "")
 
     return tap
 

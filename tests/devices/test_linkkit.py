@@ -4,10 +4,12 @@ properties and events and reads our replies, takes a property set, answers servi
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from alibaba_device import make_device, make_product
 from linkkit_device import LinkkitDevice
@@ -15,6 +17,7 @@ from test_device_login import wait_for
 
 from broker_peers import Paho
 from hongshan.dialects.alink.messages import DEVICE_OFFLINE
+from hongshan.identity.device_topics import TopicClass
 from hongshan.things.model import DeviceState
 from hongshan.things.tsl import ThingModel
 
@@ -174,3 +177,48 @@ def test_desired_values_set_while_offline_reach_the_sdk_when_it_returns(lamp: La
         assert params == {"Brightness": 25, "WorkMode": 1}
     finally:
         back.stop()
+
+
+def test_rrpc_from_the_api_over_a_custom_topic_and_the_original_form(
+    server: Any,
+) -> None:
+    classes = (TopicClass("/${productKey}/${deviceName}/user/get", "sub"),)
+    pk = make_product(server, "Meter", topic_classes=classes).product_key
+    secret = make_device(server, pk, "meter-0001").device_secret
+    assert secret is not None
+    device = LinkkitDevice(server.port, pk, "meter-0001", secret).start()
+    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
+    url = f"http://127.0.0.1:{server.ports['http']}/api/products/{pk}/devices/meter-0001/rrpc"
+    headers = {"Authorization": f"Bearer {token}"}
+    custom = f"/{pk}/meter-0001/user/get"
+    try:
+        assert device.call("subscribe_rrpc_topic", custom)[0] == 0
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            # RRPC over the device's own topic: the SDK's subscribe_rrpc_topic and answer
+            call = pool.submit(
+                httpx.post, url, json={"payload": "ping", "topic": custom}, headers=headers
+            )
+            rrpc_id, topic, payload = device.next("rrpc")
+            assert (topic, payload) == (f"/ext/rrpc/{rrpc_id}{custom}", "ping")
+            device.call("thing_answer_rrpc", rrpc_id, "pong")
+            answer = call.result(timeout=10).json()
+            assert answer == {"msgId": rrpc_id, "code": 200, "message": "", "payload": "pong",
+                              "payloadBase64": None}  # fmt: skip
+            # the original form: /sys/…/rrpc/request/{id}, answered on …/rrpc/response/{id}
+            call = pool.submit(httpx.post, url, json={"payload": "hello"}, headers=headers)
+            topic, payload = device.next("topic_message")
+            if topic.startswith("/ext/rrpc/"):
+                # the SDK hands an RRPC request to on_topic_message as well (its
+                # __try_parse_rrpc_topic returns None, which reads as "not handled")
+                topic, payload = device.next("topic_message")
+            assert topic.startswith(f"/sys/{pk}/meter-0001/rrpc/request/")
+            response = topic.replace("/request/", "/response/")
+            device.call("publish_topic", response, "world", 0)
+            assert call.result(timeout=10).json()["payload"] == "world"
+            # the device's answer went to the platform alone, not back to the device
+            assert device.nothing("rrpc")
+            # nobody answers: 5005 after the timeout
+            late = httpx.post(url, json={"payload": "x", "timeout": 0.3}, headers=headers)
+            assert late.json()["code"] == 5005
+    finally:
+        device.stop()

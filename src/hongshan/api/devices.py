@@ -3,6 +3,7 @@ credentials, disable and enable, change, delete; latest properties, property set
 
 from __future__ import annotations
 
+import base64
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
@@ -88,6 +89,21 @@ class DesiredView(msgspec.Struct, kw_only=True):
     value: Any
     version: int
     time: int
+
+
+class RrpcCall(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    payload: str | None = None  # text (UTF-8)
+    payload_base64: str | None = None  # or bytes
+    topic: str | None = None  # one of the device's own custom topics: RRPC over it
+    timeout: float = 5.0
+
+
+class RrpcAnswer(msgspec.Struct, kw_only=True, rename="camel"):
+    msg_id: str
+    code: int
+    message: str
+    payload: str | None = None  # the device's answer, when it is text
+    payload_base64: str | None = None  # else its bytes
 
 
 class Value(msgspec.Struct, kw_only=True):
@@ -254,7 +270,33 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
             k: DesiredView(value=v.value, version=v.version, time=v.time) for k, v in values.items()
         }
 
+    @post(DEVICE + "/rrpc", status_code=200)
+    async def rrpc(pk: FromPath[str], dn: FromPath[str], data: JSONBody[RrpcCall]) -> RrpcAnswer:
+        """A synchronous call with raw bytes (Alibaba's RRPC), answered within ``timeout``."""
+        known(pk, dn)
+        if (data.payload is None) == (data.payload_base64 is None):
+            raise RegistryError("give payload or payloadBase64", "invalid")
+        if data.topic is not None and not data.topic.startswith(f"/{pk}/{dn}/"):
+            raise RegistryError(f"topic must be one of the device's own: /{pk}/{dn}/…", "invalid")
+        try:
+            raw = (
+                data.payload.encode()
+                if data.payload is not None
+                else base64.b64decode(data.payload_base64 or "", validate=True)
+            )
+        except ValueError:
+            raise RegistryError("payloadBase64 is not base64", "invalid") from None
+        result = await platform.alink.rrpc(pk, dn, raw, wait=data.timeout, topic=data.topic)
+        answer = RrpcAnswer(msg_id=result.msg_id, code=result.code, message=result.message)
+        if isinstance(result.data, bytes):
+            try:
+                answer.payload = result.data.decode()
+            except UnicodeDecodeError:
+                answer.payload_base64 = base64.b64encode(result.data).decode()
+        return answer
+
     return [
+        rrpc,
         desired,
         set_desired,
         shadow,

@@ -71,6 +71,9 @@ class SharedGroup:
         return order[start], self.members[order[start]]
 
 
+Tap = Callable[[Message], bool | None]
+
+
 class Broker:
     def __init__(
         self,
@@ -103,7 +106,7 @@ class Broker:
         self.on_disconnected: list[Callable[[Client], None]] = []
         # Server-side subscribers: every accepted publish whose topic matches a tap's filter is
         # handed to it (after the ACL, before delivery) — how dialects see devices' messages.
-        self._taps: SubscriptionTrie[int, Callable[[Message], None]] = SubscriptionTrie()
+        self._taps: SubscriptionTrie[int, Tap] = SubscriptionTrie()
         self._tap_count = 0
 
     def background(self, task: asyncio.Task[Any]) -> None:
@@ -320,8 +323,10 @@ class Broker:
         session.deliver(Delivery(Message(topic, payload, qos), qos, False, ()))
         return True
 
-    def tap(self, topic_filter: str, handler: Callable[[Message], None]) -> None:
-        """Hand every accepted publish matching ``topic_filter`` to ``handler`` as well."""
+    def tap(self, topic_filter: str, handler: Tap) -> None:
+        """Hand every accepted publish matching ``topic_filter`` to ``handler`` as well; a
+        handler that returns True has consumed it (an answer meant for the platform alone),
+        and it is not delivered to subscribers."""
         self._tap_count += 1
         self._taps.subscribe(topic_filter, self._tap_count, handler)
 
@@ -511,12 +516,15 @@ class Broker:
         acknowledgement must wait for the store's commit."""
         stored = False
         if self._tap_count:
+            consumed = False
             for taps in self._taps.matches(message.topic):
                 for handler in taps.values():
                     try:
-                        handler(message)
+                        consumed = bool(handler(message)) or consumed
                     except Exception:  # a dialect's bug must not cost the publisher its message
                         log.exception("tap on %r failed", message.topic)
+            if consumed:
+                return False
         if message.retain:
             stored = self._retain(message)
         matches = self.subscriptions.matches(message.topic)

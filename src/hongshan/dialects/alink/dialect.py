@@ -108,25 +108,34 @@ class AlinkDialect:
         self._clock = clock
         self._replies: dict[tuple[str, str], collections.OrderedDict[str, tuple[str, bytes]]] = {}
         self._waiting: dict[tuple[str, str, str], asyncio.Future[CallResult]] = {}
+        self._custom_rrpc: dict[str, tuple[str, str, str]] = {}  # wrapped topic -> the call
         self._ids = itertools.count(int(clock() * 1000) % 1_000_000_000)
         self.stats = AlinkStats()
 
     # -- in ---------------------------------------------------------------------------------
 
-    def on_message(self, topic: str, payload: bytes, from_server: bool) -> None:
+    def on_message(self, topic: str, payload: bytes, from_server: bool) -> bool:
+        """Handle a device's message; True when it was the answer to an RRPC call of ours,
+        which is then not delivered to subscribers (the device would get its own answer)."""
         if from_server:
-            return  # our own replies and calls pass the same taps
+            return False  # our own replies and calls pass the same taps
         found = parse(topic)
         if found is not None:
             if found.topic is Topic.RRPC_RESPONSE:
-                self._resolve(found, found.identifier, messages.SUCCESS, payload)
-                return
+                return self._resolve(found, found.identifier, messages.SUCCESS, payload)
             self._on_device_message(topic, found, payload)
-            return
+            return False
         sync = sync_service_topic(topic)
         if sync is not None:
             msg_id, call = sync
             self._on_reply(call, payload, msg_id=msg_id)
+            return False
+        custom = self._custom_rrpc.get(topic)
+        if custom is not None:  # the device's answer to an RRPC over one of its own topics
+            pk, dn, msg_id = custom
+            rrpc = DeviceTopic(product_key=pk, device_name=dn, topic=Topic.RRPC_RESPONSE)
+            return self._resolve(rrpc, msg_id, SUCCESS, payload)
+        return False
 
     def _on_device_message(self, topic: str, found: DeviceTopic, payload: bytes) -> None:
         if found.topic in (Topic.SERVICE_REPLY, Topic.PROPERTY_SET_REPLY):
@@ -210,10 +219,11 @@ class AlinkDialect:
         code: int,
         data: Any,
         message: str | None = None,
-    ) -> None:
+    ) -> bool:
+        """Complete the call ``msg_id`` of this device; False when none is waiting."""
         future = self._waiting.pop((found.product_key, found.device_name, msg_id), None)
         if future is None or future.done():
-            return
+            return False
         problems: list[Problem] = []
         if found.topic is Topic.SERVICE_REPLY and code == SUCCESS:
             model = self._thing_model(found.product_key)
@@ -224,6 +234,7 @@ class AlinkDialect:
                 msg_id=msg_id, code=code, data=data, message=message or "", problems=problems
             )
         )
+        return True
 
     # -- out --------------------------------------------------------------------------------
 
@@ -269,15 +280,28 @@ class AlinkDialect:
         topic = f"/sys/{pk}/{dn}/thing/service/{identifier}"
         return await self._call(pk, dn, topic, method, params, wait)
 
-    async def rrpc(self, pk: str, dn: str, payload: bytes, *, wait: float) -> CallResult:
-        """Alibaba's original RRPC: raw bytes to ``…/rrpc/request/{msgId}``, the device's raw
-        answer from ``…/rrpc/response/{msgId}`` in ``CallResult.data``."""
+    async def rrpc(
+        self, pk: str, dn: str, payload: bytes, *, wait: float, topic: str | None = None
+    ) -> CallResult:
+        """RRPC: raw bytes to the device, its raw answer in ``CallResult.data``. Without
+        ``topic``, Alibaba's original form (``…/rrpc/request/{msgId}``, answered on
+        ``…/rrpc/response/{msgId}``); with one of the device's own topics, RRPC over that
+        topic (``/ext/rrpc/{msgId}{topic}``, answered on the same topic)."""
         if not self._online(pk, dn):
             return CallResult(msg_id="", code=DEVICE_OFFLINE, message="device offline")
         msg_id = self._next_id()
         future = self._expect(pk, dn, msg_id)
-        self._publish(f"/sys/{pk}/{dn}/rrpc/request/{msg_id}", payload, 0)
-        return await self._wait(pk, dn, msg_id, future, wait)
+        if topic is None:
+            self._publish(f"/sys/{pk}/{dn}/rrpc/request/{msg_id}", payload, 0)
+        else:
+            wrapped = f"/ext/rrpc/{msg_id}{topic}"
+            self._custom_rrpc[wrapped] = (pk, dn, msg_id)
+            self._publish(wrapped, payload, 0)
+        try:
+            return await self._wait(pk, dn, msg_id, future, wait)
+        finally:
+            if topic is not None:
+                self._custom_rrpc.pop(f"/ext/rrpc/{msg_id}{topic}", None)
 
     async def _call(
         self,
