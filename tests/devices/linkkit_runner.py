@@ -68,7 +68,13 @@ def main():
         "rrpc", rid, topic, text(payload)
     )
     sdk.on_thing_shadow_get = lambda payload, userdata: emit("shadow", payload)
-    for kind in ("add_subdev_topo", "delete_subdev_topo", "login_subdev", "logout_subdev"):
+    for kind in (
+        "add_subdev_topo",
+        "delete_subdev_topo",
+        "login_subdev",
+        "logout_subdev",
+        "register_subdev",
+    ):
         setattr(
             sdk,
             f"on_gateway_{kind}_reply",

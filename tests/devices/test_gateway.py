@@ -163,3 +163,27 @@ def test_a_sub_device_needs_its_own_signature_and_a_binding(site: Site) -> None:
     round_trip(site)
     twin = site.server.platform.twin
     assert site.server.call(lambda: twin.values(site.sub_pk, "lamp-0001")) == {}
+
+
+def test_a_gateway_registers_new_sub_devices_where_the_product_allows_it(site: Site) -> None:
+    server, gateway = site.server, site.gateway
+    open_pk = make_product(
+        server, "Sensor", node_type=NodeType.SUBDEVICE, dynamic_registration=True
+    ).product_key
+    gateway.call("gateway_register_subdev", [[open_pk, "sensor-0001"]])
+    _, code, data, _ = gateway.next("register_subdev")
+    assert code == 200
+    (registered,) = data
+    assert (registered["productKey"], registered["deviceName"]) == (open_pk, "sensor-0001")
+    secret = registered["deviceSecret"]
+    assert len(secret) == 32
+    # and with that secret it can be bound and logged in like any other
+    gateway.call("gateway_add_subdev_topo", [[open_pk, "sensor-0001", secret]])
+    assert gateway.next("add_subdev_topo")[1] == 200
+    gateway.call("gateway_login_subdev", [[open_pk, "sensor-0001", secret]])
+    assert gateway.next("login_subdev")[1] == 200
+    # a product that does not allow it; a name Alibaba's rules refuse
+    gateway.call("gateway_register_subdev", [[site.sub_pk, "lamp-0100"]])
+    assert gateway.next("register_subdev")[1] == 401
+    gateway.call("gateway_register_subdev", [[open_pk, "no spaces"]])
+    assert gateway.next("register_subdev")[1] == 460

@@ -8,6 +8,8 @@ timestamp…``), as in a CONNECT — and then carries its messages on its own co
 ``/sys/{gw}/thing/topo/add``                   bind sub-devices (signed) to the gateway
 ``/sys/{gw}/thing/topo/delete``                unbind them (and log them out)
 ``/sys/{gw}/thing/topo/get``                   the gateway's sub-devices
+``/sys/{gw}/thing/sub/register``               secrets for new sub-devices (dynamic
+                                               registration, if their product allows it)
 ``/ext/session/{gw}/combine/login``            one sub-device online (signed)
 ``/ext/session/{gw}/combine/batch_login``      several (``params.deviceList``)
 ``/ext/session/{gw}/combine/logout``           one offline
@@ -33,13 +35,14 @@ import msgspec
 
 from hongshan.dialects.alink import messages
 from hongshan.dialects.alink.messages import REQUEST_INVALID, SUCCESS
+from hongshan.errors import HongshanError
 from hongshan.identity.alibaba import verify_fields
 from hongshan.identity.device_auth import DeviceCredentials
 from hongshan.things.model import Device, DeviceFilter, NodeType
 
 log = logging.getLogger("hongshan.gateway")
 
-TAPS = ("/sys/+/+/thing/topo/+", "/ext/session/+/+/combine/+")
+TAPS = ("/sys/+/+/thing/topo/+", "/sys/+/+/thing/sub/register", "/ext/session/+/+/combine/+")
 
 AUTH_FAILED = 401  # Alibaba: request auth error (a sub-device's signature)
 DEVICE_DISABLED = 522  # Alibaba: device forbidden
@@ -62,6 +65,12 @@ class GatewayDirectory(Protocol):
     async def set_gateway(self, sub: DeviceKey, gateway: DeviceKey | None) -> None: ...
 
     async def list_devices(self, where: DeviceFilter) -> list[Device]: ...
+
+    async def registration_secret(self, product_key: str) -> str | None: ...
+
+    def activated(self, product_key: str, device_name: str) -> bool | None: ...
+
+    async def create_device(self, product_key: str, device_name: str | None = None) -> Device: ...
 
 
 class SubDeviceSessions(Protocol):
@@ -99,8 +108,8 @@ class GatewayService:
         levels = topic.split("/")
         if from_server or len(levels) != 7 or levels[-1].endswith("_reply"):
             return
-        if levels[1] == "sys" and levels[4:6] == ["thing", "topo"]:
-            action = "topo/" + levels[6]
+        if levels[1] == "sys" and levels[4:6] in (["thing", "topo"], ["thing", "sub"]):
+            action = levels[5] + "/" + levels[6]
         elif levels[1] == "ext" and levels[2] == "session" and levels[5] == "combine":
             action = "session/" + levels[6]
         else:
@@ -126,6 +135,8 @@ class GatewayService:
             except _Refused as refused:
                 code, message, data = refused.code, str(refused), None
                 log.info("%s&%s: %s refused: %s %s", gateway[1], gateway[0], action, code, message)
+            except HongshanError as exc:  # a device name Alibaba's rules refuse, say
+                code, message, data = REQUEST_INVALID, f"request parameter error: {exc}", None
             except Exception:
                 log.exception("%s: %s failed", topic, action)
                 code, message, data = 500, "server error", None
@@ -142,6 +153,8 @@ class GatewayService:
             return [await self._bind(gateway, sub) for sub in signed]
         if action == "topo/delete":
             return [await self._unbind(gateway, item) for item in _items(params)]
+        if action == "sub/register":
+            return [await self._register(item) for item in _items(params)]
         if action == "topo/get":
             subs = await self._directory.list_devices(DeviceFilter(gateway=gateway, limit=10_000))
             return [{"productKey": d.product_key, "deviceName": d.device_name} for d in subs]
@@ -199,6 +212,28 @@ class GatewayService:
         await self._directory.set_gateway(sub, None)
         return {"productKey": sub[0], "deviceName": sub[1]}
 
+    async def _register(self, item: dict[str, Any]) -> dict[str, str]:
+        """A sub-device's secret, created now if need be — only for a sub-device product that
+        allows dynamic registration, and only for a device that never came online."""
+        pk, dn = _key(item)
+        if self._directory.node_type(pk) is not NodeType.SUBDEVICE:
+            raise _Refused(REQUEST_INVALID, f"{dn}&{pk} is not a sub-device")
+        if await self._directory.registration_secret(pk) is None:
+            raise _Refused(AUTH_FAILED, f"product {pk} does not allow dynamic registration")
+        activated = self._directory.activated(pk, dn)
+        if activated:
+            raise _Refused(AUTH_FAILED, f"{dn}&{pk} is already active")
+        if activated is None:
+            await self._directory.create_device(pk, dn)
+        credentials = await self._directory.credentials(pk, dn)
+        assert credentials is not None
+        return {
+            "iotId": f"{pk}.{dn}",
+            "productKey": pk,
+            "deviceName": dn,
+            "deviceSecret": credentials.device_secret,
+        }
+
     async def _login(self, gateway: DeviceKey, sub: DeviceKey) -> dict[str, str]:
         subs = await self._directory.list_devices(DeviceFilter(gateway=gateway, limit=10_000))
         if sub not in {(d.product_key, d.device_name) for d in subs}:
@@ -243,6 +278,7 @@ _METHODS = {
     "topo/add": "thing.topo.add",
     "topo/delete": "thing.topo.delete",
     "topo/get": "thing.topo.get",
+    "sub/register": "thing.sub.register",
     "session/login": "combine.login",
     "session/batch_login": "combine.batch.login",
     "session/logout": "combine.logout",
