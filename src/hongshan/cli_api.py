@@ -212,10 +212,22 @@ def device() -> None:
 @click.option("--name", "device_name", help="DeviceName [generated].")
 @click.option("--nickname", default="")
 @click.option("--tag", "tags", multiple=True, help="key=value, repeatable.")
+@click.option("--count", type=int, help="Create this many devices with generated names.")
 def device_create(
-    api: Api, product_key: str, device_name: str | None, nickname: str, tags: tuple[str, ...]
+    api: Api,
+    product_key: str,
+    device_name: str | None,
+    nickname: str,
+    tags: tuple[str, ...],
+    count: int | None,
 ) -> None:
-    """Create a device; prints it with its DeviceSecret (shown once here, or by credentials)."""
+    """Create a device; prints it with its DeviceSecret (shown once here, or by credentials).
+    With --count, many devices at once, printed as a table of triples."""
+    if count is not None:
+        path = f"/api/products/{product_key}/devices/batch"
+        triples = api.request("POST", path, json={"count": count})
+        api.show(triples, ("productKey", "deviceName", "deviceSecret"))
+        return
     body: dict[str, Any] = {"nickname": nickname, "tags": _pairs(tags, "=")}
     if device_name:
         body["deviceName"] = device_name

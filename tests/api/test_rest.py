@@ -176,3 +176,18 @@ def test_desired_values_from_the_api(api: httpx.Client) -> None:
     problem(stale, 409)
     problem(api.put(desired, json={"params": {"Brightness": 400}}), 400)
     problem(api.put(desired, json={"params": {"Voltage": 1.0}}), 400)  # read-only
+
+
+def test_devices_in_a_batch(api: httpx.Client) -> None:
+    pk = api.post("/api/products", json={"name": "Meter"}).json()["productKey"]
+    batch = f"/api/products/{pk}/devices/batch"
+    made = api.post(batch, json={"deviceNames": ["meter-0001", "meter-0002"]})
+    assert made.status_code == 201
+    assert [t["deviceName"] for t in made.json()] == ["meter-0001", "meter-0002"]
+    generated = api.post(batch, json={"count": 3}).json()
+    assert len(generated) == 3 and all(len(t["deviceSecret"]) == 32 for t in generated)
+    assert api.get("/api/devices", params={"productKey": pk}).json()["total"] == 5
+    problem(api.post(batch, json={"deviceNames": ["meter-0001", "meter-0003"]}), 409)
+    assert api.get("/api/devices", params={"productKey": pk}).json()["total"] == 5  # none made
+    problem(api.post(batch, json={"count": 0}), 400)
+    problem(api.post(batch, json={"deviceNames": ["a-b-c-d", "a-b-c-d"]}), 400)

@@ -12,6 +12,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from hongshan.dialects.alink.dialect import CallResult, InvalidCall
+from hongshan.things import naming
 from hongshan.things.model import Device, DeviceFilter, DeviceState, Location, RegistryError
 from hongshan.twin.desired import VersionConflict
 from hongshan.twin.shadow import Shadow, ShadowError, delta
@@ -29,6 +30,19 @@ class NewDevice(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fie
     location: Location | None = None
     gateway: tuple[str, str] | None = None  # (productKey, deviceName)
     device_secret: str | None = None  # keep a device's secret when moving it from Alibaba Cloud
+
+
+class DeviceBatch(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    device_names: list[str] = []  # these names, or
+    count: int = 0  # this many generated ones
+    # secrets to keep (devices moved from Alibaba Cloud), by name
+    device_secrets: dict[str, str] = {}
+
+
+class Triple(msgspec.Struct, kw_only=True, rename="camel"):
+    product_key: str
+    device_name: str
+    device_secret: str
 
 
 class DeviceChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -141,6 +155,17 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
             gateway=data.gateway,
             device_secret=data.device_secret,
         )
+
+    @post("/api/products/{pk:str}/devices/batch", status_code=201)
+    async def create_devices(pk: FromPath[str], data: JSONBody[DeviceBatch]) -> list[Triple]:
+        """Many devices in one go (Alibaba's batch registration): all of them, or none."""
+        if bool(data.device_names) == bool(data.count) or not 0 <= data.count <= 10_000:
+            raise RegistryError("give deviceNames, or a count of 1 to 10,000", "invalid")
+        names = data.device_names or [naming.new_device_name() for _ in range(data.count)]
+        if len(set(names)) != len(names):
+            raise RegistryError("deviceNames repeat a name", "invalid")
+        secrets = await registry.create_devices(pk, names, secrets=data.device_secrets)
+        return [Triple(product_key=pk, device_name=n, device_secret=s) for n, s in secrets.items()]
 
     @get("/api/devices")
     async def list_devices(
@@ -296,6 +321,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
         return answer
 
     return [
+        create_devices,
         rrpc,
         desired,
         set_desired,
