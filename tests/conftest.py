@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from broker_peers import Paho
 from hongshan.app import Platform
 from hongshan.config import Settings
 from installed import HONGSHAN
@@ -235,3 +236,18 @@ def registry_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Regi
         with admin.begin() as db:
             db.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+def paho_client() -> Iterator[Callable[..., Paho]]:
+    """``paho_client(port, version=4|5, client_id=..., clean=..., ...)``, not yet connected."""
+    made: list[Paho] = []
+
+    def make(port: int, **kwargs: Any) -> Paho:
+        client = Paho(port, **kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.stop()

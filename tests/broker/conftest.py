@@ -7,22 +7,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from broker_peers import V5, MosquittoSub, Paho, RawClient
 
-
-@pytest.fixture
-def paho_client() -> Iterator[Callable[..., Paho]]:
-    """``paho_client(port, version=4|5, client_id=..., clean=..., ...)``, not yet connected."""
-    made: list[Paho] = []
-
-    def make(port: int, **kwargs: Any) -> Paho:
-        client = Paho(port, **kwargs)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.stop()
+from broker_peers import V5, MosquittoSub, RawClient
 
 
 @pytest.fixture

@@ -35,6 +35,13 @@ def signed_login(
     return f"{prefix}|{params}|", f"{dn}&{pk}", password
 
 
+def signed(pk: str, dn: str, secret: str | None, **kwargs: Any) -> dict[str, str]:
+    """The ``client_id``, ``username`` and ``password`` keywords of a device's paho client."""
+    assert secret is not None
+    client_id, username, password = signed_login(pk, dn, secret, **kwargs)
+    return {"client_id": client_id, "username": username, "password": password}
+
+
 def make_product(server: Any, name: str = "Streetlight", **kwargs: Any) -> Product:
     product: Product = server.run(server.platform.registry.create_product(name, **kwargs))
     return product

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from alibaba_device import make_device, make_product, signed_login
+from alibaba_device import make_device, make_product, signed, signed_login
 
 from broker_peers import V5, V311, Paho
 from hongshan.things.model import DeviceState
@@ -78,19 +78,15 @@ def test_a_disabled_device_is_refused_and_disabling_an_online_one_cuts_it_off(
     registry = server.platform.registry
     pk = make_product(server).product_key
     secret = make_device(server, pk, "lamp-0001").device_secret
-    login = signed_login(pk, "lamp-0001", secret)
-    online = paho_client(
-        server.port, version=version, client_id=login[0], username=login[1], password=login[2]
-    )
+    login = signed(pk, "lamp-0001", secret)
+    online = paho_client(server.port, version=version, **login)
     online.connect()
     server.run(registry.set_enabled(pk, "lamp-0001", False))
     assert online.disconnected.wait(10)
     if version == V5:
         assert online.disconnect_reason == 0x98  # Administrative action
     assert device_state(server, pk, "lamp-0001") is DeviceState.DISABLED
-    again = paho_client(
-        server.port, version=version, client_id=login[0], username=login[1], password=login[2]
-    )
+    again = paho_client(server.port, version=version, **login)
     again.connect(wait=False)
     assert again.connected.wait(10)
     assert again.connack_reason == code
@@ -103,8 +99,7 @@ def test_deleting_an_online_device_cuts_it_off(
 ) -> None:
     pk = make_product(server).product_key
     secret = make_device(server, pk, "lamp-0001").device_secret
-    login = signed_login(pk, "lamp-0001", secret)
-    client = paho_client(server.port, client_id=login[0], username=login[1], password=login[2])
+    client = paho_client(server.port, **signed(pk, "lamp-0001", secret))
     client.connect()
     server.run(server.platform.registry.delete_device(pk, "lamp-0001"))
     assert client.disconnected.wait(10)
@@ -116,15 +111,9 @@ def test_one_connection_per_device_whatever_client_id_it_uses(
 ) -> None:
     pk = make_product(server).product_key
     secret = make_device(server, pk, "lamp-0001").device_secret
-    first_login = signed_login(pk, "lamp-0001", secret, client_prefix="boot-1")
-    second_login = signed_login(pk, "lamp-0001", secret, client_prefix="boot-2")
-    first = paho_client(
-        server.port, client_id=first_login[0], username=first_login[1], password=first_login[2]
-    )
+    first = paho_client(server.port, **signed(pk, "lamp-0001", secret, client_prefix="boot-1"))
     first.connect()
-    second = paho_client(
-        server.port, client_id=second_login[0], username=second_login[1], password=second_login[2]
-    )
+    second = paho_client(server.port, **signed(pk, "lamp-0001", secret, client_prefix="boot-2"))
     second.connect()
     assert first.disconnected.wait(10)
     assert first.disconnect_reason == 0x8E  # Session taken over
@@ -146,8 +135,7 @@ def test_a_device_keeps_to_its_own_topics(server: Any, paho_client: Callable[...
     pk = make_product(server).product_key
     mine = make_device(server, pk, "lamp-0001").device_secret
     make_device(server, pk, "lamp-0002")
-    login = signed_login(pk, "lamp-0001", mine)
-    device = paho_client(server.port, client_id=login[0], username=login[1], password=login[2])
+    device = paho_client(server.port, **signed(pk, "lamp-0001", mine))
     device.connect()
     watcher = paho_client(server.port, client_id="operator")
     watcher.connect()
@@ -167,8 +155,7 @@ def test_ntp_answers_with_the_devices_time_and_the_servers(
 ) -> None:
     pk = make_product(server).product_key
     secret = make_device(server, pk, "lamp-0001").device_secret
-    login = signed_login(pk, "lamp-0001", secret)
-    device = paho_client(server.port, client_id=login[0], username=login[1], password=login[2])
+    device = paho_client(server.port, **signed(pk, "lamp-0001", secret))
     device.connect()
     device.subscribe(f"/ext/ntp/{pk}/lamp-0001/response", qos=0)
     before = int(time.time() * 1000)
@@ -187,8 +174,7 @@ def test_the_status_topic_tells_rules_when_a_device_comes_and_goes(
     watcher = paho_client(server.port, client_id="rules")
     watcher.connect()
     watcher.subscribe("/as/mqtt/status/#", qos=1)
-    login = signed_login(pk, "lamp-0001", secret)
-    device = paho_client(server.port, client_id=login[0], username=login[1], password=login[2])
+    device = paho_client(server.port, **signed(pk, "lamp-0001", secret))
     device.connect()
     online = json.loads(watcher.get().payload)
     assert (online["status"], online["productKey"], online["deviceName"]) == (
@@ -207,8 +193,7 @@ def test_latest_values_and_shadows_survive_a_restart(
     first = make_server()
     pk = make_product(first).product_key
     secret = make_device(first, pk, "lamp-0001").device_secret
-    login = signed_login(pk, "lamp-0001", secret)
-    device = paho_client(first.port, client_id=login[0], username=login[1], password=login[2])
+    device = paho_client(first.port, **signed(pk, "lamp-0001", secret))
     device.connect()
     device.subscribe(f"/sys/{pk}/lamp-0001/thing/event/property/post_reply", qos=1)
     post = {"id": "1", "version": "1.0", "params": {"Brightness": {"value": 42, "time": 1000}}}
@@ -231,8 +216,7 @@ def test_a_device_reads_and_clears_its_desired_values(
     secret = make_device(server, pk, "lamp-0001").device_secret
     desired = server.platform.desired
     server.call(lambda: desired.set(pk, "lamp-0001", {"Brightness": 25, "WorkMode": 1}))
-    login = signed_login(pk, "lamp-0001", secret)
-    device = paho_client(server.port, client_id=login[0], username=login[1], password=login[2])
+    device = paho_client(server.port, **signed(pk, "lamp-0001", secret))
     device.connect()
     base = f"/sys/{pk}/lamp-0001/thing/property/desired"
     device.subscribe(base + "/get_reply", qos=1)
