@@ -4,8 +4,8 @@ looks on the wire in 3.1.1 and 5.0."""
 from __future__ import annotations
 
 import pytest
-from broker_peers import CONNACK, PUBACK, PUBREC, V5, V311, Will, mosquitto_pub, payloads
 
+from broker_peers import CONNACK, PUBACK, PUBREC, V5, V311, Will, mosquitto_pub, payloads
 from hongshan.identity.passwords import set_password
 
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])

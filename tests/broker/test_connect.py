@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+
 from broker_peers import (
     CONNACK,
     CONNECT,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+
 from broker_peers import (
     DISCONNECT,
     PUBLISH,
@@ -23,7 +25,6 @@ from broker_peers import (
     utf8,
     v5_props,
 )
-from paho.mqtt.packettypes import PacketTypes
 
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])
 MESSAGE_EXPIRY = 0x02

@@ -4,6 +4,7 @@ subscriber that stops reading."""
 from __future__ import annotations
 
 import pytest
+
 from broker_peers import (
     DISCONNECT,
     PUBACK,

@@ -8,6 +8,7 @@ import socket
 import struct
 
 import pytest
+
 from broker_peers import (
     CONNACK,
     CONNECT,

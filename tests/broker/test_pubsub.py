@@ -9,6 +9,11 @@ import threading
 
 import gmqtt
 import pytest
+from gmqtt.mqtt.constants import MQTTv50
+from paho.mqtt.client import SubscribeOptions
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
 from broker_peers import (
     HOST,
     PUBACK,
@@ -22,10 +27,6 @@ from broker_peers import (
     mosquitto_pub,
     payloads,
 )
-from gmqtt.mqtt.constants import MQTTv50
-from paho.mqtt.client import SubscribeOptions
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])
 

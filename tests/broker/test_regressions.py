@@ -7,6 +7,7 @@ import sqlite3
 from contextlib import contextmanager
 
 import pytest
+
 from broker_peers import (
     CONNACK,
     DISCONNECT,
@@ -24,7 +25,6 @@ from broker_peers import (
     V5,
     V311,
 )
-
 from hongshan.identity.passwords import set_password
 
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])

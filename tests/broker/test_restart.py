@@ -8,6 +8,7 @@ import time
 import urllib.request
 
 import pytest
+
 from broker_peers import (
     PUBACK,
     PUBCOMP,

@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from broker_peers import V5, V311, v5_props
 from paho.mqtt.client import SubscribeOptions
 from paho.mqtt.packettypes import PacketTypes
+
+from broker_peers import V5, V311, v5_props
 
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])
 

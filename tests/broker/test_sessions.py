@@ -4,6 +4,8 @@ clean, redelivery after reconnect, expiry, takeover."""
 from __future__ import annotations
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+
 from broker_peers import (
     DISCONNECT,
     PUBACK,
@@ -18,7 +20,6 @@ from broker_peers import (
     payloads,
     v5_props,
 )
-from paho.mqtt.packettypes import PacketTypes
 
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from broker_peers import DISCONNECT, PUBLISH, SUBSCRIBE, V311, packet, payloads, props, utf8
 from paho.mqtt.client import SubscribeOptions
+
+from broker_peers import DISCONNECT, PUBLISH, SUBSCRIBE, V311, packet, payloads, props, utf8
 
 
 def test_shared_subscription_gives_each_message_to_exactly_one_member(server, paho_client):

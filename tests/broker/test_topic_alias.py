@@ -4,6 +4,8 @@ client announcing a Topic Alias Maximum."""
 from __future__ import annotations
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+
 from broker_peers import (
     DISCONNECT,
     PUBLISH,
@@ -13,7 +15,6 @@ from broker_peers import (
     V311,
     v5_props,
 )
-from paho.mqtt.packettypes import PacketTypes
 
 
 def alias(number):

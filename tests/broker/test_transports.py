@@ -8,6 +8,9 @@ import subprocess
 import urllib.request
 
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as websocket_connect
+
 from broker_peers import (
     HOST,
     PINGREQ,
@@ -21,8 +24,6 @@ from broker_peers import (
     publish_packet,
     utf8,
 )
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect as websocket_connect
 
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])
 

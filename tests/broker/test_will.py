@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+
 from broker_peers import (
     DISCONNECT,
     PINGRESP,
@@ -19,7 +21,6 @@ from broker_peers import (
     Will,
     v5_props,
 )
-from paho.mqtt.packettypes import PacketTypes
 
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])
 
