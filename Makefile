@@ -34,7 +34,7 @@ test: $(STAMP) $(LINKKIT_STAMP)
 
 check: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check --no-cache src tests bench
 	$(BIN)/mypy
 
 format: $(STAMP)
