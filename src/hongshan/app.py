@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -31,7 +32,7 @@ from hongshan.identity.device_auth import (
     device_of,
     registration_of,
 )
-from hongshan.identity.device_topics import TopicClass, auto_subscriptions
+from hongshan.identity.device_topics import DeviceTopics, TopicClass, auto_subscriptions
 from hongshan.identity.passwords import PasswordFileAuthenticator, read_users
 from hongshan.identity.registration import REGISTER, device_token, token_client_id
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
@@ -83,7 +84,6 @@ class Platform:
         self.shadows: shadows.ShadowService
         self.gateways: gateway.GatewayService
         self.desired: desired.DesiredService
-        self.authorizer: DeviceAuthorizer
         self.twin = PropertyTwin()
         self.admin_token = ""
         self.pipeline = Pipeline([self.twin])
@@ -112,7 +112,7 @@ class Platform:
         authenticator = SignedConnectAuthenticator(
             registry, fallback=people, max_clock_skew=settings.device_clock_skew
         )
-        self.authorizer = authorizer = DeviceAuthorizer(self._topic_classes, acl)
+        authorizer = DeviceAuthorizer(self._topic_classes, acl)
         store = SQLiteBrokerState(data_dir / "hongshan.db", loop=asyncio.get_running_loop())
         self.broker = broker = Broker(
             settings, authenticator=authenticator, authorizer=authorizer, store=store
@@ -131,7 +131,15 @@ class Platform:
             publish=publish,
             online=registry.is_online,
         )
-        self.gateways = gateway.GatewayService(registry, self, publish)
+        self.gateways = gateway.GatewayService(
+            registry,
+            self,
+            publish,
+            online=registry.is_online,
+            send_to=lambda device, topic, payload: broker.send_to(
+                device_client_id(*device), topic, payload, qos=0
+            ),
+        )
         self.desired = desired.DesiredService(
             await registry.desired.load(),
             save=registry.desired.save,
@@ -227,7 +235,9 @@ class Platform:
         """Answer a device's dynamic registration on its own connection (identity.registration),
         then close it if the device does not (the SDKs do)."""
         loop = asyncio.get_running_loop()
-        loop.call_later(REGISTRATION_LINGER, self.broker.disconnect_client, client_id, 0)
+        this = self.broker.connection_of(client_id)
+        linger = functools.partial(self.broker.disconnect_client, client_id, 0, only=this)
+        loop.call_later(REGISTRATION_LINGER, linger)
         try:
             if auth_type == REGISTER:
                 device = await self.registry.get_device(pk, dn, with_secret=True)
@@ -259,7 +269,8 @@ class Platform:
             self.broker.disconnect_client(client_id, ReasonCode.NOT_AUTHORIZED)
             return
         log.info("registered %s&%s (%s)", dn, pk, auth_type)
-        self.broker.send_to(client_id, topic, msgspec.json.encode(answer))
+        # QoS 0: sent now or never, so a secret is never queued in the broker's store
+        self.broker.send_to(client_id, topic, msgspec.json.encode(answer), qos=0)
 
     # a gateway's sub-devices (gateway.SubDeviceSessions)
 
@@ -267,7 +278,9 @@ class Platform:
         """A sub-device online through its gateway: the gateway may use its topics, is
         subscribed to its system topics, and the sub-device is online at the gateway's address."""
         carrier = device_client_id(*gateway)
-        self.authorizer.carry(gateway, sub)
+        access = self.broker.access_of(carrier)
+        if isinstance(access, DeviceTopics):
+            access.carry(*sub, self._topic_classes(sub[0]))
         self.broker.access_changed(carrier)
         self.broker.subscribe_for(carrier, auto_subscriptions(*sub))
         address = self.broker.address_of(carrier)
@@ -277,9 +290,11 @@ class Platform:
 
     def sub_logout(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
         carrier = device_client_id(*gateway)
-        self.authorizer.drop(gateway, sub)
-        self.broker.access_changed(carrier)
+        access = self.broker.access_of(carrier)
+        if isinstance(access, DeviceTopics):
+            access.drop(*sub)
         self.broker.unsubscribe_for(carrier, auto_subscriptions(*sub))
+        self.broker.access_changed(carrier)  # and whatever else of the sub's it subscribed to
         self.registry.device_disconnected(*sub)
         self.alink.device_status(*sub, online=False)
 

@@ -10,6 +10,8 @@ from hongshan.things.naming import (
     InvalidName,
     check_device_name,
     check_nickname,
+    check_product_key,
+    check_topic_class,
     new_device_secret,
     new_product_key,
     new_product_secret,
@@ -44,3 +46,32 @@ def test_good_nicknames(nickname: str) -> None:
 def test_bad_nicknames(nickname: str) -> None:
     with pytest.raises(InvalidName, match="4 to 64"):
         check_nickname(nickname)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "ok"),
+    [
+        ("/${productKey}/${deviceName}/user/get", True),
+        ("/${productKey}/${deviceName}/user/lamp/+/state", True),
+        ("/${productKey}/${deviceName}/user/#", True),
+        ("/${productKey}/+/user/get", False),  # another device's topics
+        ("#", False),
+        ("/${productKey}/${deviceName}/get", False),  # outside the user branch
+        ("/${productKey}/${deviceName}/user/", False),
+        ("/${productKey}/${deviceName}/user/a//b", False),
+        ("/${productKey}/${deviceName}/user/#/x", False),
+        ("/${productKey}/${deviceName}/user/a+b", False),
+    ],
+)
+def test_topic_classes_stay_in_the_devices_user_branch(pattern: str, ok: bool) -> None:
+    if ok:
+        assert check_topic_class(pattern) == pattern
+    else:
+        with pytest.raises(InvalidName):
+            check_topic_class(pattern)
+
+
+@pytest.mark.parametrize("key", ["a1B&c", "a1/bc", "a1+bcd", "abc", "a" * 33])
+def test_a_given_product_key_is_letters_and_digits(key: str) -> None:
+    with pytest.raises(InvalidName):
+        check_product_key(key)

@@ -228,3 +228,35 @@ def test_a_device_reads_and_clears_its_desired_values(
     device.publish(base + "/delete", clear, qos=1)
     assert json.loads(device.get().payload)["code"] == 200
     assert list(server.call(lambda: desired.get(pk, "lamp-0001"))) == ["WorkMode"]
+
+
+def test_a_repeated_post_is_answered_again_but_kept_once(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "lamp-0001").device_secret
+    device = paho_client(server.port, **signed(pk, "lamp-0001", secret))
+    device.connect()
+    topic = f"/sys/{pk}/lamp-0001/thing/event/property/post"
+    device.subscribe(topic + "_reply", qos=1)
+    stats = server.platform.alink.stats
+
+    def post(body: dict[str, Any]) -> None:
+        device.publish(topic, json.dumps(body).encode(), qos=1)
+
+    first = {"id": "123", "version": "1.0", "params": {"Brightness": 10}}
+    post(first)
+    post(first)  # the device missed our reply and sends the same message again
+    assert [json.loads(device.get().payload)["id"] for _ in range(2)] == ["123", "123"]
+    assert (stats.accepted, stats.repeated) == (1, 1)
+    # the same id with other values is a new message (firmware that reuses "123")
+    post({"id": "123", "version": "1.0", "params": {"Brightness": 20}})
+    assert json.loads(device.get().payload)["code"] == 200
+    assert stats.accepted == 2
+    values = server.call(lambda: server.platform.twin.values(pk, "lamp-0001"))
+    assert values["Brightness"].value == 20
+    # a device that wants no reply gets none, and is still heard
+    post({"id": "124", "version": "1.0", "params": {"Brightness": 30}, "sys": {"ack": 0}})
+    post({"id": "125", "version": "1.0", "params": {"Brightness": 40}})
+    assert json.loads(device.get().payload)["id"] == "125"
+    assert stats.accepted == 4

@@ -33,7 +33,7 @@ class Site:
         return device_state(self.server, self.sub_pk, dn)
 
 
-def round_trip(site: Site) -> None:
+def round_trip(site: Site, *, stale: bool = False) -> None:
     """An NTP request and its answer on the gateway's connection: whatever the gateway published
     before it has been handled by the server."""
     ntp = f"/ext/ntp/{site.gw_pk}/gateway-01/request"
@@ -42,6 +42,7 @@ def round_trip(site: Site) -> None:
         topic, _ = site.gateway.next("topic_message")
         if topic.endswith("/response"):
             return
+        assert "/lamp-0001/" not in topic or not stale, f"the gateway got {topic}"
 
 
 @pytest.fixture
@@ -126,14 +127,23 @@ def test_a_gateway_binds_logs_in_and_carries_its_sub_devices(site: Site) -> None
     assert topic == f"/sys/{site.sub_pk}/lamp-0002/thing/service/property/set"
     assert json.loads(payload)["params"] == {"Brightness": 30}
 
-    # a sub-device that logged out: its topics are closed to the gateway again
+    # a sub-device that logged out: its topics are closed to the gateway again, including
+    # what the gateway subscribed to of its own accord
+    own = f"/sys/{site.sub_pk}/lamp-0001/#"
+    assert gateway.call("subscribe_topic", own, 1)[0] == 0
+    round_trip(site)
     gateway.call("gateway_logout_subdev", [site.subs[0][:2]])
     _, code, _, _ = gateway.next("logout_subdev")
     assert code == 200
     wait_for(lambda: site.state("lamp-0001") is DeviceState.OFFLINE)
     body["params"] = {"Brightness": 99}
     gateway.call("publish_topic", post, json.dumps(body), 1)
-    round_trip(site)
+    site.server.call(
+        lambda: site.server.platform.broker.publish_from_server(
+            f"/sys/{site.sub_pk}/lamp-0001/thing/service/property/set", b"{}", 1
+        )
+    )
+    round_trip(site, stale=True)  # lamp-0001's topics no longer reach the gateway
     values = site.server.call(lambda: twin.values(site.sub_pk, "lamp-0001"))
     assert values["Brightness"].value == 60
     assert site.state("lamp-0002") is DeviceState.ONLINE

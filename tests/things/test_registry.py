@@ -305,3 +305,20 @@ async def test_many_devices_in_one_batch(registry: SQLRegistry) -> None:
         await registry.create_devices(pk, ["meter-99999", "meter-00001"])
     assert caught.value.kind == "conflict"
     assert await registry.credentials(pk, "meter-99999") is None  # all or none
+
+
+async def test_a_device_online_for_less_than_a_batch_still_counts_as_activated(
+    registry: SQLRegistry, registry_db: RegistryDatabase
+) -> None:
+    pk = (await registry.create_product("Meter")).product_key
+    await registry.create_device(pk, "meter-0001")
+    registry.device_connected(pk, "meter-0001", "10.1.1.1:4000")
+    registry.device_disconnected(pk, "meter-0001")  # within the same batch
+    registry = await reopen(registry, registry_db)
+    try:
+        assert registry.activated(pk, "meter-0001") is True
+        device = await registry.get_device(pk, "meter-0001")
+        assert device.state is DeviceState.OFFLINE and device.last_ip == "10.1.1.1"
+        assert device.first_online_at is not None
+    finally:
+        await registry.close()

@@ -5,26 +5,24 @@ read from there by the CLI on the same machine; requests carry it as ``Authoriza
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 from pathlib import Path
 
+from hongshan.errors import ConfigError
+from hongshan.private_file import create_private_file
+
 TOKEN_FILE = "admin.token"
+MIN_TOKEN_LENGTH = 16
 
 
 def load_or_create_token(data_dir: Path) -> str:
     path = data_dir / TOKEN_FILE
     try:
-        return path.read_text().strip()
+        token = path.read_text().strip()
     except FileNotFoundError:
-        pass
-    token = secrets.token_urlsafe(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race: use its token
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as out:
-        out.write(token + "\n")
+        token = create_private_file(path, secrets.token_urlsafe(32) + "\n").strip()
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"{path}: the admin token is empty or too short; delete the file")
     return token
 
 
@@ -36,7 +34,9 @@ def read_token(data_dir: Path) -> str | None:
 
 
 def token_matches(expected: str, authorization: str | None) -> bool:
-    if not authorization:
+    if not authorization or len(expected) < MIN_TOKEN_LENGTH:
         return False
     scheme, _, given = authorization.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), expected)
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), expected.encode()
+    )

@@ -527,6 +527,8 @@ class MQTTConnection(asyncio.Protocol):
         self.access = broker.authorizer.access(self.client)
         session, present = broker.open_session(self, client_id, packet.clean_start, expiry)
         session.receive_filter = self.access.receive_filter
+        if present:
+            broker.prune_subscriptions(session, self.access)
         for topic_filter in verdict.subscriptions:
             broker.subscribe(session, topic_filter, SERVER_SIDE_SUBSCRIPTION)
         self.session = session

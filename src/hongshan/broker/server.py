@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from hongshan import __version__
-from hongshan.broker.auth import Authenticator, Authorizer, Client
+from hongshan.broker.auth import Access, Authenticator, Authorizer, Client
 from hongshan.broker.connection import SERVER_SIDE_SUBSCRIPTION, MQTTConnection
 from hongshan.broker.message import Delivery, Message, SubscriptionOptions
 from hongshan.broker.retained import RetainedStore
@@ -284,22 +284,46 @@ class Broker:
         for disconnected in self.on_disconnected:
             disconnected(client)
 
-    def disconnect_client(self, client_id: str, reason: int) -> bool:
-        """Close a client's connection with ``reason`` (5.0 DISCONNECT); False if not connected."""
+    def disconnect_client(self, client_id: str, reason: int, *, only: object = None) -> bool:
+        """Close a client's connection with ``reason`` (5.0 DISCONNECT); False if not connected.
+        ``only`` (from ``connection_of``): close that connection, not a newer one."""
         conn = self.connections.get(client_id)
-        if conn is None:
+        if conn is None or (only is not None and conn is not only):
             return False
         conn.disconnect(reason)
         return True
+
+    def connection_of(self, client_id: str) -> object:
+        """An opaque handle on the client's current connection (for ``disconnect_client``)."""
+        return self.connections.get(client_id)
 
     def address_of(self, client_id: str) -> str:
         conn = self.connections.get(client_id)
         return conn.address if conn is not None else ""
 
-    def access_changed(self, client_id: str) -> None:
+    def access_of(self, client_id: str) -> Access | None:
+        """The rights of a client's current connection."""
         conn = self.connections.get(client_id)
+        return conn.access if conn is not None else None
+
+    def access_changed(self, client_id: str) -> None:
+        """A connected client's rights changed: forget remembered verdicts, and end the
+        subscriptions its rights no longer cover (a gateway that logged a sub-device out)."""
+        conn = self.connections.get(client_id)
+        session = self.sessions.get(client_id)
         if conn is not None:
             conn.access_changed()
+            if session is not None:
+                self.prune_subscriptions(session, conn.access)
+
+    def prune_subscriptions(self, session: Session, access: Access) -> None:
+        """End the session's subscriptions that ``access`` no longer allows (also when a
+        persistent session resumes under rights that changed while it was away)."""
+        for topic_filter in list(session.subscriptions):
+            _, bare = parse_shared(topic_filter)
+            if not access.may_subscribe(bare):
+                log.info("%r: subscription %r no longer allowed", session.client_id, topic_filter)
+                self.unsubscribe(session, topic_filter)
 
     def subscribe_for(self, client_id: str, topic_filters: Iterable[str]) -> None:
         """Server-side subscriptions for a connected client (QoS 1, no-local)."""

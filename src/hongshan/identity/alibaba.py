@@ -131,4 +131,5 @@ def verify_fields(secret: str, method: str, fields: dict[str, str], given: str) 
     method = method.lower()
     if method not in _DIGESTS:
         return False
-    return hmac.compare_digest(given.lower(), sign(secret, method, fields))
+    # bytes: compare_digest refuses str with non-ASCII characters (a device's garbage)
+    return hmac.compare_digest(given.lower().encode(), sign(secret, method, fields).encode())

@@ -205,14 +205,15 @@ class SignedConnectAuthenticator:
 
 
 class DeviceAuthorizer:
-    """Devices get their own topics; every other client the fallback's answer (the ACL file)."""
+    """Devices get their own topics; every other client the fallback's answer (the ACL file).
+    A gateway's ``DeviceTopics`` is its connection's own: it carries the sub-devices logged in
+    through it (``DeviceTopics.carry``/``drop``, done by the platform)."""
 
     def __init__(
         self, topic_classes: Callable[[str], tuple[TopicClass, ...]], fallback: Authorizer
     ) -> None:
         self._topic_classes = topic_classes
         self._fallback = fallback
-        self._latest: dict[tuple[str, str], DeviceTopics] = {}  # each device's newest connection
 
     def access(self, client: Client) -> Access:
         device = device_of(client)
@@ -221,21 +222,4 @@ class DeviceAuthorizer:
             # registered, and may do nothing but wait for its answer
             return NO_ACCESS if "&" in client.client_id else self._fallback.access(client)
         pk, dn = device
-        topics = self._latest[device] = DeviceTopics(pk, dn, self._topic_classes(pk))
-        return topics
-
-    def topics_of(self, product_key: str, device_name: str) -> DeviceTopics | None:
-        """The rights of a device's current connection (a gateway's, to carry sub-devices)."""
-        return self._latest.get((product_key, device_name))
-
-    def carry(self, gateway: tuple[str, str], sub: tuple[str, str]) -> bool:
-        topics = self._latest.get(gateway)
-        if topics is None:
-            return False
-        topics.carry(*sub, self._topic_classes(sub[0]))
-        return True
-
-    def drop(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
-        topics = self._latest.get(gateway)
-        if topics is not None:
-            topics.drop(*sub)
+        return DeviceTopics(pk, dn, self._topic_classes(pk))

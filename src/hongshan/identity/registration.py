@@ -55,4 +55,6 @@ def device_token(device_secret: str, client_id: str) -> str:
 
 
 def token_valid(device_secret: str, client_id: str, token: str) -> bool:
-    return hmac.compare_digest(token.lower(), device_token(device_secret, client_id))
+    return hmac.compare_digest(
+        token.lower().encode(), device_token(device_secret, client_id).encode()
+    )

@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hongshan.errors import ConfigError, HongshanError
+from hongshan.private_file import create_private_file
 
 KEY_ENV = "HONGSHAN_SECRET_KEY"
 _PREFIX = "v1:"  # the sealing scheme, so that a later one can be told apart
@@ -70,12 +71,5 @@ def load_or_create_key(key_file: Path) -> bytes:
         return _decode_key(key_file.read_text(), str(key_file))
     except FileNotFoundError:
         pass
-    key = secrets.token_bytes(32)
-    # O_EXCL: two processes starting at once must not each write a different key
-    try:
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _decode_key(key_file.read_text(), str(key_file))
-    with os.fdopen(fd, "w") as out:
-        out.write(base64.urlsafe_b64encode(key).decode("ascii") + "\n")
-    return key
+    fresh = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii") + "\n"
+    return _decode_key(create_private_file(key_file, fresh), str(key_file))

@@ -49,6 +49,38 @@ def new_device_name() -> str:
     return _random(20)
 
 
+_PRODUCT_KEY = re.compile(r"[A-Za-z0-9]{4,32}")
+TOPIC_CLASS_PREFIX = "/${productKey}/${deviceName}/user/"
+
+
+def check_product_key(product_key: str) -> str:
+    """A key given for a product moved from Alibaba Cloud: letters and digits (it is a topic
+    level and part of a client id, where '&', '/', '+' and '#' would mean something else)."""
+    if not _PRODUCT_KEY.fullmatch(product_key):
+        raise InvalidName(f"product key {product_key!r}: 4 to 32 letters and digits")
+    return product_key
+
+
+def check_topic_class(pattern: str) -> str:
+    """A product's custom topic class lives under the device's own ``user`` branch, as on
+    Alibaba Cloud; a class outside it would open one device's topics to another."""
+    rest = pattern[len(TOPIC_CLASS_PREFIX) :]
+    levels = rest.split("/")
+    if (
+        not pattern.startswith(TOPIC_CLASS_PREFIX)
+        or not rest
+        or any(level == "" for level in levels)
+        or any(("+" in level or "#" in level) and level not in ("+", "#") for level in levels)
+        or "#" in levels[:-1]
+        or "$" in rest
+    ):
+        raise InvalidName(
+            f"topic class {pattern!r}: must be {TOPIC_CLASS_PREFIX}… with non-empty levels "
+            "('+' a whole level, '#' only the last)"
+        )
+    return pattern
+
+
 def check_device_name(name: str) -> str:
     if not _DEVICE_NAME.fullmatch(name):
         raise InvalidName(

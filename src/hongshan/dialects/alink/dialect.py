@@ -106,7 +106,10 @@ class AlinkDialect:
         self._pipeline = pipeline
         self._speaks_for = speaks_for
         self._clock = clock
-        self._replies: dict[tuple[str, str], collections.OrderedDict[str, tuple[str, bytes]]] = {}
+        # device -> (topic, message id) -> (the message, our reply): recent accepted messages
+        self._replies: dict[
+            tuple[str, str], collections.OrderedDict[tuple[str, str], tuple[bytes, bytes]]
+        ] = {}
         self._waiting: dict[tuple[str, str, str], asyncio.Future[CallResult]] = {}
         self._custom_rrpc: dict[str, tuple[str, str, str]] = {}  # wrapped topic -> the call
         self._ids = itertools.count(int(clock() * 1000) % 1_000_000_000)
@@ -151,12 +154,15 @@ class AlinkDialect:
         msg_id = str(request.id)
         device = (found.product_key, found.device_name)
         remembered = self._replies.get(device)
-        if remembered is not None and msg_id in remembered:
-            self.stats.repeated += 1
-            reply_topic, reply = remembered[msg_id]
-            if request.wants_reply:
-                self._publish(reply_topic, reply, 0)
-            return
+        if remembered is not None:
+            earlier = remembered.get((topic, msg_id))
+            # a repeat is the same message again (a device that missed our reply); firmware
+            # that sends every post with the same id ("123", from the examples) is not repeating
+            if earlier is not None and earlier[0] == payload:
+                self.stats.repeated += 1
+                if request.wants_reply:
+                    self._publish(topic + "_reply", earlier[1], 0)
+                return
         made = self._uplinks(found, request.params, msg_id)
         method = (
             request.method or _METHODS.get(found.topic) or f"thing.event.{found.identifier}.post"
@@ -169,7 +175,7 @@ class AlinkDialect:
         else:
             self.stats.accepted += 1
             reply = messages.reply_bytes(request.id, SUCCESS, method, "success")
-            self._remember(device, msg_id, reply_topic, reply)
+            self._remember(device, (topic, msg_id), payload, reply)
             on_uplink = self._pipeline.on_uplink
             if isinstance(made, list):
                 for uplink in made:
@@ -195,11 +201,13 @@ class AlinkDialect:
             return history_uplinks(self._thing_model, (pk, dn), params, msg_id, now, speaks)
         return pack_uplinks(self._thing_model, (pk, dn), params, msg_id, now, speaks)
 
-    def _remember(self, device: tuple[str, str], msg_id: str, topic: str, reply: bytes) -> None:
+    def _remember(
+        self, device: tuple[str, str], key: tuple[str, str], payload: bytes, reply: bytes
+    ) -> None:
         remembered = self._replies.get(device)
         if remembered is None:
             remembered = self._replies[device] = collections.OrderedDict()
-        remembered[msg_id] = (topic, reply)
+        remembered[key] = (payload, reply)
         if len(remembered) > REMEMBERED_IDS:
             remembered.popitem(last=False)
 
@@ -342,18 +350,21 @@ class AlinkDialect:
     # -- status -----------------------------------------------------------------------------
 
     def device_status(self, pk: str, dn: str, online: bool, address: str = "") -> None:
-        """Publish Alibaba's device status message on ``/as/mqtt/status/{pk}/{dn}``."""
+        """Publish Alibaba's device status message on ``/as/mqtt/status/{pk}/{dn}``: ``time``
+        in the server's local time and ``utcTime`` in UTC, as Alibaba writes them. ``lastTime``
+        is Alibaba's last communication before the change; we give the change's own time."""
         now = self._clock()
-        utc = (
-            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-        )
+        millis = int(now * 1000) % 1000
+        local = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f".{millis:03d}"
+        utc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{millis:03d}Z"
         body: dict[str, Any] = {
             "status": "online" if online else "offline",
+            "iotId": f"{pk}.{dn}",
             "productKey": pk,
             "deviceName": dn,
-            "time": str(int(now * 1000)),
+            "time": local,
             "utcTime": utc,
-            "lastTime": str(int(now * 1000)),
+            "lastTime": local,
             "utcLastTime": utc,
         }
         if address:

@@ -49,6 +49,7 @@ DEVICE_DISABLED = 522  # Alibaba: device forbidden
 DEVICE_NOT_FOUND = 6100  # Alibaba: device not found
 TOPO_NOT_EXIST = 6401  # Alibaba: topo relation not exist
 TOPO_SELF = 6402  # Alibaba: a device cannot be its own sub-device
+GATEWAY_OFFLINE = 520  # the gateway's session ended while its request was handled
 NOT_A_GATEWAY = 6204  # the publishing device's product is not a gateway product
 MAX_BATCH = 100  # sub-devices in one request
 
@@ -93,10 +94,17 @@ class GatewayService:
         directory: GatewayDirectory,
         sessions: SubDeviceSessions,
         publish: Callable[[str, bytes, int], None],
+        *,
+        online: Callable[[str, str], bool],
+        send_to: Callable[[DeviceKey, str, bytes], object],
     ) -> None:
+        """``send_to(gateway, topic, payload)``: to that gateway's connection alone (answers
+        that carry secrets); ``online``: whether a device is connected."""
         self._directory = directory
         self._sessions = sessions
         self._publish = publish
+        self._online = online
+        self._send_to = send_to
         self._locks: dict[DeviceKey, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.logged_in: dict[DeviceKey, set[DeviceKey]] = {}  # gateway -> its online subs
@@ -144,7 +152,10 @@ class GatewayService:
                 code, message = SUCCESS, "success"
             if request.wants_reply:
                 body = messages.reply_bytes(request.id, code, method, message, data)
-                self._publish(topic + "_reply", body, 0)
+                if action == "sub/register":  # secrets: for the gateway's eyes only
+                    self._send_to(gateway, topic + "_reply", body)
+                else:
+                    self._publish(topic + "_reply", body, 0)
 
     async def _do(self, gateway: DeviceKey, action: str, params: Any) -> Any:
         if action == "topo/add":
@@ -200,6 +211,9 @@ class GatewayService:
             raise _Refused(TOPO_SELF, "a gateway cannot be its own sub-device")
         if self._directory.node_type(sub[0]) is not NodeType.SUBDEVICE:
             raise _Refused(REQUEST_INVALID, f"{sub[1]}&{sub[0]} is not a sub-device")
+        previous = self.carrier.get(sub)
+        if previous is not None and previous != gateway:
+            self._logout(previous, sub)  # it moves: its old gateway no longer carries it
         await self._directory.set_gateway(sub, gateway)
         return {"productKey": sub[0], "deviceName": sub[1]}
 
@@ -238,13 +252,16 @@ class GatewayService:
         subs = await self._directory.list_devices(DeviceFilter(gateway=gateway, limit=10_000))
         if sub not in {(d.product_key, d.device_name) for d in subs}:
             raise _Refused(TOPO_NOT_EXIST, f"topo relation not exist: {sub[1]}&{sub[0]}")
+        if not self._online(*gateway):
+            # it went while we checked: a login now would outlive it
+            raise _Refused(GATEWAY_OFFLINE, "the gateway is no longer connected")
         previous = self.carrier.get(sub)
         if previous is not None and previous != gateway:
             self._logout(previous, sub)
-        if previous != gateway:
-            self.carrier[sub] = gateway
-            self.logged_in.setdefault(gateway, set()).add(sub)
-            self._sessions.sub_login(gateway, sub)
+        # again when already logged in: the gateway may be a new connection that needs the rights
+        self.carrier[sub] = gateway
+        self.logged_in.setdefault(gateway, set()).add(sub)
+        self._sessions.sub_login(gateway, sub)
         return {"productKey": sub[0], "deviceName": sub[1]}
 
     def _logout(self, gateway: DeviceKey, sub: DeviceKey) -> dict[str, str]:

@@ -31,7 +31,8 @@ class PresenceWriter:
     def __init__(self, db: Database, devices: dict[DeviceKey, DeviceRecord]) -> None:
         self._db = db
         self._devices = devices
-        self._pending: dict[DeviceKey, tuple[Event, str, int]] = {}
+        # device -> (its ip, when it last connected in this batch, or None)
+        self._pending: dict[DeviceKey, tuple[str, int | None]] = {}
         self._lock = threading.Lock()  # noted on the loop, written on the thread
         self._timer: asyncio.TimerHandle | None = None
 
@@ -47,9 +48,12 @@ class PresenceWriter:
         if event is Event.CONNECTED:
             record.ever_online = True
         with self._lock:
-            previous = self._pending.get(key)
-            ip = address.rsplit(":", 1)[0] if address else (previous[1] if previous else "")
-            self._pending[key] = (event, ip, now_ms())
+            # A batch keeps the last connect even when a disconnect follows it: a device that
+            # woke, posted and slept within one batch was online, and must count as activated.
+            ip, connected_at = self._pending.get(key, ("", None))
+            if event is Event.CONNECTED:
+                ip, connected_at = address.rsplit(":", 1)[0], now_ms()
+            self._pending[key] = (ip, connected_at)
         if self._timer is None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(PRESENCE_FLUSH_DELAY, self._scheduled)
@@ -69,17 +73,16 @@ class PresenceWriter:
         with self._lock:
             pending, self._pending = self._pending, {}
         rows = []
-        for key, (event, ip, at) in pending.items():
+        for key, (ip, connected_at) in pending.items():
             record = self._devices.get(key)
             if record is None:
                 continue
-            online_at = at if event is Event.CONNECTED else None
             rows.append(
                 {
                     "state": record.state.value,
                     "ip": ip or None,
-                    "at": online_at,
-                    "first": online_at,
+                    "at": connected_at,
+                    "first": connected_at,
                     "id": record.id,
                 }
             )

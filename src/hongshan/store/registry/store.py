@@ -218,7 +218,10 @@ class SQLRegistry:
         moved from Alibaba Cloud, whose devices' firmware holds its key)."""
         if not name.strip():
             raise RegistryError("a product needs a name", "invalid")
-        pk = product_key or naming.new_product_key()
+        pk = naming.check_product_key(product_key) if product_key else naming.new_product_key()
+        topic_classes = [*topic_classes]
+        for topic_class in topic_classes:
+            naming.check_topic_class(topic_class.pattern)
         secret = product_secret or naming.new_product_secret()
         values = {
             "product_key": pk,
@@ -275,6 +278,8 @@ class SQLRegistry:
         if unknown:
             raise RegistryError(f"cannot change {', '.join(sorted(unknown))}", "invalid")
         values = dict(changes)
+        for topic_class in values.get("topic_classes") or ():
+            naming.check_topic_class(topic_class.pattern)
         if "topic_classes" in values:
             values["topic_classes"] = msgspec.to_builtins(list(values["topic_classes"]))
         if "thing_model" in values:
