@@ -25,6 +25,7 @@ from hongshan.things.model import (
 )
 from hongshan.things.naming import InvalidName
 from hongshan.things.tsl import ThingModel
+from hongshan.twin.desired import DesiredValue
 from hongshan.twin.shadow import Shadow
 from registry_databases import RegistryDatabase
 
@@ -320,5 +321,30 @@ async def test_a_device_online_for_less_than_a_batch_still_counts_as_activated(
         device = await registry.get_device(pk, "meter-0001")
         assert device.state is DeviceState.OFFLINE and device.last_ip == "10.1.1.1"
         assert device.first_online_at is not None
+    finally:
+        await registry.close()
+
+
+async def test_latest_values_and_desired_values_are_saved_and_loaded(
+    registry: SQLRegistry, registry_db: RegistryDatabase
+) -> None:
+    pk = (await registry.create_product("Lamp")).product_key
+    await registry.create_device(pk, "lamp-0001")
+    await registry.create_device(pk, "lamp-0002")
+    registry.properties.save({(pk, "lamp-0001"): {"Brightness": (40, 1000), "Geo": ({"x": 1}, 5)}})
+    registry.properties.save({(pk, "lamp-0001"): {"Brightness": (50, 2000)}})  # an upsert
+    registry.properties.save({(pk, "lamp-0002"): {"Brightness": (7, 3000)}})
+    desired = {"Brightness": DesiredValue(25, 2, 1234)}
+    registry.desired.save(pk, "lamp-0002", desired)
+    registry = await reopen(registry, registry_db)
+    try:
+        assert await registry.properties.load() == {
+            (pk, "lamp-0001"): {"Brightness": (50, 2000), "Geo": ({"x": 1}, 5)},
+            (pk, "lamp-0002"): {"Brightness": (7, 3000)},
+        }
+        assert await registry.desired.load() == {(pk, "lamp-0002"): desired}
+        await registry.delete_device(pk, "lamp-0002")
+        assert (pk, "lamp-0002") not in await registry.properties.load()
+        assert await registry.desired.load() == {}
     finally:
         await registry.close()
