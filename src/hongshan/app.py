@@ -307,12 +307,12 @@ class Platform:
 
 
 def _from_devices(
-    handler: Callable[[str, bytes, bool], bool | None],
+    handler: Callable[[str, bytes], bool | None],
 ) -> Callable[[Message], bool | None]:
-    """A broker tap for a dialect's handler: (topic, payload, whether we sent it ourselves)."""
+    """A broker tap for a dialect's handler, which takes (topic, payload)."""
 
     def tap(message: Message) -> bool | None:
-        return handler(message.topic, message.payload, message.sender == "")
+        return handler(message.topic, message.payload)
 
     return tap
 

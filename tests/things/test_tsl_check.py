@@ -7,8 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hongshan.things.tsl import Problem, ThingModel
+from hongshan.things.tsl_check import check_value, quick_check
+from hongshan.things.tsl_types import BoolType, EnumType, NumberType, TextType
 
 DATA = Path(__file__).parent / "data"
 
@@ -298,3 +302,36 @@ def test_model_without_generated_services_still_checks_set_and_get() -> None:
     assert model.check_service_input("get", ["SpO2"]) == []
     assert model.check_service_output("set", {}) == []
     assert _codes(model.check_service_input("StartMeasurement", {})) == [6300]
+
+
+_scalars = st.one_of(
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(max_size=12),
+    st.none(),
+    st.sampled_from([0, 1, 2, -1, 2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 3.4e38, 3.5e38]),
+)
+_QUICK_TYPES = [
+    NumberType(type="int"),
+    NumberType(type="int", min=0, max=100),
+    NumberType(type="int", min=-5.5, max=1e12),
+    NumberType(type="float"),
+    NumberType(type="float", min=-1.5, max=2.5),
+    NumberType(type="double"),
+    NumberType(type="double", min=0, max=1e300),
+    BoolType(labels={"0": "off", "1": "on"}),
+    EnumType(labels={"0": "a", "2": "b", "-1": "c", "01": "d"}),
+    TextType(length=3),
+    TextType(),
+]
+
+
+@pytest.mark.parametrize("data_type", _QUICK_TYPES, ids=repr)
+@given(value=_scalars)
+def test_the_quick_check_agrees_with_check_value(data_type: Any, value: Any) -> None:
+    """The quick form may only say yes where check_value finds nothing wrong, and says no
+    where it does (so the slow path is taken only for refusals)."""
+    quick = quick_check(data_type)
+    assert quick is not None
+    assert quick(value) == (check_value(data_type, value, "x") is None)

@@ -348,9 +348,10 @@ class Broker:
         return True
 
     def tap(self, topic_filter: str, handler: Tap) -> None:
-        """Hand every accepted publish matching ``topic_filter`` to ``handler`` as well; a
-        handler that returns True has consumed it (an answer meant for the platform alone),
-        and it is not delivered to subscribers."""
+        """Hand every publish of a client (wills included) matching ``topic_filter`` to
+        ``handler`` as well — not the platform's own (``publish_from_server``, ``$SYS``). A
+        handler that returns True has consumed it (an answer meant for the platform alone), and
+        it is not delivered to subscribers."""
         self._tap_count += 1
         self._taps.subscribe(topic_filter, self._tap_count, handler)
 
@@ -539,7 +540,7 @@ class Broker:
         Returns True when something was written to the store, so that the publisher's
         acknowledgement must wait for the store's commit."""
         stored = False
-        if self._tap_count:
+        if self._tap_count and message.sender:
             consumed = False
             for taps in self._taps.matches(message.topic):
                 for handler in taps.values():

@@ -38,6 +38,7 @@ and is re-exported here; import it from this module.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -48,6 +49,7 @@ from hongshan.things.tsl_check import (
     PARAMS_INVALID,
     Problem,
     check_value,
+    quick_check,
 )
 from hongshan.things.tsl_types import (
     ArrayType,
@@ -159,21 +161,32 @@ class ThingModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         problems = []
         values: dict[str, Any] = {}
         times: dict[str, int] = {}
-        properties = self.property_map
+        quick = self._quick_checks
         for key, raw in params.items():
-            prop = properties.get(key)
-            if prop is None:
+            found = quick.get(key)
+            if found is None:
                 problems.append(_not_exist(key))
                 continue
-            value, stamp_problem = _unstamp(prop.data_type, key, raw)
-            problem = stamp_problem or _check(prop.data_type, key, value)
-            if problem is not None:
-                problems.append(problem)
-                continue
+            data_type, fits = found
+            value = raw
+            if type(raw) is dict:
+                value, problem = _unstamp(data_type, key, raw)
+                if problem is not None:
+                    problems.append(problem)
+                    continue
+            if fits is None or not fits(value):
+                problem = _check(data_type, key, value)
+                if problem is not None:
+                    problems.append(problem)
+                    continue
             values[key] = value
             if value is not raw and "time" in raw:
                 times[key] = int(raw["time"])
         return problems, values, times
+
+    @functools.cached_property
+    def _quick_checks(self) -> dict[str, tuple[DataType, Callable[[Any], bool] | None]]:
+        return {p.identifier: (p.data_type, quick_check(p.data_type)) for p in self.properties}
 
     def check_property_set(self, params: Any) -> list[Problem]:
         """A ``thing.service.property.set`` for the device: only ``rw`` properties, bare values."""

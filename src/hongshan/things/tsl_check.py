@@ -48,6 +48,7 @@ Rules where Alibaba is loose or silent, and what we chose:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -123,6 +124,39 @@ def check_value(data_type: DataType, value: Any, path: str) -> Fault:
         case ArrayType():
             return _check_array(data_type, value, path)
     raise AssertionError(f"unknown data type {data_type!r}")  # pragma: no cover
+
+
+DOUBLE_MAX = 1.7976931348623157e308  # the largest finite double
+
+
+def quick_check(data_type: DataType) -> Callable[[Any], bool] | None:
+    """A closure that says at once whether a value fits the common scalar types: True only
+    where ``check_value`` finds nothing wrong (it is asked when this says False, for the words
+    of the refusal). None for the types that have no quick form (date, struct, array). Built
+    once per property: a property post checks five values per message at a town's rate."""
+    match data_type:
+        case NumberType(type="int"):
+            lo = max(INT32_MIN, data_type.min) if data_type.min is not None else INT32_MIN
+            hi = min(INT32_MAX, data_type.max) if data_type.max is not None else INT32_MAX
+            return lambda v: type(v) is int and lo <= v <= hi
+        case NumberType():
+            limit = FLOAT32_MAX if data_type.type == "float" else DOUBLE_MAX
+            low = max(-limit, data_type.min) if data_type.min is not None else -limit
+            high = min(limit, data_type.max) if data_type.max is not None else limit
+            # NaN fails both comparisons, infinities the limits: as check_value refuses them
+            return lambda v: (type(v) is int or type(v) is float) and low <= v <= high
+        case BoolType():
+            return lambda v: type(v) is int and (v == 0 or v == 1)
+        case EnumType():
+            # check_value compares str(value) with the keys: "01" is not the key of 1
+            keys = frozenset(
+                int(k) for k in data_type.labels if k.lstrip("-").isdigit() and str(int(k)) == k
+            )
+            return lambda v: type(v) is int and v in keys
+        case TextType():
+            length = data_type.length if data_type.length is not None else TEXT_MAX_LENGTH
+            return lambda v: type(v) is str and len(v) <= length
+    return None
 
 
 def check_members(params: tuple[Param, ...], values: dict[str, Any], prefix: str) -> Fault:

@@ -72,9 +72,9 @@ class DesiredService:
             self._desired.pop((pk, dn), None)
         self._save(pk, dn, desired)
 
-    def on_message(self, topic: str, payload: bytes, from_server: bool) -> None:
+    def on_message(self, topic: str, payload: bytes) -> None:
         levels = topic.split("/")
-        if from_server or len(levels) != 8 or levels[7] not in ("get", "delete"):
+        if len(levels) != 8 or levels[7] not in ("get", "delete"):
             return
         pk, dn, action = levels[2], levels[3], levels[7]
         try:

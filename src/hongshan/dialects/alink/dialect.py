@@ -13,8 +13,8 @@ asynchronously on ``…/thing/service/{id}``, or synchronously over RRPC on
 as Alibaba does) and ``rrpc`` (raw bytes on ``…/rrpc/request/{msgId}``). Each waits for the
 device's reply when asked to, up to a timeout.
 
-The dialect never sees a packet: the broker hands it (topic, payload, from_server) through a
-tap, and it publishes through the function it was given.
+The dialect never sees a packet: the broker hands it (topic, payload) of each client's publish
+through a tap, and it publishes through the function it was given.
 """
 
 from __future__ import annotations
@@ -117,11 +117,9 @@ class AlinkDialect:
 
     # -- in ---------------------------------------------------------------------------------
 
-    def on_message(self, topic: str, payload: bytes, from_server: bool) -> bool:
+    def on_message(self, topic: str, payload: bytes) -> bool:
         """Handle a device's message; True when it was the answer to an RRPC call of ours,
         which is then not delivered to subscribers (the device would get its own answer)."""
-        if from_server:
-            return False  # our own replies and calls pass the same taps
         found = parse(topic)
         if found is not None:
             if found.topic is Topic.RRPC_RESPONSE:

@@ -112,9 +112,9 @@ class GatewayService:
 
     # -- in ---------------------------------------------------------------------------------
 
-    def on_message(self, topic: str, payload: bytes, from_server: bool) -> None:
+    def on_message(self, topic: str, payload: bytes) -> None:
         levels = topic.split("/")
-        if from_server or len(levels) != 7 or levels[-1].endswith("_reply"):
+        if len(levels) != 7 or levels[-1].endswith("_reply"):
             return
         if levels[1] == "sys" and levels[4:6] in (["thing", "topo"], ["thing", "sub"]):
             action = levels[5] + "/" + levels[6]

@@ -28,10 +28,10 @@ class NtpService:
         self._publish = publish
         self._clock = clock
 
-    def on_message(self, topic: str, payload: bytes, from_server: bool) -> None:
+    def on_message(self, topic: str, payload: bytes) -> None:
         received = str(int(self._clock() * 1000))
         levels = topic.split("/")
-        if from_server or len(levels) != 6:
+        if len(levels) != 6:
             return
         try:
             request = _decode(payload)

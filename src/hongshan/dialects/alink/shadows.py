@@ -52,9 +52,9 @@ class ShadowService:
     def _send(self, pk: str, dn: str, body: dict[str, Any]) -> None:
         self._publish(f"/shadow/get/{pk}/{dn}", msgspec.json.encode(body), 1)
 
-    def on_message(self, topic: str, payload: bytes, from_server: bool) -> None:
+    def on_message(self, topic: str, payload: bytes) -> None:
         levels = topic.split("/")
-        if from_server or len(levels) != 5:
+        if len(levels) != 5:
             return
         pk, dn = levels[3], levels[4]
         now = int(self._clock())
