@@ -165,7 +165,6 @@ class AlinkDialect:
         method = (
             request.method or _METHODS.get(found.topic) or f"thing.event.{found.identifier}.post"
         )
-        reply_topic = topic + "_reply"
         if isinstance(made, Refusal):
             self.stats.rejected += 1
             log.info("%s: refused %s: %s %s", "&".join(device), method, made.code, made.message)
@@ -174,14 +173,13 @@ class AlinkDialect:
             self.stats.accepted += 1
             reply = messages.reply_bytes(request.id, SUCCESS, method, "success")
             self._remember(device, (topic, msg_id), payload, reply)
-            on_uplink = self._pipeline.on_uplink
             if isinstance(made, list):
                 for uplink in made:
-                    on_uplink(uplink)
+                    self._pipeline.on_uplink(uplink)
             else:
-                on_uplink(made)
+                self._pipeline.on_uplink(made)
         if request.wants_reply:
-            self._publish(reply_topic, reply, 0)
+            self._publish(topic + "_reply", reply, 0)
 
     def _uplinks(
         self, found: DeviceTopic, params: Any, msg_id: str

@@ -56,7 +56,7 @@ def property_uplink(
         kind=UplinkKind.PROPERTY_POST,
         params=values,
         times=times,
-        ts=max(times.values(), default=now),
+        ts=max(times.values()) if times else now,
         msg_id=msg_id,
     )
 
