@@ -113,6 +113,8 @@ class AlinkDialect:
         self._waiting: dict[tuple[str, str, str], asyncio.Future[CallResult]] = {}
         self._custom_rrpc: dict[str, tuple[str, str, str]] = {}  # wrapped topic -> the call
         self._ids = itertools.count(int(clock() * 1000) % 1_000_000_000)
+        self._status_second = -1
+        self._status_stamps = ("", "")
         self.stats = AlinkStats()
 
     # -- in ---------------------------------------------------------------------------------
@@ -350,21 +352,27 @@ class AlinkDialect:
         in the server's local time and ``utcTime`` in UTC, as Alibaba writes them. ``lastTime``
         is Alibaba's last communication before the change; we give the change's own time."""
         now = self._clock()
-        millis = int(now * 1000) % 1000
-        local = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f".{millis:03d}"
-        utc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{millis:03d}Z"
-        body: dict[str, Any] = {
-            "status": "online" if online else "offline",
-            "iotId": f"{pk}.{dn}",
-            "productKey": pk,
-            "deviceName": dn,
-            "time": local,
-            "utcTime": utc,
-            "lastTime": local,
-            "utcLastTime": utc,
-        }
-        if address:
-            body["clientIp"] = address.rsplit(":", 1)[0]
-        self._publish(f"/as/mqtt/status/{pk}/{dn}", messages.encode(body), 1)
+        second = int(now)
+        if second != self._status_second:  # formatted once a second, not once a device
+            self._status_second = second
+            self._status_stamps = (
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)),
+                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
+            )
+        millis = f".{int(now * 1000) % 1000:03d}"
+        local = self._status_stamps[0] + millis
+        utc = self._status_stamps[1] + millis + "Z"
+        status = messages.Status(
+            status="online" if online else "offline",
+            iot_id=f"{pk}.{dn}",
+            product_key=pk,
+            device_name=dn,
+            time=local,
+            utc_time=utc,
+            last_time=local,
+            utc_last_time=utc,
+            client_ip=address.rsplit(":", 1)[0] if address else None,
+        )
+        self._publish(f"/as/mqtt/status/{pk}/{dn}", messages.encode(status), 1)
         if not online:
             self._replies.pop((pk, dn), None)

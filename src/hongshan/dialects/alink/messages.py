@@ -42,6 +42,20 @@ class Reply(msgspec.Struct, kw_only=True):
     version: str | None = None
 
 
+class Status(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
+    """A device's status message (``/as/mqtt/status/{pk}/{dn}``), in Alibaba's fields."""
+
+    status: str
+    iot_id: str
+    product_key: str
+    device_name: str
+    time: str
+    utc_time: str
+    last_time: str
+    utc_last_time: str
+    client_ip: str | None = None  # left out when offline
+
+
 class Call(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A request the platform sends a device."""
 
