@@ -20,7 +20,7 @@ from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Author
 from hongshan.broker.message import Message
 from hongshan.broker.server import Broker
 from hongshan.config import Settings
-from hongshan.dialects.alink import desired, gateway, ntp, shadows
+from hongshan.dialects.alink import desired, gateway, ntp, ota, shadows
 from hongshan.dialects.alink import dialect as alink
 from hongshan.errors import HongshanError
 from hongshan.http import build_http_app
@@ -148,12 +148,16 @@ class Platform:
             online=registry.is_online,
         )
         ntp_service = ntp.NtpService(publish)
+        firmware = ota.FirmwareReports(
+            lambda pk, dn, versions: registry.update_device(pk, dn, firmware=versions)
+        )
         for taps, handler in (
             (alink.TAPS, self.alink.on_message),
             (shadows.TAPS, self.shadows.on_message),
             (gateway.TAPS, self.gateways.on_message),
             (desired.TAPS, self.desired.on_message),
             (ntp.TAPS, ntp_service.on_message),
+            (ota.TAPS, firmware.on_message),
         ):
             for topic_filter in taps:
                 broker.tap(topic_filter, _from_devices(handler))

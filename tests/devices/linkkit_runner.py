@@ -25,6 +25,13 @@ def emit(event, *args):
         sys.stdout.flush()
 
 
+def plain(value):
+    """What the SDK returned, as JSON: its error codes are Enums, some results tuples."""
+    if isinstance(value, tuple):
+        return [plain(item) for item in value]
+    return getattr(value, "value", value)
+
+
 def text(value):
     return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else value
 
@@ -94,7 +101,7 @@ def main():
         except Exception as exc:  # reported to the test, which decides
             emit("result", None, repr(exc))
             continue
-        emit("result", list(result) if isinstance(result, tuple) else result, None)
+        emit("result", plain(result), None)
     try:
         sdk.disconnect()
     finally:

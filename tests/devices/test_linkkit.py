@@ -222,3 +222,15 @@ def test_rrpc_from_the_api_over_a_custom_topic_and_the_original_form(
             assert late.json()["code"] == 5005
     finally:
         device.stop()
+
+
+def test_the_sdk_reports_its_firmware_versions(lamp: Lamp) -> None:
+    lamp.device.call("ota_report_version", None, "1.0.3")
+    lamp.device.call("ota_report_version", "MCU", "2.1")
+    registry = lamp.server.platform.registry
+
+    def firmware() -> dict[str, str]:
+        device = lamp.server.run(registry.get_device(lamp.pk, lamp.dn))
+        return dict(device.firmware)
+
+    wait_for(lambda: firmware() == {"default": "1.0.3", "MCU": "2.1"})

@@ -1,0 +1,60 @@
+"""Firmware versions as devices report them: ``/ota/device/inform/{pk}/{dn}`` with
+``{"id": "1", "params": {"version": "1.0.3", "module": "MCU"}}`` (Alibaba's OTA "report the
+version"; no module means the main firmware, ``default``). The registry keeps the version of
+each module; upgrades pushed to devices (``/ota/device/upgrade/…``) come with the OTA issue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import msgspec
+
+log = logging.getLogger("hongshan.alink")
+
+TAPS = ("/ota/device/inform/+/+",)
+DEFAULT_MODULE = "default"
+
+
+class Inform(msgspec.Struct):
+    version: str
+    module: str = DEFAULT_MODULE
+
+
+class InformMessage(msgspec.Struct):
+    params: Inform
+    id: str | int = ""
+
+
+_decode = msgspec.json.Decoder(InformMessage).decode
+
+Record = Callable[[str, str, dict[str, str]], Awaitable[object]]  # (pk, dn, {module: version})
+
+
+class FirmwareReports:
+    def __init__(self, record: Record) -> None:
+        self._record = record
+        self._tasks: set[asyncio.Future[object]] = set()
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        levels = topic.split("/")
+        if len(levels) != 6:
+            return
+        pk, dn = levels[4], levels[5]
+        try:
+            inform = _decode(payload).params
+        except msgspec.DecodeError as exc:
+            log.info("%s: not a firmware report: %s", topic, exc)
+            return
+        if not inform.version or len(inform.version) > 64 or len(inform.module) > 64:
+            log.info("%s: firmware version or module empty or too long", topic)
+            return
+        task = asyncio.ensure_future(self._record(pk, dn, {inform.module: inform.version}))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("firmware report not kept: %s", task.exception())
