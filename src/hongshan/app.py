@@ -299,8 +299,10 @@ class Platform:
             access.drop(*sub)
         self.broker.unsubscribe_for(carrier, auto_subscriptions(*sub))
         self.broker.access_changed(carrier)  # and whatever else of the sub's it subscribed to
-        self.registry.device_disconnected(*sub)
-        self.alink.device_status(*sub, online=False)
+        if self.broker.connection_of(device_client_id(*sub)) is None:
+            # (a sub-device that also holds a connection of its own stays online)
+            self.registry.device_disconnected(*sub)
+            self.alink.device_status(*sub, online=False)
 
     def _cut_off(self, product_key: str, device_name: str) -> None:
         """A device disabled or deleted while online is disconnected (0x98)."""
