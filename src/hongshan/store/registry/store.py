@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from hongshan.identity.device_auth import DeviceCredentials
 from hongshan.identity.device_topics import TopicClass
-from hongshan.identity.secret_box import SecretBox
+from hongshan.identity.secret_box import SecretBox, SecretUnreadable
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import (
     Database,
@@ -96,7 +96,11 @@ class SQLRegistry:
     async def open(cls, url: str, box: SecretBox, *, schema: str | None = None) -> SQLRegistry:
         """Open (and migrate) the database and load what the message path keeps in memory."""
         registry = cls(await Database.open(url, schema=schema), box)
-        await registry._run(registry._load)
+        try:
+            await registry._run(registry._load)
+        except BaseException:
+            await registry._db.close()
+            raise
         return registry
 
     async def close(self) -> None:
@@ -118,13 +122,28 @@ class SQLRegistry:
                 t.devices.c.state,
                 t.devices.c.first_online_at,
             )
+            unreadable = []
             for row in db.execute(query):
-                self._devices[row.product_key, row.device_name] = DeviceRecord(
+                key = (row.product_key, row.device_name)
+                record = self._devices[key] = DeviceRecord(
                     id=row.id,
                     sealed=row.device_secret,
                     state=DeviceState(row.state),
                     ever_online=row.first_online_at is not None,
                 )
+                # opened now, before the broker listens: a town's devices all connecting after
+                # a restart should not each wait for a decryption on the event loop
+                try:
+                    record.secret = self._box.open(row.device_secret, _device_context(*key))
+                except SecretUnreadable:
+                    unreadable.append(key)
+        if unreadable and len(unreadable) == len(self._devices):
+            raise SecretUnreadable(
+                f"no device secret opens with this key ({len(unreadable)} devices): is "
+                "secret.key (or HONGSHAN_SECRET_KEY) the one the registry was written with?"
+            )
+        for pk, dn in unreadable[:10]:
+            log.error("registry: the secret of %s&%s does not open; it cannot log in", dn, pk)
         log.info("registry: %d products, %d devices", len(self._products), len(self._devices))
 
     # -- what the message path asks (in memory, no query) -----------------------------------
