@@ -32,7 +32,12 @@ from hongshan.identity.device_auth import (
     device_of,
     registration_of,
 )
-from hongshan.identity.device_topics import DeviceTopics, TopicClass, auto_subscriptions
+from hongshan.identity.device_topics import (
+    AUTO_SUBSCRIBE,
+    DeviceTopics,
+    TopicClass,
+    auto_subscription_patterns,
+)
 from hongshan.identity.passwords import PasswordFileAuthenticator, read_users
 from hongshan.identity.registration import REGISTER, device_token, token_client_id
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
@@ -85,6 +90,7 @@ class Platform:
         self.gateways: gateway.GatewayService
         self.desired: desired.DesiredService
         self.twin = PropertyTwin()
+        self._auto_subscribed: set[str] = set()  # device client ids with _ss=1
         self.admin_token = ""
         self.pipeline = Pipeline([self.twin])
 
@@ -161,6 +167,8 @@ class Platform:
         ):
             for topic_filter in taps:
                 broker.tap(topic_filter, _from_devices(handler))
+        for topic_filter, pk_at, dn_at in auto_subscription_patterns():
+            broker.derive(topic_filter, functools.partial(self._auto_subscriber, pk_at, dn_at))
         broker.on_connected.append(self._device_connected)
         broker.on_disconnected.append(self._device_disconnected)
         registry.on_device_disabled.append(self._cut_off)
@@ -224,6 +232,10 @@ class Platform:
             return
         device = device_of(client)
         if device is not None:
+            if AUTO_SUBSCRIBE in client.labels:
+                self._auto_subscribed.add(client.client_id)
+            else:
+                self._auto_subscribed.discard(client.client_id)
             self.registry.device_connected(*device, address)
             self.alink.device_status(*device, online=True, address=address)
             self.desired.device_online(*device)
@@ -276,6 +288,18 @@ class Platform:
         # QoS 0: sent now or never, so a secret is never queued in the broker's store
         self.broker.send_to(client_id, topic, msgspec.json.encode(answer), qos=0)
 
+    def _auto_subscriber(self, pk_at: int, dn_at: int, topic: str) -> str | None:
+        """Who receives ``topic`` by Alibaba's automatic subscriptions: the gateway carrying
+        the device it names, else that device if its SDK asked for them (``_ss=1``). Its
+        session, persistent ones included, keeps them until it connects without asking."""
+        levels = topic.split("/")
+        device = (levels[pk_at], levels[dn_at])
+        carrier = self.gateways.carrier.get(device)
+        if carrier is not None:
+            return device_client_id(*carrier)
+        client_id = device_client_id(*device)
+        return client_id if client_id in self._auto_subscribed else None
+
     # a gateway's sub-devices (gateway.SubDeviceSessions)
 
     def sub_login(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
@@ -286,7 +310,6 @@ class Platform:
         if isinstance(access, DeviceTopics):
             access.carry(*sub, self._topic_classes(sub[0]))
         self.broker.access_changed(carrier)
-        self.broker.subscribe_for(carrier, auto_subscriptions(*sub))
         address = self.broker.address_of(carrier)
         self.registry.device_connected(*sub, address)
         self.alink.device_status(*sub, online=True, address=address)
@@ -297,8 +320,7 @@ class Platform:
         access = self.broker.access_of(carrier)
         if isinstance(access, DeviceTopics):
             access.drop(*sub)
-        self.broker.unsubscribe_for(carrier, auto_subscriptions(*sub))
-        self.broker.access_changed(carrier)  # and whatever else of the sub's it subscribed to
+        self.broker.access_changed(carrier)  # and whatever of the sub's it subscribed to itself
         if self.broker.connection_of(device_client_id(*sub)) is None:
             # (a sub-device that also holds a connection of its own stays online)
             self.registry.device_disconnected(*sub)

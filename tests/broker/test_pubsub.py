@@ -307,3 +307,24 @@ def test_fan_out_to_many_subscribers(server, raw, paho_client):
     for client in subscribers:
         message = client.expect(PUBLISH)
         assert (message.topic, message.payload, message.qos) == ("fan/t", b"to all", 1)
+
+
+def test_a_derived_subscription_delivers_to_the_client_the_topic_names(server, paho_client):
+    broker = server.platform.broker
+    server.call(lambda: broker.derive("derived/+/in", lambda topic: topic.split("/")[1] or None))
+    alice = paho_client(server.port, client_id="alice")
+    alice.connect()
+    bob = paho_client(server.port, client_id="bob")
+    bob.connect()
+    bob.publish("derived/alice/in", b"for alice", qos=1)
+    assert alice.get().payload == b"for alice"
+    bob.publish("derived/carol/in", b"nobody's", qos=1)  # no such session: dropped
+    alice.publish("derived/alice/in", b"her own", qos=1)  # no-local: not back to her
+    # an explicit subscription that overlaps: still one copy
+    alice.subscribe("derived/#", qos=1)
+    bob.publish("derived/alice/in", b"once", qos=1)
+    messages = [m.payload for m in alice.until("derived/alice/in", payload=b"once")]
+    assert messages.count(b"once") == 1 and b"nobody's" not in messages
+    bob.publish("derived/bob/in", b"bob's", qos=1)  # alice sees it by her own subscription
+    assert alice.get().payload == b"bob's"
+    assert alice.drain() == []

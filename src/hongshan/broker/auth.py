@@ -24,6 +24,7 @@ class Client(msgspec.Struct, frozen=True, kw_only=True):
     username: str | None
     address: str = ""
     protocol_level: int = 4
+    labels: frozenset[str] = frozenset()  # from the authenticator's Verdict
 
 
 class Credentials(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,9 +42,9 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
     # the client identifier to keep the session under, when the authenticator decides it (one
     # session per Alibaba device, whatever id its firmware connects with); None keeps the packet's
     client_id: str | None = None
-    # filters the session is subscribed to at CONNECT without a SUBSCRIBE ("server-side
-    # subscriptions": Alibaba's automatic topic subscription); QoS 1, no-local
-    subscriptions: tuple[str, ...] = ()
+    # what the authenticator learned of the client that the platform may act on (a device's
+    # SDK asking for Alibaba's automatic subscriptions); carried in ``Client.labels``
+    labels: frozenset[str] = frozenset()
 
 
 ACCEPTED = Verdict()

@@ -63,8 +63,6 @@ log = logging.getLogger("hongshan.broker")
 # Above this many bytes waiting to be written, a connection stops taking QoS 0 messages
 # directly and the session queues (and, when full, drops) them instead.
 WRITE_HIGH_WATER = 256 * 1024
-# a subscription the authenticator asked for: QoS 1, and never the client's own messages back
-SERVER_SIDE_SUBSCRIPTION = SubscriptionOptions(qos=1, no_local=True)
 _ACL_CACHE_SIZE = 512  # topics per connection whose publish verdict is remembered
 _ACL_CACHED_TOPIC_LENGTH = 256  # longer topics are checked each time, never kept
 _PINGRESP = b"\xd0\x00"
@@ -487,7 +485,11 @@ class MQTTConnection(asyncio.Protocol):
         if verdict.client_id is not None:
             client_id = verdict.client_id
         self.client = Client(
-            client_id=client_id, username=username, address=self.address, protocol_level=level
+            client_id=client_id,
+            username=username,
+            address=self.address,
+            protocol_level=level,
+            labels=verdict.labels,
         )
         self.will = packet.will
         # keep-alive, capped by the server (MQTT-3.2.2-21: Server Keep Alive replaces it)
@@ -529,8 +531,6 @@ class MQTTConnection(asyncio.Protocol):
         session.receive_filter = self.access.receive_filter
         if present:
             broker.prune_subscriptions(session, self.access)
-        for topic_filter in verdict.subscriptions:
-            broker.subscribe(session, topic_filter, SERVER_SIDE_SUBSCRIPTION)
         self.session = session
         connack_props = NO_PROPERTIES
         if level == MQTT_5:

@@ -81,3 +81,7 @@ class SubscriptionOptions(msgspec.Struct, frozen=True, gc=False):
     def subscription_ids(self) -> tuple[int, ...]:
         """What a delivery through this subscription carries (MQTT-3.3.4-3)."""
         return () if self.subscription_id is None else (self.subscription_id,)
+
+
+# a subscription the platform makes for a client: QoS 1, and never the client's own messages back
+SERVER_SIDE_SUBSCRIPTION = SubscriptionOptions(qos=1, no_local=True)

@@ -11,13 +11,18 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from hongshan import __version__
 from hongshan.broker.auth import Access, Authenticator, Authorizer, Client
-from hongshan.broker.connection import SERVER_SIDE_SUBSCRIPTION, MQTTConnection
-from hongshan.broker.message import Delivery, Message, SubscriptionOptions
+from hongshan.broker.connection import MQTTConnection
+from hongshan.broker.message import (
+    SERVER_SIDE_SUBSCRIPTION,
+    Delivery,
+    Message,
+    SubscriptionOptions,
+)
 from hongshan.broker.retained import RetainedStore
 from hongshan.broker.session import OutState, Session
 from hongshan.broker.state import BrokerStateStore, SavedWill
@@ -74,6 +79,20 @@ class SharedGroup:
 Tap = Callable[[Message], bool | None]
 
 
+class DerivedSubscription:
+    """One subscription for a pattern many clients share, held by whichever session
+    ``resolve(topic)`` names (or nobody, for None). Alibaba's automatic topic subscriptions are
+    the case: every device receives ``/sys/{its pk}/{its dn}/thing/…``; one trie entry and a
+    function of the topic cost less than seven entries per device made at every CONNECT and
+    removed at every disconnect."""
+
+    __slots__ = ("options", "resolve")
+
+    def __init__(self, resolve: Callable[[str], str | None], options: SubscriptionOptions):
+        self.resolve = resolve
+        self.options = options
+
+
 class Broker:
     def __init__(
         self,
@@ -91,7 +110,10 @@ class Broker:
         self.sessions: dict[str, Session] = {}
         self.connections: dict[str, MQTTConnection] = {}  # client id -> its live connection
         self.open_connections: set[MQTTConnection] = set()
-        self.subscriptions: SubscriptionTrie[str | SharedKey, SubscriptionOptions | SharedGroup]
+        self.subscriptions: SubscriptionTrie[
+            str | SharedKey | DerivedSubscription,
+            SubscriptionOptions | SharedGroup | DerivedSubscription,
+        ]
         self.subscriptions = SubscriptionTrie()
         self.retained = RetainedStore()
         self.ports: dict[str, int] = {}
@@ -325,18 +347,11 @@ class Broker:
                 log.info("%r: subscription %r no longer allowed", session.client_id, topic_filter)
                 self.unsubscribe(session, topic_filter)
 
-    def subscribe_for(self, client_id: str, topic_filters: Iterable[str]) -> None:
-        """Server-side subscriptions for a connected client (QoS 1, no-local)."""
-        session = self.sessions.get(client_id)
-        if session is not None:
-            for topic_filter in topic_filters:
-                self.subscribe(session, topic_filter, SERVER_SIDE_SUBSCRIPTION)
-
-    def unsubscribe_for(self, client_id: str, topic_filters: Iterable[str]) -> None:
-        session = self.sessions.get(client_id)
-        if session is not None:
-            for topic_filter in topic_filters:
-                self.unsubscribe(session, topic_filter)
+    def derive(self, topic_filter: str, resolve: Callable[[str], str | None]) -> None:
+        """Deliver what matches ``topic_filter`` to the session ``resolve(topic)`` names: QoS 1
+        at most, and never a client's own messages back (``DerivedSubscription``)."""
+        derived = DerivedSubscription(resolve, SERVER_SIDE_SUBSCRIPTION)
+        self.subscriptions.subscribe(topic_filter, derived, derived)
 
     def send_to(self, client_id: str, topic: str, payload: bytes, qos: int = 1) -> bool:
         """A message for one session only, whatever it subscribed to (answers to dynamic
@@ -570,6 +585,14 @@ class Broker:
                         value.subscription_ids,
                     )
                     stored = sessions[key].deliver(delivery) or stored
+                elif type(value) is DerivedSubscription:
+                    client_id = value.resolve(message.topic)
+                    if client_id is None or client_id == message.sender:
+                        continue  # nobody's, or the client's own message (no-local)
+                    session = sessions.get(client_id)
+                    if session is not None:
+                        qos = min(value.options.qos, message.qos)
+                        stored = session.deliver(Delivery(message, qos, False, ())) or stored
                 else:
                     assert isinstance(value, SharedGroup)
                     stored = self._deliver_shared(value, message) or stored
@@ -580,6 +603,10 @@ class Broker:
                 if type(value) is SubscriptionOptions:
                     assert isinstance(key, str)
                     self._merge_target(targets, key, value, message)
+                elif type(value) is DerivedSubscription:
+                    client_id = value.resolve(message.topic)
+                    if client_id is not None and client_id in sessions:
+                        self._merge_target(targets, client_id, value.options, message)
                 else:
                     assert isinstance(value, SharedGroup)
                     stored = self._deliver_shared(value, message) or stored

@@ -38,7 +38,7 @@ from hongshan.identity.alibaba import (
     parse_connect,
     verify_password,
 )
-from hongshan.identity.device_topics import DeviceTopics, TopicClass, auto_subscriptions
+from hongshan.identity.device_topics import AUTO_SUBSCRIBE, DeviceTopics, TopicClass
 from hongshan.identity.registration import (
     NO_PREREGISTRATION,
     REGISTER,
@@ -164,11 +164,9 @@ class SignedConnectAuthenticator:
             return Verdict(reason_code=ReasonCode.BANNED)
         pk, dn = connect.product_key, connect.device_name
         # _ss=1: the Link SDKs rely on Alibaba subscribing them to their system topics
-        automatic = auto_subscriptions(pk, dn) if connect.params.get("_ss") == "1" else ()
+        labels = frozenset({AUTO_SUBSCRIBE}) if connect.params.get("_ss") == "1" else frozenset()
         return Verdict(
-            username=device_identity(pk, dn),
-            client_id=device_client_id(pk, dn),
-            subscriptions=automatic,
+            username=device_identity(pk, dn), client_id=device_client_id(pk, dn), labels=labels
         )
 
     async def _registration(

@@ -84,10 +84,19 @@ AUTO_SUBSCRIBED = (
 )
 
 
-def auto_subscriptions(pk: str, dn: str) -> tuple[str, ...]:
-    if not (_safe(pk) and _safe(dn)):
-        return ()
-    return tuple(pattern.format(pk=pk, dn=dn) for pattern in AUTO_SUBSCRIBED)
+AUTO_SUBSCRIBE = "auto-subscribe"  # the label of a client that gets them (``_ss=1``)
+
+
+def auto_subscription_patterns() -> list[tuple[str, int, int]]:
+    """Each automatic subscription as (filter with ``+`` for the device, the topic levels that
+    hold its product key and its device name): one pattern serves every device."""
+    patterns = []
+    for template in AUTO_SUBSCRIBED:
+        levels = template.split("/")
+        pk_at, dn_at = levels.index("{pk}"), levels.index("{dn}")
+        levels[pk_at] = levels[dn_at] = "+"
+        patterns.append(("/".join(levels), pk_at, dn_at))
+    return patterns
 
 
 def _safe(part: str) -> bool:
