@@ -91,6 +91,7 @@ class Platform:
         self.desired: desired.DesiredService
         self.twin = PropertyTwin()
         self._auto_subscribed: set[str] = set()  # device client ids with _ss=1
+        self._owners_changed = 0  # bumped when who receives automatic subscriptions changes
         self.admin_token = ""
         self.pipeline = Pipeline([self.twin])
 
@@ -168,7 +169,8 @@ class Platform:
             for topic_filter in taps:
                 broker.tap(topic_filter, _from_devices(handler))
         for topic_filter, pk_at, dn_at in auto_subscription_patterns():
-            broker.derive(topic_filter, functools.partial(self._auto_subscriber, pk_at, dn_at))
+            resolve = functools.partial(self._auto_subscriber, pk_at, dn_at, {})
+            broker.derive(topic_filter, resolve)
         broker.on_connected.append(self._device_connected)
         broker.on_disconnected.append(self._device_disconnected)
         registry.on_device_disabled.append(self._cut_off)
@@ -232,10 +234,13 @@ class Platform:
             return
         device = device_of(client)
         if device is not None:
-            if AUTO_SUBSCRIBE in client.labels:
-                self._auto_subscribed.add(client.client_id)
-            else:
-                self._auto_subscribed.discard(client.client_id)
+            auto = AUTO_SUBSCRIBE in client.labels
+            if auto != (client.client_id in self._auto_subscribed):
+                self._owners_changed += 1
+                if auto:
+                    self._auto_subscribed.add(client.client_id)
+                else:
+                    self._auto_subscribed.discard(client.client_id)
             self.registry.device_connected(*device, address)
             self.alink.device_status(*device, online=True, address=address)
             self.desired.device_online(*device)
@@ -288,17 +293,33 @@ class Platform:
         # QoS 0: sent now or never, so a secret is never queued in the broker's store
         self.broker.send_to(client_id, topic, msgspec.json.encode(answer), qos=0)
 
-    def _auto_subscriber(self, pk_at: int, dn_at: int, topic: str) -> str | None:
+    def _auto_subscriber(
+        self,
+        pk_at: int,
+        dn_at: int,
+        known: dict[str, tuple[int, str | None]],
+        topic: str,
+    ) -> str | None:
         """Who receives ``topic`` by Alibaba's automatic subscriptions: the gateway carrying
         the device it names, else that device if its SDK asked for them (``_ss=1``). Its
-        session, persistent ones included, keeps them until it connects without asking."""
-        levels = topic.split("/")
+        session, persistent ones included, keeps them until it connects without asking.
+        Answers are remembered per topic (``known``) until who-gets-what changes."""
+        remembered = known.get(topic)
+        if remembered is not None and remembered[0] == self._owners_changed:
+            return remembered[1]
+        levels = topic.split("/", dn_at + 1)  # only as far as the device's levels
         device = (levels[pk_at], levels[dn_at])
         carrier = self.gateways.carrier.get(device)
+        owner: str | None
         if carrier is not None:
-            return device_client_id(*carrier)
-        client_id = device_client_id(*device)
-        return client_id if client_id in self._auto_subscribed else None
+            owner = device_client_id(*carrier)
+        else:
+            client_id = device_client_id(*device)
+            owner = client_id if client_id in self._auto_subscribed else None
+        if len(known) >= 65_536:
+            known.clear()
+        known[topic] = (self._owners_changed, owner)
+        return owner
 
     # a gateway's sub-devices (gateway.SubDeviceSessions)
 
@@ -306,6 +327,7 @@ class Platform:
         """A sub-device online through its gateway: the gateway may use its topics, is
         subscribed to its system topics, and the sub-device is online at the gateway's address."""
         carrier = device_client_id(*gateway)
+        self._owners_changed += 1
         access = self.broker.access_of(carrier)
         if isinstance(access, DeviceTopics):
             access.carry(*sub, self._topic_classes(sub[0]))
@@ -317,6 +339,7 @@ class Platform:
 
     def sub_logout(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
         carrier = device_client_id(*gateway)
+        self._owners_changed += 1
         access = self.broker.access_of(carrier)
         if isinstance(access, DeviceTopics):
             access.drop(*sub)
