@@ -20,7 +20,6 @@ through a tap, and it publishes through the function it was given.
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import itertools
 import logging
@@ -107,9 +106,7 @@ class AlinkDialect:
         self._speaks_for = speaks_for
         self._clock = clock
         # device -> (topic, message id) -> (the message, our reply): recent accepted messages
-        self._replies: dict[
-            tuple[str, str], collections.OrderedDict[tuple[str, str], tuple[bytes, bytes]]
-        ] = {}
+        self._replies: dict[tuple[str, str], dict[tuple[str, str], tuple[bytes, bytes]]] = {}
         self._waiting: dict[tuple[str, str, str], asyncio.Future[CallResult]] = {}
         self._custom_rrpc: dict[str, tuple[str, str, str]] = {}  # wrapped topic -> the call
         self._ids = itertools.count(int(clock() * 1000) % 1_000_000_000)
@@ -204,10 +201,10 @@ class AlinkDialect:
     ) -> None:
         remembered = self._replies.get(device)
         if remembered is None:
-            remembered = self._replies[device] = collections.OrderedDict()
+            remembered = self._replies[device] = {}
         remembered[key] = (payload, reply)
         if len(remembered) > REMEMBERED_IDS:
-            remembered.popitem(last=False)
+            del remembered[next(iter(remembered))]  # the oldest (dicts keep insertion order)
 
     def _on_reply(self, found: DeviceTopic, payload: bytes, msg_id: str | None = None) -> None:
         try:
