@@ -8,6 +8,7 @@ matches no row is left to ordinary routing (an application may be listening).
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 import msgspec
@@ -65,6 +66,7 @@ _LITERAL = {route.suffix: route.topic for route in ROUTES if "*" not in "".join(
 _PATTERNS = tuple(route for route in ROUTES if route.suffix not in _LITERAL)
 
 
+@functools.lru_cache(maxsize=65_536)  # a device posts on the same few topics again and again
 def parse(topic: str) -> DeviceTopic | None:
     levels = topic.split("/")
     if len(levels) < 6 or levels[0] != "" or levels[1] != "sys":
