@@ -67,12 +67,12 @@ def _own_rules(pk: str, dn: str, classes: Iterable[TopicClass]) -> list[tuple[Ri
 
 
 # Alibaba's "automatic topic subscription": what a device whose client id says ``_ss=1`` (the
-# Link SDKs) is subscribed to at CONNECT without asking, so that replies and calls reach it.
-# Alibaba lists some twenty topics under /sys/{pk}/{dn}/thing/ (post replies, service calls,
-# property set and get, desired-property, config, topology and OTA replies, raw down); one
-# filter over that branch covers them all, and as a server-side subscription is no-local, the
-# device never gets its own uplinks back. Seven filters instead of twenty-three make a CONNECT
-# three times cheaper for the broker.
+# Link SDKs) receives without subscribing, so that replies and calls reach it. Alibaba lists
+# some twenty topics under /sys/{pk}/{dn}/thing/ (post replies, service calls, property set
+# and get, desired-property, config, topology and OTA replies, raw down); one filter over that
+# branch covers them all, and being no-local, never hands the device its own uplinks back. The
+# platform turns each template into one derived subscription for all devices
+# (``auto_subscription_patterns``, ``Broker.derive``).
 AUTO_SUBSCRIBED = (
     "/sys/{pk}/{dn}/thing/#",
     "/sys/{pk}/{dn}/rrpc/request/+",
