@@ -611,9 +611,6 @@ class SQLRegistry:
     def device_disconnected(self, product_key: str, device_name: str) -> None:
         self._presence.note((product_key, device_name), Event.DISCONNECTED, "")
 
-    async def flush_presence(self) -> None:
-        await self._presence.flush_now()
-
     async def set_gateway(self, sub: DeviceKey, gateway: DeviceKey | None) -> None:
         """Put a sub-device under a gateway (topology add) or take it out (``None``)."""
 
