@@ -8,11 +8,11 @@ microbenchmark to compare versions of the dialect with; the throughput that coun
 
 from __future__ import annotations
 
-import json
 import time
 import timeit
 from pathlib import Path
 
+from bench.devices import post_body
 from hongshan.dialects.alink import messages
 from hongshan.dialects.alink.dialect import AlinkDialect
 from hongshan.dialects.alink.topics import parse
@@ -34,24 +34,7 @@ def main() -> None:
         publish=lambda _topic, _payload, _qos: None,
         pipeline=Pipeline([twin]),
     )
-    posts = [
-        json.dumps(
-            {
-                "id": str(100_000 + n),
-                "version": "1.0",
-                "params": {
-                    "LightSwitch": 1,
-                    "Brightness": 40 + n % 50,
-                    "Voltage": 220.5,
-                    "Energy": 1024.25,
-                    "WorkMode": 2,
-                },
-                "method": "thing.event.property.post",
-            },
-            separators=(",", ":"),
-        ).encode()
-        for n in range(64)
-    ]
+    posts = [post_body(n) for n in range(64)]
     counter = iter(range(10**9))
 
     def one_post() -> None:

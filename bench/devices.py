@@ -138,23 +138,27 @@ class PostingDevice(Publisher):
             self.flow.on_delivered(count)
 
 
+def post_body(n: int) -> bytes:
+    """The ``n``-th property post of a device: five properties of the streetlight model, and a
+    message id of fixed width (so every PUBLISH of a device has the same size)."""
+    body = {
+        "id": str(100_000 + n),
+        "version": "1.0",
+        "params": {
+            "LightSwitch": 1,
+            "Brightness": 40 + n % 50,
+            "Voltage": 220.5,
+            "Energy": 1024.25,
+            "WorkMode": 2,
+        },
+        "method": "thing.event.property.post",
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 def _posts(topic: str) -> bytes:
     """``IDS_PER_DEVICE`` PUBLISHes of five properties each, every one the same size."""
-    packets = []
-    for n in range(IDS_PER_DEVICE):
-        body = {
-            "id": str(100_000 + n),
-            "version": "1.0",
-            "params": {
-                "LightSwitch": 1,
-                "Brightness": 40 + n % 50,
-                "Voltage": 220.5,
-                "Energy": 1024.25,
-                "WorkMode": 2,
-            },
-            "method": "thing.event.property.post",
-        }
-        packets.append(wire.publish(topic, json.dumps(body, separators=(",", ":")).encode()))
+    packets = [wire.publish(topic, post_body(n)) for n in range(IDS_PER_DEVICE)]
     assert len({len(p) for p in packets}) == 1
     return b"".join(packets)
 

@@ -8,8 +8,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from hongshan.things.model import Device, NodeType, Product
-from hongshan.things.tsl import ThingModel
+from hongshan.things.model import Device, Product
 
 
 def signed_login(
@@ -52,9 +51,10 @@ def make_device(server: Any, product_key: str, name: str, **kwargs: Any) -> Devi
     return device
 
 
-def gateway_product(server: Any) -> Product:
-    return make_product(server, "Gateway", node_type=NodeType.GATEWAY)
-
-
-def model(path: Any) -> ThingModel:
-    return ThingModel.from_json(path.read_bytes())
+def online_lamp(server: Any, paho_client: Any) -> tuple[str, Any]:
+    """A product, its device ``lamp-0001``, and a paho client logged in as it: (pk, client)."""
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "lamp-0001").device_secret
+    client = paho_client(server.port, **signed(pk, "lamp-0001", secret))
+    client.connect()
+    return pk, client

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from alibaba_device import make_device, make_product, signed, signed_login
+from alibaba_device import make_device, make_product, online_lamp, signed, signed_login
 
 from broker_peers import V5, V311, Paho
 from hongshan.things.model import DeviceState
@@ -97,10 +97,7 @@ def test_a_disabled_device_is_refused_and_disabling_an_online_one_cuts_it_off(
 def test_deleting_an_online_device_cuts_it_off(
     server: Any, paho_client: Callable[..., Paho]
 ) -> None:
-    pk = make_product(server).product_key
-    secret = make_device(server, pk, "lamp-0001").device_secret
-    client = paho_client(server.port, **signed(pk, "lamp-0001", secret))
-    client.connect()
+    pk, client = online_lamp(server, paho_client)
     server.run(server.platform.registry.delete_device(pk, "lamp-0001"))
     assert client.disconnected.wait(10)
     assert client.disconnect_reason == 0x98
@@ -153,10 +150,7 @@ def test_a_device_keeps_to_its_own_topics(server: Any, paho_client: Callable[...
 def test_ntp_answers_with_the_devices_time_and_the_servers(
     server: Any, paho_client: Callable[..., Paho]
 ) -> None:
-    pk = make_product(server).product_key
-    secret = make_device(server, pk, "lamp-0001").device_secret
-    device = paho_client(server.port, **signed(pk, "lamp-0001", secret))
-    device.connect()
+    pk, device = online_lamp(server, paho_client)
     device.subscribe(f"/ext/ntp/{pk}/lamp-0001/response", qos=0)
     before = int(time.time() * 1000)
     device.publish(f"/ext/ntp/{pk}/lamp-0001/request", b'{"deviceSendTime":"1571724098000"}')
@@ -233,10 +227,7 @@ def test_a_device_reads_and_clears_its_desired_values(
 def test_a_repeated_post_is_answered_again_but_kept_once(
     server: Any, paho_client: Callable[..., Paho]
 ) -> None:
-    pk = make_product(server).product_key
-    secret = make_device(server, pk, "lamp-0001").device_secret
-    device = paho_client(server.port, **signed(pk, "lamp-0001", secret))
-    device.connect()
+    pk, device = online_lamp(server, paho_client)
     topic = f"/sys/{pk}/lamp-0001/thing/event/property/post"
     device.subscribe(topic + "_reply", qos=1)
     stats = server.platform.alink.stats
