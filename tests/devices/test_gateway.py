@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alibaba_device import make_device, make_product
+from alibaba_device import make_device, make_product, signed
 from linkkit_device import LinkkitDevice
 from test_device_login import device_state, wait_for
 
@@ -197,3 +197,22 @@ def test_a_gateway_registers_new_sub_devices_where_the_product_allows_it(site: S
     assert gateway.next("register_subdev")[1] == 401
     gateway.call("gateway_register_subdev", [[open_pk, "no spaces"]])
     assert gateway.next("register_subdev")[1] == 460
+
+
+def test_a_sub_device_with_a_connection_of_its_own_stays_online_when_its_gateway_lets_go(
+    site: Site, paho_client: Any
+) -> None:
+    gateway = site.gateway
+    gateway.call("gateway_add_subdev_topo", site.subs[:1])
+    assert gateway.next("add_subdev_topo")[1] == 200
+    gateway.call("gateway_login_subdev", site.subs[:1])
+    assert gateway.next("login_subdev")[1] == 200
+    pk, dn, secret = site.subs[0]
+    direct = paho_client(site.server.port, **signed(pk, dn, secret))
+    direct.connect()
+    gateway.call("gateway_logout_subdev", [site.subs[0][:2]])
+    assert gateway.next("logout_subdev")[1] == 200
+    round_trip(site)
+    assert site.state(dn) is DeviceState.ONLINE
+    direct.disconnect()
+    wait_for(lambda: site.state(dn) is DeviceState.OFFLINE)
