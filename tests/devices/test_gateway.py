@@ -197,6 +197,12 @@ def test_a_gateway_registers_new_sub_devices_where_the_product_allows_it(site: S
     assert gateway.next("register_subdev")[1] == 401
     gateway.call("gateway_register_subdev", [[open_pk, "no spaces"]])
     assert gateway.next("register_subdev")[1] == 460
+    # a disabled device gets no secret, whoever asks for it
+    make_device(server, open_pk, "sensor-0002")
+    server.run(server.platform.registry.set_enabled(open_pk, "sensor-0002", False))
+    gateway.call("gateway_register_subdev", [[open_pk, "sensor-0002"]])
+    _, code, _, message = gateway.next("register_subdev")
+    assert code == 401 and "forbidden" in message
 
 
 def test_a_sub_device_with_a_connection_of_its_own_stays_online_when_its_gateway_lets_go(

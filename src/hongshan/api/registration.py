@@ -14,7 +14,7 @@ from litestar import post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import URLEncodedBody
 
-from hongshan.identity.registration import registration_signed
+from hongshan.identity.registration import NOT_ALLOWED, registration_refusal
 
 if TYPE_CHECKING:
     from hongshan.app import Platform
@@ -38,16 +38,13 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
             return _answer(REQUEST_INVALID, f"request parameter error: missing {missing}")
         pk, dn = fields["productKey"], fields["deviceName"]
         method = data.get("signMethod") or data.get("signmethod") or "hmacmd5"
-        secret = await registry.registration_secret(pk)
-        if secret is None or not registration_signed(
-            secret, method, pk, dn, fields["random"], fields["sign"]
-        ):
+        signature = (method, fields["random"], fields["sign"])
+        refusal = await registration_refusal(registry, pk, dn, create=False, signature=signature)
+        if refusal == NOT_ALLOWED:
             return _answer(AUTH_FAILED, "request auth error")
-        if registry.activated(pk, dn) is not False:
-            return _answer(AUTH_FAILED, "request auth error: no such device, or already active")
+        if refusal is not None:
+            return _answer(AUTH_FAILED, f"request auth error: {refusal}")
         device = await registry.get_device(pk, dn, with_secret=True)
-        if not device.enabled:
-            return _answer(AUTH_FAILED, "request auth error: device forbidden")
         triple = {"productKey": pk, "deviceName": dn, "deviceSecret": device.device_secret}
         return _answer(200, "success", triple)
 

@@ -40,10 +40,11 @@ from hongshan.identity.alibaba import (
 )
 from hongshan.identity.device_topics import AUTO_SUBSCRIBE, DeviceTopics, TopicClass
 from hongshan.identity.registration import (
+    FORBIDDEN,
     NO_PREREGISTRATION,
     REGISTER,
     TOKEN_LOGIN,
-    registration_signed,
+    registration_refusal,
     token_valid,
 )
 from hongshan.mqtt.reason_codes import ReasonCode
@@ -175,23 +176,15 @@ class SignedConnectAuthenticator:
         """A device asking for its credentials: accepted only to be answered (it may do
         nothing else) when the product allows it and the product secret signed the request."""
         pk, dn = connect.product_key, connect.device_name
-        product_secret = await self._directory.registration_secret(pk)
         password = (credentials.password or b"").decode("ascii", "replace")
-        random = connect.params.get("random", "")
-        if product_secret is None or not registration_signed(
-            product_secret, connect.sign_method, pk, dn, random, password
-        ):
-            log.info("refused registration of %s&%s: not allowed or bad signature", dn, pk)
-            return Verdict(reason_code=ReasonCode.NOT_AUTHORIZED)
-        activated = self._directory.activated(pk, dn)
-        existing = await self._directory.credentials(pk, dn)
-        if existing is not None and not existing.enabled:
-            return Verdict(reason_code=ReasonCode.BANNED)
-        if (auth_type == REGISTER and activated is not False) or activated:
-            # register: only a device created beforehand that never came online;
-            # regnwl: a new device, or one that never came online
-            log.info("refused %s of %s&%s: no such device or already active", auth_type, dn, pk)
-            return Verdict(reason_code=ReasonCode.NOT_AUTHORIZED)
+        signature = (connect.sign_method, connect.params.get("random", ""), password)
+        refusal = await registration_refusal(
+            self._directory, pk, dn, create=auth_type == NO_PREREGISTRATION, signature=signature
+        )
+        if refusal is not None:
+            log.info("refused %s of %s&%s: %s", auth_type, dn, pk, refusal)
+            banned = refusal == FORBIDDEN
+            return Verdict(reason_code=ReasonCode.BANNED if banned else ReasonCode.NOT_AUTHORIZED)
         return Verdict(client_id=registration_client_id(pk, dn, auth_type))
 
     def _fresh(self, timestamp: str | None) -> bool:

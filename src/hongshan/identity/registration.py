@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Protocol
 
 from hongshan.identity.alibaba import verify_fields
 
@@ -40,6 +41,56 @@ def registration_signed(
 ) -> bool:
     fields = {"deviceName": device_name, "productKey": product_key, "random": random}
     return verify_fields(product_secret, method, fields, sign)
+
+
+# why a registration is refused
+NOT_ALLOWED = "not allowed"  # the product does not allow it, or its secret did not sign it
+FORBIDDEN = "device forbidden"  # the device is disabled
+ACTIVE = "no such device, or already active"
+
+
+class _Credentials(Protocol):
+    @property
+    def enabled(self) -> bool: ...
+
+
+class RegistrationDirectory(Protocol):
+    """What deciding a registration needs of the registry."""
+
+    async def registration_secret(self, product_key: str) -> str | None: ...
+
+    def activated(self, product_key: str, device_name: str) -> bool | None: ...
+
+    async def credentials(self, product_key: str, device_name: str) -> _Credentials | None: ...
+
+
+async def registration_refusal(
+    directory: RegistrationDirectory,
+    product_key: str,
+    device_name: str,
+    *,
+    create: bool,
+    signature: tuple[str, str, str] | None,
+) -> str | None:
+    """Why this registration may not go ahead (``NOT_ALLOWED``, ``FORBIDDEN``, ``ACTIVE``), or
+    None. One rule for MQTT, HTTP and gateways: the product allows dynamic registration; the
+    request is signed with its secret (``signature`` = (method, random, sign); a gateway vouches
+    instead); the device is not disabled; it never came online — and exists already, unless
+    ``create`` (no pre-registration: it is made now)."""
+    secret = await directory.registration_secret(product_key)
+    if secret is None:
+        return NOT_ALLOWED
+    if signature is not None:
+        method, random, sign = signature
+        if not registration_signed(secret, method, product_key, device_name, random, sign):
+            return NOT_ALLOWED
+    existing = await directory.credentials(product_key, device_name)
+    if existing is not None and not existing.enabled:
+        return FORBIDDEN
+    activated = directory.activated(product_key, device_name)
+    if activated or (activated is None and not create):
+        return ACTIVE
+    return None
 
 
 def token_client_id(product_key: str, device_name: str) -> str:

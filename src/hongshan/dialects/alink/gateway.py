@@ -38,6 +38,7 @@ from hongshan.dialects.alink.messages import REQUEST_INVALID, SUCCESS
 from hongshan.errors import HongshanError
 from hongshan.identity.alibaba import verify_fields
 from hongshan.identity.device_auth import DeviceCredentials
+from hongshan.identity.registration import NOT_ALLOWED, registration_refusal
 from hongshan.things.model import Device, DeviceFilter, NodeType
 
 log = logging.getLogger("hongshan.gateway")
@@ -232,12 +233,13 @@ class GatewayService:
         pk, dn = _key(item)
         if self._directory.node_type(pk) is not NodeType.SUBDEVICE:
             raise _Refused(REQUEST_INVALID, f"{dn}&{pk} is not a sub-device")
-        if await self._directory.registration_secret(pk) is None:
+        # the gateway vouches for it: no signature, and made now if it does not exist
+        refusal = await registration_refusal(self._directory, pk, dn, create=True, signature=None)
+        if refusal == NOT_ALLOWED:
             raise _Refused(AUTH_FAILED, f"product {pk} does not allow dynamic registration")
-        activated = self._directory.activated(pk, dn)
-        if activated:
-            raise _Refused(AUTH_FAILED, f"{dn}&{pk} is already active")
-        if activated is None:
+        if refusal is not None:
+            raise _Refused(AUTH_FAILED, f"{dn}&{pk}: {refusal}")
+        if self._directory.activated(pk, dn) is None:
             await self._directory.create_device(pk, dn)
         credentials = await self._directory.credentials(pk, dn)
         assert credentials is not None
