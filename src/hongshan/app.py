@@ -174,6 +174,7 @@ class Platform:
         broker.on_connected.append(self._device_connected)
         broker.on_disconnected.append(self._device_disconnected)
         registry.on_device_disabled.append(self._cut_off)
+        registry.on_device_deleted.append(self._forget)
         self._closing.push_async_callback(broker.stop)
         await broker.start()
         self.ports.update(self.broker.ports)
@@ -348,6 +349,11 @@ class Platform:
             # (a sub-device that also holds a connection of its own stays online)
             self.registry.device_disconnected(*sub)
             self.alink.device_status(*sub, online=False)
+
+    def _forget(self, product_key: str, device_name: str) -> None:
+        """A deleted device: nothing of it stays in memory (its rows went with it)."""
+        for keeper in (self.twin, self.shadows, self.desired):
+            keeper.forget(product_key, device_name)
 
     def _cut_off(self, product_key: str, device_name: str) -> None:
         """A device disabled or deleted while online is disconnected (0x98)."""

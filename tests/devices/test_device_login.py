@@ -251,3 +251,14 @@ def test_a_repeated_post_is_answered_again_but_kept_once(
     post({"id": "125", "version": "1.0", "params": {"Brightness": 40}})
     assert json.loads(device.get().payload)["id"] == "125"
     assert stats.accepted == 4
+
+
+def test_a_deleted_device_leaves_nothing_in_memory(server: Any) -> None:
+    pk = make_product(server).product_key
+    make_device(server, pk, "lamp-0001")
+    platform = server.platform
+    server.call(lambda: platform.desired.set(pk, "lamp-0001", {"Brightness": 1}))
+    server.call(lambda: platform.shadows.set_desired(pk, "lamp-0001", {"Brightness": 1}))
+    server.run(platform.registry.delete_device(pk, "lamp-0001"))
+    assert server.call(lambda: platform.desired.get(pk, "lamp-0001")) == {}
+    assert server.call(lambda: platform.shadows.get(pk, "lamp-0001")).version == 0

@@ -225,9 +225,6 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
     @delete(DEVICE, status_code=204)
     async def delete_device(pk: FromPath[str], dn: FromPath[str]) -> None:
         await registry.delete_device(pk, dn)
-        platform.twin.forget(pk, dn)
-        platform.shadows.forget(pk, dn)
-        platform.desired.forget(pk, dn)
 
     @get(DEVICE + "/properties")
     async def properties(pk: FromPath[str], dn: FromPath[str]) -> dict[str, Value]:

@@ -90,7 +90,10 @@ class SQLRegistry:
         self.desired = DeviceDocuments(db, self._devices, t.desired_properties, Desired)
         self.properties = PropertyTable(db, self._devices)
         self._closed = False
+        # (pk, dn) of a device disabled or deleted (it must be cut off), and of one deleted
+        # (what is kept of it in memory must go)
         self.on_device_disabled: list[Callable[[str, str], None]] = []
+        self.on_device_deleted: list[Callable[[str, str], None]] = []
 
     @classmethod
     async def open(cls, url: str, box: SecretBox, *, schema: str | None = None) -> SQLRegistry:
@@ -531,7 +534,7 @@ class SQLRegistry:
 
         await self._run(delete)
         del self._devices[key]
-        for callback in self.on_device_disabled:
+        for callback in (*self.on_device_disabled, *self.on_device_deleted):
             callback(product_key, device_name)
 
     async def update_device(
