@@ -51,31 +51,15 @@ def test_products_and_devices_from_the_command_line(server: Any, tmp_path: Path)
     assert credentials["deviceSecret"] == device["deviceSecret"]
     shown = as_json(server, "device", "disable", "--product", pk, "--name", "lamp-0001")
     assert shown["state"] == "disabled"
-    offline = run(
-        server,
-        "device",
-        "set",
-        "--product",
-        pk,
-        "--name",
-        "lamp-0001",
-        "--params",
-        '{"Brightness": 40}',
-        check=False,
-    )
+
+    def set_brightness(level: int) -> subprocess.CompletedProcess[str]:
+        params = f'{{"Brightness": {level}}}'
+        lamp = ("--product", pk, "--name", "lamp-0001")
+        return run(server, "device", "set", *lamp, "--params", params, check=False)
+
+    offline = set_brightness(40)
     assert offline.returncode == 1 and "9200" in offline.stdout
-    refused = run(
-        server,
-        "device",
-        "set",
-        "--product",
-        pk,
-        "--name",
-        "lamp-0001",
-        "--params",
-        '{"Brightness": 400}',
-        check=False,
-    )
+    refused = set_brightness(400)
     assert refused.returncode == 1 and "Brightness" in refused.stderr
     run(server, "group", "create", "Xinhua Road")
     assert "1" in run(server, "group", "add", "Xinhua Road", f"{pk}/lamp-0001").stdout
