@@ -30,7 +30,8 @@ def main() -> int:
         pid = str(server.process.pid)
         spy = subprocess.Popen(
             [
-                *("py-spy", "record", "--pid", pid, "--duration", "8", "--rate", "1000"),
+                str(Path(sys.executable).parent / "py-spy"),
+                *("record", "--pid", pid, "--duration", "8", "--rate", "1000"),
                 *("--nonblocking", "-f", "raw", "-o", str(out)),
             ],
             stdout=subprocess.DEVNULL,
