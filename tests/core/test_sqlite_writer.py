@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,39 @@ async def test_latest_statement_per_key_supersedes_earlier_ones(tmp_path: Path) 
     with sqlite3.connect(path) as other:
         assert other.execute("SELECT topic, value FROM r").fetchall() == [("a", 9999)]
     await writer.close()
+
+
+async def test_executemany_rows_commit_with_the_batch(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    writer = SQLiteWriter(path, loop=asyncio.get_running_loop())
+    writer.execute("CREATE TABLE t (x INTEGER, y TEXT)")
+    writer.executemany("INSERT INTO t VALUES (?, ?)", [(i, str(i)) for i in range(500)])
+    writer.executemany("INSERT INTO t VALUES (?, ?)", [(500, "last")])
+    await asyncio.wait_for(writer.committed(), 10)
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT COUNT(*), MAX(x) FROM t").fetchone() == (501, 500)
+    await writer.close()
+
+
+async def test_a_waiter_whose_rows_failed_in_an_earlier_batch_is_told(tmp_path: Path) -> None:
+    """The rows a waiter covers can fail in one batch while its marker lands in the next, which
+    commits: the waiter must still hear of the failure, or an acknowledgement would promise
+    rows that were rolled back."""
+    writer = SQLiteWriter(tmp_path / "w.db", loop=asyncio.get_running_loop())
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    await writer.committed()
+    writer.execute("INSERT INTO missing_table VALUES (1)")
+    await asyncio.to_thread(_wait_for_error, writer)  # that batch is over, no marker in it
+    waiter = writer.committed()
+    with pytest.raises(StoreUnavailable, match="missing_table"):
+        await asyncio.wait_for(waiter, 10)
+    writer.execute("INSERT INTO t VALUES (1)")
+    await asyncio.wait_for(writer.committed(), 10)
+    assert writer.error is None
+    await writer.close()
+
+
+def _wait_for_error(writer: SQLiteWriter) -> None:
+    deadline = time.monotonic() + 10
+    while writer.error is None and time.monotonic() < deadline:
+        time.sleep(0.001)

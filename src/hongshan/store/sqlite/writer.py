@@ -4,6 +4,10 @@ Callers on the event loop queue statements without waiting. The thread takes eve
 runs it in one transaction and commits: a burst of a thousand writes costs one commit (group
 commit). ``committed()`` gives an awaitable that completes once every statement queued before it
 is durable.
+
+A batch that fails is rolled back whole and the writer goes on with the next. Every waiter whose
+statements were in it is told (``StoreUnavailable``), even when its marker only arrives in a
+later batch that commits: a waiter is answered for everything queued before it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,16 @@ class _Keyed:
         self.key = key
 
 
+class _Many:
+    """One statement for many rows (``executemany``): a batch of history rows, say."""
+
+    __slots__ = ("rows", "sql")
+
+    def __init__(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.sql = sql
+        self.rows = rows
+
+
 class _Marker:
     __slots__ = ("waiters",)
 
@@ -48,18 +62,24 @@ class SQLiteWriter:
     def __init__(self, path: str | Path, *, loop: asyncio.AbstractEventLoop) -> None:
         self.path = str(path)
         self._loop = loop
-        self._queue: queue.SimpleQueue[Statement | _Marker | _Keyed | object]
+        self._queue: queue.SimpleQueue[Statement | _Many | _Marker | _Keyed | object]
         self._queue = queue.SimpleQueue()
         self._marker: _Marker | None = None  # the marker queued last, not yet reached
         self._dirty = False  # statements queued since that marker
         self._keyed: dict[object, Statement] = {}  # latest statement per key, not yet run
         self._keyed_lock = threading.Lock()
+        self.error: str | None = None  # why the last batch failed; None once one commits
         self.conn = connect(self.path)
         self._thread = threading.Thread(target=self._run, name=f"sqlite-writer:{path}", daemon=True)
         self._thread.start()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._queue.put((sql, params))
+        self._dirty = True
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Queue one statement run for each of ``rows`` (which the caller no longer changes)."""
+        self._queue.put(_Many(sql, rows))
         self._dirty = True
 
     def execute_latest(self, key: object, sql: str, params: Sequence[Any] = ()) -> None:
@@ -100,6 +120,7 @@ class SQLiteWriter:
     def _run(self) -> None:
         conn = self.conn
         stopping = False
+        failure: str | None = None  # a failed batch's error, owed to the next marker
         while not stopping:
             batch = [self._queue.get()]
             while len(batch) < _BATCH_LIMIT:
@@ -109,11 +130,12 @@ class SQLiteWriter:
                     break
             markers = [item for item in batch if isinstance(item, _Marker)]
             stopping = any(item is _STOP for item in batch)
-            error: str | None = None
             try:
                 conn.execute("BEGIN")
                 for item in batch:
-                    if isinstance(item, _Keyed):
+                    if isinstance(item, _Many):
+                        conn.executemany(item.sql, item.rows)
+                    elif isinstance(item, _Keyed):
                         with self._keyed_lock:
                             statement = self._keyed.pop(item.key)
                         conn.execute(statement[0], statement[1])
@@ -121,13 +143,22 @@ class SQLiteWriter:
                         statement = cast(Statement, item)
                         conn.execute(statement[0], statement[1])
                 conn.execute("COMMIT")
+                self.error = None
             except sqlite3.Error as exc:
-                error = f"SQLite write to {self.path} failed: {exc}"
-                log.error("%s; a batch of %d statements was rolled back", error, len(batch))
+                failure = self.error = f"SQLite write to {self.path} failed: {exc}"
+                log.error("%s; a batch of %d statements was rolled back", failure, len(batch))
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+                if markers:
+                    self._loop.call_soon_threadsafe(self._resolve, markers, failure)
+                    failure = None
+                continue
             if markers:
-                self._loop.call_soon_threadsafe(self._resolve, markers, error)
+                # the first marker of a batch that committed answers for a failed one before it
+                self._loop.call_soon_threadsafe(self._resolve, markers[:1], failure)
+                if len(markers) > 1:
+                    self._loop.call_soon_threadsafe(self._resolve, markers[1:], None)
+                failure = None
         conn.close()
 
     async def close(self) -> None:
