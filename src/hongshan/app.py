@@ -8,7 +8,8 @@ import functools
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,10 @@ from hongshan.identity.passwords import PasswordFileAuthenticator, read_users
 from hongshan.identity.registration import REGISTER, device_token, token_client_id
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
 from hongshan.mqtt.reason_codes import ReasonCode
+from hongshan.pipeline.history import HistoryStage
 from hongshan.pipeline.uplink import Pipeline
+from hongshan.store.history.model import LogKind
+from hongshan.store.history.sqlite import SQLiteHistory
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.store.sqlite.broker_state import SQLiteBrokerState
 from hongshan.twin.properties import PropertyTwin
@@ -84,6 +88,7 @@ class Platform:
         self._http: uvicorn.Server | None = None
         self.broker: Broker
         self.registry: SQLRegistry
+        self.history: SQLiteHistory
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
         self.alink: alink.AlinkDialect
         self.shadows: shadows.ShadowService
@@ -107,6 +112,11 @@ class Platform:
         data_dir = Path(settings.data_dir)
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         self.admin_token = await asyncio.to_thread(load_or_create_token, data_dir)
+        loop = asyncio.get_running_loop()
+        history_file = data_dir / "history.db"
+        self.history = history = await asyncio.to_thread(SQLiteHistory, history_file, loop=loop)
+        self._closing.push_async_callback(history.close)  # (after the broker: pushed first)
+        self.pipeline.stages.append(HistoryStage(history))
         key_file = Path(settings.secret_key_file or data_dir / "secret.key")
         key = await asyncio.to_thread(load_or_create_key, key_file)
         registry_url = settings.registry_url or f"sqlite:///{data_dir / 'registry.db'}"
@@ -131,7 +141,9 @@ class Platform:
             publish=publish,
             pipeline=self.pipeline,
             speaks_for=lambda poster, pk, dn: self.gateways.carrier.get((pk, dn)) == poster,
+            taken=lambda device, key: history.add_taken(device, key, _now_ms()),
         )
+        self.alink.restore_taken(await history.taken_keys())
         self.shadows = shadows.ShadowService(
             await registry.shadows.load(),
             save=registry.shadows.save,
@@ -158,8 +170,9 @@ class Platform:
         firmware = ota.FirmwareReports(
             lambda pk, dn, versions: registry.update_device(pk, dn, firmware=versions)
         )
+        for topic_filter in alink.TAPS:
+            broker.tap(topic_filter, self._alink_tap)
         for taps, handler in (
-            (alink.TAPS, self.alink.on_message),
             (shadows.TAPS, self.shadows.on_message),
             (gateway.TAPS, self.gateways.on_message),
             (desired.TAPS, self.desired.on_message),
@@ -203,6 +216,19 @@ class Platform:
             await self._http.shutdown()
         await self._closing.aclose()
 
+    def _alink_tap(self, message: Message) -> bool | Awaitable[None] | None:
+        """A device's Alink message; a QoS 1 or 2 one is acknowledged once what it said is
+        in the history (group commit: a few milliseconds)."""
+        if self.alink.on_message(message.topic, message.payload, message.qos):
+            return True
+        return self.history.committed() if message.qos else None
+
+    def _status(self, device: tuple[str, str], online: bool, **body: str) -> None:
+        """A device came or went: its status topic for rules, and a line in its history."""
+        self.alink.device_status(*device, online=online, address=body.get("address", ""))
+        state = "online" if online else "offline"
+        self.history.add_log(device, LogKind.STATUS, state, _now_ms(), body)
+
     def _push_desired(self, pk: str, dn: str, params: dict[str, Any]) -> None:
         """Desired values as a property set (not waiting for the reply: the device clears
         them with desired/delete once applied)."""
@@ -243,15 +269,15 @@ class Platform:
                 else:
                     self._auto_subscribed.discard(client.client_id)
             self.registry.device_connected(*device, address)
-            self.alink.device_status(*device, online=True, address=address)
+            self._status(device, True, address=address)
             self.desired.device_online(*device)
 
-    def _device_disconnected(self, client: Client) -> None:
+    def _device_disconnected(self, client: Client, why: str) -> None:
         device = device_of(client)
         if device is not None:
             self.gateways.gateway_gone(device)
             self.registry.device_disconnected(*device)
-            self.alink.device_status(*device, online=False)
+            self._status(device, False, reason=why)
 
     async def _register(self, client_id: str, pk: str, dn: str, auth_type: str) -> None:
         """Answer a device's dynamic registration on its own connection (identity.registration),
@@ -335,7 +361,7 @@ class Platform:
         self.broker.access_changed(carrier)
         address = self.broker.address_of(carrier)
         self.registry.device_connected(*sub, address)
-        self.alink.device_status(*sub, online=True, address=address)
+        self._status(sub, True, address=address, gateway="&".join(gateway))
         self.desired.device_online(*sub)
 
     def sub_logout(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
@@ -348,7 +374,7 @@ class Platform:
         if self.broker.connection_of(device_client_id(*sub)) is None:
             # (a sub-device that also holds a connection of its own stays online)
             self.registry.device_disconnected(*sub)
-            self.alink.device_status(*sub, online=False)
+            self._status(sub, False, reason="logged out", gateway="&".join(gateway))
 
     def _forget(self, product_key: str, device_name: str) -> None:
         """A deleted device: nothing of it stays in memory (its rows went with it)."""
@@ -361,6 +387,10 @@ class Platform:
         client_id = device_client_id(product_key, device_name)
         if self.broker.disconnect_client(client_id, ReasonCode.ADMINISTRATIVE_ACTION):
             log.info("disconnected %s: disabled or deleted", client_id)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _from_devices(

@@ -1,4 +1,5 @@
-"""The HTTP side: ``GET /api/health`` (open), the REST API (bearer token), its OpenAPI document
+"""The HTTP side: ``GET /api/health`` (open; 503 while starting or while the history cannot
+write), the REST API (bearer token), its OpenAPI document
 at ``/api/schema/openapi.json``, and devices' dynamic registration (``/auth/register/device``,
 signed with the product secret). Every error of the API is ``application/problem+json``."""
 
@@ -31,9 +32,15 @@ def build_http_app(platform: Platform) -> Litestar:
             "status": "ok" if ready else "starting",
             "listeners": platform.ports,
         }
-        if ready:
-            body["broker"] = platform.broker.sys_values()
-        return Response(body, status_code=200 if ready else 503)
+        if not ready:
+            return Response(body, status_code=503)
+        body["broker"] = platform.broker.sys_values()
+        # a history that cannot write: QoS 1 posts are not acknowledged until it can again
+        problem = platform.history.problem
+        body["history"] = {"status": "ok" if problem is None else "failing", "problem": problem}
+        if problem is not None:
+            body["status"] = "degraded"
+        return Response(body, status_code=200 if problem is None else 503)
 
     def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if not token_matches(platform.admin_token, connection.headers.get("authorization")):

@@ -74,8 +74,8 @@ async def test_executemany_rows_commit_with_the_batch(tmp_path: Path) -> None:
     path = tmp_path / "w.db"
     writer = SQLiteWriter(path, loop=asyncio.get_running_loop())
     writer.execute("CREATE TABLE t (x INTEGER, y TEXT)")
-    writer.executemany("INSERT INTO t VALUES (?, ?)", [(i, str(i)) for i in range(500)])
-    writer.executemany("INSERT INTO t VALUES (?, ?)", [(500, "last")])
+    writer.executemany(("INSERT INTO t VALUES (?, ?)", [(i, str(i)) for i in range(500)]))
+    writer.executemany(("INSERT INTO t VALUES (?, ?)", [(500, "last")]))
     await asyncio.wait_for(writer.committed(), 10)
     with sqlite3.connect(path) as other:
         assert other.execute("SELECT COUNT(*), MAX(x) FROM t").fetchone() == (501, 500)
@@ -89,15 +89,20 @@ async def test_a_waiter_whose_rows_failed_in_an_earlier_batch_is_told(tmp_path: 
     writer = SQLiteWriter(tmp_path / "w.db", loop=asyncio.get_running_loop())
     writer.execute("CREATE TABLE t (x INTEGER)")
     await writer.committed()
-    writer.execute("INSERT INTO missing_table VALUES (1)")
+    # rows of a table that exists go with the failing part: all or nothing
+    writer.executemany(
+        ("INSERT INTO t VALUES (?)", [(1,)]), ("INSERT INTO missing_table VALUES (?)", [(1,)])
+    )
     await asyncio.to_thread(_wait_for_error, writer)  # that batch is over, no marker in it
     waiter = writer.committed()
     with pytest.raises(StoreUnavailable, match="missing_table"):
         await asyncio.wait_for(waiter, 10)
-    writer.execute("INSERT INTO t VALUES (1)")
+    writer.execute("INSERT INTO t VALUES (2)")
     await asyncio.wait_for(writer.committed(), 10)
     assert writer.error is None
     await writer.close()
+    with sqlite3.connect(tmp_path / "w.db") as other:
+        assert other.execute("SELECT x FROM t").fetchall() == [(2,)]
 
 
 def _wait_for_error(writer: SQLiteWriter) -> None:

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from alibaba_device import make_device, make_product, online_lamp, signed, signed_login
 
+from alibaba_device import make_device, make_product, online_lamp, signed, signed_login
 from broker_peers import V5, V311, Paho
 from hongshan.things.model import DeviceState
 from hongshan.things.naming import new_device_secret
@@ -190,7 +190,8 @@ def test_latest_values_and_shadows_survive_a_restart(
     device = paho_client(first.port, **signed(pk, "lamp-0001", secret))
     device.connect()
     device.subscribe(f"/sys/{pk}/lamp-0001/thing/event/property/post_reply", qos=1)
-    post = {"id": "1", "version": "1.0", "params": {"Brightness": {"value": 42, "time": 1000}}}
+    stamp = int(time.time() * 1000) - 60_000  # a minute ago, by the device's clock
+    post = {"id": "1", "version": "1.0", "params": {"Brightness": {"value": 42, "time": stamp}}}
     device.publish(f"/sys/{pk}/lamp-0001/thing/event/property/post", json.dumps(post).encode())
     assert json.loads(device.get().payload)["code"] == 200
     first.call(lambda: first.platform.shadows.set_desired(pk, "lamp-0001", {"Brightness": 10}))
@@ -198,7 +199,7 @@ def test_latest_values_and_shadows_survive_a_restart(
     first.stop()
     second = make_server()
     values = second.call(lambda: second.platform.twin.values(pk, "lamp-0001"))
-    assert {k: (v.value, v.time) for k, v in values.items()} == {"Brightness": (42, 1000)}
+    assert {k: (v.value, v.time) for k, v in values.items()} == {"Brightness": (42, stamp)}
     shadow = second.call(lambda: second.platform.shadows.get(pk, "lamp-0001"))
     assert shadow.desired == {"Brightness": 10} and shadow.version == 1
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alibaba_device import make_device, make_product, signed
 from linkkit_device import LinkkitDevice
 from test_device_login import device_state, wait_for
 
+from alibaba_device import make_device, make_product, signed
 from hongshan.things.model import DeviceState, NodeType
 from hongshan.things.naming import new_device_secret
 from hongshan.things.tsl import ThingModel

@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from alibaba_device import make_device, make_product
 from linkkit_device import LinkkitDevice
 from test_device_login import wait_for
 
+from alibaba_device import make_device, make_product
 from broker_peers import Paho
 from hongshan.dialects.alink.messages import DEVICE_OFFLINE
 from hongshan.identity.device_topics import TopicClass

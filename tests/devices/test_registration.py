@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from alibaba_device import make_device, make_product
 from linkkit_device import LinkkitDevice
 from test_device_login import device_state, wait_for
 
+from alibaba_device import make_device, make_product
 from broker_peers import Paho
 from hongshan.things.model import DeviceState
 

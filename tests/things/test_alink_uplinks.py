@@ -11,6 +11,7 @@ import pytest
 from hongshan.dialects.alink.topics import Topic, parse, sync_service_topic
 from hongshan.dialects.alink.uplinks import (
     Refusal,
+    event_uplink,
     history_uplinks,
     pack_uplinks,
     property_uplink,
@@ -73,11 +74,29 @@ def test_a_sync_service_reply_topic() -> None:
 
 def test_a_property_post_keeps_device_times() -> None:
     made = property_uplink(
-        LAMP, *SUB, {"Brightness": {"value": 30, "time": 1000}, "LightSwitch": 1}, "1", NOW
+        LAMP, *SUB, {"Brightness": {"value": 30, "time": NOW - 1000}, "LightSwitch": 1}, "1", NOW
     )
     assert isinstance(made, Uplink)
     assert made.params == {"Brightness": 30, "LightSwitch": 1}
-    assert made.times == {"Brightness": 1000} and made.ts == 1000
+    assert made.times == {"Brightness": NOW - 1000} and made.ts == NOW - 1000
+
+
+@pytest.mark.parametrize(
+    ("claimed", "kept"),
+    [
+        (NOW - 86_400_000, NOW - 86_400_000),  # a day late: a device that was offline
+        (NOW + 60_000, NOW + 60_000),  # a minute ahead: clocks drift
+        (NOW + 3_600_000, NOW),  # an hour ahead: ours instead
+        (1000, NOW),  # a clock never set (1970): ours instead
+    ],
+)
+def test_device_times_are_kept_when_plausible(claimed: int, kept: int) -> None:
+    made = property_uplink(LAMP, *SUB, {"Brightness": {"value": 30, "time": claimed}}, "1", NOW)
+    assert isinstance(made, Uplink) and made.times == {"Brightness": kept} and made.ts == kept
+    event = event_uplink(
+        LAMP, *SUB, "LampFault", {"value": {"FaultCode": 1}, "time": claimed}, "1", NOW
+    )
+    assert isinstance(event, Uplink) and event.ts == kept
 
 
 def test_a_history_post_for_the_device_and_its_logged_in_sub_device() -> None:
@@ -85,19 +104,19 @@ def test_a_history_post_for_the_device_and_its_logged_in_sub_device() -> None:
         {
             "identity": {"productKey": SUB[0], "deviceName": SUB[1]},
             "properties": [
-                {"Brightness": {"value": 10, "time": 1000}},
-                {"Brightness": {"value": 20, "time": 2000}},
+                {"Brightness": {"value": 10, "time": NOW - 3000}},
+                {"Brightness": {"value": 20, "time": NOW - 2000}},
             ],
-            "events": [{"LampFault": {"value": {"FaultCode": 1}, "time": 1500}}],
+            "events": [{"LampFault": {"value": {"FaultCode": 1}, "time": NOW - 2500}}],
         }
     ]
     made = history_uplinks(model_of, GW, params, "9", NOW, speaks)
     assert isinstance(made, list)
     kinds = [(u.kind, u.ts, u.product_key) for u in made]
     assert kinds == [
-        (UplinkKind.PROPERTY_POST, 1000, SUB[0]),
-        (UplinkKind.PROPERTY_POST, 2000, SUB[0]),
-        (UplinkKind.EVENT_POST, 1500, SUB[0]),
+        (UplinkKind.PROPERTY_POST, NOW - 3000, SUB[0]),
+        (UplinkKind.PROPERTY_POST, NOW - 2000, SUB[0]),
+        (UplinkKind.EVENT_POST, NOW - 2500, SUB[0]),
     ]
 
 
@@ -146,6 +165,7 @@ def test_a_pack_post() -> None:
 
 
 def test_without_a_model_stamped_values_are_still_read() -> None:
-    made = property_uplink(None, *GW, {"CPU": {"value": 12, "time": 900}, "Mem": 40}, "1", NOW)
+    stamped = {"CPU": {"value": 12, "time": NOW - 900}, "Mem": 40}
+    made = property_uplink(None, *GW, stamped, "1", NOW)
     assert isinstance(made, Uplink)
-    assert made.params == {"CPU": 12, "Mem": 40} and made.times == {"CPU": 900}
+    assert made.params == {"CPU": 12, "Mem": 40} and made.times == {"CPU": NOW - 900}

@@ -100,6 +100,20 @@ class Transport(Protocol):
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
 
 
+def _reason_name(code: int) -> str:
+    """``session taken over`` for 0x8E: a reason code as words, for logs and status history."""
+    try:
+        return ReasonCode(code).name.lower().replace("_", " ")
+    except ValueError:
+        return hex(code)
+
+
+def both(first: Awaitable[None], second: Awaitable[None]) -> Awaitable[None]:
+    """Done when both are; fails with the first failure (an acknowledgement waiting on two
+    stores: the broker's and the history's)."""
+    return cast(Awaitable[None], asyncio.gather(first, second))
+
+
 class MQTTConnection(asyncio.Protocol):
     # A town keeps tens of thousands of these open: slots, and the rarely used containers
     # (aliases, the queue of acknowledgements waiting for the store) made on first use.
@@ -124,6 +138,7 @@ class MQTTConnection(asyncio.Protocol):
         "client_alias_max",
         "client_max_packet",
         "decoder",
+        "ended_by",
         "keep_alive",
         "last_received",
         "level",
@@ -151,6 +166,7 @@ class MQTTConnection(asyncio.Protocol):
         self.keep_alive = 0
         self.last_received = time.monotonic()
         self.clean_disconnect = False
+        self.ended_by = "connection lost"  # why it ended, once it has (a device's status log)
         # what the client told us it can take (MQTT 5.0 CONNECT properties)
         self.send_quota = 65535
         self.client_max_packet: int | None = None
@@ -248,6 +264,7 @@ class MQTTConnection(asyncio.Protocol):
 
     def _protocol_error(self, exc: RemoteProtocolError) -> None:
         self.broker.stats.protocol_errors += 1
+        self.ended_by = f"protocol error: {_reason_name(exc.reason_code)}"
         log.info("closing %s (%s): %s", self._who(), hex(exc.reason_code), exc)
         if self.state == NEW:
             if exc.reason_code == ReasonCode.UNSUPPORTED_PROTOCOL_VERSION:
@@ -317,6 +334,7 @@ class MQTTConnection(asyncio.Protocol):
 
     def disconnect(self, reason: int) -> None:
         """Close this connection from our side, telling a 5.0 client why."""
+        self.ended_by = _reason_name(reason)
         if self.state == CLOSED:
             self._close()  # already lingering: stop waiting
             return
@@ -671,17 +689,17 @@ class MQTTConnection(asyncio.Protocol):
             expires_at,
             self.client.client_id,
         )
-        stored = broker.publish(message)
+        wait = broker.publish(message)
         if qos == 0:
             return
-        wait = broker.store.committed() if stored else None
         if qos == 1:
             self._send_ack(success_ack(PUBACK_BYTE, packet.packet_id), wait)
         else:
             session.incoming_qos2.add(packet.packet_id)
             if session.persistent:
                 broker.store.save_incoming_qos2(session.client_id, packet.packet_id)
-                wait = broker.store.committed()
+                committed = broker.store.committed()
+                wait = committed if wait is None else both(wait, committed)
             self._send_ack(success_ack(PUBREC_BYTE, packet.packet_id), wait)
 
     def _on_pubrel(self, packet: PubRel) -> None:
@@ -807,6 +825,7 @@ class MQTTConnection(asyncio.Protocol):
             session.expiry_interval = min(expiry, self.broker.settings.session_expiry_max)
         # MQTT-3.14.4-3: a normal DISCONNECT discards the will; 0x04 asks for it to be sent.
         self.clean_disconnect = packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL_MESSAGE
+        self.ended_by = "disconnect" if self.clean_disconnect else "disconnect with will"
         if self.clean_disconnect:
             self.will = None
         self.state = CLOSING

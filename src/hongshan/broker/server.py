@@ -11,12 +11,12 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from hongshan import __version__
 from hongshan.broker.auth import Access, Authenticator, Authorizer, Client
-from hongshan.broker.connection import MQTTConnection
+from hongshan.broker.connection import MQTTConnection, both
 from hongshan.broker.message import (
     SERVER_SIDE_SUBSCRIPTION,
     Delivery,
@@ -76,7 +76,10 @@ class SharedGroup:
         return order[start], self.members[order[start]]
 
 
-Tap = Callable[[Message], bool | None]
+# What a tap answers: True, it consumed the message (nobody else gets it); an awaitable, the
+# publisher's acknowledgement waits for it (the history's commit of what the message said);
+# None or False, nothing.
+Tap = Callable[[Message], bool | Awaitable[None] | None]
 
 
 class DerivedSubscription:
@@ -125,7 +128,7 @@ class Broker:
         self._stopping = False
         # Hooks for the platform (presence, dialects); called on the event loop, must not block.
         self.on_connected: list[Callable[[Client, str], None]] = []  # (client, address)
-        self.on_disconnected: list[Callable[[Client], None]] = []
+        self.on_disconnected: list[Callable[[Client, str], None]] = []  # (client, why)
         # Server-side subscribers: every accepted publish whose topic matches a tap's filter is
         # handed to it (after the ACL, before delivery) — how dialects see devices' messages.
         self._taps: SubscriptionTrie[int, Tap] = SubscriptionTrie()
@@ -267,7 +270,7 @@ class Broker:
             log.info("client %r taken over from %s by %s", client_id, old.address, conn.address)
             old_session = old.session
             if old.client is not None:
-                self._notify_disconnected(old.client)
+                self._notify_disconnected(old.client, "session taken over")
             self._on_abnormal_end(old, client_id)
             old.session = None
             old.disconnect(ReasonCode.SESSION_TAKEN_OVER)
@@ -302,9 +305,9 @@ class Broker:
                 connected(conn.client, conn.address)
         return session, present
 
-    def _notify_disconnected(self, client: Client) -> None:
+    def _notify_disconnected(self, client: Client, why: str) -> None:
         for disconnected in self.on_disconnected:
-            disconnected(client)
+            disconnected(client, why)
 
     def disconnect_client(self, client_id: str, reason: int, *, only: object = None) -> bool:
         """Close a client's connection with ``reason`` (5.0 DISCONNECT); False if not connected.
@@ -366,7 +369,8 @@ class Broker:
         """Hand every publish of a client (wills included) matching ``topic_filter`` to
         ``handler`` as well — not the platform's own (``publish_from_server``, ``$SYS``). A
         handler that returns True has consumed it (an answer meant for the platform alone), and
-        it is not delivered to subscribers."""
+        it is not delivered to subscribers. One that returns an awaitable holds the publisher's
+        PUBACK or PUBREC until it is done, and a failure (``StoreUnavailable``) withholds it."""
         self._tap_count += 1
         self._taps.subscribe(topic_filter, self._tap_count, handler)
 
@@ -389,7 +393,7 @@ class Broker:
         if self.connections.get(client.client_id) is not conn:
             return  # taken over: handled in open_session
         del self.connections[client.client_id]
-        self._notify_disconnected(client)
+        self._notify_disconnected(client, conn.ended_by)
         session = conn.session
         if session is None:
             return
@@ -549,22 +553,35 @@ class Broker:
 
     # -- routing ----------------------------------------------------------------------------
 
-    def publish(self, message: Message) -> bool:
-        """Deliver a message to every matching subscription and keep it if retained.
-
-        Returns True when something was written to the store, so that the publisher's
-        acknowledgement must wait for the store's commit."""
-        stored = False
+    def publish(self, message: Message) -> Awaitable[None] | None:
+        """Hand a message to the taps, deliver it to every matching subscription and keep it if
+        retained. Returns what the publisher's acknowledgement of a QoS 1 or 2 message must
+        wait for: the store's commit when a copy of it was written there, a tap's awaitable,
+        or None."""
+        held: Awaitable[None] | None = None
         if self._tap_count and message.sender:
             consumed = False
             for taps in self._taps.matches(message.topic):
                 for handler in taps.values():
                     try:
-                        consumed = bool(handler(message)) or consumed
+                        answer = handler(message)
                     except Exception:  # a dialect's bug must not cost the publisher its message
                         log.exception("tap on %r failed", message.topic)
+                        continue
+                    if answer is True:
+                        consumed = True
+                    elif answer:
+                        held = answer if held is None else both(held, answer)
             if consumed:
-                return False
+                return held
+        if not self._route(message) or not message.qos:
+            return held  # (a retained QoS 0 message is written too, but nobody waits for it)
+        committed = self.store.committed()
+        return committed if held is None else both(held, committed)
+
+    def _route(self, message: Message) -> bool:
+        """Deliver and retain; True when something was written to the store."""
+        stored = False
         if message.retain:
             stored = self._retain(message)
         matches = self.subscriptions.matches(message.topic)

@@ -28,11 +28,23 @@ class Uplink(msgspec.Struct, frozen=True, kw_only=True):
     device_name: str
     kind: UplinkKind
     params: dict[str, Any]
-    ts: int  # ms since the epoch: the device's time when it gave one, else the arrival
+    # ms since the epoch: the device's time when it gave a plausible one, else the arrival
+    ts: int
     msg_id: str
     identifier: str = ""
     # per-property device times of a property post (identifier -> ms), when the device sent them
     times: dict[str, int] = {}
+
+
+EARLIEST_MS = 946_684_800_000  # 2000-01-01: a device clock before this was never set
+FUTURE_SLACK_MS = 5 * 60_000  # a device clock may run this far ahead of ours
+
+
+def device_time(claimed: int, now: int) -> int:
+    """The device's time for a value when plausible, else ours (``now``): a clock that was
+    never set, or one far ahead, would otherwise misplace the value in history and freeze the
+    latest value until real time caught up."""
+    return claimed if EARLIEST_MS <= claimed <= now + FUTURE_SLACK_MS else now
 
 
 class Stage(Protocol):

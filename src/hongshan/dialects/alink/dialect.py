@@ -7,6 +7,11 @@ code and a message naming the identifier, and nothing of it goes further. A repe
 (a device that did not see our reply and sent again) is answered again from memory and not
 passed on twice. A device that asks for no reply (``"sys": {"ack": 0}``) gets none.
 
+A QoS 1 message that was taken may come again after a crash, when its PUBACK was lost with
+the process. Such messages are also identified by a digest of topic, id and payload, handed
+out (``taken``) to be committed with what they said, and the digests of the last minutes come
+back at start (``restore_taken``): a resend is then answered, not kept twice.
+
 Downlinks: ``set_properties`` (``thing.service.property.set``) and ``invoke`` (a service:
 asynchronously on ``…/thing/service/{id}``, or synchronously over RRPC on
 ``/ext/rrpc/{msgId}/sys/{pk}/{dn}/thing/service/{id}`` when the model says ``callType: sync``,
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import itertools
 import logging
 import time
@@ -59,6 +65,21 @@ _METHODS = {
 Publish = Callable[[str, bytes, int], None]
 ProductModel = Callable[[str], ThingModel | None]
 Online = Callable[[str, str], bool]
+Device = tuple[str, str]
+Taken = Callable[[Device, bytes], None]
+
+
+def message_key(topic: str, msg_id: str, payload: bytes) -> bytes:
+    """A taken message's identity across restarts (8 bytes: one device's resends are few)."""
+    digest = hashlib.blake2b(topic.encode(), digest_size=8)
+    digest.update(b"\0" + msg_id.encode() + b"\0")
+    digest.update(payload)
+    return digest.digest()
+
+
+def _method(request: messages.Request, found: DeviceTopic) -> str:
+    """The method a reply names: the request's own, else the one its topic implies."""
+    return request.method or _METHODS.get(found.topic) or f"thing.event.{found.identifier}.post"
 
 
 class InvalidCall(HongshanError):
@@ -96,6 +117,7 @@ class AlinkDialect:
         pipeline: Stage,
         speaks_for: Callable[[tuple[str, str], str, str], bool] = lambda _poster, _pk, _dn: False,
         clock: Callable[[], float] = time.time,
+        taken: Taken = lambda _device, _key: None,
     ) -> None:
         """``speaks_for(poster, pk, dn)``: may ``poster`` post for device (pk, dn) in a
         history or pack post (a gateway, for a sub-device logged in through it)."""
@@ -105,6 +127,8 @@ class AlinkDialect:
         self._pipeline = pipeline
         self._speaks_for = speaks_for
         self._clock = clock
+        self._taken = taken
+        self._taken_before: dict[Device, set[bytes]] = {}  # keys of messages taken before start
         # device -> (topic, message id) -> (the message, our reply): recent accepted messages
         self._replies: dict[tuple[str, str], dict[tuple[str, str], tuple[bytes, bytes]]] = {}
         self._waiting: dict[tuple[str, str, str], asyncio.Future[CallResult]] = {}
@@ -116,14 +140,18 @@ class AlinkDialect:
 
     # -- in ---------------------------------------------------------------------------------
 
-    def on_message(self, topic: str, payload: bytes) -> bool:
+    def restore_taken(self, taken: dict[Device, list[bytes]]) -> None:
+        """The keys of QoS 1 messages taken shortly before the last stop (``message_key``)."""
+        self._taken_before = {device: set(keys) for device, keys in taken.items()}
+
+    def on_message(self, topic: str, payload: bytes, qos: int = 0) -> bool:
         """Handle a device's message; True when it was the answer to an RRPC call of ours,
         which is then not delivered to subscribers (the device would get its own answer)."""
         found = parse(topic)
         if found is not None:
             if found.topic is Topic.RRPC_RESPONSE:
                 return self._resolve(found, found.identifier, messages.SUCCESS, payload)
-            self._on_device_message(topic, found, payload)
+            self._on_device_message(topic, found, payload, qos)
             return False
         sync = sync_service_topic(topic)
         if sync is not None:
@@ -137,7 +165,9 @@ class AlinkDialect:
             return self._resolve(rrpc, msg_id, SUCCESS, payload)
         return False
 
-    def _on_device_message(self, topic: str, found: DeviceTopic, payload: bytes) -> None:
+    def _on_device_message(
+        self, topic: str, found: DeviceTopic, payload: bytes, qos: int = 0
+    ) -> None:
         if found.topic in (Topic.SERVICE_REPLY, Topic.PROPERTY_SET_REPLY):
             self._on_reply(found, payload)
             return
@@ -160,10 +190,21 @@ class AlinkDialect:
                 if request.wants_reply:
                     self._publish(topic + "_reply", earlier[1], 0)
                 return
+        key = None
+        if qos:
+            key = message_key(topic, msg_id, payload)
+            before = self._taken_before.get(device)
+            if before is not None and key in before:
+                # taken before a restart: its PUBACK was lost, the device sends it again
+                self.stats.repeated += 1
+                if request.wants_reply:
+                    reply = messages.reply_bytes(
+                        request.id, SUCCESS, _method(request, found), "success"
+                    )
+                    self._publish(topic + "_reply", reply, 0)
+                return
         made = self._uplinks(found, request.params, msg_id)
-        method = (
-            request.method or _METHODS.get(found.topic) or f"thing.event.{found.identifier}.post"
-        )
+        method = _method(request, found)
         if isinstance(made, Refusal):
             self.stats.rejected += 1
             log.info("%s: refused %s: %s %s", "&".join(device), method, made.code, made.message)
@@ -172,6 +213,8 @@ class AlinkDialect:
             self.stats.accepted += 1
             reply = messages.reply_bytes(request.id, SUCCESS, method, "success")
             self._remember(device, (topic, msg_id), payload, reply)
+            if key is not None:
+                self._taken(device, key)
             if isinstance(made, list):
                 for uplink in made:
                     self._pipeline.on_uplink(uplink)

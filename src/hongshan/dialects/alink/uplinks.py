@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from hongshan.dialects.alink.messages import REQUEST_INVALID
-from hongshan.pipeline.uplink import Uplink, UplinkKind
+from hongshan.pipeline.uplink import Uplink, UplinkKind, device_time
 from hongshan.things.tsl import ThingModel
 
 ModelOf = Callable[[str], ThingModel | None]
@@ -38,6 +38,8 @@ def property_uplink(
         problems, values, times = model.read_property_post(params)
         if problems:
             return Refusal(problems[0].code, problems[0].message)
+        if times:
+            times = {key: device_time(at, now) for key, at in times.items()}
     elif isinstance(params, dict) and params:
         # no model to say what a value is: {"value", "time"} is read as a stamped value
         values = {}
@@ -45,7 +47,7 @@ def property_uplink(
             if isinstance(raw, dict) and "value" in raw and raw.keys() <= {"value", "time"}:
                 values[key] = raw["value"]
                 if str(raw.get("time", "")).isdigit():
-                    times[key] = int(raw["time"])
+                    times[key] = device_time(int(raw["time"]), now)
             else:
                 values[key] = raw
     else:
@@ -79,7 +81,7 @@ def event_uplink(
     ts = now
     if "value" in params and params.keys() <= {"value", "time"}:
         if str(params.get("time", "")).isdigit():
-            ts = int(params["time"])
+            ts = device_time(int(params["time"]), now)
         params = params["value"]
     return Uplink(
         product_key=pk,

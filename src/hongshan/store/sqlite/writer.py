@@ -37,14 +37,17 @@ class _Keyed:
         self.key = key
 
 
+Rows = Sequence[Sequence[Any]]
+
+
 class _Many:
-    """One statement for many rows (``executemany``): a batch of history rows, say."""
+    """Statements each run for many rows (``executemany``), always in the same transaction:
+    a loop turn's history rows, say, with the catalogue rows they refer to."""
 
-    __slots__ = ("rows", "sql")
+    __slots__ = ("parts",)
 
-    def __init__(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self.sql = sql
-        self.rows = rows
+    def __init__(self, parts: Sequence[tuple[str, Rows]]) -> None:
+        self.parts = parts
 
 
 class _Marker:
@@ -77,9 +80,10 @@ class SQLiteWriter:
         self._queue.put((sql, params))
         self._dirty = True
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Queue one statement run for each of ``rows`` (which the caller no longer changes)."""
-        self._queue.put(_Many(sql, rows))
+    def executemany(self, *parts: tuple[str, Rows]) -> None:
+        """Queue statements, each run for every one of its rows, to be committed together or
+        not at all (the caller no longer changes the rows)."""
+        self._queue.put(_Many(parts))
         self._dirty = True
 
     def execute_latest(self, key: object, sql: str, params: Sequence[Any] = ()) -> None:
@@ -134,7 +138,8 @@ class SQLiteWriter:
                 conn.execute("BEGIN")
                 for item in batch:
                     if isinstance(item, _Many):
-                        conn.executemany(item.sql, item.rows)
+                        for sql, rows in item.parts:
+                            conn.executemany(sql, rows)
                     elif isinstance(item, _Keyed):
                         with self._keyed_lock:
                             statement = self._keyed.pop(item.key)

@@ -1,0 +1,155 @@
+"""What the history keeps and how it is asked, whatever the backend.
+
+Writes are made on the event loop and never wait: they are queued for the store's one writer,
+and ``committed()`` is the awaitable that says everything queued so far is durable (a QoS 1
+post's PUBACK waits for it). Reads are coroutines.
+
+Times are milliseconds since the epoch throughout. A device is ``(product_key, device_name)``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+Device = tuple[str, str]
+
+# the aggregates a bucket can carry; first and last are the values of its earliest and latest
+# points
+AGGREGATES = ("avg", "min", "max", "sum", "count", "first", "last")
+NUMERIC_AGGREGATES = frozenset({"avg", "min", "max", "sum"})
+
+
+class LogKind(enum.StrEnum):
+    """What else than property values the history keeps, one entry per happening."""
+
+    EVENT = "event"  # identifier: the event; body: its output values
+    SERVICE_REPLY = "service_reply"  # identifier: the service; body: code, data
+    STATUS = "status"  # identifier: online | offline; body: address, reason
+    PROPERTY_SET = "property_set"  # identifier: "set"; body: the values asked for
+    SERVICE_CALL = "service_call"  # identifier: the service; body: its input values
+
+
+class Point(msgspec.Struct, frozen=True, array_like=True):
+    ts: int
+    value: Any
+
+
+class PointPage(msgspec.Struct, frozen=True):
+    points: list[Point]
+    next: str | None  # the cursor for the page after this one; None when this is the last
+
+
+class Bucket(msgspec.Struct, frozen=True):
+    start: int  # the bucket's first millisecond; it runs until the next one's start
+    values: dict[str, Any]  # aggregate name -> value (None for avg/min/max/sum of nothing)
+
+
+class Buckets(msgspec.Struct, frozen=True):
+    """[start, end) cut into buckets: fixed ``width`` ms aligned to ``origin``, or the
+    calendar ``bounds`` (every bucket's start, then ``end``). A bucket is named by its own
+    start, which for the first one may lie before ``start``; only values in [start, end)
+    count."""
+
+    start: int
+    end: int
+    width: int = 0
+    origin: int = 0
+    bounds: tuple[int, ...] = ()
+
+    def start_of(self, ts: int) -> int:
+        """The start of the fixed bucket that holds ``ts``."""
+        return ts - (ts - self.origin) % self.width
+
+
+class LogEntry(msgspec.Struct, frozen=True):
+    ts: int
+    kind: LogKind
+    identifier: str
+    body: Any
+
+
+class LogPage(msgspec.Struct, frozen=True):
+    entries: list[LogEntry]
+    next: str | None
+
+
+class SeriesInfo(msgspec.Struct, frozen=True):
+    """A property of a device that has values: what type they were stored as."""
+
+    identifier: str
+    kind: str  # bool | int | float | text | json
+
+
+class HistoryProblem(ValueError):
+    """A question the history cannot answer as asked (a text property averaged, a bad cursor);
+    the API answers it as 400 with this message."""
+
+
+class HistoryStore(Protocol):
+    # -- writing (event loop; never blocks) --------------------------------------------------
+
+    def add_points(self, device: Device, points: Iterable[tuple[str, int, Any]]) -> None:
+        """Property values: (identifier, ts, value). A value already kept for the same property
+        and millisecond is replaced."""
+
+    def add_log(
+        self, device: Device, kind: LogKind, identifier: str, ts: int, body: Any
+    ) -> None: ...
+
+    def add_taken(self, device: Device, key: bytes, ts: int) -> None:
+        """Remember that the message with identity ``key`` was taken (committed with what it
+        said), so that its resend after a crash is recognised (``taken_keys``)."""
+
+    def committed(self) -> Awaitable[None]:
+        """Done once everything added before is durable; fails with ``StoreUnavailable``."""
+
+    @property
+    def problem(self) -> str | None:
+        """Why the last write failed, until one succeeds (for the health endpoint)."""
+
+    # -- reading --------------------------------------------------------------------------------
+
+    async def series(self, device: Device) -> list[SeriesInfo]: ...
+
+    async def points(
+        self,
+        device: Device,
+        identifier: str,
+        start: int,
+        end: int,
+        *,
+        limit: int = 1000,
+        cursor: str | None = None,
+        descending: bool = False,
+    ) -> PointPage:
+        """Raw values with start <= ts < end, oldest first (newest first if ``descending``)."""
+
+    async def aggregate(
+        self,
+        devices: Sequence[Device],
+        identifier: str,
+        buckets: Buckets,
+        aggregates: Sequence[str],
+    ) -> list[Bucket]:
+        """Aggregates of the values of ``identifier`` of all ``devices`` together, per bucket
+        (``buckets.buckets``); buckets without values are left out."""
+
+    async def log(
+        self,
+        device: Device,
+        start: int,
+        end: int,
+        *,
+        kinds: Sequence[LogKind] = (),
+        limit: int = 1000,
+        cursor: str | None = None,
+    ) -> LogPage: ...
+
+    async def taken_keys(self) -> dict[Device, list[bytes]]:
+        """The keys of the messages taken in the last minutes before the newest one."""
+
+    async def close(self) -> None: ...

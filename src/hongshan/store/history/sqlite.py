@@ -1,0 +1,450 @@
+"""The history on SQLite: its own file (``history.db``), WAL, one writer thread, readers in
+threads of their own.
+
+Layout, for range scans by (device, identifier, time):
+
+- ``history_devices`` and ``history_series`` give each device and each of its properties a
+  small integer, kept in memory, so a point is three numbers;
+- ``history_points (series_id, ts, value)`` is a WITHOUT ROWID table whose primary key is
+  its only index: a property's values over a range are one contiguous scan. ``value`` has no
+  declared type and keeps what it was given: integers, reals, text; booleans are stored as 0/1
+  and structs and arrays as JSON in a BLOB (``history_series.kind`` says which);
+- ``history_log`` holds events, service replies, status changes and the commands sent;
+- ``history_taken`` remembers which messages (by a digest of topic, id and payload) were taken,
+  for the minutes a device may resend one after a crash.
+
+Rows are gathered on the event loop and handed to the writer once per loop turn as one
+``executemany``; the writer commits whatever has gathered (group commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from hongshan.store.history.model import (
+    NUMERIC_AGGREGATES,
+    Bucket,
+    Buckets,
+    Device,
+    HistoryProblem,
+    LogEntry,
+    LogKind,
+    LogPage,
+    Point,
+    PointPage,
+    SeriesInfo,
+)
+from hongshan.store.sqlite.writer import SQLiteWriter
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS history_devices (
+    id INTEGER PRIMARY KEY, product_key TEXT NOT NULL, device_name TEXT NOT NULL,
+    UNIQUE (product_key, device_name)
+);
+CREATE TABLE IF NOT EXISTS history_series (
+    id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL, identifier TEXT NOT NULL,
+    kind TEXT NOT NULL, UNIQUE (device_id, identifier)
+);
+CREATE TABLE IF NOT EXISTS history_points (
+    series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value,
+    PRIMARY KEY (series_id, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_log (
+    device_id INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+    identifier TEXT NOT NULL, body BLOB,
+    PRIMARY KEY (device_id, ts, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_taken (
+    ts INTEGER NOT NULL, device_id INTEGER NOT NULL, key BLOB NOT NULL,
+    PRIMARY KEY (ts, device_id, key)
+) WITHOUT ROWID;
+"""
+
+INSERT_POINT = "INSERT OR REPLACE INTO history_points (series_id, ts, value) VALUES (?, ?, ?)"
+INSERT_LOG = (
+    "INSERT OR IGNORE INTO history_log (device_id, ts, seq, kind, identifier, body) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+INSERT_TAKEN = "INSERT OR IGNORE INTO history_taken (ts, device_id, key) VALUES (?, ?, ?)"
+INSERT_DEVICE = (
+    "INSERT OR IGNORE INTO history_devices (id, product_key, device_name) VALUES (?, ?, ?)"
+)
+INSERT_SERIES = (
+    "INSERT OR IGNORE INTO history_series (id, device_id, identifier, kind) VALUES (?, ?, ?, ?)"
+)
+
+TAKEN_WINDOW_MS = 10 * 60_000  # resends looked for: this long before the newest taken message
+TAKEN_KEPT_MS = 60 * 60_000  # taken keys older than this are deleted
+PRUNE_EVERY = 60.0  # seconds between deletions of old taken keys
+SQL_VARIABLES = 30_000  # under SQLite's 32,766 bound parameters per statement
+INT64 = 1 << 63
+
+_json = msgspec.json.Encoder()
+_unjson = msgspec.json.Decoder()
+T = TypeVar("T")
+
+
+def _kind_of(value: Any) -> str:
+    kind = type(value)
+    if kind is bool:
+        return "bool"
+    if kind is int:
+        return "int"
+    if kind is float:
+        return "float"
+    if kind is str:
+        return "text"
+    return "json"
+
+
+def _to_sql(value: Any) -> Any:
+    kind = type(value)
+    if kind is float or kind is str or kind is bool:
+        return value  # (sqlite3 stores a bool as 0/1)
+    if kind is int:
+        return value if -INT64 <= value < INT64 else float(value)
+    return _json.encode(value)
+
+
+def _from_sql(kind: str, value: Any) -> Any:
+    if kind == "bool" and type(value) is int:
+        return bool(value)
+    if kind == "json" and type(value) is bytes:
+        return _unjson.decode(value)
+    return value
+
+
+def _cursor(text: str | None, parts: int) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        numbers = tuple(int(part) for part in text.split(":"))
+    except ValueError:
+        numbers = ()
+    if len(numbers) != parts:
+        raise HistoryProblem(f"cursor {text!r} is not one this history gave")
+    return numbers
+
+
+class SQLiteHistory:
+    def __init__(self, path: str | Path, *, loop: asyncio.AbstractEventLoop) -> None:
+        self.path = str(path)
+        self._loop = loop
+        self._writer = SQLiteWriter(path, loop=loop)
+        conn = self._writer.conn
+        conn.executescript(SCHEMA)
+        self._devices: dict[Device, int] = {
+            (pk, dn): row_id
+            for row_id, pk, dn in conn.execute(
+                "SELECT id, product_key, device_name FROM history_devices"
+            )
+        }
+        # device -> identifier -> (series id, kind)
+        self._series: dict[Device, dict[str, tuple[int, str]]] = {}
+        names = {row_id: device for device, row_id in self._devices.items()}
+        for row_id, device_id, identifier, kind in conn.execute(
+            "SELECT id, device_id, identifier, kind FROM history_series"
+        ):
+            self._series.setdefault(names[device_id], {})[identifier] = (row_id, kind)
+        self._next_device = itertools.count(max(self._devices.values(), default=0) + 1)
+        self._next_series = itertools.count(
+            max((s[0] for known in self._series.values() for s in known.values()), default=0) + 1
+        )
+        self._seq = itertools.count(int(time.time() * 1000))  # unique across restarts
+        self._points: list[tuple[int, int, Any]] = []
+        self._log: list[tuple[int, int, int, str, str, bytes]] = []
+        self._taken: list[tuple[int, int, bytes]] = []
+        # catalogue rows made this turn; they go in the same transaction as the rows they name
+        self._new_devices: list[tuple[int, str, str]] = []
+        self._new_series_rows: list[tuple[int, int, str, str]] = []
+        self._failure_seen: str | None = None  # the writer error the catalogue was resent for
+        self._flush_scheduled = False
+        self._pruned_at = time.monotonic()
+        self._readers: list[sqlite3.Connection] = []
+        self._local = threading.local()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def add_points(self, device: Device, points: Iterable[tuple[str, int, Any]]) -> None:
+        known = self._series.get(device)
+        if known is None:
+            known = self._series[device] = {}
+        rows = self._points
+        for identifier, ts, value in points:
+            found = known.get(identifier)
+            series_id = (
+                found[0] if found is not None else self._new_series(device, identifier, value)
+            )
+            kind = type(value)
+            if kind is float or kind is str:
+                rows.append((series_id, ts, value))
+            else:
+                rows.append((series_id, ts, _to_sql(value)))
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def add_log(self, device: Device, kind: LogKind, identifier: str, ts: int, body: Any) -> None:
+        entry = (self._device_id(device), ts, next(self._seq), kind.value, identifier)
+        self._log.append((*entry, _json.encode(body)))
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def add_taken(self, device: Device, key: bytes, ts: int) -> None:
+        self._taken.append((ts, self._device_id(device), key))
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def committed(self) -> Awaitable[None]:
+        self._flush()
+        return self._writer.committed()
+
+    @property
+    def problem(self) -> str | None:
+        return self._writer.error
+
+    def _device_id(self, device: Device) -> int:
+        row_id = self._devices.get(device)
+        if row_id is None:
+            row_id = self._devices[device] = next(self._next_device)
+            self._new_devices.append((row_id, *device))
+        return row_id
+
+    def _new_series(self, device: Device, identifier: str, value: Any) -> int:
+        device_id = self._device_id(device)
+        series_id, kind = next(self._next_series), _kind_of(value)
+        self._series[device][identifier] = (series_id, kind)
+        self._new_series_rows.append((series_id, device_id, identifier, kind))
+        return series_id
+
+    def _schedule_flush(self) -> None:
+        self._flush_scheduled = True
+        self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Hand what gathered this loop turn to the writer as one item: committed together
+        or not at all, so a resend after a crash finds either all of a message or none."""
+        self._flush_scheduled = False
+        parts: list[tuple[str, Sequence[Sequence[Any]]]] = []
+        failure = self._writer.error
+        if failure is not None and failure is not self._failure_seen:
+            # a failed batch may have held catalogue rows that later rows refer to: send the
+            # whole catalogue again (INSERT OR IGNORE) with the first rows after it
+            self._failure_seen = failure
+            self._new_devices = [(i, pk, dn) for (pk, dn), i in self._devices.items()]
+            self._new_series_rows = [
+                (series_id, self._devices[device], identifier, kind)
+                for device, known in self._series.items()
+                for identifier, (series_id, kind) in known.items()
+            ]
+        for sql, rows in (
+            (INSERT_DEVICE, self._new_devices),
+            (INSERT_SERIES, self._new_series_rows),
+            (INSERT_POINT, self._points),
+            (INSERT_LOG, self._log),
+            (INSERT_TAKEN, self._taken),
+        ):
+            if rows:
+                parts.append((sql, rows))
+        if not parts:
+            return
+        self._new_devices, self._new_series_rows = [], []
+        self._points, self._log, self._taken = [], [], []
+        self._writer.executemany(*parts)
+        now = time.monotonic()
+        if now - self._pruned_at > PRUNE_EVERY:
+            self._pruned_at = now
+            oldest = int(time.time() * 1000) - TAKEN_KEPT_MS
+            self._writer.execute("DELETE FROM history_taken WHERE ts < ?", (oldest,))
+
+    async def close(self) -> None:
+        self._flush()
+        await self._writer.close()
+        for conn in self._readers:
+            conn.close()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.to_thread(self._in_thread, query)
+
+    def _in_thread(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            self._readers.append(conn)
+        return query(conn)
+
+    async def series(self, device: Device) -> list[SeriesInfo]:
+        known = self._series.get(device, {})
+        return [SeriesInfo(identifier, kind) for identifier, (_, kind) in sorted(known.items())]
+
+    def _lookup(self, device: Device, identifier: str) -> tuple[int, str] | None:
+        return self._series.get(device, {}).get(identifier)
+
+    async def points(
+        self,
+        device: Device,
+        identifier: str,
+        start: int,
+        end: int,
+        *,
+        limit: int = 1000,
+        cursor: str | None = None,
+        descending: bool = False,
+    ) -> PointPage:
+        after = _cursor(cursor, 1)
+        if after is not None:
+            if descending:
+                end = min(end, after[0])
+            else:
+                start = max(start, after[0] + 1)
+        found = self._lookup(device, identifier)
+        if found is None or start >= end:
+            return PointPage(points=[], next=None)
+        series_id, kind = found
+        order = "DESC" if descending else "ASC"
+        sql = (
+            "SELECT ts, value FROM history_points WHERE series_id = ? AND ts >= ? AND ts < ? "
+            f"ORDER BY ts {order} LIMIT ?"
+        )
+        rows = await self._read(
+            lambda c: c.execute(sql, (series_id, start, end, limit + 1)).fetchall()
+        )
+        more = len(rows) > limit
+        points = [Point(ts, _from_sql(kind, value)) for ts, value in rows[:limit]]
+        return PointPage(points=points, next=str(points[-1].ts) if more else None)
+
+    async def aggregate(
+        self,
+        devices: Sequence[Device],
+        identifier: str,
+        buckets: Buckets,
+        aggregates: Sequence[str],
+    ) -> list[Bucket]:
+        found = [s for s in (self._lookup(d, identifier) for d in devices) if s is not None]
+        if not found:
+            return []
+        kinds = {kind for _, kind in found}
+        if NUMERIC_AGGREGATES.intersection(aggregates) and kinds & {"text", "json"}:
+            raise HistoryProblem(
+                f"{identifier} holds {'/'.join(sorted(kinds))} values: only count, first and "
+                "last apply to it"
+            )
+        ids = [series_id for series_id, _ in found]
+        kind = kinds.pop() if len(kinds) == 1 else "float"
+        return await self._read(lambda c: _aggregate(c, ids, kind, buckets, aggregates))
+
+    async def log(
+        self,
+        device: Device,
+        start: int,
+        end: int,
+        *,
+        kinds: Sequence[LogKind] = (),
+        limit: int = 1000,
+        cursor: str | None = None,
+    ) -> LogPage:
+        device_id = self._devices.get(device)
+        if device_id is None:
+            return LogPage(entries=[], next=None)
+        after = _cursor(cursor, 2) or (start - 1, INT64 - 1)
+        sql = (
+            "SELECT ts, seq, kind, identifier, body FROM history_log WHERE device_id = ? "
+            "AND (ts, seq) > (?, ?) AND ts < ?"
+        )
+        params: list[Any] = [device_id, after[0], after[1], end]
+        if kinds:
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            params += [kind.value for kind in kinds]
+        sql += " ORDER BY ts, seq LIMIT ?"
+        params.append(limit + 1)
+        rows = await self._read(lambda c: c.execute(sql, params).fetchall())
+        entries = [
+            LogEntry(ts, LogKind(kind), identifier, _unjson.decode(body))
+            for ts, _, kind, identifier, body in rows[:limit]
+        ]
+        last = rows[limit - 1] if len(rows) > limit else None
+        return LogPage(entries=entries, next=f"{last[0]}:{last[1]}" if last else None)
+
+    async def taken_keys(self) -> dict[Device, list[bytes]]:
+        names = {row_id: device for device, row_id in self._devices.items()}
+        sql = (
+            "SELECT device_id, key FROM history_taken "
+            "WHERE ts >= (SELECT max(ts) FROM history_taken) - ?"
+        )
+        rows = await self._read(lambda c: c.execute(sql, (TAKEN_WINDOW_MS,)).fetchall())
+        taken: dict[Device, list[bytes]] = {}
+        for device_id, key in rows:
+            taken.setdefault(names[device_id], []).append(key)
+        return taken
+
+
+def _aggregate(
+    conn: sqlite3.Connection,
+    ids: list[int],
+    kind: str,
+    buckets: Buckets,
+    aggregates: Sequence[str],
+) -> list[Bucket]:
+    """Per bucket: count, avg, min, max and sum in one scan; first and last each in one more
+    (SQLite gives a bare column the value of the row that ``min(ts)``/``max(ts)`` picked)."""
+    series = f"series_id IN ({','.join('?' * len(ids))})"
+    if buckets.width:
+        bucket = "ts - ((ts - ?) % ?)"
+        source = f"FROM history_points WHERE {series} AND ts >= ? AND ts < ?"
+        chunks: list[tuple[str, list[Any]]] = [
+            (
+                f"SELECT {bucket} AS b, {{columns}} {source} GROUP BY b",
+                [buckets.origin, buckets.width, *ids, buckets.start, buckets.end],
+            )
+        ]
+    else:
+        chunks = []
+        bounds = buckets.bounds
+        per_chunk = max(1, (SQL_VARIABLES - len(ids)) // 3)
+        for first in range(0, len(bounds) - 1, per_chunk):
+            part = range(first, min(first + per_chunk, len(bounds) - 1))
+            values: list[Any] = []
+            for i in part:
+                lo, hi = max(bounds[i], buckets.start), min(bounds[i + 1], buckets.end)
+                values += [bounds[i], lo, hi]
+            chunks.append(
+                (
+                    f"WITH bucket(b, lo, hi) AS (VALUES {','.join(['(?, ?, ?)'] * len(part))}) "
+                    "SELECT bucket.b AS b, {columns} FROM bucket JOIN history_points "
+                    f"ON {series} AND ts >= bucket.lo AND ts < bucket.hi GROUP BY bucket.b",
+                    [*values, *ids],
+                )
+            )
+    results: dict[int, dict[str, Any]] = {}
+    plain = [a for a in aggregates if a not in ("first", "last")]
+    for template, params in chunks:
+        if plain:
+            columns = "count(value), avg(value), min(value), max(value), sum(value)"
+            for b, count, avg, low, high, total in conn.execute(
+                template.format(columns=columns), params
+            ):
+                row = {"count": count, "avg": avg, "min": low, "max": high, "sum": total}
+                results[b] = {a: row[a] for a in plain}
+        for edge, pick in (("first", "min"), ("last", "max")):
+            if edge in aggregates:
+                sql = template.format(columns=f"{pick}(ts), value")
+                for b, _, value in conn.execute(sql, params):
+                    results.setdefault(b, {})[edge] = _from_sql(kind, value)
+    if kind == "bool":
+        for found in results.values():
+            for name in ("min", "max"):
+                if found.get(name) is not None:
+                    found[name] = bool(found[name])
+    return [Bucket(start=b, values=results[b]) for b in sorted(results)]

@@ -1,0 +1,224 @@
+"""Devices' messages into the history through a real server: what is kept, when a QoS 1 post is
+acknowledged, and that nothing acknowledged is lost or doubled by ``kill -9``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from alibaba_device import make_device, make_product, online_lamp, signed
+from broker_peers import TIMEOUT, Paho, eventually
+from conftest import ServerProcess
+from hongshan.store.history.model import LogKind
+from hongshan.things.tsl import ThingModel
+
+HOUR = 3_600_000
+TSL = Path(__file__).parent.parent / "things" / "data" / "streetlight.json"
+
+
+def modelled_lamp(server: Any, paho_client: Callable[..., Paho]) -> tuple[str, Paho]:
+    """A product with the streetlight thing model, its lamp-0001, logged in: (pk, client)."""
+    model = ThingModel.from_json(TSL.read_bytes())
+    pk = make_product(server, thing_model=model).product_key
+    secret = make_device(server, pk, "lamp-0001").device_secret
+    client = paho_client(server.port, **signed(pk, "lamp-0001", secret))
+    client.connect()
+    return pk, client
+
+
+def history_of(server: Any) -> Any:
+    return server.platform.history
+
+
+def test_posts_events_and_status_changes_are_kept(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    pk, lamp = modelled_lamp(server, paho_client)
+    device = (pk, "lamp-0001")
+    stamp = int(time.time() * 1000) - 30_000
+    topic = f"/sys/{pk}/lamp-0001/thing/event/property/post"
+    lamp.subscribe(topic + "_reply", qos=1)
+    lamp.publish(topic, json.dumps({"id": "1", "params": {"Brightness": 40}}).encode())
+    assert json.loads(lamp.get().payload)["code"] == 200
+    stamped = {"id": "2", "params": {"Brightness": {"value": 55, "time": stamp}}}
+    lamp.publish(topic, json.dumps(stamped).encode())
+    assert json.loads(lamp.get().payload)["code"] == 200
+    bad = {"id": "3", "params": {"Brightness": 500}}  # out of range: refused, nothing kept
+    lamp.publish(topic, json.dumps(bad).encode())
+    assert json.loads(lamp.get().payload)["code"] == 6306
+    fault = {"id": "4", "params": {"FaultCode": 3}}
+    lamp.publish(f"/sys/{pk}/lamp-0001/thing/event/LampFault/post", json.dumps(fault).encode())
+    lamp.disconnect()
+    history = history_of(server)
+
+    def kept() -> tuple[list[Any], list[Any]]:
+        server.run(_committed(history))
+        now = int(time.time() * 1000)
+        page = server.run(history.points(device, "Brightness", now - HOUR, now + HOUR))
+        log = server.run(history.log(device, now - HOUR, now + HOUR))
+        return page.points, log.entries
+
+    eventually(lambda: len(kept()[1]) == 3, what="online, the event, offline")
+    points, entries = kept()
+    assert sorted(p.value for p in points) == [40, 55]
+    assert [p.ts for p in points if p.value == 55] == [stamp]
+    assert [(e.kind, e.identifier) for e in entries] == [
+        (LogKind.STATUS, "online"),
+        (LogKind.EVENT, "LampFault"),
+        (LogKind.STATUS, "offline"),
+    ]
+    assert entries[0].body["address"].startswith("127.0.0.1")
+    assert entries[1].body == {"FaultCode": 3}
+    assert entries[2].body == {"reason": "disconnect"}
+
+
+def test_a_qos1_post_is_acknowledged_only_once_its_values_are_committed(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    """Another process holds history.db's write lock: the post is answered by the dialect, but
+    its PUBACK waits for the commit, which can only happen once the lock is gone."""
+    pk, lamp = online_lamp(server, paho_client)
+    path = Path(server.settings.data_dir) / "history.db"
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    topic = f"/sys/{pk}/lamp-0001/thing/event/property/post"
+    lamp.subscribe(topic + "_reply", qos=1)
+    info = lamp.client.publish(topic, b'{"id":"9","params":{"Brightness":77}}', qos=1)
+    assert json.loads(lamp.get().payload)["code"] == 200  # checked and answered at once
+    assert not info.is_published()  # ... but not acknowledged while the commit cannot happen
+    locker.execute("ROLLBACK")
+    locker.close()
+    info.wait_for_publish(TIMEOUT)
+    assert info.is_published()
+    with sqlite3.connect(path) as reader:
+        assert reader.execute("SELECT value FROM history_points").fetchall() == [(77,)]
+
+
+def persistent_device(port: int, pk: str, dn: str, secret: str) -> mqtt.Client:
+    """A paho client as a device firmware runs it: a persistent session, reconnecting by
+    itself, resending what was not acknowledged."""
+    login = signed(pk, dn, secret)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=login["client_id"], clean_session=False
+    )
+    client.username_pw_set(login["username"], login["password"])
+    client.max_inflight_messages_set(20)
+    client.max_queued_messages_set(0)
+    client.reconnect_delay_set(0.1, 0.5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def test_while_the_history_cannot_write_posts_go_unacknowledged_and_health_says_why(
+    server: Any,
+) -> None:
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "lamp-0001").device_secret
+    lamp = persistent_device(server.port, pk, "lamp-0001", secret)
+    history = history_of(server)
+    server.call(lambda: history._writer.conn.execute("PRAGMA busy_timeout=100"))
+    path = Path(server.settings.data_dir) / "history.db"
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    topic = f"/sys/{pk}/lamp-0001/thing/event/property/post"
+    info = lamp.publish(topic, b'{"id":"1","params":{"Brightness":11}}', qos=1)
+    # not acknowledged: the device is disconnected and keeps the message to send again
+    eventually(lambda: server.call(lambda: history.problem) is not None, what="a failed write")
+    health = _health(server)
+    assert health["status"] == "degraded" and "locked" in health["history"]["problem"]
+    assert not info.is_published()
+    locker.execute("ROLLBACK")
+    locker.close()
+    # paho reconnects and sends it again; now it is committed and acknowledged
+    info.wait_for_publish(TIMEOUT * 2)
+    assert info.is_published()
+    eventually(lambda: _health(server)["status"] == "ok", what="health back to ok")
+    lamp.loop_stop()
+    lamp.disconnect()
+    with sqlite3.connect(path) as reader:
+        assert reader.execute("SELECT value FROM history_points").fetchall() == [(11,)]
+
+
+async def _committed(history: Any) -> None:
+    await history.committed()
+
+
+def _health(server: Any) -> dict[str, Any]:
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{server.ports['http']}/api/health"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body: dict[str, Any] = json.load(response)
+    except urllib.error.HTTPError as failed:
+        body = json.load(failed)
+    return body
+
+
+@pytest.mark.slow
+def test_every_acknowledged_message_is_in_history_exactly_once_after_kill_9(
+    tmp_path: Path, make_server: Callable[..., Any]
+) -> None:
+    """A device posts 1,200 QoS 1 messages (stamped property posts and events, alternately)
+    while the server is killed with SIGKILL and started again on the same port. paho resends
+    what was not acknowledged; afterwards every acknowledged message is in history once."""
+    data_dir = tmp_path / "data"
+    seeding = make_server()
+    pk = make_product(seeding).product_key  # no thing model: any property or event is taken
+    secret = make_device(seeding, pk, "meter-1").device_secret
+    seeding.stop()
+    first = ServerProcess(data_dir).start()
+    total, kill_after = 1200, 300
+    acked: set[int] = set()  # message ids (paho's), which do not wrap within this test
+    done = threading.Event()
+
+    def on_publish(_c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        acked.add(mid)
+        if len(acked) == total:
+            done.set()
+
+    client = persistent_device(first.port, pk, "meter-1", secret)
+    client.on_publish = on_publish
+    base = int(time.time() * 1000) - 600_000
+    second: ServerProcess | None = None
+    try:
+        for seq in range(total):
+            if seq % 2 == 0:
+                topic = f"/sys/{pk}/meter-1/thing/event/property/post"
+                params: dict[str, Any] = {"Seq": {"value": seq, "time": base + seq}}
+            else:
+                topic = f"/sys/{pk}/meter-1/thing/event/Tick/post"
+                params = {"Seq": seq}
+            body = json.dumps({"id": str(seq), "params": params}).encode()
+            client.publish(topic, body, qos=1)
+            if seq == kill_after:
+                eventually(lambda: len(acked) >= kill_after // 2, what="some acknowledgements")
+                first.kill()
+                second = ServerProcess(data_dir)
+                second.port = first.port
+                second.start()
+        assert done.wait(60), f"{len(acked)} of {total} acknowledged"
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        first.kill()
+        if second is not None:
+            second.kill()
+    with sqlite3.connect(data_dir / "history.db") as db:
+        points = [v for (v,) in db.execute("SELECT value FROM history_points")]
+        events = [
+            json.loads(body)["Seq"]
+            for (body,) in db.execute("SELECT body FROM history_log WHERE kind = 'event'")
+        ]
+    assert sorted(points) == list(range(0, total, 2))
+    assert sorted(events) == list(range(1, total, 2))

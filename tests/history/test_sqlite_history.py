@@ -1,0 +1,222 @@
+"""The SQLite history store on a real file: what goes in comes out, by range, page, bucket and
+kind; what survives a reopen; what a failed write does."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from hongshan.errors import StoreUnavailable
+from hongshan.store.history.buckets import buckets
+from hongshan.store.history.model import HistoryProblem, LogKind
+from hongshan.store.history.sqlite import SQLiteHistory
+
+LAMP = ("a1Lamp", "lamp-1")
+OTHER = ("a1Lamp", "lamp-2")
+T0 = 1_764_547_200_000  # 2025-12-01T00:00:00Z
+MINUTE = 60_000
+HOUR = 60 * MINUTE
+
+
+async def opened(path: Path) -> SQLiteHistory:
+    return SQLiteHistory(path / "history.db", loop=asyncio.get_running_loop())
+
+
+async def test_values_of_every_type_come_back_as_they_went_in(tmp_path: Path) -> None:
+    history = await opened(tmp_path)
+    values = {
+        "Brightness": 42,
+        "Voltage": 220.5,
+        "LightSwitch": True,
+        "Name": "Xinhua Road 3",
+        "Color": {"r": 1, "g": 2, "b": 3},
+        "Readings": [1.5, 2.5],
+        "Huge": 2**70,  # beyond SQLite's integers: kept as a real, not a failed batch
+    }
+    history.add_points(LAMP, [(k, T0, v) for k, v in values.items()])
+    await history.committed()
+    for identifier, value in values.items():
+        page = await history.points(LAMP, identifier, T0, T0 + 1)
+        assert [p.value for p in page.points] == [float(value) if identifier == "Huge" else value]
+    kinds = {s.identifier: s.kind for s in await history.series(LAMP)}
+    assert kinds == {
+        "Brightness": "int",
+        "Voltage": "float",
+        "LightSwitch": "bool",
+        "Name": "text",
+        "Color": "json",
+        "Readings": "json",
+        "Huge": "int",
+    }
+    await history.close()
+
+
+async def test_a_range_is_read_in_pages_both_ways(tmp_path: Path) -> None:
+    history = await opened(tmp_path)
+    history.add_points(LAMP, [("Brightness", T0 + i * 1000, i) for i in range(25)])
+    await history.committed()
+    seen, cursor = [], None
+    while True:
+        page = await history.points(LAMP, "Brightness", T0, T0 + 20_000, limit=7, cursor=cursor)
+        seen += [p.value for p in page.points]
+        if page.next is None:
+            break
+        cursor = page.next
+    assert seen == list(range(20))  # [from, to): the 20th second is out
+    newest = await history.points(LAMP, "Brightness", T0, T0 + HOUR, limit=3, descending=True)
+    assert [p.value for p in newest.points] == [24, 23, 22]
+    rest = await history.points(
+        LAMP, "Brightness", T0, T0 + HOUR, limit=100, descending=True, cursor=newest.next
+    )
+    assert [p.value for p in rest.points] == list(range(21, -1, -1))
+    assert rest.next is None
+    with pytest.raises(HistoryProblem, match="cursor"):
+        await history.points(LAMP, "Brightness", T0, T0 + HOUR, cursor="yesterday")
+    await history.close()
+
+
+async def test_a_value_for_the_same_millisecond_replaces_the_earlier(tmp_path: Path) -> None:
+    history = await opened(tmp_path)
+    history.add_points(LAMP, [("Brightness", T0, 1)])
+    await history.committed()
+    history.add_points(LAMP, [("Brightness", T0, 2)])
+    await history.committed()
+    page = await history.points(LAMP, "Brightness", T0, T0 + 1)
+    assert [p.value for p in page.points] == [2]
+    await history.close()
+
+
+async def test_fixed_buckets_carry_every_aggregate(tmp_path: Path) -> None:
+    history = await opened(tmp_path)
+    # one value a minute for three hours: hour h holds 60 values h*100 + 0..59
+    history.add_points(
+        LAMP, [("PM25", T0 + m * MINUTE, (m // 60) * 100 + m % 60) for m in range(180)]
+    )
+    await history.committed()
+    every = buckets(T0, T0 + 3 * HOUR, "1h")
+    result = await history.aggregate(
+        [LAMP], "PM25", every, ["avg", "min", "max", "sum", "count", "first", "last"]
+    )
+    assert [b.start for b in result] == [T0, T0 + HOUR, T0 + 2 * HOUR]
+    second = result[1].values
+    assert second == {
+        "avg": 129.5,
+        "min": 100,
+        "max": 159,
+        "sum": sum(range(100, 160)),
+        "count": 60,
+        "first": 100,
+        "last": 159,
+    }
+    await history.close()
+
+
+async def test_calendar_days_are_the_towns_days(tmp_path: Path) -> None:
+    """A day in Asia/Shanghai starts at 16:00 UTC the day before."""
+    history = await opened(tmp_path)
+    shanghai_midnight = T0 - 8 * HOUR  # 2025-12-01T00:00+08:00
+    history.add_points(
+        LAMP,
+        [
+            ("PM25", shanghai_midnight - 1, 999),  # the last millisecond of 30 November there
+            ("PM25", shanghai_midnight, 10),
+            ("PM25", shanghai_midnight + 23 * HOUR, 20),
+            ("PM25", shanghai_midnight + 24 * HOUR, 40),
+        ],
+    )
+    await history.committed()
+    days = buckets(shanghai_midnight, shanghai_midnight + 48 * HOUR, "1d", "Asia/Shanghai")
+    result = await history.aggregate([LAMP], "PM25", days, ["avg", "count"])
+    assert [(b.start, b.values) for b in result] == [
+        (shanghai_midnight, {"avg": 15.0, "count": 2}),
+        (shanghai_midnight + 24 * HOUR, {"avg": 40.0, "count": 1}),
+    ]
+    await history.close()
+
+
+async def test_a_group_aggregate_takes_every_devices_values_together(tmp_path: Path) -> None:
+    history = await opened(tmp_path)
+    history.add_points(LAMP, [("PM25", T0, 10)])
+    history.add_points(OTHER, [("PM25", T0 + 1, 30)])
+    await history.committed()
+    result = await history.aggregate(
+        [LAMP, OTHER, ("a1Lamp", "never-posted")], "PM25", buckets(T0, T0 + HOUR, "1h"), ["avg"]
+    )
+    assert [b.values for b in result] == [{"avg": 20.0}]
+    await history.close()
+
+
+async def test_text_values_are_counted_not_averaged(tmp_path: Path) -> None:
+    history = await opened(tmp_path)
+    history.add_points(LAMP, [("Name", T0, "a"), ("Name", T0 + 1, "b")])
+    await history.committed()
+    every = buckets(T0, T0 + HOUR, "1h")
+    with pytest.raises(HistoryProblem, match="only count, first and last"):
+        await history.aggregate([LAMP], "Name", every, ["avg"])
+    result = await history.aggregate([LAMP], "Name", every, ["count", "first", "last"])
+    assert result[0].values == {"count": 2, "first": "a", "last": "b"}
+    await history.close()
+
+
+async def test_the_log_keeps_events_status_and_commands_by_kind(tmp_path: Path) -> None:
+    history = await opened(tmp_path)
+    history.add_log(LAMP, LogKind.STATUS, "online", T0, {"address": "10.0.0.7"})
+    history.add_log(LAMP, LogKind.EVENT, "Fault", T0 + 1, {"code": 3})
+    history.add_log(LAMP, LogKind.EVENT, "Fault", T0 + 1, {"code": 4})  # same ms: both kept
+    history.add_log(LAMP, LogKind.PROPERTY_SET, "set", T0 + 2, {"LightSwitch": 1})
+    history.add_log(LAMP, LogKind.STATUS, "offline", T0 + 3, {"reason": "keep alive timeout"})
+    await history.committed()
+    events = await history.log(LAMP, T0, T0 + HOUR, kinds=[LogKind.EVENT])
+    assert [e.body for e in events.entries] == [{"code": 3}, {"code": 4}]
+    first = await history.log(LAMP, T0, T0 + HOUR, limit=2)
+    assert [e.identifier for e in first.entries] == ["online", "Fault"]
+    rest = await history.log(LAMP, T0, T0 + HOUR, limit=10, cursor=first.next)
+    assert [e.identifier for e in rest.entries] == ["Fault", "set", "offline"]
+    assert rest.next is None
+    await history.close()
+
+
+async def test_everything_survives_a_reopen_and_new_series_continue(tmp_path: Path) -> None:
+    history = await opened(tmp_path)
+    history.add_points(LAMP, [("Brightness", T0, 1)])
+    history.add_taken(LAMP, b"12345678", T0)
+    await history.close()
+    again = await opened(tmp_path)
+    again.add_points(LAMP, [("Brightness", T0 + 1, 2)])
+    again.add_points(OTHER, [("Brightness", T0, 3)])
+    await again.committed()
+    page = await again.points(LAMP, "Brightness", T0, T0 + 10)
+    assert [p.value for p in page.points] == [1, 2]
+    assert [p.value for p in (await again.points(OTHER, "Brightness", T0, T0 + 1)).points] == [3]
+    assert await again.taken_keys() == {LAMP: [b"12345678"]}
+    await again.close()
+
+
+async def test_a_failed_write_is_reported_and_the_store_recovers(tmp_path: Path) -> None:
+    history = await opened(tmp_path)
+    history.add_points(LAMP, [("Brightness", T0, 1)])
+    await history.committed()
+    # another process holds the write lock for longer than the busy timeout allows
+    history._writer.conn.execute("PRAGMA busy_timeout=50")
+    blocker = sqlite3.connect(tmp_path / "history.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    history.add_points(LAMP, [("Brightness", T0 + 1, 2)])
+    history.add_points(OTHER, [("Voltage", T0, 220.0)])  # a new series, in the failed batch
+    with pytest.raises(StoreUnavailable, match="locked"):
+        await asyncio.wait_for(history.committed(), 10)
+    assert history.problem is not None and "locked" in history.problem
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    history.add_points(OTHER, [("Voltage", T0 + 1, 221.0)])
+    await asyncio.wait_for(history.committed(), 10)
+    assert history.problem is None
+    await history.close()
+    # the series row lost with the failed batch was written again with the next one
+    again = await opened(tmp_path)
+    page = await again.points(OTHER, "Voltage", T0, T0 + 10)
+    assert [p.value for p in page.points] == [221.0]
+    assert [p.value for p in (await again.points(LAMP, "Brightness", T0, T0 + 10)).points] == [1]
+    await again.close()
