@@ -1,5 +1,5 @@
 """The command line: ``hongshan serve``, ``hongshan passwd``, and the API client commands
-``hongshan product|device|group`` (``cli_api``)."""
+``hongshan product|device|group`` (``cli_api``) and ``hongshan history`` (``cli_history``)."""
 
 from __future__ import annotations
 
@@ -119,8 +119,9 @@ def passwd(file: str, username: str, password: str | None, delete: bool) -> None
 
 def _add_api_commands() -> None:
     from hongshan.cli_api import device, group, product
+    from hongshan.cli_history import history
 
-    for command in (product, device, group):
+    for command in (product, device, group, history):
         main.add_command(command)
 
 

@@ -33,7 +33,8 @@ class Api:
         self.as_json = as_json
         self.console = Console()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def request(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> Any:
+        """The API's JSON answer (its text when ``raw``); a problem becomes a ClickException."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             response = httpx.request(
@@ -50,6 +51,8 @@ class Api:
             except ValueError:
                 detail = response.text
             raise click.ClickException(f"{response.status_code}: {detail}")
+        if raw:
+            return response.text
         return response.json() if response.content else None
 
     def show(self, value: Any, columns: tuple[str, ...] | None = None) -> None:

@@ -9,7 +9,9 @@
     │   └── LocalProtocolError      ours: we were asked to encode something invalid
     ├── ConfigError                 a configuration file, variable or flag is wrong
     ├── AccessFileError             a users or ACL file cannot be read or parsed
-    └── StoreUnavailable            a store could not make a write durable
+    ├── StoreUnavailable            a store could not make a write durable
+    └── HistoryProblem              a history query that cannot be answered as asked
+                                    (``store.history.model``; HTTP 400)
 
 Errors are translated at the boundary, once: the broker turns a ``RemoteProtocolError`` into a
 CONNACK or DISCONNECT with its reason code and closes that one connection.

@@ -16,7 +16,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Response
 
 from hongshan import __version__
-from hongshan.api import devices, groups, products, registration
+from hongshan.api import devices, groups, history, products, registration
 from hongshan.api.problems import EXCEPTION_HANDLERS
 from hongshan.api.token import token_matches
 
@@ -54,6 +54,7 @@ def build_http_app(platform: Platform) -> Litestar:
             *products.routes(platform),
             *devices.routes(platform),
             *groups.routes(platform),
+            *history.routes(platform),
         ],
         guards=[admin_only],
         security=[{"bearer": []}],

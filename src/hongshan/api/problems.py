@@ -9,7 +9,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from hongshan.dialects.alink.dialect import InvalidCall
-from hongshan.errors import HongshanError
+from hongshan.errors import HongshanError, StoreUnavailable
+from hongshan.store.history.model import HistoryProblem
 from hongshan.things.model import RegistryError
 from hongshan.things.naming import InvalidName
 from hongshan.things.tsl import TslError
@@ -21,6 +22,7 @@ _TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    503: "Service Unavailable",
     500: "Internal Server Error",
 }
 
@@ -40,8 +42,10 @@ def _hongshan(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[
         return problem(_STATUS[exc.kind], str(exc))
     if isinstance(exc, InvalidCall):
         return problem(400, str(exc), problems=msgspec.to_builtins(exc.problems))
-    if isinstance(exc, InvalidName | TslError):
+    if isinstance(exc, InvalidName | TslError | HistoryProblem):
         return problem(400, str(exc))
+    if isinstance(exc, StoreUnavailable):
+        return problem(503, str(exc))
     return problem(500, f"{type(exc).__name__}: {exc}")
 
 

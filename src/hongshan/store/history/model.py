@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import msgspec
 
+from hongshan.errors import HongshanError
+
 Device = tuple[str, str]
 
 # the aggregates a bucket can carry; first and last are the values of its earliest and latest
@@ -84,7 +86,7 @@ class SeriesInfo(msgspec.Struct, frozen=True):
     kind: str  # bool | int | float | text | json
 
 
-class HistoryProblem(ValueError):
+class HistoryProblem(HongshanError):
     """A question the history cannot answer as asked (a text property averaged, a bad cursor);
     the API answers it as 400 with this message."""
 

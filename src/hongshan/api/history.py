@@ -1,0 +1,324 @@
+"""The history over HTTP: a device's values (raw and paged, or aggregated per bucket), its log
+(events, status changes, commands), aggregates over many devices (per district, per product),
+and the latest values of many devices in one call. Every query can be had as CSV, streamed.
+
+Times in and out are milliseconds since the epoch; ``from``/``to`` also take ISO 8601 (an
+offset-less time is read in ``tz``). ``to`` defaults to now and ``from`` to a day before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+from litestar import Response, get
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Stream
+
+from hongshan.api.devices import DEVICE
+from hongshan.store.history.buckets import bucket_label, buckets, zone
+from hongshan.store.history.model import (
+    AGGREGATES,
+    Bucket,
+    Device,
+    HistoryProblem,
+    LogKind,
+    LogPage,
+    PointPage,
+)
+from hongshan.things.model import DeviceFilter
+
+if TYPE_CHECKING:
+    from hongshan.app import Platform
+
+DAY_MS = 86_400_000
+MAX_DEVICES = 100_000
+CSV = "text/csv; charset=utf-8"
+
+From = Annotated[str | None, QueryParameter(name="from", description="ms or ISO 8601")]
+To = Annotated[str | None, QueryParameter(name="to", description="ms or ISO 8601; default now")]
+Tz = Annotated[str, QueryParameter(description="time zone of calendar buckets and ISO times")]
+Every = Annotated[
+    str | None, QueryParameter(description="bucket size: 30s, 5m, 1h, 1d, 1w, 1mo, 1y")
+]
+Agg = Annotated[list[str] | None, QueryParameter(description=", ".join(AGGREGATES))]
+Format = Annotated[Literal["json", "csv"], QueryParameter(name="format")]
+
+
+class Aggregated(msgspec.Struct, kw_only=True):
+    identifier: str
+    buckets: list[Bucket]
+    key: str = ""  # the district, product or device these buckets are of ("" for all)
+    devices: int = 1  # how many devices the buckets are over
+
+
+class AggregatePage(msgspec.Struct, kw_only=True):
+    series: list[Aggregated]
+
+
+class Latest(msgspec.Struct, kw_only=True, rename="camel"):
+    product_key: str
+    device_name: str
+    district: str
+    lat: float | None
+    lon: float | None
+    values: dict[str, tuple[Any, int]]  # identifier -> (value, ms)
+
+
+def parse_time(text: str | None, default: int, tz: str) -> int:
+    if text is None or text == "":
+        return default
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise HistoryProblem(
+            f"{text!r} is not a time: give milliseconds since the epoch or ISO 8601"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone(tz))
+    return int(moment.timestamp() * 1000)
+
+
+def time_range(start: str | None, end: str | None, tz: str) -> tuple[int, int]:
+    last = parse_time(end, int(time.time() * 1000), tz)
+    first = parse_time(start, last - DAY_MS, tz)
+    if last <= first:
+        raise HistoryProblem("the range is empty: 'to' must be after 'from'")
+    return first, last
+
+
+def aggregates_of(agg: list[str] | None) -> list[str]:
+    names = [name for part in agg or ["avg"] for name in part.split(",") if name]
+    unknown = [name for name in names if name not in AGGREGATES]
+    if unknown or not names:
+        raise HistoryProblem(
+            f"agg={','.join(unknown) or '(none)'}: choose from {', '.join(AGGREGATES)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = msgspec.json.encode(value).decode() if isinstance(value, dict | list) else str(value)
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def csv_line(cells: Sequence[Any]) -> bytes:
+    return (",".join(_csv_cell(c) for c in cells) + "\r\n").encode()
+
+
+def routes(platform: Platform) -> list[HTTPRouteHandler]:
+    history = platform.history
+    registry = platform.registry
+
+    async def all_points(
+        device: Device, identifier: str, start: int, end: int, order: str, tz: str
+    ) -> AsyncIterator[bytes]:
+        yield csv_line(["ts", "time", "value"])
+        cursor = None
+        while True:
+            page = await history.points(
+                device,
+                identifier,
+                start,
+                end,
+                limit=5000,
+                cursor=cursor,
+                descending=order == "desc",
+            )
+            for point in page.points:
+                yield csv_line([point.ts, bucket_label(point.ts, tz), point.value])
+            if page.next is None:
+                return
+            cursor = page.next
+
+    @get(DEVICE + "/history/{identifier:str}")
+    async def device_history(
+        pk: FromPath[str],
+        dn: FromPath[str],
+        identifier: FromPath[str],
+        start: From = None,
+        end: To = None,
+        every: Every = None,
+        agg: Agg = None,
+        tz: Tz = "UTC",
+        limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
+        cursor: FromQuery[str | None] = None,
+        order: FromQuery[Literal["asc", "desc"]] = "asc",
+        output: Format = "json",
+    ) -> Any:
+        """A property's values over a range: raw and paged (``cursor``), or with ``every``
+        aggregated per bucket."""
+        await registry.get_device(pk, dn)  # 404 for a device that does not exist
+        first, last = time_range(start, end, tz)
+        device = (pk, dn)
+        if every is not None:
+            names = aggregates_of(agg)
+            found = await history.aggregate(
+                [device], identifier, buckets(first, last, every, tz), names
+            )
+            if output == "csv":
+                return _bucket_csv([Aggregated(identifier=identifier, buckets=found)], names, tz)
+            return AggregatePage(series=[Aggregated(identifier=identifier, buckets=found)])
+        if output == "csv":
+            return Stream(
+                all_points(device, identifier, first, last, order, tz),
+                headers={"content-type": CSV},
+            )
+        page: PointPage = await history.points(
+            device, identifier, first, last, limit=limit, cursor=cursor, descending=order == "desc"
+        )
+        return page
+
+    @get(DEVICE + "/log")
+    async def device_log(
+        pk: FromPath[str],
+        dn: FromPath[str],
+        start: From = None,
+        end: To = None,
+        kind: Annotated[list[LogKind] | None, QueryParameter(description="repeatable")] = None,
+        tz: Tz = "UTC",
+        limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
+        cursor: FromQuery[str | None] = None,
+        output: Format = "json",
+    ) -> Any:
+        """Events, service replies, status changes and commands sent, oldest first."""
+        await registry.get_device(pk, dn)
+        first, last = time_range(start, end, tz)
+        kinds = kind or []
+        if output == "csv":
+
+            async def rows() -> AsyncIterator[bytes]:
+                yield csv_line(["ts", "time", "kind", "identifier", "body"])
+                after = None
+                while True:
+                    page = await history.log(
+                        (pk, dn), first, last, kinds=kinds, limit=5000, cursor=after
+                    )
+                    for e in page.entries:
+                        yield csv_line([e.ts, bucket_label(e.ts, tz), e.kind, e.identifier, e.body])
+                    if page.next is None:
+                        return
+                    after = page.next
+
+            return Stream(rows(), headers={"content-type": CSV})
+        found: LogPage = await history.log(
+            (pk, dn), first, last, kinds=kinds, limit=limit, cursor=cursor
+        )
+        return found
+
+    async def selected(
+        devices: list[str] | None, product_key: str | None, group: str | None, tag: list[str] | None
+    ) -> list[Any]:
+        if devices:
+            chosen = []
+            for text in devices:
+                pk, _, dn = text.partition("/")
+                if not dn:
+                    raise HistoryProblem(f"devices={text!r}: expected productKey/deviceName")
+                chosen.append(await registry.get_device(pk, dn))
+            return chosen
+        tags = dict(t.split(":", 1) for t in tag or [] if ":" in t) or None
+        where = DeviceFilter(product_key=product_key, group=group, tags=tags, limit=MAX_DEVICES)
+        return await registry.list_devices(where)
+
+    @get("/api/history/aggregate")
+    async def aggregate(
+        identifier: Annotated[list[str], QueryParameter(description="repeatable")],
+        devices: Annotated[
+            list[str] | None, QueryParameter(description="productKey/deviceName, repeatable")
+        ] = None,
+        product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
+        group: FromQuery[str | None] = None,
+        tag: Annotated[list[str] | None, QueryParameter(description="key:value")] = None,
+        group_by: Annotated[
+            Literal["none", "district", "product", "device"], QueryParameter(name="groupBy")
+        ] = "none",
+        start: From = None,
+        end: To = None,
+        every: Every = "1h",
+        agg: Agg = None,
+        tz: Tz = "UTC",
+        output: Format = "json",
+    ) -> Any:
+        """Aggregates over many devices (chosen by name, product, group or tag), all together or
+        per district, product or device: the average PM2.5 of each district, each hour."""
+        first, last = time_range(start, end, tz)
+        names = aggregates_of(agg)
+        cut = buckets(first, last, every or "1h", tz)
+        chosen = await selected(devices, product_key, group, tag)
+        parts: dict[str, list[Device]] = {}
+        for d in chosen:
+            key = {
+                "none": "",
+                "district": d.location.district if d.location else "",
+                "product": d.product_key,
+                "device": f"{d.product_key}/{d.device_name}",
+            }[group_by]
+            parts.setdefault(key, []).append((d.product_key, d.device_name))
+        series = [
+            Aggregated(
+                identifier=name,
+                key=key,
+                devices=len(members),
+                buckets=await history.aggregate(members, name, cut, names),
+            )
+            for name in identifier
+            for key, members in sorted(parts.items())
+        ]
+        if output == "csv":
+            return _bucket_csv(series, names, tz)
+        return AggregatePage(series=series)
+
+    @get("/api/history/latest")
+    async def latest(
+        identifier: Annotated[list[str] | None, QueryParameter(description="repeatable")] = None,
+        devices: Annotated[list[str] | None, QueryParameter(description="pk/dn")] = None,
+        product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
+        group: FromQuery[str | None] = None,
+        tag: Annotated[list[str] | None, QueryParameter(description="key:value")] = None,
+    ) -> list[Latest]:
+        """The latest value and time of the chosen properties (all when none are named) of
+        many devices, with where they are: the console's map."""
+        chosen = await selected(devices, product_key, group, tag)
+        wanted = set(identifier or [])
+        found = []
+        for d in chosen:
+            values = platform.twin.values(d.product_key, d.device_name)
+            found.append(
+                Latest(
+                    product_key=d.product_key,
+                    device_name=d.device_name,
+                    district=d.location.district if d.location else "",
+                    lat=d.location.lat if d.location else None,
+                    lon=d.location.lon if d.location else None,
+                    values={
+                        k: (v.value, v.time) for k, v in values.items() if not wanted or k in wanted
+                    },
+                )
+            )
+        return found
+
+    return [device_history, device_log, aggregate, latest]
+
+
+def _bucket_csv(series: list[Aggregated], names: list[str], tz: str) -> Response[bytes]:
+    lines = [csv_line(["identifier", "key", "start", "time", *names])]
+    for one in series:
+        for b in one.buckets:
+            cells = [b.values.get(name) for name in names]
+            lines.append(
+                csv_line([one.identifier, one.key, b.start, bucket_label(b.start, tz), *cells])
+            )
+    return Response(b"".join(lines), headers={"content-type": CSV})
