@@ -142,8 +142,9 @@ class Platform:
             pipeline=self.pipeline,
             speaks_for=lambda poster, pk, dn: self.gateways.carrier.get((pk, dn)) == poster,
             taken=lambda device, key: history.add_taken(device, key, _now_ms()),
+            was_taken=history.was_taken,
+            sent=self._sent,
         )
-        self.alink.restore_taken(await history.taken_keys())
         self.shadows = shadows.ShadowService(
             await registry.shadows.load(),
             save=registry.shadows.save,
@@ -222,6 +223,14 @@ class Platform:
         if self.alink.on_message(message.topic, message.payload, message.qos):
             return True
         return self.history.committed() if message.qos else None
+
+    def _sent(self, device: tuple[str, str], method: str, params: Any, msg_id: str) -> None:
+        """A property set or service call went to a device: a line in its history."""
+        if method == "thing.service.property.set":
+            kind, identifier = LogKind.PROPERTY_SET, "set"
+        else:
+            kind, identifier = LogKind.SERVICE_CALL, method.removeprefix("thing.service.")
+        self.history.add_log(device, kind, identifier, _now_ms(), {"id": msg_id, "params": params})
 
     def _status(self, device: tuple[str, str], online: bool, **body: str) -> None:
         """A device came or went: its status topic for rules, and a line in its history."""

@@ -3,6 +3,7 @@ acknowledged, and that nothing acknowledged is lost or doubled by ``kill -9``.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -145,7 +146,10 @@ def test_while_the_history_cannot_write_posts_go_unacknowledged_and_health_says_
     lamp.loop_stop()
     lamp.disconnect()
     with sqlite3.connect(path) as reader:
-        assert reader.execute("SELECT value FROM history_points").fetchall() == [(11,)]
+        assert reader.execute("SELECT value FROM history_points").fetchall() == [(11,)], (
+            reader.execute("SELECT * FROM history_points").fetchall()
+            + reader.execute("SELECT * FROM history_series").fetchall()
+        )
 
 
 async def _committed(history: Any) -> None:
@@ -222,3 +226,79 @@ def test_every_acknowledged_message_is_in_history_exactly_once_after_kill_9(
         ]
     assert sorted(points) == list(range(0, total, 2))
     assert sorted(events) == list(range(1, total, 2))
+
+
+def test_commands_sent_and_the_devices_replies_are_kept(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    pk, lamp = modelled_lamp(server, paho_client)
+    lamp.subscribe(f"/sys/{pk}/lamp-0001/thing/service/property/set", qos=1)
+    call = asyncio.run_coroutine_threadsafe(
+        server.platform.alink.set_properties(pk, "lamp-0001", {"Brightness": 30}, wait=10),
+        server.loop,
+    )
+    request = json.loads(lamp.get().payload)
+    assert request["params"] == {"Brightness": 30}
+    reply = {"id": request["id"], "code": 200, "data": {}}
+    lamp.publish(
+        f"/sys/{pk}/lamp-0001/thing/service/property/set_reply", json.dumps(reply).encode()
+    )
+    assert call.result(TIMEOUT).code == 200
+    history = history_of(server)
+    server.run(_committed(history))
+    now = int(time.time() * 1000)
+    entries = server.run(
+        history.log(
+            (pk, "lamp-0001"),
+            now - HOUR,
+            now + HOUR,
+            kinds=[LogKind.PROPERTY_SET, LogKind.SERVICE_REPLY],
+        )
+    ).entries
+    assert [(e.kind, e.identifier) for e in entries] == [
+        (LogKind.PROPERTY_SET, "set"),
+        (LogKind.SERVICE_REPLY, "set"),
+    ]
+    assert entries[0].body == {"id": request["id"], "params": {"Brightness": 30}}
+    assert entries[1].body["code"] == 200 and entries[1].body["id"] == request["id"]
+
+
+def test_a_qos1_message_sent_again_on_a_new_connection_or_after_a_restart_is_kept_once(
+    make_server: Callable[..., Any],
+) -> None:
+    """What a device does when a PUBACK never reached it: the same message, on a new
+    connection (the dialect's memory of replies is gone with the old one), or to a server
+    started again on the same data."""
+    server = make_server()
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "meter-1").device_secret
+    topic = f"/sys/{pk}/meter-1/thing/event/Tick/post"
+    body = b'{"id":"42","params":{"Seq":42}}'
+
+    def send_once(port: int) -> None:
+        device = persistent_device(port, pk, "meter-1", secret)
+        device.publish(topic, body, qos=1).wait_for_publish(TIMEOUT)
+        device.loop_stop()
+        device.disconnect()
+
+    def ticks(at: Any) -> int:
+        at.run(_committed(at.platform.history))
+        now = int(time.time() * 1000)
+        log = at.run(
+            at.platform.history.log((pk, "meter-1"), now - HOUR, now + HOUR, kinds=[LogKind.EVENT])
+        )
+        return len(log.entries)
+
+    send_once(server.port)
+    send_once(server.port)
+    assert ticks(server) == 1
+    server.stop()
+    again = make_server()
+    send_once(again.port)
+    assert ticks(again) == 1
+    other = b'{"id":"43","params":{"Seq":43}}'  # a new message is kept, of course
+    device = persistent_device(again.port, pk, "meter-1", secret)
+    device.publish(topic, other, qos=1).wait_for_publish(TIMEOUT)
+    device.loop_stop()
+    device.disconnect()
+    assert ticks(again) == 2

@@ -7,10 +7,10 @@ code and a message naming the identifier, and nothing of it goes further. A repe
 (a device that did not see our reply and sent again) is answered again from memory and not
 passed on twice. A device that asks for no reply (``"sys": {"ack": 0}``) gets none.
 
-A QoS 1 message that was taken may come again after a crash, when its PUBACK was lost with
-the process. Such messages are also identified by a digest of topic, id and payload, handed
-out (``taken``) to be committed with what they said, and the digests of the last minutes come
-back at start (``restore_taken``): a resend is then answered, not kept twice.
+A QoS 1 message may come again on a new connection when its PUBACK never reached the device:
+the server was killed, or the store failed after the message was kept. Such messages are also
+identified by a digest of topic, id and payload, handed out (``taken``) to be committed with
+what they said; one the store says was taken (``was_taken``) is answered, not kept twice.
 
 Downlinks: ``set_properties`` (``thing.service.property.set``) and ``invoke`` (a service:
 asynchronously on ``…/thing/service/{id}``, or synchronously over RRPC on
@@ -46,7 +46,7 @@ from hongshan.dialects.alink.uplinks import (
     property_uplink,
 )
 from hongshan.errors import HongshanError
-from hongshan.pipeline.uplink import Stage, Uplink
+from hongshan.pipeline.uplink import Stage, Uplink, UplinkKind
 from hongshan.things.tsl import Problem, ThingModel
 
 log = logging.getLogger("hongshan.alink")
@@ -67,6 +67,8 @@ ProductModel = Callable[[str], ThingModel | None]
 Online = Callable[[str, str], bool]
 Device = tuple[str, str]
 Taken = Callable[[Device, bytes], None]
+WasTaken = Callable[[Device, bytes], bool]
+Sent = Callable[[Device, str, Any, str], None]  # (device, method, params, message id)
 
 
 def message_key(topic: str, msg_id: str, payload: bytes) -> bytes:
@@ -118,6 +120,8 @@ class AlinkDialect:
         speaks_for: Callable[[tuple[str, str], str, str], bool] = lambda _poster, _pk, _dn: False,
         clock: Callable[[], float] = time.time,
         taken: Taken = lambda _device, _key: None,
+        was_taken: WasTaken = lambda _device, _key: False,
+        sent: Sent = lambda _device, _method, _params, _msg_id: None,
     ) -> None:
         """``speaks_for(poster, pk, dn)``: may ``poster`` post for device (pk, dn) in a
         history or pack post (a gateway, for a sub-device logged in through it)."""
@@ -128,7 +132,8 @@ class AlinkDialect:
         self._speaks_for = speaks_for
         self._clock = clock
         self._taken = taken
-        self._taken_before: dict[Device, set[bytes]] = {}  # keys of messages taken before start
+        self._was_taken = was_taken
+        self._sent = sent
         # device -> (topic, message id) -> (the message, our reply): recent accepted messages
         self._replies: dict[tuple[str, str], dict[tuple[str, str], tuple[bytes, bytes]]] = {}
         self._waiting: dict[tuple[str, str, str], asyncio.Future[CallResult]] = {}
@@ -139,10 +144,6 @@ class AlinkDialect:
         self.stats = AlinkStats()
 
     # -- in ---------------------------------------------------------------------------------
-
-    def restore_taken(self, taken: dict[Device, list[bytes]]) -> None:
-        """The keys of QoS 1 messages taken shortly before the last stop (``message_key``)."""
-        self._taken_before = {device: set(keys) for device, keys in taken.items()}
 
     def on_message(self, topic: str, payload: bytes, qos: int = 0) -> bool:
         """Handle a device's message; True when it was the answer to an RRPC call of ours,
@@ -193,9 +194,8 @@ class AlinkDialect:
         key = None
         if qos:
             key = message_key(topic, msg_id, payload)
-            before = self._taken_before.get(device)
-            if before is not None and key in before:
-                # taken before a restart: its PUBACK was lost, the device sends it again
+            if self._was_taken(device, key):
+                # taken, but its PUBACK was lost (a crash, a failed commit): sent again
                 self.stats.repeated += 1
                 if request.wants_reply:
                     reply = messages.reply_bytes(
@@ -256,7 +256,20 @@ class AlinkDialect:
             self.stats.malformed += 1
             log.info("%s&%s: not an Alink reply: %s", found.device_name, found.product_key, exc)
             return
-        self._resolve(found, msg_id or str(reply.id), reply.code, reply.data, reply.message)
+        msg_id = msg_id or str(reply.id)
+        body = {"id": msg_id, "code": reply.code, "data": reply.data, "message": reply.message}
+        self._pipeline.on_uplink(
+            Uplink(
+                product_key=found.product_key,
+                device_name=found.device_name,
+                kind=UplinkKind.SERVICE_REPLY,
+                identifier=found.identifier or "set",
+                params=body,
+                ts=int(self._clock() * 1000),
+                msg_id=msg_id,
+            )
+        )
+        self._resolve(found, msg_id, reply.code, reply.data, reply.message)
 
     def _resolve(
         self,
@@ -365,6 +378,7 @@ class AlinkDialect:
             return CallResult(msg_id=msg_id, code=DEVICE_OFFLINE, message="device offline")
         future = self._expect(pk, dn, msg_id) if wait else None
         self._publish(topic, messages.call_bytes(msg_id, method, params), 1)
+        self._sent((pk, dn), method, params, msg_id)
         if future is None:
             return CallResult(msg_id=msg_id, code=SUCCESS, message="sent")
         assert wait is not None

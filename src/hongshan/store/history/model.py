@@ -104,7 +104,12 @@ class HistoryStore(Protocol):
 
     def add_taken(self, device: Device, key: bytes, ts: int) -> None:
         """Remember that the message with identity ``key`` was taken (committed with what it
-        said), so that its resend after a crash is recognised (``taken_keys``)."""
+        said), so that its resend is recognised (``was_taken``), after a crash too."""
+
+    def was_taken(self, device: Device, key: bytes) -> bool:
+        """Was this message taken: committed, or in a transaction not yet over? A key whose
+        transaction was rolled back was not taken. Keys from before a restart are known for
+        the minutes before the last one taken."""
 
     def committed(self) -> Awaitable[None]:
         """Done once everything added before is durable; fails with ``StoreUnavailable``."""
@@ -150,8 +155,5 @@ class HistoryStore(Protocol):
         limit: int = 1000,
         cursor: str | None = None,
     ) -> LogPage: ...
-
-    async def taken_keys(self) -> dict[Device, list[bytes]]:
-        """The keys of the messages taken in the last minutes before the newest one."""
 
     async def close(self) -> None: ...

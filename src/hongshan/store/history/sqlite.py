@@ -83,6 +83,7 @@ INSERT_SERIES = (
 )
 
 TAKEN_WINDOW_MS = 10 * 60_000  # resends looked for: this long before the newest taken message
+TAKEN_PER_DEVICE = 64  # keys kept in memory per device (a device's resends are its in-flight)
 TAKEN_KEPT_MS = 60 * 60_000  # taken keys older than this are deleted
 PRUNE_EVERY = 60.0  # seconds between deletions of old taken keys
 SQL_VARIABLES = 30_000  # under SQLite's 32,766 bound parameters per statement
@@ -160,9 +161,18 @@ class SQLiteHistory:
             max((s[0] for known in self._series.values() for s in known.values()), default=0) + 1
         )
         self._seq = itertools.count(int(time.time() * 1000))  # unique across restarts
+        # device -> key -> True once committed, False while its transaction is pending
+        self._taken_keys: dict[Device, dict[bytes, bool]] = {}
+        window = (
+            "SELECT device_id, key FROM history_taken "
+            "WHERE ts >= (SELECT max(ts) FROM history_taken) - ? ORDER BY ts"
+        )
+        for device_id, key in conn.execute(window, (TAKEN_WINDOW_MS,)):
+            self._remember_taken(names[device_id], key, True)
         self._points: list[tuple[int, int, Any]] = []
         self._log: list[tuple[int, int, int, str, str, bytes]] = []
         self._taken: list[tuple[int, int, bytes]] = []
+        self._taken_by: list[tuple[Device, bytes]] = []  # the same keys, by device
         # catalogue rows made this turn; they go in the same transaction as the rows they name
         self._new_devices: list[tuple[int, str, str]] = []
         self._new_series_rows: list[tuple[int, int, str, str]] = []
@@ -200,8 +210,34 @@ class SQLiteHistory:
 
     def add_taken(self, device: Device, key: bytes, ts: int) -> None:
         self._taken.append((ts, self._device_id(device), key))
+        self._taken_by.append((device, key))
+        self._remember_taken(device, key, False)
         if not self._flush_scheduled:
             self._schedule_flush()
+
+    def was_taken(self, device: Device, key: bytes) -> bool:
+        known = self._taken_keys.get(device)
+        return known is not None and key in known
+
+    def _remember_taken(self, device: Device, key: bytes, committed: bool) -> None:
+        known = self._taken_keys.get(device)
+        if known is None:
+            known = self._taken_keys[device] = {}
+        known[key] = committed
+        if len(known) > TAKEN_PER_DEVICE:
+            del known[next(iter(known))]
+
+    def _settle_taken(self, keys: list[tuple[Device, bytes]], committed: bool) -> None:
+        """A flush that carried taken keys is over: committed, they are taken for good; rolled
+        back, they were never taken, and the device's resend is new."""
+        for device, key in keys:
+            known = self._taken_keys.get(device)
+            if known is None or key not in known:
+                continue
+            if committed:
+                known[key] = True
+            else:
+                del known[key]
 
     def committed(self) -> Awaitable[None]:
         self._flush()
@@ -256,9 +292,15 @@ class SQLiteHistory:
                 parts.append((sql, rows))
         if not parts:
             return
+        taken = self._taken_by
         self._new_devices, self._new_series_rows = [], []
-        self._points, self._log, self._taken = [], [], []
-        self._writer.executemany(*parts)
+        self._points, self._log, self._taken, self._taken_by = [], [], [], []
+        if taken:
+            self._writer.executemany(
+                *parts, outcome=lambda committed: self._settle_taken(taken, committed)
+            )
+        else:
+            self._writer.executemany(*parts)
         now = time.monotonic()
         if now - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = now
@@ -376,18 +418,6 @@ class SQLiteHistory:
         ]
         last = rows[limit - 1] if len(rows) > limit else None
         return LogPage(entries=entries, next=f"{last[0]}:{last[1]}" if last else None)
-
-    async def taken_keys(self) -> dict[Device, list[bytes]]:
-        names = {row_id: device for device, row_id in self._devices.items()}
-        sql = (
-            "SELECT device_id, key FROM history_taken "
-            "WHERE ts >= (SELECT max(ts) FROM history_taken) - ?"
-        )
-        rows = await self._read(lambda c: c.execute(sql, (TAKEN_WINDOW_MS,)).fetchall())
-        taken: dict[Device, list[bytes]] = {}
-        for device_id, key in rows:
-            taken.setdefault(names[device_id], []).append(key)
-        return taken
 
 
 def _aggregate(

@@ -17,7 +17,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,12 +42,17 @@ Rows = Sequence[Sequence[Any]]
 
 class _Many:
     """Statements each run for many rows (``executemany``), always in the same transaction:
-    a loop turn's history rows, say, with the catalogue rows they refer to."""
+    a loop turn's history rows, say, with the catalogue rows they refer to. ``outcome`` is
+    called on the loop with whether that transaction committed (this item's own fate, not
+    the conservative answer ``committed()`` gives)."""
 
-    __slots__ = ("parts",)
+    __slots__ = ("outcome", "parts")
 
-    def __init__(self, parts: Sequence[tuple[str, Rows]]) -> None:
+    def __init__(
+        self, parts: Sequence[tuple[str, Rows]], outcome: Callable[[bool], None] | None
+    ) -> None:
         self.parts = parts
+        self.outcome = outcome
 
 
 class _Marker:
@@ -80,10 +85,13 @@ class SQLiteWriter:
         self._queue.put((sql, params))
         self._dirty = True
 
-    def executemany(self, *parts: tuple[str, Rows]) -> None:
+    def executemany(
+        self, *parts: tuple[str, Rows], outcome: Callable[[bool], None] | None = None
+    ) -> None:
         """Queue statements, each run for every one of its rows, to be committed together or
-        not at all (the caller no longer changes the rows)."""
-        self._queue.put(_Many(parts))
+        not at all (the caller no longer changes the rows); ``outcome(committed)`` is called
+        on the loop once that is known."""
+        self._queue.put(_Many(parts, outcome))
         self._dirty = True
 
     def execute_latest(self, key: object, sql: str, params: Sequence[Any] = ()) -> None:
@@ -157,7 +165,9 @@ class SQLiteWriter:
                 if markers:
                     self._loop.call_soon_threadsafe(self._resolve, markers, failure)
                     failure = None
+                self._tell(batch, committed=False)
                 continue
+            self._tell(batch, committed=True)
             if markers:
                 # the first marker of a batch that committed answers for a failed one before it
                 self._loop.call_soon_threadsafe(self._resolve, markers[:1], failure)
@@ -165,6 +175,11 @@ class SQLiteWriter:
                     self._loop.call_soon_threadsafe(self._resolve, markers[1:], None)
                 failure = None
         conn.close()
+
+    def _tell(self, batch: list[object], *, committed: bool) -> None:
+        for item in batch:
+            if isinstance(item, _Many) and item.outcome is not None:
+                self._loop.call_soon_threadsafe(item.outcome, committed)
 
     async def close(self) -> None:
         self._queue.put(_STOP)

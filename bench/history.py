@@ -1,0 +1,136 @@
+"""``python -m bench.history``: the history store's ingest against raw SQLite, and its size.
+
+Two writers of the same rows on the same disk, one after the other, in a fresh directory:
+
+- **history**: ``SQLiteHistory.add_points`` as the pipeline calls it, one post of five values
+  of one device at a time, round-robin over the devices, on an asyncio loop; the store gathers
+  each loop turn's rows and its writer thread commits them (WAL, ``synchronous=FULL``). The
+  loop yields every ``--turn`` posts, as a server does between reads, and never waits for a
+  commit except at the end: the rate counts until everything is durable.
+- **raw sqlite3**: one connection, the same pragmas, a plain table ``(series, ts, value)``
+  with an index on ``(series, ts)``, ``executemany`` of the same rows, one commit per
+  ``--raw-batch`` rows (50,000 by default: large batches, the anchor at its fastest).
+
+Then the bytes per stored point: the history file's size (after a WAL checkpoint) over the
+points in it. Prints a markdown table; paste it into ``RESULTS.md`` with the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from hongshan.store.history.sqlite import SQLiteHistory
+
+PROPERTIES = ("LightSwitch", "Brightness", "Voltage", "Energy", "WorkMode")
+T0 = 1_764_547_200_000
+
+
+def values(post: int, device: int) -> list[tuple[str, int, object]]:
+    ts = T0 + post * 10_000  # every device posts every 10 s
+    return [
+        ("LightSwitch", ts, post % 2),
+        ("Brightness", ts, (post + device) % 100),
+        ("Voltage", ts, 220.0 + (post % 50) / 10),
+        ("Energy", ts, 1024.25 + post * 0.01),
+        ("WorkMode", ts, device % 3),
+    ]
+
+
+async def through_history(directory: Path, devices: int, posts: int, turn: int) -> float:
+    history = SQLiteHistory(directory / "history.db", loop=asyncio.get_running_loop())
+    names = [("a1BenchLamp", f"lamp-{i:05d}") for i in range(devices)]
+    started = time.perf_counter()
+    count = 0
+    for post in range(posts):
+        for i, device in enumerate(names):
+            history.add_points(device, values(post, i))
+            count += 1
+            if count % turn == 0:
+                await asyncio.sleep(0)  # a loop turn: the store hands its rows to the writer
+    await history.committed()
+    elapsed = time.perf_counter() - started
+    await history.close()
+    return elapsed
+
+
+def through_sqlite(directory: Path, devices: int, posts: int, batch: int) -> float:
+    conn = sqlite3.connect(directory / "raw.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE raw (series INTEGER NOT NULL, ts INTEGER NOT NULL, value)")
+    conn.execute("CREATE INDEX raw_series_ts ON raw (series, ts)")
+    started = time.perf_counter()
+    rows: list[tuple[int, int, object]] = []
+    for post in range(posts):
+        for i in range(devices):
+            for n, (_, ts, value) in enumerate(values(post, i)):
+                rows.append((i * len(PROPERTIES) + n, ts, value))
+            if len(rows) >= batch:
+                conn.execute("BEGIN")
+                conn.executemany("INSERT INTO raw VALUES (?, ?, ?)", rows)
+                conn.execute("COMMIT")
+                rows = []
+    if rows:
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO raw VALUES (?, ?, ?)", rows)
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+def stored_bytes(path: Path) -> tuple[int, int]:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (points,) = conn.execute("SELECT count(*) FROM history_points").fetchone()
+    conn.close()
+    return path.stat().st_size, points
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--posts", type=int, default=400, help="per device")
+    parser.add_argument("--turn", type=int, default=200, help="posts per loop turn")
+    parser.add_argument("--raw-batch", type=int, default=50_000, help="rows per raw commit")
+    parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
+    options = parser.parse_args()
+    rows = options.devices * options.posts * len(PROPERTIES)
+    with tempfile.TemporaryDirectory(dir=options.dir) as where:
+        directory = Path(where)
+        raw_s = through_sqlite(directory, options.devices, options.posts, options.raw_batch)
+        history_s = asyncio.run(
+            through_history(directory, options.devices, options.posts, options.turn)
+        )
+        size, points = stored_bytes(directory / "history.db")
+        raw_size = (directory / "raw.db").stat().st_size
+    history_rate, raw_rate = rows / history_s, rows / raw_s
+    print(
+        f"{rows:,} points: {options.devices:,} devices x {options.posts} posts x "
+        f"{len(PROPERTIES)} properties; {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"{os.cpu_count()} cores\n"
+    )
+    print("| metric | raw sqlite3 | history | history / raw | target | |")
+    print("|---|---:|---:|---:|---|---|")
+    ratio = history_rate / raw_rate
+    ok = "✅" if ratio >= 0.9 else "❌"
+    print(f"| ingest rows/s | {raw_rate:,.0f} | {history_rate:,.0f} | {ratio:.2f} | ≥ 0.9 | {ok} |")
+    per_point = size / points
+    raw_per_point = raw_size / rows
+    ok = "✅" if per_point <= 30 else "❌"
+    print(
+        f"| bytes per point | {raw_per_point:.1f} | {per_point:.1f} | "
+        f"{per_point / raw_per_point:.2f} | ≤ 30 | {ok} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
