@@ -136,10 +136,10 @@ def free_port() -> int:
 class ServerProcess:
     """``hongshan serve`` as a user runs it, in a subprocess (for kill -9 and SIGTERM)."""
 
-    def __init__(self, data_dir: Path, *args: str) -> None:
+    def __init__(self, data_dir: Path, *args: str, port: int | None = None) -> None:
         self.data_dir = data_dir
         self.args = args
-        self.port = free_port()
+        self.port = port or free_port()
         self.proc: subprocess.Popen[str] | None = None
         self.log: list[str] = []
 
@@ -205,8 +205,8 @@ class ServerProcess:
 def spawn_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
-    def spawn(*args: str, data_dir: Path | None = None) -> ServerProcess:
-        proc = ServerProcess(data_dir or tmp_path / "data", *args).start()
+    def spawn(*args: str, data_dir: Path | None = None, port: int | None = None) -> ServerProcess:
+        proc = ServerProcess(data_dir or tmp_path / "data", *args, port=port).start()
         started.append(proc)
         return proc
 

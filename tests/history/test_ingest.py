@@ -17,7 +17,6 @@ import pytest
 
 from alibaba_device import make_device, make_product, online_lamp, signed
 from broker_peers import TIMEOUT, Paho, eventually
-from conftest import ServerProcess
 from hongshan.store.history.model import LogKind
 from hongshan.things.tsl import ThingModel
 
@@ -171,7 +170,7 @@ def _health(server: Any) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_every_acknowledged_message_is_in_history_exactly_once_after_kill_9(
-    tmp_path: Path, make_server: Callable[..., Any]
+    tmp_path: Path, make_server: Callable[..., Any], spawn_server: Callable[..., Any]
 ) -> None:
     """A device posts 1,200 QoS 1 messages (stamped property posts and events, alternately)
     while the server is killed with SIGKILL and started again on the same port. paho resends
@@ -181,7 +180,7 @@ def test_every_acknowledged_message_is_in_history_exactly_once_after_kill_9(
     pk = make_product(seeding).product_key  # no thing model: any property or event is taken
     secret = make_device(seeding, pk, "meter-1").device_secret
     seeding.stop()
-    first = ServerProcess(data_dir).start()
+    first = spawn_server(data_dir=data_dir)
     total, kill_after = 1200, 300
     acked: set[int] = set()  # message ids (paho's), which do not wrap within this test
     done = threading.Event()
@@ -194,7 +193,6 @@ def test_every_acknowledged_message_is_in_history_exactly_once_after_kill_9(
     client = persistent_device(first.port, pk, "meter-1", secret)
     client.on_publish = on_publish
     base = int(time.time() * 1000) - 600_000
-    second: ServerProcess | None = None
     try:
         for seq in range(total):
             if seq % 2 == 0:
@@ -208,16 +206,11 @@ def test_every_acknowledged_message_is_in_history_exactly_once_after_kill_9(
             if seq == kill_after:
                 eventually(lambda: len(acked) >= kill_after // 2, what="some acknowledgements")
                 first.kill()
-                second = ServerProcess(data_dir)
-                second.port = first.port
-                second.start()
+                spawn_server(data_dir=data_dir, port=first.port)  # where the device reconnects
         assert done.wait(60), f"{len(acked)} of {total} acknowledged"
     finally:
         client.loop_stop()
         client.disconnect()
-        first.kill()
-        if second is not None:
-            second.kill()
     with sqlite3.connect(data_dir / "history.db") as db:
         points = [v for (v,) in db.execute("SELECT value FROM history_points")]
         events = [
