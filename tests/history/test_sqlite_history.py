@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -224,4 +225,73 @@ async def test_a_failed_write_is_reported_and_the_store_recovers(tmp_path: Path)
     page = await again.points(OTHER, "Voltage", T0, T0 + 10)
     assert [p.value for p in page.points] == [221.0]
     assert [p.value for p in (await again.points(LAMP, "Brightness", T0, T0 + 10)).points] == [1]
+    await again.close()
+
+
+@pytest.mark.parametrize("offset", [0, 1], ids=["from the rollups", "from the raw points"])
+async def test_rollups_and_raw_points_give_the_same_answers(tmp_path: Path, offset: int) -> None:
+    """An hour-aligned question reads the hour rollups; one a millisecond off reads the points.
+    Values that replace others, late values and several series: the answers agree."""
+    history = await opened(tmp_path)
+    history.add_points(LAMP, [("PM25", T0 + m * 30_000, m % 17) for m in range(360)])
+    history.add_points(OTHER, [("PM25", T0 + m * 45_000, 100 - m % 13) for m in range(240)])
+    await history.committed()
+    await history.aggregate([LAMP], "PM25", buckets(T0, T0 + 3 * HOUR, "1h"), ["count"])
+    history.add_points(LAMP, [("PM25", T0 + 30_000, 99)])  # replaces m=1 (was 1)
+    history.add_points(LAMP, [("PM25", T0 + 5, -3)])  # a late value, earliest of its hour
+    await history.committed()
+    every = buckets(T0 + offset, T0 + 3 * HOUR + offset, "1h")
+    names = ["avg", "min", "max", "sum", "count", "first", "last"]
+    found = await history.aggregate([LAMP, OTHER], "PM25", every, names)
+    expected = _by_hand(
+        [(T0 + m * 30_000, m % 17) for m in range(360) if m != 1]
+        + [(T0 + 30_000, 99), (T0 + 5, -3)]
+        + [(T0 + m * 45_000, 100 - m % 13) for m in range(240)],
+        T0 + offset,
+    )
+    assert [(b.start, b.values) for b in found] == expected
+    await history.close()
+
+
+def _by_hand(points: list[tuple[int, int]], start: int) -> list[tuple[int, dict[str, object]]]:
+    hours: dict[int, list[tuple[int, int]]] = {}
+    for ts, value in points:
+        if start <= ts < start + 3 * HOUR:
+            hours.setdefault(ts - ts % HOUR, []).append((ts, value))
+    result = []
+    for hour in sorted(hours):
+        values = [v for _, v in sorted(hours[hour])]
+        result.append(
+            (
+                hour,
+                {
+                    "avg": sum(values) / len(values),
+                    "min": min(values),
+                    "max": max(values),
+                    "sum": sum(values),
+                    "count": len(values),
+                    "first": values[0],
+                    "last": values[-1],
+                },
+            )
+        )
+    return result
+
+
+async def test_rollups_owed_at_a_crash_are_made_at_the_next_start(tmp_path: Path) -> None:
+    history = await opened(tmp_path)
+    history.add_points(LAMP, [("PM25", T0, 10)])
+    every = buckets(T0, T0 + HOUR, "1h")
+    assert (await history.aggregate([LAMP], "PM25", every, ["count"]))[0].values == {"count": 1}
+    now = int(time.time() * 1000)
+    history.add_points(LAMP, [("PM25", T0 + 1, 20)])  # late: noted on disk with the value
+    history.add_points(LAMP, [("PM25", now, 30)])  # recent: known in memory only
+    await history.committed()
+    await history._writer.close()  # killed: no rollup pass, no clean close
+    again = await opened(tmp_path)
+    with sqlite3.connect(tmp_path / "history.db") as db:  # before any query could make them
+        counts = dict(
+            db.execute("SELECT bucket, count FROM history_rollups WHERE width = ?", (HOUR,))
+        )
+    assert counts == {T0: 2, now - now % HOUR: 1}
     await again.close()

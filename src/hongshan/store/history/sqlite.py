@@ -11,7 +11,8 @@ Layout, for range scans by (device, identifier, time):
   and structs and arrays as JSON in a BLOB (``history_series.kind`` says which);
 - ``history_log`` holds events, service replies, status changes and the commands sent;
 - ``history_taken`` remembers which messages (by a digest of topic, id and payload) were taken,
-  for the minutes a device may resend one after a crash.
+  for the minutes a device may resend one after a crash;
+- ``history_rollups`` keeps minute and hour aggregates (``sqlite_rollups``).
 
 Rows are gathered on the event loop and handed to the writer once per loop turn as one
 ``executemany``; the writer commits whatever has gathered (group commit).
@@ -30,6 +31,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from hongshan.errors import StoreUnavailable
+from hongshan.store.history import sqlite_rollups as rollups
 from hongshan.store.history.model import (
     NUMERIC_AGGREGATES,
     Bucket,
@@ -86,7 +89,7 @@ TAKEN_WINDOW_MS = 10 * 60_000  # resends looked for: this long before the newest
 TAKEN_PER_DEVICE = 64  # keys kept in memory per device (a device's resends are its in-flight)
 TAKEN_KEPT_MS = 60 * 60_000  # taken keys older than this are deleted
 PRUNE_EVERY = 60.0  # seconds between deletions of old taken keys
-SQL_VARIABLES = 30_000  # under SQLite's 32,766 bound parameters per statement
+ROLLUP_EVERY = 2.0  # seconds between rollup passes while values come in
 INT64 = 1 << 63
 
 _json = msgspec.json.Encoder()
@@ -124,6 +127,11 @@ def _from_sql(kind: str, value: Any) -> Any:
     return value
 
 
+def _seen(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _cursor(text: str | None, parts: int) -> tuple[int, ...] | None:
     if text is None:
         return None
@@ -142,7 +150,7 @@ class SQLiteHistory:
         self._loop = loop
         self._writer = SQLiteWriter(path, loop=loop)
         conn = self._writer.conn
-        conn.executescript(SCHEMA)
+        conn.executescript(SCHEMA + rollups.SCHEMA)
         self._devices: dict[Device, int] = {
             (pk, dn): row_id
             for row_id, pk, dn in conn.execute(
@@ -179,6 +187,22 @@ class SQLiteHistory:
         self._failure_seen: str | None = None  # the writer error the catalogue was resent for
         self._flush_scheduled = False
         self._pruned_at = time.monotonic()
+        self._dirty: set[tuple[int, int]] = set()  # (series, minute) awaiting a rollup pass
+        self._late: list[tuple[int, int]] = []  # of those, the late ones, noted on disk
+        self._rollup: asyncio.TimerHandle | None = None
+        self._last_pass: asyncio.Future[None] | None = None
+        # after a crash, the minutes the last pass may not have reached
+        clean = conn.execute("SELECT value FROM history_meta WHERE key = 'clean'").fetchone()
+        if clean is None or clean[0] != 1:
+            owed = rollups.owed_minutes(
+                conn, (s[0] for k in self._series.values() for s in k.values())
+            )
+            if owed:
+                conn.execute("BEGIN")
+                for sql, rows in rollups.recompute_parts(owed, int(time.time() * 1000)):
+                    conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+        conn.execute(rollups.SET_META, ("clean", 0))
         self._readers: list[sqlite3.Connection] = []
         self._local = threading.local()
 
@@ -188,7 +212,8 @@ class SQLiteHistory:
         known = self._series.get(device)
         if known is None:
             known = self._series[device] = {}
-        rows = self._points
+        rows, dirty = self._points, self._dirty
+        late = int(time.time() * 1000) - rollups.LATE_MS
         for identifier, ts, value in points:
             found = known.get(identifier)
             series_id = (
@@ -199,8 +224,14 @@ class SQLiteHistory:
                 rows.append((series_id, ts, value))
             else:
                 rows.append((series_id, ts, _to_sql(value)))
+            minute = (series_id, ts - ts % rollups.MINUTE)
+            dirty.add(minute)
+            if ts < late:
+                self._late.append(minute)
         if not self._flush_scheduled:
             self._schedule_flush()
+        if self._rollup is None:
+            self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
 
     def add_log(self, device: Device, kind: LogKind, identifier: str, ts: int, body: Any) -> None:
         entry = (self._device_id(device), ts, next(self._seq), kind.value, identifier)
@@ -285,6 +316,7 @@ class SQLiteHistory:
             (INSERT_DEVICE, self._new_devices),
             (INSERT_SERIES, self._new_series_rows),
             (INSERT_POINT, self._points),
+            (rollups.INSERT_DIRTY, self._late),
             (INSERT_LOG, self._log),
             (INSERT_TAKEN, self._taken),
         ):
@@ -295,6 +327,7 @@ class SQLiteHistory:
         taken = self._taken_by
         self._new_devices, self._new_series_rows = [], []
         self._points, self._log, self._taken, self._taken_by = [], [], [], []
+        self._late = []
         if taken:
             self._writer.executemany(
                 *parts, outcome=lambda committed: self._settle_taken(taken, committed)
@@ -307,8 +340,46 @@ class SQLiteHistory:
             oldest = int(time.time() * 1000) - TAKEN_KEPT_MS
             self._writer.execute("DELETE FROM history_taken WHERE ts < ?", (oldest,))
 
-    async def close(self) -> None:
+    def _roll_up(self) -> asyncio.Future[None] | None:
+        """A rollup pass over the minutes that got values since the last one (after them in
+        the writer's queue, so it sees them)."""
+        self._rollup = None
+        if not self._dirty:
+            return self._last_pass
         self._flush()
+        minutes, self._dirty = self._dirty, set()
+        done: asyncio.Future[None] = self._loop.create_future()
+
+        def settled(committed: bool) -> None:
+            if committed:
+                done.set_result(None)
+            else:  # owed again: the next pass tries once more
+                self._dirty.update(minutes)
+                if self._rollup is None:
+                    self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
+                done.set_exception(StoreUnavailable(self._writer.error or "rollup pass failed"))
+
+        parts = rollups.recompute_parts(minutes, int(time.time() * 1000))
+        self._writer.executemany(*parts, outcome=settled)
+        done.add_done_callback(_seen)  # a failure nobody awaits is logged by the writer
+        self._last_pass = done
+        return done
+
+    async def _rolled_up(self) -> None:
+        """Every value so far is in the rollups (a pass now if any is owed)."""
+        if self._rollup is not None:
+            self._rollup.cancel()
+        passing = self._roll_up()
+        if passing is not None:
+            await asyncio.shield(passing)
+
+    async def close(self) -> None:
+        if self._rollup is not None:
+            self._rollup.cancel()
+        if self._dirty:
+            self._roll_up()
+        self._flush()
+        self._writer.execute(rollups.SET_META, ("clean", 1))
         await self._writer.close()
         for conn in self._readers:
             conn.close()
@@ -385,7 +456,10 @@ class SQLiteHistory:
             )
         ids = [series_id for series_id, _ in found]
         kind = kinds.pop() if len(kinds) == 1 else "float"
-        return await self._read(lambda c: _aggregate(c, ids, kind, buckets, aggregates))
+        if rollups.level(buckets):
+            await self._rolled_up()
+        results = await self._read(lambda c: rollups.aggregate(c, ids, buckets, aggregates))
+        return rollups.to_buckets(results, lambda value: _from_sql(kind, value))
 
     async def log(
         self,
@@ -418,63 +492,3 @@ class SQLiteHistory:
         ]
         last = rows[limit - 1] if len(rows) > limit else None
         return LogPage(entries=entries, next=f"{last[0]}:{last[1]}" if last else None)
-
-
-def _aggregate(
-    conn: sqlite3.Connection,
-    ids: list[int],
-    kind: str,
-    buckets: Buckets,
-    aggregates: Sequence[str],
-) -> list[Bucket]:
-    """Per bucket: count, avg, min, max and sum in one scan; first and last each in one more
-    (SQLite gives a bare column the value of the row that ``min(ts)``/``max(ts)`` picked)."""
-    series = f"series_id IN ({','.join('?' * len(ids))})"
-    if buckets.width:
-        bucket = "ts - ((ts - ?) % ?)"
-        source = f"FROM history_points WHERE {series} AND ts >= ? AND ts < ?"
-        chunks: list[tuple[str, list[Any]]] = [
-            (
-                f"SELECT {bucket} AS b, {{columns}} {source} GROUP BY b",
-                [buckets.origin, buckets.width, *ids, buckets.start, buckets.end],
-            )
-        ]
-    else:
-        chunks = []
-        bounds = buckets.bounds
-        per_chunk = max(1, (SQL_VARIABLES - len(ids)) // 3)
-        for first in range(0, len(bounds) - 1, per_chunk):
-            part = range(first, min(first + per_chunk, len(bounds) - 1))
-            values: list[Any] = []
-            for i in part:
-                lo, hi = max(bounds[i], buckets.start), min(bounds[i + 1], buckets.end)
-                values += [bounds[i], lo, hi]
-            chunks.append(
-                (
-                    f"WITH bucket(b, lo, hi) AS (VALUES {','.join(['(?, ?, ?)'] * len(part))}) "
-                    "SELECT bucket.b AS b, {columns} FROM bucket JOIN history_points "
-                    f"ON {series} AND ts >= bucket.lo AND ts < bucket.hi GROUP BY bucket.b",
-                    [*values, *ids],
-                )
-            )
-    results: dict[int, dict[str, Any]] = {}
-    plain = [a for a in aggregates if a not in ("first", "last")]
-    for template, params in chunks:
-        if plain:
-            columns = "count(value), avg(value), min(value), max(value), sum(value)"
-            for b, count, avg, low, high, total in conn.execute(
-                template.format(columns=columns), params
-            ):
-                row = {"count": count, "avg": avg, "min": low, "max": high, "sum": total}
-                results[b] = {a: row[a] for a in plain}
-        for edge, pick in (("first", "min"), ("last", "max")):
-            if edge in aggregates:
-                sql = template.format(columns=f"{pick}(ts), value")
-                for b, _, value in conn.execute(sql, params):
-                    results.setdefault(b, {})[edge] = _from_sql(kind, value)
-    if kind == "bool":
-        for found in results.values():
-            for name in ("min", "max"):
-                if found.get(name) is not None:
-                    found[name] = bool(found[name])
-    return [Bucket(start=b, values=results[b]) for b in sorted(results)]
