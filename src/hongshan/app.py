@@ -47,6 +47,7 @@ from hongshan.pipeline.history import HistoryStage
 from hongshan.pipeline.uplink import Pipeline
 from hongshan.store.history.model import LogKind
 from hongshan.store.history.sqlite import SQLiteHistory
+from hongshan.store.history.sqlite_retention import Retention
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.store.sqlite.broker_state import SQLiteBrokerState
 from hongshan.twin.properties import PropertyTwin
@@ -114,8 +115,14 @@ class Platform:
         self.admin_token = await asyncio.to_thread(load_or_create_token, data_dir)
         loop = asyncio.get_running_loop()
         history_file = data_dir / "history.db"
-        self.history = history = await asyncio.to_thread(SQLiteHistory, history_file, loop=loop)
+        retention = Retention(
+            raw_days=settings.history_raw_days, rollup_days=settings.history_rollup_days
+        )
+        self.history = history = await asyncio.to_thread(
+            SQLiteHistory, history_file, loop=loop, retention=retention
+        )
         self._closing.push_async_callback(history.close)  # (after the broker: pushed first)
+        history.start()
         self.pipeline.stages.append(HistoryStage(history))
         key_file = Path(settings.secret_key_file or data_dir / "secret.key")
         key = await asyncio.to_thread(load_or_create_key, key_file)

@@ -177,6 +177,38 @@ def history_aggregate(
     _show_buckets(api, found["series"], agg.split(","), tz)
 
 
+@history.command("retention")
+@api_options
+@click.argument("product_key")
+@click.option("--raw-days", type=float, help="Days values, events and status changes are kept.")
+@click.option("--rollup-days", type=float, help="Days minute and hour aggregates are kept.")
+@click.option("--forever", "forever", multiple=True, type=click.Choice(["raw", "rollup"]),
+              help="Keep these for ever (repeatable).")  # fmt: skip
+@click.option("--default", "to_default", is_flag=True, help="Back to the server's default.")
+def history_retention(
+    api: Api,
+    product_key: str,
+    raw_days: float | None,
+    rollup_days: float | None,
+    forever: tuple[str, ...],
+    to_default: bool,
+) -> None:
+    """Show or set how long a product's history is kept."""
+    path = f"/api/products/{product_key}/retention"
+    if to_default:
+        api.show(api.request("DELETE", path))
+        return
+    if raw_days is None and rollup_days is None and not forever:
+        api.show(api.request("GET", path))
+        return
+    kept = api.request("GET", path)
+    body = {
+        "rawDays": None if "raw" in forever else raw_days or kept["rawDays"],
+        "rollupDays": None if "rollup" in forever else rollup_days or kept["rollupDays"],
+    }
+    api.show(api.request("PUT", path, json=body))
+
+
 def _show_buckets(api: Api, series: list[dict[str, Any]], names: list[str], tz: str) -> None:
     table = Table("identifier", "of", "start", *names)
     for one in series:

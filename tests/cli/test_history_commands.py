@@ -82,6 +82,15 @@ def test_history_from_the_command_line(server: Any) -> None:
         "--agg", "avg,count", *window, "--json",
     ).stdout  # fmt: skip
     assert json.loads(both)["series"][0]["buckets"][0]["values"] == {"avg": 16.5, "count": 8}
+    kept = json.loads(run(server, "history", "retention", pk, "--raw-days", "30", "--json").stdout)
+    assert kept == {"rawDays": 30.0, "rollupDays": None, "own": True}
+    forever = run(
+        server, "history", "retention", pk, "--forever", "raw", "--rollup-days", "400", "--json"
+    )
+    assert json.loads(forever.stdout) == {"rawDays": None, "rollupDays": 400.0, "own": True}
+    assert "own" in run(server, "history", "retention", pk).stdout
+    reset = json.loads(run(server, "history", "retention", pk, "--default", "--json").stdout)
+    assert reset["own"] is False
     wrong = run(server, "history", "query", "--device", "nobody", "--property", "PM25", check=False)
     assert wrong.returncode == 2 and "PRODUCT_KEY/DEVICE_NAME" in wrong.stderr
     bad = run(server, "history", "query", "--device", f"{pk}/air-1", "--property", "PM25",

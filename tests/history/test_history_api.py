@@ -168,3 +168,16 @@ def test_bad_questions_get_problem_json(server: Any, api: httpx.Client) -> None:
     assert "productKey/deviceName" in problem(
         api.get("/api/history/aggregate", params={"identifier": "PM25", "devices": "air-1"}), 400
     )
+
+
+def test_a_products_retention_is_shown_set_and_reset(server: Any, api: httpx.Client) -> None:
+    pk = town(server, api)
+    url = f"/api/products/{pk}/retention"
+    assert api.get(url).json() == {"rawDays": None, "rollupDays": None, "own": False}
+    changed = api.put(url, json={"rawDays": 30, "rollupDays": 365})
+    assert changed.json() == {"rawDays": 30.0, "rollupDays": 365.0, "own": True}
+    assert api.get(url).json()["own"] is True
+    assert "positive" in problem(api.put(url, json={"rawDays": 0}), 400)
+    problem(api.put(url, json={"rawDays": "a month"}), 400)
+    problem(api.get("/api/products/a1Nothing/retention"), 404)
+    assert api.delete(url).json() == {"rawDays": None, "rollupDays": None, "own": False}

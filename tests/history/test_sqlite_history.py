@@ -14,6 +14,7 @@ from hongshan.errors import StoreUnavailable
 from hongshan.store.history.buckets import buckets
 from hongshan.store.history.model import HistoryProblem, LogKind
 from hongshan.store.history.sqlite import SQLiteHistory
+from hongshan.store.history.sqlite_retention import Retention
 
 LAMP = ("a1Lamp", "lamp-1")
 OTHER = ("a1Lamp", "lamp-2")
@@ -294,4 +295,47 @@ async def test_rollups_owed_at_a_crash_are_made_at_the_next_start(tmp_path: Path
             db.execute("SELECT bucket, count FROM history_rollups WHERE width = ?", (HOUR,))
         )
     assert counts == {T0: 2, now - now % HOUR: 1}
+    await again.close()
+
+
+async def test_retention_deletes_old_history_in_small_steps_and_keeps_rollups_longer(
+    tmp_path: Path,
+) -> None:
+    history = await opened(tmp_path)
+    now = int(time.time() * 1000)
+    day = 24 * HOUR
+    today = now - now % HOUR
+    # ten days of hourly values for 20 lamps, and a status change a day for one
+    lamps = [("a1Lamp", f"lamp-{i}") for i in range(20)]
+    for lamp in lamps:
+        history.add_points(lamp, [("Brightness", today - h * HOUR, h % 100) for h in range(240)])
+    for d in range(10):
+        history.add_log(LAMP, LogKind.STATUS, "online", today - d * day, {})
+    history.add_points(("a1Other", "meter-1"), [("Energy", today - 9 * day, 1.0)])  # no retention
+    await history.committed()
+    everything = buckets(today - 10 * day, today + HOUR, "1d")
+    before = await history.aggregate(lamps, "Brightness", everything, ["count"])
+    assert sum(b.values["count"] for b in before) == 20 * 240
+    history.set_retention("a1Lamp", Retention(raw_days=3, rollup_days=5))
+    sweep = asyncio.ensure_future(history.sweeper.sweep_now())
+    # ingest goes on between the steps: a commit while the pass still has steps to go
+    history.add_points(LAMP, [("Brightness", now, 1)])
+    await asyncio.wait_for(history.committed(), 10)
+    assert not sweep.done()
+    await asyncio.wait_for(sweep, 60)
+    assert history.sweeper.deleted_steps > 20 * 7  # a day of one series per step at most
+    raw = await history.points(LAMP, "Brightness", today - 10 * day, now + 1, limit=10_000)
+    assert min(p.ts for p in raw.points) >= now - 3 * day
+    log = await history.log(LAMP, today - 10 * day, now + 1)
+    assert len(log.entries) == 3
+    # aggregates reach back as far as the rollups: 5 days, from the rollups alone
+    after = await history.aggregate(lamps, "Brightness", everything, ["count"])
+    assert min(b.start for b in after) >= now - 5 * day - day
+    assert sum(b.values["count"] for b in after) > sum(len(raw.points) for _ in lamps)
+    kept = await history.points(("a1Other", "meter-1"), "Energy", today - 10 * day, now)
+    assert len(kept.points) == 1
+    await history.close()
+    again = await opened(tmp_path)  # the product's retention is kept
+    assert again.retention("a1Lamp") == Retention(raw_days=3, rollup_days=5)
+    assert again.retention("a1Other") == Retention()
     await again.close()

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
-from litestar import Response, get
+from litestar import Response, delete, get, put
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from hongshan.api.devices import DEVICE
@@ -30,6 +30,7 @@ from hongshan.store.history.model import (
     LogPage,
     PointPage,
 )
+from hongshan.store.history.sqlite_retention import Retention
 from hongshan.things.model import DeviceFilter
 
 if TYPE_CHECKING:
@@ -58,6 +59,12 @@ class Aggregated(msgspec.Struct, kw_only=True):
 
 class AggregatePage(msgspec.Struct, kw_only=True):
     series: list[Aggregated]
+
+
+class RetentionView(msgspec.Struct, kw_only=True, rename="camel"):
+    raw_days: float | None  # None: kept for ever
+    rollup_days: float | None
+    own: bool  # the product's own; False: the server's default (history_raw_days, …)
 
 
 class Latest(msgspec.Struct, kw_only=True, rename="camel"):
@@ -310,7 +317,44 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
             )
         return found
 
-    return [device_history, device_log, aggregate, latest]
+    def retention_of(pk: str) -> RetentionView:
+        kept = history.retention(pk)
+        own = kept is not history.default_retention
+        return RetentionView(raw_days=kept.raw_days, rollup_days=kept.rollup_days, own=own)
+
+    @get("/api/products/{pk:str}/retention")
+    async def show_retention(pk: FromPath[str]) -> RetentionView:
+        """How long the product's history is kept: its own setting, or the default."""
+        await registry.get_product(pk)
+        return retention_of(pk)
+
+    @put("/api/products/{pk:str}/retention")
+    async def set_retention(pk: FromPath[str], data: JSONBody[Retention]) -> RetentionView:
+        """Keep raw values (and events, status changes) ``rawDays`` and aggregates
+        ``rollupDays``; null keeps them for ever. Older history goes in the next passes."""
+        await registry.get_product(pk)
+        for days in (data.raw_days, data.rollup_days):
+            if days is not None and days <= 0:
+                raise HistoryProblem("rawDays and rollupDays must be positive (or null: for ever)")
+        history.set_retention(pk, data)
+        return retention_of(pk)
+
+    @delete("/api/products/{pk:str}/retention", status_code=200)
+    async def default_retention(pk: FromPath[str]) -> RetentionView:
+        """Back to the server's default retention."""
+        await registry.get_product(pk)
+        history.set_retention(pk, None)
+        return retention_of(pk)
+
+    return [
+        device_history,
+        device_log,
+        aggregate,
+        latest,
+        show_retention,
+        set_retention,
+        default_retention,
+    ]
 
 
 def _bucket_csv(series: list[Aggregated], names: list[str], tz: str) -> Response[bytes]:

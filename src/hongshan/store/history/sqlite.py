@@ -12,7 +12,8 @@ Layout, for range scans by (device, identifier, time):
 - ``history_log`` holds events, service replies, status changes and the commands sent;
 - ``history_taken`` remembers which messages (by a digest of topic, id and payload) were taken,
   for the minutes a device may resend one after a crash;
-- ``history_rollups`` keeps minute and hour aggregates (``sqlite_rollups``).
+- ``history_rollups`` keeps minute and hour aggregates (``sqlite_rollups``);
+- ``history_retention`` says how long each product's history is kept (``sqlite_retention``).
 
 Rows are gathered on the event loop and handed to the writer once per loop turn as one
 ``executemany``; the writer commits whatever has gathered (group commit).
@@ -46,6 +47,7 @@ from hongshan.store.history.model import (
     PointPage,
     SeriesInfo,
 )
+from hongshan.store.history.sqlite_retention import Retention, Step, Sweeper, point_steps
 from hongshan.store.sqlite.writer import SQLiteWriter
 
 SCHEMA = """
@@ -66,6 +68,9 @@ CREATE TABLE IF NOT EXISTS history_log (
     identifier TEXT NOT NULL, body BLOB,
     PRIMARY KEY (device_id, ts, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_retention (
+    product_key TEXT PRIMARY KEY, raw_days REAL, rollup_days REAL
+);
 CREATE TABLE IF NOT EXISTS history_taken (
     ts INTEGER NOT NULL, device_id INTEGER NOT NULL, key BLOB NOT NULL,
     PRIMARY KEY (ts, device_id, key)
@@ -145,8 +150,15 @@ def _cursor(text: str | None, parts: int) -> tuple[int, ...] | None:
 
 
 class SQLiteHistory:
-    def __init__(self, path: str | Path, *, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        retention: Retention | None = None,
+    ) -> None:
         self.path = str(path)
+        self.default_retention = retention or Retention()
         self._loop = loop
         self._writer = SQLiteWriter(path, loop=loop)
         conn = self._writer.conn
@@ -203,6 +215,11 @@ class SQLiteHistory:
                     conn.executemany(sql, rows)
                 conn.execute("COMMIT")
         conn.execute(rollups.SET_META, ("clean", 0))
+        self._retention = {
+            pk: Retention(raw_days=raw, rollup_days=rolled)
+            for pk, raw, rolled in conn.execute("SELECT * FROM history_retention")
+        }
+        self.sweeper = Sweeper(self._writer, loop, self._retention_steps)
         self._readers: list[sqlite3.Connection] = []
         self._local = threading.local()
 
@@ -373,7 +390,64 @@ class SQLiteHistory:
         if passing is not None:
             await asyncio.shield(passing)
 
+    def start(self) -> None:
+        """Begin the background work that needs the running loop (retention passes)."""
+        self.sweeper.start()
+
+    def retention(self, product_key: str) -> Retention:
+        return self._retention.get(product_key, self.default_retention)
+
+    def set_retention(self, product_key: str, retention: Retention | None) -> None:
+        """A product's own retention; None goes back to the default."""
+        if retention is None:
+            self._retention.pop(product_key, None)
+            self._writer.execute(
+                "DELETE FROM history_retention WHERE product_key = ?", (product_key,)
+            )
+        else:
+            self._retention[product_key] = retention
+            self._writer.execute(
+                "INSERT OR REPLACE INTO history_retention VALUES (?, ?, ?)",
+                (product_key, retention.raw_days, retention.rollup_days),
+            )
+
+    async def _retention_steps(self) -> list[Step]:
+        """What a retention pass deletes: for each series of a product with a cutoff, its values
+        a day at a time, its rollups, and its device's log."""
+        now = int(time.time() * 1000)
+        points: list[tuple[int, int]] = []  # (series, raw cutoff)
+        steps: list[Step] = []
+        for device, known in self._series.items():
+            raw, rolled = self.retention(device[0]).cutoffs(now)
+            device_id = self._devices.get(device)
+            if raw is not None and device_id is not None:
+                steps.append(
+                    ("DELETE FROM history_log WHERE device_id = ? AND ts < ?", (device_id, raw))
+                )
+            for series_id, _ in known.values():
+                if raw is not None:
+                    points.append((series_id, raw))
+                if rolled is not None:
+                    steps.append(
+                        (
+                            "DELETE FROM history_rollups WHERE series_id = ? AND bucket < ?",
+                            (series_id, rolled),
+                        )
+                    )
+
+        def oldest(conn: sqlite3.Connection) -> list[Step]:
+            found: list[Step] = []
+            sql = "SELECT min(ts) FROM history_points WHERE series_id = ?"
+            for series_id, cutoff in points:
+                (first,) = conn.execute(sql, (series_id,)).fetchone()
+                if first is not None and first < cutoff:
+                    found += point_steps(series_id, first, cutoff)
+            return found
+
+        return await self._read(oldest) + steps
+
     async def close(self) -> None:
+        self.sweeper.stop()
         if self._rollup is not None:
             self._rollup.cancel()
         if self._dirty:
