@@ -226,10 +226,13 @@ class Platform:
 
     def _alink_tap(self, message: Message) -> bool | Awaitable[None] | None:
         """A device's Alink message; a QoS 1 or 2 one is acknowledged once what it said is
-        in the history (group commit: a few milliseconds)."""
-        if self.alink.on_message(message.topic, message.payload, message.qos):
+        in the history (group commit: a few milliseconds), a resend once its first copy is."""
+        answer = self.alink.on_message(message.topic, message.payload, message.qos)
+        if answer is True:
             return True
-        return self.history.committed() if message.qos else None
+        if not message.qos:
+            return None
+        return answer or self.history.committed()
 
     def _sent(self, device: tuple[str, str], method: str, params: Any, msg_id: str) -> None:
         """A property set or service call went to a device: a line in its history."""

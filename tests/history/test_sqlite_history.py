@@ -91,6 +91,25 @@ async def test_a_value_for_the_same_millisecond_replaces_the_earlier(tmp_path: P
     await history.close()
 
 
+async def test_values_that_arrive_in_the_same_millisecond_are_all_kept(tmp_path: Path) -> None:
+    """Times of arrival (no device time): a device sending its backlog at once loses none."""
+    history = await opened(tmp_path)
+    for n in range(5):
+        history.add_points(LAMP, [("Brightness", T0, n)], arrival=True)
+    history.add_points(LAMP, [("Brightness", T0 + 2, 9)], arrival=True)  # behind: moved on too
+    await history.committed()
+    page = await history.points(LAMP, "Brightness", T0, T0 + 100)
+    assert [(p.ts - T0, p.value) for p in page.points] == [
+        (0, 0),
+        (1, 1),
+        (2, 2),
+        (3, 3),
+        (4, 4),
+        (5, 9),
+    ]
+    await history.close()
+
+
 async def test_fixed_buckets_carry_every_aggregate(tmp_path: Path) -> None:
     history = await opened(tmp_path)
     # one value a minute for three hours: hour h holds 60 values h*100 + 0..59
@@ -193,7 +212,9 @@ async def test_everything_survives_a_reopen_and_new_series_continue(tmp_path: Pa
     page = await again.points(LAMP, "Brightness", T0, T0 + 10)
     assert [p.value for p in page.points] == [1, 2]
     assert [p.value for p in (await again.points(OTHER, "Brightness", T0, T0 + 1)).points] == [3]
-    assert again.was_taken(LAMP, b"12345678") and not again.was_taken(OTHER, b"12345678")
+    taken = again.was_taken(LAMP, b"12345678")
+    assert taken is not None and again.was_taken(OTHER, b"12345678") is None
+    await taken  # committed before the restart: done
     await again.close()
 
 
@@ -208,18 +229,23 @@ async def test_a_failed_write_is_reported_and_the_store_recovers(tmp_path: Path)
     history.add_points(LAMP, [("Brightness", T0 + 1, 2)])
     history.add_points(OTHER, [("Voltage", T0, 220.0)])  # a new series, in the failed batch
     history.add_taken(OTHER, b"resend-1", T0)
-    assert history.was_taken(OTHER, b"resend-1")  # pending: a resend now waits on it
+    pending = history.was_taken(OTHER, b"resend-1")  # a resend now waits on the first copy
+    assert pending is not None
     with pytest.raises(StoreUnavailable, match="locked"):
         await asyncio.wait_for(history.committed(), 10)
     assert history.problem is not None and "locked" in history.problem
-    await asyncio.sleep(0)  # (the outcome is told on the loop right after the waiters)
-    assert not history.was_taken(OTHER, b"resend-1")  # rolled back: its resend is new
+    with pytest.raises(StoreUnavailable, match="locked"):
+        await asyncio.wait_for(pending, 10)  # ... and fails with it
+    assert history.was_taken(OTHER, b"resend-1") is None  # rolled back: its resend is new
     blocker.execute("ROLLBACK")
     blocker.close()
     history.add_points(OTHER, [("Voltage", T0 + 1, 221.0)])
     history.add_taken(OTHER, b"resend-2", T0)
     await asyncio.wait_for(history.committed(), 10)
-    assert history.problem is None and history.was_taken(OTHER, b"resend-2")
+    assert history.problem is None
+    settled = history.was_taken(OTHER, b"resend-2")
+    assert settled is not None
+    await settled
     await history.close()
     # the series row lost with the failed batch was written again with the next one
     again = await opened(tmp_path)

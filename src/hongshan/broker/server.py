@@ -28,6 +28,7 @@ from hongshan.broker.session import OutState, Session
 from hongshan.broker.state import BrokerStateStore, SavedWill
 from hongshan.broker.stats import Stats
 from hongshan.config import Settings
+from hongshan.errors import StoreUnavailable
 from hongshan.mqtt.packets import NO_PROPERTIES, Will
 from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.mqtt.topics import parse_shared
@@ -198,7 +199,10 @@ class Broker:
             task.cancel()
         for timer, _, _ in self._pending_wills.values():
             timer.cancel()
-        await self.store.committed()
+        try:
+            await self.store.committed()
+        except StoreUnavailable as exc:  # said when it happened; stopping goes on regardless
+            log.error("stopping with state not all durable: %s", exc)
         await self.store.close()
 
     def _restore(self) -> None:

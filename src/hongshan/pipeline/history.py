@@ -18,9 +18,10 @@ class HistoryStage:
             ts, times = uplink.ts, uplink.times
             if times:
                 points = [(k, times.get(k, ts), v) for k, v in uplink.params.items()]
-            else:
+                self.store.add_points(device, points)
+            else:  # no device time: ts is when the post arrived
                 points = [(k, ts, v) for k, v in uplink.params.items()]
-            self.store.add_points(device, points)
+                self.store.add_points(device, points, arrival=True)
         else:
             kind = _LOGGED[uplink.kind]
             self.store.add_log(device, kind, uplink.identifier, uplink.ts, uplink.params)

@@ -30,7 +30,7 @@ import hashlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -67,7 +67,7 @@ ProductModel = Callable[[str], ThingModel | None]
 Online = Callable[[str, str], bool]
 Device = tuple[str, str]
 Taken = Callable[[Device, bytes], None]
-WasTaken = Callable[[Device, bytes], bool]
+WasTaken = Callable[[Device, bytes], "Awaitable[None] | None"]
 Sent = Callable[[Device, str, Any, str], None]  # (device, method, params, message id)
 
 
@@ -120,7 +120,7 @@ class AlinkDialect:
         speaks_for: Callable[[tuple[str, str], str, str], bool] = lambda _poster, _pk, _dn: False,
         clock: Callable[[], float] = time.time,
         taken: Taken = lambda _device, _key: None,
-        was_taken: WasTaken = lambda _device, _key: False,
+        was_taken: WasTaken = lambda _device, _key: None,
         sent: Sent = lambda _device, _method, _params, _msg_id: None,
     ) -> None:
         """``speaks_for(poster, pk, dn)``: may ``poster`` post for device (pk, dn) in a
@@ -145,15 +145,17 @@ class AlinkDialect:
 
     # -- in ---------------------------------------------------------------------------------
 
-    def on_message(self, topic: str, payload: bytes, qos: int = 0) -> bool:
-        """Handle a device's message; True when it was the answer to an RRPC call of ours,
-        which is then not delivered to subscribers (the device would get its own answer)."""
+    def on_message(self, topic: str, payload: bytes, qos: int = 0) -> bool | Awaitable[None]:
+        """Handle a device's message. True when it was the answer to an RRPC call of ours,
+        which is then not delivered to subscribers (the device would get its own answer); for
+        a resend of a QoS 1 message already taken, what its acknowledgement must wait for
+        (the outcome of the transaction that holds the first copy)."""
         found = parse(topic)
         if found is not None:
             if found.topic is Topic.RRPC_RESPONSE:
                 return self._resolve(found, found.identifier, messages.SUCCESS, payload)
-            self._on_device_message(topic, found, payload, qos)
-            return False
+            held = self._on_device_message(topic, found, payload, qos)
+            return False if held is None else held
         sync = sync_service_topic(topic)
         if sync is not None:
             msg_id, call = sync
@@ -168,41 +170,36 @@ class AlinkDialect:
 
     def _on_device_message(
         self, topic: str, found: DeviceTopic, payload: bytes, qos: int = 0
-    ) -> None:
+    ) -> Awaitable[None] | None:
         if found.topic in (Topic.SERVICE_REPLY, Topic.PROPERTY_SET_REPLY):
             self._on_reply(found, payload)
-            return
+            return None
         try:
             request = messages.decode_request(payload)
         except msgspec.DecodeError as exc:
             # no id to answer to: Alibaba drops such a message; we log and count it
             self.stats.malformed += 1
             log.info("%s: not an Alink request: %s", topic, exc)
-            return
+            return None
         msg_id = str(request.id)
         device = (found.product_key, found.device_name)
-        remembered = self._replies.get(device)
-        if remembered is not None:
-            earlier = remembered.get((topic, msg_id))
-            # a repeat is the same message again (a device that missed our reply); firmware
-            # that sends every post with the same id ("123", from the examples) is not repeating
-            if earlier is not None and earlier[0] == payload:
-                self.stats.repeated += 1
-                if request.wants_reply:
-                    self._publish(topic + "_reply", earlier[1], 0)
-                return
-        key = None
+        key = taken = None
         if qos:
             key = message_key(topic, msg_id, payload)
-            if self._was_taken(device, key):
-                # taken, but its PUBACK was lost (a crash, a failed commit): sent again
-                self.stats.repeated += 1
-                if request.wants_reply:
-                    reply = messages.reply_bytes(
-                        request.id, SUCCESS, _method(request, found), "success"
-                    )
-                    self._publish(topic + "_reply", reply, 0)
-                return
+            taken = self._was_taken(device, key)
+        remembered = self._replies.get(device)
+        earlier = remembered.get((topic, msg_id)) if remembered is not None else None
+        # a repeat is the same message again (a device that missed our reply); firmware that
+        # sends every post with the same id ("123", from the examples) is not repeating
+        if (earlier is not None and earlier[0] == payload) or taken is not None:
+            # (taken: a QoS 1 message whose PUBACK was lost to a crash or a failed commit)
+            self.stats.repeated += 1
+            if request.wants_reply:
+                method = _method(request, found)
+                reply = earlier[1] if earlier is not None else None
+                reply = reply or messages.reply_bytes(request.id, SUCCESS, method, "success")
+                self._publish(topic + "_reply", reply, 0)
+            return taken
         made = self._uplinks(found, request.params, msg_id)
         method = _method(request, found)
         if isinstance(made, Refusal):
@@ -222,6 +219,7 @@ class AlinkDialect:
                 self._pipeline.on_uplink(made)
         if request.wants_reply:
             self._publish(topic + "_reply", reply, 0)
+        return None
 
     def _uplinks(
         self, found: DeviceTopic, params: Any, msg_id: str

@@ -94,9 +94,13 @@ class HistoryProblem(HongshanError):
 class HistoryStore(Protocol):
     # -- writing (event loop; never blocks) --------------------------------------------------
 
-    def add_points(self, device: Device, points: Iterable[tuple[str, int, Any]]) -> None:
+    def add_points(
+        self, device: Device, points: Iterable[tuple[str, int, Any]], *, arrival: bool = False
+    ) -> None:
         """Property values: (identifier, ts, value). A value already kept for the same property
-        and millisecond is replaced."""
+        and millisecond is replaced: the device said what it was at that time. With
+        ``arrival`` the times are when the values arrived, not the device's, and values of a
+        property that arrive in the same millisecond are all kept, a millisecond apart."""
 
     def add_log(
         self, device: Device, kind: LogKind, identifier: str, ts: int, body: Any
@@ -106,10 +110,11 @@ class HistoryStore(Protocol):
         """Remember that the message with identity ``key`` was taken (committed with what it
         said), so that its resend is recognised (``was_taken``), after a crash too."""
 
-    def was_taken(self, device: Device, key: bytes) -> bool:
-        """Was this message taken: committed, or in a transaction not yet over? A key whose
-        transaction was rolled back was not taken. Keys from before a restart are known for
-        the minutes before the last one taken."""
+    def was_taken(self, device: Device, key: bytes) -> Awaitable[None] | None:
+        """None when this message was not taken; else the outcome of the transaction that
+        holds it: done when committed, pending while not known, failed (``StoreUnavailable``)
+        when rolled back — a resend's acknowledgement waits for it. Keys from before a
+        restart are known for the minutes before the last one taken."""
 
     def committed(self) -> Awaitable[None]:
         """Done once everything added before is durable; fails with ``StoreUnavailable``."""

@@ -181,14 +181,17 @@ class SQLiteHistory:
             max((s[0] for known in self._series.values() for s in known.values()), default=0) + 1
         )
         self._seq = itertools.count(int(time.time() * 1000))  # unique across restarts
-        # device -> key -> True once committed, False while its transaction is pending
-        self._taken_keys: dict[Device, dict[bytes, bool]] = {}
+        # device -> key -> the outcome of the transaction that holds it (done once committed)
+        self._taken_keys: dict[Device, dict[bytes, asyncio.Future[None]]] = {}
+        self._taking: asyncio.Future[None] | None = None  # the outcome of this turn's keys
+        self._committed_key: asyncio.Future[None] = loop.create_future()
+        self._committed_key.set_result(None)
         window = (
             "SELECT device_id, key FROM history_taken "
             "WHERE ts >= (SELECT max(ts) FROM history_taken) - ? ORDER BY ts"
         )
         for device_id, key in conn.execute(window, (TAKEN_WINDOW_MS,)):
-            self._remember_taken(names[device_id], key, True)
+            self._remember_taken(names[device_id], key, self._committed_key)
         self._points: list[tuple[int, int, Any]] = []
         self._log: list[tuple[int, int, int, str, str, bytes]] = []
         self._taken: list[tuple[int, int, bytes]] = []
@@ -200,6 +203,7 @@ class SQLiteHistory:
         self._flush_scheduled = False
         self._pruned_at = time.monotonic()
         self._dirty: set[tuple[int, int]] = set()  # (series, minute) awaiting a rollup pass
+        self._arrived: dict[int, int] = {}  # series -> the last arrival time given to a value
         self._late: list[tuple[int, int]] = []  # of those, the late ones, noted on disk
         self._rollup: asyncio.TimerHandle | None = None
         self._last_pass: asyncio.Future[None] | None = None
@@ -225,17 +229,26 @@ class SQLiteHistory:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def add_points(self, device: Device, points: Iterable[tuple[str, int, Any]]) -> None:
+    def add_points(
+        self, device: Device, points: Iterable[tuple[str, int, Any]], *, arrival: bool = False
+    ) -> None:
         known = self._series.get(device)
         if known is None:
             known = self._series[device] = {}
-        rows, dirty = self._points, self._dirty
+        rows, dirty, arrived = self._points, self._dirty, self._arrived
         late = int(time.time() * 1000) - rollups.LATE_MS
         for identifier, ts, value in points:
             found = known.get(identifier)
             series_id = (
                 found[0] if found is not None else self._new_series(device, identifier, value)
             )
+            if arrival:
+                # two values of a property arriving in one millisecond (a device sending its
+                # backlog) must not replace each other: the later takes the next millisecond
+                previous = arrived.get(series_id, 0)
+                if ts <= previous:
+                    ts = previous + 1
+                arrived[series_id] = ts
             kind = type(value)
             if kind is float or kind is str:
                 rows.append((series_id, ts, value))
@@ -259,33 +272,38 @@ class SQLiteHistory:
     def add_taken(self, device: Device, key: bytes, ts: int) -> None:
         self._taken.append((ts, self._device_id(device), key))
         self._taken_by.append((device, key))
-        self._remember_taken(device, key, False)
+        if self._taking is None:
+            self._taking = self._loop.create_future()
+            self._taking.add_done_callback(_seen)
+        self._remember_taken(device, key, self._taking)
         if not self._flush_scheduled:
             self._schedule_flush()
 
-    def was_taken(self, device: Device, key: bytes) -> bool:
+    def was_taken(self, device: Device, key: bytes) -> Awaitable[None] | None:
         known = self._taken_keys.get(device)
-        return known is not None and key in known
+        return None if known is None else known.get(key)
 
-    def _remember_taken(self, device: Device, key: bytes, committed: bool) -> None:
+    def _remember_taken(self, device: Device, key: bytes, outcome: asyncio.Future[None]) -> None:
         known = self._taken_keys.get(device)
         if known is None:
             known = self._taken_keys[device] = {}
-        known[key] = committed
+        known[key] = outcome
         if len(known) > TAKEN_PER_DEVICE:
             del known[next(iter(known))]
 
-    def _settle_taken(self, keys: list[tuple[Device, bytes]], committed: bool) -> None:
+    def _settle_taken(
+        self, keys: list[tuple[Device, bytes]], outcome: asyncio.Future[None], committed: bool
+    ) -> None:
         """A flush that carried taken keys is over: committed, they are taken for good; rolled
-        back, they were never taken, and the device's resend is new."""
+        back, they were never taken, and what waited on them (a resend's PUBACK) fails."""
+        if committed:
+            outcome.set_result(None)
+            return
         for device, key in keys:
             known = self._taken_keys.get(device)
-            if known is None or key not in known:
-                continue
-            if committed:
-                known[key] = True
-            else:
+            if known is not None and known.get(key) is outcome:
                 del known[key]
+        outcome.set_exception(StoreUnavailable(self._writer.error or "history write failed"))
 
     def committed(self) -> Awaitable[None]:
         self._flush()
@@ -341,13 +359,13 @@ class SQLiteHistory:
                 parts.append((sql, rows))
         if not parts:
             return
-        taken = self._taken_by
+        taken, taking = self._taken_by, self._taking
         self._new_devices, self._new_series_rows = [], []
         self._points, self._log, self._taken, self._taken_by = [], [], [], []
-        self._late = []
-        if taken:
+        self._late, self._taking = [], None
+        if taking is not None:
             self._writer.executemany(
-                *parts, outcome=lambda committed: self._settle_taken(taken, committed)
+                *parts, outcome=lambda committed: self._settle_taken(taken, taking, committed)
             )
         else:
             self._writer.executemany(*parts)
