@@ -4,6 +4,7 @@ kind; what survives a reopen; what a failed write does."""
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hongshan.errors import StoreUnavailable
+from hongshan.store.history import sqlite_rollups as rollups
 from hongshan.store.history.buckets import buckets
 from hongshan.store.history.model import HistoryProblem, LogKind
 from hongshan.store.history.sqlite import SQLiteHistory
@@ -311,16 +313,14 @@ async def test_rollups_owed_at_a_crash_are_made_at_the_next_start(tmp_path: Path
     every = buckets(T0, T0 + HOUR, "1h")
     assert (await history.aggregate([LAMP], "PM25", every, ["count"]))[0].values == {"count": 1}
     now = int(time.time() * 1000)
-    history.add_points(LAMP, [("PM25", T0 + 1, 20)])  # late: noted on disk with the value
-    history.add_points(LAMP, [("PM25", now, 30)])  # recent: known in memory only
+    history.add_points(LAMP, [("PM25", T0 - 1, 20)])  # out of order: noted on disk with it
+    history.add_points(LAMP, [("PM25", now, 30)])  # in order: known in memory only
     await history.committed()
     await history._writer.close()  # killed: no rollup pass, no clean close
     again = await opened(tmp_path)
     with sqlite3.connect(tmp_path / "history.db") as db:  # before any query could make them
-        counts = dict(
-            db.execute("SELECT bucket, count FROM history_rollups WHERE width = ?", (HOUR,))
-        )
-    assert counts == {T0: 2, now - now % HOUR: 1}
+        counts = dict(db.execute("SELECT bucket, count FROM history_hours"))
+    assert counts == {T0 - HOUR: 1, T0: 1, now - now % HOUR: 1}
     await again.close()
 
 
@@ -365,3 +365,52 @@ async def test_retention_deletes_old_history_in_small_steps_and_keeps_rollups_lo
     assert again.retention("a1Lamp") == Retention(raw_days=3, rollup_days=5)
     assert again.retention("a1Other") == Retention()
     await again.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_rollups_kept_as_values_arrive_equal_rollups_made_from_scratch(
+    tmp_path: Path, seed: int
+) -> None:
+    """Values in order and out of it, replacements, text among numbers, passes at random
+    moments and a restart: the minutes and hours are those computed from the points alone."""
+    rng = random.Random(seed)
+    history = await opened(tmp_path)
+    devices = [LAMP, OTHER]
+    for step in range(40):
+        if step == 20:  # a clean restart halfway
+            await history.close()
+            history = await opened(tmp_path)
+        device = rng.choice(devices)
+        base = T0 + rng.randrange(0, 3 * HOUR)
+        points = []
+        for _ in range(rng.randrange(1, 30)):
+            ts = base + rng.randrange(-5 * MINUTE, 5 * MINUTE) if rng.random() < 0.3 else base
+            base += rng.randrange(1, 20_000)
+            value: object = rng.choice([rng.randrange(100), rng.random() * 50])
+            if rng.random() < 0.02:
+                value = "text"
+            points.append(("PM25", ts, value))
+        history.add_points(device, points)
+        if rng.random() < 0.3:
+            await history._rolled_up()
+    await history.close()
+    with sqlite3.connect(tmp_path / "history.db") as db:
+        kept = {
+            table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in ("history_minutes", "history_hours")
+        }
+        db.execute("DELETE FROM history_minutes")
+        db.execute("DELETE FROM history_hours")
+        db.execute("DELETE FROM history_rolled")
+        ids = [row[0] for row in db.execute("SELECT id FROM history_series")]
+        db.commit()
+        rollups.recover(db, ids)  # everything, from the points alone
+        fresh = {
+            table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in ("history_minutes", "history_hours")
+        }
+    for table in kept:
+        assert len(kept[table]) == len(fresh[table])
+        for mine, theirs in zip(kept[table], fresh[table], strict=True):
+            assert mine[:3] == theirs[:3] and mine[5:] == theirs[5:]  # key, count, min.. last
+            assert mine[3] == pytest.approx(theirs[3]) or (mine[3] is None) == (theirs[3] is None)

@@ -12,7 +12,7 @@ Layout, for range scans by (device, identifier, time):
 - ``history_log`` holds events, service replies, status changes and the commands sent;
 - ``history_taken`` remembers which messages (by a digest of topic, id and payload) were taken,
   for the minutes a device may resend one after a crash;
-- ``history_rollups`` keeps minute and hour aggregates (``sqlite_rollups``);
+- ``history_minutes`` and ``history_hours`` keep aggregates (``sqlite_rollups``);
 - ``history_retention`` says how long each product's history is kept (``sqlite_retention``).
 
 Rows are gathered on the event loop and handed to the writer once per loop turn as one
@@ -117,8 +117,10 @@ def _kind_of(value: Any) -> str:
 
 def _to_sql(value: Any) -> Any:
     kind = type(value)
-    if kind is float or kind is str or kind is bool:
-        return value  # (sqlite3 stores a bool as 0/1)
+    if kind is float or kind is str:
+        return value
+    if kind is bool:
+        return int(value)
     if kind is int:
         return value if -INT64 <= value < INT64 else float(value)
     return _json.encode(value)
@@ -202,22 +204,15 @@ class SQLiteHistory:
         self._failure_seen: str | None = None  # the writer error the catalogue was resent for
         self._flush_scheduled = False
         self._pruned_at = time.monotonic()
-        self._dirty: set[tuple[int, int]] = set()  # (series, minute) awaiting a rollup pass
         self._arrived: dict[int, int] = {}  # series -> the last arrival time given to a value
-        self._late: list[tuple[int, int]] = []  # of those, the late ones, noted on disk
+        self._late: list[tuple[int, int]] = []  # minutes of values out of order, noted on disk
         self._rollup: asyncio.TimerHandle | None = None
         self._last_pass: asyncio.Future[None] | None = None
-        # after a crash, the minutes the last pass may not have reached
+        # after a crash, what the lost passes would have written
         clean = conn.execute("SELECT value FROM history_meta WHERE key = 'clean'").fetchone()
         if clean is None or clean[0] != 1:
-            owed = rollups.owed_minutes(
-                conn, (s[0] for k in self._series.values() for s in k.values())
-            )
-            if owed:
-                conn.execute("BEGIN")
-                for sql, rows in rollups.recompute_parts(owed, int(time.time() * 1000)):
-                    conn.executemany(sql, rows)
-                conn.execute("COMMIT")
+            rollups.recover(conn, (s[0] for k in self._series.values() for s in k.values()))
+        self._rollups = rollups.Rollups(conn)
         conn.execute(rollups.SET_META, ("clean", 0))
         self._retention = {
             pk: Retention(raw_days=raw, rollup_days=rolled)
@@ -235,8 +230,8 @@ class SQLiteHistory:
         known = self._series.get(device)
         if known is None:
             known = self._series[device] = {}
-        rows, dirty, arrived = self._points, self._dirty, self._arrived
-        late = int(time.time() * 1000) - rollups.LATE_MS
+        rows, arrived = self._points, self._arrived
+        dirty, through = self._rollups.dirty, self._rollups.through
         for identifier, ts, value in points:
             found = known.get(identifier)
             series_id = (
@@ -250,13 +245,16 @@ class SQLiteHistory:
                     ts = previous + 1
                 arrived[series_id] = ts
             kind = type(value)
-            if kind is float or kind is str:
-                rows.append((series_id, ts, value))
-            else:
-                rows.append((series_id, ts, _to_sql(value)))
+            if (
+                kind is not float
+                and kind is not str
+                and (kind is not int or not -INT64 <= value < INT64)
+            ):
+                value = _to_sql(value)
+            rows.append((series_id, ts, value))
             minute = (series_id, ts - ts % rollups.MINUTE)
             dirty.add(minute)
-            if ts < late:
+            if ts < through.get(series_id, rollups.LOWEST):  # below the mark: noted on disk
                 self._late.append(minute)
         if not self._flush_scheduled:
             self._schedule_flush()
@@ -376,26 +374,24 @@ class SQLiteHistory:
             self._writer.execute("DELETE FROM history_taken WHERE ts < ?", (oldest,))
 
     def _roll_up(self) -> asyncio.Future[None] | None:
-        """A rollup pass over the minutes that got values since the last one (after them in
-        the writer's queue, so it sees them)."""
+        """A rollup pass (after this turn's values in the writer's queue, so it sees them)."""
         self._rollup = None
-        if not self._dirty:
+        if not self._rollups.dirty:
             return self._last_pass
         self._flush()
-        minutes, self._dirty = self._dirty, set()
+        parts, settled = self._rollups.take_pass()
         done: asyncio.Future[None] = self._loop.create_future()
 
-        def settled(committed: bool) -> None:
+        def outcome(committed: bool) -> None:
             if committed:
                 done.set_result(None)
-            else:  # owed again: the next pass tries once more
-                self._dirty.update(minutes)
-                if self._rollup is None:
-                    self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
-                done.set_exception(StoreUnavailable(self._writer.error or "rollup pass failed"))
+                return
+            self._rollups.owe(settled)  # the next pass recomputes them
+            if self._rollup is None:
+                self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
+            done.set_exception(StoreUnavailable(self._writer.error or "rollup pass failed"))
 
-        parts = rollups.recompute_parts(minutes, int(time.time() * 1000))
-        self._writer.executemany(*parts, outcome=settled)
+        self._writer.executemany(*parts, outcome=outcome)
         done.add_done_callback(_seen)  # a failure nobody awaits is logged by the writer
         self._last_pass = done
         return done
@@ -446,12 +442,13 @@ class SQLiteHistory:
                 if raw is not None:
                     points.append((series_id, raw))
                 if rolled is not None:
-                    steps.append(
+                    steps += [
                         (
-                            "DELETE FROM history_rollups WHERE series_id = ? AND bucket < ?",
+                            f"DELETE FROM {table} WHERE series_id = ? AND bucket < ?",
                             (series_id, rolled),
                         )
-                    )
+                        for table in ("history_minutes", "history_hours")
+                    ]
 
         def oldest(conn: sqlite3.Connection) -> list[Step]:
             found: list[Step] = []
@@ -468,8 +465,7 @@ class SQLiteHistory:
         self.sweeper.stop()
         if self._rollup is not None:
             self._rollup.cancel()
-        if self._dirty:
-            self._roll_up()
+        self._roll_up()
         self._flush()
         self._writer.execute(rollups.SET_META, ("clean", 1))
         await self._writer.close()

@@ -1,20 +1,24 @@
 """Minute and hour rollups of the SQLite history, and the aggregate queries that read them.
 
-``history_rollups`` holds, per series and per minute and hour, the count, sum, min, max and the
-first and last values with their times. A rollup is recomputed from what is under it (the
-minute from the raw points, the hour from its minutes), never adjusted by a delta: a value that
+``history_minutes`` and ``history_hours`` hold, per series and bucket, the count, the sum of the
+numbers, min, max and the first and last values. A rollup is recomputed from what lies under it
+(a minute from its points, an hour from its minutes), never adjusted by a delta: a value that
 replaces another at the same millisecond, a late value from a history post and a resend all
 leave it right.
 
-Which buckets need it is known in memory (the minutes that got values since the last pass),
-and for values more than ``LATE_MS`` older than the store's clock also on disk
-(``history_dirty``, written with the values), so that a crash loses neither: at the next start,
-the minutes with values since the last pass (less ``LATE_MS``) and the recorded late ones are
-recomputed.
+The event loop only notes which minutes got values (a set add per value: it also runs the
+broker, and the GIL is shared). Every two seconds a pass hands them to the writer, which
+recomputes them a run of consecutive minutes of one series per statement, then their hours,
+and records per series how far its rollups are complete (``history_rolled``). That work is
+SQLite's, on the writer's thread, in C.
 
-An aggregate reads hour rollups when its buckets and range fall on whole hours, minute rollups
-when on whole minutes, and the raw points otherwise: a year of daily averages is a few
-thousand rollup rows per series, not millions of points.
+A crash loses the minutes noted since the last pass. At the next start they are recomputed:
+for each series, the minutes with values from its mark on, and the minutes of values that came
+below their series' mark, which were noted on disk (``history_dirty``) with the values.
+
+An aggregate reads the hours when its buckets and range fall on whole hours, the minutes when on
+whole minutes, and the raw points otherwise: a year of daily averages reads a few thousand
+rollup rows per series, not millions of points.
 """
 
 from __future__ import annotations
@@ -27,72 +31,126 @@ from hongshan.store.history.model import Bucket, Buckets
 
 MINUTE = 60_000
 HOUR = 3_600_000
-LATE_MS = 5 * 60_000  # a value older than this (by the store's clock) is late: noted on disk
+LOWEST = -(2**62)
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS history_rollups (
-    series_id INTEGER NOT NULL, width INTEGER NOT NULL, bucket INTEGER NOT NULL,
-    count INTEGER NOT NULL, sum REAL, min, max,
-    first_ts INTEGER NOT NULL, first, last_ts INTEGER NOT NULL, last,
-    PRIMARY KEY (series_id, width, bucket)
+CREATE TABLE IF NOT EXISTS history_minutes (
+    series_id INTEGER NOT NULL, bucket INTEGER NOT NULL,
+    count INTEGER NOT NULL, sum REAL, min, max, first, last,
+    PRIMARY KEY (series_id, bucket)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_hours (
+    series_id INTEGER NOT NULL, bucket INTEGER NOT NULL,
+    count INTEGER NOT NULL, sum REAL, min, max, first, last,
+    PRIMARY KEY (series_id, bucket)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history_dirty (
     series_id INTEGER NOT NULL, bucket INTEGER NOT NULL, PRIMARY KEY (series_id, bucket)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_rolled (
+    series_id INTEGER PRIMARY KEY, through INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS history_meta (key TEXT PRIMARY KEY, value);
 """
 
 INSERT_DIRTY = "INSERT OR IGNORE INTO history_dirty (series_id, bucket) VALUES (?, ?)"
-DELETE_DIRTY = "DELETE FROM history_dirty WHERE series_id = ? AND bucket = ?"
 SET_META = "INSERT OR REPLACE INTO history_meta (key, value) VALUES (?, ?)"
-
-_COLUMNS = "series_id, width, bucket, count, sum, min, max, first_ts, first, last_ts, last"
-_IN_MINUTE = "series_id = ?1 AND ts >= ?2 AND ts < ?2 + 60000"
-MINUTE_FROM_POINTS = f"""
-INSERT OR REPLACE INTO history_rollups ({_COLUMNS})
-SELECT ?1, 60000, ?2, count(value), sum(value), min(value), max(value),
-    min(ts), (SELECT value FROM history_points WHERE {_IN_MINUTE} ORDER BY ts LIMIT 1),
-    max(ts), (SELECT value FROM history_points WHERE {_IN_MINUTE} ORDER BY ts DESC LIMIT 1)
-FROM history_points WHERE {_IN_MINUTE}
-HAVING count(value) > 0
+_NUMBER = "CASE WHEN typeof({0}) IN ('integer', 'real') THEN {0} END"
+# one run of minutes of one series (?1, from ?2, to ?3): first and last are the points at the
+# group's min(ts) and max(ts), found by their key
+_MINUTES_FROM_POINTS = f"""
+INSERT OR REPLACE INTO history_minutes
+SELECT g.s, g.b, g.n, g.sm, g.mn, g.mx, f.value, l.value FROM (
+    SELECT ?1 AS s, ts - ts % 60000 AS b, count(value) AS n, sum({_NUMBER.format("value")}) AS sm,
+        min(value) AS mn, max(value) AS mx, min(ts) AS t0, max(ts) AS t1
+    FROM history_points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY b
+) AS g
+JOIN history_points AS f ON f.series_id = ?1 AND f.ts = g.t0
+JOIN history_points AS l ON l.series_id = ?1 AND l.ts = g.t1
 """
-_IN_HOUR = "series_id = ?1 AND width = 60000 AND bucket >= ?2 AND bucket < ?2 + 3600000"
-HOUR_FROM_MINUTES = f"""
-INSERT OR REPLACE INTO history_rollups ({_COLUMNS})
-SELECT ?1, 3600000, ?2, sum(count), sum(sum), min(min), max(max),
-    min(first_ts), (SELECT first FROM history_rollups WHERE {_IN_HOUR} ORDER BY bucket LIMIT 1),
-    max(last_ts),
-    (SELECT last FROM history_rollups WHERE {_IN_HOUR} ORDER BY bucket DESC LIMIT 1)
-FROM history_rollups WHERE {_IN_HOUR}
-HAVING sum(count) > 0
+_HOURS_FROM_MINUTES = """
+INSERT OR REPLACE INTO history_hours
+SELECT g.s, g.b, g.n, g.sm, g.mn, g.mx, f.first, l.last FROM (
+    SELECT ?1 AS s, bucket - bucket % 3600000 AS b, sum(count) AS n, sum(sum) AS sm,
+        min(min) AS mn, max(max) AS mx, min(bucket) AS t0, max(bucket) AS t1
+    FROM history_minutes WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 GROUP BY b
+) AS g
+JOIN history_minutes AS f ON f.series_id = ?1 AND f.bucket = g.t0
+JOIN history_minutes AS l ON l.series_id = ?1 AND l.bucket = g.t1
 """
+_DELETE_DIRTY = "DELETE FROM history_dirty WHERE series_id = ? AND bucket >= ? AND bucket < ?"
+_SET_ROLLED = "INSERT OR REPLACE INTO history_rolled (series_id, through) VALUES (?, ?)"
 SQL_VARIABLES = 30_000  # under SQLite's 32,766 bound parameters per statement
 
+Parts = list[tuple[str, Sequence[Sequence[Any]]]]
 
-def recompute_parts(minutes: Iterable[tuple[int, int]], now: int) -> list[tuple[str, Any]]:
-    """The statements of one rollup pass over these (series, minute) buckets: minutes, then
-    their hours, then the late notes they settle, then the time of the pass."""
-    minute_rows = sorted(set(minutes))
-    hour_rows = sorted({(series, minute - minute % HOUR) for series, minute in minute_rows})
+
+class Rollups:
+    """The minutes owed a pass, and each series' mark, on the event loop."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        # series -> its mark: its rollups are complete below it, but for minutes noted on disk
+        self.through: dict[int, int] = dict(conn.execute("SELECT * FROM history_rolled"))
+        self.dirty: set[tuple[int, int]] = set()  # (series, minute) owed a recomputation
+
+    def take_pass(self) -> tuple[Parts, set[tuple[int, int]]]:
+        """What a pass writes, and the minutes it settles (owed again if it fails)."""
+        minutes, self.dirty = self.dirty, set()
+        marks: dict[int, int] = {}
+        for series_id, minute in minutes:
+            if minute > marks.get(series_id, LOWEST):
+                marks[series_id] = minute
+        for series_id, mark in marks.items():
+            if mark > self.through.get(series_id, LOWEST):
+                self.through[series_id] = mark
+        return pass_parts(minutes, marks), minutes
+
+    def owe(self, minutes: Iterable[tuple[int, int]]) -> None:
+        """A pass that failed: the next recomputes its minutes."""
+        self.dirty.update(minutes)
+
+
+def _runs(buckets: Iterable[tuple[int, int]], width: int) -> list[tuple[int, int, int]]:
+    """(series, from, to) for each run of consecutive buckets of one series."""
+    runs: list[tuple[int, int, int]] = []
+    for series_id, bucket in sorted(buckets):
+        if runs and runs[-1][0] == series_id and runs[-1][2] == bucket:
+            runs[-1] = (series_id, runs[-1][1], bucket + width)
+        else:
+            runs.append((series_id, bucket, bucket + width))
+    return runs
+
+
+def pass_parts(minutes: set[tuple[int, int]], marks: dict[int, int]) -> Parts:
+    """The minutes recomputed from their points, then their hours from their minutes, the
+    notes on disk they settle, and the marks moved up."""
+    minute_runs = _runs(minutes, MINUTE)
+    hours = {(series_id, minute - minute % HOUR) for series_id, minute in minutes}
     return [
-        (MINUTE_FROM_POINTS, minute_rows),
-        (HOUR_FROM_MINUTES, hour_rows),
-        (DELETE_DIRTY, minute_rows),
-        (SET_META, [("rolled_up_at", now)]),
+        (_MINUTES_FROM_POINTS, minute_runs),
+        (_HOURS_FROM_MINUTES, _runs(hours, HOUR)),
+        (_DELETE_DIRTY, minute_runs),
+        (_SET_ROLLED, sorted(marks.items())),
     ]
 
 
-def owed_minutes(conn: sqlite3.Connection, series_ids: Iterable[int]) -> list[tuple[int, int]]:
-    """At start after a crash: the minutes a pass may not have reached. Those with values since
-    the last pass (less ``LATE_MS``), and the late ones noted on disk."""
-    row = conn.execute("SELECT value FROM history_meta WHERE key = 'rolled_up_at'").fetchone()
-    since = (row[0] - LATE_MS) if row else None
+def recover(conn: sqlite3.Connection, series_ids: Iterable[int]) -> None:
+    """At start after a crash: recompute what the lost passes would have."""
+    through = dict(conn.execute("SELECT * FROM history_rolled"))
     owed = set(conn.execute("SELECT series_id, bucket FROM history_dirty"))
     sql = "SELECT DISTINCT ts - ts % 60000 FROM history_points WHERE series_id = ? AND ts >= ?"
     for series_id in series_ids:
-        for (minute,) in conn.execute(sql, (series_id, since if since is not None else -(2**62))):
+        for (minute,) in conn.execute(sql, (series_id, through.get(series_id, LOWEST))):
             owed.add((series_id, minute))
-    return sorted(owed)
+    if not owed:
+        return
+    marks: dict[int, int] = {}
+    for series_id, minute in owed:
+        marks[series_id] = max(minute, marks.get(series_id, minute), through.get(series_id, minute))
+    conn.execute("BEGIN")
+    for sql_part, rows in pass_parts(owed, marks):
+        conn.executemany(sql_part, rows)
+    conn.execute("COMMIT")
 
 
 def level(buckets: Buckets) -> int:
@@ -109,18 +167,16 @@ def level(buckets: Buckets) -> int:
 
 
 class _Source:
-    """Where an aggregate reads from: the raw points or one width of the rollups."""
+    """Where an aggregate reads from: the raw points, the minutes or the hours."""
 
     def __init__(self, width: int) -> None:
-        self.width = width
         if width:
-            self.table, self.time = "history_rollups", "bucket"
-            self.where, self.params = " AND width = ?", [width]
+            self.table = "history_hours" if width == HOUR else "history_minutes"
+            self.time = "bucket"
             self.plain = "sum(count), sum(sum) / sum(count), min(min), max(max), sum(sum)"
-            self.first, self.last = "min(first_ts), first", "max(last_ts), last"
+            self.first, self.last = "min(bucket), first", "max(bucket), last"
         else:
             self.table, self.time = "history_points", "ts"
-            self.where, self.params = "", []
             self.plain = "count(value), avg(value), min(value), max(value), sum(value)"
             self.first, self.last = "min(ts), value", "max(ts), value"
 
@@ -136,13 +192,13 @@ def aggregate(
     (SQLite gives a bare column the value of the row that ``min``/``max`` picked)."""
     source = _Source(level(buckets))
     at = source.time
-    series = f"series_id IN ({','.join('?' * len(ids))}){source.where}"
+    series = f"series_id IN ({','.join('?' * len(ids))})"
     if buckets.width:
         chunks: list[tuple[str, list[Any]]] = [
             (
                 f"SELECT {at} - (({at} - ?) % ?) AS b, {{columns}} FROM {source.table} "
                 f"WHERE {series} AND {at} >= ? AND {at} < ? GROUP BY b",
-                [buckets.origin, buckets.width, *ids, *source.params, buckets.start, buckets.end],
+                [buckets.origin, buckets.width, *ids, buckets.start, buckets.end],
             )
         ]
     else:
@@ -160,7 +216,7 @@ def aggregate(
                     f"WITH bucket(b, lo, hi) AS (VALUES {','.join(['(?, ?, ?)'] * len(part))}) "
                     f"SELECT bucket.b AS b, {{columns}} FROM bucket JOIN {source.table} "
                     f"ON {series} AND {at} >= bucket.lo AND {at} < bucket.hi GROUP BY bucket.b",
-                    [*values, *ids, *source.params],
+                    [*values, *ids],
                 )
             )
     results: dict[int, dict[str, Any]] = {}
