@@ -434,7 +434,7 @@ async def running(settings: Settings) -> AsyncIterator[Platform]:
         await platform.stop()
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """What exists once started (modules, the registry's caches) lives as long as the process:
     frozen out of the cyclic collector's sight. And its youngest generation is collected every
     50,000 allocations rather than 700: a town's connections and sessions are many long-lived
@@ -453,7 +453,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with running(settings) as platform:
-        _tune_gc()
+        tune_gc()
         ports = ", ".join(f"{name} {port}" for name, port in platform.ports.items())
         log.info("hongshan ready (%s), data in %s", ports, settings.data_dir)
         await stop.wait()

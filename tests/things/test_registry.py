@@ -18,6 +18,7 @@ from hongshan.store.registry.engine import create_engine
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import (
     DeviceFilter,
+    DevicePlace,
     DeviceState,
     Location,
     NodeType,
@@ -226,6 +227,23 @@ async def test_tags_location_firmware_and_filters(registry: SQLRegistry) -> None
     assert await registry.list_devices(DeviceFilter(name_prefix="lamp_")) == []
     page = await registry.list_devices(DeviceFilter(limit=2, offset=1))
     assert [d.device_name for d in page] == ["lamp-west-1", "meter-east-1"]
+    # places: from memory for a product or a prefix, by a query for tags, the same answers
+    await registry.update_device(lamp, "lamp-west-1", location=Location(lat=31.5, lon=120.2))
+    places = await registry.device_places(DeviceFilter(product_key=lamp))
+    assert places == [
+        DevicePlace(lamp, "lamp-east-1", 31.49, 120.31, "east"),
+        DevicePlace(lamp, "lamp-west-1", 31.5, 120.2, ""),
+    ]
+    tagged = await registry.device_places(DeviceFilter(product_key=lamp, tags={"district": "west"}))
+    assert tagged == places[1:]
+    assert [p.device_name for p in await registry.device_places()] == [
+        "lamp-east-1",
+        "lamp-west-1",
+        "meter-east-1",
+    ]
+    assert await registry.device_places(DeviceFilter(name_prefix="meter-")) == [
+        DevicePlace(meter, "meter-east-1", None, None, "")
+    ]
 
 
 async def test_groups_and_gateways(registry: SQLRegistry) -> None:

@@ -31,7 +31,7 @@ from hongshan.store.history.model import (
     PointPage,
 )
 from hongshan.store.history.sqlite_retention import Retention
-from hongshan.things.model import DeviceFilter
+from hongshan.things.model import DeviceFilter, DevicePlace
 
 if TYPE_CHECKING:
     from hongshan.app import Platform
@@ -227,18 +227,27 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
 
     async def selected(
         devices: list[str] | None, product_key: str | None, group: str | None, tag: list[str] | None
-    ) -> list[Any]:
+    ) -> list[DevicePlace]:
         if devices:
             chosen = []
             for text in devices:
                 pk, _, dn = text.partition("/")
                 if not dn:
                     raise HistoryProblem(f"devices={text!r}: expected productKey/deviceName")
-                chosen.append(await registry.get_device(pk, dn))
+                at = (await registry.get_device(pk, dn)).location
+                chosen.append(
+                    DevicePlace(
+                        pk,
+                        dn,
+                        at.lat if at else None,
+                        at.lon if at else None,
+                        at.district if at else "",
+                    )
+                )
             return chosen
         tags = dict(t.split(":", 1) for t in tag or [] if ":" in t) or None
         where = DeviceFilter(product_key=product_key, group=group, tags=tags, limit=MAX_DEVICES)
-        return await registry.list_devices(where)
+        return await registry.device_places(where)
 
     @get("/api/history/aggregate")
     async def aggregate(
@@ -269,7 +278,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
         for d in chosen:
             key = {
                 "none": "",
-                "district": d.location.district if d.location else "",
+                "district": d.district,
                 "product": d.product_key,
                 "device": f"{d.product_key}/{d.device_name}",
             }[group_by]
@@ -300,16 +309,17 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
         many devices, with where they are: the console's map."""
         chosen = await selected(devices, product_key, group, tag)
         wanted = set(identifier or [])
+        values_of = platform.twin.peek
         found = []
         for d in chosen:
-            values = platform.twin.values(d.product_key, d.device_name)
+            values = values_of(d.product_key, d.device_name)
             found.append(
                 Latest(
                     product_key=d.product_key,
                     device_name=d.device_name,
-                    district=d.location.district if d.location else "",
-                    lat=d.location.lat if d.location else None,
-                    lon=d.location.lon if d.location else None,
+                    district=d.district,
+                    lat=d.lat,
+                    lon=d.lon,
                     values={
                         k: (v.value, v.time) for k, v in values.items() if not wanted or k in wanted
                     },

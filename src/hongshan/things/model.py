@@ -87,6 +87,16 @@ class Device(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
         return self.state != DeviceState.DISABLED
 
 
+class DevicePlace(msgspec.Struct, frozen=True, array_like=True):
+    """Where a device is, and nothing else (the console's map, aggregates per district)."""
+
+    product_key: str
+    device_name: str
+    lat: float | None
+    lon: float | None
+    district: str
+
+
 class DeviceFilter(msgspec.Struct, frozen=True, kw_only=True):
     """What ``list_devices`` narrows by; every field left None matches everything."""
 

@@ -18,6 +18,9 @@ class PropertyValue(msgspec.Struct, frozen=True):
     time: int  # ms since the epoch
 
 
+_NOTHING: dict[str, PropertyValue] = {}
+
+
 class PropertyTwin:
     def __init__(self) -> None:
         self._latest: dict[tuple[str, str], dict[str, PropertyValue]] = {}
@@ -63,6 +66,11 @@ class PropertyTwin:
 
     def values(self, product_key: str, device_name: str) -> dict[str, PropertyValue]:
         return dict(self._latest.get((product_key, device_name), {}))
+
+    def peek(self, product_key: str, device_name: str) -> dict[str, PropertyValue]:
+        """The device's values without a copy, for reading at once (many devices' values in
+        one answer); empty when it has none."""
+        return self._latest.get((product_key, device_name), _NOTHING)
 
     def forget(self, product_key: str, device_name: str) -> None:
         self._latest.pop((product_key, device_name), None)

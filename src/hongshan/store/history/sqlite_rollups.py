@@ -1,10 +1,12 @@
 """Minute and hour rollups of the SQLite history, and the aggregate queries that read them.
 
 ``history_minutes`` and ``history_hours`` hold, per series and bucket, the count, the sum of the
-numbers, min, max and the first and last values. A rollup is recomputed from what lies under it
-(a minute from its points, an hour from its minutes), never adjusted by a delta: a value that
-replaces another at the same millisecond, a late value from a history post and a resend all
-leave it right.
+numbers, min, max and the first and last values with their times (as offsets into the bucket, a
+few bytes each: the first of several devices' values is the earliest of their firsts).
+
+A rollup is recomputed from what lies under it (a minute from its points, an hour from its
+minutes), never adjusted by a delta: a value that replaces another at the same millisecond, a
+late value from a history post and a resend all leave it right.
 
 The event loop only notes which minutes got values (a set add per value: it also runs the
 broker, and the GIL is shared). Every two seconds a pass hands them to the writer, which
@@ -36,12 +38,14 @@ LOWEST = -(2**62)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history_minutes (
     series_id INTEGER NOT NULL, bucket INTEGER NOT NULL,
-    count INTEGER NOT NULL, sum REAL, min, max, first, last,
+    count INTEGER NOT NULL, sum REAL, min, max,
+    first_at INTEGER NOT NULL, first, last_at INTEGER NOT NULL, last,
     PRIMARY KEY (series_id, bucket)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history_hours (
     series_id INTEGER NOT NULL, bucket INTEGER NOT NULL,
-    count INTEGER NOT NULL, sum REAL, min, max, first, last,
+    count INTEGER NOT NULL, sum REAL, min, max,
+    first_at INTEGER NOT NULL, first, last_at INTEGER NOT NULL, last,
     PRIMARY KEY (series_id, bucket)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history_dirty (
@@ -60,7 +64,7 @@ _NUMBER = "CASE WHEN typeof({0}) IN ('integer', 'real') THEN {0} END"
 # group's min(ts) and max(ts), found by their key
 _MINUTES_FROM_POINTS = f"""
 INSERT OR REPLACE INTO history_minutes
-SELECT g.s, g.b, g.n, g.sm, g.mn, g.mx, f.value, l.value FROM (
+SELECT g.s, g.b, g.n, g.sm, g.mn, g.mx, g.t0 - g.b, f.value, g.t1 - g.b, l.value FROM (
     SELECT ?1 AS s, ts - ts % 60000 AS b, count(value) AS n, sum({_NUMBER.format("value")}) AS sm,
         min(value) AS mn, max(value) AS mx, min(ts) AS t0, max(ts) AS t1
     FROM history_points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY b
@@ -70,7 +74,8 @@ JOIN history_points AS l ON l.series_id = ?1 AND l.ts = g.t1
 """
 _HOURS_FROM_MINUTES = """
 INSERT OR REPLACE INTO history_hours
-SELECT g.s, g.b, g.n, g.sm, g.mn, g.mx, f.first, l.last FROM (
+SELECT g.s, g.b, g.n, g.sm, g.mn, g.mx,
+    g.t0 - g.b + f.first_at, f.first, g.t1 - g.b + l.last_at, l.last FROM (
     SELECT ?1 AS s, bucket - bucket % 3600000 AS b, sum(count) AS n, sum(sum) AS sm,
         min(min) AS mn, max(max) AS mx, min(bucket) AS t0, max(bucket) AS t1
     FROM history_minutes WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 GROUP BY b
@@ -174,7 +179,8 @@ class _Source:
             self.table = "history_hours" if width == HOUR else "history_minutes"
             self.time = "bucket"
             self.plain = "sum(count), sum(sum) / sum(count), min(min), max(max), sum(sum)"
-            self.first, self.last = "min(bucket), first", "max(bucket), last"
+            self.first = "min(bucket + first_at), first"
+            self.last = "max(bucket + last_at), last"
         else:
             self.table, self.time = "history_points", "ts"
             self.plain = "count(value), avg(value), min(value), max(value), sum(value)"
@@ -191,6 +197,8 @@ def aggregate(
     where they tile the buckets, else from the points. First and last each take one more scan
     (SQLite gives a bare column the value of the row that ``min``/``max`` picked)."""
     source = _Source(level(buckets))
+    if source.time == "bucket" and not buckets.width:
+        return _fold_calendar(conn, ids, buckets, aggregates, source.table)
     at = source.time
     series = f"series_id IN ({','.join('?' * len(ids))})"
     if buckets.width:
@@ -233,6 +241,69 @@ def aggregate(
                 for b, _, value in conn.execute(template.format(columns=columns), params):
                     results.setdefault(b, {})[edge] = value
     return results
+
+
+def _fold_calendar(
+    conn: sqlite3.Connection,
+    ids: list[int],
+    buckets: Buckets,
+    aggregates: Sequence[str],
+    table: str,
+) -> dict[int, dict[str, Any]]:
+    """Calendar buckets over rollups: the series' rollup rows summed per rollup bucket in one
+    scan, then folded into days, weeks or months here (a year of hours is 8,760 rows; joining
+    365 ranges to each series would be 365 seeks per series)."""
+    series = f"series_id IN ({','.join('?' * len(ids))})"
+    where = f"FROM {table} WHERE {series} AND bucket >= ? AND bucket < ? GROUP BY bucket"
+    params = [*ids, buckets.start, buckets.end]
+    rows = conn.execute(
+        f"SELECT bucket, sum(count), sum(sum), min(min), max(max) {where} ORDER BY bucket", params
+    ).fetchall()
+    edges: dict[int, tuple[Any, Any]] = {}
+    if "first" in aggregates or "last" in aggregates:
+        sql = "SELECT bucket, {0}, {1} " + where
+        firsts = {b: v for b, _, v in conn.execute(sql.format("min(first_at)", "first"), params)}
+        lasts = {b: v for b, _, v in conn.execute(sql.format("max(last_at)", "last"), params)}
+        edges = {b: (firsts.get(b), lasts.get(b)) for b in firsts}
+    bounds = buckets.bounds
+    results: dict[int, dict[str, Any]] = {}
+    at = 0
+    folded: list[Any] | None = None  # [start, count, sum, min, max, first bucket, last bucket]
+    for bucket, count, total, low, high in rows:
+        while at + 1 < len(bounds) - 1 and bucket >= bounds[at + 1]:
+            at += 1
+        if folded is None or folded[0] != bounds[at]:
+            if folded is not None:
+                results[folded[0]] = _values(folded, aggregates, edges)
+            folded = [bounds[at], count, total, low, high, bucket, bucket]
+            continue
+        folded[1] += count
+        if total is not None:
+            folded[2] = total if folded[2] is None else folded[2] + total
+        if low is not None and (folded[3] is None or low < folded[3]):
+            folded[3] = low
+        if high is not None and (folded[4] is None or high > folded[4]):
+            folded[4] = high
+        folded[6] = bucket
+    if folded is not None:
+        results[folded[0]] = _values(folded, aggregates, edges)
+    return results
+
+
+def _values(
+    folded: list[Any], aggregates: Sequence[str], edges: dict[int, tuple[Any, Any]]
+) -> dict[str, Any]:
+    _, count, total, low, high, first, last = folded
+    row = {
+        "count": count,
+        "sum": total,
+        "avg": total / count if total is not None and count else None,
+        "min": low,
+        "max": high,
+        "first": edges.get(first, (None, None))[0],
+        "last": edges.get(last, (None, None))[1],
+    }
+    return {a: row[a] for a in aggregates}
 
 
 def to_buckets(results: dict[int, dict[str, Any]], decode: Any) -> list[Bucket]:

@@ -42,6 +42,7 @@ class DeviceRecord(msgspec.Struct, kw_only=True):
     state: DeviceState
     ever_online: bool
     secret: str | None = None  # opened on first use
+    place: tuple[float | None, float | None, str] = (None, None, "")  # lat, lon, district
 
 
 class Database:

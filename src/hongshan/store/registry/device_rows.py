@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import DeviceKey
-from hongshan.things.model import Device, DeviceFilter, DeviceState, Location
+from hongshan.things.model import Device, DeviceFilter, DevicePlace, DeviceState, Location
 
 
 def filtered(query: Any, where: DeviceFilter) -> Any:
@@ -43,6 +43,14 @@ def filtered(query: Any, where: DeviceFilter) -> Any:
         )
         query = query.where(d.c.gateway_id == parent)
     return query
+
+
+def read_places(db: sa.Connection, where: DeviceFilter) -> list[DevicePlace]:
+    """Name and place of the devices ``where`` selects: one narrow query, no tags or firmware."""
+    d = t.devices
+    select = sa.select(d.c.product_key, d.c.device_name, d.c.lat, d.c.lon, d.c.district)
+    select = filtered(select, where).order_by(d.c.id).limit(where.limit).offset(where.offset)
+    return [DevicePlace(*row) for row in db.execute(select)]
 
 
 def read_devices(

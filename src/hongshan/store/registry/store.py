@@ -29,7 +29,7 @@ from hongshan.store.registry.database import (
     now_ms,
     row_id_of,
 )
-from hongshan.store.registry.device_rows import filtered, read_devices
+from hongshan.store.registry.device_rows import filtered, read_devices, read_places
 from hongshan.store.registry.documents import DeviceDocuments
 from hongshan.store.registry.groups import GroupTable
 from hongshan.store.registry.presence import PresenceWriter
@@ -40,6 +40,7 @@ from hongshan.things.model import (
     DataFormat,
     Device,
     DeviceFilter,
+    DevicePlace,
     DeviceState,
     Location,
     NodeType,
@@ -124,6 +125,9 @@ class SQLRegistry:
                 t.devices.c.device_secret,
                 t.devices.c.state,
                 t.devices.c.first_online_at,
+                t.devices.c.lat,
+                t.devices.c.lon,
+                t.devices.c.district,
             )
             unreadable = []
             for row in db.execute(query):
@@ -133,6 +137,7 @@ class SQLRegistry:
                     sealed=row.device_secret,
                     state=DeviceState(row.state),
                     ever_online=row.first_online_at is not None,
+                    place=(row.lat, row.lon, row.district),
                 )
                 # opened now, before the broker listens: a town's devices all connecting after
                 # a restart should not each wait for a decryption on the event loop
@@ -397,7 +402,11 @@ class SQLRegistry:
 
         device_id = await self._run(insert)
         self._devices[product_key, dn] = DeviceRecord(
-            id=device_id, sealed=sealed, state=DeviceState.INACTIVE, ever_online=False
+            id=device_id,
+            sealed=sealed,
+            state=DeviceState.INACTIVE,
+            ever_online=False,
+            place=(location.lat, location.lon, location.district) if location else (None, None, ""),
         )
         device = await self.get_device(product_key, dn)
         return msgspec.structs.replace(device, device_secret=secret)
@@ -477,6 +486,25 @@ class SQLRegistry:
 
     async def list_devices(self, where: DeviceFilter = ALL_DEVICES) -> list[Device]:
         return await self._query_devices(where)
+
+    async def device_places(self, where: DeviceFilter = ALL_DEVICES) -> list[DevicePlace]:
+        """Name and place of each device ``where`` selects, without the rest of it: from memory
+        when only the product narrows it (the console's map of a town's lamps), else a query."""
+        if where.group is None and not where.tags and where.gateway is None and where.state is None:
+            prefix, pk = where.name_prefix or "", where.product_key
+            places = [
+                DevicePlace(key[0], key[1], *record.place)
+                for key, record in self._devices.items()
+                if (pk is None or key[0] == pk) and key[1].startswith(prefix)
+            ]
+            return places[where.offset : where.offset + where.limit]
+
+        def query() -> list[DevicePlace]:
+            self._presence.flush()
+            with self._engine.connect() as db:
+                return read_places(db, where)
+
+        return await self._run(query)
 
     async def count_devices(self, where: DeviceFilter = ALL_DEVICES) -> int:
         def count() -> int:
@@ -587,6 +615,9 @@ class SQLRegistry:
                     )
 
         await self._run(update)
+        record = self._devices.get(key)
+        if location is not None and record is not None:
+            record.place = (location.lat, location.lon, location.district)
         return await self.get_device(product_key, device_name)
 
     @staticmethod
