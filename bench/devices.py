@@ -15,6 +15,8 @@ import asyncio
 import hashlib
 import hmac
 import json
+import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -200,4 +202,106 @@ async def property_posts(server: Server, options: Options) -> Measurement:
     result = await _run_flow(flow, server, options)
     result.values["posts/s"] = result.values.pop("rate")
     await _close(connected.clients, result)
+    return result
+
+
+class AckingDevice(Client):
+    """Sends pre-encoded QoS 1 posts when told to, and times each PUBACK from its PUBLISH.
+    Other packets (Hongshan's ``post_reply``) are skipped."""
+
+    def __init__(self, hello: bytes, topic: str, bodies: int) -> None:
+        super().__init__(hello)
+        self.bodies = [post_body(n) for n in range(bodies)]
+        self.topic = topic
+        self.at = 0
+        self.packet_id = 0
+        self.sent: dict[int, int] = {}  # packet id -> perf_counter_ns at send
+        self.latencies_ns: list[int] | None = None  # recording while a list
+        self.acked = 0
+        self._rest = b""
+
+    def send(self) -> None:
+        assert self.transport is not None
+        self.packet_id = self.packet_id % 0xFFFF + 1
+        if self.packet_id in self.sent:  # 65,535 unanswered: not a measurement any more
+            return
+        packet = wire.publish(self.topic, self.bodies[self.at], qos=1, packet_id=self.packet_id)
+        self.at = (self.at + 1) % len(self.bodies)
+        self.sent[self.packet_id] = time.perf_counter_ns()
+        self.transport.write(packet)
+
+    def on_data(self, data: bytes) -> None:
+        now = time.perf_counter_ns()
+        if self._rest:
+            data = self._rest + data
+        start = 0
+        for end in wire.packet_ends(data):
+            if data[start] >> 4 == 4:  # PUBACK
+                packet_id = int.from_bytes(data[start + 2 : start + 4], "big")
+                began = self.sent.pop(packet_id, None)
+                if began is not None and self.latencies_ns is not None:
+                    self.latencies_ns.append(now - began)
+                    self.acked += 1
+            start = end
+        self._rest = data[start:]
+
+
+async def acked_posts(server: Server, options: Options) -> Measurement:
+    """``acking_devices`` devices send QoS 1 property posts at ``ack_rate`` a second in all,
+    evenly paced; each PUBACK is timed from its PUBLISH. On Hongshan a PUBACK follows the
+    history's commit of the post's values (group commit); Mosquitto acknowledges at once."""
+    n = options.acking_devices
+    bodies = 256  # distinct posts per device: more than the history remembers as taken
+
+    def device(i: int) -> Callable[[], Client]:
+        name = device_name(i)
+        topic = f"/sys/{PRODUCT_KEY}/{name}/thing/event/property/post"
+        hello = signed_connect(i) if server.name == "hongshan" else wire.connect(f"ack-{name}")
+        return lambda: AckingDevice(hello, topic, bodies)
+
+    connected = await connect_all(
+        [device(i) for i in range(n)],
+        server.port,
+        concurrency=options.concurrency,
+        within=options.connect_timeout,
+    )
+    clients = [c for c in connected.clients if isinstance(c, AckingDevice)]
+    if len(clients) < n:
+        detail = connected.failures[0] if connected.failures else "timed out"
+        raise RuntimeError(f"{len(clients)} of {n} devices connected: {detail}")
+    tick = 0.01
+    per_tick = options.ack_rate * tick / n  # posts per device per tick
+    loop = asyncio.get_running_loop()
+    owed = 0.0
+    started = loop.time()
+    result = Measurement()
+    cpu = CpuWindow(server)
+    measuring_from = started + options.warmup
+    measuring_to = measuring_from + options.duration
+    recording = False
+    while (now := loop.time()) < measuring_to:
+        if not recording and now >= measuring_from:
+            recording = True
+            cpu.start()
+            for c in clients:
+                c.latencies_ns = []
+        owed += per_tick
+        while owed >= 1:
+            for c in clients:
+                c.send()
+            owed -= 1
+        await asyncio.sleep(
+            max(0.0, started + tick * round((now - started) / tick + 1) - loop.time())
+        )
+    cpu.stop(result)
+    latencies = [ns for c in clients for ns in c.latencies_ns or []]
+    result.values["msg/s"] = sum(c.acked for c in clients) / options.duration
+    if latencies:
+        cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+        result.values["p50 ms"] = cuts[49] / 1e6
+        result.values["p99 ms"] = cuts[98] / 1e6
+    unanswered = sum(len(c.sent) for c in clients)
+    if unanswered:
+        result.notes.append(f"{unanswered} posts unacknowledged at the end")
+    await _close(clients, result)
     return result

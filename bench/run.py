@@ -112,6 +112,18 @@ SCENARIOS = (
         (Metric("posts/s", "posts/s", True, "hongshan ≥ 50,000/s", lambda v, _r: v >= 50_000),),
         prepare=lambda data_dir, o: devices.seed(data_dir, o.posting_devices),
     ),
+    Scenario(
+        "acks",
+        "{acking_devices} devices, QoS 1 posts at {ack_rate}/s: PUBACK (hongshan: after the "
+        "history's commit)",
+        devices.acked_posts,
+        (
+            Metric("msg/s", "acknowledged msg/s", True, ""),
+            Metric("p50 ms", "PUBACK p50 ms", False, ""),
+            Metric("p99 ms", "PUBACK p99 ms", False, ""),
+        ),
+        prepare=lambda data_dir, o: devices.seed(data_dir, o.acking_devices),
+    ),
 )
 
 
@@ -128,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         idle_clients=args.clients,
         devices=args.devices,
         posting_devices=args.posting_devices,
+        acking_devices=args.acking_devices,
+        ack_rate=args.ack_rate,
         concurrency=args.concurrency,
         connect_timeout=args.connect_timeout,
     )
@@ -351,6 +365,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--posting-devices", type=int, default=1_000, help="devices posting properties"
     )
+    parser.add_argument(
+        "--acking-devices", type=int, default=100, help="devices posting at QoS 1 (acks)"
+    )
+    parser.add_argument("--ack-rate", type=int, default=10_000, help="their posts/s in all (acks)")
     parser.add_argument(
         "--concurrency", type=int, default=100, help="connection attempts in flight"
     )

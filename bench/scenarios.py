@@ -44,6 +44,8 @@ class Options:
     idle_clients: int = 10_000
     devices: int = 10_000  # devices that log in with a signed CONNECT
     posting_devices: int = 1_000  # devices posting properties
+    acking_devices: int = 100  # devices posting at QoS 1, each PUBACK timed
+    ack_rate: int = 10_000  # their posts per second, in all
     payload: int = 100
     concurrency: int = 100  # connection attempts in flight (the usual listen backlog)
     connect_timeout: float = 60.0

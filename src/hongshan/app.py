@@ -9,6 +9,7 @@ import gc
 import logging
 import signal
 import time
+import zoneinfo
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from hongshan.broker.server import Broker
 from hongshan.config import Settings
 from hongshan.dialects.alink import desired, gateway, ntp, ota, shadows
 from hongshan.dialects.alink import dialect as alink
-from hongshan.errors import HongshanError
+from hongshan.errors import ConfigError, HongshanError
 from hongshan.http import build_http_app
 from hongshan.identity.acl import AclFile
 from hongshan.identity.device_auth import (
@@ -115,11 +116,21 @@ class Platform:
         self.admin_token = await asyncio.to_thread(load_or_create_token, data_dir)
         loop = asyncio.get_running_loop()
         history_file = data_dir / "history.db"
+        try:
+            zoneinfo.ZoneInfo(settings.time_zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"time_zone: {settings.time_zone!r} is not a time zone (such as Asia/Shanghai)"
+            ) from None
         retention = Retention(
             raw_days=settings.history_raw_days, rollup_days=settings.history_rollup_days
         )
         self.history = history = await asyncio.to_thread(
-            SQLiteHistory, history_file, loop=loop, retention=retention
+            SQLiteHistory,
+            history_file,
+            loop=loop,
+            retention=retention,
+            time_zone=settings.time_zone,
         )
         self._closing.push_async_callback(history.close)  # (after the broker: pushed first)
         history.start()

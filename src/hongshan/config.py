@@ -49,6 +49,8 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     secret_key_file: str | None = None
     # refuse a signed CONNECT whose timestamp is further than this from now, seconds (off)
     device_clock_skew: float | None = None
+    # the town's time zone: its days are the history's day rollups (an IANA name)
+    time_zone: str = "UTC"
     # how long history is kept unless a product says otherwise, days (unset: for ever)
     history_raw_days: float | None = None  # values, events, status changes, commands
     history_rollup_days: float | None = None  # minute and hour aggregates

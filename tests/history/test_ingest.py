@@ -329,12 +329,11 @@ def test_a_full_disk_stops_acknowledgements_until_there_is_room_again(
     first = device.publish(topic, b'{"id":"1","params":{"Seq":1}}', qos=1)
     first.wait_for_publish(TIMEOUT)
     filler = small_disk / "filler"
-    with filler.open("wb") as fill:  # every byte left, taken
+    with filler.open("wb", buffering=0) as fill:  # every byte left, taken
         chunk = b"\0" * 65536
         with contextlib.suppress(OSError):
             while True:
                 fill.write(chunk)
-                fill.flush()
     history = history_of(server)
     # (paho's MQTTMessageInfo raises for a message published while it was disconnected,
     # though it keeps and sends it: its PUBACKs are counted here instead)

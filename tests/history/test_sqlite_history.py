@@ -25,8 +25,8 @@ MINUTE = 60_000
 HOUR = 60 * MINUTE
 
 
-async def opened(path: Path) -> SQLiteHistory:
-    return SQLiteHistory(path / "history.db", loop=asyncio.get_running_loop())
+async def opened(path: Path, zone: str = "UTC") -> SQLiteHistory:
+    return SQLiteHistory(path / "history.db", loop=asyncio.get_running_loop(), time_zone=zone)
 
 
 async def test_values_of_every_type_come_back_as_they_went_in(tmp_path: Path) -> None:
@@ -157,6 +157,31 @@ async def test_calendar_days_are_the_towns_days(tmp_path: Path) -> None:
         (shanghai_midnight, {"avg": 15.0, "count": 2}),
         (shanghai_midnight + 24 * HOUR, {"avg": 40.0, "count": 1}),
     ]
+    await history.close()
+
+
+async def test_the_towns_days_are_kept_as_rollups_and_read_for_daily_questions(
+    tmp_path: Path,
+) -> None:
+    history = await opened(tmp_path, "Asia/Shanghai")
+    midnight = T0 - 8 * HOUR  # 2025-12-01T00:00+08:00
+    history.add_points(LAMP, [("PM25", midnight + m * 7 * MINUTE, m % 50) for m in range(600)])
+    await history.committed()
+    days = buckets(midnight, midnight + 4 * 24 * HOUR, "1d", "Asia/Shanghai")
+    assert rollups.level(days, rollups.TownDays("Asia/Shanghai")) == "history_days"
+    assert rollups.level(days, rollups.TownDays("UTC")) == "history_hours"
+    from_days = await history.aggregate([LAMP], "PM25", days, ["avg", "count", "first", "last"])
+    ahead = buckets(midnight + 1, midnight + 4 * 24 * HOUR, "1d", "Asia/Shanghai")  # raw
+    from_points = await history.aggregate([LAMP], "PM25", ahead, ["avg", "count", "first", "last"])
+    first_day = [(m * 7 * MINUTE, m % 50) for m in range(600) if m * 7 * MINUTE < 24 * HOUR]
+    assert from_days[0].values["count"] == len(first_day)
+    assert from_days[0].values["first"] == 0 and from_days[0].values["last"] == first_day[-1][1]
+    assert [b.start for b in from_days] == [b.start for b in from_points]
+    assert [b.values["count"] for b in from_days[1:]] == [
+        b.values["count"] for b in from_points[1:]
+    ]
+    with sqlite3.connect(tmp_path / "history.db") as db:
+        assert db.execute("SELECT count(*) FROM history_days").fetchone() == (3,)
     await history.close()
 
 
@@ -386,16 +411,19 @@ async def test_rollups_kept_as_values_arrive_equal_rollups_made_from_scratch(
     tmp_path: Path, seed: int
 ) -> None:
     """Values in order and out of it, replacements, text among numbers, passes at random
-    moments and a restart: the minutes and hours are those computed from the points alone."""
+    moments and a restart: the minutes, hours and days are those computed from the points
+    alone (days in a town whose midnight falls on an hour of UTC, and in one where it falls
+    on a half hour)."""
     rng = random.Random(seed)
-    history = await opened(tmp_path)
+    zone = ("UTC", "Asia/Shanghai", "Asia/Kolkata")[seed % 3]
+    history = await opened(tmp_path, zone)
     devices = [LAMP, OTHER]
     for step in range(40):
         if step == 20:  # a clean restart halfway
             await history.close()
-            history = await opened(tmp_path)
+            history = await opened(tmp_path, zone)
         device = rng.choice(devices)
-        base = T0 + rng.randrange(0, 3 * HOUR)
+        base = T0 + rng.randrange(0, 30 * HOUR)
         points = []
         for _ in range(rng.randrange(1, 30)):
             ts = base + rng.randrange(-5 * MINUTE, 5 * MINUTE) if rng.random() < 0.3 else base
@@ -411,20 +439,36 @@ async def test_rollups_kept_as_values_arrive_equal_rollups_made_from_scratch(
     with sqlite3.connect(tmp_path / "history.db") as db:
         kept = {
             table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-            for table in ("history_minutes", "history_hours")
+            for table in ("history_minutes", "history_hours", "history_days")
         }
         db.execute("DELETE FROM history_minutes")
         db.execute("DELETE FROM history_hours")
+        db.execute("DELETE FROM history_days")
         db.execute("DELETE FROM history_rolled")
         ids = [row[0] for row in db.execute("SELECT id FROM history_series")]
         db.commit()
-        rollups.recover(db, ids)  # everything, from the points alone
+        rollups.recover(db, ids, rollups.TownDays(zone))  # everything, from the points alone
         fresh = {
             table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-            for table in ("history_minutes", "history_hours")
+            for table in ("history_minutes", "history_hours", "history_days")
         }
     for table in kept:
         assert len(kept[table]) == len(fresh[table])
         for mine, theirs in zip(kept[table], fresh[table], strict=True):
             assert mine[:3] == theirs[:3] and mine[4:] == theirs[4:]  # all but the sum...
             assert mine[3] == pytest.approx(theirs[3]) or (mine[3] is None) == (theirs[3] is None)
+
+
+async def test_a_new_time_zone_makes_the_days_again(tmp_path: Path) -> None:
+    history = await opened(tmp_path, "UTC")
+    history.add_points(LAMP, [("PM25", T0 + h * HOUR, h) for h in range(48)])
+    await history.close()
+    shanghai = await opened(tmp_path, "Asia/Shanghai")
+    with sqlite3.connect(tmp_path / "history.db") as db:
+        starts = [b for (b,) in db.execute("SELECT bucket FROM history_days ORDER BY bucket")]
+    assert starts == [T0 - 8 * HOUR, T0 + 16 * HOUR, T0 + 40 * HOUR]  # Shanghai's midnights
+    days = buckets(T0 - 8 * HOUR, T0 + 64 * HOUR, "1d", "Asia/Shanghai")
+    found = await shanghai.aggregate([LAMP], "PM25", days, ["count", "sum"])
+    assert [b.values["count"] for b in found] == [16, 24, 8]
+    assert sum(b.values["sum"] for b in found) == sum(range(48))
+    await shanghai.close()

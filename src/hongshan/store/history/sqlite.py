@@ -12,7 +12,8 @@ Layout, for range scans by (device, identifier, time):
 - ``history_log`` holds events, service replies, status changes and the commands sent;
 - ``history_taken`` remembers which messages (by a digest of topic, id and payload) were taken,
   for the minutes a device may resend one after a crash;
-- ``history_minutes`` and ``history_hours`` keep aggregates (``sqlite_rollups``);
+- ``history_minutes``, ``history_hours`` and ``history_days`` (the town's days) keep
+  aggregates (``sqlite_rollups``);
 - ``history_retention`` says how long each product's history is kept (``sqlite_retention``).
 
 Rows are gathered on the event loop and handed to the writer once per loop turn as one
@@ -158,8 +159,10 @@ class SQLiteHistory:
         *,
         loop: asyncio.AbstractEventLoop,
         retention: Retention | None = None,
+        time_zone: str = "UTC",
     ) -> None:
         self.path = str(path)
+        self._days = rollups.TownDays(time_zone)  # the day rollups are the town's days
         self.default_retention = retention or Retention()
         self._loop = loop
         self._writer = SQLiteWriter(path, loop=loop)
@@ -211,8 +214,12 @@ class SQLiteHistory:
         # after a crash, what the lost passes would have written
         clean = conn.execute("SELECT value FROM history_meta WHERE key = 'clean'").fetchone()
         if clean is None or clean[0] != 1:
-            rollups.recover(conn, (s[0] for k in self._series.values() for s in k.values()))
-        self._rollups = rollups.Rollups(conn)
+            ids = (s[0] for k in self._series.values() for s in k.values())
+            rollups.recover(conn, ids, self._days)
+        self._rollups = rollups.Rollups(conn, self._days)
+        zone = conn.execute("SELECT value FROM history_meta WHERE key = 'day_zone'").fetchone()
+        if zone is None or zone[0] != time_zone:
+            rollups.rebuild_days(conn, self._days)
         conn.execute(rollups.SET_META, ("clean", 0))
         self._retention = {
             pk: Retention(raw_days=raw, rollup_days=rolled)
@@ -447,7 +454,7 @@ class SQLiteHistory:
                             f"DELETE FROM {table} WHERE series_id = ? AND bucket < ?",
                             (series_id, rolled),
                         )
-                        for table in ("history_minutes", "history_hours")
+                        for table in ("history_minutes", "history_hours", "history_days")
                     ]
 
         def oldest(conn: sqlite3.Connection) -> list[Step]:
@@ -544,9 +551,10 @@ class SQLiteHistory:
             )
         ids = [series_id for series_id, _ in found]
         kind = kinds.pop() if len(kinds) == 1 else "float"
-        if rollups.level(buckets):
+        if rollups.level(buckets, self._days) != "history_points":
             await self._rolled_up()
-        results = await self._read(lambda c: rollups.aggregate(c, ids, buckets, aggregates))
+        days = self._days
+        results = await self._read(lambda c: rollups.aggregate(c, ids, buckets, aggregates, days))
         return rollups.to_buckets(results, lambda value: _from_sql(kind, value))
 
     async def log(

@@ -25,7 +25,9 @@ rollup rows per series, not millions of points.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
+import zoneinfo
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -43,6 +45,12 @@ CREATE TABLE IF NOT EXISTS history_minutes (
     PRIMARY KEY (series_id, bucket)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history_hours (
+    series_id INTEGER NOT NULL, bucket INTEGER NOT NULL,
+    count INTEGER NOT NULL, sum REAL, min, max,
+    first_at INTEGER NOT NULL, first, last_at INTEGER NOT NULL, last,
+    PRIMARY KEY (series_id, bucket)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_days (
     series_id INTEGER NOT NULL, bucket INTEGER NOT NULL,
     count INTEGER NOT NULL, sum REAL, min, max,
     first_at INTEGER NOT NULL, first, last_at INTEGER NOT NULL, last,
@@ -83,6 +91,22 @@ SELECT g.s, g.b, g.n, g.sm, g.mn, g.mx,
 JOIN history_minutes AS f ON f.series_id = ?1 AND f.bucket = g.t0
 JOIN history_minutes AS l ON l.series_id = ?1 AND l.bucket = g.t1
 """
+# one run of the town's days of one series, from its hours (?4: the table under it), where a
+# day's start and end fall on whole hours of UTC, else from its minutes
+_DAYS_FROM = """
+INSERT OR REPLACE INTO history_days
+SELECT g.s, ?2, g.n, g.sm, g.mn, g.mx,
+    g.t0 - ?2 + f.first_at, f.first, g.t1 - ?2 + l.last_at, l.last
+FROM (
+    SELECT ?1 AS s, sum(count) AS n, sum(sum) AS sm, min(min) AS mn, max(max) AS mx,
+        min(bucket) AS t0, max(bucket) AS t1
+    FROM {0} WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3
+) AS g
+JOIN {0} AS f ON f.series_id = ?1 AND f.bucket = g.t0
+JOIN {0} AS l ON l.series_id = ?1 AND l.bucket = g.t1
+"""
+_DAYS_FROM_HOURS = _DAYS_FROM.format("history_hours")
+_DAYS_FROM_MINUTES = _DAYS_FROM.format("history_minutes")
 _DELETE_DIRTY = "DELETE FROM history_dirty WHERE series_id = ? AND bucket >= ? AND bucket < ?"
 _SET_ROLLED = "INSERT OR REPLACE INTO history_rolled (series_id, through) VALUES (?, ?)"
 SQL_VARIABLES = 30_000  # under SQLite's 32,766 bound parameters per statement
@@ -90,10 +114,39 @@ SQL_VARIABLES = 30_000  # under SQLite's 32,766 bound parameters per statement
 Parts = list[tuple[str, Sequence[Sequence[Any]]]]
 
 
+class TownDays:
+    """The town's days (midnight to midnight in its time zone), for the day rollups."""
+
+    def __init__(self, zone: str = "UTC") -> None:
+        self.name = zone
+        self.zone = zoneinfo.ZoneInfo(zone)
+        self._days: dict[int, tuple[int, int]] = {}  # hour -> its day's (start, end)
+
+    def of(self, ts: int) -> tuple[int, int]:
+        """The day holding ``ts``: its first millisecond and the next day's."""
+        hour = ts - ts % HOUR
+        found = self._days.get(hour)
+        if found is None or not found[0] <= ts < found[1]:  # (a :30 zone's day starts mid-hour)
+            local = dt.datetime.fromtimestamp(ts / 1000, self.zone).date()
+            found = (self._midnight(local), self._midnight(local + dt.timedelta(days=1)))
+            if found[0] <= hour and hour + HOUR <= found[1]:
+                if len(self._days) > 100_000:
+                    self._days.clear()
+                self._days[hour] = found
+        return found
+
+    def is_start(self, ts: int) -> bool:
+        return self.of(ts)[0] == ts
+
+    def _midnight(self, day: dt.date) -> int:
+        return int(dt.datetime(day.year, day.month, day.day, tzinfo=self.zone).timestamp() * 1000)
+
+
 class Rollups:
     """The minutes owed a pass, and each series' mark, on the event loop."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, days: TownDays) -> None:
+        self.days = days
         # series -> its mark: its rollups are complete below it, but for minutes noted on disk
         self.through: dict[int, int] = dict(conn.execute("SELECT * FROM history_rolled"))
         self.dirty: set[tuple[int, int]] = set()  # (series, minute) owed a recomputation
@@ -108,7 +161,7 @@ class Rollups:
         for series_id, mark in marks.items():
             if mark > self.through.get(series_id, LOWEST):
                 self.through[series_id] = mark
-        return pass_parts(minutes, marks), minutes
+        return pass_parts(minutes, marks, self.days), minutes
 
     def owe(self, minutes: Iterable[tuple[int, int]]) -> None:
         """A pass that failed: the next recomputes its minutes."""
@@ -126,20 +179,27 @@ def _runs(buckets: Iterable[tuple[int, int]], width: int) -> list[tuple[int, int
     return runs
 
 
-def pass_parts(minutes: set[tuple[int, int]], marks: dict[int, int]) -> Parts:
-    """The minutes recomputed from their points, then their hours from their minutes, the
-    notes on disk they settle, and the marks moved up."""
+def pass_parts(minutes: set[tuple[int, int]], marks: dict[int, int], days: TownDays) -> Parts:
+    """The minutes recomputed from their points, then their hours from their minutes and their
+    days from their hours (or minutes), the notes on disk they settle, the marks moved up."""
     minute_runs = _runs(minutes, MINUTE)
     hours = {(series_id, minute - minute % HOUR) for series_id, minute in minutes}
+    by_hours: list[tuple[int, int, int]] = []
+    by_minutes: list[tuple[int, int, int]] = []
+    for series_id, start, end in sorted({(s, *days.of(m)) for s, m in minutes}):
+        aligned = start % HOUR == 0 and end % HOUR == 0
+        (by_hours if aligned else by_minutes).append((series_id, start, end))
     return [
         (_MINUTES_FROM_POINTS, minute_runs),
         (_HOURS_FROM_MINUTES, _runs(hours, HOUR)),
+        (_DAYS_FROM_HOURS, by_hours),
+        (_DAYS_FROM_MINUTES, by_minutes),
         (_DELETE_DIRTY, minute_runs),
         (_SET_ROLLED, sorted(marks.items())),
     ]
 
 
-def recover(conn: sqlite3.Connection, series_ids: Iterable[int]) -> None:
+def recover(conn: sqlite3.Connection, series_ids: Iterable[int], days: TownDays) -> None:
     """At start after a crash: recompute what the lost passes would have."""
     through = dict(conn.execute("SELECT * FROM history_rolled"))
     owed = set(conn.execute("SELECT series_id, bucket FROM history_dirty"))
@@ -153,36 +213,56 @@ def recover(conn: sqlite3.Connection, series_ids: Iterable[int]) -> None:
     for series_id, minute in owed:
         marks[series_id] = max(minute, marks.get(series_id, minute), through.get(series_id, minute))
     conn.execute("BEGIN")
-    for sql_part, rows in pass_parts(owed, marks):
+    for sql_part, rows in pass_parts(owed, marks, days):
         conn.executemany(sql_part, rows)
     conn.execute("COMMIT")
 
 
-def level(buckets: Buckets) -> int:
-    """The coarsest rollup whose buckets tile the question exactly, or 0 for the raw points."""
+def rebuild_days(conn: sqlite3.Connection, days: TownDays) -> None:
+    """The day rollups made again from the hours (and minutes) for every day that has values:
+    the town's time zone changed, or the history predates day rollups."""
+    owed = {(series_id, *days.of(hour)) for series_id, hour in conn.execute(
+        "SELECT series_id, bucket FROM history_hours"
+    )}  # fmt: skip
+    aligned = [run for run in sorted(owed) if run[1] % HOUR == 0 and run[2] % HOUR == 0]
+    others = sorted(owed.difference(aligned))
+    conn.execute("BEGIN")
+    conn.execute("DELETE FROM history_days")
+    conn.executemany(_DAYS_FROM_HOURS, aligned)
+    conn.executemany(_DAYS_FROM_MINUTES, others)
+    conn.execute(SET_META, ("day_zone", days.name))
+    conn.execute("COMMIT")
+
+
+def level(buckets: Buckets, days: TownDays) -> str:
+    """The coarsest rollup whose buckets tile the question exactly (its table), or the raw
+    points': the town's days for calendar days, weeks and months in its time zone, hours or
+    minutes for buckets that fall on them."""
     edges = [buckets.start, buckets.end]
     if buckets.width:
         edges += [buckets.width, buckets.origin]
     else:
         edges += buckets.bounds
-    for width in (HOUR, MINUTE):
+        if all(days.is_start(edge) for edge in edges):
+            return "history_days"
+    for width, table in ((HOUR, "history_hours"), (MINUTE, "history_minutes")):
         if all(edge % width == 0 for edge in edges):
-            return width
-    return 0
+            return table
+    return "history_points"
 
 
 class _Source:
-    """Where an aggregate reads from: the raw points, the minutes or the hours."""
+    """Where an aggregate reads from: the raw points or a rollup table."""
 
-    def __init__(self, width: int) -> None:
-        if width:
-            self.table = "history_hours" if width == HOUR else "history_minutes"
+    def __init__(self, table: str) -> None:
+        self.table = table
+        if table != "history_points":
             self.time = "bucket"
             self.plain = "sum(count), sum(sum) / sum(count), min(min), max(max), sum(sum)"
             self.first = "min(bucket + first_at), first"
             self.last = "max(bucket + last_at), last"
         else:
-            self.table, self.time = "history_points", "ts"
+            self.time = "ts"
             self.plain = "count(value), avg(value), min(value), max(value), sum(value)"
             self.first, self.last = "min(ts), value", "max(ts), value"
 
@@ -192,11 +272,12 @@ def aggregate(
     ids: list[int],
     buckets: Buckets,
     aggregates: Sequence[str],
+    days: TownDays,
 ) -> dict[int, dict[str, Any]]:
     """Per bucket start: the asked aggregates of the series ``ids`` together, from the rollups
     where they tile the buckets, else from the points. First and last each take one more scan
     (SQLite gives a bare column the value of the row that ``min``/``max`` picked)."""
-    source = _Source(level(buckets))
+    source = _Source(level(buckets, days))
     if source.time == "bucket" and not buckets.width:
         return _fold_calendar(conn, ids, buckets, aggregates, source.table)
     at = source.time

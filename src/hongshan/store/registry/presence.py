@@ -12,6 +12,8 @@ import asyncio
 import logging
 import threading
 
+import sqlalchemy as sa
+
 from hongshan.store.registry.database import Database, DeviceKey, DeviceRecord, now_ms
 from hongshan.things.lifecycle import Event, next_state
 from hongshan.things.model import RegistryError
@@ -86,6 +88,14 @@ class PresenceWriter:
                     "id": record.id,
                 }
             )
-        if rows:
+        if not rows:
+            return
+        try:
             with self._db.engine.begin() as db:
                 self._db.executemany(db, _UPDATE, rows)
+        except sa.exc.SQLAlchemyError:
+            # kept for the next flush (a full disk, a database gone): newer changes win
+            with self._lock:
+                for key, change in pending.items():
+                    self._pending.setdefault(key, change)
+            raise

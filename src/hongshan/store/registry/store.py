@@ -111,7 +111,10 @@ class SQLRegistry:
         if self._closed:
             return
         self._closed = True
-        await self._presence.flush_now()
+        try:
+            await self._presence.flush_now()
+        except sa.exc.SQLAlchemyError as exc:  # stopping goes on: said, and the rest closed
+            log.error("registry: devices' presence not saved at stop: %s", exc)
         await self._db.close()
 
     def _load(self) -> None:
