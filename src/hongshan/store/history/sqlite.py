@@ -49,7 +49,7 @@ from hongshan.store.history.model import (
     SeriesInfo,
 )
 from hongshan.store.history.sqlite_retention import Retention, Step, Sweeper, point_steps
-from hongshan.store.sqlite.writer import SQLiteWriter
+from hongshan.store.sqlite.writer import RowInsert, SQLiteWriter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history_devices (
@@ -78,17 +78,17 @@ CREATE TABLE IF NOT EXISTS history_taken (
 ) WITHOUT ROWID;
 """
 
-INSERT_POINT = "INSERT OR REPLACE INTO history_points (series_id, ts, value) VALUES (?, ?, ?)"
-INSERT_LOG = (
-    "INSERT OR IGNORE INTO history_log (device_id, ts, seq, kind, identifier, body) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+# rows the writer gathers across a batch and writes as multi-row INSERTs
+INSERT_POINT = RowInsert("INSERT OR REPLACE INTO history_points (series_id, ts, value) VALUES", 3)
+INSERT_LOG = RowInsert(
+    "INSERT OR IGNORE INTO history_log (device_id, ts, seq, kind, identifier, body) VALUES", 6
 )
-INSERT_TAKEN = "INSERT OR IGNORE INTO history_taken (ts, device_id, key) VALUES (?, ?, ?)"
-INSERT_DEVICE = (
-    "INSERT OR IGNORE INTO history_devices (id, product_key, device_name) VALUES (?, ?, ?)"
+INSERT_TAKEN = RowInsert("INSERT OR IGNORE INTO history_taken (ts, device_id, key) VALUES", 3)
+INSERT_DEVICE = RowInsert(
+    "INSERT OR IGNORE INTO history_devices (id, product_key, device_name) VALUES", 3
 )
-INSERT_SERIES = (
-    "INSERT OR IGNORE INTO history_series (id, device_id, identifier, kind) VALUES (?, ?, ?, ?)"
+INSERT_SERIES = RowInsert(
+    "INSERT OR IGNORE INTO history_series (id, device_id, identifier, kind) VALUES", 4
 )
 
 TAKEN_WINDOW_MS = 10 * 60_000  # resends looked for: this long before the newest taken message
@@ -167,7 +167,7 @@ class SQLiteHistory:
         self._loop = loop
         self._writer = SQLiteWriter(path, loop=loop)
         conn = self._writer.conn
-        conn.executescript(SCHEMA + rollups.SCHEMA)
+        conn.executescript(SCHEMA + rollups.SCHEMA + rollups.TEMP_SCHEMA)
         self._devices: dict[Device, int] = {
             (pk, dn): row_id
             for row_id, pk, dn in conn.execute(
@@ -206,6 +206,7 @@ class SQLiteHistory:
         self._new_series_rows: list[tuple[int, int, str, str]] = []
         self._failure_seen: str | None = None  # the writer error the catalogue was resent for
         self._flush_scheduled = False
+        self._commit_waiters: list[asyncio.Future[None]] = []  # committed() of this turn
         self._pruned_at = time.monotonic()
         self._arrived: dict[int, int] = {}  # series -> the last arrival time given to a value
         self._late: list[tuple[int, int]] = []  # minutes of values out of order, noted on disk
@@ -311,8 +312,32 @@ class SQLiteHistory:
         outcome.set_exception(StoreUnavailable(self._writer.error or "history write failed"))
 
     def committed(self) -> Awaitable[None]:
-        self._flush()
-        return self._writer.committed()
+        """Done once everything added so far is durable. What this loop turn added goes to
+        the writer with the turn's other rows, and one marker answers every waiter of the
+        turn: a thousand QoS 1 posts a turn are one item and one marker, not a thousand."""
+        if not self._flush_scheduled:
+            return self._writer.committed()
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._commit_waiters.append(waiter)
+        return waiter
+
+    def _answer_waiters(self) -> None:
+        waiters, self._commit_waiters = self._commit_waiters, []
+        marker = self._writer.committed()
+
+        def answer(done: Awaitable[None]) -> None:
+            assert isinstance(done, asyncio.Future)
+            error = None if done.cancelled() else done.exception()
+            for waiter in waiters:
+                if waiter.done():
+                    continue
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+
+        assert isinstance(marker, asyncio.Future)
+        marker.add_done_callback(answer)
 
     @property
     def problem(self) -> str | None:
@@ -340,7 +365,7 @@ class SQLiteHistory:
         """Hand what gathered this loop turn to the writer as one item: committed together
         or not at all, so a resend after a crash finds either all of a message or none."""
         self._flush_scheduled = False
-        parts: list[tuple[str, Sequence[Sequence[Any]]]] = []
+        parts: list[tuple[str | RowInsert, Sequence[Sequence[Any]]]] = []
         failure = self._writer.error
         if failure is not None and failure is not self._failure_seen:
             # a failed batch may have held catalogue rows that later rows refer to: send the
@@ -363,6 +388,8 @@ class SQLiteHistory:
             if rows:
                 parts.append((sql, rows))
         if not parts:
+            if self._commit_waiters:
+                self._answer_waiters()
             return
         taken, taking = self._taken_by, self._taking
         self._new_devices, self._new_series_rows = [], []
@@ -374,6 +401,8 @@ class SQLiteHistory:
             )
         else:
             self._writer.executemany(*parts)
+        if self._commit_waiters:
+            self._answer_waiters()
         now = time.monotonic()
         if now - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = now

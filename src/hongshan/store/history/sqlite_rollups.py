@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hongshan.store.history.model import Bucket, Buckets
+from hongshan.store.sqlite.writer import RowInsert
 
 MINUTE = 60_000
 HOUR = 3_600_000
@@ -65,53 +66,85 @@ CREATE TABLE IF NOT EXISTS history_rolled (
 CREATE TABLE IF NOT EXISTS history_meta (key TEXT PRIMARY KEY, value);
 """
 
-INSERT_DIRTY = "INSERT OR IGNORE INTO history_dirty (series_id, bucket) VALUES (?, ?)"
+INSERT_DIRTY = RowInsert("INSERT OR IGNORE INTO history_dirty (series_id, bucket) VALUES", 2)
 SET_META = "INSERT OR REPLACE INTO history_meta (key, value) VALUES (?, ?)"
 _NUMBER = "CASE WHEN typeof({0}) IN ('integer', 'real') THEN {0} END"
 # one run of minutes of one series (?1, from ?2, to ?3): first and last are the points at the
 # group's min(ts) and max(ts), found by their key
+# A pass is a few statements over the runs it owes, put in temporary tables first (one
+# statement each for all the series, not one per series: between two statements the writer
+# must take the GIL back from the busy event loop, which can take the switch interval).
+TEMP_SCHEMA = """
+CREATE TEMP TABLE IF NOT EXISTS pass_minutes (series_id INTEGER, lo INTEGER, hi INTEGER);
+CREATE TEMP TABLE IF NOT EXISTS pass_hours (series_id INTEGER, lo INTEGER, hi INTEGER);
+CREATE TEMP TABLE IF NOT EXISTS pass_days (
+    series_id INTEGER, lo INTEGER, hi INTEGER, from_hours INTEGER
+);
+"""
+_CLEAR_RUNS = [
+    (f"DELETE FROM temp.{table}", [()]) for table in ("pass_minutes", "pass_hours", "pass_days")
+]
+_PUT_MINUTES = RowInsert("INSERT INTO temp.pass_minutes (series_id, lo, hi) VALUES", 3)
+_PUT_HOURS = RowInsert("INSERT INTO temp.pass_hours (series_id, lo, hi) VALUES", 3)
+_PUT_DAYS = RowInsert("INSERT INTO temp.pass_days (series_id, lo, hi, from_hours) VALUES", 4)
+# first and last are the rows at each group's min and max time, found by their keys
 _MINUTES_FROM_POINTS = f"""
 INSERT OR REPLACE INTO history_minutes
 SELECT g.s, g.b, g.n, g.sm, g.mn, g.mx, g.t0 - g.b, f.value, g.t1 - g.b, l.value FROM (
-    SELECT ?1 AS s, ts - ts % 60000 AS b, count(value) AS n, sum({_NUMBER.format("value")}) AS sm,
-        min(value) AS mn, max(value) AS mx, min(ts) AS t0, max(ts) AS t1
-    FROM history_points WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY b
+    SELECT p.series_id AS s, p.ts - p.ts % 60000 AS b, count(p.value) AS n,
+        sum({_NUMBER.format("p.value")}) AS sm, min(p.value) AS mn, max(p.value) AS mx,
+        min(p.ts) AS t0, max(p.ts) AS t1
+    FROM temp.pass_minutes AS r
+    JOIN history_points AS p ON p.series_id = r.series_id AND p.ts >= r.lo AND p.ts < r.hi
+    GROUP BY p.series_id, b
 ) AS g
-JOIN history_points AS f ON f.series_id = ?1 AND f.ts = g.t0
-JOIN history_points AS l ON l.series_id = ?1 AND l.ts = g.t1
+JOIN history_points AS f ON f.series_id = g.s AND f.ts = g.t0
+JOIN history_points AS l ON l.series_id = g.s AND l.ts = g.t1
 """
 _HOURS_FROM_MINUTES = """
 INSERT OR REPLACE INTO history_hours
 SELECT g.s, g.b, g.n, g.sm, g.mn, g.mx,
     g.t0 - g.b + f.first_at, f.first, g.t1 - g.b + l.last_at, l.last FROM (
-    SELECT ?1 AS s, bucket - bucket % 3600000 AS b, sum(count) AS n, sum(sum) AS sm,
-        min(min) AS mn, max(max) AS mx, min(bucket) AS t0, max(bucket) AS t1
-    FROM history_minutes WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3 GROUP BY b
+    SELECT m.series_id AS s, m.bucket - m.bucket % 3600000 AS b, sum(m.count) AS n,
+        sum(m.sum) AS sm, min(m.min) AS mn, max(m.max) AS mx,
+        min(m.bucket) AS t0, max(m.bucket) AS t1
+    FROM temp.pass_hours AS r
+    JOIN history_minutes AS m
+        ON m.series_id = r.series_id AND m.bucket >= r.lo AND m.bucket < r.hi
+    GROUP BY m.series_id, b
 ) AS g
-JOIN history_minutes AS f ON f.series_id = ?1 AND f.bucket = g.t0
-JOIN history_minutes AS l ON l.series_id = ?1 AND l.bucket = g.t1
+JOIN history_minutes AS f ON f.series_id = g.s AND f.bucket = g.t0
+JOIN history_minutes AS l ON l.series_id = g.s AND l.bucket = g.t1
 """
-# one run of the town's days of one series, from its hours (?4: the table under it), where a
-# day's start and end fall on whole hours of UTC, else from its minutes
+# the town's days, from their hours where a day's start and end fall on whole hours of UTC,
+# else from their minutes
 _DAYS_FROM = """
 INSERT OR REPLACE INTO history_days
-SELECT g.s, ?2, g.n, g.sm, g.mn, g.mx,
-    g.t0 - ?2 + f.first_at, f.first, g.t1 - ?2 + l.last_at, l.last
-FROM (
-    SELECT ?1 AS s, sum(count) AS n, sum(sum) AS sm, min(min) AS mn, max(max) AS mx,
-        min(bucket) AS t0, max(bucket) AS t1
-    FROM {0} WHERE series_id = ?1 AND bucket >= ?2 AND bucket < ?3
+SELECT g.s, g.d, g.n, g.sm, g.mn, g.mx,
+    g.t0 - g.d + f.first_at, f.first, g.t1 - g.d + l.last_at, l.last FROM (
+    SELECT r.series_id AS s, r.lo AS d, sum(u.count) AS n, sum(u.sum) AS sm,
+        min(u.min) AS mn, max(u.max) AS mx, min(u.bucket) AS t0, max(u.bucket) AS t1
+    FROM temp.pass_days AS r
+    JOIN {0} AS u ON u.series_id = r.series_id AND u.bucket >= r.lo AND u.bucket < r.hi
+    WHERE r.from_hours = {1}
+    GROUP BY r.series_id, r.lo
 ) AS g
-JOIN {0} AS f ON f.series_id = ?1 AND f.bucket = g.t0
-JOIN {0} AS l ON l.series_id = ?1 AND l.bucket = g.t1
+JOIN {0} AS f ON f.series_id = g.s AND f.bucket = g.t0
+JOIN {0} AS l ON l.series_id = g.s AND l.bucket = g.t1
 """
-_DAYS_FROM_HOURS = _DAYS_FROM.format("history_hours")
-_DAYS_FROM_MINUTES = _DAYS_FROM.format("history_minutes")
-_DELETE_DIRTY = "DELETE FROM history_dirty WHERE series_id = ? AND bucket >= ? AND bucket < ?"
-_SET_ROLLED = "INSERT OR REPLACE INTO history_rolled (series_id, through) VALUES (?, ?)"
+_DAYS_FROM_HOURS = _DAYS_FROM.format("history_hours", 1)
+_DAYS_FROM_MINUTES = _DAYS_FROM.format("history_minutes", 0)
+_DELETE_DIRTY = """
+DELETE FROM history_dirty WHERE EXISTS (
+    SELECT 1 FROM temp.pass_minutes AS r WHERE r.series_id = history_dirty.series_id
+    AND history_dirty.bucket >= r.lo AND history_dirty.bucket < r.hi
+)
+"""
+_SET_ROLLED = RowInsert("INSERT OR REPLACE INTO history_rolled (series_id, through) VALUES", 2)
 SQL_VARIABLES = 30_000  # under SQLite's 32,766 bound parameters per statement
 
-Parts = list[tuple[str, Sequence[Sequence[Any]]]]
+Parts = list[tuple[str | RowInsert, Sequence[Sequence[Any]]]]
+ONCE: list[tuple[()]] = [()]  # the rows of a statement run once
 
 
 class TownDays:
@@ -182,25 +215,38 @@ def _runs(buckets: Iterable[tuple[int, int]], width: int) -> list[tuple[int, int
 def pass_parts(minutes: set[tuple[int, int]], marks: dict[int, int], days: TownDays) -> Parts:
     """The minutes recomputed from their points, then their hours from their minutes and their
     days from their hours (or minutes), the notes on disk they settle, the marks moved up."""
-    minute_runs = _runs(minutes, MINUTE)
     hours = {(series_id, minute - minute % HOUR) for series_id, minute in minutes}
-    by_hours: list[tuple[int, int, int]] = []
-    by_minutes: list[tuple[int, int, int]] = []
-    for series_id, start, end in sorted({(s, *days.of(m)) for s, m in minutes}):
-        aligned = start % HOUR == 0 and end % HOUR == 0
-        (by_hours if aligned else by_minutes).append((series_id, start, end))
+    day_runs = [
+        (series_id, start, end, int(start % HOUR == 0 and end % HOUR == 0))
+        for series_id, start, end in sorted({(s, *days.of(m)) for s, m in minutes})
+    ]
     return [
-        (_MINUTES_FROM_POINTS, minute_runs),
-        (_HOURS_FROM_MINUTES, _runs(hours, HOUR)),
-        (_DAYS_FROM_HOURS, by_hours),
-        (_DAYS_FROM_MINUTES, by_minutes),
-        (_DELETE_DIRTY, minute_runs),
+        *_CLEAR_RUNS,
+        (_PUT_MINUTES, _runs(minutes, MINUTE)),
+        (_PUT_HOURS, _runs(hours, HOUR)),
+        (_PUT_DAYS, day_runs),
+        (_MINUTES_FROM_POINTS, ONCE),
+        (_HOURS_FROM_MINUTES, ONCE),
+        (_DAYS_FROM_HOURS, ONCE),
+        (_DAYS_FROM_MINUTES, ONCE),
+        (_DELETE_DIRTY, ONCE),
         (_SET_ROLLED, sorted(marks.items())),
     ]
 
 
+def run_parts(conn: sqlite3.Connection, parts: Parts) -> None:
+    """Parts run here rather than by the writer (at start), in order."""
+    for sql, rows in parts:
+        if isinstance(sql, RowInsert):
+            one = "(" + ",".join("?" * sql.width) + ")"
+            conn.executemany(f"{sql.head} {one}", rows)
+        else:
+            conn.executemany(sql, rows)
+
+
 def recover(conn: sqlite3.Connection, series_ids: Iterable[int], days: TownDays) -> None:
     """At start after a crash: recompute what the lost passes would have."""
+    conn.executescript(TEMP_SCHEMA)
     through = dict(conn.execute("SELECT * FROM history_rolled"))
     owed = set(conn.execute("SELECT series_id, bucket FROM history_dirty"))
     sql = "SELECT DISTINCT ts - ts % 60000 FROM history_points WHERE series_id = ? AND ts >= ?"
@@ -213,24 +259,30 @@ def recover(conn: sqlite3.Connection, series_ids: Iterable[int], days: TownDays)
     for series_id, minute in owed:
         marks[series_id] = max(minute, marks.get(series_id, minute), through.get(series_id, minute))
     conn.execute("BEGIN")
-    for sql_part, rows in pass_parts(owed, marks, days):
-        conn.executemany(sql_part, rows)
+    run_parts(conn, pass_parts(owed, marks, days))
     conn.execute("COMMIT")
 
 
 def rebuild_days(conn: sqlite3.Connection, days: TownDays) -> None:
     """The day rollups made again from the hours (and minutes) for every day that has values:
     the town's time zone changed, or the history predates day rollups."""
+    conn.executescript(TEMP_SCHEMA)
     owed = {(series_id, *days.of(hour)) for series_id, hour in conn.execute(
         "SELECT series_id, bucket FROM history_hours"
     )}  # fmt: skip
-    aligned = [run for run in sorted(owed) if run[1] % HOUR == 0 and run[2] % HOUR == 0]
-    others = sorted(owed.difference(aligned))
+    runs = [(s, lo, hi, int(lo % HOUR == 0 and hi % HOUR == 0)) for s, lo, hi in sorted(owed)]
     conn.execute("BEGIN")
     conn.execute("DELETE FROM history_days")
-    conn.executemany(_DAYS_FROM_HOURS, aligned)
-    conn.executemany(_DAYS_FROM_MINUTES, others)
-    conn.execute(SET_META, ("day_zone", days.name))
+    run_parts(
+        conn,
+        [
+            *_CLEAR_RUNS,
+            (_PUT_DAYS, runs),
+            (_DAYS_FROM_HOURS, ONCE),
+            (_DAYS_FROM_MINUTES, ONCE),
+            (SET_META, [("day_zone", days.name)]),
+        ],
+    )
     conn.execute("COMMIT")
 
 

@@ -13,13 +13,14 @@ later batch that commits: a waiter is answered for everything queued before it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import queue
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from hongshan.errors import StoreUnavailable
 
@@ -38,6 +39,20 @@ class _Keyed:
 
 
 Rows = Sequence[Sequence[Any]]
+_MULTI_ROW_PARAMS = 30_000  # parameters per multi-row INSERT (SQLite allows 32,766)
+
+
+class RowInsert(NamedTuple):
+    """An INSERT of many rows: ``head`` up to and with ``VALUES``, ``width`` values a row.
+
+    Given as the SQL of an ``executemany`` part, its rows are written as few statements of many
+    rows each (``VALUES (…), (…), …``), and the rows of every such part of a batch are written
+    together, just before the next statement of another kind. ``executemany`` would release
+    and retake the GIL for each row: with the event loop busy in the other thread, each retake
+    waits for the loop to give it up (up to the switch interval), and the writer crawls."""
+
+    head: str
+    width: int
 
 
 class _Many:
@@ -49,7 +64,7 @@ class _Many:
     __slots__ = ("outcome", "parts")
 
     def __init__(
-        self, parts: Sequence[tuple[str, Rows]], outcome: Callable[[bool], None] | None
+        self, parts: Sequence[tuple[str | RowInsert, Rows]], outcome: Callable[[bool], None] | None
     ) -> None:
         self.parts = parts
         self.outcome = outcome
@@ -86,7 +101,7 @@ class SQLiteWriter:
         self._dirty = True
 
     def executemany(
-        self, *parts: tuple[str, Rows], outcome: Callable[[bool], None] | None = None
+        self, *parts: tuple[str | RowInsert, Rows], outcome: Callable[[bool], None] | None = None
     ) -> None:
         """Queue statements, each run for every one of its rows, to be committed together or
         not at all (the caller no longer changes the rows); ``outcome(committed)`` is called
@@ -144,17 +159,25 @@ class SQLiteWriter:
             stopping = any(item is _STOP for item in batch)
             try:
                 conn.execute("BEGIN")
+                inserts: dict[RowInsert, list[Sequence[Any]]] = {}  # gathered, written at once
                 for item in batch:
                     if isinstance(item, _Many):
                         for sql, rows in item.parts:
+                            if isinstance(sql, RowInsert):
+                                inserts.setdefault(sql, []).extend(rows)
+                                continue
+                            _write_rows(conn, inserts)
                             conn.executemany(sql, rows)
                     elif isinstance(item, _Keyed):
+                        _write_rows(conn, inserts)
                         with self._keyed_lock:
                             statement = self._keyed.pop(item.key)
                         conn.execute(statement[0], statement[1])
                     elif item is not _STOP and not isinstance(item, _Marker):
+                        _write_rows(conn, inserts)
                         statement = cast(Statement, item)
                         conn.execute(statement[0], statement[1])
+                _write_rows(conn, inserts)
                 conn.execute("COMMIT")
                 self.error = None
             except sqlite3.Error as exc:
@@ -184,6 +207,18 @@ class SQLiteWriter:
     async def close(self) -> None:
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
+
+
+def _write_rows(conn: sqlite3.Connection, inserts: dict[RowInsert, list[Sequence[Any]]]) -> None:
+    """The gathered rows of multi-row INSERTs, a few thousand values per statement."""
+    for insert, rows in inserts.items():
+        per = max(1, _MULTI_ROW_PARAMS // insert.width)
+        one = "(" + ",".join("?" * insert.width) + ")"
+        for at in range(0, len(rows), per):
+            chunk = rows[at : at + per]
+            sql = f"{insert.head} {','.join([one] * len(chunk))}"
+            conn.execute(sql, list(itertools.chain.from_iterable(chunk)))
+    inserts.clear()
 
 
 def connect(path: str) -> sqlite3.Connection:
