@@ -13,6 +13,7 @@ later batch that commits: a waiter is answered for everything queued before it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import queue
@@ -39,7 +40,7 @@ class _Keyed:
 
 
 Rows = Sequence[Sequence[Any]]
-_MULTI_ROW_PARAMS = 30_000  # parameters per multi-row INSERT (SQLite allows 32,766)
+_CHUNK_ROWS = 1024  # rows per multi-row INSERT at most (SQLite allows 32,766 parameters)
 
 
 class RowInsert(NamedTuple):
@@ -210,19 +211,29 @@ class SQLiteWriter:
 
 
 def _write_rows(conn: sqlite3.Connection, inserts: dict[RowInsert, list[Sequence[Any]]]) -> None:
-    """The gathered rows of multi-row INSERTs, a few thousand values per statement."""
+    """The gathered rows of multi-row INSERTs, in statements of 1,024 rows or fewer, a power of
+    two of them each: the few statement texts that come up are compiled once and cached."""
     for insert, rows in inserts.items():
-        per = max(1, _MULTI_ROW_PARAMS // insert.width)
-        one = "(" + ",".join("?" * insert.width) + ")"
-        for at in range(0, len(rows), per):
-            chunk = rows[at : at + per]
-            sql = f"{insert.head} {','.join([one] * len(chunk))}"
-            conn.execute(sql, list(itertools.chain.from_iterable(chunk)))
+        at, left = 0, len(rows)
+        while left:
+            size = min(_CHUNK_ROWS, 1 << (left.bit_length() - 1))
+            chunk = rows[at : at + size]
+            conn.execute(_statement(insert, size), list(itertools.chain.from_iterable(chunk)))
+            at += size
+            left -= size
     inserts.clear()
 
 
+@functools.lru_cache(maxsize=256)
+def _statement(insert: RowInsert, rows: int) -> str:
+    one = "(" + ",".join("?" * insert.width) + ")"
+    return f"{insert.head} {','.join([one] * rows)}"
+
+
 def connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=256
+    )
     conn.execute("PRAGMA journal_mode=WAL")
     # FULL: a committed transaction survives power loss, not only a killed process.
     conn.execute("PRAGMA synchronous=FULL")
