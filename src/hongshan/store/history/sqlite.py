@@ -483,7 +483,7 @@ class SQLiteHistory:
                             f"DELETE FROM {table} WHERE series_id = ? AND bucket < ?",
                             (series_id, rolled),
                         )
-                        for table in ("history_minutes", "history_hours", "history_days")
+                        for table in rollups.ROLLUP_TABLES
                     ]
 
         def oldest(conn: sqlite3.Connection) -> list[Step]:

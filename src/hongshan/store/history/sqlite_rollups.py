@@ -38,25 +38,18 @@ MINUTE = 60_000
 HOUR = 3_600_000
 LOWEST = -(2**62)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS history_minutes (
+ROLLUP_TABLES = ("history_minutes", "history_hours", "history_days")
+_ROLLUP_TABLE = """
+CREATE TABLE IF NOT EXISTS {} (
     series_id INTEGER NOT NULL, bucket INTEGER NOT NULL,
     count INTEGER NOT NULL, sum REAL, min, max,
     first_at INTEGER NOT NULL, first, last_at INTEGER NOT NULL, last,
     PRIMARY KEY (series_id, bucket)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS history_hours (
-    series_id INTEGER NOT NULL, bucket INTEGER NOT NULL,
-    count INTEGER NOT NULL, sum REAL, min, max,
-    first_at INTEGER NOT NULL, first, last_at INTEGER NOT NULL, last,
-    PRIMARY KEY (series_id, bucket)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS history_days (
-    series_id INTEGER NOT NULL, bucket INTEGER NOT NULL,
-    count INTEGER NOT NULL, sum REAL, min, max,
-    first_at INTEGER NOT NULL, first, last_at INTEGER NOT NULL, last,
-    PRIMARY KEY (series_id, bucket)
-) WITHOUT ROWID;
+"""
+SCHEMA = (
+    "".join(_ROLLUP_TABLE.format(table) for table in ROLLUP_TABLES)
+    + """
 CREATE TABLE IF NOT EXISTS history_dirty (
     series_id INTEGER NOT NULL, bucket INTEGER NOT NULL, PRIMARY KEY (series_id, bucket)
 ) WITHOUT ROWID;
@@ -65,6 +58,7 @@ CREATE TABLE IF NOT EXISTS history_rolled (
 );
 CREATE TABLE IF NOT EXISTS history_meta (key TEXT PRIMARY KEY, value);
 """
+)
 
 INSERT_DIRTY = RowInsert("INSERT OR IGNORE INTO history_dirty (series_id, bucket) VALUES", 2)
 SET_META = "INSERT OR REPLACE INTO history_meta (key, value) VALUES (?, ?)"
