@@ -49,6 +49,7 @@ from hongshan.store.history.model import (
     SeriesInfo,
 )
 from hongshan.store.history.sqlite_retention import Retention, Step, Sweeper, point_steps
+from hongshan.store.history.taken import TakenKeys
 from hongshan.store.sqlite.writer import RowInsert, SQLiteWriter
 
 SCHEMA = """
@@ -92,7 +93,6 @@ INSERT_SERIES = RowInsert(
 )
 
 TAKEN_WINDOW_MS = 10 * 60_000  # resends looked for: this long before the newest taken message
-TAKEN_PER_DEVICE = 64  # keys kept in memory per device (a device's resends are its in-flight)
 TAKEN_KEPT_MS = 60 * 60_000  # taken keys older than this are deleted
 PRUNE_EVERY = 60.0  # seconds between deletions of old taken keys
 ROLLUP_EVERY = 2.0  # seconds between rollup passes while values come in
@@ -133,11 +133,6 @@ def _from_sql(kind: str, value: Any) -> Any:
     if kind == "json" and type(value) is bytes:
         return _unjson.decode(value)
     return value
-
-
-def _seen(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def _cursor(text: str | None, parts: int) -> tuple[int, ...] | None:
@@ -186,17 +181,13 @@ class SQLiteHistory:
             max((s[0] for known in self._series.values() for s in known.values()), default=0) + 1
         )
         self._seq = itertools.count(int(time.time() * 1000))  # unique across restarts
-        # device -> key -> the outcome of the transaction that holds it (done once committed)
-        self._taken_keys: dict[Device, dict[bytes, asyncio.Future[None]]] = {}
-        self._taking: asyncio.Future[None] | None = None  # the outcome of this turn's keys
-        self._committed_key: asyncio.Future[None] = loop.create_future()
-        self._committed_key.set_result(None)
+        self._taken_keys = TakenKeys(loop)
         window = (
             "SELECT device_id, key FROM history_taken "
             "WHERE ts >= (SELECT max(ts) FROM history_taken) - ? ORDER BY ts"
         )
-        for device_id, key in conn.execute(window, (TAKEN_WINDOW_MS,)):
-            self._remember_taken(names[device_id], key, self._committed_key)
+        rows = conn.execute(window, (TAKEN_WINDOW_MS,))
+        self._taken_keys.restore((names[device_id], key) for device_id, key in rows)
         self._points: list[tuple[int, int, Any]] = []
         self._log: list[tuple[int, int, int, str, str, bytes]] = []
         self._taken: list[tuple[int, int, bytes]] = []
@@ -278,38 +269,12 @@ class SQLiteHistory:
     def add_taken(self, device: Device, key: bytes, ts: int) -> None:
         self._taken.append((ts, self._device_id(device), key))
         self._taken_by.append((device, key))
-        if self._taking is None:
-            self._taking = self._loop.create_future()
-            self._taking.add_done_callback(_seen)
-        self._remember_taken(device, key, self._taking)
+        self._taken_keys.add(device, key)
         if not self._flush_scheduled:
             self._schedule_flush()
 
     def was_taken(self, device: Device, key: bytes) -> Awaitable[None] | None:
-        known = self._taken_keys.get(device)
-        return None if known is None else known.get(key)
-
-    def _remember_taken(self, device: Device, key: bytes, outcome: asyncio.Future[None]) -> None:
-        known = self._taken_keys.get(device)
-        if known is None:
-            known = self._taken_keys[device] = {}
-        known[key] = outcome
-        if len(known) > TAKEN_PER_DEVICE:
-            del known[next(iter(known))]
-
-    def _settle_taken(
-        self, keys: list[tuple[Device, bytes]], outcome: asyncio.Future[None], committed: bool
-    ) -> None:
-        """A flush that carried taken keys is over: committed, they are taken for good; rolled
-        back, they were never taken, and what waited on them (a resend's PUBACK) fails."""
-        if committed:
-            outcome.set_result(None)
-            return
-        for device, key in keys:
-            known = self._taken_keys.get(device)
-            if known is not None and known.get(key) is outcome:
-                del known[key]
-        outcome.set_exception(StoreUnavailable(self._writer.error or "history write failed"))
+        return self._taken_keys.was_taken(device, key)
 
     def committed(self) -> Awaitable[None]:
         """Done once everything added so far is durable. What this loop turn added goes to
@@ -391,14 +356,16 @@ class SQLiteHistory:
             if self._commit_waiters:
                 self._answer_waiters()
             return
-        taken, taking = self._taken_by, self._taking
+        taken, taking = self._taken_by, self._taken_keys.take_turn()
         self._new_devices, self._new_series_rows = [], []
         self._points, self._log, self._taken, self._taken_by = [], [], [], []
-        self._late, self._taking = [], None
+        self._late = []
         if taking is not None:
-            self._writer.executemany(
-                *parts, outcome=lambda committed: self._settle_taken(taken, taking, committed)
-            )
+
+            def settle(committed: bool) -> None:
+                self._taken_keys.settle(taken, taking, committed, self._writer.error)
+
+            self._writer.executemany(*parts, outcome=settle)
         else:
             self._writer.executemany(*parts)
         if self._commit_waiters:
@@ -428,7 +395,8 @@ class SQLiteHistory:
             done.set_exception(StoreUnavailable(self._writer.error or "rollup pass failed"))
 
         self._writer.executemany(*parts, outcome=outcome)
-        done.add_done_callback(_seen)  # a failure nobody awaits is logged by the writer
+        # a failure nobody awaits is not reported again: the writer logged it
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._last_pass = done
         return done
 
