@@ -16,7 +16,6 @@ import zoneinfo
 from hongshan.store.history.model import Buckets, HistoryProblem
 
 _FIXED_MS = {"s": 1000, "m": 60_000, "h": 3_600_000}
-_CALENDAR = ("d", "w", "mo", "y")
 _EVERY = re.compile(r"^(\d+)(s|m|h|d|w|mo|y)$")
 MAX_BUCKETS = 100_000
 

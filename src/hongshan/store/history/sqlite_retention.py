@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -118,7 +117,3 @@ def point_steps(series_id: int, oldest: int, cutoff: int) -> list[Step]:
         )
         start = end
     return steps
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
