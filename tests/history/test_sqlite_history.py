@@ -376,6 +376,8 @@ async def test_retention_deletes_old_history_in_small_steps_and_keeps_rollups_lo
         history.add_points(lamp, [("Brightness", today - h * HOUR, h % 100) for h in range(240)])
     for d in range(10):
         history.add_log(LAMP, LogKind.STATUS, "online", today - d * day, {})
+        # a device that only came and went, no values: its log is kept as long, no longer
+        history.add_log(("a1Lamp", "gateway-1"), LogKind.STATUS, "online", today - d * day, {})
     history.add_points(("a1Other", "meter-1"), [("Energy", today - 9 * day, 1.0)])  # no retention
     await history.committed()
     everything = buckets(today - 10 * day, today + HOUR, "1d")
@@ -393,6 +395,12 @@ async def test_retention_deletes_old_history_in_small_steps_and_keeps_rollups_lo
     assert min(p.ts for p in raw.points) >= now - 3 * day
     log = await history.log(LAMP, today - 10 * day, now + 1)
     assert len(log.entries) == 3
+    quiet = await history.log(("a1Lamp", "gateway-1"), today - 10 * day, now + 1)
+    assert len(quiet.entries) == 3
+    # a pass with nothing older than the cutoffs commits nothing: no step, no transaction
+    steps = history.sweeper.deleted_steps
+    await asyncio.wait_for(history.sweeper.sweep_now(), 60)
+    assert history.sweeper.deleted_steps == steps
     # aggregates reach back as far as the rollups: 5 days, from the rollups alone
     after = await history.aggregate(lamps, "Brightness", everything, ["count"])
     assert min(b.start for b in after) >= now - 5 * day - day

@@ -430,40 +430,52 @@ class SQLiteHistory:
             )
 
     async def _retention_steps(self) -> list[Step]:
-        """What a retention pass deletes: for each series of a product with a cutoff, its values
-        a day at a time, its rollups, and its device's log."""
+        """What a retention pass deletes, for each device of a product with a cutoff: its
+        series' values a day at a time, its log, its rollups. Only what holds something older
+        than its cutoff gets a step: each step is a transaction of its own."""
         now = int(time.time() * 1000)
         points: list[tuple[int, int]] = []  # (series, raw cutoff)
-        steps: list[Step] = []
-        for device, known in self._series.items():
-            raw, rolled = self.retention(device[0]).cutoffs(now)
-            device_id = self._devices.get(device)
-            if raw is not None and device_id is not None:
-                steps.append(
-                    ("DELETE FROM history_log WHERE device_id = ? AND ts < ?", (device_id, raw))
-                )
-            for series_id, _ in known.values():
+        logs: list[tuple[int, int]] = []  # (device, raw cutoff)
+        rolled: list[tuple[int, int]] = []  # (series, rollup cutoff)
+        for device, device_id in self._devices.items():
+            raw, rollup = self.retention(device[0]).cutoffs(now)
+            if raw is not None:
+                logs.append((device_id, raw))
+            for series_id, _ in self._series.get(device, {}).values():
                 if raw is not None:
                     points.append((series_id, raw))
-                if rolled is not None:
-                    steps += [
-                        (
-                            f"DELETE FROM {table} WHERE series_id = ? AND bucket < ?",
-                            (series_id, rolled),
-                        )
-                        for table in rollups.ROLLUP_TABLES
-                    ]
+                if rollup is not None:
+                    rolled.append((series_id, rollup))
 
-        def oldest(conn: sqlite3.Connection) -> list[Step]:
+        def plan(conn: sqlite3.Connection) -> list[Step]:
             found: list[Step] = []
-            sql = "SELECT min(ts) FROM history_points WHERE series_id = ?"
+            first_point = "SELECT min(ts) FROM history_points WHERE series_id = ?"
             for series_id, cutoff in points:
-                (first,) = conn.execute(sql, (series_id,)).fetchone()
+                (first,) = conn.execute(first_point, (series_id,)).fetchone()
                 if first is not None and first < cutoff:
                     found += point_steps(series_id, first, cutoff)
+            older_log = "SELECT 1 FROM history_log WHERE device_id = ? AND ts < ? LIMIT 1"
+            for device_id, cutoff in logs:
+                if conn.execute(older_log, (device_id, cutoff)).fetchone():
+                    found.append(
+                        (
+                            "DELETE FROM history_log WHERE device_id = ? AND ts < ?",
+                            (device_id, cutoff),
+                        )
+                    )
+            for table in rollups.ROLLUP_TABLES:
+                older = f"SELECT 1 FROM {table} WHERE series_id = ? AND bucket < ? LIMIT 1"
+                for series_id, cutoff in rolled:
+                    if conn.execute(older, (series_id, cutoff)).fetchone():
+                        found.append(
+                            (
+                                f"DELETE FROM {table} WHERE series_id = ? AND bucket < ?",
+                                (series_id, cutoff),
+                            )
+                        )
             return found
 
-        return await self._read(oldest) + steps
+        return await self._read(plan)
 
     async def close(self) -> None:
         self.sweeper.stop()
