@@ -16,6 +16,7 @@ from rich.table import Table
 
 from hongshan.cli_api import Api, api_options
 from hongshan.store.history.buckets import bucket_label
+from hongshan.store.history.model import LogKind
 
 RANGE = (
     click.option("--from", "start", help="ms since the epoch or ISO 8601 [a day before --to]"),
@@ -96,7 +97,7 @@ def history_query(
 @click.option(
     "--kind",
     multiple=True,
-    type=click.Choice(["event", "service_reply", "status", "property_set", "service_call"]),
+    type=click.Choice([kind.value for kind in LogKind]),
     help="Only these kinds (repeatable).",
 )
 @click.option("--limit", type=int, default=1000, show_default=True)

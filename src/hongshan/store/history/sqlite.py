@@ -560,10 +560,10 @@ class SQLiteHistory:
             )
         ids = [series_id for series_id, _ in found]
         kind = kinds.pop() if len(kinds) == 1 else "float"
-        if rollups.level(buckets, self._days) != "history_points":
+        table = rollups.level(buckets, self._days)
+        if table != "history_points":
             await self._rolled_up()
-        days = self._days
-        results = await self._read(lambda c: rollups.aggregate(c, ids, buckets, aggregates, days))
+        results = await self._read(lambda c: rollups.aggregate(c, ids, buckets, aggregates, table))
         return rollups.to_buckets(results, lambda value: _from_sql(kind, value))
 
     async def log(

@@ -318,12 +318,13 @@ def aggregate(
     ids: list[int],
     buckets: Buckets,
     aggregates: Sequence[str],
-    days: TownDays,
+    table: str,
 ) -> dict[int, dict[str, Any]]:
-    """Per bucket start: the asked aggregates of the series ``ids`` together, from the rollups
-    where they tile the buckets, else from the points. First and last each take one more scan
-    (SQLite gives a bare column the value of the row that ``min``/``max`` picked)."""
-    source = _Source(level(buckets, days))
+    """Per bucket start: the asked aggregates of the series ``ids`` together, read from
+    ``table`` (``level``'s choice: a rollup that tiles the buckets, else the points). First and
+    last each take one more scan (SQLite gives a bare column the value of the row that
+    ``min``/``max`` picked)."""
+    source = _Source(table)
     if source.time == "bucket" and not buckets.width:
         return _fold_calendar(conn, ids, buckets, aggregates, source.table)
     at = source.time

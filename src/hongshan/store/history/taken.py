@@ -14,8 +14,8 @@ import asyncio
 from collections.abc import Awaitable, Iterable
 
 from hongshan.errors import StoreUnavailable
+from hongshan.store.history.model import Device
 
-Device = tuple[str, str]
 PER_DEVICE = 64  # keys kept per device: more than the messages a device has in flight
 
 
