@@ -47,8 +47,8 @@ from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.pipeline.history import HistoryStage
 from hongshan.pipeline.uplink import Pipeline
 from hongshan.store.history.model import LogKind
+from hongshan.store.history.retention import Retention
 from hongshan.store.history.sqlite import SQLiteHistory
-from hongshan.store.history.sqlite_retention import Retention
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.store.sqlite.broker_state import SQLiteBrokerState
 from hongshan.twin.properties import PropertyTwin

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from hongshan.errors import StoreUnavailable
-from hongshan.store.history import sqlite_rollups as rollups
+from hongshan.store.history import rollups, sqlite_rollups
 from hongshan.store.history.buckets import buckets
 from hongshan.store.history.model import HistoryProblem, LogKind
+from hongshan.store.history.retention import Retention
 from hongshan.store.history.sqlite import SQLiteHistory
-from hongshan.store.history.sqlite_retention import Retention
 
 LAMP = ("a1Lamp", "lamp-1")
 OTHER = ("a1Lamp", "lamp-2")
@@ -455,7 +455,7 @@ async def test_rollups_kept_as_values_arrive_equal_rollups_made_from_scratch(
         db.execute("DELETE FROM history_rolled")
         ids = [row[0] for row in db.execute("SELECT id FROM history_series")]
         db.commit()
-        rollups.recover(db, ids, rollups.TownDays(zone))  # everything, from the points alone
+        sqlite_rollups.recover(db, ids, rollups.TownDays(zone))  # everything, from the points alone
         fresh = {
             table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
             for table in ("history_minutes", "history_hours", "history_days")

@@ -30,7 +30,7 @@ from hongshan.store.history.model import (
     LogPage,
     PointPage,
 )
-from hongshan.store.history.sqlite_retention import Retention
+from hongshan.store.history.retention import Retention
 from hongshan.things.model import DeviceFilter, DevicePlace
 
 if TYPE_CHECKING:

@@ -1,44 +1,29 @@
-"""Minute and hour rollups of the SQLite history, and the aggregate queries that read them.
+"""The SQLite side of the rollups (``rollups`` says what they are): their tables, a pass as
+set-based statements run by the writer over runs put in temporary tables first, the recovery
+after a crash, and the aggregate queries that read them or the points.
 
-``history_minutes`` and ``history_hours`` hold, per series and bucket, the count, the sum of the
-numbers, min, max and the first and last values with their times (as offsets into the bucket, a
-few bytes each: the first of several devices' values is the earliest of their firsts).
-
-A rollup is recomputed from what lies under it (a minute from its points, an hour from its
-minutes), never adjusted by a delta: a value that replaces another at the same millisecond, a
-late value from a history post and a resend all leave it right.
-
-The event loop only notes which minutes got values (a set add per value: it also runs the
-broker, and the GIL is shared). Every two seconds a pass hands them to the writer, which
-recomputes them a run of consecutive minutes of one series per statement, then their hours,
-and records per series how far its rollups are complete (``history_rolled``). That work is
-SQLite's, on the writer's thread, in C.
-
-A crash loses the minutes noted since the last pass. At the next start they are recomputed:
-for each series, the minutes with values from its mark on, and the minutes of values that came
-below their series' mark, which were noted on disk (``history_dirty``) with the values.
-
-An aggregate reads the hours when its buckets and range fall on whole hours, the minutes when on
-whole minutes, and the raw points otherwise: a year of daily averages reads a few thousand
-rollup rows per series, not millions of points.
+In the rollup tables, the first and last values' times are offsets into the bucket (a few bytes
+each); min and max of text are SQLite's comparison of text.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
-import zoneinfo
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hongshan.store.history.model import Bucket, Buckets
+from hongshan.store.history.model import Buckets
+from hongshan.store.history.rollups import (
+    LOWEST,
+    ROLLUP_TABLES,
+    TownDays,
+    day_runs_of_hours,
+    fold_calendar,
+    owed_marks,
+    pass_runs,
+)
 from hongshan.store.sqlite.writer import RowInsert
 
-MINUTE = 60_000
-HOUR = 3_600_000
-LOWEST = -(2**62)
-
-ROLLUP_TABLES = ("history_minutes", "history_hours", "history_days")
 _ROLLUP_TABLE = """
 CREATE TABLE IF NOT EXISTS {} (
     series_id INTEGER NOT NULL, bucket INTEGER NOT NULL,
@@ -141,83 +126,14 @@ Parts = list[tuple[str | RowInsert, Sequence[Sequence[Any]]]]
 ONCE: list[tuple[()]] = [()]  # the rows of a statement run once
 
 
-class TownDays:
-    """The town's days (midnight to midnight in its time zone), for the day rollups."""
-
-    def __init__(self, zone: str = "UTC") -> None:
-        self.name = zone
-        self.zone = zoneinfo.ZoneInfo(zone)
-        self._days: dict[int, tuple[int, int]] = {}  # hour -> its day's (start, end)
-
-    def of(self, ts: int) -> tuple[int, int]:
-        """The day holding ``ts``: its first millisecond and the next day's."""
-        hour = ts - ts % HOUR
-        found = self._days.get(hour)
-        if found is None or not found[0] <= ts < found[1]:  # (a :30 zone's day starts mid-hour)
-            local = dt.datetime.fromtimestamp(ts / 1000, self.zone).date()
-            found = (self._midnight(local), self._midnight(local + dt.timedelta(days=1)))
-            if found[0] <= hour and hour + HOUR <= found[1]:
-                if len(self._days) > 100_000:
-                    self._days.clear()
-                self._days[hour] = found
-        return found
-
-    def is_start(self, ts: int) -> bool:
-        return self.of(ts)[0] == ts
-
-    def _midnight(self, day: dt.date) -> int:
-        return int(dt.datetime(day.year, day.month, day.day, tzinfo=self.zone).timestamp() * 1000)
-
-
-class Rollups:
-    """The minutes owed a pass, and each series' mark, on the event loop."""
-
-    def __init__(self, conn: sqlite3.Connection, days: TownDays) -> None:
-        self.days = days
-        # series -> its mark: its rollups are complete below it, but for minutes noted on disk
-        self.through: dict[int, int] = dict(conn.execute("SELECT * FROM history_rolled"))
-        self.dirty: set[tuple[int, int]] = set()  # (series, minute) owed a recomputation
-
-    def take_pass(self) -> tuple[Parts, set[tuple[int, int]]]:
-        """What a pass writes, and the minutes it settles (owed again if it fails)."""
-        minutes, self.dirty = self.dirty, set()
-        marks: dict[int, int] = {}
-        for series_id, minute in minutes:
-            if minute > marks.get(series_id, LOWEST):
-                marks[series_id] = minute
-        for series_id, mark in marks.items():
-            if mark > self.through.get(series_id, LOWEST):
-                self.through[series_id] = mark
-        return pass_parts(minutes, marks, self.days), minutes
-
-    def owe(self, minutes: Iterable[tuple[int, int]]) -> None:
-        """A pass that failed: the next recomputes its minutes."""
-        self.dirty.update(minutes)
-
-
-def _runs(buckets: Iterable[tuple[int, int]], width: int) -> list[tuple[int, int, int]]:
-    """(series, from, to) for each run of consecutive buckets of one series."""
-    runs: list[tuple[int, int, int]] = []
-    for series_id, bucket in sorted(buckets):
-        if runs and runs[-1][0] == series_id and runs[-1][2] == bucket:
-            runs[-1] = (series_id, runs[-1][1], bucket + width)
-        else:
-            runs.append((series_id, bucket, bucket + width))
-    return runs
-
-
 def pass_parts(minutes: set[tuple[int, int]], marks: dict[int, int], days: TownDays) -> Parts:
     """The minutes recomputed from their points, then their hours from their minutes and their
     days from their hours (or minutes), the notes on disk they settle, the marks moved up."""
-    hours = {(series_id, minute - minute % HOUR) for series_id, minute in minutes}
-    day_runs = [
-        (series_id, start, end, int(start % HOUR == 0 and end % HOUR == 0))
-        for series_id, start, end in sorted({(s, *days.of(m)) for s, m in minutes})
-    ]
+    minute_runs, hour_runs, day_runs = pass_runs(minutes, days)
     return [
         *_CLEAR_RUNS,
-        (_PUT_MINUTES, _runs(minutes, MINUTE)),
-        (_PUT_HOURS, _runs(hours, HOUR)),
+        (_PUT_MINUTES, minute_runs),
+        (_PUT_HOURS, hour_runs),
         (_PUT_DAYS, day_runs),
         (_MINUTES_FROM_POINTS, ONCE),
         (_HOURS_FROM_MINUTES, ONCE),
@@ -249,11 +165,8 @@ def recover(conn: sqlite3.Connection, series_ids: Iterable[int], days: TownDays)
             owed.add((series_id, minute))
     if not owed:
         return
-    marks: dict[int, int] = {}
-    for series_id, minute in owed:
-        marks[series_id] = max(minute, marks.get(series_id, minute), through.get(series_id, minute))
     conn.execute("BEGIN")
-    run_parts(conn, pass_parts(owed, marks, days))
+    run_parts(conn, pass_parts(owed, owed_marks(owed, through), days))
     conn.execute("COMMIT")
 
 
@@ -261,10 +174,7 @@ def rebuild_days(conn: sqlite3.Connection, days: TownDays) -> None:
     """The day rollups made again from the hours (and minutes) for every day that has values:
     the town's time zone changed, or the history predates day rollups."""
     conn.executescript(TEMP_SCHEMA)
-    owed = {(series_id, *days.of(hour)) for series_id, hour in conn.execute(
-        "SELECT series_id, bucket FROM history_hours"
-    )}  # fmt: skip
-    runs = [(s, lo, hi, int(lo % HOUR == 0 and hi % HOUR == 0)) for s, lo, hi in sorted(owed)]
+    runs = day_runs_of_hours(conn.execute("SELECT series_id, bucket FROM history_hours"), days)
     conn.execute("BEGIN")
     conn.execute("DELETE FROM history_days")
     run_parts(
@@ -278,23 +188,6 @@ def rebuild_days(conn: sqlite3.Connection, days: TownDays) -> None:
         ],
     )
     conn.execute("COMMIT")
-
-
-def level(buckets: Buckets, days: TownDays) -> str:
-    """The coarsest rollup whose buckets tile the question exactly (its table), or the raw
-    points': the town's days for calendar days, weeks and months in its time zone, hours or
-    minutes for buckets that fall on them."""
-    edges = [buckets.start, buckets.end]
-    if buckets.width:
-        edges += [buckets.width, buckets.origin]
-    else:
-        edges += buckets.bounds
-        if all(days.is_start(edge) for edge in edges):
-            return "history_days"
-    for width, table in ((HOUR, "history_hours"), (MINUTE, "history_minutes")):
-        if all(edge % width == 0 for edge in edges):
-            return table
-    return "history_points"
 
 
 class _Source:
@@ -379,8 +272,7 @@ def _fold_calendar(
     table: str,
 ) -> dict[int, dict[str, Any]]:
     """Calendar buckets over rollups: the series' rollup rows summed per rollup bucket in one
-    scan, then folded into days, weeks or months here (a year of hours is 8,760 rows; joining
-    365 ranges to each series would be 365 seeks per series)."""
+    scan, folded into the calendar's buckets by ``fold_calendar``."""
     series = f"series_id IN ({','.join('?' * len(ids))})"
     where = f"FROM {table} WHERE {series} AND bucket >= ? AND bucket < ? GROUP BY bucket"
     params = [*ids, buckets.start, buckets.end]
@@ -393,51 +285,4 @@ def _fold_calendar(
         firsts = {b: v for b, _, v in conn.execute(sql.format("min(first_at)", "first"), params)}
         lasts = {b: v for b, _, v in conn.execute(sql.format("max(last_at)", "last"), params)}
         edges = {b: (firsts.get(b), lasts.get(b)) for b in firsts}
-    bounds = buckets.bounds
-    results: dict[int, dict[str, Any]] = {}
-    at = 0
-    folded: list[Any] | None = None  # [start, count, sum, min, max, first bucket, last bucket]
-    for bucket, count, total, low, high in rows:
-        while at + 1 < len(bounds) - 1 and bucket >= bounds[at + 1]:
-            at += 1
-        if folded is None or folded[0] != bounds[at]:
-            if folded is not None:
-                results[folded[0]] = _values(folded, aggregates, edges)
-            folded = [bounds[at], count, total, low, high, bucket, bucket]
-            continue
-        folded[1] += count
-        if total is not None:
-            folded[2] = total if folded[2] is None else folded[2] + total
-        if low is not None and (folded[3] is None or low < folded[3]):
-            folded[3] = low
-        if high is not None and (folded[4] is None or high > folded[4]):
-            folded[4] = high
-        folded[6] = bucket
-    if folded is not None:
-        results[folded[0]] = _values(folded, aggregates, edges)
-    return results
-
-
-def _values(
-    folded: list[Any], aggregates: Sequence[str], edges: dict[int, tuple[Any, Any]]
-) -> dict[str, Any]:
-    _, count, total, low, high, first, last = folded
-    row = {
-        "count": count,
-        "sum": total,
-        "avg": total / count if total is not None and count else None,
-        "min": low,
-        "max": high,
-        "first": edges.get(first, (None, None))[0],
-        "last": edges.get(last, (None, None))[1],
-    }
-    return {a: row[a] for a in aggregates}
-
-
-def to_buckets(results: dict[int, dict[str, Any]], decode: Any) -> list[Bucket]:
-    """Buckets in time order, their first/last/min/max decoded as the series' kind says."""
-    for found in results.values():
-        for name in ("min", "max", "first", "last"):
-            if found.get(name) is not None:
-                found[name] = decode(found[name])
-    return [Bucket(start=b, values=results[b]) for b in sorted(results)]
+    return fold_calendar(rows, edges, buckets.bounds, aggregates)

@@ -1,11 +1,11 @@
-"""Retention for the SQLite history: raw values and the log for ``raw_days``, rollups for
+"""Retention, whatever the backend: raw values and the log for ``raw_days``, rollups for
 ``rollup_days``, per product, enforced in the background in small steps.
 
 A pass every ``EVERY`` seconds plans its steps (which series have values older than their
-product's cutoff, and from when), then queues them to the writer one at a time: each deletes at
-most a day of one series, and the next is queued only when it has committed. Between two steps
-the writer commits whatever the devices sent, so a first pass over years of data never holds
-ingest up for longer than one small delete.
+product's cutoff, and from when), then queues them to the store's writer one at a time: each
+deletes at most a day of one series, and the next is queued only when it has committed. Between
+two steps the writer commits whatever the devices sent, so a first pass over years of data never
+holds ingest up for longer than one small delete.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 import msgspec
-
-from hongshan.store.sqlite.writer import SQLiteWriter
 
 log = logging.getLogger("hongshan.history")
 
@@ -44,10 +42,18 @@ Step = tuple[str, tuple[Any, ...]]
 Plan = Callable[[], Awaitable[list[Step]]]
 
 
+class Writer(Protocol):
+    """What the sweeper needs of a store's writer (SQLite's and PostgreSQL's both)."""
+
+    def executemany(
+        self, *parts: tuple[Any, Sequence[Sequence[Any]]], outcome: Callable[[bool], None] | None
+    ) -> None: ...
+
+
 class Sweeper:
     """Runs passes of ``plan``'s steps through ``writer``, one committed step at a time."""
 
-    def __init__(self, writer: SQLiteWriter, loop: asyncio.AbstractEventLoop, plan: Plan) -> None:
+    def __init__(self, writer: Writer, loop: asyncio.AbstractEventLoop, plan: Plan) -> None:
         self._writer = writer
         self._loop = loop
         self._plan = plan
@@ -103,17 +109,13 @@ class Sweeper:
         self._steps.clear()
 
 
-def point_steps(series_id: int, oldest: int, cutoff: int) -> list[Step]:
-    """Delete one series' values before ``cutoff``, a day at a time from its oldest."""
+def point_steps(delete: str, series_id: int, oldest: int, cutoff: int) -> list[Step]:
+    """Delete one series' values before ``cutoff``, a day at a time from its oldest (``delete``
+    takes the series, the first and the end millisecond)."""
     steps = []
     start = oldest
     while start < cutoff:
         end = min(start + STEP_MS, cutoff)
-        steps.append(
-            (
-                "DELETE FROM history_points WHERE series_id = ? AND ts >= ? AND ts < ?",
-                (series_id, start, end),
-            )
-        )
+        steps.append((delete, (series_id, start, end)))
         start = end
     return steps

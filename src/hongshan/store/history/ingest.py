@@ -1,0 +1,400 @@
+"""The event-loop side of a history store, whatever the backend: rows gathered each loop turn
+and handed to the store's one writer as one item, committed together or not at all (so a resend
+after a crash finds either all of a message or none), the catalogue of devices and series, the
+memory of taken messages, the rollup passes and retention.
+
+Devices and series get small integers, assigned here and kept in memory, so a point is three
+numbers: (series, ts, value), the value as the store keeps it (``to_stored``). The catalogue
+rows a turn makes go in the same item as the rows that name them. A backend gives its writer
+(``Writer``), its statements (``Statements``), what it read at open (``Loaded``), how a rollup
+pass is written, and answers the reading half of ``HistoryStore`` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, NamedTuple, Protocol
+
+import msgspec
+
+from hongshan.errors import StoreUnavailable
+from hongshan.store.history import rollups
+from hongshan.store.history.model import Device, LogKind, SeriesInfo
+from hongshan.store.history.retention import Retention, Step, Sweeper
+from hongshan.store.history.taken import TakenKeys
+
+TAKEN_WINDOW_MS = 10 * 60_000  # resends looked for: this long before the newest taken message
+TAKEN_KEPT_MS = 60 * 60_000  # taken keys older than this are deleted
+PRUNE_EVERY = 60.0  # seconds between deletions of old taken keys
+ROLLUP_EVERY = 2.0  # seconds between rollup passes while values come in
+INT64 = 1 << 63
+
+_json = msgspec.json.Encoder()
+
+
+class Writer(Protocol):
+    """One writer per store: what is queued runs in order, a batch per transaction."""
+
+    error: str | None  # why the last batch failed; None once one commits
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def executemany(
+        self, *parts: tuple[Any, Sequence[Sequence[Any]]], outcome: Callable[[bool], None] | None
+    ) -> None: ...
+
+    def committed(self) -> Awaitable[None]: ...
+
+    async def close(self) -> None: ...
+
+
+class Statements(NamedTuple):
+    """A backend's statements: the inserts take rows, the others are run with parameters."""
+
+    device: Any  # (id, product_key, device_name); an existing one is left as it is
+    series: Any  # (id, device_id, identifier, kind); likewise
+    point: Any  # (series_id, ts, stored value); replaces one at the same millisecond
+    dirty: Any  # (series_id, minute) of a value below its series' mark
+    log: Any  # (device_id, ts, seq, kind, identifier, body as JSON bytes)
+    taken: Any  # (ts, device_id, key)
+    prune_taken: str  # (oldest ts kept)
+    set_retention: str  # (product_key, raw_days, rollup_days)
+    delete_retention: str  # (product_key)
+    set_meta: str  # (key, value)
+
+
+class Loaded(NamedTuple):
+    """What a backend read at open."""
+
+    devices: dict[Device, int]
+    series: dict[Device, dict[str, tuple[int, str]]]  # identifier -> (series id, kind)
+    taken: list[tuple[Device, bytes]]  # keys of the minutes before the last taken, oldest first
+    through: dict[int, int]  # each series' rollup mark
+    retention: dict[str, Retention]
+
+
+def kind_of(value: Any) -> str:
+    kind = type(value)
+    if kind is bool:
+        return "bool"
+    if kind is int:
+        return "int"
+    if kind is float:
+        return "float"
+    if kind is str:
+        return "text"
+    return "json"
+
+
+def to_stored(value: Any) -> Any:
+    """A value as the stores keep it: numbers and text as they are (an integer beyond 64
+    bits as a float), booleans as 0/1, structs and arrays as JSON bytes."""
+    kind = type(value)
+    if kind is float or kind is str:
+        return value
+    if kind is bool:
+        return int(value)
+    if kind is int:
+        return value if -INT64 <= value < INT64 else float(value)
+    return _json.encode(value)
+
+
+class Ingest:
+    def __init__(
+        self,
+        writer: Writer,
+        statements: Statements,
+        loaded: Loaded,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        days: rollups.TownDays,
+        pass_parts: rollups.PassParts,
+        retention: Retention | None,
+    ) -> None:
+        self._loop = loop
+        self._writer = writer
+        self._sql = statements
+        self._days = days  # the day rollups are the town's days
+        self.default_retention = retention or Retention()
+        self._devices = loaded.devices
+        self._series = loaded.series
+        self._next_device = itertools.count(max(self._devices.values(), default=0) + 1)
+        self._next_series = itertools.count(
+            max((s[0] for known in self._series.values() for s in known.values()), default=0) + 1
+        )
+        self._seq = itertools.count(int(time.time() * 1000))  # unique across restarts
+        self._taken_keys = TakenKeys(loop)
+        self._taken_keys.restore(loaded.taken)
+        self._points: list[tuple[int, int, Any]] = []
+        self._log: list[tuple[int, int, int, str, str, bytes]] = []
+        self._taken: list[tuple[int, int, bytes]] = []
+        self._taken_by: list[tuple[Device, bytes]] = []  # the same keys, by device
+        # catalogue rows made this turn; they go in the same transaction as the rows they name
+        self._new_devices: list[tuple[int, str, str]] = []
+        self._new_series_rows: list[tuple[int, int, str, str]] = []
+        self._failure_seen: str | None = None  # the writer error the catalogue was resent for
+        self._flush_scheduled = False
+        self._commit_waiters: list[asyncio.Future[None]] = []  # committed() of this turn
+        self._pruned_at = time.monotonic()
+        self._arrived: dict[int, int] = {}  # series -> the last arrival time given to a value
+        self._late: list[tuple[int, int]] = []  # minutes of values out of order, noted on disk
+        self._rollups = rollups.Rollups(loaded.through, days, pass_parts)
+        self._rollup: asyncio.TimerHandle | None = None
+        self._last_pass: asyncio.Future[None] | None = None
+        self._retention = loaded.retention
+        self.sweeper = Sweeper(writer, loop, self._retention_steps)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def add_points(
+        self, device: Device, points: Iterable[tuple[str, int, Any]], *, arrival: bool = False
+    ) -> None:
+        known = self._series.get(device)
+        if known is None:
+            known = self._series[device] = {}
+        rows, arrived = self._points, self._arrived
+        dirty, through = self._rollups.dirty, self._rollups.through
+        for identifier, ts, value in points:
+            found = known.get(identifier)
+            series_id = (
+                found[0] if found is not None else self._new_series(device, identifier, value)
+            )
+            if arrival:
+                # two values of a property arriving in one millisecond (a device sending its
+                # backlog) must not replace each other: the later takes the next millisecond
+                previous = arrived.get(series_id, 0)
+                if ts <= previous:
+                    ts = previous + 1
+                arrived[series_id] = ts
+            kind = type(value)
+            if (
+                kind is not float
+                and kind is not str
+                and (kind is not int or not -INT64 <= value < INT64)
+            ):
+                value = to_stored(value)
+            rows.append((series_id, ts, value))
+            minute = (series_id, ts - ts % rollups.MINUTE)
+            dirty.add(minute)
+            if ts < through.get(series_id, rollups.LOWEST):  # below the mark: noted on disk
+                self._late.append(minute)
+        if not self._flush_scheduled:
+            self._schedule_flush()
+        if self._rollup is None:
+            self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
+
+    def add_log(self, device: Device, kind: LogKind, identifier: str, ts: int, body: Any) -> None:
+        entry = (self._device_id(device), ts, next(self._seq), kind.value, identifier)
+        self._log.append((*entry, _json.encode(body)))
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def add_taken(self, device: Device, key: bytes, ts: int) -> None:
+        self._taken.append((ts, self._device_id(device), key))
+        self._taken_by.append((device, key))
+        self._taken_keys.add(device, key)
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def was_taken(self, device: Device, key: bytes) -> Awaitable[None] | None:
+        return self._taken_keys.was_taken(device, key)
+
+    def committed(self) -> Awaitable[None]:
+        """Done once everything added so far is durable. What this loop turn added goes to
+        the writer with the turn's other rows, and one marker answers every waiter of the
+        turn: a thousand QoS 1 posts a turn are one item and one marker, not a thousand."""
+        if not self._flush_scheduled:
+            return self._writer.committed()
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._commit_waiters.append(waiter)
+        return waiter
+
+    def _answer_waiters(self) -> None:
+        waiters, self._commit_waiters = self._commit_waiters, []
+        marker = self._writer.committed()
+
+        def answer(done: Awaitable[None]) -> None:
+            assert isinstance(done, asyncio.Future)
+            error = None if done.cancelled() else done.exception()
+            for waiter in waiters:
+                if waiter.done():
+                    continue
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+
+        assert isinstance(marker, asyncio.Future)
+        marker.add_done_callback(answer)
+
+    @property
+    def problem(self) -> str | None:
+        """Why the last write failed, until one succeeds (for the health endpoint)."""
+        return self._writer.error
+
+    def _device_id(self, device: Device) -> int:
+        row_id = self._devices.get(device)
+        if row_id is None:
+            row_id = self._devices[device] = next(self._next_device)
+            self._new_devices.append((row_id, *device))
+        return row_id
+
+    def _new_series(self, device: Device, identifier: str, value: Any) -> int:
+        device_id = self._device_id(device)
+        series_id, kind = next(self._next_series), kind_of(value)
+        self._series[device][identifier] = (series_id, kind)
+        self._new_series_rows.append((series_id, device_id, identifier, kind))
+        return series_id
+
+    def _schedule_flush(self) -> None:
+        self._flush_scheduled = True
+        self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Hand what gathered this loop turn to the writer as one item."""
+        self._flush_scheduled = False
+        parts: list[tuple[Any, Sequence[Sequence[Any]]]] = []
+        failure = self._writer.error
+        if failure is not None and failure is not self._failure_seen:
+            # a failed batch may have held catalogue rows that later rows refer to: send the
+            # whole catalogue again (existing rows are left as they are) with the first rows
+            # after it
+            self._failure_seen = failure
+            self._new_devices = [(i, pk, dn) for (pk, dn), i in self._devices.items()]
+            self._new_series_rows = [
+                (series_id, self._devices[device], identifier, kind)
+                for device, known in self._series.items()
+                for identifier, (series_id, kind) in known.items()
+            ]
+        sql = self._sql
+        for statement, rows in (
+            (sql.device, self._new_devices),
+            (sql.series, self._new_series_rows),
+            (sql.point, self._points),
+            (sql.dirty, self._late),
+            (sql.log, self._log),
+            (sql.taken, self._taken),
+        ):
+            if rows:
+                parts.append((statement, rows))
+        if not parts:
+            if self._commit_waiters:
+                self._answer_waiters()
+            return
+        taken, taking = self._taken_by, self._taken_keys.take_turn()
+        self._new_devices, self._new_series_rows = [], []
+        self._points, self._log, self._taken, self._taken_by = [], [], [], []
+        self._late = []
+        if taking is not None:
+
+            def settle(committed: bool) -> None:
+                self._taken_keys.settle(taken, taking, committed, self._writer.error)
+
+            self._writer.executemany(*parts, outcome=settle)
+        else:
+            self._writer.executemany(*parts, outcome=None)
+        if self._commit_waiters:
+            self._answer_waiters()
+        now = time.monotonic()
+        if now - self._pruned_at > PRUNE_EVERY:
+            self._pruned_at = now
+            self._writer.execute(sql.prune_taken, (int(time.time() * 1000) - TAKEN_KEPT_MS,))
+
+    def _roll_up(self) -> asyncio.Future[None] | None:
+        """A rollup pass (after this turn's values in the writer's queue, so it sees them)."""
+        self._rollup = None
+        if not self._rollups.dirty:
+            return self._last_pass
+        self._flush()
+        parts, settled = self._rollups.take_pass()
+        done: asyncio.Future[None] = self._loop.create_future()
+
+        def outcome(committed: bool) -> None:
+            if committed:
+                done.set_result(None)
+                return
+            self._rollups.owe(settled)  # the next pass recomputes them
+            if self._rollup is None:
+                self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
+            done.set_exception(StoreUnavailable(self._writer.error or "rollup pass failed"))
+
+        self._writer.executemany(*parts, outcome=outcome)
+        # a failure nobody awaits is not reported again: the writer logged it
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._last_pass = done
+        return done
+
+    async def _rolled_up(self) -> None:
+        """Every value so far is in the rollups (a pass now if any is owed)."""
+        if self._rollup is not None:
+            self._rollup.cancel()
+        passing = self._roll_up()
+        if passing is not None:
+            await asyncio.shield(passing)
+
+    def start(self) -> None:
+        """Begin the background work that needs the running loop (retention passes)."""
+        self.sweeper.start()
+
+    # -- retention ----------------------------------------------------------------------------
+
+    def retention(self, product_key: str) -> Retention:
+        return self._retention.get(product_key, self.default_retention)
+
+    def set_retention(self, product_key: str, retention: Retention | None) -> None:
+        """A product's own retention; None goes back to the default."""
+        if retention is None:
+            self._retention.pop(product_key, None)
+            self._writer.execute(self._sql.delete_retention, (product_key,))
+        else:
+            self._retention[product_key] = retention
+            self._writer.execute(
+                self._sql.set_retention,
+                (product_key, retention.raw_days, retention.rollup_days),
+            )
+
+    def _cutoffs(
+        self,
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int]]]:
+        """Retention's cutoffs now: (series, raw cutoff), (device, raw cutoff) for the log,
+        (series, rollup cutoff), for whatever has one."""
+        now = int(time.time() * 1000)
+        points: list[tuple[int, int]] = []
+        logs: list[tuple[int, int]] = []
+        rolled: list[tuple[int, int]] = []
+        for device, device_id in self._devices.items():
+            raw, rollup = self.retention(device[0]).cutoffs(now)
+            if raw is not None:
+                logs.append((device_id, raw))
+            for series_id, _ in self._series.get(device, {}).values():
+                if raw is not None:
+                    points.append((series_id, raw))
+                if rollup is not None:
+                    rolled.append((series_id, rollup))
+        return points, logs, rolled
+
+    async def _retention_steps(self) -> list[Step]:
+        """What a retention pass deletes (each step a transaction of its own)."""
+        raise NotImplementedError
+
+    async def _close_writing(self) -> None:
+        """The last rollup pass and rows written, marked as closed cleanly."""
+        self.sweeper.stop()
+        if self._rollup is not None:
+            self._rollup.cancel()
+        self._roll_up()
+        self._flush()
+        self._writer.execute(self._sql.set_meta, ("clean", 1))
+        await self._writer.close()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def series(self, device: Device) -> list[SeriesInfo]:
+        known = self._series.get(device, {})
+        return [SeriesInfo(identifier, kind) for identifier, (_, kind) in sorted(known.items())]
+
+    def _lookup(self, device: Device, identifier: str) -> tuple[int, str] | None:
+        return self._series.get(device, {}).get(identifier)

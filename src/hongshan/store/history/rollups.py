@@ -1,0 +1,208 @@
+"""Minute, hour and day rollups, whatever the backend: which buckets a pass owes, the town's
+days, which rollup answers a question, and the folding of rollup rows into calendar buckets.
+
+A rollup row holds, per series and bucket, the count, the sum of the numbers, min, max and the
+first and last values with their times. It is recomputed from what lies under it (a minute from
+its points, an hour from its minutes, a day from its hours), never adjusted by a delta: a value
+that replaces another at the same millisecond, a late value from a history post and a resend
+all leave it right.
+
+The event loop only notes which minutes got values (a set add per value: it also runs the
+broker). Every two seconds a pass hands them to the store's writer, which recomputes them, then
+their hours and days, set-based, and records per series how far its rollups are complete (its
+mark). A crash loses the minutes noted since the last pass; the next start recomputes the
+minutes with values from each series' mark on, and the minutes of values that came below their
+series' mark, which were noted on disk with the values.
+
+An aggregate reads the coarsest rollup that tiles it exactly (``level``), else the raw points: a
+year of daily averages reads a few thousand rollup rows per series, not millions of points.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from hongshan.store.history.model import Bucket, Buckets
+
+MINUTE = 60_000
+HOUR = 3_600_000
+LOWEST = -(2**62)
+
+ROLLUP_TABLES = ("history_minutes", "history_hours", "history_days")
+
+# (series, minute) pairs and each series' new mark -> what a backend's writer runs for a pass
+PassParts = Callable[[set[tuple[int, int]], dict[int, int], "TownDays"], Any]
+
+
+class TownDays:
+    """The town's days (midnight to midnight in its time zone), for the day rollups."""
+
+    def __init__(self, zone: str = "UTC") -> None:
+        self.name = zone
+        self.zone = zoneinfo.ZoneInfo(zone)
+        self._days: dict[int, tuple[int, int]] = {}  # hour -> its day's (start, end)
+
+    def of(self, ts: int) -> tuple[int, int]:
+        """The day holding ``ts``: its first millisecond and the next day's."""
+        hour = ts - ts % HOUR
+        found = self._days.get(hour)
+        if found is None or not found[0] <= ts < found[1]:  # (a :30 zone's day starts mid-hour)
+            local = dt.datetime.fromtimestamp(ts / 1000, self.zone).date()
+            found = (self._midnight(local), self._midnight(local + dt.timedelta(days=1)))
+            if found[0] <= hour and hour + HOUR <= found[1]:
+                if len(self._days) > 100_000:
+                    self._days.clear()
+                self._days[hour] = found
+        return found
+
+    def is_start(self, ts: int) -> bool:
+        return self.of(ts)[0] == ts
+
+    def _midnight(self, day: dt.date) -> int:
+        return int(dt.datetime(day.year, day.month, day.day, tzinfo=self.zone).timestamp() * 1000)
+
+
+class Rollups:
+    """The minutes owed a pass, and each series' mark, on the event loop."""
+
+    def __init__(self, through: dict[int, int], days: TownDays, parts: PassParts) -> None:
+        self.days = days
+        # series -> its mark: its rollups are complete below it, but for minutes noted on disk
+        self.through = through
+        self.dirty: set[tuple[int, int]] = set()  # (series, minute) owed a recomputation
+        self._parts = parts
+
+    def take_pass(self) -> tuple[Any, set[tuple[int, int]]]:
+        """What a pass writes, and the minutes it settles (owed again if it fails)."""
+        minutes, self.dirty = self.dirty, set()
+        marks: dict[int, int] = {}
+        for series_id, minute in minutes:
+            if minute > marks.get(series_id, LOWEST):
+                marks[series_id] = minute
+        for series_id, mark in marks.items():
+            if mark > self.through.get(series_id, LOWEST):
+                self.through[series_id] = mark
+        return self._parts(minutes, marks, self.days), minutes
+
+    def owe(self, minutes: Iterable[tuple[int, int]]) -> None:
+        """A pass that failed: the next recomputes its minutes."""
+        self.dirty.update(minutes)
+
+
+def owed_marks(owed: Iterable[tuple[int, int]], through: dict[int, int]) -> dict[int, int]:
+    """The marks after recomputing the ``owed`` minutes (at a start after a crash)."""
+    marks: dict[int, int] = {}
+    for series_id, minute in owed:
+        marks[series_id] = max(minute, marks.get(series_id, minute), through.get(series_id, minute))
+    return marks
+
+
+def runs(buckets: Iterable[tuple[int, int]], width: int) -> list[tuple[int, int, int]]:
+    """(series, from, to) for each run of consecutive buckets of one series."""
+    found: list[tuple[int, int, int]] = []
+    for series_id, bucket in sorted(buckets):
+        if found and found[-1][0] == series_id and found[-1][2] == bucket:
+            found[-1] = (series_id, found[-1][1], bucket + width)
+        else:
+            found.append((series_id, bucket, bucket + width))
+    return found
+
+
+def pass_runs(
+    minutes: set[tuple[int, int]], days: TownDays
+) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]], list[tuple[int, int, int, int]]]:
+    """A pass's runs of minutes and of hours, and its days (series, start, end, whether the
+    day falls on whole hours of UTC and so is made from hours rather than minutes)."""
+    hours = {(series_id, minute - minute % HOUR) for series_id, minute in minutes}
+    day_runs = [
+        (series_id, start, end, int(start % HOUR == 0 and end % HOUR == 0))
+        for series_id, start, end in sorted({(s, *days.of(m)) for s, m in minutes})
+    ]
+    return runs(minutes, MINUTE), runs(hours, HOUR), day_runs
+
+
+def day_runs_of_hours(
+    hours: Iterable[tuple[int, int]], days: TownDays
+) -> list[tuple[int, int, int, int]]:
+    """Every day that has hours, to make the day rollups again (the zone changed)."""
+    owed = {(series_id, *days.of(hour)) for series_id, hour in hours}
+    return [(s, lo, hi, int(lo % HOUR == 0 and hi % HOUR == 0)) for s, lo, hi in sorted(owed)]
+
+
+def level(buckets: Buckets, days: TownDays) -> str:
+    """The coarsest rollup whose buckets tile the question exactly (its table), or the raw
+    points': the town's days for calendar days, weeks and months in its time zone, hours or
+    minutes for buckets that fall on them."""
+    edges = [buckets.start, buckets.end]
+    if buckets.width:
+        edges += [buckets.width, buckets.origin]
+    else:
+        edges += buckets.bounds
+        if all(days.is_start(edge) for edge in edges):
+            return "history_days"
+    for width, table in ((HOUR, "history_hours"), (MINUTE, "history_minutes")):
+        if all(edge % width == 0 for edge in edges):
+            return table
+    return "history_points"
+
+
+def fold_calendar(
+    rows: Iterable[tuple[int, int, Any, Any, Any]],
+    edges: dict[int, tuple[Any, Any]],
+    bounds: Sequence[int],
+    aggregates: Sequence[str],
+) -> dict[int, dict[str, Any]]:
+    """Calendar buckets over rollups: ``rows`` are the series' rollup rows summed per rollup
+    bucket, in time order (bucket, count, sum, min, max), ``edges`` each rollup bucket's first
+    and last value; they are folded into days, weeks or months here (a year of hours is 8,760
+    rows; joining 365 ranges to each series would be 365 seeks per series)."""
+    results: dict[int, dict[str, Any]] = {}
+    at = 0
+    folded: list[Any] | None = None  # [start, count, sum, min, max, first bucket, last bucket]
+    for bucket, count, total, low, high in rows:
+        while at + 1 < len(bounds) - 1 and bucket >= bounds[at + 1]:
+            at += 1
+        if folded is None or folded[0] != bounds[at]:
+            if folded is not None:
+                results[folded[0]] = _values(folded, aggregates, edges)
+            folded = [bounds[at], count, total, low, high, bucket, bucket]
+            continue
+        folded[1] += count
+        if total is not None:
+            folded[2] = total if folded[2] is None else folded[2] + total
+        if low is not None and (folded[3] is None or low < folded[3]):
+            folded[3] = low
+        if high is not None and (folded[4] is None or high > folded[4]):
+            folded[4] = high
+        folded[6] = bucket
+    if folded is not None:
+        results[folded[0]] = _values(folded, aggregates, edges)
+    return results
+
+
+def _values(
+    folded: list[Any], aggregates: Sequence[str], edges: dict[int, tuple[Any, Any]]
+) -> dict[str, Any]:
+    _, count, total, low, high, first, last = folded
+    row = {
+        "count": count,
+        "sum": total,
+        "avg": total / count if total is not None and count else None,
+        "min": low,
+        "max": high,
+        "first": edges.get(first, (None, None))[0],
+        "last": edges.get(last, (None, None))[1],
+    }
+    return {a: row[a] for a in aggregates}
+
+
+def to_buckets(results: dict[int, dict[str, Any]], decode: Any) -> list[Bucket]:
+    """Buckets in time order, their first/last/min/max decoded as the series' kind says."""
+    for found in results.values():
+        for name in ("min", "max", "first", "last"):
+            if found.get(name) is not None:
+                found[name] = decode(found[name])
+    return [Bucket(start=b, values=results[b]) for b in sorted(results)]
