@@ -12,7 +12,7 @@ import time
 import zoneinfo
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import uvicorn
@@ -49,6 +49,9 @@ from hongshan.pipeline.uplink import Pipeline
 from hongshan.store.history.model import LogKind
 from hongshan.store.history.retention import Retention
 from hongshan.store.history.sqlite import SQLiteHistory
+
+if TYPE_CHECKING:
+    from hongshan.store.history.postgres import PostgresHistory
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.store.sqlite.broker_state import SQLiteBrokerState
 from hongshan.twin.properties import PropertyTwin
@@ -90,7 +93,7 @@ class Platform:
         self._http: uvicorn.Server | None = None
         self.broker: Broker
         self.registry: SQLRegistry
-        self.history: SQLiteHistory
+        self.history: SQLiteHistory | PostgresHistory
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
         self.alink: alink.AlinkDialect
         self.shadows: shadows.ShadowService
@@ -114,7 +117,6 @@ class Platform:
         data_dir = Path(settings.data_dir)
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         self.admin_token = await asyncio.to_thread(load_or_create_token, data_dir)
-        loop = asyncio.get_running_loop()
         history_file = data_dir / "history.db"
         try:
             zoneinfo.ZoneInfo(settings.time_zone)
@@ -125,13 +127,7 @@ class Platform:
         retention = Retention(
             raw_days=settings.history_raw_days, rollup_days=settings.history_rollup_days
         )
-        self.history = history = await asyncio.to_thread(
-            SQLiteHistory,
-            history_file,
-            loop=loop,
-            retention=retention,
-            time_zone=settings.time_zone,
-        )
+        self.history = history = await _open_history(settings, retention, history_file)
         self._closing.push_async_callback(history.close)  # (after the broker: pushed first)
         history.start()
         self.pipeline.stages.append(HistoryStage(history))
@@ -417,6 +413,30 @@ class Platform:
         client_id = device_client_id(product_key, device_name)
         if self.broker.disconnect_client(client_id, ReasonCode.ADMINISTRATIVE_ACTION):
             log.info("disconnected %s: disabled or deleted", client_id)
+
+
+async def _open_history(
+    settings: Settings, retention: Retention, default_file: Path
+) -> SQLiteHistory | PostgresHistory:
+    """The history where ``history_url`` says: PostgreSQL, or the SQLite file by default."""
+    url = settings.history_url
+    if url is None:
+        return await asyncio.to_thread(
+            SQLiteHistory,
+            default_file,
+            loop=asyncio.get_running_loop(),
+            retention=retention,
+            time_zone=settings.time_zone,
+        )
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"history_url: expected postgresql://…, got {url!r}")
+    try:
+        from hongshan.store.history.postgres import PostgresHistory
+    except ImportError as exc:  # asyncpg is in the postgres extra
+        raise ConfigError(
+            f"history_url: {exc}; install hongshan[postgres] for a PostgreSQL history"
+        ) from None
+    return await PostgresHistory.open(url, retention=retention, time_zone=settings.time_zone)
 
 
 def _now_ms() -> int:

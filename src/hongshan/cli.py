@@ -70,6 +70,7 @@ def main() -> None:
 @click.option("--secret-key-file", help="Key sealing device secrets [DATA_DIR/secret.key].")
 @click.option("--device-clock-skew", type=float, help="Max age of a signed timestamp, s [off].")
 @click.option("--time-zone", help="The town's time zone, e.g. Asia/Shanghai [UTC].")
+@click.option("--history-url", help="postgresql://… for the history [DATA_DIR/history.db].")
 @click.option("--history-raw-days", type=float, help="Days values are kept [for ever].")
 @click.option("--history-rollup-days", type=float, help="Days aggregates are kept [for ever].")
 def serve(config_file: str | None, **flags: Any) -> None:

@@ -51,6 +51,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     device_clock_skew: float | None = None
     # the town's time zone: its days are the history's day rollups (an IANA name)
     time_zone: str = "UTC"
+    # the history: postgresql://… (add ?search_path=SCHEMA for a schema of its own); default:
+    # history.db in data_dir (SQLite)
+    history_url: str | None = None
     # how long history is kept unless a product says otherwise, days (unset: for ever)
     history_raw_days: float | None = None  # values, events, status changes, commands
     history_rollup_days: float | None = None  # minute and hour aggregates

@@ -387,7 +387,7 @@ class Ingest:
             self._rollup.cancel()
         self._roll_up()
         self._flush()
-        self._writer.execute(self._sql.set_meta, ("clean", 1))
+        self._writer.execute(self._sql.set_meta, ("clean", "1"))
         await self._writer.close()
 
     # -- reading ------------------------------------------------------------------------------

@@ -162,3 +162,16 @@ class HistoryStore(Protocol):
     ) -> LogPage: ...
 
     async def close(self) -> None: ...
+
+
+def cursor_of(text: str | None, parts: int) -> tuple[int, ...] | None:
+    """The numbers of a page cursor a store gave (``ts`` or ``ts:seq``)."""
+    if text is None:
+        return None
+    try:
+        numbers = tuple(int(part) for part in text.split(":"))
+    except ValueError:
+        numbers = ()
+    if len(numbers) != parts:
+        raise HistoryProblem(f"cursor {text!r} is not one this history gave")
+    return numbers

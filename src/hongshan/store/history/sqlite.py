@@ -45,6 +45,7 @@ from hongshan.store.history.model import (
     LogPage,
     Point,
     PointPage,
+    cursor_of,
 )
 from hongshan.store.history.retention import Retention, Step, point_steps
 from hongshan.store.sqlite.writer import RowInsert, SQLiteWriter
@@ -109,18 +110,6 @@ def _from_sql(kind: str, value: Any) -> Any:
     return value
 
 
-def _cursor(text: str | None, parts: int) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        numbers = tuple(int(part) for part in text.split(":"))
-    except ValueError:
-        numbers = ()
-    if len(numbers) != parts:
-        raise HistoryProblem(f"cursor {text!r} is not one this history gave")
-    return numbers
-
-
 class SQLiteHistory(Ingest):
     def __init__(
         self,
@@ -160,7 +149,7 @@ class SQLiteHistory(Ingest):
         zone = conn.execute("SELECT value FROM history_meta WHERE key = 'day_zone'").fetchone()
         if zone is None or zone[0] != time_zone:
             sql_rollups.rebuild_days(conn, days)
-        conn.execute(sql_rollups.SET_META, ("clean", 0))
+        conn.execute(sql_rollups.SET_META, ("clean", "0"))
         loaded = Loaded(
             devices=devices,
             series=series,
@@ -249,7 +238,7 @@ class SQLiteHistory(Ingest):
         cursor: str | None = None,
         descending: bool = False,
     ) -> PointPage:
-        after = _cursor(cursor, 1)
+        after = cursor_of(cursor, 1)
         if after is not None:
             if descending:
                 end = min(end, after[0])
@@ -310,7 +299,7 @@ class SQLiteHistory(Ingest):
         device_id = self._devices.get(device)
         if device_id is None:
             return LogPage(entries=[], next=None)
-        after = _cursor(cursor, 2) or (start - 1, INT64 - 1)
+        after = cursor_of(cursor, 2) or (start - 1, INT64 - 1)
         sql = (
             "SELECT ts, seq, kind, identifier, body FROM history_log WHERE device_id = ? "
             "AND (ts, seq) > (?, ?) AND ts < ?"

@@ -1,5 +1,6 @@
-"""The SQLite history store on a real file: what goes in comes out, by range, page, bucket and
-kind; what survives a reopen; what a failed write does."""
+"""The history stores, each on its real database (a SQLite file, a PostgreSQL schema): what goes
+in comes out, by range, page, bucket and kind; what survives a reopen; what the rollups and
+retention keep."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from history_places import HistoryPlace, crash
 from hongshan.errors import StoreUnavailable
-from hongshan.store.history import rollups, sqlite_rollups
+from hongshan.store.history import rollups
 from hongshan.store.history.buckets import buckets
 from hongshan.store.history.model import HistoryProblem, LogKind
 from hongshan.store.history.retention import Retention
@@ -25,12 +27,8 @@ MINUTE = 60_000
 HOUR = 60 * MINUTE
 
 
-async def opened(path: Path, zone: str = "UTC") -> SQLiteHistory:
-    return SQLiteHistory(path / "history.db", loop=asyncio.get_running_loop(), time_zone=zone)
-
-
-async def test_values_of_every_type_come_back_as_they_went_in(tmp_path: Path) -> None:
-    history = await opened(tmp_path)
+async def test_values_of_every_type_come_back_as_they_went_in(place: HistoryPlace) -> None:
+    history = await place.open()
     values = {
         "Brightness": 42,
         "Voltage": 220.5,
@@ -58,8 +56,8 @@ async def test_values_of_every_type_come_back_as_they_went_in(tmp_path: Path) ->
     await history.close()
 
 
-async def test_a_range_is_read_in_pages_both_ways(tmp_path: Path) -> None:
-    history = await opened(tmp_path)
+async def test_a_range_is_read_in_pages_both_ways(place: HistoryPlace) -> None:
+    history = await place.open()
     history.add_points(LAMP, [("Brightness", T0 + i * 1000, i) for i in range(25)])
     await history.committed()
     seen, cursor = [], None
@@ -82,8 +80,8 @@ async def test_a_range_is_read_in_pages_both_ways(tmp_path: Path) -> None:
     await history.close()
 
 
-async def test_a_value_for_the_same_millisecond_replaces_the_earlier(tmp_path: Path) -> None:
-    history = await opened(tmp_path)
+async def test_a_value_for_the_same_millisecond_replaces_the_earlier(place: HistoryPlace) -> None:
+    history = await place.open()
     history.add_points(LAMP, [("Brightness", T0, 1)])
     await history.committed()
     history.add_points(LAMP, [("Brightness", T0, 2)])
@@ -93,9 +91,9 @@ async def test_a_value_for_the_same_millisecond_replaces_the_earlier(tmp_path: P
     await history.close()
 
 
-async def test_values_that_arrive_in_the_same_millisecond_are_all_kept(tmp_path: Path) -> None:
+async def test_values_that_arrive_in_the_same_millisecond_are_all_kept(place: HistoryPlace) -> None:
     """Times of arrival (no device time): a device sending its backlog at once loses none."""
-    history = await opened(tmp_path)
+    history = await place.open()
     for n in range(5):
         history.add_points(LAMP, [("Brightness", T0, n)], arrival=True)
     history.add_points(LAMP, [("Brightness", T0 + 2, 9)], arrival=True)  # behind: moved on too
@@ -112,8 +110,8 @@ async def test_values_that_arrive_in_the_same_millisecond_are_all_kept(tmp_path:
     await history.close()
 
 
-async def test_fixed_buckets_carry_every_aggregate(tmp_path: Path) -> None:
-    history = await opened(tmp_path)
+async def test_fixed_buckets_carry_every_aggregate(place: HistoryPlace) -> None:
+    history = await place.open()
     # one value a minute for three hours: hour h holds 60 values h*100 + 0..59
     history.add_points(
         LAMP, [("PM25", T0 + m * MINUTE, (m // 60) * 100 + m % 60) for m in range(180)]
@@ -137,9 +135,9 @@ async def test_fixed_buckets_carry_every_aggregate(tmp_path: Path) -> None:
     await history.close()
 
 
-async def test_calendar_days_are_the_towns_days(tmp_path: Path) -> None:
+async def test_calendar_days_are_the_towns_days(place: HistoryPlace) -> None:
     """A day in Asia/Shanghai starts at 16:00 UTC the day before."""
-    history = await opened(tmp_path)
+    history = await place.open()
     shanghai_midnight = T0 - 8 * HOUR  # 2025-12-01T00:00+08:00
     history.add_points(
         LAMP,
@@ -161,9 +159,9 @@ async def test_calendar_days_are_the_towns_days(tmp_path: Path) -> None:
 
 
 async def test_the_towns_days_are_kept_as_rollups_and_read_for_daily_questions(
-    tmp_path: Path,
+    place: HistoryPlace,
 ) -> None:
-    history = await opened(tmp_path, "Asia/Shanghai")
+    history = await place.open("Asia/Shanghai")
     midnight = T0 - 8 * HOUR  # 2025-12-01T00:00+08:00
     history.add_points(LAMP, [("PM25", midnight + m * 7 * MINUTE, m % 50) for m in range(600)])
     await history.committed()
@@ -180,13 +178,12 @@ async def test_the_towns_days_are_kept_as_rollups_and_read_for_daily_questions(
     assert [b.values["count"] for b in from_days[1:]] == [
         b.values["count"] for b in from_points[1:]
     ]
-    with sqlite3.connect(tmp_path / "history.db") as db:
-        assert db.execute("SELECT count(*) FROM history_days").fetchone() == (3,)
+    assert await place.fetch("SELECT count(*) FROM history_days") == [(3,)]
     await history.close()
 
 
-async def test_a_group_aggregate_takes_every_devices_values_together(tmp_path: Path) -> None:
-    history = await opened(tmp_path)
+async def test_a_group_aggregate_takes_every_devices_values_together(place: HistoryPlace) -> None:
+    history = await place.open()
     history.add_points(LAMP, [("PM25", T0, 10)])
     history.add_points(OTHER, [("PM25", T0 + 1, 30)])
     await history.committed()
@@ -197,8 +194,8 @@ async def test_a_group_aggregate_takes_every_devices_values_together(tmp_path: P
     await history.close()
 
 
-async def test_text_values_are_counted_not_averaged(tmp_path: Path) -> None:
-    history = await opened(tmp_path)
+async def test_text_values_are_counted_not_averaged(place: HistoryPlace) -> None:
+    history = await place.open()
     history.add_points(LAMP, [("Name", T0, "a"), ("Name", T0 + 1, "b")])
     await history.committed()
     every = buckets(T0, T0 + HOUR, "1h")
@@ -209,8 +206,8 @@ async def test_text_values_are_counted_not_averaged(tmp_path: Path) -> None:
     await history.close()
 
 
-async def test_the_log_keeps_events_status_and_commands_by_kind(tmp_path: Path) -> None:
-    history = await opened(tmp_path)
+async def test_the_log_keeps_events_status_and_commands_by_kind(place: HistoryPlace) -> None:
+    history = await place.open()
     history.add_log(LAMP, LogKind.STATUS, "online", T0, {"address": "10.0.0.7"})
     history.add_log(LAMP, LogKind.EVENT, "Fault", T0 + 1, {"code": 3})
     history.add_log(LAMP, LogKind.EVENT, "Fault", T0 + 1, {"code": 4})  # same ms: both kept
@@ -227,12 +224,12 @@ async def test_the_log_keeps_events_status_and_commands_by_kind(tmp_path: Path) 
     await history.close()
 
 
-async def test_everything_survives_a_reopen_and_new_series_continue(tmp_path: Path) -> None:
-    history = await opened(tmp_path)
+async def test_everything_survives_a_reopen_and_new_series_continue(place: HistoryPlace) -> None:
+    history = await place.open()
     history.add_points(LAMP, [("Brightness", T0, 1)])
     history.add_taken(LAMP, b"12345678", T0)
     await history.close()
-    again = await opened(tmp_path)
+    again = await place.open()
     again.add_points(LAMP, [("Brightness", T0 + 1, 2)])
     again.add_points(OTHER, [("Brightness", T0, 3)])
     await again.committed()
@@ -245,8 +242,11 @@ async def test_everything_survives_a_reopen_and_new_series_continue(tmp_path: Pa
     await again.close()
 
 
-async def test_a_failed_write_is_reported_and_the_store_recovers(tmp_path: Path) -> None:
-    history = await opened(tmp_path)
+async def test_a_failed_sqlite_write_is_reported_and_the_store_recovers(tmp_path: Path) -> None:
+    """(PostgreSQL's failures: ``test_postgres_history``.)"""
+    place = HistoryPlace("sqlite", tmp_path)
+    history = await place.open()
+    assert isinstance(history, SQLiteHistory)
     history.add_points(LAMP, [("Brightness", T0, 1)])
     await history.committed()
     # another process holds the write lock for longer than the busy timeout allows
@@ -275,7 +275,7 @@ async def test_a_failed_write_is_reported_and_the_store_recovers(tmp_path: Path)
     await settled
     await history.close()
     # the series row lost with the failed batch was written again with the next one
-    again = await opened(tmp_path)
+    again = await place.open()
     page = await again.points(OTHER, "Voltage", T0, T0 + 10)
     assert [p.value for p in page.points] == [221.0]
     assert [p.value for p in (await again.points(LAMP, "Brightness", T0, T0 + 10)).points] == [1]
@@ -283,10 +283,12 @@ async def test_a_failed_write_is_reported_and_the_store_recovers(tmp_path: Path)
 
 
 @pytest.mark.parametrize("offset", [0, 1], ids=["from the rollups", "from the raw points"])
-async def test_rollups_and_raw_points_give_the_same_answers(tmp_path: Path, offset: int) -> None:
+async def test_rollups_and_raw_points_give_the_same_answers(
+    place: HistoryPlace, offset: int
+) -> None:
     """An hour-aligned question reads the hour rollups; one a millisecond off reads the points.
     Values that replace others, late values and several series: the answers agree."""
-    history = await opened(tmp_path)
+    history = await place.open()
     history.add_points(LAMP, [("PM25", T0 + m * 30_000, m % 17) for m in range(360)])
     history.add_points(OTHER, [("PM25", T0 + m * 45_000, 100 - m % 13) for m in range(240)])
     await history.committed()
@@ -346,8 +348,8 @@ def _by_hand(points: list[tuple[int, int]], start: int) -> list[tuple[int, dict[
     return result
 
 
-async def test_rollups_owed_at_a_crash_are_made_at_the_next_start(tmp_path: Path) -> None:
-    history = await opened(tmp_path)
+async def test_rollups_owed_at_a_crash_are_made_at_the_next_start(place: HistoryPlace) -> None:
+    history = await place.open()
     history.add_points(LAMP, [("PM25", T0, 10)])
     every = buckets(T0, T0 + HOUR, "1h")
     assert (await history.aggregate([LAMP], "PM25", every, ["count"]))[0].values == {"count": 1}
@@ -355,18 +357,18 @@ async def test_rollups_owed_at_a_crash_are_made_at_the_next_start(tmp_path: Path
     history.add_points(LAMP, [("PM25", T0 - 1, 20)])  # out of order: noted on disk with it
     history.add_points(LAMP, [("PM25", now, 30)])  # in order: known in memory only
     await history.committed()
-    await history._writer.close()  # killed: no rollup pass, no clean close
-    again = await opened(tmp_path)
-    with sqlite3.connect(tmp_path / "history.db") as db:  # before any query could make them
-        counts = dict(db.execute("SELECT bucket, count FROM history_hours"))
+    await crash(history)  # killed: no rollup pass, no clean close
+    again = await place.open()
+    # before any query could make them
+    counts = dict(await place.fetch("SELECT bucket, count FROM history_hours"))
     assert counts == {T0 - HOUR: 1, T0: 1, now - now % HOUR: 1}
     await again.close()
 
 
 async def test_retention_deletes_old_history_in_small_steps_and_keeps_rollups_longer(
-    tmp_path: Path,
+    place: HistoryPlace,
 ) -> None:
-    history = await opened(tmp_path)
+    history = await place.open()
     now = int(time.time() * 1000)
     day = 24 * HOUR
     today = now - now % HOUR
@@ -408,7 +410,7 @@ async def test_retention_deletes_old_history_in_small_steps_and_keeps_rollups_lo
     kept = await history.points(("a1Other", "meter-1"), "Energy", today - 10 * day, now)
     assert len(kept.points) == 1
     await history.close()
-    again = await opened(tmp_path)  # the product's retention is kept
+    again = await place.open()  # the product's retention is kept
     assert again.retention("a1Lamp") == Retention(raw_days=3, rollup_days=5)
     assert again.retention("a1Other") == Retention()
     await again.close()
@@ -416,7 +418,7 @@ async def test_retention_deletes_old_history_in_small_steps_and_keeps_rollups_lo
 
 @pytest.mark.parametrize("seed", range(6))
 async def test_rollups_kept_as_values_arrive_equal_rollups_made_from_scratch(
-    tmp_path: Path, seed: int
+    place: HistoryPlace, seed: int
 ) -> None:
     """Values in order and out of it, replacements, text among numbers, passes at random
     moments and a restart: the minutes, hours and days are those computed from the points
@@ -424,12 +426,12 @@ async def test_rollups_kept_as_values_arrive_equal_rollups_made_from_scratch(
     on a half hour)."""
     rng = random.Random(seed)
     zone = ("UTC", "Asia/Shanghai", "Asia/Kolkata")[seed % 3]
-    history = await opened(tmp_path, zone)
+    history = await place.open(zone)
     devices = [LAMP, OTHER]
     for step in range(40):
         if step == 20:  # a clean restart halfway
             await history.close()
-            history = await opened(tmp_path, zone)
+            history = await place.open(zone)
         device = rng.choice(devices)
         base = T0 + rng.randrange(0, 30 * HOUR)
         points = []
@@ -444,22 +446,10 @@ async def test_rollups_kept_as_values_arrive_equal_rollups_made_from_scratch(
         if rng.random() < 0.3:
             await history._rolled_up()
     await history.close()
-    with sqlite3.connect(tmp_path / "history.db") as db:
-        kept = {
-            table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-            for table in ("history_minutes", "history_hours", "history_days")
-        }
-        db.execute("DELETE FROM history_minutes")
-        db.execute("DELETE FROM history_hours")
-        db.execute("DELETE FROM history_days")
-        db.execute("DELETE FROM history_rolled")
-        ids = [row[0] for row in db.execute("SELECT id FROM history_series")]
-        db.commit()
-        sqlite_rollups.recover(db, ids, rollups.TownDays(zone))  # everything, from the points alone
-        fresh = {
-            table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-            for table in ("history_minutes", "history_hours", "history_days")
-        }
+    tables = ("history_minutes", "history_hours", "history_days")
+    kept = {table: await place.fetch(f"SELECT * FROM {table} ORDER BY 1, 2") for table in tables}
+    await place.rollups_from_scratch(zone)
+    fresh = {table: await place.fetch(f"SELECT * FROM {table} ORDER BY 1, 2") for table in tables}
     for table in kept:
         assert len(kept[table]) == len(fresh[table])
         for mine, theirs in zip(kept[table], fresh[table], strict=True):
@@ -467,13 +457,12 @@ async def test_rollups_kept_as_values_arrive_equal_rollups_made_from_scratch(
             assert mine[3] == pytest.approx(theirs[3]) or (mine[3] is None) == (theirs[3] is None)
 
 
-async def test_a_new_time_zone_makes_the_days_again(tmp_path: Path) -> None:
-    history = await opened(tmp_path, "UTC")
+async def test_a_new_time_zone_makes_the_days_again(place: HistoryPlace) -> None:
+    history = await place.open("UTC")
     history.add_points(LAMP, [("PM25", T0 + h * HOUR, h) for h in range(48)])
     await history.close()
-    shanghai = await opened(tmp_path, "Asia/Shanghai")
-    with sqlite3.connect(tmp_path / "history.db") as db:
-        starts = [b for (b,) in db.execute("SELECT bucket FROM history_days ORDER BY bucket")]
+    shanghai = await place.open("Asia/Shanghai")
+    starts = [b for (b,) in await place.fetch("SELECT bucket FROM history_days ORDER BY bucket")]
     assert starts == [T0 - 8 * HOUR, T0 + 16 * HOUR, T0 + 40 * HOUR]  # Shanghai's midnights
     days = buckets(T0 - 8 * HOUR, T0 + 64 * HOUR, "1d", "Asia/Shanghai")
     found = await shanghai.aggregate([LAMP], "PM25", days, ["count", "sum"])

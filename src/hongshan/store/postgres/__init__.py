@@ -1,0 +1,1 @@
+"""PostgreSQL stores: the history on asyncpg, every write through one writer task."""
