@@ -19,6 +19,7 @@ import pytest
 
 from alibaba_device import make_device, make_product, online_lamp, signed
 from broker_peers import TIMEOUT, Paho, eventually
+from history_places import HistoryPlace
 from hongshan.store.history.model import LogKind
 from hongshan.things.tsl import ThingModel
 
@@ -171,18 +172,25 @@ def _health(server: Any) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_every_acknowledged_message_is_in_history_exactly_once_after_kill_9(
-    tmp_path: Path, make_server: Callable[..., Any], spawn_server: Callable[..., Any]
+    tmp_path: Path,
+    make_server: Callable[..., Any],
+    spawn_server: Callable[..., Any],
+    backend: str,
 ) -> None:
     """A device posts 1,200 QoS 1 messages (stamped property posts and events, alternately)
     while the server is killed with SIGKILL and started again on the same port. paho resends
     what was not acknowledged; afterwards every acknowledged message is in history once."""
     data_dir = tmp_path / "data"
+    place = HistoryPlace(backend, data_dir)
+    asyncio.run(place.create())
+    flags = ("--history-url", place.url) if backend == "postgresql" else ()
     seeding = make_server()
     pk = make_product(seeding).product_key  # no thing model: any property or event is taken
     secret = make_device(seeding, pk, "meter-1").device_secret
     seeding.stop()
-    first = spawn_server(data_dir=data_dir)
+    first = spawn_server(*flags, data_dir=data_dir)
     total, kill_after = 1200, 300
     acked: set[int] = set()  # message ids (paho's), which do not wrap within this test
     done = threading.Event()
@@ -208,17 +216,23 @@ def test_every_acknowledged_message_is_in_history_exactly_once_after_kill_9(
             if seq == kill_after:
                 eventually(lambda: len(acked) >= kill_after // 2, what="some acknowledgements")
                 first.kill()
-                spawn_server(data_dir=data_dir, port=first.port)  # where the device reconnects
+                # where the device reconnects
+                spawn_server(*flags, data_dir=data_dir, port=first.port)
         assert done.wait(60), f"{len(acked)} of {total} acknowledged"
+        value = "value" if backend == "sqlite" else "num"
+        points = [
+            int(v) for (v,) in asyncio.run(place.fetch(f"SELECT {value} FROM history_points"))
+        ]
+        events = [
+            json.loads(body)["Seq"]
+            for (body,) in asyncio.run(
+                place.fetch("SELECT body FROM history_log WHERE kind = 'event'")
+            )
+        ]
     finally:
         client.loop_stop()
         client.disconnect()
-    with sqlite3.connect(data_dir / "history.db") as db:
-        points = [v for (v,) in db.execute("SELECT value FROM history_points")]
-        events = [
-            json.loads(body)["Seq"]
-            for (body,) in db.execute("SELECT body FROM history_log WHERE kind = 'event'")
-        ]
+        asyncio.run(place.drop())
     assert sorted(points) == list(range(0, total, 2))
     assert sorted(events) == list(range(1, total, 2))
 

@@ -426,6 +426,9 @@ class MQTTConnection(asyncio.Protocol):
         except StoreUnavailable as exc:
             # Not acknowledged, so the client keeps the message and sends it again.
             log.error("%s: not acknowledging, %s", self._who(), exc)
+            for wait, _ in acks or ():  # the waits behind it fail too, or soon: nobody awaits them
+                if isinstance(wait, asyncio.Future):
+                    wait.add_done_callback(_outcome_seen)
             self.disconnect(ReasonCode.UNSPECIFIED_ERROR)
         finally:
             self._ack_task = None
@@ -850,3 +853,9 @@ _HANDLERS: dict[type[Packet], Callable[[MQTTConnection, Any], None]] = {
     Disconnect: MQTTConnection._on_disconnect,
     Auth: MQTTConnection._on_auth,
 }
+
+
+def _outcome_seen(future: asyncio.Future[None]) -> None:
+    """Marks a wait's failure as seen: it was told in the log with the first one."""
+    if not future.cancelled():
+        future.exception()

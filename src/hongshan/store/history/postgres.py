@@ -51,6 +51,7 @@ log = logging.getLogger("hongshan.history")
 
 PARTITION_MS = 7 * 86_400_000  # a week of points or log a partition
 TIMED = ("history_points", "history_log")  # the tables partitioned by time
+CLOSE_TIMEOUT = 5.0  # seconds closing waits for PostgreSQL to say goodbye
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history_devices (
@@ -245,7 +246,10 @@ class PostgresHistory(Ingest):
 
     async def close(self) -> None:
         await self._close_writing()
-        await self._pool.close()
+        try:  # PostgreSQL gone: the pool's connections are let go of rather than waited for
+            await asyncio.wait_for(self._pool.close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            self._pool.terminate()
 
     # -- retention ----------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ Rows = Sequence[Sequence[Any]]
 RETRY_EVERY = 1.0  # seconds between attempts to connect while PostgreSQL cannot be reached
 COMMAND_TIMEOUT = 60.0  # seconds a statement may take before its connection is given up
 CONNECT_TIMEOUT = 5.0
+UNSURE_WAIT = 10.0  # seconds a new connection waits for an unsure transaction to finish
 _BATCH_LIMIT = 20_000
 # SQLSTATE classes of failures that are the server's or the network's, not the batch's: the
 # connection is given up and a new one made (08 connection, 40 rollback, 53 resources such as
@@ -168,7 +169,10 @@ class PostgresWriter:
         for unsure in self._unsure:  # never learnt: a resend after the restart finds its keys
             _tell(unsure.items, committed=False)
         if self._conn is not None:
-            await self._conn.close()
+            try:
+                await self._conn.close(timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self._conn.terminate()
 
     # -- the task -----------------------------------------------------------------------------
 
@@ -203,11 +207,11 @@ class PostgresWriter:
                 failure = None
 
     def _failed(self, exc: Exception, items: list[_Many]) -> str:
-        cause = exc.cause if isinstance(exc, _Lost) else exc
         if isinstance(exc, StoreUnavailable):  # not tried again yet: the last error stands
-            failure = str(exc)
-        else:
-            failure = self.error = f"PostgreSQL write failed: {describe(cause)}"
+            _tell(items, committed=False)
+            return str(exc)
+        cause = exc.cause if isinstance(exc, _Lost) else exc
+        failure = self.error = f"PostgreSQL write failed: {describe(cause)}"
         if isinstance(exc, _Lost) or transient(cause):
             self._drop_connection()
         if isinstance(exc, _Lost) and exc.txid is not None:
@@ -246,10 +250,13 @@ class PostgresWriter:
     async def _learn_unsure(self, conn: asyncpg.Connection) -> None:
         """What became of the transactions whose COMMIT was on the way when a connection went
         (the server may still be finishing them: asked again until it is not)."""
+        deadline = time.monotonic() + UNSURE_WAIT
         while self._unsure:
             unsure = self._unsure[0]
             status = await conn.fetchval("SELECT txid_status($1)", unsure.txid)
             if status == "in progress":
+                if time.monotonic() > deadline:  # asked again with the next connection
+                    raise StoreUnavailable(f"transaction {unsure.txid} still in progress")
                 await asyncio.sleep(0.05)
                 continue
             self._unsure.pop(0)

@@ -1,0 +1,248 @@
+"""What only the PostgreSQL history does: weekly partitions made as rows arrive and dropped
+whole by retention, TimescaleDB where it is installed, and the database going away — taken
+away through a TCP proxy as a network would — without an acknowledged message lost or doubled.
+
+(Everything both stores do is in ``test_history_store``, run on each.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from test_ingest import _health, persistent_device
+
+from alibaba_device import make_device, make_product
+from broker_peers import TIMEOUT, eventually
+from history_places import HistoryPlace
+from hongshan.errors import StoreUnavailable
+from hongshan.store.history.model import LogKind
+from hongshan.store.history.postgres import PARTITION_MS, PostgresHistory
+from hongshan.store.history.retention import Retention
+from registry_databases import POSTGRES_URL
+from tcp_proxy import TcpProxy, proxy_to
+
+LAMP = ("a1Lamp", "lamp-1")
+T0 = 1_764_547_200_000  # 2025-12-01T00:00:00Z
+DAY = 86_400_000
+HOST, PORT = "127.0.0.1", 5432
+
+
+def through(proxy: TcpProxy, place: HistoryPlace) -> str:
+    """The place's URL, by way of the proxy."""
+    return place.url.replace(f"{HOST}:{PORT}", f"{HOST}:{proxy.port}")
+
+
+@pytest.fixture
+def pg_place(tmp_path: Path) -> Iterator[HistoryPlace]:
+    place = HistoryPlace("postgresql", tmp_path)
+    asyncio.run(place.create())
+    try:
+        yield place
+    finally:
+        asyncio.run(place.drop())
+
+
+async def sent_until_committed(history: PostgresHistory, send: Callable[[], None]) -> None:
+    """``send`` again until what it adds is committed, as a device resends until its PUBACK
+    comes (the writer tries a new connection a second after the last)."""
+    deadline = time.monotonic() + 10
+    while True:
+        send()
+        try:
+            await asyncio.wait_for(history.committed(), 10)
+            return
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def test_points_and_log_go_in_weekly_partitions_that_retention_drops_whole(
+    pg_place: HistoryPlace,
+) -> None:
+    history = await pg_place.open(retention=Retention(raw_days=30))
+    assert isinstance(history, PostgresHistory) and not history.timescale
+    now = int(time.time() * 1000)
+    old = now - 60 * DAY  # two months back: its week is wholly past every cutoff
+    history.add_points(LAMP, [("PM25", old, 1), ("PM25", now - 40 * DAY, 2), ("PM25", now, 3)])
+    history.add_log(LAMP, LogKind.STATUS, "online", old, {})
+    await history.committed()
+    parts = await pg_place.fetch(
+        "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass('history_points') ORDER BY 1"
+    )
+    weeks = {int(name.rsplit("_p", 1)[1]) for (name,) in parts}
+    assert weeks == {ts // PARTITION_MS for ts in (old, now - 40 * DAY, now)}
+    await history.sweeper.sweep_now()
+    kept = await history.points(LAMP, "PM25", 0, now + 1)
+    assert [p.value for p in kept.points] == [3]
+    left = {int(n.rsplit("_p", 1)[1]) for (n,) in await pg_place.fetch(
+        "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass('history_points')"
+    )}  # fmt: skip
+    assert old // PARTITION_MS not in left  # dropped, not deleted from
+    assert now // PARTITION_MS in left
+    # a late value for a dropped week makes its partition again rather than failing the batch
+    history.add_points(LAMP, [("PM25", old + 1, 9)])
+    await history.committed()
+    assert history.problem is None
+    await history.close()
+
+
+async def test_a_product_that_keeps_its_history_keeps_partitions_from_being_dropped(
+    pg_place: HistoryPlace,
+) -> None:
+    history = await pg_place.open(retention=Retention(raw_days=30))
+    assert isinstance(history, PostgresHistory)
+    history.set_retention("a1Meter", Retention())  # kept for ever
+    now = int(time.time() * 1000)
+    old = now - 60 * DAY
+    history.add_points(LAMP, [("PM25", old, 1)])
+    history.add_points(("a1Meter", "meter-1"), [("Energy", old, 5.0)])
+    await history.committed()
+    await history.sweeper.sweep_now()
+    assert [p.value for p in (await history.points(LAMP, "PM25", 0, now)).points] == []
+    meter = await history.points(("a1Meter", "meter-1"), "Energy", 0, now)
+    assert [p.value for p in meter.points] == [5.0]
+    await history.close()
+
+
+async def test_postgresql_unreachable_fails_commits_says_why_and_recovers(
+    pg_place: HistoryPlace,
+) -> None:
+    with proxy_to(HOST, PORT) as proxy:
+        history = await PostgresHistory.open(through(proxy, pg_place))
+        history.add_points(LAMP, [("Seq", T0, 1)])
+        await history.committed()
+        proxy.cut()
+        history.add_points(LAMP, [("Seq", T0 + 1, 2)])
+        history.add_taken(LAMP, b"message-2", T0 + 1)
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(history.committed(), 10)
+        assert history.problem is not None and "PostgreSQL" in history.problem
+        assert history.was_taken(LAMP, b"message-2") is None  # rolled back: a resend is new
+        with pytest.raises(StoreUnavailable, match="PostgreSQL read failed"):
+            await history.points(LAMP, "Seq", T0, T0 + 10)
+        proxy.restore()
+
+        def resend() -> None:
+            history.add_points(LAMP, [("Seq", T0 + 1, 2)])
+            history.add_taken(LAMP, b"message-2", T0 + 1)
+
+        await sent_until_committed(history, resend)
+        assert history.problem is None
+        page = await history.points(LAMP, "Seq", T0, T0 + 10)
+        assert [p.value for p in page.points] == [1, 2]
+        await history.close()
+
+
+async def test_a_commit_cut_short_is_asked_about_and_its_resend_kept_once(
+    pg_place: HistoryPlace,
+) -> None:
+    """The connection goes after COMMIT left but before its answer came: whether it committed
+    is not known. The turn's waiters fail (no PUBACK: the device sends again), and the resend
+    waits on the first copy, whose fate a new connection asks the server (txid_status)."""
+    with proxy_to(HOST, PORT) as proxy:
+        history = await PostgresHistory.open(through(proxy, pg_place))
+        history.add_points(LAMP, [("Seq", T0, 0)])
+        await history.committed()
+        proxy.cut_after(b"COMMIT")
+        history.add_points(LAMP, [("Seq", T0 + 5, 5)], arrival=True)
+        history.add_taken(LAMP, b"message-5", T0 + 5)
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(history.committed(), 10)
+        assert proxy.cuts_after_marker == 1
+        first_copy = history.was_taken(LAMP, b"message-5")
+        assert first_copy is not None
+        await asyncio.sleep(0.2)
+        assert not asyncio.ensure_future(first_copy).done()  # not known yet: the resend waits
+        await sent_until_committed(  # anything, for the writer to connect again
+            history, lambda: history.add_log(LAMP, LogKind.STATUS, "online", T0 + 6, {})
+        )
+        await asyncio.wait_for(first_copy, 10)  # it had committed: the resend is acknowledged
+        page = await history.points(LAMP, "Seq", T0, T0 + 100)
+        assert [p.value for p in page.points] == [0, 5]
+        await history.close()
+
+
+@pytest.fixture
+def timescale() -> None:
+    async def available() -> bool:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            found = await conn.fetchval(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+            )
+            preload = await conn.fetchval("SHOW shared_preload_libraries")
+        finally:
+            await conn.close()
+        return bool(found) and "timescaledb" in preload
+
+    if not asyncio.run(available()):
+        pytest.skip(
+            "TimescaleDB is not installed in this PostgreSQL (not in pg_available_extensions, "
+            "or not in shared_preload_libraries); the store uses its weekly partitions instead"
+        )
+
+
+def test_timescaledb_hypertables_hold_the_points_and_compress_them(
+    timescale: None, pg_place: HistoryPlace
+) -> None:
+    async def scenario() -> None:
+        history = await pg_place.open()
+        assert isinstance(history, PostgresHistory) and history.timescale
+        history.add_points(LAMP, [("PM25", T0 + i * 1000, i) for i in range(100)])
+        await history.committed()
+        page = await history.points(LAMP, "PM25", T0, T0 + 100_000, limit=200)
+        assert [p.value for p in page.points] == list(range(100))
+        hypertables = await pg_place.fetch(
+            "SELECT hypertable_name FROM timescaledb_information.hypertables ORDER BY 1"
+        )
+        assert hypertables == [("history_log",), ("history_points",)]
+        compressed = await pg_place.fetch(
+            "SELECT compression_enabled FROM timescaledb_information.hypertables "
+            "WHERE hypertable_name = 'history_points'"
+        )
+        assert compressed == [(True,)]
+        await history.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_server_on_postgresql_withholds_pubacks_while_it_is_unreachable(
+    pg_place: HistoryPlace, make_server: Callable[..., Any]
+) -> None:
+    with proxy_to(HOST, PORT) as proxy:
+        server = make_server(history_url=through(proxy, pg_place))
+        pk = make_product(server).product_key
+        secret = make_device(server, pk, "meter-1").device_secret
+        device = persistent_device(server.port, pk, "meter-1", secret)
+        topic = f"/sys/{pk}/meter-1/thing/event/property/post"
+        device.publish(topic, b'{"id":"1","params":{"Seq":1}}', qos=1).wait_for_publish(TIMEOUT)
+        history = server.platform.history
+        proxy.cut()
+        acked: set[int] = set()
+        device.on_publish = lambda _c, _u, mid, _rc, _p: acked.add(mid)
+        mids = [
+            device.publish(topic, json.dumps({"id": str(n), "params": {"Seq": n}}), qos=1).mid
+            for n in range(2, 40)
+        ]
+        eventually(lambda: server.call(lambda: history.problem) is not None, what="a failure")
+        health = _health(server)
+        assert health["status"] == "degraded" and "PostgreSQL" in health["history"]["problem"]
+        time.sleep(1)
+        assert not acked.issuperset(mids)
+        proxy.restore()  # back: the store reconnects by itself, the device resends
+        eventually(lambda: acked.issuperset(mids), 3 * TIMEOUT, "every PUBACK")
+        eventually(lambda: _health(server)["status"] == "ok", what="health back to ok")
+        device.loop_stop()
+        device.disconnect()
+        server.stop()
+    rows = asyncio.run(pg_place.fetch("SELECT num FROM history_points ORDER BY num"))
+    assert [int(n) for (n,) in rows] == list(range(1, 40))  # each once
