@@ -1,6 +1,7 @@
-"""``python -m bench.history``: the history store's ingest against raw SQLite, and its size.
+"""``python -m bench.history``: the history stores' ingest against their raw anchors, and size.
 
-Two writers of the same rows on the same disk, one after the other, in a fresh directory:
+On SQLite, two writers of the same rows on the same disk, one after the other, in a fresh
+directory:
 
 - **history**: ``SQLiteHistory.add_points`` as the pipeline calls it, one post of five values
   of one device at a time, round-robin over the devices, on an asyncio loop; the store gathers
@@ -12,7 +13,18 @@ Two writers of the same rows on the same disk, one after the other, in a fresh d
   ``--raw-batch`` rows (50,000 by default: large batches, the anchor at its fastest).
 
 Then the bytes per stored point: the history file's size (after a WAL checkpoint) over the
-points in it. Prints a markdown table; paste it into ``RESULTS.md`` with the date.
+points in it.
+
+On PostgreSQL (``--postgres URL``, the local server by default; ``--postgres ''`` skips it),
+the same rows, each writer in a fresh schema of its own:
+
+- **history**: ``PostgresHistory.add_points`` the same way; its writer task COPYs each batch
+  into the weekly partitions of ``history_points`` (primary key (series, ts)) and commits;
+- **raw asyncpg COPY**: one connection, a plain table ``(series integer, ts bigint, value
+  double precision)`` with an index on ``(series, ts)``, ``copy_records_to_table`` of
+  ``--raw-batch`` rows at a time, each its own transaction.
+
+Prints markdown tables; paste them into ``RESULTS.md`` with the date.
 """
 
 from __future__ import annotations
@@ -26,6 +38,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import asyncpg
+
+from hongshan.store.history.postgres import PostgresHistory
 from hongshan.store.history.sqlite import SQLiteHistory
 
 PROPERTIES = ("LightSwitch", "Brightness", "Voltage", "Energy", "WorkMode")
@@ -43,8 +58,9 @@ def values(post: int, device: int) -> list[tuple[str, int, object]]:
     ]
 
 
-async def through_history(directory: Path, devices: int, posts: int, turn: int) -> float:
-    history = SQLiteHistory(directory / "history.db", loop=asyncio.get_running_loop())
+async def through_history(
+    history: SQLiteHistory | PostgresHistory, devices: int, posts: int, turn: int
+) -> float:
     names = [("a1BenchLamp", f"lamp-{i:05d}") for i in range(devices)]
     started = time.perf_counter()
     count = 0
@@ -86,6 +102,55 @@ def through_sqlite(directory: Path, devices: int, posts: int, batch: int) -> flo
     return elapsed
 
 
+async def through_copy(url: str, devices: int, posts: int, batch: int) -> float:
+    conn = await asyncpg.connect(url)
+    await conn.execute(
+        "CREATE TABLE raw (series integer NOT NULL, ts bigint NOT NULL, value double precision)"
+    )
+    await conn.execute("CREATE INDEX raw_series_ts ON raw (series, ts)")
+    started = time.perf_counter()
+    rows: list[tuple[int, int, object]] = []
+    for post in range(posts):
+        for i in range(devices):
+            for n, (_, ts, value) in enumerate(values(post, i)):
+                rows.append((i * len(PROPERTIES) + n, ts, value))
+            if len(rows) >= batch:
+                await conn.copy_records_to_table("raw", records=rows)
+                rows = []
+    if rows:
+        await conn.copy_records_to_table("raw", records=rows)
+    elapsed = time.perf_counter() - started
+    await conn.close()
+    return elapsed
+
+
+async def on_postgres(
+    url: str, devices: int, posts: int, turn: int, batch: int
+) -> tuple[float, float, float]:
+    """(raw seconds, history seconds, history bytes per point), each in a fresh schema."""
+    admin = await asyncpg.connect(url)
+    schemas = [f"bench_{name}_{os.getpid()}" for name in ("raw", "history")]
+    for schema in schemas:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+    joiner = "&" if "?" in url else "?"
+    raw_url, history_url = (f"{url}{joiner}search_path={schema}" for schema in schemas)
+    try:
+        raw_s = await through_copy(raw_url, devices, posts, batch)
+        history = await PostgresHistory.open(history_url)
+        history_s = await through_history(history, devices, posts, turn)  # (closes it)
+        size = await admin.fetchval(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class AS c "
+            "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relkind = 'r'",
+            schemas[1],
+        )
+    finally:
+        for schema in schemas:
+            await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.close()
+    return raw_s, history_s, size / (devices * posts * len(PROPERTIES))
+
+
 def stored_bytes(path: Path) -> tuple[int, int]:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -101,13 +166,18 @@ def main() -> None:
     parser.add_argument("--turn", type=int, default=200, help="posts per loop turn")
     parser.add_argument("--raw-batch", type=int, default=50_000, help="rows per raw commit")
     parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="PostgreSQL to measure on ('' to skip)",
+    )
     options = parser.parse_args()
     rows = options.devices * options.posts * len(PROPERTIES)
     with tempfile.TemporaryDirectory(dir=options.dir) as where:
         directory = Path(where)
         raw_s = through_sqlite(directory, options.devices, options.posts, options.raw_batch)
         history_s = asyncio.run(
-            through_history(directory, options.devices, options.posts, options.turn)
+            _sqlite_history(directory, options.devices, options.posts, options.turn)
         )
         size, points = stored_bytes(directory / "history.db")
         raw_size = (directory / "raw.db").stat().st_size
@@ -130,6 +200,33 @@ def main() -> None:
         f"| bytes per point | {raw_per_point:.1f} | {per_point:.1f} | "
         f"{per_point / raw_per_point:.2f} | ≤ 30 | {ok} |"
     )
+
+    if not options.postgres:
+        return
+    try:
+        pg_raw_s, pg_history_s, pg_per_point = asyncio.run(
+            on_postgres(
+                options.postgres, options.devices, options.posts, options.turn, options.raw_batch
+            )
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"\nPostgreSQL skipped: {exc}")
+        return
+    pg_raw_rate, pg_history_rate = rows / pg_raw_s, rows / pg_history_s
+    ratio = pg_history_rate / pg_raw_rate
+    ok = "✅" if ratio >= 0.8 else "❌"
+    print("\n| metric (PostgreSQL) | raw asyncpg COPY | history | history / raw | target | |")
+    print("|---|---:|---:|---:|---|---|")
+    print(
+        f"| ingest rows/s | {pg_raw_rate:,.0f} | {pg_history_rate:,.0f} | {ratio:.2f} | ≥ 0.8 "
+        f"| {ok} |"
+    )
+    print(f"| bytes per point, tables and indexes | | {pg_per_point:.1f} | | | |")
+
+
+async def _sqlite_history(directory: Path, devices: int, posts: int, turn: int) -> float:
+    history = SQLiteHistory(directory / "history.db", loop=asyncio.get_running_loop())
+    return await through_history(history, devices, posts, turn)
 
 
 if __name__ == "__main__":

@@ -98,19 +98,19 @@ SELECT add_compression_policy('history_points', compress_after => {PARTITION_MS}
 
 
 def _points(rows: list[Sequence[Any]]) -> list[Sequence[Any]]:
-    """(series, ts, stored value) as (series, ts, num, txt); PostgreSQL text cannot hold NUL,
-    which becomes U+FFFD."""
-    records: list[Sequence[Any]] = []
-    for series_id, ts, value in rows:
-        kind = type(value)
-        if kind is str:
-            text: str = value
-            records.append((series_id, ts, None, text.replace("\0", "\ufffd")))
-        elif kind is bytes:
-            records.append((series_id, ts, None, value.decode()))
-        else:
-            records.append((series_id, ts, value, None))
-    return records
+    """(series, ts, stored value) as (series, ts, num, txt)."""
+    return [
+        (s, t, v, None) if (k := type(v)) is not str and k is not bytes else (s, t, None, _text(v))
+        for s, t, v in rows
+    ]
+
+
+def _text(value: str | bytes) -> str:
+    """Text as PostgreSQL keeps it (JSON bytes decoded); it cannot hold NUL, which becomes
+    U+FFFD."""
+    text = value.decode() if type(value) is bytes else value
+    assert isinstance(text, str)
+    return text.replace("\0", "\ufffd") if "\0" in text else text
 
 
 def _log(rows: list[Sequence[Any]]) -> list[Sequence[Any]]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
@@ -353,8 +354,12 @@ class PostgresWriter:
                 width = self._widths.get(sql.table)
                 if width is None:
                     continue
-                at = sql.time_column
-                needed.update((sql.table, row[at] // width) for row in rows)
+                times = list(map(operator.itemgetter(sql.time_column), rows))
+                low, high = min(times) // width, max(times) // width
+                if low == high:  # (nearly always: one batch, one week)
+                    needed.add((sql.table, low))
+                else:
+                    needed.update((sql.table, ts // width) for ts in times)
         for table, index in sorted(needed - self._partitions):
             width = self._widths[table]
             with contextlib.suppress(asyncpg.DuplicateTableError):  # made by another process
