@@ -444,7 +444,7 @@ async def test_rollups_kept_as_values_arrive_equal_rollups_made_from_scratch(
             points.append(("PM25", ts, value))
         history.add_points(device, points)
         if rng.random() < 0.3:
-            await history._rolled_up()
+            await history.rolled_up()
     await history.close()
     tables = ("history_minutes", "history_hours", "history_days")
     kept = {table: await place.fetch(f"SELECT * FROM {table} ORDER BY 1, 2") for table in tables}

@@ -327,7 +327,7 @@ class Ingest:
         self._last_pass = done
         return done
 
-    async def _rolled_up(self) -> None:
+    async def rolled_up(self) -> None:
         """Every value so far is in the rollups (a pass now if any is owed)."""
         if self._rollup is not None:
             self._rollup.cancel()

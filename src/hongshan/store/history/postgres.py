@@ -369,7 +369,7 @@ class PostgresHistory(Ingest):
         kind = kinds.pop() if len(kinds) == 1 else "float"
         table = rollups.level(buckets, self._days)
         if table != "history_points":
-            await self._rolled_up()
+            await self.rolled_up()
         try:
             async with self._pool.acquire() as conn:
                 results = await sql_rollups.aggregate(conn, ids, buckets, aggregates, table)

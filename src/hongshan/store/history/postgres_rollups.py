@@ -63,36 +63,67 @@ _REPLACE = " ON CONFLICT (series_id, bucket) DO UPDATE SET " + ", ".join(
         "last_num", "last_txt",
     )
 )  # fmt: skip
+# First and last: a number's as the least and greatest [time, number] array (one cheap
+# comparison a row: array_agg(… ORDER BY …) sorts every group, four times over), a text's by
+# sorting, which only text rows pay for; each is its group's first or last only if its time is
+# the group's.
+_EDGES = """
+    {t0} - b, CASE WHEN fn[1] = {t0} THEN fn[2] END, CASE WHEN ft_at = {t0} THEN ft END,
+    {t1} - b, CASE WHEN ln[1] = {t1} THEN ln[2] END, CASE WHEN lt_at = {t1} THEN lt END
+"""
+_EDGE_AGGREGATES = """
+    min(ARRAY[{first_at}, {first_num}]) FILTER (WHERE {first_num} IS NOT NULL) AS fn,
+    max(ARRAY[{last_at}, {last_num}]) FILTER (WHERE {last_num} IS NOT NULL) AS ln,
+    min({first_at}) FILTER (WHERE {first_txt} IS NOT NULL) AS ft_at,
+    (array_agg({first_txt} ORDER BY {first_at}) FILTER (WHERE {first_txt} IS NOT NULL))[1] AS ft,
+    max({last_at}) FILTER (WHERE {last_txt} IS NOT NULL) AS lt_at,
+    (array_agg({last_txt} ORDER BY {last_at} DESC) FILTER (WHERE {last_txt} IS NOT NULL))[1]
+        AS lt
+"""
 _MINUTES_FROM_POINTS = f"""
 INSERT INTO history_minutes
-SELECT s, b, count(*), sum(num), min(num), max(num),
-    min(ts) - b, (array_agg(num ORDER BY ts))[1], (array_agg(txt ORDER BY ts))[1],
-    max(ts) - b, (array_agg(num ORDER BY ts DESC))[1], (array_agg(txt ORDER BY ts DESC))[1]
+SELECT s, b, n, sm, mn, mx, {_EDGES.format(t0="t0", t1="t1")}
 FROM (
-    SELECT r.s, p.ts - p.ts % 60000 AS b, p.ts, p.num, p.txt FROM {_RUNS}
+    SELECT r.s, p.ts - p.ts % 60000 AS b, count(*) AS n, sum(p.num) AS sm, min(p.num) AS mn,
+        max(p.num) AS mx, min(p.ts) AS t0, max(p.ts) AS t1,
+        {_EDGE_AGGREGATES.format(
+            first_at="p.ts", first_num="p.num", first_txt="p.txt",
+            last_at="p.ts", last_num="p.num", last_txt="p.txt",
+        )}
+    FROM {_RUNS}
     JOIN history_points AS p ON p.series_id = r.s AND p.ts >= r.lo AND p.ts < r.hi
-) AS v
-GROUP BY s, b
+    GROUP BY r.s, b
+) AS g
 {_REPLACE}
-"""
-_FROM_ROLLUP = """
+"""  # fmt: skip
+_FROM_ROLLUP = (
+    """
 INSERT INTO {into}
-SELECT s, b, sum(count)::bigint, sum(sum), min(min), max(max),
-    min(bucket + first_at) - b,
-    (array_agg(first_num ORDER BY bucket + first_at))[1],
-    (array_agg(first_txt ORDER BY bucket + first_at))[1],
-    max(bucket + last_at) - b,
-    (array_agg(last_num ORDER BY bucket + last_at DESC))[1],
-    (array_agg(last_txt ORDER BY bucket + last_at DESC))[1]
+SELECT s, b, n, sm, mn, mx, """
+    + _EDGES.format(t0="t0", t1="t1")
+    + """
 FROM (
-    SELECT r.s, {bucket} AS b, u.bucket, u.count, u.sum, u.min, u.max, u.first_at,
-        u.first_num, u.first_txt, u.last_at, u.last_num, u.last_txt
+    SELECT r.s, {bucket} AS b, sum(u.count)::bigint AS n, sum(u.sum) AS sm, min(u.min) AS mn,
+        max(u.max) AS mx, min(u.bucket + u.first_at) AS t0, max(u.bucket + u.last_at) AS t1,
+        """
+    + _EDGE_AGGREGATES.format(
+        first_at="u.bucket + u.first_at",
+        first_num="u.first_num",
+        first_txt="u.first_txt",
+        last_at="u.bucket + u.last_at",
+        last_num="u.last_num",
+        last_txt="u.last_txt",
+    )
+    .replace("{", "{{")
+    .replace("}", "}}")
+    + """
     FROM {runs}
     JOIN {source} AS u ON u.series_id = r.s AND u.bucket >= r.lo AND u.bucket < r.hi
-) AS v
-GROUP BY s, b
+    GROUP BY r.s, b
+) AS g
 {replace}
 """
+)
 _HOURS_FROM_MINUTES = _FROM_ROLLUP.format(
     into="history_hours",
     bucket="u.bucket - u.bucket % 3600000",

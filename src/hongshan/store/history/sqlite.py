@@ -280,7 +280,7 @@ class SQLiteHistory(Ingest):
         kind = kinds.pop() if len(kinds) == 1 else "float"
         table = rollups.level(buckets, self._days)
         if table != "history_points":
-            await self._rolled_up()
+            await self.rolled_up()
         results = await self._read(
             lambda c: sql_rollups.aggregate(c, ids, buckets, aggregates, table)
         )
