@@ -56,6 +56,40 @@ async def test_values_of_every_type_come_back_as_they_went_in(place: HistoryPlac
     await history.close()
 
 
+async def test_a_property_whose_first_value_was_whole_keeps_its_fractions(
+    place: HistoryPlace,
+) -> None:
+    """A float property may first post 20: its later 20.5 is still 20.5, its sum 62.2."""
+    history = await place.open()
+    history.add_points(LAMP, [("Temp", T0, 20), ("Temp", T0 + 1, 20.5), ("Temp", T0 + 2, 21.7)])
+    await history.committed()
+    page = await history.points(LAMP, "Temp", T0, T0 + 10)
+    assert [p.value for p in page.points] == [20, 20.5, 21.7]
+    (hour,) = await history.aggregate(
+        [LAMP], "Temp", buckets(T0, T0 + HOUR, "1h"), ["sum", "max", "last"]
+    )
+    assert hour.values["sum"] == pytest.approx(62.2)
+    assert hour.values["max"] == 21.7 and hour.values["last"] == 21.7
+    await history.close()
+
+
+async def test_a_property_named_with_a_nul_is_kept_and_found_again(place: HistoryPlace) -> None:
+    """(A product without a thing model takes any key; PostgreSQL text cannot hold NUL.)"""
+    history = await place.open()
+    history.add_points(LAMP, [("we\0ird", T0, 1)])
+    history.add_points(OTHER, [("Brightness", T0, 2)])
+    await history.committed()
+    assert history.problem is None
+    await history.close()
+    again = await place.open()
+    again.add_points(LAMP, [("we\0ird", T0 + 1, 3)])
+    await again.committed()
+    page = await again.points(LAMP, "we\0ird", T0, T0 + 10)
+    assert [p.value for p in page.points] == [1, 3]
+    assert [s.identifier for s in await again.series(LAMP)] == ["we\ufffdird"]
+    await again.close()
+
+
 async def test_a_range_is_read_in_pages_both_ways(place: HistoryPlace) -> None:
     history = await place.open()
     history.add_points(LAMP, [("Brightness", T0 + i * 1000, i) for i in range(25)])

@@ -142,6 +142,34 @@ async def test_postgresql_unreachable_fails_commits_says_why_and_recovers(
         await history.close()
 
 
+async def test_new_properties_in_batches_failed_during_an_outage_are_named_after_it(
+    pg_place: HistoryPlace,
+) -> None:
+    """A property first seen while PostgreSQL is away: its catalogue row goes again with every
+    turn until one commits, however many failed before (some without even a try)."""
+    with proxy_to(HOST, PORT) as proxy:
+        history = await PostgresHistory.open(through(proxy, pg_place))
+        history.add_points(LAMP, [("Warm", T0, 1)])
+        await history.committed()
+        proxy.cut()
+        for n in range(3):  # a tried batch, then ones failed within the retry wait
+            history.add_points(LAMP, [("Temp", T0 + n, 20 + n)])
+            with pytest.raises(StoreUnavailable):
+                await asyncio.wait_for(history.committed(), 10)
+        proxy.restore()
+        await sent_until_committed(history, lambda: history.add_points(LAMP, [("Warm", T0 + 5, 2)]))
+        history.add_points(LAMP, [("Temp", T0 + 6, 26)])
+        await history.committed()
+        await history.close()
+    again = await pg_place.open()
+    assert [s.identifier for s in await again.series(LAMP)] == ["Temp", "Warm"]
+    again.add_points(LAMP, [("Humidity", T0, 55)])  # a new property: a series of its own
+    await again.committed()
+    assert [p.value for p in (await again.points(LAMP, "Temp", T0, T0 + 10)).points] == [26]
+    assert [p.value for p in (await again.points(LAMP, "Humidity", T0, T0 + 10)).points] == [55]
+    await again.close()
+
+
 async def test_a_commit_cut_short_is_asked_about_and_its_resend_kept_once(
     pg_place: HistoryPlace,
 ) -> None:

@@ -132,10 +132,10 @@ class Ingest:
         self._log: list[tuple[int, int, int, str, str, bytes]] = []
         self._taken: list[tuple[int, int, bytes]] = []
         self._taken_by: list[tuple[Device, bytes]] = []  # the same keys, by device
-        # catalogue rows made this turn; they go in the same transaction as the rows they name
+        # catalogue rows made this turn; they go in the same transaction as the rows they
+        # name, and go again with the next turn's if that transaction is rolled back
         self._new_devices: list[tuple[int, str, str]] = []
         self._new_series_rows: list[tuple[int, int, str, str]] = []
-        self._failure_seen: str | None = None  # the writer error the catalogue was resent for
         self._flush_scheduled = False
         self._commit_waiters: list[asyncio.Future[None]] = []  # committed() of this turn
         self._pruned_at = time.monotonic()
@@ -243,10 +243,19 @@ class Ingest:
         return row_id
 
     def _new_series(self, device: Device, identifier: str, value: Any) -> int:
+        known = self._series[device]
+        name = identifier
+        if "\0" in identifier:
+            # kept as U+FFFD (PostgreSQL's text cannot hold NUL), and known by both names
+            name = identifier.replace("\0", "\ufffd")
+            found = known.get(name)
+            if found is not None:
+                known[identifier] = found
+                return found[0]
         device_id = self._device_id(device)
         series_id, kind = next(self._next_series), kind_of(value)
-        self._series[device][identifier] = (series_id, kind)
-        self._new_series_rows.append((series_id, device_id, identifier, kind))
+        known[identifier] = known[name] = (series_id, kind)
+        self._new_series_rows.append((series_id, device_id, name, kind))
         return series_id
 
     def _schedule_flush(self) -> None:
@@ -257,18 +266,6 @@ class Ingest:
         """Hand what gathered this loop turn to the writer as one item."""
         self._flush_scheduled = False
         parts: list[tuple[Any, Sequence[Sequence[Any]]]] = []
-        failure = self._writer.error
-        if failure is not None and failure is not self._failure_seen:
-            # a failed batch may have held catalogue rows that later rows refer to: send the
-            # whole catalogue again (existing rows are left as they are) with the first rows
-            # after it
-            self._failure_seen = failure
-            self._new_devices = [(i, pk, dn) for (pk, dn), i in self._devices.items()]
-            self._new_series_rows = [
-                (series_id, self._devices[device], identifier, kind)
-                for device, known in self._series.items()
-                for identifier, (series_id, kind) in known.items()
-            ]
         sql = self._sql
         for statement, rows in (
             (sql.device, self._new_devices),
@@ -285,17 +282,22 @@ class Ingest:
                 self._answer_waiters()
             return
         taken, taking = self._taken_by, self._taken_keys.take_turn()
+        devices, series = self._new_devices, self._new_series_rows
         self._new_devices, self._new_series_rows = [], []
         self._points, self._log, self._taken, self._taken_by = [], [], [], []
         self._late = []
-        if taking is not None:
+        if taking is None and not devices and not series:
+            self._writer.executemany(*parts, outcome=None)
+        else:
 
             def settle(committed: bool) -> None:
-                self._taken_keys.settle(taken, taking, committed, self._writer.error)
+                if taking is not None:
+                    self._taken_keys.settle(taken, taking, committed, self._writer.error)
+                if not committed:  # the rows that named them may come again: so do they
+                    self._new_devices += devices
+                    self._new_series_rows += series
 
             self._writer.executemany(*parts, outcome=settle)
-        else:
-            self._writer.executemany(*parts, outcome=None)
         if self._commit_waiters:
             self._answer_waiters()
         now = time.monotonic()
@@ -394,7 +396,15 @@ class Ingest:
 
     async def series(self, device: Device) -> list[SeriesInfo]:
         known = self._series.get(device, {})
-        return [SeriesInfo(identifier, kind) for identifier, (_, kind) in sorted(known.items())]
+        return [
+            SeriesInfo(identifier, kind)
+            for identifier, (_, kind) in sorted(known.items())
+            if "\0" not in identifier  # (also known by its stored name)
+        ]
 
     def _lookup(self, device: Device, identifier: str) -> tuple[int, str] | None:
-        return self._series.get(device, {}).get(identifier)
+        known = self._series.get(device, {})
+        found = known.get(identifier)
+        if found is None and "\0" in identifier:  # (kept under its stored name)
+            found = known.get(identifier.replace("\0", "\ufffd"))
+        return found

@@ -150,14 +150,21 @@ _unjson = msgspec.json.Decoder()
 
 
 def _from_pg(kind: str, value: Any) -> Any:
+    """A value as it went in, by its series' kind (the kind of the series' first value: a
+    float property whose first value was 20 is an "int" series holding 20.5 too)."""
+    if type(value) is str:
+        if kind == "json":
+            try:
+                return _unjson.decode(value)
+            except msgspec.DecodeError:
+                return value
+        return value
     if value is None:
         return None
     if kind == "int":
-        return int(value)
+        return int(value) if value.is_integer() else value
     if kind == "bool":
         return bool(value)
-    if kind == "json":
-        return _unjson.decode(value)
     return value
 
 
@@ -200,9 +207,20 @@ class PostgresHistory(Ingest):
         loop = asyncio.get_running_loop()
         days = rollups.TownDays(time_zone)
         try:
-            conn = await asyncpg.connect(dsn, timeout=10)
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            return await cls._open(dsn, loop, days, retention)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise ConfigError(f"history_url: cannot open the history: {describe(exc)}") from exc
+
+    @classmethod
+    async def _open(
+        cls,
+        dsn: str,
+        loop: asyncio.AbstractEventLoop,
+        days: rollups.TownDays,
+        retention: Retention | None,
+    ) -> PostgresHistory:
+        conn = await asyncpg.connect(dsn, timeout=10)
+        time_zone = days.name
         try:
             timescale = await _timescale(conn)
             async with conn.transaction():
@@ -232,7 +250,11 @@ class PostgresHistory(Ingest):
             partitions={} if timescale else dict.fromkeys(TIMED, PARTITION_MS),
             known_partitions=known,
         )
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, command_timeout=60)
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, command_timeout=60)
+        except BaseException:
+            await writer.close()
+            raise
         return cls(
             dsn,
             writer,
@@ -379,8 +401,9 @@ class PostgresHistory(Ingest):
             raise
         if kind in ("int", "bool"):  # sums of whole numbers, whole again
             for values in results.values():
-                if values.get("sum") is not None:
-                    values["sum"] = int(values["sum"])
+                total = values.get("sum")
+                if total is not None and total.is_integer():
+                    values["sum"] = int(total)
         return rollups.to_buckets(results, lambda value: _from_pg(kind, value))
 
     async def log(

@@ -80,16 +80,18 @@ class _Marker:
 
 class _Unsure(NamedTuple):
     txid: int
+    backend: int  # the server process that ran it
     items: list[_Many]
 
 
 class _Lost(Exception):
     """The connection went while a batch ran; ``txid`` is set if its COMMIT was on the way."""
 
-    def __init__(self, cause: BaseException, txid: int | None) -> None:
+    def __init__(self, cause: BaseException, txid: int | None, backend: int = 0) -> None:
         super().__init__(str(cause))
         self.cause = cause
         self.txid = txid
+        self.backend = backend
 
 
 Item = tuple[str, Sequence[Any]] | _Many | _Marker
@@ -217,7 +219,7 @@ class PostgresWriter:
             self._drop_connection()
         if isinstance(exc, _Lost) and exc.txid is not None:
             log.error("%s; a batch's COMMIT was on the way, its fate is asked later", failure)
-            self._unsure.append(_Unsure(exc.txid, items))
+            self._unsure.append(_Unsure(exc.txid, exc.backend, items))
         else:
             log.error("%s; a batch of %d items was rolled back", failure, len(items))
             _tell(items, committed=False)
@@ -236,7 +238,11 @@ class PostgresWriter:
             raise StoreUnavailable(self.error or "PostgreSQL cannot be reached")
         self._retry_at = time.monotonic() + RETRY_EVERY
         conn = await asyncpg.connect(
-            self._dsn, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT
+            self._dsn,
+            timeout=CONNECT_TIMEOUT,
+            command_timeout=COMMAND_TIMEOUT,
+            # a transaction this writer left open (its connection lost) ends on its own
+            server_settings={"idle_in_transaction_session_timeout": "60000"},
         )
         self._staged.clear()
         try:
@@ -249,12 +255,24 @@ class PostgresWriter:
         return conn
 
     async def _learn_unsure(self, conn: asyncpg.Connection) -> None:
-        """What became of the transactions whose COMMIT was on the way when a connection went
-        (the server may still be finishing them: asked again until it is not)."""
+        """What became of the transactions whose COMMIT was on the way when a connection went.
+        A server process still holding one (its COMMIT lost on the way, it would wait idle for
+        hours) is ended first, which rolls it back; one finishing its COMMIT is waited for."""
         deadline = time.monotonic() + UNSURE_WAIT
         while self._unsure:
             unsure = self._unsure[0]
-            status = await conn.fetchval("SELECT txid_status($1)", unsure.txid)
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid = $1 AND state = 'idle in transaction' "
+                "AND backend_xid::text::bigint = $2 % 4294967296",
+                unsure.backend,
+                unsure.txid,
+            )
+            try:
+                status = await conn.fetchval("SELECT txid_status($1)", unsure.txid)
+            except asyncpg.InvalidParameterValueError:
+                # "in the future": a server that never saw it (a failover), so it is not there
+                status = "aborted"
             if status == "in progress":
                 if time.monotonic() > deadline:  # asked again with the next connection
                     raise StoreUnavailable(f"transaction {unsure.txid} still in progress")
@@ -266,16 +284,21 @@ class PostgresWriter:
 
     async def _write(self, conn: asyncpg.Connection, batch: list[Item]) -> None:
         await self._make_partitions(conn, batch)
-        try:
-            await self._transaction(conn, batch, merge=False)
-        except asyncpg.UniqueViolationError:
-            # a copied row collides with a kept one: the same batch again, merged
-            await self._transaction(conn, batch, merge=True)
-        except asyncpg.CheckViolationError:
-            # a row for a partition that retention dropped since it was made: made again
-            self._partitions.clear()
-            await self._make_partitions(conn, batch)
-            await self._transaction(conn, batch, merge=False)
+        merge = False
+        for attempt in range(3):
+            try:
+                await self._transaction(conn, batch, merge=merge)
+                return
+            except asyncpg.UniqueViolationError:
+                if merge or attempt == 2:
+                    raise
+                merge = True  # a copied row collides with a kept one: the batch again, merged
+            except asyncpg.CheckViolationError:
+                if attempt == 2:
+                    raise
+                # a row for a partition that retention dropped since it was made: made again
+                self._partitions.clear()
+                await self._make_partitions(conn, batch)
 
     async def _transaction(self, conn: asyncpg.Connection, batch: list[Item], merge: bool) -> None:
         txid: int | None = None
@@ -303,7 +326,9 @@ class PostgresWriter:
             await conn.execute("COMMIT")
         except Exception as exc:
             if transient(exc) or conn.is_closed():
-                raise _Lost(exc, txid if committing else None) from exc
+                backend = conn.get_server_pid()
+                raise _Lost(exc, txid if committing else None, backend) from exc
+            self._staged.clear()  # staging tables made in this transaction are gone with it
             try:
                 await conn.execute("ROLLBACK")
             except Exception as lost:
