@@ -22,7 +22,15 @@ import msgspec
 
 from hongshan.errors import StoreUnavailable
 from hongshan.store.history import rollups
-from hongshan.store.history.model import Device, LogKind, SeriesInfo
+from hongshan.store.history.model import (
+    NUMERIC_AGGREGATES,
+    Buckets,
+    Device,
+    HistoryProblem,
+    LogKind,
+    SeriesInfo,
+    cursor_of,
+)
 from hongshan.store.history.retention import Retention, Step, Sweeper
 from hongshan.store.history.taken import TakenKeys
 
@@ -408,3 +416,50 @@ class Ingest:
         if found is None and "\0" in identifier:  # (kept under its stored name)
             found = known.get(identifier.replace("\0", "\ufffd"))
         return found
+
+    async def _aggregated(
+        self,
+        devices: Sequence[Device],
+        identifier: str,
+        buckets: Buckets,
+        aggregates: Sequence[str],
+    ) -> tuple[list[int], str, str] | None:
+        """What an aggregate reads: the devices' series of ``identifier`` (None if none has
+        one), the kind to read their values as, and the table (``rollups.level``), its rollups
+        brought up to date first."""
+        found = [s for s in (self._lookup(d, identifier) for d in devices) if s is not None]
+        if not found:
+            return None
+        kinds = {kind for _, kind in found}
+        if NUMERIC_AGGREGATES.intersection(aggregates) and kinds & {"text", "json"}:
+            raise HistoryProblem(
+                f"{identifier} holds {'/'.join(sorted(kinds))} values: only count, first and "
+                "last apply to it"
+            )
+        table = rollups.level(buckets, self._days)
+        if table != "history_points":
+            await self.rolled_up()
+        kind = kinds.pop() if len(kinds) == 1 else "float"
+        return [series_id for series_id, _ in found], kind, table
+
+    def _point_range(
+        self,
+        device: Device,
+        identifier: str,
+        start: int,
+        end: int,
+        cursor: str | None,
+        descending: bool,
+    ) -> tuple[int, str, int, int] | None:
+        """What a page of raw values reads: (series, kind, start, end) after the cursor, or
+        None when there is nothing to read."""
+        after = cursor_of(cursor, 1)
+        if after is not None:
+            if descending:
+                end = min(end, after[0])
+            else:
+                start = max(start, after[0] + 1)
+        found = self._lookup(device, identifier)
+        if found is None or start >= end:
+            return None
+        return found[0], found[1], start, end

@@ -32,11 +32,9 @@ from hongshan.store.history import postgres_rollups as sql_rollups
 from hongshan.store.history import rollups
 from hongshan.store.history.ingest import INT64, TAKEN_WINDOW_MS, Ingest, Loaded, Statements
 from hongshan.store.history.model import (
-    NUMERIC_AGGREGATES,
     Bucket,
     Buckets,
     Device,
-    HistoryProblem,
     LogEntry,
     LogKind,
     LogPage,
@@ -346,16 +344,10 @@ class PostgresHistory(Ingest):
         cursor: str | None = None,
         descending: bool = False,
     ) -> PointPage:
-        after = cursor_of(cursor, 1)
-        if after is not None:
-            if descending:
-                end = min(end, after[0])
-            else:
-                start = max(start, after[0] + 1)
-        found = self._lookup(device, identifier)
-        if found is None or start >= end:
+        found = self._point_range(device, identifier, start, end, cursor, descending)
+        if found is None:
             return PointPage(points=[], next=None)
-        series_id, kind = found
+        series_id, kind, start, end = found
         order = "DESC" if descending else "ASC"
         rows = await self._fetch(
             "SELECT ts, num, txt FROM history_points WHERE series_id = $1 AND ts >= $2 "
@@ -378,20 +370,10 @@ class PostgresHistory(Ingest):
         buckets: Buckets,
         aggregates: Sequence[str],
     ) -> list[Bucket]:
-        found = [s for s in (self._lookup(d, identifier) for d in devices) if s is not None]
-        if not found:
+        plan = await self._aggregated(devices, identifier, buckets, aggregates)
+        if plan is None:
             return []
-        kinds = {kind for _, kind in found}
-        if NUMERIC_AGGREGATES.intersection(aggregates) and kinds & {"text", "json"}:
-            raise HistoryProblem(
-                f"{identifier} holds {'/'.join(sorted(kinds))} values: only count, first and "
-                "last apply to it"
-            )
-        ids = [series_id for series_id, _ in found]
-        kind = kinds.pop() if len(kinds) == 1 else "float"
-        table = rollups.level(buckets, self._days)
-        if table != "history_points":
-            await self.rolled_up()
+        ids, kind, table = plan
         try:
             async with self._pool.acquire() as conn:
                 results = await sql_rollups.aggregate(conn, ids, buckets, aggregates, table)

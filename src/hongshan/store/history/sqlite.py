@@ -35,11 +35,9 @@ from hongshan.store.history import rollups
 from hongshan.store.history import sqlite_rollups as sql_rollups
 from hongshan.store.history.ingest import INT64, TAKEN_WINDOW_MS, Ingest, Loaded, Statements
 from hongshan.store.history.model import (
-    NUMERIC_AGGREGATES,
     Bucket,
     Buckets,
     Device,
-    HistoryProblem,
     LogEntry,
     LogKind,
     LogPage,
@@ -238,16 +236,10 @@ class SQLiteHistory(Ingest):
         cursor: str | None = None,
         descending: bool = False,
     ) -> PointPage:
-        after = cursor_of(cursor, 1)
-        if after is not None:
-            if descending:
-                end = min(end, after[0])
-            else:
-                start = max(start, after[0] + 1)
-        found = self._lookup(device, identifier)
-        if found is None or start >= end:
+        found = self._point_range(device, identifier, start, end, cursor, descending)
+        if found is None:
             return PointPage(points=[], next=None)
-        series_id, kind = found
+        series_id, kind, start, end = found
         order = "DESC" if descending else "ASC"
         sql = (
             "SELECT ts, value FROM history_points WHERE series_id = ? AND ts >= ? AND ts < ? "
@@ -267,20 +259,10 @@ class SQLiteHistory(Ingest):
         buckets: Buckets,
         aggregates: Sequence[str],
     ) -> list[Bucket]:
-        found = [s for s in (self._lookup(d, identifier) for d in devices) if s is not None]
-        if not found:
+        plan = await self._aggregated(devices, identifier, buckets, aggregates)
+        if plan is None:
             return []
-        kinds = {kind for _, kind in found}
-        if NUMERIC_AGGREGATES.intersection(aggregates) and kinds & {"text", "json"}:
-            raise HistoryProblem(
-                f"{identifier} holds {'/'.join(sorted(kinds))} values: only count, first and "
-                "last apply to it"
-            )
-        ids = [series_id for series_id, _ in found]
-        kind = kinds.pop() if len(kinds) == 1 else "float"
-        table = rollups.level(buckets, self._days)
-        if table != "history_points":
-            await self.rolled_up()
+        ids, kind, table = plan
         results = await self._read(
             lambda c: sql_rollups.aggregate(c, ids, buckets, aggregates, table)
         )
