@@ -1,7 +1,8 @@
 """``python -m bench.history_queries``: query latency over a history of 100 million values.
 
-The data set, built once through ``SQLiteHistory.add_points`` (as the pipeline writes) and kept
-in ``--dir`` for later runs: 1,000 air stations in 10 districts, one PM2.5 value every 10 s
+The data set, built once through the store's ``add_points`` (as the pipeline writes) and kept
+for later runs, in ``--dir`` (SQLite) or, with ``--postgres URL``, in that database's schema
+``hongshan_history_bench``: 1,000 air stations in 10 districts, one PM2.5 value every 10 s
 each for 12 days up to now (103,680,000 values), with the store's own minute and hour rollups.
 Building it takes a while (about 15 minutes at 120,000 values/s); later runs reuse it.
 
@@ -31,6 +32,7 @@ from typing import Any
 from hongshan.app import running, tune_gc
 from hongshan.config import Settings
 from hongshan.store.history.buckets import buckets
+from hongshan.store.history.postgres import PostgresHistory
 from hongshan.store.history.sqlite import SQLiteHistory
 
 STATIONS = 1000
@@ -38,6 +40,7 @@ DISTRICTS = 10
 EVERY_MS = 10_000
 DAY_MS = 86_400_000
 PRODUCT = "a1AirStation"
+SCHEMA = "hongshan_history_bench"
 TOWN = "Asia/Shanghai"  # the town's time zone: its days are the history's day rollups
 
 
@@ -45,9 +48,16 @@ def station(i: int) -> tuple[str, str]:
     return PRODUCT, f"air-{i:04d}"
 
 
-async def build(path: Path, days: int) -> float:
-    """Fill ``path`` with the data set; returns values per second."""
-    history = SQLiteHistory(path, loop=asyncio.get_running_loop(), time_zone=TOWN)
+async def opened(where: str) -> SQLiteHistory | PostgresHistory:
+    """The history at ``where``: a PostgreSQL URL, or a SQLite file's path."""
+    if where.startswith("postgresql://"):
+        return await PostgresHistory.open(where, time_zone=TOWN)
+    return SQLiteHistory(where, loop=asyncio.get_running_loop(), time_zone=TOWN)
+
+
+async def build(where: str, days: int) -> float:
+    """Fill the history at ``where`` with the data set; returns values per second."""
+    history = await opened(where)
     end = int(time.time() * 1000)
     end -= end % EVERY_MS
     start = end - days * DAY_MS
@@ -80,9 +90,9 @@ async def timed(fn: Callable[[], Awaitable[Any]], runs: int) -> tuple[float, flo
 
 
 async def store_queries(
-    path: Path, runs: int, days: int
+    where: str, runs: int, days: int
 ) -> list[tuple[str, float, float, str, float]]:
-    history = SQLiteHistory(path, loop=asyncio.get_running_loop(), time_zone=TOWN)
+    history = await opened(where)
     now = int(time.time() * 1000)
     hour_now = now - now % 3_600_000 + 3_600_000
     month = buckets(hour_now - 30 * DAY_MS, hour_now, "1h")
@@ -173,23 +183,54 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp/hongshan-history-bench")
     parser.add_argument("--days", type=int, default=12)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--postgres", default=None, help="a PostgreSQL URL to measure on")
     options = parser.parse_args()
-    directory = Path(options.dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "history.db"
-    if not path.exists():
-        print(f"building {STATIONS * options.days * DAY_MS // EVERY_MS:,} values in {path} …")
-        rate = asyncio.run(build(path, options.days))
+    if options.postgres:
+        joiner = "&" if "?" in options.postgres else "?"
+        where = f"{options.postgres}{joiner}search_path={SCHEMA}"
+        built, size = asyncio.run(_postgres_state(options.postgres))
+    else:
+        directory = Path(options.dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        where = str(directory / "history.db")
+        built = Path(where).exists()
+    if not built:
+        print(f"building {STATIONS * options.days * DAY_MS // EVERY_MS:,} values in {where} …")
+        rate = asyncio.run(build(where, options.days))
         print(f"built at {rate:,.0f} values/s")
-    size = sum(f.stat().st_size for f in directory.glob("history.db*"))
-    rows = asyncio.run(store_queries(path, options.runs, options.days))
+    if options.postgres:
+        _, size = asyncio.run(_postgres_state(options.postgres))
+    else:
+        size = sum(f.stat().st_size for f in Path(options.dir).glob("history.db*"))
+    rows = asyncio.run(store_queries(where, options.runs, options.days))
     rows.append(asyncio.run(latest_query(options.runs)))
-    print(f"\n{path}: {size / 1e9:.2f} GB; median and slowest of {options.runs} runs\n")
+    print(f"\n{where}: {size / 1e9:.2f} GB; median and slowest of {options.runs} runs\n")
     print("| query | median ms | slowest ms | target | |")
     print("|---|---:|---:|---|---|")
     for name, median, slowest, target, limit in rows:
         ok = "" if not limit else ("✅" if median < limit else "❌")
         print(f"| {name} | {median:.1f} | {slowest:.1f} | {target} | {ok} |")
+
+
+async def _postgres_state(url: str) -> tuple[bool, int]:
+    """Whether the data set is built in the schema (made if missing), and its size in bytes."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        built = await conn.fetchval(
+            "SELECT to_regclass($1) IS NOT NULL", f"{SCHEMA}.history_rolled"
+        ) and await conn.fetchval(f"SELECT count(*) > 0 FROM {SCHEMA}.history_rolled")
+        size = await conn.fetchval(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class AS c "
+            "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relkind = 'r'",
+            SCHEMA,
+        )
+    finally:
+        await conn.close()
+    return bool(built), int(size)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,10 @@ from hongshan.store.history.taken import TakenKeys
 TAKEN_WINDOW_MS = 10 * 60_000  # resends looked for: this long before the newest taken message
 TAKEN_KEPT_MS = 60 * 60_000  # taken keys older than this are deleted
 PRUNE_EVERY = 60.0  # seconds between deletions of old taken keys
-ROLLUP_EVERY = 2.0  # seconds between rollup passes while values come in
+# seconds between rollup passes while values come in: a pass recomputes every hour and day it
+# touches from its minutes and hours, so fewer passes repeat less of that; a query that reads
+# rollups brings them up to date first (``rolled_up``), so none is ever read stale
+ROLLUP_EVERY = 10.0
 INT64 = 1 << 63
 
 _json = msgspec.json.Encoder()

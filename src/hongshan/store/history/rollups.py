@@ -8,11 +8,11 @@ that replaces another at the same millisecond, a late value from a history post 
 all leave it right.
 
 The event loop only notes which minutes got values (a set add per value: it also runs the
-broker). Every two seconds a pass hands them to the store's writer, which recomputes them, then
-their hours and days, set-based, and records per series how far its rollups are complete (its
-mark). A crash loses the minutes noted since the last pass; the next start recomputes the
-minutes with values from each series' mark on, and the minutes of values that came below their
-series' mark, which were noted on disk with the values.
+broker). Every ten seconds (``ingest.ROLLUP_EVERY``) a pass hands them to the store's writer,
+which recomputes them, then their hours and days, set-based, and records per series how far
+its rollups are complete (its mark). A crash loses the minutes noted since the last pass; the
+next start recomputes the minutes with values from each series' mark on, and the minutes of
+values that came below their series' mark, which were noted on disk with the values.
 
 An aggregate reads the coarsest rollup that tiles it exactly (``level``), else the raw points: a
 year of daily averages reads a few thousand rollup rows per series, not millions of points.
