@@ -94,6 +94,7 @@ STATEMENTS = Statements(
     delete_retention="DELETE FROM history_retention WHERE product_key = ?",
     set_meta=sql_rollups.SET_META,
 )
+WRITER_CACHE_KIB = 65_536  # the writer connection's page cache
 DELETE_POINTS = "DELETE FROM history_points WHERE series_id = ? AND ts >= ? AND ts < ?"
 
 _unjson = msgspec.json.Decoder()
@@ -121,6 +122,9 @@ class SQLiteHistory(Ingest):
         days = rollups.TownDays(time_zone)
         writer = SQLiteWriter(path, loop=loop)
         conn = writer.conn
+        # values arrive for every series at once, so inserts land all over the points' B-tree:
+        # with SQLite's default 2 MiB of cache each would read its page back from the OS
+        conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         conn.executescript(SCHEMA + sql_rollups.SCHEMA + sql_rollups.TEMP_SCHEMA)
         devices: dict[Device, int] = {
             (pk, dn): row_id
