@@ -9,6 +9,7 @@ import random
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from history_places import HistoryPlace, crash
 from hongshan.errors import StoreUnavailable
 from hongshan.store.history import rollups
 from hongshan.store.history.buckets import buckets
+from hongshan.store.history.ingest import FLUSH_EVERY
 from hongshan.store.history.model import HistoryProblem, LogKind
 from hongshan.store.history.retention import Retention
 from hongshan.store.history.sqlite import SQLiteHistory
@@ -88,6 +90,27 @@ async def test_a_property_named_with_a_nul_is_kept_and_found_again(place: Histor
     assert [p.value for p in page.points] == [1, 3]
     assert [s.identifier for s in await again.series(LAMP)] == ["we\ufffdird"]
     await again.close()
+
+
+async def test_rows_nobody_waits_for_are_written_soon_after_and_together(
+    place: HistoryPlace,
+) -> None:
+    """A status change or a QoS 0 value is not acknowledged to anyone: it goes to the writer
+    within ``FLUSH_EVERY``, with what else came meanwhile, in one transaction."""
+    history = await place.open()
+    batches = _batches(history)
+    for n in range(20):  # twenty devices logging in, a couple of milliseconds apart
+        history.add_log(("a1Lamp", f"lamp-{n}"), LogKind.STATUS, "online", T0 + n, {})
+        await asyncio.sleep(0.002)
+    await asyncio.sleep(FLUSH_EVERY * 4)
+    assert await place.fetch("SELECT count(*) FROM history_log") == [(20,)]
+    assert _batches(history) - batches <= 5  # not one each
+    await history.close()
+
+
+def _batches(history: Any) -> int:
+    """Transactions the store's writer has committed."""
+    return int(history._writer.commits)
 
 
 async def test_a_range_is_read_in_pages_both_ways(place: HistoryPlace) -> None:

@@ -41,6 +41,9 @@ PRUNE_EVERY = 60.0  # seconds between deletions of old taken keys
 # touches from its minutes and hours, so fewer passes repeat less of that; a query that reads
 # rollups brings them up to date first (``rolled_up``), so none is ever read stale
 ROLLUP_EVERY = 10.0
+# seconds rows nobody waits for may gather before they go to the writer (a crash may lose them:
+# nothing acknowledged them)
+FLUSH_EVERY = 0.05
 INT64 = 1 << 63
 
 _json = msgspec.json.Encoder()
@@ -148,6 +151,8 @@ class Ingest:
         self._new_devices: list[tuple[int, str, str]] = []
         self._new_series_rows: list[tuple[int, int, str, str]] = []
         self._flush_scheduled = False
+        self._flush_timer: asyncio.TimerHandle | None = None  # a flush waiting for company
+        self._flush_now: asyncio.Handle | None = None  # a flush this loop turn
         self._commit_waiters: list[asyncio.Future[None]] = []  # committed() of this turn
         self._pruned_at = time.monotonic()
         self._arrived: dict[int, int] = {}  # series -> the last arrival time given to a value
@@ -214,11 +219,14 @@ class Ingest:
         return self._taken_keys.was_taken(device, key)
 
     def committed(self) -> Awaitable[None]:
-        """Done once everything added so far is durable. What this loop turn added goes to
-        the writer with the turn's other rows, and one marker answers every waiter of the
-        turn: a thousand QoS 1 posts a turn are one item and one marker, not a thousand."""
+        """Done once everything added so far is durable. What was added goes to the writer at
+        the end of this loop turn with whatever else is waiting, and one marker answers every
+        waiter of the turn: a thousand QoS 1 posts a turn are one item and one marker, not a
+        thousand."""
         if not self._flush_scheduled:
             return self._writer.committed()
+        if self._flush_now is None:
+            self._flush_now = self._loop.call_soon(self._flush)
         waiter: asyncio.Future[None] = self._loop.create_future()
         self._commit_waiters.append(waiter)
         return waiter
@@ -270,12 +278,23 @@ class Ingest:
         return series_id
 
     def _schedule_flush(self) -> None:
+        """Rows nobody waits for (a QoS 0 post's values, a status change) go to the writer
+        within ``FLUSH_EVERY``, with the others that came meanwhile, unless a waiter
+        (``committed``) sends them sooner: a writer woken, and a transaction committed, for
+        every loop turn that logged a device in took the GIL from the event loop thousands of
+        times a second."""
         self._flush_scheduled = True
-        self._loop.call_soon(self._flush)
+        self._flush_timer = self._loop.call_later(FLUSH_EVERY, self._flush)
 
     def _flush(self) -> None:
-        """Hand what gathered this loop turn to the writer as one item."""
+        """Hand what gathered to the writer as one item."""
         self._flush_scheduled = False
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._flush_now is not None:
+            self._flush_now.cancel()
+            self._flush_now = None
         parts: list[tuple[Any, Sequence[Sequence[Any]]]] = []
         sql = self._sql
         for statement, rows in (

@@ -132,7 +132,7 @@ class PostgresWriter:
         self._widths = partitions or {}
         self._partitions = known_partitions or set()
         self._stopping = False
-        self.batches = 0  # committed transactions, for tests and benchmarks
+        self.commits = 0  # transactions committed, for tests and benchmarks
         self._task = loop.create_task(self._run())
 
     # -- queueing (event loop) ----------------------------------------------------------------
@@ -200,7 +200,7 @@ class PostgresWriter:
                 self._resolve(markers, failure)
                 failure = None if markers else failure
                 continue
-            self.batches += 1
+            self.commits += 1
             self.error = None
             _tell(items, committed=True)
             if markers:

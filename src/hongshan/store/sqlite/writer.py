@@ -93,6 +93,7 @@ class SQLiteWriter:
         self._keyed: dict[object, Statement] = {}  # latest statement per key, not yet run
         self._keyed_lock = threading.Lock()
         self.error: str | None = None  # why the last batch failed; None once one commits
+        self.commits = 0  # transactions committed, for tests and benchmarks
         self.conn = connect(self.path)
         self._thread = threading.Thread(target=self._run, name=f"sqlite-writer:{path}", daemon=True)
         self._thread.start()
@@ -180,6 +181,7 @@ class SQLiteWriter:
                         conn.execute(statement[0], statement[1])
                 _write_rows(conn, inserts)
                 conn.execute("COMMIT")
+                self.commits += 1
                 self.error = None
             except sqlite3.Error as exc:
                 failure = self.error = f"SQLite write to {self.path} failed: {exc}"
