@@ -19,7 +19,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -161,25 +161,7 @@ class SQLiteWriter:
             stopping = any(item is _STOP for item in batch)
             try:
                 conn.execute("BEGIN")
-                inserts: dict[RowInsert, list[Sequence[Any]]] = {}  # gathered, written at once
-                for item in batch:
-                    if isinstance(item, _Many):
-                        for sql, rows in item.parts:
-                            if isinstance(sql, RowInsert):
-                                inserts.setdefault(sql, []).extend(rows)
-                                continue
-                            _write_rows(conn, inserts)
-                            conn.executemany(sql, rows)
-                    elif isinstance(item, _Keyed):
-                        _write_rows(conn, inserts)
-                        with self._keyed_lock:
-                            statement = self._keyed.pop(item.key)
-                        conn.execute(statement[0], statement[1])
-                    elif item is not _STOP and not isinstance(item, _Marker):
-                        _write_rows(conn, inserts)
-                        statement = cast(Statement, item)
-                        conn.execute(statement[0], statement[1])
-                _write_rows(conn, inserts)
+                write_parts(conn, self._parts(batch))
                 conn.execute("COMMIT")
                 self.commits += 1
                 self.error = None
@@ -202,6 +184,18 @@ class SQLiteWriter:
                 failure = None
         conn.close()
 
+    def _parts(self, batch: list[object]) -> Iterator[tuple[str | RowInsert, Rows]]:
+        for item in batch:
+            if isinstance(item, _Many):
+                yield from item.parts
+            elif isinstance(item, _Keyed):
+                with self._keyed_lock:
+                    statement = self._keyed.pop(item.key)
+                yield statement[0], [statement[1]]
+            elif item is not _STOP and not isinstance(item, _Marker):
+                statement = cast(Statement, item)
+                yield statement[0], [statement[1]]
+
     def _tell(self, batch: list[object], *, committed: bool) -> None:
         for item in batch:
             if isinstance(item, _Many) and item.outcome is not None:
@@ -210,6 +204,23 @@ class SQLiteWriter:
     async def close(self) -> None:
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
+
+
+def write_parts(conn: sqlite3.Connection, parts: Iterable[tuple[str | RowInsert, Rows]]) -> None:
+    """Statements of one transaction, in order, each run for every one of its rows; the rows
+    of a ``RowInsert`` are gathered with those of the same insert until a statement of another
+    kind comes, and written many to a statement."""
+    inserts: dict[RowInsert, list[Sequence[Any]]] = {}
+    for sql, rows in parts:
+        if isinstance(sql, RowInsert):
+            inserts.setdefault(sql, []).extend(rows)
+            continue
+        _write_rows(conn, inserts)
+        if len(rows) == 1:
+            conn.execute(sql, rows[0])
+        else:
+            conn.executemany(sql, rows)
+    _write_rows(conn, inserts)
 
 
 def _write_rows(conn: sqlite3.Connection, inserts: dict[RowInsert, list[Sequence[Any]]]) -> None:
