@@ -307,7 +307,8 @@ async def test_a_failed_sqlite_write_is_reported_and_the_store_recovers(tmp_path
     history.add_points(LAMP, [("Brightness", T0, 1)])
     await history.committed()
     # another process holds the write lock for longer than the busy timeout allows
-    history._writer.conn.execute("PRAGMA busy_timeout=50")
+    history._writer.execute("PRAGMA busy_timeout=50")  # (the writer process's connection)
+    await history.committed()
     blocker = sqlite3.connect(tmp_path / "history.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     history.add_points(LAMP, [("Brightness", T0 + 1, 2)])

@@ -128,7 +128,8 @@ def test_while_the_history_cannot_write_posts_go_unacknowledged_and_health_says_
     secret = make_device(server, pk, "lamp-0001").device_secret
     lamp = persistent_device(server.port, pk, "lamp-0001", secret)
     history = history_of(server)
-    server.call(lambda: history._writer.conn.execute("PRAGMA busy_timeout=100"))
+    server.call(lambda: history._writer.execute("PRAGMA busy_timeout=100"))
+    server.run(_committed(history))  # (the writer process's connection)
     path = Path(server.settings.data_dir) / "history.db"
     locker = sqlite3.connect(path, isolation_level=None)
     locker.execute("BEGIN IMMEDIATE")

@@ -1,4 +1,5 @@
-"""The history on SQLite: its own file (``history.db``), WAL, one writer thread, readers in
+"""The history on SQLite: its own file (``history.db``), WAL, one writer process
+(``ProcessWriter``: binding a town's values in a thread took the GIL from the loop), readers in
 threads of their own.
 
 Layout, for range scans by (device, identifier, time):
@@ -46,7 +47,8 @@ from hongshan.store.history.model import (
     cursor_of,
 )
 from hongshan.store.history.retention import Retention, Step, point_steps
-from hongshan.store.sqlite.writer import RowInsert, SQLiteWriter
+from hongshan.store.sqlite.process_writer import ProcessWriter
+from hongshan.store.sqlite.writer import RowInsert, connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history_devices (
@@ -120,10 +122,7 @@ class SQLiteHistory(Ingest):
     ) -> None:
         self.path = str(path)
         days = rollups.TownDays(time_zone)
-        writer = SQLiteWriter(path, loop=loop)
-        conn = writer.conn
-        # values arrive for every series at once, so inserts land all over the points' B-tree:
-        # with SQLite's default 2 MiB of cache each would read its page back from the OS
+        conn = connect(self.path)  # to make and read what is there; the writer has its own
         conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         conn.executescript(SCHEMA + sql_rollups.SCHEMA + sql_rollups.TEMP_SCHEMA)
         devices: dict[Device, int] = {
@@ -161,6 +160,14 @@ class SQLiteHistory(Ingest):
                 pk: Retention(raw_days=raw, rollup_days=rolled)
                 for pk, raw, rolled in conn.execute("SELECT * FROM history_retention")
             },
+        )
+        conn.close()
+        # values arrive for every series at once, so inserts land all over the points' B-tree:
+        # with SQLite's default 2 MiB of cache each would read its page back from the OS
+        writer = ProcessWriter(
+            path,
+            loop=loop,
+            setup=[f"PRAGMA cache_size=-{WRITER_CACHE_KIB}", sql_rollups.TEMP_SCHEMA],
         )
         super().__init__(
             writer,

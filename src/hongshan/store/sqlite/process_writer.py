@@ -1,0 +1,303 @@
+"""The SQLite writer in a process of its own, for a store whose writing would otherwise take the
+GIL from the event loop: the history's, which writes every value the town sends.
+
+The same contract as ``SQLiteWriter`` (queue without waiting, group commit, ``committed()``
+markers, each item told its own outcome), but the transactions run in a child process started
+at the first write. The loop sends it frames over a socket pair (a length, then msgpack) and
+reads what it answers with ``add_reader``: per batch its outcome, then each item's, then each
+marker's, in order. Encoding a loop turn's rows costs the loop far less than binding them in a
+thread that must win the GIL back from it for every statement.
+
+If the child dies, everything waiting on it fails (``StoreUnavailable``) and the next write
+starts another. If the parent dies, the child finishes what it was given and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import multiprocessing
+import socket
+import sqlite3
+import struct
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from hongshan.errors import StoreUnavailable
+from hongshan.store.sqlite.writer import RowInsert, Rows, connect, write_parts
+
+log = logging.getLogger("hongshan.store")
+
+_LENGTH = struct.Struct("!I")
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+_BATCH_LIMIT = 20_000  # frames a transaction takes at most
+
+
+class _Marker:
+    __slots__ = ("waiters",)
+
+    def __init__(self) -> None:
+        self.waiters: list[asyncio.Future[None]] = []
+
+
+class ProcessWriter:
+    def __init__(
+        self, path: str | Path, *, loop: asyncio.AbstractEventLoop, setup: Sequence[str] = ()
+    ) -> None:
+        """``setup``: scripts the child runs on its connection first (pragmas, temp tables).
+        May be made off the loop; the child starts with the first write."""
+        self.path = str(path)
+        self._loop = loop
+        self._setup = list(setup)
+        self.error: str | None = None  # why the last batch failed; None once one commits
+        self.commits = 0
+        self._process: Any = None
+        self._sock: socket.socket | None = None
+        self._out = bytearray()  # frames not yet taken by the socket
+        self._in = bytearray()
+        self._ids = itertools.count(1)
+        self._outcomes: dict[int, Callable[[bool], None]] = {}
+        self._markers: collections.deque[_Marker] = collections.deque()  # sent, not answered
+        self._marker: _Marker | None = None  # the marker queued last, not yet answered
+        self._dirty = False
+        self._closed: asyncio.Future[None] | None = None
+
+    # -- queueing (event loop) ----------------------------------------------------------------
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._send(("e", sql, params))
+        self._dirty = True
+
+    def executemany(
+        self, *parts: tuple[str | RowInsert, Rows], outcome: Callable[[bool], None] | None = None
+    ) -> None:
+        item = 0
+        if outcome is not None:
+            item = next(self._ids)
+            self._outcomes[item] = outcome
+        encoded = [
+            (sql.head, sql.width, rows) if isinstance(sql, RowInsert) else (sql, -1, rows)
+            for sql, rows in parts
+        ]
+        self._send(("m", item, encoded))
+        self._dirty = True
+
+    def committed(self) -> Awaitable[None]:
+        future: asyncio.Future[None] = self._loop.create_future()
+        if self._dirty:
+            self._marker = _Marker()
+            self._markers.append(self._marker)
+            self._send(("k",))
+            self._dirty = False
+        elif self._marker is None:
+            future.set_result(None)
+            return future
+        self._marker.waiters.append(future)
+        return future
+
+    async def close(self) -> None:
+        if self._sock is None:
+            return
+        self._closed = self._loop.create_future()
+        self._send(("s",))
+        await self._closed  # the child's last answers read, its end of the socket closed
+        process = self._process
+        await asyncio.to_thread(process.join, 10)
+
+    # -- the socket ---------------------------------------------------------------------------
+
+    def _send(self, frame: tuple[Any, ...]) -> None:
+        if self._sock is None:
+            self._start()
+        body = _encode(frame)
+        self._out += _LENGTH.pack(len(body))
+        self._out += body
+        if len(self._out) == len(body) + _LENGTH.size:  # nothing was waiting: try now
+            self._write()
+
+    def _start(self) -> None:
+        parent, child = socket.socketpair()
+        context = multiprocessing.get_context("spawn")
+        self._process = context.Process(
+            target=_child,
+            args=(self.path, child, self._setup),
+            name=f"hongshan-writer:{Path(self.path).name}",
+            daemon=True,
+        )
+        self._process.start()
+        child.close()
+        parent.setblocking(False)
+        self._sock = parent
+        self._loop.add_reader(parent.fileno(), self._read)
+
+    def _write(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        try:
+            sent = sock.send(self._out)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            return  # the child is gone: its end is read to EOF, which fails what waits
+        del self._out[:sent]
+        if self._out:
+            self._loop.add_writer(sock.fileno(), self._drain)
+
+    def _drain(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        self._loop.remove_writer(sock.fileno())
+        self._write()
+
+    def _read(self) -> None:
+        sock = self._sock
+        assert sock is not None
+        try:
+            data = sock.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._ended()
+            return
+        self._in += data
+        for frame in _frames(self._in):
+            self._answer(_decode(frame))
+
+    def _answer(self, frame: list[Any]) -> None:
+        kind = frame[0]
+        if kind == "b":  # a batch's outcome: its error, or None
+            if frame[1] is None:
+                self.commits += 1
+            self.error = frame[1]
+        elif kind == "o":  # an item's
+            outcome = self._outcomes.pop(frame[1])
+            outcome(frame[2])
+        elif kind == "k":  # the next marker's
+            marker = self._markers.popleft()
+            if marker is self._marker:
+                self._marker = None
+            _resolve(marker, frame[1])
+
+    def _ended(self) -> None:
+        """The child closed its end: it stopped as asked, or it died."""
+        sock = self._sock
+        assert sock is not None
+        self._loop.remove_reader(sock.fileno())
+        self._loop.remove_writer(sock.fileno())
+        sock.close()
+        self._sock = None
+        self._out.clear()
+        self._in.clear()
+        if self._closed is not None:
+            self._closed.set_result(None)
+            return
+        self.error = f"the writer process of {self.path} ended"
+        log.error("%s; what waited on it failed, the next write starts another", self.error)
+        outcomes, self._outcomes = self._outcomes, {}
+        for outcome in outcomes.values():
+            outcome(False)
+        while self._markers:
+            _resolve(self._markers.popleft(), self.error)
+        self._marker = None
+
+
+def _resolve(marker: _Marker, error: str | None) -> None:
+    for future in marker.waiters:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(StoreUnavailable(error))
+
+
+def _frames(buffer: bytearray) -> Iterator[bytes]:
+    """The complete frames at the start of ``buffer``, taken out of it."""
+    at = 0
+    while len(buffer) - at >= _LENGTH.size:
+        (size,) = _LENGTH.unpack_from(buffer, at)
+        if len(buffer) - at - _LENGTH.size < size:
+            break
+        start = at + _LENGTH.size
+        yield bytes(buffer[start : start + size])
+        at = start + size
+    del buffer[:at]
+
+
+# -- the child ----------------------------------------------------------------------------------
+
+
+def _child(path: str, sock: socket.socket, setup: list[str]) -> None:
+    conn = connect(path)
+    for script in setup:
+        conn.executescript(script)
+    buffer = bytearray()
+    failure: str | None = None  # a failed batch's error, owed to the next marker
+    stopping = False
+    sock.setblocking(True)
+    while not stopping:
+        frames = list(_frames(buffer))
+        if not frames:  # wait for more, then take whatever else is there already
+            data = sock.recv(1 << 20)
+            if not data:
+                break  # the parent is gone: nothing more will come
+            buffer += data
+            while True:
+                try:
+                    more = sock.recv(1 << 20, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    break
+                if not more:
+                    break
+                buffer += more
+            continue
+        batch = [_decode(frame) for frame in frames[:_BATCH_LIMIT]]
+        if len(frames) > _BATCH_LIMIT:  # the rest waits for the next transaction
+            rest = b"".join(_LENGTH.pack(len(f)) + f for f in frames[_BATCH_LIMIT:])
+            buffer[:0] = rest
+        stopping = any(frame[0] == "s" for frame in batch)
+        answers: list[tuple[Any, ...]] = []
+        try:
+            conn.execute("BEGIN")
+            write_parts(conn, _parts(batch))
+            conn.execute("COMMIT")
+            committed, error = True, None
+        except sqlite3.Error as exc:
+            error = f"SQLite write to {path} failed: {exc}"
+            log.error("%s; a batch of %d statements was rolled back", error, len(batch))
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            committed = False
+        answers.append(("b", error))
+        answers += [("o", frame[1], committed) for frame in batch if frame[0] == "m" and frame[1]]
+        markers = sum(1 for frame in batch if frame[0] == "k")
+        if markers:
+            if committed:
+                # the first marker of a batch that committed answers for a failed one before it
+                answers.append(("k", failure))
+                answers += [("k", None)] * (markers - 1)
+            else:
+                answers += [("k", error)] * markers
+            failure = None
+        elif not committed:
+            failure = error
+        sock.sendall(b"".join(_LENGTH.pack(len(b)) + b for b in map(_encode, answers)))
+    conn.close()
+    sock.close()
+
+
+def _parts(batch: list[list[Any]]) -> Iterator[tuple[str | RowInsert, Rows]]:
+    for frame in batch:
+        if frame[0] == "m":
+            for sql, width, rows in frame[2]:
+                yield (RowInsert(sql, width) if width >= 0 else sql), rows
+        elif frame[0] == "e":
+            yield frame[1], [frame[2]]
