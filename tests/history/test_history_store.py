@@ -113,6 +113,43 @@ def _batches(history: Any) -> int:
     return int(history._writer.commits)
 
 
+async def test_a_resend_that_stops_waiting_leaves_the_first_copys_outcome_alone(
+    place: HistoryPlace,
+) -> None:
+    """A resend's connection that goes cancels its wait on the first copy; the first copy's
+    own outcome, which the writer settles, must not be cancelled with it."""
+    history = await place.open()
+    history.add_points(LAMP, [("Seq", T0, 1)])
+    history.add_taken(LAMP, b"message-1", T0)
+    first = history.was_taken(LAMP, b"message-1")
+    assert first is not None
+    waiting = asyncio.ensure_future(first)
+    await asyncio.sleep(0)
+    waiting.cancel()  # the resend's connection went
+    await asyncio.wait_for(history.committed(), 10)
+    again = history.was_taken(LAMP, b"message-1")
+    assert again is not None
+    await asyncio.wait_for(again, 10)  # taken, and known to be
+    history.add_points(LAMP, [("Seq", T0 + 1, 2)])  # the writer goes on
+    await asyncio.wait_for(history.committed(), 10)
+    assert [p.value for p in (await history.points(LAMP, "Seq", T0, T0 + 10)).points] == [1, 2]
+    await history.close()
+
+
+async def test_a_property_name_too_long_to_keep_is_left_out_not_the_post(
+    place: HistoryPlace,
+) -> None:
+    history = await place.open()
+    history.add_points(LAMP, [("x" * 9000, T0, 1), ("Brightness", T0, 2)])
+    await history.committed()
+    history.add_points(OTHER, [("Brightness", T0, 3)])  # and nothing after it is held up
+    await history.committed()
+    assert history.problem is None
+    assert [s.identifier for s in await history.series(LAMP)] == ["Brightness"]
+    assert [p.value for p in (await history.points(OTHER, "Brightness", T0, T0 + 1)).points] == [3]
+    await history.close()
+
+
 async def test_a_range_is_read_in_pages_both_ways(place: HistoryPlace) -> None:
     history = await place.open()
     history.add_points(LAMP, [("Brightness", T0 + i * 1000, i) for i in range(25)])

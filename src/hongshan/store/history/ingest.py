@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -34,6 +35,8 @@ from hongshan.store.history.model import (
 from hongshan.store.history.retention import Retention, Step, Sweeper
 from hongshan.store.history.taken import TakenKeys
 
+log = logging.getLogger("hongshan.history")
+
 TAKEN_WINDOW_MS = 10 * 60_000  # resends looked for: this long before the newest taken message
 TAKEN_KEPT_MS = 60 * 60_000  # taken keys older than this are deleted
 PRUNE_EVERY = 60.0  # seconds between deletions of old taken keys
@@ -45,6 +48,9 @@ ROLLUP_EVERY = 10.0
 # nothing acknowledged them)
 FLUSH_EVERY = 0.05
 INT64 = 1 << 63
+# longer property names are not kept (Alibaba's thing models allow 50 characters; a product
+# without one takes any key, and PostgreSQL cannot index one of thousands)
+MAX_IDENTIFIER = 128
 
 _json = msgspec.json.Encoder()
 
@@ -88,6 +94,13 @@ class Loaded(NamedTuple):
     taken: list[tuple[Device, bytes]]  # keys of the minutes before the last taken, oldest first
     through: dict[int, int]  # each series' rollup mark
     retention: dict[str, Retention]
+
+
+def owner(names: dict[int, Device], device_id: int) -> Device:
+    """The device of a catalogue id read at open; one whose row was lost (a store written
+    before its rows were kept until committed) gets a name of its own, so that its series
+    keep their ids and no new series is given one of them."""
+    return names.get(device_id) or ("", f"lost-device-{device_id}")
 
 
 def kind_of(value: Any) -> str:
@@ -146,10 +159,12 @@ class Ingest:
         self._log: list[tuple[int, int, int, str, str, bytes]] = []
         self._taken: list[tuple[int, int, bytes]] = []
         self._taken_by: list[tuple[Device, bytes]] = []  # the same keys, by device
-        # catalogue rows made this turn; they go in the same transaction as the rows they
-        # name, and go again with the next turn's if that transaction is rolled back
-        self._new_devices: list[tuple[int, str, str]] = []
-        self._new_series_rows: list[tuple[int, int, str, str]] = []
+        # catalogue rows not yet known committed: every item carries them (they are ignored
+        # where already there) until one that does commits, so no row that names them can
+        # commit without them, whatever failed before
+        self._unconfirmed_devices: dict[int, tuple[int, str, str]] = {}
+        self._unconfirmed_series: dict[int, tuple[int, int, str, str]] = {}
+        self._refused: set[tuple[Device, str]] = set()  # identifiers said to be too long
         self._flush_scheduled = False
         self._flush_timer: asyncio.TimerHandle | None = None  # a flush waiting for company
         self._flush_now: asyncio.Handle | None = None  # a flush this loop turn
@@ -175,9 +190,13 @@ class Ingest:
         dirty, through = self._rollups.dirty, self._rollups.through
         for identifier, ts, value in points:
             found = known.get(identifier)
-            series_id = (
-                found[0] if found is not None else self._new_series(device, identifier, value)
-            )
+            if found is not None:
+                series_id = found[0]
+            else:
+                made = self._new_series(device, identifier, value)
+                if made is None:
+                    continue
+                series_id = made
             if arrival:
                 # two values of a property arriving in one millisecond (a device sending its
                 # backlog) must not replace each other: the later takes the next millisecond
@@ -258,10 +277,22 @@ class Ingest:
         row_id = self._devices.get(device)
         if row_id is None:
             row_id = self._devices[device] = next(self._next_device)
-            self._new_devices.append((row_id, *device))
+            self._unconfirmed_devices[row_id] = (row_id, *device)
         return row_id
 
-    def _new_series(self, device: Device, identifier: str, value: Any) -> int:
+    def _new_series(self, device: Device, identifier: str, value: Any) -> int | None:
+        """A new series' id; None for an identifier too long to keep (said once)."""
+        if len(identifier) > MAX_IDENTIFIER:
+            if (device, identifier[:MAX_IDENTIFIER]) not in self._refused:
+                if len(self._refused) < 10_000:
+                    self._refused.add((device, identifier[:MAX_IDENTIFIER]))
+                log.warning(
+                    "history: %s/%s's property %.40r… is longer than %d characters: not kept",
+                    *device,
+                    identifier,
+                    MAX_IDENTIFIER,
+                )
+            return None
         known = self._series[device]
         name = identifier
         if "\0" in identifier:
@@ -274,7 +305,7 @@ class Ingest:
         device_id = self._device_id(device)
         series_id, kind = next(self._next_series), kind_of(value)
         known[identifier] = known[name] = (series_id, kind)
-        self._new_series_rows.append((series_id, device_id, name, kind))
+        self._unconfirmed_series[series_id] = (series_id, device_id, name, kind)
         return series_id
 
     def _schedule_flush(self) -> None:
@@ -297,9 +328,11 @@ class Ingest:
             self._flush_now = None
         parts: list[tuple[Any, Sequence[Sequence[Any]]]] = []
         sql = self._sql
+        devices = list(self._unconfirmed_devices.values())
+        series = list(self._unconfirmed_series.values())
         for statement, rows in (
-            (sql.device, self._new_devices),
-            (sql.series, self._new_series_rows),
+            (sql.device, devices),
+            (sql.series, series),
             (sql.point, self._points),
             (sql.dirty, self._late),
             (sql.log, self._log),
@@ -312,8 +345,6 @@ class Ingest:
                 self._answer_waiters()
             return
         taken, taking = self._taken_by, self._taken_keys.take_turn()
-        devices, series = self._new_devices, self._new_series_rows
-        self._new_devices, self._new_series_rows = [], []
         self._points, self._log, self._taken, self._taken_by = [], [], [], []
         self._late = []
         if taking is None and not devices and not series:
@@ -323,9 +354,11 @@ class Ingest:
             def settle(committed: bool) -> None:
                 if taking is not None:
                     self._taken_keys.settle(taken, taking, committed, self._writer.error)
-                if not committed:  # the rows that named them may come again: so do they
-                    self._new_devices += devices
-                    self._new_series_rows += series
+                if committed:
+                    for device_row in devices:
+                        self._unconfirmed_devices.pop(device_row[0], None)
+                    for series_row in series:
+                        self._unconfirmed_series.pop(series_row[0], None)
 
             self._writer.executemany(*parts, outcome=settle)
         if self._commit_waiters:

@@ -30,7 +30,14 @@ import msgspec
 from hongshan.errors import ConfigError, StoreUnavailable
 from hongshan.store.history import postgres_rollups as sql_rollups
 from hongshan.store.history import rollups
-from hongshan.store.history.ingest import INT64, TAKEN_WINDOW_MS, Ingest, Loaded, Statements
+from hongshan.store.history.ingest import (
+    INT64,
+    TAKEN_WINDOW_MS,
+    Ingest,
+    Loaded,
+    Statements,
+    owner,
+)
 from hongshan.store.history.model import (
     Bucket,
     Buckets,
@@ -448,7 +455,7 @@ async def _load(conn: asyncpg.Connection) -> Loaded:
     for row_id, device_id, identifier, kind in await conn.fetch(
         "SELECT id, device_id, identifier, kind FROM history_series"
     ):
-        series.setdefault(names[device_id], {})[identifier] = (row_id, kind)
+        series.setdefault(owner(names, device_id), {})[identifier] = (row_id, kind)
     taken = await conn.fetch(
         "SELECT device_id, key FROM history_taken "
         "WHERE ts >= (SELECT max(ts) FROM history_taken) - $1 ORDER BY ts",
@@ -457,7 +464,7 @@ async def _load(conn: asyncpg.Connection) -> Loaded:
     return Loaded(
         devices=devices,
         series=series,
-        taken=[(names[device_id], bytes(key)) for device_id, key in taken],
+        taken=[(owner(names, device_id), bytes(key)) for device_id, key in taken],
         through=await sql_rollups.marks(conn),
         retention={
             pk: Retention(raw_days=raw, rollup_days=rolled)

@@ -34,7 +34,14 @@ import msgspec
 
 from hongshan.store.history import rollups
 from hongshan.store.history import sqlite_rollups as sql_rollups
-from hongshan.store.history.ingest import INT64, TAKEN_WINDOW_MS, Ingest, Loaded, Statements
+from hongshan.store.history.ingest import (
+    INT64,
+    TAKEN_WINDOW_MS,
+    Ingest,
+    Loaded,
+    Statements,
+    owner,
+)
 from hongshan.store.history.model import (
     Bucket,
     Buckets,
@@ -136,12 +143,12 @@ class SQLiteHistory(Ingest):
         for row_id, device_id, identifier, kind in conn.execute(
             "SELECT id, device_id, identifier, kind FROM history_series"
         ):
-            series.setdefault(names[device_id], {})[identifier] = (row_id, kind)
+            series.setdefault(owner(names, device_id), {})[identifier] = (row_id, kind)
         window = (
             "SELECT device_id, key FROM history_taken "
             "WHERE ts >= (SELECT max(ts) FROM history_taken) - ? ORDER BY ts"
         )
-        taken = [(names[d], key) for d, key in conn.execute(window, (TAKEN_WINDOW_MS,))]
+        taken = [(owner(names, d), key) for d, key in conn.execute(window, (TAKEN_WINDOW_MS,))]
         # after a crash, what the lost passes would have written
         clean = conn.execute("SELECT value FROM history_meta WHERE key = 'clean'").fetchone()
         if clean is None or str(clean[0]) != "1":

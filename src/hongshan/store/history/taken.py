@@ -40,8 +40,13 @@ class TakenKeys:
         self._remember(device, key, self._turn)
 
     def was_taken(self, device: Device, key: bytes) -> Awaitable[None] | None:
+        """The outcome, shielded: a resend's connection that goes cancels its own wait, not
+        the outcome every other copy of the message waits on."""
         known = self._keys.get(device)
-        return None if known is None else known.get(key)
+        found = None if known is None else known.get(key)
+        if found is None or found.done():
+            return found
+        return asyncio.shield(found)
 
     def take_turn(self) -> asyncio.Future[None] | None:
         """The outcome future of the keys added since the last call (None if none were)."""
@@ -58,13 +63,15 @@ class TakenKeys:
         """A turn's transaction is over: committed, its keys are taken for good; rolled back,
         they were never taken, and what waited on them (a resend's PUBACK) fails."""
         if committed:
-            outcome.set_result(None)
+            if not outcome.done():
+                outcome.set_result(None)
             return
         for device, key in keys:
             known = self._keys.get(device)
             if known is not None and known.get(key) is outcome:
                 del known[key]
-        outcome.set_exception(StoreUnavailable(error or "history write failed"))
+        if not outcome.done():
+            outcome.set_exception(StoreUnavailable(error or "history write failed"))
 
     def _remember(self, device: Device, key: bytes, outcome: asyncio.Future[None]) -> None:
         known = self._keys.get(device)

@@ -326,7 +326,10 @@ class PostgresWriter:
             await conn.execute("COMMIT")
         except Exception as exc:
             if transient(exc) or conn.is_closed():
-                backend = conn.get_server_pid()
+                try:
+                    backend = conn.get_server_pid()
+                except AttributeError:  # (asyncpg forgets it once it has aborted)
+                    backend = 0
                 raise _Lost(exc, txid if committing else None, backend) from exc
             self._staged.clear()  # staging tables made in this transaction are gone with it
             try:
@@ -410,4 +413,7 @@ class PostgresWriter:
 def _tell(items: list[_Many], *, committed: bool) -> None:
     for item in items:
         if item.outcome is not None:
-            item.outcome(committed)
+            try:
+                item.outcome(committed)
+            except Exception:  # one caller's mistake must not stop the writer
+                log.exception("history: an outcome callback failed")

@@ -178,8 +178,7 @@ class ProcessWriter:
                 self.commits += 1
             self.error = frame[1]
         elif kind == "o":  # an item's
-            outcome = self._outcomes.pop(frame[1])
-            outcome(frame[2])
+            _call(self._outcomes.pop(frame[1]), frame[2])
         elif kind == "k":  # the next marker's
             marker = self._markers.popleft()
             if marker is self._marker:
@@ -203,10 +202,17 @@ class ProcessWriter:
         log.error("%s; what waited on it failed, the next write starts another", self.error)
         outcomes, self._outcomes = self._outcomes, {}
         for outcome in outcomes.values():
-            outcome(False)
+            _call(outcome, False)
         while self._markers:
             _resolve(self._markers.popleft(), self.error)
         self._marker = None
+
+
+def _call(outcome: Callable[[bool], None], committed: bool) -> None:
+    try:
+        outcome(committed)
+    except Exception:  # one caller's mistake must not stop the answers after it
+        log.exception("history: an outcome callback failed")
 
 
 def _resolve(marker: _Marker, error: str | None) -> None:
