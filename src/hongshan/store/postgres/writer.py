@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from hongshan.errors import StoreUnavailable
+from hongshan.store.markers import Marker, Markers
 
 log = logging.getLogger("hongshan.store")
 
@@ -71,13 +72,6 @@ class _Many:
         self.outcome = outcome
 
 
-class _Marker:
-    __slots__ = ("waiters",)
-
-    def __init__(self) -> None:
-        self.waiters: list[asyncio.Future[None]] = []
-
-
 class _Unsure(NamedTuple):
     txid: int
     backend: int  # the server process that ran it
@@ -94,7 +88,7 @@ class _Lost(Exception):
         self.backend = backend
 
 
-Item = tuple[str, Sequence[Any]] | _Many | _Marker
+Item = tuple[str, Sequence[Any]] | _Many | Marker
 
 
 def transient(exc: BaseException) -> bool:
@@ -121,8 +115,7 @@ class PostgresWriter:
         self._loop = loop
         self._queue: list[Item] = []
         self._wake = asyncio.Event()
-        self._marker: _Marker | None = None  # the marker queued last, not yet reached
-        self._dirty = False  # statements queued since that marker
+        self._markers = Markers(loop)
         self.error: str | None = None  # why the last batch failed; None once one commits
         self._conn: asyncpg.Connection | None = None
         self._retry_at = 0.0
@@ -149,21 +142,15 @@ class PostgresWriter:
 
     def _put(self, item: Item) -> None:
         self._queue.append(item)
-        self._dirty = True
+        self._markers.dirty = True
         self._wake.set()
 
     def committed(self) -> Awaitable[None]:
-        future: asyncio.Future[None] = self._loop.create_future()
-        if self._dirty:
-            self._marker = _Marker()
-            self._queue.append(self._marker)
+        def queue(marker: Marker) -> None:
+            self._queue.append(marker)
             self._wake.set()
-            self._dirty = False
-        elif self._marker is None:
-            future.set_result(None)
-            return future
-        self._marker.waiters.append(future)
-        return future
+
+        return self._markers.committed(queue)
 
     async def close(self) -> None:
         self._stopping = True
@@ -190,14 +177,14 @@ class PostgresWriter:
                 continue
             batch = self._queue[:_BATCH_LIMIT]
             del self._queue[:_BATCH_LIMIT]
-            markers = [item for item in batch if isinstance(item, _Marker)]
+            markers = [item for item in batch if isinstance(item, Marker)]
             items = [item for item in batch if isinstance(item, _Many)]
             try:
                 conn = await self._connection()
                 await self._write(conn, batch)
             except Exception as exc:  # every failure is told to what waited; the task goes on
                 failure = self._failed(exc, items)
-                self._resolve(markers, failure)
+                self._markers.resolve(markers, failure)
                 failure = None if markers else failure
                 continue
             self.commits += 1
@@ -205,8 +192,8 @@ class PostgresWriter:
             _tell(items, committed=True)
             if markers:
                 # the first marker of a batch that committed answers for a failed one before it
-                self._resolve(markers[:1], failure)
-                self._resolve(markers[1:], None)
+                self._markers.resolve(markers[:1], failure)
+                self._markers.resolve(markers[1:], None)
                 failure = None
 
     def _failed(self, exc: Exception, items: list[_Many]) -> str:
@@ -396,18 +383,6 @@ class PostgresWriter:
                     f"FOR VALUES FROM ({index * width}) TO ({(index + 1) * width})"
                 )
             self._partitions.add((table, index))
-
-    def _resolve(self, markers: list[_Marker], error: str | None) -> None:
-        for marker in markers:
-            if marker is self._marker:
-                self._marker = None
-            for future in marker.waiters:
-                if future.done():
-                    continue
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(StoreUnavailable(error))
 
 
 def _tell(items: list[_Many], *, committed: bool) -> None:

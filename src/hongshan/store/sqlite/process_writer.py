@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from hongshan.errors import StoreUnavailable
+from hongshan.store.markers import Marker, Markers
 from hongshan.store.sqlite.writer import RowInsert, Rows, connect, write_parts
 
 log = logging.getLogger("hongshan.store")
@@ -37,13 +37,6 @@ _LENGTH = struct.Struct("!I")
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 _BATCH_LIMIT = 20_000  # frames a transaction takes at most
-
-
-class _Marker:
-    __slots__ = ("waiters",)
-
-    def __init__(self) -> None:
-        self.waiters: list[asyncio.Future[None]] = []
 
 
 class ProcessWriter:
@@ -63,16 +56,15 @@ class ProcessWriter:
         self._in = bytearray()
         self._ids = itertools.count(1)
         self._outcomes: dict[int, Callable[[bool], None]] = {}
-        self._markers: collections.deque[_Marker] = collections.deque()  # sent, not answered
-        self._marker: _Marker | None = None  # the marker queued last, not yet answered
-        self._dirty = False
+        self._markers = Markers(loop)
+        self._sent: collections.deque[Marker] = collections.deque()  # markers not answered
         self._closed: asyncio.Future[None] | None = None
 
     # -- queueing (event loop) ----------------------------------------------------------------
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._send(("e", sql, params))
-        self._dirty = True
+        self._markers.dirty = True
 
     def executemany(
         self, *parts: tuple[str | RowInsert, Rows], outcome: Callable[[bool], None] | None = None
@@ -86,20 +78,14 @@ class ProcessWriter:
             for sql, rows in parts
         ]
         self._send(("m", item, encoded))
-        self._dirty = True
+        self._markers.dirty = True
 
     def committed(self) -> Awaitable[None]:
-        future: asyncio.Future[None] = self._loop.create_future()
-        if self._dirty:
-            self._marker = _Marker()
-            self._markers.append(self._marker)
+        def queue(marker: Marker) -> None:
+            self._sent.append(marker)
             self._send(("k",))
-            self._dirty = False
-        elif self._marker is None:
-            future.set_result(None)
-            return future
-        self._marker.waiters.append(future)
-        return future
+
+        return self._markers.committed(queue)
 
     async def close(self) -> None:
         if self._sock is None:
@@ -180,10 +166,7 @@ class ProcessWriter:
         elif kind == "o":  # an item's
             _call(self._outcomes.pop(frame[1]), frame[2])
         elif kind == "k":  # the next marker's
-            marker = self._markers.popleft()
-            if marker is self._marker:
-                self._marker = None
-            _resolve(marker, frame[1])
+            self._markers.resolve([self._sent.popleft()], frame[1])
 
     def _ended(self) -> None:
         """The child closed its end: it stopped as asked, or it died."""
@@ -203,9 +186,8 @@ class ProcessWriter:
         outcomes, self._outcomes = self._outcomes, {}
         for outcome in outcomes.values():
             _call(outcome, False)
-        while self._markers:
-            _resolve(self._markers.popleft(), self.error)
-        self._marker = None
+        sent, self._sent = self._sent, collections.deque()
+        self._markers.resolve(sent, self.error)
 
 
 def _call(outcome: Callable[[bool], None], committed: bool) -> None:
@@ -213,16 +195,6 @@ def _call(outcome: Callable[[bool], None], committed: bool) -> None:
         outcome(committed)
     except Exception:  # one caller's mistake must not stop the answers after it
         log.exception("history: an outcome callback failed")
-
-
-def _resolve(marker: _Marker, error: str | None) -> None:
-    for future in marker.waiters:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(StoreUnavailable(error))
 
 
 def _frames(buffer: bytearray) -> Iterator[bytes]:

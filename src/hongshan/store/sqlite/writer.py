@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
-from hongshan.errors import StoreUnavailable
+from hongshan.store.markers import Marker, Markers
 
 log = logging.getLogger("hongshan.store")
 
@@ -71,13 +71,6 @@ class _Many:
         self.outcome = outcome
 
 
-class _Marker:
-    __slots__ = ("waiters",)
-
-    def __init__(self) -> None:
-        self.waiters: list[asyncio.Future[None]] = []
-
-
 _STOP = object()
 _BATCH_LIMIT = 20_000
 
@@ -86,10 +79,9 @@ class SQLiteWriter:
     def __init__(self, path: str | Path, *, loop: asyncio.AbstractEventLoop) -> None:
         self.path = str(path)
         self._loop = loop
-        self._queue: queue.SimpleQueue[Statement | _Many | _Marker | _Keyed | object]
+        self._queue: queue.SimpleQueue[Statement | _Many | Marker | _Keyed | object]
         self._queue = queue.SimpleQueue()
-        self._marker: _Marker | None = None  # the marker queued last, not yet reached
-        self._dirty = False  # statements queued since that marker
+        self._markers = Markers(loop)
         self._keyed: dict[object, Statement] = {}  # latest statement per key, not yet run
         self._keyed_lock = threading.Lock()
         self.error: str | None = None  # why the last batch failed; None once one commits
@@ -100,7 +92,7 @@ class SQLiteWriter:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._queue.put((sql, params))
-        self._dirty = True
+        self._markers.dirty = True
 
     def executemany(
         self, *parts: tuple[str | RowInsert, Rows], outcome: Callable[[bool], None] | None = None
@@ -109,7 +101,7 @@ class SQLiteWriter:
         not at all (the caller no longer changes the rows); ``outcome(committed)`` is called
         on the loop once that is known."""
         self._queue.put(_Many(parts, outcome))
-        self._dirty = True
+        self._markers.dirty = True
 
     def execute_latest(self, key: object, sql: str, params: Sequence[Any] = ()) -> None:
         """Queue a statement that supersedes any not yet run under the same ``key`` (a retained
@@ -120,31 +112,10 @@ class SQLiteWriter:
             self._keyed[key] = (sql, params)
         if not queued:
             self._queue.put(_Keyed(key))
-        self._dirty = True
+        self._markers.dirty = True
 
     def committed(self) -> Awaitable[None]:
-        future: asyncio.Future[None] = self._loop.create_future()
-        if self._dirty:
-            self._marker = _Marker()
-            self._queue.put(self._marker)
-            self._dirty = False
-        elif self._marker is None:
-            future.set_result(None)
-            return future
-        self._marker.waiters.append(future)
-        return future
-
-    def _resolve(self, markers: list[_Marker], error: str | None) -> None:
-        for marker in markers:
-            if marker is self._marker:
-                self._marker = None
-            for future in marker.waiters:
-                if future.done():
-                    continue
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(StoreUnavailable(error))
+        return self._markers.committed(self._queue.put)
 
     def _run(self) -> None:
         conn = self.conn
@@ -157,7 +128,7 @@ class SQLiteWriter:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            markers = [item for item in batch if isinstance(item, _Marker)]
+            markers = [item for item in batch if isinstance(item, Marker)]
             stopping = any(item is _STOP for item in batch)
             try:
                 conn.execute("BEGIN")
@@ -171,16 +142,16 @@ class SQLiteWriter:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 if markers:
-                    self._loop.call_soon_threadsafe(self._resolve, markers, failure)
+                    self._loop.call_soon_threadsafe(self._markers.resolve, markers, failure)
                     failure = None
                 self._tell(batch, committed=False)
                 continue
             self._tell(batch, committed=True)
             if markers:
                 # the first marker of a batch that committed answers for a failed one before it
-                self._loop.call_soon_threadsafe(self._resolve, markers[:1], failure)
+                self._loop.call_soon_threadsafe(self._markers.resolve, markers[:1], failure)
                 if len(markers) > 1:
-                    self._loop.call_soon_threadsafe(self._resolve, markers[1:], None)
+                    self._loop.call_soon_threadsafe(self._markers.resolve, markers[1:], None)
                 failure = None
         conn.close()
 
@@ -192,7 +163,7 @@ class SQLiteWriter:
                 with self._keyed_lock:
                     statement = self._keyed.pop(item.key)
                 yield statement[0], [statement[1]]
-            elif item is not _STOP and not isinstance(item, _Marker):
+            elif item is not _STOP and not isinstance(item, Marker):
                 statement = cast(Statement, item)
                 yield statement[0], [statement[1]]
 

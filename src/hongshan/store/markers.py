@@ -1,0 +1,54 @@
+"""``committed()`` for every writer (SQLite's thread and process, PostgreSQL's task): a marker
+queued after what it answers for, whose waiters are told when the writer reaches it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+
+from hongshan.errors import StoreUnavailable
+
+
+class Marker:
+    __slots__ = ("waiters",)
+
+    def __init__(self) -> None:
+        self.waiters: list[asyncio.Future[None]] = []
+
+
+class Markers:
+    """A writer's markers: one is queued only when something was written since the last one,
+    and every ``committed()`` until then shares it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.last: Marker | None = None  # the marker queued last, not yet reached
+        self.dirty = False  # statements queued since it (the writer sets this)
+
+    def committed(self, queue: Callable[[Marker], None]) -> Awaitable[None]:
+        """Done once everything queued before is durable; ``queue`` puts a new marker in the
+        writer's queue."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        if self.dirty:
+            self.last = Marker()
+            queue(self.last)
+            self.dirty = False
+        elif self.last is None:
+            future.set_result(None)
+            return future
+        self.last.waiters.append(future)
+        return future
+
+    def resolve(self, markers: Iterable[Marker], error: str | None) -> None:
+        """The writer reached ``markers``: their waiters are told (``StoreUnavailable`` with
+        ``error`` if it is not None)."""
+        for marker in markers:
+            if marker is self.last:
+                self.last = None
+            for future in marker.waiters:
+                if future.done():
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(StoreUnavailable(error))
