@@ -28,7 +28,9 @@ from hongshan.store.history.model import (
     Buckets,
     Device,
     HistoryProblem,
+    LogEntry,
     LogKind,
+    LogPage,
     SeriesInfo,
     cursor_of,
 )
@@ -53,6 +55,7 @@ INT64 = 1 << 63
 MAX_IDENTIFIER = 128
 
 _json = msgspec.json.Encoder()
+_unjson = msgspec.json.Decoder()
 
 
 class Writer(Protocol):
@@ -101,6 +104,22 @@ def owner(names: dict[int, Device], device_id: int) -> Device:
     before its rows were kept until committed) gets a name of its own, so that its series
     keep their ids and no new series is given one of them."""
     return names.get(device_id) or ("", f"lost-device-{device_id}")
+
+
+def log_after(cursor: str | None, start: int) -> tuple[int, ...]:
+    """The (ts, seq) a page of the log starts after."""
+    return cursor_of(cursor, 2) or (start - 1, INT64 - 1)
+
+
+def log_page(rows: Sequence[Any], limit: int) -> LogPage:
+    """A page of the log from up to ``limit + 1`` rows (ts, seq, kind, identifier, body as
+    JSON): one more than the page means there is another."""
+    entries = [
+        LogEntry(ts, LogKind(kind), identifier, _unjson.decode(body))
+        for ts, _, kind, identifier, body in rows[:limit]
+    ]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return LogPage(entries=entries, next=f"{last[0]}:{last[1]}" if last else None)
 
 
 def kind_of(value: Any) -> str:

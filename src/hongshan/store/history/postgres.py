@@ -31,23 +31,22 @@ from hongshan.errors import ConfigError, StoreUnavailable
 from hongshan.store.history import postgres_rollups as sql_rollups
 from hongshan.store.history import rollups
 from hongshan.store.history.ingest import (
-    INT64,
     TAKEN_WINDOW_MS,
     Ingest,
     Loaded,
     Statements,
+    log_after,
+    log_page,
     owner,
 )
 from hongshan.store.history.model import (
     Bucket,
     Buckets,
     Device,
-    LogEntry,
     LogKind,
     LogPage,
     Point,
     PointPage,
-    cursor_of,
 )
 from hongshan.store.history.retention import Retention, Step, point_steps
 from hongshan.store.postgres.writer import Copy, PostgresWriter, describe, transient
@@ -408,7 +407,7 @@ class PostgresHistory(Ingest):
         device_id = self._devices.get(device)
         if device_id is None:
             return LogPage(entries=[], next=None)
-        after = cursor_of(cursor, 2) or (start - 1, INT64 - 1)
+        after = log_after(cursor, start)
         sql = (
             "SELECT ts, seq, kind, identifier, body FROM history_log WHERE device_id = $1 "
             "AND (ts, seq) > ($2, $3) AND ts < $4"
@@ -419,12 +418,7 @@ class PostgresHistory(Ingest):
             params.append([kind.value for kind in kinds])
         sql += f" ORDER BY ts, seq LIMIT {int(limit) + 1}"
         rows = await self._fetch(sql, *params)
-        entries = [
-            LogEntry(ts, LogKind(kind), identifier, _unjson.decode(body))
-            for ts, _, kind, identifier, body in rows[:limit]
-        ]
-        last = rows[limit - 1] if len(rows) > limit else None
-        return LogPage(entries=entries, next=f"{last[0]}:{last[1]}" if last else None)
+        return log_page(rows, limit)
 
 
 async def _timescale(conn: asyncpg.Connection) -> bool:

@@ -35,23 +35,22 @@ import msgspec
 from hongshan.store.history import rollups
 from hongshan.store.history import sqlite_rollups as sql_rollups
 from hongshan.store.history.ingest import (
-    INT64,
     TAKEN_WINDOW_MS,
     Ingest,
     Loaded,
     Statements,
+    log_after,
+    log_page,
     owner,
 )
 from hongshan.store.history.model import (
     Bucket,
     Buckets,
     Device,
-    LogEntry,
     LogKind,
     LogPage,
     Point,
     PointPage,
-    cursor_of,
 )
 from hongshan.store.history.retention import Retention, Step, point_steps
 from hongshan.store.sqlite.process_writer import ProcessWriter
@@ -299,7 +298,7 @@ class SQLiteHistory(Ingest):
         device_id = self._devices.get(device)
         if device_id is None:
             return LogPage(entries=[], next=None)
-        after = cursor_of(cursor, 2) or (start - 1, INT64 - 1)
+        after = log_after(cursor, start)
         sql = (
             "SELECT ts, seq, kind, identifier, body FROM history_log WHERE device_id = ? "
             "AND (ts, seq) > (?, ?) AND ts < ?"
@@ -311,9 +310,4 @@ class SQLiteHistory(Ingest):
         sql += " ORDER BY ts, seq LIMIT ?"
         params.append(limit + 1)
         rows = await self._read(lambda c: c.execute(sql, params).fetchall())
-        entries = [
-            LogEntry(ts, LogKind(kind), identifier, _unjson.decode(body))
-            for ts, _, kind, identifier, body in rows[:limit]
-        ]
-        last = rows[limit - 1] if len(rows) > limit else None
-        return LogPage(entries=entries, next=f"{last[0]}:{last[1]}" if last else None)
+        return log_page(rows, limit)
