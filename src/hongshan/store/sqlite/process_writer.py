@@ -37,6 +37,7 @@ _LENGTH = struct.Struct("!I")
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 _BATCH_LIMIT = 20_000  # frames a transaction takes at most
+CLOSE_TIMEOUT = 60.0  # seconds the child has to finish what it was given when asked to stop
 
 
 class ProcessWriter:
@@ -92,9 +93,13 @@ class ProcessWriter:
             return
         self._closed = self._loop.create_future()
         self._send(("s",))
-        await self._closed  # the child's last answers read, its end of the socket closed
         process = self._process
-        await asyncio.to_thread(process.join, 10)
+        try:  # the child's last answers read, its end of the socket closed
+            await asyncio.wait_for(asyncio.shield(self._closed), CLOSE_TIMEOUT)
+        except TimeoutError:
+            log.error("the writer process of %s did not stop: ended", self.path)
+            process.kill()
+        await asyncio.to_thread(process.join, CLOSE_TIMEOUT)
 
     # -- the socket ---------------------------------------------------------------------------
 
