@@ -80,7 +80,7 @@ class Statements(NamedTuple):
     device: Any  # (id, product_key, device_name); an existing one is left as it is
     series: Any  # (id, device_id, identifier, kind); likewise
     point: Any  # (series_id, ts, stored value); replaces one at the same millisecond
-    dirty: Any  # (series_id, minute) of a value below its series' mark
+    dirty: Any  # (series_id, minute, pass) of a value below its series' mark
     log: Any  # (device_id, ts, seq, kind, identifier, body as JSON bytes)
     taken: Any  # (ts, device_id, key)
     prune_taken: str  # (oldest ts kept)
@@ -190,7 +190,8 @@ class Ingest:
         self._commit_waiters: list[asyncio.Future[None]] = []  # committed() of this turn
         self._pruned_at = time.monotonic()
         self._arrived: dict[int, int] = {}  # series -> the last arrival time given to a value
-        self._late: list[tuple[int, int]] = []  # minutes of values out of order, noted on disk
+        # minutes of values out of order, noted on disk: (series, minute, pass to settle it)
+        self._late: list[tuple[int, int, int]] = []
         self._rollups = rollups.Rollups(loaded.through, days, pass_parts)
         self._rollup: asyncio.TimerHandle | None = None
         self._last_pass: asyncio.Future[None] | None = None
@@ -234,7 +235,7 @@ class Ingest:
             minute = (series_id, ts - ts % rollups.MINUTE)
             dirty.add(minute)
             if ts < through.get(series_id, rollups.LOWEST):  # below the mark: noted on disk
-                self._late.append(minute)
+                self._late.append((*minute, self._rollups.passes + 1))
         if not self._flush_scheduled:
             self._schedule_flush()
         if self._rollup is None:

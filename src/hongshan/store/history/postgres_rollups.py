@@ -16,6 +16,7 @@ import asyncpg
 
 from hongshan.store.history.model import Buckets
 from hongshan.store.history.rollups import (
+    EVERY_PASS,
     LOWEST,
     ROLLUP_TABLES,
     TownDays,
@@ -44,8 +45,10 @@ SCHEMA = (
     "".join(_ROLLUP_TABLE.format(table) for table in ROLLUP_TABLES)
     + """
 CREATE TABLE IF NOT EXISTS history_dirty (
-    series_id integer NOT NULL, bucket bigint NOT NULL, PRIMARY KEY (series_id, bucket)
+    series_id integer NOT NULL, bucket bigint NOT NULL, pass bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (series_id, bucket)
 );
+ALTER TABLE history_dirty ADD COLUMN IF NOT EXISTS pass bigint NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS history_rolled (
     series_id integer PRIMARY KEY, through bigint NOT NULL
 );
@@ -53,7 +56,11 @@ CREATE TABLE IF NOT EXISTS history_meta (key text PRIMARY KEY, value text);
 """
 )
 
-INSERT_DIRTY = "INSERT INTO history_dirty VALUES ($1, $2) ON CONFLICT DO NOTHING"
+# a later note of the same minute names a later pass
+INSERT_DIRTY = (
+    "INSERT INTO history_dirty VALUES ($1, $2, $3) "
+    "ON CONFLICT (series_id, bucket) DO UPDATE SET pass = greatest(history_dirty.pass, $3)"
+)
 SET_META = "INSERT INTO history_meta VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2"
 _RUNS = "unnest($1::integer[], $2::bigint[], $3::bigint[]) AS r(s, lo, hi)"
 _REPLACE = " ON CONFLICT (series_id, bucket) DO UPDATE SET " + ", ".join(
@@ -141,7 +148,7 @@ _DAYS_FROM_HOURS, _DAYS_FROM_MINUTES = (
 )
 _DELETE_DIRTY = f"""
 DELETE FROM history_dirty AS d USING {_RUNS}
-WHERE d.series_id = r.s AND d.bucket >= r.lo AND d.bucket < r.hi
+WHERE d.series_id = r.s AND d.bucket >= r.lo AND d.bucket < r.hi AND d.pass <= $4
 """
 _SET_ROLLED = """
 INSERT INTO history_rolled SELECT * FROM unnest($1::integer[], $2::bigint[])
@@ -156,7 +163,9 @@ def _arrays(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
-def pass_parts(minutes: set[tuple[int, int]], marks: dict[int, int], days: TownDays) -> Parts:
+def pass_parts(
+    minutes: set[tuple[int, int]], marks: dict[int, int], days: TownDays, number: int
+) -> Parts:
     """The minutes recomputed from their points, then their hours from their minutes and their
     days from their hours (or minutes), the notes on disk they settle, the marks moved up; each
     one statement over arrays."""
@@ -173,7 +182,10 @@ def pass_parts(minutes: set[tuple[int, int]], marks: dict[int, int], days: TownD
         (_SET_ROLLED, sorted(marks.items()), 2),
     ):
         if rows:
-            parts.append((sql, [_arrays(rows, width)]))
+            arrays: list[Any] = _arrays(rows, width)
+            if sql is _DELETE_DIRTY:
+                arrays.append(number)
+            parts.append((sql, [arrays]))
     return parts
 
 
@@ -202,7 +214,7 @@ async def recover(conn: Conn, days: TownDays) -> None:
     )
     owed = {(series_id, minute) for series_id, minute in found}
     if owed:
-        await run_parts(conn, pass_parts(owed, owed_marks(owed, through), days))
+        await run_parts(conn, pass_parts(owed, owed_marks(owed, through), days, EVERY_PASS))
 
 
 async def rebuild_days(conn: Conn, days: TownDays) -> None:

@@ -33,8 +33,11 @@ LOWEST = -(2**62)
 
 ROLLUP_TABLES = ("history_minutes", "history_hours", "history_days")
 
-# (series, minute) pairs and each series' new mark -> what a backend's writer runs for a pass
-PassParts = Callable[[set[tuple[int, int]], dict[int, int], "TownDays"], Any]
+# (series, minute) pairs, each series' new mark, the pass's number -> what a backend's writer
+# runs for a pass
+PassParts = Callable[[set[tuple[int, int]], dict[int, int], "TownDays", int], Any]
+# the number of a pass that settles every note on disk (at a start after a crash)
+EVERY_PASS = 2**62
 
 
 class TownDays:
@@ -74,6 +77,11 @@ class Rollups:
         self.through = through
         self.dirty: set[tuple[int, int]] = set()  # (series, minute) owed a recomputation
         self._parts = parts
+        # passes taken: a note on disk of a value below its mark carries the number of the
+        # pass that will recompute its minute (this + 1), and a pass deletes only notes up to
+        # its own number: a note made while it ran (the store may run passes on a connection
+        # of their own) stays for the next
+        self.passes = 0
 
     def take_pass(self) -> tuple[Any, set[tuple[int, int]]]:
         """What a pass writes, and the minutes it settles (owed again if it fails)."""
@@ -85,7 +93,8 @@ class Rollups:
         for series_id, mark in marks.items():
             if mark > self.through.get(series_id, LOWEST):
                 self.through[series_id] = mark
-        return self._parts(minutes, marks, self.days), minutes
+        self.passes += 1
+        return self._parts(minutes, marks, self.days, self.passes), minutes
 
     def owe(self, minutes: Iterable[tuple[int, int]]) -> None:
         """A pass that failed: the next recomputes its minutes."""

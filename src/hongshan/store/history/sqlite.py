@@ -131,6 +131,8 @@ class SQLiteHistory(Ingest):
         conn = connect(self.path)  # to make and read what is there; the writer has its own
         conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         conn.executescript(SCHEMA + sql_rollups.SCHEMA + sql_rollups.TEMP_SCHEMA)
+        if "pass" not in {row[1] for row in conn.execute("PRAGMA table_info(history_dirty)")}:
+            conn.execute(sql_rollups.ADD_PASS)
         devices: dict[Device, int] = {
             (pk, dn): row_id
             for row_id, pk, dn in conn.execute(

@@ -14,6 +14,7 @@ from typing import Any
 
 from hongshan.store.history.model import Buckets
 from hongshan.store.history.rollups import (
+    EVERY_PASS,
     LOWEST,
     ROLLUP_TABLES,
     TownDays,
@@ -36,7 +37,8 @@ SCHEMA = (
     "".join(_ROLLUP_TABLE.format(table) for table in ROLLUP_TABLES)
     + """
 CREATE TABLE IF NOT EXISTS history_dirty (
-    series_id INTEGER NOT NULL, bucket INTEGER NOT NULL, PRIMARY KEY (series_id, bucket)
+    series_id INTEGER NOT NULL, bucket INTEGER NOT NULL, pass INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (series_id, bucket)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history_rolled (
     series_id INTEGER PRIMARY KEY, through INTEGER NOT NULL
@@ -45,7 +47,10 @@ CREATE TABLE IF NOT EXISTS history_meta (key TEXT PRIMARY KEY, value);
 """
 )
 
-INSERT_DIRTY = RowInsert("INSERT OR IGNORE INTO history_dirty (series_id, bucket) VALUES", 2)
+# a later note of the same minute names a later pass
+INSERT_DIRTY = RowInsert("INSERT OR REPLACE INTO history_dirty (series_id, bucket, pass) VALUES", 3)
+# (a history made before notes named their pass)
+ADD_PASS = "ALTER TABLE history_dirty ADD COLUMN pass INTEGER NOT NULL DEFAULT 0"
 SET_META = "INSERT OR REPLACE INTO history_meta (key, value) VALUES (?, ?)"
 _NUMBER = "CASE WHEN typeof({0}) IN ('integer', 'real') THEN {0} END"
 # one run of minutes of one series (?1, from ?2, to ?3): first and last are the points at the
@@ -114,7 +119,7 @@ JOIN {0} AS l ON l.series_id = g.s AND l.bucket = g.t1
 _DAYS_FROM_HOURS = _DAYS_FROM.format("history_hours", 1)
 _DAYS_FROM_MINUTES = _DAYS_FROM.format("history_minutes", 0)
 _DELETE_DIRTY = """
-DELETE FROM history_dirty WHERE EXISTS (
+DELETE FROM history_dirty WHERE pass <= ? AND EXISTS (
     SELECT 1 FROM temp.pass_minutes AS r WHERE r.series_id = history_dirty.series_id
     AND history_dirty.bucket >= r.lo AND history_dirty.bucket < r.hi
 )
@@ -126,7 +131,9 @@ Parts = list[tuple[str | RowInsert, Sequence[Sequence[Any]]]]
 ONCE: list[tuple[()]] = [()]  # the rows of a statement run once
 
 
-def pass_parts(minutes: set[tuple[int, int]], marks: dict[int, int], days: TownDays) -> Parts:
+def pass_parts(
+    minutes: set[tuple[int, int]], marks: dict[int, int], days: TownDays, number: int
+) -> Parts:
     """The minutes recomputed from their points, then their hours from their minutes and their
     days from their hours (or minutes), the notes on disk they settle, the marks moved up."""
     minute_runs, hour_runs, day_runs = pass_runs(minutes, days)
@@ -139,7 +146,7 @@ def pass_parts(minutes: set[tuple[int, int]], marks: dict[int, int], days: TownD
         (_HOURS_FROM_MINUTES, ONCE),
         (_DAYS_FROM_HOURS, ONCE),
         (_DAYS_FROM_MINUTES, ONCE),
-        (_DELETE_DIRTY, ONCE),
+        (_DELETE_DIRTY, [(number,)]),
         (_SET_ROLLED, sorted(marks.items())),
     ]
 
@@ -166,7 +173,7 @@ def recover(conn: sqlite3.Connection, series_ids: Iterable[int], days: TownDays)
     if not owed:
         return
     conn.execute("BEGIN")
-    run_parts(conn, pass_parts(owed, owed_marks(owed, through), days))
+    run_parts(conn, pass_parts(owed, owed_marks(owed, through), days, EVERY_PASS))
     conn.execute("COMMIT")
 
 
