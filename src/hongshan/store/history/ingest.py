@@ -159,9 +159,13 @@ class Ingest:
         days: rollups.TownDays,
         pass_parts: rollups.PassParts,
         retention: Retention | None,
+        pass_writer: Writer | None = None,
     ) -> None:
         self._loop = loop
         self._writer = writer
+        # where rollup passes run: the writer, or one of their own that runs them while the
+        # writer goes on (each pass once the writer has committed what came before it)
+        self._pass_writer = pass_writer
         self._sql = statements
         self._days = days  # the day rollups are the town's days
         self.default_retention = retention or Retention()
@@ -406,7 +410,21 @@ class Ingest:
                 self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
             done.set_exception(StoreUnavailable(self._writer.error or "rollup pass failed"))
 
-        self._writer.executemany(*parts, outcome=outcome)
+        if self._pass_writer is None:
+            self._writer.executemany(*parts, outcome=outcome)
+        else:
+            pass_writer = self._pass_writer
+            # what came before it, committed (or failed: those values come again, and so
+            # does their minute) before the pass reads it
+            before = self._writer.committed()
+            assert isinstance(before, asyncio.Future)
+
+            def run(written: asyncio.Future[None]) -> None:
+                if not written.cancelled():
+                    written.exception()  # (said by the writer)
+                pass_writer.executemany(*parts, outcome=outcome)
+
+            before.add_done_callback(run)
         # a failure nobody awaits is not reported again: the writer logged it
         done.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._last_pass = done
@@ -466,13 +484,19 @@ class Ingest:
         raise NotImplementedError
 
     async def _close_writing(self) -> None:
-        """The last rollup pass and rows written, marked as closed cleanly."""
+        """The last rollup pass and rows written, marked as closed cleanly (only once the pass
+        has committed: a pass of its own may end after the writer's last commit)."""
         self.sweeper.stop()
         if self._rollup is not None:
             self._rollup.cancel()
-        self._roll_up()
+        last = self._roll_up()
         self._flush()
-        self._writer.execute(self._sql.set_meta, ("clean", "1"))
+        if self._pass_writer is not None:
+            if last is not None:
+                await asyncio.wait([last])
+            await self._pass_writer.close()
+        if last is None or not last.done() or last.exception() is None:
+            self._writer.execute(self._sql.set_meta, ("clean", "1"))
         await self._writer.close()
 
     # -- reading ------------------------------------------------------------------------------

@@ -184,6 +184,7 @@ class PostgresHistory(Ingest):
         days: rollups.TownDays,
         retention: Retention | None,
         timescale: bool,
+        passes: PostgresWriter,
     ) -> None:
         super().__init__(
             writer,
@@ -193,6 +194,7 @@ class PostgresHistory(Ingest):
             days=days,
             pass_parts=sql_rollups.pass_parts,
             retention=retention,
+            pass_writer=passes,
         )
         self.dsn = dsn
         self.timescale = timescale  # hypertables rather than partitions
@@ -254,10 +256,14 @@ class PostgresHistory(Ingest):
             partitions={} if timescale else dict.fromkeys(TIMED, PARTITION_MS),
             known_partitions=known,
         )
+        # rollup passes on a connection of their own: the database computes them in a process
+        # of its own while the writer's COPYs go on
+        passes = PostgresWriter(dsn, loop=loop)
         try:
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, command_timeout=60)
         except BaseException:
             await writer.close()
+            await passes.close()
             raise
         return cls(
             dsn,
@@ -268,6 +274,7 @@ class PostgresHistory(Ingest):
             days=days,
             retention=retention,
             timescale=timescale,
+            passes=passes,
         )
 
     async def close(self) -> None:
