@@ -377,6 +377,31 @@ async def test_a_failed_sqlite_write_is_reported_and_the_store_recovers(tmp_path
     await again.close()
 
 
+async def test_a_sqlite_writer_process_that_dies_fails_what_waited_and_is_started_again(
+    tmp_path: Path,
+) -> None:
+    place = HistoryPlace("sqlite", tmp_path)
+    history = await place.open()
+    assert isinstance(history, SQLiteHistory)
+    history.add_points(LAMP, [("Seq", T0, 1)])
+    await history.committed()
+    history._writer._process.kill()  # the writer process dies
+    for _ in range(100):
+        if history.problem is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert history.problem is not None and "ended" in history.problem
+    # what it may have lost is owed to the next waiter: told once, not acknowledged
+    history.add_points(LAMP, [("Seq", T0 + 1, 2)])
+    with pytest.raises(StoreUnavailable, match="ended"):
+        await asyncio.wait_for(history.committed(), 30)
+    history.add_points(LAMP, [("Seq", T0 + 1, 2)])  # sent again: a new process writes it
+    await asyncio.wait_for(history.committed(), 30)
+    assert history.problem is None
+    assert [p.value for p in (await history.points(LAMP, "Seq", T0, T0 + 10)).points] == [1, 2]
+    await history.close()
+
+
 @pytest.mark.parametrize("offset", [0, 1], ids=["from the rollups", "from the raw points"])
 async def test_rollups_and_raw_points_give_the_same_answers(
     place: HistoryPlace, offset: int

@@ -49,6 +49,7 @@ ROLLUP_EVERY = 10.0
 # seconds rows nobody waits for may gather before they go to the writer (a crash may lose them:
 # nothing acknowledged them)
 FLUSH_EVERY = 0.05
+CLOSE_WAIT = 30.0  # seconds closing waits for the last rollup pass
 INT64 = 1 << 63
 # longer property names are not kept (Alibaba's thing models allow 50 characters; a product
 # without one takes any key, and PostgreSQL cannot index one of thousands)
@@ -295,6 +296,8 @@ class Ingest:
     @property
     def problem(self) -> str | None:
         """Why the last write failed, until one succeeds (for the health endpoint)."""
+        if self._writer.error is None and self._pass_writer is not None:
+            return self._pass_writer.error
         return self._writer.error
 
     def _device_id(self, device: Device) -> int:
@@ -352,6 +355,8 @@ class Ingest:
             self._flush_now = None
         parts: list[tuple[Any, Sequence[Sequence[Any]]]] = []
         sql = self._sql
+        if self._late:  # in key order, as a pass deletes them (two orders can deadlock)
+            self._late.sort()
         devices = list(self._unconfirmed_devices.values())
         series = list(self._unconfirmed_series.values())
         for statement, rows in (
@@ -420,8 +425,10 @@ class Ingest:
             assert isinstance(before, asyncio.Future)
 
             def run(written: asyncio.Future[None]) -> None:
-                if not written.cancelled():
-                    written.exception()  # (said by the writer)
+                if written.cancelled() or written.exception() is not None:
+                    # what came before may yet commit unseen (a COMMIT whose answer was
+                    # lost): the next pass looks at these minutes again
+                    self._rollups.owe(settled)
                 pass_writer.executemany(*parts, outcome=outcome)
 
             before.add_done_callback(run)
@@ -431,12 +438,17 @@ class Ingest:
         return done
 
     async def rolled_up(self) -> None:
-        """Every value so far is in the rollups (a pass now if any is owed)."""
-        if self._rollup is not None:
-            self._rollup.cancel()
-        passing = self._roll_up()
-        if passing is not None:
-            await asyncio.shield(passing)
+        """Every value so far is in the rollups (a pass now if any is owed; again while an
+        earlier pass that failed owes its minutes back)."""
+        for _ in range(3):
+            if self._rollup is not None:
+                self._rollup.cancel()
+                self._rollup = None
+            passing = self._roll_up()
+            if passing is not None:
+                await asyncio.shield(passing)
+            if not self._rollups.dirty:
+                return
 
     def start(self) -> None:
         """Begin the background work that needs the running loop (retention passes)."""
@@ -484,18 +496,23 @@ class Ingest:
         raise NotImplementedError
 
     async def _close_writing(self) -> None:
-        """The last rollup pass and rows written, marked as closed cleanly (only once the pass
-        has committed: a pass of its own may end after the writer's last commit)."""
+        """The last rollup pass and rows written, and the store marked closed cleanly if the
+        rollups are whole (else the next start redoes what they lack)."""
         self.sweeper.stop()
         if self._rollup is not None:
             self._rollup.cancel()
         last = self._roll_up()
         self._flush()
+        whole = True
+        if last is not None:
+            finished, _ = await asyncio.wait([last], timeout=CLOSE_WAIT)
+            whole = bool(finished) and not last.cancelled() and last.exception() is None
+        if self._rollup is not None:  # (re-armed by a pass that failed)
+            self._rollup.cancel()
+            self._rollup = None
         if self._pass_writer is not None:
-            if last is not None:
-                await asyncio.wait([last])
             await self._pass_writer.close()
-        if last is None or not last.done() or last.exception() is None:
+        if whole and not self._rollups.dirty:
             self._writer.execute(self._sql.set_meta, ("clean", "1"))
         await self._writer.close()
 

@@ -173,7 +173,15 @@ class PostgresWriter:
                 if self._stopping:
                     return
                 self._wake.clear()
-                await self._wake.wait()
+                if not self._unsure:
+                    await self._wake.wait()
+                    continue
+                # a transaction's fate is owed to what waits on it: asked again while idle
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), RETRY_EVERY)
+                if not self._queue:
+                    with contextlib.suppress(Exception):  # (said when it is tried for a batch)
+                        await self._connection()
                 continue
             batch = self._queue[:_BATCH_LIMIT]
             del self._queue[:_BATCH_LIMIT]

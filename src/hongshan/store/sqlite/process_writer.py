@@ -19,6 +19,7 @@ import collections
 import itertools
 import logging
 import multiprocessing
+import os
 import socket
 import sqlite3
 import struct
@@ -60,16 +61,23 @@ class ProcessWriter:
         self._markers = Markers(loop)
         self._sent: collections.deque[Marker] = collections.deque()  # markers not answered
         self._closed: asyncio.Future[None] | None = None
+        self._owed: str | None = None  # a dead child's failure, owed to the next marker
 
     # -- queueing (event loop) ----------------------------------------------------------------
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self._closed is not None:
+            return
         self._send(("e", sql, params))
         self._markers.dirty = True
 
     def executemany(
         self, *parts: tuple[str | RowInsert, Rows], outcome: Callable[[bool], None] | None = None
     ) -> None:
+        if self._closed is not None:  # closing or closed: not written
+            if outcome is not None:
+                _call(outcome, False)
+            return
         item = 0
         if outcome is not None:
             item = next(self._ids)
@@ -99,12 +107,15 @@ class ProcessWriter:
         except TimeoutError:
             log.error("the writer process of %s did not stop: ended", self.path)
             process.kill()
+            await asyncio.wait([self._closed], timeout=CLOSE_TIMEOUT)  # what waits is told
         await asyncio.to_thread(process.join, CLOSE_TIMEOUT)
 
     # -- the socket ---------------------------------------------------------------------------
 
     def _send(self, frame: tuple[Any, ...]) -> None:
         if self._sock is None:
+            if self._closed is not None:  # closed: no new child
+                return
             self._start()
         body = _encode(frame)
         self._out += _LENGTH.pack(len(body))
@@ -171,7 +182,8 @@ class ProcessWriter:
         elif kind == "o":  # an item's
             _call(self._outcomes.pop(frame[1]), frame[2])
         elif kind == "k":  # the next marker's
-            self._markers.resolve([self._sent.popleft()], frame[1])
+            error, self._owed = frame[1] or self._owed, None
+            self._markers.resolve([self._sent.popleft()], error)
 
     def _ended(self) -> None:
         """The child closed its end: it stopped as asked, or it died."""
@@ -184,15 +196,18 @@ class ProcessWriter:
         self._out.clear()
         self._in.clear()
         if self._closed is not None:
-            self._closed.set_result(None)
-            return
-        self.error = f"the writer process of {self.path} ended"
-        log.error("%s; what waited on it failed, the next write starts another", self.error)
+            if not self._closed.done():
+                self._closed.set_result(None)
+        else:
+            self.error = f"the writer process of {self.path} ended"
+            # what it was given without a marker after it may be lost too: the next says so
+            self._owed = self.error
+            log.error("%s; what waited on it failed, the next write starts another", self.error)
         outcomes, self._outcomes = self._outcomes, {}
         for outcome in outcomes.values():
             _call(outcome, False)
         sent, self._sent = self._sent, collections.deque()
-        self._markers.resolve(sent, self.error)
+        self._markers.resolve(sent, self.error or "the writer process stopped")
 
 
 def _call(outcome: Callable[[bool], None], committed: bool) -> None:
@@ -219,6 +234,7 @@ def _frames(buffer: bytearray) -> Iterator[bytes]:
 
 
 def _child(path: str, sock: socket.socket, setup: list[str]) -> None:
+    parent = os.getppid()
     conn = connect(path)
     for script in setup:
         conn.executescript(script)
@@ -251,6 +267,9 @@ def _child(path: str, sock: socket.socket, setup: list[str]) -> None:
         try:
             conn.execute("BEGIN")
             write_parts(conn, _parts(batch))
+            if os.getppid() != parent:  # orphaned: a new server may be reading what is there
+                conn.execute("ROLLBACK")
+                break
             conn.execute("COMMIT")
             committed, error = True, None
         except sqlite3.Error as exc:
