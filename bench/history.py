@@ -5,9 +5,9 @@ directory:
 
 - **history**: ``SQLiteHistory.add_points`` as the pipeline calls it, one post of five values
   of one device at a time, round-robin over the devices, on an asyncio loop; the store gathers
-  each loop turn's rows and its writer thread commits them (WAL, ``synchronous=FULL``). The
-  loop yields every ``--turn`` posts, as a server does between reads, and never waits for a
-  commit except at the end: the rate counts until everything is durable.
+  the rows and its writer process commits them (WAL, ``synchronous=FULL``). The loop yields
+  every ``--turn`` posts, as a server does between reads, and never waits for a commit except
+  at the end: the rate counts until everything is durable and the rollups are made.
 - **raw sqlite3**: one connection, the same pragmas, a plain table ``(series, ts, value)``
   with an index on ``(series, ts)``, ``executemany`` of the same rows, one commit per
   ``--raw-batch`` rows (50,000 by default: large batches, the anchor at its fastest); and

@@ -15,10 +15,11 @@ Layout, for range scans by (device, identifier, time):
   for the minutes a device may resend one after a crash;
 - ``history_minutes``, ``history_hours`` and ``history_days`` (the town's days) keep
   aggregates (``sqlite_rollups``);
-- ``history_retention`` says how long each product's history is kept (``sqlite_retention``).
+- ``history_retention`` says how long each product's history is kept (``retention``).
 
-Rows are gathered on the event loop and handed to the writer once per loop turn as one
-``executemany``; the writer commits whatever has gathered (group commit).
+Rows are gathered on the event loop (``ingest``) and handed to the writer as one item, at the
+end of a loop turn that waits on them or within 50 ms; the writer commits whatever has
+gathered (group commit).
 """
 
 from __future__ import annotations

@@ -1,1 +1,2 @@
-"""SQLite stores: one file per deployment, every write through one writer thread."""
+"""SQLite stores: one file per store, every write through one writer (a thread, or for the
+history a process: ``process_writer``)."""
