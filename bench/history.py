@@ -38,6 +38,7 @@ import platform
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -79,6 +80,21 @@ async def through_history(
     return elapsed
 
 
+def raw_batches(devices: int, posts: int, batch: int) -> Iterator[list[tuple[int, int, object]]]:
+    """The raw anchors' rows (series, ts, value), ``batch`` or a few more at a time: the same
+    values the history is given, each device's properties numbered as series."""
+    rows: list[tuple[int, int, object]] = []
+    for post in range(posts):
+        for i in range(devices):
+            for n, (_, ts, value) in enumerate(values(post, i)):
+                rows.append((i * len(PROPERTIES) + n, ts, value))
+            if len(rows) >= batch:
+                yield rows
+                rows = []
+    if rows:
+        yield rows
+
+
 def through_sqlite(
     directory: Path, devices: int, posts: int, batch: int, cache_kib: int | None = None
 ) -> float:
@@ -91,17 +107,7 @@ def through_sqlite(
     conn.execute("CREATE TABLE raw (series INTEGER NOT NULL, ts INTEGER NOT NULL, value)")
     conn.execute("CREATE INDEX raw_series_ts ON raw (series, ts)")
     started = time.perf_counter()
-    rows: list[tuple[int, int, object]] = []
-    for post in range(posts):
-        for i in range(devices):
-            for n, (_, ts, value) in enumerate(values(post, i)):
-                rows.append((i * len(PROPERTIES) + n, ts, value))
-            if len(rows) >= batch:
-                conn.execute("BEGIN")
-                conn.executemany("INSERT INTO raw VALUES (?, ?, ?)", rows)
-                conn.execute("COMMIT")
-                rows = []
-    if rows:
+    for rows in raw_batches(devices, posts, batch):
         conn.execute("BEGIN")
         conn.executemany("INSERT INTO raw VALUES (?, ?, ?)", rows)
         conn.execute("COMMIT")
@@ -117,15 +123,7 @@ async def through_copy(url: str, devices: int, posts: int, batch: int) -> float:
     )
     await conn.execute("CREATE INDEX raw_series_ts ON raw (series, ts)")
     started = time.perf_counter()
-    rows: list[tuple[int, int, object]] = []
-    for post in range(posts):
-        for i in range(devices):
-            for n, (_, ts, value) in enumerate(values(post, i)):
-                rows.append((i * len(PROPERTIES) + n, ts, value))
-            if len(rows) >= batch:
-                await conn.copy_records_to_table("raw", records=rows)
-                rows = []
-    if rows:
+    for rows in raw_batches(devices, posts, batch):
         await conn.copy_records_to_table("raw", records=rows)
     elapsed = time.perf_counter() - started
     await conn.close()
