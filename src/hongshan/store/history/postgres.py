@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -151,6 +151,7 @@ STATEMENTS = Statements(
 DELETE_POINTS = "DELETE FROM history_points WHERE series_id = $1 AND ts >= $2 AND ts < $3"
 
 _unjson = msgspec.json.Decoder()
+T = TypeVar("T")
 
 
 def _from_pg(kind: str, value: Any) -> Any:
@@ -337,14 +338,19 @@ class PostgresHistory(Ingest):
 
     # -- reading ------------------------------------------------------------------------------
 
-    async def _fetch(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+    async def _read(self, query: Callable[[sql_rollups.Conn], Awaitable[T]]) -> T:
+        """``query`` on a connection from the pool; PostgreSQL unreachable is
+        ``StoreUnavailable`` (the API's 503)."""
         try:
             async with self._pool.acquire() as conn:
-                return await conn.fetch(sql, *params)
+                return await query(conn)
         except Exception as exc:
             if transient(exc):
                 raise StoreUnavailable(f"PostgreSQL read failed: {describe(exc)}") from exc
             raise
+
+    async def _fetch(self, sql: str, *params: Any) -> list[asyncpg.Record]:
+        return await self._read(lambda conn: conn.fetch(sql, *params))
 
     async def points(
         self,
@@ -387,13 +393,9 @@ class PostgresHistory(Ingest):
         if plan is None:
             return []
         ids, kind, table = plan
-        try:
-            async with self._pool.acquire() as conn:
-                results = await sql_rollups.aggregate(conn, ids, buckets, aggregates, table)
-        except Exception as exc:
-            if transient(exc):
-                raise StoreUnavailable(f"PostgreSQL read failed: {describe(exc)}") from exc
-            raise
+        results = await self._read(
+            lambda conn: sql_rollups.aggregate(conn, ids, buckets, aggregates, table)
+        )
         if kind in ("int", "bool"):  # sums of whole numbers, whole again
             for values in results.values():
                 total = values.get("sum")
