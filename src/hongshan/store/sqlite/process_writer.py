@@ -217,17 +217,19 @@ def _call(outcome: Callable[[bool], None], committed: bool) -> None:
         log.exception("history: an outcome callback failed")
 
 
-def _frames(buffer: bytearray) -> Iterator[bytes]:
-    """The complete frames at the start of ``buffer``, taken out of it."""
+def _frames(buffer: bytearray, limit: int | None = None) -> list[bytes]:
+    """The complete frames at the start of ``buffer`` (``limit`` at most), taken out of it."""
+    frames: list[bytes] = []
     at = 0
-    while len(buffer) - at >= _LENGTH.size:
+    while len(buffer) - at >= _LENGTH.size and (limit is None or len(frames) < limit):
         (size,) = _LENGTH.unpack_from(buffer, at)
         if len(buffer) - at - _LENGTH.size < size:
             break
         start = at + _LENGTH.size
-        yield bytes(buffer[start : start + size])
+        frames.append(bytes(buffer[start : start + size]))
         at = start + size
     del buffer[:at]
+    return frames
 
 
 # -- the child ----------------------------------------------------------------------------------
@@ -243,7 +245,7 @@ def _child(path: str, sock: socket.socket, setup: list[str]) -> None:
     stopping = False
     sock.setblocking(True)
     while not stopping:
-        frames = list(_frames(buffer))
+        frames = _frames(buffer, _BATCH_LIMIT)  # the rest waits for the next transaction
         if not frames:  # wait for more, then take whatever else is there already
             data = sock.recv(1 << 20)
             if not data:
@@ -258,10 +260,7 @@ def _child(path: str, sock: socket.socket, setup: list[str]) -> None:
                     break
                 buffer += more
             continue
-        batch = [_decode(frame) for frame in frames[:_BATCH_LIMIT]]
-        if len(frames) > _BATCH_LIMIT:  # the rest waits for the next transaction
-            rest = b"".join(_LENGTH.pack(len(f)) + f for f in frames[_BATCH_LIMIT:])
-            buffer[:0] = rest
+        batch = [_decode(frame) for frame in frames]
         stopping = any(frame[0] == "s" for frame in batch)
         answers: list[tuple[Any, ...]] = []
         try:
