@@ -63,6 +63,15 @@ async def sent_until_committed(history: PostgresHistory, send: Callable[[], None
             await asyncio.sleep(0.2)
 
 
+async def point_weeks(place: HistoryPlace) -> set[int]:
+    """The weeks ``history_points`` has a partition for, as PostgreSQL lists them."""
+    parts = await place.fetch(
+        "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass('history_points')"
+    )
+    return {int(name.rsplit("_p", 1)[1]) for (name,) in parts}
+
+
 async def test_points_and_log_go_in_weekly_partitions_that_retention_drops_whole(
     pg_place: HistoryPlace,
 ) -> None:
@@ -73,19 +82,12 @@ async def test_points_and_log_go_in_weekly_partitions_that_retention_drops_whole
     history.add_points(LAMP, [("PM25", old, 1), ("PM25", now - 40 * DAY, 2), ("PM25", now, 3)])
     history.add_log(LAMP, LogKind.STATUS, "online", old, {})
     await history.committed()
-    parts = await pg_place.fetch(
-        "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = to_regclass('history_points') ORDER BY 1"
-    )
-    weeks = {int(name.rsplit("_p", 1)[1]) for (name,) in parts}
+    weeks = await point_weeks(pg_place)
     assert weeks == {ts // PARTITION_MS for ts in (old, now - 40 * DAY, now)}
     await history.sweeper.sweep_now()
     kept = await history.points(LAMP, "PM25", 0, now + 1)
     assert [p.value for p in kept.points] == [3]
-    left = {int(n.rsplit("_p", 1)[1]) for (n,) in await pg_place.fetch(
-        "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = to_regclass('history_points')"
-    )}  # fmt: skip
+    left = await point_weeks(pg_place)
     assert old // PARTITION_MS not in left  # dropped, not deleted from
     assert now // PARTITION_MS in left
     # a late value for a dropped week makes its partition again rather than failing the batch
