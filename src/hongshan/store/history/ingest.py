@@ -189,8 +189,8 @@ class Ingest:
         self._unconfirmed_devices: dict[int, tuple[int, str, str]] = {}
         self._unconfirmed_series: dict[int, tuple[int, int, str, str]] = {}
         self._refused: set[tuple[Device, str]] = set()  # identifiers said to be too long
-        self._flush_scheduled = False
-        self._flush_timer: asyncio.TimerHandle | None = None  # a flush waiting for company
+        # a flush waiting for company: set while rows are gathered and not yet handed over
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._flush_now: asyncio.Handle | None = None  # a flush this loop turn
         self._commit_waiters: list[asyncio.Future[None]] = []  # committed() of this turn
         self._pruned_at = time.monotonic()
@@ -241,7 +241,7 @@ class Ingest:
             dirty.add(minute)
             if ts < through.get(series_id, rollups.LOWEST):  # below the mark: noted on disk
                 self._late.append((*minute, self._rollups.passes + 1))
-        if not self._flush_scheduled:
+        if self._flush_timer is None:
             self._schedule_flush()
         if self._rollup is None:
             self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
@@ -249,14 +249,14 @@ class Ingest:
     def add_log(self, device: Device, kind: LogKind, identifier: str, ts: int, body: Any) -> None:
         entry = (self._device_id(device), ts, next(self._seq), kind.value, identifier)
         self._log.append((*entry, _json.encode(body)))
-        if not self._flush_scheduled:
+        if self._flush_timer is None:
             self._schedule_flush()
 
     def add_taken(self, device: Device, key: bytes, ts: int) -> None:
         self._taken.append((ts, self._device_id(device), key))
         self._taken_by.append((device, key))
         self._taken_keys.add(device, key)
-        if not self._flush_scheduled:
+        if self._flush_timer is None:
             self._schedule_flush()
 
     def was_taken(self, device: Device, key: bytes) -> Awaitable[None] | None:
@@ -267,7 +267,7 @@ class Ingest:
         the end of this loop turn with whatever else is waiting, and one marker answers every
         waiter of the turn: a thousand QoS 1 posts a turn are one item and one marker, not a
         thousand."""
-        if not self._flush_scheduled:
+        if self._flush_timer is None:
             return self._writer.committed()
         if self._flush_now is None:
             self._flush_now = self._loop.call_soon(self._flush)
@@ -341,12 +341,10 @@ class Ingest:
         (``committed``) sends them sooner: a writer woken, and a transaction committed, for
         every loop turn that logged a device in took the GIL from the event loop thousands of
         times a second."""
-        self._flush_scheduled = True
         self._flush_timer = self._loop.call_later(FLUSH_EVERY, self._flush)
 
     def _flush(self) -> None:
         """Hand what gathered to the writer as one item."""
-        self._flush_scheduled = False
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
