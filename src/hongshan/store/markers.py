@@ -1,5 +1,6 @@
 """``committed()`` for every writer (SQLite's thread and process, PostgreSQL's task): a marker
-queued after what it answers for, whose waiters are told when the writer reaches it."""
+queued after what it answers for, whose waiters are told when the writer reaches it, and what
+each marker of a batch is told (``OwedFailure``)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ class Markers:
         self.last.waiters.append(future)
         return future
 
+    def answer(self, markers: Iterable[Marker], errors: Iterable[str | None]) -> None:
+        """Each of ``markers`` told its own error (``OwedFailure.answers``)."""
+        for marker, error in zip(markers, errors, strict=True):
+            self.resolve((marker,), error)
+
     def resolve(self, markers: Iterable[Marker], error: str | None) -> None:
         """The writer reached ``markers``: their waiters are told (``StoreUnavailable`` with
         ``error`` if it is not None)."""
@@ -52,3 +58,23 @@ class Markers:
                     future.set_result(None)
                 else:
                     future.set_exception(StoreUnavailable(error))
+
+
+class OwedFailure:
+    """What the markers of each batch a writer runs are told, in order: a batch that failed
+    tells its markers its error, or owes it to the next marker if it had none; the first marker
+    of a batch that committed answers for a failure owed from before it (a waiter is answered
+    for everything queued before it)."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+
+    def answers(self, markers: int, error: str | None) -> list[str | None]:
+        if not markers:
+            if error is not None:
+                self.error = error
+            return []
+        owed, self.error = self.error, None
+        if error is not None:
+            return [error] * markers
+        return [owed] + [None] * (markers - 1)

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from hongshan.errors import StoreUnavailable
-from hongshan.store.markers import Marker, Markers
+from hongshan.store.markers import Marker, Markers, OwedFailure
 
 log = logging.getLogger("hongshan.store")
 
@@ -167,7 +167,7 @@ class PostgresWriter:
     # -- the task -----------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        failure: str | None = None  # a failed batch's error, owed to the next marker
+        owed = OwedFailure()
         while True:
             if not self._queue:
                 if self._stopping:
@@ -187,22 +187,17 @@ class PostgresWriter:
             del self._queue[:_BATCH_LIMIT]
             markers = [item for item in batch if isinstance(item, Marker)]
             items = [item for item in batch if isinstance(item, _Many)]
+            error: str | None = None
             try:
                 conn = await self._connection()
                 await self._write(conn, batch)
             except Exception as exc:  # every failure is told to what waited; the task goes on
-                failure = self._failed(exc, items)
-                self._markers.resolve(markers, failure)
-                failure = None if markers else failure
-                continue
-            self.commits += 1
-            self.error = None
-            _tell(items, committed=True)
-            if markers:
-                # the first marker of a batch that committed answers for a failed one before it
-                self._markers.resolve(markers[:1], failure)
-                self._markers.resolve(markers[1:], None)
-                failure = None
+                error = self._failed(exc, items)
+            else:
+                self.commits += 1
+                self.error = None
+                _tell(items, committed=True)
+            self._markers.answer(markers, owed.answers(len(markers), error))
 
     def _failed(self, exc: Exception, items: list[_Many]) -> str:
         if isinstance(exc, StoreUnavailable):  # not tried again yet: the last error stands

@@ -29,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from hongshan.store.markers import Marker, Markers
+from hongshan.store.markers import Marker, Markers, OwedFailure
 from hongshan.store.sqlite.writer import RowInsert, Rows, connect, write_parts
 
 log = logging.getLogger("hongshan.store")
@@ -241,7 +241,7 @@ def _child(path: str, sock: socket.socket, setup: list[str]) -> None:
     for script in setup:
         conn.executescript(script)
     buffer = bytearray()
-    failure: str | None = None  # a failed batch's error, owed to the next marker
+    owed = OwedFailure()
     stopping = False
     sock.setblocking(True)
     while not stopping:
@@ -280,16 +280,7 @@ def _child(path: str, sock: socket.socket, setup: list[str]) -> None:
         answers.append(("b", error))
         answers += [("o", frame[1], committed) for frame in batch if frame[0] == "m" and frame[1]]
         markers = sum(1 for frame in batch if frame[0] == "k")
-        if markers:
-            if committed:
-                # the first marker of a batch that committed answers for a failed one before it
-                answers.append(("k", failure))
-                answers += [("k", None)] * (markers - 1)
-            else:
-                answers += [("k", error)] * markers
-            failure = None
-        elif not committed:
-            failure = error
+        answers += [("k", told) for told in owed.answers(markers, error)]
         sock.sendall(b"".join(_LENGTH.pack(len(b)) + b for b in map(_encode, answers)))
     conn.close()
     sock.close()

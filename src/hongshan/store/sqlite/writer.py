@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
-from hongshan.store.markers import Marker, Markers
+from hongshan.store.markers import Marker, Markers, OwedFailure
 
 log = logging.getLogger("hongshan.store")
 
@@ -120,7 +120,7 @@ class SQLiteWriter:
     def _run(self) -> None:
         conn = self.conn
         stopping = False
-        failure: str | None = None  # a failed batch's error, owed to the next marker
+        owed = OwedFailure()
         while not stopping:
             batch = [self._queue.get()]
             while len(batch) < _BATCH_LIMIT:
@@ -130,6 +130,7 @@ class SQLiteWriter:
                     break
             markers = [item for item in batch if isinstance(item, Marker)]
             stopping = any(item is _STOP for item in batch)
+            error: str | None = None
             try:
                 conn.execute("BEGIN")
                 write_parts(conn, self._parts(batch))
@@ -137,22 +138,16 @@ class SQLiteWriter:
                 self.commits += 1
                 self.error = None
             except sqlite3.Error as exc:
-                failure = self.error = f"SQLite write to {self.path} failed: {exc}"
-                log.error("%s; a batch of %d statements was rolled back", failure, len(batch))
+                error = self.error = f"SQLite write to {self.path} failed: {exc}"
+                log.error("%s; a batch of %d statements was rolled back", error, len(batch))
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                if markers:
-                    self._loop.call_soon_threadsafe(self._markers.resolve, markers, failure)
-                    failure = None
                 self._tell(batch, committed=False)
-                continue
-            self._tell(batch, committed=True)
+            else:
+                self._tell(batch, committed=True)
+            answers = owed.answers(len(markers), error)
             if markers:
-                # the first marker of a batch that committed answers for a failed one before it
-                self._loop.call_soon_threadsafe(self._markers.resolve, markers[:1], failure)
-                if len(markers) > 1:
-                    self._loop.call_soon_threadsafe(self._markers.resolve, markers[1:], None)
-                failure = None
+                self._loop.call_soon_threadsafe(self._markers.answer, markers, answers)
         conn.close()
 
     def _parts(self, batch: list[object]) -> Iterator[tuple[str | RowInsert, Rows]]:
