@@ -1,4 +1,4 @@
-"""``python -m bench.profile signed|posts``: one device scenario against Hongshan under py-spy.
+"""``python -m bench.profile signed|posts|acks``: one device scenario against Hongshan under py-spy.
 
 Starts a seeded Hongshan as the benchmark does, samples it with ``py-spy record`` (1,000 Hz,
 raw format) while the scenario runs, and prints the functions that took the most samples. The
@@ -22,9 +22,17 @@ from bench.servers import started
 
 def main() -> int:
     which = sys.argv[1] if len(sys.argv) > 1 else "posts"
-    scenario = {"signed": devices.signed_connects, "posts": devices.property_posts}[which]
+    scenario = {
+        "signed": devices.signed_connects,
+        "posts": devices.property_posts,
+        "acks": devices.acked_posts,
+    }[which]
     options = Options(duration=5)
-    count = options.devices if which == "signed" else options.posting_devices
+    count = {
+        "signed": options.devices,
+        "posts": options.posting_devices,
+        "acks": options.acking_devices,
+    }[which]
     out = Path(f"/tmp/hongshan-profile-{which}.txt")
     with started("hongshan", prepare=lambda data_dir: devices.seed(data_dir, count)) as server:
         pid = str(server.process.pid)

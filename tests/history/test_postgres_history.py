@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,11 +20,13 @@ from test_ingest import _health, persistent_device
 
 from alibaba_device import make_device, make_product
 from broker_peers import TIMEOUT, eventually
-from history_places import HistoryPlace
+from history_places import HistoryPlace, crash
 from hongshan.errors import StoreUnavailable
+from hongshan.store.history import ingest
 from hongshan.store.history.model import LogKind
 from hongshan.store.history.postgres import PARTITION_MS, PostgresHistory
 from hongshan.store.history.retention import Retention
+from hongshan.store.postgres import writer
 from registry_databases import POSTGRES_URL
 from tcp_proxy import TcpProxy, proxy_to
 
@@ -276,3 +279,61 @@ def test_a_server_on_postgresql_withholds_pubacks_while_it_is_unreachable(
         server.stop()
     rows = asyncio.run(pg_place.fetch("SELECT num FROM history_points ORDER BY num"))
     assert [int(n) for (n,) in rows] == list(range(1, 40))  # each once
+
+
+async def _a_backlog(history: PostgresHistory, seed: int) -> int:
+    """Three hours of values of 20 series, some out of order and some text, added faster
+    than they are written (a loop turn every 50 posts); the number of values."""
+    rng = random.Random(seed)
+    devices = [("a1Lamp", f"lamp-{i}") for i in range(4)]
+    added = 0
+    for post in range(540):
+        for device in devices:
+            ts = T0 + post * 20_000
+            if rng.random() < 0.05:
+                ts -= rng.randrange(1, 90 * 60_000)  # late: below a mark, or not
+            values = [(f"p{n}", ts, rng.random() * 100) for n in range(5)]
+            if rng.random() < 0.02:
+                values[0] = ("p0", ts, "text")
+            history.add_points(device, values)
+            added += len(values)
+        if post % 50 == 0:
+            await asyncio.sleep(0)
+    return added
+
+
+@pytest.mark.parametrize("seed", range(2))
+async def test_a_backlog_is_rolled_up_in_parts_while_it_is_written(
+    pg_place: HistoryPlace, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Minutes owed past ``PASS_BACKLOG`` are recomputed by a backlog pass at once, while the
+    writer goes on committing the rest a part at a time; their hours and days wait for the
+    full pass, after which every rollup is what the points alone make."""
+    monkeypatch.setattr(ingest, "PASS_BACKLOG", 300)
+    monkeypatch.setattr(writer, "_BATCH_ROWS", 1_000)
+    history = await pg_place.open("Asia/Kolkata")  # (its days start on a half hour)
+    added = await _a_backlog(history, seed)
+    assert history._last_pass is not None
+    await history._last_pass  # the last backlog pass
+    assert history._writer.commits >= added // 2_000  # (a part: 1,000 rows and one item)
+    minutes = await pg_place.fetch("SELECT count(*) FROM history_minutes")
+    hours = await pg_place.fetch("SELECT count(*) FROM history_hours")
+    assert minutes[0][0] > 0 and hours[0][0] == 0  # minutes only, so far
+    assert await pg_place.fetch("SELECT * FROM history_rolled") == []  # no mark moved yet
+    await history.close()  # (its last pass is a full one)
+    await pg_place.assert_rollups_as_from_scratch("Asia/Kolkata")
+
+
+async def test_a_crash_after_backlog_passes_makes_their_hours_at_the_next_start(
+    pg_place: HistoryPlace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "PASS_BACKLOG", 300)
+    history = await pg_place.open("Asia/Kolkata")
+    await _a_backlog(history, 7)
+    await history.committed()
+    assert history._last_pass is not None
+    await history._last_pass
+    await crash(history)  # killed before any full pass: no hour made, no mark moved
+    again = await pg_place.open("Asia/Kolkata")
+    await again.close()
+    await pg_place.assert_rollups_as_from_scratch("Asia/Kolkata")

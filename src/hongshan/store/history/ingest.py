@@ -46,6 +46,11 @@ PRUNE_EVERY = 60.0  # seconds between deletions of old taken keys
 # touches from its minutes and hours, so fewer passes repeat less of that; a query that reads
 # rollups brings them up to date first (``rolled_up``), so none is ever read stale
 ROLLUP_EVERY = 10.0
+# minutes owed that start a backlog pass at once where passes run beside the writer
+# (PostgreSQL): under a backlog (a town catching up, history posts) the minutes are rolled up a
+# part at a time while the rest is still being written, on the database's other core, rather
+# than all after; their hours and days once, by the next full pass
+PASS_BACKLOG = 100_000
 # seconds rows nobody waits for may gather before they go to the writer (a crash may lose them:
 # nothing acknowledged them)
 FLUSH_EVERY = 0.05
@@ -245,6 +250,8 @@ class Ingest:
             self._schedule_flush()
         if self._rollup is None:
             self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
+        if len(dirty) >= PASS_BACKLOG and self._pass_writer is not None:
+            self._pass(backlog=True)
 
     def add_log(self, device: Device, kind: LogKind, identifier: str, ts: int, body: Any) -> None:
         entry = (self._device_id(device), ts, next(self._seq), kind.value, identifier)
@@ -396,12 +403,17 @@ class Ingest:
             self._writer.execute(sql.prune_taken, (int(time.time() * 1000) - TAKEN_KEPT_MS,))
 
     def _roll_up(self) -> asyncio.Future[None] | None:
-        """A rollup pass (after this turn's values in the writer's queue, so it sees them)."""
+        """A full rollup pass (the timer's)."""
         self._rollup = None
-        if not self._rollups.dirty:
+        return self._pass()
+
+    def _pass(self, backlog: bool = False) -> asyncio.Future[None] | None:
+        """A rollup pass (after this turn's values in the writer's queue, so it sees them);
+        a backlog one recomputes minutes only (``Rollups.take_pass``)."""
+        if not self._rollups.dirty and (backlog or not self._rollups.unrolled):
             return self._last_pass
         self._flush()
-        parts, settled = self._rollups.take_pass()
+        parts, settled = self._rollups.take_pass(backlog)
         done: asyncio.Future[None] = self._loop.create_future()
 
         def outcome(committed: bool) -> None:
@@ -445,7 +457,7 @@ class Ingest:
             passing = self._roll_up()
             if passing is not None:
                 await asyncio.shield(passing)
-            if not self._rollups.dirty:
+            if not self._rollups.dirty and not self._rollups.unrolled:
                 return
 
     def start(self) -> None:
@@ -510,7 +522,7 @@ class Ingest:
             self._rollup = None
         if self._pass_writer is not None:
             await self._pass_writer.close()
-        if whole and not self._rollups.dirty:
+        if whole and not self._rollups.dirty and not self._rollups.unrolled:
             self._writer.execute(self._sql.set_meta, ("clean", "1"))
         await self._writer.close()
 

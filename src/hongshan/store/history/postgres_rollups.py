@@ -18,12 +18,15 @@ from hongshan.store.history.model import Buckets
 from hongshan.store.history.rollups import (
     EVERY_PASS,
     LOWEST,
+    MINUTE,
     ROLLUP_TABLES,
+    Pass,
     TownDays,
     day_runs_of_hours,
     fold_calendar,
     owed_marks,
-    pass_runs,
+    rolled_runs,
+    runs,
 )
 
 if TYPE_CHECKING:
@@ -87,22 +90,27 @@ _EDGE_AGGREGATES = """
     (array_agg({last_txt} ORDER BY {last_at} DESC) FILTER (WHERE {last_txt} IS NOT NULL))[1]
         AS lt
 """
-_MINUTES_FROM_POINTS = f"""
+# a minute's first and last times are those of its edge values (every point has a number or a
+# text): two aggregates a point fewer than min(ts) and max(ts) beside them
+_NEW_MINUTES_FROM_POINTS = f"""
 INSERT INTO history_minutes
 SELECT s, b, n, sm, mn, mx, {_EDGES.format(t0="t0", t1="t1")}
 FROM (
-    SELECT r.s, p.ts - p.ts % 60000 AS b, count(*) AS n, sum(p.num) AS sm, min(p.num) AS mn,
-        max(p.num) AS mx, min(p.ts) AS t0, max(p.ts) AS t1,
-        {_EDGE_AGGREGATES.format(
-            first_at="p.ts", first_num="p.num", first_txt="p.txt",
-            last_at="p.ts", last_num="p.num", last_txt="p.txt",
-        )}
-    FROM {_RUNS}
-    JOIN history_points AS p ON p.series_id = r.s AND p.ts >= r.lo AND p.ts < r.hi
-    GROUP BY r.s, b
+    SELECT *, least(fn[1]::bigint, ft_at) AS t0, greatest(ln[1]::bigint, lt_at) AS t1 FROM (
+        SELECT r.s, p.ts - p.ts % 60000 AS b, count(*) AS n, sum(p.num) AS sm,
+            min(p.num) AS mn, max(p.num) AS mx,
+            {_EDGE_AGGREGATES.format(
+                first_at="p.ts", first_num="p.num", first_txt="p.txt",
+                last_at="p.ts", last_num="p.num", last_txt="p.txt",
+            )}
+        FROM {_RUNS}
+        JOIN history_points AS p ON p.series_id = r.s AND p.ts >= r.lo AND p.ts < r.hi
+        GROUP BY r.s, b
+    ) AS a
 ) AS g
-{_REPLACE}
 """  # fmt: skip
+# minutes that may have a row already (a plain INSERT of new ones skips the search for it)
+_MINUTES_FROM_POINTS = _NEW_MINUTES_FROM_POINTS + _REPLACE
 _FROM_ROLLUP = (
     """
 INSERT INTO {into}
@@ -160,31 +168,39 @@ Parts = list[tuple[str, Sequence[Sequence[Any]]]]
 
 def _arrays(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     """Rows as one array per column (the parameters of an ``unnest``)."""
-    return [[row[i] for row in rows] for i in range(width)]
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
-def pass_parts(
-    minutes: set[tuple[int, int]], marks: dict[int, int], days: TownDays, number: int
-) -> Parts:
-    """The minutes recomputed from their points, then their hours from their minutes and their
-    days from their hours (or minutes), the notes on disk they settle, the marks moved up; each
-    one statement over arrays."""
-    minute_runs, hour_runs, day_runs = pass_runs(minutes, days)
+def pass_parts(plan: Pass, days: TownDays) -> Parts:
+    """The minutes recomputed from their points, then the hours of the rolled minutes from
+    their minutes and their days from their hours (or minutes), the notes on disk they settle,
+    the marks moved up; each one statement over arrays."""
+    old_runs, new_runs = plan.runs()
+    hour_runs, day_runs = rolled_runs(plan.rolled, days)
     from_hours = [run[:3] for run in day_runs if run[3]]
     from_minutes = [run[:3] for run in day_runs if not run[3]]
+    if plan.number is None:
+        settled = []  # (a backlog pass settles no note)
+    elif plan.rolled is plan.minutes and not new_runs:
+        settled = old_runs
+    else:
+        settled = runs(plan.rolled, MINUTE)
     parts: Parts = []
     for sql, rows, width in (
-        (_MINUTES_FROM_POINTS, minute_runs, 3),
+        (_MINUTES_FROM_POINTS, old_runs, 3),
+        (_NEW_MINUTES_FROM_POINTS, new_runs, 3),
         (_HOURS_FROM_MINUTES, hour_runs, 3),
         (_DAYS_FROM_HOURS, from_hours, 3),
         (_DAYS_FROM_MINUTES, from_minutes, 3),
-        (_DELETE_DIRTY, minute_runs, 3),
-        (_SET_ROLLED, sorted(marks.items()), 2),
+        (_DELETE_DIRTY, settled, 3),
+        (_SET_ROLLED, sorted(plan.marks.items()), 2),
     ):
         if rows:
             arrays: list[Any] = _arrays(rows, width)
             if sql is _DELETE_DIRTY:
-                arrays.append(number)
+                arrays.append(plan.number)
             parts.append((sql, [arrays]))
     return parts
 
@@ -214,17 +230,18 @@ async def recover(conn: Conn, days: TownDays) -> None:
     )
     owed = {(series_id, minute) for series_id, minute in found}
     if owed:
-        await run_parts(conn, pass_parts(owed, owed_marks(owed, through), days, EVERY_PASS))
+        plan = Pass(owed, owed, owed_marks(owed, through), EVERY_PASS)
+        await run_parts(conn, pass_parts(plan, days))
 
 
 async def rebuild_days(conn: Conn, days: TownDays) -> None:
     """The day rollups made again for every day that has values (the zone changed)."""
     hours = await conn.fetch("SELECT series_id, bucket FROM history_hours")
-    runs = day_runs_of_hours(((s, b) for s, b in hours), days)
+    owed = day_runs_of_hours(((s, b) for s, b in hours), days)
     parts: Parts = [("DELETE FROM history_days", [()])]
     for sql, rows in (
-        (_DAYS_FROM_HOURS, [run[:3] for run in runs if run[3]]),
-        (_DAYS_FROM_MINUTES, [run[:3] for run in runs if not run[3]]),
+        (_DAYS_FROM_HOURS, [run[:3] for run in owed if run[3]]),
+        (_DAYS_FROM_MINUTES, [run[:3] for run in owed if not run[3]]),
     ):
         if rows:
             parts.append((sql, [_arrays(rows, 3)]))

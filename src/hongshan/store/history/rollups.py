@@ -10,7 +10,9 @@ all leave it right.
 The event loop only notes which minutes got values (a set add per value: it also runs the
 broker). Every ten seconds (``ingest.ROLLUP_EVERY``) a pass hands them to the store's writer,
 which recomputes them, then their hours and days, set-based, and records per series how far
-its rollups are complete (its mark). A crash loses the minutes noted since the last pass; the
+its rollups are complete (its mark). Where passes run beside the writer (PostgreSQL), a backlog
+of minutes is recomputed a part at a time as it is written, its hours and days by the next full
+pass (``Rollups.take_pass``). A crash loses the minutes noted since the last pass; the
 next start recomputes the minutes with values from each series' mark on, and the minutes of
 values that came below their series' mark, which were noted on disk with the values.
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from hongshan.store.history.model import Bucket, Buckets
 
@@ -33,9 +35,30 @@ LOWEST = -(2**62)
 
 ROLLUP_TABLES = ("history_minutes", "history_hours", "history_days")
 
-# (series, minute) pairs, each series' new mark, the pass's number -> what a backend's writer
-# runs for a pass
-PassParts = Callable[[set[tuple[int, int]], dict[int, int], "TownDays", int], Any]
+
+class Pass(NamedTuple):
+    """What a pass recomputes, for a backend's ``pass_parts`` to turn into statements."""
+
+    minutes: set[tuple[int, int]]  # (series, minute) pairs recomputed from their points
+    rolled: set[tuple[int, int]]  # the pairs whose hours and days follow (none: a backlog pass)
+    marks: dict[int, int]  # each series' new mark
+    number: int | None  # the notes on disk it settles (None: a backlog pass settles none)
+    # each series' latest minute an earlier pass may have written: the minutes after it are
+    # new rows, inserted without looking for one to replace (None: any may be there)
+    written: dict[int, int] | None = None
+
+    def runs(self) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+        """The runs of its minutes: (those that may replace rows, those that are new)."""
+        found = runs(self.minutes, MINUTE)
+        if self.written is None:
+            return found, []
+        written = self.written
+        old = [run for run in found if run[1] <= written.get(run[0], LOWEST)]
+        new = [run for run in found if run[1] > written.get(run[0], LOWEST)]
+        return old, new
+
+
+PassParts = Callable[[Pass, "TownDays"], Any]
 # the number of a pass that settles every note on disk (at a start after a crash)
 EVERY_PASS = 2**62
 
@@ -75,7 +98,13 @@ class Rollups:
         self.days = days
         # series -> its mark: its rollups are complete below it, but for minutes noted on disk
         self.through = through
+        # series -> the latest minute a pass taken may have written (no rollup row lies after
+        # a series' mark at a start, a crash's recovered)
+        self.written = dict(through)
         self.dirty: set[tuple[int, int]] = set()  # (series, minute) owed a recomputation
+        # minutes a backlog pass recomputes or recomputed, whose hours and days (and marks)
+        # wait for the next full pass
+        self.unrolled: set[tuple[int, int]] = set()
         self._parts = parts
         # passes taken: a note on disk of a value below its mark carries the number of the
         # pass that will recompute its minute (this + 1), and a pass deletes only notes up to
@@ -83,18 +112,35 @@ class Rollups:
         # of their own) stays for the next
         self.passes = 0
 
-    def take_pass(self) -> tuple[Any, set[tuple[int, int]]]:
-        """What a pass writes, and the minutes it settles (owed again if it fails)."""
+    def take_pass(self, backlog: bool = False) -> tuple[Any, set[tuple[int, int]]]:
+        """What a pass writes, and the minutes it settles (owed again if it fails).
+
+        A backlog pass recomputes its minutes only: where passes run beside the writer, a
+        backlog of values is rolled up a part at a time while the rest is written, and each
+        hour and day is recomputed once, by the full pass after, not once a part. It moves no
+        mark (a crash before the full pass recomputes its minutes again at the next start) and
+        settles no note on disk."""
         minutes, self.dirty = self.dirty, set()
-        marks: dict[int, int] = {}
-        for series_id, minute in minutes:
-            if minute > marks.get(series_id, LOWEST):
-                marks[series_id] = minute
+        written = dict(self.written)
+        for series_id, minute in dict(sorted(minutes)).items():  # (the last pair: the latest)
+            if minute > written.get(series_id, LOWEST):
+                self.written[series_id] = minute
+        if backlog:
+            self.unrolled |= minutes
+            return self._parts(Pass(minutes, set(), {}, None, written), self.days), minutes
+        rolled = minutes | self.unrolled if self.unrolled else minutes
+        self.unrolled = set()
+        # each series' mark: its latest minute here, or the one it had if that is later (a
+        # mark never moves down: it is also the latest minute written, ``written`` at a start)
+        marks = dict(sorted(rolled))
         for series_id, mark in marks.items():
             if mark > self.through.get(series_id, LOWEST):
                 self.through[series_id] = mark
+            else:
+                marks[series_id] = self.through[series_id]
         self.passes += 1
-        return self._parts(minutes, marks, self.days, self.passes), minutes
+        plan = Pass(minutes, rolled, marks, self.passes, written)
+        return self._parts(plan, self.days), rolled
 
     def owe(self, minutes: Iterable[tuple[int, int]]) -> None:
         """A pass that failed: the next recomputes its minutes."""
@@ -112,25 +158,32 @@ def owed_marks(owed: Iterable[tuple[int, int]], through: dict[int, int]) -> dict
 def runs(buckets: Iterable[tuple[int, int]], width: int) -> list[tuple[int, int, int]]:
     """(series, from, to) for each run of consecutive buckets of one series."""
     found: list[tuple[int, int, int]] = []
+    run_series, start, end = None, 0, 0
     for series_id, bucket in sorted(buckets):
-        if found and found[-1][0] == series_id and found[-1][2] == bucket:
-            found[-1] = (series_id, found[-1][1], bucket + width)
-        else:
-            found.append((series_id, bucket, bucket + width))
+        if series_id != run_series or bucket != end:
+            if run_series is not None:
+                found.append((run_series, start, end))
+            run_series, start = series_id, bucket
+        end = bucket + width
+    if run_series is not None:
+        found.append((run_series, start, end))
     return found
 
 
-def pass_runs(
-    minutes: set[tuple[int, int]], days: TownDays
-) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]], list[tuple[int, int, int, int]]]:
-    """A pass's runs of minutes and of hours, and its days (series, start, end, whether the
-    day falls on whole hours of UTC and so is made from hours rather than minutes)."""
-    hours = {(series_id, minute - minute % HOUR) for series_id, minute in minutes}
+def rolled_runs(
+    rolled: set[tuple[int, int]], days: TownDays
+) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int, int]]]:
+    """The runs of the hours of the ``rolled`` minutes, and their days (series, start, end,
+    whether the day falls on whole hours of UTC and so is made from hours rather than
+    minutes)."""
+    hours = {(series_id, minute - minute % HOUR) for series_id, minute in rolled}
+    # the day of each minute there is (a pass holds a few thousand at most, of many series)
+    day_of = {minute: days.of(minute) for minute in {minute for _, minute in rolled}}
     day_runs = [
         (series_id, start, end, int(start % HOUR == 0 and end % HOUR == 0))
-        for series_id, start, end in sorted({(s, *days.of(m)) for s, m in minutes})
+        for series_id, (start, end) in sorted({(s, day_of[m]) for s, m in rolled})
     ]
-    return runs(minutes, MINUTE), runs(hours, HOUR), day_runs
+    return runs(hours, HOUR), day_runs
 
 
 def day_runs_of_hours(

@@ -16,12 +16,15 @@ from hongshan.store.history.model import Buckets
 from hongshan.store.history.rollups import (
     EVERY_PASS,
     LOWEST,
+    MINUTE,
     ROLLUP_TABLES,
+    Pass,
     TownDays,
     day_runs_of_hours,
     fold_calendar,
     owed_marks,
-    pass_runs,
+    rolled_runs,
+    runs,
 )
 from hongshan.store.sqlite.writer import RowInsert
 
@@ -131,12 +134,17 @@ Parts = list[tuple[str | RowInsert, Sequence[Sequence[Any]]]]
 ONCE: list[tuple[()]] = [()]  # the rows of a statement run once
 
 
-def pass_parts(
-    minutes: set[tuple[int, int]], marks: dict[int, int], days: TownDays, number: int
-) -> Parts:
+def pass_parts(plan: Pass, days: TownDays) -> Parts:
     """The minutes recomputed from their points, then their hours from their minutes and their
-    days from their hours (or minutes), the notes on disk they settle, the marks moved up."""
-    minute_runs, hour_runs, day_runs = pass_runs(minutes, days)
+    days from their hours (or minutes), the notes on disk they settle, the marks moved up.
+    Every pass here is a full one (its ``rolled`` are its ``minutes``): passes run in the
+    writer, not beside it, so there is no backlog pass; and every minute is written with
+    INSERT OR REPLACE (``written`` is not looked at)."""
+    if plan.number is None or len(plan.rolled) != len(plan.minutes):
+        raise ValueError("SQLite's history has no backlog passes")
+    minute_runs = runs(plan.minutes, MINUTE)
+    hour_runs, day_runs = rolled_runs(plan.rolled, days)
+    marks, number = plan.marks, plan.number
     return [
         *_CLEAR_RUNS,
         (_PUT_MINUTES, minute_runs),
@@ -173,7 +181,7 @@ def recover(conn: sqlite3.Connection, series_ids: Iterable[int], days: TownDays)
     if not owed:
         return
     conn.execute("BEGIN")
-    run_parts(conn, pass_parts(owed, owed_marks(owed, through), days, EVERY_PASS))
+    run_parts(conn, pass_parts(Pass(owed, owed, owed_marks(owed, through), EVERY_PASS), days))
     conn.execute("COMMIT")
 
 

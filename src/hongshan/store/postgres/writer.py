@@ -43,7 +43,10 @@ RETRY_EVERY = 1.0  # seconds between attempts to connect while PostgreSQL cannot
 COMMAND_TIMEOUT = 60.0  # seconds a statement may take before its connection is given up
 CONNECT_TIMEOUT = 5.0
 UNSURE_WAIT = 10.0  # seconds a new connection waits for an unsure transaction to finish
-_BATCH_LIMIT = 20_000
+_BATCH_LIMIT = 20_000  # items a transaction takes at most
+# rows of COPY a transaction takes at most (one item's may go over): a backlog is committed a
+# part at a time, so what waits on its first parts (a rollup pass) need not wait for all of it
+_BATCH_ROWS = 100_000
 # SQLSTATE classes of failures that are the server's or the network's, not the batch's: the
 # connection is given up and a new one made (08 connection, 40 rollback, 53 resources such as
 # a full disk, 57 operator intervention such as a shutdown, 58 system error)
@@ -183,8 +186,7 @@ class PostgresWriter:
                     with contextlib.suppress(Exception):  # (said when it is tried for a batch)
                         await self._connection()
                 continue
-            batch = self._queue[:_BATCH_LIMIT]
-            del self._queue[:_BATCH_LIMIT]
+            batch = self._take()
             markers = [item for item in batch if isinstance(item, Marker)]
             items = [item for item in batch if isinstance(item, _Many)]
             error: str | None = None
@@ -198,6 +200,19 @@ class PostgresWriter:
                 self.error = None
                 _tell(items, committed=True)
             self._markers.answer(markers, owed.answers(len(markers), error))
+
+    def _take(self) -> list[Item]:
+        """The next batch: what is queued, up to ``_BATCH_LIMIT`` items or ``_BATCH_ROWS``."""
+        queue, rows, end = self._queue, 0, 0
+        for item in queue[:_BATCH_LIMIT]:
+            end += 1
+            if isinstance(item, _Many):
+                rows += sum(len(part) for sql, part in item.parts if isinstance(sql, Copy))
+                if rows >= _BATCH_ROWS:
+                    break
+        batch = queue[:end]
+        del queue[:end]
+        return batch
 
     def _failed(self, exc: Exception, items: list[_Many]) -> str:
         if isinstance(exc, StoreUnavailable):  # not tried again yet: the last error stands
