@@ -218,6 +218,7 @@ class Ingest:
             known = self._series[device] = {}
         rows, arrived = self._points, self._arrived
         dirty, through = self._rollups.dirty, self._rollups.through
+        span, bias, minute = rollups.SPAN, rollups.BIAS, rollups.MINUTE
         for identifier, ts, value in points:
             found = known.get(identifier)
             if found is not None:
@@ -242,10 +243,9 @@ class Ingest:
             ):
                 value = to_stored(value)
             rows.append((series_id, ts, value))
-            minute = (series_id, ts - ts % rollups.MINUTE)
-            dirty.add(minute)
+            dirty.add(series_id * span + ts // minute + bias)  # (rollups.minute_key)
             if ts < through.get(series_id, rollups.LOWEST):  # below the mark: noted on disk
-                self._late.append((*minute, self._rollups.passes + 1))
+                self._late.append((series_id, ts - ts % minute, self._rollups.passes + 1))
         if self._flush_timer is None:
             self._schedule_flush()
         if self._rollup is None:

@@ -16,17 +16,15 @@ import asyncpg
 
 from hongshan.store.history.model import Buckets
 from hongshan.store.history.rollups import (
-    EVERY_PASS,
     LOWEST,
-    MINUTE,
     ROLLUP_TABLES,
     Pass,
     TownDays,
     day_runs_of_hours,
     fold_calendar,
-    owed_marks,
+    minute_key,
+    recovery_pass,
     rolled_runs,
-    runs,
 )
 
 if TYPE_CHECKING:
@@ -177,16 +175,10 @@ def pass_parts(plan: Pass, days: TownDays) -> Parts:
     """The minutes recomputed from their points, then the hours of the rolled minutes from
     their minutes and their days from their hours (or minutes), the notes on disk they settle,
     the marks moved up; each one statement over arrays."""
-    old_runs, new_runs = plan.runs()
+    old_runs, new_runs = plan.split()
     hour_runs, day_runs = rolled_runs(plan.rolled, days)
     from_hours = [run[:3] for run in day_runs if run[3]]
     from_minutes = [run[:3] for run in day_runs if not run[3]]
-    if plan.number is None:
-        settled = []  # (a backlog pass settles no note)
-    elif plan.rolled is plan.minutes and not new_runs:
-        settled = old_runs
-    else:
-        settled = runs(plan.rolled, MINUTE)
     parts: Parts = []
     for sql, rows, width in (
         (_MINUTES_FROM_POINTS, old_runs, 3),
@@ -194,7 +186,7 @@ def pass_parts(plan: Pass, days: TownDays) -> Parts:
         (_HOURS_FROM_MINUTES, hour_runs, 3),
         (_DAYS_FROM_HOURS, from_hours, 3),
         (_DAYS_FROM_MINUTES, from_minutes, 3),
-        (_DELETE_DIRTY, settled, 3),
+        (_DELETE_DIRTY, plan.settled, 3),
         (_SET_ROLLED, sorted(plan.marks.items()), 2),
     ):
         if rows:
@@ -228,10 +220,9 @@ async def recover(conn: Conn, days: TownDays) -> None:
         "UNION SELECT series_id, bucket FROM history_dirty",
         LOWEST,
     )
-    owed = {(series_id, minute) for series_id, minute in found}
+    owed = {minute_key(series_id, minute) for series_id, minute in found}
     if owed:
-        plan = Pass(owed, owed, owed_marks(owed, through), EVERY_PASS)
-        await run_parts(conn, pass_parts(plan, days))
+        await run_parts(conn, pass_parts(recovery_pass(owed, through), days))
 
 
 async def rebuild_days(conn: Conn, days: TownDays) -> None:

@@ -36,26 +36,79 @@ LOWEST = -(2**62)
 ROLLUP_TABLES = ("history_minutes", "history_hours", "history_days")
 
 
+# A (series, minute) pair is kept as one int, its key: sets and sorts of the hundreds of
+# thousands of pairs a pass may owe cost a fraction of what tuples do. A key is the series
+# times SPAN, plus the minute's index (ts // MINUTE), plus BIAS; both are multiples of an
+# hour's 60 minutes, so a key less its remainder of 60 is its hour's key, and a series'
+# consecutive minutes have consecutive keys.
+SPAN = 60 << 52
+BIAS = 60 << 51
+
+
+def minute_key(series_id: int, ts: int) -> int:
+    """The key of the minute holding ``ts`` (``Ingest.add_points`` has it inline)."""
+    return series_id * SPAN + ts // MINUTE + BIAS
+
+
+def key_runs(keys: Iterable[int], step: int = 1) -> list[tuple[int, int, int]]:
+    """(series, from, to) in milliseconds for each run of consecutive keys of one series:
+    minutes' keys (``step`` 1) or hours' (60)."""
+    found: list[tuple[int, int, int]] = []
+    start = end = -1
+    for key in sorted(keys):
+        if key != end:
+            if start >= 0:
+                found.append(_span(start, end))
+            start = key
+        end = key + step
+    if start >= 0:
+        found.append(_span(start, end))
+    return found
+
+
+def _span(start: int, end: int) -> tuple[int, int, int]:
+    series_id, index = divmod(start, SPAN)
+    lo = (index - BIAS) * MINUTE
+    return series_id, lo, lo + (end - start) * MINUTE
+
+
+def _marks(settled: list[tuple[int, int, int]], through: dict[int, int]) -> dict[int, int]:
+    """Each series' mark after a pass that settles these runs: its latest minute in them, or
+    the mark it had if that is later (a mark never moves down, so it is also the latest minute
+    any pass has written: ``written`` at a start)."""
+    marks: dict[int, int] = {}
+    for series_id, _, end in settled:  # (in order: a series' last run holds its latest)
+        marks[series_id] = max(end - MINUTE, through.get(series_id, LOWEST))
+    return marks
+
+
 class Pass(NamedTuple):
     """What a pass recomputes, for a backend's ``pass_parts`` to turn into statements."""
 
-    minutes: set[tuple[int, int]]  # (series, minute) pairs recomputed from their points
-    rolled: set[tuple[int, int]]  # the pairs whose hours and days follow (none: a backlog pass)
+    minutes: list[tuple[int, int, int]]  # runs (series, from, to) recomputed from their points
+    rolled: set[int]  # the keys of the minutes whose hours and days follow (none: backlog)
     marks: dict[int, int]  # each series' new mark
     number: int | None  # the notes on disk it settles (None: a backlog pass settles none)
-    # each series' latest minute an earlier pass may have written: the minutes after it are
-    # new rows, inserted without looking for one to replace (None: any may be there)
-    written: dict[int, int] | None = None
+    # each of its series' latest minute an earlier pass may have written: the minutes after it
+    # are new rows, inserted without looking for one to replace (None: any may be there)
+    written: dict[int, int] | None
+    settled: list[tuple[int, int, int]]  # the runs of the rolled minutes, whose notes it settles
 
-    def runs(self) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
-        """The runs of its minutes: (those that may replace rows, those that are new)."""
-        found = runs(self.minutes, MINUTE)
+    def split(self) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+        """Its runs of minutes: (those that may replace rows, those that are new)."""
         if self.written is None:
-            return found, []
+            return self.minutes, []
         written = self.written
-        old = [run for run in found if run[1] <= written.get(run[0], LOWEST)]
-        new = [run for run in found if run[1] > written.get(run[0], LOWEST)]
+        old = [run for run in self.minutes if run[1] <= written[run[0]]]
+        new = [run for run in self.minutes if run[1] > written[run[0]]]
         return old, new
+
+
+def recovery_pass(owed: set[int], through: dict[int, int]) -> Pass:
+    """At a start after a crash: the owed minutes recomputed, replacing what is there, with
+    their hours and days, settling every note on disk."""
+    found = key_runs(owed)
+    return Pass(found, owed, _marks(found, through), EVERY_PASS, None, found)
 
 
 PassParts = Callable[[Pass, "TownDays"], Any]
@@ -101,10 +154,10 @@ class Rollups:
         # series -> the latest minute a pass taken may have written (no rollup row lies after
         # a series' mark at a start, a crash's recovered)
         self.written = dict(through)
-        self.dirty: set[tuple[int, int]] = set()  # (series, minute) owed a recomputation
+        self.dirty: set[int] = set()  # the keys of the minutes owed a recomputation
         # minutes a backlog pass recomputes or recomputed, whose hours and days (and marks)
         # wait for the next full pass
-        self.unrolled: set[tuple[int, int]] = set()
+        self.unrolled: set[int] = set()
         self._parts = parts
         # passes taken: a note on disk of a value below its mark carries the number of the
         # pass that will recompute its minute (this + 1), and a pass deletes only notes up to
@@ -112,78 +165,60 @@ class Rollups:
         # of their own) stays for the next
         self.passes = 0
 
-    def take_pass(self, backlog: bool = False) -> tuple[Any, set[tuple[int, int]]]:
-        """What a pass writes, and the minutes it settles (owed again if it fails).
+    def take_pass(self, backlog: bool = False) -> tuple[Any, set[int]]:
+        """What a pass writes, and the keys of the minutes it settles (owed again if it fails).
 
         A backlog pass recomputes its minutes only: where passes run beside the writer, a
         backlog of values is rolled up a part at a time while the rest is written, and each
         hour and day is recomputed once, by the full pass after, not once a part. It moves no
         mark (a crash before the full pass recomputes its minutes again at the next start) and
         settles no note on disk."""
-        minutes, self.dirty = self.dirty, set()
-        written = dict(self.written)
-        for series_id, minute in dict(sorted(minutes)).items():  # (the last pair: the latest)
-            if minute > written.get(series_id, LOWEST):
-                self.written[series_id] = minute
+        keys, self.dirty = self.dirty, set()
+        found = key_runs(keys)
+        written: dict[int, int] = {}  # the pass's series' latest minutes written before it
+        for series_id, _, end in found:
+            latest = self.written.get(series_id, LOWEST)
+            written.setdefault(series_id, latest)
+            if end - MINUTE > latest:
+                self.written[series_id] = end - MINUTE
         if backlog:
-            self.unrolled |= minutes
-            return self._parts(Pass(minutes, set(), {}, None, written), self.days), minutes
-        rolled = minutes | self.unrolled if self.unrolled else minutes
+            self.unrolled |= keys
+            return self._parts(Pass(found, set(), {}, None, written, []), self.days), keys
+        rolled = keys | self.unrolled if self.unrolled else keys
+        settled = found if rolled is keys else key_runs(rolled)
         self.unrolled = set()
-        # each series' mark: its latest minute here, or the one it had if that is later (a
-        # mark never moves down: it is also the latest minute written, ``written`` at a start)
-        marks = dict(sorted(rolled))
-        for series_id, mark in marks.items():
-            if mark > self.through.get(series_id, LOWEST):
-                self.through[series_id] = mark
-            else:
-                marks[series_id] = self.through[series_id]
+        marks = _marks(settled, self.through)
+        self.through.update(marks)
         self.passes += 1
-        plan = Pass(minutes, rolled, marks, self.passes, written)
+        plan = Pass(found, rolled, marks, self.passes, written, settled)
         return self._parts(plan, self.days), rolled
 
-    def owe(self, minutes: Iterable[tuple[int, int]]) -> None:
+    def owe(self, minutes: Iterable[int]) -> None:
         """A pass that failed: the next recomputes its minutes."""
         self.dirty.update(minutes)
 
 
-def owed_marks(owed: Iterable[tuple[int, int]], through: dict[int, int]) -> dict[int, int]:
-    """The marks after recomputing the ``owed`` minutes (at a start after a crash)."""
-    marks: dict[int, int] = {}
-    for series_id, minute in owed:
-        marks[series_id] = max(minute, marks.get(series_id, minute), through.get(series_id, minute))
-    return marks
-
-
-def runs(buckets: Iterable[tuple[int, int]], width: int) -> list[tuple[int, int, int]]:
-    """(series, from, to) for each run of consecutive buckets of one series."""
-    found: list[tuple[int, int, int]] = []
-    run_series, start, end = None, 0, 0
-    for series_id, bucket in sorted(buckets):
-        if series_id != run_series or bucket != end:
-            if run_series is not None:
-                found.append((run_series, start, end))
-            run_series, start = series_id, bucket
-        end = bucket + width
-    if run_series is not None:
-        found.append((run_series, start, end))
-    return found
-
-
 def rolled_runs(
-    rolled: set[tuple[int, int]], days: TownDays
+    rolled: set[int], days: TownDays
 ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int, int]]]:
-    """The runs of the hours of the ``rolled`` minutes, and their days (series, start, end,
-    whether the day falls on whole hours of UTC and so is made from hours rather than
+    """The runs of the hours of the ``rolled`` minutes' keys, and their days (series, start,
+    end, whether the day falls on whole hours of UTC and so is made from hours rather than
     minutes)."""
-    hours = {(series_id, minute - minute % HOUR) for series_id, minute in rolled}
-    # the day of each minute there is (a pass holds a few thousand at most, of many series)
-    day_of = {minute: days.of(minute) for minute in {minute for _, minute in rolled}}
-    day_runs = [
-        (series_id, start, end, int(start % HOUR == 0 and end % HOUR == 0))
-        for series_id, (start, end) in sorted({(s, day_of[m]) for s, m in rolled})
-    ]
-    return runs(hours, HOUR), day_runs
+    hours = {key - key % 60 for key in rolled}
+    # the days of each hour there is: of its first minute and its last (in a zone a half or a
+    # quarter hour off UTC an hour may hold the end of one and the start of the next)
+    of_hour: dict[int, set[tuple[int, int]]] = {}
+    owed: set[tuple[int, int, int]] = set()
+    for hour in hours:
+        series_id, index = divmod(hour, SPAN)
+        spans = of_hour.get(index)
+        if spans is None:
+            start = (index - BIAS) * MINUTE
+            spans = of_hour[index] = {days.of(start), days.of(start + HOUR - 1)}
+        for lo, hi in spans:
+            owed.add((series_id, lo, hi))
+    day_runs = [(s, lo, hi, int(lo % HOUR == 0 and hi % HOUR == 0)) for s, lo, hi in sorted(owed)]
+    return key_runs(hours, 60), day_runs
 
 
 def day_runs_of_hours(

@@ -14,17 +14,15 @@ from typing import Any
 
 from hongshan.store.history.model import Buckets
 from hongshan.store.history.rollups import (
-    EVERY_PASS,
     LOWEST,
-    MINUTE,
     ROLLUP_TABLES,
     Pass,
     TownDays,
     day_runs_of_hours,
     fold_calendar,
-    owed_marks,
+    minute_key,
+    recovery_pass,
     rolled_runs,
-    runs,
 )
 from hongshan.store.sqlite.writer import RowInsert
 
@@ -140,9 +138,9 @@ def pass_parts(plan: Pass, days: TownDays) -> Parts:
     Every pass here is a full one (its ``rolled`` are its ``minutes``): passes run in the
     writer, not beside it, so there is no backlog pass; and every minute is written with
     INSERT OR REPLACE (``written`` is not looked at)."""
-    if plan.number is None or len(plan.rolled) != len(plan.minutes):
+    if plan.number is None or plan.settled is not plan.minutes:
         raise ValueError("SQLite's history has no backlog passes")
-    minute_runs = runs(plan.minutes, MINUTE)
+    minute_runs = plan.minutes
     hour_runs, day_runs = rolled_runs(plan.rolled, days)
     marks, number = plan.marks, plan.number
     return [
@@ -173,15 +171,16 @@ def recover(conn: sqlite3.Connection, series_ids: Iterable[int], days: TownDays)
     """At start after a crash: recompute what the lost passes would have."""
     conn.executescript(TEMP_SCHEMA)
     through = dict(conn.execute("SELECT * FROM history_rolled"))
-    owed = set(conn.execute("SELECT series_id, bucket FROM history_dirty"))
+    noted = conn.execute("SELECT series_id, bucket FROM history_dirty")
+    owed = {minute_key(series_id, minute) for series_id, minute in noted}
     sql = "SELECT DISTINCT ts - ts % 60000 FROM history_points WHERE series_id = ? AND ts >= ?"
     for series_id in series_ids:
         for (minute,) in conn.execute(sql, (series_id, through.get(series_id, LOWEST))):
-            owed.add((series_id, minute))
+            owed.add(minute_key(series_id, minute))
     if not owed:
         return
     conn.execute("BEGIN")
-    run_parts(conn, pass_parts(Pass(owed, owed, owed_marks(owed, through), EVERY_PASS), days))
+    run_parts(conn, pass_parts(recovery_pass(owed, through), days))
     conn.execute("COMMIT")
 
 
