@@ -581,3 +581,15 @@ async def test_a_new_time_zone_makes_the_days_again(place: HistoryPlace) -> None
     assert [b.values["count"] for b in found] == [16, 24, 8]
     assert sum(b.values["sum"] for b in found) == sum(range(48))
     await shanghai.close()
+
+
+async def test_a_time_beyond_the_calendar_is_kept_and_rolled_up(place: HistoryPlace) -> None:
+    """A device's clock in microseconds (the store takes any time it is given) puts a value
+    in the year 57,886: it is kept, and its day is UTC's (no zone says otherwise that far)."""
+    history = await place.open("Asia/Shanghai")
+    far = T0 * 1000
+    history.add_points(LAMP, [("PM25", far, 7)])
+    await history.rolled_up()
+    assert (await history.points(LAMP, "PM25", far, far + 1)).points[0].value == 7
+    assert await place.fetch("SELECT bucket FROM history_days") == [(far - far % (24 * HOUR),)]
+    await history.close()

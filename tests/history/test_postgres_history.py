@@ -337,3 +337,134 @@ async def test_a_crash_after_backlog_passes_makes_their_hours_at_the_next_start(
     again = await pg_place.open("Asia/Kolkata")
     await again.close()
     await pg_place.assert_rollups_as_from_scratch("Asia/Kolkata")
+
+
+async def _pass_waiting_on(place: HistoryPlace, table: str) -> int:
+    """The server process of a rollup pass held up by a lock on ``table``."""
+    for _ in range(200):
+        rows = await place.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            f"AND query ILIKE '%{table}%'"
+        )
+        if rows:
+            return int(rows[0][0])
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no pass waits on {table}")
+
+
+@pytest.mark.parametrize("end", ["crash", "close"])
+async def test_a_backlog_pass_that_fails_is_not_claimed_by_the_full_pass_planned_before(
+    pg_place: HistoryPlace, monkeypatch: pytest.MonkeyPatch, end: str
+) -> None:
+    """Backlog pass B loses its connection after full pass F, whose hours and marks take in
+    B's minutes, was planned: F does not run as planned (it would claim minutes B never
+    wrote), and the next start, after a crash or a close, has every rollup right."""
+    monkeypatch.setattr(ingest, "PASS_BACKLOG", 50)
+    history = await pg_place.open()
+    ten = T0 + 10 * 3_600_000
+    history.add_points(LAMP, [("t", ten - 60_000, 1.0)])
+    await history.rolled_up()
+    minutes_lock = await asyncpg.connect(pg_place.url)
+    await minutes_lock.execute("BEGIN; LOCK TABLE history_minutes IN ACCESS EXCLUSIVE MODE")
+    for m in range(60):  # the 50th minute owed starts backlog pass B, which waits on the lock
+        history.add_points(LAMP, [("t", ten + m * 60_000, float(m))])
+    await history.committed()
+    b_server = await _pass_waiting_on(pg_place, "history_minutes")
+    points_lock = await asyncpg.connect(pg_place.url)
+    await points_lock.execute("BEGIN; LOCK TABLE history_points IN SHARE MODE")
+    history.add_points(LAMP, [("t", ten + 3_600_000, 99.0)])  # held up by the points lock
+    if end == "crash":
+        full = history._roll_up()  # F, planned while B runs
+        assert full is not None
+    else:
+        closing = asyncio.ensure_future(history.close())  # (its last pass is F)
+    await asyncio.sleep(0.2)
+    await minutes_lock.execute("SELECT pg_terminate_backend($1)", b_server)  # B fails
+    await minutes_lock.execute("ROLLBACK")
+    await minutes_lock.close()
+    await asyncio.sleep(1.5)  # (the pass writer connects again a second on)
+    await points_lock.execute("COMMIT")
+    await points_lock.close()
+    if end == "crash":
+        with pytest.raises(StoreUnavailable):
+            await full
+        await crash(history)
+    else:
+        await closing
+    again = await pg_place.open()
+    await again.close()
+    await pg_place.assert_rollups_as_from_scratch("UTC")
+
+
+async def test_marks_an_earlier_version_moved_down_are_raised_once_at_open(
+    pg_place: HistoryPlace,
+) -> None:
+    """A pass used to set a series' mark to its own latest minute, so one holding only a late
+    value moved it down; minutes past such a mark have rows, and must not be inserted as new."""
+    history = await pg_place.open()
+    ten = T0 + 10 * 3_600_000
+    for m in range(6):
+        history.add_points(LAMP, [("t", ten + m * 60_000, float(m))])
+    await history.close()
+    conn = await asyncpg.connect(pg_place.url)  # as the earlier version left it
+    await conn.execute("UPDATE history_rolled SET through = $1", ten - 3_600_000)
+    await conn.execute("DELETE FROM history_meta WHERE key = 'marks'")
+    await conn.close()
+    history = await pg_place.open()
+    assert await pg_place.fetch("SELECT through FROM history_rolled") == [(ten + 5 * 60_000,)]
+    history.add_points(LAMP, [("t", ten + 3 * 60_000 + 500, 33.0)])  # into a minute with a row
+    await history.rolled_up()
+    await history.close()
+    await pg_place.assert_rollups_as_from_scratch("UTC")
+
+
+async def test_backlog_passes_wait_for_the_timer_while_passes_fail(
+    pg_place: HistoryPlace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass that failed owes its minutes back, a backlog of them: the next post does not
+    start another pass of them all, and the next, while the database is away."""
+    monkeypatch.setattr(ingest, "PASS_BACKLOG", 2_000)
+    history = await pg_place.open()
+    assert history._pass_writer is not None
+    taken = 0
+    take = history._rollups.take_pass
+
+    def counted(backlog: bool = False) -> tuple[Any, set[int]]:
+        nonlocal taken
+        taken += 1
+        return take(backlog)
+
+    def fail(*parts: Any, outcome: Callable[[bool], None]) -> None:
+        asyncio.get_running_loop().call_soon(outcome, False)
+
+    monkeypatch.setattr(history._rollups, "take_pass", counted)
+    monkeypatch.setattr(history._pass_writer, "executemany", fail)
+    for turn in range(100):
+        for d in range(100):
+            history.add_points(
+                ("p", f"d{d}"), [(f"p{k}", T0 + turn * 60_000, 1.0) for k in range(5)]
+            )
+        await asyncio.sleep(0.005)
+    assert taken <= 3  # (those taken before the first failed; after it, only the timer's)
+    monkeypatch.undo()
+    await history.close()
+
+
+def test_a_batch_cut_at_its_rows_keeps_the_markers_right_after_it() -> None:
+    """A marker queued right after the items that fill a transaction is answered with them,
+    not held for (and told the fate of) the next transaction's rows."""
+
+    async def main() -> list[int]:
+        cut = writer.PostgresWriter("postgresql://nowhere", loop=asyncio.get_running_loop())
+        copy = writer.Copy("t", ("a",), ("a",))
+        rows = [(n,) for n in range(writer._BATCH_ROWS)]
+        cut.executemany((copy, rows))
+        marker = cut.committed()
+        cut.executemany((copy, rows))
+        taken = [len(cut._take()), len(cut._take())]
+        assert isinstance(marker, asyncio.Future)
+        marker.cancel()
+        cut._task.cancel()
+        return taken
+
+    assert asyncio.run(main()) == [2, 1]  # (the rows and the marker; the next rows)

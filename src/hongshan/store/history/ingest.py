@@ -205,6 +205,7 @@ class Ingest:
         self._rollups = rollups.Rollups(loaded.through, days, pass_parts)
         self._rollup: asyncio.TimerHandle | None = None
         self._last_pass: asyncio.Future[None] | None = None
+        self._backlog_held = False  # since a pass failed, until one commits: no backlog pass
         self._retention = loaded.retention
         self.sweeper = Sweeper(writer, loop, self._retention_steps)
 
@@ -250,7 +251,7 @@ class Ingest:
             self._schedule_flush()
         if self._rollup is None:
             self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
-        if len(dirty) >= PASS_BACKLOG and self._pass_writer is not None:
+        if len(dirty) >= PASS_BACKLOG and self._pass_writer is not None and not self._backlog_held:
             self._pass(backlog=True)
 
     def add_log(self, device: Device, kind: LogKind, identifier: str, ts: int, body: Any) -> None:
@@ -413,14 +414,20 @@ class Ingest:
         if not self._rollups.dirty and (backlog or not self._rollups.unrolled):
             return self._last_pass
         self._flush()
-        parts, settled = self._rollups.take_pass(backlog)
+        try:
+            parts, settled = self._rollups.take_pass(backlog)
+        except Exception:  # a fault of ours: what is owed stays owed, and is tried again
+            log.exception("history: a rollup pass could not be made")
+            return self._last_pass
         done: asyncio.Future[None] = self._loop.create_future()
 
         def outcome(committed: bool) -> None:
             if committed:
+                self._backlog_held = False
                 done.set_result(None)
                 return
             self._rollups.owe(settled)  # the next pass recomputes them
+            self._backlog_held = True  # (the timer tries again, not every post meanwhile)
             if self._rollup is None:
                 self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
             done.set_exception(StoreUnavailable(self._writer.error or "rollup pass failed"))
@@ -433,9 +440,24 @@ class Ingest:
             # does their minute) before the pass reads it
             before = self._writer.committed()
             assert isinstance(before, asyncio.Future)
+            previous = self._last_pass
+            planned_after = previous is None or previous.done()
 
-            def run(written: asyncio.Future[None]) -> None:
-                if written.cancelled() or written.exception() is not None:
+            def run(_: asyncio.Future[None]) -> None:
+                if previous is not None and not previous.done():  # one pass at a time
+                    previous.add_done_callback(run)
+                    return
+                if (
+                    previous is not None
+                    and not planned_after
+                    and (previous.cancelled() or previous.exception() is not None)
+                ):
+                    # the pass before failed after this one was planned: this one's hours,
+                    # marks and settled notes may count minutes that one never wrote; its
+                    # own minutes are owed back with them, for the next pass
+                    outcome(False)
+                    return
+                if before.cancelled() or before.exception() is not None:
                     # what came before may yet commit unseen (a COMMIT whose answer was
                     # lost): the next pass looks at these minutes again
                     self._rollups.owe(settled)

@@ -243,6 +243,7 @@ class PostgresHistory(Ingest):
             clean = await conn.fetchval("SELECT value FROM history_meta WHERE key = 'clean'")
             if clean != "1":
                 await sql_rollups.recover(conn, days)
+            if clean != "1" or not await sql_rollups.marks_are_latest(conn):
                 loaded = loaded._replace(through=await sql_rollups.marks(conn))
             zone = await conn.fetchval("SELECT value FROM history_meta WHERE key = 'day_zone'")
             if zone != time_zone:

@@ -210,6 +210,22 @@ async def marks(conn: Conn) -> dict[int, int]:
     return {row[0]: row[1] for row in rows}
 
 
+async def marks_are_latest(conn: Conn) -> bool:
+    """Whether every series' mark is at least its latest minute written (``Rollups.written``);
+    made so, once, where it was not (a store from before marks stopped moving down, whose
+    passes each set the marks to their own latest minutes). False when it was made so now."""
+    if await conn.fetchval("SELECT value FROM history_meta WHERE key = 'marks'") == "latest":
+        return True
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO history_rolled SELECT series_id, max(bucket) FROM history_minutes "
+            "GROUP BY series_id ON CONFLICT (series_id) "
+            "DO UPDATE SET through = greatest(history_rolled.through, EXCLUDED.through)"
+        )
+        await conn.execute(SET_META, "marks", "latest")
+    return False
+
+
 async def recover(conn: Conn, days: TownDays) -> None:
     """At open after a crash: recompute what the lost passes would have."""
     through = await marks(conn)

@@ -31,6 +31,7 @@ from hongshan.store.history.model import Bucket, Buckets
 
 MINUTE = 60_000
 HOUR = 3_600_000
+DAY = 86_400_000
 LOWEST = -(2**62)
 
 ROLLUP_TABLES = ("history_minutes", "history_hours", "history_days")
@@ -129,8 +130,11 @@ class TownDays:
         hour = ts - ts % HOUR
         found = self._days.get(hour)
         if found is None or not found[0] <= ts < found[1]:  # (a :30 zone's day starts mid-hour)
-            local = dt.datetime.fromtimestamp(ts / 1000, self.zone).date()
-            found = (self._midnight(local), self._midnight(local + dt.timedelta(days=1)))
+            try:
+                local = dt.datetime.fromtimestamp(ts / 1000, self.zone).date()
+                found = (self._midnight(local), self._midnight(local + dt.timedelta(days=1)))
+            except (ValueError, OverflowError, OSError):  # beyond the calendar: UTC's day
+                found = (ts - ts % DAY, ts - ts % DAY + DAY)
             if found[0] <= hour and hour + HOUR <= found[1]:
                 if len(self._days) > 100_000:
                     self._days.clear()
@@ -151,8 +155,11 @@ class Rollups:
         self.days = days
         # series -> its mark: its rollups are complete below it, but for minutes noted on disk
         self.through = through
-        # series -> the latest minute a pass taken may have written (no rollup row lies after
-        # a series' mark at a start, a crash's recovered)
+        # series -> the latest minute a pass taken may have written. At a start no rollup row
+        # lies after a series' mark: a mark never moves down, the last full pass before a
+        # clean close took in every backlog pass's minutes, a crash's recovery raises the
+        # marks over the minutes it makes again, and a store from before marks stopped moving
+        # down has them raised once (PostgreSQL's ``marks_are_latest``)
         self.written = dict(through)
         self.dirty: set[int] = set()  # the keys of the minutes owed a recomputation
         # minutes a backlog pass recomputes or recomputed, whose hours and days (and marks)
@@ -171,27 +178,34 @@ class Rollups:
         A backlog pass recomputes its minutes only: where passes run beside the writer, a
         backlog of values is rolled up a part at a time while the rest is written, and each
         hour and day is recomputed once, by the full pass after, not once a part. It moves no
-        mark (a crash before the full pass recomputes its minutes again at the next start) and
-        settles no note on disk."""
-        keys, self.dirty = self.dirty, set()
+        mark and settles no note on disk: a crash before the full pass has committed them
+        recomputes its minutes at the next start, and a full pass planned before it failed
+        does not run as planned (``Ingest._pass``)."""
+        keys = self.dirty
         found = key_runs(keys)
         written: dict[int, int] = {}  # the pass's series' latest minutes written before it
+        for series_id, _, _ in found:
+            written.setdefault(series_id, self.written.get(series_id, LOWEST))
+        if backlog:
+            plan = Pass(found, set(), {}, None, written, [])
+            rolled = keys
+        else:
+            rolled = keys | self.unrolled if self.unrolled else keys
+            settled = found if rolled is keys else key_runs(rolled)
+            marks = _marks(settled, self.through)
+            plan = Pass(found, rolled, marks, self.passes + 1, written, settled)
+        parts = self._parts(plan, self.days)  # (before anything changes, should it fail)
+        self.dirty = set()
         for series_id, _, end in found:
-            latest = self.written.get(series_id, LOWEST)
-            written.setdefault(series_id, latest)
-            if end - MINUTE > latest:
+            if end - MINUTE > self.written.get(series_id, LOWEST):
                 self.written[series_id] = end - MINUTE
         if backlog:
             self.unrolled |= keys
-            return self._parts(Pass(found, set(), {}, None, written, []), self.days), keys
-        rolled = keys | self.unrolled if self.unrolled else keys
-        settled = found if rolled is keys else key_runs(rolled)
-        self.unrolled = set()
-        marks = _marks(settled, self.through)
-        self.through.update(marks)
-        self.passes += 1
-        plan = Pass(found, rolled, marks, self.passes, written, settled)
-        return self._parts(plan, self.days), rolled
+        else:
+            self.unrolled = set()
+            self.through.update(plan.marks)
+            self.passes += 1
+        return parts, rolled
 
     def owe(self, minutes: Iterable[int]) -> None:
         """A pass that failed: the next recomputes its minutes."""

@@ -45,7 +45,8 @@ CONNECT_TIMEOUT = 5.0
 UNSURE_WAIT = 10.0  # seconds a new connection waits for an unsure transaction to finish
 _BATCH_LIMIT = 20_000  # items a transaction takes at most
 # rows of COPY a transaction takes at most (one item's may go over): a backlog is committed a
-# part at a time, so what waits on its first parts (a rollup pass) need not wait for all of it
+# part at a time, so a marker in it (a rollup pass waits on one) is answered once what came
+# before it is committed, not once everything queued behind it is too
 _BATCH_ROWS = 100_000
 # SQLSTATE classes of failures that are the server's or the network's, not the batch's: the
 # connection is given up and a new one made (08 connection, 40 rollback, 53 resources such as
@@ -190,6 +191,9 @@ class PostgresWriter:
             markers = [item for item in batch if isinstance(item, Marker)]
             items = [item for item in batch if isinstance(item, _Many)]
             error: str | None = None
+            if len(markers) == len(batch):  # markers alone write nothing, and clear no error
+                self._markers.answer(markers, owed.answers(len(markers), None))
+                continue
             try:
                 conn = await self._connection()
                 await self._write(conn, batch)
@@ -205,11 +209,11 @@ class PostgresWriter:
         """The next batch: what is queued, up to ``_BATCH_LIMIT`` items or ``_BATCH_ROWS``."""
         queue, rows, end = self._queue, 0, 0
         for item in queue[:_BATCH_LIMIT]:
+            if rows >= _BATCH_ROWS and not isinstance(item, Marker):  # (markers right after: in)
+                break
             end += 1
             if isinstance(item, _Many):
                 rows += sum(len(part) for sql, part in item.parts if isinstance(sql, Copy))
-                if rows >= _BATCH_ROWS:
-                    break
         batch = queue[:end]
         del queue[:end]
         return batch

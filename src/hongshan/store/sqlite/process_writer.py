@@ -263,6 +263,11 @@ def _child(path: str, sock: socket.socket, setup: list[str]) -> None:
         batch = [_decode(frame) for frame in frames]
         stopping = any(frame[0] == "s" for frame in batch)
         answers: list[tuple[Any, ...]] = []
+        markers = sum(1 for frame in batch if frame[0] == "k")
+        if markers + stopping == len(batch):  # markers alone write nothing, and clear no error
+            answers += [("k", told) for told in owed.answers(markers, None)]
+            sock.sendall(b"".join(_LENGTH.pack(len(b)) + b for b in map(_encode, answers)))
+            continue
         try:
             conn.execute("BEGIN")
             write_parts(conn, _parts(batch))
@@ -279,7 +284,6 @@ def _child(path: str, sock: socket.socket, setup: list[str]) -> None:
             committed = False
         answers.append(("b", error))
         answers += [("o", frame[1], committed) for frame in batch if frame[0] == "m" and frame[1]]
-        markers = sum(1 for frame in batch if frame[0] == "k")
         answers += [("k", told) for told in owed.answers(markers, error)]
         sock.sendall(b"".join(_LENGTH.pack(len(b)) + b for b in map(_encode, answers)))
     conn.close()

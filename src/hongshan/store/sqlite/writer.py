@@ -132,11 +132,12 @@ class SQLiteWriter:
             stopping = any(item is _STOP for item in batch)
             error: str | None = None
             try:
-                conn.execute("BEGIN")
-                write_parts(conn, self._parts(batch))
-                conn.execute("COMMIT")
-                self.commits += 1
-                self.error = None
+                if len(markers) + stopping < len(batch):  # (markers alone write nothing)
+                    conn.execute("BEGIN")
+                    write_parts(conn, self._parts(batch))
+                    conn.execute("COMMIT")
+                    self.commits += 1
+                    self.error = None
             except sqlite3.Error as exc:
                 error = self.error = f"SQLite write to {self.path} failed: {exc}"
                 log.error("%s; a batch of %d statements was rolled back", error, len(batch))
