@@ -246,10 +246,12 @@ class AckingDevice(Client):
         self._rest = data[start:]
 
 
-async def acked_posts(server: Server, options: Options) -> Measurement:
-    """``acking_devices`` devices send QoS 1 property posts at ``ack_rate`` a second in all,
-    evenly paced; each PUBACK is timed from its PUBLISH. On Hongshan a PUBACK follows the
-    history's commit of the post's values (group commit); Mosquitto acknowledges at once."""
+async def acked_posts(server: Server, options: Options, *, burst: bool) -> Measurement:
+    """``acking_devices`` devices send QoS 1 property posts at ``ack_rate`` a second in all;
+    each PUBACK is timed from its PUBLISH. Each device posts at its own phase, so posts come
+    evenly (a millisecond's at a time), or with ``burst`` all devices post at the same instant
+    every 10 ms. On Hongshan a PUBACK follows the history's commit of the post's values (group
+    commit); Mosquitto acknowledges at once."""
     n = options.acking_devices
     bodies = 256  # distinct posts per device: more than the history remembers as taken
 
@@ -269,10 +271,9 @@ async def acked_posts(server: Server, options: Options) -> Measurement:
     if len(clients) < n:
         detail = connected.failures[0] if connected.failures else "timed out"
         raise RuntimeError(f"{len(clients)} of {n} devices connected: {detail}")
-    tick = 0.01
-    per_tick = options.ack_rate * tick / n  # posts per device per tick
+    tick = n / options.ack_rate if burst else 0.001
     loop = asyncio.get_running_loop()
-    owed = 0.0
+    sent = 0
     started = loop.time()
     result = Measurement()
     cpu = CpuWindow(server)
@@ -285,11 +286,15 @@ async def acked_posts(server: Server, options: Options) -> Measurement:
             cpu.start()
             for c in clients:
                 c.latencies_ns = []
-        owed += per_tick
-        while owed >= 1:
+        if burst:  # every device, once a tick (a round made up later would be two posts
+            # back to back on one connection, the second held by Nagle's algorithm)
             for c in clients:
                 c.send()
-            owed -= 1
+        else:  # device i at i/n of its period: the posts due by now, round the devices
+            due = int((now - started) * options.ack_rate) + 1
+            while sent < due:
+                clients[sent % n].send()
+                sent += 1
         await asyncio.sleep(
             max(0.0, started + tick * round((now - started) / tick + 1) - loop.time())
         )

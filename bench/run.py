@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import platform
 import statistics
@@ -65,6 +66,11 @@ class Scenario:
     prepare: Callable[[Path, Options], None] | None = None  # Hongshan's data dir, before start
 
 
+ACK_METRICS = (
+    Metric("msg/s", "acknowledged msg/s", True, ""),
+    Metric("p50 ms", "PUBACK p50 ms", False, ""),
+    Metric("p99 ms", "PUBACK p99 ms", False, ""),
+)
 SCENARIOS = (
     Scenario(
         "fanin0",
@@ -114,14 +120,18 @@ SCENARIOS = (
     ),
     Scenario(
         "acks",
-        "{acking_devices} devices, QoS 1 posts at {ack_rate}/s: PUBACK (hongshan: after the "
-        "history's commit)",
-        devices.acked_posts,
-        (
-            Metric("msg/s", "acknowledged msg/s", True, ""),
-            Metric("p50 ms", "PUBACK p50 ms", False, ""),
-            Metric("p99 ms", "PUBACK p99 ms", False, ""),
-        ),
+        "{acking_devices} devices, QoS 1 posts at {ack_rate}/s, each device at its own phase: "
+        "PUBACK (hongshan: after the history's commit)",
+        functools.partial(devices.acked_posts, burst=False),
+        ACK_METRICS,
+        prepare=lambda data_dir, o: devices.seed(data_dir, o.acking_devices),
+    ),
+    Scenario(
+        "acks-burst",
+        "{acking_devices} devices, QoS 1 posts at {ack_rate}/s, all at once every 10 ms: "
+        "PUBACK (hongshan: after the history's commit)",
+        functools.partial(devices.acked_posts, burst=True),
+        ACK_METRICS,
         prepare=lambda data_dir, o: devices.seed(data_dir, o.acking_devices),
     ),
 )

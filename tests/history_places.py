@@ -20,6 +20,8 @@ from hongshan.store.history.sqlite import SQLiteHistory
 from registry_databases import POSTGRES_URL
 
 ROLLUP_TABLES = ("history_minutes", "history_hours", "history_days")
+# every value a SQLite history holds, read from outside it: the points, and those still staged
+SQLITE_VALUES = "SELECT value FROM history_points UNION ALL SELECT value FROM history_staged"
 
 
 class HistoryPlace:

@@ -15,12 +15,12 @@ import pytest
 
 from history_places import HistoryPlace, crash
 from hongshan.errors import StoreUnavailable
-from hongshan.store.history import rollups
+from hongshan.store.history import ingest, rollups
 from hongshan.store.history.buckets import buckets
 from hongshan.store.history.ingest import FLUSH_EVERY
 from hongshan.store.history.model import HistoryProblem, LogKind
 from hongshan.store.history.retention import Retention
-from hongshan.store.history.sqlite import SQLiteHistory
+from hongshan.store.history.sqlite import SETTLE_CHUNK, SQLiteHistory
 
 LAMP = ("a1Lamp", "lamp-1")
 OTHER = ("a1Lamp", "lamp-2")
@@ -592,4 +592,58 @@ async def test_a_time_beyond_the_calendar_is_kept_and_rolled_up(place: HistoryPl
     await history.rolled_up()
     assert (await history.points(LAMP, "PM25", far, far + 1)).points[0].value == 7
     assert await place.fetch("SELECT bucket FROM history_days") == [(far - far % (24 * HOUR),)]
+    await history.close()
+
+
+async def test_a_few_values_are_staged_and_read_back_in_the_order_they_came(
+    tmp_path: Path,
+) -> None:
+    """SQLite: a flush of a few values (a QoS 1 post) is appended to the staged values; reads,
+    passes and a later large flush see them, and at the same millisecond the later value is
+    kept, whichever table each went through."""
+    place = HistoryPlace("sqlite", tmp_path)
+    history = await place.open()
+    history.add_points(LAMP, [("PM25", T0, 1)])
+    await history.committed()
+    history.add_points(LAMP, [("PM25", T0, 2), ("PM25", T0 + 1, 3)])  # replaces T0
+    await history.committed()
+    assert await place.fetch("SELECT count(*) FROM history_staged") == [(3,)]
+    assert await place.fetch("SELECT count(*) FROM history_points") == [(0,)]
+    page = await history.points(LAMP, "PM25", T0, T0 + 10)  # (moves them first)
+    assert [(p.ts, p.value) for p in page.points] == [(T0, 2), (T0 + 1, 3)]
+    assert await place.fetch("SELECT count(*) FROM history_staged") == [(0,)]
+    history.add_points(LAMP, [("PM25", T0 + 1, 4)])  # staged ...
+    big = [("PM25", T0 + 2 + n, n) for n in range(ingest.STAGE_BELOW)]
+    await history.committed()
+    history.add_points(LAMP, [("PM25", T0 + 1, 5), *big])  # ... then a large flush
+    await history.committed()
+    page = await history.points(LAMP, "PM25", T0, T0 + 3)
+    assert [(p.ts, p.value) for p in page.points] == [(T0, 2), (T0 + 1, 5), (T0 + 2, 0)]
+    history.add_points(LAMP, [("PM25", T0 + 1, 6)])  # staged, left for the close
+    await history.close()
+    assert await place.fetch("SELECT count(*) FROM history_staged") == [(0,)]
+    assert await place.fetch(f"SELECT value FROM history_points WHERE ts = {T0 + 1}") == [(6,)]
+
+
+async def test_the_writer_moves_staged_values_while_it_has_nothing_else_to_do(
+    tmp_path: Path,
+) -> None:
+    place = HistoryPlace("sqlite", tmp_path)
+    history = await place.open()
+    for n in range(2 * SETTLE_CHUNK + 10):  # a post at a time, each committed
+        history.add_points(LAMP, [("PM25", T0 + n, n)])
+        if n % 100 == 0:
+            await history.committed()
+    await history.committed()
+
+    async def staged() -> int:
+        return int((await place.fetch("SELECT count(*) FROM history_staged"))[0][0])
+
+    for _ in range(200):  # (ten seconds at most)
+        if await staged() < SETTLE_CHUNK:
+            break
+        await asyncio.sleep(0.05)
+    assert await staged() < SETTLE_CHUNK  # (fewer than a chunk wait for a read or a pass)
+    points = await place.fetch("SELECT count(*) FROM history_points")
+    assert points[0][0] >= 2 * SETTLE_CHUNK - 10
     await history.close()

@@ -19,7 +19,7 @@ import pytest
 
 from alibaba_device import make_device, make_product, online_lamp, signed
 from broker_peers import TIMEOUT, Paho, eventually
-from history_places import HistoryPlace
+from history_places import SQLITE_VALUES, HistoryPlace
 from hongshan.store.history.model import LogKind
 from hongshan.things.tsl import ThingModel
 
@@ -102,7 +102,7 @@ def test_a_qos1_post_is_acknowledged_only_once_its_values_are_committed(
     info.wait_for_publish(TIMEOUT)
     assert info.is_published()
     with sqlite3.connect(path) as reader:
-        assert reader.execute("SELECT value FROM history_points").fetchall() == [(77,)]
+        assert reader.execute(SQLITE_VALUES).fetchall() == [(77,)]
 
 
 def persistent_device(port: int, pk: str, dn: str, secret: str) -> mqtt.Client:
@@ -149,8 +149,8 @@ def test_while_the_history_cannot_write_posts_go_unacknowledged_and_health_says_
     lamp.loop_stop()
     lamp.disconnect()
     with sqlite3.connect(path) as reader:
-        assert reader.execute("SELECT value FROM history_points").fetchall() == [(11,)], (
-            reader.execute("SELECT * FROM history_points").fetchall()
+        assert reader.execute(SQLITE_VALUES).fetchall() == [(11,)], (
+            reader.execute(SQLITE_VALUES).fetchall()
             + reader.execute("SELECT * FROM history_series").fetchall()
         )
 
@@ -220,10 +220,8 @@ def test_every_acknowledged_message_is_in_history_exactly_once_after_kill_9(
                 # where the device reconnects
                 spawn_server(*flags, data_dir=data_dir, port=first.port)
         assert done.wait(60), f"{len(acked)} of {total} acknowledged"
-        value = "value" if backend == "sqlite" else "num"
-        points = [
-            int(v) for (v,) in asyncio.run(place.fetch(f"SELECT {value} FROM history_points"))
-        ]
+        stored = SQLITE_VALUES if backend == "sqlite" else "SELECT num FROM history_points"
+        points = [int(v) for (v,) in asyncio.run(place.fetch(stored))]
         events = [
             json.loads(body)["Seq"]
             for (body,) in asyncio.run(

@@ -51,6 +51,12 @@ ROLLUP_EVERY = 10.0
 # part at a time while the rest is still being written, on the database's other core, rather
 # than all after; their hours and days once, by the next full pass
 PASS_BACKLOG = 100_000
+# values a flush may hold and still be staged (``Statements.staged``): each series' values
+# lie together in the points' B-tree, so a small transaction there writes a whole page for each
+# value; staged, a value costs a row at the end of one table, and the writer moves them across
+# a few thousand at a time while it has nothing else to do, before a rollup pass, and before a
+# read of the points
+STAGE_BELOW = 500
 # seconds rows nobody waits for may gather before they go to the writer (a crash may lose them:
 # nothing acknowledged them)
 FLUSH_EVERY = 0.05
@@ -93,6 +99,10 @@ class Statements(NamedTuple):
     set_retention: str  # (product_key, raw_days, rollup_days)
     delete_retention: str  # (product_key)
     set_meta: str  # (key, value)
+    # where a flush of fewer than STAGE_BELOW values puts them (appended in arrival order),
+    # and what moves them all to ``point``'s table; None: always ``point``
+    staged: Any = None
+    settle: Sequence[str] = ()
 
 
 class Loaded(NamedTuple):
@@ -205,6 +215,7 @@ class Ingest:
         self._rollups = rollups.Rollups(loaded.through, days, pass_parts)
         self._rollup: asyncio.TimerHandle | None = None
         self._last_pass: asyncio.Future[None] | None = None
+        self._staging = False  # values staged since they were last moved (``STAGE_BELOW``)
         self._backlog_held = False  # since a pass failed, until one commits: no backlog pass
         self._retention = loaded.retention
         self.sweeper = Sweeper(writer, loop, self._retention_steps)
@@ -365,10 +376,17 @@ class Ingest:
             self._late.sort()
         devices = list(self._unconfirmed_devices.values())
         series = list(self._unconfirmed_series.values())
+        point = sql.point
+        if sql.staged is not None and self._points:
+            if len(self._points) < STAGE_BELOW:
+                point, self._staging = sql.staged, True
+            elif self._staging:  # what was staged goes before these (a later value replaces)
+                parts += [(statement, [()]) for statement in sql.settle]
+                self._staging = False
         for statement, rows in (
             (sql.device, devices),
             (sql.series, series),
-            (sql.point, self._points),
+            (point, self._points),
             (sql.dirty, self._late),
             (sql.log, self._log),
             (sql.taken, self._taken),
@@ -535,6 +553,8 @@ class Ingest:
             self._rollup.cancel()
         last = self._roll_up()
         self._flush()
+        if self._staging:
+            self._queue_settle()
         whole = True
         if last is not None:
             finished, _ = await asyncio.wait([last], timeout=CLOSE_WAIT)
@@ -565,6 +585,17 @@ class Ingest:
             found = known.get(identifier.replace("\0", "\ufffd"))
         return found
 
+    async def _settled(self) -> None:
+        """The values staged so far moved to where reads of the points find them."""
+        if self._staging:
+            self._queue_settle()
+            await self._writer.committed()
+
+    def _queue_settle(self) -> None:
+        self._staging = False
+        for statement in self._sql.settle:
+            self._writer.execute(statement)
+
     async def _aggregated(
         self,
         devices: Sequence[Device],
@@ -587,6 +618,8 @@ class Ingest:
         table = rollups.level(buckets, self._days)
         if table != "history_points":
             await self.rolled_up()
+        else:
+            await self._settled()
         kind = kinds.pop() if len(kinds) == 1 else "float"
         return [series_id for series_id, _ in found], kind, table
 

@@ -19,7 +19,11 @@ Layout, for range scans by (device, identifier, time):
 
 Rows are gathered on the event loop (``ingest``) and handed to the writer as one item, at the
 end of a loop turn that waits on them or within 50 ms; the writer commits whatever has
-gathered (group commit).
+gathered (group commit). A handful of values (a QoS 1 post waiting for its PUBACK) is appended
+to ``history_staged`` instead, which the writer moves to the points a few thousand at a time
+while it has nothing else to do (``settle_some``), and wholly before a rollup pass, before a
+read of the points and at a start: in the points each value of a small transaction would cost
+a page written, its series' own.
 """
 
 from __future__ import annotations
@@ -78,6 +82,9 @@ CREATE TABLE IF NOT EXISTS history_log (
 CREATE TABLE IF NOT EXISTS history_retention (
     product_key TEXT PRIMARY KEY, raw_days REAL, rollup_days REAL
 );
+CREATE TABLE IF NOT EXISTS history_staged (
+    series_id INTEGER NOT NULL, ts INTEGER NOT NULL, value
+);
 CREATE TABLE IF NOT EXISTS history_taken (
     ts INTEGER NOT NULL, device_id INTEGER NOT NULL, key BLOB NOT NULL,
     PRIMARY KEY (ts, device_id, key)
@@ -102,7 +109,25 @@ STATEMENTS = Statements(
     set_retention="INSERT OR REPLACE INTO history_retention VALUES (?, ?, ?)",
     delete_retention="DELETE FROM history_retention WHERE product_key = ?",
     set_meta=sql_rollups.SET_META,
+    staged=RowInsert("INSERT INTO history_staged (series_id, ts, value) VALUES", 3),
+    settle=sql_rollups.SETTLE,
 )
+SETTLE_CHUNK = 5_000  # staged values the writer moves at a time while it has nothing to do
+
+
+def settle_some(conn: sqlite3.Connection) -> bool:
+    """The writer's idle work: the oldest ``SETTLE_CHUNK`` staged values moved to the points,
+    once that many are staged (fewer wait: a chunk moved costs a page written for each series
+    in it, however few of its values it holds); whether it moved any."""
+    low, high = conn.execute("SELECT min(rowid), max(rowid) FROM history_staged").fetchone()
+    if low is None or high - low + 1 < SETTLE_CHUNK:
+        return False
+    last = low + SETTLE_CHUNK - 1
+    conn.execute(sql_rollups.SETTLE_UP_TO, (last,))
+    conn.execute("DELETE FROM history_staged WHERE rowid <= ?", (last,))
+    return True
+
+
 WRITER_CACHE_KIB = 65_536  # the writer connection's page cache
 DELETE_POINTS = "DELETE FROM history_points WHERE series_id = ? AND ts >= ? AND ts < ?"
 
@@ -151,6 +176,10 @@ class SQLiteHistory(Ingest):
             "WHERE ts >= (SELECT max(ts) FROM history_taken) - ? ORDER BY ts"
         )
         taken = [(owner(names, d), key) for d, key in conn.execute(window, (TAKEN_WINDOW_MS,))]
+        conn.execute("BEGIN")  # values staged when the last server stopped
+        for statement in sql_rollups.SETTLE:
+            conn.execute(statement)
+        conn.execute("COMMIT")
         # after a crash, what the lost passes would have written
         clean = conn.execute("SELECT value FROM history_meta WHERE key = 'clean'").fetchone()
         if clean is None or str(clean[0]) != "1":
@@ -177,6 +206,7 @@ class SQLiteHistory(Ingest):
             path,
             loop=loop,
             setup=[f"PRAGMA cache_size=-{WRITER_CACHE_KIB}", sql_rollups.TEMP_SCHEMA],
+            idle=settle_some,
         )
         super().__init__(
             writer,
@@ -259,6 +289,7 @@ class SQLiteHistory(Ingest):
         found = self._point_range(device, identifier, start, end, cursor, descending)
         if found is None:
             return PointPage(points=[], next=None)
+        await self._settled()
         series_id, kind, start, end = found
         order = "DESC" if descending else "ASC"
         sql = (

@@ -125,6 +125,14 @@ DELETE FROM history_dirty WHERE pass <= ? AND EXISTS (
     AND history_dirty.bucket >= r.lo AND history_dirty.bucket < r.hi
 )
 """
+# the staged values moved to the points in the order they came (a later one replaces an
+# earlier at the same millisecond)
+_SETTLE_SELECT = (
+    "INSERT OR REPLACE INTO history_points (series_id, ts, value) "
+    "SELECT series_id, ts, value FROM history_staged"
+)
+SETTLE = (_SETTLE_SELECT + " ORDER BY rowid", "DELETE FROM history_staged")
+SETTLE_UP_TO = _SETTLE_SELECT + " WHERE rowid <= ? ORDER BY rowid"
 _SET_ROLLED = RowInsert("INSERT OR REPLACE INTO history_rolled (series_id, through) VALUES", 2)
 SQL_VARIABLES = 30_000  # under SQLite's 32,766 bound parameters per statement
 
@@ -144,6 +152,7 @@ def pass_parts(plan: Pass, days: TownDays) -> Parts:
     hour_runs, day_runs = rolled_runs(plan.rolled, days)
     marks, number = plan.marks, plan.number
     return [
+        *[(statement, ONCE) for statement in SETTLE],  # (the values staged before it)
         *_CLEAR_RUNS,
         (_PUT_MINUTES, minute_runs),
         (_PUT_HOURS, hour_runs),

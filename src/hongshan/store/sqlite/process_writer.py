@@ -20,6 +20,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import select
 import socket
 import sqlite3
 import struct
@@ -43,13 +44,21 @@ CLOSE_TIMEOUT = 60.0  # seconds the child has to finish what it was given when a
 
 class ProcessWriter:
     def __init__(
-        self, path: str | Path, *, loop: asyncio.AbstractEventLoop, setup: Sequence[str] = ()
+        self,
+        path: str | Path,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        setup: Sequence[str] = (),
+        idle: Callable[[sqlite3.Connection], bool] | None = None,
     ) -> None:
         """``setup``: scripts the child runs on its connection first (pragmas, temp tables).
-        May be made off the loop; the child starts with the first write."""
+        ``idle``: work the child does while nothing is waiting (a module's function: it is
+        given to the child by name), each call a transaction of its own, again while it says
+        it did some. May be made off the loop; the child starts with the first write."""
         self.path = str(path)
         self._loop = loop
         self._setup = list(setup)
+        self._idle = idle
         self.error: str | None = None  # why the last batch failed; None once one commits
         self.commits = 0
         self._process: Any = None
@@ -128,7 +137,7 @@ class ProcessWriter:
         context = multiprocessing.get_context("spawn")
         self._process = context.Process(
             target=_child,
-            args=(self.path, child, self._setup),
+            args=(self.path, child, self._setup, self._idle),
             name=f"hongshan-writer:{Path(self.path).name}",
             daemon=True,
         )
@@ -235,7 +244,12 @@ def _frames(buffer: bytearray, limit: int | None = None) -> list[bytes]:
 # -- the child ----------------------------------------------------------------------------------
 
 
-def _child(path: str, sock: socket.socket, setup: list[str]) -> None:
+def _child(
+    path: str,
+    sock: socket.socket,
+    setup: list[str],
+    idle: Callable[[sqlite3.Connection], bool] | None,
+) -> None:
     parent = os.getppid()
     conn = connect(path)
     for script in setup:
@@ -247,6 +261,8 @@ def _child(path: str, sock: socket.socket, setup: list[str]) -> None:
     while not stopping:
         frames = _frames(buffer, _BATCH_LIMIT)  # the rest waits for the next transaction
         if not frames:  # wait for more, then take whatever else is there already
+            if idle is not None and not _readable(sock) and _idle(conn, idle, path):
+                continue
             data = sock.recv(1 << 20)
             if not data:
                 break  # the parent is gone: nothing more will come
@@ -288,6 +304,25 @@ def _child(path: str, sock: socket.socket, setup: list[str]) -> None:
         sock.sendall(b"".join(_LENGTH.pack(len(b)) + b for b in map(_encode, answers)))
     conn.close()
     sock.close()
+
+
+def _readable(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def _idle(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], bool], path: str) -> bool:
+    """One transaction of idle work; whether it did some (a failure did none: it is not
+    tried again until the next batch has been written)."""
+    try:
+        conn.execute("BEGIN")
+        worked = work(conn)
+        conn.execute("COMMIT")
+        return worked
+    except sqlite3.Error as exc:
+        log.error("SQLite idle work on %s failed: %s", path, exc)
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return False
 
 
 def _parts(batch: list[list[Any]]) -> Iterator[tuple[str | RowInsert, Rows]]:
