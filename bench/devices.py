@@ -249,9 +249,10 @@ class AckingDevice(Client):
 async def acked_posts(server: Server, options: Options, *, burst: bool) -> Measurement:
     """``acking_devices`` devices send QoS 1 property posts at ``ack_rate`` a second in all;
     each PUBACK is timed from its PUBLISH. Each device posts at its own phase, so posts come
-    evenly (a millisecond's at a time), or with ``burst`` all devices post at the same instant
-    every 10 ms. On Hongshan a PUBACK follows the history's commit of the post's values (group
-    commit); Mosquitto acknowledges at once."""
+    evenly (a millisecond's at a time), or with ``burst`` all devices post at the same instant,
+    a round every ``acking_devices / ack_rate`` seconds (10 ms by default). On Hongshan a
+    PUBACK follows the history's commit of the post's values (group commit); Mosquitto
+    acknowledges at once."""
     n = options.acking_devices
     bodies = 256  # distinct posts per device: more than the history remembers as taken
 

@@ -128,8 +128,8 @@ SCENARIOS = (
     ),
     Scenario(
         "acks-burst",
-        "{acking_devices} devices, QoS 1 posts at {ack_rate}/s, all at once every 10 ms: "
-        "PUBACK (hongshan: after the history's commit)",
+        "{acking_devices} devices, QoS 1 posts at {ack_rate}/s, all devices at the same "
+        "instant, round after round: PUBACK (hongshan: after the history's commit)",
         functools.partial(devices.acked_posts, burst=True),
         ACK_METRICS,
         prepare=lambda data_dir, o: devices.seed(data_dir, o.acking_devices),

@@ -598,9 +598,9 @@ async def test_a_time_beyond_the_calendar_is_kept_and_rolled_up(place: HistoryPl
 async def test_a_few_values_are_staged_and_read_back_in_the_order_they_came(
     tmp_path: Path,
 ) -> None:
-    """SQLite: a flush of a few values (a QoS 1 post) is appended to the staged values; reads,
-    passes and a later large flush see them, and at the same millisecond the later value is
-    kept, whichever table each went through."""
+    """SQLite: a flush of a few values (a QoS 1 post) is appended to the staged values; reads
+    find them with the points, a large flush and a close move them first, and at the same
+    millisecond the later value is kept, whichever table each went through."""
     place = HistoryPlace("sqlite", tmp_path)
     history = await place.open()
     history.add_points(LAMP, [("PM25", T0, 1)])
@@ -609,9 +609,10 @@ async def test_a_few_values_are_staged_and_read_back_in_the_order_they_came(
     await history.committed()
     assert await place.fetch("SELECT count(*) FROM history_staged") == [(3,)]
     assert await place.fetch("SELECT count(*) FROM history_points") == [(0,)]
-    page = await history.points(LAMP, "PM25", T0, T0 + 10)  # (moves them first)
+    page = await history.points(LAMP, "PM25", T0, T0 + 10)
     assert [(p.ts, p.value) for p in page.points] == [(T0, 2), (T0 + 1, 3)]
-    assert await place.fetch("SELECT count(*) FROM history_staged") == [(0,)]
+    page = await history.points(LAMP, "PM25", T0, T0 + 10, limit=1, descending=True)
+    assert [(p.ts, p.value) for p in page.points] == [(T0 + 1, 3)] and page.next is not None
     history.add_points(LAMP, [("PM25", T0 + 1, 4)])  # staged ...
     big = [("PM25", T0 + 2 + n, n) for n in range(ingest.STAGE_BELOW)]
     await history.committed()
@@ -647,3 +648,106 @@ async def test_the_writer_moves_staged_values_while_it_has_nothing_else_to_do(
     points = await place.fetch("SELECT count(*) FROM history_points")
     assert points[0][0] >= 2 * SETTLE_CHUNK - 10
     await history.close()
+
+
+def _lock(tmp_path: Path) -> sqlite3.Connection:
+    """Another process holding history.db's write lock."""
+    blocker = sqlite3.connect(tmp_path / "history.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    return blocker
+
+
+async def test_staged_values_are_read_while_the_writer_is_busy_or_failing(
+    tmp_path: Path,
+) -> None:
+    """A page of points reads the staged values itself: two reads behind a busy writer, one
+    behind a large flush (which moves them), and one while the writer cannot write, all find
+    the value acknowledged."""
+    place = HistoryPlace("sqlite", tmp_path)
+    history = await place.open()
+    history.add_points(LAMP, [("PM25", T0, 1)])
+    await history.committed()  # (acknowledged: staged)
+    history._writer.execute(  # the writer busy for a while
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) "
+        "SELECT count(*) FROM c"
+    )
+    reads = await asyncio.gather(*(history.points(LAMP, "PM25", T0, T0 + 10) for _ in range(2)))
+    assert [[p.value for p in page.points] for page in reads] == [[1], [1]]
+    history.add_points(OTHER, [("X", T0 + n, n) for n in range(100_000)])  # moves them first
+    flushed = history.committed()
+    page = await history.points(LAMP, "PM25", T0, T0 + 10)
+    assert [p.value for p in page.points] == [1]
+    await flushed
+    history.add_points(LAMP, [("PM25", T0 + 1, 2)])
+    await history.committed()
+    history._writer.execute("PRAGMA busy_timeout=50")
+    blocker = _lock(tmp_path)
+    page = await history.points(LAMP, "PM25", T0, T0 + 10)
+    assert [p.value for p in page.points] == [1, 2]
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    await history.close()
+
+
+async def test_a_large_flush_that_failed_leaves_no_older_staged_value_to_win_later(
+    tmp_path: Path,
+) -> None:
+    place = HistoryPlace("sqlite", tmp_path)
+    history = await place.open()
+    history._writer.execute("PRAGMA busy_timeout=50")
+    history.add_points(LAMP, [("PM25", T0, 1)])  # staged
+    await history.committed()
+    big = [("Other", T0 + n, n) for n in range(ingest.STAGE_BELOW)]
+    blocker = _lock(tmp_path)
+    history.add_points(LAMP, big)  # a large flush, which moves what is staged first: fails
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(history.committed(), 10)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    history.add_points(LAMP, [("PM25", T0, 2), *big])  # the later value, in a large flush
+    await history.committed()
+    await history.close()
+    again = await place.open()
+    page = await again.points(LAMP, "PM25", T0, T0 + 10)
+    assert [p.value for p in page.points] == [2]
+    await again.close()
+
+
+async def test_retention_deletes_staged_values_past_the_cutoff(tmp_path: Path) -> None:
+    place = HistoryPlace("sqlite", tmp_path)
+    history = await place.open(retention=Retention(raw_days=1))
+    now = int(time.time() * 1000)
+    old = now - 3 * 24 * HOUR
+    history.add_points(LAMP, [("PM25", old, 1)])  # a device's old time, in a QoS 1 post
+    await history.committed()
+    await history.sweeper.sweep_now()
+    assert (await history.points(LAMP, "PM25", old, now)).points == []
+    await history.close()
+
+
+async def test_a_sqlite_pass_asked_for_while_one_runs_is_planned_after_it(
+    tmp_path: Path,
+) -> None:
+    """The timer's pass fails (the file locked); a pass asked for meanwhile is planned only
+    once it has, so it recomputes the first one's minutes rather than claiming them with its
+    marks, and a crash after it loses none."""
+    place = HistoryPlace("sqlite", tmp_path)
+    history = await place.open()
+    history.add_points(LAMP, [("PM25", T0 + n, n) for n in range(600)])
+    await history.committed()
+    history._writer.execute("PRAGMA busy_timeout=300")
+    await history.committed()
+    blocker = _lock(tmp_path)
+    first = history._roll_up()
+    await asyncio.sleep(0.1)
+    history.add_points(LAMP, [("PM25", T0 + 2 * MINUTE + n, n) for n in range(600)])
+    second = history._roll_up()
+    await asyncio.sleep(0.35)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    outcomes = await asyncio.gather(first, second, return_exceptions=True)
+    assert isinstance(outcomes[0], StoreUnavailable) and outcomes[1] is None
+    await crash(history)  # killed before any other pass
+    again = await place.open()
+    await again.close()
+    await place.assert_rollups_as_from_scratch("UTC")

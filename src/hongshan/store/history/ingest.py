@@ -13,6 +13,8 @@ pass is written, and answers the reading half of ``HistoryStore`` itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -151,6 +153,16 @@ def kind_of(value: Any) -> str:
     return "json"
 
 
+def _copy_outcome(into: asyncio.Future[None], done: asyncio.Future[None]) -> None:
+    error = None if done.cancelled() else done.exception()
+    if into.done():
+        return
+    if error is None:
+        into.set_result(None)
+    else:
+        into.set_exception(error)
+
+
 def to_stored(value: Any) -> Any:
     """A value as the stores keep it: numbers and text as they are (an integer beyond 64
     bits as a float), booleans as 0/1, structs and arrays as JSON bytes."""
@@ -215,8 +227,12 @@ class Ingest:
         self._rollups = rollups.Rollups(loaded.through, days, pass_parts)
         self._rollup: asyncio.TimerHandle | None = None
         self._last_pass: asyncio.Future[None] | None = None
-        self._staging = False  # values staged since they were last moved (``STAGE_BELOW``)
+        # flushes whose values were staged (``STAGE_BELOW``), and how many of the first of them
+        # a committed move has taken to the points
+        self._staged = self._moved = 0
         self._backlog_held = False  # since a pass failed, until one commits: no backlog pass
+        # callers of a pass while one runs (SQLite), answered by the next
+        self._passes_wanted: list[asyncio.Future[None]] | None = None
         self._retention = loaded.retention
         self.sweeper = Sweeper(writer, loop, self._retention_steps)
 
@@ -376,13 +392,14 @@ class Ingest:
             self._late.sort()
         devices = list(self._unconfirmed_devices.values())
         series = list(self._unconfirmed_series.values())
-        point = sql.point
+        point, moves = sql.point, None
         if sql.staged is not None and self._points:
             if len(self._points) < STAGE_BELOW:
-                point, self._staging = sql.staged, True
-            elif self._staging:  # what was staged goes before these (a later value replaces)
+                point = sql.staged
+                self._staged += 1
+            else:  # whatever is staged goes first, in this transaction: a later value replaces
                 parts += [(statement, [()]) for statement in sql.settle]
-                self._staging = False
+                moves = self._staged
         for statement, rows in (
             (sql.device, devices),
             (sql.series, series),
@@ -400,11 +417,13 @@ class Ingest:
         taken, taking = self._taken_by, self._taken_keys.take_turn()
         self._points, self._log, self._taken, self._taken_by = [], [], [], []
         self._late = []
-        if taking is None and not devices and not series:
+        if taking is None and not devices and not series and moves is None:
             self._writer.executemany(*parts, outcome=None)
         else:
 
             def settle(committed: bool) -> None:
+                if committed and moves is not None:
+                    self._moved = max(self._moved, moves)
                 if taking is not None:
                     self._taken_keys.settle(taken, taking, committed, self._writer.error)
                 if committed:
@@ -426,12 +445,34 @@ class Ingest:
         self._rollup = None
         return self._pass()
 
+    def _next_pass(self, _: asyncio.Future[None]) -> None:
+        """The pass asked for while the one before ran (SQLite)."""
+        wanted, self._passes_wanted = self._passes_wanted or [], None
+        now = self._pass()
+        for future in wanted:
+            if now is None:
+                future.set_result(None)
+            else:
+                now.add_done_callback(functools.partial(_copy_outcome, future))
+
     def _pass(self, backlog: bool = False) -> asyncio.Future[None] | None:
         """A rollup pass (after this turn's values in the writer's queue, so it sees them);
         a backlog one recomputes minutes only (``Rollups.take_pass``)."""
+        running = self._last_pass
+        if self._pass_writer is None and running is not None and not running.done():
+            # one pass at a time, planned once the one before is over: should that one fail,
+            # its minutes are owed back to the next, not claimed by it (its marks)
+            if self._passes_wanted is None:
+                self._passes_wanted = []
+                running.add_done_callback(self._next_pass)
+            wanted: asyncio.Future[None] = self._loop.create_future()
+            wanted.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._passes_wanted.append(wanted)
+            return wanted
         if not self._rollups.dirty and (backlog or not self._rollups.unrolled):
             return self._last_pass
         self._flush()
+        moves = self._staged  # (a SQLite pass moves what is staged first)
         try:
             parts, settled = self._rollups.take_pass(backlog)
         except Exception:  # a fault of ours: what is owed stays owed, and is tried again
@@ -442,6 +483,8 @@ class Ingest:
         def outcome(committed: bool) -> None:
             if committed:
                 self._backlog_held = False
+                if self._pass_writer is None:
+                    self._moved = max(self._moved, moves)
                 done.set_result(None)
                 return
             self._rollups.owe(settled)  # the next pass recomputes them
@@ -553,8 +596,7 @@ class Ingest:
             self._rollup.cancel()
         last = self._roll_up()
         self._flush()
-        if self._staging:
-            self._queue_settle()
+        self._move_staged()
         whole = True
         if last is not None:
             finished, _ = await asyncio.wait([last], timeout=CLOSE_WAIT)
@@ -586,15 +628,24 @@ class Ingest:
         return found
 
     async def _settled(self) -> None:
-        """The values staged so far moved to where reads of the points find them."""
-        if self._staging:
-            self._queue_settle()
-            await self._writer.committed()
+        """The values staged so far moved to the points (before a raw aggregate or retention
+        reads them). Should the writer fail meanwhile, the read goes on without them."""
+        if self._move_staged():
+            with contextlib.suppress(StoreUnavailable):  # (the writer logged it)
+                await self._writer.committed()
 
-    def _queue_settle(self) -> None:
-        self._staging = False
-        for statement in self._sql.settle:
-            self._writer.execute(statement)
+    def _move_staged(self) -> bool:
+        """Queue a move of what is staged, if anything may be; whether one was queued."""
+        if self._moved >= self._staged:
+            return False
+        moves = self._staged
+
+        def moved(committed: bool) -> None:
+            if committed:
+                self._moved = max(self._moved, moves)
+
+        self._writer.executemany(*[(s, [()]) for s in self._sql.settle], outcome=moved)
+        return True
 
     async def _aggregated(
         self,

@@ -20,10 +20,12 @@ Layout, for range scans by (device, identifier, time):
 Rows are gathered on the event loop (``ingest``) and handed to the writer as one item, at the
 end of a loop turn that waits on them or within 50 ms; the writer commits whatever has
 gathered (group commit). A handful of values (a QoS 1 post waiting for its PUBACK) is appended
-to ``history_staged`` instead, which the writer moves to the points a few thousand at a time
-while it has nothing else to do (``settle_some``), and wholly before a rollup pass, before a
-read of the points and at a start: in the points each value of a small transaction would cost
-a page written, its series' own.
+to ``history_staged`` instead: in the points each value of a small transaction would cost a
+page written, its series' own. The writer moves staged values to the points
+(``SETTLE_CHUNK``) at a time once that many are staged, between batches (``settle_some``;
+a batch that comes meanwhile waits for the chunk), and all of them before a rollup pass, a
+large flush, a raw aggregate, a retention pass, a close and at a start. A page of points
+reads the series' staged values with them, in one snapshot.
 """
 
 from __future__ import annotations
@@ -128,6 +130,11 @@ def settle_some(conn: sqlite3.Connection) -> bool:
     return True
 
 
+# a series' staged values in a range, to read with its points (a staged one replaces the
+# point at its millisecond)
+STAGED_OF_SERIES = (
+    "SELECT ts, value FROM history_staged WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY rowid"
+)
 WRITER_CACHE_KIB = 65_536  # the writer connection's page cache
 DELETE_POINTS = "DELETE FROM history_points WHERE series_id = ? AND ts >= ? AND ts < ?"
 
@@ -224,6 +231,7 @@ class SQLiteHistory(Ingest):
         """What a retention pass deletes, for each device of a product with a cutoff: its
         series' values a day at a time, its log, its rollups. Only what holds something older
         than its cutoff gets a step: each step is a transaction of its own."""
+        await self._settled()  # (a staged value older than a cutoff goes with the rest)
         points, logs, rolled = self._cutoffs()
 
         def plan(conn: sqlite3.Connection) -> list[Step]:
@@ -289,16 +297,27 @@ class SQLiteHistory(Ingest):
         found = self._point_range(device, identifier, start, end, cursor, descending)
         if found is None:
             return PointPage(points=[], next=None)
-        await self._settled()
         series_id, kind, start, end = found
         order = "DESC" if descending else "ASC"
         sql = (
             "SELECT ts, value FROM history_points WHERE series_id = ? AND ts >= ? AND ts < ? "
             f"ORDER BY ts {order} LIMIT ?"
         )
-        rows = await self._read(
-            lambda c: c.execute(sql, (series_id, start, end, limit + 1)).fetchall()
-        )
+
+        def read(c: sqlite3.Connection) -> list[tuple[int, Any]]:
+            c.execute("BEGIN")  # (one snapshot of both tables)
+            try:
+                staged = c.execute(STAGED_OF_SERIES, (series_id, start, end)).fetchall()
+                rows = c.execute(sql, (series_id, start, end, limit + 1 + len(staged))).fetchall()
+            finally:
+                c.execute("COMMIT")
+            if not staged:
+                return rows
+            merged = dict(rows)
+            merged.update(staged)  # (in the order they came: the later replaces)
+            return sorted(merged.items(), reverse=descending)[: limit + 1]
+
+        rows = await self._read(read)
         more = len(rows) > limit
         points = [Point(ts, _from_sql(kind, value)) for ts, value in rows[:limit]]
         return PointPage(points=points, next=str(points[-1].ts) if more else None)
