@@ -118,7 +118,6 @@ class MQTTConnection(asyncio.Protocol):
     # A town keeps tens of thousands of these open: slots, and the rarely used containers
     # (aliases, the queue of acknowledgements waiting for the store) made on first use.
     __slots__ = (
-        "_ack_task",
         "_acks",
         "_acl_cache",
         "_flush_scheduled",
@@ -179,8 +178,7 @@ class MQTTConnection(asyncio.Protocol):
         self._flush_scheduled = False
         self._paused = False
         self._timer: asyncio.TimerHandle | None = None
-        self._acks: deque[tuple[Awaitable[None] | None, bytes]] | None = None
-        self._ack_task: asyncio.Task[None] | None = None
+        self._acks: deque[tuple[asyncio.Future[None] | None, bytes]] | None = None
         self._waiting_pubacks = 0  # PUBACKs held back behind the store (Receive Maximum)
         self._loop = asyncio.get_running_loop()
 
@@ -229,8 +227,7 @@ class MQTTConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._ack_task is not None:
-            self._ack_task.cancel()
+        self._forget_acks()
         self.broker.connection_closed(self, was_connected=previous in (CONNECTED, CLOSING))
 
     def pause_writing(self) -> None:
@@ -406,32 +403,47 @@ class MQTTConnection(asyncio.Protocol):
             return
         if acks is None:
             acks = self._acks = deque()
-        acks.append((wait, data))
+        acks.append((None if wait is None else asyncio.ensure_future(wait), data))
         if data[0] == PUBACK_BYTE:
             self._waiting_pubacks += 1
-        if self._ack_task is None:
-            self._ack_task = self._loop.create_task(self._drain_acks())
+        if len(acks) == 1:
+            self._drain_acks()
 
-    async def _drain_acks(self) -> None:
+    def _drain_acks(self, _: object = None) -> None:
+        """Write the acknowledgements whose waits are over, in order, up to the first whose
+        wait is not (it calls this again when it is): a callback, not a task a connection."""
         acks = self._acks
-        try:
-            while acks:
-                wait, data = acks[0]
-                if wait is not None:
-                    await wait
-                acks.popleft()
-                if data[0] == PUBACK_BYTE:
-                    self._waiting_pubacks -= 1
-                self._write(data)
-        except StoreUnavailable as exc:
-            # Not acknowledged, so the client keeps the message and sends it again.
-            log.error("%s: not acknowledging, %s", self._who(), exc)
-            for wait, _ in acks or ():  # the waits behind it fail too, or soon: nobody awaits them
-                if isinstance(wait, asyncio.Future):
-                    wait.add_done_callback(_outcome_seen)
-            self.disconnect(ReasonCode.UNSPECIFIED_ERROR)
-        finally:
-            self._ack_task = None
+        while acks and self.state != CLOSED:
+            wait, data = acks[0]
+            if wait is not None:
+                if not wait.done():
+                    wait.add_done_callback(self._drain_acks)
+                    return
+                failure = asyncio.CancelledError() if wait.cancelled() else wait.exception()
+                if failure is not None:
+                    self._not_acknowledging(failure)
+                    return
+            acks.popleft()
+            if data[0] == PUBACK_BYTE:
+                self._waiting_pubacks -= 1
+            self._write(data)
+
+    def _not_acknowledging(self, failure: BaseException) -> None:
+        """Not acknowledged, so the client keeps the message and sends it again."""
+        if isinstance(failure, StoreUnavailable):
+            log.error("%s: not acknowledging, %s", self._who(), failure)
+        else:  # a fault of ours: it costs this connection only
+            log.error("%s: not acknowledging", self._who(), exc_info=failure)
+        self._forget_acks()
+        self.disconnect(ReasonCode.UNSPECIFIED_ERROR)
+
+    def _forget_acks(self) -> None:
+        """The waits of acknowledgements that will not be sent: their failures (soon, or told
+        with the first) are seen, as nobody awaits them."""
+        for wait, _ in self._acks or ():
+            if wait is not None:
+                wait.add_done_callback(_outcome_seen)
+        self._acks = None
 
     # -- CONNECT ----------------------------------------------------------------------------
 
