@@ -66,11 +66,6 @@ class Scenario:
     prepare: Callable[[Path, Options], None] | None = None  # Hongshan's data dir, before start
 
 
-ACK_METRICS = (
-    Metric("msg/s", "acknowledged msg/s", True, ""),
-    Metric("p50 ms", "PUBACK p50 ms", False, ""),
-    Metric("p99 ms", "PUBACK p99 ms", False, ""),
-)
 SCENARIOS = (
     Scenario(
         "fanin0",
@@ -118,21 +113,23 @@ SCENARIOS = (
         (Metric("posts/s", "posts/s", True, "hongshan ≥ 50,000/s", lambda v, _r: v >= 50_000),),
         prepare=lambda data_dir, o: devices.seed(data_dir, o.posting_devices),
     ),
-    Scenario(
-        "acks",
-        "{acking_devices} devices, QoS 1 posts at {ack_rate}/s, each device at its own phase: "
-        "PUBACK (hongshan: after the history's commit)",
-        functools.partial(devices.acked_posts, burst=False),
-        ACK_METRICS,
-        prepare=lambda data_dir, o: devices.seed(data_dir, o.acking_devices),
-    ),
-    Scenario(
-        "acks-burst",
-        "{acking_devices} devices, QoS 1 posts at {ack_rate}/s, all devices at the same "
-        "instant, round after round: PUBACK (hongshan: after the history's commit)",
-        functools.partial(devices.acked_posts, burst=True),
-        ACK_METRICS,
-        prepare=lambda data_dir, o: devices.seed(data_dir, o.acking_devices),
+    *(
+        Scenario(
+            name,
+            "{acking_devices} devices, QoS 1 posts at {ack_rate}/s, " + pacing + ": PUBACK "
+            "(hongshan: after the history's commit)",
+            functools.partial(devices.acked_posts, burst=burst),
+            (
+                Metric("msg/s", "acknowledged msg/s", True, ""),
+                Metric("p50 ms", "PUBACK p50 ms", False, ""),
+                Metric("p99 ms", "PUBACK p99 ms", False, ""),
+            ),
+            prepare=lambda data_dir, o: devices.seed(data_dir, o.acking_devices),
+        )
+        for name, pacing, burst in (
+            ("acks", "each device at its own phase", False),
+            ("acks-burst", "all devices at the same instant, round after round", True),
+        )
     ),
 )
 

@@ -154,6 +154,7 @@ def kind_of(value: Any) -> str:
 
 
 def _copy_outcome(into: asyncio.Future[None], done: asyncio.Future[None]) -> None:
+    """``done``'s outcome told to ``into`` (unless it is over already)."""
     error = None if done.cancelled() else done.exception()
     if into.done():
         return
@@ -316,14 +317,8 @@ class Ingest:
 
         def answer(done: Awaitable[None]) -> None:
             assert isinstance(done, asyncio.Future)
-            error = None if done.cancelled() else done.exception()
             for waiter in waiters:
-                if waiter.done():
-                    continue
-                if error is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(error)
+                _copy_outcome(waiter, done)
 
         assert isinstance(marker, asyncio.Future)
         marker.add_done_callback(answer)
