@@ -40,6 +40,9 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 _BATCH_LIMIT = 20_000  # frames a transaction takes at most
 CLOSE_TIMEOUT = 60.0  # seconds the child has to finish what it was given when asked to stop
+# batches after which the idle work gets a turn even though more waits (a writer never idle
+# would otherwise leave it to pile up)
+IDLE_AT_LEAST_EVERY = 50
 
 
 class ProcessWriter:
@@ -52,9 +55,10 @@ class ProcessWriter:
         idle: Callable[[sqlite3.Connection], bool] | None = None,
     ) -> None:
         """``setup``: scripts the child runs on its connection first (pragmas, temp tables).
-        ``idle``: work the child does while nothing is waiting (a module's function: it is
-        given to the child by name), each call a transaction of its own, again while it says
-        it did some. May be made off the loop; the child starts with the first write."""
+        ``idle``: work the child does while nothing is waiting, and after every
+        ``IDLE_AT_LEAST_EVERY`` batches regardless (a module's function: it is given to the
+        child by name), each call a transaction of its own, again while it says it did some.
+        May be made off the loop; the child starts with the first write."""
         self.path = str(path)
         self._loop = loop
         self._setup = list(setup)
@@ -258,11 +262,17 @@ def _child(
     owed = OwedFailure()
     stopping = False
     sock.setblocking(True)
+    busy = 0  # batches since the idle work last had a turn
     while not stopping:
         frames = _frames(buffer, _BATCH_LIMIT)  # the rest waits for the next transaction
+        if idle is not None and busy >= IDLE_AT_LEAST_EVERY:  # never idle: its turn anyway
+            busy = 0
+            _idle(conn, idle, path)
         if not frames:  # wait for more, then take whatever else is there already
-            if idle is not None and not _readable(sock) and _idle(conn, idle, path):
-                continue
+            if idle is not None and not _readable(sock):
+                busy = 0
+                if _idle(conn, idle, path):
+                    continue
             data = sock.recv(1 << 20)
             if not data:
                 break  # the parent is gone: nothing more will come
@@ -277,6 +287,7 @@ def _child(
                 buffer += more
             continue
         batch = [_decode(frame) for frame in frames]
+        busy += 1
         stopping = any(frame[0] == "s" for frame in batch)
         answers: list[tuple[Any, ...]] = []
         markers = sum(1 for frame in batch if frame[0] == "k")
