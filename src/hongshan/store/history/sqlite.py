@@ -22,11 +22,10 @@ end of a loop turn that waits on them or within 50 ms; the writer commits whatev
 gathered (group commit). A handful of values (a QoS 1 post waiting for its PUBACK) is appended
 to ``history_staged`` instead: in the points each value of a small transaction would cost a
 page written, its series' own. The writer moves staged values to the points
-(``SETTLE_CHUNK``) at a time once that many are staged, between batches and at least every
+``SETTLE_CHUNK`` at a time once that many are staged, between batches and at least every
 fifty batches (``settle_some``; a batch that comes meanwhile waits for the chunk), and all of
-them before a rollup pass, a
-large flush, a raw aggregate, a retention pass, a close and at a start. A page of points
-reads the series' staged values with them, in one snapshot.
+them before a rollup pass, a large flush, a raw aggregate, a retention pass, a close and at a
+start. A page of points reads the series' staged values with them, in one snapshot.
 """
 
 from __future__ import annotations
