@@ -55,9 +55,9 @@ ROLLUP_EVERY = 10.0
 PASS_BACKLOG = 100_000
 # values a flush may hold and still be staged (``Statements.staged``): each series' values
 # lie together in the points' B-tree, so a small transaction there writes a whole page for each
-# value; staged, a value costs a row at the end of one table, and the writer moves them across
-# a few thousand at a time while it has nothing else to do, before a rollup pass, and before a
-# read of the points
+# value; staged, a value costs a row at the end of one table. The writer moves them across a
+# few thousand at a time between batches, and all of them with a rollup pass or a large flush
+# and before a raw aggregate or a retention pass; a page of points reads them where they are
 STAGE_BELOW = 500
 # seconds rows nobody waits for may gather before they go to the writer (a crash may lose them:
 # nothing acknowledged them)
