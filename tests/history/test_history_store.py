@@ -751,3 +751,29 @@ async def test_a_sqlite_pass_asked_for_while_one_runs_is_planned_after_it(
     again = await place.open()
     await again.close()
     await place.assert_rollups_as_from_scratch("UTC")
+
+
+async def test_a_close_that_outlasts_a_running_pass_starts_no_pass_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass asked for by the close while another runs, which outlasts the close's wait, is
+    not started once the writer is closed (it was queued on a closed writer, which re-armed
+    the timer for ever after)."""
+    monkeypatch.setattr(ingest, "CLOSE_WAIT", 0.3)
+    place = HistoryPlace("sqlite", tmp_path)
+    history = await place.open()
+    history.add_points(LAMP, [("PM25", T0, 1)])
+    history._writer.execute("PRAGMA busy_timeout=5000")
+    await history.committed()
+    blocker = _lock(tmp_path)
+    running = history._roll_up()  # held up by the lock
+    history.add_points(LAMP, [("PM25", T0 + MINUTE, 2)])
+    closing = asyncio.ensure_future(history.close())
+    await asyncio.sleep(0.6)  # (past the close's wait)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    await asyncio.wait_for(closing, 10)
+    assert running is not None
+    await asyncio.wait_for(asyncio.gather(running, return_exceptions=True), 10)
+    await asyncio.sleep(0.1)
+    assert history._rollup is None and history._passes_wanted is None

@@ -420,8 +420,8 @@ class MQTTConnection(asyncio.Protocol):
                     wait.add_done_callback(self._drain_acks)
                     return
                 failure = asyncio.CancelledError() if wait.cancelled() else wait.exception()
-                if failure is not None:
-                    self._not_acknowledging(failure)
+                if failure is not None:  # (closed on a turn of its own, not inside a handler)
+                    self._loop.call_soon(self._not_acknowledging, failure)
                     return
             acks.popleft()
             if data[0] == PUBACK_BYTE:
@@ -430,6 +430,8 @@ class MQTTConnection(asyncio.Protocol):
 
     def _not_acknowledging(self, failure: BaseException) -> None:
         """Not acknowledged, so the client keeps the message and sends it again."""
+        if self.state == CLOSED:
+            return
         if isinstance(failure, StoreUnavailable):
             log.error("%s: not acknowledging, %s", self._who(), failure)
         else:  # a fault of ours: it costs this connection only

@@ -234,6 +234,7 @@ class Ingest:
         self._backlog_held = False  # since a pass failed, until one commits: no backlog pass
         # callers of a pass while one runs (SQLite), answered by the next
         self._passes_wanted: list[asyncio.Future[None]] | None = None
+        self._closed = False  # the writers closed: no pass is started any more
         self._retention = loaded.retention
         self.sweeper = Sweeper(writer, loop, self._retention_steps)
 
@@ -443,6 +444,10 @@ class Ingest:
     def _next_pass(self, _: asyncio.Future[None]) -> None:
         """The pass asked for while the one before ran (SQLite)."""
         wanted, self._passes_wanted = self._passes_wanted or [], None
+        if self._closed:  # (the one before outlasted the close's wait)
+            for future in wanted:
+                future.set_exception(StoreUnavailable("the history was closed"))
+            return
         now = self._pass()
         for future in wanted:
             if now is None:
@@ -603,6 +608,7 @@ class Ingest:
             await self._pass_writer.close()
         if whole and not self._rollups.dirty and not self._rollups.unrolled:
             self._writer.execute(self._sql.set_meta, ("clean", "1"))
+        self._closed = True
         await self._writer.close()
 
     # -- reading ------------------------------------------------------------------------------

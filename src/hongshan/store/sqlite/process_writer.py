@@ -266,6 +266,8 @@ def _child(
     while not stopping:
         frames = _frames(buffer, _BATCH_LIMIT)  # the rest waits for the next transaction
         if idle is not None and busy >= IDLE_AT_LEAST_EVERY:  # never idle: its turn anyway
+            if os.getppid() != parent:  # orphaned: a new server may be reading what is there
+                break
             busy = 0
             _idle(conn, idle, path)
         if not frames:  # wait for more, then take whatever else is there already
