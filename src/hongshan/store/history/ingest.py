@@ -231,6 +231,7 @@ class Ingest:
         # flushes whose values were staged (``STAGE_BELOW``), and how many of the first of them
         # a committed move has taken to the points
         self._staged = self._moved = 0
+        self._settle = [(statement, [()]) for statement in statements.settle]  # (run once each)
         self._backlog_held = False  # since a pass failed, until one commits: no backlog pass
         # callers of a pass while one runs (SQLite), answered by the next
         self._passes_wanted: list[asyncio.Future[None]] | None = None
@@ -394,7 +395,7 @@ class Ingest:
                 point = sql.staged
                 self._staged += 1
             else:  # whatever is staged goes first, in this transaction: a later value replaces
-                parts += [(statement, [()]) for statement in sql.settle]
+                parts += self._settle
                 moves = self._staged
         for statement, rows in (
             (sql.device, devices),
@@ -419,7 +420,7 @@ class Ingest:
 
             def settle(committed: bool) -> None:
                 if committed and moves is not None:
-                    self._moved = max(self._moved, moves)
+                    self._moved_up_to(moves)
                 if taking is not None:
                     self._taken_keys.settle(taken, taking, committed, self._writer.error)
                 if committed:
@@ -484,7 +485,7 @@ class Ingest:
             if committed:
                 self._backlog_held = False
                 if self._pass_writer is None:
-                    self._moved = max(self._moved, moves)
+                    self._moved_up_to(moves)
                 done.set_result(None)
                 return
             self._rollups.owe(settled)  # the next pass recomputes them
@@ -643,10 +644,15 @@ class Ingest:
 
         def moved(committed: bool) -> None:
             if committed:
-                self._moved = max(self._moved, moves)
+                self._moved_up_to(moves)
 
-        self._writer.executemany(*[(s, [()]) for s in self._sql.settle], outcome=moved)
+        self._writer.executemany(*self._settle, outcome=moved)
         return True
+
+    def _moved_up_to(self, staged: int) -> None:
+        """A move committed that took the first ``staged`` flushes' staged values (moves may
+        be told out of order: a pass's, a large flush's, a read's)."""
+        self._moved = max(self._moved, staged)
 
     async def _aggregated(
         self,
