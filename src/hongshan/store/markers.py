@@ -5,9 +5,12 @@ each marker of a batch is told (``OwedFailure``)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from hongshan.errors import StoreUnavailable
+
+log = logging.getLogger("hongshan.store")
 
 
 class Marker:
@@ -78,3 +81,12 @@ class OwedFailure:
         if error is not None:
             return [error] * markers
         return [owed] + [None] * (markers - 1)
+
+
+def tell(outcome: Callable[[bool], None], committed: bool) -> None:
+    """An item's outcome told to its caller: one caller's mistake must not stop the writer, nor
+    the answers after it."""
+    try:
+        outcome(committed)
+    except Exception:
+        log.exception("history: an outcome callback failed")

@@ -125,8 +125,8 @@ def settle_some(conn: sqlite3.Connection) -> bool:
     if low is None or high - low + 1 < SETTLE_CHUNK:
         return False
     last = low + SETTLE_CHUNK - 1
-    conn.execute(sql_rollups.SETTLE_UP_TO, (last,))
-    conn.execute("DELETE FROM history_staged WHERE rowid <= ?", (last,))
+    for statement in sql_rollups.SETTLE_UP_TO:
+        conn.execute(statement, (last,))
     return True
 
 

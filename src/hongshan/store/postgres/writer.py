@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from hongshan.errors import StoreUnavailable
-from hongshan.store.markers import Marker, Markers, OwedFailure
+from hongshan.store.markers import Marker, Markers, OwedFailure, tell
 
 log = logging.getLogger("hongshan.store")
 
@@ -410,7 +410,4 @@ class PostgresWriter:
 def _tell(items: list[_Many], *, committed: bool) -> None:
     for item in items:
         if item.outcome is not None:
-            try:
-                item.outcome(committed)
-            except Exception:  # one caller's mistake must not stop the writer
-                log.exception("history: an outcome callback failed")
+            tell(item.outcome, committed)

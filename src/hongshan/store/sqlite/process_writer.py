@@ -30,7 +30,7 @@ from typing import Any
 
 import msgspec
 
-from hongshan.store.markers import Marker, Markers, OwedFailure
+from hongshan.store.markers import Marker, Markers, OwedFailure, tell
 from hongshan.store.sqlite.writer import RowInsert, Rows, connect, write_parts
 
 log = logging.getLogger("hongshan.store")
@@ -89,7 +89,7 @@ class ProcessWriter:
     ) -> None:
         if self._closed is not None:  # closing or closed: not written
             if outcome is not None:
-                _call(outcome, False)
+                tell(outcome, False)
             return
         item = 0
         if outcome is not None:
@@ -193,7 +193,7 @@ class ProcessWriter:
                 self.commits += 1
             self.error = frame[1]
         elif kind == "o":  # an item's
-            _call(self._outcomes.pop(frame[1]), frame[2])
+            tell(self._outcomes.pop(frame[1]), frame[2])
         elif kind == "k":  # the next marker's
             error, self._owed = frame[1] or self._owed, None
             self._markers.resolve([self._sent.popleft()], error)
@@ -218,16 +218,9 @@ class ProcessWriter:
             log.error("%s; what waited on it failed, the next write starts another", self.error)
         outcomes, self._outcomes = self._outcomes, {}
         for outcome in outcomes.values():
-            _call(outcome, False)
+            tell(outcome, False)
         sent, self._sent = self._sent, collections.deque()
         self._markers.resolve(sent, self.error or "the writer process stopped")
-
-
-def _call(outcome: Callable[[bool], None], committed: bool) -> None:
-    try:
-        outcome(committed)
-    except Exception:  # one caller's mistake must not stop the answers after it
-        log.exception("history: an outcome callback failed")
 
 
 def _frames(buffer: bytearray, limit: int | None = None) -> list[bytes]:
@@ -294,8 +287,7 @@ def _child(
         answers: list[tuple[Any, ...]] = []
         markers = sum(1 for frame in batch if frame[0] == "k")
         if markers + stopping == len(batch):  # markers alone write nothing, and clear no error
-            answers += [("k", told) for told in owed.answers(markers, None)]
-            sock.sendall(b"".join(_LENGTH.pack(len(b)) + b for b in map(_encode, answers)))
+            _answer_all(sock, [("k", told) for told in owed.answers(markers, None)])
             continue
         try:
             conn.execute("BEGIN")
@@ -314,9 +306,14 @@ def _child(
         answers.append(("b", error))
         answers += [("o", frame[1], committed) for frame in batch if frame[0] == "m" and frame[1]]
         answers += [("k", told) for told in owed.answers(markers, error)]
-        sock.sendall(b"".join(_LENGTH.pack(len(b)) + b for b in map(_encode, answers)))
+        _answer_all(sock, answers)
     conn.close()
     sock.close()
+
+
+def _answer_all(sock: socket.socket, answers: list[tuple[Any, ...]]) -> None:
+    """A batch's answers, framed, in one write."""
+    sock.sendall(b"".join(_LENGTH.pack(len(b)) + b for b in map(_encode, answers)))
 
 
 def _readable(sock: socket.socket) -> bool:
