@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -49,7 +50,7 @@ from hongshan.store.history.model import (
     PointPage,
 )
 from hongshan.store.history.retention import Retention, Step, point_steps
-from hongshan.store.postgres.writer import Copy, PostgresWriter, describe, transient
+from hongshan.store.postgres.writer import SESSION, Copy, PostgresWriter, describe, transient
 
 log = logging.getLogger("hongshan.history")
 
@@ -84,6 +85,7 @@ CREATE TABLE IF NOT EXISTS history_taken (
 );
 """
 PARTITIONED = " PARTITION BY RANGE (ts)"
+_NUMBERS = {int, float}  # the types of the stored values written into ``num``
 # TimescaleDB: integer time in ms, weekly chunks, points compressed a week after
 TIMESCALE = f"""
 CREATE OR REPLACE FUNCTION history_now_ms() RETURNS bigint LANGUAGE sql STABLE AS
@@ -101,12 +103,15 @@ SELECT add_compression_policy('history_points', compress_after => {PARTITION_MS}
 """
 
 
-def _points(rows: list[Sequence[Any]]) -> list[Sequence[Any]]:
-    """(series, ts, stored value) as (series, ts, num, txt)."""
+def _points(rows: list[Sequence[Any]]) -> tuple[Sequence[Sequence[Any]], int]:
+    """(series, ts, stored value) as (series, ts, num, txt); where every value is a number
+    (nearly always), the rows as they are, into (series, ts, num)."""
+    if set(map(type, map(operator.itemgetter(2), rows))) <= _NUMBERS:
+        return rows, 3
     return [
         (s, t, v, None) if (k := type(v)) is not str and k is not bytes else (s, t, None, _text(v))
         for s, t, v in rows
-    ]
+    ], 4
 
 
 def _text(value: str | bytes) -> str:
@@ -117,8 +122,8 @@ def _text(value: str | bytes) -> str:
     return text.replace("\0", "\ufffd") if "\0" in text else text
 
 
-def _log(rows: list[Sequence[Any]]) -> list[Sequence[Any]]:
-    return [(*row[:5], row[5].decode()) for row in rows]
+def _log(rows: list[Sequence[Any]]) -> tuple[Sequence[Sequence[Any]], int]:
+    return [(*row[:5], row[5].decode()) for row in rows], 6
 
 
 STATEMENTS = Statements(
@@ -226,7 +231,7 @@ class PostgresHistory(Ingest):
         days: rollups.TownDays,
         retention: Retention | None,
     ) -> PostgresHistory:
-        conn = await asyncpg.connect(dsn, timeout=10)
+        conn = await asyncpg.connect(dsn, timeout=10, server_settings=SESSION)
         time_zone = days.name
         try:
             timescale = await _timescale(conn)
@@ -262,7 +267,9 @@ class PostgresHistory(Ingest):
         # of its own while the writer's COPYs go on
         passes = PostgresWriter(dsn, loop=loop)
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, command_timeout=60)
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=4, command_timeout=60, server_settings=SESSION
+            )
         except BaseException:
             await writer.close()
             await passes.close()

@@ -48,6 +48,10 @@ _BATCH_LIMIT = 20_000  # items a transaction takes at most
 # part at a time, so a marker in it (a rollup pass waits on one) is answered once what came
 # before it is committed, not once everything queued behind it is too
 _BATCH_ROWS = 100_000
+# every history connection's settings: no JIT compilation. PostgreSQL compiles any statement it
+# costs above ``jit_above_cost``, which a rollup pass's or a year's aggregate always is, in
+# 150 ms of CPU or so each time (measured on PostgreSQL 15): more than most of them then take
+SESSION = {"jit": "off"}
 # SQLSTATE classes of failures that are the server's or the network's, not the batch's: the
 # connection is given up and a new one made (08 connection, 40 rollback, 53 resources such as
 # a full disk, 57 operator intervention such as a shutdown, 58 system error)
@@ -57,12 +61,13 @@ _TRANSIENT = ("08", "40", "53", "57", "58")
 class Copy(NamedTuple):
     """Rows written by COPY into ``table``'s ``columns``; ``key`` is its unique key, on which a
     later row replaces an earlier one. ``convert`` turns a batch's gathered rows into the
-    records written; ``time_column`` is the index of the column the table is partitioned by."""
+    records written and the columns they fill (the first of ``columns``, the rest left NULL);
+    ``time_column`` is the index of the column the table is partitioned by."""
 
     table: str
     columns: tuple[str, ...]
     key: tuple[str, ...]
-    convert: Callable[[list[Sequence[Any]]], list[Sequence[Any]]] | None = None
+    convert: Callable[[list[Sequence[Any]]], tuple[Rows, int]] | None = None
     time_column: int | None = None
 
 
@@ -251,7 +256,7 @@ class PostgresWriter:
             timeout=CONNECT_TIMEOUT,
             command_timeout=COMMAND_TIMEOUT,
             # a transaction this writer left open (its connection lost) ends on its own
-            server_settings={"idle_in_transaction_session_timeout": "60000"},
+            server_settings={**SESSION, "idle_in_transaction_session_timeout": "60000"},
         )
         self._staged.clear()
         try:
@@ -351,9 +356,10 @@ class PostgresWriter:
         self, conn: asyncpg.Connection, copies: dict[Copy, list[Sequence[Any]]], merge: bool
     ) -> None:
         for copy, rows in copies.items():
-            records = copy.convert(rows) if copy.convert is not None else rows
+            records, width = copy.convert(rows) if copy.convert else (rows, len(copy.columns))
+            filled = copy.columns[:width]
             if not merge:
-                await conn.copy_records_to_table(copy.table, records=records, columns=copy.columns)
+                await conn.copy_records_to_table(copy.table, records=records, columns=filled)
                 continue
             stage = f"stage_{copy.table}"
             if copy.table not in self._staged:
@@ -362,9 +368,9 @@ class PostgresWriter:
                     f"(LIKE {copy.table}, stage_order bigserial) ON COMMIT DELETE ROWS"
                 )
                 self._staged.add(copy.table)
-            await conn.copy_records_to_table(stage, records=records, columns=copy.columns)
-            columns, key = ", ".join(copy.columns), ", ".join(copy.key)
+            await conn.copy_records_to_table(stage, records=records, columns=filled)
             rest = [c for c in copy.columns if c not in copy.key]
+            columns, key = ", ".join(copy.columns), ", ".join(copy.key)
             update = (
                 "UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in rest)
                 if rest
