@@ -307,8 +307,9 @@ async def test_a_backlog_is_rolled_up_in_parts_while_it_is_written(
     pg_place: HistoryPlace, monkeypatch: pytest.MonkeyPatch, seed: int
 ) -> None:
     """Minutes owed past ``PASS_BACKLOG`` are recomputed by a backlog pass at once, while the
-    writer goes on committing the rest a part at a time; their hours and days wait for the
-    full pass, after which every rollup is what the points alone make."""
+    writer goes on committing the rest a part at a time, with the hours their series have
+    moved past; the latest hours and the days wait for the full pass, after which every rollup
+    is what the points alone make."""
     monkeypatch.setattr(ingest, "PASS_BACKLOG", 300)
     monkeypatch.setattr(writer, "_BATCH_ROWS", 1_000)
     history = await pg_place.open("Asia/Kolkata")  # (its days start on a half hour)
@@ -317,8 +318,13 @@ async def test_a_backlog_is_rolled_up_in_parts_while_it_is_written(
     await history._last_pass  # the last backlog pass
     assert history._writer.commits >= added // 2_000  # (a part: 1,000 rows and one item)
     minutes = await pg_place.fetch("SELECT count(*) FROM history_minutes")
+    latest = await pg_place.fetch(
+        "SELECT count(*) FROM history_hours AS h WHERE h.bucket = (SELECT max(m.bucket) "
+        "- max(m.bucket) % 3600000 FROM history_minutes AS m WHERE m.series_id = h.series_id)"
+    )
     hours = await pg_place.fetch("SELECT count(*) FROM history_hours")
-    assert minutes[0][0] > 0 and hours[0][0] == 0  # minutes only, so far
+    assert minutes[0][0] > 0 and hours[0][0] > 0 and latest[0][0] == 0  # (none still filling)
+    assert await pg_place.fetch("SELECT count(*) FROM history_days") == [(0,)]
     assert await pg_place.fetch("SELECT * FROM history_rolled") == []  # no mark moved yet
     await history.close()  # (its last pass is a full one)
     await pg_place.assert_rollups_as_from_scratch("Asia/Kolkata")
@@ -333,7 +339,7 @@ async def test_a_crash_after_backlog_passes_makes_their_hours_at_the_next_start(
     await history.committed()
     assert history._last_pass is not None
     await history._last_pass
-    await crash(history)  # killed before any full pass: no hour made, no mark moved
+    await crash(history)  # killed before any full pass: no day made, no mark moved
     again = await pg_place.open("Asia/Kolkata")
     await again.close()
     await pg_place.assert_rollups_as_from_scratch("Asia/Kolkata")

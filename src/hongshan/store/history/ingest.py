@@ -51,7 +51,7 @@ ROLLUP_EVERY = 10.0
 # minutes owed that start a backlog pass at once where passes run beside the writer
 # (PostgreSQL): under a backlog (a town catching up, history posts) the minutes are rolled up a
 # part at a time while the rest is still being written, on the database's other core, rather
-# than all after; their hours and days once, by the next full pass
+# than all after; each hour once its series has minutes after it, the days by the next full pass
 PASS_BACKLOG = 100_000
 # values a flush may hold and still be staged (``Statements.staged``): each series' values
 # lie together in the points' B-tree, so a small transaction there writes a whole page for each
@@ -115,6 +115,21 @@ class Loaded(NamedTuple):
     taken: list[tuple[Device, bytes]]  # keys of the minutes before the last taken, oldest first
     through: dict[int, int]  # each series' rollup mark
     retention: dict[str, Retention]
+
+
+class Series:
+    """A series as the event loop knows it: its id and the kind of its first value, and the
+    minute it last noted owed a pass, in which set (``Ingest.add_points``: most values fall in
+    the minute of the one before, and are not noted again)."""
+
+    __slots__ = ("id", "key", "kind", "minute", "noted_in")
+
+    def __init__(self, series_id: int, kind: str) -> None:
+        self.id = series_id
+        self.kind = kind
+        self.key = rollups.minute_key(series_id, 0)  # its minutes' keys: this + their index
+        self.minute = 0
+        self.noted_in: set[int] | None = None
 
 
 def owner(names: dict[int, Device], device_id: int) -> Device:
@@ -199,10 +214,13 @@ class Ingest:
         self._days = days  # the day rollups are the town's days
         self.default_retention = retention or Retention()
         self._devices = loaded.devices
-        self._series = loaded.series
+        self._series = {
+            device: {name: Series(*found) for name, found in known.items()}
+            for device, known in loaded.series.items()
+        }
         self._next_device = itertools.count(max(self._devices.values(), default=0) + 1)
         self._next_series = itertools.count(
-            max((s[0] for known in self._series.values() for s in known.values()), default=0) + 1
+            max((s.id for known in self._series.values() for s in known.values()), default=0) + 1
         )
         self._seq = itertools.count(int(time.time() * 1000))  # unique across restarts
         self._taken_keys = TakenKeys(loop)
@@ -249,16 +267,14 @@ class Ingest:
             known = self._series[device] = {}
         rows, arrived = self._points, self._arrived
         dirty, through = self._rollups.dirty, self._rollups.through
-        span, bias, minute = rollups.SPAN, rollups.BIAS, rollups.MINUTE
+        minute = rollups.MINUTE
         for identifier, ts, value in points:
             found = known.get(identifier)
-            if found is not None:
-                series_id = found[0]
-            else:
-                made = self._new_series(device, identifier, value)
-                if made is None:
+            if found is None:
+                found = self._new_series(device, identifier, value)
+                if found is None:
                     continue
-                series_id = made
+            series_id = found.id
             if arrival:
                 # two values of a property arriving in one millisecond (a device sending its
                 # backlog) must not replace each other: the later takes the next millisecond
@@ -274,7 +290,10 @@ class Ingest:
             ):
                 value = to_stored(value)
             rows.append((series_id, ts, value))
-            dirty.add(series_id * span + ts // minute + bias)  # (rollups.minute_key)
+            index = ts // minute
+            if index != found.minute or found.noted_in is not dirty:  # (a pass takes the set)
+                dirty.add(found.key + index)  # (rollups.minute_key)
+                found.minute, found.noted_in = index, dirty
             if ts < through.get(series_id, rollups.LOWEST):  # below the mark: noted on disk
                 self._late.append((series_id, ts - ts % minute, self._rollups.passes + 1))
         if self._flush_timer is None:
@@ -339,8 +358,8 @@ class Ingest:
             self._unconfirmed_devices[row_id] = (row_id, *device)
         return row_id
 
-    def _new_series(self, device: Device, identifier: str, value: Any) -> int | None:
-        """A new series' id; None for an identifier too long to keep (said once)."""
+    def _new_series(self, device: Device, identifier: str, value: Any) -> Series | None:
+        """A new series; None for an identifier too long to keep (said once)."""
         if len(identifier) > MAX_IDENTIFIER:
             if (device, identifier[:MAX_IDENTIFIER]) not in self._refused:
                 if len(self._refused) < 10_000:
@@ -360,12 +379,12 @@ class Ingest:
             found = known.get(name)
             if found is not None:
                 known[identifier] = found
-                return found[0]
+                return found
         device_id = self._device_id(device)
-        series_id, kind = next(self._next_series), kind_of(value)
-        known[identifier] = known[name] = (series_id, kind)
-        self._unconfirmed_series[series_id] = (series_id, device_id, name, kind)
-        return series_id
+        made = Series(next(self._next_series), kind_of(value))
+        known[identifier] = known[name] = made
+        self._unconfirmed_series[made.id] = (made.id, device_id, name, made.kind)
+        return made
 
     def _schedule_flush(self) -> None:
         """Rows nobody waits for (a QoS 0 post's values, a status change) go to the writer
@@ -458,7 +477,7 @@ class Ingest:
 
     def _pass(self, backlog: bool = False) -> asyncio.Future[None] | None:
         """A rollup pass (after this turn's values in the writer's queue, so it sees them);
-        a backlog one recomputes minutes only (``Rollups.take_pass``)."""
+        a backlog one recomputes minutes and the hours behind them (``Rollups.take_pass``)."""
         running = self._last_pass
         if self._pass_writer is None and running is not None and not running.done():
             # one pass at a time, planned once the one before is over: should that one fail,
@@ -475,7 +494,7 @@ class Ingest:
         self._flush()
         moves = self._staged  # (a SQLite pass moves what is staged first)
         try:
-            parts, settled = self._rollups.take_pass(backlog)
+            parts, owed = self._rollups.take_pass(backlog)
         except Exception:  # a fault of ours: what is owed stays owed, and is tried again
             log.exception("history: a rollup pass could not be made")
             return self._last_pass
@@ -488,7 +507,7 @@ class Ingest:
                     self._moved_up_to(moves)
                 done.set_result(None)
                 return
-            self._rollups.owe(settled)  # the next pass recomputes them
+            self._rollups.owe(owed)  # the next pass recomputes them
             self._backlog_held = True  # (the timer tries again, not every post meanwhile)
             if self._rollup is None:
                 self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
@@ -522,7 +541,7 @@ class Ingest:
                 if before.cancelled() or before.exception() is not None:
                     # what came before may yet commit unseen (a COMMIT whose answer was
                     # lost): the next pass looks at these minutes again
-                    self._rollups.owe(settled)
+                    self._rollups.owe(owed)
                 pass_writer.executemany(*parts, outcome=outcome)
 
             before.add_done_callback(run)
@@ -578,7 +597,7 @@ class Ingest:
             raw, rollup = self.retention(device[0]).cutoffs(now)
             if raw is not None:
                 logs.append((device_id, raw))
-            for series_id, _ in self._series.get(device, {}).values():
+            for series_id in {found.id for found in self._series.get(device, {}).values()}:
                 if raw is not None:
                     points.append((series_id, raw))
                 if rollup is not None:
@@ -617,8 +636,8 @@ class Ingest:
     async def series(self, device: Device) -> list[SeriesInfo]:
         known = self._series.get(device, {})
         return [
-            SeriesInfo(identifier, kind)
-            for identifier, (_, kind) in sorted(known.items())
+            SeriesInfo(identifier, found.kind)
+            for identifier, found in sorted(known.items())
             if "\0" not in identifier  # (also known by its stored name)
         ]
 
@@ -627,7 +646,7 @@ class Ingest:
         found = known.get(identifier)
         if found is None and "\0" in identifier:  # (kept under its stored name)
             found = known.get(identifier.replace("\0", "\ufffd"))
-        return found
+        return None if found is None else (found.id, found.kind)
 
     async def _settled(self) -> None:
         """The values staged so far moved to the points (before a raw aggregate or retention

@@ -152,10 +152,9 @@ _DAYS_FROM_HOURS, _DAYS_FROM_MINUTES = (
     )
     for source in ("history_hours", "history_minutes")
 )
-_DELETE_DIRTY = f"""
-DELETE FROM history_dirty AS d USING {_RUNS}
-WHERE d.series_id = r.s AND d.bucket >= r.lo AND d.bucket < r.hi AND d.pass <= $4
-"""
+# a pass's notes settled: every note up to its number is of a minute it or a backlog pass
+# before it recomputed (a note is made with its value, its minute owed the next pass taken)
+_DELETE_DIRTY = "DELETE FROM history_dirty WHERE pass <= $1"
 _SET_ROLLED = """
 INSERT INTO history_rolled SELECT * FROM unnest($1::integer[], $2::bigint[])
 ON CONFLICT (series_id) DO UPDATE SET through = EXCLUDED.through
@@ -172,11 +171,11 @@ def _arrays(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 
 
 def pass_parts(plan: Pass, days: TownDays) -> Parts:
-    """The minutes recomputed from their points, then the hours of the rolled minutes from
-    their minutes and their days from their hours (or minutes), the notes on disk they settle,
-    the marks moved up; each one statement over arrays."""
+    """The minutes recomputed from their points, then the pass's hours from their minutes and
+    its days from their hours (or minutes), the notes on disk it settles, the marks moved up;
+    each one statement over arrays."""
     old_runs, new_runs = plan.split()
-    hour_runs, day_runs = rolled_runs(plan.rolled, days)
+    hour_runs, day_runs = rolled_runs(plan.hours, plan.days, days)
     from_hours = [run[:3] for run in day_runs if run[3]]
     from_minutes = [run[:3] for run in day_runs if not run[3]]
     parts: Parts = []
@@ -186,14 +185,12 @@ def pass_parts(plan: Pass, days: TownDays) -> Parts:
         (_HOURS_FROM_MINUTES, hour_runs, 3),
         (_DAYS_FROM_HOURS, from_hours, 3),
         (_DAYS_FROM_MINUTES, from_minutes, 3),
-        (_DELETE_DIRTY, plan.settled, 3),
         (_SET_ROLLED, sorted(plan.marks.items()), 2),
     ):
         if rows:
-            arrays: list[Any] = _arrays(rows, width)
-            if sql is _DELETE_DIRTY:
-                arrays.append(plan.number)
-            parts.append((sql, [arrays]))
+            parts.append((sql, [_arrays(rows, width)]))
+    if plan.number is not None:
+        parts.append((_DELETE_DIRTY, [(plan.number,)]))
     return parts
 
 

@@ -11,8 +11,9 @@ The event loop only notes which minutes got values (a set add per value: it also
 broker). Every ten seconds (``ingest.ROLLUP_EVERY``) a pass hands them to the store's writer,
 which recomputes them, then their hours and days, set-based, and records per series how far
 its rollups are complete (its mark). Where passes run beside the writer (PostgreSQL), a backlog
-of minutes is recomputed a part at a time as it is written, its hours and days by the next full
-pass (``Rollups.take_pass``). A crash loses the minutes noted since the last pass; the
+of minutes is recomputed a part at a time as it is written, with the hours its series have
+moved past; their latest hours and the days are left to the next full pass
+(``Rollups.take_pass``). A crash loses the minutes noted since the last pass; the
 next start recomputes the minutes with values from each series' mark on, and the minutes of
 values that came below their series' mark, which were noted on disk with the values.
 
@@ -23,6 +24,8 @@ year of daily averages reads a few thousand rollup rows per series, not millions
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import operator
 import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
@@ -53,18 +56,23 @@ def minute_key(series_id: int, ts: int) -> int:
 
 def key_runs(keys: Iterable[int], step: int = 1) -> list[tuple[int, int, int]]:
     """(series, from, to) in milliseconds for each run of consecutive keys of one series:
-    minutes' keys (``step`` 1) or hours' (60)."""
-    found: list[tuple[int, int, int]] = []
-    start = end = -1
-    for key in sorted(keys):
-        if key != end:
-            if start >= 0:
-                found.append(_span(start, end))
-            start = key
-        end = key + step
-    if start >= 0:
-        found.append(_span(start, end))
-    return found
+    minutes' keys (``step`` 1) or hours' (60). (Hundreds of thousands of keys: the breaks
+    between runs are found by C iterators, not a Python loop over every key.)"""
+    ordered = sorted(keys)
+    if not ordered:
+        return []
+    following = map(operator.add, ordered, itertools.repeat(step))  # what continues a run
+    breaks = list(
+        itertools.compress(range(1, len(ordered)), map(operator.ne, ordered[1:], following))
+    )
+    starts, ends = [0, *breaks], [*breaks, len(ordered)]
+    return [_span(ordered[a], ordered[b - 1] + step) for a, b in zip(starts, ends, strict=True)]
+
+
+def hours_of(keys: Iterable[int]) -> set[int]:
+    """The keys of the hours of these minutes' keys."""
+    keys = list(keys)
+    return set(map(operator.sub, keys, map(operator.mod, keys, itertools.repeat(60))))
 
 
 def _span(start: int, end: int) -> tuple[int, int, int]:
@@ -73,27 +81,26 @@ def _span(start: int, end: int) -> tuple[int, int, int]:
     return series_id, lo, lo + (end - start) * MINUTE
 
 
-def _marks(settled: list[tuple[int, int, int]], through: dict[int, int]) -> dict[int, int]:
-    """Each series' mark after a pass that settles these runs: its latest minute in them, or
-    the mark it had if that is later (a mark never moves down, so it is also the latest minute
-    any pass has written: ``written`` at a start)."""
-    marks: dict[int, int] = {}
-    for series_id, _, end in settled:  # (in order: a series' last run holds its latest)
-        marks[series_id] = max(end - MINUTE, through.get(series_id, LOWEST))
-    return marks
+def _latest(runs: list[tuple[int, int, int]], into: dict[int, int]) -> None:
+    """Each series' latest minute in these runs (in order: a series' last run holds it) put
+    in ``into`` where later than what it has."""
+    for series_id, _, end in runs:
+        if end - MINUTE > into.get(series_id, LOWEST):
+            into[series_id] = end - MINUTE
 
 
 class Pass(NamedTuple):
     """What a pass recomputes, for a backend's ``pass_parts`` to turn into statements."""
 
     minutes: list[tuple[int, int, int]]  # runs (series, from, to) recomputed from their points
-    rolled: set[int]  # the keys of the minutes whose hours and days follow (none: backlog)
-    marks: dict[int, int]  # each series' new mark
-    number: int | None  # the notes on disk it settles (None: a backlog pass settles none)
+    hours: set[int]  # the keys of the hours recomputed from their minutes, after them
+    days: set[int]  # hours' keys whose days are recomputed from their hours (or minutes)
+    marks: dict[int, int]  # each series' new mark (none: backlog)
+    # the notes on disk it settles: those up to this number (None: a backlog pass settles none)
+    number: int | None
     # each of its series' latest minute an earlier pass may have written: the minutes after it
     # are new rows, inserted without looking for one to replace (None: any may be there)
     written: dict[int, int] | None
-    settled: list[tuple[int, int, int]]  # the runs of the rolled minutes, whose notes it settles
 
     def split(self) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
         """Its runs of minutes: (those that may replace rows, those that are new)."""
@@ -105,11 +112,24 @@ class Pass(NamedTuple):
         return old, new
 
 
+class Owed(NamedTuple):
+    """What a pass took on: owed back to the next (``Rollups.owe``) should it fail."""
+
+    minutes: set[int]
+    hours: set[int]
+    days: set[int]
+    marks: dict[int, int]  # the latest minutes of backlog passes, for a full pass's marks
+
+
 def recovery_pass(owed: set[int], through: dict[int, int]) -> Pass:
     """At a start after a crash: the owed minutes recomputed, replacing what is there, with
     their hours and days, settling every note on disk."""
     found = key_runs(owed)
-    return Pass(found, owed, _marks(found, through), EVERY_PASS, None, found)
+    marks: dict[int, int] = {}
+    for series_id, _, end in found:
+        marks[series_id] = max(end - MINUTE, through.get(series_id, LOWEST))
+    hours = hours_of(owed)
+    return Pass(found, hours, hours, marks, EVERY_PASS, None)
 
 
 PassParts = Callable[[Pass, "TownDays"], Any]
@@ -162,9 +182,12 @@ class Rollups:
         # down has them raised once (PostgreSQL's ``marks_are_latest``)
         self.written = dict(through)
         self.dirty: set[int] = set()  # the keys of the minutes owed a recomputation
-        # minutes a backlog pass recomputes or recomputed, whose hours and days (and marks)
-        # wait for the next full pass
-        self.unrolled: set[int] = set()
+        # what backlog passes left to the next full pass: the hours each series may still be
+        # filling (its latest), the hours whose days are owed, and each series' latest minute
+        # recomputed (for its mark)
+        self.held: set[int] = set()
+        self.days_owed: set[int] = set()
+        self.latest: dict[int, int] = {}
         self._parts = parts
         # passes taken: a note on disk of a value below its mark carries the number of the
         # pass that will recompute its minute (this + 1), and a pass deletes only notes up to
@@ -172,58 +195,81 @@ class Rollups:
         # of their own) stays for the next
         self.passes = 0
 
-    def take_pass(self, backlog: bool = False) -> tuple[Any, set[int]]:
-        """What a pass writes, and the keys of the minutes it settles (owed again if it fails).
+    @property
+    def unrolled(self) -> bool:
+        """Whether backlog passes left work to a full pass."""
+        return bool(self.held or self.days_owed or self.latest)
 
-        A backlog pass recomputes its minutes only: where passes run beside the writer, a
-        backlog of values is rolled up a part at a time while the rest is written, and each
-        hour and day is recomputed once, by the full pass after, not once a part. It moves no
-        mark and settles no note on disk: a crash before the full pass has committed them
-        recomputes its minutes at the next start, and a full pass planned before it failed
-        does not run as planned (``Ingest._pass``)."""
+    def take_pass(self, backlog: bool = False) -> tuple[Any, Owed]:
+        """What a pass writes, and what it takes on (owed again if it fails).
+
+        A backlog pass recomputes its minutes, and the hours before each series' latest: where
+        passes run beside the writer, a backlog of values is rolled up a part at a time while
+        the rest is written, and each hour, whose minutes come in order, is recomputed once,
+        not once a part (a late value makes its hour owed again). It leaves its series' latest
+        hours, all days, the marks and the notes on disk to the next full pass: a crash before
+        that one has committed recomputes its minutes at the next start, and a full pass
+        planned before it failed does not run as planned (``Ingest._pass``)."""
         keys = self.dirty
         found = key_runs(keys)
         written: dict[int, int] = {}  # the pass's series' latest minutes written before it
         for series_id, _, _ in found:
             written.setdefault(series_id, self.written.get(series_id, LOWEST))
+        hours = hours_of(keys)
+        if self.held:
+            hours |= self.held
         if backlog:
-            plan = Pass(found, set(), {}, None, written, [])
-            rolled = keys
+            held: dict[int, int] = {}  # each series' latest hour: still filling, held back
+            for hour in hours:
+                series_id = hour // SPAN
+                if hour > held.get(series_id, -1):
+                    held[series_id] = hour
+            hours.difference_update(held.values())
+            plan = Pass(found, hours, set(), {}, None, written)
+            owed = Owed(keys, hours | self.held, set(), {})
         else:
-            rolled = keys | self.unrolled if self.unrolled else keys
-            settled = found if rolled is keys else key_runs(rolled)
-            marks = _marks(settled, self.through)
-            plan = Pass(found, rolled, marks, self.passes + 1, written, settled)
-        parts = self._parts(plan, self.days)  # (before anything changes, should it fail)
+            latest, self.latest = self.latest, {}
+            marks = dict(latest)
+            _latest(found, marks)
+            for series_id, mark in marks.items():
+                marks[series_id] = max(mark, self.through.get(series_id, LOWEST))
+            days = hours | self.days_owed if self.days_owed else hours
+            plan = Pass(found, hours, days, marks, self.passes + 1, written)
+            owed = Owed(keys, hours, days, latest)
+        parts = self._parts(plan, self.days)  # (before anything changes: it may fail)
         self.dirty = set()
-        for series_id, _, end in found:
-            if end - MINUTE > self.written.get(series_id, LOWEST):
-                self.written[series_id] = end - MINUTE
+        _latest(found, self.written)
         if backlog:
-            self.unrolled |= keys
+            self.held = set(held.values())
+            self.days_owed |= hours
+            _latest(found, self.latest)
         else:
-            self.unrolled = set()
+            self.held, self.days_owed = set(), set()
             self.through.update(plan.marks)
             self.passes += 1
-        return parts, rolled
+        return parts, owed
 
-    def owe(self, minutes: Iterable[int]) -> None:
-        """A pass that failed: the next recomputes its minutes."""
-        self.dirty.update(minutes)
+    def owe(self, owed: Owed) -> None:
+        """A pass that failed: the next recomputes what it took on."""
+        self.dirty |= owed.minutes
+        self.held |= owed.hours
+        self.days_owed |= owed.days
+        for series_id, minute in owed.marks.items():
+            if minute > self.latest.get(series_id, LOWEST):
+                self.latest[series_id] = minute
 
 
 def rolled_runs(
-    rolled: set[int], days: TownDays
+    hours: set[int], days_of: set[int], days: TownDays
 ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int, int]]]:
-    """The runs of the hours of the ``rolled`` minutes' keys, and their days (series, start,
-    end, whether the day falls on whole hours of UTC and so is made from hours rather than
-    minutes)."""
-    hours = {key - key % 60 for key in rolled}
+    """The runs of the ``hours`` keys, and the days of the ``days_of`` hours' keys (series,
+    start, end, whether the day falls on whole hours of UTC and so is made from hours rather
+    than minutes)."""
     # the days of each hour there is: of its first minute and its last (in a zone a half or a
     # quarter hour off UTC an hour may hold the end of one and the start of the next)
     of_hour: dict[int, set[tuple[int, int]]] = {}
     owed: set[tuple[int, int, int]] = set()
-    for hour in hours:
+    for hour in days_of:
         series_id, index = divmod(hour, SPAN)
         spans = of_hour.get(index)
         if spans is None:
