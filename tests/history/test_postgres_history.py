@@ -23,6 +23,7 @@ from broker_peers import TIMEOUT, eventually
 from history_places import HistoryPlace, crash
 from hongshan.errors import StoreUnavailable
 from hongshan.store.history import ingest
+from hongshan.store.history import postgres_rollups as sql_rollups
 from hongshan.store.history.model import LogKind
 from hongshan.store.history.postgres import PARTITION_MS, PostgresHistory
 from hongshan.store.history.retention import Retention
@@ -330,7 +331,7 @@ async def test_a_backlog_is_rolled_up_in_parts_while_it_is_written(
     await pg_place.assert_rollups_as_from_scratch("Asia/Kolkata")
 
 
-async def test_a_crash_after_backlog_passes_makes_their_hours_at_the_next_start(
+async def test_a_crash_after_backlog_passes_leaves_whole_rollups_after_the_next_start(
     pg_place: HistoryPlace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ingest, "PASS_BACKLOG", 300)
@@ -454,6 +455,39 @@ async def test_backlog_passes_wait_for_the_timer_while_passes_fail(
     assert taken <= 3  # (those taken before the first failed; after it, only the timer's)
     monkeypatch.undo()
     await history.close()
+
+
+@pytest.mark.parametrize("notes", [2, 2_000])
+async def test_a_pass_settles_its_notes_in_the_order_the_writer_writes_them(
+    pg_place: HistoryPlace, notes: int
+) -> None:
+    """The writer notes late values in key order while a pass deletes the notes up to its
+    number: the pass locks them in that order too, whatever order they lie in on disk, so the
+    two never deadlock; a note the writer moved on to the next pass meanwhile stays."""
+    history = await pg_place.open()
+    await history.close()
+    setup = await asyncpg.connect(pg_place.url)
+    number = 5
+    for series_id in range(notes, 0, -1):  # (on disk against key order)
+        await setup.execute("INSERT INTO history_dirty VALUES ($1, 0, $2)", series_id, number)
+    await setup.execute("ANALYZE history_dirty")
+    note, settle = sql_rollups.INSERT_DIRTY, sql_rollups._DELETE_DIRTY
+    writing, passing = await asyncpg.connect(pg_place.url), await asyncpg.connect(pg_place.url)
+    try:
+        await writing.execute("BEGIN")
+        await writing.execute(note, 1, 0, number + 1)  # (the first key: the writer's order)
+        await passing.execute("BEGIN")
+        deleting = asyncio.ensure_future(passing.execute(settle, number))
+        await asyncio.sleep(0.3)  # (the pass waits on the first key)
+        await asyncio.wait_for(writing.execute(note, notes, 0, number + 1), TIMEOUT)
+        await writing.execute("COMMIT")
+        await asyncio.wait_for(deleting, TIMEOUT)
+        await passing.execute("COMMIT")
+        left = await setup.fetch("SELECT series_id, pass FROM history_dirty ORDER BY 1")
+    finally:
+        for conn in (writing, passing, setup):
+            await conn.close()
+    assert [tuple(row) for row in left] == [(1, number + 1), (notes, number + 1)]
 
 
 def test_a_batch_cut_at_its_rows_keeps_the_markers_right_after_it() -> None:

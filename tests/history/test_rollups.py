@@ -4,8 +4,10 @@ rollups they make are what the points make."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from hongshan.store.history.ingest import Ingest, Loaded, Series, Statements
 from hongshan.store.history.rollups import (
     HOUR,
     MINUTE,
@@ -97,3 +99,46 @@ def test_what_a_failed_pass_took_on_is_owed_to_the_next() -> None:
     rollups.take_pass()
     assert made[-1].minutes == [(1, T0, T0 + 70 * MINUTE)]
     assert made[-1].hours == hours_of(minute_key(1, T0 + h * HOUR) for h in (0, 1))
+
+
+def test_a_value_in_a_minute_a_pass_took_owes_that_minute_again() -> None:
+    """``add_points`` notes a series' minute once, not once a value: a value after a pass
+    took the minute is noted again, and a series gone quiet holds nothing of the pass."""
+
+    class Writer:
+        error = None
+
+        def execute(self, sql: str, params: Any = ()) -> None: ...
+
+        def executemany(self, *parts: Any, outcome: Any = None) -> None: ...
+
+        def committed(self) -> Any: ...
+
+        async def close(self) -> None: ...
+
+    async def main() -> None:
+        history = Ingest(
+            Writer(),
+            Statements(*["-"] * 10),
+            Loaded({}, {}, [], {}, {}),
+            loop=asyncio.get_running_loop(),
+            days=TownDays(),
+            pass_parts=lambda plan, days: plan,
+            retention=None,
+        )
+        lamp = ("a1Lamp", "lamp-1")
+        history.add_points(lamp, [("t", T0, 1.0), ("t", T0 + 1_000, 2.0)])
+        assert history._rollups.dirty == {minute_key(1, T0)}
+        history._rollups.take_pass()
+        history.add_points(lamp, [("t", T0 + 2_000, 3.0)])  # (the same minute)
+        assert history._rollups.dirty == {minute_key(1, T0)}
+        assert not any(isinstance(value, set) for value in vars_of(history._series[lamp]["t"]))
+        for timer in (history._rollup, history._flush_timer):
+            if timer is not None:
+                timer.cancel()
+
+    asyncio.run(main())
+
+
+def vars_of(found: Series) -> list[Any]:
+    return [getattr(found, name) for name in Series.__slots__]

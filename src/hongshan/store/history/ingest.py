@@ -119,17 +119,17 @@ class Loaded(NamedTuple):
 
 class Series:
     """A series as the event loop knows it: its id and the kind of its first value, and the
-    minute it last noted owed a pass, in which set (``Ingest.add_points``: most values fall in
-    the minute of the one before, and are not noted again)."""
+    minute it last noted owed a pass, while which pass was next (``Ingest.add_points``: most
+    values fall in the minute of the one before, and are not noted again)."""
 
-    __slots__ = ("id", "key", "kind", "minute", "noted_in")
+    __slots__ = ("id", "key", "kind", "minute", "noted_for")
 
     def __init__(self, series_id: int, kind: str) -> None:
         self.id = series_id
         self.kind = kind
         self.key = rollups.minute_key(series_id, 0)  # its minutes' keys: this + their index
         self.minute = 0
-        self.noted_in: set[int] | None = None
+        self.noted_for = -1  # (``Rollups.taken`` then)
 
 
 def owner(names: dict[int, Device], device_id: int) -> Device:
@@ -267,7 +267,7 @@ class Ingest:
             known = self._series[device] = {}
         rows, arrived = self._points, self._arrived
         dirty, through = self._rollups.dirty, self._rollups.through
-        minute = rollups.MINUTE
+        minute, taken = rollups.MINUTE, self._rollups.taken
         for identifier, ts, value in points:
             found = known.get(identifier)
             if found is None:
@@ -291,9 +291,9 @@ class Ingest:
                 value = to_stored(value)
             rows.append((series_id, ts, value))
             index = ts // minute
-            if index != found.minute or found.noted_in is not dirty:  # (a pass takes the set)
+            if index != found.minute or found.noted_for != taken:  # (a pass took them since)
                 dirty.add(found.key + index)  # (rollups.minute_key)
-                found.minute, found.noted_in = index, dirty
+                found.minute, found.noted_for = index, taken
             if ts < through.get(series_id, rollups.LOWEST):  # below the mark: noted on disk
                 self._late.append((series_id, ts - ts % minute, self._rollups.passes + 1))
         if self._flush_timer is None:
@@ -404,7 +404,7 @@ class Ingest:
             self._flush_now = None
         parts: list[tuple[Any, Sequence[Sequence[Any]]]] = []
         sql = self._sql
-        if self._late:  # in key order, as a pass deletes them (two orders can deadlock)
+        if self._late:  # in key order, as a pass locks them (two orders can deadlock)
             self._late.sort()
         devices = list(self._unconfirmed_devices.values())
         series = list(self._unconfirmed_series.values())

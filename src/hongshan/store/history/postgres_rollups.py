@@ -152,9 +152,17 @@ _DAYS_FROM_HOURS, _DAYS_FROM_MINUTES = (
     )
     for source in ("history_hours", "history_minutes")
 )
-# a pass's notes settled: every note up to its number is of a minute it or a backlog pass
-# before it recomputed (a note is made with its value, its minute owed the next pass taken)
-_DELETE_DIRTY = "DELETE FROM history_dirty WHERE pass <= $1"
+# A pass's notes settled: those up to its number, whose minutes it or a backlog pass before it
+# recomputed (a note is made with its value, its minute owed to the next pass taken). Locked in
+# key order first, the order the writer writes notes in: two orders can deadlock. A note the
+# writer moved on to a later pass meanwhile is left for that one.
+_DELETE_DIRTY = """
+DELETE FROM history_dirty AS d USING (
+    SELECT series_id, bucket FROM history_dirty WHERE pass <= $1
+    ORDER BY series_id, bucket FOR UPDATE
+) AS n
+WHERE d.series_id = n.series_id AND d.bucket = n.bucket AND d.pass <= $1
+"""
 _SET_ROLLED = """
 INSERT INTO history_rolled SELECT * FROM unnest($1::integer[], $2::bigint[])
 ON CONFLICT (series_id) DO UPDATE SET through = EXCLUDED.through

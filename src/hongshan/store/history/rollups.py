@@ -189,7 +189,8 @@ class Rollups:
         self.days_owed: set[int] = set()
         self.latest: dict[int, int] = {}
         self._parts = parts
-        # passes taken: a note on disk of a value below its mark carries the number of the
+        self.taken = 0  # passes of any kind taken (each takes the minutes owed)
+        # full passes taken: a note on disk of a value below its mark carries the number of the
         # pass that will recompute its minute (this + 1), and a pass deletes only notes up to
         # its own number: a note made while it ran (the store may run passes on a connection
         # of their own) stays for the next
@@ -238,6 +239,7 @@ class Rollups:
             owed = Owed(keys, hours, days, latest)
         parts = self._parts(plan, self.days)  # (before anything changes: it may fail)
         self.dirty = set()
+        self.taken += 1
         _latest(found, self.written)
         if backlog:
             self.held = set(held.values())
