@@ -81,6 +81,19 @@ def _span(start: int, end: int) -> tuple[int, int, int]:
     return series_id, lo, lo + (end - start) * MINUTE
 
 
+def _marks(
+    runs: list[tuple[int, int, int]], latest: dict[int, int], through: dict[int, int]
+) -> dict[int, int]:
+    """Each series' mark after a full pass of these runs, given its latest minute that backlog
+    passes recomputed: the latest minute of either, or the mark it had if that is later (a
+    mark never moves down, so it is also the latest minute any pass has written)."""
+    marks = dict(latest)
+    _latest(runs, marks)
+    return {
+        series_id: max(mark, through.get(series_id, LOWEST)) for series_id, mark in marks.items()
+    }
+
+
 def _latest(runs: list[tuple[int, int, int]], into: dict[int, int]) -> None:
     """Each series' latest minute in these runs (in order: a series' last run holds it) put
     in ``into`` where later than what it has."""
@@ -125,11 +138,8 @@ def recovery_pass(owed: set[int], through: dict[int, int]) -> Pass:
     """At a start after a crash: the owed minutes recomputed, replacing what is there, with
     their hours and days, settling every note on disk."""
     found = key_runs(owed)
-    marks: dict[int, int] = {}
-    for series_id, _, end in found:
-        marks[series_id] = max(end - MINUTE, through.get(series_id, LOWEST))
     hours = hours_of(owed)
-    return Pass(found, hours, hours, marks, EVERY_PASS, None)
+    return Pass(found, hours, hours, _marks(found, {}, through), EVERY_PASS, None)
 
 
 PassParts = Callable[[Pass, "TownDays"], Any]
@@ -229,14 +239,10 @@ class Rollups:
             plan = Pass(found, hours, set(), {}, None, written)
             owed = Owed(keys, hours | self.held, set(), {})
         else:
-            latest, self.latest = self.latest, {}
-            marks = dict(latest)
-            _latest(found, marks)
-            for series_id, mark in marks.items():
-                marks[series_id] = max(mark, self.through.get(series_id, LOWEST))
+            marks = _marks(found, self.latest, self.through)
             days = hours | self.days_owed if self.days_owed else hours
             plan = Pass(found, hours, days, marks, self.passes + 1, written)
-            owed = Owed(keys, hours, days, latest)
+            owed = Owed(keys, hours, days, self.latest)
         parts = self._parts(plan, self.days)  # (before anything changes: it may fail)
         self.dirty = set()
         self.taken += 1
@@ -246,7 +252,7 @@ class Rollups:
             self.days_owed |= hours
             _latest(found, self.latest)
         else:
-            self.held, self.days_owed = set(), set()
+            self.held, self.days_owed, self.latest = set(), set(), {}
             self.through.update(plan.marks)
             self.passes += 1
         return parts, owed
