@@ -104,7 +104,7 @@ async def crash(history: Ingest) -> None:
     """The store stops as a killed process would: its writer ends with what it was given,
     no rollup pass, no clean close."""
     await history._writer.close()
-    if history._pass_writer is not None:
-        await history._pass_writer.close()
+    for pass_writer in history._pass_writers:
+        await pass_writer.close()
     if isinstance(history, PostgresHistory):
         await history._pool.close()

@@ -331,6 +331,62 @@ async def test_a_backlog_is_rolled_up_in_parts_while_it_is_written(
     await pg_place.assert_rollups_as_from_scratch("Asia/Kolkata")
 
 
+@pytest.mark.parametrize("seed", range(2))
+async def test_a_large_full_pass_is_shared_out_among_the_pass_connections(
+    pg_place: HistoryPlace, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Past ``SHARE_FROM``, a full pass runs as shares of the series, one a connection, at
+    once; the rollups they make together are what the points alone make."""
+    monkeypatch.setattr(ingest, "SHARE_FROM", 1)
+    monkeypatch.setattr(ingest, "PASS_BACKLOG", 300)
+    history = await pg_place.open("Asia/Kolkata")
+    shares: list[int] = []
+    for n, pass_writer in enumerate(history._pass_writers):
+        run = pass_writer.executemany
+
+        def counted(*parts: Any, outcome: Any, n: int = n, run: Any = run) -> None:
+            shares.append(n)
+            run(*parts, outcome=outcome)
+
+        monkeypatch.setattr(pass_writer, "executemany", counted)
+    await _a_backlog(history, seed)
+    await history.rolled_up()
+    assert set(shares) == {0, 1}
+    await history.close()
+    await pg_place.assert_rollups_as_from_scratch("Asia/Kolkata")
+
+
+async def test_a_share_that_fails_fails_its_pass_and_the_next_makes_it_whole(
+    pg_place: HistoryPlace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "SHARE_FROM", 1)
+    history = await pg_place.open()
+    second = history._pass_writers[1]
+    run = second.executemany
+    failed: list[int] = []
+
+    def fail_once(*parts: Any, outcome: Callable[[bool], None]) -> None:
+        if failed:
+            run(*parts, outcome=outcome)
+            return
+        failed.append(1)
+        asyncio.get_running_loop().call_soon(outcome, False)
+
+    monkeypatch.setattr(second, "executemany", fail_once)
+    for minute in range(30):
+        history.add_points(LAMP, [(f"p{k}", T0 + minute * 60_000, float(k)) for k in range(6)])
+    passing = history._roll_up()
+    assert passing is not None
+    with pytest.raises(StoreUnavailable):
+        await passing
+    history.add_points(LAMP, [("p0", T0 + 5 * 60_000 + 1, 9.0)])  # (late: a note on disk)
+    await history.rolled_up()
+    assert failed
+    await history.close()
+    await pg_place.assert_rollups_as_from_scratch("UTC")
+    assert await pg_place.fetch("SELECT count(*) FROM history_dirty") == [(0,)]
+
+
 async def test_a_crash_after_backlog_passes_leaves_whole_rollups_after_the_next_start(
     pg_place: HistoryPlace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -432,7 +488,7 @@ async def test_backlog_passes_wait_for_the_timer_while_passes_fail(
     start another pass of them all, and the next, while the database is away."""
     monkeypatch.setattr(ingest, "PASS_BACKLOG", 2_000)
     history = await pg_place.open()
-    assert history._pass_writer is not None
+    assert history._pass_writers
     taken = 0
     take = history._rollups.take_pass
 
@@ -445,7 +501,7 @@ async def test_backlog_passes_wait_for_the_timer_while_passes_fail(
         asyncio.get_running_loop().call_soon(outcome, False)
 
     monkeypatch.setattr(history._rollups, "take_pass", counted)
-    monkeypatch.setattr(history._pass_writer, "executemany", fail)
+    monkeypatch.setattr(history._pass_writers[0], "executemany", fail)
     for turn in range(100):
         for d in range(100):
             history.add_points(
@@ -458,12 +514,12 @@ async def test_backlog_passes_wait_for_the_timer_while_passes_fail(
 
 
 @pytest.mark.parametrize("notes", [2, 2_000])
-async def test_a_pass_settles_its_notes_in_the_order_the_writer_writes_them(
+async def test_a_pass_settles_its_notes_without_waiting_on_the_writer(
     pg_place: HistoryPlace, notes: int
 ) -> None:
-    """The writer notes late values in key order while a pass deletes the notes up to its
-    number: the pass locks them in that order too, whatever order they lie in on disk, so the
-    two never deadlock; a note the writer moved on to the next pass meanwhile stays."""
+    """A pass deletes the notes up to its number while the writer holds some of them, in
+    whatever order (several flushes' notes in one transaction): it passes those over rather
+    than wait (two orders of locks can deadlock), and they stay, moved on to the next pass."""
     history = await pg_place.open()
     await history.close()
     setup = await asyncpg.connect(pg_place.url)
@@ -475,14 +531,12 @@ async def test_a_pass_settles_its_notes_in_the_order_the_writer_writes_them(
     writing, passing = await asyncpg.connect(pg_place.url), await asyncpg.connect(pg_place.url)
     try:
         await writing.execute("BEGIN")
-        await writing.execute(note, 1, 0, number + 1)  # (the first key: the writer's order)
+        await writing.execute(note, notes, 0, number + 1)  # (the last key first)
         await passing.execute("BEGIN")
-        deleting = asyncio.ensure_future(passing.execute(settle, number))
-        await asyncio.sleep(0.3)  # (the pass waits on the first key)
-        await asyncio.wait_for(writing.execute(note, notes, 0, number + 1), TIMEOUT)
-        await writing.execute("COMMIT")
-        await asyncio.wait_for(deleting, TIMEOUT)
+        await asyncio.wait_for(passing.execute(settle, number, 1, 0), TIMEOUT)  # (no wait)
         await passing.execute("COMMIT")
+        await writing.execute(note, 1, 0, number + 1)
+        await writing.execute("COMMIT")
         left = await setup.fetch("SELECT series_id, pass FROM history_dirty ORDER BY 1")
     finally:
         for conn in (writing, passing, setup):

@@ -59,6 +59,10 @@ PASS_BACKLOG = 100_000
 # few thousand at a time between batches, and all of them with a rollup pass or a large flush
 # and before a raw aggregate or a retention pass; a page of points reads them where they are
 STAGE_BELOW = 500
+# minutes, hours and days a full pass owes from which it is shared out among the writers of
+# passes (PostgreSQL): the database computes each share in a process of its own, on as many
+# cores; below it, one statement a kind costs less than two
+SHARE_FROM = 10_000
 # seconds rows nobody waits for may gather before they go to the writer (a crash may lose them:
 # nothing acknowledged them)
 FLUSH_EVERY = 0.05
@@ -203,13 +207,14 @@ class Ingest:
         days: rollups.TownDays,
         pass_parts: rollups.PassParts,
         retention: Retention | None,
-        pass_writer: Writer | None = None,
+        pass_writers: Sequence[Writer] = (),
     ) -> None:
         self._loop = loop
         self._writer = writer
-        # where rollup passes run: the writer, or one of their own that runs them while the
-        # writer goes on (each pass once the writer has committed what came before it)
-        self._pass_writer = pass_writer
+        # where rollup passes run: the writer, or writers of their own that run them while the
+        # writer goes on (each pass once the writer has committed what came before it); a
+        # large full pass is shared out among them, a share of the series each (``SHARE_FROM``)
+        self._pass_writers = pass_writers
         self._sql = statements
         self._days = days  # the day rollups are the town's days
         self.default_retention = retention or Retention()
@@ -300,7 +305,7 @@ class Ingest:
             self._schedule_flush()
         if self._rollup is None:
             self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
-        if len(dirty) >= PASS_BACKLOG and self._pass_writer is not None and not self._backlog_held:
+        if len(dirty) >= PASS_BACKLOG and self._pass_writers and not self._backlog_held:
             self._pass(backlog=True)
 
     def add_log(self, device: Device, kind: LogKind, identifier: str, ts: int, body: Any) -> None:
@@ -347,8 +352,8 @@ class Ingest:
     @property
     def problem(self) -> str | None:
         """Why the last write failed, until one succeeds (for the health endpoint)."""
-        if self._writer.error is None and self._pass_writer is not None:
-            return self._pass_writer.error
+        if self._writer.error is None:
+            return next((w.error for w in self._pass_writers if w.error is not None), None)
         return self._writer.error
 
     def _device_id(self, device: Device) -> int:
@@ -404,7 +409,7 @@ class Ingest:
             self._flush_now = None
         parts: list[tuple[Any, Sequence[Sequence[Any]]]] = []
         sql = self._sql
-        if self._late:  # in key order, as a pass locks them (two orders can deadlock)
+        if self._late:  # in key order (two writers' orders could deadlock)
             self._late.sort()
         devices = list(self._unconfirmed_devices.values())
         series = list(self._unconfirmed_series.values())
@@ -479,7 +484,7 @@ class Ingest:
         """A rollup pass (after this turn's values in the writer's queue, so it sees them);
         a backlog one recomputes minutes and the hours behind them (``Rollups.take_pass``)."""
         running = self._last_pass
-        if self._pass_writer is None and running is not None and not running.done():
+        if not self._pass_writers and running is not None and not running.done():
             # one pass at a time, planned once the one before is over: should that one fail,
             # its minutes are owed back to the next, not claimed by it (its marks)
             if self._passes_wanted is None:
@@ -493,8 +498,11 @@ class Ingest:
             return self._last_pass
         self._flush()
         moves = self._staged  # (a SQLite pass moves what is staged first)
+        shares = 1
+        if not backlog and len(self._pass_writers) > 1 and self._rollups.owes() >= SHARE_FROM:
+            shares = len(self._pass_writers)
         try:
-            parts, owed = self._rollups.take_pass(backlog)
+            parts, owed = self._rollups.take_pass(backlog, shares)
         except Exception:  # a fault of ours: what is owed stays owed, and is tried again
             log.exception("history: a rollup pass could not be made")
             return self._last_pass
@@ -503,7 +511,7 @@ class Ingest:
         def outcome(committed: bool) -> None:
             if committed:
                 self._backlog_held = False
-                if self._pass_writer is None:
+                if not self._pass_writers:
                     self._moved_up_to(moves)
                 done.set_result(None)
                 return
@@ -513,10 +521,18 @@ class Ingest:
                 self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
             done.set_exception(StoreUnavailable(self._writer.error or "rollup pass failed"))
 
-        if self._pass_writer is None:
-            self._writer.executemany(*parts, outcome=outcome)
+        if not self._pass_writers:
+            self._writer.executemany(*parts[0], outcome=outcome)
         else:
-            pass_writer = self._pass_writer
+            writers = self._pass_writers
+            told: list[bool] = []
+
+            def told_one(committed: bool) -> None:
+                """A share's outcome: the pass's is known once every share's is."""
+                told.append(committed)
+                if len(told) == len(parts):
+                    outcome(all(told))
+
             # what came before it, committed (or failed: those values come again, and so
             # does their minute) before the pass reads it
             before = self._writer.committed()
@@ -542,7 +558,8 @@ class Ingest:
                     # what came before may yet commit unseen (a COMMIT whose answer was
                     # lost): the next pass looks at these minutes again
                     self._rollups.owe(owed)
-                pass_writer.executemany(*parts, outcome=outcome)
+                for pass_writer, share in zip(writers, parts, strict=False):
+                    pass_writer.executemany(*share, outcome=told_one)
 
             before.add_done_callback(run)
         # a failure nobody awaits is not reported again: the writer logged it
@@ -624,8 +641,8 @@ class Ingest:
         if self._rollup is not None:  # (re-armed by a pass that failed)
             self._rollup.cancel()
             self._rollup = None
-        if self._pass_writer is not None:
-            await self._pass_writer.close()
+        for pass_writer in self._pass_writers:
+            await pass_writer.close()
         if whole and not self._rollups.dirty and not self._rollups.unrolled:
             self._writer.execute(self._sql.set_meta, ("clean", "1"))
         self._closed = True

@@ -57,6 +57,7 @@ log = logging.getLogger("hongshan.history")
 PARTITION_MS = 7 * 86_400_000  # a week of points or log a partition
 TIMED = ("history_points", "history_log")  # the tables partitioned by time
 CLOSE_TIMEOUT = 5.0  # seconds closing waits for PostgreSQL to say goodbye
+PASS_CONNECTIONS = 2  # connections rollup passes run on (``ingest.SHARE_FROM``)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history_devices (
@@ -190,7 +191,7 @@ class PostgresHistory(Ingest):
         days: rollups.TownDays,
         retention: Retention | None,
         timescale: bool,
-        passes: PostgresWriter,
+        passes: Sequence[PostgresWriter],
     ) -> None:
         super().__init__(
             writer,
@@ -200,7 +201,7 @@ class PostgresHistory(Ingest):
             days=days,
             pass_parts=sql_rollups.pass_parts,
             retention=retention,
-            pass_writer=passes,
+            pass_writers=passes,
         )
         self.dsn = dsn
         self.timescale = timescale  # hypertables rather than partitions
@@ -263,16 +264,16 @@ class PostgresHistory(Ingest):
             partitions={} if timescale else dict.fromkeys(TIMED, PARTITION_MS),
             known_partitions=known,
         )
-        # rollup passes on a connection of their own: the database computes them in a process
-        # of its own while the writer's COPYs go on
-        passes = PostgresWriter(dsn, loop=loop)
+        # rollup passes on connections of their own: the database computes them in processes
+        # of their own while the writer's COPYs go on, a large one on two cores
+        passes = [PostgresWriter(dsn, loop=loop) for _ in range(PASS_CONNECTIONS)]
         try:
             pool = await asyncpg.create_pool(
                 dsn, min_size=1, max_size=4, command_timeout=60, server_settings=SESSION
             )
         except BaseException:
-            await writer.close()
-            await passes.close()
+            for opened in (writer, *passes):
+                await opened.close()
             raise
         return cls(
             dsn,

@@ -152,16 +152,18 @@ _DAYS_FROM_HOURS, _DAYS_FROM_MINUTES = (
     )
     for source in ("history_hours", "history_minutes")
 )
-# A pass's notes settled: those up to its number, whose minutes it or a backlog pass before it
-# recomputed (a note is made with its value, its minute owed to the next pass taken). Locked in
-# key order first, the order the writer writes notes in: two orders can deadlock. A note the
-# writer moved on to a later pass meanwhile is left for that one.
+# A pass's notes settled: those of its share of the series (``Pass.share``: ids of remainder
+# $3 of $2) up to its number, whose minutes it or a backlog pass before it recomputed (a note
+# is made with its value, its minute owed to the next pass taken). A note the writer holds is
+# passed over, not waited for: the writer's transaction may hold several in any order (one
+# flush's are in key order, a batch of flushes' are not), and waiting could deadlock; what the
+# writer holds is a note for a later pass, which that one settles.
 _DELETE_DIRTY = """
 DELETE FROM history_dirty AS d USING (
-    SELECT series_id, bucket FROM history_dirty WHERE pass <= $1
-    ORDER BY series_id, bucket FOR UPDATE
+    SELECT series_id, bucket FROM history_dirty WHERE pass <= $1 AND series_id % $2 = $3
+    FOR UPDATE SKIP LOCKED
 ) AS n
-WHERE d.series_id = n.series_id AND d.bucket = n.bucket AND d.pass <= $1
+WHERE d.series_id = n.series_id AND d.bucket = n.bucket
 """
 _SET_ROLLED = """
 INSERT INTO history_rolled SELECT * FROM unnest($1::integer[], $2::bigint[])
@@ -198,7 +200,7 @@ def pass_parts(plan: Pass, days: TownDays) -> Parts:
         if rows:
             parts.append((sql, [_arrays(rows, width)]))
     if plan.number is not None:
-        parts.append((_DELETE_DIRTY, [(plan.number,)]))
+        parts.append((_DELETE_DIRTY, [(plan.number, plan.share[1], plan.share[0])]))
     return parts
 
 

@@ -114,6 +114,29 @@ class Pass(NamedTuple):
     # each of its series' latest minute an earlier pass may have written: the minutes after it
     # are new rows, inserted without looking for one to replace (None: any may be there)
     written: dict[int, int] | None
+    # its series, of all a pass was taken for: those whose id is this remainder of this count
+    # (a pass shared out among connections, ``part``); the notes it settles are theirs
+    share: tuple[int, int] = (0, 1)
+
+    def part(self, index: int, count: int) -> Pass:
+        """Its share of series ``index`` of ``count``: a pass of their own, independent of the
+        others' (every row of a pass is one series')."""
+        if count == 1:
+            return self
+
+        def mine(keys: set[int]) -> set[int]:
+            return {key for key in keys if key // SPAN % count == index}
+
+        written = self.written
+        return Pass(
+            [run for run in self.minutes if run[0] % count == index],
+            mine(self.hours),
+            mine(self.days),
+            {s: mark for s, mark in self.marks.items() if s % count == index},
+            self.number,
+            None if written is None else {s: w for s, w in written.items() if s % count == index},
+            (index, count),
+        )
 
     def split(self) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
         """Its runs of minutes: (those that may replace rows, those that are new)."""
@@ -211,8 +234,13 @@ class Rollups:
         """Whether backlog passes left work to a full pass."""
         return bool(self.held or self.days_owed or self.latest)
 
-    def take_pass(self, backlog: bool = False) -> tuple[Any, Owed]:
-        """What a pass writes, and what it takes on (owed again if it fails).
+    def owes(self) -> int:
+        """How much a full pass would recompute now: minutes, hours and days owed."""
+        return len(self.dirty) + len(self.held) + len(self.days_owed)
+
+    def take_pass(self, backlog: bool = False, shares: int = 1) -> tuple[list[Any], Owed]:
+        """What a pass writes, in ``shares`` parts of their own (each a share of the series,
+        ``Pass.part``), and what it takes on (owed again if it fails).
 
         A backlog pass recomputes its minutes, and the hours before each series' latest: where
         passes run beside the writer, a backlog of values is rolled up a part at a time while
@@ -243,7 +271,8 @@ class Rollups:
             days = hours | self.days_owed if self.days_owed else hours
             plan = Pass(found, hours, days, marks, self.passes + 1, written)
             owed = Owed(keys, hours, days, self.latest)
-        parts = self._parts(plan, self.days)  # (before anything changes: it may fail)
+        # (before anything changes: it may fail)
+        parts = [self._parts(plan.part(n, shares), self.days) for n in range(shares)]
         self.dirty = set()
         self.taken += 1
         _latest(found, self.written)

@@ -147,11 +147,11 @@ ONCE: list[tuple[()]] = [()]  # the rows of a statement run once
 def pass_parts(plan: Pass, days: TownDays) -> Parts:
     """The minutes recomputed from their points, then their hours from their minutes and their
     days from their hours (or minutes), the notes on disk they settle, the marks moved up.
-    Every pass here is a full one: passes run in the writer, not beside it, so there is no
-    backlog pass; and every minute is written with INSERT OR REPLACE (``written`` is not
-    looked at)."""
-    if plan.number is None:
-        raise ValueError("SQLite's history has no backlog passes")
+    Every pass here is a full and whole one: passes run in the writer, not beside it, so there
+    is no backlog pass and no share of one; and every minute is written with INSERT OR REPLACE
+    (``written`` is not looked at)."""
+    if plan.number is None or plan.share != (0, 1):
+        raise ValueError("SQLite's history has no backlog passes, nor passes shared out")
     minute_runs = plan.minutes
     hour_runs, day_runs = rolled_runs(plan.hours, plan.days, days)
     marks, number = plan.marks, plan.number
