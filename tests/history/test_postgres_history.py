@@ -356,34 +356,49 @@ async def test_a_large_full_pass_is_shared_out_among_the_pass_connections(
     await pg_place.assert_rollups_as_from_scratch("Asia/Kolkata")
 
 
-async def test_a_share_that_fails_fails_its_pass_and_the_next_makes_it_whole(
-    pg_place: HistoryPlace, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("failing", [0, 1])
+@pytest.mark.parametrize("end", ["close", "crash"])
+async def test_a_share_that_fails_fails_its_pass_and_what_follows_makes_it_whole(
+    pg_place: HistoryPlace, monkeypatch: pytest.MonkeyPatch, failing: int, end: str
 ) -> None:
+    """One share of a full pass runs its statements, then fails; the other commits (its
+    series' marks move, and half the marks are on disk). The pass fails and owes all of it
+    back; after more late values and a clean close, or a crash and the start after it, every
+    rollup is what the points alone make, and no note is left."""
     monkeypatch.setattr(ingest, "SHARE_FROM", 1)
-    history = await pg_place.open()
-    second = history._pass_writers[1]
-    run = second.executemany
+    monkeypatch.setattr(ingest, "PASS_BACKLOG", 300)
+    monkeypatch.setattr(writer, "_BATCH_ROWS", 1_000)
+    history = await pg_place.open("Asia/Kolkata")
+    share = history._pass_writers[failing]
+    run = share.executemany
     failed: list[int] = []
 
     def fail_once(*parts: Any, outcome: Callable[[bool], None]) -> None:
-        if failed:
-            run(*parts, outcome=outcome)
-            return
-        failed.append(1)
-        asyncio.get_running_loop().call_soon(outcome, False)
+        if not failed and any("history_dirty" in str(sql) for sql, _ in parts):  # (a full one)
+            failed.append(1)
+            parts = (*parts, ("SELECT 1/0", [()]))
+        run(*parts, outcome=outcome)
 
-    monkeypatch.setattr(second, "executemany", fail_once)
-    for minute in range(30):
-        history.add_points(LAMP, [(f"p{k}", T0 + minute * 60_000, float(k)) for k in range(6)])
+    monkeypatch.setattr(share, "executemany", fail_once)
+    await _a_backlog(history, failing)
     passing = history._roll_up()
     assert passing is not None
     with pytest.raises(StoreUnavailable):
         await passing
-    history.add_points(LAMP, [("p0", T0 + 5 * 60_000 + 1, 9.0)])  # (late: a note on disk)
-    await history.rolled_up()
     assert failed
+    marks = await pg_place.fetch("SELECT count(*) FROM history_rolled")
+    assert 0 < marks[0][0] < 20  # (the share that committed)
+    rng = random.Random(failing)
+    for _ in range(50):  # late values, into both shares' series
+        device = ("a1Lamp", f"lamp-{rng.randrange(4)}")
+        ts = T0 + rng.randrange(0, 540 * 20_000)
+        history.add_points(device, [(f"p{rng.randrange(5)}", ts, rng.random())])
+    await history.committed()
+    if end == "crash":
+        await crash(history)
+        history = await pg_place.open("Asia/Kolkata")
     await history.close()
-    await pg_place.assert_rollups_as_from_scratch("UTC")
+    await pg_place.assert_rollups_as_from_scratch("Asia/Kolkata")
     assert await pg_place.fetch("SELECT count(*) FROM history_dirty") == [(0,)]
 
 

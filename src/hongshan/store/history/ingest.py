@@ -409,8 +409,6 @@ class Ingest:
             self._flush_now = None
         parts: list[tuple[Any, Sequence[Sequence[Any]]]] = []
         sql = self._sql
-        if self._late:  # in key order (two writers' orders could deadlock)
-            self._late.sort()
         devices = list(self._unconfirmed_devices.values())
         series = list(self._unconfirmed_series.values())
         point, moves = sql.point, None
@@ -519,7 +517,7 @@ class Ingest:
             self._backlog_held = True  # (the timer tries again, not every post meanwhile)
             if self._rollup is None:
                 self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
-            done.set_exception(StoreUnavailable(self._writer.error or "rollup pass failed"))
+            done.set_exception(StoreUnavailable(self.problem or "rollup pass failed"))
 
         if not self._pass_writers:
             self._writer.executemany(*parts[0], outcome=outcome)
