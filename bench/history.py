@@ -26,6 +26,8 @@ the same rows, each writer in a fresh schema of its own:
   double precision)`` with an index on ``(series, ts)``, ``copy_records_to_table`` of
   ``--raw-batch`` rows at a time, each its own transaction.
 
+Each of the two starts from a ``CHECKPOINT``.
+
 With ``--repeat N`` each pair (anchor, then history) runs N times, one pair after the other,
 and the tables give the median of each and of the pairs' ratios, with every pair's ratio: the
 host's speed drifts over a minute (a raw COPY alone ranged 428,000 to 602,000 rows/s in one
@@ -147,8 +149,12 @@ async def on_postgres(
     joiner = "&" if "?" in url else "?"
     raw_url, history_url = (f"{url}{joiner}search_path={schema}" for schema in schemas)
     try:
+        # each run starts from a checkpoint: one that falls due in the middle of a run (the WAL
+        # past max_wal_size) slows whichever run it falls in
+        await admin.execute("CHECKPOINT")
         raw_s = await through_copy(raw_url, devices, posts, batch)
         history = await PostgresHistory.open(history_url)
+        await admin.execute("CHECKPOINT")
         history_s = await through_history(history, devices, posts, turn)  # (closes it)
         size = await admin.fetchval(
             "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class AS c "
