@@ -20,7 +20,7 @@ from hongshan.store.history.buckets import buckets
 from hongshan.store.history.ingest import FLUSH_EVERY
 from hongshan.store.history.model import HistoryProblem, LogKind
 from hongshan.store.history.retention import Retention
-from hongshan.store.history.sqlite import SETTLE_CHUNK, SQLiteHistory
+from hongshan.store.history.sqlite import SETTLE_CHUNK, SETTLE_SLICE, SQLiteHistory
 
 LAMP = ("a1Lamp", "lamp-1")
 OTHER = ("a1Lamp", "lamp-2")
@@ -647,6 +647,38 @@ async def test_the_writer_moves_staged_values_while_it_has_nothing_else_to_do(
     assert await staged() < SETTLE_CHUNK  # (fewer than a chunk wait for a read or a pass)
     points = await place.fetch("SELECT count(*) FROM history_points")
     assert points[0][0] >= 2 * SETTLE_CHUNK - 10
+    await history.close()
+
+
+async def test_the_writer_moves_staged_values_a_slice_of_the_series_at_a_time(
+    tmp_path: Path,
+) -> None:
+    """Many series' staged values are moved a slice of whole series at a time (each series'
+    in the order they came: a later value replaces an earlier at the same millisecond), until
+    fewer than a chunk wait; a page reads each series whole meanwhile."""
+    place = HistoryPlace("sqlite", tmp_path)
+    history = await place.open()
+    series = 50
+    per_series = (SETTLE_CHUNK + SETTLE_SLICE) // series + 10
+    for n in range(per_series):
+        for k in range(series):  # a post at a time, each committed: staged
+            history.add_points(LAMP, [(f"p{k}", T0 + n, n)])
+            history.add_points(LAMP, [(f"p{k}", T0 + n, n + 0.5)])  # (the same millisecond)
+            await history.committed()
+
+    async def staged() -> int:
+        return int((await place.fetch("SELECT count(*) FROM history_staged"))[0][0])
+
+    for _ in range(200):  # (ten seconds at most)
+        if await staged() < SETTLE_CHUNK:
+            break
+        await asyncio.sleep(0.05)
+    assert 0 < await staged() < SETTLE_CHUNK  # (a slice at a time: not all at once)
+    for k in range(series):
+        page = await history.points(LAMP, f"p{k}", T0, T0 + per_series)
+        assert [(p.ts, p.value) for p in page.points] == [
+            (T0 + n, n + 0.5) for n in range(per_series)
+        ]
     await history.close()
 
 

@@ -18,19 +18,20 @@ Layout, for range scans by (device, identifier, time):
 - ``history_retention`` says how long each product's history is kept (``retention``).
 
 Rows are gathered on the event loop (``ingest``) and handed to the writer as one item, at the
-end of a loop turn that waits on them or within 50 ms; the writer commits whatever has
-gathered (group commit). A handful of values (a QoS 1 post waiting for its PUBACK) is appended
-to ``history_staged`` instead: in the points each value of a small transaction would cost a
-page written, its series' own. The writer moves staged values to the points
-``SETTLE_CHUNK`` at a time once that many are staged, between batches and at least every
-fifty batches (``settle_some``; a batch that comes meanwhile waits for the chunk), and all of
-them before a rollup pass, a large flush, a raw aggregate, a retention pass, a close and at a
-start. A page of points reads the series' staged values with them, in one snapshot.
+end of a loop turn that waits on them or within 50 ms; the writer commits whatever has gathered
+(group commit). A handful of values (a QoS 1 post waiting for its PUBACK) is appended to
+``history_staged`` instead: in the points each value of a small transaction would cost a page
+written, its series' own. The writer moves staged values to the points once ``SETTLE_CHUNK`` are
+staged, a slice of the series at a time, between batches and at least every fifty batches
+(``settle_some``; a batch that comes meanwhile waits for the slice), and all of them before a
+rollup pass, a large flush, a raw aggregate, a retention pass, a close and at a start. A page of
+points reads the series' staged values with them, in one snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -114,19 +115,34 @@ STATEMENTS = Statements(
     staged=RowInsert("INSERT INTO history_staged (series_id, ts, value) VALUES", 3),
     settle=sql_rollups.SETTLE,
 )
-SETTLE_CHUNK = 5_000  # staged values the writer moves at a time while it has nothing to do
+# staged values from which the writer moves some to the points while it has nothing to do
+# (fewer wait: a series' values moved cost a page written, however few they are), and how many
+# it moves at a time: a slice of the series with the oldest, all of each one's, so a batch that
+# comes meanwhile waits for a slice, not for all of them
+SETTLE_CHUNK = 5_000
+SETTLE_SLICE = 1_000
+STAGED_SERIES = (
+    "SELECT series_id, count(*) FROM history_staged GROUP BY series_id ORDER BY min(rowid)"
+)
 
 
 def settle_some(conn: sqlite3.Connection) -> bool:
-    """The writer's idle work: the oldest ``SETTLE_CHUNK`` staged values moved to the points,
-    once that many are staged (fewer wait: a chunk moved costs a page written for each series
-    in it, however few of its values it holds); whether it moved any."""
-    low, high = conn.execute("SELECT min(rowid), max(rowid) FROM history_staged").fetchone()
-    if low is None or high - low + 1 < SETTLE_CHUNK:
+    """The writer's idle work: once ``SETTLE_CHUNK`` values are staged, every staged value of
+    the series with the oldest, about ``SETTLE_SLICE`` values in all, moved to the points;
+    whether it moved any."""
+    (staged,) = conn.execute("SELECT count(*) FROM history_staged").fetchone()
+    if staged < SETTLE_CHUNK:
         return False
-    last = low + SETTLE_CHUNK - 1
-    for statement in sql_rollups.SETTLE_UP_TO:
-        conn.execute(statement, (last,))
+    chosen: list[int] = []
+    values = 0
+    for series_id, count in conn.execute(STAGED_SERIES):
+        chosen.append(series_id)
+        values += count
+        if values >= SETTLE_SLICE:
+            break
+    slice_ = (json.dumps(chosen),)
+    for statement in sql_rollups.SETTLE_SERIES:
+        conn.execute(statement, slice_)
     return True
 
 

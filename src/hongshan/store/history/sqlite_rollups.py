@@ -132,10 +132,11 @@ _SETTLE_SELECT = (
     "SELECT series_id, ts, value FROM history_staged"
 )
 SETTLE = (_SETTLE_SELECT + " ORDER BY rowid", "DELETE FROM history_staged")
-# the same for the staged values up to a rowid (each run with it)
-SETTLE_UP_TO = (
-    _SETTLE_SELECT + " WHERE rowid <= ? ORDER BY rowid",
-    "DELETE FROM history_staged WHERE rowid <= ?",
+# the same for the staged values of some series (each run with their ids as a JSON array)
+_OF_SERIES = " WHERE series_id IN (SELECT value FROM json_each(?))"
+SETTLE_SERIES = (
+    _SETTLE_SELECT + _OF_SERIES + " ORDER BY rowid",
+    "DELETE FROM history_staged" + _OF_SERIES,
 )
 _SET_ROLLED = RowInsert("INSERT OR REPLACE INTO history_rolled (series_id, through) VALUES", 2)
 SQL_VARIABLES = 30_000  # under SQLite's 32,766 bound parameters per statement
