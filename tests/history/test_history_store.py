@@ -20,7 +20,13 @@ from hongshan.store.history.buckets import buckets
 from hongshan.store.history.ingest import FLUSH_EVERY
 from hongshan.store.history.model import HistoryProblem, LogKind
 from hongshan.store.history.retention import Retention
-from hongshan.store.history.sqlite import SETTLE_CHUNK, SETTLE_SLICE, SQLiteHistory
+from hongshan.store.history.sqlite import (
+    SETTLE_CHUNK,
+    SETTLE_SLICE,
+    SQLiteHistory,
+    settle_some,
+)
+from hongshan.store.history.sqlite_rollups import TEMP_SCHEMA
 
 LAMP = ("a1Lamp", "lamp-1")
 OTHER = ("a1Lamp", "lamp-2")
@@ -680,6 +686,54 @@ async def test_the_writer_moves_staged_values_a_slice_of_the_series_at_a_time(
             (T0 + n, n + 0.5) for n in range(per_series)
         ]
     await history.close()
+
+
+def _one_slice(tmp_path: Path, staged: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
+    """These values staged (in order) in a new history, one idle move made: what it moved."""
+    with sqlite3.connect(tmp_path / "history.db") as db:
+        db.executemany("INSERT INTO history_staged (series_id, ts, value) VALUES (?, ?, ?)", staged)
+    conn = sqlite3.connect(tmp_path / "history.db", isolation_level=None)
+    try:
+        conn.executescript(TEMP_SCHEMA)
+        conn.execute("BEGIN")
+        assert settle_some(conn)
+        conn.execute("COMMIT")
+        moved = conn.execute("SELECT series_id, ts FROM history_points ORDER BY 1, 2").fetchall()
+        left = conn.execute("SELECT count(*) FROM history_staged").fetchone()[0]
+    finally:
+        conn.close()
+    assert left + len(moved) == len(staged)
+    return moved
+
+
+async def test_a_slice_moves_the_oldest_values_of_the_series_with_the_oldest(
+    tmp_path: Path,
+) -> None:
+    """One idle move: the values, among the oldest ``SETTLE_CHUNK``, of the series with the
+    oldest, in turn, until they hold ``SETTLE_SLICE``; later values of those series, and the
+    other series' values, stay staged (so one busy series makes no larger slice, and many
+    series a slice of them)."""
+    for case in ("blocks", "interleaved"):
+        place = HistoryPlace("sqlite", tmp_path / case)
+        (tmp_path / case).mkdir()
+        history = await place.open()
+        await history.close()
+        if case == "blocks":
+            head = [(s, T0 + n, n) for s in range(10) for n in range(SETTLE_SLICE // 10)]
+            rest = [
+                (s, T0 + n, n)
+                for n in range((SETTLE_CHUNK - SETTLE_SLICE) // 80)
+                for s in range(10, 90)
+            ]  # fmt: skip (filling the oldest SETTLE_CHUNK)
+            tail = [(s, T0 + 1_000 + n, n) for s in range(10) for n in range(100)]
+            moved = _one_slice(tmp_path / case, head + rest + tail)
+            assert moved == sorted((s, ts) for s, ts, _ in head)
+        else:  # 500 series, ten values each, in turn
+            moved = _one_slice(
+                tmp_path / case, [(s, T0 + n, n) for n in range(10) for s in range(500)]
+            )
+            assert SETTLE_SLICE <= len(moved) < SETTLE_SLICE + 10
+            assert {s for s, _ in moved} == set(range(len(moved) // 10))
 
 
 def _lock(tmp_path: Path) -> sqlite3.Connection:

@@ -56,8 +56,9 @@ PASS_BACKLOG = 100_000
 # values a flush may hold and still be staged (``Statements.staged``): each series' values
 # lie together in the points' B-tree, so a small transaction there writes a whole page for each
 # value; staged, a value costs a row at the end of one table. The writer moves them across a
-# few thousand at a time between batches, and all of them with a rollup pass or a large flush
-# and before a raw aggregate or a retention pass; a page of points reads them where they are
+# slice of the series at a time between batches (``sqlite.settle_some``), and all of them with
+# a rollup pass or a large flush and before a raw aggregate or a retention pass; a page of
+# points reads them where they are
 STAGE_BELOW = 500
 # minutes, hours and days a full pass owes from which it is shared out among the writers of
 # passes (PostgreSQL): the database computes each share in a process of its own, on as many

@@ -31,7 +31,6 @@ points reads the series' staged values with them, in one snapshot.
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -116,33 +115,26 @@ STATEMENTS = Statements(
     settle=sql_rollups.SETTLE,
 )
 # staged values from which the writer moves some to the points while it has nothing to do
-# (fewer wait: a series' values moved cost a page written, however few they are), and how many
-# it moves at a time: a slice of the series with the oldest, all of each one's, so a batch that
-# comes meanwhile waits for a slice, not for all of them
+# (fewer wait: a series' values moved cost a page written, however few they are), and about
+# how many it moves at a time: the values, among the oldest SETTLE_CHUNK, of the series with
+# the oldest, so a batch that comes meanwhile waits for a slice, not for all of them
 SETTLE_CHUNK = 5_000
 SETTLE_SLICE = 1_000
-STAGED_SERIES = (
-    "SELECT series_id, count(*) FROM history_staged GROUP BY series_id ORDER BY min(rowid)"
-)
 
 
 def settle_some(conn: sqlite3.Connection) -> bool:
-    """The writer's idle work: once ``SETTLE_CHUNK`` values are staged, every staged value of
-    the series with the oldest, about ``SETTLE_SLICE`` values in all, moved to the points;
-    whether it moved any."""
+    """The writer's idle work: once ``SETTLE_CHUNK`` values are staged, a slice of them moved
+    to the points (``sqlite_rollups.SLICE_SERIES``); whether it moved any."""
     (staged,) = conn.execute("SELECT count(*) FROM history_staged").fetchone()
     if staged < SETTLE_CHUNK:
         return False
-    chosen: list[int] = []
-    values = 0
-    for series_id, count in conn.execute(STAGED_SERIES):
-        chosen.append(series_id)
-        values += count
-        if values >= SETTLE_SLICE:
-            break
-    slice_ = (json.dumps(chosen),)
-    for statement in sql_rollups.SETTLE_SERIES:
-        conn.execute(statement, slice_)
+    (low,) = conn.execute("SELECT min(rowid) FROM history_staged").fetchone()
+    below = low + SETTLE_CHUNK
+    clear, choose = sql_rollups.SLICE_SERIES
+    conn.execute(clear)
+    conn.execute(choose, (SETTLE_SLICE, below))
+    for statement in sql_rollups.SETTLE_A_SLICE:
+        conn.execute(statement, (below,))
     return True
 
 

@@ -60,6 +60,7 @@ _NUMBER = "CASE WHEN typeof({0}) IN ('integer', 'real') THEN {0} END"
 # statement each for all the series, not one per series: between two statements the writer
 # must take the GIL back from the busy event loop, which can take the switch interval).
 TEMP_SCHEMA = """
+CREATE TEMP TABLE IF NOT EXISTS slice_series (series_id INTEGER PRIMARY KEY);
 CREATE TEMP TABLE IF NOT EXISTS pass_minutes (series_id INTEGER, lo INTEGER, hi INTEGER);
 CREATE TEMP TABLE IF NOT EXISTS pass_hours (series_id INTEGER, lo INTEGER, hi INTEGER);
 CREATE TEMP TABLE IF NOT EXISTS pass_days (
@@ -132,11 +133,20 @@ _SETTLE_SELECT = (
     "SELECT series_id, ts, value FROM history_staged"
 )
 SETTLE = (_SETTLE_SELECT + " ORDER BY rowid", "DELETE FROM history_staged")
-# the same for the staged values of some series (each run with their ids as a JSON array)
-_OF_SERIES = " WHERE series_id IN (SELECT value FROM json_each(?))"
-SETTLE_SERIES = (
-    _SETTLE_SELECT + _OF_SERIES + " ORDER BY rowid",
-    "DELETE FROM history_staged" + _OF_SERIES,
+# a slice of what is staged (``sqlite.settle_some``): the series with the oldest values, in
+# turn, until they hold ?1 values below rowid ?2, put in temp.slice_series; then their values
+# below that rowid (each run with it) moved together, a page written for each series
+SLICE_SERIES = (
+    "DELETE FROM temp.slice_series",
+    "INSERT INTO temp.slice_series SELECT series_id FROM ("
+    " SELECT series_id, sum(count(*)) OVER (ORDER BY min(rowid)) - count(*) AS before"
+    " FROM history_staged WHERE rowid < ?2 GROUP BY series_id"
+    ") WHERE before < ?1",
+)
+_OF_SLICE = " WHERE rowid < ? AND series_id IN temp.slice_series"
+SETTLE_A_SLICE = (
+    _SETTLE_SELECT + _OF_SLICE + " ORDER BY rowid",
+    "DELETE FROM history_staged" + _OF_SLICE,
 )
 _SET_ROLLED = RowInsert("INSERT OR REPLACE INTO history_rolled (series_id, through) VALUES", 2)
 SQL_VARIABLES = 30_000  # under SQLite's 32,766 bound parameters per statement
