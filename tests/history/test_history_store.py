@@ -632,6 +632,20 @@ async def test_a_few_values_are_staged_and_read_back_in_the_order_they_came(
     assert await place.fetch(f"SELECT value FROM history_points WHERE ts = {T0 + 1}") == [(6,)]
 
 
+async def _staged_once_moved(place: HistoryPlace) -> int:
+    """The values staged once the writer has moved what it moves while idle (ten seconds at
+    most)."""
+
+    async def staged() -> int:
+        return int((await place.fetch("SELECT count(*) FROM history_staged"))[0][0])
+
+    for _ in range(200):
+        if await staged() < SETTLE_CHUNK:
+            break
+        await asyncio.sleep(0.05)
+    return await staged()
+
+
 async def test_the_writer_moves_staged_values_while_it_has_nothing_else_to_do(
     tmp_path: Path,
 ) -> None:
@@ -642,15 +656,7 @@ async def test_the_writer_moves_staged_values_while_it_has_nothing_else_to_do(
         if n % 100 == 0:
             await history.committed()
     await history.committed()
-
-    async def staged() -> int:
-        return int((await place.fetch("SELECT count(*) FROM history_staged"))[0][0])
-
-    for _ in range(200):  # (ten seconds at most)
-        if await staged() < SETTLE_CHUNK:
-            break
-        await asyncio.sleep(0.05)
-    assert await staged() < SETTLE_CHUNK  # (fewer than a chunk wait for a read or a pass)
+    assert await _staged_once_moved(place) < SETTLE_CHUNK  # (fewer wait for a read or a pass)
     points = await place.fetch("SELECT count(*) FROM history_points")
     assert points[0][0] >= 2 * SETTLE_CHUNK - 10
     await history.close()
@@ -659,9 +665,9 @@ async def test_the_writer_moves_staged_values_while_it_has_nothing_else_to_do(
 async def test_the_writer_moves_staged_values_a_slice_of_the_series_at_a_time(
     tmp_path: Path,
 ) -> None:
-    """Many series' staged values are moved a slice of whole series at a time (each series'
-    in the order they came: a later value replaces an earlier at the same millisecond), until
-    fewer than a chunk wait; a page reads each series whole meanwhile."""
+    """Many series' staged values are moved a slice at a time (each series' in the order they
+    came: a later value replaces an earlier at the same millisecond), until fewer than a chunk
+    wait; a page reads each series whole meanwhile."""
     place = HistoryPlace("sqlite", tmp_path)
     history = await place.open()
     series = 50
@@ -671,15 +677,7 @@ async def test_the_writer_moves_staged_values_a_slice_of_the_series_at_a_time(
             history.add_points(LAMP, [(f"p{k}", T0 + n, n)])
             history.add_points(LAMP, [(f"p{k}", T0 + n, n + 0.5)])  # (the same millisecond)
             await history.committed()
-
-    async def staged() -> int:
-        return int((await place.fetch("SELECT count(*) FROM history_staged"))[0][0])
-
-    for _ in range(200):  # (ten seconds at most)
-        if await staged() < SETTLE_CHUNK:
-            break
-        await asyncio.sleep(0.05)
-    assert 0 < await staged() < SETTLE_CHUNK  # (a slice at a time: not all at once)
+    assert 0 < await _staged_once_moved(place) < SETTLE_CHUNK  # (a slice at a time)
     for k in range(series):
         page = await history.points(LAMP, f"p{k}", T0, T0 + per_series)
         assert [(p.ts, p.value) for p in page.points] == [
