@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import msgspec
 
 from hongshan.broker.auth import NO_ACCESS, Access, Client, Credentials
-from hongshan.broker.message import Delivery, Message, SubscriptionOptions
+from hongshan.broker.message import Delivery, Message, Refused, SubscriptionOptions
 from hongshan.broker.outbound import (
     PUBACK_BYTE,
     PUBREC_BYTE,
@@ -706,9 +706,15 @@ class MQTTConnection(asyncio.Protocol):
             expires_at,
             self.client.client_id,
         )
-        wait = broker.publish(message)
+        outcome = broker.publish(message)
         if qos == 0:
             return
+        if isinstance(outcome, Refused):  # by a tap: not accepted (MQTT 5.0, 3.4.2.1)
+            reason = outcome.reason_code if level5 else 0
+            ack = PubAck if qos == 1 else PubRec  # (a refused QoS 2 flow ends at PUBREC)
+            self._send_ack(encode(ack(packet_id=packet.packet_id, reason_code=reason), self.level))
+            return
+        wait = outcome
         if qos == 1:
             self._send_ack(success_ack(PUBACK_BYTE, packet.packet_id), wait)
         else:

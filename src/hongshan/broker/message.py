@@ -1,4 +1,5 @@
-"""An application message as the broker routes it, and one delivery of it to one session."""
+"""An application message as the broker routes it, one delivery of it to one session, and a
+server-side subscriber's refusal of it."""
 
 from __future__ import annotations
 
@@ -85,3 +86,13 @@ class SubscriptionOptions(msgspec.Struct, frozen=True, gc=False):
 
 # a subscription the platform makes for a client: QoS 1, and never the client's own messages back
 SERVER_SIDE_SUBSCRIPTION = SubscriptionOptions(qos=1, no_local=True)
+
+
+class Refused(msgspec.Struct, frozen=True, gc=False):
+    """What a tap answers for a message it will not accept (a dialect's payload that is not of
+    its format): nobody receives it, it is not retained, nothing of it is kept, and a QoS 1 or 2
+    publisher is told in its PUBACK or PUBREC with ``reason_code`` (MQTT 5.0, 3.4.2.1: a code
+    of 0x80 or more says the message was not accepted). A 3.1.1 publisher, whose
+    acknowledgements carry no reason code, gets its plain one."""
+
+    reason_code: int

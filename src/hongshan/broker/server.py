@@ -21,6 +21,7 @@ from hongshan.broker.message import (
     SERVER_SIDE_SUBSCRIPTION,
     Delivery,
     Message,
+    Refused,
     SubscriptionOptions,
 )
 from hongshan.broker.retained import RetainedStore
@@ -79,8 +80,9 @@ class SharedGroup:
 
 # What a tap answers: True, it consumed the message (nobody else gets it); an awaitable, the
 # publisher's acknowledgement waits for it (the history's commit of what the message said);
+# ``Refused``, the message is refused (see there: nobody gets it and its publisher is told);
 # None or False, nothing.
-Tap = Callable[[Message], bool | Awaitable[None] | None]
+Tap = Callable[[Message], bool | Awaitable[None] | Refused | None]
 
 
 class DerivedSubscription:
@@ -374,7 +376,10 @@ class Broker:
         ``handler`` as well — not the platform's own (``publish_from_server``, ``$SYS``). A
         handler that returns True has consumed it (an answer meant for the platform alone), and
         it is not delivered to subscribers. One that returns an awaitable holds the publisher's
-        PUBACK or PUBREC until it is done, and a failure (``StoreUnavailable``) withholds it."""
+        PUBACK or PUBREC until it is done, and a failure (``StoreUnavailable``) withholds it.
+        One that returns ``Refused`` refuses it: the taps after it are not asked, and it goes
+        no further (a dialect refusing its topics' malformed payloads should be their only
+        tap)."""
         self._tap_count += 1
         self._taps.subscribe(topic_filter, self._tap_count, handler)
 
@@ -557,11 +562,11 @@ class Broker:
 
     # -- routing ----------------------------------------------------------------------------
 
-    def publish(self, message: Message) -> Awaitable[None] | None:
+    def publish(self, message: Message) -> Awaitable[None] | Refused | None:
         """Hand a message to the taps, deliver it to every matching subscription and keep it if
         retained. Returns what the publisher's acknowledgement of a QoS 1 or 2 message must
         wait for: the store's commit when a copy of it was written there, a tap's awaitable,
-        or None."""
+        or None; or a tap's ``Refused``, and then nothing of the message went further."""
         held: Awaitable[None] | None = None
         if self._tap_count and message.sender:
             consumed = False
@@ -574,6 +579,9 @@ class Broker:
                         continue
                     if answer is True:
                         consumed = True
+                    elif isinstance(answer, Refused):
+                        self.stats.refused_publish += 1
+                        return answer
                     elif answer:
                         held = answer if held is None else both(held, answer)
             if consumed:
@@ -725,6 +733,7 @@ class Broker:
             "messages/received": str(s.messages_received),
             "messages/sent": str(s.messages_sent),
             "messages/dropped": str(s.dropped),
+            "messages/refused": str(s.refused_publish),
             "bytes/received": str(s.bytes_received),
             "bytes/sent": str(s.bytes_sent),
             "subscriptions/count": str(len(self.subscriptions)),

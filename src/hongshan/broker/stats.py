@@ -18,6 +18,7 @@ class Stats:
         "messages_sent",
         "protocol_errors",
         "refused_connect",
+        "refused_publish",
         "refused_retained",
         "started",
     )
@@ -32,6 +33,7 @@ class Stats:
         self.connections_total = 0
         self.refused_connect = 0
         self.refused_retained = 0
+        self.refused_publish = 0  # refused by a tap: a payload not of its dialect's format
         self.denied_publish = 0
         self.denied_delivery = 0
         self.denied_subscribe = 0
