@@ -19,11 +19,12 @@ import uvicorn
 
 from hongshan.api.token import load_or_create_token
 from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Authorizer, Client
-from hongshan.broker.message import Message
+from hongshan.broker.message import Message, Refused
 from hongshan.broker.server import Broker
 from hongshan.config import Settings
 from hongshan.dialects.alink import desired, gateway, ntp, ota, shadows
 from hongshan.dialects.alink import dialect as alink
+from hongshan.dialects.alink.messages import MalformedMessage
 from hongshan.errors import ConfigError, HongshanError
 from hongshan.http import build_http_app
 from hongshan.identity.acl import AclFile
@@ -231,12 +232,15 @@ class Platform:
             await self._http.shutdown()
         await self._closing.aclose()
 
-    def _alink_tap(self, message: Message) -> bool | Awaitable[None] | None:
+    def _alink_tap(self, message: Message) -> bool | Awaitable[None] | Refused | None:
         """A device's Alink message; a QoS 1 or 2 one is acknowledged once what it said is
-        in the history (group commit: a few milliseconds), a resend once its first copy is."""
+        in the history (group commit: a few milliseconds), a resend once its first copy is.
+        A payload that is no Alink message is refused: 0x99 Payload format invalid."""
         answer = self.alink.on_message(message.topic, message.payload, message.qos)
         if answer is True:
             return True
+        if isinstance(answer, MalformedMessage):
+            return Refused(ReasonCode.PAYLOAD_FORMAT_INVALID)
         if not message.qos:
             return None
         return answer or self.history.committed()

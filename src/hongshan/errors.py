@@ -10,8 +10,11 @@
     ├── ConfigError                 a configuration file, variable or flag is wrong
     ├── AccessFileError             a users or ACL file cannot be read or parsed
     ├── StoreUnavailable            a store could not make a write durable
-    └── HistoryProblem              a history query that cannot be answered as asked
-                                    (``store.history.model``; HTTP 400)
+    ├── HistoryProblem              a history query that cannot be answered as asked
+    │                               (``store.history.model``; HTTP 400)
+    └── MalformedMessage            a device's payload on an Alink topic that is no Alink
+                                    message (``dialects.alink.messages``; PUBACK 0x99 and
+                                    Alink 6207 or 460)
 
 Errors are translated at the boundary, once: the broker turns a ``RemoteProtocolError`` into a
 CONNACK or DISCONNECT with its reason code and closes that one connection.

@@ -5,7 +5,9 @@ against the product's thing model. A message that fits becomes an ``Uplink`` for
 and is answered ``200`` on the ``_reply`` topic; one that does not is answered with the Alink
 code and a message naming the identifier, and nothing of it goes further. A repeated message id
 (a device that did not see our reply and sent again) is answered again from memory and not
-passed on twice. A device that asks for no reply (``"sys": {"ack": 0}``) gets none.
+passed on twice. A device that asks for no reply (``"sys": {"ack": 0}``) gets none. A payload
+that is no Alink message at all (``MalformedMessage``) is answered where its id can be read,
+and reported to the tap, which refuses it (PUBACK 0x99): it goes nowhere.
 
 A QoS 1 message may come again on a new connection when its PUBACK never reached the device:
 the server was killed, or the store failed after the message was kept. Such messages are also
@@ -36,7 +38,7 @@ from typing import Any
 import msgspec
 
 from hongshan.dialects.alink import messages
-from hongshan.dialects.alink.messages import DEVICE_OFFLINE, SUCCESS, TIMEOUT
+from hongshan.dialects.alink.messages import DEVICE_OFFLINE, SUCCESS, TIMEOUT, MalformedMessage
 from hongshan.dialects.alink.topics import DeviceTopic, Topic, parse, sync_service_topic
 from hongshan.dialects.alink.uplinks import (
     Refusal,
@@ -145,11 +147,15 @@ class AlinkDialect:
 
     # -- in ---------------------------------------------------------------------------------
 
-    def on_message(self, topic: str, payload: bytes, qos: int = 0) -> bool | Awaitable[None]:
+    def on_message(
+        self, topic: str, payload: bytes, qos: int = 0
+    ) -> bool | Awaitable[None] | MalformedMessage:
         """Handle a device's message. True when it was the answer to an RRPC call of ours,
         which is then not delivered to subscribers (the device would get its own answer); for
         a resend of a QoS 1 message already taken, what its acknowledgement must wait for
-        (the outcome of the transaction that holds the first copy)."""
+        (the outcome of the transaction that holds the first copy); ``MalformedMessage`` for
+        a payload that is no Alink message (answered already where its id could be read),
+        which its publisher is to be told was refused and which goes no further."""
         found = parse(topic)
         if found is not None:
             if found.topic is Topic.RRPC_RESPONSE:
@@ -159,8 +165,7 @@ class AlinkDialect:
         sync = sync_service_topic(topic)
         if sync is not None:
             msg_id, call = sync
-            self._on_reply(call, payload, msg_id=msg_id)
-            return False
+            return self._on_reply(call, payload, msg_id=msg_id) or False
         custom = self._custom_rrpc.get(topic)
         if custom is not None:  # the device's answer to an RRPC over one of its own topics
             pk, dn, msg_id = custom
@@ -170,17 +175,22 @@ class AlinkDialect:
 
     def _on_device_message(
         self, topic: str, found: DeviceTopic, payload: bytes, qos: int = 0
-    ) -> Awaitable[None] | None:
+    ) -> Awaitable[None] | MalformedMessage | None:
         if found.topic in (Topic.SERVICE_REPLY, Topic.PROPERTY_SET_REPLY):
-            self._on_reply(found, payload)
-            return None
+            return self._on_reply(found, payload)
         try:
             request = messages.decode_request(payload)
-        except msgspec.DecodeError as exc:
-            # no id to answer to: Alibaba drops such a message; we log and count it
+        except MalformedMessage as exc:
             self.stats.malformed += 1
             log.info("%s: not an Alink request: %s", topic, exc)
-            return None
+            if exc.msg_id is not None:
+                # answered as Alibaba does where it can read an id (its "Error codes for
+                # devices": 6207 not JSON, 460 request parameter error); without one, the
+                # refusal (PUBACK 0x99 in MQTT 5) is all the device can be told
+                method = _METHODS.get(found.topic) or f"thing.event.{found.identifier}.post"
+                answer = messages.reply_bytes(exc.msg_id, exc.code, method, str(exc))
+                self._publish(topic + "_reply", answer, 0)
+            return exc
         msg_id = str(request.id)
         device = (found.product_key, found.device_name)
         key = taken = None
@@ -247,13 +257,15 @@ class AlinkDialect:
         if len(remembered) > REMEMBERED_IDS:
             del remembered[next(iter(remembered))]  # the oldest (dicts keep insertion order)
 
-    def _on_reply(self, found: DeviceTopic, payload: bytes, msg_id: str | None = None) -> None:
+    def _on_reply(
+        self, found: DeviceTopic, payload: bytes, msg_id: str | None = None
+    ) -> MalformedMessage | None:
         try:
             reply = messages.decode_reply(payload)
-        except msgspec.DecodeError as exc:
+        except MalformedMessage as exc:  # (a reply is not answered: refused, and counted)
             self.stats.malformed += 1
             log.info("%s&%s: not an Alink reply: %s", found.device_name, found.product_key, exc)
-            return
+            return exc
         msg_id = msg_id or str(reply.id)
         body = {"id": msg_id, "code": reply.code, "data": reply.data, "message": reply.message}
         self._pipeline.on_uplink(
@@ -268,6 +280,7 @@ class AlinkDialect:
             )
         )
         self._resolve(found, msg_id, reply.code, reply.data, reply.message)
+        return None
 
     def _resolve(
         self,

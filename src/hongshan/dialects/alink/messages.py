@@ -3,16 +3,26 @@
 
 ``id`` is a string of digits in Alibaba's examples and SDKs; a number is accepted too and echoed
 back as it came.
+
+A payload that is no Alink message at all (not JSON, not UTF-8, nested deeper than
+``MAX_DEPTH``, an ``id`` missing, null or of another type) raises ``MalformedMessage``, which
+carries the Alink code to answer with and the id, where one could still be read.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
+from array import array
 from typing import Any
 
 import msgspec
 
+from hongshan.errors import HongshanError
+
 SUCCESS = 200
 REQUEST_INVALID = 460  # Alibaba, "Error codes for devices": empty, malformed or too many params
+NOT_JSON = 6207  # Alibaba, "Error codes for devices" (TSL): the Alink data is not JSON
 DEVICE_OFFLINE = 9200  # Alibaba's cloud API: the device is not online
 TIMEOUT = 5005  # Alibaba's cloud API: the device did not answer in time (RRPC TIMEOUT)
 
@@ -65,18 +75,99 @@ class Call(msgspec.Struct, kw_only=True, omit_defaults=True):
     method: str
 
 
+class _Head(msgspec.Struct):
+    """Only a message's id: what is left to answer to when the rest cannot be read (the
+    values it skips are not checked for UTF-8 or range)."""
+
+    id: Any = None
+
+
+# Arrays and objects within one another. Alink's deepest is a history post's struct value in
+# a list (params, entry, properties, post, identifier, value, struct: 7); 32 leaves a thing
+# model's structs room, and refusing deeper keeps every reader of a device's values (the
+# decoder, the thing model's checks, the stores' encoders) far from Python's recursion limit.
+MAX_DEPTH = 32
+
 _request = msgspec.json.Decoder(Request)
 _reply = msgspec.json.Decoder(Reply)
+_head = msgspec.json.Decoder(_Head)
 _encoder = msgspec.json.Encoder()
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)  # a JSON string, escapes and all
+_NOT_BRACKET = bytes(set(range(256)) - set(b"[]{}"))
+_NESTING = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 in, -1 out (as signed bytes)
+# the id at the head of a message, where Alibaba's SDKs write it (for a message that cannot
+# be read whole: too deep, or not JSON further on)
+_LEADING_ID = re.compile(rb'\s*\{\s*"id"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)')
+
+
+class MalformedMessage(HongshanError):
+    """A device's payload on an Alink topic that is not an Alink message. ``code`` is the
+    Alink code to answer with, ``msg_id`` the id to answer to (None: none could be read, so
+    no answer is possible)."""
+
+    def __init__(self, message: str, code: int, msg_id: str | int | float | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.msg_id = msg_id
+
+
+def too_deep(payload: bytes) -> bool:
+    """Whether arrays and objects lie more than ``MAX_DEPTH`` deep within one another in a
+    JSON text (brackets inside strings do not count). Read without recursing; a message with
+    few brackets, as nearly all are, costs two counts."""
+    if payload.count(b"[") + payload.count(b"{") <= MAX_DEPTH:
+        return False
+    brackets = _STRING.sub(b"", payload).translate(_NESTING, _NOT_BRACKET)
+    return max(itertools.accumulate(array("b", brackets)), default=0) > MAX_DEPTH
 
 
 def decode_request(payload: bytes) -> Request:
-    """Raises ``msgspec.DecodeError`` (not JSON, or not an Alink request)."""
-    return _request.decode(payload)
+    """Raises ``MalformedMessage`` (not JSON, too deep, or not an Alink request)."""
+    _check_depth(payload)
+    try:
+        return _request.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise _malformed(payload, exc) from None
 
 
 def decode_reply(payload: bytes) -> Reply:
-    return _reply.decode(payload)
+    """Raises ``MalformedMessage`` (not JSON, too deep, or not an Alink reply)."""
+    _check_depth(payload)
+    try:
+        return _reply.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise _malformed(payload, exc) from None
+
+
+def _check_depth(payload: bytes) -> None:
+    if too_deep(payload):
+        message = f"request parameter error: nested deeper than {MAX_DEPTH} levels"
+        raise MalformedMessage(message, REQUEST_INVALID, _readable_id(payload))
+
+
+def _malformed(payload: bytes, exc: msgspec.DecodeError) -> MalformedMessage:
+    if isinstance(exc, msgspec.ValidationError):  # JSON, but not of an Alink message's shape
+        return MalformedMessage(
+            f"request parameter error: {exc}", REQUEST_INVALID, _readable_id(payload)
+        )
+    # not JSON: malformed, NaN or Infinity (RFC 8259 section 6), not UTF-8 (section 8.1)
+    return MalformedMessage(f"not JSON: {exc}", NOT_JSON, _readable_id(payload))
+
+
+def _readable_id(payload: bytes) -> str | int | float | None:
+    """The message's id, if it has one of a type an id can have (a float is echoed back as it
+    came, so that its sender can match our answer)."""
+    try:
+        found = _head.decode(payload).id
+    except (msgspec.DecodeError, RecursionError):  # (msgspec's own guard, past 1,000 levels)
+        match = _LEADING_ID.match(payload)
+        if match is None:
+            return None
+        try:
+            found = msgspec.json.decode(match.group(1))
+        except msgspec.DecodeError:  # a string that is not UTF-8, a number out of range
+            return None
+    return found if type(found) in (str, int, float) else None
 
 
 class _ReplyOut(msgspec.Struct, omit_defaults=True):
@@ -84,14 +175,14 @@ class _ReplyOut(msgspec.Struct, omit_defaults=True):
 
     code: int
     data: Any
-    id: str | int
+    id: str | int | float
     message: str
     version: str
     method: str | None = None  # left out when None
 
 
 def reply_bytes(
-    msg_id: str | int, code: int, method: str | None, message: str, data: Any = None
+    msg_id: str | int | float, code: int, method: str | None, message: str, data: Any = None
 ) -> bytes:
     reply = _ReplyOut(code, {} if data is None else data, msg_id, message, "1.0", method or None)
     return _encoder.encode(reply)

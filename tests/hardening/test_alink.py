@@ -1,0 +1,113 @@
+"""Issue 12, the hostile review's Alink cases, against a real server and real peers (paho-mqtt
+3.1.1 and 5.0, httpx, ``hongshan serve`` in a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from alibaba_device import make_device, make_product, signed
+from broker_peers import V5, V311, Paho
+
+HOUR = 3_600_000
+PAYLOAD_FORMAT_INVALID = 0x99  # MQTT 5.0 reason code
+DEEP = 100_000  # levels of nesting in the deep payload (the review's: far past recursion)
+
+
+def _deep(msg_id: bytes) -> bytes:
+    return b'{"id":' + msg_id + b',"params":{"Brightness":' + b"[" * DEEP + b"]" * DEEP + b"}}"
+
+
+# (payload, the Alink code of the reply, the id it answers to; None: no id to answer to)
+MALFORMED: dict[str, tuple[bytes, int | None, Any]] = {
+    "not JSON": (b"Brightness=40", None, None),
+    "NaN": (b'{"id":"11","params":{"Brightness":NaN}}', 6207, "11"),
+    "not UTF-8": (b'{"id":"12","params":{"Brightness":"\xff\xfe"}}', 6207, "12"),
+    "deeply nested": (_deep(b'"13"'), 460, "13"),
+    "33 levels": (
+        b'{"id":"14","params":{"Brightness":' + b"[" * 31 + b"]" * 31 + b"}}",
+        460,
+        "14",
+    ),
+    "id missing": (b'{"params":{"Brightness":40}}', None, None),
+    "id a float": (b'{"id":1.5,"params":{"Brightness":40}}', 460, 1.5),
+    "id null": (b'{"id":null,"params":{"Brightness":40}}', None, None),
+}
+
+
+def _lamp(server: Any, paho_client: Callable[..., Paho], version: int) -> tuple[str, Paho]:
+    """A product, its device lamp-0001, and its firmware logged in over ``version``."""
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "lamp-0001").device_secret
+    return pk, paho_client(server.port, version=version, **signed(pk, "lamp-0001", secret))
+
+
+async def _committed(history: Any) -> None:
+    await history.committed()
+
+
+def _values(server: Any, pk: str) -> list[Any]:
+    history = server.platform.history
+    server.run(_committed(history))
+    now = int(time.time() * 1000)
+    page = server.run(history.points((pk, "lamp-0001"), "Brightness", now - HOUR, now + HOUR))
+    return [point.value for point in page.points]
+
+
+@pytest.mark.parametrize("version", [V5, V311], ids=["mqtt5", "mqtt311"])
+@pytest.mark.parametrize("kind", list(MALFORMED))
+def test_a_malformed_alink_payload_is_refused_and_answered(
+    server: Any, paho_client: Callable[..., Paho], kind: str, version: int
+) -> None:
+    """Issue 12 case 13: the review saw a non-JSON, NaN, non-UTF-8 or deeply nested Alink
+    payload, or one whose id was missing, a float or null, acknowledged as accepted and never
+    answered (the deep one made the tap raise RecursionError, and was routed all the same).
+    Now a QoS 1 MQTT 5 publisher gets PUBACK 0x99, a 3.1.1 one its plain PUBACK; both get the
+    Alink error reply where an id can be read; no subscriber receives the message and nothing
+    of it is kept. A good post sent after it marks the end: what came before it came at all."""
+    payload, code, msg_id = MALFORMED[kind]
+    pk, lamp = _lamp(server, paho_client, version)
+    lamp.connect()
+    watcher = paho_client(server.port, version=V5).connect()
+    topic = f"/sys/{pk}/lamp-0001/thing/event/property/post"
+    watcher.subscribe(topic, qos=1)
+    lamp.subscribe(topic + "_reply", qos=1)
+
+    reason = lamp.publish(topic, payload, qos=1)
+    assert reason == (PAYLOAD_FORMAT_INVALID if version == V5 else 0)
+    good = b'{"id":"99","params":{"Brightness":40}}'
+    assert lamp.publish(topic, good, qos=1) == 0
+
+    replies = [json.loads(lamp.get().payload)]
+    if msg_id is not None:
+        replies.append(json.loads(lamp.get().payload))
+        assert replies[0]["id"] == msg_id and replies[0]["code"] == code
+        assert replies[0]["method"] == "thing.event.property.post"
+        assert replies[0]["message"]
+    assert replies[-1]["id"] == "99" and replies[-1]["code"] == 200  # nothing else came between
+    assert bytes(watcher.get().payload) == good  # the refused message was delivered to nobody
+    assert _values(server, pk) == [40]
+
+
+@pytest.mark.parametrize("version", [V5, V311], ids=["mqtt5", "mqtt311"])
+def test_a_malformed_reply_to_a_property_set_is_refused(
+    server: Any, paho_client: Callable[..., Paho], version: int
+) -> None:
+    """Issue 12 case 13: a device's reply that is not JSON was acknowledged as accepted, passed
+    on to subscribers and dropped in silence. A reply is never answered: the refusal (0x99 in
+    MQTT 5) is what the device is told, and nobody receives it."""
+    pk, lamp = _lamp(server, paho_client, version)
+    lamp.connect()
+    watcher = paho_client(server.port, version=V5).connect()
+    topic = f"/sys/{pk}/lamp-0001/thing/service/property/set_reply"
+    watcher.subscribe(topic, qos=1)
+    reason = lamp.publish(topic, b"{not json", qos=1)
+    assert reason == (PAYLOAD_FORMAT_INVALID if version == V5 else 0)
+    good = b'{"id":"5","code":200,"data":{}}'
+    assert lamp.publish(topic, good, qos=1) == 0
+    assert bytes(watcher.get().payload) == good
+    assert server.call(lambda: server.platform.alink.stats.malformed) == 1
