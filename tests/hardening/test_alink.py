@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from alibaba_device import make_device, make_product, signed
+from alibaba_device import make_device, make_product, online_lamp, signed
 from broker_peers import V5, V311, Paho
 
 HOUR = 3_600_000
@@ -111,3 +111,27 @@ def test_a_malformed_reply_to_a_property_set_is_refused(
     assert lamp.publish(topic, good, qos=1) == 0
     assert bytes(watcher.get().payload) == good
     assert server.call(lambda: server.platform.alink.stats.malformed) == 1
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        [{}],
+        [{"identity": {"productKey": "PK", "deviceName": "lamp-0001"}}],
+        [{"properties": [{}], "events": []}],
+    ],
+    ids=["no identity, no values", "identity, no values", "empty lists"],
+)
+def test_a_history_post_without_values_is_answered_460(
+    server: Any, paho_client: Callable[..., Paho], params: list[dict[str, Any]]
+) -> None:
+    """Issue 12 case 13: a history post with no identity or no values was answered 200 and
+    stored nothing. Alibaba answers 460 ("request parameter error") for empty data."""
+    pk, lamp = online_lamp(server, paho_client)
+    topic = f"/sys/{pk}/lamp-0001/thing/event/property/history/post"
+    lamp.subscribe(topic + "_reply", qos=1)
+    body = json.dumps({"id": "21", "params": params}).replace('"PK"', json.dumps(pk))
+    assert lamp.publish(topic, body.encode(), qos=1) == 0  # well-formed: refused in Alink only
+    reply = json.loads(lamp.get().payload)
+    assert (reply["id"], reply["code"]) == ("21", 460)
+    assert "no properties or events" in reply["message"]

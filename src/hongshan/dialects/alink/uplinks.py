@@ -157,17 +157,21 @@ def history_uplinks(
         return _invalid("params must be a non-empty list")
     uplinks: list[Uplink] = []
     try:
-        for part in params:
+        for number, part in enumerate(params, 1):
             if not isinstance(part, dict):
                 return _invalid("each entry must be an object")
             device = _identity(part, poster, speaks)
             for key in ("properties", "events"):
                 if not isinstance(part.get(key, []), list):
                     return _invalid(f"{key} must be a list")
+            before = len(uplinks)
             for properties in part.get("properties", []):
                 uplinks += _device_part(model_of, device, properties, None, msg_id, now)
             for events in part.get("events", []):
                 uplinks += _device_part(model_of, device, None, events, msg_id, now)
+            if len(uplinks) == before:
+                # answered 200 it would say kept, and nothing was (Alibaba: 460 for empty data)
+                return _invalid(f"entry {number} carries no properties or events")
     except _Refused as refused:
         return refused.refusal
     return uplinks
