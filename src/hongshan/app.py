@@ -159,6 +159,7 @@ class Platform:
             taken=lambda device, key: history.add_taken(device, key, _now_ms()),
             was_taken=history.was_taken,
             sent=self._sent,
+            unanswered=self._unanswered,
         )
         self.shadows = shadows.ShadowService(
             await registry.shadows.load(),
@@ -229,6 +230,7 @@ class Platform:
     async def stop(self) -> None:
         self.ready = False
         if self._http is not None:
+            self.alink.stop_calls()  # answered 503 now: the HTTP shutdown waits for requests
             await self._http.shutdown()
         await self._closing.aclose()
 
@@ -247,11 +249,13 @@ class Platform:
 
     def _sent(self, device: tuple[str, str], method: str, params: Any, msg_id: str) -> None:
         """A property set or service call went to a device: a line in its history."""
-        if method == "thing.service.property.set":
-            kind, identifier = LogKind.PROPERTY_SET, "set"
-        else:
-            kind, identifier = LogKind.SERVICE_CALL, method.removeprefix("thing.service.")
+        kind, identifier = _call_line(method)
         self.history.add_log(device, kind, identifier, _now_ms(), {"id": msg_id, "params": params})
+
+    def _unanswered(self, device: tuple[str, str], method: str, msg_id: str, why: str) -> None:
+        """A call given up before the device answered (shutdown): a line after its own."""
+        kind, identifier = _call_line(method)
+        self.history.add_log(device, kind, identifier, _now_ms(), {"id": msg_id, "outcome": why})
 
     def _status(self, device: tuple[str, str], online: bool, **body: str) -> None:
         """A device came or went: its status topic for rules, and a line in its history."""
@@ -441,6 +445,13 @@ async def _open_history(
             f"history_url: {exc}; install hongshan[postgres] for a PostgreSQL history"
         ) from None
     return await PostgresHistory.open(url, retention=retention, time_zone=settings.time_zone)
+
+
+def _call_line(method: str) -> tuple[LogKind, str]:
+    """The kind and identifier of a call's lines in a device's history."""
+    if method == "thing.service.property.set":
+        return LogKind.PROPERTY_SET, "set"
+    return LogKind.SERVICE_CALL, method.removeprefix("thing.service.")
 
 
 def _now_ms() -> int:

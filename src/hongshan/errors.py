@@ -10,6 +10,8 @@
     ├── ConfigError                 a configuration file, variable or flag is wrong
     ├── AccessFileError             a users or ACL file cannot be read or parsed
     ├── StoreUnavailable            a store could not make a write durable
+    ├── ShuttingDown                the platform is stopping: a call waiting for a device
+    │                               was given up, or none is sent now (HTTP 503)
     ├── HistoryProblem              a history query that cannot be answered as asked
     │                               (``store.history.model``; HTTP 400)
     └── MalformedMessage            a device's payload on an Alink topic that is no Alink
@@ -54,3 +56,8 @@ class AccessFileError(HongshanError):
 
 class StoreUnavailable(HongshanError):
     """A store could not make a write durable; whatever waited for it must not be acknowledged."""
+
+
+class ShuttingDown(HongshanError):
+    """The platform is stopping: a call that waited for a device's answer was given up, and no
+    new one is sent. Answered as HTTP 503 (the caller may try again once it is back)."""

@@ -4,14 +4,19 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from alibaba_device import make_device, make_product, online_lamp, signed
-from broker_peers import V5, V311, Paho
+from broker_peers import TIMEOUT, V5, V311, Paho
+from hongshan.store.history.model import LogKind
 
 HOUR = 3_600_000
 PAYLOAD_FORMAT_INVALID = 0x99  # MQTT 5.0 reason code
@@ -135,3 +140,91 @@ def test_a_history_post_without_values_is_answered_460(
     reply = json.loads(lamp.get().payload)
     assert (reply["id"], reply["code"]) == ("21", 460)
     assert "no properties or events" in reply["message"]
+
+
+# -- case 7: calls to devices and shutdown ------------------------------------------------------
+
+
+def _api(server: Any) -> httpx.Client:
+    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
+    base = f"http://127.0.0.1:{server.ports['http']}"
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("services/Reboot", {"params": {}, "timeout": 1e6}, "timeout"),
+        ("services/Reboot", {"params": {}, "timeout": -1}, "timeout"),
+        ("properties", {"params": {"Brightness": 1}, "wait": 8.5}, "wait"),
+        ("rrpc", {"payload": "ping", "timeout": 60}, "timeout"),
+        ("rrpc", {"payload": "ping", "timeout": 0}, "timeout"),
+    ],
+)
+def test_a_call_may_wait_for_a_device_at_most_8_seconds(
+    server: Any, path: str, body: dict[str, Any], field: str
+) -> None:
+    """Issue 12 case 7: ``timeout``/``wait`` of service calls and property sets were uncapped;
+    a call with ``timeout: 1e6`` held its HTTP request (and SIGTERM with it) for as long. A
+    wait past 8 s (Alibaba's limit for RRPC and synchronous services) is refused 400,
+    naming the field and the cap, before anything is sent."""
+    pk = make_product(server).product_key
+    make_device(server, pk, "lamp-0001")
+    with _api(server) as api:
+        response = api.post(f"/api/products/{pk}/devices/lamp-0001/{path}", json=body)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    detail = response.json()["detail"]
+    assert detail.startswith(f"{field}: ") and "8 s" in detail
+
+
+@pytest.mark.slow
+def test_sigterm_gives_up_a_call_waiting_for_a_device(
+    tmp_path: Path,
+    make_server: Callable[..., Any],
+    spawn_server: Callable[..., Any],
+    paho_client: Callable[..., Paho],
+) -> None:
+    """Issue 12 case 7: a call waiting for a device that never answers kept SIGTERM from
+    finishing (uvicorn's shutdown waits for every request in flight). Now the process stops
+    at once: the caller gets 503 problem+json "shutting down", and the call's history says
+    it was given up."""
+    data_dir = tmp_path / "data"
+    seeding = make_server(data_dir=str(data_dir))
+    pk = make_product(seeding).product_key  # no thing model: any service may be called
+    secret = make_device(seeding, pk, "lamp-0001").device_secret
+    seeding.stop()
+    served = spawn_server(data_dir=data_dir)
+    lamp = paho_client(served.port, **signed(pk, "lamp-0001", secret)).connect()
+    lamp.subscribe(f"/sys/{pk}/lamp-0001/thing/service/+", qos=1)  # and never answers
+    token = (data_dir / "admin.token").read_text().strip()
+    base = f"http://127.0.0.1:{served.ports()['http']}"
+    answer: Future[httpx.Response] = Future()
+
+    def call() -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        body = {"params": {"Seconds": 3}, "timeout": 8}  # the longest wait there is
+        try:
+            path = f"/api/products/{pk}/devices/lamp-0001/services/Reboot"
+            answer.set_result(httpx.post(base + path, json=body, headers=headers, timeout=30))
+        except BaseException as exc:  # handed to the test
+            answer.set_exception(exc)
+
+    threading.Thread(target=call, daemon=True).start()
+    assert lamp.get().topic.endswith("/thing/service/Reboot")  # the call is in flight
+    assert served.terminate(timeout=TIMEOUT) == 0
+    response = answer.result(timeout=TIMEOUT)
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["detail"].startswith("shutting down")
+
+    after = make_server(data_dir=str(data_dir))
+    history = after.platform.history
+    now = int(time.time() * 1000)
+    log = after.run(history.log((pk, "lamp-0001"), now - HOUR, now + HOUR))
+    calls = [e.body for e in log.entries if e.kind is LogKind.SERVICE_CALL]
+    msg_id = calls[0]["id"]
+    assert calls == [
+        {"id": msg_id, "params": {"Seconds": 3}},
+        {"id": msg_id, "outcome": "shutting down"},
+    ]

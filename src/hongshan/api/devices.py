@@ -11,7 +11,7 @@ from litestar import delete, get, patch, post, put
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from hongshan.dialects.alink.dialect import CallResult, InvalidCall
+from hongshan.dialects.alink.dialect import MAX_WAIT, CallResult, InvalidCall
 from hongshan.things import naming
 from hongshan.things.model import Device, DeviceFilter, DeviceState, Location, RegistryError
 from hongshan.twin.desired import VersionConflict
@@ -65,7 +65,7 @@ class Credentials(msgspec.Struct, kw_only=True, rename="camel"):
 
 class PropertySet(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     params: dict[str, Any]
-    wait: float | None = None  # seconds to wait for the device's reply
+    wait: float | None = None  # seconds to wait for the device's reply (at most MAX_WAIT)
 
 
 class ServiceCall(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -123,6 +123,19 @@ class RrpcAnswer(msgspec.Struct, kw_only=True, rename="camel"):
 class Value(msgspec.Struct, kw_only=True):
     value: Any
     time: int
+
+
+def _wait_within(field: str, seconds: float | None, *, positive: bool = False) -> None:
+    """A call waits at most ``MAX_WAIT`` for a device (Alibaba's limit for RRPC and
+    synchronous services): a longer wait is refused, not cut short in silence."""
+    if seconds is None or (0 < seconds <= MAX_WAIT) or (seconds == 0 and not positive):
+        return
+    least = "more than 0" if positive else "0"
+    raise RegistryError(
+        f"{field}: {seconds:g} s is not within {least} to {MAX_WAIT:g} s, the longest a call "
+        "waits for a device (Alibaba's limit for RRPC and synchronous services)",
+        "invalid",
+    )
 
 
 def _tags(raw: list[str] | None) -> dict[str, str] | None:
@@ -237,6 +250,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
         pk: FromPath[str], dn: FromPath[str], data: JSONBody[PropertySet]
     ) -> CallResult:
         known(pk, dn)
+        _wait_within("wait", data.wait)
         return await platform.alink.set_properties(pk, dn, data.params, wait=data.wait)
 
     @post(DEVICE + "/services/{identifier:str}", status_code=200)
@@ -244,6 +258,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
         pk: FromPath[str], dn: FromPath[str], identifier: FromPath[str], data: JSONBody[ServiceCall]
     ) -> CallResult:
         known(pk, dn)
+        _wait_within("timeout", data.timeout)
         return await platform.alink.invoke(pk, dn, identifier, data.params, wait=data.timeout)
 
     @get(DEVICE + "/shadow")
@@ -296,6 +311,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
     async def rrpc(pk: FromPath[str], dn: FromPath[str], data: JSONBody[RrpcCall]) -> RrpcAnswer:
         """A synchronous call with raw bytes (Alibaba's RRPC), answered within ``timeout``."""
         known(pk, dn)
+        _wait_within("timeout", data.timeout, positive=True)
         if (data.payload is None) == (data.payload_base64 is None):
             raise RegistryError("give payload or payloadBase64", "invalid")
         if data.topic is not None and not data.topic.startswith(f"/{pk}/{dn}/"):

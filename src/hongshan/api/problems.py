@@ -9,7 +9,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from hongshan.dialects.alink.dialect import InvalidCall
-from hongshan.errors import HongshanError, StoreUnavailable
+from hongshan.errors import HongshanError, ShuttingDown, StoreUnavailable
 from hongshan.store.history.model import HistoryProblem
 from hongshan.things.model import RegistryError
 from hongshan.things.naming import InvalidName
@@ -44,7 +44,7 @@ def _hongshan(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[
         return problem(400, str(exc), problems=msgspec.to_builtins(exc.problems))
     if isinstance(exc, InvalidName | TslError | HistoryProblem):
         return problem(400, str(exc))
-    if isinstance(exc, StoreUnavailable):
+    if isinstance(exc, StoreUnavailable | ShuttingDown):
         return problem(503, str(exc))
     return problem(500, f"{type(exc).__name__}: {exc}")
 

@@ -18,7 +18,8 @@ Downlinks: ``set_properties`` (``thing.service.property.set``) and ``invoke`` (a
 asynchronously on ``…/thing/service/{id}``, or synchronously over RRPC on
 ``/ext/rrpc/{msgId}/sys/{pk}/{dn}/thing/service/{id}`` when the model says ``callType: sync``,
 as Alibaba does) and ``rrpc`` (raw bytes on ``…/rrpc/request/{msgId}``). Each waits for the
-device's reply when asked to, up to a timeout.
+device's reply when asked to, up to a timeout (at most ``MAX_WAIT``); at shutdown
+(``stop_calls``) the calls still waiting are given up at once.
 
 The dialect never sees a packet: the broker hands it (topic, payload) of each client's publish
 through a tap, and it publishes through the function it was given.
@@ -47,7 +48,7 @@ from hongshan.dialects.alink.uplinks import (
     pack_uplinks,
     property_uplink,
 )
-from hongshan.errors import HongshanError
+from hongshan.errors import HongshanError, ShuttingDown
 from hongshan.pipeline.uplink import Stage, Uplink, UplinkKind
 from hongshan.things.tsl import Problem, ThingModel
 
@@ -57,6 +58,10 @@ log = logging.getLogger("hongshan.alink")
 TAPS = ("/sys/+/+/thing/#", "/sys/+/+/rrpc/response/+", "/ext/rrpc/#")
 REMEMBERED_IDS = 32  # per device: message ids whose reply is kept for a repeat
 DEFAULT_TIMEOUT = 5.0  # seconds; Alibaba's synchronous calls wait 5 s by default (at most 8)
+# The longest any call waits for a device's answer: Alibaba's own limit for RRPC and
+# synchronous services (RRpc, InvokeThingService: Timeout 1,000 to 8,000 ms). An asynchronous
+# call's later answer is not lost: it is kept in the device's history as a service reply.
+MAX_WAIT = 8.0
 
 _METHODS = {
     Topic.PROPERTY_POST: "thing.event.property.post",
@@ -71,6 +76,7 @@ Device = tuple[str, str]
 Taken = Callable[[Device, bytes], None]
 WasTaken = Callable[[Device, bytes], "Awaitable[None] | None"]
 Sent = Callable[[Device, str, Any, str], None]  # (device, method, params, message id)
+Unanswered = Callable[[Device, str, str, str], None]  # (device, method, message id, why)
 
 
 def message_key(topic: str, msg_id: str, payload: bytes) -> bytes:
@@ -124,9 +130,11 @@ class AlinkDialect:
         taken: Taken = lambda _device, _key: None,
         was_taken: WasTaken = lambda _device, _key: None,
         sent: Sent = lambda _device, _method, _params, _msg_id: None,
+        unanswered: Unanswered = lambda _device, _method, _msg_id, _why: None,
     ) -> None:
         """``speaks_for(poster, pk, dn)``: may ``poster`` post for device (pk, dn) in a
-        history or pack post (a gateway, for a sub-device logged in through it)."""
+        history or pack post (a gateway, for a sub-device logged in through it).
+        ``unanswered``: a call that was ``sent`` was given up before its answer (shutdown)."""
         self._thing_model = thing_model
         self._online = online
         self._publish = publish
@@ -136,6 +144,8 @@ class AlinkDialect:
         self._taken = taken
         self._was_taken = was_taken
         self._sent = sent
+        self._unanswered = unanswered
+        self._stopping = False  # stop_calls() was called: no call waits or is sent
         # device -> (topic, message id) -> (the message, our reply): recent accepted messages
         self._replies: dict[tuple[str, str], dict[tuple[str, str], tuple[bytes, bytes]]] = {}
         self._waiting: dict[tuple[str, str, str], asyncio.Future[CallResult]] = {}
@@ -357,6 +367,7 @@ class AlinkDialect:
         ``topic``, Alibaba's original form (``…/rrpc/request/{msgId}``, answered on
         ``…/rrpc/response/{msgId}``); with one of the device's own topics, RRPC over that
         topic (``/ext/rrpc/{msgId}{topic}``, answered on the same topic)."""
+        self._may_call(wait)
         if not self._online(pk, dn):
             return CallResult(msg_id="", code=DEVICE_OFFLINE, message="device offline")
         msg_id = self._next_id()
@@ -368,7 +379,7 @@ class AlinkDialect:
             self._custom_rrpc[wrapped] = (pk, dn, msg_id)
             self._publish(wrapped, payload, 0)
         try:
-            return await self._wait(pk, dn, msg_id, future, wait)
+            return await self._wait(pk, dn, msg_id, future, wait, None)
         finally:
             if topic is not None:
                 self._custom_rrpc.pop(f"/ext/rrpc/{msg_id}{topic}", None)
@@ -384,6 +395,7 @@ class AlinkDialect:
         *,
         msg_id: str | None = None,
     ) -> CallResult:
+        self._may_call(wait or None)
         msg_id = msg_id or self._next_id()
         if not self._online(pk, dn):
             return CallResult(msg_id=msg_id, code=DEVICE_OFFLINE, message="device offline")
@@ -393,7 +405,15 @@ class AlinkDialect:
         if future is None:
             return CallResult(msg_id=msg_id, code=SUCCESS, message="sent")
         assert wait is not None
-        return await self._wait(pk, dn, msg_id, future, wait)
+        return await self._wait(pk, dn, msg_id, future, wait, method)
+
+    def _may_call(self, wait: float | None) -> None:
+        """Before anything is sent: not while stopping, and no wait past ``MAX_WAIT`` (the
+        API answers such a wait 400 first; this guards the platform's own callers)."""
+        if self._stopping:
+            raise ShuttingDown("shutting down: no call is sent to a device now")
+        if wait is not None and not 0 < wait <= MAX_WAIT:
+            raise ValueError(f"wait: {wait} s is not within 0 to {MAX_WAIT:g} s")
 
     def _expect(self, pk: str, dn: str, msg_id: str) -> asyncio.Future[CallResult]:
         future: asyncio.Future[CallResult] = asyncio.get_running_loop().create_future()
@@ -401,14 +421,40 @@ class AlinkDialect:
         return future
 
     async def _wait(
-        self, pk: str, dn: str, msg_id: str, future: asyncio.Future[CallResult], wait: float
+        self,
+        pk: str,
+        dn: str,
+        msg_id: str,
+        future: asyncio.Future[CallResult],
+        wait: float,
+        method: str | None,  # None: a raw RRPC call, which has no line in the history
     ) -> CallResult:
         try:
             return await asyncio.wait_for(future, wait)
         except TimeoutError:
             return CallResult(msg_id=msg_id, code=TIMEOUT, message="the device did not answer")
+        except ShuttingDown:
+            if method is not None:
+                self._unanswered((pk, dn), method, msg_id, "shutting down")
+            raise
         finally:
             self._waiting.pop((pk, dn, msg_id), None)
+
+    def stop_calls(self) -> None:
+        """The platform is stopping: every call waiting for a device's answer is given up at
+        once (its caller is told ``ShuttingDown``, its history line says so), and none is
+        sent from now on. Before the HTTP server's shutdown, which waits for every request in
+        flight: a call waiting out its timeout would hold the whole shutdown."""
+        self._stopping = True
+        waiting, self._waiting = self._waiting, {}
+        for (pk, dn, msg_id), future in waiting.items():
+            if not future.done():
+                future.set_exception(
+                    ShuttingDown(
+                        f"shutting down: the call {msg_id} to {dn}&{pk} was given up "
+                        "before the device answered"
+                    )
+                )
 
     # -- status -----------------------------------------------------------------------------
 
