@@ -242,7 +242,7 @@ def test_commands_sent_and_the_devices_replies_are_kept(
     pk, lamp = modelled_lamp(server, paho_client)
     lamp.subscribe(f"/sys/{pk}/lamp-0001/thing/service/property/set", qos=1)
     call = asyncio.run_coroutine_threadsafe(
-        server.platform.alink.set_properties(pk, "lamp-0001", {"Brightness": 30}, wait=10),
+        server.platform.alink.set_properties(pk, "lamp-0001", {"Brightness": 30}, wait=8),
         server.loop,
     )
     request = json.loads(lamp.get().payload)
