@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgspec
@@ -10,10 +11,13 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from hongshan.dialects.alink.dialect import InvalidCall
 from hongshan.errors import HongshanError, ShuttingDown, StoreUnavailable
+from hongshan.store.faults import store_failure
 from hongshan.store.history.model import HistoryProblem
 from hongshan.things.model import RegistryError
 from hongshan.things.naming import InvalidName
 from hongshan.things.tsl import TslError
+
+log = logging.getLogger("hongshan.api")
 
 _STATUS = {"not_found": 404, "conflict": 409, "invalid": 400}
 _TITLES = {
@@ -46,7 +50,22 @@ def _hongshan(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[
         return problem(400, str(exc))
     if isinstance(exc, StoreUnavailable | ShuttingDown):
         return problem(503, str(exc))
-    return problem(500, f"{type(exc).__name__}: {exc}")
+    return _unexpected(request, exc)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """An exception nobody translated: a store that cannot serve now (a full disk, a lost
+    connection: ``store.faults``) is a 503, anything else a fault of ours and a 500; either is
+    logged with its traceback (the answer does not carry it) and answered problem+json, never
+    Litestar's bare default."""
+    failure = store_failure(exc)
+    if failure is not None:
+        log.error("%s %s: %s", request.method, request.url.path, failure, exc_info=exc)
+        return problem(503, f"the store cannot serve this now: {failure}")
+    log.error(
+        "%s %s: unhandled %s", request.method, request.url.path, type(exc).__name__, exc_info=exc
+    )
+    return problem(500, f"internal error ({type(exc).__name__}); the server's log has the details")
 
 
 def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -60,4 +79,5 @@ def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str,
 EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     HongshanError: _hongshan,
     HTTPException: _http,
+    Exception: _unexpected,
 }

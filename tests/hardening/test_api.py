@@ -1,0 +1,129 @@
+"""Issue 12, the REST API: bad input gets a 4xx (a 503 when the store cannot serve) as
+problem+json naming what was wrong; a fault of ours is a logged 500, never a bare one; what
+was accepted is kept."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from litestar import Litestar, get
+from litestar.testing import TestClient
+
+from hongshan.api.problems import EXCEPTION_HANDLERS
+
+
+@pytest.fixture
+def api(server: Any) -> Iterator[httpx.Client]:
+    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
+    base = f"http://127.0.0.1:{server.ports['http']}"
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        yield client
+
+
+def problem(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["detail"]
+    for word in words:
+        assert word in json.dumps(body), (word, body)
+    return body
+
+
+def lamp(api: httpx.Client) -> tuple[str, str]:
+    pk = api.post("/api/products", json={"name": "Streetlight"}).json()["productKey"]
+    assert api.post(f"/api/products/{pk}/devices", json={"deviceName": "lamp-0001"}).is_success
+    return pk, f"/api/products/{pk}/devices/lamp-0001"
+
+
+def nested(levels: int, inner: str = "1") -> str:
+    return '{"a":' * levels + inner + "}" * levels
+
+
+def test_a_fault_of_ours_is_a_logged_problem_500(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 12 case 8: unexpected exceptions were answered by Litestar's bare JSON 500 and
+    logged nowhere; they are problem+json and logged with their traceback."""
+
+    @get("/boom", sync_to_thread=False)
+    def boom() -> None:
+        raise ValueError("a bug")
+
+    app = Litestar([boom], exception_handlers=EXCEPTION_HANDLERS, logging_config=None)
+    with caplog.at_level(logging.ERROR, "hongshan.api"), TestClient(app) as client:
+        response = client.get("/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["status"] == 500 and "ValueError" in response.json()["detail"]
+    assert "a bug" not in response.text  # (the log has it)
+    [record] = [r for r in caplog.records if r.name == "hongshan.api"]
+    assert record.exc_info is not None and record.exc_info[1] is not None
+    assert str(record.exc_info[1]) == "a bug"
+
+
+def test_a_store_failure_is_told_from_a_fault_of_ours() -> None:
+    """Issue 12 case 8: a full disk is the store's (503), a bad statement ours (500)."""
+    from hongshan.store.faults import store_failure  # (new with the fix)
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (x)")
+    db.execute("PRAGMA max_page_count = 2")  # (SQLite's own limit: "database or disk is full")
+    with pytest.raises(sqlite3.OperationalError) as full:
+        for _ in range(100):
+            db.execute("INSERT INTO t VALUES (?)", ("x" * 1000,))
+    assert "disk is full" in (store_failure(full.value) or "")
+    with pytest.raises(sqlite3.OperationalError) as bad:
+        db.execute("UPDATE t SET WHERE x = 1")
+    assert store_failure(bad.value) is None
+    assert "disk is full" in (store_failure(OSError(28, "No space left on device")) or "")
+
+
+@pytest.fixture
+def full_disk() -> Iterator[threading.Event]:
+    """Set it, and every SQLite database a pool hands out is full: SQLite's max_page_count
+    (clamped to the database's current size) makes any write that needs a page fail as on a
+    full disk (SQLITE_FULL, "database or disk is full")."""
+    full = threading.Event()
+
+    def checkout(connection: Any, _record: Any, _proxy: Any) -> None:
+        if isinstance(connection, sqlite3.Connection):
+            pages = 1 if full.is_set() else 1_073_741_823
+            connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    sa.event.listen(sa.pool.Pool, "checkout", checkout)
+    yield full
+    sa.event.remove(sa.pool.Pool, "checkout", checkout)
+
+
+def test_devices_created_while_the_disk_is_full_are_503(
+    full_disk: threading.Event, api: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 12 case 8: device create while the disk is full was a bare 500; it is a 503 that
+    says the disk is full, logged, and every device answered 201 is kept."""
+    pk = api.post("/api/products", json={"name": "Streetlight"}).json()["productKey"]
+    full_disk.set()
+    created, refused = [], []
+    with caplog.at_level(logging.ERROR, "hongshan.api"):
+        for n in range(500):
+            name = f"lamp-{n:04}"
+            answer = api.post(f"/api/products/{pk}/devices", json={"deviceName": name})
+            if answer.status_code == 201:
+                created.append(name)
+            else:
+                refused.append(problem(answer, 503, "disk is full"))
+                break
+    full_disk.clear()
+    assert refused, "the disk never filled"
+    assert any(r.name == "hongshan.api" and r.exc_info for r in caplog.records)
+    listed = api.get("/api/devices", params={"productKey": pk, "limit": 1000}).json()
+    assert sorted(d["deviceName"] for d in listed["items"]) == created
+    assert api.post(f"/api/products/{pk}/devices", json={"deviceName": "lamp-late"}).is_success
