@@ -50,6 +50,16 @@ def nested(levels: int, inner: str = "1") -> str:
     return '{"a":' * levels + inner + "}" * levels
 
 
+def test_a_patch_that_changes_nothing_answers_the_product(api: httpx.Client) -> None:
+    """Issue 12 case 8: PATCH /api/products/{pk} with {} was a bare 500 (an UPDATE with
+    nothing to SET); it changes nothing and answers the product, 404 for an unknown one."""
+    pk, _ = lamp(api)
+    unchanged = api.patch(f"/api/products/{pk}", json={})
+    assert unchanged.status_code == 200, unchanged.text
+    assert unchanged.json()["name"] == "Streetlight"
+    problem(api.patch("/api/products/a1NoSuchPrd", json={}), 404)
+
+
 def test_a_fault_of_ours_is_a_logged_problem_500(caplog: pytest.LogCaptureFixture) -> None:
     """Issue 12 case 8: unexpected exceptions were answered by Litestar's bare JSON 500 and
     logged nowhere; they are problem+json and logged with their traceback."""

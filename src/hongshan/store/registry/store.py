@@ -308,6 +308,8 @@ class SQLRegistry:
         if unknown:
             raise RegistryError(f"cannot change {', '.join(sorted(unknown))}", "invalid")
         values = dict(changes)
+        if not values:  # (an UPDATE with nothing to SET is not SQL)
+            return await self.get_product(product_key)
         for topic_class in values.get("topic_classes") or ():
             naming.check_topic_class(topic_class.pattern)
         if "topic_classes" in values:
