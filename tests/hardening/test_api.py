@@ -60,6 +60,24 @@ def test_a_patch_that_changes_nothing_answers_the_product(api: httpx.Client) -> 
     problem(api.patch("/api/products/a1NoSuchPrd", json={}), 404)
 
 
+def test_numbers_beyond_64_bits_in_queries_are_400(api: httpx.Client) -> None:
+    """Issue 12 case 8: offset=9223372036854775808 (and history from/to far beyond any
+    calendar) were 500s; each is a 400 naming the parameter or the range."""
+    _, device = lamp(api)
+    problem(api.get("/api/devices", params={"offset": str(2**63)}), 400, "offset")
+    assert api.get("/api/devices", params={"offset": str(2**63 - 1)}).json()["items"] == []
+    for params in (
+        {"from": "-1e20"},
+        {"to": "1e20"},
+        {"from": "-100000000000000000000"},
+        {"to": "100000000000000000000"},
+        {"from": "0001-01-01T00:00:00-05:00", "every": "1d", "tz": "America/New_York"},
+    ):
+        problem(api.get(device + "/history/Brightness", params=params), 400, "time")
+    whole = {"from": "0001-01-02T00:00:00Z", "to": "9999-12-30T00:00:00Z"}
+    assert api.get(device + "/history/Brightness", params=whole).is_success
+
+
 def test_a_fault_of_ours_is_a_logged_problem_500(caplog: pytest.LogCaptureFixture) -> None:
     """Issue 12 case 8: unexpected exceptions were answered by Litestar's bare JSON 500 and
     logged nowhere; they are problem+json and logged with their traceback."""

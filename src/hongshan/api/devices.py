@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from hongshan.app import Platform
 
 DEVICE = "/api/products/{pk:str}/devices/{dn:str}"
+MAX_OFFSET = 2**63 - 1  # what SQL's OFFSET takes (a 64-bit integer)
 
 
 class NewDevice(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -190,7 +191,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
             list[str] | None, QueryParameter(description="key:value, repeatable")
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
     ) -> DevicePage:
         where = DeviceFilter(
             product_key=product_key,

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 DAY_MS = 86_400_000
 MAX_DEVICES = 100_000
+# a day inside year 1 and year 9999, so that a time shows in every zone's calendar
+EARLIEST_MS = -62_135_510_400_000  # 0001-01-02T00:00:00Z
+LATEST_MS = 253_402_214_399_999  # 9999-12-30T23:59:59.999Z
 CSV = "text/csv; charset=utf-8"
 
 From = Annotated[str | None, QueryParameter(name="from", description="ms or ISO 8601")]
@@ -79,17 +82,24 @@ class Latest(msgspec.Struct, kw_only=True, rename="camel"):
 def parse_time(text: str | None, default: int, tz: str) -> int:
     if text is None or text == "":
         return default
-    if text.lstrip("-").isdigit():
-        return int(text)
     try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
+        if text.lstrip("-").isdigit():
+            ms = int(text)
+        else:
+            moment = dt.datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=zone(tz))
+            ms = int(moment.timestamp() * 1000)
+    except (ValueError, OverflowError):
         raise HistoryProblem(
             f"{text!r} is not a time: give milliseconds since the epoch or ISO 8601"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone(tz))
-    return int(moment.timestamp() * 1000)
+    if not EARLIEST_MS <= ms <= LATEST_MS:
+        raise HistoryProblem(
+            f"{text!r} is out of range: times run from 0001-01-02 to 9999-12-30 "
+            f"({EARLIEST_MS} to {LATEST_MS} ms)"
+        )
+    return ms
 
 
 def time_range(start: str | None, end: str | None, tz: str) -> tuple[int, int]:
