@@ -78,6 +78,16 @@ def test_numbers_beyond_64_bits_in_queries_are_400(api: httpx.Client) -> None:
     assert api.get(device + "/history/Brightness", params=whole).is_success
 
 
+def test_buckets_wider_than_a_calendar_are_400(api: httpx.Client) -> None:
+    """Issue 12 case 8: every=99999999999y was a 500 (a date past year 9999); a bucket is
+    at most 10,000 years, and one that runs past the calendar ends with the range."""
+    _, device = lamp(api)
+    problem(api.get(device + "/history/Brightness", params={"every": "99999999999y"}), 400, "every")
+    problem(api.get(device + "/history/Brightness", params={"every": "999999999999s"}), 400)
+    late = {"from": "9990-01-01T00:00:00Z", "to": "9999-12-30T00:00:00Z", "every": "5000y"}
+    assert api.get(device + "/history/Brightness", params=late).is_success
+
+
 def test_a_fault_of_ours_is_a_logged_problem_500(caplog: pytest.LogCaptureFixture) -> None:
     """Issue 12 case 8: unexpected exceptions were answered by Litestar's bare JSON 500 and
     logged nowhere; they are problem+json and logged with their traceback."""

@@ -18,6 +18,10 @@ from hongshan.store.history.model import Buckets, HistoryProblem
 _FIXED_MS = {"s": 1000, "m": 60_000, "h": 3_600_000}
 _EVERY = re.compile(r"^(\d+)(s|m|h|d|w|mo|y)$")
 MAX_BUCKETS = 100_000
+_ROUGH_MS = {**_FIXED_MS, "d": 86_400_000, "w": 604_800_000, "mo": 2_678_400_000}
+_ROUGH_MS["y"] = 366 * _ROUGH_MS["d"]
+MAX_WIDTH_YEARS = 10_000
+MAX_WIDTH_MS = MAX_WIDTH_YEARS * _ROUGH_MS["y"]
 
 
 def parse_every(every: str) -> tuple[int, str]:
@@ -26,7 +30,10 @@ def parse_every(every: str) -> tuple[int, str]:
         raise HistoryProblem(
             f"every={every!r}: expected a count and a unit, such as 30s, 5m, 1h, 1d, 1w, 1mo or 1y"
         )
-    return int(found.group(1)), found.group(2)
+    count, unit = int(found.group(1)), found.group(2)
+    if count * _ROUGH_MS[unit] > MAX_WIDTH_MS:  # (a width SQL's 64-bit integers can hold)
+        raise HistoryProblem(f"every={every!r}: a bucket is at most {MAX_WIDTH_YEARS:,} years")
+    return count, unit
 
 
 def zone(name: str) -> zoneinfo.ZoneInfo:
@@ -70,7 +77,10 @@ def _calendar_bounds(
     at = _midnight(day, where)
     while at < end:
         bounds.append(at)
-        day = _step(day, count, unit)
+        try:
+            day = _step(day, count, unit)
+        except (ValueError, OverflowError):  # past year 9999: the last bucket runs to the end
+            break
         at = _midnight(day, where)
         if len(bounds) > MAX_BUCKETS:
             break
