@@ -90,6 +90,8 @@ def test_a_device_report_then_a_desired_change_then_the_device_clears_it() -> No
         ({"method": "update", "version": 1}, "reported", 402),
         (request({"reported": {"a": 1}}, "1"), "reported", 403),
         (request({"reported": {"a": 1}}, 1.5), "reported", 403),
+        (request({"reported": {"a": 1}}, 2**63), "reported", 403),  # beyond a stored BIGINT
+        (request({"desired": {"a": 1}}, 2**64 + 5), "desired", 403),
         (request({}, 1), "reported", 404),
         (request({"reported": {}}, 1), "reported", 405),
         (request({"reported": {"a": 1}}, 1, method="replace"), "reported", 406),

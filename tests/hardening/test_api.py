@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from litestar import Litestar, get
 from litestar.testing import TestClient
 
+from alibaba_device import online_lamp
 from hongshan.api.problems import EXCEPTION_HANDLERS
 
 
@@ -165,3 +166,29 @@ def test_devices_created_while_the_disk_is_full_are_503(
     listed = api.get("/api/devices", params={"productKey": pk, "limit": 1000}).json()
     assert sorted(d["deviceName"] for d in listed["items"]) == created
     assert api.post(f"/api/products/{pk}/devices", json={"deviceName": "lamp-late"}).is_success
+
+
+def test_a_shadow_version_beyond_64_bits_is_refused(
+    server: Any, api: httpx.Client, paho_client: Any
+) -> None:
+    """Issue 12 case 9: a shadow version beyond int64 was answered success and silently not
+    stored (the database refused it in the background); it is refused with Alibaba's shadow
+    error 403 over MQTT and 400 over the API, and the shadow keeps its version."""
+    pk, device = online_lamp(server, paho_client)
+    path = f"/api/products/{pk}/devices/lamp-0001/shadow"
+    device.subscribe(f"/shadow/get/{pk}/lamp-0001", qos=1)
+    update = f"/shadow/update/{pk}/lamp-0001"
+    for version in (2**63, 2**64 + 5):
+        report = {"method": "update", "state": {"reported": {"Brightness": 40}}}
+        device.publish(update, json.dumps({**report, "version": version}), qos=1)
+        answer = json.loads(device.get().payload)["payload"]
+        assert answer["status"] == "error" and answer["content"]["errorcode"] == "403"
+        problem(api.put(path, json={"desired": {"Brightness": 1}, "version": version}), 400, "403")
+    report = {"method": "update", "state": {"reported": {"Brightness": 40}}, "version": 2**63 - 1}
+    device.publish(update, json.dumps(report), qos=1)
+    assert json.loads(device.get().payload)["payload"] == {
+        "status": "success",
+        "version": 2**63 - 1,
+    }
+    assert api.get(path).json()["version"] == 2**63 - 1
+    problem(api.put(path, json={"desired": {"Brightness": 1}}), 400, "403")  # no next one

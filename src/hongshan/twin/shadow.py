@@ -19,6 +19,9 @@ from typing import Any, Literal
 import msgspec
 
 MAX_ATTRIBUTES = 128
+# Alibaba's version is a long; ours is stored as a BIGINT. Beyond it a version could be answered
+# "success" and never saved (the database refuses it in the background).
+MAX_VERSION = 2**63 - 1
 Section = Literal["reported", "desired"]
 
 ERRORS = {
@@ -36,8 +39,10 @@ ERRORS = {
 
 
 class ShadowError(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(ERRORS[code])
+    """A refused request: ``code`` and its words are Alibaba's; ``detail`` says what was wrong."""
+
+    def __init__(self, code: int, detail: str = "") -> None:
+        super().__init__(f"{ERRORS[code]}: {detail}" if detail else ERRORS[code])
         self.code = code
 
 
@@ -130,6 +135,8 @@ def update(shadow: Shadow, request: Any, now: int, *, by: Section) -> Shadow:
     version = request.get("version")
     if type(version) is not int:
         raise ShadowError(403)
+    if version > MAX_VERSION:
+        raise ShadowError(403, f"{version} is beyond a 64-bit integer ({MAX_VERSION})")
     if version <= shadow.version:
         raise ShadowError(409)
     if by == "reported" and "reported" not in state and "desired" not in state:
