@@ -18,6 +18,7 @@ from litestar.response import Response
 from hongshan import __version__
 from hongshan.api import devices, groups, history, products, registration
 from hongshan.api.problems import EXCEPTION_HANDLERS
+from hongshan.api.request import APIRequest
 from hongshan.api.token import token_matches
 
 if TYPE_CHECKING:
@@ -71,5 +72,6 @@ def build_http_app(platform: Platform) -> Litestar:
         route_handlers=[health, api, *registration.routes(platform)],
         openapi_config=openapi,
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=APIRequest,
         logging_config=None,
     )

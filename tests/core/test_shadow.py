@@ -82,6 +82,19 @@ def test_a_device_report_then_a_desired_change_then_the_device_clears_it() -> No
     assert delta(shadow) == {}
 
 
+def test_values_nested_32_levels_are_kept() -> None:
+    value: Any = 1
+    for _ in range(32):
+        value = [value]
+    kept = update(Shadow(), request({"desired": {"a": value}}, 1), NOW, by="desired")
+    assert kept.desired == {"a": value}
+
+
+DEEPER_THAN_32: Any = 1
+for _ in range(33):
+    DEEPER_THAN_32 = {"a": DEEPER_THAN_32}
+
+
 @pytest.mark.parametrize(
     ("message", "by", "code"),
     [
@@ -100,6 +113,8 @@ def test_a_device_report_then_a_desired_change_then_the_device_clears_it() -> No
         (request({"desired": {"a": 1}}, 1), "reported", 400),  # a device cannot desire
         (request({"reported": {"a": 1}}, 1), "desired", 400),  # the platform cannot report
         (request({"reported": [1, 2]}, 1), "reported", 400),
+        (request({"reported": {"a": DEEPER_THAN_32}}, 1), "reported", 400),
+        (request({"desired": {"a": [DEEPER_THAN_32]}}, 1), "desired", 400),
     ],
 )
 def test_bad_updates_get_alibabas_codes(message: Any, by: Any, code: int) -> None:

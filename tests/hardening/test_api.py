@@ -89,6 +89,26 @@ def test_buckets_wider_than_a_calendar_are_400(api: httpx.Client) -> None:
     assert api.get(device + "/history/Brightness", params=late).is_success
 
 
+def test_json_nested_too_deep_is_400(api: httpx.Client) -> None:
+    """Issue 12 case 8: a JSON body nested 100,000 deep on POST /api/products, and a shadow
+    desired nested 5,000 deep, were 500s (RecursionError in the decoder); both are 400 and the
+    shadow keeps what it had."""
+    _, device = lamp(api)
+    headers = {"content-type": "application/json"}
+    deep = "[" * 100_000 + "]" * 100_000
+    problem(api.post("/api/products", content=deep, headers=headers), 400, "nested")
+    assert api.put(device + "/shadow", json={"desired": {"Brightness": 40}}).is_success
+    body = '{"desired": {"x": ' + nested(5_000) + "}}"
+    problem(api.put(device + "/shadow", content=body, headers=headers), 400, "nested")
+    # deep enough to decode, too deep to compare and store: Alibaba's 400 (incorrect JSON)
+    body = '{"desired": {"x": ' + nested(500) + "}}"
+    problem(api.put(device + "/shadow", content=body, headers=headers), 400, "nest")
+    body = '{"desired": {"x": ' + nested(32) + "}}"
+    assert api.put(device + "/shadow", content=body, headers=headers).is_success
+    shadow = api.get(device + "/shadow").json()
+    assert shadow["version"] == 2 and shadow["state"]["desired"]["Brightness"] == 40
+
+
 def test_a_fault_of_ours_is_a_logged_problem_500(caplog: pytest.LogCaptureFixture) -> None:
     """Issue 12 case 8: unexpected exceptions were answered by Litestar's bare JSON 500 and
     logged nowhere; they are problem+json and logged with their traceback."""
@@ -192,3 +212,15 @@ def test_a_shadow_version_beyond_64_bits_is_refused(
     }
     assert api.get(path).json()["version"] == 2**63 - 1
     problem(api.put(path, json={"desired": {"Brightness": 1}}), 400, "403")  # no next one
+
+
+def test_a_shadow_nested_too_deep_over_mqtt_is_refused(server: Any, paho_client: Any) -> None:
+    """Issue 12 case 8: a shadow update nested 5,000 deep over MQTT raised out of the shadow
+    service; it is answered Alibaba's 400 (incorrect JSON format)."""
+    pk, device = online_lamp(server, paho_client)
+    device.subscribe(f"/shadow/get/{pk}/lamp-0001", qos=1)
+    for levels in (5_000, 100):
+        body = '{"method":"update","version":1,"state":{"reported":{"x":' + nested(levels) + "}}}"
+        device.publish(f"/shadow/update/{pk}/lamp-0001", body, qos=1)
+        answer = json.loads(device.get().payload)["payload"]
+        assert answer["status"] == "error" and answer["content"]["errorcode"] == "400"

@@ -22,6 +22,8 @@ MAX_ATTRIBUTES = 128
 # Alibaba's version is a long; ours is stored as a BIGINT. Beyond it a version could be answered
 # "success" and never saved (the database refuses it in the background).
 MAX_VERSION = 2**63 - 1
+# ours, not Alibaba's: deeper values would exhaust the recursion of comparing and encoding them
+MAX_DEPTH = 32
 Section = Literal["reported", "desired"]
 
 ERRORS = {
@@ -44,6 +46,20 @@ class ShadowError(Exception):
     def __init__(self, code: int, detail: str = "") -> None:
         super().__init__(f"{ERRORS[code]}: {detail}" if detail else ERRORS[code])
         self.code = code
+
+
+def nests_deeper(value: Any, limit: int) -> bool:
+    """Whether ``value``'s arrays and objects nest more than ``limit`` levels (a scalar: 0),
+    found without recursing."""
+    todo = [(value, 0)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            if level == limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            todo.extend((child, level + 1) for child in children)
+    return False
 
 
 class Shadow(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,6 +153,8 @@ def update(shadow: Shadow, request: Any, now: int, *, by: Section) -> Shadow:
         raise ShadowError(403)
     if version > MAX_VERSION:
         raise ShadowError(403, f"{version} is beyond a 64-bit integer ({MAX_VERSION})")
+    if any(nests_deeper(section, MAX_DEPTH + 1) for section in state.values()):
+        raise ShadowError(400, f"attribute values nest deeper than {MAX_DEPTH} levels")
     if version <= shadow.version:
         raise ShadowError(409)
     if by == "reported" and "reported" not in state and "desired" not in state:

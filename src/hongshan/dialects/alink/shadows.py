@@ -60,7 +60,7 @@ class ShadowService:
         now = int(self._clock())
         try:
             request = msgspec.json.decode(payload)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # (nested deeper than the decoder goes)
             self._send(pk, dn, error_reply(ShadowError(400), now))
             return
         if isinstance(request, dict) and request.get("method") == "get":
