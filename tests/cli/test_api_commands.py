@@ -61,8 +61,8 @@ def test_products_and_devices_from_the_command_line(server: Any, tmp_path: Path)
     assert offline.returncode == 1 and "9200" in offline.stdout
     refused = set_brightness(400)
     assert refused.returncode == 1 and "Brightness" in refused.stderr
-    run(server, "group", "create", "Xinhua Road")
-    assert "1" in run(server, "group", "add", "Xinhua Road", f"{pk}/lamp-0001").stdout
+    run(server, "group", "create", "Xinhua_Road")
+    assert "1" in run(server, "group", "add", "Xinhua_Road", f"{pk}/lamp-0001").stdout
     run(server, "device", "delete", "--product", pk, "--name", "lamp-0001")
     run(server, "product", "delete", pk)
     missing = run(server, "product", "show", pk, check=False)

@@ -20,6 +20,7 @@ from litestar.testing import TestClient
 
 from alibaba_device import online_lamp
 from hongshan.api.problems import EXCEPTION_HANDLERS
+from hongshan.store.history.retention import DAY_MS, Retention
 
 
 @pytest.fixture
@@ -224,3 +225,51 @@ def test_a_shadow_nested_too_deep_over_mqtt_is_refused(server: Any, paho_client:
         device.publish(f"/shadow/update/{pk}/lamp-0001", body, qos=1)
         answer = json.loads(device.get().payload)["payload"]
         assert answer["status"] == "error" and answer["content"]["errorcode"] == "400"
+
+
+def test_retention_days_are_bounded(api: httpx.Client) -> None:
+    """Issue 12 case 12: rawDays 1e308 was accepted, and its cutoff (no integer holds it)
+    failed the retention pass of every product; days are at most 36,500 (a century), and one
+    saved before the bound is kept for ever, as it meant."""
+    pk, _ = lamp(api)
+    url = f"/api/products/{pk}/retention"
+    problem(api.put(url, json={"rawDays": 1e308}), 400, "rawDays", "36500")
+    problem(api.put(url, json={"rollupDays": 36_501}), 400, "rollupDays")
+    assert api.put(url, json={"rawDays": 36_500}).json()["rawDays"] == 36_500
+    assert Retention(raw_days=1e308, rollup_days=1).cutoffs(DAY_MS)[0] is None
+
+
+def test_admin_input_is_bounded_by_alibabas_limits(api: httpx.Client) -> None:
+    """Issue 12 case 12: a TSL array of size 1e9, latitude 500, a 1 MB product name, 10,000
+    tags and the group name ../../x were accepted; each is a 400 naming the field and the
+    limit, and the values at the limits are accepted."""
+    pk, device = lamp(api)
+    problem(api.post("/api/products", json={"name": "x" * 1_000_000}), 400, "product name", "30")
+    problem(api.post("/api/products", json={"name": "=HYPERLINK(1)"}), 400, "product name")
+    problem(api.patch(f"/api/products/{pk}", json={"name": "Air station"}), 400, "product name")
+    assert api.post("/api/products", json={"name": "路灯_Lamp-2(east)@" + "x" * 9}).is_success
+    array = {"type": "array", "specs": {"size": 1e9, "item": {"type": "int"}}}
+    levels = {"identifier": "Levels", "name": "L", "accessMode": "rw", "dataType": array}
+    tsl = {"properties": [levels]}
+    problem(api.put(f"/api/products/{pk}/thing-model", json=tsl), 400, "size", "512")
+    array["specs"]["size"] = 512  # type: ignore[index]
+    assert api.put(f"/api/products/{pk}/thing-model", json=tsl).is_success
+    devices = f"/api/products/{pk}/devices"
+    for place, field in (({"lat": 500, "lon": 1}, "lat"), ({"lat": 1, "lon": -181}, "lon")):
+        body = {"deviceName": "lamp-0002", "location": place}
+        problem(api.post(devices, json=body), 400, field)
+    edge = {"lat": -90, "lon": 180, "district": "east"}
+    assert api.post(devices, json={"deviceName": "lamp-0002", "location": edge}).is_success
+    many = {f"k{i}": "v" for i in range(10_000)}
+    problem(api.post(devices, json={"deviceName": "lamp-0003", "tags": many}), 400, "tags")
+    problem(api.post(devices, json={"deviceName": "lamp-0003", "tags": {"k" * 31: "v"}}), 400)
+    problem(api.post(devices, json={"deviceName": "lamp-0003", "tags": {"k": "v" * 129}}), 400)
+    hundred = {f"k{i}": "v" * 128 for i in range(100)}
+    assert api.post(devices, json={"deviceName": "lamp-0003", "tags": hundred}).is_success
+    one_more = {"tags": {"k100": "v"}}
+    problem(api.patch(devices + "/lamp-0003", json=one_more), 400, "100")
+    swap = {"tags": {"k100": "v"}, "removeTags": ["k0"]}
+    assert api.patch(devices + "/lamp-0003", json=swap).json()["tags"]["k100"] == "v"
+    problem(api.post("/api/groups", json={"name": "../../x"}), 400, "group name")
+    assert api.post("/api/groups", json={"name": "新华路_east"}).is_success
+    assert api.get(device).is_success

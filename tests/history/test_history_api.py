@@ -41,7 +41,7 @@ async def _committed(history: Any) -> None:
 def town(server: Any, api: httpx.Client) -> str:
     """Three stations in two districts; PM25 every minute for two hours, each station its
     own level (10, 20, 30); an event and status changes for the first."""
-    pk = api.post("/api/products", json={"name": "Air station"}).json()["productKey"]
+    pk = api.post("/api/products", json={"name": "Air-station"}).json()["productKey"]
     places = {"air-1": "Xinhua", "air-2": "Xinhua", "air-3": "Hongshan"}
     for n, (dn, district) in enumerate(places.items()):
         location = {"lat": 31.5 + n / 100, "lon": 120.3, "district": district}

@@ -210,7 +210,7 @@ MALFORMED = [
     ),
     (
         _doc(_prop(_num("array", size="0", item={"type": "int"}))),
-        "properties[0].dataType.specs.size: must be at least 1",
+        "properties[0].dataType.specs.size: must be 1 to 512",
     ),
     (_doc(_prop(_num("array", size="2"))), "properties[0].dataType.specs.item: missing"),
     (

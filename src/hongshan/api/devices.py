@@ -24,10 +24,18 @@ DEVICE = "/api/products/{pk:str}/devices/{dn:str}"
 MAX_OFFSET = 2**63 - 1  # what SQL's OFFSET takes (a 64-bit integer)
 
 
+# Alibaba's tag limits: at most 100 per device; a key of up to 30 characters, a value of up
+# to 128 ("Limits", "Tags")
+MAX_TAGS = 100
+TagKey = Annotated[str, msgspec.Meta(min_length=1, max_length=30)]
+TagValue = Annotated[str, msgspec.Meta(max_length=128)]
+Tags = Annotated[dict[TagKey, TagValue], msgspec.Meta(max_length=MAX_TAGS)]
+
+
 class NewDevice(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
     device_name: str | None = None  # generated when left out
     nickname: str = ""
-    tags: dict[str, str] = {}
+    tags: Tags = {}
     location: Location | None = None
     gateway: tuple[str, str] | None = None  # (productKey, deviceName)
     device_secret: str | None = None  # keep a device's secret when moving it from Alibaba Cloud
@@ -48,7 +56,7 @@ class Triple(msgspec.Struct, kw_only=True, rename="camel"):
 
 class DeviceChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
     nickname: str | None = None
-    tags: dict[str, str] | None = None
+    tags: Tags | None = None
     remove_tags: list[str] = []
     location: Location | None = None
 
@@ -227,6 +235,10 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
     async def change_device(
         pk: FromPath[str], dn: FromPath[str], data: JSONBody[DeviceChange]
     ) -> Device:
+        if data.tags:
+            kept = (await registry.get_device(pk, dn)).tags.keys() - set(data.remove_tags)
+            if len(kept | data.tags.keys()) > MAX_TAGS:
+                raise RegistryError(f"tags: a device has at most {MAX_TAGS}", "invalid")
         return await registry.update_device(
             pk,
             dn,

@@ -9,6 +9,7 @@ from litestar import delete, get, post
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
+from hongshan.things import naming
 from hongshan.things.model import Group
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
 
     @post("/api/groups", status_code=201)
     async def create_group(data: JSONBody[NewGroup]) -> Group:
+        naming.check_group_name(data.name)
         return await registry.groups.create(data.name, data.description)
 
     @get("/api/groups")

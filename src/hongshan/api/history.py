@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
@@ -42,6 +42,7 @@ MAX_DEVICES = 100_000
 EARLIEST_MS = -62_135_510_400_000  # 0001-01-02T00:00:00Z
 LATEST_MS = 253_402_214_399_999  # 9999-12-30T23:59:59.999Z
 CSV = "text/csv; charset=utf-8"
+LATEST_VALUE = ["identifier", "value", "ts", "time"]
 
 From = Annotated[str | None, QueryParameter(name="from", description="ms or ISO 8601")]
 To = Annotated[str | None, QueryParameter(name="to", description="ms or ISO 8601; default now")]
@@ -314,9 +315,12 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
         product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
         group: FromQuery[str | None] = None,
         tag: Annotated[list[str] | None, QueryParameter(description="key:value")] = None,
-    ) -> list[Latest]:
+        tz: Tz = "UTC",
+        output: Format = "json",
+    ) -> Any:
         """The latest value and time of the chosen properties (all when none are named) of
-        many devices, with where they are: the console's map."""
+        many devices, with where they are: the console's map. As CSV, a row per value (a
+        device with none has one row without)."""
         chosen = await selected(devices, product_key, group, tag)
         wanted = set(identifier or [])
         values_of = platform.twin.peek
@@ -335,6 +339,9 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
                     },
                 )
             )
+        if output == "csv":
+            zone(tz)  # (a 400 for an unknown zone, before any row)
+            return Response(b"".join(_latest_csv(found, tz)), headers={"content-type": CSV})
         return found
 
     def retention_of(pk: str) -> RetentionView:
@@ -386,3 +393,13 @@ def _bucket_csv(series: list[Aggregated], names: list[str], tz: str) -> Response
                 csv_line([one.identifier, one.key, b.start, bucket_label(b.start, tz), *cells])
             )
     return Response(b"".join(lines), headers={"content-type": CSV})
+
+
+def _latest_csv(found: list[Latest], tz: str) -> Iterator[bytes]:
+    yield csv_line(["productKey", "deviceName", "district", "lat", "lon", *LATEST_VALUE])
+    for one in found:
+        place = [one.product_key, one.device_name, one.district, one.lat, one.lon]
+        if not one.values:
+            yield csv_line(place)
+        for identifier, (value, ms) in sorted(one.values.items()):
+            yield csv_line([*place, identifier, value, ms, bucket_label(ms, tz)])

@@ -71,9 +71,19 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
 def _http(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     assert isinstance(exc, HTTPException)
     extra: dict[str, Any] = {}
+    detail = exc.detail
     if isinstance(exc, ValidationException) and exc.extra:
         extra["errors"] = exc.extra
-    return problem(exc.status_code, exc.detail, **extra)
+        # the detail names each field and what was wrong with it ("rawDays: Expected `float`
+        # <= 36500"), not only that something was
+        named = [
+            f"{e.get('key', '')}: {e.get('message', '')}".lstrip(": ")
+            for e in (exc.extra if isinstance(exc.extra, list) else [])
+            if isinstance(e, dict)
+        ]
+        if named:
+            detail = f"{detail}: {'; '.join(named)}"
+    return problem(exc.status_code, detail, **extra)
 
 
 EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {

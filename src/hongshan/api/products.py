@@ -11,6 +11,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from hongshan.identity.device_topics import TopicClass
+from hongshan.things import naming
 from hongshan.things.model import DataFormat, NodeType, Product, RegistryError
 from hongshan.things.tsl import ThingModel
 
@@ -42,6 +43,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
 
     @post("/api/products", status_code=201)
     async def create_product(data: JSONBody[NewProduct]) -> Product:
+        naming.check_product_name(data.name)
         model = ThingModel.from_json(data.thing_model) if data.thing_model is not None else None
         return await registry.create_product(
             data.name,
@@ -65,6 +67,8 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
 
     @patch("/api/products/{pk:str}")
     async def change_product(pk: FromPath[str], data: JSONBody[ProductChange]) -> Product:
+        if data.name is not None:
+            naming.check_product_name(data.name)
         changes = {
             name: value for name, value in msgspec.structs.asdict(data).items() if value is not None
         }

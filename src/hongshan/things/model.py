@@ -10,7 +10,7 @@ an operator asked for a device's credentials; everywhere else they are left out
 from __future__ import annotations
 
 import enum
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -62,9 +62,9 @@ class Product(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
 
 class Location(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    lat: float
-    lon: float
-    district: str = ""
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    district: Annotated[str, msgspec.Meta(max_length=64)] = ""
 
 
 class Device(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

@@ -6,6 +6,9 @@ one made there (and firmware that checks lengths accepts it).
 - DeviceName: 4 to 32 characters of letters, digits and ``- _ @ . :``, unique within its product.
 - Nickname: 4 to 64 characters of Chinese characters, letters, digits and underscores (a Chinese
   character counts as two).
+- Product name: 4 to 30 characters of Chinese, Japanese, letters, digits and ``_ - @ ( )``;
+  group name: 4 to 30 of Chinese, Japanese, letters, digits and ``_`` (a Chinese or Japanese
+  character counts as two).
 
 (Alibaba Cloud IoT Platform documentation: "Create a product", "Create a device", and the
 RegisterDevice API's parameter rules.)
@@ -22,6 +25,9 @@ from hongshan.errors import HongshanError
 _ALNUM = string.ascii_letters + string.digits
 _DEVICE_NAME = re.compile(r"[A-Za-z0-9\-_@.:]{4,32}")
 _NICKNAME_CHARS = re.compile(r"[\u4e00-\u9fa5A-Za-z0-9_]+")
+_WIDE = "\u4e00-\u9fa5\u3040-\u30ff"  # Chinese characters, hiragana and katakana: two each
+_PRODUCT_NAME_CHARS = re.compile(f"[{_WIDE}A-Za-z0-9_\\-@()]+")
+_GROUP_NAME_CHARS = re.compile(f"[{_WIDE}A-Za-z0-9_]+")
 
 
 class InvalidName(HongshanError):
@@ -97,3 +103,26 @@ def check_nickname(nickname: str) -> str:
             " and underscores (a Chinese character counts as two)"
         )
     return nickname
+
+
+def _width(text: str) -> int:
+    return sum(2 if "\u4e00" <= ch <= "\u9fa5" or "\u3040" <= ch <= "\u30ff" else 1 for ch in text)
+
+
+def check_product_name(name: str) -> str:
+    if not _PRODUCT_NAME_CHARS.fullmatch(name) or not 4 <= _width(name) <= 30:
+        raise InvalidName(
+            f"product name {name[:40]!r}: 4 to 30 characters of Chinese, Japanese, letters, "
+            "digits and _ - @ ( ) (a Chinese or Japanese character counts as two)"
+        )
+    return name
+
+
+def check_group_name(name: str) -> str:
+    """A group's name is also a level of its URL (``/api/groups/{name}``): no ``/`` or ``..``."""
+    if not _GROUP_NAME_CHARS.fullmatch(name) or not 4 <= _width(name) <= 30:
+        raise InvalidName(
+            f"group name {name[:40]!r}: 4 to 30 characters of Chinese, Japanese, letters, "
+            "digits and underscores (a Chinese or Japanese character counts as two)"
+        )
+    return name

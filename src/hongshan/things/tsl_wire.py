@@ -34,6 +34,7 @@ from hongshan.things.tsl_types import (
 )
 
 _INTEGER = re.compile(r"[+-]?\d+")
+MAX_ARRAY_SIZE = 512  # Alibaba's limit on the elements of an array ("Limits")
 _NUMBER_KINDS = ("int", "float", "double")
 _TYPES = (*_NUMBER_KINDS, "text", "date", "bool", "enum", "struct", "array")
 _ROOT_KEYS = {"schema", "profile", "properties", "events", "services"}
@@ -269,7 +270,7 @@ def _array_type(specs: dict[str, Any], path: str, extra: dict[str, Any]) -> Arra
     if isinstance(item, ArrayType):
         raise TslError(_at(_at(path, "item"), "type"), "an array cannot hold arrays")
     return ArrayType(
-        size=_count(specs["size"], _at(path, "size")),
+        size=_count(specs["size"], _at(path, "size"), MAX_ARRAY_SIZE),
         item=item,
         written={"size": specs["size"]},
         specs_extra=_rest(specs, {"size", "item"}),

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import msgspec
 
@@ -25,16 +25,28 @@ STEP_MS = 86_400_000  # one step deletes at most this much of one series' time
 DAY_MS = 86_400_000
 
 
-class Retention(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """How long a product's history is kept, in days; None keeps it for ever."""
+# A century: longer is "for ever" (null). Without a bound, 1e308 days made a cutoff no
+# integer holds, and every product's retention pass failed.
+MAX_DAYS = 36_500
+Days = Annotated[float, msgspec.Meta(le=MAX_DAYS)]  # (> 0: the API says so in its words)
 
-    raw_days: float | None = None  # raw values, events and status changes
-    rollup_days: float | None = None  # minute and hour aggregates
+
+class Retention(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """How long a product's history is kept, in days (at most ``MAX_DAYS``); None keeps it
+    for ever."""
+
+    raw_days: Days | None = None  # raw values, events and status changes
+    rollup_days: Days | None = None  # minute and hour aggregates
 
     def cutoffs(self, now: int) -> tuple[int | None, int | None]:
-        raw = now - int(self.raw_days * DAY_MS) if self.raw_days is not None else None
-        rollups = now - int(self.rollup_days * DAY_MS) if self.rollup_days is not None else None
-        return raw, rollups
+        return _cutoff(self.raw_days, now), _cutoff(self.rollup_days, now)
+
+
+def _cutoff(days: float | None, now: int) -> int | None:
+    # (a setting saved before days were bounded, past MAX_DAYS: kept for ever, as it meant)
+    if days is None or days > MAX_DAYS:
+        return None
+    return now - int(days * DAY_MS)
 
 
 # a step: (sql, params) run as one writer item
