@@ -273,3 +273,54 @@ def test_admin_input_is_bounded_by_alibabas_limits(api: httpx.Client) -> None:
     problem(api.post("/api/groups", json={"name": "../../x"}), 400, "group name")
     assert api.post("/api/groups", json={"name": "新华路_east"}).is_success
     assert api.get(device).is_success
+
+
+def test_latest_values_can_be_had_as_csv(server: Any, api: httpx.Client, paho_client: Any) -> None:
+    """Issue 12 case 12: /api/history/latest?format=csv answered JSON; it answers CSV, a row
+    per value (a device without values has a row without one).
+
+    Issue 12 case 10: CSV exports wrote device-supplied text as is; a cell that a spreadsheet
+    would run as a formula (= + - @ TAB CR) starts with a quote, and a NUL is shown as
+    U+FFFD."""
+    pk, device = online_lamp(server, paho_client)
+    api.post(f"/api/products/{pk}/devices", json={"deviceName": "lamp-0002"})
+    topic = f"/sys/{pk}/lamp-0001/thing/event/property/post"
+    device.subscribe(topic + "_reply", qos=1)
+    link = '=HYPERLINK("http://evil.example","x")'
+    params = {"Label": link, "Note": "a\0b", "Level": -5, "Sign": "@SUM(1)", "Plain": "ok"}
+    device.publish(topic, json.dumps({"id": "1", "params": params}), qos=1)
+    assert json.loads(device.get().payload)["code"] == 200
+    answer = api.get("/api/history/latest", params={"format": "csv", "productKey": pk})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    lines = answer.text.split("\r\n")
+    assert lines[0] == "productKey,deviceName,district,lat,lon,identifier,value,ts,time"
+    cells = {line.split(",")[5]: line for line in lines[1:] if line.count(",") > 5}
+    assert ',"\'=HYPERLINK(""http://evil.example""' in cells["Label"]
+    assert ",'@SUM(1)," in cells["Sign"] and ",ok," in cells["Plain"]
+    assert ",a\ufffdb," in cells["Note"] and "\0" not in answer.text
+    assert ",-5," in cells["Level"]  # a number is no formula
+    assert f"{pk},lamp-0002,,,\r\n" in answer.text
+    history = api.get(
+        f"/api/products/{pk}/devices/lamp-0001/history/Label", params={"format": "csv"}
+    )
+    assert "'=HYPERLINK(" in history.text and ",=" not in history.text
+    problem(api.get("/api/history/latest", params={"format": "xml"}), 400)
+
+
+def test_names_that_are_formulas_are_refused(api: httpx.Client) -> None:
+    """Issue 12 case 10: a TSL identifier or a district starting with = (or + - @) was
+    accepted and reached CSV exports' headers and keys; identifiers follow Alibaba's rule
+    (letters, digits, underscores, at most 50) and a district cannot start like a formula."""
+    pk, _ = lamp(api)
+    for identifier in ("=cmd|' /C calc'!A0", "-1", "a b", "x" * 51):
+        feature = {"identifier": identifier, "name": "n", "accessMode": "rw"}
+        tsl = {"properties": [{**feature, "dataType": {"type": "int", "specs": {}}}]}
+        problem(api.put(f"/api/products/{pk}/thing-model", json=tsl), 400, "identifier")
+    for district in ("=1+1", "@x", "+x", "-x", "\tx"):
+        place = {"lat": 1, "lon": 1, "district": district}
+        body = {"deviceName": "lamp-0002", "location": place}
+        problem(api.post(f"/api/products/{pk}/devices", json=body), 400, "district")
+    place = {"lat": 1, "lon": 1, "district": "新华区 east-1"}
+    assert api.post(
+        f"/api/products/{pk}/devices", json={"deviceName": "lamp-0002", "location": place}
+    ).is_success

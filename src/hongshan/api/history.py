@@ -43,6 +43,7 @@ EARLIEST_MS = -62_135_510_400_000  # 0001-01-02T00:00:00Z
 LATEST_MS = 253_402_214_399_999  # 9999-12-30T23:59:59.999Z
 CSV = "text/csv; charset=utf-8"
 LATEST_VALUE = ["identifier", "value", "ts", "time"]
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 From = Annotated[str | None, QueryParameter(name="from", description="ms or ISO 8601")]
 To = Annotated[str | None, QueryParameter(name="to", description="ms or ISO 8601; default now")]
@@ -127,6 +128,13 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     text = msgspec.json.encode(value).decode() if isinstance(value, dict | list) else str(value)
+    if isinstance(value, str):
+        # device-supplied text: a leading = + - @ TAB or CR makes a spreadsheet run it as a
+        # formula (=HYPERLINK(…)); OWASP's "CSV Injection" advice is a leading quote. A NUL
+        # ends the text for many readers: it is shown as U+FFFD, as in the stored names.
+        text = text.replace("\0", "\ufffd")
+        if text.startswith(FORMULA_PREFIXES):
+            text = "'" + text
     if any(c in text for c in ',"\n\r'):
         return '"' + text.replace('"', '""') + '"'
     return text

@@ -61,10 +61,15 @@ class Product(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     product_secret: str | None = None  # only when asked for
 
 
+# A cell that starts with one of these is a formula to a spreadsheet (OWASP, "CSV Injection");
+# a district is a CSV cell of aggregates per district, and a place's name never means one.
+NOT_A_FORMULA = "^(?![=+\\-@\t\r])"
+
+
 class Location(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
     lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
-    district: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    district: Annotated[str, msgspec.Meta(max_length=64, pattern=NOT_A_FORMULA)] = ""
 
 
 class Device(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

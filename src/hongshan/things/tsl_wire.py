@@ -34,6 +34,7 @@ from hongshan.things.tsl_types import (
 )
 
 _INTEGER = re.compile(r"[+-]?\d+")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_]{1,50}")
 MAX_ARRAY_SIZE = 512  # Alibaba's limit on the elements of an array ("Limits")
 _NUMBER_KINDS = ("int", "float", "double")
 _TYPES = (*_NUMBER_KINDS, "text", "date", "bool", "enum", "struct", "array")
@@ -109,6 +110,13 @@ def _identifier(obj: dict[str, Any], path: str) -> str:
     value = _string(obj, "identifier", path)
     if not value:
         raise TslError(_at(path, "identifier"), "empty")
+    if not _IDENTIFIER.fullmatch(value):
+        # Alibaba's rule for an identifier; it also keeps a formula (=, +, -, @) out of the
+        # CSV exports, whose header and cells carry identifiers
+        raise TslError(
+            _at(path, "identifier"),
+            f"{value[:60]!r}: 1 to 50 letters, digits and underscores (Alibaba's rule)",
+        )
     return value
 
 
