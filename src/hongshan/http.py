@@ -17,7 +17,7 @@ from litestar.response import Response
 
 from hongshan import __version__
 from hongshan.api import devices, groups, history, products, registration
-from hongshan.api.problems import EXCEPTION_HANDLERS
+from hongshan.api.problems import EXCEPTION_HANDLERS, PROBLEM_RESPONSES
 from hongshan.api.request import APIRequest
 from hongshan.api.token import token_matches
 
@@ -49,14 +49,17 @@ def build_http_app(platform: Platform) -> Litestar:
                 "send the admin token (DATA_DIR/admin.token) as 'Authorization: Bearer …'"
             )
 
+    admin_routes = [
+        *products.routes(platform),
+        *devices.routes(platform),
+        *groups.routes(platform),
+        *history.routes(platform),
+    ]
+    for route in admin_routes:  # (a Router takes no responses of its own)
+        route.responses = {**PROBLEM_RESPONSES, **(route.responses or {})}
     api = Router(
         path="/",
-        route_handlers=[
-            *products.routes(platform),
-            *devices.routes(platform),
-            *groups.routes(platform),
-            *history.routes(platform),
-        ],
+        route_handlers=admin_routes,
         guards=[admin_only],
         security=[{"bearer": []}],
     )

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 
 from hongshan.dialects.alink.dialect import InvalidCall
 from hongshan.errors import HongshanError, ShuttingDown, StoreUnavailable
@@ -91,3 +92,29 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     HTTPException: _http,
     Exception: _unexpected,
 }
+
+
+class Problem(msgspec.Struct, kw_only=True):
+    """An error's body (RFC 9457); a validation problem adds ``errors``, a call that breaks
+    the thing model ``problems``."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+
+
+_MEANINGS = {
+    400: "the request is malformed or out of bounds; the detail names the field and the limit",
+    401: "no admin token, or a wrong one",
+    404: "no such product, device, group or route",
+    409: "it conflicts with what exists (a name taken, a stale version, a product in use)",
+    503: "the store cannot serve now (the disk is full, the database is unreachable)",
+}
+PROBLEM_RESPONSES = {
+    status: ResponseSpec(
+        Problem, description=meaning, media_type="application/problem+json", generate_examples=False
+    )
+    for status, meaning in _MEANINGS.items()
+}
+"""What any admin route may answer besides its success, for the OpenAPI document."""
