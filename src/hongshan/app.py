@@ -175,6 +175,7 @@ class Platform:
             send_to=lambda device, topic, payload: broker.send_to(
                 device_client_id(*device), topic, payload, qos=0
             ),
+            max_clock_skew=settings.device_clock_skew,
         )
         self.desired = desired.DesiredService(
             await registry.desired.load(),

@@ -36,6 +36,7 @@ from hongshan.identity.alibaba import (
     AlibabaConnect,
     SignatureFormatError,
     parse_connect,
+    timestamp_fresh,
     verify_password,
 )
 from hongshan.identity.device_topics import AUTO_SUBSCRIBE, DeviceTopics, TopicClass
@@ -188,11 +189,7 @@ class SignedConnectAuthenticator:
         return Verdict(client_id=registration_client_id(pk, dn, auth_type))
 
     def _fresh(self, timestamp: str | None) -> bool:
-        if self._max_clock_skew is None:
-            return True
-        if timestamp is None or not timestamp.isdigit():
-            return False
-        return abs(self._clock() - int(timestamp) / 1000) <= self._max_clock_skew
+        return timestamp_fresh(timestamp, self._clock(), self._max_clock_skew)
 
 
 class DeviceAuthorizer:

@@ -17,9 +17,18 @@ timestamp…``), as in a CONNECT — and then carries its messages on its own co
 =============================================  =========================================
 
 each answered on its ``_reply`` topic with ``code`` 200 or Alibaba's code. A sub-device may log
-in only through the gateway it is bound to, only while enabled. Once logged in, the gateway may
-publish and subscribe on the sub-device's topics and is subscribed to its system topics; when
-the gateway logs it out, unbinds it or goes offline itself, the sub-device goes offline.
+in only through the gateway it is bound to, only while enabled.
+
+Alibaba signs a sub-device's topology add and login like a CONNECT: clientId, deviceName,
+productKey and timestamp (milliseconds), with the sub-device's secret. A signature is therefore
+only as fresh as its timestamp: one is required, and with ``device_clock_skew`` it must be that
+close to now, as for a CONNECT — else a gateway that saw another's request could replay it.
+And a sub-device has one gateway at a time: binding it to a second one is refused until the
+first removes it (topology delete), so a replayed request cannot take a sub-device over.
+
+Once logged in, the gateway may publish and subscribe on the sub-device's topics and is
+subscribed to its system topics; when the gateway logs it out, unbinds it or goes offline
+itself, the sub-device goes offline.
 
 Registry work is asynchronous; each gateway's requests are handled one at a time, in order.
 """
@@ -28,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -36,7 +46,7 @@ import msgspec
 from hongshan.dialects.alink import messages
 from hongshan.dialects.alink.messages import REQUEST_INVALID, SUCCESS
 from hongshan.errors import HongshanError
-from hongshan.identity.alibaba import verify_fields
+from hongshan.identity.alibaba import timestamp_fresh, verify_fields
 from hongshan.identity.device_auth import DeviceCredentials
 from hongshan.identity.registration import NOT_ALLOWED, registration_refusal
 from hongshan.things.model import Device, DeviceFilter, NodeType
@@ -65,6 +75,8 @@ class GatewayDirectory(Protocol):
     def node_type(self, product_key: str) -> NodeType | None: ...
 
     async def set_gateway(self, sub: DeviceKey, gateway: DeviceKey | None) -> None: ...
+
+    async def bind_gateway(self, gateway: DeviceKey, subs: list[DeviceKey]) -> list[DeviceKey]: ...
 
     async def list_devices(self, where: DeviceFilter) -> list[Device]: ...
 
@@ -98,9 +110,15 @@ class GatewayService:
         *,
         online: Callable[[str, str], bool],
         send_to: Callable[[DeviceKey, str, bytes], object],
+        max_clock_skew: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """``send_to(gateway, topic, payload)``: to that gateway's connection alone (answers
-        that carry secrets); ``online``: whether a device is connected."""
+        that carry secrets); ``online``: whether a device is connected; ``max_clock_skew``
+        (seconds): how far a sub-device's signed timestamp may be from now (the CONNECT's
+        ``device_clock_skew``; None: no window)."""
+        self._max_clock_skew = max_clock_skew
+        self._clock = clock
         self._directory = directory
         self._sessions = sessions
         self._publish = publish
@@ -162,7 +180,7 @@ class GatewayService:
         if action == "topo/add":
             # every signature is checked before anything is bound: all or nothing
             signed = [await self._check_signed(item, None) for item in _items(params)]
-            return [await self._bind(gateway, sub) for sub in signed]
+            return await self._bind(gateway, signed)
         if action == "topo/delete":
             return [await self._unbind(gateway, item) for item in _items(params)]
         if action == "sub/register":
@@ -197,26 +215,47 @@ class GatewayService:
         for name in ("clientId", "timestamp"):
             if name in item:
                 fields[name] = str(item[name])
+        timestamp = fields.get("timestamp")
+        if timestamp is None:
+            # without one, the signature never changes: a password anyone who saw it may reuse
+            raise _Refused(
+                REQUEST_INVALID, f"request parameter error: {sub[1]}&{sub[0]}: timestamp missing"
+            )
         method = item.get("signmethod") or item.get("signMethod") or method or "hmacmd5"
         sign = item.get("sign")
         if not isinstance(sign, str) or not verify_fields(
             credentials.device_secret, str(method), fields, sign
         ):
             raise _Refused(AUTH_FAILED, f"request auth error: {sub[1]}&{sub[0]}")
+        if not timestamp_fresh(timestamp, self._clock(), self._max_clock_skew):
+            # Alibaba answers an expired signature as a failed one (401)
+            log.info("%s&%s: signed timestamp %s outside the allowed skew", *sub[::-1], timestamp)
+            raise _Refused(AUTH_FAILED, f"request auth error: {sub[1]}&{sub[0]}: timestamp")
         if not credentials.enabled:
             raise _Refused(DEVICE_DISABLED, f"device forbidden: {sub[1]}&{sub[0]}")
         return sub
 
-    async def _bind(self, gateway: DeviceKey, sub: DeviceKey) -> dict[str, str]:
-        if sub == gateway:
-            raise _Refused(TOPO_SELF, "a gateway cannot be its own sub-device")
-        if self._directory.node_type(sub[0]) is not NodeType.SUBDEVICE:
-            raise _Refused(REQUEST_INVALID, f"{sub[1]}&{sub[0]} is not a sub-device")
-        previous = self.carrier.get(sub)
-        if previous is not None and previous != gateway:
-            self._logout(previous, sub)  # it moves: its old gateway no longer carries it
-        await self._directory.set_gateway(sub, gateway)
-        return {"productKey": sub[0], "deviceName": sub[1]}
+    async def _bind(self, gateway: DeviceKey, subs: list[DeviceKey]) -> list[dict[str, str]]:
+        for sub in subs:
+            if sub == gateway:
+                raise _Refused(TOPO_SELF, "topo relation cannot add by self")
+            if self._directory.node_type(sub[0]) is not NodeType.SUBDEVICE:
+                raise _Refused(REQUEST_INVALID, f"{sub[1]}&{sub[0]} is not a sub-device")
+        taken = await self._directory.bind_gateway(gateway, subs)
+        if taken:
+            # one gateway at a time (Alibaba's topology): the one that has it deletes the
+            # topology first; nothing of this request was bound (all or nothing)
+            names = ", ".join(f"{dn}&{pk}" for pk, dn in taken)
+            raise _Refused(
+                REQUEST_INVALID,
+                f"request parameter error: bound to another gateway: {names}; "
+                "delete that topology first",
+            )
+        for sub in subs:
+            previous = self.carrier.get(sub)
+            if previous is not None and previous != gateway:
+                self._logout(previous, sub)  # (bound elsewhere by the registry's API)
+        return [{"productKey": pk, "deviceName": dn} for pk, dn in subs]
 
     async def _unbind(self, gateway: DeviceKey, item: dict[str, Any]) -> dict[str, str]:
         sub = _key(item)

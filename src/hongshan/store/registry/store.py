@@ -650,6 +650,41 @@ class SQLRegistry:
     def device_disconnected(self, product_key: str, device_name: str) -> None:
         self._presence.note((product_key, device_name), Event.DISCONNECTED, "")
 
+    async def bind_gateway(self, gateway: DeviceKey, subs: list[DeviceKey]) -> list[DeviceKey]:
+        """Put sub-devices under ``gateway`` (a gateway's topology add), each only if no other
+        gateway has it — Alibaba's sub-device has one gateway at a time. Returns those another
+        gateway has; then none of ``subs`` was bound (one transaction, all or nothing). Each
+        UPDATE carries its own condition, so two gateways racing for one sub-device cannot
+        both win."""
+
+        class _Taken(Exception):
+            pass
+
+        def update() -> list[DeviceKey]:
+            c = t.devices.c
+            taken: list[DeviceKey] = []
+            try:
+                with self._engine.begin() as db:
+                    gateway_id = row_id_of(db, gateway)
+                    for sub in subs:
+                        done = db.execute(
+                            t.devices.update()
+                            .where(
+                                c.id == row_id_of(db, sub),
+                                sa.or_(c.gateway_id.is_(None), c.gateway_id == gateway_id),
+                            )
+                            .values(gateway_id=gateway_id)
+                        )
+                        if done.rowcount != 1:
+                            taken.append(sub)
+                    if taken:
+                        raise _Taken  # rolls the transaction back
+            except _Taken:
+                pass
+            return taken
+
+        return await self._run(update)
+
     async def set_gateway(self, sub: DeviceKey, gateway: DeviceKey | None) -> None:
         """Put a sub-device under a gateway (topology add) or take it out (``None``)."""
 

@@ -1,0 +1,230 @@
+"""Issue 12, the hostile review's device cases: who may speak for a device, and gateways
+vouching for sub-devices. Every peer is a real one over a real socket: paho-mqtt as a gateway
+(its sub-devices' signatures computed here from Alibaba's pages, not by our signing code), as a
+device, and as an application with a users file."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alibaba_device import make_device, make_product, signed
+from broker_peers import Paho
+from hongshan.identity.alibaba import timestamp_fresh
+from hongshan.things.model import NodeType
+from hongshan.things.tsl import ThingModel
+
+TSL = Path(__file__).parent.parent / "things" / "data" / "streetlight.json"
+NOT_AUTHORIZED = 0x87  # MQTT 5.0 PUBACK: Not authorized
+BAD_CREDENTIALS = 0x86  # MQTT 5.0 CONNACK: Bad User Name or Password
+YEAR_2001 = "978307200000"  # 2001-01-01T00:00:00Z in milliseconds
+
+_ids = itertools.count(1)
+
+
+def sub_signature(
+    pk: str, dn: str, secret: str, *, timestamp: str | None, client_id: str | None
+) -> dict[str, str]:
+    """A sub-device's signed identity as a gateway sends it in topology add and login
+    (Alibaba, "Manage topological relationships": every parameter but sign and signMethod,
+    sorted by name, names and values concatenated, HMAC with the sub-device's secret)."""
+    params = {"productKey": pk, "deviceName": dn}
+    if timestamp is not None:
+        params["timestamp"] = timestamp
+    if client_id is not None:
+        params["clientId"] = client_id
+    content = "".join(f"{name}{params[name]}" for name in sorted(params))
+    sign = hmac.new(secret.encode(), content.encode(), hashlib.sha256).hexdigest()
+    return {**params, "signmethod": "hmacSha256", "sign": sign}
+
+
+def now_ms() -> str:
+    return str(int(time.time() * 1000))
+
+
+class Gateway:
+    """A gateway device on paho: Alink requests on its own topics, answered on ``…_reply``."""
+
+    def __init__(self, client: Paho, pk: str, dn: str) -> None:
+        self.client, self.pk, self.dn = client, pk, dn
+        assert client.subscribe(f"/sys/{pk}/{dn}/thing/topo/+", 1) == [1]
+        assert client.subscribe(f"/ext/session/{pk}/{dn}/combine/+", 1) == [1]
+
+    def request(self, action: str, params: Any) -> dict[str, Any]:
+        """Send ``topo/add``, ``combine/login``, … and return the reply with its id."""
+        group, _, verb = action.partition("/")
+        if group == "topo":
+            topic = f"/sys/{self.pk}/{self.dn}/thing/topo/{verb}"
+        else:
+            topic = f"/ext/session/{self.pk}/{self.dn}/combine/{verb}"
+        request_id = str(next(_ids))
+        body = {"id": request_id, "version": "1.0", "params": params}
+        assert self.client.publish(topic, json.dumps(body), 1) == 0
+        while True:
+            message = self.client.get()
+            if message.topic == topic + "_reply":
+                reply: dict[str, Any] = json.loads(message.payload)
+                if reply["id"] == request_id:
+                    return reply
+
+
+@dataclass
+class Site:
+    server: Any
+    gw_pk: str
+    sub_pk: str
+    secrets: dict[str, str]  # device name -> secret
+
+    def gateway(self, paho_client: Callable[..., Paho], dn: str) -> Gateway:
+        login = signed(self.gw_pk, dn, self.secrets[dn], timestamp=now_ms())
+        client = paho_client(self.server.port, **login)
+        return Gateway(client.connect(), self.gw_pk, dn)
+
+    def gateway_of(self, dn: str) -> tuple[str, str] | None:
+        device = self.server.run(self.server.platform.registry.get_device(self.sub_pk, dn))
+        gateway: tuple[str, str] | None = device.gateway
+        return gateway
+
+    def carrier(self, dn: str) -> tuple[str, str] | None:
+        carriers = self.server.platform.gateways.carrier
+        found: tuple[str, str] | None = self.server.call(lambda: carriers.get((self.sub_pk, dn)))
+        return found
+
+
+def make_site(server: Any) -> Site:
+    gw_pk = make_product(server, "Gateway", node_type=NodeType.GATEWAY).product_key
+    model = ThingModel.from_json(TSL.read_bytes())
+    sub_pk = make_product(
+        server, "Lamp", node_type=NodeType.SUBDEVICE, thing_model=model
+    ).product_key
+    secrets = {}
+    for pk, dn in ((gw_pk, "gateway-a"), (gw_pk, "gateway-b"), (sub_pk, "lamp-0001")):
+        secret = make_device(server, pk, dn).device_secret
+        assert secret is not None
+        secrets[dn] = secret
+    return Site(server, gw_pk, sub_pk, secrets)
+
+
+# -- case 3: sub-device signatures --------------------------------------------------------------
+
+
+def test_a_replayed_topology_add_and_login_do_not_take_a_sub_device_over(
+    make_server: Callable[..., Any], paho_client: Callable[..., Paho]
+) -> None:
+    """Issue 12 case 3: a second gateway replaying the first gateway's ``topo/add`` and
+    ``combine/login`` for a sub-device took it over. A sub-device has one gateway at a time
+    (Alibaba's topology): the replay is refused (460, then 6401) and changes nothing, until
+    the first gateway deletes the topology."""
+    site = make_site(make_server(device_clock_skew=60))
+    first, second = (site.gateway(paho_client, dn) for dn in ("gateway-a", "gateway-b"))
+    lamp = sub_signature(
+        site.sub_pk,
+        "lamp-0001",
+        site.secrets["lamp-0001"],
+        timestamp=now_ms(),
+        client_id=f"{site.sub_pk}&lamp-0001",
+    )
+    assert first.request("topo/add", [lamp])["code"] == 200
+    assert first.request("session/login", lamp)["code"] == 200
+    owner = (site.gw_pk, "gateway-a")
+    assert site.carrier("lamp-0001") == owner
+
+    # the second gateway saw both requests and sends them again, word for word
+    added = second.request("topo/add", [lamp])
+    assert added["code"] == 460 and "another gateway" in added["message"]
+    assert second.request("session/login", lamp)["code"] == 6401
+    assert site.gateway_of("lamp-0001") == owner
+    assert site.carrier("lamp-0001") == owner
+    post = f"/sys/{site.sub_pk}/lamp-0001/thing/event/property/post"
+    body = json.dumps({"id": "1", "version": "1.0", "params": {"Brightness": 5}})
+    assert second.client.publish(post, body, 1) == NOT_AUTHORIZED
+
+    # once the first gateway lets it go, the second may bind it (with a signature of its own)
+    assert (
+        first.request("topo/delete", [{"productKey": site.sub_pk, "deviceName": "lamp-0001"}])[
+            "code"
+        ]
+        == 200
+    )
+    fresh = sub_signature(
+        site.sub_pk, "lamp-0001", site.secrets["lamp-0001"], timestamp=now_ms(), client_id="b"
+    )
+    assert second.request("topo/add", [fresh])["code"] == 200
+    assert site.gateway_of("lamp-0001") == (site.gw_pk, "gateway-b")
+
+
+def test_a_stale_sub_device_signature_is_refused_like_a_stale_connect(
+    make_server: Callable[..., Any], paho_client: Callable[..., Paho]
+) -> None:
+    """Issue 12 case 3: with ``--device-clock-skew 60`` a direct CONNECT signed in 2001 was
+    refused, but the same sub-device's ``topo/add`` and ``combine/login`` signed in 2001 were
+    accepted. The window now applies to both (401 request auth error); a fresh one binds."""
+    site = make_site(make_server(device_clock_skew=60))
+    gateway = site.gateway(paho_client, "gateway-a")
+    secret = site.secrets["lamp-0001"]
+    direct = paho_client(
+        site.server.port, **signed(site.sub_pk, "lamp-0001", secret, timestamp=YEAR_2001)
+    )
+    direct.connect(wait=False)
+    assert direct.connected.wait(10) and direct.connack_reason == BAD_CREDENTIALS
+
+    old = sub_signature(site.sub_pk, "lamp-0001", secret, timestamp=YEAR_2001, client_id="x")
+    refused = gateway.request("topo/add", [old])
+    assert refused["code"] == 401 and "lamp-0001" in refused["message"]
+    assert site.gateway_of("lamp-0001") is None
+    fresh = sub_signature(site.sub_pk, "lamp-0001", secret, timestamp=now_ms(), client_id="x")
+    assert gateway.request("topo/add", [fresh])["code"] == 200
+    assert gateway.request("session/login", old)["code"] == 401
+    assert site.carrier("lamp-0001") is None
+    assert gateway.request("session/login", fresh)["code"] == 200
+
+
+def test_a_sub_device_signature_without_a_timestamp_is_refused(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    """Issue 12 case 3: a sub-device signature over neither clientId nor timestamp was
+    accepted — the same string for ever, a fixed password in effect. Alibaba signs a timestamp;
+    one missing is a request parameter error (460), whatever the clock window."""
+    site = make_site(server)
+    gateway = site.gateway(paho_client, "gateway-a")
+    fixed = sub_signature(
+        site.sub_pk, "lamp-0001", site.secrets["lamp-0001"], timestamp=None, client_id=None
+    )
+    refused = gateway.request("topo/add", [fixed])
+    assert refused["code"] == 460 and "timestamp" in refused["message"]
+    assert site.gateway_of("lamp-0001") is None
+
+
+NOW = 1_764_374_400.0  # 2025-11-29T00:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "skew", "fresh"),
+    [
+        ("1764374430000", 60, True),  # milliseconds, 30 s ahead
+        ("1764374330000", 60, False),  # 70 s behind
+        (YEAR_2001, 60, False),
+        ("1764374400", 60, True),  # seconds, as Alibaba's Python SDK signs its CONNECT
+        ("978307200", 60, False),  # 2001 in seconds
+        (None, 60, False),
+        ("", 60, False),
+        ("-1764374400000", 60, False),
+        ("1" * 40, 60, False),
+        (None, None, True),  # no window configured: compatibility, with its warning
+        (YEAR_2001, None, True),
+    ],
+)
+def test_the_clock_window_of_signed_timestamps(
+    timestamp: str | None, skew: float | None, fresh: bool
+) -> None:
+    """Issue 12 case 3: the one clock window for a CONNECT's and a sub-device's signature."""
+    assert timestamp_fresh(timestamp, NOW, skew) is fresh
