@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 
 from alibaba_device import make_device, make_product, signed
-from broker_peers import Paho
+from broker_peers import V5, V311, Paho
 from hongshan.identity.alibaba import timestamp_fresh
+from hongshan.identity.device_topics import TopicClass, direction_of
+from hongshan.identity.passwords import set_password
 from hongshan.things.model import NodeType
 from hongshan.things.tsl import ThingModel
 
@@ -228,3 +230,138 @@ def test_the_clock_window_of_signed_timestamps(
 ) -> None:
     """Issue 12 case 3: the one clock window for a CONNECT's and a sub-device's signature."""
     assert timestamp_fresh(timestamp, NOW, skew) is fresh
+
+
+# -- case 4: who may speak for a device ---------------------------------------------------------
+
+
+def lamp_product(server: Any) -> str:
+    model = ThingModel.from_json(TSL.read_bytes())
+    return make_product(server, "Streetlight", thing_model=model).product_key
+
+
+def values_of(server: Any, pk: str, dn: str) -> dict[str, Any]:
+    twin = server.platform.twin
+    found: dict[str, Any] = server.call(lambda: twin.values(pk, dn))
+    return found
+
+
+@pytest.mark.parametrize("version", [V5, V311])
+def test_an_application_cannot_post_a_devices_values(
+    make_server: Callable[..., Any],
+    paho_client: Callable[..., Paho],
+    tmp_path: Path,
+    version: int,
+) -> None:
+    """Issue 12 case 4: with a users file and no ACL, user ``app`` publishing to
+    ``/sys/{pk}/k-0000/thing/event/property/post`` was answered 200 and the value stored as
+    the device's. An uplink is the device's word: refused (5.0 PUBACK 0x87), not stored, not
+    answered, not routed. A downlink stays as the ACL says (none: allowed), as Alibaba's cloud
+    API lets the owner's applications send property sets."""
+    users = tmp_path / "users.txt"
+    set_password(str(users), "app", "app-password")
+    set_password(str(users), "watcher", "watcher-password")
+    server = make_server(password_file=str(users), allow_anonymous=False)
+    pk = lamp_product(server)
+    secret = make_device(server, pk, "k-0000").device_secret
+    device = paho_client(server.port, **signed(pk, "k-0000", secret)).connect()
+    set_topic = f"/sys/{pk}/k-0000/thing/service/property/set"
+    assert device.subscribe(set_topic, 1) == [1]
+    watcher = paho_client(server.port, username="watcher", password="watcher-password")
+    assert watcher.connect().subscribe([(f"/sys/{pk}/k-0000/#", 1), ("town/sentinel", 1)]) == [
+        1,
+        1,
+    ]
+    app = paho_client(server.port, version=version, username="app", password="app-password")
+    app.connect()
+
+    post = f"/sys/{pk}/k-0000/thing/event/property/post"
+    body = json.dumps({"id": "1", "version": "1.0", "params": {"Brightness": 42}})
+    assert app.publish(post, body, 1) == (NOT_AUTHORIZED if version == V5 else 0)
+    assert app.publish("town/sentinel", b"after", 1) == 0
+    seen = watcher.until("town/sentinel")
+    assert [m.topic for m in seen] == ["town/sentinel"]  # no post, no post_reply
+    assert values_of(server, pk, "k-0000") == {}
+
+    # the platform's direction: the ACL decides (here: no ACL, so allowed) and the device gets it
+    command = json.dumps({"id": "2", "version": "1.0", "params": {"Brightness": 10}})
+    assert app.publish(set_topic, command, 1) == 0
+    assert device.get().topic == set_topic
+
+
+def test_a_device_cannot_publish_on_its_own_downlinks(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    """Issue 12 case 4: a device could publish on its own downlink topics — a property set,
+    an RRPC request, a reply to its own post — and so command or answer itself in the
+    platform's name. Each is refused (PUBACK 0x87) and delivered to nobody; its uplinks still
+    work."""
+    pk = lamp_product(server)
+    secret = make_device(server, pk, "k-0000").device_secret
+    device = paho_client(server.port, **signed(pk, "k-0000", secret)).connect()
+    own = f"/sys/{pk}/k-0000"
+    assert device.subscribe(f"{own}/#", 1) == [1]
+    downlinks = (
+        f"{own}/thing/service/property/set",
+        f"{own}/thing/service/Blink",
+        f"{own}/rrpc/request/1234",
+        f"{own}/thing/event/property/post_reply",
+        f"/shadow/get/{pk}/k-0000",
+        f"/ext/ntp/{pk}/k-0000/response",
+        f"/ext/session/{pk}/k-0000/combine/login_reply",
+    )
+    for topic in downlinks:
+        assert device.publish(topic, b'{"id": "9", "params": {}}', 1) == NOT_AUTHORIZED, topic
+    post = f"{own}/thing/event/property/post"
+    body = json.dumps({"id": "1", "version": "1.0", "params": {"Brightness": 7}})
+    assert device.publish(post, body, 1) == 0
+    *before, reply = device.until(post + "_reply")
+    assert not {m.topic for m in before} & set(downlinks)
+    assert json.loads(reply.payload)["id"] == "1"  # the platform's answer, not the fake
+    assert json.loads(reply.payload)["code"] == 200
+    assert values_of(server, pk, "k-0000")["Brightness"].value == 7
+
+
+CLASSES = (
+    TopicClass(pattern="/${productKey}/${deviceName}/user/update", right="pub"),
+    TopicClass(pattern="/${productKey}/${deviceName}/user/get", right="sub"),
+    TopicClass(pattern="/${productKey}/${deviceName}/user/chat", right="all"),
+)
+
+
+@pytest.mark.parametrize(
+    ("topic", "direction"),
+    [
+        ("/sys/pk/dn/thing/event/property/post", "up"),
+        ("/sys/pk/dn/thing/event/property/post_reply", "down"),
+        ("/sys/pk/dn/thing/event/Fault/post", "up"),
+        ("/sys/pk/dn/thing/service/property/set", "down"),
+        ("/sys/pk/dn/thing/service/property/set_reply", "up"),
+        ("/sys/pk/dn/thing/service/Blink", "down"),
+        ("/sys/pk/dn/thing/service/Blink_reply", "up"),
+        ("/sys/pk/dn/rrpc/request/1", "down"),
+        ("/sys/pk/dn/rrpc/response/1", "up"),
+        ("/sys/pk/dn/thing/topo/add", "up"),
+        ("/sys/pk/dn/thing/topo/add_reply", "down"),
+        ("/sys/pk/dn/thing/topo/change", "down"),
+        ("/sys/pk/dn/thing/topo/change_reply", "up"),
+        ("/ext/session/pk/dn/combine/login", "up"),
+        ("/ext/session/pk/dn/combine/login_reply", "down"),
+        ("/shadow/update/pk/dn", "up"),
+        ("/shadow/get/pk/dn", "down"),
+        ("/ota/device/inform/pk/dn", "up"),
+        ("/ota/device/upgrade/pk/dn", "down"),
+        ("/ext/ntp/pk/dn/request", "up"),
+        ("/ext/ntp/pk/dn/response", "down"),
+        ("/ext/rrpc/7/sys/pk/dn/thing/service/Blink", "up"),
+        ("/as/mqtt/status/pk/dn", "up"),
+        ("/pk/dn/user/update", "up"),
+        ("/pk/dn/user/get", "down"),
+        ("/pk/dn/user/chat", "both"),
+        ("/pk/dn/user/unknown", None),
+        ("town/lamps/1", None),
+    ],
+)
+def test_the_direction_of_a_device_topic(topic: str, direction: str | None) -> None:
+    """Issue 12 case 4: who speaks on a device's topic is data (``TOPIC_DIRECTIONS``)."""
+    assert direction_of(topic, lambda pk: CLASSES if pk == "pk" else ()) == direction

@@ -30,6 +30,7 @@ from hongshan.broker.auth import (
     Authorizer,
     Client,
     Credentials,
+    ReceiveFilter,
     Verdict,
 )
 from hongshan.identity.alibaba import (
@@ -39,7 +40,12 @@ from hongshan.identity.alibaba import (
     timestamp_fresh,
     verify_password,
 )
-from hongshan.identity.device_topics import AUTO_SUBSCRIBE, DeviceTopics, TopicClass
+from hongshan.identity.device_topics import (
+    AUTO_SUBSCRIBE,
+    DeviceTopics,
+    TopicClass,
+    direction_of,
+)
 from hongshan.identity.registration import (
     FORBIDDEN,
     NO_PREREGISTRATION,
@@ -192,10 +198,41 @@ class SignedConnectAuthenticator:
         return timestamp_fresh(timestamp, self._clock(), self._max_clock_skew)
 
 
+class SpeaksForNoDevice:
+    """What a person or an application may do: the fallback's answer (the ACL file, or all
+    without one), except publishing a device's uplink — only the device, or the gateway it is
+    logged in through, speaks for it (the platform stores what arrives there as its values).
+
+    Downlinks (property set, service calls, a custom topic class a device subscribes to) stay
+    as the ACL says: on Alibaba's platform the owner's applications send them through the
+    cloud API (``Pub`` to any topic class with subscribe rights, ``SetDeviceProperty``,
+    ``InvokeThingService``, ``RRpc``), never a device; an ACL that grants an application such a
+    topic is its owner's choice."""
+
+    def __init__(
+        self, granted: Access, topic_classes: Callable[[str], tuple[TopicClass, ...]]
+    ) -> None:
+        self._granted = granted
+        self._topic_classes = topic_classes
+
+    def may_publish(self, topic: str) -> bool:
+        if direction_of(topic, self._topic_classes) == "up":
+            return False
+        return self._granted.may_publish(topic)
+
+    def may_subscribe(self, topic_filter: str) -> bool:
+        return self._granted.may_subscribe(topic_filter)
+
+    @property
+    def receive_filter(self) -> ReceiveFilter | None:
+        return self._granted.receive_filter
+
+
 class DeviceAuthorizer:
-    """Devices get their own topics; every other client the fallback's answer (the ACL file).
-    A gateway's ``DeviceTopics`` is its connection's own: it carries the sub-devices logged in
-    through it (``DeviceTopics.carry``/``drop``, done by the platform)."""
+    """Devices get their own topics; every other client the fallback's answer (the ACL file),
+    without the right to speak for a device (``SpeaksForNoDevice``). A gateway's
+    ``DeviceTopics`` is its connection's own: it carries the sub-devices logged in through it
+    (``DeviceTopics.carry``/``drop``, done by the platform)."""
 
     def __init__(
         self, topic_classes: Callable[[str], tuple[TopicClass, ...]], fallback: Authorizer
@@ -208,6 +245,8 @@ class DeviceAuthorizer:
         if device is None:
             # '&' ids come only from signed CONNECTs: one that is not a device is being
             # registered, and may do nothing but wait for its answer
-            return NO_ACCESS if "&" in client.client_id else self._fallback.access(client)
+            if "&" in client.client_id:
+                return NO_ACCESS
+            return SpeaksForNoDevice(self._fallback.access(client), self._topic_classes)
         pk, dn = device
         return DeviceTopics(pk, dn, self._topic_classes(pk))

@@ -21,11 +21,18 @@ topic                                  device      what for
 
 A gateway may also use these topics for each sub-device logged in through it; that is the
 ``also`` argument (the sub-devices' (pk, dn) pairs), kept up to date by the registry.
+
+Each topic also has a direction (``TOPIC_DIRECTIONS``, ``direction_of``): *up* is the device
+speaking (posts, replies to the platform's calls, its requests), *down* the platform speaking to
+it (calls, property set, replies to its requests). A device may never publish a downlink, even
+on its own topics (it would be answering or commanding itself in the platform's name); and an
+uplink of device D is D's word — the platform stores it as D's values — so only D, or the
+gateway D is logged in through, may publish it, whatever an ACL grants anyone else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 import msgspec
@@ -34,6 +41,7 @@ from hongshan.identity.acl import filter_covers
 from hongshan.mqtt.topics import topic_matches
 
 Right = Literal["pub", "sub", "all"]
+Direction = Literal["up", "down", "both"]  # up: device → platform; down: platform → device
 
 
 class TopicClass(msgspec.Struct, frozen=True):
@@ -64,6 +72,66 @@ def _own_rules(pk: str, dn: str, classes: Iterable[TopicClass]) -> list[tuple[Ri
             )
         )
     return rules
+
+
+# Who speaks on a device's topics (Alibaba Cloud IoT, "What is a topic?" and the Alink protocol
+# pages), as (filter, direction); the first row that matches decides, ``+`` standing for the
+# product key and device name. Under /sys/ and /ext/session/ the rows name requests: a request's
+# ``…_reply`` goes the other way (``property/post`` up, ``post_reply`` down; ``property/set``
+# down, ``set_reply`` up).
+TOPIC_DIRECTIONS: tuple[tuple[str, Direction], ...] = (
+    ("/sys/+/+/thing/service/#", "down"),  # service calls, property set and get
+    ("/sys/+/+/rrpc/request/+", "down"),
+    ("/sys/+/+/thing/model/down_raw", "down"),
+    ("/sys/+/+/thing/config/push", "down"),
+    ("/sys/+/+/thing/topo/add/notify", "down"),
+    ("/sys/+/+/thing/topo/change", "down"),
+    ("/sys/+/+/thing/disable", "down"),
+    ("/sys/+/+/thing/enable", "down"),
+    ("/sys/+/+/thing/delete", "down"),
+    ("/sys/+/+/#", "up"),  # posts, and the device's requests (topology, desired values, …)
+    ("/ext/session/+/+/#", "up"),  # sub-device login and logout
+    ("/shadow/update/+/+", "up"),
+    ("/shadow/get/+/+", "down"),
+    ("/ota/device/inform/+/+", "up"),
+    ("/ota/device/progress/+/+", "up"),
+    ("/ota/device/request/+/+", "up"),
+    ("/ota/device/upgrade/+/+", "down"),
+    ("/ext/ntp/+/+/request", "up"),
+    ("/ext/ntp/+/+/response", "down"),
+    # the platform sends the RRPC request itself; what a client publishes here is a device's
+    # answer (a synchronous service reply is taken as the device's word)
+    ("/ext/rrpc/#", "up"),
+    # a device's presence is the platform's to say: as an uplink, nobody else may publish it
+    ("/as/mqtt/status/+/+", "up"),
+)
+_REPLIES_TURN = ("/sys/", "/ext/session/")
+_FLIP: dict[Direction, Direction] = {"up": "down", "down": "up", "both": "both"}
+
+
+def direction_of(
+    topic: str, classes: Callable[[str], Iterable[TopicClass]] = lambda pk: ()
+) -> Direction | None:
+    """Who speaks on ``topic``: a device (up), the platform (down), either (both), or None when
+    it is no device's topic. ``classes(pk)`` gives a product's custom topic classes, whose
+    right says it: ``pub`` is an uplink, ``sub`` a downlink, ``all`` both."""
+    request = topic
+    turned = topic.endswith("_reply") and topic.startswith(_REPLIES_TURN)
+    if turned:
+        request = topic[: -len("_reply")]
+    for pattern, direction in TOPIC_DIRECTIONS:
+        if topic_matches(pattern, request):
+            return _FLIP[direction] if turned else direction
+    levels = topic.split("/", 4)  # "", pk, dn, "user", …
+    if len(levels) == 5 and levels[3] == "user" and levels[1]:
+        for topic_class in classes(levels[1]):
+            pattern = topic_class.pattern.replace("${productKey}", levels[1])
+            if topic_matches(pattern.replace("${deviceName}", levels[2]), topic):
+                return _CLASS_DIRECTION[topic_class.right]
+    return None
+
+
+_CLASS_DIRECTION: dict[Right, Direction] = {"pub": "up", "sub": "down", "all": "both"}
 
 
 # Alibaba's "automatic topic subscription": what a device whose client id says ``_ss=1`` (the
@@ -153,7 +221,8 @@ class DeviceTopics:
         return False
 
     def may_publish(self, topic: str) -> bool:
-        return self._allowed("pub", topic)
+        # a downlink is the platform's to send, even on the device's own topics
+        return self._allowed("pub", topic) and direction_of(topic) != "down"
 
     def may_subscribe(self, topic_filter: str) -> bool:
         """Allowed when a subscribe rule covers the whole filter (see ``filter_covers``)."""
