@@ -206,6 +206,37 @@ def test_a_sub_device_signature_without_a_timestamp_is_refused(
     assert site.gateway_of("lamp-0001") is None
 
 
+def test_a_gateway_cannot_log_out_another_gateways_sub_device(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    """Issue 12 case 13: a gateway logging out another gateway's sub-device was answered 200.
+    It is Alibaba's 6401 (topo relation not exist), and nothing changes — in a batch too, where
+    the sub-device bound to the asking gateway stays logged in as well."""
+    site = make_site(server)
+    own_sub = make_device(server, site.sub_pk, "lamp-0002").device_secret
+    assert own_sub is not None
+    first, second = (site.gateway(paho_client, dn) for dn in ("gateway-a", "gateway-b"))
+    lamp = sub_signature(
+        site.sub_pk, "lamp-0001", site.secrets["lamp-0001"], timestamp=now_ms(), client_id="a"
+    )
+    other = sub_signature(site.sub_pk, "lamp-0002", own_sub, timestamp=now_ms(), client_id="b")
+    for gateway, sub in ((first, lamp), (second, other)):
+        assert gateway.request("topo/add", [sub])["code"] == 200
+        assert gateway.request("session/login", sub)["code"] == 200
+    owner = (site.gw_pk, "gateway-a")
+
+    theirs = {"productKey": site.sub_pk, "deviceName": "lamp-0001"}
+    mine = {"productKey": site.sub_pk, "deviceName": "lamp-0002"}
+    refused = second.request("session/logout", theirs)
+    assert refused["code"] == 6401 and "lamp-0001" in refused["message"]
+    assert second.request("session/batch_logout", [mine, theirs])["code"] == 6401
+    assert site.carrier("lamp-0001") == owner
+    assert site.carrier("lamp-0002") == (site.gw_pk, "gateway-b")
+    # its own goes when it asks
+    assert second.request("session/logout", mine)["code"] == 200
+    assert site.carrier("lamp-0002") is None
+
+
 NOW = 1_764_374_400.0  # 2025-11-29T00:00:00Z
 
 

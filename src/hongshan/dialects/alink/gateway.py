@@ -201,9 +201,13 @@ class GatewayService:
             signed = [await self._check_signed(item, method) for item in items]
             return [await self._login(gateway, sub) for sub in signed]
         if action == "session/logout":
-            return self._logout(gateway, _key(params))
+            sub = _key(params)
+            await self._check_bound(gateway, [sub])
+            return self._logout(gateway, sub)
         if action == "session/batch_logout":
-            return [self._logout(gateway, _key(item)) for item in _items(params)]
+            leaving = [_key(item) for item in _items(params)]
+            await self._check_bound(gateway, leaving)  # all or nothing
+            return [self._logout(gateway, sub) for sub in leaving]
         raise _Refused(REQUEST_INVALID, f"unknown request {action}")
 
     async def _check_signed(self, item: dict[str, Any], method: Any) -> DeviceKey:
@@ -259,9 +263,7 @@ class GatewayService:
 
     async def _unbind(self, gateway: DeviceKey, item: dict[str, Any]) -> dict[str, str]:
         sub = _key(item)
-        subs = await self._directory.list_devices(DeviceFilter(gateway=gateway, limit=10_000))
-        if sub not in {(d.product_key, d.device_name) for d in subs}:
-            raise _Refused(TOPO_NOT_EXIST, f"topo relation not exist: {sub[1]}&{sub[0]}")
+        await self._check_bound(gateway, [sub])
         self._logout(gateway, sub)
         await self._directory.set_gateway(sub, None)
         return {"productKey": sub[0], "deviceName": sub[1]}
@@ -289,10 +291,17 @@ class GatewayService:
             "deviceSecret": credentials.device_secret,
         }
 
+    async def _check_bound(self, gateway: DeviceKey, subs: list[DeviceKey]) -> None:
+        """Refuse (6401) unless every one of ``subs`` is bound to ``gateway``: a gateway acts
+        only for its own sub-devices."""
+        bound = await self._directory.list_devices(DeviceFilter(gateway=gateway, limit=10_000))
+        keys = {(d.product_key, d.device_name) for d in bound}
+        for sub in subs:
+            if sub not in keys:
+                raise _Refused(TOPO_NOT_EXIST, f"topo relation not exist: {sub[1]}&{sub[0]}")
+
     async def _login(self, gateway: DeviceKey, sub: DeviceKey) -> dict[str, str]:
-        subs = await self._directory.list_devices(DeviceFilter(gateway=gateway, limit=10_000))
-        if sub not in {(d.product_key, d.device_name) for d in subs}:
-            raise _Refused(TOPO_NOT_EXIST, f"topo relation not exist: {sub[1]}&{sub[0]}")
+        await self._check_bound(gateway, [sub])
         if not self._online(*gateway):
             # it went while we checked: a login now would outlive it
             raise _Refused(GATEWAY_OFFLINE, "the gateway is no longer connected")
