@@ -67,6 +67,13 @@ ANONYMOUS_WARNING = (
 )
 
 
+CLOCK_SKEW_WARNING = (
+    "device_clock_skew is not set: a device's signed CONNECT, or a gateway's signed sub-device "
+    "login, is accepted whatever its timestamp, so one captured on the network can be replayed. "
+    "Set it (300 s is recommended) once your devices sign the current time."
+)
+
+
 def build_access(settings: Settings) -> tuple[Authenticator, Authorizer]:
     """Who may connect and what they may do, from the users and ACL files (people and
     applications; devices are added in front of these by ``Platform``)."""
@@ -142,8 +149,13 @@ class Platform:
         self._closing.push_async_callback(self._stop_saving, saver)
         people, acl = build_access(settings)
         authenticator = SignedConnectAuthenticator(
-            registry, fallback=people, max_clock_skew=settings.device_clock_skew
+            registry,
+            fallback=people,
+            max_clock_skew=settings.device_clock_skew,
+            require_tls_for_securemode2=settings.require_tls_for_securemode2,
         )
+        if settings.device_clock_skew is None:
+            log.warning(CLOCK_SKEW_WARNING)
         authorizer = DeviceAuthorizer(self._topic_classes, acl)
         store = SQLiteBrokerState(data_dir / "hongshan.db", loop=asyncio.get_running_loop())
         self.broker = broker = Broker(

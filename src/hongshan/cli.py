@@ -73,6 +73,11 @@ def main() -> None:
 @click.option("--history-url", help="postgresql://… for the history [DATA_DIR/history.db].")
 @click.option("--history-raw-days", type=float, help="Days values are kept [for ever].")
 @click.option("--history-rollup-days", type=float, help="Days aggregates are kept [for ever].")
+@click.option(
+    "--require-tls-for-securemode2/--no-require-tls-for-securemode2",
+    default=None,
+    help="Refuse a device's securemode=2 (TLS) CONNECT on plain TCP [off].",
+)
 def serve(config_file: str | None, **flags: Any) -> None:
     """Run the platform: MQTT broker and HTTP API in one process."""
     from hongshan.app import serve as serve_platform

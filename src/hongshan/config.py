@@ -47,7 +47,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # the key that seals device secrets; default: secret.key in data_dir (created on first start).
     # HONGSHAN_SECRET_KEY, when set, is the key itself and wins over any file.
     secret_key_file: str | None = None
-    # refuse a signed CONNECT whose timestamp is further than this from now, seconds (off)
+    # refuse a signed CONNECT (or sub-device signature) further than this from now, s (off)
     device_clock_skew: float | None = None
     # the town's time zone: its days are the history's day rollups (an IANA name)
     time_zone: str = "UTC"
@@ -57,6 +57,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # how long history is kept unless a product says otherwise, days (unset: for ever)
     history_raw_days: float | None = None  # values, events, status changes, commands
     history_rollup_days: float | None = None  # minute and hour aggregates
+    # -- devices: gateways and device security (issue 12) --
+    # refuse a device's signed CONNECT that says securemode=2 (TLS) on a plain TCP listener
+    # (0x86 / 3.1.1 return code 4); off by default, as before, since Alibaba's endpoint knows
+    # its own TLS and some firmware sends securemode=2 regardless
+    require_tls_for_securemode2: bool = False
 
 
 def _coerce(name: str, raw: str) -> Any:

@@ -9,6 +9,8 @@ import hashlib
 import hmac
 import itertools
 import json
+import logging
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -396,3 +398,69 @@ CLASSES = (
 def test_the_direction_of_a_device_topic(topic: str, direction: str | None) -> None:
     """Issue 12 case 4: who speaks on a device's topic is data (``TOPIC_DIRECTIONS``)."""
     assert direction_of(topic, lambda pk: CLASSES if pk == "pk" else ()) == direction
+
+
+# -- case 14: securemode=2 without TLS, and replay by default -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.parametrize("version", [V5, V311])
+def test_securemode_2_over_plain_tcp_is_refused_when_tls_is_required(
+    make_server: Callable[..., Any],
+    paho_client: Callable[..., Paho],
+    certificate: tuple[Path, Path],
+    version: int,
+) -> None:
+    """Issue 12 case 14: a device's CONNECT saying ``securemode=2`` (TLS) was accepted over
+    plain TCP — its signed login in the clear while it believes it private. With
+    ``require_tls_for_securemode2`` it is refused there (0x86; 3.1.1 return code 4, which paho
+    reports as 0x86) and accepted over TLS; ``securemode=3`` (plain TCP) is as before."""
+    cert, key = certificate
+    server = make_server(
+        tls_port=0, tls_cert=str(cert), tls_key=str(key), require_tls_for_securemode2=True
+    )
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "lamp-0001").device_secret
+    tls_claim = signed(pk, "lamp-0001", secret, securemode=2)
+    plain = paho_client(server.port, version=version, **tls_claim)
+    plain.connect(wait=False)
+    assert plain.connected.wait(10) and plain.connack_reason == BAD_CREDENTIALS
+    port = server.ports["mqtts"]
+    paho_client(port, version=version, tls_ca=str(cert), **tls_claim).connect()
+    paho_client(server.port, version=version, **signed(pk, "lamp-0001", secret)).connect()
+
+
+def test_securemode_2_over_plain_tcp_is_accepted_by_default(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    """Issue 12 case 14: compatibility — without the setting, as before."""
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "lamp-0001").device_secret
+    paho_client(server.port, **signed(pk, "lamp-0001", secret, securemode=2)).connect()
+
+
+@pytest.mark.parametrize(("skew", "warned"), [(None, True), (300.0, False)])
+def test_replayable_signed_logins_are_a_warning_at_start(
+    make_server: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+    skew: float | None,
+    warned: bool,
+) -> None:
+    """Issue 12 case 14: an old signed CONNECT replays by default (no clock window), and
+    nothing said so. Starting without ``device_clock_skew`` now warns, naming the setting."""
+    with caplog.at_level(logging.WARNING, logger="hongshan"):
+        make_server(device_clock_skew=skew)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("device_clock_skew" in line for line in said) is warned

@@ -32,6 +32,7 @@ class Credentials(msgspec.Struct, frozen=True, kw_only=True):
     username: str | None
     password: bytes | None
     address: str
+    tls: bool = False  # whether it came on a TLS listener (what a device's securemode=2 claims)
 
 
 class Verdict(msgspec.Struct, frozen=True, kw_only=True):

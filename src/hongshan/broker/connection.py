@@ -501,6 +501,7 @@ class MQTTConnection(asyncio.Protocol):
                 username=packet.username,
                 password=packet.password,
                 address=self.address,
+                tls=self.listener == "tls",
             )
         )
         if self.state == CLOSED:

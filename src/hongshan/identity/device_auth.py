@@ -115,10 +115,14 @@ class SignedConnectAuthenticator:
         fallback: Authenticator,
         max_clock_skew: float | None = None,
         clock: Callable[[], float] = time.time,
+        require_tls_for_securemode2: bool = False,
     ) -> None:
         """``max_clock_skew`` (seconds) refuses a signed timestamp further than that from now,
         so a captured CONNECT cannot be replayed later. Off by default: many devices have no
-        clock worth trusting at boot, and Alibaba's SDKs send fixed timestamps."""
+        clock worth trusting at boot, and Alibaba's SDKs send fixed timestamps.
+        ``require_tls_for_securemode2`` refuses a CONNECT that says ``securemode=2`` (TLS)
+        but did not come over TLS: the device believes its secret-signed login is private."""
+        self._require_tls = require_tls_for_securemode2
         self._directory = directory
         self._fallback = fallback
         self._max_clock_skew = max_clock_skew
@@ -140,6 +144,10 @@ class SignedConnectAuthenticator:
             connect = parse_connect(credentials.client_id, username)
         except SignatureFormatError as exc:
             log.info("refused a signed CONNECT from %s: %s", credentials.address, exc)
+            return refused
+        if self._require_tls and connect.params.get("securemode") == "2" and not credentials.tls:
+            # before the signature is looked at: the answer says nothing of the device
+            log.info("refused %s from %s: securemode=2 without TLS", username, credentials.address)
             return refused
         auth_type = connect.params.get("authType")
         if auth_type in (REGISTER, NO_PREREGISTRATION):
