@@ -30,6 +30,7 @@ from hongshan.things.tsl import ThingModel
 TSL = Path(__file__).parent.parent / "things" / "data" / "streetlight.json"
 NOT_AUTHORIZED = 0x87  # MQTT 5.0 PUBACK: Not authorized
 BAD_CREDENTIALS = 0x86  # MQTT 5.0 CONNACK: Bad User Name or Password
+CLIENT_ID_NOT_VALID = 0x85  # MQTT 5.0 CONNACK: Client Identifier not valid
 YEAR_2001 = "978307200000"  # 2001-01-01T00:00:00Z in milliseconds
 
 _ids = itertools.count(1)
@@ -237,6 +238,30 @@ def test_a_gateway_cannot_log_out_another_gateways_sub_device(
     # its own goes when it asks
     assert second.request("session/logout", mine)["code"] == 200
     assert site.carrier("lamp-0002") is None
+
+
+@pytest.mark.parametrize("version", [V5, V311])
+def test_registering_an_invalid_device_name_is_refused_in_the_connack(
+    server: Any, paho_client: Callable[..., Paho], version: int
+) -> None:
+    """Issue 12 case 13: ``authType=regnwl`` with a device name Alibaba's rules refuse got
+    CONNACK 0 and was then closed without a word, so the device retried every second. It is
+    refused in the CONNACK: 0x85 Client Identifier not valid (3.1.1: 2, which paho reports as
+    0x85), and nothing is created."""
+    product = make_product(server, dynamic_registration=True)
+    pk, product_secret = product.product_key, product.product_secret
+    assert product_secret is not None
+    dn, random = "no spaces allowed", "8Ygb7ULYh53B6OA"
+    # Alibaba, "Unique-certificate-per-product authentication over MQTT" (no pre-registration)
+    content = f"deviceName{dn}productKey{pk}random{random}"
+    sign = hmac.new(product_secret.encode(), content.encode(), hashlib.sha256).hexdigest()
+    client_id = f"{dn}.{pk}|random={random},authType=regnwl,securemode=2,signmethod=hmacsha256|"
+    device = paho_client(
+        server.port, version=version, client_id=client_id, username=f"{dn}&{pk}", password=sign
+    )
+    device.connect(wait=False)
+    assert device.connected.wait(10) and device.connack_reason == CLIENT_ID_NOT_VALID
+    assert not server.call(lambda: server.platform.registry.device_known(pk, dn))
 
 
 NOW = 1_764_374_400.0  # 2025-11-29T00:00:00Z

@@ -55,6 +55,7 @@ from hongshan.identity.registration import (
     token_valid,
 )
 from hongshan.mqtt.reason_codes import ReasonCode
+from hongshan.things.naming import InvalidName, check_device_name
 
 log = logging.getLogger("hongshan.identity")
 
@@ -191,6 +192,16 @@ class SignedConnectAuthenticator:
         """A device asking for its credentials: accepted only to be answered (it may do
         nothing else) when the product allows it and the product secret signed the request."""
         pk, dn = connect.product_key, connect.device_name
+        try:
+            check_device_name(dn)
+        except InvalidName as exc:
+            # Refused in the CONNACK, not accepted and then closed unanswered (the SDKs then
+            # retry for ever): 0x85 Client Identifier not valid (3.1.1: 2, identifier
+            # rejected) — the identity it asks to be registered under is what is wrong, and
+            # it reads apart from 0x86, which tells the device its product secret is.
+            # Alibaba's naming rules are public: saying so reveals nothing.
+            log.info("refused %s of %s&%s: %s", auth_type, dn, pk, exc)
+            return Verdict(reason_code=ReasonCode.CLIENT_IDENTIFIER_NOT_VALID)
         password = (credentials.password or b"").decode("ascii", "replace")
         signature = (connect.sign_method, connect.params.get("random", ""), password)
         refusal = await registration_refusal(
