@@ -105,6 +105,9 @@ TOPIC_DIRECTIONS: tuple[tuple[str, Direction], ...] = (
     # a device's presence is the platform's to say: as an uplink, nobody else may publish it
     ("/as/mqtt/status/+/+", "up"),
 )
+# the rows' filters split into levels once; a topic is split once and compared with each (no
+# memo: what clients publish on must not grow the server's memory)
+_ROW_LEVELS = tuple((pattern.split("/"), direction) for pattern, direction in TOPIC_DIRECTIONS)
 _REPLIES_TURN = ("/sys/", "/ext/session/")
 _FLIP: dict[Direction, Direction] = {"up": "down", "down": "up", "both": "both"}
 
@@ -119,9 +122,9 @@ def direction_of(
     turned = topic.endswith("_reply") and topic.startswith(_REPLIES_TURN)
     if turned:
         request = topic[: -len("_reply")]
-    for pattern, direction in TOPIC_DIRECTIONS:
-        if topic_matches(pattern, request):
-            return _FLIP[direction] if turned else direction
+    found = _row_direction(request)
+    if found is not None:
+        return _FLIP[found] if turned else found
     levels = topic.split("/", 4)  # "", pk, dn, "user", …
     if len(levels) == 5 and levels[3] == "user" and levels[1]:
         for topic_class in classes(levels[1]):
@@ -132,6 +135,44 @@ def direction_of(
 
 
 _CLASS_DIRECTION: dict[Right, Direction] = {"pub": "up", "sub": "down", "all": "both"}
+
+
+# Under /sys/{pk}/{dn}/ the direction depends on the rest alone: remembered for the few suffixes
+# devices use (bounded in count and length, since clients choose them).
+_SYS_SUFFIXES: dict[str, Direction | None] = {}
+_SUFFIXES_KEPT, _SUFFIX_LENGTH = 1024, 96
+
+
+def _row_direction(topic: str) -> Direction | None:
+    suffix = None
+    if topic.startswith("/sys/"):
+        parts = topic.split("/", 4)
+        if len(parts) == 5 and len(parts[4]) <= _SUFFIX_LENGTH:
+            suffix = parts[4]
+            if suffix in _SYS_SUFFIXES:
+                return _SYS_SUFFIXES[suffix]
+    levels = topic.split("/")
+    found: Direction | None = None
+    for filter_levels, direction in _ROW_LEVELS:
+        if _levels_match(filter_levels, levels):
+            found = direction
+            break
+    if suffix is not None:
+        if len(_SYS_SUFFIXES) >= _SUFFIXES_KEPT:
+            _SYS_SUFFIXES.clear()
+        _SYS_SUFFIXES[suffix] = found
+    return found
+
+
+def _levels_match(filter_levels: list[str], levels: list[str]) -> bool:
+    """``topic_matches`` on levels already split (the rows have no leading wildcard)."""
+    count = len(levels)
+    for index, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if index >= count or (level != "+" and level != levels[index]):
+            return False
+    return len(filter_levels) == count
 
 
 # Alibaba's "automatic topic subscription": what a device whose client id says ``_ss=1`` (the
