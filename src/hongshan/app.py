@@ -145,6 +145,7 @@ class Platform:
         self.registry = registry = await SQLRegistry.open(registry_url, SecretBox(key))
         self._closing.push_async_callback(registry.close)
         self.twin.restore(await registry.properties.load())
+        await self._after_restart()
         saver = asyncio.get_running_loop().create_task(self._save_properties())
         self._closing.push_async_callback(self._stop_saving, saver)
         people, acl = build_access(settings)
@@ -239,6 +240,36 @@ class Platform:
             self.ports["http"] = server.sockets[0].getsockname()[1]
         log.info("listening http %s:%d", settings.host, self.ports["http"])
         self.ready = True
+
+    async def _after_restart(self) -> None:
+        """What a crash (kill -9, a power cut) left behind, put right before devices connect:
+        the latest values as the history committed them (the registry's copy is saved every
+        second), and no device online that is not connected, each one that was logged offline
+        at this start ("server restarted") unless its log already ended offline."""
+        registry, history = self.registry, self.history
+        latest = await history.latest_values()
+        changed = self.twin.reconcile(
+            {device: values for device, values in latest.items() if registry.device_known(*device)}
+        )
+        last = await history.last_status()
+        stale = set(registry.online_devices())
+        stale.update(device for device, state in last.items() if state == "online")
+        now = _now_ms()
+        for device in sorted(stale):
+            if not registry.device_known(*device):
+                continue  # (deleted since: its history stays, it has no status)
+            registry.device_disconnected(*device)
+            if last.get(device) != "offline":
+                body = {"reason": "server restarted"}
+                history.add_log(device, LogKind.STATUS, "offline", now, body)
+        if stale:
+            await history.committed()  # (said before anyone can ask)
+        if changed or stale:
+            log.info(
+                "at start: %d latest values taken from the history, %d devices set offline",
+                changed,
+                len(stale),
+            )
 
     async def stop(self) -> None:
         self.ready = False

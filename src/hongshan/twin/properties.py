@@ -64,6 +64,27 @@ class PropertyTwin:
             self._latest[device] = {k: PropertyValue(v, at) for k, (v, at) in values.items()}
             self._newest[device] = max((at for _, at in values.values()), default=0)
 
+    def reconcile(self, committed: dict[tuple[str, str], dict[str, tuple[Any, int]]]) -> int:
+        """After a crash: the history's newest committed values (``latest_values``) win over
+        restored ones as old or older; the restored ones were saved up to a second before the
+        crash, the history's before each post was acknowledged. How many values changed."""
+        changed = 0
+        for device, found in committed.items():
+            values = self._latest.setdefault(device, {})
+            for identifier, (value, at) in found.items():
+                current = values.get(identifier)
+                if (
+                    current is None
+                    or current.time < at
+                    or (current.time == at and current.value != value)
+                ):
+                    values[identifier] = PropertyValue(value, at)
+                    changed += 1
+                    self._changed.add(device)
+                    if at > self._newest.get(device, 0):
+                        self._newest[device] = at
+        return changed
+
     def values(self, product_key: str, device_name: str) -> dict[str, PropertyValue]:
         return dict(self._latest.get((product_key, device_name), {}))
 

@@ -657,6 +657,15 @@ class Ingest:
             if "\0" not in identifier  # (also known by its stored name)
         ]
 
+    def _series_names(self) -> dict[int, tuple[Device, str, str]]:
+        """Series id -> (device, identifier, kind); an identifier known by two names (``\\0``)
+        under the one it was posted with, when that is known."""
+        names: dict[int, tuple[Device, str, str]] = {}
+        for device, known in self._series.items():
+            for identifier, found in known.items():
+                names.setdefault(found.id, (device, identifier, found.kind))
+        return names
+
     def _lookup(self, device: Device, identifier: str) -> tuple[int, str] | None:
         known = self._series.get(device, {})
         found = known.get(identifier)

@@ -161,6 +161,15 @@ class HistoryStore(Protocol):
         cursor: str | None = None,
     ) -> LogPage: ...
 
+    # -- at start (what a crash may have left behind elsewhere) ---------------------------------
+
+    async def latest_values(self) -> dict[Device, dict[str, tuple[Any, int]]]:
+        """Each series' newest committed value and its time: the registry's copy of the
+        latest values is saved every second, the history before a post is acknowledged."""
+
+    async def last_status(self) -> dict[Device, str]:
+        """Each device's last status entry ("online" or "offline"), for those with one."""
+
     async def close(self) -> None: ...
 
 

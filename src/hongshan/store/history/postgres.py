@@ -155,6 +155,16 @@ STATEMENTS = Statements(
     set_meta=sql_rollups.SET_META,
 )
 DELETE_POINTS = "DELETE FROM history_points WHERE series_id = $1 AND ts >= $2 AND ts < $3"
+# each series' newest value and each device's last status entry: an index descent each
+LATEST_POINTS = (
+    "SELECT s.id, p.ts, p.num, p.txt FROM history_series s CROSS JOIN LATERAL "
+    "(SELECT ts, num, txt FROM history_points WHERE series_id = s.id ORDER BY ts DESC LIMIT 1) p"
+)
+LAST_STATUS = (
+    "SELECT d.id, l.identifier FROM history_devices d CROSS JOIN LATERAL "
+    "(SELECT identifier FROM history_log WHERE device_id = d.id AND kind = 'status' "
+    "ORDER BY ts DESC, seq DESC LIMIT 1) l"
+)
 
 _unjson = msgspec.json.Decoder()
 T = TypeVar("T")
@@ -437,6 +447,22 @@ class PostgresHistory(Ingest):
         sql += f" ORDER BY ts, seq LIMIT {int(limit) + 1}"
         rows = await self._fetch(sql, *params)
         return log_page(rows, limit)
+
+    async def latest_values(self) -> dict[Device, dict[str, tuple[Any, int]]]:
+        names = self._series_names()
+        latest: dict[Device, dict[str, tuple[Any, int]]] = {}
+        for series_id, ts, num, txt in await self._fetch(LATEST_POINTS):
+            found = names.get(series_id)
+            if found is not None:
+                device, identifier, kind = found
+                value = _from_pg(kind, sql_rollups.stored(num, txt))
+                latest.setdefault(device, {})[identifier] = (value, ts)
+        return latest
+
+    async def last_status(self) -> dict[Device, str]:
+        names = {row_id: device for device, row_id in self._devices.items()}
+        rows = await self._fetch(LAST_STATUS)
+        return {names[d]: state for d, state in rows if d in names}
 
 
 async def _timescale(conn: asyncpg.Connection) -> bool:

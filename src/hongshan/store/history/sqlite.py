@@ -119,6 +119,18 @@ STATEMENTS = Statements(
 # how many it moves at a time: the values, among the oldest SETTLE_CHUNK, of the series with
 # the oldest, so a batch that comes meanwhile waits for a slice, not for all of them
 SETTLE_CHUNK = 5_000
+# each series' newest value: one descent of the primary key per series (max() of the key's
+# second column within the first is SQLite's min/max optimisation), not a scan of the points
+LATEST_POINTS = (
+    "SELECT s.id, p.ts, p.value FROM history_series s JOIN history_points p "
+    "ON p.series_id = s.id AND p.ts = (SELECT max(ts) FROM history_points WHERE series_id = s.id)"
+)
+LATEST_STAGED = "SELECT series_id, ts, value FROM history_staged ORDER BY rowid"
+# each device's last status entry, read backwards from the end of its log
+LAST_STATUS = (
+    "SELECT d.id, (SELECT identifier FROM history_log WHERE device_id = d.id "
+    "AND kind = 'status' ORDER BY ts DESC, seq DESC LIMIT 1) FROM history_devices d"
+)
 SETTLE_SLICE = 1_000
 
 
@@ -372,3 +384,31 @@ class SQLiteHistory(Ingest):
         params.append(limit + 1)
         rows = await self._read(lambda c: c.execute(sql, params).fetchall())
         return log_page(rows, limit)
+
+    async def latest_values(self) -> dict[Device, dict[str, tuple[Any, int]]]:
+        names = self._series_names()
+
+        def read(c: sqlite3.Connection) -> list[tuple[int, int, Any]]:
+            c.execute("BEGIN")  # (one snapshot of both tables)
+            try:
+                rows = c.execute(LATEST_POINTS).fetchall()
+                rows += c.execute(LATEST_STAGED).fetchall()  # (newer: they win below)
+            finally:
+                c.execute("COMMIT")
+            return rows
+
+        latest: dict[Device, dict[str, tuple[Any, int]]] = {}
+        for series_id, ts, value in await self._read(read):
+            found = names.get(series_id)
+            if found is None:
+                continue
+            device, identifier, kind = found
+            values = latest.setdefault(device, {})
+            if identifier not in values or values[identifier][1] <= ts:
+                values[identifier] = (_from_sql(kind, value), ts)
+        return latest
+
+    async def last_status(self) -> dict[Device, str]:
+        names = {row_id: device for device, row_id in self._devices.items()}
+        rows = await self._read(lambda c: c.execute(LAST_STATUS).fetchall())
+        return {names[d]: state for d, state in rows if state is not None and d in names}

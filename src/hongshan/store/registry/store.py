@@ -685,6 +685,10 @@ class SQLRegistry:
 
         return await self._run(update)
 
+    def online_devices(self) -> list[DeviceKey]:
+        """The devices recorded online (at start: those the last server did not see go)."""
+        return [key for key, record in self._devices.items() if record.state is DeviceState.ONLINE]
+
     async def set_gateway(self, sub: DeviceKey, gateway: DeviceKey | None) -> None:
         """Put a sub-device under a gateway (topology add) or take it out (``None``)."""
 
