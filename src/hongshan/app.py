@@ -27,6 +27,7 @@ from hongshan.dialects.alink import dialect as alink
 from hongshan.dialects.alink.messages import MalformedMessage
 from hongshan.errors import ConfigError, HongshanError
 from hongshan.http import build_http_app
+from hongshan.http_guard import HttpGuard, guarded_protocol
 from hongshan.identity.acl import AclFile
 from hongshan.identity.device_auth import (
     DeviceAuthorizer,
@@ -230,6 +231,16 @@ class Platform:
             lifespan="off",
             access_log=False,
             log_config=None,  # keep the platform's logging as configured
+            http=guarded_protocol(
+                HttpGuard(
+                    header_timeout=settings.http_header_timeout,
+                    body_timeout=settings.http_body_timeout,
+                    keepalive_timeout=settings.http_keepalive_timeout,
+                    max_per_address=settings.http_max_connections_per_address,
+                )
+            ),
+            ws="none",  # (the API has no WebSocket route; MQTT over WebSocket is the broker's)
+            timeout_keep_alive=max(1, round(settings.http_keepalive_timeout)),  # (guarded too)
         )
         self._http = uvicorn.Server(config)
         # startup() rather than serve(): serve() would take over SIGINT/SIGTERM for itself.

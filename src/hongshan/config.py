@@ -62,6 +62,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # (0x86 / 3.1.1 return code 4); off by default, as before, since Alibaba's endpoint knows
     # its own TLS and some firmware sends securemode=2 regardless
     require_tls_for_securemode2: bool = False
+    # -- lifecycle: what an HTTP client may hold (slowloris); see http_guard --
+    # seconds to send a request's head (from connecting, or from the request's first byte):
+    # 408 and closed after
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 30.0  # seconds to send a request's body, from its head's end
+    http_keepalive_timeout: float = 5.0  # seconds a connection may sit idle between requests
+    # open HTTP connections from one address; more are answered 503 and closed
+    http_max_connections_per_address: int = 64
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -143,3 +151,8 @@ def _check(s: Settings) -> None:
         raise ConfigError("device_clock_skew: must be positive (leave it unset for no check)")
     if s.max_queued_messages < 0:
         raise ConfigError("max_queued_messages: must not be negative")
+    for name in ("http_header_timeout", "http_body_timeout", "http_keepalive_timeout"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{name}: must be a positive number of seconds")
+    if s.http_max_connections_per_address < 1:
+        raise ConfigError("http_max_connections_per_address: must be at least 1")

@@ -5,6 +5,7 @@ that hold connections open without finishing a request."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -152,3 +153,116 @@ async def test_the_history_tells_each_series_newest_value_and_each_device_last_s
         assert await history.last_status() == {lamp: "offline", meter: "online"}
     finally:
         await history.close()
+
+
+# -- case 5: HTTP clients that hold connections without finishing a request ------------------
+
+
+def slow_client(port: int, sent: bytes, source: str = "127.0.0.1") -> socket.socket:
+    """A raw connection that sent ``sent`` (part of a request, or nothing) and then waits."""
+    sock = socket.create_connection(
+        ("127.0.0.1", port), timeout=TIMEOUT, source_address=(source, 0)
+    )
+    if sent:
+        sock.sendall(sent)
+    return sock
+
+
+def until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (within TIMEOUT)."""
+    received = b""
+    with sock:
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def still_served(server: Any, paho_client: Callable[..., Any], source: str) -> None:
+    """``/api/health`` answers (from ``source``), and an MQTT client publishes and receives."""
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(transport=transport, timeout=TIMEOUT) as client:
+        answer = client.get(f"http://127.0.0.1:{server.ports['http']}/api/health")
+    assert answer.status_code == 200
+    mqtt_client = paho_client(server.port).connect()
+    mqtt_client.subscribe("guard/t", 1)
+    mqtt_client.publish("guard/t", b"through", qos=1)
+    assert mqtt_client.get().payload == b"through"
+
+
+def test_clients_slow_to_send_a_request_head_are_answered_408_and_closed(
+    make_server: Callable[..., Any], paho_client: Callable[..., Any]
+) -> None:
+    """Issue 12 case 5: 200 connections sending a header line every 5 s stayed open for ever
+    (uvicorn has no time limit on a request's head; its keep-alive timer stops at the first
+    byte), and with 300 file descriptors 277 of them starved MQTT and ``/api/health``."""
+    server = make_server(http_header_timeout=1.0)
+    port = server.ports["http"]
+    trickling = [
+        slow_client(port, b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Trickle: 1\r\n")
+        for _ in range(20)
+    ]
+    silent = [slow_client(port, b"") for _ in range(5)]
+    blank = slow_client(port, b"\r\n")  # (bytes that begin no request)
+    still_served(server, paho_client, "127.0.0.1")
+    for sock in trickling:
+        answer = until_closed(sock)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert b"application/problem+json" in answer and b"head did not arrive" in answer
+    for sock in [*silent, blank]:
+        assert until_closed(sock) == b""  # (nothing was asked: nothing to answer)
+
+
+def test_a_request_body_that_does_not_arrive_in_time_is_answered_408(
+    make_server: Callable[..., Any],
+) -> None:
+    """Issue 12 case 5: the same for a body announced and never sent whole."""
+    server = make_server(http_body_timeout=1.0)
+    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
+    head = (
+        f"POST /api/products HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
+    sock = slow_client(server.ports["http"], head.encode() + b'{"name": ')
+    answer = until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b"body did not arrive" in answer
+
+
+def test_an_idle_kept_alive_connection_is_closed_and_blank_lines_do_not_keep_it(
+    make_server: Callable[..., Any],
+) -> None:
+    """Issue 12 case 5: after a response, bytes that begin no request stopped uvicorn's
+    keep-alive timer, and nothing else closed the connection."""
+    server = make_server(http_keepalive_timeout=1.0, http_header_timeout=60.0)
+    sock = slow_client(server.ports["http"], b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    received = b""
+    while b'"status":"ok"' not in received:
+        received += sock.recv(65536)
+    sock.sendall(b"\r\n")
+    assert until_closed(sock) == b""
+
+
+def test_one_address_holds_at_most_the_cap_of_connections(
+    make_server: Callable[..., Any], paho_client: Callable[..., Any]
+) -> None:
+    """Issue 12 case 5: one address could open as many HTTP connections as the process had
+    descriptors; beyond ``http_max_connections_per_address`` it is answered 503 and closed,
+    while other addresses are served."""
+    server = make_server(http_max_connections_per_address=5, http_header_timeout=60.0)
+    port = server.ports["http"]
+    held = [slow_client(port, b"GET / HTTP/1.1\r\n") for _ in range(5)]
+    over = until_closed(slow_client(port, b""))
+    assert over.startswith(b"HTTP/1.1 503 "), over
+    assert b"holds 5 connections" in over
+    still_served(server, paho_client, "127.0.0.2")
+    held.pop().close()  # one given back: the address may connect again
+
+    def admitted() -> bool:
+        answer = until_closed(
+            slow_client(port, b"GET /api/health HTTP/1.1\r\nConnection: close\r\n\r\n")
+        )
+        return answer.startswith(b"HTTP/1.1 200 ")
+
+    eventually(admitted, what="a connection admitted again")
+    for sock in held:
+        sock.close()

@@ -1,0 +1,193 @@
+"""Bounds on what an HTTP client may hold: time to send a request's head and its body, time a
+kept-alive connection may sit idle, and connections per address (slowloris).
+
+uvicorn bounds none of these by itself: its keep-alive timer starts only after a response and
+stops at the first byte that follows, so a client that sends a header line every few seconds
+(or nothing at all) keeps its connection, and its file descriptor, for ever; two hundred of them
+starved the broker and ``/api/health`` of descriptors. ``guarded_protocol`` is uvicorn's
+httptools protocol (``Config(http=...)``) with one deadline per connection, by phase::
+
+    connected ──first byte──▶ head ──headers complete──▶ body ──message complete──▶ responding
+       │ header_timeout        │ header_timeout           │ body_timeout              │ (the app's)
+       ▼                       ▼                          ▼                           ▼
+     closed                  408, closed              408 (or closed if the    idle ──▶ head
+                                                      response has begun)      keepalive_timeout
+
+The head's time runs from the connection (the first request) or from the request's first byte
+(later ones); bytes between requests that begin none (blank lines) do not restart the idle time.
+A connection over the per-address cap is answered 503 at once and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+import msgspec
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("hongshan.http")
+
+LOG_INTERVAL = 60.0  # seconds: at most one line per interval about connections cut off
+
+
+class Phase(enum.Enum):
+    CONNECTED = "connected"  # nothing of a request yet (the first one's head time runs)
+    HEAD = "head"
+    BODY = "body"
+    RESPONDING = "responding"
+    IDLE = "idle"  # between requests (keep-alive)
+
+
+class HttpGuard:
+    """The limits and what is shared between connections: how many each address holds, and
+    how many were cut off since the last line logged. Owns no connection; never closes one."""
+
+    def __init__(
+        self,
+        *,
+        header_timeout: float,
+        body_timeout: float,
+        keepalive_timeout: float,
+        max_per_address: int,
+    ) -> None:
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.keepalive_timeout = keepalive_timeout
+        self.max_per_address = max_per_address
+        self.held: Counter[str] = Counter()  # address -> open connections
+        self._cut: Counter[str] = Counter()  # why -> connections cut off since the last line
+        self._logged_at = -LOG_INTERVAL
+
+    def admit(self, address: str) -> bool:
+        if self.held[address] >= self.max_per_address:
+            self.cut_off("over the per-address cap", address)
+            return False
+        self.held[address] += 1
+        return True
+
+    def release(self, address: str) -> None:
+        self.held[address] -= 1
+        if self.held[address] <= 0:
+            del self.held[address]
+
+    def cut_off(self, why: str, address: str) -> None:
+        """Noted; said at most once per ``LOG_INTERVAL`` (a flood must not flood the log)."""
+        self._cut[why] += 1
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_INTERVAL:
+            self._logged_at = now
+            counts = ", ".join(f"{n} {why}" for why, n in self._cut.items())
+            self._cut.clear()
+            log.warning("http: connections cut off: %s (the last from %s)", counts, address)
+
+
+def _response(status: int, title: str, detail: str) -> bytes:
+    body = msgspec.json.encode(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    )
+    head = (
+        f"HTTP/1.1 {status} {title}\r\ncontent-type: application/problem+json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def guarded_protocol(guard: HttpGuard) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol held to ``guard``'s limits."""
+
+    class GuardedHttpProtocol(HttpToolsProtocol):
+        phase = Phase.CONNECTED
+        address: str | None = None  # counted against its address while set
+        deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            address = self.client[0] if self.client else ""
+            if not guard.admit(address):
+                limit = guard.max_per_address
+                detail = f"this address holds {limit} connections already, the most allowed"
+                transport.write(_response(503, "Service Unavailable", detail))
+                transport.close()
+                return
+            self.address = address
+            self._arm(guard.header_timeout)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            if self.address is not None:
+                guard.release(self.address)
+                self.address = None
+            super().connection_lost(exc)
+
+        def handle_websocket_upgrade(self) -> None:
+            # (the connection leaves this protocol; the API has no WebSocket route anyway)
+            self._disarm()
+            if self.address is not None:
+                guard.release(self.address)
+                self.address = None
+            super().handle_websocket_upgrade()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self.phase is not Phase.CONNECTED:  # (the first head's time runs from connect)
+                self._arm(guard.header_timeout)
+            self.phase = Phase.HEAD
+
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            self.phase = Phase.BODY
+            self._arm(guard.body_timeout)
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self.phase = Phase.RESPONDING
+            self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            # (a pipelined request may be under way, or its head arriving: its phase stands)
+            if self.phase is Phase.RESPONDING and (
+                self.cycle is None or self.cycle.response_complete
+            ):
+                self.phase = Phase.IDLE
+                self._arm(guard.keepalive_timeout)
+
+        def _arm(self, seconds: float) -> None:
+            self._disarm()
+            self.deadline = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+                self.deadline = None
+
+        def _expired(self) -> None:
+            self.deadline = None
+            transport: Any = self.transport
+            if transport.is_closing():
+                return
+            phase = self.phase
+            if phase is Phase.HEAD or phase is Phase.CONNECTED:
+                seconds, what = guard.header_timeout, "the request's head"
+            elif phase is Phase.BODY:
+                seconds, what = guard.body_timeout, "the request's body"
+            else:  # idle: the keep-alive time is over, nothing was asked
+                transport.close()
+                return
+            guard.cut_off(f"too slow with {what}", self.address or "")
+            cycle = self.cycle
+            answered = phase is Phase.BODY and cycle is not None and cycle.response_started
+            if phase is not Phase.CONNECTED and not answered:
+                # RFC 9110 15.5.9: 408, the server closes the connection
+                detail = f"{what} did not arrive within {seconds:g} s"
+                transport.write(_response(408, "Request Timeout", detail))
+                if cycle is not None:
+                    cycle.disconnected = True  # (the app's answer, if any, is not written)
+            transport.close()
+
+    return GuardedHttpProtocol
