@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import uvicorn
 
-from hongshan.api.token import load_or_create_token
+from hongshan.api.token import TOKEN_FILE, load_or_create_token
 from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Authorizer, Client
 from hongshan.broker.message import Message, Refused
 from hongshan.broker.server import Broker
@@ -48,6 +48,7 @@ from hongshan.identity.secret_box import SecretBox, load_or_create_key
 from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.pipeline.history import HistoryStage
 from hongshan.pipeline.uplink import Pipeline
+from hongshan.private_file import private_data_dir
 from hongshan.store.history.model import LogKind
 from hongshan.store.history.retention import Retention
 from hongshan.store.history.sqlite import SQLiteHistory
@@ -124,7 +125,18 @@ class Platform:
     async def _start(self) -> None:
         settings = self.settings
         data_dir = Path(settings.data_dir)
-        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+        # history and retained payloads are nobody else's to read (the token and key neither)
+        databases = ["hongshan.db"]
+        databases += [] if settings.registry_url else ["registry.db"]
+        databases += [] if settings.history_url else ["history.db"]
+        files = [TOKEN_FILE] if settings.secret_key_file else [TOKEN_FILE, "secret.key"]
+        tightened = await asyncio.to_thread(private_data_dir, data_dir, databases, files)
+        if tightened:
+            log.warning(
+                "%s: group or others could read %s; made this user's alone (0700/0600)",
+                data_dir,
+                ", ".join(tightened),
+            )
         self.admin_token = await asyncio.to_thread(load_or_create_token, data_dir)
         history_file = data_dir / "history.db"
         try:

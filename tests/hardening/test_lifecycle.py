@@ -5,10 +5,12 @@ that hold connections open without finishing a request."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import stat
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +268,75 @@ def test_one_address_holds_at_most_the_cap_of_connections(
     eventually(admitted, what="a connection admitted again")
     for sock in held:
         sock.close()
+
+
+# -- case 11: the data directory is this user's alone ------------------------------------------
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The umask most systems give a user (022: files 0644, directories 0755 by default)."""
+    before = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(before)
+
+
+def modes(data_dir: Path) -> dict[str, int]:
+    found = {".": stat.S_IMODE(data_dir.stat().st_mode)}
+    for path in data_dir.rglob("*"):
+        found[str(path.relative_to(data_dir))] = stat.S_IMODE(path.stat().st_mode)
+    return found
+
+
+def some_writes(server: Any, paho_client: Callable[..., Any]) -> None:
+    """A device posting values (history, registry), a retained message (the broker's store)."""
+    pk = make_product(server).product_key
+    secret = make_device(server, pk, "lamp-0001").device_secret
+    lamp = paho_client(server.port, **signed(pk, "lamp-0001", secret)).connect()
+    for seq in range(20):
+        body = json.dumps({"id": str(seq), "params": {"Seq": seq}}).encode()
+        assert lamp.publish(f"/sys/{pk}/lamp-0001/thing/event/property/post", body, qos=1) == 0
+    user = paho_client(server.port).connect()
+    assert user.publish("town/notice", b"kept", qos=1, retain=True) == 0
+
+
+def test_the_data_directory_and_every_file_in_it_are_private(
+    make_server: Callable[..., Any], paho_client: Callable[..., Any], usual_umask: None
+) -> None:
+    """Issue 12 case 11: the data directory was created 0755 and the databases 0644, so the
+    history and retained payloads were anyone's to read; SQLite's -wal and -shm files too."""
+    server = make_server()
+    data_dir = Path(server.settings.data_dir)
+    some_writes(server, paho_client)
+    running = modes(data_dir)
+    server.stop()
+    stopped = modes(data_dir)
+    assert {"history.db-wal", "registry.db", "hongshan.db", "admin.token"} <= running.keys()
+    for found in (running, stopped):
+        assert found.pop(".") == 0o700
+        assert found == dict.fromkeys(found, 0o600)
+
+
+def test_a_data_directory_left_readable_by_an_earlier_version_is_tightened_and_said(
+    make_server: Callable[..., Any],
+    paho_client: Callable[..., Any],
+    usual_umask: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 12 case 11: a data directory that already exists with looser modes is made
+    private at start (it is the platform's own), and the log says what was changed."""
+    first = make_server()
+    data_dir = Path(first.settings.data_dir)
+    some_writes(first, paho_client)
+    first.stop()
+    data_dir.chmod(0o755)
+    for path in data_dir.iterdir():
+        path.chmod(0o644)
+    second = make_server()
+    assert "history.db" in caplog.text and "made this user's alone" in caplog.text
+    some_writes(second, paho_client)
+    found = modes(data_dir)
+    assert found.pop(".") == 0o700
+    assert found == dict.fromkeys(found, 0o600)
