@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from hongshan.store.history.postgres import PostgresHistory
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.store.sqlite.broker_state import SQLiteBrokerState
+from hongshan.things.presence import DevicePresence, Way
 from hongshan.twin.properties import PropertyTwin
 
 log = logging.getLogger("hongshan")
@@ -110,6 +111,7 @@ class Platform:
         self.gateways: gateway.GatewayService
         self.desired: desired.DesiredService
         self.twin = PropertyTwin()
+        self.presence = DevicePresence()  # (all offline at start: ``_after_restart``)
         self._auto_subscribed: set[str] = set()  # device client ids with _ss=1
         self._owners_changed = 0  # bumped when who receives automatic subscriptions changes
         self.admin_token = ""
@@ -369,16 +371,18 @@ class Platform:
                     self._auto_subscribed.add(client.client_id)
                 else:
                     self._auto_subscribed.discard(client.client_id)
-            self.registry.device_connected(*device, address)
-            self._status(device, True, address=address)
+            self.registry.device_connected(*device, address)  # (a takeover's address too)
+            if self.presence.came(device, Way.CONNECTION):
+                self._status(device, True, address=address)
             self.desired.device_online(*device)
 
     def _device_disconnected(self, client: Client, why: str) -> None:
         device = device_of(client)
         if device is not None:
             self.gateways.gateway_gone(device)
-            self.registry.device_disconnected(*device)
-            self._status(device, False, reason=why)
+            if self.presence.went(device, Way.CONNECTION):  # (a gateway may still carry it)
+                self.registry.device_disconnected(*device)
+                self._status(device, False, reason=why)
 
     async def _register(self, client_id: str, pk: str, dn: str, auth_type: str) -> None:
         """Answer a device's dynamic registration on its own connection (identity.registration),
@@ -460,9 +464,10 @@ class Platform:
         if isinstance(access, DeviceTopics):
             access.carry(*sub, self._topic_classes(sub[0]))
         self.broker.access_changed(carrier)
-        address = self.broker.address_of(carrier)
-        self.registry.device_connected(*sub, address)
-        self._status(sub, True, address=address, gateway="&".join(gateway))
+        if self.presence.came(sub, Way.GATEWAY):  # (not when it is connected on its own too)
+            address = self.broker.address_of(carrier)
+            self.registry.device_connected(*sub, address)
+            self._status(sub, True, address=address, gateway="&".join(gateway))
         self.desired.device_online(*sub)
 
     def sub_logout(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
@@ -472,8 +477,7 @@ class Platform:
         if isinstance(access, DeviceTopics):
             access.drop(*sub)
         self.broker.access_changed(carrier)  # and whatever of the sub's it subscribed to itself
-        if self.broker.connection_of(device_client_id(*sub)) is None:
-            # (a sub-device that also holds a connection of its own stays online)
+        if self.presence.went(sub, Way.GATEWAY):  # (its own connection may still hold it)
             self.registry.device_disconnected(*sub)
             self._status(sub, False, reason="logged out", gateway="&".join(gateway))
 
@@ -481,6 +485,7 @@ class Platform:
         """A deleted device: nothing of it stays in memory (its rows went with it)."""
         for keeper in (self.twin, self.shadows, self.desired):
             keeper.forget(product_key, device_name)
+        self.presence.forget(product_key, device_name)
 
     def _cut_off(self, product_key: str, device_name: str) -> None:
         """A device disabled or deleted while online is disconnected (0x98)."""

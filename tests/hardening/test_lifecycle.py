@@ -4,6 +4,8 @@ that hold connections open without finishing a request."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -21,7 +23,9 @@ import pytest
 from alibaba_device import make_device, make_product, signed
 from broker_peers import TIMEOUT, eventually
 from history_places import HistoryPlace
+from hongshan.identity.device_auth import device_client_id
 from hongshan.store.history.model import LogKind
+from hongshan.things.model import DeviceState, NodeType
 
 
 def admin(data_dir: Path, http_port: int) -> httpx.Client:
@@ -340,3 +344,63 @@ def test_a_data_directory_left_readable_by_an_earlier_version_is_tightened_and_s
     found = modes(data_dir)
     assert found.pop(".") == 0o700
     assert found == dict.fromkeys(found, 0o600)
+
+
+# -- case 13: a device's status log alternates ------------------------------------------------
+
+
+def vouch(pk: str, dn: str, secret: str) -> dict[str, str]:
+    """A gateway's signed item for its sub-device (topo/add, combine/login), as the SDKs make it."""
+    fields = {"productKey": pk, "deviceName": dn, "clientId": f"{pk}&{dn}", "timestamp": "1"}
+    content = "".join(f"{k}{fields[k]}" for k in sorted(fields))
+    sign = hmac.new(secret.encode(), content.encode(), hashlib.sha1).hexdigest()
+    return {**fields, "signMethod": "hmacsha1", "sign": sign}
+
+
+def test_a_sub_device_also_connected_on_its_own_is_logged_offline_once(
+    server: Any, paho_client: Callable[..., Any]
+) -> None:
+    """Issue 12 case 13: two "offline" entries in a row (and two "online"): a sub-device logged
+    in through its gateway that also connected on its own was logged online twice, offline
+    when its own connection closed although its gateway still carried it (and set offline in
+    the registry), and offline again at the gateway's logout."""
+    gw_pk = make_product(server, "Gateway", node_type=NodeType.GATEWAY).product_key
+    sub_pk = make_product(server, "Lamp", node_type=NodeType.SUBDEVICE).product_key
+    gw_secret = make_device(server, gw_pk, "gateway-01").device_secret
+    lamp_secret = make_device(server, sub_pk, "lamp-0001").device_secret
+    assert lamp_secret is not None
+    gateway = paho_client(server.port, **signed(gw_pk, "gateway-01", gw_secret)).connect()
+    gateway.subscribe(f"/sys/{gw_pk}/gateway-01/thing/topo/add_reply", 1)
+    for reply in ("login_reply", "logout_reply"):
+        gateway.subscribe(f"/ext/session/{gw_pk}/gateway-01/combine/{reply}", 1)
+
+    def ask(topic: str, params: Any) -> None:
+        gateway.publish(topic, json.dumps({"id": "1", "params": params}).encode(), qos=1)
+        assert json.loads(gateway.get().payload)["code"] == 200
+
+    ask(f"/sys/{gw_pk}/gateway-01/thing/topo/add", [vouch(sub_pk, "lamp-0001", lamp_secret)])
+    ask(f"/ext/session/{gw_pk}/gateway-01/combine/login", vouch(sub_pk, "lamp-0001", lamp_secret))
+    own = paho_client(server.port, **signed(sub_pk, "lamp-0001", lamp_secret)).connect()
+    own.disconnect()
+    broker, own_id = server.platform.broker, device_client_id(sub_pk, "lamp-0001")
+    eventually(lambda: server.call(lambda: broker.connection_of(own_id)) is None)
+    state = server.run(server.platform.registry.get_device(sub_pk, "lamp-0001")).state
+    assert state is DeviceState.ONLINE  # (its gateway carries it)
+    ask(
+        f"/ext/session/{gw_pk}/gateway-01/combine/logout",
+        {"productKey": sub_pk, "deviceName": "lamp-0001"},
+    )
+
+    history = server.platform.history
+
+    async def committed() -> None:
+        await history.committed()
+
+    server.run(committed())
+    now = int(time.time() * 1000)
+    log = server.run(
+        history.log((sub_pk, "lamp-0001"), now - 60_000, now + 60_000, kinds=[LogKind.STATUS])
+    )
+    assert [entry.identifier for entry in log.entries] == ["online", "offline"]
+    state = server.run(server.platform.registry.get_device(sub_pk, "lamp-0001")).state
+    assert state is DeviceState.OFFLINE
