@@ -211,7 +211,14 @@ class AckingDevice(Client):
 
     def __init__(self, hello: bytes, topic: str, bodies: int) -> None:
         super().__init__(hello)
-        self.bodies = [post_body(n) for n in range(bodies)]
+        # each post's id is its own (the history takes a message it saw within the last
+        # minute, same id and payload, as the device's resend): the bodies' ids are replaced
+        head = b'{"id":"'
+        made = [post_body(n) for n in range(bodies)]
+        assert all(body.startswith(head + b"100") for body in made)
+        self.bodies = [body[len(head) + 6 :] for body in made]  # what follows the id
+        self.head = head
+        self.posts = 0
         self.topic = topic
         self.at = 0
         self.packet_id = 0
@@ -225,7 +232,9 @@ class AckingDevice(Client):
         self.packet_id = self.packet_id % 0xFFFF + 1
         if self.packet_id in self.sent:  # 65,535 unanswered: not a measurement any more
             return
-        packet = wire.publish(self.topic, self.bodies[self.at], qos=1, packet_id=self.packet_id)
+        self.posts += 1
+        body = self.head + str(1_000_000_000 + self.posts).encode() + self.bodies[self.at]
+        packet = wire.publish(self.topic, body, qos=1, packet_id=self.packet_id)
         self.at = (self.at + 1) % len(self.bodies)
         self.sent[self.packet_id] = time.perf_counter_ns()
         self.transport.write(packet)
@@ -254,7 +263,7 @@ async def acked_posts(server: Server, options: Options, *, burst: bool) -> Measu
     PUBACK follows the history's commit of the post's values (group commit); Mosquitto
     acknowledges at once."""
     n = options.acking_devices
-    bodies = 256  # distinct posts per device: more than the history remembers as taken
+    bodies = 256  # distinct bodies per device (each post's id is its own)
 
     def device(i: int) -> Callable[[], Client]:
         name = device_name(i)
