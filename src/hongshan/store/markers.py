@@ -65,22 +65,37 @@ class Markers:
 
 class OwedFailure:
     """What the markers of each batch a writer runs are told, in order: a batch that failed
-    tells its markers its error, or owes it to the next marker if it had none; the first marker
-    of a batch that committed answers for a failure owed from before it (a waiter is answered
-    for everything queued before it)."""
+    tells its markers its error, and owes it to the next marker as well if anything was
+    written after its last one (what waits on that write waits on a later marker); the first
+    marker of a batch that committed answers for a failure owed from before it (a waiter is
+    answered for everything queued before it)."""
 
     def __init__(self) -> None:
         self.error: str | None = None
 
-    def answers(self, markers: int, error: str | None) -> list[str | None]:
+    def answers(
+        self, markers: int, error: str | None, *, written_after: bool = True
+    ) -> list[str | None]:
+        """``written_after``: the batch wrote something after its last marker."""
         if not markers:
             if error is not None:
                 self.error = error
             return []
         owed, self.error = self.error, None
         if error is not None:
+            if written_after:
+                self.error = error
             return [error] * markers
         return [owed] + [None] * (markers - 1)
+
+
+def written_after_last_marker(kinds: Iterable[bool]) -> bool:
+    """Whether a batch, given as whether each item is a marker (markers and writes; nothing
+    else), holds a write after its last marker."""
+    after = False
+    for is_marker in kinds:
+        after = not is_marker
+    return after
 
 
 def tell(outcome: Callable[[bool], None], committed: bool) -> None:

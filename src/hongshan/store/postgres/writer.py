@@ -34,7 +34,13 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from hongshan.errors import StoreUnavailable
-from hongshan.store.markers import Marker, Markers, OwedFailure, tell
+from hongshan.store.markers import (
+    Marker,
+    Markers,
+    OwedFailure,
+    tell,
+    written_after_last_marker,
+)
 
 log = logging.getLogger("hongshan.store")
 
@@ -208,7 +214,8 @@ class PostgresWriter:
                 self.commits += 1
                 self.error = None
                 _tell(items, committed=True)
-            self._markers.answer(markers, owed.answers(len(markers), error))
+            after = written_after_last_marker(isinstance(item, Marker) for item in batch)
+            self._markers.answer(markers, owed.answers(len(markers), error, written_after=after))
 
     def _take(self) -> list[Item]:
         """The next batch: what is queued, up to ``_BATCH_LIMIT`` items or ``_BATCH_ROWS``."""

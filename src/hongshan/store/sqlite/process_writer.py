@@ -30,7 +30,13 @@ from typing import Any
 
 import msgspec
 
-from hongshan.store.markers import Marker, Markers, OwedFailure, tell
+from hongshan.store.markers import (
+    Marker,
+    Markers,
+    OwedFailure,
+    tell,
+    written_after_last_marker,
+)
 from hongshan.store.sqlite.writer import RowInsert, Rows, connect, write_parts
 
 log = logging.getLogger("hongshan.store")
@@ -305,7 +311,8 @@ def _child(
             committed = False
         answers.append(("b", error))
         answers += [("o", frame[1], committed) for frame in batch if frame[0] == "m" and frame[1]]
-        answers += [("k", told) for told in owed.answers(markers, error)]
+        after = written_after_last_marker(frame[0] == "k" for frame in batch if frame[0] != "s")
+        answers += [("k", told) for told in owed.answers(markers, error, written_after=after)]
         _answer_all(sock, answers)
     conn.close()
     sock.close()

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
-from hongshan.store.markers import Marker, Markers, OwedFailure
+from hongshan.store.markers import Marker, Markers, OwedFailure, written_after_last_marker
 
 log = logging.getLogger("hongshan.store")
 
@@ -146,7 +146,10 @@ class SQLiteWriter:
                 self._tell(batch, committed=False)
             else:
                 self._tell(batch, committed=True)
-            answers = owed.answers(len(markers), error)
+            after = written_after_last_marker(
+                isinstance(item, Marker) for item in batch if item is not _STOP
+            )
+            answers = owed.answers(len(markers), error, written_after=after)
             if markers:
                 self._loop.call_soon_threadsafe(self._markers.answer, markers, answers)
         conn.close()
