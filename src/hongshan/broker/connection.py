@@ -29,6 +29,7 @@ from hongshan.broker.outbound import (
     success_ack,
 )
 from hongshan.errors import RemoteProtocolError, StoreUnavailable
+from hongshan.failure_log import FailureLog
 from hongshan.mqtt.codec import NEED_DATA, Decoder, encode
 from hongshan.mqtt.packets import (
     MQTT_5,
@@ -59,6 +60,9 @@ if TYPE_CHECKING:
     from hongshan.broker.session import Session
 
 log = logging.getLogger("hongshan.broker")
+# a store that cannot write closes every connection waiting on it, again as each comes back:
+# said once per kind of failure per interval, not once per connection
+_NOT_ACKNOWLEDGING = FailureLog(log, "clients disconnected, their messages not acknowledged")
 
 # Above this many bytes waiting to be written, a connection stops taking QoS 0 messages
 # directly and the session queues (and, when full, drops) them instead.
@@ -433,7 +437,7 @@ class MQTTConnection(asyncio.Protocol):
         if self.state == CLOSED:
             return
         if isinstance(failure, StoreUnavailable):
-            log.error("%s: not acknowledging, %s", self._who(), failure)
+            _NOT_ACKNOWLEDGING.failed(str(failure))
         else:  # a fault of ours: it costs this connection only
             log.error("%s: not acknowledging", self._who(), exc_info=failure)
         self._forget_acks()

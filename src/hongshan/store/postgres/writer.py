@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from hongshan.errors import StoreUnavailable
+from hongshan.failure_log import FailureLog
 from hongshan.store.markers import (
     Marker,
     Markers,
@@ -141,6 +142,7 @@ class PostgresWriter:
         self._partitions = known_partitions or set()
         self._stopping = False
         self.commits = 0  # transactions committed, for tests and benchmarks
+        self.failures = FailureLog(log, "PostgreSQL writes")
         self._task = loop.create_task(self._run())
 
     # -- queueing (event loop) ----------------------------------------------------------------
@@ -213,6 +215,7 @@ class PostgresWriter:
             else:
                 self.commits += 1
                 self.error = None
+                self.failures.succeeded()
                 _tell(items, committed=True)
             after = written_after_last_marker(isinstance(item, Marker) for item in batch)
             self._markers.answer(markers, owed.answers(len(markers), error, written_after=after))
@@ -242,7 +245,9 @@ class PostgresWriter:
             log.error("%s; a batch's COMMIT was on the way, its fate is asked later", failure)
             self._unsure.append(_Unsure(exc.txid, exc.backend, items))
         else:
-            log.error("%s; a batch of %d items was rolled back", failure, len(items))
+            self.failures.failed(
+                f"a batch of {len(items)} items was rolled back: {describe(cause)}"
+            )
             _tell(items, committed=False)
         return failure
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import msgspec
 
+from hongshan.failure_log import FailureLog
 from hongshan.store.markers import (
     Marker,
     Markers,
@@ -254,6 +255,7 @@ def _child(
     idle: Callable[[sqlite3.Connection], bool] | None,
 ) -> None:
     parent = os.getppid()
+    failures = FailureLog(log, f"SQLite writes to {path}")  # (a full disk fails every batch)
     conn = connect(path)
     for script in setup:
         conn.executescript(script)
@@ -268,11 +270,11 @@ def _child(
             if os.getppid() != parent:  # orphaned: a new server may be reading what is there
                 break
             busy = 0
-            _idle(conn, idle, path)
+            _idle(conn, idle, failures)
         if not frames:  # wait for more, then take whatever else is there already
             if idle is not None and not _readable(sock):
                 busy = 0
-                if _idle(conn, idle, path):
+                if _idle(conn, idle, failures):
                     continue
             data = sock.recv(1 << 20)
             if not data:
@@ -303,9 +305,10 @@ def _child(
                 break
             conn.execute("COMMIT")
             committed, error = True, None
+            failures.succeeded()
         except sqlite3.Error as exc:
             error = f"SQLite write to {path} failed: {exc}"
-            log.error("%s; a batch of %d statements was rolled back", error, len(batch))
+            failures.failed(f"a batch of {len(batch)} items was rolled back: {exc}")
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             committed = False
@@ -327,7 +330,9 @@ def _readable(sock: socket.socket) -> bool:
     return bool(select.select([sock], [], [], 0)[0])
 
 
-def _idle(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], bool], path: str) -> bool:
+def _idle(
+    conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], bool], failures: FailureLog
+) -> bool:
     """One transaction of idle work; whether it did some (a failure did none: it is not
     tried again until the next batch has been written)."""
     try:
@@ -336,7 +341,7 @@ def _idle(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], bool], 
         conn.execute("COMMIT")
         return worked
     except sqlite3.Error as exc:
-        log.error("SQLite idle work on %s failed: %s", path, exc)
+        failures.failed(f"idle work failed: {exc}")
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         return False

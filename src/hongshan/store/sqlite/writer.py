@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
+from hongshan.failure_log import FailureLog
 from hongshan.store.markers import Marker, Markers, OwedFailure, written_after_last_marker
 
 log = logging.getLogger("hongshan.store")
@@ -86,6 +87,7 @@ class SQLiteWriter:
         self._keyed_lock = threading.Lock()
         self.error: str | None = None  # why the last batch failed; None once one commits
         self.commits = 0  # transactions committed, for tests and benchmarks
+        self.failures = FailureLog(log, f"SQLite writes to {self.path}")
         self.conn = connect(self.path)
         self._thread = threading.Thread(target=self._run, name=f"sqlite-writer:{path}", daemon=True)
         self._thread.start()
@@ -138,9 +140,10 @@ class SQLiteWriter:
                     conn.execute("COMMIT")
                     self.commits += 1
                     self.error = None
+                    self.failures.succeeded()
             except sqlite3.Error as exc:
                 error = self.error = f"SQLite write to {self.path} failed: {exc}"
-                log.error("%s; a batch of %d statements was rolled back", error, len(batch))
+                self.failures.failed(f"a batch of {len(batch)} items was rolled back: {exc}")
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 self._tell(batch, committed=False)
