@@ -105,6 +105,7 @@ class Platform:
         self.broker: Broker
         self.registry: SQLRegistry
         self.history: SQLiteHistory | PostgresHistory
+        self.broker_state: SQLiteBrokerState  # (health asks it how its writes go)
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
         self.alink: alink.AlinkDialect
         self.shadows: shadows.ShadowService
@@ -173,7 +174,9 @@ class Platform:
         if settings.device_clock_skew is None:
             log.warning(CLOCK_SKEW_WARNING)
         authorizer = DeviceAuthorizer(self._topic_classes, acl)
-        store = SQLiteBrokerState(data_dir / "hongshan.db", loop=asyncio.get_running_loop())
+        self.broker_state = store = SQLiteBrokerState(
+            data_dir / "hongshan.db", loop=asyncio.get_running_loop()
+        )
         self.broker = broker = Broker(
             settings, authenticator=authenticator, authorizer=authorizer, store=store
         )

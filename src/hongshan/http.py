@@ -1,7 +1,8 @@
-"""The HTTP side: ``GET /api/health`` (open; 503 while starting or while the history cannot
-write), the REST API (bearer token), its OpenAPI document
-at ``/api/schema/openapi.json``, and devices' dynamic registration (``/auth/register/device``,
-signed with the product secret). Every error of the API is ``application/problem+json``."""
+"""The HTTP side: ``GET /api/health`` (open; 503 while starting or while a store cannot write:
+the history, the registry or the broker's state), the REST API (bearer token), its OpenAPI
+document at ``/api/schema/openapi.json``, and devices' dynamic registration
+(``/auth/register/device``, signed with the product secret). Every error of the API is
+``application/problem+json``."""
 
 from __future__ import annotations
 
@@ -36,12 +37,22 @@ def build_http_app(platform: Platform) -> Litestar:
         if not ready:
             return Response(body, status_code=503)
         body["broker"] = platform.broker.sys_values()
-        # a history that cannot write: QoS 1 posts are not acknowledged until it can again
-        problem = platform.history.problem
-        body["history"] = {"status": "ok" if problem is None else "failing", "problem": problem}
-        if problem is not None:
+        # each store's writes: a history that cannot write acknowledges no QoS 1 post until
+        # it can again; the broker's state keeps sessions and retained messages, the registry
+        # devices' presence, latest values and shadows. Each says why its last write failed
+        # until one succeeds (a full disk fails them all; each recovers by itself)
+        stores = {
+            "history": platform.history.problem,
+            "registry": platform.registry.problem,
+            "broker_state": platform.broker_state.problem,
+        }
+        for name, problem in stores.items():
+            body[name] = {"status": "ok" if problem is None else "failing", "problem": problem}
+        failing = [name for name, problem in stores.items() if problem is not None]
+        if failing:
             body["status"] = "degraded"
-        return Response(body, status_code=200 if problem is None else 503)
+            body["failing"] = failing
+        return Response(body, status_code=503 if failing else 200)
 
     def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if not token_matches(platform.admin_token, connection.headers.get("authorization")):

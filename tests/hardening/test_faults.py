@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -13,6 +14,8 @@ import sqlite3
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -191,6 +194,78 @@ def test_a_full_disk_then_room_again_keeps_every_qos1_post_once(
         assert not lost, f"{dn}: posts acknowledged and not kept: {lost}"
         doubled[dn] = len(seqs) - firmware.sent
     assert doubled == dict.fromkeys(doubled, 0), f"values kept twice: {doubled}"
+
+
+def health(server: Any) -> tuple[int, dict[str, Any]]:
+    url = f"http://127.0.0.1:{server.ports['http']}/api/health"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as failed:
+        return failed.code, json.load(failed)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_said_in_a_few_lines_and_health_names_each_failing_store(
+    small_disk: Path,
+    make_server: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 12 case 15: a full disk flooded the log (13,311 lines of tracebacks in 60 s: a
+    line per failed batch of each writer, per connection closed, a traceback per registry
+    write), and health named the history only. Now a kind of failure is said once per
+    interval; health answers 503 naming each store that cannot write, and 200 again once
+    space is back."""
+    caplog.set_level(logging.WARNING)
+    server = make_server(data_dir=str(small_disk / "data"))
+    pk = make_product(server).product_key
+    devices = []
+    for n in range(10):
+        dn = f"meter-{n}"
+        secret = make_device(server, pk, dn).device_secret
+        devices.append(Firmware(server.port, pk, dn, secret))
+    try:
+        for firmware in devices:
+            firmware.post(20)
+        for firmware in devices:
+            assert firmware.all_acked.wait(TIMEOUT), "the posts before the disk filled"
+        capfd.readouterr()  # (the writer process's lines go to stderr)
+        caplog.clear()
+        filler = fill(small_disk)
+        connects = [firmware.connects for firmware in devices]
+        for firmware in devices:
+            firmware.post(100)
+        seen: set[str] = set()
+
+        def failing() -> bool:  # every store that writes while devices come and go
+            status, body = health(server)
+            if status == 503:
+                assert body["status"] == "degraded"
+                seen.update(body["failing"])
+                for name in body["failing"]:
+                    assert "full" in body[name]["problem"], body
+            return seen >= {"history", "registry", "broker_state"}
+
+        eventually(failing, 3 * TIMEOUT, f"health naming each store that cannot write: {seen}")
+        eventually(
+            lambda: all(f.connects >= c + 5 for f, c in zip(devices, connects, strict=True)),
+            3 * TIMEOUT,
+            "every device disconnected by a failed commit, five times",
+        )
+        filler.unlink()
+        eventually(lambda: health(server)[0] == 200, TIMEOUT, "health back to ok")
+        for firmware in devices:
+            assert firmware.all_acked.wait(6 * TIMEOUT), "every PUBACK"
+    finally:
+        for firmware in devices:
+            firmware.stop()
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    lines += capfd.readouterr().err.splitlines()
+    # five kinds (the history's batches, its idle work, the broker state's batches, the
+    # registry's writes, the connections closed), each said once in an interval of 10 s, its
+    # traceback too if it had one; and a line for each writer that writes again
+    assert len(lines) <= 15, "\n".join(lines)
 
 
 async def test_a_resent_burst_is_recognised_whole_while_pending_and_once_committed(

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import msgspec
 import sqlalchemy as sa
 
+from hongshan.failure_log import FailureLog
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.engine import create_engine, migrate
 from hongshan.things.model import DeviceState, RegistryError
@@ -50,6 +51,10 @@ class Database:
         self.engine = engine
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="registry")
         self._writes: set[asyncio.Future[Any]] = set()  # fire-and-forget writes in flight
+        # why the last write nobody waits for failed, until one succeeds (for the health
+        # endpoint); said once per kind per interval (a full disk fails them all)
+        self.problem: str | None = None
+        self._failures = FailureLog(log, "registry writes")
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None) -> Database:
@@ -62,16 +67,33 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, functools.partial(fn, *args))
 
-    def in_background(self, write: Callable[[], None]) -> None:
-        """Run ``write`` on the thread without waiting; a failure is logged."""
+    def in_background(
+        self, write: Callable[[], None], *, failed: Callable[[], None] | None = None
+    ) -> None:
+        """Run ``write`` on the thread without waiting; a failure is logged, said by
+        ``problem`` until a write succeeds, and ``failed`` is called (on the loop)."""
         future = asyncio.ensure_future(self.run(write))
         self._writes.add(future)
-        future.add_done_callback(self._written)
+        future.add_done_callback(functools.partial(self._written, failed))
 
-    def _written(self, future: asyncio.Future[Any]) -> None:
+    def _written(self, failed: Callable[[], None] | None, future: asyncio.Future[Any]) -> None:
         self._writes.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            log.error("registry: a write failed", exc_info=future.exception())
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is None:
+            self.problem = None
+            self._failures.succeeded()
+            return
+        if isinstance(exc, (sa.exc.SQLAlchemyError, OSError)):  # the database's (a full disk)
+            cause = getattr(exc, "orig", None) or exc  # (SQLAlchemy's text adds the statement)
+            self.problem = f"registry write failed: {type(cause).__name__}: {cause}"
+            self._failures.failed(f"{type(cause).__name__}: {cause}")
+        else:  # a fault of ours: its traceback
+            self.problem = f"registry write failed: {type(exc).__name__}"
+            log.error("registry: a write failed", exc_info=exc)
+        if failed is not None:
+            failed()
 
     def executemany(self, db: sa.Connection, sql: str, rows: list[dict[str, Any]]) -> None:
         """``sql`` with ``{name}`` for each parameter, run by the driver's own executemany:

@@ -21,6 +21,7 @@ from hongshan.things.model import RegistryError
 log = logging.getLogger("hongshan.registry")
 
 PRESENCE_FLUSH_DELAY = 0.2  # seconds a presence change may wait to be batched with others
+RETRY_AFTER = 1.0  # seconds before changes whose write failed are written again
 
 _UPDATE = (
     "UPDATE devices SET state = {state}, last_ip = COALESCE({ip}, last_ip), "
@@ -62,7 +63,14 @@ class PresenceWriter:
 
     def _scheduled(self) -> None:
         self._timer = None
-        self._db.in_background(self.flush)
+        self._db.in_background(self.flush, failed=self._retry)
+
+    def _retry(self) -> None:
+        """A flush failed (a full disk): its changes, kept, are written again soon, whether
+        or not more come (and health learns when the registry can write again)."""
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(RETRY_AFTER, self._scheduled)
 
     async def flush_now(self) -> None:
         if self._timer is not None:

@@ -96,6 +96,12 @@ class SQLRegistry:
         self.on_device_disabled: list[Callable[[str, str], None]] = []
         self.on_device_deleted: list[Callable[[str, str], None]] = []
 
+    @property
+    def problem(self) -> str | None:
+        """Why the last write nobody waited for failed (presence, latest values, shadows),
+        until one succeeds (for the health endpoint)."""
+        return self._db.problem
+
     @classmethod
     async def open(cls, url: str, box: SecretBox, *, schema: str | None = None) -> SQLRegistry:
         """Open (and migrate) the database and load what the message path keeps in memory."""

@@ -223,5 +223,10 @@ class SQLiteBrokerState:
     def committed(self) -> Awaitable[None]:
         return self._writer.committed()
 
+    @property
+    def problem(self) -> str | None:
+        """Why the last write failed, until one succeeds (for the health endpoint)."""
+        return self._writer.error
+
     async def close(self) -> None:
         await self._writer.close()
