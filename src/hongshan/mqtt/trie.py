@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator
 from typing import Generic, TypeVar
 
+from hongshan.mqtt.memo import TopicMemo
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -28,6 +30,9 @@ class _Node(Generic[K, V]):
 
 
 MEMO_SIZE = 65_536  # topics whose matches are remembered
+# ... and the bytes of their names: a device publishing to ever new 60 KB topics once kept
+# 65,536 of them here (several GB at the ceiling); at most this much is kept now.
+MEMO_BYTES = 8 * 1024 * 1024
 
 
 class SubscriptionTrie(Generic[K, V]):
@@ -41,7 +46,7 @@ class SubscriptionTrie(Generic[K, V]):
         self._root: _Node[K, V] = _Node()
         self._count = 0
         self._shape = 0  # bumped by every change of shape
-        self._memo: dict[str, tuple[int, list[dict[K, V]]]] = {}
+        self._memo: TopicMemo[tuple[int, list[dict[K, V]]]] = TopicMemo(MEMO_SIZE, MEMO_BYTES)
 
     def __len__(self) -> int:
         return self._count
@@ -106,10 +111,7 @@ class SubscriptionTrie(Generic[K, V]):
         if remembered is not None and remembered[0] == self._shape:
             return remembered[1]
         found = self._walk(topic)
-        memo = self._memo
-        if len(memo) >= MEMO_SIZE:
-            memo.clear()
-        memo[topic] = (self._shape, found)
+        self._memo.remember(topic, (self._shape, found))
         return found
 
     def _walk(self, topic: str) -> list[dict[K, V]]:
