@@ -45,6 +45,7 @@ from hongshan.identity.device_topics import (
 from hongshan.identity.passwords import PasswordFileAuthenticator, read_users
 from hongshan.identity.registration import REGISTER, device_token, token_client_id
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
+from hongshan.mqtt.memo import TopicMemo
 from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.pipeline.history import HistoryStage
 from hongshan.pipeline.uplink import Pipeline
@@ -231,7 +232,8 @@ class Platform:
             for topic_filter in taps:
                 broker.tap(topic_filter, _from_devices(handler))
         for topic_filter, pk_at, dn_at in auto_subscription_patterns():
-            resolve = functools.partial(self._auto_subscriber, pk_at, dn_at, {})
+            known: TopicMemo[tuple[int, str | None]] = TopicMemo(65_536, 8 * 1024 * 1024)
+            resolve = functools.partial(self._auto_subscriber, pk_at, dn_at, known)
             broker.derive(topic_filter, resolve)
         broker.on_connected.append(self._device_connected)
         broker.on_disconnected.append(self._device_disconnected)
@@ -432,13 +434,14 @@ class Platform:
         self,
         pk_at: int,
         dn_at: int,
-        known: dict[str, tuple[int, str | None]],
+        known: TopicMemo[tuple[int, str | None]],
         topic: str,
     ) -> str | None:
         """Who receives ``topic`` by Alibaba's automatic subscriptions: the gateway carrying
         the device it names, else that device if its SDK asked for them (``_ss=1``). Its
         session, persistent ones included, keeps them until it connects without asking.
-        Answers are remembered per topic (``known``) until who-gets-what changes."""
+        Answers are remembered per topic (``known``, bounded by its topics' bytes: a device
+        publishing to ever new long topics must not grow it) until who-gets-what changes."""
         remembered = known.get(topic)
         if remembered is not None and remembered[0] == self._owners_changed:
             return remembered[1]
@@ -451,9 +454,7 @@ class Platform:
         else:
             client_id = device_client_id(*device)
             owner = client_id if client_id in self._auto_subscribed else None
-        if len(known) >= 65_536:
-            known.clear()
-        known[topic] = (self._owners_changed, owner)
+        known.remember(topic, (self._owners_changed, owner))
         return owner
 
     # a gateway's sub-devices (gateway.SubDeviceSessions)

@@ -31,6 +31,7 @@ from hongshan.broker.outbound import (
 from hongshan.errors import RemoteProtocolError, StoreUnavailable
 from hongshan.failure_log import FailureLog
 from hongshan.mqtt.codec import NEED_DATA, Decoder, encode
+from hongshan.mqtt.memo import TopicMemo
 from hongshan.mqtt.packets import (
     MQTT_5,
     NO_PROPERTIES,
@@ -68,7 +69,9 @@ _NOT_ACKNOWLEDGING = FailureLog(log, "clients disconnected, their messages not a
 # directly and the session queues (and, when full, drops) them instead.
 WRITE_HIGH_WATER = 256 * 1024
 _ACL_CACHE_SIZE = 512  # topics per connection whose publish verdict is remembered
-_ACL_CACHED_TOPIC_LENGTH = 256  # longer topics are checked each time, never kept
+# ... and their bytes: tens of thousands of connections each hold one. Topics longer than an
+# eighth of it (1 KiB) are checked each time, never kept.
+_ACL_CACHE_BYTES = 8 * 1024
 _PINGRESP = b"\xd0\x00"
 
 # How long a connection we are closing after a DISCONNECT or CONNACK with a reason code keeps
@@ -176,7 +179,7 @@ class MQTTConnection(asyncio.Protocol):
         self.client_alias_max = 0
         self._out_aliases: dict[str, int] | None = None
         self._in_aliases: dict[int, str] | None = None
-        self._acl_cache: dict[str, bool] | None = None
+        self._acl_cache: TopicMemo[bool] | None = None
         self._out: list[bytes] = []
         self._out_size = 0
         self._flush_scheduled = False
@@ -664,14 +667,11 @@ class MQTTConnection(asyncio.Protocol):
             return
         cache = self._acl_cache
         if cache is None:
-            cache = self._acl_cache = {}
+            cache = self._acl_cache = TopicMemo(_ACL_CACHE_SIZE, _ACL_CACHE_BYTES)
         allowed = cache.get(topic)
         if allowed is None:
             allowed = not topic.startswith("$") and self.access.may_publish(topic)
-            if len(topic) <= _ACL_CACHED_TOPIC_LENGTH:
-                if len(cache) >= _ACL_CACHE_SIZE:
-                    cache.clear()
-                cache[topic] = allowed
+            cache.remember(topic, allowed)
         if not allowed:
             broker.stats.denied_publish += 1
             log.info("%s may not publish to %r", self._who(), topic)

@@ -8,10 +8,11 @@ matches no row is left to ordinary routing (an application may be listening).
 from __future__ import annotations
 
 import enum
-import functools
 from dataclasses import dataclass
 
 import msgspec
+
+from hongshan.mqtt.memo import TopicMemo
 
 
 class Topic(enum.Enum):
@@ -66,8 +67,21 @@ _LITERAL = {route.suffix: route.topic for route in ROUTES if "*" not in "".join(
 _PATTERNS = tuple(route for route in ROUTES if route.suffix not in _LITERAL)
 
 
-@functools.lru_cache(maxsize=65_536)  # a device posts on the same few topics again and again
+# A device posts on the same few topics again and again; remembered within a byte budget (an
+# lru_cache of 65,536 topics held them whole: up to 4 GiB of ever new long topics).
+_PARSED: TopicMemo[DeviceTopic | None] = TopicMemo(65_536, 8 * 1024 * 1024)
+_UNSEEN = DeviceTopic(product_key="", device_name="", topic=Topic.PROPERTY_POST)
+
+
 def parse(topic: str) -> DeviceTopic | None:
+    parsed = _PARSED.get(topic, _UNSEEN)
+    if parsed is _UNSEEN:
+        parsed = _parse(topic)
+        _PARSED.remember(topic, parsed)
+    return parsed
+
+
+def _parse(topic: str) -> DeviceTopic | None:
     levels = topic.split("/")
     if len(levels) < 6 or levels[0] != "" or levels[1] != "sys":
         return None
