@@ -70,6 +70,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     http_keepalive_timeout: float = 5.0  # seconds a connection may sit idle between requests
     # open HTTP connections from one address; more are answered 503 and closed
     http_max_connections_per_address: int = 64
+    # -- the broker's memory and connections (issue 12) --
+    # The longest topic name or filter a client may use, bytes of UTF-8 (the spec allows 65,535;
+    # each topic alias and remembered topic holds one), and its most levels (EMQX's default).
+    # A PUBLISH over either gets 0x90 (5.0), a SUBSCRIBE 0x8F (5.0) / 0x80 (3.1.1).
+    max_topic_length: int = 4096
+    max_topic_levels: int = 128
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -156,3 +162,7 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"{name}: must be a positive number of seconds")
     if s.http_max_connections_per_address < 1:
         raise ConfigError("http_max_connections_per_address: must be at least 1")
+    if not 1 <= s.max_topic_length <= 65535:
+        raise ConfigError("max_topic_length: must be 1..65535 bytes (MQTT-4.7.3-3)")
+    if s.max_topic_levels < 1:
+        raise ConfigError("max_topic_levels: must be at least 1")

@@ -260,7 +260,8 @@ def test_remaining_length_boundaries(server, raw, paho_client, size):
     assert watcher.get().payload == b"L" * size
 
 
-def test_longest_topic_name(server, raw, paho_client):
+def test_longest_topic_name(make_server, raw, paho_client):
+    server = make_server(max_topic_length=65535)  # the default is 4,096 bytes (issue 12)
     watcher = paho_client(server.port, version=V311).connect()
     watcher.subscribe("long/#", 1)
     topic = "long/" + "x" * (65535 - 5)  # 1.5.3: UTF-8 strings up to 65,535 bytes

@@ -3,8 +3,31 @@ can hold open before CONNECT."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from broker_peers import DISCONNECT, PUBREC, V5, V311, RawClient, Will
+from hongshan.config import load_settings
+from hongshan.errors import ConfigError
 from hongshan.mqtt.memo import TopicMemo, topic_weight
+from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.mqtt.trie import SubscriptionTrie
+
+
+@pytest.fixture
+def raw() -> Iterator[Callable[..., RawClient]]:
+    """``raw(port, version=4|5)``: an open TCP connection, nothing sent yet (as in the broker
+    tests' conftest; a conftest of this folder's own would be shared by the whole battery)."""
+    made: list[RawClient] = []
+
+    def make(port: int, version: int = V5) -> RawClient:
+        made.append(RawClient(port, version=version))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
 
 
 def test_topic_memo_is_bounded_by_its_keys_bytes() -> None:
@@ -22,6 +45,7 @@ def test_topic_memo_is_bounded_by_its_keys_bytes() -> None:
     assert "far/" + "y" * (64 * 1024 // 8) not in memo
     memo.remember("街/" * 2000, 2)  # non-ASCII counts four bytes a character
     assert memo.key_bytes == sum(topic_weight(topic) for topic in memo)
+    assert not memo.has_room("far/" + "y" * (64 * 1024 // 8))  # (outgoing topic aliases)
     for i in range(2000):  # and by entries, with short topics
         memo.remember(f"t/{i}", i)
         assert len(memo) <= 1000
@@ -39,3 +63,85 @@ def test_subscription_trie_memo_stays_within_its_budget() -> None:
         assert found == [{"app": 1}]
     kept = sum(len(topic) for topic in trie._memo)  # the bound itself is what is tested
     assert kept <= 16 * 1024 * 1024  # it was 36 MB
+
+
+# -- topic length and levels: max_topic_length, max_topic_levels ---------------------------
+
+TOO_LONG = "long/" + "x" * 300  # over max_topic_length=256 below
+TOO_DEEP = "/".join(["d"] * 9)  # over max_topic_levels=8 below
+
+
+@pytest.fixture
+def limited(make_server):
+    return make_server(max_topic_length=256, max_topic_levels=8)
+
+
+@pytest.mark.parametrize("topic", [TOO_LONG, TOO_DEEP, "街/" + "街" * 90])
+def test_v5_publish_over_topic_limits_is_refused_in_its_ack(limited, paho_client, raw, topic):
+    """Issue 12 case 1: topic names were bounded only by the spec's 65,535 bytes, each one a
+    memory cost (aliases, memos). A 5.0 QoS 1/2 PUBLISH over max_topic_length (UTF-8 bytes)
+    or max_topic_levels gets 0x90 in its PUBACK/PUBREC; nothing is delivered, the connection
+    goes on."""
+    watcher = paho_client(limited.port).connect()
+    watcher.subscribe("#", 2)
+    client = paho_client(limited.port).connect()
+    assert client.publish(topic, b"no", qos=1) == ReasonCode.TOPIC_NAME_INVALID
+    assert client.publish("ok/t", b"yes", qos=1) == 0
+    # (paho sends PUBREL even after a refusing PUBREC: QoS 2 is checked from raw bytes)
+    qos2 = raw(limited.port, version=V5)
+    assert qos2.connect("qos2").reason == 0
+    qos2.publish(topic, b"no", qos=2, packet_id=7)
+    pubrec = qos2.expect(PUBREC)
+    assert (pubrec.packet_id, pubrec.reason) == (7, ReasonCode.TOPIC_NAME_INVALID)
+    qos2.publish("ok/t", b"again", qos=2, packet_id=8)
+    assert qos2.expect(PUBREC).reason == 0
+    assert [m.payload for m in watcher.until("ok/t")] == [b"yes"]
+
+
+def test_v5_qos0_publish_over_topic_limits_is_disconnected_with_0x90(limited, raw):
+    """Issue 12 case 1: a QoS 0 PUBLISH has no acknowledgement to refuse it in: DISCONNECT
+    0x90, as EMQX does."""
+    client = raw(limited.port, version=V5)
+    assert client.connect("deep").reason == 0
+    client.publish(TOO_DEEP, b"no")
+    got = client.closed()
+    assert [(p.type, p.reason) for p in got] == [(DISCONNECT, ReasonCode.TOPIC_NAME_INVALID)]
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_v311_publish_over_topic_limits_closes_the_connection(limited, raw, qos):
+    """Issue 12 case 1: 3.1.1 has no reason codes; acknowledging would say it was taken."""
+    client = raw(limited.port, version=V311)
+    assert client.connect("long311").reason == 0
+    client.publish(TOO_LONG, b"no", qos=qos, packet_id=1 if qos else None)
+    assert client.closed() == []
+
+
+@pytest.mark.parametrize(("version", "refused"), [(V5, 0x8F), (V311, 0x80)])
+def test_subscribe_over_topic_limits_is_refused_in_suback(limited, paho_client, version, refused):
+    """Issue 12 case 1: a filter over either limit: SUBACK 0x8F (5.0) / 0x80 (3.1.1); the
+    others in the same SUBSCRIBE are granted."""
+    client = paho_client(limited.port, version=version).connect()
+    deep_filter = "/".join(["+"] * 9)
+    codes = client.subscribe([(deep_filter, 1), ("long/" + "+/" * 150 + "#", 1), ("ok/#", 1)])
+    assert codes == [refused, refused, 1]
+    shared = client.subscribe("$share/g/" + "/".join(["a"] * 8), 1)  # the prefix is not counted
+    assert shared == [1]
+
+
+def test_will_topic_over_limits_is_refused_at_connect(limited, raw):
+    """Issue 12 case 1: a will over either limit: 5.0 CONNACK 0x90; 3.1.1 has no return code
+    for it and closes without a CONNACK (MQTT-3.2.2-6)."""
+    v5 = raw(limited.port, version=V5)
+    connack = v5.connect("will5", will=Will(TOO_LONG, b"bye"))
+    assert connack is not None and connack.reason == ReasonCode.TOPIC_NAME_INVALID
+    v311 = raw(limited.port, version=V311)
+    v311.connect("will311", will=Will(TOO_DEEP, b"bye"), wait=False)
+    assert v311.closed() == []
+
+
+def test_topic_limits_are_validated():
+    """Issue 12 case 1: the new settings are checked like the others."""
+    for bad in ({"max_topic_length": 0}, {"max_topic_length": 65536}, {"max_topic_levels": 0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            load_settings(environ={}, flags=bad)

@@ -54,7 +54,12 @@ from hongshan.mqtt.packets import (
     Will,
 )
 from hongshan.mqtt.reason_codes import ReasonCode, connack_code_for_v3
-from hongshan.mqtt.topics import parse_shared, validate_topic_filter, validate_topic_name
+from hongshan.mqtt.topics import (
+    over_limits,
+    parse_shared,
+    validate_topic_filter,
+    validate_topic_name,
+)
 
 if TYPE_CHECKING:
     from hongshan.broker.server import Broker
@@ -72,6 +77,9 @@ _ACL_CACHE_SIZE = 512  # topics per connection whose publish verdict is remember
 # ... and their bytes: tens of thousands of connections each hold one. Topics longer than an
 # eighth of it (1 KiB) are checked each time, never kept.
 _ACL_CACHE_BYTES = 8 * 1024
+# The topics a connection's outgoing aliases name, bytes: a 5.0 client may ask for 65,535
+# aliases, and each would hold a topic of up to max_topic_length. Beyond it, no new aliases.
+_OUT_ALIAS_BYTES = 64 * 1024
 _PINGRESP = b"\xd0\x00"
 
 # How long a connection we are closing after a DISCONNECT or CONNACK with a reason code keeps
@@ -177,7 +185,7 @@ class MQTTConnection(asyncio.Protocol):
         self.send_quota = 65535
         self.client_max_packet: int | None = None
         self.client_alias_max = 0
-        self._out_aliases: dict[str, int] | None = None
+        self._out_aliases: TopicMemo[int] | None = None
         self._in_aliases: dict[int, str] | None = None
         self._acl_cache: TopicMemo[bool] | None = None
         self._out: list[bytes] = []
@@ -383,18 +391,18 @@ class MQTTConnection(asyncio.Protocol):
         aliases = self._out_aliases
         if self.client_alias_max:
             if aliases is None:
-                aliases = self._out_aliases = {}
+                aliases = self._out_aliases = TopicMemo(self.client_alias_max, _OUT_ALIAS_BYTES)
             alias = aliases.get(topic)
             if alias is not None:
                 topic = ""
-            elif len(aliases) < self.client_alias_max:
+            elif aliases.has_room(topic):
                 alias = len(aliases) + 1
                 new_alias = True
         data = encode_delivery_v5(delivery, packet_id, dup, topic, alias, expiry)
         if self._discard_if_too_large(data, packet_id):
             return  # an alias the client never received must not be used later
         if new_alias and aliases is not None and alias is not None:
-            aliases[topic] = alias
+            aliases.remember(topic, alias)
         self.broker.stats.messages_sent += 1
         self._write(data)
 
@@ -502,6 +510,14 @@ class MQTTConnection(asyncio.Protocol):
             return self._refuse(ReasonCode.BAD_AUTHENTICATION_METHOD)
         if packet.will is not None:
             validate_topic_name(packet.will.topic)
+            why = over_limits(
+                packet.will.topic, settings.max_topic_length, settings.max_topic_levels
+            )
+            if why is not None:
+                # 5.0: CONNACK 0x90, "the Will Topic Name is not malformed, but is not accepted
+                # by this Server" (3.2.2.2); 3.1.1 has no return code for it, so the connection
+                # is closed without a CONNACK (MQTT-3.2.2-6).
+                raise RemoteProtocolError(f"will topic {why}", ReasonCode.TOPIC_NAME_INVALID)
         verdict = await broker.authenticator.authenticate(
             Credentials(
                 client_id=client_id,
@@ -628,6 +644,12 @@ class MQTTConnection(asyncio.Protocol):
         props = packet.properties
         qos = packet.qos
         level5 = self.level == MQTT_5
+        settings = broker.settings
+        if topic:  # (an aliased topic was checked when its alias was set)
+            why = over_limits(topic, settings.max_topic_length, settings.max_topic_levels)
+            if why is not None:
+                self._topic_not_accepted(packet, why)
+                return
         if level5 and props is not NO_PROPERTIES:
             alias = props.topic_alias
             if alias is not None:
@@ -730,6 +752,22 @@ class MQTTConnection(asyncio.Protocol):
                 wait = committed if wait is None else both(wait, committed)
             self._send_ack(success_ack(PUBREC_BYTE, packet.packet_id), wait)
 
+    def _topic_not_accepted(self, packet: Publish, why: str) -> None:
+        """A topic over max_topic_length or max_topic_levels: nothing of the message is taken.
+        A 5.0 QoS 1 or 2 message is refused in its PUBACK or PUBREC with 0x90, "not malformed,
+        but not accepted by this Server" (3.4.2.1, 3.5.2.1), and the connection goes on; EMQX
+        disconnects even then, but the acknowledgement says it without costing the device its
+        connection. QoS 0 has no acknowledgement and 3.1.1 no reason codes: there, as in EMQX,
+        the connection ends, with DISCONNECT 0x90 in 5.0 (4.13.2)."""
+        self.broker.stats.denied_publish += 1
+        if self.level == MQTT_5 and packet.qos:
+            log.info("%s: topic name refused: %s", self._who(), why)
+            answer = PubAck if packet.qos == 1 else PubRec
+            reason = ReasonCode.TOPIC_NAME_INVALID
+            self._send_ack(encode(answer(packet_id=packet.packet_id, reason_code=reason), MQTT_5))
+            return
+        raise RemoteProtocolError(f"topic name {why}", ReasonCode.TOPIC_NAME_INVALID)
+
     def _on_pubrel(self, packet: PubRel) -> None:
         session = self.session
         assert session is not None
@@ -787,6 +825,15 @@ class MQTTConnection(asyncio.Protocol):
             try:
                 group, bare = parse_shared(topic_filter)
                 validate_topic_filter(bare)
+                why = over_limits(
+                    topic_filter,
+                    broker.settings.max_topic_length,
+                    # '$share/{group}/' adds two levels that are not the filter's
+                    broker.settings.max_topic_levels + (0 if group is None else 2),
+                )
+                if why is not None:  # 5.0: 0x8F, not accepted by this Server (3.9.3)
+                    log.info("%s: topic filter refused: %s", self._who(), why)
+                    raise RemoteProtocolError(why, ReasonCode.TOPIC_FILTER_INVALID)
             except RemoteProtocolError:
                 codes.append(ReasonCode.TOPIC_FILTER_INVALID if level5 else 0x80)
                 continue

@@ -39,6 +39,15 @@ class TopicMemo(dict[str, V]):
         self.max_bytes = max_bytes
         self.key_bytes = 0  # topic_weight of the keys held
 
+    def has_room(self, topic: str) -> bool:
+        """Whether ``remember(topic, …)`` would keep it without forgetting the others."""
+        weight = topic_weight(topic)
+        return (
+            weight <= self.max_bytes >> 3
+            and len(self) < self.max_entries
+            and self.key_bytes + weight <= self.max_bytes
+        )
+
     def remember(self, topic: str, answer: V) -> None:
         if topic in self:
             self[topic] = answer  # the key (and its bytes) stays as it was

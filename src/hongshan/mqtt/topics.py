@@ -56,6 +56,21 @@ def validate_topic_filter(topic_filter: str) -> None:
             )
 
 
+def over_limits(topic: str, max_length: int, max_levels: int) -> str | None:
+    """Why a valid topic name or filter is more than this server accepts (a UTF-8 length over
+    ``max_length`` bytes, more than ``max_levels`` levels), or None. Not malformed — the
+    spec's 65,535 bytes is ``validate_*``'s business — but refused: MQTT 5.0 answers 0x90 or
+    0x8F ("not malformed, but not accepted by this Server", 3.4.2.1, 3.9.3)."""
+    length = len(topic)
+    if length > max_length or (length * 4 > max_length and not topic.isascii()):
+        length = _utf8_length(topic)
+        if length > max_length:
+            return f"{length} bytes long, more than {max_length}"
+    if topic.count("/") >= max_levels:
+        return f"{topic.count('/') + 1} levels, more than {max_levels}"
+    return None
+
+
 def parse_shared(topic_filter: str) -> tuple[str | None, str]:
     """Split a shared subscription's filter: ``"$share/g/a/b"`` gives ``("g", "a/b")``; a filter
     that does not start with ``$share/`` gives ``(None, topic_filter)``. An empty share name or
