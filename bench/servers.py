@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +42,7 @@ class Server:
     name: str
     port: int
     process: psutil.Process
+    log_path: Path | None = None  # its stdout and stderr (removed with it)
 
     def rss(self) -> int:
         """Resident bytes of the server and any processes it started."""
@@ -103,16 +104,18 @@ def started(
     credentials: Credentials | None = None,
     prepare: Callable[[Path], None] | None = None,
     startup_timeout: float = 30.0,
+    extra: Sequence[str] = (),
 ) -> Iterator[Server]:
     """Run server ``name`` for the duration of the block; anonymous unless ``credentials``.
-    ``prepare`` is given Hongshan's data directory before it starts (to seed its registry)."""
+    ``prepare`` is given Hongshan's data directory before it starts (to seed its registry);
+    ``extra`` are more of Hongshan's ``serve`` flags."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
         workdir = Path(tmp)
         port = free_port()
         if name == "mosquitto":
             command = _mosquitto(workdir, port, credentials)
         elif name == "hongshan":
-            command = _hongshan(workdir, port, credentials)
+            command = [*_hongshan(workdir, port, credentials), *extra]
             if prepare is not None:
                 prepare(workdir / "data")
         else:
@@ -129,7 +132,7 @@ def started(
             )
         try:
             _wait_for_port(child, port, startup_timeout, log_path)
-            yield Server(name=name, port=port, process=psutil.Process(child.pid))
+            yield Server(name, port, psutil.Process(child.pid), log_path)
         finally:
             _stop(child)
 

@@ -78,6 +78,8 @@ def main() -> None:
     default=None,
     help="Refuse a device's securemode=2 (TLS) CONNECT on plain TCP [off].",
 )
+@click.option("--max-topic-length", type=int, help="Longest topic name or filter, bytes [4096].")
+@click.option("--max-topic-levels", type=int, help="Most levels in a topic [128].")
 def serve(config_file: str | None, **flags: Any) -> None:
     """Run the platform: MQTT broker and HTTP API in one process."""
     from hongshan.app import serve as serve_platform

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import psutil
 import pytest
 
-from broker_peers import DISCONNECT, PUBREC, V5, V311, RawClient, Will
+from broker_peers import DISCONNECT, PINGRESP, PUBREC, V5, V311, RawClient, Will
 from hongshan.config import load_settings
 from hongshan.errors import ConfigError
 from hongshan.mqtt.memo import TopicMemo, topic_weight
@@ -145,3 +146,38 @@ def test_topic_limits_are_validated():
     for bad in ({"max_topic_length": 0}, {"max_topic_length": 65536}, {"max_topic_levels": 0}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             load_settings(environ={}, flags=bad)
+
+
+# -- a device publishing to ever new long topics, against a server process -----------------
+
+
+@pytest.mark.slow
+def test_ever_new_long_topics_do_not_grow_the_server(spawn_server):
+    """Issue 12 case 1: one device publishing 6,000 QoS 0 messages to
+    ``/sys/{pk}/{dn}/x/<i><60 KB>`` took the server from 125 MB to 476 MB, kept after it left:
+    every topic was remembered whole (the trie's match memo, the Alink topic parser, the
+    automatic subscriptions' owners). Here 3,000 such topics (180 MB of names; the length
+    limit raised to let them in) grow its RSS by less than 64 MB."""
+    server = spawn_server("--allow-anonymous", "--max-topic-length", "65535")
+    assert server.proc is not None
+    process = psutil.Process(server.proc.pid)
+    client = RawClient(server.port, version=V311)
+    try:
+        assert client.connect("flood").reason == 0
+
+        def flood(first: int, count: int) -> None:
+            long_level = "z" * 60_000
+            for i in range(first, first + count):
+                # 'thing' goes through every memo ('x' misses the automatic subscriptions')
+                kind = "thing" if i % 2 else "x"
+                client.publish(f"/sys/a1Flood/dn/{kind}/{i}{long_level}", b"{}")
+            client.ping()  # answered once everything before it was handled
+            assert client.expect(PINGRESP).type == PINGRESP
+
+        flood(0, 100)  # the first publishes' one-off allocations are not growth
+        before = process.memory_info().rss
+        flood(100, 3000)
+        growth = process.memory_info().rss - before
+    finally:
+        client.close()
+    assert growth < 64 * 1024 * 1024, f"RSS grew by {growth / 2**20:.0f} MB"
