@@ -187,6 +187,10 @@ def _hongshan(workdir: Path, port: int, credentials: Credentials | None) -> list
         str(MAX_INFLIGHT),
         "--log-level",
         "warning",
+        # One load generator stands in for thousands of devices, with 100 CONNECTs in flight
+        # from one address: more than the default cap a slowloris from one address is held to.
+        "--max-pending-connections-per-address",
+        "1000",
     ]
     if credentials is None:
         return [*command, "--allow-anonymous"]

@@ -80,6 +80,11 @@ def main() -> None:
 )
 @click.option("--max-topic-length", type=int, help="Longest topic name or filter, bytes [4096].")
 @click.option("--max-topic-levels", type=int, help="Most levels in a topic [128].")
+@click.option(
+    "--max-pending-connections-per-address",
+    type=int,
+    help="Connections one address may hold before CONNECT [64]; 0 is off.",
+)
 def serve(config_file: str | None, **flags: Any) -> None:
     """Run the platform: MQTT broker and HTTP API in one process."""
     from hongshan.app import serve as serve_platform

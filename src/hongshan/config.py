@@ -76,6 +76,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # A PUBLISH over either gets 0x90 (5.0), a SUBSCRIBE 0x8F (5.0) / 0x80 (3.1.1).
     max_topic_length: int = 4096
     max_topic_levels: int = 128
+    # Connections from one address still waiting to be CONNECTed (connect_timeout bounds each
+    # one's wait); past it a new one is closed at once, so one host's slow or silent clients
+    # cannot hold the server's sockets. 0 turns the cap off.
+    max_pending_connections_per_address: int = 64
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -166,3 +170,5 @@ def _check(s: Settings) -> None:
         raise ConfigError("max_topic_length: must be 1..65535 bytes (MQTT-4.7.3-3)")
     if s.max_topic_levels < 1:
         raise ConfigError("max_topic_levels: must be at least 1")
+    if s.max_pending_connections_per_address < 0:
+        raise ConfigError("max_pending_connections_per_address: must not be negative (0: off)")

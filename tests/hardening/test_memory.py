@@ -3,12 +3,24 @@ can hold open before CONNECT."""
 
 from __future__ import annotations
 
+import socket
+import struct
 from collections.abc import Callable, Iterator
 
 import psutil
 import pytest
 
-from broker_peers import DISCONNECT, PINGRESP, PUBREC, V5, V311, RawClient, Will
+from broker_peers import (
+    DISCONNECT,
+    PINGRESP,
+    PUBREC,
+    TIMEOUT,
+    V5,
+    V311,
+    RawClient,
+    Will,
+    connect_packet,
+)
 from hongshan.config import load_settings
 from hongshan.errors import ConfigError
 from hongshan.mqtt.memo import TopicMemo, topic_weight
@@ -181,3 +193,90 @@ def test_ever_new_long_topics_do_not_grow_the_server(spawn_server):
     finally:
         client.close()
     assert growth < 64 * 1024 * 1024, f"RSS grew by {growth / 2**20:.0f} MB"
+
+
+# -- before CONNECT: connect_timeout and max_pending_connections_per_address ---------------
+
+
+def _silent(port: int) -> socket.socket:
+    """A TCP connection that sends nothing: what a slowloris holds."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return sock
+
+
+def _closed_by_server(sock: socket.socket, timeout: float = TIMEOUT) -> bool:
+    """Whether the server closes ``sock`` within ``timeout`` (it sends us nothing before)."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+
+
+def _still_open(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) != b""  # (nothing is ever sent to it before CONNECT)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.setblocking(True)
+
+
+def test_connect_timeout_bounds_a_connect_trickled_byte_by_byte(make_server):
+    """Issue 12 case 5: a client that trickles its CONNECT one byte at a time is closed when
+    connect_timeout has passed since it connected, however steadily bytes come (each byte
+    does not restart the clock)."""
+    server = make_server(connect_timeout=1.0)
+    connect = connect_packet("trickle-" + "t" * 200, V311, True, 60, None, None, None, None)
+    with _silent(server.port) as sock:
+        for index in range(len(connect)):  # 0.1 s a byte: 21 s for the whole CONNECT
+            try:
+                sock.sendall(connect[index : index + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if _closed_by_server(sock, timeout=0.1):
+                break
+        assert index < len(connect) - 1, "the whole CONNECT went through"
+
+
+def test_connections_waiting_for_connect_are_capped_per_address(make_server, paho_client):
+    """Issue 12 case 5: 300 slow clients from one address held 300 sockets for
+    connect_timeout each, again and again. Past max_pending_connections_per_address, a new
+    connection from that address is closed at once; the ones held are not, and a real client
+    from the same machine connects once they have timed out."""
+    server = make_server(max_pending_connections_per_address=4, connect_timeout=2.0)
+    held = [_silent(server.port) for _ in range(4)]
+    extra = _silent(server.port)
+    try:
+        assert _closed_by_server(extra), "the fifth was not closed"
+        assert all(_still_open(sock) for sock in held)
+        refused = paho_client(server.port)
+        refused.connect(wait=False)
+        assert refused.disconnected.wait(TIMEOUT) and not refused.connected.is_set()
+        assert all(_closed_by_server(sock) for sock in held)  # connect_timeout
+        paho_client(server.port).connect()  # a CONNACK 0 (asserted in connect)
+    finally:
+        for sock in (*held, extra):
+            sock.close()
+
+
+def test_connected_clients_are_not_counted_as_waiting(make_server, paho_client):
+    """Issue 12 case 5: the cap counts connections before CONNECT only: four CONNECTed
+    clients leave room for four more waiting ones, and the fifth of those is closed."""
+    server = make_server(max_pending_connections_per_address=4)
+    for _ in range(4):
+        paho_client(server.port).connect()
+    held = [_silent(server.port) for _ in range(4)]
+    extra = _silent(server.port)
+    try:
+        assert _closed_by_server(extra)
+        assert all(_still_open(sock) for sock in held)
+    finally:
+        for sock in (*held, extra):
+            sock.close()

@@ -142,6 +142,7 @@ class MQTTConnection(asyncio.Protocol):
         "_out_aliases",
         "_out_size",
         "_paused",
+        "_pending_from",
         "_timer",
         "_waiting_pubacks",
         "access",
@@ -195,6 +196,7 @@ class MQTTConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._acks: deque[tuple[asyncio.Future[None] | None, bytes]] | None = None
         self._waiting_pubacks = 0  # PUBACKs held back behind the store (Receive Maximum)
+        self._pending_from: str | None = None  # counted in the broker's admit() until CONNECTed
         self._loop = asyncio.get_running_loop()
 
     # -- transport callbacks ----------------------------------------------------------------
@@ -204,6 +206,11 @@ class MQTTConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.address = f"{peer[0]}:{peer[1]}"
+            if not self.broker.admit(peer[0]):
+                self.state = CLOSED
+                self.transport.close()
+                return
+            self._pending_from = peer[0]
         self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.broker.connection_opened(self)
         # Before CONNECT a client has connect_timeout seconds and nothing but CONNECT to send.
@@ -227,10 +234,17 @@ class MQTTConnection(asyncio.Protocol):
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._no_longer_pending()
         self._end()
         if self._timer is not None:
             self._timer.cancel()
         self.broker.connection_gone(self)
+
+    def _no_longer_pending(self) -> None:
+        host = self._pending_from
+        if host is not None:
+            self._pending_from = None
+            self.broker.pending_over(host)
 
     def _end(self) -> None:
         """Let the broker forget this connection (once): detach the session, send the will
@@ -607,6 +621,7 @@ class MQTTConnection(asyncio.Protocol):
             )
         self._write(encode(ConnAck(session_present=present, properties=connack_props), level))
         self.state = CONNECTED
+        self._no_longer_pending()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -38,6 +38,10 @@ from hongshan.mqtt.trie import SubscriptionTrie
 log = logging.getLogger("hongshan.broker")
 
 NEVER_EXPIRES = 0xFFFFFFFF
+# Connections refused over max_pending_connections_per_address are logged once per address
+# per this many seconds, and that many addresses at most are remembered for it.
+REFUSALS_LOG_INTERVAL = 60.0
+REFUSALS_REMEMBERED = 4096
 SharedKey = tuple[str, str]  # ("$share", group name)
 
 
@@ -129,6 +133,9 @@ class Broker:
         self._pending_wills: dict[str, tuple[asyncio.TimerHandle, Will, Client]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        # remote host -> its connections not yet CONNECTed; host -> when its refusals were told
+        self._pending: dict[str, int] = {}
+        self._refusals_told: dict[str, float] = {}
         # Hooks for the platform (presence, dialects); called on the event loop, must not block.
         self.on_connected: list[Callable[[Client, str], None]] = []  # (client, address)
         self.on_disconnected: list[Callable[[Client, str], None]] = []  # (client, why)
@@ -249,6 +256,38 @@ class Broker:
             )
 
     # -- connections and sessions -----------------------------------------------------------
+
+    def admit(self, host: str) -> bool:
+        """A new connection from ``host``, before CONNECT. False when the host already holds
+        max_pending_connections_per_address of them: a slowloris from one address (clients that
+        connect and trickle, or send nothing, until connect_timeout) is held to that many
+        sockets, and other clients' CONNECTs are not starved. True once it is counted; the
+        connection calls ``pending_over`` when it is CONNECTed or gone."""
+        cap = self.settings.max_pending_connections_per_address
+        count = self._pending.get(host, 0)
+        if cap and count >= cap:
+            self.stats.refused_pending += 1
+            now = time.monotonic()
+            told = self._refusals_told.get(host)
+            if told is None or now - told >= REFUSALS_LOG_INTERVAL:
+                if len(self._refusals_told) >= REFUSALS_REMEMBERED:
+                    self._refusals_told.clear()
+                self._refusals_told[host] = now
+                log.warning(
+                    "closing new connections from %s: %d of its connections are waiting for "
+                    "CONNECT (max_pending_connections_per_address); told again in %.0f s at most",
+                    host,
+                    count,
+                    REFUSALS_LOG_INTERVAL,
+                )
+            return False
+        self._pending[host] = count + 1
+        return True
+
+    def pending_over(self, host: str) -> None:
+        count = self._pending.pop(host, 0) - 1
+        if count > 0:
+            self._pending[host] = count
 
     def connection_opened(self, conn: MQTTConnection) -> None:
         self.open_connections.add(conn)
@@ -740,6 +779,7 @@ class Broker:
             "retained messages/count": str(len(self.retained)),
             "retained messages/refused": str(s.refused_retained),
             "connections/refused": str(s.refused_connect),
+            "connections/refused pending": str(s.refused_pending),
             "denied/publish": str(s.denied_publish),
             "denied/subscribe": str(s.denied_subscribe),
             "denied/delivery": str(s.denied_delivery),

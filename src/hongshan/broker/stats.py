@@ -18,6 +18,7 @@ class Stats:
         "messages_sent",
         "protocol_errors",
         "refused_connect",
+        "refused_pending",
         "refused_publish",
         "refused_retained",
         "started",
@@ -32,6 +33,7 @@ class Stats:
         self.dropped = 0
         self.connections_total = 0
         self.refused_connect = 0
+        self.refused_pending = 0  # over max_pending_connections_per_address, closed at once
         self.refused_retained = 0
         self.refused_publish = 0  # refused by a tap: a payload not of its dialect's format
         self.denied_publish = 0
