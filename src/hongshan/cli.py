@@ -85,6 +85,7 @@ def main() -> None:
     type=int,
     help="Connections one address may hold before CONNECT [64]; 0 is off.",
 )
+@click.option("--max-retained-bytes", type=int, help="Bytes of retained messages [268435456].")
 def serve(config_file: str | None, **flags: Any) -> None:
     """Run the platform: MQTT broker and HTTP API in one process."""
     from hongshan.app import serve as serve_platform

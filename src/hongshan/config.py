@@ -80,6 +80,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # one's wait); past it a new one is closed at once, so one host's slow or silent clients
     # cannot hold the server's sockets. 0 turns the cap off.
     max_pending_connections_per_address: int = 64
+    # The bytes of retained messages (topics and payloads) kept in memory, besides their count
+    # (max_retained_messages): past it a new or larger retained message is delivered, not kept.
+    max_retained_bytes: int = 256 * 1024 * 1024
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -170,5 +173,7 @@ def _check(s: Settings) -> None:
         raise ConfigError("max_topic_length: must be 1..65535 bytes (MQTT-4.7.3-3)")
     if s.max_topic_levels < 1:
         raise ConfigError("max_topic_levels: must be at least 1")
+    if s.max_retained_bytes < 0:
+        raise ConfigError("max_retained_bytes: must not be negative")
     if s.max_pending_connections_per_address < 0:
         raise ConfigError("max_pending_connections_per_address: must not be negative (0: off)")

@@ -309,3 +309,22 @@ def test_fuzz_run_leaves_the_server_answering(tmp_path):
     assert "answers a normal client: True" in report, report
     assert "unhandled exceptions logged: 0" in report, report
     assert done.returncode == 0, report
+
+
+def test_retained_messages_are_bounded_by_bytes(make_server, paho_client):
+    """Issue 12 case 1: the retained store was bounded by its count only (1,000,000 messages
+    of up to max_packet_size each). Past max_retained_bytes a new or larger retained message
+    is delivered but not kept, and the older one it would have replaced is dropped rather than
+    passed off as the topic's latest."""
+    server = make_server(max_retained_bytes=10_000)
+    publisher = paho_client(server.port).connect()
+    for index in range(4):  # 4 KB each: two fit
+        publisher.publish(f"r/{index}", b"%d" % index * 4000, qos=1, retain=True)
+    publisher.publish("r/0", b"0" * 6000, qos=1, retain=True)  # grows r/0 past the budget
+    publisher.publish("r/1", b"small", qos=1, retain=True)  # shrinks: kept
+    later = paho_client(server.port).connect()
+    later.subscribe("r/+", 1)
+    later.subscribe("sentinel", 1)
+    publisher.publish("sentinel", b"end", qos=1)
+    kept = {m.topic: m.payload for m in later.until("sentinel") if m.retain}
+    assert kept == {"r/1": b"small"}

@@ -6,6 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from hongshan.broker.message import Message
+from hongshan.mqtt.memo import topic_weight
+
+
+def retained_weight(message: Message) -> int:
+    """The bytes a retained message holds in memory, bar fixed overheads."""
+    return topic_weight(message.topic) + len(message.payload)
 
 
 class _Level:
@@ -17,9 +23,13 @@ class _Level:
 
 
 class RetainedStore:
+    """The retained messages in memory, and their count and bytes (``retained_weight``); what
+    is kept and what is refused is the broker's business."""
+
     def __init__(self) -> None:
         self._root = _Level()
         self._count = 0
+        self.bytes = 0
 
     def __len__(self) -> int:
         return self._count
@@ -33,6 +43,9 @@ class RetainedStore:
             node = child
         if node.message is None:
             self._count += 1
+        else:
+            self.bytes -= retained_weight(node.message)
+        self.bytes += retained_weight(message)
         node.message = message
 
     def delete(self, topic: str) -> bool:
@@ -46,6 +59,7 @@ class RetainedStore:
             node = child
         if node.message is None:
             return False
+        self.bytes -= retained_weight(node.message)
         node.message = None
         self._count -= 1
         for parent, level in reversed(path):

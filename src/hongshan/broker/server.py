@@ -24,7 +24,7 @@ from hongshan.broker.message import (
     Refused,
     SubscriptionOptions,
 )
-from hongshan.broker.retained import RetainedStore
+from hongshan.broker.retained import RetainedStore, retained_weight
 from hongshan.broker.session import OutState, Session
 from hongshan.broker.state import BrokerStateStore, SavedWill
 from hongshan.broker.stats import Stats
@@ -739,18 +739,27 @@ class Broker:
                 self.store.delete_retained(message.topic)
                 return True
             return False
+        settings = self.settings
+        previous = self.retained.get(message.topic)
+        grows = retained_weight(message) - (0 if previous is None else retained_weight(previous))
+        over_bytes = grows > 0 and self.retained.bytes + grows > settings.max_retained_bytes
         if (
-            len(self.retained) >= self.settings.max_retained_messages
-            and self.retained.get(message.topic) is None
-            and not message.topic.startswith("$")
-        ):
-            # A device publishing retained messages to ever new topics must not grow the
-            # broker without bound: the message is delivered, not kept.
+            over_bytes or (len(self.retained) >= settings.max_retained_messages and not previous)
+        ) and not message.topic.startswith("$"):
+            # A device publishing retained messages to ever new topics (or ever larger ones)
+            # must not grow the broker without bound: the message is delivered, not kept.
             self.stats.refused_retained += 1
             if self.stats.refused_retained == 1:
                 log.warning(
-                    "max_retained_messages (%d) reached", self.settings.max_retained_messages
+                    "max_retained_messages (%d) or max_retained_bytes (%d) reached",
+                    settings.max_retained_messages,
+                    settings.max_retained_bytes,
                 )
+            if previous is not None:
+                # the older message it would have replaced is not the topic's latest any more
+                self.retained.delete(message.topic)
+                self.store.delete_retained(message.topic)
+                return True
             return False
         self.retained.set(message)
         if message.topic.startswith("$"):
