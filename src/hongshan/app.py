@@ -232,7 +232,8 @@ class Platform:
             for topic_filter in taps:
                 broker.tap(topic_filter, _from_devices(handler))
         for topic_filter, pk_at, dn_at in auto_subscription_patterns():
-            known: TopicMemo[tuple[int, str | None]] = TopicMemo(65_536, 8 * 1024 * 1024)
+            # (seven patterns: 2 MiB of topic names each holds a town's 10,000 devices' topics)
+            known: TopicMemo[tuple[int, str | None]] = TopicMemo(65_536, 2 * 1024 * 1024)
             resolve = functools.partial(self._auto_subscriber, pk_at, dn_at, known)
             broker.derive(topic_filter, resolve)
         broker.on_connected.append(self._device_connected)
