@@ -50,7 +50,20 @@ from hongshan.mqtt.packets import (
     Will,
 )
 
-SERVER_FLAGS = ("--max-topic-length", "256", "--max-topic-levels", "8", "--connect-timeout", "5")
+# Limits low enough to be reached in a run, so that growth past them is a leak: the load
+# generator's 1,000,000 queued messages a session (bench.servers) back to the default 1,000.
+SERVER_FLAGS = (
+    "--max-queued-messages",
+    "1000",
+    "--max-retained-messages",
+    "10000",
+    "--max-topic-length",
+    "256",
+    "--max-topic-levels",
+    "8",
+    "--connect-timeout",
+    "5",
+)
 SEQUENCE_TIMEOUT = 15.0  # longer than the connect timeout: the server must have closed by then
 # What an unhandled exception leaves in the log (asyncio's and ours), never a refused client.
 FAULT = re.compile(
@@ -278,8 +291,6 @@ async def _worker(port: int, rng: random.Random, count: int, tally: Tally) -> No
                 print(f"hung ({kind}): {data[:120]!r}", file=sys.stderr)
         transport.abort()
         tally.answered += peer.received > 0
-        if tally.sequences % 10_000 == 0:
-            print(f"{tally.sequences} sequences", file=sys.stderr)
 
 
 async def fuzz(port: int, sequences: int, concurrency: int, seed: int, tally: Tally) -> None:
@@ -344,7 +355,14 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(fuzz(server.port, 200, args.concurrency, args.seed + 1, warm))
         rss_start = server.process.memory_info().rss
         began = time.monotonic()
-        asyncio.run(fuzz(server.port, args.sequences, args.concurrency, args.seed, tally))
+        samples = []  # RSS after each tenth of the run: a plateau, or growth?
+        tenth = -(-args.sequences // 10)
+        for part, first in enumerate(range(0, args.sequences, tenth)):
+            count = min(tenth, args.sequences - first)
+            seed = args.seed * 100 + part
+            asyncio.run(fuzz(server.port, count, args.concurrency, seed, tally))
+            samples.append(server.process.memory_info().rss / mb)
+            print(f"{tally.sequences} sequences, RSS {samples[-1]:.0f} MB", file=sys.stderr)
         took = time.monotonic() - began
         rss_end = server.process.memory_info().rss
         alive = server.process.is_running() and server.process.status() != "zombie"
@@ -361,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         f"refused at TCP connect: {tally.refused_at_connect}; "
         f"RSS {rss_start / mb:.0f} MB at start, {rss_end / mb:.0f} MB at end"
     )
+    print("RSS after each tenth, MB: " + ", ".join(f"{value:.0f}" for value in samples))
     print("mutations: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.kinds.items())))
     for line in faults[:20]:
         print("  " + line)
