@@ -37,7 +37,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_retained_messages: int = 1_000_000  # topics with a retained message, broker-wide
     max_keepalive: int = 65535  # seconds; longer requests get Server Keep Alive (5.0)
     connect_timeout: float = 10.0  # seconds a new connection has to send CONNECT
-    # aliases a 5.0 client may set toward us; each holds a topic of up to 64 KiB in memory
+    # aliases a 5.0 client may set toward us; each holds a topic (max_topic_length) in memory
     topic_alias_maximum: int = 10
     sys_interval: float = 10.0  # seconds between $SYS/broker/... updates; 0 turns them off
     session_expiry_max: int = 0xFFFFFFFF  # cap on a client's Session Expiry Interval, seconds
