@@ -63,6 +63,8 @@ SERVER_FLAGS = (
     "8",
     "--connect-timeout",
     "5",
+    "--sys-interval",  # fresh counts for broker_counts
+    "1",
 )
 SEQUENCE_TIMEOUT = 15.0  # longer than the connect timeout: the server must have closed by then
 # What an unhandled exception leaves in the log (asyncio's and ours), never a refused client.
@@ -332,6 +334,32 @@ def answers_a_normal_client(port: int) -> bool:
     return False
 
 
+SYS_COUNTS = ("clients/total", "subscriptions/count", "retained messages/count")
+
+
+def broker_counts(port: int) -> dict[str, str]:
+    """Sessions, subscriptions and retained messages as of the server's last $SYS update
+    (retained, so a subscriber gets them at once): what its memory holds on purpose."""
+    decoder = Decoder(server=False, protocol_level=4)
+    subs = tuple(Subscription(topic_filter=f"$SYS/broker/{name}") for name in SYS_COUNTS)
+    counts: dict[str, str] = {}
+    time.sleep(1.5)  # past the next $SYS update (--sys-interval 1)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            encode(Connect(client_id="counts"), 4)
+            + encode(Subscribe(packet_id=1, subscriptions=subs), 4)
+        )
+        while len(counts) < len(SYS_COUNTS):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            decoder.receive_data(chunk)
+            while (packet := decoder.next_packet()) is not NEED_DATA:
+                if isinstance(packet, Publish):
+                    counts[packet.topic.removeprefix("$SYS/broker/")] = packet.payload.decode()
+    return counts
+
+
 def answered(seen: list[Packet]) -> bool:
     return (
         any(isinstance(p, ConnAck) and p.reason_code == 0 for p in seen)
@@ -367,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_end = server.process.memory_info().rss
         alive = server.process.is_running() and server.process.status() != "zombie"
         answers = alive and answers_a_normal_client(server.port)
+        counts = broker_counts(server.port) if answers else {}
         log = server.log_path.read_text(errors="replace")
     faults = [line for line in log.splitlines() if FAULT.search(line)]
     growth = (rss_end - rss_start) / mb
@@ -379,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         f"refused at TCP connect: {tally.refused_at_connect}; "
         f"RSS {rss_start / mb:.0f} MB at start, {rss_end / mb:.0f} MB at end"
     )
+    print("held on purpose: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print("RSS after each tenth, MB: " + ", ".join(f"{value:.0f}" for value in samples))
     print("mutations: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.kinds.items())))
     for line in faults[:20]:
