@@ -38,7 +38,7 @@ from typing import Literal
 import msgspec
 
 from hongshan.identity.acl import filter_covers
-from hongshan.mqtt.topics import topic_matches
+from hongshan.mqtt.topics import levels_match, topic_matches
 
 Right = Literal["pub", "sub", "all"]
 Direction = Literal["up", "down", "both"]  # up: device → platform; down: platform → device
@@ -154,7 +154,7 @@ def _row_direction(topic: str) -> Direction | None:
     levels = topic.split("/")
     found: Direction | None = None
     for filter_levels, direction in _ROW_LEVELS:
-        if _levels_match(filter_levels, levels):
+        if levels_match(filter_levels, levels):
             found = direction
             break
     if suffix is not None:
@@ -162,17 +162,6 @@ def _row_direction(topic: str) -> Direction | None:
             _SYS_SUFFIXES.clear()
         _SYS_SUFFIXES[suffix] = found
     return found
-
-
-def _levels_match(filter_levels: list[str], levels: list[str]) -> bool:
-    """``topic_matches`` on levels already split (the rows have no leading wildcard)."""
-    count = len(levels)
-    for index, level in enumerate(filter_levels):
-        if level == "#":
-            return True
-        if index >= count or (level != "+" and level != levels[index]):
-            return False
-    return len(filter_levels) == count
 
 
 # Alibaba's "automatic topic subscription": what a device whose client id says ``_ss=1`` (the

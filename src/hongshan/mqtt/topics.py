@@ -102,8 +102,13 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
         return False
     if "+" not in topic_filter and "#" not in topic_filter:
         return topic_filter == topic
-    filter_levels = topic_filter.split("/")
-    topic_levels = topic.split("/")
+    return levels_match(topic_filter.split("/"), topic.split("/"))
+
+
+def levels_match(filter_levels: list[str], topic_levels: list[str]) -> bool:
+    """``topic_matches`` on a filter and a topic already split into levels (for callers that
+    compare one topic with many filters, split once). No ``$`` rule here: the caller's filters
+    say whether they may start with a wildcard."""
     count = len(topic_levels)
     for index, level in enumerate(filter_levels):
         if level == "#":
