@@ -38,6 +38,7 @@ from typing import Literal
 import msgspec
 
 from hongshan.identity.acl import filter_covers
+from hongshan.mqtt.memo import TopicMemo
 from hongshan.mqtt.topics import levels_match, topic_matches
 
 Right = Literal["pub", "sub", "all"]
@@ -105,8 +106,8 @@ TOPIC_DIRECTIONS: tuple[tuple[str, Direction], ...] = (
     # a device's presence is the platform's to say: as an uplink, nobody else may publish it
     ("/as/mqtt/status/+/+", "up"),
 )
-# the rows' filters split into levels once; a topic is split once and compared with each (no
-# memo: what clients publish on must not grow the server's memory)
+# the rows' filters split into levels once; a topic is split once and compared with each (and
+# remembered only by its suffix under /sys/, in the bounded memo below)
 _ROW_LEVELS = tuple((pattern.split("/"), direction) for pattern, direction in TOPIC_DIRECTIONS)
 _REPLIES_TURN = ("/sys/", "/ext/session/")
 _FLIP: dict[Direction, Direction] = {"up": "down", "down": "up", "both": "both"}
@@ -138,18 +139,17 @@ _CLASS_DIRECTION: dict[Right, Direction] = {"pub": "up", "sub": "down", "all": "
 
 
 # Under /sys/{pk}/{dn}/ the direction depends on the rest alone: remembered for the few suffixes
-# devices use (bounded in count and length, since clients choose them).
-_SYS_SUFFIXES: dict[str, Direction | None] = {}
-_SUFFIXES_KEPT, _SUFFIX_LENGTH = 1024, 96
+# devices use, in a memo bounded by its keys' bytes (clients choose them; mqtt/memo.py).
+_SYS_SUFFIXES: TopicMemo[Direction | None] = TopicMemo(1024, 64 * 1024)
 
 
 def _row_direction(topic: str) -> Direction | None:
     suffix = None
     if topic.startswith("/sys/"):
         parts = topic.split("/", 4)
-        if len(parts) == 5 and len(parts[4]) <= _SUFFIX_LENGTH:
+        if len(parts) == 5:
             suffix = parts[4]
-            if suffix in _SYS_SUFFIXES:
+            if suffix in _SYS_SUFFIXES:  # (None is an answer too: no device's topic)
                 return _SYS_SUFFIXES[suffix]
     levels = topic.split("/")
     found: Direction | None = None
@@ -158,9 +158,7 @@ def _row_direction(topic: str) -> Direction | None:
             found = direction
             break
     if suffix is not None:
-        if len(_SYS_SUFFIXES) >= _SUFFIXES_KEPT:
-            _SYS_SUFFIXES.clear()
-        _SYS_SUFFIXES[suffix] = found
+        _SYS_SUFFIXES.remember(suffix, found)
     return found
 
 
