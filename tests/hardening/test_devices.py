@@ -403,6 +403,33 @@ CLASSES = (
         ("/sys/pk/dn/thing/topo/add_reply", "down"),
         ("/sys/pk/dn/thing/topo/change", "down"),
         ("/sys/pk/dn/thing/topo/change_reply", "up"),
+        ("/sys/pk/dn/thing/topo/add/notify", "down"),
+        ("/sys/pk/dn/thing/topo/add/notify_reply", "up"),
+        ("/sys/pk/dn/thing/model/down_raw", "down"),
+        ("/sys/pk/dn/thing/model/down_raw_reply", "up"),
+        ("/sys/pk/dn/thing/model/up_raw", "up"),
+        ("/sys/pk/dn/thing/config/push", "down"),
+        ("/sys/pk/dn/thing/config/push_reply", "up"),
+        ("/sys/pk/dn/thing/config/get", "up"),
+        ("/sys/pk/dn/thing/config/get_reply", "down"),
+        ("/sys/pk/dn/thing/config/log/push", "down"),
+        ("/sys/pk/dn/thing/config/log/get", "up"),
+        ("/sys/pk/dn/thing/log/post", "up"),
+        ("/sys/pk/dn/thing/bootstrap/notify", "down"),
+        ("/sys/pk/dn/thing/bootstrap/notify_reply", "up"),
+        ("/sys/pk/dn/thing/job/notify", "down"),
+        ("/sys/pk/dn/thing/job/get", "up"),
+        ("/sys/pk/dn/thing/awss/device/switchap", "down"),
+        ("/sys/pk/dn/thing/disable", "down"),
+        ("/sys/pk/dn/thing/disable_reply", "up"),
+        ("/sys/pk/dn/thing/enable", "down"),
+        ("/sys/pk/dn/thing/delete", "down"),
+        ("/sys/pk/dn/thing/delete_reply", "up"),
+        ("/sys/pk/dn/secure_tunnel/notify", "down"),
+        ("/sys/pk/dn/secure_tunnel/proxy/request", "up"),
+        ("/sys/pk/dn/edge/debug/switch", "down"),
+        ("/sys/pk/dn/thing/ota/firmware/get", "up"),
+        ("/sys/pk/dn/thing/ota/firmware/get_reply", "down"),
         ("/ext/session/pk/dn/combine/login", "up"),
         ("/ext/session/pk/dn/combine/login_reply", "down"),
         ("/shadow/update/pk/dn", "up"),
@@ -421,7 +448,10 @@ CLASSES = (
     ],
 )
 def test_the_direction_of_a_device_topic(topic: str, direction: str | None) -> None:
-    """Issue 12 case 4: who speaks on a device's topic is data (``TOPIC_DIRECTIONS``)."""
+    """Issue 12 case 4: who speaks on a device's topic is data (``TOPIC_DIRECTIONS``).
+    Issue 12 case 4 (review): Alibaba's other /sys/ downlinks (log and remote configuration
+    pushes, device distribution, jobs, secure tunnel, …) fell through to "up", so a device
+    could publish them in the platform's name."""
     assert direction_of(topic, lambda pk: CLASSES if pk == "pk" else ()) == direction
 
 

@@ -75,21 +75,29 @@ def _own_rules(pk: str, dn: str, classes: Iterable[TopicClass]) -> list[tuple[Ri
     return rules
 
 
-# Who speaks on a device's topics (Alibaba Cloud IoT, "What is a topic?" and the Alink protocol
-# pages), as (filter, direction); the first row that matches decides, ``+`` standing for the
-# product key and device name. Under /sys/ and /ext/session/ the rows name requests: a request's
-# ``…_reply`` goes the other way (``property/post`` up, ``post_reply`` down; ``property/set``
-# down, ``set_reply`` up).
+# Who speaks on a device's topics (Alibaba Cloud IoT, "What is a topic?", "Auto-subscribed
+# topics" and the Alink protocol pages), as (filter, direction); the first row that matches
+# decides, ``+`` standing for the product key and device name. Every downlink Alibaba documents
+# under /sys/ is listed, also those this platform does not send yet: a device must not publish
+# them in the platform's name either. Under /sys/ and /ext/session/ the rows name requests: a
+# request's ``…_reply`` goes the other way (``property/post`` up, ``post_reply`` down;
+# ``property/set`` down, ``set_reply`` up).
 TOPIC_DIRECTIONS: tuple[tuple[str, Direction], ...] = (
     ("/sys/+/+/thing/service/#", "down"),  # service calls, property set and get
     ("/sys/+/+/rrpc/request/+", "down"),
     ("/sys/+/+/thing/model/down_raw", "down"),
-    ("/sys/+/+/thing/config/push", "down"),
-    ("/sys/+/+/thing/topo/add/notify", "down"),
-    ("/sys/+/+/thing/topo/change", "down"),
-    ("/sys/+/+/thing/disable", "down"),
+    ("/sys/+/+/thing/config/push", "down"),  # remote configuration
+    ("/sys/+/+/thing/config/log/push", "down"),  # the log level the platform wants
+    ("/sys/+/+/thing/bootstrap/notify", "down"),  # device distribution: connect elsewhere
+    ("/sys/+/+/thing/job/notify", "down"),  # device jobs
+    ("/sys/+/+/thing/awss/device/switchap", "down"),  # network provisioning: switch AP
+    ("/sys/+/+/thing/topo/add/notify", "down"),  # to a gateway: add these sub-devices
+    ("/sys/+/+/thing/topo/change", "down"),  # to a gateway: its topology changed
+    ("/sys/+/+/thing/disable", "down"),  # to a gateway, for a sub-device
     ("/sys/+/+/thing/enable", "down"),
     ("/sys/+/+/thing/delete", "down"),
+    ("/sys/+/+/secure_tunnel/notify", "down"),  # secure tunnel opened
+    ("/sys/+/+/edge/debug/switch", "down"),  # remote login switched on or off
     ("/sys/+/+/#", "up"),  # posts, and the device's requests (topology, desired values, …)
     ("/ext/session/+/+/#", "up"),  # sub-device login and logout
     ("/shadow/update/+/+", "up"),
