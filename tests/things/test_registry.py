@@ -252,12 +252,20 @@ async def test_groups_and_gateways(registry: SQLRegistry) -> None:
     await registry.create_device(gw, "gateway-01")
     await registry.create_device(sub, "sensor-01", gateway=(gw, "gateway-01"))
     await registry.create_device(sub, "sensor-02")
-    await registry.set_gateway((sub, "sensor-02"), (gw, "gateway-01"))
+    await registry.create_device(gw, "gateway-02")
+    assert await registry.bind_gateway((gw, "gateway-01"), [(sub, "sensor-02")]) == []
     children = await registry.list_devices(DeviceFilter(gateway=(gw, "gateway-01")))
     assert [d.device_name for d in children] == ["sensor-01", "sensor-02"]
     assert children[0].gateway == (gw, "gateway-01")
-    await registry.set_gateway((sub, "sensor-02"), None)
+    # a gateway's topology delete takes out only its own sub-devices
+    assert await registry.unbind_gateway((sub, "sensor-02"), (gw, "gateway-02")) is None
+    assert (await registry.get_device(sub, "sensor-02")).gateway == (gw, "gateway-01")
+    assert await registry.unbind_gateway((sub, "sensor-02"), (gw, "gateway-01")) == (
+        gw,
+        "gateway-01",
+    )
     assert (await registry.get_device(sub, "sensor-02")).gateway is None
+    assert await registry.unbind_gateway((sub, "sensor-02")) is None  # none to take it from
 
     group = await registry.groups.create("Xinhua Road", "lamps on Xinhua Road")
     assert group.size == 0

@@ -74,7 +74,9 @@ class GatewayDirectory(Protocol):
 
     def node_type(self, product_key: str) -> NodeType | None: ...
 
-    async def set_gateway(self, sub: DeviceKey, gateway: DeviceKey | None) -> None: ...
+    async def unbind_gateway(
+        self, sub: DeviceKey, gateway: DeviceKey | None = None
+    ) -> DeviceKey | None: ...
 
     async def bind_gateway(self, gateway: DeviceKey, subs: list[DeviceKey]) -> list[DeviceKey]: ...
 
@@ -255,17 +257,13 @@ class GatewayService:
                 f"request parameter error: bound to another gateway: {names}; "
                 "delete that topology first",
             )
-        for sub in subs:
-            previous = self.carrier.get(sub)
-            if previous is not None and previous != gateway:
-                self._logout(previous, sub)  # (bound elsewhere by the registry's API)
         return [{"productKey": pk, "deviceName": dn} for pk, dn in subs]
 
     async def _unbind(self, gateway: DeviceKey, item: dict[str, Any]) -> dict[str, str]:
         sub = _key(item)
         await self._check_bound(gateway, [sub])
         self._logout(gateway, sub)
-        await self._directory.set_gateway(sub, None)
+        await self._directory.unbind_gateway(sub, gateway)
         return {"productKey": sub[0], "deviceName": sub[1]}
 
     async def _register(self, item: dict[str, Any]) -> dict[str, str]:

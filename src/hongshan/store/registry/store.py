@@ -695,15 +695,35 @@ class SQLRegistry:
         """The devices recorded online (at start: those the last server did not see go)."""
         return [key for key, record in self._devices.items() if record.state is DeviceState.ONLINE]
 
-    async def set_gateway(self, sub: DeviceKey, gateway: DeviceKey | None) -> None:
-        """Put a sub-device under a gateway (topology add) or take it out (``None``)."""
+    async def unbind_gateway(
+        self, sub: DeviceKey, gateway: DeviceKey | None = None
+    ) -> DeviceKey | None:
+        """Take a sub-device out of its gateway's topology: out of ``gateway``'s only (that
+        gateway's topology delete), or out of whichever it has (an operator's unbind). Returns
+        the gateway it was taken from; None when it had none, or another than ``gateway``. The
+        UPDATE names the gateway it read, so it never undoes a binding made meanwhile by
+        another gateway. ``RegistryError`` (not_found) when there is no such device."""
+        devices = t.devices
+        parent = devices.alias("parent")
 
-        def update() -> None:
+        def update() -> DeviceKey | None:
             with self._engine.begin() as db:
                 sub_id = row_id_of(db, sub)
-                gateway_id = row_id_of(db, gateway) if gateway else None
-                db.execute(
-                    t.devices.update().where(t.devices.c.id == sub_id).values(gateway_id=gateway_id)
+                row = db.execute(
+                    sa.select(parent.c.id, parent.c.product_key, parent.c.device_name)
+                    .select_from(devices.join(parent, parent.c.id == devices.c.gateway_id))
+                    .where(devices.c.id == sub_id)
+                ).one_or_none()
+                if row is None:
+                    return None
+                found = (str(row.product_key), str(row.device_name))
+                if gateway is not None and found != gateway:
+                    return None
+                done = db.execute(
+                    devices.update()
+                    .where(devices.c.id == sub_id, devices.c.gateway_id == row.id)
+                    .values(gateway_id=None)
                 )
+                return found if done.rowcount == 1 else None
 
-        await self._run(update)
+        return await self._run(update)
