@@ -206,7 +206,8 @@ def _device_path(product_key: str, device_name: str) -> str:
 
 @click.group()
 def device() -> None:
-    """Devices: create, list, show, disable, enable, delete, set properties, call services."""
+    """Devices: create, list, show, disable, enable, delete, unbind from a gateway, set
+    properties, call services."""
 
 
 @device.command("create")
@@ -301,6 +302,23 @@ def device_delete(api: Api, product_key: str, device_name: str) -> None:
     """Delete a device; an online device is disconnected."""
     api.request("DELETE", _device_path(product_key, device_name))
     click.echo(f"device {device_name} of {product_key} deleted")
+
+
+@device.command("unbind")
+@api_options
+@device_options
+def device_unbind(api: Api, product_key: str, device_name: str) -> None:
+    """Take a sub-device out of its gateway's topology (for a gateway that cannot): it is
+    logged out of that gateway, which is told, and another gateway may add it."""
+    path = _device_path(product_key, device_name) + "/gateway"
+    gateway = api.request("DELETE", path)
+    if api.as_json:
+        api.show(gateway)
+        return
+    click.echo(
+        f"device {device_name} of {product_key} unbound from gateway "
+        f"{gateway['deviceName']} of {gateway['productKey']}"
+    )
 
 
 @device.command("set")

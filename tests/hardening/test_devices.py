@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from alibaba_device import make_device, make_product, signed
@@ -26,6 +27,7 @@ from hongshan.identity.device_topics import TopicClass, direction_of
 from hongshan.identity.passwords import set_password
 from hongshan.things.model import NodeType
 from hongshan.things.tsl import ThingModel
+from installed import HONGSHAN
 
 TSL = Path(__file__).parent.parent / "things" / "data" / "streetlight.json"
 NOT_AUTHORIZED = 0x87  # MQTT 5.0 PUBACK: Not authorized
@@ -238,6 +240,71 @@ def test_a_gateway_cannot_log_out_another_gateways_sub_device(
     # its own goes when it asks
     assert second.request("session/logout", mine)["code"] == 200
     assert site.carrier("lamp-0002") is None
+
+
+def test_an_operator_unbinds_a_sub_device_its_gateway_cannot_let_go(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    """Issue 12 case 3 (review): a sub-device of a gateway that can no longer send topology
+    delete (broken, gone) could never be moved to another gateway, and operators had no way to
+    unbind it. ``DELETE …/devices/{dn}/gateway`` (and ``hongshan device unbind``) takes it out:
+    it is logged out of the old gateway, which is told on its ``thing/topo/change`` (status 1)
+    and may no longer speak for it, and another gateway may add it."""
+    site = make_site(server)
+    old, new = (site.gateway(paho_client, dn) for dn in ("gateway-a", "gateway-b"))
+    secret = site.secrets["lamp-0001"]
+    lamp = sub_signature(site.sub_pk, "lamp-0001", secret, timestamp=now_ms(), client_id="a")
+    assert old.request("topo/add", [lamp])["code"] == 200
+    assert old.request("session/login", lamp)["code"] == 200
+    assert new.request("topo/add", [lamp])["code"] == 460  # one gateway at a time
+
+    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{server.ports['http']}",
+        headers={"Authorization": f"Bearer {token}"},
+    ) as api:
+        unbound = api.delete(f"/api/products/{site.sub_pk}/devices/lamp-0001/gateway")
+        assert unbound.status_code == 200, unbound.text
+        assert unbound.json() == {"productKey": site.gw_pk, "deviceName": "gateway-a"}
+        *_, told = old.client.until(f"/sys/{site.gw_pk}/gateway-a/thing/topo/change")
+        change = json.loads(told.payload)
+        assert change["method"] == "thing.topo.change"
+        assert change["params"] == {
+            "status": 1,
+            "subList": [{"productKey": site.sub_pk, "deviceName": "lamp-0001"}],
+        }
+        assert site.gateway_of("lamp-0001") is None
+        assert site.carrier("lamp-0001") is None
+        post = f"/sys/{site.sub_pk}/lamp-0001/thing/event/property/post"
+        body = json.dumps({"id": "1", "version": "1.0", "params": {"Brightness": 5}})
+        assert old.client.publish(post, body, 1) == NOT_AUTHORIZED
+        assert old.request("session/login", lamp)["code"] == 6401
+
+        fresh = sub_signature(site.sub_pk, "lamp-0001", secret, timestamp=now_ms(), client_id="b")
+        assert new.request("topo/add", [fresh])["code"] == 200
+        assert new.request("session/login", fresh)["code"] == 200
+        assert site.carrier("lamp-0001") == (site.gw_pk, "gateway-b")
+
+        # the command line does the same; a device without a gateway, or none at all, is a 404
+        def unbind(dn: str) -> subprocess.CompletedProcess[str]:
+            command = [HONGSHAN, "device", "unbind", "--server", str(api.base_url)]
+            command += ["--data-dir", server.settings.data_dir, "--product", site.sub_pk]
+            return subprocess.run(
+                [*command, "--name", dn], capture_output=True, text=True, timeout=60
+            )
+
+        done = unbind("lamp-0001")
+        assert done.returncode == 0, done.stderr
+        assert "gateway-b" in done.stdout
+        assert site.carrier("lamp-0001") is None and site.gateway_of("lamp-0001") is None
+        again = unbind("lamp-0001")
+        assert again.returncode == 1 and "404" in again.stderr and "no gateway" in again.stderr
+        missing = api.delete(f"/api/products/{site.sub_pk}/devices/lamp-9999/gateway")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        document = api.get("/api/schema/openapi.json").json()
+        route = document["paths"]["/api/products/{pk}/devices/{dn}/gateway"]["delete"]
+        assert {"200", "401", "404", "503"} <= route["responses"].keys()
 
 
 @pytest.mark.parametrize("version", [V5, V311])

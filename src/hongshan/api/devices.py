@@ -1,5 +1,6 @@
 """``/api/devices`` and ``/api/products/{pk}/devices/{dn}``: create, list with filters, show,
-credentials, disable and enable, change, delete; latest properties, property set, services."""
+credentials, disable and enable, change, delete, unbind from a gateway; latest properties,
+property set, services."""
 
 from __future__ import annotations
 
@@ -59,6 +60,11 @@ class DeviceChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_
     tags: Tags | None = None
     remove_tags: list[str] = []
     location: Location | None = None
+
+
+class DeviceRef(msgspec.Struct, kw_only=True, rename="camel"):
+    product_key: str
+    device_name: str
 
 
 class DevicePage(msgspec.Struct, kw_only=True, rename="camel"):
@@ -252,6 +258,25 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
     async def delete_device(pk: FromPath[str], dn: FromPath[str]) -> None:
         await registry.delete_device(pk, dn)
 
+    @delete(
+        DEVICE + "/gateway",
+        status_code=200,
+        summary="Unbind a sub-device from its gateway",
+        description=(
+            "Takes the sub-device out of its gateway's topology (Alibaba's RemoveThingTopo), "
+            "for a gateway that cannot delete it itself: the sub-device is logged out if it is "
+            "online through that gateway, the gateway is told on "
+            "/sys/{gateway}/thing/topo/change (status 1), and another gateway may then add it. "
+            "Answers the gateway it was taken from; 404 when there is no such device or it "
+            "has no gateway."
+        ),
+    )
+    async def unbind_gateway(pk: FromPath[str], dn: FromPath[str]) -> DeviceRef:
+        gateway = await platform.gateways.unbind((pk, dn))
+        if gateway is None:
+            raise RegistryError(f"device {dn} of product {pk} has no gateway", "not_found")
+        return DeviceRef(product_key=gateway[0], device_name=gateway[1])
+
     @get(DEVICE + "/properties")
     async def properties(pk: FromPath[str], dn: FromPath[str]) -> dict[str, Value]:
         known(pk, dn)
@@ -361,6 +386,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
         enable,
         change_device,
         delete_device,
+        unbind_gateway,
         properties,
         set_properties,
         invoke,

@@ -24,7 +24,11 @@ productKey and timestamp (milliseconds), with the sub-device's secret. A signatu
 only as fresh as its timestamp: one is required, and with ``device_clock_skew`` it must be that
 close to now, as for a CONNECT — else a gateway that saw another's request could replay it.
 And a sub-device has one gateway at a time: binding it to a second one is refused until the
-first removes it (topology delete), so a replayed request cannot take a sub-device over.
+first removes it (topology delete), so a replayed request cannot take a sub-device over. For a
+gateway that cannot (broken, gone), an operator unbinds the sub-device (``unbind``: the REST API's
+``DELETE …/devices/{dn}/gateway``, ``hongshan device unbind``); the gateway is then told on its
+``/sys/{gw}/thing/topo/change`` (status 1, deleted), as Alibaba tells it of changes made in the
+cloud.
 
 Once logged in, the gateway may publish and subscribe on the sub-device's topics and is
 subscribed to its system topics; when the gateway logs it out, unbinds it or goes offline
@@ -36,6 +40,7 @@ Registry work is asynchronous; each gateway's requests are handled one at a time
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -63,6 +68,7 @@ TOPO_SELF = 6402  # Alibaba: a device cannot be its own sub-device
 GATEWAY_OFFLINE = 520  # the gateway's session ended while its request was handled
 NOT_A_GATEWAY = 6204  # the publishing device's product is not a gateway product
 MAX_BATCH = 100  # sub-devices in one request
+TOPO_DELETED = 1  # thing.topo.change status: 0 created, 1 deleted, 2 enabled, 8 disabled
 
 DeviceKey = tuple[str, str]
 
@@ -73,6 +79,8 @@ class GatewayDirectory(Protocol):
     async def credentials(self, product_key: str, device_name: str) -> DeviceCredentials | None: ...
 
     def node_type(self, product_key: str) -> NodeType | None: ...
+
+    async def get_device(self, product_key: str, device_name: str) -> Device: ...
 
     async def unbind_gateway(
         self, sub: DeviceKey, gateway: DeviceKey | None = None
@@ -130,6 +138,8 @@ class GatewayService:
         self._tasks: set[asyncio.Task[None]] = set()
         self.logged_in: dict[DeviceKey, set[DeviceKey]] = {}  # gateway -> its online subs
         self.carrier: dict[DeviceKey, DeviceKey] = {}  # sub -> the gateway it is online through
+        # ids of the platform's own requests to gateways (Alibaba: a string of 0 to 4294967295)
+        self._ids = itertools.count(int(clock() * 1000) % 1_000_000_000)
 
     # -- in ---------------------------------------------------------------------------------
 
@@ -326,6 +336,40 @@ class GatewayService:
         for sub in sorted(self.logged_in.pop(gateway, set())):
             self.carrier.pop(sub, None)
             self._sessions.sub_logout(gateway, sub)
+
+    async def unbind(self, sub: DeviceKey) -> DeviceKey | None:
+        """An operator takes a sub-device out of its gateway's topology (Alibaba's
+        RemoveThingTopo), for a gateway that is gone for good, say: the sub-device is logged
+        out if it is online through it, the gateway is told on its ``thing/topo/change``, and
+        another gateway may add it. Returns the gateway it was taken from, None when it had
+        none; ``RegistryError`` when there is no such device."""
+        for _ in range(3):  # (again only if another gateway took it meanwhile)
+            gateway = (await self._directory.get_device(*sub)).gateway
+            if gateway is None:
+                return None
+            # in the gateway's turn, so never between its login's topology check and the login
+            async with self._locks.setdefault(gateway, asyncio.Lock()):
+                if await self._directory.unbind_gateway(sub, gateway) is None:
+                    continue
+                self.drop(sub)
+                self._topology_changed(gateway, TOPO_DELETED, [sub])
+                return gateway
+        return None
+
+    def _topology_changed(self, gateway: DeviceKey, status: int, subs: list[DeviceKey]) -> None:
+        """Tell ``gateway`` what the platform changed in its topology, as Alibaba does
+        ("Notify the gateway of topology changes": ``thing.topo.change`` with ``status`` and
+        ``subList``), at QoS 1 so that a gateway with a persistent session learns it when it is
+        back."""
+        params = {
+            "status": status,
+            "subList": [{"productKey": pk, "deviceName": dn} for pk, dn in subs],
+        }
+        topic = f"/sys/{gateway[0]}/{gateway[1]}/thing/topo/change"
+        self._publish(topic, messages.call_bytes(self._next_id(), "thing.topo.change", params), 1)
+
+    def _next_id(self) -> str:
+        return str(next(self._ids))
 
     def drop(self, sub: DeviceKey) -> None:
         """A sub-device disabled or deleted: its session ends."""
