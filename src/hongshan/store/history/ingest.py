@@ -645,6 +645,7 @@ class Ingest:
         if whole and not self._rollups.dirty and not self._rollups.unrolled:
             self._writer.execute(self._sql.set_meta, ("clean", "1"))
         self._closed = True
+        self._taken_keys.close()
         await self._writer.close()
 
     # -- reading ------------------------------------------------------------------------------
