@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import pytest
 
 from broker_peers import Paho
+from history_places import HistoryPlace
 from hongshan.app import Platform
 from hongshan.config import Settings
 from installed import HONGSHAN
@@ -254,6 +255,37 @@ def registry_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Regi
         with admin.begin() as db:
             db.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def place(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[HistoryPlace]:
+    """A history's place on each backend: a SQLite file, a PostgreSQL schema of its own."""
+    found = HistoryPlace(request.param, tmp_path)
+    await found.create()
+    try:
+        yield found
+    finally:
+        await found.drop()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MiB tmpfs for the data directory: a disk that can be filled up (skipped where a
+    tmpfs cannot be mounted: it needs root)."""
+    where = tmp_path / "small"
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 @pytest.fixture

@@ -11,12 +11,11 @@ import multiprocessing
 import os
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,35 +33,6 @@ from hongshan.store.sqlite.process_writer import ProcessWriter
 from hongshan.store.sqlite.writer import SQLiteWriter
 
 HOUR = 3_600_000
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """An 8 MiB tmpfs for the data directory (the review's): a disk that can be filled up."""
-    where = tmp_path / "small"
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def place(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[HistoryPlace]:
-    found = HistoryPlace(request.param, tmp_path)
-    await found.create()
-    try:
-        yield found
-    finally:
-        await found.drop()
 
 
 def fill(disk: Path) -> Path:

@@ -12,7 +12,7 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,16 +119,6 @@ def test_after_kill_9_devices_are_offline_with_a_log_entry_and_committed_values(
             # PUBACK the kill cut off), not what was saved up to a second before the crash
             assert (latest["value"], latest["time"]) == (value, ts), dn
             assert latest["value"] >= acked[dn], dn
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def place(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[HistoryPlace]:
-    found = HistoryPlace(request.param, tmp_path)
-    await found.create()
-    try:
-        yield found
-    finally:
-        await found.drop()
 
 
 async def test_the_history_tells_each_series_newest_value_and_each_device_last_status(
