@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from history_places import HistoryPlace
+from hongshan.store.history.model import LogKind
+from hongshan.store.history.sqlite import LAST_STATUS
 from hongshan.store.history.taken import KEEP_SECONDS, PER_DEVICE, TakenKeys
 
 
@@ -79,3 +82,35 @@ async def test_pending_and_resent_keys_outlive_the_trim() -> None:
     assert keys.held() == 2 * PER_DEVICE
     assert keys.was_taken(waiting, b"w1") is None  # (w0, seen again, is among the last)
     keys.close()
+
+
+async def test_a_start_finds_each_device_last_status_by_an_index(place: HistoryPlace) -> None:
+    """Issue 12 case 6 (review, finding 8): a start read each device's last status by walking
+    its log back from the end, past everything it posted since it came online (0.14 s for one
+    device with 3 M events after its login, and so on for each). Status entries are indexed
+    now, and a history from before the index gets it at its next open."""
+    lamp, meter = ("pk", "lamp"), ("pk", "meter")
+    history = await place.open()
+    history.add_log(lamp, LogKind.STATUS, "online", 1_000, {})
+    history.add_log(meter, LogKind.STATUS, "online", 1_000, {})
+    history.add_log(meter, LogKind.STATUS, "offline", 2_000, {})
+    for ts in range(3_000, 3_500):  # what the lamp posted since
+        history.add_log(lamp, LogKind.EVENT, "Tick", ts, {})
+    await history.committed()
+    await history.close()
+    await place.fetch("DROP INDEX IF EXISTS history_log_status")  # as a history from before it was
+
+    history = await place.open()
+    try:
+        assert await history.last_status() == {lamp: "online", meter: "offline"}
+    finally:
+        await history.close()
+    if place.kind == "sqlite":
+        plan = " ".join(str(row) for row in await place.fetch("EXPLAIN QUERY PLAN " + LAST_STATUS))
+        assert "history_log_status" in plan
+    else:
+        found = await place.fetch(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND indexname = 'history_log_status'"
+        )
+        assert len(found) == 1 and "WHERE (kind = 'status'::text)" in found[0][0]

@@ -7,11 +7,12 @@ Layout (the SQLite store's, in PostgreSQL's types):
 - ``history_devices`` and ``history_series`` give each device and property a small integer;
 - ``history_points (series_id, ts, num, txt)``: a number (numbers, booleans) or a text (text,
   and structs and arrays as JSON), keyed (series_id, ts); ``history_log`` the log, keyed
-  (device_id, ts, seq). Both are partitioned by time, a week (``PARTITION_MS``) a partition,
-  made as rows arrive for it; retention drops a whole partition once every product's cutoff has
-  passed its end, and deletes day by day within the others. Where the TimescaleDB extension is
-  installed (found at open) they are hypertables instead, with weekly chunks and the points
-  compressed (segmented by series) once a week old;
+  (device_id, ts, seq), its status changes also by a partial index (``history_log_status``:
+  each device's last at a start is one descent). Both are partitioned by time, a week
+  (``PARTITION_MS``) a partition, made as rows arrive for it; retention drops a whole
+  partition once every product's cutoff has passed its end, and deletes day by day within the
+  others. Where the TimescaleDB extension is installed (found at open) they are hypertables
+  instead, with weekly chunks and the points compressed (segmented by series) once a week old;
 - the rollups (``postgres_rollups``), the taken keys, retention and meta as in SQLite.
 
 Tables go in the connection's current schema: put ``?search_path=NAME`` on the URL to choose.
@@ -77,6 +78,8 @@ CREATE TABLE IF NOT EXISTS history_log (
     identifier text NOT NULL, body json,
     PRIMARY KEY (device_id, ts, seq)
 ){partitioned};
+CREATE INDEX IF NOT EXISTS history_log_status ON history_log (device_id, ts, seq)
+    WHERE kind = 'status';
 CREATE TABLE IF NOT EXISTS history_retention (
     product_key text PRIMARY KEY, raw_days double precision, rollup_days double precision
 );
