@@ -81,6 +81,7 @@ class Writer(Protocol):
     """One writer per store: what is queued runs in order, a batch per transaction."""
 
     error: str | None  # why the last batch failed; None once one commits
+    commits: int  # transactions committed (for tests and benchmarks)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
 
@@ -325,14 +326,15 @@ class Ingest:
     def was_taken(self, device: Device, key: bytes) -> Awaitable[None] | None:
         return self._taken_keys.was_taken(device, key)
 
-    def committed(self) -> Awaitable[None]:
+    def committed(self, *, hasten: bool = True) -> Awaitable[None]:
         """Done once everything added so far is durable. What was added goes to the writer at
         the end of this loop turn with whatever else is waiting, and one marker answers every
         waiter of the turn: a thousand QoS 1 posts a turn are one item and one marker, not a
-        thousand."""
+        thousand. With ``hasten`` false it goes when it would have gone without a waiter
+        (within ``FLUSH_EVERY``): to learn when rows nobody waits for are written."""
         if self._flush_timer is None:
             return self._writer.committed()
-        if self._flush_now is None:
+        if hasten and self._flush_now is None:
             self._flush_now = self._loop.call_soon(self._flush)
         waiter: asyncio.Future[None] = self._loop.create_future()
         self._commit_waiters.append(waiter)
@@ -349,6 +351,11 @@ class Ingest:
 
         assert isinstance(marker, asyncio.Future)
         marker.add_done_callback(answer)
+
+    @property
+    def transactions(self) -> int:
+        """How many transactions the writer has committed (for tests and benchmarks)."""
+        return self._writer.commits
 
     @property
     def problem(self) -> str | None:
