@@ -25,6 +25,7 @@ import pytest
 
 from alibaba_device import make_device, make_product, signed
 from broker_peers import TIMEOUT, eventually
+from disks import fill
 from history_places import HistoryPlace
 from hongshan.dialects.alink.dialect import message_key
 from hongshan.errors import StoreUnavailable
@@ -33,17 +34,6 @@ from hongshan.store.sqlite.process_writer import ProcessWriter
 from hongshan.store.sqlite.writer import SQLiteWriter
 
 HOUR = 3_600_000
-
-
-def fill(disk: Path) -> Path:
-    """Every byte left on ``disk`` taken by one file (unlink it to free them)."""
-    filler = disk / "filler"
-    with filler.open("wb", buffering=0) as out:
-        chunk = b"\0" * 65536
-        with contextlib.suppress(OSError):
-            while True:
-                out.write(chunk)
-    return filler
 
 
 class Firmware:
