@@ -4,11 +4,23 @@ they keep of a write that failed, and what a start costs on a long history."""
 from __future__ import annotations
 
 import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
 
+import pytest
+
+from broker_peers import TIMEOUT
+from disks import fill
 from history_places import HistoryPlace
+from hongshan.identity.secret_box import SecretBox
 from hongshan.store.history.model import LogKind
 from hongshan.store.history.sqlite import LAST_STATUS
 from hongshan.store.history.taken import KEEP_SECONDS, PER_DEVICE, TakenKeys
+from hongshan.store.registry.store import SQLRegistry
+from hongshan.twin.desired import DesiredValue
+from hongshan.twin.shadow import Shadow
 
 
 class Clock:
@@ -114,3 +126,49 @@ async def test_a_start_finds_each_device_last_status_by_an_index(place: HistoryP
             "AND indexname = 'history_log_status'"
         )
         assert len(found) == 1 and "WHERE (kind = 'status'::text)" in found[0][0]
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait, on the loop, for ``condition`` to hold (a store's state nobody is told of)."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not true within {TIMEOUT} s"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.slow
+async def test_registry_writes_failed_on_a_full_disk_are_kept_and_written_with_no_traffic(
+    small_disk: Path,
+) -> None:
+    """Issue 12 case 15 (review, finding 7): a latest-value, shadow or desired write that failed
+    on a full disk was lost, and the registry's problem (health's 503) stayed until some later
+    write succeeded: in a quiet hour, for the hour. Now each is kept and written again about a
+    second later, traffic or not."""
+    url = f"sqlite:///{small_disk / 'registry.db'}"
+    box = SecretBox(secrets.token_bytes(32))
+    registry = await SQLRegistry.open(url, box)
+    pk = (await registry.create_product("Streetlight")).product_key
+    await registry.create_device(pk, "lamp-1")
+    lamp = (pk, "lamp-1")
+    filler = fill(small_disk)
+    try:
+        registry.properties.save({lamp: {"Light": (1, 1_000), "Mode": ("eco", 1_000)}})
+        registry.shadows.save(*lamp, Shadow(reported={"Light": 1}, version=3))
+        registry.desired.save(*lamp, {"Light": DesiredValue(0, 2, 2_000)})
+        await until(lambda: registry.problem is not None, "the writes failing")
+        assert "full" in (registry.problem or "")
+    finally:
+        filler.unlink()  # room again, and nothing else written
+    await until(lambda: registry.problem is None, "the registry writing again, unprompted")
+    await registry.close()
+
+    registry = await SQLRegistry.open(url, box)
+    try:
+        assert (await registry.properties.load())[lamp] == {
+            "Light": (1, 1_000),
+            "Mode": ("eco", 1_000),
+        }
+        assert (await registry.shadows.load())[lamp].version == 3
+        assert (await registry.desired.load())[lamp] == {"Light": DesiredValue(0, 2, 2_000)}
+    finally:
+        await registry.close()

@@ -15,7 +15,7 @@ import logging
 import string
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -24,6 +24,9 @@ from hongshan.failure_log import FailureLog
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.engine import create_engine, migrate
 from hongshan.things.model import DeviceState, RegistryError
+
+if TYPE_CHECKING:
+    from hongshan.store.registry.outbox import Outbox
 
 log = logging.getLogger("hongshan.registry")
 
@@ -55,6 +58,7 @@ class Database:
         # endpoint); said once per kind per interval (a full disk fails them all)
         self.problem: str | None = None
         self._failures = FailureLog(log, "registry writes")
+        self.outboxes: list[Outbox[Any]] = []  # written once more at close
 
     @classmethod
     async def open(cls, url: str, *, schema: str | None = None) -> Database:
@@ -113,6 +117,12 @@ class Database:
     async def close(self) -> None:
         if self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
+        for outbox in self.outboxes:  # what a failure left waiting gets a last try
+            outbox.stop()
+            try:
+                await self.run(outbox.flush)
+            except (sa.exc.SQLAlchemyError, OSError) as exc:
+                log.error("registry: writes lost at stop: %s", exc)
         await self.run(self.engine.dispose)
         self._thread.shutdown(wait=True)
 

@@ -1,8 +1,9 @@
 """One JSON document per device, beside the registry: the shadow, the desired property values.
 
-Written in the background after every change (the registry thread keeps their order) and read
-back whole at start. The tables share a shape: ``device_id``, ``document``, ``updated_at`` and
-whatever else a table keeps of the document to query it by (the shadow's ``version``).
+Written in the background after every change (the registry thread keeps their order; what a
+failed write held is kept and written again: ``Outbox``) and read back whole at start. The
+tables share a shape: ``device_id``, ``document``, ``updated_at`` and whatever else a table
+keeps of the document to query it by (the shadow's ``version``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import Database, DeviceKey, DeviceRecord, now_ms
+from hongshan.store.registry.outbox import Outbox
 
 D = TypeVar("D")
 
@@ -33,6 +35,8 @@ class DeviceDocuments(Generic[D]):
         self._table = table
         self._kind = kind
         self._columns = columns
+        # device -> its document's row: kept until written (``Outbox``)
+        self._outbox: Outbox[DeviceKey] = Outbox(db, self._replace, self._current)
 
     async def load(self) -> dict[DeviceKey, D]:
         def query() -> dict[DeviceKey, D]:
@@ -51,8 +55,9 @@ class DeviceDocuments(Generic[D]):
         return await self._db.run(query)
 
     def save(self, product_key: str, device_name: str, document: D) -> None:
-        """Queue the write; a failure is logged."""
-        record = self._devices.get((product_key, device_name))
+        """Queue the write (kept until written: ``Outbox``)."""
+        key = (product_key, device_name)
+        record = self._devices.get(key)
         if record is None:  # deleted meanwhile
             return
         values = {
@@ -61,11 +66,14 @@ class DeviceDocuments(Generic[D]):
             "updated_at": now_ms(),
             **self._columns(document),
         }
+        self._outbox.put(key, values)
+
+    def _replace(self, db: sa.Connection, rows: list[dict[str, Any]]) -> None:
         table = self._table
+        db.execute(table.delete().where(table.c.device_id.in_([row["device_id"] for row in rows])))
+        db.execute(table.insert(), rows)
 
-        def write() -> None:
-            with self._db.engine.begin() as db:
-                db.execute(table.delete().where(table.c.device_id == record.id))
-                db.execute(table.insert().values(values))
-
-        self._db.in_background(write)
+    def _current(self, key: DeviceKey, row: dict[str, Any]) -> bool:
+        """Whether the row's device is still there (not deleted, nor made again) at the write."""
+        record = self._devices.get(key)
+        return record is not None and record.id == row["device_id"]

@@ -1,6 +1,7 @@
 """The latest property values (``twin.properties``) kept in the registry, so that a restart
 does not forget what every lamp last said. Written in batches — an upsert per value, one
-transaction per batch — and read back whole at start."""
+transaction per batch, kept and tried again after a failure (``Outbox``) — and read back whole
+at start."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import Database, DeviceKey, DeviceRecord
+from hongshan.store.registry.outbox import Outbox
 
 _UPSERT = (
     "INSERT INTO device_properties (device_id, identifier, value, time) "
@@ -26,6 +28,8 @@ class PropertyTable:
     def __init__(self, db: Database, devices: dict[DeviceKey, DeviceRecord]) -> None:
         self._db = db
         self._devices = devices
+        # (device, identifier) -> its upsert's row: kept until written (``Outbox``)
+        self._outbox: Outbox[tuple[DeviceKey, str]] = Outbox(db, self._upsert, self._current)
 
     async def load(self) -> Values:
         def query() -> Values:
@@ -43,26 +47,26 @@ class PropertyTable:
         return await self._db.run(query)
 
     def save(self, values: Values) -> None:
-        """Queue an upsert of these values (in the background, in order)."""
-        rows = []
+        """Queue an upsert of these values (in the background, kept until written)."""
         for key, changed in values.items():
             record = self._devices.get(key)
             if record is None:  # deleted meanwhile
                 continue
             for identifier, (value, at) in changed.items():
-                rows.append(
+                self._outbox.put(
+                    (key, identifier),
                     {
                         "id": record.id,
                         "identifier": identifier,
                         "value": msgspec.json.encode(value).decode(),
                         "time": at,
-                    }
+                    },
                 )
-        if not rows:
-            return
 
-        def write() -> None:
-            with self._db.engine.begin() as db:
-                self._db.executemany(db, _UPSERT, rows)
+    def _upsert(self, db: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        self._db.executemany(db, _UPSERT, rows)
 
-        self._db.in_background(write)
+    def _current(self, key: tuple[DeviceKey, str], row: dict[str, Any]) -> bool:
+        """Whether the row's device is still there (not deleted, nor made again) at the write."""
+        record = self._devices.get(key[0])
+        return record is not None and record.id == row["id"]
