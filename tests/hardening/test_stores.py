@@ -14,11 +14,14 @@ import pytest
 from broker_peers import TIMEOUT
 from disks import fill
 from history_places import HistoryPlace
+from hongshan.broker.message import Message
+from hongshan.errors import StoreUnavailable
 from hongshan.identity.secret_box import SecretBox
 from hongshan.store.history.model import LogKind
 from hongshan.store.history.sqlite import LAST_STATUS
 from hongshan.store.history.taken import KEEP_SECONDS, PER_DEVICE, TakenKeys
 from hongshan.store.registry.store import SQLRegistry
+from hongshan.store.sqlite.broker_state import SQLiteBrokerState
 from hongshan.twin.desired import DesiredValue
 from hongshan.twin.shadow import Shadow
 
@@ -172,3 +175,35 @@ async def test_registry_writes_failed_on_a_full_disk_are_kept_and_written_with_n
         assert (await registry.desired.load())[lamp] == {"Light": DesiredValue(0, 2, 2_000)}
     finally:
         await registry.close()
+
+
+@pytest.mark.slow
+async def test_broker_state_writes_failed_on_a_full_disk_are_kept_and_written_with_no_traffic(
+    small_disk: Path,
+) -> None:
+    """Issue 12 case 15 (review, finding 7): the broker state's writer rolled a failed batch
+    back and dropped it (a session, a retained message, a QoS 2 id accepted and lost), and its
+    problem stayed until another batch committed. Now the batch is kept and written again."""
+    path = small_disk / "broker.db"
+    state = SQLiteBrokerState(path, loop=asyncio.get_running_loop())
+    state.load()
+    filler = fill(small_disk)
+    try:
+        state.save_retained(Message("town/notice", b"x" * 4096, 1, True))
+        state.save_session("lamp-1", 3600, None)
+        state.save_incoming_qos2("lamp-1", 7)
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(state.committed(), TIMEOUT)
+        assert "full" in (state.problem or "")
+    finally:
+        filler.unlink()
+    await until(lambda: state.problem is None, "the broker state writing again, unprompted")
+    await state.close()
+
+    state = SQLiteBrokerState(path, loop=asyncio.get_running_loop())
+    try:
+        saved = state.load()
+        assert [(m.topic, m.payload) for m in saved.retained] == [("town/notice", b"x" * 4096)]
+        assert [(s.client_id, s.incoming_qos2) for s in saved.sessions] == [("lamp-1", {7})]
+    finally:
+        await state.close()

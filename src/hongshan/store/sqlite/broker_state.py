@@ -67,7 +67,9 @@ def _unprops(blob: bytes | None) -> Properties:
 
 class SQLiteBrokerState:
     def __init__(self, path: str | Path, *, loop: asyncio.AbstractEventLoop) -> None:
-        self._writer = SQLiteWriter(path, loop=loop)
+        # a failed batch is kept and written again (a full disk): a session, a retained
+        # message or a QoS 2 id accepted is not lost, and ``problem`` clears with no traffic
+        self._writer = SQLiteWriter(path, loop=loop, keep_failed=True)
         self._writer.conn.executescript(SCHEMA)
         self._seq = itertools.count(1)
 

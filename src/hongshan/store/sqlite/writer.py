@@ -7,7 +7,12 @@ is durable.
 
 A batch that fails is rolled back whole and the writer goes on with the next. Every waiter whose
 statements were in it is told (``StoreUnavailable``), even when its marker only arrives in a
-later batch that commits: a waiter is answered for everything queued before it.
+later batch that commits: a waiter is answered for everything queued before it. A writer made
+with ``keep_failed`` (the broker's state: nobody waits for most of its writes, and a session,
+a retained message or a QoS 2 id lost to a full disk would be lost for good) keeps a failed
+batch's statements instead and writes them again, first, with the next batch or
+``RETRY_AFTER`` later if none comes: ``error`` clears within about a second of the disk having
+room, with no traffic.
 """
 
 from __future__ import annotations
@@ -74,12 +79,16 @@ class _Many:
 
 _STOP = object()
 _BATCH_LIMIT = 20_000
+RETRY_AFTER = 1.0  # seconds before a failed batch is written again (``keep_failed``)
 
 
 class SQLiteWriter:
-    def __init__(self, path: str | Path, *, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, path: str | Path, *, loop: asyncio.AbstractEventLoop, keep_failed: bool = False
+    ) -> None:
         self.path = str(path)
         self._loop = loop
+        self._keep_failed = keep_failed  # (plain statements only: no ``executemany`` then)
         self._queue: queue.SimpleQueue[Statement | _Many | Marker | _Keyed | object]
         self._queue = queue.SimpleQueue()
         self._markers = Markers(loop)
@@ -123,8 +132,12 @@ class SQLiteWriter:
         conn = self.conn
         stopping = False
         owed = OwedFailure()
+        kept: list[object] = []  # a failed batch's statements, written again first
         while not stopping:
-            batch = [self._queue.get()]
+            try:
+                batch = [self._queue.get(timeout=RETRY_AFTER if kept else None)]
+            except queue.Empty:
+                batch = []
             while len(batch) < _BATCH_LIMIT:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -132,9 +145,14 @@ class SQLiteWriter:
                     break
             markers = [item for item in batch if isinstance(item, Marker)]
             stopping = any(item is _STOP for item in batch)
+            if kept:
+                batch = kept + batch
+                kept = []
             error: str | None = None
             try:
                 if len(markers) + stopping < len(batch):  # (markers alone write nothing)
+                    if self._keep_failed:  # (the statement a key stands for, to keep)
+                        batch = [self._resolved(item) for item in batch]
                     conn.execute("BEGIN")
                     write_parts(conn, self._parts(batch))
                     conn.execute("COMMIT")
@@ -143,7 +161,12 @@ class SQLiteWriter:
                     self.failures.succeeded()
             except sqlite3.Error as exc:
                 error = self.error = f"SQLite write to {self.path} failed: {exc}"
-                self.failures.failed(f"a batch of {len(batch)} items was rolled back: {exc}")
+                if self._keep_failed and not stopping:
+                    kept = [i for i in batch if i is not _STOP and not isinstance(i, Marker)]
+                    told = f"a batch of {len(kept)} statements is kept to be written again"
+                else:
+                    told = f"a batch of {len(batch)} items was rolled back"
+                self.failures.failed(f"{told}: {exc}")
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 self._tell(batch, committed=False)
@@ -156,6 +179,13 @@ class SQLiteWriter:
             if markers:
                 self._loop.call_soon_threadsafe(self._markers.answer, markers, answers)
         conn.close()
+
+    def _resolved(self, item: object) -> object:
+        """A keyed entry as the statement it stands for now (what is kept is a statement)."""
+        if isinstance(item, _Keyed):
+            with self._keyed_lock:
+                return self._keyed.pop(item.key)
+        return item
 
     def _parts(self, batch: list[object]) -> Iterator[tuple[str | RowInsert, Rows]]:
         for item in batch:
