@@ -98,6 +98,26 @@ def test_a_malformed_alink_payload_is_refused_and_answered(
     assert _values(server, pk) == [40]
 
 
+def test_an_unterminated_string_of_escapes_is_answered_at_once(
+    server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    """Issue 12 case 13 (review): a device's own property post of 40 ``[`` and then a string
+    of escaped quotes that never ends held the event loop in a quadratic regular expression
+    (the depth check's string stripper): 80 KB for 29 s, a megabyte for hours, the whole
+    server frozen. It is answered at once: 6207 (not JSON), and refused."""
+    pk, lamp = _lamp(server, paho_client, V5)
+    lamp.connect()
+    topic = f"/sys/{pk}/lamp-0001/thing/event/property/post"
+    lamp.subscribe(topic + "_reply", qos=1)
+    payload = b'{"id":"1","params":' + b"[" * 40 + b'"' + b'\\"' * 500_000  # 1 MB
+    assert lamp.publish(topic, payload, qos=1) == PAYLOAD_FORMAT_INVALID
+    reply = json.loads(lamp.get().payload)
+    assert (reply["id"], reply["code"]) == ("1", 6207)
+    assert lamp.publish(topic, b'{"id":"2","params":{"Brightness":40}}', qos=1) == 0
+    assert json.loads(lamp.get().payload)["code"] == 200
+    assert _values(server, pk) == [40]
+
+
 @pytest.mark.parametrize("version", [V5, V311], ids=["mqtt5", "mqtt311"])
 def test_a_malformed_reply_to_a_property_set_is_refused(
     server: Any, paho_client: Callable[..., Paho], version: int
