@@ -18,12 +18,12 @@ from typing import Any, Literal
 
 import msgspec
 
+from hongshan.things.nesting import MAX_DEPTH, nests_deeper
+
 MAX_ATTRIBUTES = 128
 # Alibaba's version is a long; ours is stored as a BIGINT. Beyond it a version could be answered
 # "success" and never saved (the database refuses it in the background).
 MAX_VERSION = 2**63 - 1
-# ours, not Alibaba's: deeper values would exhaust the recursion of comparing and encoding them
-MAX_DEPTH = 32
 Section = Literal["reported", "desired"]
 
 ERRORS = {
@@ -46,20 +46,6 @@ class ShadowError(Exception):
     def __init__(self, code: int, detail: str = "") -> None:
         super().__init__(f"{ERRORS[code]}: {detail}" if detail else ERRORS[code])
         self.code = code
-
-
-def nests_deeper(value: Any, limit: int) -> bool:
-    """Whether ``value``'s arrays and objects nest more than ``limit`` levels (a scalar: 0),
-    found without recursing."""
-    todo = [(value, 0)]
-    while todo:
-        item, level = todo.pop()
-        if isinstance(item, dict | list):
-            if level == limit:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            todo.extend((child, level + 1) for child in children)
-    return False
 
 
 class Shadow(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,6 +139,8 @@ def update(shadow: Shadow, request: Any, now: int, *, by: Section) -> Shadow:
         raise ShadowError(403)
     if version > MAX_VERSION:
         raise ShadowError(403, f"{version} is beyond a 64-bit integer ({MAX_VERSION})")
+    # ours, not Alibaba's (the bound of every device's value): each attribute's value, within
+    # its section, nests at most MAX_DEPTH levels
     if any(nests_deeper(section, MAX_DEPTH + 1) for section in state.values()):
         raise ShadowError(400, f"attribute values nest deeper than {MAX_DEPTH} levels")
     if version <= shadow.version:
