@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -16,6 +17,8 @@ import pytest
 
 from alibaba_device import make_device, make_product, online_lamp, signed
 from broker_peers import TIMEOUT, V5, V311, Paho
+from hongshan.dialects.alink.dialect import REMEMBERED_IDS, AlinkDialect
+from hongshan.pipeline.uplink import Uplink
 from hongshan.store.history.model import LogKind
 
 HOUR = 3_600_000
@@ -116,6 +119,49 @@ def test_an_unterminated_string_of_escapes_is_answered_at_once(
     assert lamp.publish(topic, b'{"id":"2","params":{"Brightness":40}}', qos=1) == 0
     assert json.loads(lamp.get().payload)["code"] == 200
     assert _values(server, pk) == [40]
+
+
+class _Uplinks:
+    def __init__(self) -> None:
+        self.received: list[Uplink] = []
+
+    def on_uplink(self, uplink: Uplink) -> None:
+        self.received.append(uplink)
+
+
+def test_repeats_are_known_by_a_digest_not_by_the_message() -> None:
+    """Issue 12 case 1 (review): to answer a repeated post again, the dialect kept each
+    device's last 32 accepted messages whole, with their ids, for as long as the device stayed
+    online: 10 devices' posts with 900 KB ids held 962 MiB. It keeps an 8-byte digest of each
+    (topic, id and payload), and still knows a repeat."""
+    uplinks = _Uplinks()
+    replies: list[tuple[str, bytes]] = []
+    dialect = AlinkDialect(
+        thing_model=lambda _pk: None,
+        online=lambda _pk, _dn: True,
+        publish=lambda topic, payload, _qos: replies.append((topic, payload)),
+        pipeline=uplinks,
+    )
+    padding = "x" * 256 * 1024  # a field the message may carry, and the dialect skips
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for device in range(4):
+            topic = f"/sys/pk/lamp-{device}/thing/event/property/post"
+            for i in range(REMEMBERED_IDS):
+                post = {"id": str(i), "params": {"Brightness": i}, "padding": padding}
+                dialect.on_message(topic, json.dumps(post).encode(), 1)
+        uplinks.received.clear()
+        replies.clear()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert dialect.stats.accepted == 4 * REMEMBERED_IDS
+    assert held < 256 * 1024, f"{held} bytes held for {4 * REMEMBERED_IDS} posts of 256 KB"
+    dialect.on_message(topic, json.dumps(post).encode(), 1)  # the last one again
+    assert (dialect.stats.accepted, dialect.stats.repeated) == (4 * REMEMBERED_IDS, 1)
+    assert uplinks.received == []  # not passed on twice
+    assert [json.loads(payload)["code"] for _, payload in replies] == [200]
 
 
 @pytest.mark.parametrize("version", [V5, V311], ids=["mqtt5", "mqtt311"])

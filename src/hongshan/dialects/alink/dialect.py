@@ -3,11 +3,12 @@
 Uplinks (``/sys/{pk}/{dn}/thing/event/property/post``, ``…/thing/event/{id}/post``) are checked
 against the product's thing model. A message that fits becomes an ``Uplink`` for the pipeline
 and is answered ``200`` on the ``_reply`` topic; one that does not is answered with the Alink
-code and a message naming the identifier, and nothing of it goes further. A repeated message id
-(a device that did not see our reply and sent again) is answered again from memory and not
-passed on twice. A device that asks for no reply (``"sys": {"ack": 0}``) gets none. A payload
-that is no Alink message at all (``MalformedMessage``) is answered where its id can be read,
-and reported to the tap, which refuses it (PUBACK 0x99): it goes nowhere.
+code and a message naming the identifier, and nothing of it goes further. A repeated message
+(a device that did not see our reply and sent again: the same topic, id and payload, known by
+a digest of them) is answered again and not passed on twice. A device that asks for no reply
+(``"sys": {"ack": 0}``) gets none. A payload that is no Alink message at all
+(``MalformedMessage``) is answered where its id can be read, and reported to the tap, which
+refuses it (PUBACK 0x99): it goes nowhere.
 
 A QoS 1 message may come again on a new connection when its PUBACK never reached the device:
 the server was killed, or the store failed after the message was kept. Such messages are also
@@ -56,7 +57,10 @@ log = logging.getLogger("hongshan.alink")
 
 # what the broker should hand the dialect (server-side subscriptions, "taps")
 TAPS = ("/sys/+/+/thing/#", "/sys/+/+/rrpc/response/+", "/ext/rrpc/#")
-REMEMBERED_IDS = 32  # per device: message ids whose reply is kept for a repeat
+# per device: the last accepted messages known again when repeated, as 8-byte digests (not
+# the messages: a device's 32 posts of a megabyte each would otherwise be held as long as it
+# stays online)
+REMEMBERED_IDS = 32
 DEFAULT_TIMEOUT = 5.0  # seconds; Alibaba's synchronous calls wait 5 s by default (at most 8)
 # The longest any call waits for a device's answer: Alibaba's own limit for RRPC and
 # synchronous services (RRpc, InvokeThingService: Timeout 1,000 to 8,000 ms). An asynchronous
@@ -146,8 +150,9 @@ class AlinkDialect:
         self._sent = sent
         self._unanswered = unanswered
         self._stopping = False  # stop_calls() was called: no call waits or is sent
-        # device -> (topic, message id) -> (the message, our reply): recent accepted messages
-        self._replies: dict[tuple[str, str], dict[tuple[str, str], tuple[bytes, bytes]]] = {}
+        # device -> the message_key of its recent accepted messages, oldest first (a dict
+        # for its order); a repeat's reply is made again, as it is the same "success"
+        self._accepted: dict[tuple[str, str], dict[bytes, None]] = {}
         self._waiting: dict[tuple[str, str, str], asyncio.Future[CallResult]] = {}
         self._custom_rrpc: dict[str, tuple[str, str, str]] = {}  # wrapped topic -> the call
         self._ids = itertools.count(int(clock() * 1000) % 1_000_000_000)
@@ -203,21 +208,18 @@ class AlinkDialect:
             return exc
         msg_id = str(request.id)
         device = (found.product_key, found.device_name)
-        key = taken = None
-        if qos:
-            key = message_key(topic, msg_id, payload)
-            taken = self._was_taken(device, key)
-        remembered = self._replies.get(device)
-        earlier = remembered.get((topic, msg_id)) if remembered is not None else None
-        # a repeat is the same message again (a device that missed our reply); firmware that
-        # sends every post with the same id ("123", from the examples) is not repeating
-        if (earlier is not None and earlier[0] == payload) or taken is not None:
+        key = message_key(topic, msg_id, payload)
+        taken = self._was_taken(device, key) if qos else None
+        remembered = self._accepted.get(device)
+        # a repeat is the same message again (a device that missed our reply): the same topic,
+        # id and payload; firmware that sends every post with the same id ("123", from the
+        # examples) is not repeating
+        if (remembered is not None and key in remembered) or taken is not None:
             # (taken: a QoS 1 message whose PUBACK was lost to a crash or a failed commit)
             self.stats.repeated += 1
             if request.wants_reply:
                 method = _method(request, found)
-                reply = earlier[1] if earlier is not None else None
-                reply = reply or messages.reply_bytes(request.id, SUCCESS, method, "success")
+                reply = messages.reply_bytes(request.id, SUCCESS, method, "success")
                 self._publish(topic + "_reply", reply, 0)
             return taken
         made = self._uplinks(found, request.params, msg_id)
@@ -229,8 +231,8 @@ class AlinkDialect:
         else:
             self.stats.accepted += 1
             reply = messages.reply_bytes(request.id, SUCCESS, method, "success")
-            self._remember(device, (topic, msg_id), payload, reply)
-            if key is not None:
+            self._remember(device, key)
+            if qos:
                 self._taken(device, key)
             if isinstance(made, list):
                 for uplink in made:
@@ -257,13 +259,11 @@ class AlinkDialect:
             return history_uplinks(self._thing_model, (pk, dn), params, msg_id, now, speaks)
         return pack_uplinks(self._thing_model, (pk, dn), params, msg_id, now, speaks)
 
-    def _remember(
-        self, device: tuple[str, str], key: tuple[str, str], payload: bytes, reply: bytes
-    ) -> None:
-        remembered = self._replies.get(device)
+    def _remember(self, device: tuple[str, str], key: bytes) -> None:
+        remembered = self._accepted.get(device)
         if remembered is None:
-            remembered = self._replies[device] = {}
-        remembered[key] = (payload, reply)
+            remembered = self._accepted[device] = {}
+        remembered[key] = None
         if len(remembered) > REMEMBERED_IDS:
             del remembered[next(iter(remembered))]  # the oldest (dicts keep insertion order)
 
@@ -486,4 +486,4 @@ class AlinkDialect:
         )
         self._publish(f"/as/mqtt/status/{pk}/{dn}", messages.encode(status), 1)
         if not online:
-            self._replies.pop((pk, dn), None)
+            self._accepted.pop((pk, dn), None)
