@@ -164,6 +164,38 @@ def test_repeats_are_known_by_a_digest_not_by_the_message() -> None:
     assert [json.loads(payload)["code"] for _, payload in replies] == [200]
 
 
+@pytest.mark.parametrize(
+    ("msg_id", "code"),
+    [
+        ('"4294967295"', 200),
+        ("4294967295", 200),
+        ('"42949672950"', 460),  # 11 characters
+        ('"' + "9" * 900_000 + '"', 460),  # the review's 900 KB id
+        ("4294967296", 460),
+        ("-1", 460),
+    ],
+    ids=["10 digits", "largest number", "11 digits", "900 KB", "past 2**32", "negative"],
+)
+def test_an_id_beyond_alibabas_range_is_refused(
+    server: Any, paho_client: Callable[..., Paho], msg_id: str, code: int
+) -> None:
+    """Issue 12 case 1 (review): any id was accepted, and a 900 KB one was kept in the
+    dialect's memory and echoed. Alibaba's ids are 0 to 4294967295 ("Alink protocol"); one
+    beyond is answered 460 naming the id, and refused (PUBACK 0x99)."""
+    pk, lamp = _lamp(server, paho_client, V5)
+    lamp.connect()
+    topic = f"/sys/{pk}/lamp-0001/thing/event/property/post"
+    lamp.subscribe(topic + "_reply", qos=1)
+    payload = b'{"id":' + msg_id.encode() + b',"params":{"Brightness":40}}'
+    reason = lamp.publish(topic, payload, qos=1)
+    assert reason == (0 if code == 200 else PAYLOAD_FORMAT_INVALID)
+    reply = json.loads(lamp.get().payload)
+    assert reply["code"] == code and reply["id"] == json.loads(msg_id)
+    if code != 200:
+        assert "$.id" in reply["message"] and "4294967295" in reply["message"]
+    assert _values(server, pk) == ([40] if code == 200 else [])
+
+
 @pytest.mark.parametrize("version", [V5, V311], ids=["mqtt5", "mqtt311"])
 def test_a_malformed_reply_to_a_property_set_is_refused(
     server: Any, paho_client: Callable[..., Paho], version: int

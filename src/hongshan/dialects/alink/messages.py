@@ -2,7 +2,9 @@
 (``id``, ``code``, ``data``, ``message``), as Alibaba's "Alink protocol" page shows them.
 
 ``id`` is a string of digits in Alibaba's examples and SDKs; a number is accepted too and echoed
-back as it came.
+back as it came. Alibaba's ids run from 0 to 4294967295 ("Alink protocol": "id: String,
+0~4294967295"), so an id is at most 10 characters, or a number in that range: a longer one is
+refused (460) before it is kept anywhere, in a reply's memory or a history line.
 
 A payload that is no Alink message at all (not JSON, not UTF-8, nested deeper than
 ``MAX_DEPTH``, an ``id`` missing, null or of another type) raises ``MalformedMessage``, which
@@ -12,7 +14,7 @@ carries the Alink code to answer with and the id, where one could still be read.
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
@@ -26,12 +28,20 @@ DEVICE_OFFLINE = 9200  # Alibaba's cloud API: the device is not online
 TIMEOUT = 5005  # Alibaba's cloud API: the device did not answer in time (RRPC TIMEOUT)
 
 
+MAX_ID = 4_294_967_295  # Alibaba's largest message id
+# an id as Alibaba's SDKs write it (a string), or a number, within Alibaba's range
+MessageId = (
+    Annotated[str, msgspec.Meta(max_length=len(str(MAX_ID)))]
+    | Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
+)
+
+
 class Sys(msgspec.Struct, kw_only=True):
     ack: int = 1  # 0: the device wants no reply
 
 
 class Request(msgspec.Struct, kw_only=True):
-    id: str | int
+    id: MessageId
     version: str = "1.0"
     params: Any = None
     method: str | None = None
@@ -43,7 +53,7 @@ class Request(msgspec.Struct, kw_only=True):
 
 
 class Reply(msgspec.Struct, kw_only=True):
-    id: str | int
+    id: MessageId
     code: int
     data: Any = None
     message: str | None = None
@@ -143,8 +153,9 @@ def _too_deep(msg_id: str | int | float | None) -> MalformedMessage:
 
 def _malformed(payload: bytes, exc: msgspec.DecodeError) -> MalformedMessage:
     if isinstance(exc, msgspec.ValidationError):  # JSON, but not of an Alink message's shape
+        detail = f"{exc} (an id is 0 to {MAX_ID})" if str(exc).endswith("`$.id`") else exc
         return MalformedMessage(
-            f"request parameter error: {exc}", REQUEST_INVALID, _readable_id(payload)
+            f"request parameter error: {detail}", REQUEST_INVALID, _readable_id(payload)
         )
     # not JSON: malformed, NaN or Infinity (RFC 8259 section 6), not UTF-8 (section 8.1)
     return MalformedMessage(f"not JSON: {exc}", NOT_JSON, _readable_id(payload))
