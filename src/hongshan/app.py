@@ -536,12 +536,16 @@ def _now_ms() -> int:
 
 
 def _from_devices(
-    handler: Callable[[str, bytes], bool | None],
-) -> Callable[[Message], bool | None]:
-    """A broker tap for a dialect's handler, which takes (topic, payload)."""
+    handler: Callable[[str, bytes], MalformedMessage | None],
+) -> Callable[[Message], Refused | None]:
+    """A broker tap for a dialect's handler, which takes (topic, payload). A payload the
+    handler found malformed is refused as the Alink dialect's are: 0x99 Payload format invalid
+    (the handler has answered it where it could)."""
 
-    def tap(message: Message) -> bool | None:
-        return handler(message.topic, message.payload)
+    def tap(message: Message) -> Refused | None:
+        if handler(message.topic, message.payload) is None:
+            return None
+        return Refused(ReasonCode.PAYLOAD_FORMAT_INVALID)
 
     return tap
 

@@ -10,10 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 from hongshan.dialects.alink import messages
-from hongshan.dialects.alink.messages import REQUEST_INVALID, SUCCESS
+from hongshan.dialects.alink.messages import REQUEST_INVALID, SUCCESS, MalformedMessage
 from hongshan.twin.desired import Desired, delete, read, set_values
 
 log = logging.getLogger("hongshan.alink")
@@ -72,17 +70,19 @@ class DesiredService:
             self._desired.pop((pk, dn), None)
         self._save(pk, dn, desired)
 
-    def on_message(self, topic: str, payload: bytes) -> None:
+    def on_message(self, topic: str, payload: bytes) -> MalformedMessage | None:
+        """A device's desired get or delete, answered; one that is no Alink request is
+        answered where it can be and returned, for its tap to refuse."""
         levels = topic.split("/")
         if len(levels) != 8 or levels[7] not in ("get", "delete"):
-            return
+            return None
         pk, dn, action = levels[2], levels[3], levels[7]
+        method = f"thing.property.desired.{action}"
         try:
             request = messages.decode_request(payload)
-        except msgspec.DecodeError as exc:
+        except MalformedMessage as exc:
             log.info("%s: not an Alink request: %s", topic, exc)
-            return
-        method = f"thing.property.desired.{action}"
+            return messages.refuse(exc, topic, method, self._publish)
         params = request.params
         code, message, data = SUCCESS, "success", {}
         if action == "get":
@@ -99,3 +99,4 @@ class DesiredService:
         if request.wants_reply:
             reply = messages.reply_bytes(request.id, code, method, message, data)
             self._publish(topic + "_reply", reply, 0)
+        return None

@@ -198,14 +198,8 @@ class AlinkDialect:
         except MalformedMessage as exc:
             self.stats.malformed += 1
             log.info("%s: not an Alink request: %s", topic, exc)
-            if exc.msg_id is not None:
-                # answered as Alibaba does where it can read an id (its "Error codes for
-                # devices": 6207 not JSON, 460 request parameter error); without one, the
-                # refusal (PUBACK 0x99 in MQTT 5) is all the device can be told
-                method = _METHODS.get(found.topic) or f"thing.event.{found.identifier}.post"
-                answer = messages.reply_bytes(exc.msg_id, exc.code, method, str(exc))
-                self._publish(topic + "_reply", answer, 0)
-            return exc
+            method = _METHODS.get(found.topic) or f"thing.event.{found.identifier}.post"
+            return messages.refuse(exc, topic, method, self._publish)
         msg_id = str(request.id)
         device = (found.product_key, found.device_name)
         key = message_key(topic, msg_id, payload)
@@ -275,7 +269,7 @@ class AlinkDialect:
         except MalformedMessage as exc:  # (a reply is not answered: refused, and counted)
             self.stats.malformed += 1
             log.info("%s&%s: not an Alink reply: %s", found.device_name, found.product_key, exc)
-            return exc
+            return messages.unraised(exc)
         msg_id = msg_id or str(reply.id)
         body = {"id": msg_id, "code": reply.code, "data": reply.data, "message": reply.message}
         self._pipeline.on_uplink(

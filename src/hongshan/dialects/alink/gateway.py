@@ -46,10 +46,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import msgspec
-
 from hongshan.dialects.alink import messages
-from hongshan.dialects.alink.messages import REQUEST_INVALID, SUCCESS
+from hongshan.dialects.alink.messages import REQUEST_INVALID, SUCCESS, MalformedMessage
 from hongshan.errors import HongshanError
 from hongshan.identity.alibaba import timestamp_fresh, verify_fields
 from hongshan.identity.device_auth import DeviceCredentials
@@ -143,29 +141,34 @@ class GatewayService:
 
     # -- in ---------------------------------------------------------------------------------
 
-    def on_message(self, topic: str, payload: bytes) -> None:
+    def on_message(self, topic: str, payload: bytes) -> MalformedMessage | None:
+        """A gateway's request, handled in the background; one that is no Alink request is
+        answered and returned at once (``messages.refuse``), for its tap to refuse."""
         levels = topic.split("/")
         if len(levels) != 7 or levels[-1].endswith("_reply"):
-            return
+            return None
         if levels[1] == "sys" and levels[4:6] in (["thing", "topo"], ["thing", "sub"]):
             action = levels[5] + "/" + levels[6]
         elif levels[1] == "ext" and levels[2] == "session" and levels[5] == "combine":
             action = "session/" + levels[6]
         else:
-            return
+            return None
+        try:
+            request = messages.decode_request(payload)
+        except MalformedMessage as exc:
+            log.info("%s: not an Alink request: %s", topic, exc)
+            return messages.refuse(exc, topic, _METHODS.get(action, action), self._publish)
         gateway = (levels[2], levels[3]) if levels[1] == "sys" else (levels[3], levels[4])
-        task = asyncio.ensure_future(self._handle(gateway, topic, action, payload))
+        task = asyncio.ensure_future(self._handle(gateway, topic, action, request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return None
 
-    async def _handle(self, gateway: DeviceKey, topic: str, action: str, payload: bytes) -> None:
+    async def _handle(
+        self, gateway: DeviceKey, topic: str, action: str, request: messages.Request
+    ) -> None:
         lock = self._locks.setdefault(gateway, asyncio.Lock())
         async with lock:
-            try:
-                request = messages.decode_request(payload)
-            except msgspec.DecodeError as exc:
-                log.info("%s: not an Alink request: %s", topic, exc)
-                return
             method = request.method or _METHODS.get(action, action)
             try:
                 if self._directory.node_type(gateway[0]) is not NodeType.GATEWAY:

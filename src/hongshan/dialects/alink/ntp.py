@@ -11,6 +11,9 @@ from collections.abc import Callable
 
 import msgspec
 
+from hongshan.dialects.alink import messages
+from hongshan.dialects.alink.messages import MalformedMessage
+
 TAPS = ("/ext/ntp/+/+/request",)
 
 
@@ -18,7 +21,7 @@ class NtpRequest(msgspec.Struct, rename="camel"):
     device_send_time: str | int
 
 
-_decode = msgspec.json.Decoder(NtpRequest).decode
+_request = msgspec.json.Decoder(NtpRequest)
 
 
 class NtpService:
@@ -28,18 +31,21 @@ class NtpService:
         self._publish = publish
         self._clock = clock
 
-    def on_message(self, topic: str, payload: bytes) -> None:
+    def on_message(self, topic: str, payload: bytes) -> MalformedMessage | None:
+        """Answer a device's time request; one that is not is returned, for its tap to refuse
+        (not answered: the device's time is what an answer carries)."""
         received = str(int(self._clock() * 1000))
         levels = topic.split("/")
         if len(levels) != 6:
-            return
+            return None
         try:
-            request = _decode(payload)
-        except msgspec.DecodeError:
-            return  # nothing to answer with: the device's time is what the answer carries
+            request = messages.decode(_request, payload)
+        except MalformedMessage as exc:
+            return messages.unraised(exc)
         answer = {
             "deviceSendTime": str(request.device_send_time),
             "serverRecvTime": received,
             "serverSendTime": str(int(self._clock() * 1000)),
         }
         self._publish(topic[: -len("request")] + "response", msgspec.json.encode(answer), 0)
+        return None

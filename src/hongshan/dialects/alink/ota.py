@@ -11,6 +11,9 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
+from hongshan.dialects.alink import messages
+from hongshan.dialects.alink.messages import REQUEST_INVALID, MalformedMessage
+
 log = logging.getLogger("hongshan.alink")
 
 TAPS = ("/ota/device/inform/+/+",)
@@ -27,7 +30,7 @@ class InformMessage(msgspec.Struct):
     id: str | int = ""
 
 
-_decode = msgspec.json.Decoder(InformMessage).decode
+_inform = msgspec.json.Decoder(InformMessage)
 
 Record = Callable[[str, str, dict[str, str]], Awaitable[object]]  # (pk, dn, {module: version})
 
@@ -37,22 +40,26 @@ class FirmwareReports:
         self._record = record
         self._tasks: set[asyncio.Future[object]] = set()
 
-    def on_message(self, topic: str, payload: bytes) -> None:
+    def on_message(self, topic: str, payload: bytes) -> MalformedMessage | None:
+        """Keep a device's firmware report; one that is not is returned, for its tap to
+        refuse (Alibaba does not answer a report)."""
         levels = topic.split("/")
         if len(levels) != 6:
-            return
+            return None
         pk, dn = levels[4], levels[5]
         try:
-            inform = _decode(payload).params
-        except msgspec.DecodeError as exc:
+            inform = messages.decode(_inform, payload).params
+        except MalformedMessage as exc:
             log.info("%s: not a firmware report: %s", topic, exc)
-            return
+            return messages.unraised(exc)
         if not inform.version or len(inform.version) > 64 or len(inform.module) > 64:
             log.info("%s: firmware version or module empty or too long", topic)
-            return
+            message = "request parameter error: version or module empty or past 64 characters"
+            return MalformedMessage(message, REQUEST_INVALID, None)
         task = asyncio.ensure_future(self._record(pk, dn, {inform.module: inform.version}))
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return None
 
     def _done(self, task: asyncio.Future[object]) -> None:
         self._tasks.discard(task)

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from hongshan.dialects.alink.messages import MalformedMessage
 from hongshan.twin.shadow import Shadow, ShadowError, document, error_reply, reply, update
 
 log = logging.getLogger("hongshan.shadow")
@@ -52,29 +53,33 @@ class ShadowService:
     def _send(self, pk: str, dn: str, body: dict[str, Any]) -> None:
         self._publish(f"/shadow/get/{pk}/{dn}", msgspec.json.encode(body), 1)
 
-    def on_message(self, topic: str, payload: bytes) -> None:
+    def on_message(self, topic: str, payload: bytes) -> MalformedMessage | None:
+        """A device's shadow request, answered on ``/shadow/get/…``; one that is not JSON is
+        answered Alibaba's 400 and returned, for its tap to refuse as every Alink tap does."""
         levels = topic.split("/")
         if len(levels) != 5:
-            return
+            return None
         pk, dn = levels[3], levels[4]
         now = int(self._clock())
         try:
             request = msgspec.json.decode(payload)
-        except (msgspec.DecodeError, RecursionError):  # (nested deeper than the decoder goes)
-            self._send(pk, dn, error_reply(ShadowError(400), now))
-            return
+        except (msgspec.DecodeError, RecursionError) as exc:  # (past the decoder's own guard)
+            refused = ShadowError(400, str(exc))
+            self._send(pk, dn, error_reply(refused, now))
+            return MalformedMessage(str(refused), refused.code, None)
         if isinstance(request, dict) and request.get("method") == "get":
             self._send(pk, dn, document(self.get(pk, dn), now, method="reply"))
-            return
+            return None
         try:
             shadow = update(self.get(pk, dn), request, now, by="reported")
         except ShadowError as exc:
             log.info("%s&%s: shadow update refused: %s %s", dn, pk, exc.code, exc)
             self._send(pk, dn, error_reply(exc, now))
-            return
+            return None
         self._shadows[pk, dn] = shadow
         self._save(pk, dn, shadow)
         self._send(pk, dn, reply(shadow.version, now))
+        return None
 
     def set_desired(
         self, pk: str, dn: str, desired: dict[str, Any] | str, version: int | None = None
