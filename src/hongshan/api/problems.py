@@ -12,6 +12,7 @@ from litestar.openapi import ResponseSpec
 
 from hongshan.dialects.alink.dialect import InvalidCall
 from hongshan.errors import HongshanError, ShuttingDown, StoreUnavailable
+from hongshan.failure_log import FailureLog
 from hongshan.store.faults import store_failure
 from hongshan.store.history.model import HistoryProblem
 from hongshan.things.model import RegistryError
@@ -54,14 +55,26 @@ def _hongshan(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[
     return _unexpected(request, exc)
 
 
+def _store_failures(request: Request[Any, Any, Any]) -> FailureLog:
+    """The app's log of store failures. A full disk fails every write request alike (100
+    device creates were 6,400 lines of tracebacks in the review): each kind is said once per
+    interval, without a traceback — it is the store's state, not a fault in our code. One per
+    app (in its state), so that one server's failures do not silence another's."""
+    state = request.app.state
+    failures = state.get("store_failures")
+    if not isinstance(failures, FailureLog):
+        failures = state["store_failures"] = FailureLog(log, "api: the store cannot serve")
+    return failures
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """An exception nobody translated: a store that cannot serve now (a full disk, a lost
-    connection: ``store.faults``) is a 503, anything else a fault of ours and a 500; either is
-    logged with its traceback (the answer does not carry it) and answered problem+json, never
-    Litestar's bare default."""
+    connection: ``store.faults``) is a 503, said once per kind per interval (``FailureLog``);
+    anything else is a fault of ours and a 500, logged with its traceback (the answer does not
+    carry it). Either is answered problem+json, never Litestar's bare default."""
     failure = store_failure(exc)
     if failure is not None:
-        log.error("%s %s: %s", request.method, request.url.path, failure, exc_info=exc)
+        _store_failures(request).failed(failure)
         return problem(503, f"the store cannot serve this now: {failure}")
     log.error(
         "%s %s: unhandled %s", request.method, request.url.path, type(exc).__name__, exc_info=exc
