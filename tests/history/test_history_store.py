@@ -515,7 +515,7 @@ async def test_retention_deletes_old_history_in_small_steps_and_keeps_rollups_lo
         everything = buckets(today - 10 * day, today + HOUR, "1d")
         before = await history.aggregate(lamps, "Brightness", everything, ["count"])
         assert sum(b.values["count"] for b in before) == 20 * 240
-        history.set_retention("a1Lamp", Retention(raw_days=3, rollup_days=5))
+        await history.set_retention("a1Lamp", Retention(raw_days=3, rollup_days=5))
         sweep = asyncio.ensure_future(history.sweeper.sweep_now())
         # ingest goes on between the steps: a commit while the pass still has steps to go
         history.add_points(LAMP, [("Brightness", now, 1)])

@@ -106,7 +106,7 @@ async def test_a_product_that_keeps_its_history_keeps_partitions_from_being_drop
 ) -> None:
     history = await pg_place.open(retention=Retention(raw_days=30))
     assert isinstance(history, PostgresHistory)
-    history.set_retention("a1Meter", Retention())  # kept for ever
+    await history.set_retention("a1Meter", Retention())  # kept for ever
     now = int(time.time() * 1000)
     old = now - 60 * DAY
     history.add_points(LAMP, [("PM25", old, 1)])

@@ -371,14 +371,14 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
         for days in (data.raw_days, data.rollup_days):
             if days is not None and days <= 0:
                 raise HistoryProblem("rawDays and rollupDays must be positive (or null: for ever)")
-        history.set_retention(pk, data)
+        await history.set_retention(pk, data)
         return retention_of(pk)
 
     @delete("/api/products/{pk:str}/retention", status_code=200)
     async def default_retention(pk: FromPath[str]) -> RetentionView:
         """Back to the server's default retention."""
         await registry.get_product(pk)
-        history.set_retention(pk, None)
+        await history.set_retention(pk, None)
         return retention_of(pk)
 
     return [

@@ -595,17 +595,30 @@ class Ingest:
     def retention(self, product_key: str) -> Retention:
         return self._retention.get(product_key, self.default_retention)
 
-    def set_retention(self, product_key: str, retention: Retention | None) -> None:
-        """A product's own retention; None goes back to the default."""
+    async def set_retention(self, product_key: str, retention: Retention | None) -> None:
+        """A product's own retention; None goes back to the default. Done once it is
+        committed; if its write fails, ``StoreUnavailable`` and nothing changed. (Queued and
+        taken at once, on a full disk it was answered, shown, and gone after a restart.)"""
+        part: tuple[str, list[tuple[Any, ...]]]
+        if retention is None:
+            part = (self._sql.delete_retention, [(product_key,)])
+        else:
+            days = (retention.raw_days, retention.rollup_days)
+            part = (self._sql.set_retention, [(product_key, *days)])
+        written: asyncio.Future[bool] = self._loop.create_future()
+
+        def outcome(committed: bool) -> None:
+            if not written.done():
+                written.set_result(committed)
+
+        self._writer.executemany(part, outcome=outcome)
+        if not await written:
+            raise StoreUnavailable(self.problem or "the history could not save the retention")
+        # (in the order the writes committed: the writer keeps the order they were queued)
         if retention is None:
             self._retention.pop(product_key, None)
-            self._writer.execute(self._sql.delete_retention, (product_key,))
         else:
             self._retention[product_key] = retention
-            self._writer.execute(
-                self._sql.set_retention,
-                (product_key, retention.raw_days, retention.rollup_days),
-            )
 
     def _cutoffs(
         self,
