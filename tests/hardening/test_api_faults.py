@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from alibaba_device import make_product
+from broker_peers import TIMEOUT, eventually
 from disks import fill
 
 
@@ -66,3 +67,23 @@ def test_a_retention_answered_on_a_full_disk_is_kept_after_a_restart(
     server.stop()
     server, api = on_small_disk()
     assert api.get(url).json()["own"] is False
+
+
+def test_health_recovers_with_no_traffic_once_the_disk_has_room(
+    small_disk: Path, on_small_disk: Callable[[], tuple[Any, httpx.Client]]
+) -> None:
+    """Issue 12 case 15: after a history write failed on a full disk and space was freed,
+    health stayed 503 ("history" failing) for as long as no device sent anything: the
+    history's problem cleared only when its next batch committed. A probe follows a failed
+    write a second later (and again while it fails), so health recovers by itself."""
+    server, api = on_small_disk()
+    pk = make_product(server).product_key
+    filler = fill(small_disk)
+    # (a write of the history's with no device: a retention, refused while the disk is full)
+    assert api.put(f"/api/products/{pk}/retention", json={"rawDays": 5}).status_code == 503
+    status = api.get("/api/health")
+    assert status.status_code == 503 and status.json()["failing"] == ["history"], status.text
+    assert "full" in status.json()["history"]["problem"]
+    filler.unlink()
+    eventually(lambda: api.get("/api/health").status_code == 200, TIMEOUT, "health back to 200")
+    assert api.get(f"/api/products/{pk}/retention").json()["own"] is False

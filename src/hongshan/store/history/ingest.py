@@ -68,6 +68,10 @@ SHARE_FROM = 10_000
 # nothing acknowledged them)
 FLUSH_EVERY = 0.05
 CLOSE_WAIT = 30.0  # seconds closing waits for the last rollup pass
+# seconds after a failed write before a probe (a one-row write of its own) tries again, and
+# again while it fails: the problem health reports clears only when a write commits, and in a
+# quiet hour none may come for long after the disk has room again
+PROBE_AFTER = 1.0
 INT64 = 1 << 63
 # longer property names are not kept (Alibaba's thing models allow 50 characters; a product
 # without one takes any key, and PostgreSQL cannot index one of thousands)
@@ -261,6 +265,7 @@ class Ingest:
         # callers of a pass while one runs (SQLite), answered by the next
         self._passes_wanted: list[asyncio.Future[None]] | None = None
         self._closed = False  # the writers closed: no pass is started any more
+        self._probe: asyncio.TimerHandle | None = None  # a probe after a failed write
         self._retention = loaded.retention
         self.sweeper = Sweeper(writer, loop, self._retention_steps)
 
@@ -364,6 +369,24 @@ class Ingest:
             return next((w.error for w in self._pass_writers if w.error is not None), None)
         return self._writer.error
 
+    def _watch(self, committed: bool) -> None:
+        """A write's outcome: after a failure, a probe ``PROBE_AFTER`` later (once at a time)."""
+        if committed or self._probe is not None or self._closed:
+            return
+        self._probe = self._loop.call_later(PROBE_AFTER, self._send_probe)
+
+    def _send_probe(self) -> None:
+        """A one-row write to each writer whose last batch failed (unless one has committed
+        since): committed, it clears the writer's error and health says the history writes
+        again; failed, another follows ``PROBE_AFTER`` later."""
+        self._probe = None
+        if self._closed:
+            return
+        probe = (self._sql.set_meta, [("probed_at", str(int(time.time() * 1000)))])
+        for writer in (self._writer, *self._pass_writers):
+            if writer.error is not None:
+                writer.executemany(probe, outcome=self._watch)
+
     def _device_id(self, device: Device) -> int:
         row_id = self._devices.get(device)
         if row_id is None:
@@ -445,7 +468,7 @@ class Ingest:
         self._points, self._log, self._taken, self._taken_by = [], [], [], []
         self._late = []
         if taking is None and not devices and not series and moves is None:
-            self._writer.executemany(*parts, outcome=None)
+            self._writer.executemany(*parts, outcome=self._watch)
         else:
 
             def settle(committed: bool) -> None:
@@ -453,6 +476,7 @@ class Ingest:
                     self._moved_up_to(moves)
                 if taking is not None:
                     self._taken_keys.settle(taken, taking, committed, self._writer.error)
+                self._watch(committed)
                 if committed:
                     for device_row in devices:
                         self._unconfirmed_devices.pop(device_row[0], None)
@@ -522,6 +546,7 @@ class Ingest:
                 done.set_result(None)
                 return
             self._rollups.owe(owed)  # the next pass recomputes them
+            self._watch(False)
             self._backlog_held = True  # (the timer tries again, not every post meanwhile)
             if self._rollup is None:
                 self._rollup = self._loop.call_later(ROLLUP_EVERY, self._roll_up)
@@ -613,6 +638,7 @@ class Ingest:
 
         self._writer.executemany(part, outcome=outcome)
         if not await written:
+            self._watch(False)
             raise StoreUnavailable(self.problem or "the history could not save the retention")
         # (in the order the writes committed: the writer keeps the order they were queued)
         if retention is None:
@@ -665,6 +691,9 @@ class Ingest:
         if whole and not self._rollups.dirty and not self._rollups.unrolled:
             self._writer.execute(self._sql.set_meta, ("clean", "1"))
         self._closed = True
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
         self._taken_keys.close()
         await self._writer.close()
 
