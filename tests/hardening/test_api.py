@@ -394,3 +394,50 @@ def _first_lines(exc: BaseException) -> str:
     """What schemathesis found, without the reproduction recipe after it."""
     found = exc.exceptions if isinstance(exc, BaseExceptionGroup) else [exc]
     return " | ".join(" ".join(str(one).split("\n")[:4]) for one in found)
+
+
+def test_batches_and_thing_models_are_bounded_by_alibabas_limits(api: httpx.Client) -> None:
+    """Issue 12 case 12, near variants: a batch of 100,000 deviceNames made 100,000 devices
+    (a count was capped at 10,000, a list not), and a TSL with 20,000 properties or an enum of
+    100,000 values was accepted. Each is a 400 naming the limit (Alibaba's: 300 features a
+    TSL module, 50 struct members, 100 enum values, 100 parameters a service or event); at
+    the limits they are accepted."""
+    pk, _ = lamp(api)
+    batch = f"/api/products/{pk}/devices/batch"
+    names = [f"n-{i:06}" for i in range(10_001)]
+    problem(api.post(batch, json={"deviceNames": names}), 400, "deviceNames", "10000")
+    assert api.get("/api/devices", params={"productKey": pk}).json()["total"] == 1
+    model = f"/api/products/{pk}/thing-model"
+
+    def feature(i: int, data_type: dict[str, Any]) -> dict[str, Any]:
+        return {"identifier": f"p{i}", "name": f"P{i}", "accessMode": "rw", "dataType": data_type}
+
+    number = {"type": "int", "specs": {"min": "0", "max": "9"}}
+    many = {"properties": [feature(i, number) for i in range(20_000)]}
+    problem(api.put(model, json=many), 400, "20000", "300")
+    enum = {"type": "enum", "specs": {str(i): f"v{i}" for i in range(100_000)}}
+    problem(api.put(model, json={"properties": [feature(0, enum)]}), 400, "100000", "100")
+    members = [{"identifier": f"m{i}", "name": "m", "dataType": number} for i in range(51)]
+    struct = {"type": "struct", "specs": members}
+    problem(api.put(model, json={"properties": [feature(0, struct)]}), 400, "51", "50")
+    inputs = [{"identifier": f"i{i}", "name": "i", "dataType": number} for i in range(101)]
+    service = {"identifier": "Blink", "name": "B", "callType": "async", "inputData": inputs}
+    problem(api.put(model, json={"services": [service]}), 400, "inputData", "100")
+    enum["specs"] = {str(i): f"v{i}" for i in range(100)}
+    struct["specs"] = members[:50]
+    service["inputData"] = inputs[:100]
+    at_limits = [feature(0, enum), feature(1, struct)]
+    at_limits += [feature(i, number) for i in range(2, 299)]
+    # (Alibaba's generated post event lists every property: not a feature of its own)
+    post = {
+        "identifier": "post",
+        "name": "post",
+        "type": "info",
+        "method": "thing.event.property.post",
+    }
+    post["outputData"] = [
+        {"identifier": p["identifier"], "name": "p", "dataType": number} for p in at_limits
+    ]
+    tsl = {"properties": at_limits, "services": [service], "events": [post]}
+    answered = api.put(model, json=tsl)
+    assert answered.is_success, answered.text

@@ -42,8 +42,12 @@ class NewDevice(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fie
     device_secret: str | None = None  # keep a device's secret when moving it from Alibaba Cloud
 
 
+MAX_BATCH = 10_000  # devices one batch registration makes (a count, or a list of names)
+
+
 class DeviceBatch(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
-    device_names: list[str] = []  # these names, or
+    # these names, or (a list of 100,000 made 100,000 devices: bounded as the count is)
+    device_names: Annotated[list[str], msgspec.Meta(max_length=MAX_BATCH)] = []
     count: int = 0  # this many generated ones
     # secrets to keep (devices moved from Alibaba Cloud), by name
     device_secrets: dict[str, str] = {}
@@ -187,8 +191,8 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
     @post("/api/products/{pk:str}/devices/batch", status_code=201)
     async def create_devices(pk: FromPath[str], data: JSONBody[DeviceBatch]) -> list[Triple]:
         """Many devices in one go (Alibaba's batch registration): all of them, or none."""
-        if bool(data.device_names) == bool(data.count) or not 0 <= data.count <= 10_000:
-            raise RegistryError("give deviceNames, or a count of 1 to 10,000", "invalid")
+        if bool(data.device_names) == bool(data.count) or not 0 <= data.count <= MAX_BATCH:
+            raise RegistryError(f"give deviceNames, or a count of 1 to {MAX_BATCH:,}", "invalid")
         names = data.device_names or [naming.new_device_name() for _ in range(data.count)]
         if len(set(names)) != len(names):
             raise RegistryError("deviceNames repeat a name", "invalid")

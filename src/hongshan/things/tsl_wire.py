@@ -35,7 +35,17 @@ from hongshan.things.tsl_types import (
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_]{1,50}")
-MAX_ARRAY_SIZE = 512  # Alibaba's limit on the elements of an array ("Limits")
+# Alibaba's limits ("Limits", "Device management": TSL features): the elements of an array; the
+# features of a TSL module (its properties, events and services, besides the generated post
+# event and set and get services); the members of a struct; the values of an enum; the
+# parameters of a service (in, out) or an event. Without them a TSL of 20,000 properties or an
+# enum of 100,000 values was taken, and checked against every post.
+MAX_ARRAY_SIZE = 512
+MAX_FEATURES = 300
+MAX_STRUCT_MEMBERS = 50
+MAX_ENUM_VALUES = 100
+MAX_PARAMS = 100
+_GENERATED = {"events": {"post"}, "services": {"set", "get"}}  # (they list every property)
 _NUMBER_KINDS = ("int", "float", "double")
 _TYPES = (*_NUMBER_KINDS, "text", "date", "bool", "enum", "struct", "array")
 _ROOT_KEYS = {"schema", "profile", "properties", "events", "services"}
@@ -163,8 +173,11 @@ def _unique(items: list[Any], path: str, what: str) -> None:
         seen.add(item.identifier)
 
 
-def _params(value: Any, path: str) -> tuple[Param, ...]:
-    params = [_param(raw, _at(path, i)) for i, raw in enumerate(_array(value, path))]
+def _params(value: Any, path: str, most: int | None = MAX_PARAMS) -> tuple[Param, ...]:
+    raw_params = _array(value, path)
+    if most is not None and len(raw_params) > most:
+        raise TslError(path, f"{len(raw_params)} parameters: at most {most} (Alibaba's limit)")
+    params = [_param(raw, _at(path, i)) for i, raw in enumerate(raw_params)]
     _unique(params, path, "identifier")
     return tuple(params)
 
@@ -195,7 +208,7 @@ def _data_type(owner: dict[str, Any], owner_path: str, key: str = "dataType") ->
         raise TslError(specs_path, "missing")
     specs = obj.get("specs", {})
     if kind == "struct":
-        members = _params(specs, specs_path)
+        members = _params(specs, specs_path, MAX_STRUCT_MEMBERS)
         if not members:
             raise TslError(specs_path, "a struct needs at least one member")
         return StructType(members=members, extra=extra)
@@ -223,6 +236,10 @@ def _data_type(owner: dict[str, Any], owner_path: str, key: str = "dataType") ->
     if kind == "enum":
         if not specs:
             raise TslError(specs_path, "an enum needs at least one value")
+        if len(specs) > MAX_ENUM_VALUES:
+            raise TslError(
+                specs_path, f"{len(specs)} values: at most {MAX_ENUM_VALUES} (Alibaba's limit)"
+            )
         for value in specs:
             if not _INTEGER.fullmatch(value):
                 raise TslError(_at(specs_path, value), "an enum value must be an integer")
@@ -301,11 +318,13 @@ def _property(raw: Any, path: str) -> Property:
 
 def _event(raw: Any, path: str) -> Event:
     obj = _object(raw, path)
+    identifier = _identifier(obj, path)
+    most = None if identifier in _GENERATED["events"] else MAX_PARAMS
     return Event(
-        identifier=_identifier(obj, path),
+        identifier=identifier,
         name=_string(obj, "name", path),
         type=_choice(obj, "type", path, ("info", "alert", "error")),
-        output_data=_params(obj.get("outputData", []), _at(path, "outputData")),
+        output_data=_params(obj.get("outputData", []), _at(path, "outputData"), most),
         method=_optional_string(obj, "method", path),
         required=_optional_flag(obj, "required", path),
         desc=_optional_string(obj, "desc", path),
@@ -315,6 +334,8 @@ def _event(raw: Any, path: str) -> Event:
 
 def _service(raw: Any, path: str) -> Service:
     obj = _object(raw, path)
+    identifier = _identifier(obj, path)
+    most = None if identifier in _GENERATED["services"] else MAX_PARAMS
     input_path = _at(path, "inputData")
     raw_input = _array(obj.get("inputData", []), input_path)
     input_data: tuple[Param, ...] = ()
@@ -323,14 +344,14 @@ def _service(raw: Any, path: str) -> Service:
     if raw_input and all(isinstance(item, str) for item in raw_input):
         names = tuple(raw_input)
     else:
-        input_data = _params(raw_input, input_path)
+        input_data = _params(raw_input, input_path, most)
     return Service(
-        identifier=_identifier(obj, path),
+        identifier=identifier,
         name=_string(obj, "name", path),
         call_type=_choice(obj, "callType", path, ("async", "sync")),
         input_data=input_data,
         input_identifiers=names,
-        output_data=_params(obj.get("outputData", []), _at(path, "outputData")),
+        output_data=_params(obj.get("outputData", []), _at(path, "outputData"), most),
         method=_optional_string(obj, "method", path),
         required=_optional_flag(obj, "required", path),
         desc=_optional_string(obj, "desc", path),
@@ -352,6 +373,18 @@ def parse_model(document: Any) -> ModelParts:
     lists: dict[str, list[Any]] = {}
     for key in ("properties", "events", "services"):
         lists[key] = _array(root.get(key, []), key)
+    features = sum(
+        1
+        for key, found in lists.items()
+        for raw in found
+        if not (isinstance(raw, dict) and raw.get("identifier") in _GENERATED.get(key, ()))
+    )
+    if features > MAX_FEATURES:
+        raise TslError(
+            "(document)",
+            f"{features} properties, events and services: at most {MAX_FEATURES} "
+            "(Alibaba's limit for a TSL module)",
+        )
     properties = [_property(raw, _at("properties", i)) for i, raw in enumerate(lists["properties"])]
     events = [_event(raw, _at("events", i)) for i, raw in enumerate(lists["events"])]
     services = [_service(raw, _at("services", i)) for i, raw in enumerate(lists["services"])]
