@@ -83,6 +83,13 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # The bytes of retained messages (topics and payloads) kept in memory, besides their count
     # (max_retained_messages): past it a new or larger retained message is delivered, not kept.
     max_retained_bytes: int = 256 * 1024 * 1024
+    # -- a session's memory (issue 12) --
+    # Each session's subscriptions, by count and by the bytes of their filters: past either a
+    # new filter gets SUBACK 0x97 Quota exceeded (3.1.1: 0x80). Alibaba lets a device subscribe
+    # to 100 topics; a gateway's sub-devices' topics and the automatic subscriptions are the
+    # platform's (derived), not the session's, and are not counted. 0 turns a cap off.
+    max_subscriptions_per_client: int = 1000
+    max_subscription_bytes_per_client: int = 1024 * 1024
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -177,3 +184,9 @@ def _check(s: Settings) -> None:
         raise ConfigError("max_retained_bytes: must not be negative")
     if s.max_pending_connections_per_address < 0:
         raise ConfigError("max_pending_connections_per_address: must not be negative (0: off)")
+    for name in (
+        "max_subscriptions_per_client",
+        "max_subscription_bytes_per_client",
+    ):
+        if getattr(s, name) < 0:
+            raise ConfigError(f"{name}: must not be negative (0: off)")

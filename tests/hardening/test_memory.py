@@ -16,7 +16,9 @@ import pytest
 from broker_peers import (
     DISCONNECT,
     PINGRESP,
+    PUBACK,
     PUBREC,
+    SESSION_EXPIRY,
     TIMEOUT,
     V5,
     V311,
@@ -328,3 +330,105 @@ def test_retained_messages_are_bounded_by_bytes(make_server, paho_client):
     publisher.publish("sentinel", b"end", qos=1)
     kept = {m.topic: m.payload for m in later.until("sentinel") if m.retain}
     assert kept == {"r/1": b"small"}
+
+
+# -- a session's memory: max_subscriptions_per_client, ..._bytes_..., max_queued_bytes,
+# max_sessions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("version", "quota"), [(V5, 0x97), (V311, 0x80)])
+def test_subscriptions_are_capped_per_session_by_count(make_server, paho_client, version, quota):
+    """Issue 12 case 1: a signed device sent 100 SUBSCRIBEs of 200 distinct filters inside its
+    own topics and all 20,000 were granted (RSS 83 to 254 MB, kept). Past
+    max_subscriptions_per_client each further filter gets 0x97 Quota exceeded (3.1.1: 0x80) in
+    the SUBACK, the others in the packet are granted, and a filter the session already has may
+    always be subscribed to again (it replaces, MQTT-3.8.4-3)."""
+    server = make_server(max_subscriptions_per_client=3)
+    client = paho_client(server.port, version=version).connect()
+    codes = client.subscribe([("a/1", 1), ("a/2", 1), ("a/3", 0), ("a/4", 1), ("a/5", 1)])
+    assert codes == [1, 1, 0, quota, quota]
+    assert client.subscribe("a/3", 1) == [1]  # replaced, not added
+    assert client.subscribe("a/6", 1) == [quota]
+    client.unsubscribe("a/2")
+    assert client.subscribe("a/6", 1) == [1]  # an unsubscribe makes room
+    publisher = paho_client(server.port).connect()
+    for topic in ("a/4", "a/5", "a/6"):
+        publisher.publish(topic, topic.encode(), qos=1)
+    assert [m.topic for m in client.until("a/6")] == ["a/6"]  # nothing for the refused ones
+
+
+def test_subscriptions_are_capped_per_session_by_their_filters_bytes(make_server, paho_client):
+    """Issue 12 case 1: the tester's filters were ~3.9 KB each (78 MB in memory and 167 MB of
+    hongshan.db for one device). Past max_subscription_bytes_per_client (UTF-8 bytes of the
+    filters, non-ASCII counted at four) a new filter gets 0x97; a short one still fits."""
+    server = make_server(max_subscription_bytes_per_client=1000)
+    client = paho_client(server.port).connect()
+    long_filters = [(f"b/{i}/" + "f" * 400, 1) for i in range(3)]  # 404 bytes each
+    assert client.subscribe(long_filters) == [1, 1, 0x97]
+    assert client.subscribe([("b/short", 1), ("街/" * 40, 1)]) == [1, 0x97]
+
+
+def test_restored_sessions_keep_the_subscription_caps(make_server, raw):
+    """Issue 12 case 1: the device's 20,000 subscriptions came back after a restart. A session
+    saved with more than the caps now allow is cut down to them at start (and in the store):
+    three of its ten filters still deliver, and an eleventh is refused."""
+    first = make_server(max_subscriptions_per_client=0)  # no cap
+    client = raw(first.port, version=V311)
+    assert client.connect("many", clean=False).reason == 0
+    suback = client.subscribe(1, [(f"m/{i}", 1) for i in range(10)])
+    assert suback.codes == [1] * 10
+    client.close()
+    first.stop()
+    second = make_server(max_subscriptions_per_client=3)
+    back = raw(second.port, version=V311)
+    assert back.connect("many", clean=False).session_present
+    publisher = raw(second.port, version=V311)
+    assert publisher.connect("many-pub").reason == 0
+    for i in range(10):
+        publisher.publish(f"m/{i}", b"%d" % i, qos=1, packet_id=i + 1)
+        assert publisher.expect(PUBACK).packet_id == i + 1
+    got = back.until_pong()
+    assert len({p.topic for p in got}) == 3
+    assert back.subscribe(2, [("m/extra", 1)]).codes == [0x80]
+
+
+def test_session_caps_are_validated():
+    """Issue 12 case 1: the new settings are checked like the others."""
+    for name in (
+        "max_subscriptions_per_client",
+        "max_subscription_bytes_per_client",
+    ):
+        with pytest.raises(ConfigError, match=name):
+            load_settings(environ={}, flags={name: -1})
+
+
+@pytest.mark.slow
+def test_a_device_subscribing_to_thousands_of_long_filters_does_not_grow_the_server(
+    spawn_server, tmp_path
+):
+    """Issue 12 case 1: a client with a persistent session sent 100 SUBSCRIBEs of 200 distinct
+    ~3.9 KB filters: all granted, RSS 83 to 254 MB, hongshan.db 167 MB, both kept after it left
+    and after a restart. Here 40 such SUBSCRIBEs (8,000 filters, 31 MB of them) are granted as
+    far as max_subscription_bytes_per_client allows (1 MiB: some 260), the server's RSS grows by
+    less than 24 MB and its database stays under 16 MB."""
+    server = spawn_server("--allow-anonymous")
+    assert server.proc is not None
+    process = psutil.Process(server.proc.pid)
+    client = RawClient(server.port, version=V5)
+    try:
+        assert client.connect("filters", clean=False, properties={SESSION_EXPIRY: 3600}).reason == 0
+        client.subscribe(1, [("warm/up", 0)])
+        before = process.memory_info().rss
+        granted = 0
+        for batch in range(40):
+            filters = [(f"town/{batch}/{i}/" + "f" * 3900, 0) for i in range(200)]
+            suback = client.subscribe(batch + 2, filters)
+            granted += sum(1 for code in suback.codes if code < 0x80)
+        growth = process.memory_info().rss - before
+    finally:
+        client.close()
+    assert growth < 24 * 1024 * 1024, f"RSS grew by {growth / 2**20:.0f} MB"
+    assert granted <= 1024 * 1024 // 3900
+    assert server.terminate() == 0
+    kept = sum(f.stat().st_size for f in (tmp_path / "data").glob("hongshan.db*"))
+    assert kept < 16 * 1024 * 1024, f"hongshan.db is {kept / 2**20:.0f} MB"

@@ -835,6 +835,7 @@ class MQTTConnection(asyncio.Protocol):
         sub_id = sub_ids[0] if sub_ids else None
         codes: list[int] = []
         retained: list[Delivery] = []
+        refused, quota = 0, ""
         for sub in packet.subscriptions:
             topic_filter = sub.topic_filter
             try:
@@ -858,6 +859,13 @@ class MQTTConnection(asyncio.Protocol):
                 log.info("%s may not subscribe to %r", self._who(), topic_filter)
                 codes.append(ReasonCode.NOT_AUTHORIZED if level5 else 0x80)
                 continue
+            over_quota = session.subscription_refused(topic_filter)
+            if over_quota is not None:
+                # each subscription is memory (and rows) for as long as the session lives
+                broker.stats.refused_subscribe += 1
+                refused, quota = refused + 1, over_quota
+                codes.append(ReasonCode.QUOTA_EXCEEDED if level5 else 0x80)
+                continue
             qos = min(sub.qos, 2)
             options = SubscriptionOptions(
                 qos=qos,
@@ -877,6 +885,8 @@ class MQTTConnection(asyncio.Protocol):
                     Delivery(message, min(qos, message.qos), True, ids)
                     for message in broker.retained_matching(bare)
                 )
+        if refused:  # one line for the packet, not one for each of its filters
+            log.info("%s: %d topic filters refused (0x97): %s", self._who(), refused, quota)
         self._write(
             encode(SubAck(packet_id=packet.packet_id, reason_codes=tuple(codes)), self.level)
         )

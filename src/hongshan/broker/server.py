@@ -25,7 +25,7 @@ from hongshan.broker.message import (
     SubscriptionOptions,
 )
 from hongshan.broker.retained import RetainedStore, retained_weight
-from hongshan.broker.session import OutState, Session
+from hongshan.broker.session import OutState, Session, SessionLimits
 from hongshan.broker.state import BrokerStateStore, SavedWill
 from hongshan.broker.stats import Stats
 from hongshan.config import Settings
@@ -118,6 +118,11 @@ class Broker:
         self.store = store
         self.stats = Stats()
         self.sessions: dict[str, Session] = {}
+        self.session_limits = SessionLimits(
+            max_queued=settings.max_queued_messages,
+            max_subscriptions=settings.max_subscriptions_per_client,
+            max_subscription_bytes=settings.max_subscription_bytes_per_client,
+        )
         self.connections: dict[str, MQTTConnection] = {}  # client id -> its live connection
         self.open_connections: set[MQTTConnection] = set()
         self.subscriptions: SubscriptionTrie[
@@ -232,8 +237,21 @@ class Broker:
             session.stored = True
             session.disconnected_at = record.disconnected_at or now
             session.incoming_qos2 = set(record.incoming_qos2)
+            over = 0
             for topic_filter, options in record.subscriptions.items():
+                if session.subscription_refused(topic_filter) is not None:
+                    # kept before the caps were set or lowered: the bounds hold after a restart
+                    self.store.delete_subscription(record.client_id, topic_filter)
+                    over += 1
+                    continue
                 self.subscribe(session, topic_filter, options, persist=False)
+            if over:
+                log.warning(
+                    "session %r: %d subscriptions over max_subscriptions_per_client or "
+                    "max_subscription_bytes_per_client dropped",
+                    record.client_id,
+                    over,
+                )
             self._schedule_expiry(session)
         for saved_message in saved.messages:
             restored = self.sessions.get(saved_message.client_id)
@@ -298,7 +316,7 @@ class Broker:
             client_id,
             store=self.store,
             stats=self.stats,
-            max_queued=self.settings.max_queued_messages,
+            limits=self.session_limits,
             expiry_interval=expiry_interval,
         )
         self.sessions[client_id] = session
@@ -542,7 +560,7 @@ class Broker:
             session.expiry_handle.cancel()
         for topic_filter in list(session.subscriptions):
             self._remove_subscription(client_id, topic_filter)
-        session.subscriptions.clear()
+            session.remove_subscription(topic_filter)
         # MQTT-3.1.3-9: a will still waiting out its delay is sent when the session ends.
         self._fire_will(client_id)
         if session.stored:
@@ -562,7 +580,6 @@ class Broker:
         """Add or replace a subscription; True if the session already had it (MQTT-3.8.4-3)."""
         group, bare = parse_shared(topic_filter)
         client_id = session.client_id
-        existed = topic_filter in session.subscriptions
         if group is None:
             self.subscriptions.subscribe(bare, client_id, options)
         else:
@@ -573,13 +590,13 @@ class Broker:
                 shared = SharedGroup()
                 self.subscriptions.subscribe(bare, key, shared)
             shared.add(client_id, options)
-        session.subscriptions[topic_filter] = options
+        existed = session.add_subscription(topic_filter, options)
         if persist and session.persistent:
             self.store.save_subscription(client_id, topic_filter, options)
         return existed
 
     def unsubscribe(self, session: Session, topic_filter: str) -> bool:
-        if session.subscriptions.pop(topic_filter, None) is None:
+        if not session.remove_subscription(topic_filter):
             return False
         self._remove_subscription(session.client_id, topic_filter)
         if session.persistent:
@@ -785,6 +802,7 @@ class Broker:
             "bytes/received": str(s.bytes_received),
             "bytes/sent": str(s.bytes_sent),
             "subscriptions/count": str(len(self.subscriptions)),
+            "subscriptions/refused": str(s.refused_subscribe),
             "retained messages/count": str(len(self.retained)),
             "retained messages/refused": str(s.refused_retained),
             "connections/refused": str(s.refused_connect),

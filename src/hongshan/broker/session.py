@@ -10,7 +10,9 @@ place)::
 Resends and new messages alike go out only as the connection's window allows (its Receive
 Maximum, capped by ``max_inflight``; MQTT-4.9.0-2). A QoS 0 message is written at once when the
 connection can take it and is otherwise queued behind the others; a full queue drops its oldest
-QoS 0 message first, then the newcomer.
+QoS 0 message first, then the newcomer. The session's subscriptions are bounded by count and by
+the bytes of their filters (``SessionLimits``); the platform's automatic subscriptions are not
+the session's (``Broker.derive``) and are not counted.
 """
 
 from __future__ import annotations
@@ -20,12 +22,24 @@ from collections import deque
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
+import msgspec
+
 from hongshan.broker.auth import ReceiveFilter
 from hongshan.broker.message import Delivery, SubscriptionOptions
 from hongshan.broker.stats import Stats
+from hongshan.mqtt.memo import topic_weight
 
 if TYPE_CHECKING:
     from hongshan.broker.state import BrokerStateStore
+
+
+class SessionLimits(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What one session may hold, shared by every session (the settings of the same names).
+    ``max_queued`` 0 queues nothing; for the others 0 is no cap."""
+
+    max_queued: int  # max_queued_messages
+    max_subscriptions: int = 0  # max_subscriptions_per_client
+    max_subscription_bytes: int = 0  # max_subscription_bytes_per_client
 
 
 class OutState(Enum):
@@ -68,13 +82,14 @@ class Session:
         "expiry_interval",
         "incoming_qos2",
         "inflight",
-        "max_queued",
+        "limits",
         "queue",
         "receive_filter",
         "resend",
         "stats",
         "store",
         "stored",
+        "subscription_bytes",
         "subscriptions",
     )
 
@@ -84,15 +99,17 @@ class Session:
         *,
         store: BrokerStateStore,
         stats: Stats,
-        max_queued: int,
+        limits: SessionLimits,
         expiry_interval: int = 0,
     ) -> None:
         self.client_id = client_id
         self.store = store
         self.stats = stats
-        self.max_queued = max_queued
+        self.limits = limits
         self.expiry_interval = expiry_interval
+        # kept through add_subscription and remove_subscription, which count their filters' bytes
         self.subscriptions: dict[str, SubscriptionOptions] = {}
+        self.subscription_bytes = 0
         self.inflight: dict[int, InFlight] = {}
         # (delivery, seq or 0); made on first use: most sessions never queue anything
         self.queue: deque[tuple[Delivery, int]] | None = None
@@ -159,7 +176,7 @@ class Session:
         queue = self.queue
         if queue is None:
             queue = self.queue = deque()
-        if len(queue) >= self.max_queued:
+        if len(queue) >= self.limits.max_queued:
             for index, (queued, _) in enumerate(queue):
                 if queued.qos == 0:
                     del queue[index]
@@ -304,3 +321,34 @@ class Session:
             if self.queue is None:
                 self.queue = deque()
             self.queue.append((delivery, seq))
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def subscription_refused(self, topic_filter: str) -> str | None:
+        """Why ``topic_filter`` would take the session past max_subscriptions_per_client or
+        max_subscription_bytes_per_client (None: it fits). Replacing a filter the session has
+        costs nothing (MQTT-3.8.4-3) and always fits."""
+        if topic_filter in self.subscriptions:
+            return None
+        limits = self.limits
+        if limits.max_subscriptions and len(self.subscriptions) >= limits.max_subscriptions:
+            return f"{len(self.subscriptions)} subscriptions, max_subscriptions_per_client"
+        weight = topic_weight(topic_filter)
+        held = self.subscription_bytes
+        if limits.max_subscription_bytes and held + weight > limits.max_subscription_bytes:
+            return f"{held} + {weight} bytes of topic filters, max_subscription_bytes_per_client"
+        return None
+
+    def add_subscription(self, topic_filter: str, options: SubscriptionOptions) -> bool:
+        """Keep (or replace) a subscription; True if the session already had it."""
+        existed = topic_filter in self.subscriptions
+        if not existed:
+            self.subscription_bytes += topic_weight(topic_filter)
+        self.subscriptions[topic_filter] = options
+        return existed
+
+    def remove_subscription(self, topic_filter: str) -> bool:
+        if self.subscriptions.pop(topic_filter, None) is None:
+            return False
+        self.subscription_bytes -= topic_weight(topic_filter)
+        return True

@@ -21,6 +21,7 @@ class Stats:
         "refused_pending",
         "refused_publish",
         "refused_retained",
+        "refused_subscribe",
         "started",
     )
 
@@ -35,6 +36,8 @@ class Stats:
         self.refused_connect = 0
         self.refused_pending = 0  # over max_pending_connections_per_address, closed at once
         self.refused_retained = 0
+        # filters over max_subscriptions_per_client or max_subscription_bytes_per_client
+        self.refused_subscribe = 0
         self.refused_publish = 0  # refused by a tap: a payload not of its dialect's format
         self.denied_publish = 0
         self.denied_delivery = 0
