@@ -90,6 +90,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # platform's (derived), not the session's, and are not counted. 0 turns a cap off.
     max_subscriptions_per_client: int = 1000
     max_subscription_bytes_per_client: int = 1024 * 1024
+    # The bytes (topic, payload, forwarded properties) of a session's queued messages, besides
+    # their count (max_queued_messages): past it the oldest queued QoS 0 messages make room,
+    # else the newcomer is dropped. 0 turns it off.
+    max_queued_bytes: int = 16 * 1024 * 1024
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -187,6 +191,7 @@ def _check(s: Settings) -> None:
     for name in (
         "max_subscriptions_per_client",
         "max_subscription_bytes_per_client",
+        "max_queued_bytes",
     ):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name}: must not be negative (0: off)")

@@ -26,6 +26,9 @@ from broker_peers import (
     Will,
     connect_packet,
 )
+from hongshan.broker.message import Delivery, Message
+from hongshan.broker.session import Session, SessionLimits, message_weight
+from hongshan.broker.stats import Stats
 from hongshan.config import load_settings
 from hongshan.errors import ConfigError
 from hongshan.mqtt.memo import TopicMemo, topic_weight
@@ -392,11 +395,77 @@ def test_restored_sessions_keep_the_subscription_caps(make_server, raw):
     assert back.subscribe(2, [("m/extra", 1)]).codes == [0x80]
 
 
+class _Unwritable:
+    """A connection whose socket is full: QoS 0 messages queue behind it."""
+
+    writable = False
+    send_quota = 0
+
+    def send_publish(self, delivery: Delivery, packet_id: int, dup: bool) -> None:
+        raise AssertionError("nothing is sent to a full socket")
+
+    def send_pubrel(self, packet_id: int) -> None:
+        raise AssertionError("nothing is sent to a full socket")
+
+
+def _queued(session: Session) -> list[bytes]:
+    return [delivery.message.payload for delivery, _ in session.queue or ()]
+
+
+def test_session_queue_is_bounded_by_bytes():
+    """Issue 12 case 1: a session's queue was bounded by its count only (max_queued_messages
+    of up to max_packet_size each: 1 GB a session). Past max_queued_bytes the oldest queued
+    QoS 0 messages make room; when they cannot, the newcomer is dropped and nothing else."""
+    stats = Stats()
+    limits = SessionLimits(max_queued=100, max_queued_bytes=10_000)
+    session = Session("slow", store=None, stats=stats, limits=limits)  # type: ignore[arg-type]
+    session.attach(_Unwritable())
+
+    def deliver(qos: int, name: str, size: int) -> None:
+        session.deliver(Delivery(Message(f"q/{name}", name.encode().ljust(size, b"."), qos), qos))
+
+    deliver(0, "old0", 3000)
+    deliver(1, "one", 3000)
+    deliver(0, "new0", 3000)
+    assert session.queued_bytes == 3 * 3000 + len("q/old0q/oneq/new0")
+    deliver(1, "two", 3000)  # over 10,000: the oldest QoS 0 goes
+    assert [p[:4] for p in _queued(session)] == [b"one.", b"new0", b"two."]
+    deliver(1, "big", 9000)  # even with new0 gone it cannot fit: dropped, nothing else
+    assert [p[:4] for p in _queued(session)] == [b"one.", b"new0", b"two."]
+    deliver(0, "three", 3000)  # new0 makes room for it
+    assert [p[:4] for p in _queued(session)] == [b"one.", b"two.", b"thre"]
+    assert stats.dropped == 3
+    assert session.queued_bytes == sum(message_weight(d.message) for d, _ in session.queue or ())
+    assert session.queued_bytes <= 10_000
+
+
+def test_offline_queue_is_bounded_by_bytes(make_server, raw):
+    """Issue 12 case 1: QoS 1 messages for an offline persistent session were kept up to
+    max_queued_messages whatever their size. With max_queued_bytes=10,000, three of ten 3 KB
+    messages wait for it, in order; the rest are dropped (counted), not kept."""
+    server = make_server(max_queued_bytes=10_000)
+    sub = raw(server.port, version=V311)
+    assert sub.connect("bytes-queued", clean=False).reason == 0
+    sub.subscribe(1, [("bq/t", 1)])
+    sub.disconnect()
+    sub.close()
+    pub = raw(server.port, version=V311)
+    pub.connect("bytes-pub")
+    for packet_id in range(1, 11):
+        pub.publish("bq/t", b"%d" % packet_id + b"." * 3000, qos=1, packet_id=packet_id)
+        assert pub.expect(PUBACK).packet_id == packet_id
+    back = raw(server.port, version=V311)
+    assert back.connect("bytes-queued", clean=False).session_present
+    numbers = [int(p.payload.rstrip(b".")) for p in back.until_pong()]
+    assert numbers == [1, 2, 3]
+
+
 def test_session_caps_are_validated():
     """Issue 12 case 1: the new settings are checked like the others."""
     for name in (
         "max_subscriptions_per_client",
         "max_subscription_bytes_per_client",
+        "max_queued_bytes",
     ):
         with pytest.raises(ConfigError, match=name):
             load_settings(environ={}, flags={name: -1})

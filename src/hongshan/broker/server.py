@@ -120,6 +120,7 @@ class Broker:
         self.sessions: dict[str, Session] = {}
         self.session_limits = SessionLimits(
             max_queued=settings.max_queued_messages,
+            max_queued_bytes=settings.max_queued_bytes,
             max_subscriptions=settings.max_subscriptions_per_client,
             max_subscription_bytes=settings.max_subscription_bytes_per_client,
         )

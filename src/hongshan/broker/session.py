@@ -9,10 +9,11 @@ place)::
 
 Resends and new messages alike go out only as the connection's window allows (its Receive
 Maximum, capped by ``max_inflight``; MQTT-4.9.0-2). A QoS 0 message is written at once when the
-connection can take it and is otherwise queued behind the others; a full queue drops its oldest
-QoS 0 message first, then the newcomer. The session's subscriptions are bounded by count and by
-the bytes of their filters (``SessionLimits``); the platform's automatic subscriptions are not
-the session's (``Broker.derive``) and are not counted.
+connection can take it and is otherwise queued behind the others. The queue is bounded by its
+count and by its bytes (``SessionLimits``): a full queue drops its oldest QoS 0 messages first,
+then the newcomer. The session's subscriptions are bounded likewise, by count and by the bytes of
+their filters; the platform's automatic subscriptions are not the session's (``Broker.derive``)
+and are not counted.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from typing import TYPE_CHECKING, Protocol
 import msgspec
 
 from hongshan.broker.auth import ReceiveFilter
-from hongshan.broker.message import Delivery, SubscriptionOptions
+from hongshan.broker.message import Delivery, Message, SubscriptionOptions
 from hongshan.broker.stats import Stats
 from hongshan.mqtt.memo import topic_weight
+from hongshan.mqtt.packets import NO_PROPERTIES
 
 if TYPE_CHECKING:
     from hongshan.broker.state import BrokerStateStore
@@ -38,8 +40,21 @@ class SessionLimits(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ``max_queued`` 0 queues nothing; for the others 0 is no cap."""
 
     max_queued: int  # max_queued_messages
+    max_queued_bytes: int = 0
     max_subscriptions: int = 0  # max_subscriptions_per_client
     max_subscription_bytes: int = 0  # max_subscription_bytes_per_client
+
+
+def message_weight(message: Message) -> int:
+    """The bytes a queued message holds in memory, bar fixed overheads: its topic and payload,
+    as the retained store counts them, and the forwarded properties that can be large."""
+    weight = topic_weight(message.topic) + len(message.payload)
+    props = message.properties
+    if props is not NO_PROPERTIES:
+        weight += len(props.correlation_data or b"") + len(props.response_topic or "")
+        weight += len(props.content_type or "")
+        weight += sum(len(key) + len(value) for key, value in props.user_properties)
+    return weight
 
 
 class OutState(Enum):
@@ -84,6 +99,7 @@ class Session:
         "inflight",
         "limits",
         "queue",
+        "queued_bytes",
         "receive_filter",
         "resend",
         "stats",
@@ -113,6 +129,7 @@ class Session:
         self.inflight: dict[int, InFlight] = {}
         # (delivery, seq or 0); made on first use: most sessions never queue anything
         self.queue: deque[tuple[Delivery, int]] | None = None
+        self.queued_bytes = 0  # message_weight of what is in the queue
         self.incoming_qos2: set[int] = set()
         # packet ids of in-flight PUBLISHes still to be resent after a reconnect, in order;
         # they go out as the new connection's Receive Maximum allows (MQTT-4.9.0-2)
@@ -173,19 +190,35 @@ class Session:
         return stored
 
     def _enqueue(self, delivery: Delivery, seq: int) -> bool:
+        """Queue ``delivery`` within max_queued and max_queued_bytes, dropping the oldest QoS 0
+        messages to make room; False, and nothing dropped, when that cannot make room: the
+        newcomer is dropped instead (a QoS 1/2 one too: the queue never outgrows its bounds)."""
         queue = self.queue
         if queue is None:
             queue = self.queue = deque()
-        if len(queue) >= self.limits.max_queued:
+        limits = self.limits
+        weight = message_weight(delivery.message)
+        over_count = len(queue) >= limits.max_queued
+        excess = self.queued_bytes + weight - limits.max_queued_bytes
+        over_bytes = limits.max_queued_bytes > 0 and excess > 0
+        if over_count or over_bytes:
+            victims: list[int] = []
+            freed = 0
             for index, (queued, _) in enumerate(queue):
                 if queued.qos == 0:
-                    del queue[index]
-                    self.stats.dropped += 1
-                    break
-            else:
+                    victims.append(index)
+                    freed += message_weight(queued.message)
+                    if not over_bytes or freed >= excess:
+                        break
+            if not victims or (over_bytes and freed < excess):
                 self.stats.dropped += 1
                 return False
+            for index in reversed(victims):
+                del queue[index]
+            self.queued_bytes -= freed
+            self.stats.dropped += len(victims)
         queue.append((delivery, seq))
+        self.queued_bytes += weight
         return True
 
     def pump(self) -> None:
@@ -217,6 +250,7 @@ class Session:
                 return
             queue.popleft()
             message = delivery.message
+            self.queued_bytes -= message_weight(message)
             if message.remaining_expiry() == 0 or (
                 # queued while the client's ACL was not known (restored after a restart)
                 receive_filter is not None and not receive_filter(message.topic)
@@ -311,6 +345,7 @@ class Session:
             kept = deque(item for item in queue if item[0].qos > 0)
             self.stats.dropped += len(queue) - len(kept)
             self.queue = kept
+            self.queued_bytes = sum(message_weight(d.message) for d, _ in kept)
 
     def restore(self, packet_id: int, delivery: Delivery, seq: int, state: OutState) -> None:
         """Put back a message loaded from the store after a restart."""
@@ -320,7 +355,9 @@ class Session:
         else:
             if self.queue is None:
                 self.queue = deque()
+            # not bounded here: what was accepted before the restart is kept
             self.queue.append((delivery, seq))
+            self.queued_bytes += message_weight(delivery.message)
 
     # -- subscriptions ----------------------------------------------------------------------
 
