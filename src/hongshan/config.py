@@ -94,6 +94,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # their count (max_queued_messages): past it the oldest queued QoS 0 messages make room,
     # else the newcomer is dropped. 0 turns it off.
     max_queued_bytes: int = 16 * 1024 * 1024
+    # Sessions the broker keeps, connected or not: past it a CONNECT asking for a new
+    # persistent session gets CONNACK 0x97 (3.1.1: 3, server unavailable), except a device's
+    # (the registry bounds those). 0 turns it off.
+    max_sessions: int = 100_000
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -192,6 +196,7 @@ def _check(s: Settings) -> None:
         "max_subscriptions_per_client",
         "max_subscription_bytes_per_client",
         "max_queued_bytes",
+        "max_sessions",
     ):
         if getattr(s, name) < 0:
             raise ConfigError(f"{name}: must not be negative (0: off)")

@@ -460,12 +460,30 @@ def test_offline_queue_is_bounded_by_bytes(make_server, raw):
     assert numbers == [1, 2, 3]
 
 
+def test_new_persistent_sessions_are_capped(make_server, raw, paho_client):
+    """Issue 12 case 1: a users-file or anonymous client can name ever new client ids, each a
+    session kept (with its subscriptions) for its Session Expiry. Past max_sessions a CONNECT
+    for a new persistent session gets CONNACK 0x97 (3.1.1: 3, server unavailable); resuming a
+    kept one, and a session that ends with its connection, are still accepted."""
+    server = make_server(max_sessions=2)
+    expiry = {SESSION_EXPIRY: 3600}
+    for name in ("kept-1", "kept-2"):
+        client = raw(server.port)
+        assert client.connect(name, clean=False, properties=expiry).reason == 0
+        client.close()
+    assert raw(server.port).connect("kept-3", clean=False, properties=expiry).reason == 0x97
+    assert raw(server.port, version=V311).connect("kept-4", clean=False).reason == 3
+    assert raw(server.port).connect("kept-1", clean=False, properties=expiry).session_present
+    paho_client(server.port).connect()  # a clean session: CONNACK 0 (asserted in connect)
+
+
 def test_session_caps_are_validated():
     """Issue 12 case 1: the new settings are checked like the others."""
     for name in (
         "max_subscriptions_per_client",
         "max_subscription_bytes_per_client",
         "max_queued_bytes",
+        "max_sessions",
     ):
         with pytest.raises(ConfigError, match=name):
             load_settings(environ={}, flags={name: -1})

@@ -599,6 +599,11 @@ class MQTTConnection(asyncio.Protocol):
         capped_expiry: int | None = None
         if expiry > settings.session_expiry_max:
             expiry = capped_expiry = settings.session_expiry_max
+        if verdict.client_id is None and not broker.session_room(client_id, expiry):
+            broker.stats.refused_connect += 1
+            log.info("refused %r from %s: max_sessions reached", client_id, self.address)
+            # 5.0: 0x97 Quota exceeded; 3.1.1: 3 Server unavailable
+            return self._refuse(ReasonCode.QUOTA_EXCEEDED)
         self.access = broker.authorizer.access(self.client)
         session, present = broker.open_session(self, client_id, packet.clean_start, expiry)
         session.receive_filter = self.access.receive_filter

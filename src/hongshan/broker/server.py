@@ -323,6 +323,17 @@ class Broker:
         self.sessions[client_id] = session
         return session
 
+    def session_room(self, client_id: str, expiry_interval: int) -> bool:
+        """Whether a client may have a persistent session under ``client_id``: False when that
+        would be a new one while the broker holds max_sessions sessions (connected or not).
+        Each kept session holds memory and rows until it expires, and a client with a users
+        file login (or none) can name ever new client ids; devices are bounded by the registry
+        and are not asked. A session that ends with its connection is bounded by connections."""
+        cap = self.settings.max_sessions
+        if not cap or expiry_interval == 0 or len(self.sessions) < cap:
+            return True
+        return client_id in self.sessions  # resumed, or replaced by a clean start: none new
+
     def open_session(
         self, conn: MQTTConnection, client_id: str, clean_start: bool, expiry_interval: int
     ) -> tuple[Session, bool]:
