@@ -4,9 +4,11 @@ that hold connections open without finishing a request."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import os
 import socket
 import stat
@@ -21,9 +23,11 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from alibaba_device import make_device, make_product, signed
-from broker_peers import TIMEOUT, eventually
+from broker_peers import DISCONNECT, PUBACK, TIMEOUT, RawClient, eventually
 from history_places import HistoryPlace
+from hongshan.errors import StoreUnavailable
 from hongshan.identity.device_auth import device_client_id
+from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.store.history.model import LogKind
 from hongshan.things.model import DeviceState, NodeType
 
@@ -394,3 +398,50 @@ def test_a_sub_device_also_connected_on_its_own_is_logged_offline_once(
     assert [entry.identifier for entry in log.entries] == ["online", "offline"]
     state = server.run(server.platform.registry.get_device(sub_pk, "lamp-0001")).state
     assert state is DeviceState.OFFLINE
+
+
+# -- case 15: acknowledgements that resume after a store failure -------------------------------
+
+
+def test_acknowledgements_resuming_after_a_failed_commit_are_said(
+    make_server: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 12 case 15 (review): a commit of the broker's store that fails disconnects the
+    client whose PUBACK waited for it, said in a line; the line saying acknowledgements came
+    back was never written (the log's ``succeeded`` was never called), so the log of a disk
+    that filled and then had room again ended on the failure."""
+    caplog.set_level(logging.WARNING, logger="hongshan.broker")
+    server = make_server()
+    store = server.platform.broker.store
+    real_committed = store.committed
+    failing = [StoreUnavailable("database or disk is full")]
+
+    def committed() -> Any:  # the next commit fails, the ones after it do not
+        if not failing:
+            return real_committed()
+        failed = asyncio.get_running_loop().create_future()
+        failed.set_exception(failing.pop())
+        return failed
+
+    monkeypatch.setattr(store, "committed", committed)
+    first = RawClient(server.port)
+    second = RawClient(server.port)
+    try:
+        assert first.connect("kept-1").reason == 0
+        # (a retained message is written to the broker's store: its PUBACK waits for it)
+        first.publish("town/notice", b"one", qos=1, retain=True, packet_id=1)
+        assert [(p.type, p.reason) for p in first.closed()] == [
+            (DISCONNECT, ReasonCode.UNSPECIFIED_ERROR)
+        ]
+        assert second.connect("kept-2").reason == 0
+        second.publish("town/notice", b"two", qos=1, retain=True, packet_id=1)
+        assert second.expect(PUBACK).reason == 0
+    finally:
+        first.close()
+        second.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "hongshan.broker"]
+    failed = [i for i, line in enumerate(said) if "database or disk is full" in line]
+    resumed = [i for i, line in enumerate(said) if "again" in line]
+    assert failed and resumed and failed[0] < resumed[0], said

@@ -452,6 +452,8 @@ class MQTTConnection(asyncio.Protocol):
                 if failure is not None:  # (closed on a turn of its own, not inside a handler)
                     self._loop.call_soon(self._not_acknowledging, failure)
                     return
+                # the stores commit again: after failures, one line says acknowledgements resume
+                _NOT_ACKNOWLEDGING.succeeded()
             acks.popleft()
             if data[0] == PUBACK_BYTE:
                 self._waiting_pubacks -= 1
