@@ -106,19 +106,6 @@ def test_stalled_websocket_subscriber_is_bounded_and_does_not_stall_others(
 # -- TLS ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=TIMEOUT,
-    )  # fmt: skip
-    return cert, key
-
-
 @pytest.fixture
 def tls_server(make_server, certificate):
     cert, key = certificate

@@ -290,6 +290,53 @@ def test_connected_clients_are_not_counted_as_waiting(make_server, paho_client):
             sock.close()
 
 
+# What a client stalled in each listener's handshake has sent: a WebSocket upgrade request
+# whose head never ends; the first bytes of a TLS ClientHello record.
+STALLED_HANDSHAKES = {
+    "ws": b"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n",
+    "mqtts": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+}
+
+
+@pytest.mark.parametrize("listener", ["ws", "mqtts"])
+def test_connections_stalled_in_a_handshake_count_as_waiting_for_connect(
+    make_server, paho_client, certificate, listener
+):
+    """Issue 12 case 5 (review): the cap counted a connection from its MQTTConnection, made
+    only once the WebSocket or TLS handshake was done: with the cap at 2, 50 half-sent upgrade
+    requests were all held. A connection counts from the TCP accept on every listener (past
+    the cap it is closed at once, on the plain port too), connect_timeout bounds its
+    handshake, and a client of that listener connects once the stalled ones are gone."""
+    cert, key = certificate
+    server = make_server(
+        max_pending_connections_per_address=2,
+        connect_timeout=3.0,
+        ws_port=0,
+        tls_port=0,
+        tls_cert=str(cert),
+        tls_key=str(key),
+    )
+    port = server.ports[listener]
+    held = [_silent(port) for _ in range(2)]
+    for sock in held:
+        sock.sendall(STALLED_HANDSHAKES[listener])
+    extra, plain = _silent(port), _silent(server.port)
+    try:
+        assert _closed_by_server(extra), f"{listener}: the third was not closed"
+        assert _closed_by_server(plain), "the plain port did not count them"
+        assert all(_still_open(sock) for sock in held)
+        assert all(_closed_by_server(sock) for sock in held)  # connect_timeout, from accept
+    finally:
+        for sock in (*held, extra, plain):
+            sock.close()
+    if listener == "ws":
+        client = paho_client(port, transport="websockets")
+    else:
+        client = paho_client(port, tls_ca=str(cert))
+    client.connect()  # a CONNACK 0 (asserted in connect)
+    assert server.platform.broker.stats.refused_pending == 2
+
+
 # -- the fuzz run, small ---------------------------------------------------------------------
 
 

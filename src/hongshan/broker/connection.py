@@ -62,6 +62,7 @@ from hongshan.mqtt.topics import (
 )
 
 if TYPE_CHECKING:
+    from hongshan.broker.admission import Admission
     from hongshan.broker.server import Broker
     from hongshan.broker.session import Session
 
@@ -135,6 +136,7 @@ class MQTTConnection(asyncio.Protocol):
     __slots__ = (
         "_acks",
         "_acl_cache",
+        "_admission",
         "_flush_scheduled",
         "_in_aliases",
         "_loop",
@@ -142,7 +144,6 @@ class MQTTConnection(asyncio.Protocol):
         "_out_aliases",
         "_out_size",
         "_paused",
-        "_pending_from",
         "_timer",
         "_waiting_pubacks",
         "access",
@@ -165,7 +166,7 @@ class MQTTConnection(asyncio.Protocol):
         "will",
     )
 
-    def __init__(self, broker: Broker, listener: str) -> None:
+    def __init__(self, broker: Broker, listener: str, admission: Admission | None = None) -> None:
         self.broker = broker
         self.listener = listener
         settings = broker.settings
@@ -196,7 +197,9 @@ class MQTTConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._acks: deque[tuple[asyncio.Future[None] | None, bytes]] | None = None
         self._waiting_pubacks = 0  # PUBACKs held back behind the store (Receive Maximum)
-        self._pending_from: str | None = None  # counted in the broker's admit() until CONNECTed
+        # counted against its address until CONNECTed: by its listener since the accept (TLS,
+        # WebSocket: their handshakes came first), else from connection_made
+        self._admission = admission
         self._loop = asyncio.get_running_loop()
 
     # -- transport callbacks ----------------------------------------------------------------
@@ -206,15 +209,20 @@ class MQTTConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.address = f"{peer[0]}:{peer[1]}"
-            if not self.broker.admit(peer[0]):
-                self.state = CLOSED
-                self.transport.close()
-                return
-            self._pending_from = peer[0]
+            if self._admission is None:
+                self._admission = self.broker.admit(peer[0])
+                if self._admission is None:
+                    self.state = CLOSED
+                    self.transport.close()
+                    return
         self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.broker.connection_opened(self)
-        # Before CONNECT a client has connect_timeout seconds and nothing but CONNECT to send.
-        self._timer = self._loop.call_later(self.broker.settings.connect_timeout, self._close)
+        # Before CONNECT a client has connect_timeout seconds (from the accept: a listener's
+        # handshake included) and nothing but CONNECT to send.
+        wait = self.broker.settings.connect_timeout
+        if self._admission is not None:
+            wait = self._admission.time_left(wait)
+        self._timer = self._loop.call_later(wait, self._close)
 
     def data_received(self, data: bytes) -> None:
         if self.state == CLOSED:
@@ -241,10 +249,10 @@ class MQTTConnection(asyncio.Protocol):
         self.broker.connection_gone(self)
 
     def _no_longer_pending(self) -> None:
-        host = self._pending_from
-        if host is not None:
-            self._pending_from = None
-            self.broker.pending_over(host)
+        admission = self._admission
+        if admission is not None:
+            self._admission = None
+            admission.release()
 
     def _end(self) -> None:
         """Let the broker forget this connection (once): detach the session, send the will

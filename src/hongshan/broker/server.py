@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from hongshan import __version__
+from hongshan.broker.admission import Admission, PendingConnections
 from hongshan.broker.auth import Access, Authenticator, Authorizer, Client
 from hongshan.broker.connection import MQTTConnection, both
 from hongshan.broker.message import (
@@ -28,6 +29,7 @@ from hongshan.broker.retained import RetainedStore, retained_weight
 from hongshan.broker.session import OutState, Session, SessionLimits
 from hongshan.broker.state import BrokerStateStore, SavedWill
 from hongshan.broker.stats import Stats
+from hongshan.broker.tls import TlsListener
 from hongshan.config import Settings
 from hongshan.errors import StoreUnavailable
 from hongshan.mqtt.packets import NO_PROPERTIES, Will
@@ -38,10 +40,6 @@ from hongshan.mqtt.trie import SubscriptionTrie
 log = logging.getLogger("hongshan.broker")
 
 NEVER_EXPIRES = 0xFFFFFFFF
-# Connections refused over max_pending_connections_per_address are logged once per address
-# per this many seconds, and that many addresses at most are remembered for it.
-REFUSALS_LOG_INTERVAL = 60.0
-REFUSALS_REMEMBERED = 4096
 SharedKey = tuple[str, str]  # ("$share", group name)
 
 
@@ -135,13 +133,12 @@ class Broker:
         self.ports: dict[str, int] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self._closers: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._tls: TlsListener | None = None
         # client id -> (timer, will, client): wills waiting out their will delay
         self._pending_wills: dict[str, tuple[asyncio.TimerHandle, Will, Client]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
-        # remote host -> its connections not yet CONNECTed; host -> when its refusals were told
-        self._pending: dict[str, int] = {}
-        self._refusals_told: dict[str, float] = {}
+        self.pending = PendingConnections(settings.max_pending_connections_per_address, self.stats)
         # Hooks for the platform (presence, dialects); called on the event loop, must not block.
         self.on_connected: list[Callable[[Client, str], None]] = []  # (client, address)
         self.on_disconnected: list[Callable[[Client, str], None]] = []  # (client, why)
@@ -175,17 +172,11 @@ class Broker:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             assert s.tls_cert is not None and s.tls_key is not None
             context.load_cert_chain(s.tls_cert, s.tls_key)
-            server = await loop.create_server(
-                lambda: MQTTConnection(self, "tls"),
-                s.host,
-                s.tls_port,
-                ssl=context,
-                backlog=4096,
-                # a client that never completes the handshake gets no longer than a silent one
-                ssl_handshake_timeout=s.connect_timeout,
-            )
-            self._servers.append(server)
-            self.ports["mqtts"] = server.sockets[0].getsockname()[1]
+            # admitted at accept, then encrypted (TlsListener): a client stalled in the TLS
+            # handshake counts against its address's pending connections
+            self._tls = TlsListener(self, context)
+            port = await self._tls.open(s.host, s.tls_port)
+            self.ports["mqtts"] = port
         if s.ws_port is not None:
             from hongshan.broker.websocket import serve_websocket
 
@@ -202,6 +193,8 @@ class Broker:
         self._stopping = True
         for server in self._servers:
             server.close()
+        if self._tls is not None:
+            self._tls.close()
         for conn in list(self.open_connections):
             conn.disconnect(ReasonCode.SERVER_SHUTTING_DOWN)
         for closer in self._closers:
@@ -276,37 +269,11 @@ class Broker:
 
     # -- connections and sessions -----------------------------------------------------------
 
-    def admit(self, host: str) -> bool:
-        """A new connection from ``host``, before CONNECT. False when the host already holds
-        max_pending_connections_per_address of them: a slowloris from one address (clients that
-        connect and trickle, or send nothing, until connect_timeout) is held to that many
-        sockets, and other clients' CONNECTs are not starved. True once it is counted; the
-        connection calls ``pending_over`` when it is CONNECTed or gone."""
-        cap = self.settings.max_pending_connections_per_address
-        count = self._pending.get(host, 0)
-        if cap and count >= cap:
-            self.stats.refused_pending += 1
-            now = time.monotonic()
-            told = self._refusals_told.get(host)
-            if told is None or now - told >= REFUSALS_LOG_INTERVAL:
-                if len(self._refusals_told) >= REFUSALS_REMEMBERED:
-                    self._refusals_told.clear()
-                self._refusals_told[host] = now
-                log.warning(
-                    "closing new connections from %s: %d of its connections are waiting for "
-                    "CONNECT (max_pending_connections_per_address); told again in %.0f s at most",
-                    host,
-                    count,
-                    REFUSALS_LOG_INTERVAL,
-                )
-            return False
-        self._pending[host] = count + 1
-        return True
-
-    def pending_over(self, host: str) -> None:
-        count = self._pending.pop(host, 0) - 1
-        if count > 0:
-            self._pending[host] = count
+    def admit(self, host: str) -> Admission | None:
+        """A connection from ``host`` just accepted, on any listener: counted until it is
+        CONNECTed or gone, or None when its host holds max_pending_connections_per_address
+        such connections already (``PendingConnections``)."""
+        return self.pending.admit(host)
 
     def connection_opened(self, conn: MQTTConnection) -> None:
         self.open_connections.add(conn)

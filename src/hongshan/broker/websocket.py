@@ -1,7 +1,9 @@
 """MQTT over WebSocket (MQTT 5.0 section 6): binary frames, subprotocol ``mqtt``.
 
 The ``websockets`` library runs the WebSocket side; an adapter makes the connection look like
-the asyncio transport ``MQTTConnection`` already speaks to, so there is one MQTT code path."""
+the asyncio transport ``MQTTConnection`` already speaks to, so there is one MQTT code path. A
+connection counts against its address's pending connections from the TCP accept, its
+WebSocket handshake included (``admission``)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from hongshan.broker.admission import Admission
 from hongshan.broker.connection import LINGER_SECONDS, WRITE_HIGH_WATER, MQTTConnection
 
 if TYPE_CHECKING:
@@ -128,12 +131,36 @@ class WebSocketTransport(asyncio.Transport):
             self._abort_timer.cancel()
 
 
+def admitted_connection(broker: Broker) -> type[ServerConnection]:
+    """websockets' server connection, admitted (or closed) at the TCP accept, before its
+    WebSocket handshake: a client stalled in the handshake holds a socket like one that never
+    sends CONNECT, and counts as one."""
+
+    class AdmittedConnection(ServerConnection):
+        admission: Admission | None = None  # handed to its MQTTConnection after the handshake
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # (starts the handshake: it sees the close)
+            peer = transport.get_extra_info("peername")
+            if isinstance(peer, tuple) and len(peer) >= 2:
+                self.admission = broker.admit(peer[0])
+                if self.admission is None:
+                    transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            if self.admission is not None:  # (lost in the handshake; else a no-op)
+                self.admission.release()
+
+    return AdmittedConnection
+
+
 async def serve_websocket(
     broker: Broker, host: str, port: int
 ) -> tuple[int, Callable[[], Coroutine[Any, Any, None]]]:
     async def handler(ws: ServerConnection) -> None:
         transport = WebSocketTransport(ws)
-        protocol = MQTTConnection(broker, "ws")
+        protocol = MQTTConnection(broker, "ws", getattr(ws, "admission", None))
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         try:
@@ -161,7 +188,9 @@ async def serve_websocket(
         # the frame.
         max_size=max(16 * broker.settings.max_packet_size, 1 << 20),
         compression=None,
+        # (from the accept, as for every listener; what is left of it then bounds the CONNECT)
         open_timeout=broker.settings.connect_timeout,
+        create_connection=admitted_connection(broker),
         close_timeout=LINGER_SECONDS,
     )
     bound = next(iter(server.sockets)).getsockname()[1]
