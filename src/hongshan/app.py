@@ -256,6 +256,7 @@ class Platform:
                     header_timeout=settings.http_header_timeout,
                     body_timeout=settings.http_body_timeout,
                     keepalive_timeout=settings.http_keepalive_timeout,
+                    send_timeout=settings.http_send_timeout,
                     max_per_address=settings.http_max_connections_per_address,
                 )
             ),

@@ -98,6 +98,11 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # persistent session gets CONNACK 0x97 (3.1.1: 3, server unavailable), except a device's
     # (the registry bounds those). 0 turns it off.
     max_sessions: int = 100_000
+    # -- the HTTP guard's responding phase (issue 12 review) --
+    # seconds an HTTP client may take nothing of a response being sent (nginx's send_timeout:
+    # between two reads, not for the whole response); then the connection is cut, so a client
+    # that asks for a large CSV and never reads does not hold it open
+    http_send_timeout: float = 60.0
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -179,7 +184,12 @@ def _check(s: Settings) -> None:
         raise ConfigError("device_clock_skew: must be positive (leave it unset for no check)")
     if s.max_queued_messages < 0:
         raise ConfigError("max_queued_messages: must not be negative")
-    for name in ("http_header_timeout", "http_body_timeout", "http_keepalive_timeout"):
+    for name in (
+        "http_header_timeout",
+        "http_body_timeout",
+        "http_keepalive_timeout",
+        "http_send_timeout",
+    ):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name}: must be a positive number of seconds")
     if s.http_max_connections_per_address < 1:

@@ -16,13 +16,24 @@ httptools protocol (``Config(http=...)``) with one deadline per connection, by p
 The head's time runs from the connection (the first request) or from the request's first byte
 (later ones); bytes between requests that begin none (blank lines) do not restart the idle time.
 A connection over the per-address cap is answered 503 at once and closed.
+
+Sending has a deadline of its own, in any phase: a client that takes nothing of what is being
+sent to it for ``send_timeout`` seconds is cut off (nginx's ``send_timeout``: the time between
+two reads of the client, not for the whole response). Without it a client that asked for a
+large CSV and never read held its connection, and the app's task, for ever: uvicorn waits for
+the transport to drain, and a close waits for the buffer to be written. Taking something is
+seen as the transport's write buffer shrinking while the app waits for it to drain (asyncio's
+``pause_writing``), or after the response's last bytes were handed to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
+import socket
+import struct
 import time
 from collections import Counter
 from typing import Any
@@ -54,10 +65,12 @@ class HttpGuard:
         body_timeout: float,
         keepalive_timeout: float,
         max_per_address: int,
+        send_timeout: float = 60.0,
     ) -> None:
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         self.keepalive_timeout = keepalive_timeout
+        self.send_timeout = send_timeout
         self.max_per_address = max_per_address
         self.held: Counter[str] = Counter()  # address -> open connections
         self._cut: Counter[str] = Counter()  # why -> connections cut off since the last line
@@ -104,6 +117,9 @@ def guarded_protocol(guard: HttpGuard) -> type[HttpToolsProtocol]:
         phase = Phase.CONNECTED
         address: str | None = None  # counted against its address while set
         deadline: asyncio.TimerHandle | None = None
+        # sending: the deadline for the client to take something, and what was unsent then
+        send_deadline: asyncio.TimerHandle | None = None
+        unsent = 0
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -119,6 +135,7 @@ def guarded_protocol(guard: HttpGuard) -> type[HttpToolsProtocol]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            self._stop_watching_send()
             if self.address is not None:
                 guard.release(self.address)
                 self.address = None
@@ -156,6 +173,53 @@ def guarded_protocol(guard: HttpGuard) -> type[HttpToolsProtocol]:
             ):
                 self.phase = Phase.IDLE
                 self._arm(guard.keepalive_timeout)
+            # (the last bytes may wait in the transport's buffer, uvicorn waits no more for
+            # them; a close too waits for them to be written)
+            self._watch_send()
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            self._watch_send()
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            self._stop_watching_send()  # (the client took what was above the low mark)
+
+        def _watch_send(self) -> None:
+            if self.send_deadline is not None:
+                return
+            unsent = self._unsent()
+            if unsent:
+                self.unsent = unsent
+                self.send_deadline = self.loop.call_later(guard.send_timeout, self._send_expired)
+
+        def _stop_watching_send(self) -> None:
+            if self.send_deadline is not None:
+                self.send_deadline.cancel()
+                self.send_deadline = None
+
+        def _unsent(self) -> int:
+            transport: Any = self.transport
+            size: int = transport.get_write_buffer_size()
+            return size
+
+        def _send_expired(self) -> None:
+            self.send_deadline = None
+            unsent = self._unsent()
+            if not unsent:
+                return
+            if unsent < self.unsent:  # it took some: it has another send_timeout
+                self._watch_send()
+                return
+            guard.cut_off("taking nothing of a response", self.address or "")
+            transport: Any = self.transport
+            # A reset, not a FIN after the unsent bytes: the kernel would otherwise keep the
+            # closed socket and its full buffers for minutes (nginx's reset_timedout_connection).
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()  # (a close would wait for the buffer to be written)
 
         def _arm(self, seconds: float) -> None:
             self._disarm()

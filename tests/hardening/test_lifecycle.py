@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import os
+import select
 import socket
 import stat
 import threading
@@ -266,6 +267,47 @@ def test_one_address_holds_at_most_the_cap_of_connections(
     eventually(admitted, what="a connection admitted again")
     for sock in held:
         sock.close()
+
+
+def test_a_client_that_takes_nothing_of_a_large_response_is_cut_off(
+    make_server: Callable[..., Any], paho_client: Callable[..., Any]
+) -> None:
+    """Issue 12 case 5 (review): the guard put no deadline on the responding phase. A client
+    that asks for a large CSV and never reads held its connection (and the app's task) for as
+    long as it liked: uvicorn waits for the transport to drain. One that takes nothing for
+    ``http_send_timeout`` seconds is now cut off, and the server goes on serving."""
+    server = make_server(http_send_timeout=1.0, http_keepalive_timeout=60.0)
+    pk = make_product(server).product_key
+    make_device(server, pk, "meter-0001")
+    history = server.platform.history
+    now = int(time.time() * 1000)
+    note = "n" * 1000
+    for first in range(0, 20_000, 5_000):  # 20 MB of CSV: more than any socket buffers
+        points = [("Note", now - 60_000 + i, note) for i in range(first, first + 5_000)]
+        server.call(lambda points=points: history.add_points((pk, "meter-0001"), points))
+
+    async def committed() -> None:
+        await history.committed()
+
+    server.run(committed())
+    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
+    request = (
+        f"GET /api/products/{pk}/devices/meter-0001/history/Note?format=csv&start={now - 120_000}"
+        f"&end={now + 60_000} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with sock:
+        sock.connect(("127.0.0.1", server.ports["http"]))
+        sock.sendall(request.encode())
+        # never read: wait for the server to end the connection (a reset, or its FIN)
+        ended = select.poll()
+        ended.register(sock, select.POLLRDHUP)
+        events = ended.poll(TIMEOUT * 1000)
+        assert events and events[0][1] & (select.POLLERR | select.POLLHUP | select.POLLRDHUP), (
+            "still open"
+        )
+    still_served(server, paho_client, "127.0.0.1")
 
 
 # -- case 11: the data directory is this user's alone ------------------------------------------
