@@ -34,16 +34,17 @@ import enum
 import logging
 import socket
 import struct
-import time
 from collections import Counter
 from typing import Any
 
 import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from hongshan.failure_log import FailureLog
+
 log = logging.getLogger("hongshan.http")
 
-LOG_INTERVAL = 60.0  # seconds: at most one line per interval about connections cut off
+LOG_INTERVAL = 60.0  # seconds: at most one line per reason per interval about connections cut
 
 
 class Phase(enum.Enum):
@@ -73,8 +74,9 @@ class HttpGuard:
         self.send_timeout = send_timeout
         self.max_per_address = max_per_address
         self.held: Counter[str] = Counter()  # address -> open connections
-        self._cut: Counter[str] = Counter()  # why -> connections cut off since the last line
-        self._logged_at = -LOG_INTERVAL
+        self._cut = FailureLog(
+            log, "http: connections cut off", every=LOG_INTERVAL, level=logging.WARNING
+        )
 
     def admit(self, address: str) -> bool:
         if self.held[address] >= self.max_per_address:
@@ -89,14 +91,9 @@ class HttpGuard:
             del self.held[address]
 
     def cut_off(self, why: str, address: str) -> None:
-        """Noted; said at most once per ``LOG_INTERVAL`` (a flood must not flood the log)."""
-        self._cut[why] += 1
-        now = time.monotonic()
-        if now - self._logged_at >= LOG_INTERVAL:
-            self._logged_at = now
-            counts = ", ".join(f"{n} {why}" for why, n in self._cut.items())
-            self._cut.clear()
-            log.warning("http: connections cut off: %s (the last from %s)", counts, address)
+        """Noted; each reason said at most once per ``LOG_INTERVAL`` (a flood must not flood
+        the log), with how many more came meanwhile."""
+        self._cut.failed(f"{why} (the last from {address})", kind=why)
 
 
 def _response(status: int, title: str, detail: str) -> bytes:

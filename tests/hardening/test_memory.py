@@ -3,6 +3,7 @@ can hold open before CONNECT."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 import subprocess
@@ -31,6 +32,7 @@ from hongshan.broker.session import Session, SessionLimits, message_weight
 from hongshan.broker.stats import Stats
 from hongshan.config import load_settings
 from hongshan.errors import ConfigError
+from hongshan.failure_log import FailureLog
 from hongshan.mqtt.memo import TopicMemo, topic_weight
 from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.mqtt.trie import SubscriptionTrie
@@ -335,6 +337,43 @@ def test_connections_stalled_in_a_handshake_count_as_waiting_for_connect(
         client = paho_client(port, tls_ca=str(cert))
     client.connect()  # a CONNACK 0 (asserted in connect)
     assert server.platform.broker.stats.refused_pending == 2
+
+
+def test_the_rate_limited_log_remembers_a_bounded_number_of_kinds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 12 (review, finding 10): three rate-limited loggers, one of them (the stores')
+    remembering every kind of failure for ever; a kind per client address (the broker's
+    refused connections, IPv6 addresses keep their letters) made that a table a flood could
+    grow. There is one now, ``FailureLog``, and it remembers at most ``kinds`` kinds: the
+    oldest is forgotten first, and said again at once if it comes back."""
+    now = [0.0]
+    refusals = FailureLog(
+        logging.getLogger("hongshan.test"),
+        "closing new connections",
+        every=60.0,
+        clock=lambda: now[0],
+        level=logging.WARNING,
+        kinds=100,
+    )
+    caplog.set_level(logging.WARNING, logger="hongshan.test")
+    for i in range(10_000):
+        host = f"2001:db8::{i:x}"
+        refusals.failed(f"from {host}: 64 waiting", kind=host)
+        assert refusals.kinds_remembered <= 100
+    refusals.failed(
+        "from 2001:db8::270f: 64 waiting", kind="2001:db8::270f"
+    )  # counted: said lately
+    refusals.failed("from 2001:db8::0: 64 waiting", kind="2001:db8::0")  # said: forgotten
+    assert len(caplog.records) == 10_001
+    assert all(r.levelno == logging.WARNING for r in caplog.records)
+    caplog.clear()
+    now[0] = 61.0
+    refusals.failed("from 2001:db8::270f: 64 waiting", kind="2001:db8::270f")
+    assert [r.getMessage() for r in caplog.records] == [
+        "closing new connections: from 2001:db8::270f: 64 waiting "
+        "(and 1 more like it since it was last said)"
+    ]
 
 
 # -- the fuzz run, small ---------------------------------------------------------------------

@@ -19,11 +19,12 @@ import logging
 import time
 
 from hongshan.broker.stats import Stats
+from hongshan.failure_log import FailureLog
 
 log = logging.getLogger("hongshan.broker")
 
-# Connections refused over the cap are logged once per address per this many seconds, and that
-# many addresses at most are remembered for it.
+# Connections refused over the cap are logged once per address per this many seconds (with how
+# many more since), and that many addresses at most are remembered for it.
 REFUSALS_LOG_INTERVAL = 60.0
 REFUSALS_REMEMBERED = 4096
 
@@ -63,7 +64,13 @@ class PendingConnections:
         self.cap = cap  # 0: no cap (still counted)
         self._stats = stats
         self._counts: dict[str, int] = {}  # host -> its connections not yet CONNECTed
-        self._refusals_told: dict[str, float] = {}  # host -> when its refusals were logged
+        self._refusals = FailureLog(
+            log,
+            "closing new connections",
+            every=REFUSALS_LOG_INTERVAL,
+            level=logging.WARNING,
+            kinds=REFUSALS_REMEMBERED,
+        )
 
     def admit(self, host: str) -> Admission | None:
         """A connection from ``host`` just accepted: counted, or None when the host already
@@ -71,19 +78,11 @@ class PendingConnections:
         count = self._counts.get(host, 0)
         if self.cap and count >= self.cap:
             self._stats.refused_pending += 1
-            now = time.monotonic()
-            told = self._refusals_told.get(host)
-            if told is None or now - told >= REFUSALS_LOG_INTERVAL:
-                if len(self._refusals_told) >= REFUSALS_REMEMBERED:
-                    self._refusals_told.clear()
-                self._refusals_told[host] = now
-                log.warning(
-                    "closing new connections from %s: %d of its connections are waiting for "
-                    "CONNECT (max_pending_connections_per_address); told again in %.0f s at most",
-                    host,
-                    count,
-                    REFUSALS_LOG_INTERVAL,
-                )
+            self._refusals.failed(
+                f"from {host}: {count} of its connections are waiting for CONNECT "
+                "(max_pending_connections_per_address)",
+                kind=host,
+            )
             return None
         self._counts[host] = count + 1
         return Admission(self._counts, host)

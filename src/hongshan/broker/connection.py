@@ -69,7 +69,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("hongshan.broker")
 # a store that cannot write closes every connection waiting on it, again as each comes back:
 # said once per kind of failure per interval, not once per connection
-_NOT_ACKNOWLEDGING = FailureLog(log, "clients disconnected, their messages not acknowledged")
+_NOT_ACKNOWLEDGING = FailureLog(
+    log, "clients disconnected, their messages not acknowledged", again="acknowledging again"
+)
 
 # Above this many bytes waiting to be written, a connection stops taking QoS 0 messages
 # directly and the session queues (and, when full, drops) them instead.
