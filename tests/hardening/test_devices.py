@@ -525,19 +525,6 @@ def test_the_direction_of_a_device_topic(topic: str, direction: str | None) -> N
 # -- case 14: securemode=2 without TLS, and replay by default -----------------------------------
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
-    return cert, key
-
-
 @pytest.mark.parametrize("version", [V5, V311])
 def test_securemode_2_over_plain_tcp_is_refused_when_tls_is_required(
     make_server: Callable[..., Any],
