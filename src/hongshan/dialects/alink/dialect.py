@@ -152,7 +152,7 @@ class AlinkDialect:
         self._stopping = False  # stop_calls() was called: no call waits or is sent
         # device -> the message_key of its recent accepted messages, oldest first (a dict
         # for its order); a repeat's reply is made again, as it is the same "success"
-        self._accepted: dict[tuple[str, str], dict[bytes, None]] = {}
+        self._accepted: dict[tuple[str, str], dict[int, None]] = {}
         self._waiting: dict[tuple[str, str, str], asyncio.Future[CallResult]] = {}
         self._custom_rrpc: dict[str, tuple[str, str, str]] = {}  # wrapped topic -> the call
         self._ids = itertools.count(int(clock() * 1000) % 1_000_000_000)
@@ -202,13 +202,16 @@ class AlinkDialect:
             return messages.refuse(exc, topic, method, self._publish)
         msg_id = str(request.id)
         device = (found.product_key, found.device_name)
-        key = message_key(topic, msg_id, payload)
+        # remembered by Python's own hash of the three (keyed SipHash, so a collision cannot be
+        # made on purpose; in C, where the digest a restart needs costs a microsecond a post)
+        seen = hash((topic, msg_id, payload))
+        key = message_key(topic, msg_id, payload) if qos else b""
         taken = self._was_taken(device, key) if qos else None
         remembered = self._accepted.get(device)
         # a repeat is the same message again (a device that missed our reply): the same topic,
         # id and payload; firmware that sends every post with the same id ("123", from the
         # examples) is not repeating
-        if (remembered is not None and key in remembered) or taken is not None:
+        if (remembered is not None and seen in remembered) or taken is not None:
             # (taken: a QoS 1 message whose PUBACK was lost to a crash or a failed commit)
             self.stats.repeated += 1
             if request.wants_reply:
@@ -225,7 +228,7 @@ class AlinkDialect:
         else:
             self.stats.accepted += 1
             reply = messages.reply_bytes(request.id, SUCCESS, method, "success")
-            self._remember(device, key)
+            self._remember(device, seen)
             if qos:
                 self._taken(device, key)
             if isinstance(made, list):
@@ -253,7 +256,7 @@ class AlinkDialect:
             return history_uplinks(self._thing_model, (pk, dn), params, msg_id, now, speaks)
         return pack_uplinks(self._thing_model, (pk, dn), params, msg_id, now, speaks)
 
-    def _remember(self, device: tuple[str, str], key: bytes) -> None:
+    def _remember(self, device: tuple[str, str], key: int) -> None:
         remembered = self._accepted.get(device)
         if remembered is None:
             remembered = self._accepted[device] = {}
