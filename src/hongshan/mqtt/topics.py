@@ -66,7 +66,8 @@ def over_limits(topic: str, max_length: int, max_levels: int) -> str | None:
         length = _utf8_length(topic)
         if length > max_length:
             return f"{length} bytes long, more than {max_length}"
-    if topic.count("/") >= max_levels:
+    # (a topic has at most as many levels as characters: most need no count at all)
+    if length >= max_levels and topic.count("/") >= max_levels:
         return f"{topic.count('/') + 1} levels, more than {max_levels}"
     return None
 
