@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hongshan.registry")
 
+# seconds before background writes that failed for the database are written again, whether
+# or not more come (presence changes, latest values, shadows, desired values)
+RETRY_AFTER = 1.0
+
 T = TypeVar("T")
 DeviceKey = tuple[str, str]  # (product key, device name)
 

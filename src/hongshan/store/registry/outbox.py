@@ -19,9 +19,7 @@ from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 
-from hongshan.store.registry.database import Database
-
-RETRY_AFTER = 1.0  # seconds before rows whose write failed are written again
+from hongshan.store.registry.database import RETRY_AFTER, Database
 
 K = TypeVar("K", bound=Hashable)
 Row = dict[str, Any]

@@ -14,14 +14,19 @@ import threading
 
 import sqlalchemy as sa
 
-from hongshan.store.registry.database import Database, DeviceKey, DeviceRecord, now_ms
+from hongshan.store.registry.database import (
+    RETRY_AFTER,
+    Database,
+    DeviceKey,
+    DeviceRecord,
+    now_ms,
+)
 from hongshan.things.lifecycle import Event, next_state
 from hongshan.things.model import RegistryError
 
 log = logging.getLogger("hongshan.registry")
 
 PRESENCE_FLUSH_DELAY = 0.2  # seconds a presence change may wait to be batched with others
-RETRY_AFTER = 1.0  # seconds before changes whose write failed are written again
 
 _UPDATE = (
     "UPDATE devices SET state = {state}, last_ip = COALESCE({ip}, last_ip), "
