@@ -71,6 +71,9 @@ ANONYMOUS_WARNING = (
 )
 
 
+# what a dialect tap answers for a payload its handler found malformed (answered already where
+# it could be): refused, 0x99 Payload format invalid
+NOT_ALINK = Refused(ReasonCode.PAYLOAD_FORMAT_INVALID)
 CLOCK_SKEW_WARNING = (
     "device_clock_skew is not set: a device's signed CONNECT, or a gateway's signed sub-device "
     "login, is accepted whatever its timestamp, so one captured on the network can be replayed. "
@@ -318,7 +321,7 @@ class Platform:
         if answer is True:
             return True
         if isinstance(answer, MalformedMessage):
-            return Refused(ReasonCode.PAYLOAD_FORMAT_INVALID)
+            return NOT_ALINK
         if not message.qos:
             return None
         return answer or self.history.committed()
@@ -546,7 +549,7 @@ def _from_devices(
     def tap(message: Message) -> Refused | None:
         if handler(message.topic, message.payload) is None:
             return None
-        return Refused(ReasonCode.PAYLOAD_FORMAT_INVALID)
+        return NOT_ALINK
 
     return tap
 
