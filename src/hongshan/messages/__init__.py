@@ -1,0 +1,209 @@
+"""The platform's own words for what devices say and are told, whatever protocol they speak.
+
+A dialect (Alink, ThingsBoard) turns a device's publish into an ``Uplink`` and a ``Downlink``
+into the device's protocol; everything between — the pipeline, the twin, the history, the REST
+API, later rules and the console — sees only these. They import nothing of the platform, and
+are msgspec Structs, serialisable as they are (``encode``/``decode``), so that a bus between
+processes carries them unchanged.
+
+::
+
+    Uplink (device, key, received)           a device said something
+    ├── PropertyValues  values, ts, device_time     property values (with the device's times)
+    ├── EventRaised     event, params, ts           an event of its thing model
+    ├── ServiceReplied  call_id, service, code,…    its answer to a property set or service call
+    ├── StatusChanged   online, reason, address     it came or went (``gateway``: through one)
+    ├── FirmwareReported versions                   module → version it runs
+    ├── Registered      how                         it registered itself and got its credential
+    ├── CommandSent     call_id, service, params    (the platform's record) a call went to it
+    └── CommandGivenUp  call_id, service, why       (the platform's record) one was given up
+
+    Downlink (device, call_id, timeout)      the platform asks a device
+    ├── SetProperties   values
+    ├── CallService     service, params
+    ├── RawCall         payload, topic              raw bytes, answered with raw bytes (RRPC)
+    └── PushDesired     values                      desired values, not waited for
+
+    CommandResult (call_id, outcome, code, output, message, problems)
+
+``key`` is the uplink's idempotency key: the same message sent again (a QoS 1 resend after a
+lost acknowledgement) has the same key, and is kept once. Empty for a message that may be lost
+but is never resent (QoS 0, the platform's own status changes).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+
+Value = Any  # a property's or parameter's value as JSON has it
+
+
+class DeviceRef(msgspec.Struct, frozen=True, array_like=True):
+    """One device of one product: the pair that names a device everywhere in the platform."""
+
+    product: str
+    device: str
+
+
+class Uplink(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    device: DeviceRef
+    received: int  # ms since the epoch, the server's clock
+    key: bytes = b""
+
+
+class PropertyValues(Uplink, frozen=True, kw_only=True, tag="property_values"):
+    """Property values posted by a device. ``ts``: the device's time when it gave one that is
+    plausible, else the arrival; ``device_time``: per-property times where the device gave
+    them (a history post, a gateway's pack)."""
+
+    values: dict[str, Value]
+    ts: int
+    device_time: dict[str, int] = {}
+    message_id: str = ""  # the device's own id for the message, where its protocol has one
+
+
+class EventRaised(Uplink, frozen=True, kw_only=True, tag="event"):
+    event: str
+    params: dict[str, Value]
+    ts: int
+    message_id: str = ""
+
+
+class ServiceReplied(Uplink, frozen=True, kw_only=True, tag="service_reply"):
+    """A device's answer to a call: ``service`` is ``set`` for a property set."""
+
+    call_id: str
+    service: str
+    code: int
+    output: Value = None
+    message: str = ""
+
+
+class StatusChanged(Uplink, frozen=True, kw_only=True, tag="status"):
+    online: bool
+    reason: str = ""  # why it went: "disconnect", "keep alive timeout", "server restarted", …
+    address: str = ""  # host:port it connected from
+    gateway: DeviceRef | None = None  # the gateway it came or went through
+
+
+class FirmwareReported(Uplink, frozen=True, kw_only=True, tag="firmware"):
+    versions: dict[str, str]  # module ("default" for the device's own) → version
+
+
+class Registered(Uplink, frozen=True, kw_only=True, tag="registered"):
+    how: str  # the protocol's name for the flavour of registration
+
+
+class CommandSent(Uplink, frozen=True, kw_only=True, tag="command_sent"):
+    """The platform's record, in the device's stream: a call went to the device (``service``
+    ``set`` for a property set). Its answer comes as ``ServiceReplied`` with the same id."""
+
+    call_id: str
+    service: str
+    params: Value = None
+
+
+class CommandGivenUp(Uplink, frozen=True, kw_only=True, tag="command_given_up"):
+    """A call that was sent and waited for was given up before the device answered."""
+
+    call_id: str
+    service: str
+    why: str
+
+
+class Downlink(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    device: DeviceRef
+    call_id: str = ""  # given by the dialect when empty
+    # seconds to wait for the device's answer; None: sent, not waited for
+    timeout: float | None = None
+
+
+class SetProperties(Downlink, frozen=True, kw_only=True, tag="set_properties"):
+    values: dict[str, Value]
+
+
+class CallService(Downlink, frozen=True, kw_only=True, tag="call_service"):
+    service: str
+    params: dict[str, Value]
+
+
+class RawCall(Downlink, frozen=True, kw_only=True, tag="raw_call"):
+    """Raw bytes to a device, its raw answer in ``CommandResult.output`` (Alibaba's RRPC).
+    ``topic``: one of the device's own topics to call over, where its protocol allows one."""
+
+    payload: bytes
+    topic: str | None = None
+
+
+class PushDesired(Downlink, frozen=True, kw_only=True, tag="push_desired"):
+    values: dict[str, Value]
+
+
+class Outcome(enum.StrEnum):
+    REPLIED = "replied"  # the device answered (its code says how it went)
+    SENT = "sent"  # sent, not waited for
+    TIMED_OUT = "timed_out"
+    OFFLINE = "offline"  # the device is not connected: nothing was sent
+    REFUSED = "refused"  # it does not fit the device's thing model: nothing was sent
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True):
+    """What is wrong with a value or a call, by the identifier it concerns. ``code`` is the
+    device protocol's code for it (the thing model is Alibaba's, so are its codes)."""
+
+    code: int
+    identifier: str = ""
+    message: str = ""
+
+
+class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
+    call_id: str
+    outcome: Outcome
+    code: int  # the protocol's reply code (the device's, or the dialect's for the outcome)
+    output: Value = None
+    message: str = ""
+    problems: list[Problem] = []  # REFUSED: the call's; REPLIED: the device's output's
+
+
+UPLINKS: tuple[type[Uplink], ...] = (
+    PropertyValues,
+    EventRaised,
+    ServiceReplied,
+    StatusChanged,
+    FirmwareReported,
+    Registered,
+    CommandSent,
+    CommandGivenUp,
+)
+DOWNLINKS: tuple[type[Downlink], ...] = (SetProperties, CallService, RawCall, PushDesired)
+
+_uplink_decoder = msgspec.msgpack.Decoder(
+    PropertyValues
+    | EventRaised
+    | ServiceReplied
+    | StatusChanged
+    | FirmwareReported
+    | Registered
+    | CommandSent
+    | CommandGivenUp
+)
+_downlink_decoder = msgspec.msgpack.Decoder(SetProperties | CallService | RawCall | PushDesired)
+_result_decoder = msgspec.msgpack.Decoder(CommandResult)
+encode = msgspec.msgpack.encode
+
+
+def decode_uplink(data: bytes) -> Uplink:
+    result: Uplink = _uplink_decoder.decode(data)
+    return result
+
+
+def decode_downlink(data: bytes) -> Downlink:
+    result: Downlink = _downlink_decoder.decode(data)
+    return result
+
+
+def decode_result(data: bytes) -> CommandResult:
+    return _result_decoder.decode(data)
