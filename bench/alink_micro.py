@@ -13,10 +13,12 @@ import timeit
 from pathlib import Path
 
 from bench.devices import post_body
+from hongshan.bus.local import LocalBus
 from hongshan.dialects.alink import messages
 from hongshan.dialects.alink.dialect import AlinkDialect
 from hongshan.dialects.alink.topics import parse
-from hongshan.pipeline.uplink import Pipeline, Uplink, UplinkKind
+from hongshan.messages import DeviceRef, PropertyValues
+from hongshan.pipeline.uplink import Pipeline
 from hongshan.things.tsl import ThingModel
 from hongshan.twin.properties import PropertyTwin
 
@@ -32,7 +34,7 @@ def main() -> None:
         thing_model=lambda _pk: model,
         online=lambda _pk, _dn: True,
         publish=lambda _topic, _payload, _qos: None,
-        pipeline=Pipeline([twin]),
+        bus=LocalBus(Pipeline([twin]), protocol_of=lambda _pk: "alink"),
     )
     posts = [post_body(n) for n in range(64)]
     counter = iter(range(10**9))
@@ -41,13 +43,9 @@ def main() -> None:
         dialect.on_message(TOPIC, posts[next(counter) & 63])
 
     params = messages.decode_request(posts[0]).params
-    uplink = Uplink(
-        product_key="a1BenchLamp",
-        device_name="lamp-00001",
-        kind=UplinkKind.PROPERTY_POST,
-        params=params,
-        ts=int(time.time() * 1000),
-        msg_id="1",
+    now = int(time.time() * 1000)
+    uplink = PropertyValues(
+        device=DeviceRef("a1BenchLamp", "lamp-00001"), received=now, values=params, ts=now
     )
     parts = {
         "on_message (all of it)": one_post,

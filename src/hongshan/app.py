@@ -12,15 +12,17 @@ import time
 import zoneinfo
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 import uvicorn
 
+from hongshan import messages as m
 from hongshan.api.token import TOKEN_FILE, load_or_create_token
 from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Authorizer, Client
 from hongshan.broker.message import Message, Refused
 from hongshan.broker.server import Broker
+from hongshan.bus.local import LocalBus
 from hongshan.config import Settings
 from hongshan.dialects.alink import desired, gateway, ntp, ota, shadows
 from hongshan.dialects.alink import dialect as alink
@@ -48,9 +50,9 @@ from hongshan.identity.secret_box import SecretBox, load_or_create_key
 from hongshan.mqtt.memo import TopicMemo
 from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.pipeline.history import HistoryStage
-from hongshan.pipeline.uplink import Pipeline
+from hongshan.pipeline.uplink import stages_of_a_town
 from hongshan.private_file import private_data_dir
-from hongshan.store.history.model import LogKind
+from hongshan.services.commands import DeviceCommands
 from hongshan.store.history.retention import Retention
 from hongshan.store.history.sqlite import SQLiteHistory
 
@@ -120,7 +122,8 @@ class Platform:
         self._auto_subscribed: set[str] = set()  # device client ids with _ss=1
         self._owners_changed = 0  # bumped when who receives automatic subscriptions changes
         self.admin_token = ""
-        self.pipeline = Pipeline([self.twin])
+        self.bus: LocalBus
+        self.commands: DeviceCommands
 
     async def start(self) -> None:
         try:
@@ -158,12 +161,13 @@ class Platform:
         self.history = history = await _open_history(settings, retention, history_file)
         self._closing.push_async_callback(history.close)  # (after the broker: pushed first)
         history.start()
-        self.pipeline.stages.append(HistoryStage(history))
+        pipeline = stages_of_a_town(twin=self.twin, history=HistoryStage(history))
         key_file = Path(settings.secret_key_file or data_dir / "secret.key")
         key = await asyncio.to_thread(load_or_create_key, key_file)
         registry_url = settings.registry_url or f"sqlite:///{data_dir / 'registry.db'}"
         self.registry = registry = await SQLRegistry.open(registry_url, SecretBox(key))
         self._closing.push_async_callback(registry.close)
+        self.bus = bus = LocalBus(pipeline, protocol_of=_protocol_of(registry))
         self.twin.restore(await registry.properties.load())
         await self._after_restart()
         saver = asyncio.get_running_loop().create_task(self._save_properties())
@@ -185,17 +189,17 @@ class Platform:
             settings, authenticator=authenticator, authorizer=authorizer, store=store
         )
         publish = broker.publish_from_server
+        self.commands = DeviceCommands(bus, registry.thing_model_of, broker.background)
         self.alink = alink.AlinkDialect(
             thing_model=registry.thing_model_of,
             online=registry.is_online,
             publish=publish,
-            pipeline=self.pipeline,
+            bus=bus,
             speaks_for=lambda poster, pk, dn: self.gateways.carrier.get((pk, dn)) == poster,
             taken=lambda device, key: history.add_taken(device, key, _now_ms()),
             was_taken=history.was_taken,
-            sent=self._sent,
-            unanswered=self._unanswered,
         )
+        bus.serve("alink", self.alink.send)
         self.shadows = shadows.ShadowService(
             await registry.shadows.load(),
             save=registry.shadows.save,
@@ -216,7 +220,7 @@ class Platform:
             await registry.desired.load(),
             save=registry.desired.save,
             publish=publish,
-            push=self._push_desired,
+            push=lambda pk, dn, values: self.commands.push_desired(m.DeviceRef(pk, dn), values),
             online=registry.is_online,
         )
         ntp_service = ntp.NtpService(publish)
@@ -295,8 +299,13 @@ class Platform:
                 continue  # (deleted since: its history stays, it has no status)
             registry.device_disconnected(*device)
             if last.get(device) != "offline":
-                body = {"reason": "server restarted"}
-                history.add_log(device, LogKind.STATUS, "offline", now, body)
+                gone = m.StatusChanged(
+                    device=m.DeviceRef(*device),
+                    received=now,
+                    online=False,
+                    reason="server restarted",
+                )
+                self.bus.publish(gone)
         if stale:
             await history.committed()  # (said before anyone can ask)
         if changed or stale:
@@ -322,31 +331,29 @@ class Platform:
             return True
         if isinstance(answer, MalformedMessage):
             return NOT_ALINK
-        if not message.qos:
-            return None
-        return answer or self.history.committed()
+        return answer or None
 
-    def _sent(self, device: tuple[str, str], method: str, params: Any, msg_id: str) -> None:
-        """A property set or service call went to a device: a line in its history."""
-        kind, identifier = _call_line(method)
-        self.history.add_log(device, kind, identifier, _now_ms(), {"id": msg_id, "params": params})
-
-    def _unanswered(self, device: tuple[str, str], method: str, msg_id: str, why: str) -> None:
-        """A call given up before the device answered (shutdown): a line after its own."""
-        kind, identifier = _call_line(method)
-        self.history.add_log(device, kind, identifier, _now_ms(), {"id": msg_id, "outcome": why})
-
-    def _status(self, device: tuple[str, str], online: bool, **body: str) -> None:
+    def _status(
+        self,
+        device: tuple[str, str],
+        online: bool,
+        *,
+        address: str = "",
+        reason: str = "",
+        gateway: tuple[str, str] | None = None,
+    ) -> None:
         """A device came or went: its status topic for rules, and a line in its history."""
-        self.alink.device_status(*device, online=online, address=body.get("address", ""))
-        state = "online" if online else "offline"
-        self.history.add_log(device, LogKind.STATUS, state, _now_ms(), body)
-
-    def _push_desired(self, pk: str, dn: str, params: dict[str, Any]) -> None:
-        """Desired values as a property set (not waiting for the reply: the device clears
-        them with desired/delete once applied)."""
-        task = asyncio.ensure_future(self.alink.set_properties(pk, dn, params))
-        self.broker.background(task)
+        self.alink.device_status(*device, online=online, address=address)
+        self.bus.publish(
+            m.StatusChanged(
+                device=m.DeviceRef(*device),
+                received=_now_ms(),
+                online=online,
+                address=address,
+                reason=reason,
+                gateway=m.DeviceRef(*gateway) if gateway is not None else None,
+            )
+        )
 
     async def _save_properties(self) -> None:
         """Every second, the latest values of the devices that posted (``PropertyTwin``)."""
@@ -476,7 +483,7 @@ class Platform:
         if self.presence.came(sub, Way.GATEWAY):  # (not when it is connected on its own too)
             address = self.broker.address_of(carrier)
             self.registry.device_connected(*sub, address)
-            self._status(sub, True, address=address, gateway="&".join(gateway))
+            self._status(sub, True, address=address, gateway=gateway)
         self.desired.device_online(*sub)
 
     def sub_logout(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
@@ -488,7 +495,7 @@ class Platform:
         self.broker.access_changed(carrier)  # and whatever of the sub's it subscribed to itself
         if self.presence.went(sub, Way.GATEWAY):  # (its own connection may still hold it)
             self.registry.device_disconnected(*sub)
-            self._status(sub, False, reason="logged out", gateway="&".join(gateway))
+            self._status(sub, False, reason="logged out", gateway=gateway)
 
     def _forget(self, product_key: str, device_name: str) -> None:
         """A deleted device: nothing of it stays in memory (its rows went with it)."""
@@ -528,11 +535,13 @@ async def _open_history(
     return await PostgresHistory.open(url, retention=retention, time_zone=settings.time_zone)
 
 
-def _call_line(method: str) -> tuple[LogKind, str]:
-    """The kind and identifier of a call's lines in a device's history."""
-    if method == "thing.service.property.set":
-        return LogKind.PROPERTY_SET, "set"
-    return LogKind.SERVICE_CALL, method.removeprefix("thing.service.")
+def _protocol_of(registry: SQLRegistry) -> Callable[[str], str | None]:
+    """Which dialect a product's devices speak (None: no such product)."""
+
+    def protocol_of(product_key: str) -> str | None:
+        return "alink" if registry.product_view(product_key) is not None else None
+
+    return protocol_of
 
 
 def _now_ms() -> int:

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from hongshan.pipeline.uplink import Uplink, UplinkKind
+from hongshan.messages import DeviceRef, EventRaised, PropertyValues
 from hongshan.twin.properties import PropertyTwin
 
+LAMP = DeviceRef("a1BenchLamp", "lamp-1")
 
-def post(params: dict[str, Any], ts: int, times: dict[str, int] | None = None) -> Uplink:
-    return Uplink(
-        product_key="a1BenchLamp",
-        device_name="lamp-1",
-        kind=UplinkKind.PROPERTY_POST,
-        params=params,
-        ts=ts,
-        msg_id="1",
-        times=times or {},
-    )
+
+def post(params: dict[str, Any], ts: int, times: dict[str, int] | None = None) -> PropertyValues:
+    return PropertyValues(device=LAMP, received=ts, values=params, ts=ts, device_time=times or {})
 
 
 def latest(twin: PropertyTwin) -> dict[str, tuple[Any, int]]:
@@ -43,14 +37,6 @@ def test_newer_values_win_and_late_ones_do_not() -> None:
 
 def test_other_uplinks_do_not_touch_properties() -> None:
     twin = PropertyTwin()
-    event = Uplink(
-        product_key="a1BenchLamp",
-        device_name="lamp-1",
-        kind=UplinkKind.EVENT_POST,
-        identifier="LampFault",
-        params={"FaultCode": 1},
-        ts=1,
-        msg_id="2",
-    )
+    event = EventRaised(device=LAMP, received=1, event="LampFault", params={"FaultCode": 1}, ts=1)
     twin.on_uplink(event)
     assert latest(twin) == {}

@@ -19,8 +19,10 @@ import pytest
 
 from alibaba_device import make_device, make_product, online_lamp, signed
 from broker_peers import TIMEOUT, V5, V311, Paho
+from hongshan.bus.local import LocalBus
 from hongshan.dialects.alink.dialect import REMEMBERED_IDS, AlinkDialect
-from hongshan.pipeline.uplink import Uplink
+from hongshan.messages import Uplink
+from hongshan.pipeline.uplink import Pipeline
 from hongshan.store.history.model import LogKind
 
 HOUR = 3_600_000
@@ -130,6 +132,9 @@ class _Uplinks:
     def on_uplink(self, uplink: Uplink) -> None:
         self.received.append(uplink)
 
+    def bus(self) -> LocalBus:
+        return LocalBus(Pipeline([self]), protocol_of=lambda _pk: "alink")
+
 
 def test_repeats_are_known_by_a_digest_not_by_the_message() -> None:
     """Issue 12 case 1 (review): to answer a repeated post again, the dialect kept each
@@ -142,7 +147,7 @@ def test_repeats_are_known_by_a_digest_not_by_the_message() -> None:
         thing_model=lambda _pk: None,
         online=lambda _pk, _dn: True,
         publish=lambda topic, payload, _qos: replies.append((topic, payload)),
-        pipeline=uplinks,
+        bus=uplinks.bus(),
     )
     padding = "x" * 256 * 1024  # a field the message may carry, and the dialect skips
     tracemalloc.start()
@@ -175,7 +180,7 @@ def test_a_refused_message_is_not_held_after_its_answer() -> None:
         thing_model=lambda _pk: None,
         online=lambda _pk, _dn: True,
         publish=lambda _topic, _payload, _qos: None,
-        pipeline=_Uplinks(),
+        bus=_Uplinks().bus(),
     )
     topic = "/sys/pk/lamp-0/thing/event/property/post"
     gc.disable()  # (as between two of its rounds)

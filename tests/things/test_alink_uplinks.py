@@ -16,7 +16,7 @@ from hongshan.dialects.alink.uplinks import (
     pack_uplinks,
     property_uplink,
 )
-from hongshan.pipeline.uplink import Uplink, UplinkKind
+from hongshan.messages import EventRaised, PropertyValues
 from hongshan.things.tsl import ThingModel
 
 DATA = Path(__file__).parent / "data"
@@ -76,9 +76,9 @@ def test_a_property_post_keeps_device_times() -> None:
     made = property_uplink(
         LAMP, *SUB, {"Brightness": {"value": 30, "time": NOW - 1000}, "LightSwitch": 1}, "1", NOW
     )
-    assert isinstance(made, Uplink)
-    assert made.params == {"Brightness": 30, "LightSwitch": 1}
-    assert made.times == {"Brightness": NOW - 1000} and made.ts == NOW - 1000
+    assert isinstance(made, PropertyValues)
+    assert made.values == {"Brightness": 30, "LightSwitch": 1}
+    assert made.device_time == {"Brightness": NOW - 1000} and made.ts == NOW - 1000
 
 
 @pytest.mark.parametrize(
@@ -92,11 +92,15 @@ def test_a_property_post_keeps_device_times() -> None:
 )
 def test_device_times_are_kept_when_plausible(claimed: int, kept: int) -> None:
     made = property_uplink(LAMP, *SUB, {"Brightness": {"value": 30, "time": claimed}}, "1", NOW)
-    assert isinstance(made, Uplink) and made.times == {"Brightness": kept} and made.ts == kept
+    assert (
+        isinstance(made, PropertyValues)
+        and made.device_time == {"Brightness": kept}
+        and made.ts == kept
+    )
     event = event_uplink(
         LAMP, *SUB, "LampFault", {"value": {"FaultCode": 1}, "time": claimed}, "1", NOW
     )
-    assert isinstance(event, Uplink) and event.ts == kept
+    assert isinstance(event, EventRaised) and event.ts == kept
 
 
 def test_a_history_post_for_the_device_and_its_logged_in_sub_device() -> None:
@@ -112,11 +116,11 @@ def test_a_history_post_for_the_device_and_its_logged_in_sub_device() -> None:
     ]
     made = history_uplinks(model_of, GW, params, "9", NOW, speaks)
     assert isinstance(made, list)
-    kinds = [(u.kind, u.ts, u.product_key) for u in made]
+    kinds = [(type(u), u.ts, u.device.product) for u in made]  # type: ignore[attr-defined]
     assert kinds == [
-        (UplinkKind.PROPERTY_POST, NOW - 3000, SUB[0]),
-        (UplinkKind.PROPERTY_POST, NOW - 2000, SUB[0]),
-        (UplinkKind.EVENT_POST, NOW - 2500, SUB[0]),
+        (PropertyValues, NOW - 3000, SUB[0]),
+        (PropertyValues, NOW - 2000, SUB[0]),
+        (EventRaised, NOW - 2500, SUB[0]),
     ]
 
 
@@ -150,10 +154,10 @@ def test_a_pack_post() -> None:
     }
     made = pack_uplinks(model_of, GW, params, "5", NOW, speaks)
     assert isinstance(made, list)
-    assert [(u.product_key, u.kind) for u in made] == [
-        (GW[0], UplinkKind.PROPERTY_POST),
-        (SUB[0], UplinkKind.PROPERTY_POST),
-        (SUB[0], UplinkKind.EVENT_POST),
+    assert [(u.device.product, type(u)) for u in made] == [
+        (GW[0], PropertyValues),
+        (SUB[0], PropertyValues),
+        (SUB[0], EventRaised),
     ]
     bad = {"subDevices": [{"identity": {"productKey": OTHER[0], "deviceName": OTHER[1]}}]}
     refused = pack_uplinks(model_of, GW, bad, "5", NOW, speaks)
@@ -167,5 +171,5 @@ def test_a_pack_post() -> None:
 def test_without_a_model_stamped_values_are_still_read() -> None:
     stamped = {"CPU": {"value": 12, "time": NOW - 900}, "Mem": 40}
     made = property_uplink(None, *GW, stamped, "1", NOW)
-    assert isinstance(made, Uplink)
-    assert made.params == {"CPU": 12, "Mem": 40} and made.times == {"CPU": NOW - 900}
+    assert isinstance(made, PropertyValues)
+    assert made.values == {"CPU": 12, "Mem": 40} and made.device_time == {"CPU": NOW - 900}

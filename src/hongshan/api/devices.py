@@ -12,7 +12,9 @@ from litestar import delete, get, patch, post, put
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from hongshan.dialects.alink.dialect import MAX_WAIT, CallResult, InvalidCall
+from hongshan import messages
+from hongshan.messages import MAX_WAIT, CommandResult, Problem
+from hongshan.services.commands import InvalidCall
 from hongshan.things import naming
 from hongshan.things.model import Device, DeviceFilter, DeviceState, Location, RegistryError
 from hongshan.twin.desired import VersionConflict
@@ -129,6 +131,30 @@ class RrpcCall(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
     payload_base64: str | None = None  # or bytes
     topic: str | None = None  # one of the device's own custom topics: RRPC over it
     timeout: float = 5.0
+
+
+class CallAnswer(msgspec.Struct, kw_only=True, rename="camel"):
+    """A device's answer to a property set or a service call, or ours when it gave none:
+    ``outcome`` replied, sent (not waited for), timed_out, offline; ``code`` the protocol's
+    (an Alink device's 200, or 9200 offline, 5005 timeout)."""
+
+    msg_id: str
+    outcome: str
+    code: int
+    data: Any = None
+    message: str = ""
+    problems: list[Problem] = []  # the reply's data does not fit the model
+
+    @classmethod
+    def of(cls, result: CommandResult) -> CallAnswer:
+        return cls(
+            msg_id=result.call_id,
+            outcome=result.outcome,
+            code=result.code,
+            data=result.output,
+            message=result.message,
+            problems=result.problems,
+        )
 
 
 class RrpcAnswer(msgspec.Struct, kw_only=True, rename="camel"):
@@ -290,18 +316,23 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
     @post(DEVICE + "/properties", status_code=200)
     async def set_properties(
         pk: FromPath[str], dn: FromPath[str], data: JSONBody[PropertySet]
-    ) -> CallResult:
+    ) -> CallAnswer:
         known(pk, dn)
         _wait_within("wait", data.wait)
-        return await platform.alink.set_properties(pk, dn, data.params, wait=data.wait)
+        result = await platform.commands.set(
+            messages.DeviceRef(pk, dn), data.params, wait=data.wait
+        )
+        return CallAnswer.of(result)
 
     @post(DEVICE + "/services/{identifier:str}", status_code=200)
     async def invoke(
         pk: FromPath[str], dn: FromPath[str], identifier: FromPath[str], data: JSONBody[ServiceCall]
-    ) -> CallResult:
+    ) -> CallAnswer:
         known(pk, dn)
         _wait_within("timeout", data.timeout)
-        return await platform.alink.invoke(pk, dn, identifier, data.params, wait=data.timeout)
+        device = messages.DeviceRef(pk, dn)
+        result = await platform.commands.call(device, identifier, data.params, wait=data.timeout)
+        return CallAnswer.of(result)
 
     @get(DEVICE + "/shadow")
     async def shadow(pk: FromPath[str], dn: FromPath[str]) -> ShadowView:
@@ -366,13 +397,14 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
             )
         except ValueError:
             raise RegistryError("payloadBase64 is not base64", "invalid") from None
-        result = await platform.alink.rrpc(pk, dn, raw, wait=data.timeout, topic=data.topic)
-        answer = RrpcAnswer(msg_id=result.msg_id, code=result.code, message=result.message)
-        if isinstance(result.data, bytes):
+        device = messages.DeviceRef(pk, dn)
+        result = await platform.commands.raw(device, raw, wait=data.timeout, topic=data.topic)
+        answer = RrpcAnswer(msg_id=result.call_id, code=result.code, message=result.message)
+        if isinstance(result.output, bytes):
             try:
-                answer.payload = result.data.decode()
+                answer.payload = result.output.decode()
             except UnicodeDecodeError:
-                answer.payload_base64 = base64.b64encode(result.data).decode()
+                answer.payload_base64 = base64.b64encode(result.output).decode()
         return answer
 
     return [

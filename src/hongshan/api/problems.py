@@ -10,9 +10,9 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
-from hongshan.dialects.alink.dialect import InvalidCall
 from hongshan.errors import HongshanError, ShuttingDown, StoreUnavailable
 from hongshan.failure_log import FailureLog
+from hongshan.services.commands import InvalidCall
 from hongshan.store.faults import store_failure
 from hongshan.store.history.model import HistoryProblem
 from hongshan.things.model import RegistryError

@@ -40,6 +40,11 @@ import msgspec
 
 Value = Any  # a property's or parameter's value as JSON has it
 
+# The longest any command waits for a device's answer, in seconds: Alibaba's own limit for RRPC
+# and synchronous services (RRpc, InvokeThingService: Timeout 1,000 to 8,000 ms). A later answer
+# is not lost: it comes as ``ServiceReplied`` and is kept in the device's history.
+MAX_WAIT = 8.0
+
 
 class DeviceRef(msgspec.Struct, frozen=True, array_like=True):
     """One device of one product: the pair that names a device everywhere in the platform."""

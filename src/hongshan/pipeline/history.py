@@ -1,27 +1,73 @@
-"""The pipeline stage that keeps every accepted uplink in the history store."""
+"""The pipeline stage that keeps every uplink in the history store: values as points, the
+rest as lines of the device's log."""
 
 from __future__ import annotations
 
-from hongshan.pipeline.uplink import Uplink, UplinkKind
-from hongshan.store.history.model import HistoryStore, LogKind
+from collections.abc import Awaitable
+from typing import Any
 
-_LOGGED = {UplinkKind.EVENT_POST: LogKind.EVENT, UplinkKind.SERVICE_REPLY: LogKind.SERVICE_REPLY}
+from hongshan import messages as m
+from hongshan.store.history.model import HistoryStore, LogKind
 
 
 class HistoryStage:
     def __init__(self, store: HistoryStore) -> None:
         self.store = store
 
-    def on_uplink(self, uplink: Uplink) -> None:
-        device = (uplink.product_key, uplink.device_name)
-        if uplink.kind is UplinkKind.PROPERTY_POST:
-            ts, times = uplink.ts, uplink.times
+    def on_uplink(self, uplink: m.Uplink) -> Awaitable[None] | None:
+        store = self.store
+        device = (uplink.device.product, uplink.device.device)
+        if type(uplink) is m.PropertyValues:
+            ts, times = uplink.ts, uplink.device_time
             if times:
-                points = [(k, times.get(k, ts), v) for k, v in uplink.params.items()]
-                self.store.add_points(device, points)
+                store.add_points(
+                    device, [(k, times.get(k, ts), v) for k, v in uplink.values.items()]
+                )
             else:  # no device time: ts is when the post arrived
-                points = [(k, ts, v) for k, v in uplink.params.items()]
-                self.store.add_points(device, points, arrival=True)
+                store.add_points(
+                    device, [(k, ts, v) for k, v in uplink.values.items()], arrival=True
+                )
         else:
-            kind = _LOGGED[uplink.kind]
-            self.store.add_log(device, kind, uplink.identifier, uplink.ts, uplink.params)
+            line = _line(uplink)
+            if line is None:
+                return None
+            kind, identifier, ts, body = line
+            store.add_log(device, kind, identifier, ts, body)
+        # an at-least-once message is acknowledged once what it said is durable
+        return store.committed() if uplink.key else None
+
+
+def _line(uplink: m.Uplink) -> tuple[LogKind, str, int, Any] | None:
+    """The log line an uplink other than values makes: (kind, identifier, time, body)."""
+    match uplink:
+        case m.EventRaised():
+            return LogKind.EVENT, uplink.event, uplink.ts, uplink.params
+        case m.ServiceReplied():
+            body = {
+                "id": uplink.call_id,
+                "code": uplink.code,
+                "data": uplink.output,
+                "message": uplink.message,
+            }
+            return LogKind.SERVICE_REPLY, uplink.service, uplink.received, body
+        case m.StatusChanged():
+            status: dict[str, str] = (
+                {"address": uplink.address} if uplink.online else {"reason": uplink.reason}
+            )
+            if uplink.gateway is not None:
+                status["gateway"] = f"{uplink.gateway.product}&{uplink.gateway.device}"
+            state = "online" if uplink.online else "offline"
+            return LogKind.STATUS, state, uplink.received, status
+        case m.CommandSent():
+            kind = LogKind.PROPERTY_SET if uplink.service == "set" else LogKind.SERVICE_CALL
+            body = {"id": uplink.call_id, "params": uplink.params}
+            return kind, uplink.service, uplink.received, body
+        case m.CommandGivenUp():
+            kind = LogKind.PROPERTY_SET if uplink.service == "set" else LogKind.SERVICE_CALL
+            return (
+                kind,
+                uplink.service,
+                uplink.received,
+                {"id": uplink.call_id, "outcome": uplink.why},
+            )
+    return None  # (firmware and registrations are the registry's, not the log's)

@@ -1,40 +1,21 @@
-"""One message from a device in the platform's own terms, whatever dialect it came in.
+"""The pipeline: the stages every uplink passes, in order, whatever dialect it came in.
 
-A dialect turns a publish into an ``Uplink`` once it has been checked against the thing model;
-nothing past the dialects sees a packet. Stages have one method (``on_uplink``) and run in the
-order the ``Pipeline`` was given them.
+A dialect checks a device's message against the thing model where it reads it (a refusal is
+answered at once, in the protocol's own terms, and goes no further) and publishes what fits as
+a neutral ``Uplink`` on the bus; the bus hands it to the ``Pipeline``. Each stage has one method,
+``on_uplink``, which returns what the device's acknowledgement must wait for, if anything (the
+history: the commit). The order is declared once, in ``stages_of_a_town``.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Iterable
+from typing import Protocol
 
-import msgspec
+from hongshan.messages import Uplink
 
 log = logging.getLogger("hongshan.pipeline")
-
-
-class UplinkKind(enum.StrEnum):
-    PROPERTY_POST = "property_post"  # params: {identifier: value}
-    EVENT_POST = "event_post"  # identifier: the event; params: its output values
-    SERVICE_REPLY = "service_reply"  # identifier: the service; params: its output values
-
-
-class Uplink(msgspec.Struct, frozen=True, kw_only=True):
-    product_key: str
-    device_name: str
-    kind: UplinkKind
-    params: dict[str, Any]
-    # ms since the epoch: the device's time when it gave a plausible one, else the arrival
-    ts: int
-    msg_id: str
-    identifier: str = ""
-    # per-property device times of a property post (identifier -> ms), when the device sent them
-    times: dict[str, int] = {}
-
 
 EARLIEST_MS = 946_684_800_000  # 2000-01-01: a device clock before this was never set
 FUTURE_SLACK_MS = 5 * 60_000  # a device clock may run this far ahead of ours
@@ -48,16 +29,31 @@ def device_time(claimed: int, now: int) -> int:
 
 
 class Stage(Protocol):
-    def on_uplink(self, uplink: Uplink) -> None: ...
+    def on_uplink(self, uplink: Uplink) -> Awaitable[None] | None: ...
 
 
 class Pipeline:
-    def __init__(self, stages: Iterable[Stage] = ()) -> None:
-        self.stages = list(stages)
+    """Runs each uplink through its stages in order. A stage's bug is logged and the others
+    still run; what the uplink's acknowledgement waits for is the last stage's that says."""
 
-    def on_uplink(self, uplink: Uplink) -> None:
+    def __init__(self, stages: Iterable[Stage]) -> None:
+        self.stages = tuple(stages)
+
+    def process(self, uplink: Uplink) -> Awaitable[None] | None:
+        waited: Awaitable[None] | None = None
         for stage in self.stages:
             try:
-                stage.on_uplink(uplink)
+                wait = stage.on_uplink(uplink)
             except Exception:  # one stage's bug must not stop the others
-                log.exception("stage %s failed on %s", type(stage).__name__, uplink.kind)
+                log.exception("stage %s failed on %s", type(stage).__name__, type(uplink).__name__)
+                continue
+            if wait is not None:
+                waited = wait
+        return waited
+
+
+def stages_of_a_town(*, twin: Stage, history: Stage) -> Pipeline:
+    """The one place the order is said: the latest values first (what the API and, later,
+    rules read), then the history, whose commit the acknowledgement waits for. Rules come after
+    the history (issue 14); the live feed is the bus's listeners, after every stage."""
+    return Pipeline((twin, history))

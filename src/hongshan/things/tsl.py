@@ -43,11 +43,11 @@ from typing import Any
 
 import msgspec
 
+from hongshan.messages import Problem
 from hongshan.things.tsl_check import (
     METHOD_NOT_FOUND,
     PARAM_NOT_EXIST,
     PARAMS_INVALID,
-    Problem,
     check_value,
     quick_check,
 )

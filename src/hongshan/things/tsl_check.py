@@ -51,8 +51,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 from hongshan.things.tsl_types import (
     FLOAT32_MAX,
     INT32_MAX,
@@ -81,14 +79,6 @@ DATE_INVALID = 6311
 STRUCT_INVALID = 6312
 ARRAY_SIZE_INVALID = 6324
 ARRAY_INVALID = 6328
-
-
-class Problem(msgspec.Struct, frozen=True, kw_only=True):
-    """One reason a message does not fit the model: the Alink code, whose value, and why."""
-
-    code: int
-    identifier: str
-    message: str
 
 
 # (code, message) of the first thing wrong with a value, or None when it fits.

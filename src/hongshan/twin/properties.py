@@ -6,11 +6,12 @@ dict lookup, which is what the API's device page and the rules need.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import msgspec
 
-from hongshan.pipeline.uplink import Uplink, UplinkKind
+from hongshan.messages import PropertyValues, Uplink
 
 
 class PropertyValue(msgspec.Struct, frozen=True):
@@ -27,28 +28,30 @@ class PropertyTwin:
         self._newest: dict[tuple[str, str], int] = {}  # the latest time of any of its values
         self._changed: set[tuple[str, str]] = set()
 
-    def on_uplink(self, uplink: Uplink) -> None:
-        if uplink.kind is not UplinkKind.PROPERTY_POST:
-            return
-        device = (uplink.product_key, uplink.device_name)
+    def on_uplink(self, uplink: Uplink) -> Awaitable[None] | None:
+        if type(uplink) is not PropertyValues:
+            return None
+        device = (uplink.device.product, uplink.device.device)
         values = self._latest.get(device)
         if values is None:
             values = self._latest[device] = {}
         ts = uplink.ts
         self._changed.add(device)
-        if not uplink.times and ts >= self._newest.get(device, 0):
+        times = uplink.device_time
+        if not times and ts >= self._newest.get(device, 0):
             # the usual post: one time for all, newer than anything kept
-            for identifier, value in uplink.params.items():
+            for identifier, value in uplink.values.items():
                 values[identifier] = PropertyValue(value, ts)
             self._newest[device] = ts
-            return
-        for identifier, value in uplink.params.items():
-            at = uplink.times.get(identifier, ts)
+            return None
+        for identifier, value in uplink.values.items():
+            at = times.get(identifier, ts)
             current = values.get(identifier)
             if current is None or current.time <= at:  # a late history post does not win
                 values[identifier] = PropertyValue(value, at)
                 if at > self._newest.get(device, 0):
                     self._newest[device] = at
+        return None
 
     def take_changes(self) -> dict[tuple[str, str], dict[str, tuple[Any, int]]]:
         """The current values of every device that changed since the last call."""

@@ -39,6 +39,8 @@ from typing import Any
 
 import msgspec
 
+from hongshan import messages as m
+from hongshan.bus import Bus
 from hongshan.dialects.alink import messages
 from hongshan.dialects.alink.messages import DEVICE_OFFLINE, SUCCESS, TIMEOUT, MalformedMessage
 from hongshan.dialects.alink.topics import DeviceTopic, Topic, parse, sync_service_topic
@@ -49,8 +51,8 @@ from hongshan.dialects.alink.uplinks import (
     pack_uplinks,
     property_uplink,
 )
-from hongshan.errors import HongshanError, ShuttingDown
-from hongshan.pipeline.uplink import Stage, Uplink, UplinkKind
+from hongshan.errors import ShuttingDown
+from hongshan.messages import MAX_WAIT, CommandResult, DeviceRef, Outcome, Uplink
 from hongshan.things.tsl import Problem, ThingModel
 
 log = logging.getLogger("hongshan.alink")
@@ -62,10 +64,6 @@ TAPS = ("/sys/+/+/thing/#", "/sys/+/+/rrpc/response/+", "/ext/rrpc/#")
 # stays online)
 REMEMBERED_IDS = 32
 DEFAULT_TIMEOUT = 5.0  # seconds; Alibaba's synchronous calls wait 5 s by default (at most 8)
-# The longest any call waits for a device's answer: Alibaba's own limit for RRPC and
-# synchronous services (RRpc, InvokeThingService: Timeout 1,000 to 8,000 ms). An asynchronous
-# call's later answer is not lost: it is kept in the device's history as a service reply.
-MAX_WAIT = 8.0
 
 _METHODS = {
     Topic.PROPERTY_POST: "thing.event.property.post",
@@ -79,8 +77,6 @@ Online = Callable[[str, str], bool]
 Device = tuple[str, str]
 Taken = Callable[[Device, bytes], None]
 WasTaken = Callable[[Device, bytes], "Awaitable[None] | None"]
-Sent = Callable[[Device, str, Any, str], None]  # (device, method, params, message id)
-Unanswered = Callable[[Device, str, str, str], None]  # (device, method, message id, why)
 
 
 def message_key(topic: str, msg_id: str, payload: bytes) -> bytes:
@@ -91,27 +87,44 @@ def message_key(topic: str, msg_id: str, payload: bytes) -> bytes:
     return digest.digest()
 
 
+def _service(method: str) -> str:
+    """A call's service as the platform names it: ``set`` for a property set."""
+    if method == "thing.service.property.set":
+        return "set"
+    return method.removeprefix("thing.service.")
+
+
 def _method(request: messages.Request, found: DeviceTopic) -> str:
     """The method a reply names: the request's own, else the one its topic implies."""
     return request.method or _METHODS.get(found.topic) or f"thing.event.{found.identifier}.post"
 
 
-class InvalidCall(HongshanError):
-    """A call to a device that does not fit its thing model; nothing was sent."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(f"{p.message} ({p.code})" for p in problems))
-        self.problems = problems
-
-
-class CallResult(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """A device's answer to a call (or ours, when it gave none: 9200 offline, 5005 timeout)."""
+class CallResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A device's answer to a call in Alink's words (or ours, when it gave none: 9200
+    offline, 5005 timeout); ``send`` gives it to the platform as a ``CommandResult``."""
 
     msg_id: str
+    outcome: Outcome
     code: int
     data: Any = None
     message: str = ""
     problems: list[Problem] = []  # the reply's data does not fit the model
+
+    def neutral(self) -> CommandResult:
+        return CommandResult(
+            call_id=self.msg_id,
+            outcome=self.outcome,
+            code=self.code,
+            output=self.data,
+            message=self.message,
+            problems=self.problems,
+        )
+
+
+def _offline(msg_id: str) -> CallResult:
+    return CallResult(
+        msg_id=msg_id, outcome=Outcome.OFFLINE, code=DEVICE_OFFLINE, message="device offline"
+    )
 
 
 class AlinkStats(msgspec.Struct, kw_only=True):
@@ -128,27 +141,22 @@ class AlinkDialect:
         thing_model: ProductModel,
         online: Online,
         publish: Publish,
-        pipeline: Stage,
+        bus: Bus,
         speaks_for: Callable[[tuple[str, str], str, str], bool] = lambda _poster, _pk, _dn: False,
         clock: Callable[[], float] = time.time,
         taken: Taken = lambda _device, _key: None,
         was_taken: WasTaken = lambda _device, _key: None,
-        sent: Sent = lambda _device, _method, _params, _msg_id: None,
-        unanswered: Unanswered = lambda _device, _method, _msg_id, _why: None,
     ) -> None:
         """``speaks_for(poster, pk, dn)``: may ``poster`` post for device (pk, dn) in a
-        history or pack post (a gateway, for a sub-device logged in through it).
-        ``unanswered``: a call that was ``sent`` was given up before its answer (shutdown)."""
+        history or pack post (a gateway, for a sub-device logged in through it)."""
         self._thing_model = thing_model
         self._online = online
         self._publish = publish
-        self._pipeline = pipeline
+        self._bus = bus
         self._speaks_for = speaks_for
         self._clock = clock
         self._taken = taken
         self._was_taken = was_taken
-        self._sent = sent
-        self._unanswered = unanswered
         self._stopping = False  # stop_calls() was called: no call waits or is sent
         # device -> the message_key of its recent accepted messages, oldest first (a dict
         # for its order); a repeat's reply is made again, as it is the same "success"
@@ -180,7 +188,7 @@ class AlinkDialect:
         sync = sync_service_topic(topic)
         if sync is not None:
             msg_id, call = sync
-            return self._on_reply(call, payload, msg_id=msg_id) or False
+            return self._on_reply(topic, call, payload, qos, msg_id=msg_id) or False
         custom = self._custom_rrpc.get(topic)
         if custom is not None:  # the device's answer to an RRPC over one of its own topics
             pk, dn, msg_id = custom
@@ -192,7 +200,7 @@ class AlinkDialect:
         self, topic: str, found: DeviceTopic, payload: bytes, qos: int = 0
     ) -> Awaitable[None] | MalformedMessage | None:
         if found.topic in (Topic.SERVICE_REPLY, Topic.PROPERTY_SET_REPLY):
-            return self._on_reply(found, payload)
+            return self._on_reply(topic, found, payload, qos)
         try:
             request = messages.decode_request(payload)
         except MalformedMessage as exc:
@@ -219,8 +227,9 @@ class AlinkDialect:
                 reply = messages.reply_bytes(request.id, SUCCESS, method, "success")
                 self._publish(topic + "_reply", reply, 0)
             return taken
-        made = self._uplinks(found, request.params, msg_id)
+        made = self._uplinks(found, request.params, msg_id, key)
         method = _method(request, found)
+        committed: Awaitable[None] | None = None
         if isinstance(made, Refusal):
             self.stats.rejected += 1
             log.info("%s: refused %s: %s %s", "&".join(device), method, made.code, made.message)
@@ -233,28 +242,28 @@ class AlinkDialect:
                 self._taken(device, key)
             if isinstance(made, list):
                 for uplink in made:
-                    self._pipeline.on_uplink(uplink)
+                    committed = self._bus.publish(uplink) or committed
             else:
-                self._pipeline.on_uplink(made)
+                committed = self._bus.publish(made)
         if request.wants_reply:
             self._publish(topic + "_reply", reply, 0)
-        return None
+        return committed
 
     def _uplinks(
-        self, found: DeviceTopic, params: Any, msg_id: str
+        self, found: DeviceTopic, params: Any, msg_id: str, key: bytes
     ) -> Uplink | list[Uplink] | Refusal:
         pk, dn = found.product_key, found.device_name
         now = int(self._clock() * 1000)
         kind = found.topic
         if kind is Topic.PROPERTY_POST:
-            return property_uplink(self._thing_model(pk), pk, dn, params, msg_id, now)
+            return property_uplink(self._thing_model(pk), pk, dn, params, msg_id, now, key)
         if kind is Topic.EVENT_POST:
             model = self._thing_model(pk)
-            return event_uplink(model, pk, dn, found.identifier, params, msg_id, now)
+            return event_uplink(model, pk, dn, found.identifier, params, msg_id, now, key)
         speaks = functools.partial(self._speaks_for, (pk, dn))
         if kind is Topic.HISTORY_POST:
-            return history_uplinks(self._thing_model, (pk, dn), params, msg_id, now, speaks)
-        return pack_uplinks(self._thing_model, (pk, dn), params, msg_id, now, speaks)
+            return history_uplinks(self._thing_model, (pk, dn), params, msg_id, now, speaks, key)
+        return pack_uplinks(self._thing_model, (pk, dn), params, msg_id, now, speaks, key)
 
     def _remember(self, device: tuple[str, str], key: int) -> None:
         remembered = self._accepted.get(device)
@@ -265,8 +274,13 @@ class AlinkDialect:
             del remembered[next(iter(remembered))]  # the oldest (dicts keep insertion order)
 
     def _on_reply(
-        self, found: DeviceTopic, payload: bytes, msg_id: str | None = None
-    ) -> MalformedMessage | None:
+        self,
+        topic: str,
+        found: DeviceTopic,
+        payload: bytes,
+        qos: int,
+        msg_id: str | None = None,
+    ) -> Awaitable[None] | MalformedMessage | None:
         try:
             reply = messages.decode_reply(payload)
         except MalformedMessage as exc:  # (a reply is not answered: refused, and counted)
@@ -274,20 +288,20 @@ class AlinkDialect:
             log.info("%s&%s: not an Alink reply: %s", found.device_name, found.product_key, exc)
             return messages.unraised(exc)
         msg_id = msg_id or str(reply.id)
-        body = {"id": msg_id, "code": reply.code, "data": reply.data, "message": reply.message}
-        self._pipeline.on_uplink(
-            Uplink(
-                product_key=found.product_key,
-                device_name=found.device_name,
-                kind=UplinkKind.SERVICE_REPLY,
-                identifier=found.identifier or "set",
-                params=body,
-                ts=int(self._clock() * 1000),
-                msg_id=msg_id,
+        committed = self._bus.publish(
+            m.ServiceReplied(
+                device=DeviceRef(found.product_key, found.device_name),
+                received=int(self._clock() * 1000),
+                key=message_key(topic, msg_id, payload) if qos else b"",
+                call_id=msg_id,
+                service=found.identifier or "set",
+                code=reply.code,
+                output=reply.data,
+                message=reply.message or "",
             )
         )
         self._resolve(found, msg_id, reply.code, reply.data, reply.message)
-        return None
+        return committed
 
     def _resolve(
         self,
@@ -308,7 +322,12 @@ class AlinkDialect:
                 problems = model.check_service_output(found.identifier, data or {})
         future.set_result(
             CallResult(
-                msg_id=msg_id, code=code, data=data, message=message or "", problems=problems
+                msg_id=msg_id,
+                outcome=Outcome.REPLIED,
+                code=code,
+                data=data,
+                message=message or "",
+                problems=problems,
             )
         )
         return True
@@ -318,19 +337,28 @@ class AlinkDialect:
     def _next_id(self) -> str:
         return str(next(self._ids))
 
-    def _check_call(self, pk: str, identifier: str, params: Any) -> None:
-        model = self._thing_model(pk)
-        if model is None:
-            return
-        problems = model.check_service_input(identifier, params)
-        if problems:
-            raise InvalidCall(problems)
+    async def send(self, command: m.Downlink) -> CommandResult:
+        """Carry a command to a device (``DeviceCommands`` has checked it against the thing
+        model) and its answer back."""
+        pk, dn = command.device.product, command.device.device
+        match command:
+            case m.SetProperties() | m.PushDesired():
+                result = await self.set_properties(pk, dn, command.values, wait=command.timeout)
+            case m.CallService():
+                result = await self.invoke(
+                    pk, dn, command.service, command.params, wait=command.timeout
+                )
+            case m.RawCall():
+                timeout = command.timeout or DEFAULT_TIMEOUT
+                result = await self.rrpc(pk, dn, command.payload, wait=timeout, topic=command.topic)
+            case _:
+                raise TypeError(f"not a command the Alink dialect carries: {command!r}")
+        return result.neutral()
 
     async def set_properties(
         self, pk: str, dn: str, params: dict[str, Any], *, wait: float | None = None
     ) -> CallResult:
         """Ask a device to set properties; ``wait`` seconds for its reply (None: do not wait)."""
-        self._check_call(pk, "set", params)
         topic = f"/sys/{pk}/{dn}/thing/service/property/set"
         return await self._call(pk, dn, topic, "thing.service.property.set", params, wait)
 
@@ -344,7 +372,6 @@ class AlinkDialect:
         wait: float | None = DEFAULT_TIMEOUT,
     ) -> CallResult:
         """Call a service: synchronously over RRPC when the model says ``callType: sync``."""
-        self._check_call(pk, identifier, params)
         model = self._thing_model(pk)
         service = model.service_map.get(identifier) if model is not None else None
         method = f"thing.service.{identifier}"
@@ -366,7 +393,7 @@ class AlinkDialect:
         topic (``/ext/rrpc/{msgId}{topic}``, answered on the same topic)."""
         self._may_call(wait)
         if not self._online(pk, dn):
-            return CallResult(msg_id="", code=DEVICE_OFFLINE, message="device offline")
+            return _offline("")
         msg_id = self._next_id()
         future = self._expect(pk, dn, msg_id)
         if topic is None:
@@ -395,12 +422,20 @@ class AlinkDialect:
         self._may_call(wait or None)
         msg_id = msg_id or self._next_id()
         if not self._online(pk, dn):
-            return CallResult(msg_id=msg_id, code=DEVICE_OFFLINE, message="device offline")
+            return _offline(msg_id)
         future = self._expect(pk, dn, msg_id) if wait else None
         self._publish(topic, messages.call_bytes(msg_id, method, params), 1)
-        self._sent((pk, dn), method, params, msg_id)
+        self._bus.publish(
+            m.CommandSent(
+                device=DeviceRef(pk, dn),
+                received=int(self._clock() * 1000),
+                call_id=msg_id,
+                service=_service(method),
+                params=params,
+            )
+        )
         if future is None:
-            return CallResult(msg_id=msg_id, code=SUCCESS, message="sent")
+            return CallResult(msg_id=msg_id, outcome=Outcome.SENT, code=SUCCESS, message="sent")
         assert wait is not None
         return await self._wait(pk, dn, msg_id, future, wait, method)
 
@@ -429,10 +464,23 @@ class AlinkDialect:
         try:
             return await asyncio.wait_for(future, wait)
         except TimeoutError:
-            return CallResult(msg_id=msg_id, code=TIMEOUT, message="the device did not answer")
+            return CallResult(
+                msg_id=msg_id,
+                outcome=Outcome.TIMED_OUT,
+                code=TIMEOUT,
+                message="the device did not answer",
+            )
         except ShuttingDown:
             if method is not None:
-                self._unanswered((pk, dn), method, msg_id, "shutting down")
+                self._bus.publish(
+                    m.CommandGivenUp(
+                        device=DeviceRef(pk, dn),
+                        received=int(self._clock() * 1000),
+                        call_id=msg_id,
+                        service=_service(method),
+                        why="shutting down",
+                    )
+                )
             raise
         finally:
             self._waiting.pop((pk, dn, msg_id), None)

@@ -14,7 +14,8 @@ from typing import Any
 import msgspec
 
 from hongshan.dialects.alink.messages import REQUEST_INVALID
-from hongshan.pipeline.uplink import Uplink, UplinkKind, device_time
+from hongshan.messages import DeviceRef, EventRaised, PropertyValues, Uplink
+from hongshan.pipeline.uplink import device_time
 from hongshan.things.tsl import ThingModel
 
 ModelOf = Callable[[str], ThingModel | None]
@@ -31,35 +32,35 @@ def _invalid(message: str) -> Refusal:
 
 
 def property_uplink(
-    model: ThingModel | None, pk: str, dn: str, params: Any, msg_id: str, now: int
-) -> Uplink | Refusal:
+    model: ThingModel | None, pk: str, dn: str, params: Any, msg_id: str, now: int, key: bytes = b""
+) -> PropertyValues | Refusal:
     times: dict[str, int] = {}
     if model is not None:
         problems, values, times = model.read_property_post(params)
         if problems:
             return Refusal(problems[0].code, problems[0].message)
         if times:
-            times = {key: device_time(at, now) for key, at in times.items()}
+            times = {name: device_time(at, now) for name, at in times.items()}
     elif isinstance(params, dict) and params:
         # no model to say what a value is: {"value", "time"} is read as a stamped value
         values = {}
-        for key, raw in params.items():
+        for name, raw in params.items():
             if isinstance(raw, dict) and "value" in raw and raw.keys() <= {"value", "time"}:
-                values[key] = raw["value"]
+                values[name] = raw["value"]
                 if str(raw.get("time", "")).isdigit():
-                    times[key] = device_time(int(raw["time"]), now)
+                    times[name] = device_time(int(raw["time"]), now)
             else:
-                values[key] = raw
+                values[name] = raw
     else:
         return _invalid("params must be an object")
-    return Uplink(
-        product_key=pk,
-        device_name=dn,
-        kind=UplinkKind.PROPERTY_POST,
-        params=values,
-        times=times,
+    return PropertyValues(
+        device=DeviceRef(pk, dn),
+        received=now,
+        key=key,
+        values=values,
+        device_time=times,
         ts=max(times.values()) if times else now,
-        msg_id=msg_id,
+        message_id=msg_id,
     )
 
 
@@ -71,7 +72,8 @@ def event_uplink(
     params: Any,
     msg_id: str,
     now: int,
-) -> Uplink | Refusal:
+    key: bytes = b"",
+) -> EventRaised | Refusal:
     if model is not None:
         problems = model.check_event_post(identifier, params)
         if problems:
@@ -83,14 +85,14 @@ def event_uplink(
         if str(params.get("time", "")).isdigit():
             ts = device_time(int(params["time"]), now)
         params = params["value"]
-    return Uplink(
-        product_key=pk,
-        device_name=dn,
-        kind=UplinkKind.EVENT_POST,
-        identifier=identifier,
+    return EventRaised(
+        device=DeviceRef(pk, dn),
+        received=now,
+        key=key,
+        event=identifier,
         params=params if isinstance(params, dict) else {"value": params},
         ts=ts,
-        msg_id=msg_id,
+        message_id=msg_id,
     )
 
 
@@ -122,6 +124,7 @@ def _device_part(
     events: Any,
     msg_id: str,
     now: int,
+    key: bytes = b"",
 ) -> list[Uplink]:
     """One device's properties (``{id: {value, time}}``) and events (``{id: {value, time}}``)."""
     pk, dn = device
@@ -131,15 +134,15 @@ def _device_part(
         if part is not None and not isinstance(part, dict):
             raise _Refused(_invalid(f"{name} must be an object"))
     if properties:
-        made = property_uplink(model, pk, dn, properties, msg_id, now)
-        if isinstance(made, Refusal):
-            raise _Refused(made)
-        uplinks.append(made)
+        values = property_uplink(model, pk, dn, properties, msg_id, now, key)
+        if isinstance(values, Refusal):
+            raise _Refused(values)
+        uplinks.append(values)
     for identifier, value in (events or {}).items():
-        made = event_uplink(model, pk, dn, identifier, value, msg_id, now)
-        if isinstance(made, Refusal):
-            raise _Refused(made)
-        uplinks.append(made)
+        event = event_uplink(model, pk, dn, identifier, value, msg_id, now, key)
+        if isinstance(event, Refusal):
+            raise _Refused(event)
+        uplinks.append(event)
     return uplinks
 
 
@@ -150,6 +153,7 @@ def history_uplinks(
     msg_id: str,
     now: int,
     speaks: Speaks,
+    key: bytes = b"",
 ) -> list[Uplink] | Refusal:
     """``thing.event.property.history.post``: ``[{identity?, properties: [{id: {value,
     time}}], events: [{id: {value, time}}]}]`` — values the device kept while offline."""
@@ -161,14 +165,14 @@ def history_uplinks(
             if not isinstance(part, dict):
                 return _invalid("each entry must be an object")
             device = _identity(part, poster, speaks)
-            for key in ("properties", "events"):
-                if not isinstance(part.get(key, []), list):
-                    return _invalid(f"{key} must be a list")
+            for name in ("properties", "events"):
+                if not isinstance(part.get(name, []), list):
+                    return _invalid(f"{name} must be a list")
             before = len(uplinks)
             for properties in part.get("properties", []):
-                uplinks += _device_part(model_of, device, properties, None, msg_id, now)
+                uplinks += _device_part(model_of, device, properties, None, msg_id, now, key)
             for events in part.get("events", []):
-                uplinks += _device_part(model_of, device, None, events, msg_id, now)
+                uplinks += _device_part(model_of, device, None, events, msg_id, now, key)
             if len(uplinks) == before:
                 # answered 200 it would say kept, and nothing was (Alibaba: 460 for empty data)
                 return _invalid(f"entry {number} carries no properties or events")
@@ -184,6 +188,7 @@ def pack_uplinks(
     msg_id: str,
     now: int,
     speaks: Speaks,
+    key: bytes = b"",
 ) -> list[Uplink] | Refusal:
     """``thing.event.property.pack.post``: a gateway's own ``properties`` and ``events`` and
     its sub-devices' (``subDevices: [{identity, properties, events}]``) in one message."""
@@ -194,14 +199,14 @@ def pack_uplinks(
         return _invalid("subDevices must be a list")
     try:
         uplinks = _device_part(
-            model_of, poster, params.get("properties"), params.get("events"), msg_id, now
+            model_of, poster, params.get("properties"), params.get("events"), msg_id, now, key
         )
         for sub in subs:
             if not isinstance(sub, dict) or "identity" not in sub:
                 return _invalid("each sub-device needs an identity")
             device = _identity(sub, poster, speaks)
             uplinks += _device_part(
-                model_of, device, sub.get("properties"), sub.get("events"), msg_id, now
+                model_of, device, sub.get("properties"), sub.get("events"), msg_id, now, key
             )
     except _Refused as refused:
         return refused.refusal

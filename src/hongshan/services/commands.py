@@ -1,0 +1,99 @@
+"""``DeviceCommands``: one way to command a device, whatever protocol it speaks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from hongshan.bus import Bus
+from hongshan.errors import HongshanError
+from hongshan.messages import (
+    MAX_WAIT,
+    CallService,
+    CommandResult,
+    DeviceRef,
+    Downlink,
+    Problem,
+    PushDesired,
+    RawCall,
+    SetProperties,
+)
+from hongshan.things.tsl import ThingModel
+
+DEFAULT_TIMEOUT = 5.0  # seconds; Alibaba's synchronous calls wait 5 s by default
+
+
+class InvalidCall(HongshanError):
+    """A call to a device that does not fit its thing model; nothing was sent."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(f"{p.message} ({p.code})" for p in problems))
+        self.problems = problems
+
+
+class DeviceCommands:
+    """Set properties, call services, raw calls, desired values: checked against the device's
+    thing model here, for every protocol alike, then carried by the bus to the dialect that
+    serves the device's product, which sends them and brings back the answer. Never speaks a
+    protocol itself; never waits longer than ``MAX_WAIT``."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        thing_model: Callable[[str], ThingModel | None],
+        background: Callable[[asyncio.Task[Any]], None],
+    ) -> None:
+        self._bus = bus
+        self._thing_model = thing_model
+        self._background = background
+
+    async def set(
+        self, device: DeviceRef, values: dict[str, Any], *, wait: float | None = None
+    ) -> CommandResult:
+        """Ask the device to take ``values``; ``wait`` seconds for its answer (None: sent,
+        not waited for)."""
+        self._check(device, "set", values)
+        command = SetProperties(device=device, values=values, timeout=wait or None)
+        return await self._request(command)
+
+    async def call(
+        self,
+        device: DeviceRef,
+        service: str,
+        params: dict[str, Any],
+        *,
+        wait: float | None = DEFAULT_TIMEOUT,
+    ) -> CommandResult:
+        """Call one of the device's services, waiting ``wait`` seconds for its answer
+        (None: sent, not waited for — a synchronous service still waits, as on Alibaba)."""
+        self._check(device, service, params)
+        command = CallService(device=device, service=service, params=params, timeout=wait or None)
+        return await self._request(command)
+
+    async def raw(
+        self, device: DeviceRef, payload: bytes, *, wait: float, topic: str | None = None
+    ) -> CommandResult:
+        """Raw bytes to the device, its raw answer back within ``wait`` s (Alibaba's RRPC)."""
+        return await self._request(
+            RawCall(device=device, payload=payload, timeout=wait, topic=topic)
+        )
+
+    def push_desired(self, device: DeviceRef, values: dict[str, Any]) -> None:
+        """Desired values as a property set, not waited for: the device clears them once
+        applied (as Alibaba's desired properties)."""
+        command = PushDesired(device=device, values=values)
+        self._background(asyncio.ensure_future(self._bus.request(command)))
+
+    async def _request(self, command: Downlink) -> CommandResult:
+        if command.timeout is not None and not 0 < command.timeout <= MAX_WAIT:
+            raise ValueError(f"timeout: {command.timeout} s is not within 0 to {MAX_WAIT:g} s")
+        return await self._bus.request(command)
+
+    def _check(self, device: DeviceRef, service: str, params: Any) -> None:
+        model = self._thing_model(device.product)
+        if model is None:
+            return
+        problems = model.check_service_input(service, params)
+        if problems:
+            raise InvalidCall(problems)
