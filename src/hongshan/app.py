@@ -53,6 +53,7 @@ from hongshan.pipeline.history import HistoryStage
 from hongshan.pipeline.uplink import stages_of_a_town
 from hongshan.private_file import private_data_dir
 from hongshan.services.commands import DeviceCommands
+from hongshan.services.presence import DeviceSessions
 from hongshan.store.history.retention import Retention
 from hongshan.store.history.sqlite import SQLiteHistory
 
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
     from hongshan.store.history.postgres import PostgresHistory
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.store.sqlite.broker_state import SQLiteBrokerState
-from hongshan.things.presence import DevicePresence, Way
+from hongshan.things.presence import Way
 from hongshan.twin.properties import PropertyTwin
 
 log = logging.getLogger("hongshan")
@@ -118,7 +119,7 @@ class Platform:
         self.gateways: gateway.GatewayService
         self.desired: desired.DesiredService
         self.twin = PropertyTwin()
-        self.presence = DevicePresence()  # (all offline at start: ``_after_restart``)
+        self.sessions: DeviceSessions  # (all offline at start: ``_after_restart``)
         self._auto_subscribed: set[str] = set()  # device client ids with _ss=1
         self._owners_changed = 0  # bumped when who receives automatic subscriptions changes
         self.admin_token = ""
@@ -168,6 +169,7 @@ class Platform:
         self.registry = registry = await SQLRegistry.open(registry_url, SecretBox(key))
         self._closing.push_async_callback(registry.close)
         self.bus = bus = LocalBus(pipeline, protocol_of=_protocol_of(registry))
+        self.sessions = DeviceSessions(registry, bus)
         self.twin.restore(await registry.properties.load())
         await self._after_restart()
         saver = asyncio.get_running_loop().create_task(self._save_properties())
@@ -200,6 +202,7 @@ class Platform:
             was_taken=history.was_taken,
         )
         bus.serve("alink", self.alink.send)
+        bus.subscribe(self.alink.on_status, kinds=(m.StatusChanged,))
         self.shadows = shadows.ShadowService(
             await registry.shadows.load(),
             save=registry.shadows.save,
@@ -223,6 +226,7 @@ class Platform:
             push=lambda pk, dn, values: self.commands.push_desired(m.DeviceRef(pk, dn), values),
             online=registry.is_online,
         )
+        self.sessions.on_online.append(lambda device: self.desired.device_online(*device))
         ntp_service = ntp.NtpService(publish)
         firmware = ota.FirmwareReports(
             lambda pk, dn, versions: registry.update_device(pk, dn, firmware=versions)
@@ -333,28 +337,6 @@ class Platform:
             return NOT_ALINK
         return answer or None
 
-    def _status(
-        self,
-        device: tuple[str, str],
-        online: bool,
-        *,
-        address: str = "",
-        reason: str = "",
-        gateway: tuple[str, str] | None = None,
-    ) -> None:
-        """A device came or went: its status topic for rules, and a line in its history."""
-        self.alink.device_status(*device, online=online, address=address)
-        self.bus.publish(
-            m.StatusChanged(
-                device=m.DeviceRef(*device),
-                received=_now_ms(),
-                online=online,
-                address=address,
-                reason=reason,
-                gateway=m.DeviceRef(*gateway) if gateway is not None else None,
-            )
-        )
-
     async def _save_properties(self) -> None:
         """Every second, the latest values of the devices that posted (``PropertyTwin``)."""
         while True:
@@ -388,18 +370,13 @@ class Platform:
                     self._auto_subscribed.add(client.client_id)
                 else:
                     self._auto_subscribed.discard(client.client_id)
-            self.registry.device_connected(*device, address)  # (a takeover's address too)
-            if self.presence.came(device, Way.CONNECTION):
-                self._status(device, True, address=address)
-            self.desired.device_online(*device)
+            self.sessions.came(device, Way.CONNECTION, address)
 
     def _device_disconnected(self, client: Client, why: str) -> None:
         device = device_of(client)
         if device is not None:
             self.gateways.gateway_gone(device)
-            if self.presence.went(device, Way.CONNECTION):  # (a gateway may still carry it)
-                self.registry.device_disconnected(*device)
-                self._status(device, False, reason=why)
+            self.sessions.went(device, Way.CONNECTION, why)  # (a gateway may still carry it)
 
     async def _register(self, client_id: str, pk: str, dn: str, auth_type: str) -> None:
         """Answer a device's dynamic registration on its own connection (identity.registration),
@@ -480,11 +457,7 @@ class Platform:
         if isinstance(access, DeviceTopics):
             access.carry(*sub, self._topic_classes(sub[0]))
         self.broker.access_changed(carrier)
-        if self.presence.came(sub, Way.GATEWAY):  # (not when it is connected on its own too)
-            address = self.broker.address_of(carrier)
-            self.registry.device_connected(*sub, address)
-            self._status(sub, True, address=address, gateway=gateway)
-        self.desired.device_online(*sub)
+        self.sessions.came(sub, Way.GATEWAY, self.broker.address_of(carrier), gateway=gateway)
 
     def sub_logout(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
         carrier = device_client_id(*gateway)
@@ -493,15 +466,14 @@ class Platform:
         if isinstance(access, DeviceTopics):
             access.drop(*sub)
         self.broker.access_changed(carrier)  # and whatever of the sub's it subscribed to itself
-        if self.presence.went(sub, Way.GATEWAY):  # (its own connection may still hold it)
-            self.registry.device_disconnected(*sub)
-            self._status(sub, False, reason="logged out", gateway=gateway)
+        # (its own connection may still hold it)
+        self.sessions.went(sub, Way.GATEWAY, "logged out", gateway=gateway)
 
     def _forget(self, product_key: str, device_name: str) -> None:
         """A deleted device: nothing of it stays in memory (its rows went with it)."""
         for keeper in (self.twin, self.shadows, self.desired):
             keeper.forget(product_key, device_name)
-        self.presence.forget(product_key, device_name)
+        self.sessions.forget(product_key, device_name)
 
     def _cut_off(self, product_key: str, device_name: str) -> None:
         """A device disabled or deleted while online is disconnected (0x98)."""

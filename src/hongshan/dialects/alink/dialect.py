@@ -503,6 +503,12 @@ class AlinkDialect:
 
     # -- status -----------------------------------------------------------------------------
 
+    def on_status(self, uplink: Uplink) -> None:
+        """A device came or went (``StatusChanged`` on the bus): Alibaba's status message."""
+        if isinstance(uplink, m.StatusChanged):
+            pk, dn = uplink.device.product, uplink.device.device
+            self.device_status(pk, dn, online=uplink.online, address=uplink.address)
+
     def device_status(self, pk: str, dn: str, online: bool, address: str = "") -> None:
         """Publish Alibaba's device status message on ``/as/mqtt/status/{pk}/{dn}``: ``time``
         in the server's local time and ``utcTime`` in UTC, as Alibaba writes them. ``lastTime``
