@@ -133,6 +133,12 @@ def both(first: Awaitable[None], second: Awaitable[None]) -> Awaitable[None]:
 
 
 class MQTTConnection(asyncio.Protocol):
+    """One client's connection: feeds the codec the transport's bytes, answers each packet
+    (CONNECT negotiation, topic aliases, Receive Maximum, inbound QoS 2, keep-alive, the ACL
+    verdicts it remembers), and writes what its session sends, once per loop turn. It owns no
+    session state that outlives it (the ``Session`` does) and never routes a message itself
+    (the ``Broker`` does)."""
+
     # A town keeps tens of thousands of these open: slots, and the rarely used containers
     # (aliases, the queue of acknowledgements waiting for the store) made on first use.
     __slots__ = (

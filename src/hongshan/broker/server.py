@@ -2,7 +2,7 @@
 
 It asks *who is this?* of an ``Authenticator`` and *may they?* of an ``Authorizer``, keeps what
 must survive a restart in a ``BrokerStateStore``, and hands every accepted publish to the
-subscribers its topic matches (and, in later issues, to the dialects and the pipeline).
+subscribers its topic matches and to the taps (the dialects) its topic matches.
 """
 
 from __future__ import annotations
@@ -102,6 +102,14 @@ class DerivedSubscription:
 
 
 class Broker:
+    """The MQTT server's shared state and its routing: listeners, the sessions by client id
+    (clean and persistent, takeover, expiry, wills), the subscription trie with shared and
+    derived subscriptions, retained messages, taps, ``$SYS``. It owns what survives a restart
+    through its ``BrokerStateStore``. It never parses bytes (each ``MQTTConnection`` does), and
+    knows no device, dialect or pipeline: the platform reaches it through taps, derived
+    subscriptions, ``send_to`` and the connect/disconnect listeners
+    (``dialects.port.BrokerPort``)."""
+
     def __init__(
         self,
         settings: Settings,

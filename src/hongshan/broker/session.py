@@ -88,6 +88,10 @@ class InFlight:
 
 
 class Session:
+    """What the broker keeps for one client id, connected or not: its subscriptions, its
+    queue, and the outgoing QoS 1/2 flows in their one state table. It never reads a socket;
+    a connection attaches to it and takes what its window allows."""
+
     __slots__ = (
         "_next_packet_id",
         "client_id",

@@ -203,6 +203,11 @@ def to_stored(value: Any) -> Any:
 
 
 class Ingest:
+    """The event-loop half of a history store, shared by both backends (they subclass it):
+    the batch being gathered and its commit waiters, the catalogue of devices and series,
+    idempotency keys, rollup passes and retention's cutoffs. Never does IO itself: its
+    backend's writer does."""
+
     def __init__(
         self,
         writer: Writer,

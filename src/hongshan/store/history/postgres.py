@@ -193,6 +193,9 @@ def _from_pg(kind: str, value: Any) -> Any:
 
 
 class PostgresHistory(Ingest):
+    """The history in PostgreSQL: ``Ingest`` gathers rows on the loop, one writer task COPYs
+    them in group commits, a pool answers queries, rollup passes have connections of their own."""
+
     def __init__(
         self,
         dsn: str,

@@ -179,6 +179,10 @@ def _from_sql(kind: str, value: Any) -> Any:
 
 
 class SQLiteHistory(Ingest):
+    """The history in a SQLite file: ``Ingest`` gathers rows on the loop, a writer process
+    commits them, readers in threads answer queries. Never blocks the event loop on the
+    database."""
+
     def __init__(
         self,
         path: str | Path,

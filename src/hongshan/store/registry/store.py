@@ -76,6 +76,11 @@ def _product_context(pk: str) -> str:
 
 
 class SQLRegistry:
+    """Products and devices, their credentials, tags, groups and presence, in SQL (SQLite or
+    PostgreSQL), with what the hot path needs kept in memory (a device's sealed secret and
+    state, a product's thing model and topic classes). Owns the registry's database and its
+    tables' small stores; never speaks MQTT or HTTP."""
+
     def __init__(self, db: Database, box: SecretBox) -> None:
         self._db = db
         self._engine = db.engine
