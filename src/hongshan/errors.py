@@ -1,40 +1,99 @@
 """The one error tree of Hongshan.
 
+Every error says how it is answered at each edge. ``http_status`` is the API's status: 500, the
+root's, is no answer for a caller but a fault of ours (logged with its traceback, answered as an
+internal error). ``protocol_code`` is the device protocol's code: an MQTT reason code, an Alink
+or shadow code (None: no device is answered). A class that covers several answers sets them
+per instance (``RegistryError``'s kinds). The API's problem body takes
+``detail`` (the message, unless the error says more) and ``extensions`` (RFC 9457 members
+besides the standard ones, as ``InvalidCall``'s ``problems``).
+
 ::
 
-    HongshanError
-    ├── ProtocolError               an MQTT exchange broke the specification
-    │   ├── RemoteProtocolError     theirs: a peer sent malformed or forbidden input;
-    │   │                           carries the MQTT reason code to answer with
-    │   └── LocalProtocolError      ours: we were asked to encode something invalid
-    ├── ConfigError                 a configuration file, variable or flag is wrong
-    ├── AccessFileError             a users or ACL file cannot be read or parsed
-    ├── StoreUnavailable            a store could not make a write durable
-    ├── ShuttingDown                the platform is stopping: a call waiting for a device
-    │                               was given up, or none is sent now (HTTP 503)
-    ├── HistoryProblem              a history query that cannot be answered as asked
-    │                               (``store.history.model``; HTTP 400)
-    └── MalformedMessage            a device's payload on an Alink topic that is no Alink
-                                    message (``dialects.alink.messages``; PUBACK 0x99 and
-                                    Alink 6207 or 460)
+    class                       what                                HTTP  protocol code
+    HongshanError                                                   500   None
+    ├── ProtocolError           an MQTT exchange broke the spec     500   its MQTT reason
+    │   │                                                                 code (reason_code)
+    │   ├── RemoteProtocolError theirs: a peer sent malformed or          CONNACK/DISCONNECT
+    │   │                       forbidden input                           0x81, 0x82, 0x95…
+    │   └── LocalProtocolError  ours: we were asked to encode
+    │                           something invalid
+    ├── ConfigError             a configuration file, variable or   500   None
+    │                           flag is wrong
+    ├── AccessFileError         a users or ACL file cannot be read  500   None
+    ├── StoreUnavailable        a store could not make a write      503   None
+    │                           durable
+    ├── ShuttingDown            the platform is stopping: a call    503   None
+    │                           waiting for a device was given up
+    ├── SecretUnreadable        a sealed secret this key cannot     500   None
+    │                           open (identity.secret_box)
+    ├── SignatureFormatError    a CONNECT that claims Alibaba's     500   None (refused
+    │                           scheme and breaks it                      CONNACK 0x86)
+    │                           (identity.alibaba)
+    ├── RegistryError           a registry request that cannot be   404   None
+    │                           done (things.model); its kind:      409
+    │                           not_found, conflict, invalid        400
+    ├── InvalidName             a name that breaks Alibaba's rules  400   None
+    │                           (things.naming)
+    ├── TslError                a thing model that is not valid     400   None
+    │                           TSL (things.tsl_types)
+    ├── HistoryProblem          a history query that cannot be      400   None
+    │                           answered as asked
+    │                           (store.history.model)
+    ├── InvalidCall             a call to a device that does not    400   None
+    │                           fit its thing model; ``problems``
+    │                           in the body (services.commands)
+    ├── NoDialect               a command for a device whose        404   None
+    │                           protocol no dialect serves
+    │                           (bus.local)
+    └── MalformedMessage        a device's payload on an Alink      500   Alink 6207 or 460
+                                topic that is no Alink message            (PUBACK 0x99)
+                                (dialects.alink.messages)
 
-Errors are translated at the boundary, once: the broker turns a ``RemoteProtocolError`` into a
-CONNACK or DISCONNECT with its reason code and closes that one connection.
+Errors are translated at each edge, once: the broker turns a ``RemoteProtocolError`` into a
+CONNACK or DISCONNECT with its reason code and closes that one connection; the Alink taps
+answer a ``MalformedMessage`` with its ``protocol_code``; the API (``api.problems``) answers
+any of them as problem+json with its ``http_status``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class HongshanError(Exception):
     """Root of every error Hongshan raises on purpose."""
 
+    http_status: int = 500
+    """The API's answer; 500 is none of the caller's doing (logged, answered as an internal
+    error)."""
+    protocol_code: int | None = None
+    """The device protocol's answer: an MQTT reason code, an Alink or shadow code."""
+
+    @property
+    def detail(self) -> str:
+        """The API's ``detail`` (RFC 9457): the message, unless the error says more."""
+        return str(self)
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        """Members of the API's problem body besides the standard ones (RFC 9457 section 3.2)."""
+        return {}
+
 
 class ProtocolError(HongshanError):
     """An MQTT exchange broke the specification."""
 
+    protocol_code: int
+
     def __init__(self, message: str, reason_code: int = 0x81) -> None:
         super().__init__(message)
-        self.reason_code = reason_code
+        self.protocol_code = reason_code
+
+    @property
+    def reason_code(self) -> int:
+        """MQTT's word for ``protocol_code``: the reason code to answer with."""
+        return self.protocol_code
 
 
 class RemoteProtocolError(ProtocolError):
@@ -55,9 +114,14 @@ class AccessFileError(HongshanError):
 
 
 class StoreUnavailable(HongshanError):
-    """A store could not make a write durable; whatever waited for it must not be acknowledged."""
+    """A store could not make a write durable; whatever waited for it must not be acknowledged.
+    Answered as HTTP 503."""
+
+    http_status = 503
 
 
 class ShuttingDown(HongshanError):
     """The platform is stopping: a call that waited for a device's answer was given up, and no
     new one is sent. Answered as HTTP 503 (the caller may try again once it is back)."""
+
+    http_status = 503

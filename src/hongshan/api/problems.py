@@ -10,18 +10,12 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
-from hongshan.errors import HongshanError, ShuttingDown, StoreUnavailable
+from hongshan.errors import HongshanError
 from hongshan.failure_log import FailureLog
-from hongshan.services.commands import InvalidCall
 from hongshan.store.faults import store_failure
-from hongshan.store.history.model import HistoryProblem
-from hongshan.things.model import RegistryError
-from hongshan.things.naming import InvalidName
-from hongshan.things.tsl import TslError
 
 log = logging.getLogger("hongshan.api")
 
-_STATUS = {"not_found": 404, "conflict": 409, "invalid": 400}
 _TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -44,15 +38,12 @@ def problem(status: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
 
 
 def _hongshan(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    if isinstance(exc, RegistryError):
-        return problem(_STATUS[exc.kind], str(exc))
-    if isinstance(exc, InvalidCall):
-        return problem(400, str(exc), problems=msgspec.to_builtins(exc.problems))
-    if isinstance(exc, InvalidName | TslError | HistoryProblem):
-        return problem(400, str(exc))
-    if isinstance(exc, StoreUnavailable | ShuttingDown):
-        return problem(503, str(exc))
-    return _unexpected(request, exc)
+    """Any of our errors, answered as it says (``hongshan.errors``); one that says 500 is no
+    answer for a caller but a fault of ours."""
+    assert isinstance(exc, HongshanError)
+    if exc.http_status == 500:
+        return _unexpected(request, exc)
+    return problem(exc.http_status, exc.detail, **exc.extensions)
 
 
 def _store_failures(request: Request[Any, Any, Any]) -> FailureLog:

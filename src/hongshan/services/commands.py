@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from hongshan.bus import Bus
 from hongshan.errors import HongshanError
 from hongshan.messages import (
@@ -27,9 +29,15 @@ DEFAULT_TIMEOUT = 5.0  # seconds; Alibaba's synchronous calls wait 5 s by defaul
 class InvalidCall(HongshanError):
     """A call to a device that does not fit its thing model; nothing was sent."""
 
+    http_status = 400
+
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("; ".join(f"{p.message} ({p.code})" for p in problems))
         self.problems = problems
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {"problems": msgspec.to_builtins(self.problems)}
 
 
 class DeviceCommands:

@@ -41,12 +41,16 @@ class DeviceState(enum.StrEnum):
     DISABLED = "disabled"  # refused at CONNECT until enabled again
 
 
+_STATUS = {"not_found": 404, "conflict": 409, "invalid": 400}  # the API's answer to each kind
+
+
 class RegistryError(HongshanError):
-    """A registry request that cannot be done; ``kind`` says why, for the API's status code."""
+    """A registry request that cannot be done; ``kind`` says why, and so the API's status."""
 
     def __init__(self, message: str, kind: Literal["not_found", "conflict", "invalid"]) -> None:
         super().__init__(message)
         self.kind = kind
+        self.http_status = _STATUS[kind]
 
 
 class Product(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

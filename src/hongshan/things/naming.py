@@ -33,6 +33,8 @@ _GROUP_NAME_CHARS = re.compile(f"[{_WIDE}A-Za-z0-9_]+")
 class InvalidName(HongshanError):
     """A name that breaks Alibaba's rules; the message says which rule."""
 
+    http_status = 400
+
 
 def _random(length: int) -> str:
     return "".join(secrets.choice(_ALNUM) for _ in range(length))

@@ -36,6 +36,8 @@ class TslError(HongshanError):
     """A thing-model file is not valid TSL; the message starts with the path of what is wrong,
     e.g. ``properties[3].dataType.specs.min: not a number``."""
 
+    http_status = 400
+
     def __init__(self, path: str, problem: str) -> None:
         super().__init__(f"{path}: {problem}")
         self.path = path

@@ -107,13 +107,15 @@ _LEADING_ID = re.compile(rb'\s*\{\s*"id"\s*:\s*("(?:[^"\\]|\\.)*+"|-?\d++)')
 
 
 class MalformedMessage(HongshanError):
-    """A device's payload on an Alink topic that is not an Alink message. ``code`` is the
-    Alink code to answer with, ``msg_id`` the id to answer to (None: none could be read, so
+    """A device's payload on an Alink topic that is not an Alink message. ``protocol_code`` is
+    the Alink code to answer with, ``msg_id`` the id to answer to (None: none could be read, so
     no answer is possible)."""
+
+    protocol_code: int
 
     def __init__(self, message: str, code: int, msg_id: str | int | float | None) -> None:
         super().__init__(message)
-        self.code = code
+        self.protocol_code = code
         self.msg_id = msg_id
 
 
@@ -146,11 +148,11 @@ def refuse(
     exc: MalformedMessage, topic: str, method: str, publish: Callable[[str, bytes, int], None]
 ) -> MalformedMessage:
     """The one way a request that is no Alink message is refused: answered on ``topic``'s
-    ``_reply`` topic with ``exc.code`` where its id could be read (Alibaba's "Error codes for
-    devices": 6207 not JSON, 460 request parameter error), and returned for the tap to refuse
-    (without an id, that refusal is all its device can be told)."""
+    ``_reply`` topic with ``exc.protocol_code`` where its id could be read (Alibaba's "Error
+    codes for devices": 6207 not JSON, 460 request parameter error), and returned for the tap
+    to refuse (without an id, that refusal is all its device can be told)."""
     if exc.msg_id is not None:
-        publish(topic + "_reply", reply_bytes(exc.msg_id, exc.code, method, str(exc)), 0)
+        publish(topic + "_reply", reply_bytes(exc.msg_id, exc.protocol_code, method, str(exc)), 0)
     return unraised(exc)
 
 

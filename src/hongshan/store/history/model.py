@@ -90,6 +90,8 @@ class HistoryProblem(HongshanError):
     """A question the history cannot answer as asked (a text property averaged, a bad cursor);
     the API answers it as 400 with this message."""
 
+    http_status = 400
+
 
 class HistoryStore(Protocol):
     # -- writing (event loop; never blocks) --------------------------------------------------
