@@ -4,7 +4,7 @@ Every error says how it is answered at each edge. ``http_status`` is the API's s
 root's, is no answer for a caller but a fault of ours (logged with its traceback, answered as an
 internal error). ``protocol_code`` is the device protocol's code: an MQTT reason code, an Alink
 or shadow code (None: no device is answered). A class that covers several answers sets them
-per instance (``RegistryError``'s kinds). The API's problem body takes
+per instance (``RegistryError``'s kinds, ``ShadowError``'s codes). The API's problem body takes
 ``detail`` (the message, unless the error says more) and ``extensions`` (RFC 9457 members
 besides the standard ones, as ``InvalidCall``'s ``problems``).
 
@@ -46,14 +46,20 @@ besides the standard ones, as ``InvalidCall``'s ``problems``).
     ├── NoDialect               a command for a device whose        404   None
     │                           protocol no dialect serves
     │                           (bus.local)
-    └── MalformedMessage        a device's payload on an Alink      500   Alink 6207 or 460
-                                topic that is no Alink message            (PUBACK 0x99)
-                                (dialects.alink.messages)
+    ├── MalformedMessage        a device's payload on an Alink      500   Alink 6207 or 460
+    │                           topic that is no Alink message            (PUBACK 0x99)
+    │                           (dialects.alink.messages)
+    ├── ShadowError             a refused shadow request            409   Alibaba's shadow
+    │                           (twin.shadow): a stale version,     400   code, 400 to 409
+    │                           or anything else
+    └── VersionConflict         a desired value set against a       409   None
+                                version no longer current
+                                (twin.desired)
 
 Errors are translated at each edge, once: the broker turns a ``RemoteProtocolError`` into a
 CONNACK or DISCONNECT with its reason code and closes that one connection; the Alink taps
-answer a ``MalformedMessage`` with its ``protocol_code``; the API (``api.problems``) answers
-any of them as problem+json with its ``http_status``.
+answer a ``MalformedMessage`` or a ``ShadowError`` with its ``protocol_code``; the API
+(``api.problems``) answers any of them as problem+json with its ``http_status``.
 """
 
 from __future__ import annotations

@@ -156,7 +156,8 @@ def test_the_shadow_from_the_api(api: httpx.Client) -> None:
     changed = api.put(shadow, json={"desired": {"Brightness": 40}}).json()
     assert changed["state"] == {"desired": {"Brightness": 40}} and changed["version"] == 1
     assert changed["delta"] == {"Brightness": 40}
-    problem(api.put(shadow, json={"desired": {"Brightness": 50}, "version": 1}), 409)
+    stale = problem(api.put(shadow, json={"desired": {"Brightness": 50}, "version": 1}), 409)
+    assert stale["detail"] == "shadow: shadow version conflict (409)"
     cleared = api.put(shadow, json={"desired": "null"}).json()
     assert cleared["state"] == {} and cleared["version"] == 2
     problem(api.get(f"/api/products/{pk}/devices/lamp-9999/shadow"), 404)
@@ -173,7 +174,9 @@ def test_desired_values_from_the_api(api: httpx.Client) -> None:
     again = api.put(desired, json={"params": {"Brightness": 50}, "versions": {"Brightness": 1}})
     assert again.json()["Brightness"]["version"] == 2
     stale = api.put(desired, json={"params": {"Brightness": 60}, "versions": {"Brightness": 1}})
-    problem(stale, 409)
+    assert problem(stale, 409)["detail"] == (
+        "desired Brightness: version 1 is not the current one (2)"
+    )
     problem(api.put(desired, json={"params": {"Brightness": 400}}), 400)
     problem(api.put(desired, json={"params": {"Voltage": 1.0}}), 400)  # read-only
 

@@ -120,7 +120,7 @@ for _ in range(33):
 def test_bad_updates_get_alibabas_codes(message: Any, by: Any, code: int) -> None:
     with pytest.raises(ShadowError) as caught:
         update(Shadow(), message, NOW, by=by)
-    assert caught.value.code == code
+    assert caught.value.protocol_code == code
     answer = error_reply(caught.value, NOW)
     assert answer["payload"]["content"]["errorcode"] == str(code)
 
@@ -129,7 +129,7 @@ def test_an_older_version_is_refused_and_the_document_is_unchanged() -> None:
     shadow = update(Shadow(), request({"reported": {"a": 1}}, 5), NOW, by="reported")
     with pytest.raises(ShadowError) as caught:
         update(shadow, request({"reported": {"a": 2}}, 5), NOW, by="reported")
-    assert caught.value.code == 409
+    assert caught.value.protocol_code == 409
     assert shadow.reported == {"a": 1}
 
 

@@ -17,8 +17,7 @@ from hongshan.messages import MAX_WAIT, CommandResult, Problem
 from hongshan.services.commands import InvalidCall
 from hongshan.things import naming
 from hongshan.things.model import Device, DeviceFilter, DeviceState, Location, RegistryError
-from hongshan.twin.desired import VersionConflict
-from hongshan.twin.shadow import Shadow, ShadowError, delta
+from hongshan.twin.shadow import Shadow, delta
 
 if TYPE_CHECKING:
     from hongshan.app import Platform
@@ -345,11 +344,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
     ) -> ShadowView:
         """Change the desired state; an online device is sent the document at once."""
         known(pk, dn)
-        try:
-            changed = platform.shadows.set_desired(pk, dn, data.desired, data.version)
-        except ShadowError as exc:
-            message = f"shadow: {exc} ({exc.code})"
-            raise RegistryError(message, "conflict" if exc.code == 409 else "invalid") from None
+        changed = platform.shadows.set_desired(pk, dn, data.desired, data.version)
         return _shadow_view(changed)
 
     @get(DEVICE + "/desired")
@@ -372,10 +367,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
             problems = model.check_property_set(data.params)
             if problems:
                 raise InvalidCall(problems)
-        try:
-            values = platform.desired.set(pk, dn, data.params, data.versions)
-        except VersionConflict as exc:
-            raise RegistryError(str(exc), "conflict") from None
+        values = platform.desired.set(pk, dn, data.params, data.versions)
         return {
             k: DesiredView(value=v.value, version=v.version, time=v.time) for k, v in values.items()
         }

@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from hongshan.errors import HongshanError
+
 
 class DesiredValue(msgspec.Struct, frozen=True):
     value: Any
@@ -24,7 +26,11 @@ class DesiredValue(msgspec.Struct, frozen=True):
 Desired = dict[str, DesiredValue]
 
 
-class VersionConflict(Exception):
+class VersionConflict(HongshanError):
+    """A change that names a version no longer current; the API answers 409."""
+
+    http_status = 409
+
     def __init__(self, identifier: str, expected: int, current: int) -> None:
         super().__init__(
             f"desired {identifier}: version {expected} is not the current one ({current})"

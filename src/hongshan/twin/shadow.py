@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from hongshan.errors import HongshanError
 from hongshan.things.nesting import MAX_DEPTH, nests_deeper
 
 MAX_ATTRIBUTES = 128
@@ -40,12 +41,20 @@ ERRORS = {
 }
 
 
-class ShadowError(Exception):
-    """A refused request: ``code`` and its words are Alibaba's; ``detail`` says what was wrong."""
+class ShadowError(HongshanError):
+    """A refused request: ``protocol_code`` and its words are Alibaba's; ``why`` says what was
+    wrong. The API answers a stale version (409) 409, the rest 400."""
 
-    def __init__(self, code: int, detail: str = "") -> None:
-        super().__init__(f"{ERRORS[code]}: {detail}" if detail else ERRORS[code])
-        self.code = code
+    protocol_code: int
+
+    def __init__(self, code: int, why: str = "") -> None:
+        super().__init__(f"{ERRORS[code]}: {why}" if why else ERRORS[code])
+        self.protocol_code = code
+        self.http_status = 409 if code == 409 else 400
+
+    @property
+    def detail(self) -> str:
+        return f"shadow: {self} ({self.protocol_code})"
 
 
 class Shadow(msgspec.Struct, frozen=True, kw_only=True):
@@ -185,7 +194,7 @@ def error_reply(error: ShadowError, now: int) -> dict[str, Any]:
         "method": "reply",
         "payload": {
             "status": "error",
-            "content": {"errorcode": str(error.code), "errormessage": str(error)},
+            "content": {"errorcode": str(error.protocol_code), "errormessage": str(error)},
         },
         "timestamp": now,
     }

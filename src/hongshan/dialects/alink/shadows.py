@@ -66,14 +66,14 @@ class ShadowService:
         except (msgspec.DecodeError, RecursionError) as exc:  # (past the decoder's own guard)
             refused = ShadowError(400, str(exc))
             self._send(pk, dn, error_reply(refused, now))
-            return MalformedMessage(str(refused), refused.code, None)
+            return MalformedMessage(str(refused), refused.protocol_code, None)
         if isinstance(request, dict) and request.get("method") == "get":
             self._send(pk, dn, document(self.get(pk, dn), now, method="reply"))
             return None
         try:
             shadow = update(self.get(pk, dn), request, now, by="reported")
         except ShadowError as exc:
-            log.info("%s&%s: shadow update refused: %s %s", dn, pk, exc.code, exc)
+            log.info("%s&%s: shadow update refused: %s %s", dn, pk, exc.protocol_code, exc)
             self._send(pk, dn, error_reply(exc, now))
             return None
         self._shadows[pk, dn] = shadow
