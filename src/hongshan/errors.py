@@ -52,14 +52,20 @@ besides the standard ones, as ``InvalidCall``'s ``problems``).
     ├── ShadowError             a refused shadow request            409   Alibaba's shadow
     │                           (twin.shadow): a stale version,     400   code, 400 to 409
     │                           or anything else
-    └── VersionConflict         a desired value set against a       409   None
-                                version no longer current
-                                (twin.desired)
+    ├── VersionConflict         a desired value set against a       409   None
+    │                           version no longer current
+    │                           (twin.desired)
+    ├── gateway._Refused        a gateway's topology or sub-device  500   its Alink code
+    │                           request refused                           (460, 6100, 6401…)
+    │                           (dialects.alink.gateway)
+    └── uplinks._Refused        one part of a history or pack post  500   its Alink code
+                                refused, and the post with it             (460, 6304…)
+                                (dialects.alink.uplinks)
 
 Errors are translated at each edge, once: the broker turns a ``RemoteProtocolError`` into a
 CONNACK or DISCONNECT with its reason code and closes that one connection; the Alink taps
-answer a ``MalformedMessage`` or a ``ShadowError`` with its ``protocol_code``; the API
-(``api.problems``) answers any of them as problem+json with its ``http_status``.
+answer a ``MalformedMessage``, a ``ShadowError`` or a refusal with its ``protocol_code``; the
+API (``api.problems``) answers any of them as problem+json with its ``http_status``.
 """
 
 from __future__ import annotations

@@ -103,10 +103,14 @@ class SubDeviceSessions(Protocol):
     def sub_logout(self, gateway: DeviceKey, sub: DeviceKey) -> None: ...
 
 
-class _Refused(Exception):
+class _Refused(HongshanError):
+    """A gateway's request refused, answered with ``protocol_code`` (an Alink code)."""
+
+    protocol_code: int
+
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.protocol_code = code
 
 
 class GatewayService:
@@ -175,7 +179,7 @@ class GatewayService:
                     raise _Refused(NOT_A_GATEWAY, "the device is not a gateway")
                 data = await self._do(gateway, action, request.params)
             except _Refused as refused:
-                code, message, data = refused.code, str(refused), None
+                code, message, data = refused.protocol_code, str(refused), None
                 log.info("%s&%s: %s refused: %s %s", gateway[1], gateway[0], action, code, message)
             except HongshanError as exc:  # a device name Alibaba's rules refuse, say
                 code, message, data = REQUEST_INVALID, f"request parameter error: {exc}", None

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from hongshan.dialects.alink.messages import REQUEST_INVALID
+from hongshan.errors import HongshanError
 from hongshan.messages import DeviceRef, EventRaised, PropertyValues, Uplink
 from hongshan.pipeline.uplink import device_time
 from hongshan.things.tsl import ThingModel
@@ -111,10 +112,15 @@ def _identity(part: dict[str, Any], poster: tuple[str, str], speaks: Speaks) -> 
     return pk, dn
 
 
-class _Refused(Exception):
+class _Refused(HongshanError):
+    """One part of a message refused, and the message whole with it (its ``refusal``)."""
+
+    protocol_code: int
+
     def __init__(self, refusal: Refusal) -> None:
         super().__init__(refusal.message)
         self.refusal = refusal
+        self.protocol_code = refusal.code
 
 
 def _device_part(
