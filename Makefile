@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: install demo test check format bench clean
 
 LINKKIT_STAMP := .venv-linkkit/.installed
+TB_STAMP      := .venv-tb/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +21,13 @@ $(LINKKIT_STAMP): tests/devices/linkkit-requirements.txt
 	.venv-linkkit/bin/python -m pip install --quiet -r tests/devices/linkkit-requirements.txt
 	touch $(LINKKIT_STAMP)
 
-install: $(STAMP) $(LINKKIT_STAMP)
+# ThingsBoard's device SDK brings its own paho-mqtt fork: its own environment too
+$(TB_STAMP): tests/devices/tb-requirements.txt
+	test -x .venv-tb/bin/python || $(PYTHON) -m venv .venv-tb
+	.venv-tb/bin/python -m pip install --quiet -r tests/devices/tb-requirements.txt
+	touch $(TB_STAMP)
+
+install: $(STAMP) $(LINKKIT_STAMP) $(TB_STAMP)
 
 # A sandbox: anonymous access, data in ./hongshan-data. Another broker on 1883?
 # `make demo MQTT_PORT=1884`.
@@ -29,7 +36,7 @@ HTTP_PORT ?= 8080
 demo: $(STAMP)
 	$(BIN)/hongshan serve --allow-anonymous --mqtt-port $(MQTT_PORT) --http-port $(HTTP_PORT)
 
-test: $(STAMP) $(LINKKIT_STAMP)
+test: $(STAMP) $(LINKKIT_STAMP) $(TB_STAMP)
 	$(BIN)/pytest
 
 check: $(STAMP)
@@ -45,4 +52,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .venv-linkkit hongshan-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-linkkit .venv-tb hongshan-data .pytest_cache .mypy_cache .ruff_cache
