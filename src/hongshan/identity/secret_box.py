@@ -5,6 +5,11 @@ is sealed with AES-256-GCM under a random 96-bit nonce, and with *what it is the
 (``device/{pk}/{dn}``) as associated data, so that a sealed value copied onto another row fails
 to open instead of letting one device log in as another.
 
+A secret that must also be *found by its value* (a ThingsBoard access token: the MQTT username
+is all a CONNECT carries) is kept beside its sealed copy as a ``digest``: HMAC-SHA256 under a
+key derived from the same key, so the column indexes the secret without giving it away, and a
+stolen database does not even allow guessing weak tokens offline.
+
 The key comes from ``HONGSHAN_SECRET_KEY`` (32 bytes, URL-safe base64) when it is set — for a
 cluster, where every process needs the same key — or else from a key file (``secret.key`` in the
 data directory by default), created on first start with mode 0600.
@@ -13,6 +18,8 @@ data directory by default), created on first start with mode 0600.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -36,6 +43,8 @@ class SecretBox:
         if len(key) != 32:
             raise ConfigError("the secret key must be 32 bytes")
         self._aead = AESGCM(key)
+        # a key of its own for digests, derived so that no value is both an AES and an HMAC key
+        self._mac_key = hmac.digest(key, b"hongshan secret-box digest v1", hashlib.sha256)
 
     def seal(self, secret: str, context: str) -> str:
         nonce = secrets.token_bytes(12)
@@ -50,6 +59,12 @@ class SecretBox:
             return self._aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
         except (InvalidTag, ValueError) as exc:
             raise SecretUnreadable(f"cannot open the secret of {context}: wrong key?") from exc
+
+    def digest(self, secret: str, context: str) -> str:
+        """What finds ``secret`` in an index (64 hex digits): the same for the same secret and
+        ``context`` (what kind of secret it is, e.g. ``access-token``), under this key only."""
+        message = context.encode() + b"\0" + secret.encode()
+        return hmac.digest(self._mac_key, message, hashlib.sha256).hex()
 
 
 def _decode_key(text: str, where: str) -> bytes:
