@@ -23,7 +23,14 @@ from hongshan.api.token import read_token
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEVICE_COLUMNS = ("productKey", "deviceName", "state", "nickname", "lastOnlineAt", "lastIp")
-PRODUCT_COLUMNS = ("productKey", "name", "nodeType", "dataFormat", "dynamicRegistration")
+PRODUCT_COLUMNS = (
+    "productKey",
+    "name",
+    "protocol",
+    "nodeType",
+    "dataFormat",
+    "dynamicRegistration",
+)
 
 
 class Api:
@@ -133,6 +140,15 @@ def product() -> None:
 @click.option("--dynamic-registration", is_flag=True, help="Allow one-secret-per-product.")
 @click.option("--product-key", help="Keep the key of a product moved from Alibaba Cloud.")
 @click.option("--product-secret", help="… and its secret.")
+@click.option(
+    "--protocol",
+    type=click.Choice(["alink", "thingsboard"]),
+    default="alink",
+    help="What its devices speak: Alibaba's Alink, or ThingsBoard's MQTT device API [alink].",
+)
+@click.option(
+    "--schemaless", is_flag=True, help="Add properties to the thing model as devices report them."
+)
 def product_create(api: Api, tsl: Any, **fields: Any) -> None:
     """Create a product; prints it with its ProductKey and ProductSecret."""
     body = {_camel(k): v for k, v in fields.items() if v is not None}

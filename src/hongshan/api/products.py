@@ -1,5 +1,6 @@
-"""``/api/products``: create (optionally with a thing model), list, show, change, delete, and the
-thing model imported and exported as Alibaba's TSL JSON, unchanged."""
+"""``/api/products``: create (optionally with a thing model; speaking Alink or ThingsBoard's
+device API; schemaless or not), list, show, change, delete, and the thing model imported and
+exported as Alibaba's TSL JSON, unchanged."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from hongshan.identity.device_topics import TopicClass
 from hongshan.things import naming
-from hongshan.things.model import DataFormat, NodeType, Product, RegistryError
+from hongshan.things.model import DataFormat, NodeType, Product, Protocol, RegistryError
 from hongshan.things.tsl import ThingModel
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ class NewProduct(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fi
     thing_model: dict[str, Any] | None = None  # Alibaba's TSL JSON
     product_key: str | None = None  # keep a product's key when moving it from Alibaba Cloud
     product_secret: str | None = None
+    protocol: Protocol = Protocol.ALINK  # what its devices speak, for good
+    schemaless: bool = False  # its thing model grows from what its devices report
 
 
 class ProductChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -36,6 +39,7 @@ class ProductChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown
     description: str | None = None
     dynamic_registration: bool | None = None
     topic_classes: list[TopicClass] | None = None
+    schemaless: bool | None = None
 
 
 def routes(platform: Platform) -> list[HTTPRouteHandler]:
@@ -55,6 +59,8 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
             thing_model=model,
             product_key=data.product_key,
             product_secret=data.product_secret,
+            protocol=data.protocol,
+            schemaless=data.schemaless,
         )
 
     @get("/api/products")

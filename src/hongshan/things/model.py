@@ -32,6 +32,15 @@ class DataFormat(enum.StrEnum):
     RAW = "raw"  # bytes the product's own script would parse (kept, not interpreted)
 
 
+class Protocol(enum.StrEnum):
+    """What a product's devices speak, and so how they log in."""
+
+    ALINK = "alink"  # Alibaba's: a signed CONNECT with the device secret, /sys/... topics
+    # ThingsBoard's MQTT device API: v1/devices/me/... topics, logging in with an access token
+    # (the MQTT username) or basic MQTT credentials
+    THINGSBOARD = "thingsboard"
+
+
 class DeviceState(enum.StrEnum):
     """Alibaba's device statuses (UNACTIVE, ONLINE, OFFLINE, DISABLE); see ``lifecycle``."""
 
@@ -62,6 +71,9 @@ class Product(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     dynamic_registration: bool = False
     topic_classes: tuple[TopicClass, ...] = ()
     created_at: int = 0  # ms since the epoch, as Alibaba reports times
+    protocol: Protocol = Protocol.ALINK
+    # properties are added to the thing model as devices first report them
+    schemaless: bool = False
     product_secret: str | None = None  # only when asked for
 
 

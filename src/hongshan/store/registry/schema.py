@@ -28,6 +28,8 @@ products = sa.Table(
     sa.Column("topic_classes", sa.JSON, nullable=False),
     sa.Column("thing_model", sa.Text, nullable=True),  # TSL JSON as imported
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("protocol", sa.String(16), nullable=False, server_default="alink"),
+    sa.Column("schemaless", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 devices = sa.Table(

@@ -45,6 +45,7 @@ from hongshan.things.model import (
     Location,
     NodeType,
     Product,
+    Protocol,
     RegistryError,
 )
 from hongshan.things.tsl import ThingModel
@@ -65,6 +66,8 @@ class ProductView(msgspec.Struct, frozen=True, kw_only=True):
     thing_model: ThingModel | None
     dynamic_registration: bool
     sealed_secret: str
+    protocol: Protocol = Protocol.ALINK
+    schemaless: bool = False
 
 
 def _device_context(pk: str, dn: str) -> str:
@@ -224,6 +227,8 @@ class SQLRegistry:
             thing_model=model,
             dynamic_registration=row.dynamic_registration,
             sealed_secret=row.product_secret,
+            protocol=Protocol(row.protocol),
+            schemaless=row.schemaless,
         )
 
     def _product(self, row: Any, *, with_secret: bool = False) -> Product:
@@ -239,6 +244,8 @@ class SQLRegistry:
             dynamic_registration=row.dynamic_registration,
             topic_classes=tuple(msgspec.convert(row.topic_classes, list[TopicClass])),
             created_at=row.created_at,
+            protocol=Protocol(row.protocol),
+            schemaless=row.schemaless,
             product_secret=secret,
         )
 
@@ -254,9 +261,13 @@ class SQLRegistry:
         thing_model: ThingModel | None = None,
         product_key: str | None = None,
         product_secret: str | None = None,
+        protocol: Protocol = Protocol.ALINK,
+        schemaless: bool = False,
     ) -> Product:
         """A new product; ``product_key``/``product_secret`` keep an existing one's (a product
-        moved from Alibaba Cloud, whose devices' firmware holds its key)."""
+        moved from Alibaba Cloud, whose devices' firmware holds its key). ``protocol`` is what
+        its devices speak, for good; a ``schemaless`` one's thing model grows from what they
+        report."""
         if not name.strip():
             raise RegistryError("a product needs a name", "invalid")
         pk = naming.check_product_key(product_key) if product_key else naming.new_product_key()
@@ -277,6 +288,8 @@ class SQLRegistry:
             if thing_model
             else None,
             "created_at": now_ms(),
+            "protocol": Protocol(protocol).value,
+            "schemaless": schemaless,
         }
 
         def insert() -> Any:
@@ -312,9 +325,16 @@ class SQLRegistry:
         return [self._product(row) for row in await self._run(query)]
 
     async def update_product(self, product_key: str, **changes: Any) -> Product:
-        """Change a product's name, description, dynamic registration, topic classes or thing
-        model (``thing_model=None`` removes it)."""
-        allowed = {"name", "description", "dynamic_registration", "topic_classes", "thing_model"}
+        """Change a product's name, description, dynamic registration, topic classes, thing
+        model (``thing_model=None`` removes it) or whether it is schemaless."""
+        allowed = {
+            "name",
+            "description",
+            "dynamic_registration",
+            "topic_classes",
+            "thing_model",
+            "schemaless",
+        }
         unknown = set(changes) - allowed
         if unknown:
             raise RegistryError(f"cannot change {', '.join(sorted(unknown))}", "invalid")
