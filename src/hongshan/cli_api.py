@@ -222,8 +222,8 @@ def _device_path(product_key: str, device_name: str) -> str:
 
 @click.group()
 def device() -> None:
-    """Devices: create, list, show, disable, enable, delete, unbind from a gateway, set
-    properties, call services."""
+    """Devices: create, list, show, credentials, disable, enable, delete, unbind from a
+    gateway, set properties, call services."""
 
 
 @device.command("create")
@@ -233,6 +233,7 @@ def device() -> None:
 @click.option("--nickname", default="")
 @click.option("--tag", "tags", multiple=True, help="key=value, repeatable.")
 @click.option("--count", type=int, help="Create this many devices with generated names.")
+@click.option("--access-token", help="A thingsboard product's device: this token [generated].")
 def device_create(
     api: Api,
     product_key: str,
@@ -240,17 +241,24 @@ def device_create(
     nickname: str,
     tags: tuple[str, ...],
     count: int | None,
+    access_token: str | None,
 ) -> None:
-    """Create a device; prints it with its DeviceSecret (shown once here, or by credentials).
-    With --count, many devices at once, printed as a table of triples."""
+    """Create a device; prints it with its DeviceSecret, and a thingsboard product's device with
+    its access token (shown once here, or by credentials). With --count, many devices at
+    once, printed as a table of triples."""
     if count is not None:
         path = f"/api/products/{product_key}/devices/batch"
         triples = api.request("POST", path, json={"count": count})
-        api.show(triples, ("productKey", "deviceName", "deviceSecret"))
+        columns = ("productKey", "deviceName", "deviceSecret")
+        if any(triple.get("accessToken") for triple in triples):
+            columns = ("productKey", "deviceName", "accessToken")
+        api.show(triples, columns)
         return
     body: dict[str, Any] = {"nickname": nickname, "tags": _pairs(tags, "=")}
     if device_name:
         body["deviceName"] = device_name
+    if access_token:
+        body["accessToken"] = access_token
     api.show(api.request("POST", f"/api/products/{product_key}/devices", json=body))
 
 
@@ -291,8 +299,40 @@ def device_show(api: Api, product_key: str, device_name: str) -> None:
 @api_options
 @device_options
 def device_credentials(api: Api, product_key: str, device_name: str) -> None:
-    """The device's triple (ProductKey, DeviceName, DeviceSecret) for its firmware."""
+    """The device's triple (ProductKey, DeviceName, DeviceSecret) for its firmware; for a
+    thingsboard product's device, its access token or basic MQTT credentials too."""
     api.show(api.request("GET", _device_path(product_key, device_name) + "/credentials"))
+
+
+@device.command("set-credentials")
+@api_options
+@device_options
+@click.option("--access-token", help="Log in with this access token.")
+@click.option("--new-access-token", is_flag=True, help="Log in with a freshly made token.")
+@click.option("--client-id", help="Basic MQTT credentials: this client id,")
+@click.option("--username", help="… and/or this username,")
+@click.option("--password", help="… and this password (none: any will do).")
+def device_set_credentials(
+    api: Api,
+    product_key: str,
+    device_name: str,
+    access_token: str | None,
+    new_access_token: bool,
+    client_id: str | None,
+    username: str | None,
+    password: str | None,
+) -> None:
+    """Give a thingsboard product's device an access token or basic MQTT credentials,
+    replacing what it had; an online device is disconnected. Prints its credentials."""
+    body: dict[str, Any] = {}
+    if access_token is not None:
+        body["accessToken"] = access_token
+    if new_access_token:
+        body["newAccessToken"] = True
+    if client_id is not None or username is not None or password is not None:
+        body["mqttBasic"] = {"clientId": client_id, "username": username, "password": password}
+    path = _device_path(product_key, device_name) + "/credentials"
+    api.show(api.request("PUT", path, json=body))
 
 
 @device.command("disable")

@@ -85,3 +85,36 @@ def test_without_the_token_the_server_says_so(server: Any, tmp_path: Path) -> No
         timeout=60,
     )
     assert done.returncode == 1 and "401" in done.stderr and "admin.token" in done.stderr
+
+
+def test_a_thingsboard_product_and_its_devices_logins_from_the_command_line(server: Any) -> None:
+    product = as_json(
+        server,
+        "product",
+        "create",
+        "--name",
+        "Air_station",
+        "--protocol",
+        "thingsboard",
+        "--schemaless",
+    )
+    pk = product["productKey"]
+    assert (product["protocol"], product["schemaless"]) == ("thingsboard", True)
+    assert "thingsboard" in run(server, "product", "list").stdout
+    station = ("--product", pk, "--name", "station-01")
+    device = as_json(server, "device", "create", *station)
+    assert len(device["accessToken"]) == 20
+    credentials = as_json(server, "device", "credentials", *station)
+    assert credentials["accessToken"] == device["accessToken"]
+    other = ("--product", pk, "--name", "station-02")
+    kept = as_json(server, "device", "create", *other, "--access-token", "moved-from-TB_1")
+    assert kept["accessToken"] == "moved-from-TB_1"
+    login = ("--client-id", "station-01", "--username", "air", "--password", "s3cret")
+    basic = as_json(server, "device", "set-credentials", *station, *login)
+    assert basic["mqttBasic"] == {"clientId": "station-01", "username": "air", "password": "s3cret"}
+    fresh = as_json(server, "device", "set-credentials", *station, "--new-access-token")
+    assert len(fresh["accessToken"]) == 20 and "mqttBasic" not in fresh
+    nothing = run(server, "device", "set-credentials", *station, check=False)
+    assert nothing.returncode == 1 and "400" in nothing.stderr
+    table = run(server, "device", "create", "--product", pk, "--count", "2").stdout
+    assert "accessToken" in table

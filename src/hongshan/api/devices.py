@@ -1,6 +1,7 @@
 """``/api/devices`` and ``/api/products/{pk}/devices/{dn}``: create, list with filters, show,
-credentials, disable and enable, change, delete, unbind from a gateway; latest properties,
-property set, services."""
+credentials (and a thingsboard product's device's access token or basic MQTT credentials, set),
+disable and enable, change, delete, unbind from a gateway; latest properties, property set,
+services."""
 
 from __future__ import annotations
 
@@ -16,7 +17,15 @@ from hongshan import messages
 from hongshan.messages import MAX_WAIT, CommandResult, Problem
 from hongshan.services.commands import InvalidCall
 from hongshan.things import naming
-from hongshan.things.model import Device, DeviceFilter, DeviceState, Location, RegistryError
+from hongshan.things.model import (
+    Device,
+    DeviceFilter,
+    DeviceState,
+    Location,
+    MqttBasic,
+    Protocol,
+    RegistryError,
+)
 from hongshan.twin.shadow import Shadow, delta
 
 if TYPE_CHECKING:
@@ -41,6 +50,7 @@ class NewDevice(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fie
     location: Location | None = None
     gateway: tuple[str, str] | None = None  # (productKey, deviceName)
     device_secret: str | None = None  # keep a device's secret when moving it from Alibaba Cloud
+    access_token: str | None = None  # a thingsboard product's: keep one (else one is made)
 
 
 MAX_BATCH = 10_000  # devices one batch registration makes (a count, or a list of names)
@@ -54,10 +64,11 @@ class DeviceBatch(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_f
     device_secrets: dict[str, str] = {}
 
 
-class Triple(msgspec.Struct, kw_only=True, rename="camel"):
+class Triple(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
     product_key: str
     device_name: str
     device_secret: str
+    access_token: str | None = None  # a thingsboard product's device's
 
 
 class DeviceChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -77,10 +88,22 @@ class DevicePage(msgspec.Struct, kw_only=True, rename="camel"):
     total: int
 
 
-class Credentials(msgspec.Struct, kw_only=True, rename="camel"):
+class Credentials(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
     product_key: str
     device_name: str
     device_secret: str
+    # a thingsboard product's device logs in with one of these (an Alink one's has neither)
+    access_token: str | None = None
+    mqtt_basic: MqttBasic | None = None
+
+
+class CredentialsChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """One of: an access token, ``newAccessToken: true`` (one is made), basic MQTT
+    credentials."""
+
+    access_token: str | None = None
+    new_access_token: bool = False
+    mqtt_basic: MqttBasic | None = None
 
 
 class PropertySet(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -211,6 +234,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
             location=data.location,
             gateway=data.gateway,
             device_secret=data.device_secret,
+            access_token=data.access_token,
         )
 
     @post("/api/products/{pk:str}/devices/batch", status_code=201)
@@ -222,7 +246,14 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
         if len(set(names)) != len(names):
             raise RegistryError("deviceNames repeat a name", "invalid")
         secrets = await registry.create_devices(pk, names, secrets=data.device_secrets)
-        return [Triple(product_key=pk, device_name=n, device_secret=s) for n, s in secrets.items()]
+        view = registry.product_view(pk)
+        tokens = {}
+        if view is not None and view.protocol is Protocol.THINGSBOARD:
+            tokens = await registry.access_tokens(pk, secrets)
+        return [
+            Triple(product_key=pk, device_name=n, device_secret=s, access_token=tokens.get(n))
+            for n, s in secrets.items()
+        ]
 
     @get("/api/devices")
     async def list_devices(
@@ -256,7 +287,35 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
     async def credentials(pk: FromPath[str], dn: FromPath[str]) -> Credentials:
         device = await registry.get_device(pk, dn, with_secret=True)
         assert device.device_secret is not None
-        return Credentials(product_key=pk, device_name=dn, device_secret=device.device_secret)
+        return Credentials(
+            product_key=pk,
+            device_name=dn,
+            device_secret=device.device_secret,
+            access_token=device.access_token,
+            mqtt_basic=device.mqtt_basic,
+        )
+
+    @put(DEVICE + "/credentials")
+    async def set_credentials(
+        pk: FromPath[str], dn: FromPath[str], data: JSONBody[CredentialsChange]
+    ) -> Credentials:
+        """A thingsboard product's device's login, replacing the one it had (an online device
+        is disconnected, to log in with the new one)."""
+        device = await registry.set_credentials(
+            pk,
+            dn,
+            access_token=data.access_token,
+            new_access_token=data.new_access_token,
+            mqtt_basic=data.mqtt_basic,
+        )
+        assert device.device_secret is not None
+        return Credentials(
+            product_key=pk,
+            device_name=dn,
+            device_secret=device.device_secret,
+            access_token=device.access_token,
+            mqtt_basic=device.mqtt_basic,
+        )
 
     @post(DEVICE + "/disable", status_code=200)
     async def disable(pk: FromPath[str], dn: FromPath[str]) -> Device:
@@ -410,6 +469,7 @@ def routes(platform: Platform) -> list[HTTPRouteHandler]:
         list_devices,
         show_device,
         credentials,
+        set_credentials,
         disable,
         enable,
         change_device,

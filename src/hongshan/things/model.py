@@ -4,7 +4,7 @@ These are the registry's answers (never rows or ORM objects); the store behind t
 ``hongshan.store.registry``. They are also the REST API's bodies, in camelCase as Alibaba's
 APIs write them (``productKey``, ``deviceSecret``). Secrets appear here in the clear only where
 an operator asked for a device's credentials; everywhere else they are left out
-(``Device.device_secret`` is None).
+(``Device.device_secret``, ``access_token`` and ``mqtt_basic`` are None).
 """
 
 from __future__ import annotations
@@ -88,6 +88,15 @@ class Location(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     district: Annotated[str, msgspec.Meta(max_length=64, pattern=NOT_A_FORMULA)] = ""
 
 
+class MqttBasic(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """ThingsBoard's basic MQTT credentials: a CONNECT with this client id, or this username,
+    or both, and the password when one is set. None (or "") leaves a field out."""
+
+    client_id: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+
 class Device(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     product_key: str
     device_name: str
@@ -102,6 +111,9 @@ class Device(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     firmware: dict[str, str] = {}  # module -> version ("default" for the main firmware)
     location: Location | None = None
     device_secret: str | None = None  # only when asked for
+    # a thingsboard product's device logs in with one of these (only when asked for)
+    access_token: str | None = None
+    mqtt_basic: MqttBasic | None = None
 
     @property
     def enabled(self) -> bool:

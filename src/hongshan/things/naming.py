@@ -6,6 +6,12 @@ one made there (and firmware that checks lengths accepts it).
 - DeviceName: 4 to 32 characters of letters, digits and ``- _ @ . :``, unique within its product.
 - Nickname: 4 to 64 characters of Chinese characters, letters, digits and underscores (a Chinese
   character counts as two).
+- Access token (ThingsBoard's, the MQTT username of a ``thingsboard`` product's device): 20
+  letters and digits when generated, as ThingsBoard makes them; one given may be 1 to 128
+  characters that a URL path carries as they are (letters, digits and ``- . _ ~``), since
+  ThingsBoard's HTTP device API puts the token in the path.
+- Basic MQTT credentials (ThingsBoard's): a client id and a username of 1 to 128 characters
+  without spaces or control characters, a password of up to 128 characters.
 - Product name: 4 to 30 characters of Chinese, Japanese, letters, digits and ``_ - @ ( )``;
   group name: 4 to 30 of Chinese, Japanese, letters, digits and ``_`` (a Chinese or Japanese
   character counts as two).
@@ -28,6 +34,8 @@ _NICKNAME_CHARS = re.compile(r"[\u4e00-\u9fa5A-Za-z0-9_]+")
 _WIDE = "\u4e00-\u9fa5\u3040-\u30ff"  # Chinese characters, hiragana and katakana: two each
 _PRODUCT_NAME_CHARS = re.compile(f"[{_WIDE}A-Za-z0-9_\\-@()]+")
 _GROUP_NAME_CHARS = re.compile(f"[{_WIDE}A-Za-z0-9_]+")
+_ACCESS_TOKEN = re.compile(r"[A-Za-z0-9\-._~]{1,128}")  # RFC 3986's unreserved characters
+_LOGIN = re.compile(r"[^\x00-\x20\x7f]{1,128}")  # a client id or a username
 
 
 class InvalidName(HongshanError):
@@ -50,6 +58,10 @@ def new_product_secret() -> str:
 
 def new_device_secret() -> str:
     return _random(32)
+
+
+def new_access_token() -> str:
+    return _random(20)
 
 
 def new_device_name() -> str:
@@ -128,3 +140,25 @@ def check_group_name(name: str) -> str:
             "digits and underscores (a Chinese or Japanese character counts as two)"
         )
     return name
+
+
+def check_access_token(token: str) -> str:
+    if not _ACCESS_TOKEN.fullmatch(token):
+        raise InvalidName(
+            "access token: 1 to 128 characters of letters, digits and - . _ ~ (it goes in URLs)"
+        )
+    return token
+
+
+def check_mqtt_login(client_id: str, username: str, password: str) -> None:
+    """Basic MQTT credentials ("" for a field left out): a client id or a username, or both."""
+    if not client_id and not username:
+        raise InvalidName("basic MQTT credentials: give a client id, a username, or both")
+    for field, value in (("client id", client_id), ("username", username)):
+        if value and not _LOGIN.fullmatch(value):
+            raise InvalidName(
+                f"basic MQTT credentials: the {field} is 1 to 128 characters without spaces "
+                "or control characters"
+            )
+    if len(password) > 128 or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in password):
+        raise InvalidName("basic MQTT credentials: a password is up to 128 printable characters")

@@ -80,6 +80,26 @@ device_firmware = sa.Table(
     sa.Column("version", sa.String(64), nullable=False),
 )
 
+# A thingsboard product's device logs in with one of these, as on ThingsBoard: an access token
+# (the token columns) or basic MQTT credentials (the others). The token is found by its digest
+# (``SecretBox.digest``); basic credentials by client id and username, "" for one left out, so
+# that the unique pair also keeps two devices from sharing a username alone. (NULLs, a token
+# row's, are never equal to each other.)
+device_credentials = sa.Table(
+    "device_credentials",
+    metadata,
+    sa.Column(
+        "device_id", sa.Integer, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("token_digest", sa.String(64), nullable=True),
+    sa.Column("access_token", sa.Text, nullable=True),  # sealed
+    sa.Column("client_id", sa.String(128), nullable=True),
+    sa.Column("username", sa.String(128), nullable=True),
+    sa.Column("password", sa.Text, nullable=True),  # sealed; NULL when none is asked
+    sa.UniqueConstraint("client_id", "username", name="uq_device_credentials_login"),
+)
+sa.Index("ix_device_credentials_token", device_credentials.c.token_digest, unique=True)
+
 device_groups = sa.Table(
     "device_groups",
     metadata,

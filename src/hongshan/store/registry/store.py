@@ -1,12 +1,13 @@
 """The registry on SQLAlchemy Core: products and devices (with their tags, firmware and
-location), and the tables beside them: ``groups``, ``shadows``, presence.
+location), and the tables beside them: ``groups``, ``shadows``, presence, the ThingsBoard
+logins of devices (``credentials``).
 
 Every statement runs on the database's one thread (``database.Database``). What the broker
-needs on every CONNECT and every message — a device's sealed secret and state, a product's
-topic classes and thing model — is kept in memory, loaded at start and updated by this class's
-own writes, so a CONNECT costs no query. (In a cluster, where several processes write one
-PostgreSQL registry, those copies will be refreshed by registry events on the bus; until then
-each process sees only its own writes.)
+needs on every CONNECT and every message — a device's sealed secret and state, its access token
+or basic MQTT credentials, a product's protocol, topic classes and thing model — is kept in
+memory, loaded at start and updated by this class's own writes, so a CONNECT costs no query.
+(In a cluster, where several processes write one PostgreSQL registry, those copies will be
+refreshed by registry events on the bus; until then each process sees only its own writes.)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hongshan.identity.device_auth import DeviceCredentials
 from hongshan.identity.device_topics import TopicClass
 from hongshan.identity.secret_box import SecretBox, SecretUnreadable
 from hongshan.store.registry import schema as t
+from hongshan.store.registry.credentials import CredentialTable, Pending
 from hongshan.store.registry.database import (
     Database,
     DeviceKey,
@@ -43,6 +45,7 @@ from hongshan.things.model import (
     DevicePlace,
     DeviceState,
     Location,
+    MqttBasic,
     NodeType,
     Product,
     Protocol,
@@ -92,6 +95,7 @@ class SQLRegistry:
         self._products: dict[str, ProductView] = {}
         self._devices: dict[DeviceKey, DeviceRecord] = {}
         self._presence = PresenceWriter(db, self._devices)
+        self._logins = CredentialTable(db, self._devices, box)
         self.groups = GroupTable(db)
         self.shadows = DeviceDocuments(
             db, self._devices, t.shadows, Shadow, lambda shadow: {"version": shadow.version}
@@ -162,6 +166,7 @@ class SQLRegistry:
                     record.secret = self._box.open(row.device_secret, _device_context(*key))
                 except SecretUnreadable:
                     unreadable.append(key)
+            no_password = self._logins.load(db)
         if unreadable and len(unreadable) == len(self._devices):
             raise SecretUnreadable(
                 f"no device secret opens with this key ({len(unreadable)} devices): is "
@@ -169,6 +174,10 @@ class SQLRegistry:
             )
         for pk, dn in unreadable[:10]:
             log.error("registry: the secret of %s&%s does not open; it cannot log in", dn, pk)
+        for pk, dn in no_password[:10]:
+            log.error(
+                "registry: the MQTT password of %s&%s does not open; it cannot log in", dn, pk
+            )
         log.info("registry: %d products, %d devices", len(self._products), len(self._devices))
 
     # -- what the message path asks (in memory, no query) -----------------------------------
@@ -186,6 +195,25 @@ class SQLRegistry:
             device_secret=auth.secret,
             enabled=auth.state != DeviceState.DISABLED,
         )
+
+    def device_by_token(self, token: str) -> DeviceKey | None:
+        """The device whose access token this is (a thingsboard product's device logging in
+        with the token as its MQTT username), whatever its state; None when none is."""
+        return self._logins.by_token(token)
+
+    def device_by_basic(
+        self, client_id: str | None, username: str | None, password: str | bytes | None
+    ) -> DeviceKey | None:
+        """The device these basic MQTT credentials are (ThingsBoard's MQTT_BASIC), whatever
+        its state: found by client id and username together, else by username alone, else by
+        client id alone, as ThingsBoard does; a login that has a password wants it (compared
+        in constant time), one without takes any. None when no device matches."""
+        if isinstance(password, bytes):
+            try:
+                password = password.decode()
+            except UnicodeDecodeError:
+                return None
+        return self._logins.by_basic(client_id or "", username or "", password or "")
 
     async def registration_secret(self, product_key: str) -> str | None:
         view = self._products.get(product_key)
@@ -397,14 +425,19 @@ class SQLRegistry:
         location: Location | None = None,
         gateway: DeviceKey | None = None,
         device_secret: str | None = None,
+        access_token: str | None = None,
     ) -> Device:
         """A new device with a fresh secret (returned once, in ``Device.device_secret``); a name is
-        generated when none is given, as Alibaba's batch creation does."""
-        if product_key not in self._products:
+        generated when none is given, as Alibaba's batch creation does. A thingsboard product's
+        device also gets an access token, ``access_token`` or a fresh one (returned once too,
+        in ``Device.access_token``)."""
+        view = self._products.get(product_key)
+        if view is None:
             raise RegistryError(f"no product {product_key}", "not_found")
         dn = naming.check_device_name(device_name) if device_name else naming.new_device_name()
         if nickname:
             naming.check_nickname(nickname)
+        token = self._token_for(view, (product_key, dn), access_token)
         secret = device_secret or naming.new_device_secret()
         sealed = self._box.seal(secret, _device_context(product_key, dn))
 
@@ -434,9 +467,13 @@ class SQLRegistry:
                     ) from None
                 if tags:
                     self._write_tags(db, device_id, tags)
+                if token is not None:
+                    self._logins.write(db, {(product_key, dn): device_id}, [token])
                 return int(device_id)
 
         device_id = await self._run(insert)
+        if token is not None:
+            self._logins.remember([token])
         self._devices[product_key, dn] = DeviceRecord(
             id=device_id,
             sealed=sealed,
@@ -445,14 +482,30 @@ class SQLRegistry:
             place=(location.lat, location.lon, location.district) if location else (None, None, ""),
         )
         device = await self.get_device(product_key, dn)
-        return msgspec.structs.replace(device, device_secret=secret)
+        return msgspec.structs.replace(
+            device, device_secret=secret, access_token=token.token if token else None
+        )
+
+    def _token_for(self, view: ProductView, device: DeviceKey, given: str | None) -> Pending | None:
+        """The access token a new device of this product gets: none for an Alink product."""
+        if view.protocol is Protocol.THINGSBOARD:
+            return self._logins.token(device, given)
+        if given is not None:
+            raise RegistryError(
+                f"product {device[0]} speaks {view.protocol}: its devices log in with their "
+                "device secret, not an access token",
+                "invalid",
+            )
+        return None
 
     async def create_devices(
         self, product_key: str, names: Iterable[str], *, secrets: Mapping[str, str] | None = None
     ) -> dict[str, str]:
         """Many devices in one transaction (Alibaba's batch registration); returns each name's
-        secret. ``secrets`` keeps given ones (devices moved from Alibaba Cloud). All or none."""
-        if product_key not in self._products:
+        secret. ``secrets`` keeps given ones (devices moved from Alibaba Cloud). All or none. A
+        thingsboard product's devices get fresh access tokens (``access_tokens`` reads them)."""
+        view = self._products.get(product_key)
+        if view is None:
             raise RegistryError(f"no product {product_key}", "not_found")
         given = secrets or {}
         created = {
@@ -464,6 +517,11 @@ class SQLRegistry:
             for name, secret in created.items()
         }
         at = now_ms()
+        tokens = [
+            pending
+            for name in created
+            if (pending := self._token_for(view, (product_key, name), None)) is not None
+        ]
 
         def insert() -> dict[str, int]:
             rows = [
@@ -493,9 +551,12 @@ class SQLRegistry:
                         )
                     )
                     ids.update({row.device_name: row.id for row in found})
+                keyed = {(product_key, name): device_id for name, device_id in ids.items()}
+                self._logins.write(db, keyed, tokens)
                 return ids
 
         ids = await self._run(insert)
+        self._logins.remember(tokens)
         for name, device_id in ids.items():
             self._devices[product_key, name] = DeviceRecord(
                 id=device_id, sealed=sealed[name], state=DeviceState.INACTIVE, ever_online=False
@@ -517,8 +578,56 @@ class SQLRegistry:
         if with_secret:
             credentials = await self.credentials(product_key, device_name)
             assert credentials is not None
-            device = msgspec.structs.replace(device, device_secret=credentials.device_secret)
+            token, basic = await self._logins.read(key)
+            device = msgspec.structs.replace(
+                device,
+                device_secret=credentials.device_secret,
+                access_token=token,
+                mqtt_basic=basic,
+            )
         return device
+
+    async def access_tokens(self, product_key: str, names: Iterable[str]) -> dict[str, str]:
+        """The access tokens of these devices of a thingsboard product, in the clear (for an
+        operator: a batch registration's answer); a device with none is left out."""
+        found = await self._logins.tokens((product_key, name) for name in names)
+        return {key[1]: token for key, token in found.items()}
+
+    async def set_credentials(
+        self,
+        product_key: str,
+        device_name: str,
+        *,
+        access_token: str | None = None,
+        new_access_token: bool = False,
+        mqtt_basic: MqttBasic | None = None,
+    ) -> Device:
+        """Give a thingsboard product's device another login, replacing the one it had: an
+        access token (this one, or with ``new_access_token`` a fresh one) or basic MQTT
+        credentials. An online device is cut off (``on_device_disabled``), as its old login
+        no longer holds. Returns the device with its login."""
+        key = (product_key, device_name)
+        if key not in self._devices:
+            raise RegistryError(f"no device {device_name} in product {product_key}", "not_found")
+        view = self._products[product_key]
+        if view.protocol is not Protocol.THINGSBOARD:
+            raise RegistryError(
+                f"product {product_key} speaks {view.protocol}: its devices log in with their "
+                "device secret",
+                "invalid",
+            )
+        if (access_token is not None) + new_access_token + (mqtt_basic is not None) != 1:
+            raise RegistryError(
+                "give one of an access token, a new access token, or basic MQTT credentials",
+                "invalid",
+            )
+        if mqtt_basic is not None:
+            await self._logins.replace(self._logins.basic(key, mqtt_basic))
+        else:
+            await self._logins.replace(self._logins.token(key, access_token))
+        for callback in self.on_device_disabled:
+            callback(product_key, device_name)
+        return await self.get_device(product_key, device_name, with_secret=True)
 
     async def list_devices(self, where: DeviceFilter = ALL_DEVICES) -> list[Device]:
         return await self._query_devices(where)
@@ -598,6 +707,7 @@ class SQLRegistry:
 
         await self._run(delete)
         del self._devices[key]
+        self._logins.forget(key)
         for callback in (*self.on_device_disabled, *self.on_device_deleted):
             callback(product_key, device_name)
 
