@@ -1,10 +1,11 @@
 """The registry's ThingsBoard groundwork on SQLite and PostgreSQL: products that speak a protocol
 and may be schemaless, a thingsboard product's devices' access tokens and basic MQTT
-credentials (sealed at rest, found in memory), and revision 0005 on a database made before
-it."""
+credentials (sealed at rest, found in memory), the thing model grown from first-seen values,
+and revision 0005 on a database made before it."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from hongshan.store.registry.engine import MIGRATIONS, create_engine
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import MqttBasic, Protocol, RegistryError
 from hongshan.things.naming import InvalidName
+from hongshan.things.tsl import BoolType, NumberType, TextType
 from registry_databases import RegistryDatabase
 
 KEY = secrets.token_bytes(32)
@@ -198,6 +200,55 @@ async def test_a_batch_of_a_thingsboard_products_devices_gets_tokens(
     tokens = await registry.access_tokens(pk, names)
     assert sorted(tokens) == names and len(set(tokens.values())) == 30
     assert all(registry.device_by_token(tokens[name]) == (pk, name) for name in names)
+
+
+async def test_a_schemaless_products_model_grows_from_first_seen_values(
+    registry: SQLRegistry, registry_db: RegistryDatabase
+) -> None:
+    pk = await thingsboard_product(registry, schemaless=True)
+    seen = await registry.add_first_seen_properties(
+        pk,
+        {
+            "temperature": 21.5,
+            "count": 3,
+            "uptime_ms": 1451649600512,
+            "door_open": True,
+            "mode": "auto",
+            "config": {"interval": 5},
+            "battery": None,
+            "room.name": "A",
+        },
+    )
+    assert seen.added == ("temperature", "count", "uptime_ms", "door_open", "mode", "config")
+    assert set(seen.refused) == {"battery", "room.name"}
+    # two devices' first keys at once: both kept
+    await asyncio.gather(
+        registry.add_first_seen_properties(pk, {"pm25": 12}),
+        registry.add_first_seen_properties(pk, {"pm10": 30, "temperature": "warm"}),
+    )
+    assert (await registry.add_first_seen_properties(pk, {"pm25": 13})).added == ()
+    registry = await reopen(registry, registry_db)
+    try:
+        model = await registry.thing_model(pk)
+        assert model is not None
+        kinds = {p.identifier: p.data_type for p in model.properties}
+        assert (
+            isinstance(kinds["temperature"], NumberType) and kinds["temperature"].type == "double"
+        )
+        assert isinstance(kinds["count"], NumberType) and kinds["count"].type == "int"
+        assert isinstance(kinds["uptime_ms"], NumberType) and kinds["uptime_ms"].type == "double"
+        assert isinstance(kinds["door_open"], BoolType)
+        assert isinstance(kinds["mode"], TextType) and isinstance(kinds["config"], TextType)
+        assert {"pm25", "pm10"} <= kinds.keys()
+        assert all(p.access_mode == "r" for p in model.properties)
+        view = registry.product_view(pk)
+        assert view is not None and view.thing_model == model
+        alink = (await registry.create_product("Streetlight")).product_key
+        with pytest.raises(RegistryError) as not_schemaless:
+            await registry.add_first_seen_properties(alink, {"x": 1})
+        assert not_schemaless.value.kind == "invalid"
+    finally:
+        await registry.close()
 
 
 async def test_revision_0005_on_a_registry_made_before_it(registry_db: RegistryDatabase) -> None:

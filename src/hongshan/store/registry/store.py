@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import sqlalchemy as sa
@@ -36,7 +36,8 @@ from hongshan.store.registry.documents import DeviceDocuments
 from hongshan.store.registry.groups import GroupTable
 from hongshan.store.registry.presence import PresenceWriter
 from hongshan.store.registry.properties import PropertyTable
-from hongshan.things import naming
+from hongshan.things import first_seen, naming
+from hongshan.things.first_seen import FirstSeen
 from hongshan.things.lifecycle import Event, next_state
 from hongshan.things.model import (
     DataFormat,
@@ -295,7 +296,7 @@ class SQLRegistry:
         """A new product; ``product_key``/``product_secret`` keep an existing one's (a product
         moved from Alibaba Cloud, whose devices' firmware holds its key). ``protocol`` is what
         its devices speak, for good; a ``schemaless`` one's thing model grows from what they
-        report."""
+        report (``add_first_seen_properties``)."""
         if not name.strip():
             raise RegistryError("a product needs a name", "invalid")
         pk = naming.check_product_key(product_key) if product_key else naming.new_product_key()
@@ -393,6 +394,51 @@ class SQLRegistry:
     async def thing_model(self, product_key: str) -> ThingModel | None:
         row = await self._run(self._product_row, product_key)
         return ThingModel.from_json(row.thing_model) if row.thing_model else None
+
+    async def add_first_seen_properties(
+        self,
+        product_key: str,
+        values: Mapping[str, Any],
+        *,
+        access_mode: Literal["r", "rw"] = "r",
+    ) -> FirstSeen:
+        """Add to a schemaless product's thing model a property for each key of ``values`` it
+        does not have, typed by its value (``things.first_seen``). Keys the model has cost no
+        query. Returns what was added, and what could not be and why."""
+        view = self._products.get(product_key)
+        if view is None:
+            raise RegistryError(f"no product {product_key}", "not_found")
+        if not view.schemaless:
+            raise RegistryError(f"product {product_key} is not schemaless", "invalid")
+        known = view.thing_model.property_map if view.thing_model is not None else {}
+        if all(key in known for key in values):
+            return FirstSeen()
+
+        def update() -> tuple[ThingModel | None, FirstSeen]:
+            # read, grown and written in one go on the one thread: two devices' first keys at
+            # once are both kept
+            with self._engine.begin() as db:
+                stored = db.execute(
+                    sa.select(t.products.c.thing_model).where(
+                        t.products.c.product_key == product_key
+                    )
+                ).scalar_one()
+                model = ThingModel.from_json(stored) if stored else None
+                grown, seen = first_seen.extend(model, product_key, values, access_mode=access_mode)
+                if seen.added and grown is not None:
+                    document = msgspec.json.encode(grown.to_json()).decode()
+                    db.execute(
+                        t.products.update()
+                        .where(t.products.c.product_key == product_key)
+                        .values(thing_model=document)
+                    )
+                return grown, seen
+
+        grown, seen = await self._run(update)
+        current = self._products.get(product_key)
+        if seen.added and current is not None:
+            self._products[product_key] = msgspec.structs.replace(current, thing_model=grown)
+        return seen
 
     async def delete_product(self, product_key: str) -> None:
         def delete() -> None:
