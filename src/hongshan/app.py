@@ -511,7 +511,8 @@ def _protocol_of(registry: SQLRegistry) -> Callable[[str], str | None]:
     """Which dialect a product's devices speak (None: no such product)."""
 
     def protocol_of(product_key: str) -> str | None:
-        return "alink" if registry.product_view(product_key) is not None else None
+        view = registry.product_view(product_key)
+        return view.protocol.value if view is not None else None
 
     return protocol_of
 
