@@ -18,6 +18,7 @@ import msgspec
 import uvicorn
 
 from hongshan import messages as m
+from hongshan.api.dependencies import Health, Services
 from hongshan.api.token import TOKEN_FILE, load_or_create_token
 from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Authorizer, Client
 from hongshan.broker.message import Message, Refused
@@ -255,7 +256,7 @@ class Platform:
         await broker.start()
         self.ports.update(self.broker.ports)
         config = uvicorn.Config(
-            build_http_app(self),
+            build_http_app(self._http_services()),
             host=settings.host,
             port=settings.http_port,
             log_level="warning",
@@ -283,6 +284,30 @@ class Platform:
             self.ports["http"] = server.sockets[0].getsockname()[1]
         log.info("listening http %s:%d", settings.host, self.ports["http"])
         self.ready = True
+
+    def _http_services(self) -> Services:
+        """What the HTTP side is given (each handler names what it uses)."""
+        health = Health(
+            ready=lambda: self.ready,
+            listeners=self.ports,
+            broker=self.broker,
+            stores={
+                "history": self.history,
+                "registry": self.registry,
+                "broker_state": self.broker_state,
+            },
+        )
+        return Services(
+            admin_token=self.admin_token,
+            registry=self.registry,
+            history=self.history,
+            twin=self.twin,
+            commands=self.commands,
+            shadows=self.shadows,
+            desired_values=self.desired,
+            gateways=self.gateways,
+            health=health,
+        )
 
     async def _after_restart(self) -> None:
         """What a crash (kill -9, a power cut) left behind, put right before devices connect:

@@ -4,6 +4,7 @@ error."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from hongshan.api.dependencies import NOT_PROVIDED, Services
 
 DATA = Path(__file__).parent.parent / "things" / "data"
 
@@ -146,6 +149,33 @@ def test_the_openapi_document_describes_the_api(server: Any) -> None:
     document = httpx.get(base + "/api/schema/openapi.json").json()
     assert "/api/products/{pk}/devices/{dn}" in document["paths"]
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_no_service_a_handler_is_given_is_named_like_what_a_client_sends(
+    api: httpx.Client,
+) -> None:
+    """Handlers are given services by parameter name (``api.dependencies``): none is a
+    parameter of the document, and none is named like a parameter or a body field, as Litestar
+    takes a validation error keyed by a dependency's name for the server's (a 500: a shadow
+    change whose ``desired`` was malformed was one while a service was called ``desired``)."""
+    document = api.get("/api/schema/openapi.json").json()
+    sent = {
+        parameter["name"]
+        for methods in document["paths"].values()
+        for operation in methods.values()
+        for parameter in operation.get("parameters", [])
+    }
+    sent |= {
+        field
+        for schema in document["components"]["schemas"].values()
+        for field in schema.get("properties", {})
+    }
+    given = {field.name for field in dataclasses.fields(Services)} - NOT_PROVIDED
+    assert not given & sent
+    pk = api.post("/api/products", json={"name": "Lamp"}).json()["productKey"]
+    api.post(f"/api/products/{pk}/devices", json={"deviceName": "lamp-0001"})
+    shadow = f"/api/products/{pk}/devices/lamp-0001/shadow"
+    assert problem(api.put(shadow, json={"desired": []}), 400)["errors"][0]["key"] == "desired"
 
 
 def test_the_shadow_from_the_api(api: httpx.Client) -> None:

@@ -6,16 +6,17 @@ services."""
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import delete, get, patch, post, put
-from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from hongshan import messages
+from hongshan.api.dependencies import DesiredValues, DeviceShadows, GatewayTopology, Provided
 from hongshan.messages import MAX_WAIT, CommandResult, Problem
-from hongshan.services.commands import InvalidCall
+from hongshan.services.commands import DeviceCommands, InvalidCall
+from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
 from hongshan.things.model import (
     Device,
@@ -26,10 +27,8 @@ from hongshan.things.model import (
     Protocol,
     RegistryError,
 )
+from hongshan.twin.properties import PropertyTwin
 from hongshan.twin.shadow import Shadow, delta
-
-if TYPE_CHECKING:
-    from hongshan.app import Platform
 
 DEVICE = "/api/products/{pk:str}/devices/{dn:str}"
 MAX_OFFSET = 2**63 - 1  # what SQL's OFFSET takes (a 64-bit integer)
@@ -217,265 +216,335 @@ def _tags(raw: list[str] | None) -> dict[str, str] | None:
     return tags
 
 
-def routes(platform: Platform) -> list[HTTPRouteHandler]:
-    registry = platform.registry
+def known(registry: SQLRegistry, pk: str, dn: str) -> None:
+    if not registry.device_known(pk, dn):
+        raise RegistryError(f"no device {dn} in product {pk}", "not_found")
 
-    def known(pk: str, dn: str) -> None:
-        if not registry.device_known(pk, dn):
-            raise RegistryError(f"no device {dn} in product {pk}", "not_found")
 
-    @post("/api/products/{pk:str}/devices", status_code=201)
-    async def create_device(pk: FromPath[str], data: JSONBody[NewDevice]) -> Device:
-        return await registry.create_device(
-            pk,
-            data.device_name,
-            nickname=data.nickname,
-            tags=data.tags,
-            location=data.location,
-            gateway=data.gateway,
-            device_secret=data.device_secret,
-            access_token=data.access_token,
-        )
-
-    @post("/api/products/{pk:str}/devices/batch", status_code=201)
-    async def create_devices(pk: FromPath[str], data: JSONBody[DeviceBatch]) -> list[Triple]:
-        """Many devices in one go (Alibaba's batch registration): all of them, or none."""
-        if bool(data.device_names) == bool(data.count) or not 0 <= data.count <= MAX_BATCH:
-            raise RegistryError(f"give deviceNames, or a count of 1 to {MAX_BATCH:,}", "invalid")
-        names = data.device_names or [naming.new_device_name() for _ in range(data.count)]
-        if len(set(names)) != len(names):
-            raise RegistryError("deviceNames repeat a name", "invalid")
-        secrets = await registry.create_devices(pk, names, secrets=data.device_secrets)
-        view = registry.product_view(pk)
-        tokens = {}
-        if view is not None and view.protocol is Protocol.THINGSBOARD:
-            tokens = await registry.access_tokens(pk, secrets)
-        return [
-            Triple(product_key=pk, device_name=n, device_secret=s, access_token=tokens.get(n))
-            for n, s in secrets.items()
-        ]
-
-    @get("/api/devices")
-    async def list_devices(
-        product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
-        device_state: Annotated[DeviceState | None, QueryParameter(name="state")] = None,
-        name_prefix: Annotated[str | None, QueryParameter(name="namePrefix")] = None,
-        group: FromQuery[str | None] = None,
-        tag: Annotated[
-            list[str] | None, QueryParameter(description="key:value, repeatable")
-        ] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-        offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
-    ) -> DevicePage:
-        where = DeviceFilter(
-            product_key=product_key,
-            state=device_state,
-            name_prefix=name_prefix,
-            group=group,
-            tags=_tags(tag),
-            limit=limit,
-            offset=offset,
-        )
-        items = await registry.list_devices(where)
-        return DevicePage(items=items, total=await registry.count_devices(where))
-
-    @get(DEVICE)
-    async def show_device(pk: FromPath[str], dn: FromPath[str]) -> Device:
-        return await registry.get_device(pk, dn)
-
-    @get(DEVICE + "/credentials")
-    async def credentials(pk: FromPath[str], dn: FromPath[str]) -> Credentials:
-        device = await registry.get_device(pk, dn, with_secret=True)
-        assert device.device_secret is not None
-        return Credentials(
-            product_key=pk,
-            device_name=dn,
-            device_secret=device.device_secret,
-            access_token=device.access_token,
-            mqtt_basic=device.mqtt_basic,
-        )
-
-    @put(DEVICE + "/credentials")
-    async def set_credentials(
-        pk: FromPath[str], dn: FromPath[str], data: JSONBody[CredentialsChange]
-    ) -> Credentials:
-        """A thingsboard product's device's login, replacing the one it had (an online device
-        is disconnected, to log in with the new one)."""
-        device = await registry.set_credentials(
-            pk,
-            dn,
-            access_token=data.access_token,
-            new_access_token=data.new_access_token,
-            mqtt_basic=data.mqtt_basic,
-        )
-        assert device.device_secret is not None
-        return Credentials(
-            product_key=pk,
-            device_name=dn,
-            device_secret=device.device_secret,
-            access_token=device.access_token,
-            mqtt_basic=device.mqtt_basic,
-        )
-
-    @post(DEVICE + "/disable", status_code=200)
-    async def disable(pk: FromPath[str], dn: FromPath[str]) -> Device:
-        return await registry.set_enabled(pk, dn, False)
-
-    @post(DEVICE + "/enable", status_code=200)
-    async def enable(pk: FromPath[str], dn: FromPath[str]) -> Device:
-        return await registry.set_enabled(pk, dn, True)
-
-    @patch(DEVICE)
-    async def change_device(
-        pk: FromPath[str], dn: FromPath[str], data: JSONBody[DeviceChange]
-    ) -> Device:
-        if data.tags:
-            kept = (await registry.get_device(pk, dn)).tags.keys() - set(data.remove_tags)
-            if len(kept | data.tags.keys()) > MAX_TAGS:
-                raise RegistryError(f"tags: a device has at most {MAX_TAGS}", "invalid")
-        return await registry.update_device(
-            pk,
-            dn,
-            nickname=data.nickname,
-            tags=data.tags,
-            remove_tags=data.remove_tags,
-            location=data.location,
-        )
-
-    @delete(DEVICE, status_code=204)
-    async def delete_device(pk: FromPath[str], dn: FromPath[str]) -> None:
-        await registry.delete_device(pk, dn)
-
-    @delete(
-        DEVICE + "/gateway",
-        status_code=200,
-        summary="Unbind a sub-device from its gateway",
-        description=(
-            "Takes the sub-device out of its gateway's topology (Alibaba's RemoveThingTopo), "
-            "for a gateway that cannot delete it itself: the sub-device is logged out if it is "
-            "online through that gateway, the gateway is told on "
-            "/sys/{gateway}/thing/topo/change (status 1), and another gateway may then add it. "
-            "Answers the gateway it was taken from; 404 when there is no such device or it "
-            "has no gateway."
-        ),
+@post("/api/products/{pk:str}/devices", status_code=201)
+async def create_device(
+    registry: Provided[SQLRegistry], pk: FromPath[str], data: JSONBody[NewDevice]
+) -> Device:
+    return await registry.create_device(
+        pk,
+        data.device_name,
+        nickname=data.nickname,
+        tags=data.tags,
+        location=data.location,
+        gateway=data.gateway,
+        device_secret=data.device_secret,
+        access_token=data.access_token,
     )
-    async def unbind_gateway(pk: FromPath[str], dn: FromPath[str]) -> DeviceRef:
-        gateway = await platform.gateways.unbind((pk, dn))
-        if gateway is None:
-            raise RegistryError(f"device {dn} of product {pk} has no gateway", "not_found")
-        return DeviceRef(product_key=gateway[0], device_name=gateway[1])
 
-    @get(DEVICE + "/properties")
-    async def properties(pk: FromPath[str], dn: FromPath[str]) -> dict[str, Value]:
-        known(pk, dn)
-        values = platform.twin.values(pk, dn)
-        return {key: Value(value=v.value, time=v.time) for key, v in values.items()}
 
-    @post(DEVICE + "/properties", status_code=200)
-    async def set_properties(
-        pk: FromPath[str], dn: FromPath[str], data: JSONBody[PropertySet]
-    ) -> CallAnswer:
-        known(pk, dn)
-        _wait_within("wait", data.wait)
-        result = await platform.commands.set(
-            messages.DeviceRef(pk, dn), data.params, wait=data.wait
-        )
-        return CallAnswer.of(result)
-
-    @post(DEVICE + "/services/{identifier:str}", status_code=200)
-    async def invoke(
-        pk: FromPath[str], dn: FromPath[str], identifier: FromPath[str], data: JSONBody[ServiceCall]
-    ) -> CallAnswer:
-        known(pk, dn)
-        _wait_within("timeout", data.timeout)
-        device = messages.DeviceRef(pk, dn)
-        result = await platform.commands.call(device, identifier, data.params, wait=data.timeout)
-        return CallAnswer.of(result)
-
-    @get(DEVICE + "/shadow")
-    async def shadow(pk: FromPath[str], dn: FromPath[str]) -> ShadowView:
-        known(pk, dn)
-        return _shadow_view(platform.shadows.get(pk, dn))
-
-    @put(DEVICE + "/shadow")
-    async def change_shadow(
-        pk: FromPath[str], dn: FromPath[str], data: JSONBody[DesiredChange]
-    ) -> ShadowView:
-        """Change the desired state; an online device is sent the document at once."""
-        known(pk, dn)
-        changed = platform.shadows.set_desired(pk, dn, data.desired, data.version)
-        return _shadow_view(changed)
-
-    @get(DEVICE + "/desired")
-    async def desired(pk: FromPath[str], dn: FromPath[str]) -> dict[str, DesiredView]:
-        known(pk, dn)
-        values = platform.desired.get(pk, dn)
-        return {
-            k: DesiredView(value=v.value, version=v.version, time=v.time) for k, v in values.items()
-        }
-
-    @put(DEVICE + "/desired")
-    async def set_desired(
-        pk: FromPath[str], dn: FromPath[str], data: JSONBody[DesiredSet]
-    ) -> dict[str, DesiredView]:
-        """Values the device should take: sent as a property set now if it is online, else
-        when it comes back; it reads them with desired/get and clears them once applied."""
-        known(pk, dn)
-        model = registry.thing_model_of(pk)
-        if model is not None:
-            problems = model.check_property_set(data.params)
-            if problems:
-                raise InvalidCall(problems)
-        values = platform.desired.set(pk, dn, data.params, data.versions)
-        return {
-            k: DesiredView(value=v.value, version=v.version, time=v.time) for k, v in values.items()
-        }
-
-    @post(DEVICE + "/rrpc", status_code=200)
-    async def rrpc(pk: FromPath[str], dn: FromPath[str], data: JSONBody[RrpcCall]) -> RrpcAnswer:
-        """A synchronous call with raw bytes (Alibaba's RRPC), answered within ``timeout``."""
-        known(pk, dn)
-        _wait_within("timeout", data.timeout, positive=True)
-        if (data.payload is None) == (data.payload_base64 is None):
-            raise RegistryError("give payload or payloadBase64", "invalid")
-        if data.topic is not None and not data.topic.startswith(f"/{pk}/{dn}/"):
-            raise RegistryError(f"topic must be one of the device's own: /{pk}/{dn}/…", "invalid")
-        try:
-            raw = (
-                data.payload.encode()
-                if data.payload is not None
-                else base64.b64decode(data.payload_base64 or "", validate=True)
-            )
-        except ValueError:
-            raise RegistryError("payloadBase64 is not base64", "invalid") from None
-        device = messages.DeviceRef(pk, dn)
-        result = await platform.commands.raw(device, raw, wait=data.timeout, topic=data.topic)
-        answer = RrpcAnswer(msg_id=result.call_id, code=result.code, message=result.message)
-        if isinstance(result.output, bytes):
-            try:
-                answer.payload = result.output.decode()
-            except UnicodeDecodeError:
-                answer.payload_base64 = base64.b64encode(result.output).decode()
-        return answer
-
+@post("/api/products/{pk:str}/devices/batch", status_code=201)
+async def create_devices(
+    registry: Provided[SQLRegistry], pk: FromPath[str], data: JSONBody[DeviceBatch]
+) -> list[Triple]:
+    """Many devices in one go (Alibaba's batch registration): all of them, or none."""
+    if bool(data.device_names) == bool(data.count) or not 0 <= data.count <= MAX_BATCH:
+        raise RegistryError(f"give deviceNames, or a count of 1 to {MAX_BATCH:,}", "invalid")
+    names = data.device_names or [naming.new_device_name() for _ in range(data.count)]
+    if len(set(names)) != len(names):
+        raise RegistryError("deviceNames repeat a name", "invalid")
+    secrets = await registry.create_devices(pk, names, secrets=data.device_secrets)
+    view = registry.product_view(pk)
+    tokens = {}
+    if view is not None and view.protocol is Protocol.THINGSBOARD:
+        tokens = await registry.access_tokens(pk, secrets)
     return [
-        create_devices,
-        rrpc,
-        desired,
-        set_desired,
-        shadow,
-        change_shadow,
-        create_device,
-        list_devices,
-        show_device,
-        credentials,
-        set_credentials,
-        disable,
-        enable,
-        change_device,
-        delete_device,
-        unbind_gateway,
-        properties,
-        set_properties,
-        invoke,
+        Triple(product_key=pk, device_name=n, device_secret=s, access_token=tokens.get(n))
+        for n, s in secrets.items()
     ]
+
+
+@get("/api/devices")
+async def list_devices(
+    registry: Provided[SQLRegistry],
+    product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
+    device_state: Annotated[DeviceState | None, QueryParameter(name="state")] = None,
+    name_prefix: Annotated[str | None, QueryParameter(name="namePrefix")] = None,
+    group: FromQuery[str | None] = None,
+    tag: Annotated[list[str] | None, QueryParameter(description="key:value, repeatable")] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
+) -> DevicePage:
+    where = DeviceFilter(
+        product_key=product_key,
+        state=device_state,
+        name_prefix=name_prefix,
+        group=group,
+        tags=_tags(tag),
+        limit=limit,
+        offset=offset,
+    )
+    items = await registry.list_devices(where)
+    return DevicePage(items=items, total=await registry.count_devices(where))
+
+
+@get(DEVICE)
+async def show_device(
+    registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
+) -> Device:
+    return await registry.get_device(pk, dn)
+
+
+@get(DEVICE + "/credentials")
+async def credentials(
+    registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
+) -> Credentials:
+    device = await registry.get_device(pk, dn, with_secret=True)
+    assert device.device_secret is not None
+    return Credentials(
+        product_key=pk,
+        device_name=dn,
+        device_secret=device.device_secret,
+        access_token=device.access_token,
+        mqtt_basic=device.mqtt_basic,
+    )
+
+
+@put(DEVICE + "/credentials")
+async def set_credentials(
+    registry: Provided[SQLRegistry],
+    pk: FromPath[str],
+    dn: FromPath[str],
+    data: JSONBody[CredentialsChange],
+) -> Credentials:
+    """A thingsboard product's device's login, replacing the one it had (an online device
+    is disconnected, to log in with the new one)."""
+    device = await registry.set_credentials(
+        pk,
+        dn,
+        access_token=data.access_token,
+        new_access_token=data.new_access_token,
+        mqtt_basic=data.mqtt_basic,
+    )
+    assert device.device_secret is not None
+    return Credentials(
+        product_key=pk,
+        device_name=dn,
+        device_secret=device.device_secret,
+        access_token=device.access_token,
+        mqtt_basic=device.mqtt_basic,
+    )
+
+
+@post(DEVICE + "/disable", status_code=200)
+async def disable(registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]) -> Device:
+    return await registry.set_enabled(pk, dn, False)
+
+
+@post(DEVICE + "/enable", status_code=200)
+async def enable(registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]) -> Device:
+    return await registry.set_enabled(pk, dn, True)
+
+
+@patch(DEVICE)
+async def change_device(
+    registry: Provided[SQLRegistry],
+    pk: FromPath[str],
+    dn: FromPath[str],
+    data: JSONBody[DeviceChange],
+) -> Device:
+    if data.tags:
+        kept = (await registry.get_device(pk, dn)).tags.keys() - set(data.remove_tags)
+        if len(kept | data.tags.keys()) > MAX_TAGS:
+            raise RegistryError(f"tags: a device has at most {MAX_TAGS}", "invalid")
+    return await registry.update_device(
+        pk,
+        dn,
+        nickname=data.nickname,
+        tags=data.tags,
+        remove_tags=data.remove_tags,
+        location=data.location,
+    )
+
+
+@delete(DEVICE, status_code=204)
+async def delete_device(
+    registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
+) -> None:
+    await registry.delete_device(pk, dn)
+
+
+@delete(
+    DEVICE + "/gateway",
+    status_code=200,
+    summary="Unbind a sub-device from its gateway",
+    description=(
+        "Takes the sub-device out of its gateway's topology (Alibaba's RemoveThingTopo), "
+        "for a gateway that cannot delete it itself: the sub-device is logged out if it is "
+        "online through that gateway, the gateway is told on "
+        "/sys/{gateway}/thing/topo/change (status 1), and another gateway may then add it. "
+        "Answers the gateway it was taken from; 404 when there is no such device or it "
+        "has no gateway."
+    ),
+)
+async def unbind_gateway(
+    gateways: Provided[GatewayTopology], pk: FromPath[str], dn: FromPath[str]
+) -> DeviceRef:
+    gateway = await gateways.unbind((pk, dn))
+    if gateway is None:
+        raise RegistryError(f"device {dn} of product {pk} has no gateway", "not_found")
+    return DeviceRef(product_key=gateway[0], device_name=gateway[1])
+
+
+@get(DEVICE + "/properties")
+async def properties(
+    registry: Provided[SQLRegistry],
+    twin: Provided[PropertyTwin],
+    pk: FromPath[str],
+    dn: FromPath[str],
+) -> dict[str, Value]:
+    known(registry, pk, dn)
+    values = twin.values(pk, dn)
+    return {key: Value(value=v.value, time=v.time) for key, v in values.items()}
+
+
+@post(DEVICE + "/properties", status_code=200)
+async def set_properties(
+    registry: Provided[SQLRegistry],
+    commands: Provided[DeviceCommands],
+    pk: FromPath[str],
+    dn: FromPath[str],
+    data: JSONBody[PropertySet],
+) -> CallAnswer:
+    known(registry, pk, dn)
+    _wait_within("wait", data.wait)
+    result = await commands.set(messages.DeviceRef(pk, dn), data.params, wait=data.wait)
+    return CallAnswer.of(result)
+
+
+@post(DEVICE + "/services/{identifier:str}", status_code=200)
+async def invoke(
+    registry: Provided[SQLRegistry],
+    commands: Provided[DeviceCommands],
+    pk: FromPath[str],
+    dn: FromPath[str],
+    identifier: FromPath[str],
+    data: JSONBody[ServiceCall],
+) -> CallAnswer:
+    known(registry, pk, dn)
+    _wait_within("timeout", data.timeout)
+    device = messages.DeviceRef(pk, dn)
+    result = await commands.call(device, identifier, data.params, wait=data.timeout)
+    return CallAnswer.of(result)
+
+
+@get(DEVICE + "/shadow")
+async def shadow(
+    registry: Provided[SQLRegistry],
+    shadows: Provided[DeviceShadows],
+    pk: FromPath[str],
+    dn: FromPath[str],
+) -> ShadowView:
+    known(registry, pk, dn)
+    return _shadow_view(shadows.get(pk, dn))
+
+
+@put(DEVICE + "/shadow")
+async def change_shadow(
+    registry: Provided[SQLRegistry],
+    shadows: Provided[DeviceShadows],
+    pk: FromPath[str],
+    dn: FromPath[str],
+    data: JSONBody[DesiredChange],
+) -> ShadowView:
+    """Change the desired state; an online device is sent the document at once."""
+    known(registry, pk, dn)
+    changed = shadows.set_desired(pk, dn, data.desired, data.version)
+    return _shadow_view(changed)
+
+
+@get(DEVICE + "/desired")
+async def desired(
+    registry: Provided[SQLRegistry],
+    desired_values: Provided[DesiredValues],
+    pk: FromPath[str],
+    dn: FromPath[str],
+) -> dict[str, DesiredView]:
+    known(registry, pk, dn)
+    values = desired_values.get(pk, dn)
+    return {
+        k: DesiredView(value=v.value, version=v.version, time=v.time) for k, v in values.items()
+    }
+
+
+@put(DEVICE + "/desired")
+async def set_desired(
+    registry: Provided[SQLRegistry],
+    desired_values: Provided[DesiredValues],
+    pk: FromPath[str],
+    dn: FromPath[str],
+    data: JSONBody[DesiredSet],
+) -> dict[str, DesiredView]:
+    """Values the device should take: sent as a property set now if it is online, else
+    when it comes back; it reads them with desired/get and clears them once applied."""
+    known(registry, pk, dn)
+    model = registry.thing_model_of(pk)
+    if model is not None:
+        problems = model.check_property_set(data.params)
+        if problems:
+            raise InvalidCall(problems)
+    values = desired_values.set(pk, dn, data.params, data.versions)
+    return {
+        k: DesiredView(value=v.value, version=v.version, time=v.time) for k, v in values.items()
+    }
+
+
+@post(DEVICE + "/rrpc", status_code=200)
+async def rrpc(
+    registry: Provided[SQLRegistry],
+    commands: Provided[DeviceCommands],
+    pk: FromPath[str],
+    dn: FromPath[str],
+    data: JSONBody[RrpcCall],
+) -> RrpcAnswer:
+    """A synchronous call with raw bytes (Alibaba's RRPC), answered within ``timeout``."""
+    known(registry, pk, dn)
+    _wait_within("timeout", data.timeout, positive=True)
+    if (data.payload is None) == (data.payload_base64 is None):
+        raise RegistryError("give payload or payloadBase64", "invalid")
+    if data.topic is not None and not data.topic.startswith(f"/{pk}/{dn}/"):
+        raise RegistryError(f"topic must be one of the device's own: /{pk}/{dn}/…", "invalid")
+    try:
+        raw = (
+            data.payload.encode()
+            if data.payload is not None
+            else base64.b64decode(data.payload_base64 or "", validate=True)
+        )
+    except ValueError:
+        raise RegistryError("payloadBase64 is not base64", "invalid") from None
+    device = messages.DeviceRef(pk, dn)
+    result = await commands.raw(device, raw, wait=data.timeout, topic=data.topic)
+    answer = RrpcAnswer(msg_id=result.call_id, code=result.code, message=result.message)
+    if isinstance(result.output, bytes):
+        try:
+            answer.payload = result.output.decode()
+        except UnicodeDecodeError:
+            answer.payload_base64 = base64.b64encode(result.output).decode()
+    return answer
+
+
+ROUTES = (
+    create_devices,
+    rrpc,
+    desired,
+    set_desired,
+    shadow,
+    change_shadow,
+    create_device,
+    list_devices,
+    show_device,
+    credentials,
+    set_credentials,
+    disable,
+    enable,
+    change_device,
+    delete_device,
+    unbind_gateway,
+    properties,
+    set_properties,
+    invoke,
+)

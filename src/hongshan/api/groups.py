@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import msgspec
 from litestar import delete, get, post
-from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
+from hongshan.api.dependencies import Provided
+from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
 from hongshan.things.model import Group
-
-if TYPE_CHECKING:
-    from hongshan.app import Platform
 
 
 class NewGroup(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -30,34 +26,41 @@ class Members(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     devices: list[Member]
 
 
-def routes(platform: Platform) -> list[HTTPRouteHandler]:
-    registry = platform.registry
+@post("/api/groups", status_code=201)
+async def create_group(registry: Provided[SQLRegistry], data: JSONBody[NewGroup]) -> Group:
+    naming.check_group_name(data.name)
+    return await registry.groups.create(data.name, data.description)
 
-    @post("/api/groups", status_code=201)
-    async def create_group(data: JSONBody[NewGroup]) -> Group:
-        naming.check_group_name(data.name)
-        return await registry.groups.create(data.name, data.description)
 
-    @get("/api/groups")
-    async def list_groups() -> list[Group]:
-        return await registry.groups.list_groups()
+@get("/api/groups")
+async def list_groups(registry: Provided[SQLRegistry]) -> list[Group]:
+    return await registry.groups.list_groups()
 
-    @get("/api/groups/{name:str}")
-    async def show_group(name: FromPath[str]) -> Group:
-        return await registry.groups.get(name)
 
-    @delete("/api/groups/{name:str}", status_code=204)
-    async def delete_group(name: FromPath[str]) -> None:
-        await registry.groups.delete(name)
+@get("/api/groups/{name:str}")
+async def show_group(registry: Provided[SQLRegistry], name: FromPath[str]) -> Group:
+    return await registry.groups.get(name)
 
-    @post("/api/groups/{name:str}/devices", status_code=200)
-    async def add_members(name: FromPath[str], data: JSONBody[Members]) -> Group:
-        keys = [(m.product_key, m.device_name) for m in data.devices]
-        return await registry.groups.add(name, keys)
 
-    @post("/api/groups/{name:str}/devices/remove", status_code=200)
-    async def remove_members(name: FromPath[str], data: JSONBody[Members]) -> Group:
-        keys = [(m.product_key, m.device_name) for m in data.devices]
-        return await registry.groups.remove(name, keys)
+@delete("/api/groups/{name:str}", status_code=204)
+async def delete_group(registry: Provided[SQLRegistry], name: FromPath[str]) -> None:
+    await registry.groups.delete(name)
 
-    return [create_group, list_groups, show_group, delete_group, add_members, remove_members]
+
+@post("/api/groups/{name:str}/devices", status_code=200)
+async def add_members(
+    registry: Provided[SQLRegistry], name: FromPath[str], data: JSONBody[Members]
+) -> Group:
+    keys = [(m.product_key, m.device_name) for m in data.devices]
+    return await registry.groups.add(name, keys)
+
+
+@post("/api/groups/{name:str}/devices/remove", status_code=200)
+async def remove_members(
+    registry: Provided[SQLRegistry], name: FromPath[str], data: JSONBody[Members]
+) -> Group:
+    keys = [(m.product_key, m.device_name) for m in data.devices]
+    return await registry.groups.remove(name, keys)
+
+
+ROUTES = (create_group, list_groups, show_group, delete_group, add_members, remove_members)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Response, delete, get, put
-from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 
+from hongshan.api.dependencies import Provided
 from hongshan.api.devices import DEVICE
 from hongshan.store.history.buckets import bucket_label, buckets, zone
 from hongshan.store.history.model import (
@@ -26,15 +26,15 @@ from hongshan.store.history.model import (
     Bucket,
     Device,
     HistoryProblem,
+    HistoryStore,
     LogKind,
     LogPage,
     PointPage,
 )
 from hongshan.store.history.retention import Retention
+from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import DeviceFilter, DevicePlace
-
-if TYPE_CHECKING:
-    from hongshan.app import Platform
+from hongshan.twin.properties import PropertyTwin
 
 DAY_MS = 86_400_000
 MAX_DEVICES = 100_000
@@ -144,252 +144,285 @@ def csv_line(cells: Sequence[Any]) -> bytes:
     return (",".join(_csv_cell(c) for c in cells) + "\r\n").encode()
 
 
-def routes(platform: Platform) -> list[HTTPRouteHandler]:
-    history = platform.history
-    registry = platform.registry
-
-    async def all_points(
-        device: Device, identifier: str, start: int, end: int, order: str, tz: str
-    ) -> AsyncIterator[bytes]:
-        yield csv_line(["ts", "time", "value"])
-        cursor = None
-        while True:
-            page = await history.points(
-                device,
-                identifier,
-                start,
-                end,
-                limit=5000,
-                cursor=cursor,
-                descending=order == "desc",
-            )
-            for point in page.points:
-                yield csv_line([point.ts, bucket_label(point.ts, tz), point.value])
-            if page.next is None:
-                return
-            cursor = page.next
-
-    @get(DEVICE + "/history/{identifier:str}")
-    async def device_history(
-        pk: FromPath[str],
-        dn: FromPath[str],
-        identifier: FromPath[str],
-        start: From = None,
-        end: To = None,
-        every: Every = None,
-        agg: Agg = None,
-        tz: Tz = "UTC",
-        limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
-        cursor: FromQuery[str | None] = None,
-        order: FromQuery[Literal["asc", "desc"]] = "asc",
-        output: Format = "json",
-    ) -> Any:
-        """A property's values over a range: raw and paged (``cursor``), or with ``every``
-        aggregated per bucket."""
-        await registry.get_device(pk, dn)  # 404 for a device that does not exist
-        first, last = time_range(start, end, tz)
-        device = (pk, dn)
-        if every is not None:
-            names = aggregates_of(agg)
-            found = await history.aggregate(
-                [device], identifier, buckets(first, last, every, tz), names
-            )
-            if output == "csv":
-                return _bucket_csv([Aggregated(identifier=identifier, buckets=found)], names, tz)
-            return AggregatePage(series=[Aggregated(identifier=identifier, buckets=found)])
-        if output == "csv":
-            return Stream(
-                all_points(device, identifier, first, last, order, tz),
-                headers={"content-type": CSV},
-            )
-        page: PointPage = await history.points(
-            device, identifier, first, last, limit=limit, cursor=cursor, descending=order == "desc"
+async def all_points(
+    history: HistoryStore,
+    device: Device,
+    identifier: str,
+    start: int,
+    end: int,
+    order: str,
+    tz: str,
+) -> AsyncIterator[bytes]:
+    yield csv_line(["ts", "time", "value"])
+    cursor = None
+    while True:
+        page = await history.points(
+            device,
+            identifier,
+            start,
+            end,
+            limit=5000,
+            cursor=cursor,
+            descending=order == "desc",
         )
-        return page
+        for point in page.points:
+            yield csv_line([point.ts, bucket_label(point.ts, tz), point.value])
+        if page.next is None:
+            return
+        cursor = page.next
 
-    @get(DEVICE + "/log")
-    async def device_log(
-        pk: FromPath[str],
-        dn: FromPath[str],
-        start: From = None,
-        end: To = None,
-        kind: Annotated[list[LogKind] | None, QueryParameter(description="repeatable")] = None,
-        tz: Tz = "UTC",
-        limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
-        cursor: FromQuery[str | None] = None,
-        output: Format = "json",
-    ) -> Any:
-        """Events, service replies, status changes and commands sent, oldest first."""
-        await registry.get_device(pk, dn)
-        first, last = time_range(start, end, tz)
-        kinds = kind or []
-        if output == "csv":
 
-            async def rows() -> AsyncIterator[bytes]:
-                yield csv_line(["ts", "time", "kind", "identifier", "body"])
-                after = None
-                while True:
-                    page = await history.log(
-                        (pk, dn), first, last, kinds=kinds, limit=5000, cursor=after
-                    )
-                    for e in page.entries:
-                        yield csv_line([e.ts, bucket_label(e.ts, tz), e.kind, e.identifier, e.body])
-                    if page.next is None:
-                        return
-                    after = page.next
-
-            return Stream(rows(), headers={"content-type": CSV})
-        found: LogPage = await history.log(
-            (pk, dn), first, last, kinds=kinds, limit=limit, cursor=cursor
-        )
-        return found
-
-    async def selected(
-        devices: list[str] | None, product_key: str | None, group: str | None, tag: list[str] | None
-    ) -> list[DevicePlace]:
-        if devices:
-            chosen = []
-            for text in devices:
-                pk, _, dn = text.partition("/")
-                if not dn:
-                    raise HistoryProblem(f"devices={text!r}: expected productKey/deviceName")
-                at = (await registry.get_device(pk, dn)).location
-                chosen.append(
-                    DevicePlace(
-                        pk,
-                        dn,
-                        at.lat if at else None,
-                        at.lon if at else None,
-                        at.district if at else "",
-                    )
-                )
-            return chosen
-        tags = dict(t.split(":", 1) for t in tag or [] if ":" in t) or None
-        where = DeviceFilter(product_key=product_key, group=group, tags=tags, limit=MAX_DEVICES)
-        return await registry.device_places(where)
-
-    @get("/api/history/aggregate")
-    async def aggregate(
-        identifier: Annotated[list[str], QueryParameter(description="repeatable")],
-        devices: Annotated[
-            list[str] | None, QueryParameter(description="productKey/deviceName, repeatable")
-        ] = None,
-        product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
-        group: FromQuery[str | None] = None,
-        tag: Annotated[list[str] | None, QueryParameter(description="key:value")] = None,
-        group_by: Annotated[
-            Literal["none", "district", "product", "device"], QueryParameter(name="groupBy")
-        ] = "none",
-        start: From = None,
-        end: To = None,
-        every: Every = "1h",
-        agg: Agg = None,
-        tz: Tz = "UTC",
-        output: Format = "json",
-    ) -> Any:
-        """Aggregates over many devices (chosen by name, product, group or tag), all together or
-        per district, product or device: the average PM2.5 of each district, each hour."""
-        first, last = time_range(start, end, tz)
+@get(DEVICE + "/history/{identifier:str}")
+async def device_history(
+    registry: Provided[SQLRegistry],
+    history: Provided[HistoryStore],
+    pk: FromPath[str],
+    dn: FromPath[str],
+    identifier: FromPath[str],
+    start: From = None,
+    end: To = None,
+    every: Every = None,
+    agg: Agg = None,
+    tz: Tz = "UTC",
+    limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
+    cursor: FromQuery[str | None] = None,
+    order: FromQuery[Literal["asc", "desc"]] = "asc",
+    output: Format = "json",
+) -> Any:
+    """A property's values over a range: raw and paged (``cursor``), or with ``every``
+    aggregated per bucket."""
+    await registry.get_device(pk, dn)  # 404 for a device that does not exist
+    first, last = time_range(start, end, tz)
+    device = (pk, dn)
+    if every is not None:
         names = aggregates_of(agg)
-        cut = buckets(first, last, every or "1h", tz)
-        chosen = await selected(devices, product_key, group, tag)
-        parts: dict[str, list[Device]] = {}
-        for d in chosen:
-            key = {
-                "none": "",
-                "district": d.district,
-                "product": d.product_key,
-                "device": f"{d.product_key}/{d.device_name}",
-            }[group_by]
-            parts.setdefault(key, []).append((d.product_key, d.device_name))
-        series = [
-            Aggregated(
-                identifier=name,
-                key=key,
-                devices=len(members),
-                buckets=await history.aggregate(members, name, cut, names),
-            )
-            for name in identifier
-            for key, members in sorted(parts.items())
-        ]
+        found = await history.aggregate(
+            [device], identifier, buckets(first, last, every, tz), names
+        )
         if output == "csv":
-            return _bucket_csv(series, names, tz)
-        return AggregatePage(series=series)
+            return _bucket_csv([Aggregated(identifier=identifier, buckets=found)], names, tz)
+        return AggregatePage(series=[Aggregated(identifier=identifier, buckets=found)])
+    if output == "csv":
+        return Stream(
+            all_points(history, device, identifier, first, last, order, tz),
+            headers={"content-type": CSV},
+        )
+    page: PointPage = await history.points(
+        device, identifier, first, last, limit=limit, cursor=cursor, descending=order == "desc"
+    )
+    return page
 
-    @get("/api/history/latest")
-    async def latest(
-        identifier: Annotated[list[str] | None, QueryParameter(description="repeatable")] = None,
-        devices: Annotated[list[str] | None, QueryParameter(description="pk/dn")] = None,
-        product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
-        group: FromQuery[str | None] = None,
-        tag: Annotated[list[str] | None, QueryParameter(description="key:value")] = None,
-        tz: Tz = "UTC",
-        output: Format = "json",
-    ) -> Any:
-        """The latest value and time of the chosen properties (all when none are named) of
-        many devices, with where they are: the console's map. As CSV, a row per value (a
-        device with none has one row without)."""
-        chosen = await selected(devices, product_key, group, tag)
-        wanted = set(identifier or [])
-        values_of = platform.twin.peek
-        found = []
-        for d in chosen:
-            values = values_of(d.product_key, d.device_name)
-            found.append(
-                Latest(
-                    product_key=d.product_key,
-                    device_name=d.device_name,
-                    district=d.district,
-                    lat=d.lat,
-                    lon=d.lon,
-                    values={
-                        k: (v.value, v.time) for k, v in values.items() if not wanted or k in wanted
-                    },
+
+@get(DEVICE + "/log")
+async def device_log(
+    registry: Provided[SQLRegistry],
+    history: Provided[HistoryStore],
+    pk: FromPath[str],
+    dn: FromPath[str],
+    start: From = None,
+    end: To = None,
+    kind: Annotated[list[LogKind] | None, QueryParameter(description="repeatable")] = None,
+    tz: Tz = "UTC",
+    limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
+    cursor: FromQuery[str | None] = None,
+    output: Format = "json",
+) -> Any:
+    """Events, service replies, status changes and commands sent, oldest first."""
+    await registry.get_device(pk, dn)
+    first, last = time_range(start, end, tz)
+    kinds = kind or []
+    if output == "csv":
+
+        async def rows() -> AsyncIterator[bytes]:
+            yield csv_line(["ts", "time", "kind", "identifier", "body"])
+            after = None
+            while True:
+                page = await history.log(
+                    (pk, dn), first, last, kinds=kinds, limit=5000, cursor=after
+                )
+                for e in page.entries:
+                    yield csv_line([e.ts, bucket_label(e.ts, tz), e.kind, e.identifier, e.body])
+                if page.next is None:
+                    return
+                after = page.next
+
+        return Stream(rows(), headers={"content-type": CSV})
+    found: LogPage = await history.log(
+        (pk, dn), first, last, kinds=kinds, limit=limit, cursor=cursor
+    )
+    return found
+
+
+async def selected(
+    registry: SQLRegistry,
+    devices: list[str] | None,
+    product_key: str | None,
+    group: str | None,
+    tag: list[str] | None,
+) -> list[DevicePlace]:
+    if devices:
+        chosen = []
+        for text in devices:
+            pk, _, dn = text.partition("/")
+            if not dn:
+                raise HistoryProblem(f"devices={text!r}: expected productKey/deviceName")
+            at = (await registry.get_device(pk, dn)).location
+            chosen.append(
+                DevicePlace(
+                    pk,
+                    dn,
+                    at.lat if at else None,
+                    at.lon if at else None,
+                    at.district if at else "",
                 )
             )
-        if output == "csv":
-            zone(tz)  # (a 400 for an unknown zone, before any row)
-            return Response(b"".join(_latest_csv(found, tz)), headers={"content-type": CSV})
-        return found
+        return chosen
+    tags = dict(t.split(":", 1) for t in tag or [] if ":" in t) or None
+    where = DeviceFilter(product_key=product_key, group=group, tags=tags, limit=MAX_DEVICES)
+    return await registry.device_places(where)
 
-    def retention_of(pk: str) -> RetentionView:
-        kept = history.retention(pk)
-        own = kept is not history.default_retention
-        return RetentionView(raw_days=kept.raw_days, rollup_days=kept.rollup_days, own=own)
 
-    @get("/api/products/{pk:str}/retention")
-    async def show_retention(pk: FromPath[str]) -> RetentionView:
-        """How long the product's history is kept: its own setting, or the default."""
-        await registry.get_product(pk)
-        return retention_of(pk)
-
-    @put("/api/products/{pk:str}/retention")
-    async def set_retention(pk: FromPath[str], data: JSONBody[Retention]) -> RetentionView:
-        """Keep raw values (and events, status changes) ``rawDays`` and aggregates
-        ``rollupDays``; null keeps them for ever. Older history goes in the next passes."""
-        await registry.get_product(pk)
-        for days in (data.raw_days, data.rollup_days):
-            if days is not None and days <= 0:
-                raise HistoryProblem("rawDays and rollupDays must be positive (or null: for ever)")
-        await history.set_retention(pk, data)
-        return retention_of(pk)
-
-    @delete("/api/products/{pk:str}/retention", status_code=200)
-    async def default_retention(pk: FromPath[str]) -> RetentionView:
-        """Back to the server's default retention."""
-        await registry.get_product(pk)
-        await history.set_retention(pk, None)
-        return retention_of(pk)
-
-    return [
-        device_history,
-        device_log,
-        aggregate,
-        latest,
-        show_retention,
-        set_retention,
-        default_retention,
+@get("/api/history/aggregate")
+async def aggregate(
+    registry: Provided[SQLRegistry],
+    history: Provided[HistoryStore],
+    identifier: Annotated[list[str], QueryParameter(description="repeatable")],
+    devices: Annotated[
+        list[str] | None, QueryParameter(description="productKey/deviceName, repeatable")
+    ] = None,
+    product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
+    group: FromQuery[str | None] = None,
+    tag: Annotated[list[str] | None, QueryParameter(description="key:value")] = None,
+    group_by: Annotated[
+        Literal["none", "district", "product", "device"], QueryParameter(name="groupBy")
+    ] = "none",
+    start: From = None,
+    end: To = None,
+    every: Every = "1h",
+    agg: Agg = None,
+    tz: Tz = "UTC",
+    output: Format = "json",
+) -> Any:
+    """Aggregates over many devices (chosen by name, product, group or tag), all together or
+    per district, product or device: the average PM2.5 of each district, each hour."""
+    first, last = time_range(start, end, tz)
+    names = aggregates_of(agg)
+    cut = buckets(first, last, every or "1h", tz)
+    chosen = await selected(registry, devices, product_key, group, tag)
+    parts: dict[str, list[Device]] = {}
+    for d in chosen:
+        key = {
+            "none": "",
+            "district": d.district,
+            "product": d.product_key,
+            "device": f"{d.product_key}/{d.device_name}",
+        }[group_by]
+        parts.setdefault(key, []).append((d.product_key, d.device_name))
+    series = [
+        Aggregated(
+            identifier=name,
+            key=key,
+            devices=len(members),
+            buckets=await history.aggregate(members, name, cut, names),
+        )
+        for name in identifier
+        for key, members in sorted(parts.items())
     ]
+    if output == "csv":
+        return _bucket_csv(series, names, tz)
+    return AggregatePage(series=series)
+
+
+@get("/api/history/latest")
+async def latest(
+    registry: Provided[SQLRegistry],
+    twin: Provided[PropertyTwin],
+    identifier: Annotated[list[str] | None, QueryParameter(description="repeatable")] = None,
+    devices: Annotated[list[str] | None, QueryParameter(description="pk/dn")] = None,
+    product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
+    group: FromQuery[str | None] = None,
+    tag: Annotated[list[str] | None, QueryParameter(description="key:value")] = None,
+    tz: Tz = "UTC",
+    output: Format = "json",
+) -> Any:
+    """The latest value and time of the chosen properties (all when none are named) of
+    many devices, with where they are: the console's map. As CSV, a row per value (a
+    device with none has one row without)."""
+    chosen = await selected(registry, devices, product_key, group, tag)
+    wanted = set(identifier or [])
+    values_of = twin.peek
+    found = []
+    for d in chosen:
+        values = values_of(d.product_key, d.device_name)
+        found.append(
+            Latest(
+                product_key=d.product_key,
+                device_name=d.device_name,
+                district=d.district,
+                lat=d.lat,
+                lon=d.lon,
+                values={
+                    k: (v.value, v.time) for k, v in values.items() if not wanted or k in wanted
+                },
+            )
+        )
+    if output == "csv":
+        zone(tz)  # (a 400 for an unknown zone, before any row)
+        return Response(b"".join(_latest_csv(found, tz)), headers={"content-type": CSV})
+    return found
+
+
+def retention_of(history: HistoryStore, pk: str) -> RetentionView:
+    kept = history.retention(pk)
+    own = kept is not history.default_retention
+    return RetentionView(raw_days=kept.raw_days, rollup_days=kept.rollup_days, own=own)
+
+
+@get("/api/products/{pk:str}/retention")
+async def show_retention(
+    registry: Provided[SQLRegistry], history: Provided[HistoryStore], pk: FromPath[str]
+) -> RetentionView:
+    """How long the product's history is kept: its own setting, or the default."""
+    await registry.get_product(pk)
+    return retention_of(history, pk)
+
+
+@put("/api/products/{pk:str}/retention")
+async def set_retention(
+    registry: Provided[SQLRegistry],
+    history: Provided[HistoryStore],
+    pk: FromPath[str],
+    data: JSONBody[Retention],
+) -> RetentionView:
+    """Keep raw values (and events, status changes) ``rawDays`` and aggregates
+    ``rollupDays``; null keeps them for ever. Older history goes in the next passes."""
+    await registry.get_product(pk)
+    for days in (data.raw_days, data.rollup_days):
+        if days is not None and days <= 0:
+            raise HistoryProblem("rawDays and rollupDays must be positive (or null: for ever)")
+    await history.set_retention(pk, data)
+    return retention_of(history, pk)
+
+
+@delete("/api/products/{pk:str}/retention", status_code=200)
+async def default_retention(
+    registry: Provided[SQLRegistry], history: Provided[HistoryStore], pk: FromPath[str]
+) -> RetentionView:
+    """Back to the server's default retention."""
+    await registry.get_product(pk)
+    await history.set_retention(pk, None)
+    return retention_of(history, pk)
+
+
+ROUTES = (
+    device_history,
+    device_log,
+    aggregate,
+    latest,
+    show_retention,
+    set_retention,
+    default_retention,
+)
 
 
 def _bucket_csv(series: list[Aggregated], names: list[str], tz: str) -> Response[bytes]:

@@ -4,20 +4,18 @@ exported as Alibaba's TSL JSON, unchanged."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from litestar import delete, get, patch, post, put
-from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from hongshan.api.dependencies import Provided
 from hongshan.identity.device_topics import TopicClass
+from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
 from hongshan.things.model import DataFormat, NodeType, Product, Protocol, RegistryError
 from hongshan.things.tsl import ThingModel
-
-if TYPE_CHECKING:
-    from hongshan.app import Platform
 
 
 class NewProduct(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -42,69 +40,77 @@ class ProductChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown
     schemaless: bool | None = None
 
 
-def routes(platform: Platform) -> list[HTTPRouteHandler]:
-    registry = platform.registry
+@post("/api/products", status_code=201)
+async def create_product(registry: Provided[SQLRegistry], data: JSONBody[NewProduct]) -> Product:
+    naming.check_product_name(data.name)
+    model = ThingModel.from_json(data.thing_model) if data.thing_model is not None else None
+    return await registry.create_product(
+        data.name,
+        description=data.description,
+        node_type=data.node_type,
+        data_format=data.data_format,
+        dynamic_registration=data.dynamic_registration,
+        topic_classes=data.topic_classes,
+        thing_model=model,
+        product_key=data.product_key,
+        product_secret=data.product_secret,
+        protocol=data.protocol,
+        schemaless=data.schemaless,
+    )
 
-    @post("/api/products", status_code=201)
-    async def create_product(data: JSONBody[NewProduct]) -> Product:
+
+@get("/api/products")
+async def list_products(registry: Provided[SQLRegistry]) -> list[Product]:
+    return await registry.list_products()
+
+
+@get("/api/products/{pk:str}")
+async def show_product(
+    registry: Provided[SQLRegistry], pk: FromPath[str], secret: FromQuery[bool] = False
+) -> Product:
+    return await registry.get_product(pk, with_secret=secret)
+
+
+@patch("/api/products/{pk:str}")
+async def change_product(
+    registry: Provided[SQLRegistry], pk: FromPath[str], data: JSONBody[ProductChange]
+) -> Product:
+    if data.name is not None:
         naming.check_product_name(data.name)
-        model = ThingModel.from_json(data.thing_model) if data.thing_model is not None else None
-        return await registry.create_product(
-            data.name,
-            description=data.description,
-            node_type=data.node_type,
-            data_format=data.data_format,
-            dynamic_registration=data.dynamic_registration,
-            topic_classes=data.topic_classes,
-            thing_model=model,
-            product_key=data.product_key,
-            product_secret=data.product_secret,
-            protocol=data.protocol,
-            schemaless=data.schemaless,
-        )
+    changes = {
+        name: value for name, value in msgspec.structs.asdict(data).items() if value is not None
+    }
+    return await registry.update_product(pk, **changes)
 
-    @get("/api/products")
-    async def list_products() -> list[Product]:
-        return await registry.list_products()
 
-    @get("/api/products/{pk:str}")
-    async def show_product(pk: FromPath[str], secret: FromQuery[bool] = False) -> Product:
-        return await registry.get_product(pk, with_secret=secret)
+@delete("/api/products/{pk:str}", status_code=204)
+async def delete_product(registry: Provided[SQLRegistry], pk: FromPath[str]) -> None:
+    await registry.delete_product(pk)
 
-    @patch("/api/products/{pk:str}")
-    async def change_product(pk: FromPath[str], data: JSONBody[ProductChange]) -> Product:
-        if data.name is not None:
-            naming.check_product_name(data.name)
-        changes = {
-            name: value for name, value in msgspec.structs.asdict(data).items() if value is not None
-        }
-        return await registry.update_product(pk, **changes)
 
-    @delete("/api/products/{pk:str}", status_code=204)
-    async def delete_product(pk: FromPath[str]) -> None:
-        await registry.delete_product(pk)
+@get("/api/products/{pk:str}/thing-model")
+async def export_thing_model(registry: Provided[SQLRegistry], pk: FromPath[str]) -> dict[str, Any]:
+    model = await registry.thing_model(pk)
+    if model is None:
+        raise RegistryError(f"product {pk} has no thing model", "not_found")
+    return model.to_json()
 
-    @get("/api/products/{pk:str}/thing-model")
-    async def export_thing_model(pk: FromPath[str]) -> dict[str, Any]:
-        model = await registry.thing_model(pk)
-        if model is None:
-            raise RegistryError(f"product {pk} has no thing model", "not_found")
-        return model.to_json()
 
-    @put("/api/products/{pk:str}/thing-model")
-    async def import_thing_model(
-        pk: FromPath[str], data: JSONBody[dict[str, Any]]
-    ) -> dict[str, Any]:
-        model = ThingModel.from_json(data)
-        await registry.update_product(pk, thing_model=model)
-        return model.to_json()
+@put("/api/products/{pk:str}/thing-model")
+async def import_thing_model(
+    registry: Provided[SQLRegistry], pk: FromPath[str], data: JSONBody[dict[str, Any]]
+) -> dict[str, Any]:
+    model = ThingModel.from_json(data)
+    await registry.update_product(pk, thing_model=model)
+    return model.to_json()
 
-    return [
-        create_product,
-        list_products,
-        show_product,
-        change_product,
-        delete_product,
-        export_thing_model,
-        import_thing_model,
-    ]
+
+ROUTES = (
+    create_product,
+    list_products,
+    show_product,
+    change_product,
+    delete_product,
+    export_thing_model,
+    import_thing_model,
+)

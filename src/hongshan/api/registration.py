@@ -8,16 +8,14 @@ dynamic registration on, and only a device created beforehand that never came on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from litestar import post
-from litestar.handlers import HTTPRouteHandler
 from litestar.params import URLEncodedBody
 
+from hongshan.api.dependencies import Provided
 from hongshan.identity.registration import NOT_ALLOWED, registration_refusal
-
-if TYPE_CHECKING:
-    from hongshan.app import Platform
+from hongshan.store.registry.store import SQLRegistry
 
 REQUEST_INVALID = 460
 AUTH_FAILED = 401
@@ -27,25 +25,25 @@ def _answer(code: int, message: str, data: Any = None) -> dict[str, Any]:
     return {"code": code, "data": data, "message": message}
 
 
-def routes(platform: Platform) -> list[HTTPRouteHandler]:
-    registry = platform.registry
+@post("/auth/register/device", status_code=200)
+async def register_device(
+    registry: Provided[SQLRegistry], data: URLEncodedBody[dict[str, str]]
+) -> dict[str, Any]:
+    fields = {k: data.get(k, "") for k in ("productKey", "deviceName", "random", "sign")}
+    if not all(fields.values()):
+        missing = ", ".join(k for k, v in fields.items() if not v)
+        return _answer(REQUEST_INVALID, f"request parameter error: missing {missing}")
+    pk, dn = fields["productKey"], fields["deviceName"]
+    method = data.get("signMethod") or data.get("signmethod") or "hmacmd5"
+    signature = (method, fields["random"], fields["sign"])
+    refusal = await registration_refusal(registry, pk, dn, create=False, signature=signature)
+    if refusal == NOT_ALLOWED:
+        return _answer(AUTH_FAILED, "request auth error")
+    if refusal is not None:
+        return _answer(AUTH_FAILED, f"request auth error: {refusal}")
+    device = await registry.get_device(pk, dn, with_secret=True)
+    triple = {"productKey": pk, "deviceName": dn, "deviceSecret": device.device_secret}
+    return _answer(200, "success", triple)
 
-    @post("/auth/register/device", status_code=200)
-    async def register_device(data: URLEncodedBody[dict[str, str]]) -> dict[str, Any]:
-        fields = {k: data.get(k, "") for k in ("productKey", "deviceName", "random", "sign")}
-        if not all(fields.values()):
-            missing = ", ".join(k for k, v in fields.items() if not v)
-            return _answer(REQUEST_INVALID, f"request parameter error: missing {missing}")
-        pk, dn = fields["productKey"], fields["deviceName"]
-        method = data.get("signMethod") or data.get("signmethod") or "hmacmd5"
-        signature = (method, fields["random"], fields["sign"])
-        refusal = await registration_refusal(registry, pk, dn, create=False, signature=signature)
-        if refusal == NOT_ALLOWED:
-            return _answer(AUTH_FAILED, "request auth error")
-        if refusal is not None:
-            return _answer(AUTH_FAILED, f"request auth error: {refusal}")
-        device = await registry.get_device(pk, dn, with_secret=True)
-        triple = {"productKey": pk, "deviceName": dn, "deviceSecret": device.device_secret}
-        return _answer(200, "success", triple)
 
-    return [register_device]
+ROUTES = (register_device,)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import msgspec
 
 from hongshan.errors import HongshanError
+from hongshan.store.history.retention import Retention
 
 Device = tuple[str, str]
 
@@ -162,6 +163,16 @@ class HistoryStore(Protocol):
         limit: int = 1000,
         cursor: str | None = None,
     ) -> LogPage: ...
+
+    # -- retention (per product) ----------------------------------------------------------------
+
+    default_retention: Retention  # the server's (history_raw_days, history_rollup_days)
+
+    def retention(self, product_key: str) -> Retention:
+        """The product's own retention, else ``default_retention`` (that very object)."""
+
+    async def set_retention(self, product_key: str, retention: Retention | None) -> None:
+        """A product's own retention (None: back to the default), once committed."""
 
     # -- at start (what a crash may have left behind elsewhere) ---------------------------------
 
