@@ -27,24 +27,23 @@ from hongshan.bus.local import LocalBus
 from hongshan.config import Settings
 from hongshan.dialects.alink import desired, gateway, ntp, ota, shadows
 from hongshan.dialects.alink import dialect as alink
-from hongshan.dialects.alink.messages import MalformedMessage
-from hongshan.errors import ConfigError, HongshanError
-from hongshan.http import build_http_app
-from hongshan.http_guard import HttpGuard, guarded_protocol
-from hongshan.identity.acl import AclFile
-from hongshan.identity.device_auth import (
+from hongshan.dialects.alink.device_auth import (
     DeviceAuthorizer,
     SignedConnectAuthenticator,
     device_client_id,
     device_of,
     registration_of,
 )
-from hongshan.identity.device_topics import (
+from hongshan.dialects.alink.device_topics import (
     AUTO_SUBSCRIBE,
     DeviceTopics,
-    TopicClass,
     auto_subscription_patterns,
 )
+from hongshan.dialects.alink.messages import MalformedMessage
+from hongshan.errors import ConfigError, HongshanError
+from hongshan.http import build_http_app
+from hongshan.http_guard import HttpGuard, guarded_protocol
+from hongshan.identity.acl import AclFile
 from hongshan.identity.passwords import PasswordFileAuthenticator, read_users
 from hongshan.identity.registration import REGISTER, device_token, token_client_id
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
@@ -62,6 +61,7 @@ if TYPE_CHECKING:
     from hongshan.store.history.postgres import PostgresHistory
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.store.sqlite.broker_state import SQLiteBrokerState
+from hongshan.things.model import TopicClass
 from hongshan.things.presence import Way
 from hongshan.twin.properties import PropertyTwin
 

@@ -8,13 +8,10 @@ import hmac
 import pytest
 
 from hongshan.broker.auth import AllowAnonymous, Credentials
+from hongshan.dialects.alink.device_auth import SignedConnectAuthenticator, device_identity
 from hongshan.identity.alibaba import sign
-from hongshan.identity.device_auth import (
-    DeviceCredentials,
-    SignedConnectAuthenticator,
-    device_identity,
-)
 from hongshan.mqtt.reason_codes import ReasonCode
+from hongshan.things.model import DeviceCredentials
 
 PK, DN, SECRET = "a14Xib5kdYd", "light1983432", "oLyaKqVxtRvjH284LdhqVgVUx1UPy6zq"
 TS = "1539421321846"

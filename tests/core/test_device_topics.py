@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hongshan.identity.device_topics import DeviceTopics, TopicClass
+from hongshan.dialects.alink.device_topics import DeviceTopics
+from hongshan.things.model import TopicClass
 
 PK, DN = "a1lamp00001", "lamp-17"
 CLASSES = (

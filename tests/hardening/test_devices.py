@@ -22,10 +22,10 @@ import pytest
 
 from alibaba_device import make_device, make_product, signed
 from broker_peers import V5, V311, Paho
+from hongshan.dialects.alink.device_topics import direction_of
 from hongshan.identity.alibaba import timestamp_fresh
-from hongshan.identity.device_topics import TopicClass, direction_of
 from hongshan.identity.passwords import set_password
-from hongshan.things.model import NodeType
+from hongshan.things.model import NodeType, TopicClass
 from hongshan.things.tsl import ThingModel
 from installed import HONGSHAN
 

@@ -26,8 +26,8 @@ import pytest
 from alibaba_device import make_device, make_product, signed
 from broker_peers import DISCONNECT, PUBACK, TIMEOUT, RawClient, eventually
 from history_places import HistoryPlace
+from hongshan.dialects.alink.device_auth import device_client_id
 from hongshan.errors import StoreUnavailable
-from hongshan.identity.device_auth import device_client_id
 from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.store.history.model import LogKind
 from hongshan.things.model import DeviceState, NodeType

@@ -11,7 +11,6 @@ import msgspec
 import pytest
 import sqlalchemy as sa
 
-from hongshan.identity.device_topics import TopicClass
 from hongshan.identity.secret_box import SecretBox, SecretUnreadable
 from hongshan.store.registry import schema
 from hongshan.store.registry.engine import create_engine
@@ -23,6 +22,7 @@ from hongshan.things.model import (
     Location,
     NodeType,
     RegistryError,
+    TopicClass,
 )
 from hongshan.things.naming import InvalidName
 from hongshan.things.tsl import ThingModel

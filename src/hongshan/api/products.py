@@ -11,10 +11,16 @@ from litestar import delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from hongshan.api.dependencies import Provided
-from hongshan.identity.device_topics import TopicClass
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
-from hongshan.things.model import DataFormat, NodeType, Product, Protocol, RegistryError
+from hongshan.things.model import (
+    DataFormat,
+    NodeType,
+    Product,
+    Protocol,
+    RegistryError,
+    TopicClass,
+)
 from hongshan.things.tsl import ThingModel
 
 

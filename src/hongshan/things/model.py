@@ -15,7 +15,6 @@ from typing import Annotated, Literal
 import msgspec
 
 from hongshan.errors import HongshanError
-from hongshan.identity.device_topics import TopicClass
 
 
 class NodeType(enum.StrEnum):
@@ -60,6 +59,26 @@ class RegistryError(HongshanError):
         super().__init__(message)
         self.kind = kind
         self.http_status = _STATUS[kind]
+
+
+Right = Literal["pub", "sub", "all"]
+
+
+class TopicClass(msgspec.Struct, frozen=True):
+    """A custom topic class of a product: ``/${productKey}/${deviceName}/user/…``, and what
+    its devices may do on it (the dialect that speaks them turns it into their rights)."""
+
+    pattern: str  # as Alibaba writes it, e.g. "/${productKey}/${deviceName}/user/get"
+    right: Right
+
+
+class DeviceCredentials(msgspec.Struct, frozen=True, kw_only=True):
+    """What logging a device in needs of the registry: its secret, and whether it may."""
+
+    product_key: str
+    device_name: str
+    device_secret: str
+    enabled: bool = True
 
 
 class Product(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

@@ -50,9 +50,8 @@ from hongshan.dialects.alink import messages
 from hongshan.dialects.alink.messages import REQUEST_INVALID, SUCCESS, MalformedMessage
 from hongshan.errors import HongshanError
 from hongshan.identity.alibaba import timestamp_fresh, verify_fields
-from hongshan.identity.device_auth import DeviceCredentials
 from hongshan.identity.registration import NOT_ALLOWED, registration_refusal
-from hongshan.things.model import Device, DeviceFilter, NodeType
+from hongshan.things.model import Device, DeviceCredentials, DeviceFilter, NodeType
 
 log = logging.getLogger("hongshan.gateway")
 

@@ -19,8 +19,6 @@ from typing import Any, Literal
 import msgspec
 import sqlalchemy as sa
 
-from hongshan.identity.device_auth import DeviceCredentials
-from hongshan.identity.device_topics import TopicClass
 from hongshan.identity.secret_box import SecretBox, SecretUnreadable
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.credentials import CredentialTable, Pending
@@ -42,6 +40,7 @@ from hongshan.things.lifecycle import Event, next_state
 from hongshan.things.model import (
     DataFormat,
     Device,
+    DeviceCredentials,
     DeviceFilter,
     DevicePlace,
     DeviceState,
@@ -51,6 +50,7 @@ from hongshan.things.model import (
     Product,
     Protocol,
     RegistryError,
+    TopicClass,
 )
 from hongshan.things.tsl import ThingModel
 from hongshan.twin.desired import Desired

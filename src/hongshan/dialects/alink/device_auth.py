@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-import msgspec
-
 from hongshan.broker.auth import (
     NO_ACCESS,
     Access,
@@ -33,18 +31,13 @@ from hongshan.broker.auth import (
     ReceiveFilter,
     Verdict,
 )
+from hongshan.dialects.alink.device_topics import AUTO_SUBSCRIBE, DeviceTopics, direction_of
 from hongshan.identity.alibaba import (
     AlibabaConnect,
     SignatureFormatError,
     parse_connect,
     timestamp_fresh,
     verify_password,
-)
-from hongshan.identity.device_topics import (
-    AUTO_SUBSCRIBE,
-    DeviceTopics,
-    TopicClass,
-    direction_of,
 )
 from hongshan.identity.registration import (
     FORBIDDEN,
@@ -55,16 +48,10 @@ from hongshan.identity.registration import (
     token_valid,
 )
 from hongshan.mqtt.reason_codes import ReasonCode
+from hongshan.things.model import DeviceCredentials, TopicClass
 from hongshan.things.naming import InvalidName, check_device_name
 
 log = logging.getLogger("hongshan.identity")
-
-
-class DeviceCredentials(msgspec.Struct, frozen=True, kw_only=True):
-    product_key: str
-    device_name: str
-    device_secret: str
-    enabled: bool = True
 
 
 class DeviceDirectory(Protocol):
