@@ -4,51 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import logging
 import signal
 import time
 import zoneinfo
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import msgspec
 import uvicorn
 
-from hongshan import messages as m
 from hongshan.api.dependencies import Health, Services
 from hongshan.api.token import TOKEN_FILE, load_or_create_token
-from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Authorizer, Client
-from hongshan.broker.message import Message, Refused
+from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Authorizer
 from hongshan.broker.server import Broker
 from hongshan.bus.local import LocalBus
 from hongshan.config import Settings
-from hongshan.dialects.alink import desired, gateway, ntp, ota, shadows
-from hongshan.dialects.alink import dialect as alink
-from hongshan.dialects.alink.device_auth import (
-    DeviceAuthorizer,
-    SignedConnectAuthenticator,
-    device_client_id,
-    device_of,
-    registration_of,
-)
-from hongshan.dialects.alink.device_topics import (
-    AUTO_SUBSCRIBE,
-    DeviceTopics,
-    auto_subscription_patterns,
-)
-from hongshan.dialects.alink.messages import MalformedMessage
-from hongshan.errors import ConfigError, HongshanError
+from hongshan.dialects.access import DialectAccess, DialectLogins
+from hongshan.dialects.alink import desired, gateway, shadows
+from hongshan.dialects.alink.dialect import AlinkDialect
+from hongshan.dialects.alink.plugin import Alink
+from hongshan.dialects.port import Dialect, DialectNeeds
+from hongshan.errors import ConfigError
 from hongshan.http import build_http_app
 from hongshan.http_guard import HttpGuard, guarded_protocol
 from hongshan.identity.acl import AclFile
 from hongshan.identity.passwords import PasswordFileAuthenticator, read_users
-from hongshan.identity.registration import REGISTER, device_token, token_client_id
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
-from hongshan.mqtt.memo import TopicMemo
-from hongshan.mqtt.reason_codes import ReasonCode
+from hongshan.messages import DeviceRef, StatusChanged
 from hongshan.pipeline.history import HistoryStage
 from hongshan.pipeline.uplink import stages_of_a_town
 from hongshan.private_file import private_data_dir
@@ -61,33 +45,20 @@ if TYPE_CHECKING:
     from hongshan.store.history.postgres import PostgresHistory
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.store.sqlite.broker_state import SQLiteBrokerState
-from hongshan.things.model import TopicClass
-from hongshan.things.presence import Way
 from hongshan.twin.properties import PropertyTwin
 
 log = logging.getLogger("hongshan")
 
 PROPERTY_SAVE_INTERVAL = 1.0  # seconds between saves of the latest property values
-REGISTRATION_LINGER = 5.0  # seconds a registering device has to read its answer
 ANONYMOUS_WARNING = (
     "ANONYMOUS ACCESS IS ON (--allow-anonymous): any client that can reach this server may "
     "connect without a password. Use it for a sandbox only."
 )
 
 
-# what a dialect tap answers for a payload its handler found malformed (answered already where
-# it could be): refused, 0x99 Payload format invalid
-NOT_ALINK = Refused(ReasonCode.PAYLOAD_FORMAT_INVALID)
-CLOCK_SKEW_WARNING = (
-    "device_clock_skew is not set: a device's signed CONNECT, or a gateway's signed sub-device "
-    "login, is accepted whatever its timestamp, so one captured on the network can be replayed. "
-    "Set it (300 s is recommended) once your devices sign the current time."
-)
-
-
 def build_access(settings: Settings) -> tuple[Authenticator, Authorizer]:
     """Who may connect and what they may do, from the users and ACL files (people and
-    applications; devices are added in front of these by ``Platform``)."""
+    applications; the dialects are asked for their devices before these)."""
     authenticator: Authenticator
     if settings.password_file:
         authenticator = PasswordFileAuthenticator(
@@ -115,14 +86,9 @@ class Platform:
         self.history: SQLiteHistory | PostgresHistory
         self.broker_state: SQLiteBrokerState  # (health asks it how its writes go)
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
-        self.alink: alink.AlinkDialect
-        self.shadows: shadows.ShadowService
-        self.gateways: gateway.GatewayService
-        self.desired: desired.DesiredService
+        self.dialects: list[Dialect] = []
         self.twin = PropertyTwin()
         self.sessions: DeviceSessions  # (all offline at start: ``_after_restart``)
-        self._auto_subscribed: set[str] = set()  # device client ids with _ss=1
-        self._owners_changed = 0  # bumped when who receives automatic subscriptions changes
         self.admin_token = ""
         self.bus: LocalBus
         self.commands: DeviceCommands
@@ -175,83 +141,31 @@ class Platform:
         await self._after_restart()
         saver = asyncio.get_running_loop().create_task(self._save_properties())
         self._closing.push_async_callback(self._stop_saving, saver)
-        people, acl = build_access(settings)
-        authenticator = SignedConnectAuthenticator(
-            registry,
-            fallback=people,
-            max_clock_skew=settings.device_clock_skew,
-            require_tls_for_securemode2=settings.require_tls_for_securemode2,
+        registry.on_device_deleted.append(self.twin.forget)
+        registry.on_device_deleted.append(self.sessions.forget)
+        needs = DialectNeeds(
+            registry=registry,
+            bus=bus,
+            sessions=self.sessions,
+            taken=lambda device, key: history.add_taken(device, key, _now_ms()),
+            was_taken=history.was_taken,
+            settings=settings,
         )
-        if settings.device_clock_skew is None:
-            log.warning(CLOCK_SKEW_WARNING)
-        authorizer = DeviceAuthorizer(self._topic_classes, acl)
+        self.dialects = [await Alink.open(needs)]
+        people, acl = build_access(settings)
         self.broker_state = store = SQLiteBrokerState(
             data_dir / "hongshan.db", loop=asyncio.get_running_loop()
         )
         self.broker = broker = Broker(
-            settings, authenticator=authenticator, authorizer=authorizer, store=store
+            settings,
+            authenticator=DialectLogins(self.dialects, people),
+            authorizer=DialectAccess(self.dialects, acl),
+            store=store,
         )
-        publish = broker.publish_from_server
         self.commands = DeviceCommands(bus, registry.thing_model_of, broker.background)
-        self.alink = alink.AlinkDialect(
-            thing_model=registry.thing_model_of,
-            online=registry.is_online,
-            publish=publish,
-            bus=bus,
-            speaks_for=lambda poster, pk, dn: self.gateways.carrier.get((pk, dn)) == poster,
-            taken=lambda device, key: history.add_taken(device, key, _now_ms()),
-            was_taken=history.was_taken,
-        )
-        bus.serve("alink", self.alink.send)
-        bus.subscribe(self.alink.on_status, kinds=(m.StatusChanged,))
-        self.shadows = shadows.ShadowService(
-            await registry.shadows.load(),
-            save=registry.shadows.save,
-            publish=publish,
-            online=registry.is_online,
-        )
-        self.gateways = gateway.GatewayService(
-            registry,
-            self,
-            publish,
-            online=registry.is_online,
-            send_to=lambda device, topic, payload: broker.send_to(
-                device_client_id(*device), topic, payload, qos=0
-            ),
-            max_clock_skew=settings.device_clock_skew,
-        )
-        self.desired = desired.DesiredService(
-            await registry.desired.load(),
-            save=registry.desired.save,
-            publish=publish,
-            push=lambda pk, dn, values: self.commands.push_desired(m.DeviceRef(pk, dn), values),
-            online=registry.is_online,
-        )
-        self.sessions.on_online.append(lambda device: self.desired.device_online(*device))
-        ntp_service = ntp.NtpService(publish)
-        firmware = ota.FirmwareReports(
-            lambda pk, dn, versions: registry.update_device(pk, dn, firmware=versions)
-        )
-        for topic_filter in alink.TAPS:
-            broker.tap(topic_filter, self._alink_tap)
-        for taps, handler in (
-            (shadows.TAPS, self.shadows.on_message),
-            (gateway.TAPS, self.gateways.on_message),
-            (desired.TAPS, self.desired.on_message),
-            (ntp.TAPS, ntp_service.on_message),
-            (ota.TAPS, firmware.on_message),
-        ):
-            for topic_filter in taps:
-                broker.tap(topic_filter, _from_devices(handler))
-        for topic_filter, pk_at, dn_at in auto_subscription_patterns():
-            # (seven patterns: 2 MiB of topic names each holds a town's 10,000 devices' topics)
-            known: TopicMemo[tuple[int, str | None]] = TopicMemo(65_536, 2 * 1024 * 1024)
-            resolve = functools.partial(self._auto_subscriber, pk_at, dn_at, known)
-            broker.derive(topic_filter, resolve)
-        broker.on_connected.append(self._device_connected)
-        broker.on_disconnected.append(self._device_disconnected)
-        registry.on_device_disabled.append(self._cut_off)
-        registry.on_device_deleted.append(self._forget)
+        for dialect in self.dialects:
+            bus.serve(dialect.name, dialect.send)
+            dialect.attach(broker)
         self._closing.push_async_callback(broker.stop)
         await broker.start()
         self.ports.update(self.broker.ports)
@@ -328,8 +242,8 @@ class Platform:
                 continue  # (deleted since: its history stays, it has no status)
             registry.device_disconnected(*device)
             if last.get(device) != "offline":
-                gone = m.StatusChanged(
-                    device=m.DeviceRef(*device),
+                gone = StatusChanged(
+                    device=DeviceRef(*device),
                     received=now,
                     online=False,
                     reason="server restarted",
@@ -347,20 +261,10 @@ class Platform:
     async def stop(self) -> None:
         self.ready = False
         if self._http is not None:
-            self.alink.stop_calls()  # answered 503 now: the HTTP shutdown waits for requests
+            for dialect in self.dialects:
+                dialect.stop_calls()  # answered 503 now: the HTTP shutdown waits for requests
             await self._http.shutdown()
         await self._closing.aclose()
-
-    def _alink_tap(self, message: Message) -> bool | Awaitable[None] | Refused | None:
-        """A device's Alink message; a QoS 1 or 2 one is acknowledged once what it said is
-        in the history (group commit: a few milliseconds), a resend once its first copy is.
-        A payload that is no Alink message is refused: 0x99 Payload format invalid."""
-        answer = self.alink.on_message(message.topic, message.payload, message.qos)
-        if answer is True:
-            return True
-        if isinstance(answer, MalformedMessage):
-            return NOT_ALINK
-        return answer or None
 
     async def _save_properties(self) -> None:
         """Every second, the latest values of the devices that posted (``PropertyTwin``)."""
@@ -374,138 +278,27 @@ class Platform:
             await saver
         self.registry.properties.save(self.twin.take_changes())
 
-    # -- devices ----------------------------------------------------------------------------
+    # The Alink dialect's own services, which the HTTP side (device shadow, desired values,
+    # a sub-device's gateway) and the Alibaba SDK tests reach through the platform.
 
-    def _topic_classes(self, product_key: str) -> tuple[TopicClass, ...]:
-        view = self.registry.product_view(product_key)
-        return view.topic_classes if view is not None else ()
+    def _alink(self) -> Alink:
+        return next(dialect for dialect in self.dialects if isinstance(dialect, Alink))
 
-    def _device_connected(self, client: Client, address: str) -> None:
-        registering = registration_of(client)
-        if registering is not None:
-            task = asyncio.ensure_future(self._register(client.client_id, *registering))
-            self.broker.background(task)
-            return
-        device = device_of(client)
-        if device is not None:
-            auto = AUTO_SUBSCRIBE in client.labels
-            if auto != (client.client_id in self._auto_subscribed):
-                self._owners_changed += 1
-                if auto:
-                    self._auto_subscribed.add(client.client_id)
-                else:
-                    self._auto_subscribed.discard(client.client_id)
-            self.sessions.came(device, Way.CONNECTION, address)
+    @property
+    def alink(self) -> AlinkDialect:
+        return self._alink().things
 
-    def _device_disconnected(self, client: Client, why: str) -> None:
-        device = device_of(client)
-        if device is not None:
-            self.gateways.gateway_gone(device)
-            self.sessions.went(device, Way.CONNECTION, why)  # (a gateway may still carry it)
+    @property
+    def shadows(self) -> shadows.ShadowService:
+        return self._alink().shadows
 
-    async def _register(self, client_id: str, pk: str, dn: str, auth_type: str) -> None:
-        """Answer a device's dynamic registration on its own connection (identity.registration),
-        then close it if the device does not (the SDKs do)."""
-        loop = asyncio.get_running_loop()
-        this = self.broker.connection_of(client_id)
-        linger = functools.partial(self.broker.disconnect_client, client_id, 0, only=this)
-        loop.call_later(REGISTRATION_LINGER, linger)
-        try:
-            if auth_type == REGISTER:
-                device = await self.registry.get_device(pk, dn, with_secret=True)
-                topic, answer = (
-                    "/ext/register",
-                    {
-                        "productKey": pk,
-                        "deviceName": dn,
-                        "deviceSecret": device.device_secret,
-                    },
-                )
-            else:
-                if not self.registry.device_known(pk, dn):
-                    await self.registry.create_device(pk, dn)
-                credentials = await self.registry.credentials(pk, dn)
-                assert credentials is not None
-                token_id = token_client_id(pk, dn)
-                topic, answer = (
-                    "/ext/regnwl",
-                    {
-                        "clientId": token_id,
-                        "productKey": pk,
-                        "deviceName": dn,
-                        "deviceToken": device_token(credentials.device_secret, token_id),
-                    },
-                )
-        except HongshanError as exc:  # a device name Alibaba's rules refuse, say
-            log.info("registration of %s&%s refused: %s", dn, pk, exc)
-            self.broker.disconnect_client(client_id, ReasonCode.NOT_AUTHORIZED)
-            return
-        log.info("registered %s&%s (%s)", dn, pk, auth_type)
-        # QoS 0: sent now or never, so a secret is never queued in the broker's store
-        self.broker.send_to(client_id, topic, msgspec.json.encode(answer), qos=0)
+    @property
+    def desired(self) -> desired.DesiredService:
+        return self._alink().desired
 
-    def _auto_subscriber(
-        self,
-        pk_at: int,
-        dn_at: int,
-        known: TopicMemo[tuple[int, str | None]],
-        topic: str,
-    ) -> str | None:
-        """Who receives ``topic`` by Alibaba's automatic subscriptions: the gateway carrying
-        the device it names, else that device if its SDK asked for them (``_ss=1``). Its
-        session, persistent ones included, keeps them until it connects without asking.
-        Answers are remembered per topic (``known``, bounded by its topics' bytes: a device
-        publishing to ever new long topics must not grow it) until who-gets-what changes."""
-        remembered = known.get(topic)
-        if remembered is not None and remembered[0] == self._owners_changed:
-            return remembered[1]
-        levels = topic.split("/", dn_at + 1)  # only as far as the device's levels
-        device = (levels[pk_at], levels[dn_at])
-        carrier = self.gateways.carrier.get(device)
-        owner: str | None
-        if carrier is not None:
-            owner = device_client_id(*carrier)
-        else:
-            client_id = device_client_id(*device)
-            owner = client_id if client_id in self._auto_subscribed else None
-        known.remember(topic, (self._owners_changed, owner))
-        return owner
-
-    # a gateway's sub-devices (gateway.SubDeviceSessions)
-
-    def sub_login(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
-        """A sub-device online through its gateway: the gateway may use its topics, is
-        subscribed to its system topics, and the sub-device is online at the gateway's address."""
-        carrier = device_client_id(*gateway)
-        self._owners_changed += 1
-        access = self.broker.access_of(carrier)
-        if isinstance(access, DeviceTopics):
-            access.carry(*sub, self._topic_classes(sub[0]))
-        self.broker.access_changed(carrier)
-        self.sessions.came(sub, Way.GATEWAY, self.broker.address_of(carrier), gateway=gateway)
-
-    def sub_logout(self, gateway: tuple[str, str], sub: tuple[str, str]) -> None:
-        carrier = device_client_id(*gateway)
-        self._owners_changed += 1
-        access = self.broker.access_of(carrier)
-        if isinstance(access, DeviceTopics):
-            access.drop(*sub)
-        self.broker.access_changed(carrier)  # and whatever of the sub's it subscribed to itself
-        # (its own connection may still hold it)
-        self.sessions.went(sub, Way.GATEWAY, "logged out", gateway=gateway)
-
-    def _forget(self, product_key: str, device_name: str) -> None:
-        """A deleted device: nothing of it stays in memory (its rows went with it)."""
-        for keeper in (self.twin, self.shadows, self.desired):
-            keeper.forget(product_key, device_name)
-        self.sessions.forget(product_key, device_name)
-
-    def _cut_off(self, product_key: str, device_name: str) -> None:
-        """A device disabled or deleted while online is disconnected (0x98)."""
-        self.gateways.drop((product_key, device_name))
-        client_id = device_client_id(product_key, device_name)
-        if self.broker.disconnect_client(client_id, ReasonCode.ADMINISTRATIVE_ACTION):
-            log.info("disconnected %s: disabled or deleted", client_id)
+    @property
+    def gateways(self) -> gateway.GatewayService:
+        return self._alink().gateways
 
 
 async def _open_history(
@@ -544,21 +337,6 @@ def _protocol_of(registry: SQLRegistry) -> Callable[[str], str | None]:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _from_devices(
-    handler: Callable[[str, bytes], MalformedMessage | None],
-) -> Callable[[Message], Refused | None]:
-    """A broker tap for a dialect's handler, which takes (topic, payload). A payload the
-    handler found malformed is refused as the Alink dialect's are: 0x99 Payload format invalid
-    (the handler has answered it where it could)."""
-
-    def tap(message: Message) -> Refused | None:
-        if handler(message.topic, message.payload) is None:
-            return None
-        return NOT_ALINK
-
-    return tap
 
 
 @contextlib.asynccontextmanager

@@ -6,19 +6,27 @@ sessions, replies, system topics, status messages. It meets the broker only thro
 ``BrokerPort`` (the broker satisfies it as it is) and the rest of the platform only through the
 neutral messages on the bus: it publishes ``Uplink``s and serves ``Downlink``s.
 
-Dialects are registered in one place (``hongshan.dialects.DIALECTS``); a product says which
-one its devices speak (``Product.protocol``).
+Dialects are registered in one place (``hongshan.dialects.DIALECTS``), each by a factory that
+takes the ``DialectNeeds`` the platform hands every dialect; a product says which one its
+devices speak (``Product.protocol``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hongshan.broker.auth import Access, Client, Credentials, Verdict
 from hongshan.broker.message import Message, Refused
+from hongshan.bus import Bus
 from hongshan.messages import CommandResult, Downlink
+from hongshan.things.presence import Way
+
+if TYPE_CHECKING:
+    from hongshan.config import Settings
+    from hongshan.store.registry.store import SQLRegistry
 
 # a tap's answer: consumed (True), what the PUBACK waits for, a refusal, or nothing
 TapAnswer = bool | Awaitable[None] | Refused | None
@@ -64,6 +72,10 @@ class Dialect(Protocol):
     def access(self, client: Client) -> Access | None:
         """The rights of a connection this dialect authenticated; None for anyone else's."""
 
+    def refuses_others(self, topic: str) -> bool:
+        """Whether ``topic`` is one of its devices' uplinks, which no person or application
+        may publish (only the device, or the gateway it is logged in through, speaks for it)."""
+
     def attach(self, broker: BrokerPort) -> None:
         """Put its taps, derived subscriptions and connect/disconnect listeners on the broker."""
 
@@ -72,3 +84,40 @@ class Dialect(Protocol):
 
     def stop_calls(self) -> None:
         """The platform is stopping: calls waiting for a device are given up at once."""
+
+
+Device = tuple[str, str]
+
+
+class Sessions(Protocol):
+    """Where a dialect says its devices came and went (``services.presence.DeviceSessions``:
+    presence in the registry, ``StatusChanged`` on the bus), whatever its protocol."""
+
+    on_online: list[Callable[[Device], None]]
+
+    def came(
+        self, device: Device, way: Way, address: str, *, gateway: Device | None = None
+    ) -> None: ...
+
+    def went(
+        self, device: Device, way: Way, reason: str, *, gateway: Device | None = None
+    ) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DialectNeeds:
+    """What the platform hands each dialect's factory (``DIALECTS``): the registry, the bus,
+    the devices' sessions (``DeviceSessions``: presence and status, whatever the protocol),
+    the history's idempotency keys of at-least-once messages (``taken``: one handed out, kept
+    with what it said; ``was_taken``: whether a resend's first copy was kept, and what its
+    acknowledgement waits for), and the settings."""
+
+    registry: SQLRegistry
+    bus: Bus
+    sessions: Sessions
+    taken: Callable[[Device, bytes], None]
+    was_taken: Callable[[Device, bytes], Awaitable[None] | None]
+    settings: Settings
+
+
+DialectFactory = Callable[[DialectNeeds], Awaitable[Dialect]]

@@ -3,15 +3,16 @@ may then do.
 
 A CONNECT whose client id carries Alibaba's ``|…|`` parameters and whose username is
 ``deviceName&productKey`` is checked against the device's secret from a ``DeviceDirectory``
-(the registry); any other CONNECT goes to the fallback authenticator (the users file), so people,
-applications and devices share one listener. What a refusal says does not tell an unknown device
-from a wrong secret.
+(the registry); any other CONNECT is none of Alink's (``None``: the platform asks its next
+dialect, then its people and applications — or the ``fallback`` given here), so people,
+applications and devices share one listener. What a refusal says does not tell an unknown
+device from a wrong secret.
 
 A device's session is kept under the client id ``productKey&deviceName`` whatever id its
 firmware sends (Alibaba's rule: one connection per device, a second one takes over), and a
 client id with ``&`` is reserved for devices: any other client using one is refused (0x85), so
-nobody can take a device's session over or be mistaken for it. ``DeviceAuthorizer`` gives a
-device its own topics (``DeviceTopics``) and everyone else the fallback authorizer's answer.
+nobody can take a device's session over or be mistaken for it. ``device_access`` gives a device
+its own topics (``DeviceTopics``), and a device being registered nothing.
 """
 
 from __future__ import annotations
@@ -21,17 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from hongshan.broker.auth import (
-    NO_ACCESS,
-    Access,
-    Authenticator,
-    Authorizer,
-    Client,
-    Credentials,
-    ReceiveFilter,
-    Verdict,
-)
-from hongshan.dialects.alink.device_topics import AUTO_SUBSCRIBE, DeviceTopics, direction_of
+from hongshan.broker.auth import NO_ACCESS, Access, Authenticator, Client, Credentials, Verdict
+from hongshan.dialects.alink.device_topics import DeviceTopics
 from hongshan.identity.alibaba import (
     AlibabaConnect,
     SignatureFormatError,
@@ -52,6 +44,8 @@ from hongshan.things.model import DeviceCredentials, TopicClass
 from hongshan.things.naming import InvalidName, check_device_name
 
 log = logging.getLogger("hongshan.identity")
+
+AUTO_SUBSCRIBE = "auto-subscribe"  # the label of a device whose SDK asked for them (``_ss=1``)
 
 
 class DeviceDirectory(Protocol):
@@ -96,11 +90,16 @@ def device_of(client: Client) -> tuple[str, str] | None:
 
 
 class SignedConnectAuthenticator:
+    """Alink's login flavours: a signed CONNECT with the device secret, a token login after
+    registration without pre-registration, and dynamic registration itself (accepted only to
+    be answered). Answers None for credentials that are none of Alink's, unless it was given a
+    ``fallback`` to ask for them (the platform asks its other dialects and people instead)."""
+
     def __init__(
         self,
         directory: DeviceDirectory,
         *,
-        fallback: Authenticator,
+        fallback: Authenticator | None = None,
         max_clock_skew: float | None = None,
         clock: Callable[[], float] = time.time,
         require_tls_for_securemode2: bool = False,
@@ -116,7 +115,7 @@ class SignedConnectAuthenticator:
         self._max_clock_skew = max_clock_skew
         self._clock = clock
 
-    async def authenticate(self, credentials: Credentials) -> Verdict:
+    async def authenticate(self, credentials: Credentials) -> Verdict | None:
         username = credentials.username
         if "|" not in credentials.client_id or username is None or "&" not in username:
             if "&" in credentials.client_id:
@@ -126,6 +125,8 @@ class SignedConnectAuthenticator:
                     credentials.address,
                 )
                 return Verdict(reason_code=ReasonCode.CLIENT_IDENTIFIER_NOT_VALID)
+            if self._fallback is None:
+                return None
             return await self._fallback.authenticate(credentials)
         refused = Verdict(reason_code=ReasonCode.BAD_USER_NAME_OR_PASSWORD)
         try:
@@ -204,55 +205,16 @@ class SignedConnectAuthenticator:
         return timestamp_fresh(timestamp, self._clock(), self._max_clock_skew)
 
 
-class SpeaksForNoDevice:
-    """What a person or an application may do: the fallback's answer (the ACL file, or all
-    without one), except publishing a device's uplink — only the device, or the gateway it is
-    logged in through, speaks for it (the platform stores what arrives there as its values).
-
-    Downlinks (property set, service calls, a custom topic class a device subscribes to) stay
-    as the ACL says: on Alibaba's platform the owner's applications send them through the
-    cloud API (``Pub`` to any topic class with subscribe rights, ``SetDeviceProperty``,
-    ``InvokeThingService``, ``RRpc``), never a device; an ACL that grants an application such a
-    topic is its owner's choice."""
-
-    def __init__(
-        self, granted: Access, topic_classes: Callable[[str], tuple[TopicClass, ...]]
-    ) -> None:
-        self._granted = granted
-        self._topic_classes = topic_classes
-
-    def may_publish(self, topic: str) -> bool:
-        if direction_of(topic, self._topic_classes) == "up":
-            return False
-        return self._granted.may_publish(topic)
-
-    def may_subscribe(self, topic_filter: str) -> bool:
-        return self._granted.may_subscribe(topic_filter)
-
-    @property
-    def receive_filter(self) -> ReceiveFilter | None:
-        return self._granted.receive_filter
-
-
-class DeviceAuthorizer:
-    """Devices get their own topics; every other client the fallback's answer (the ACL file),
-    without the right to speak for a device (``SpeaksForNoDevice``). A gateway's
-    ``DeviceTopics`` is its connection's own: it carries the sub-devices logged in through it
-    (``DeviceTopics.carry``/``drop``, done by the platform)."""
-
-    def __init__(
-        self, topic_classes: Callable[[str], tuple[TopicClass, ...]], fallback: Authorizer
-    ) -> None:
-        self._topic_classes = topic_classes
-        self._fallback = fallback
-
-    def access(self, client: Client) -> Access:
-        device = device_of(client)
-        if device is None:
-            # '&' ids come only from signed CONNECTs: one that is not a device is being
-            # registered, and may do nothing but wait for its answer
-            if "&" in client.client_id:
-                return NO_ACCESS
-            return SpeaksForNoDevice(self._fallback.access(client), self._topic_classes)
-        pk, dn = device
-        return DeviceTopics(pk, dn, self._topic_classes(pk))
+def device_access(
+    client: Client, topic_classes: Callable[[str], tuple[TopicClass, ...]]
+) -> Access | None:
+    """What a connection Alink authenticated may do: a device its own topics (a gateway's
+    ``DeviceTopics`` is its connection's own, and carries the sub-devices logged in through
+    it: ``carry``/``drop``); a device being registered nothing. None for anyone else's."""
+    device = device_of(client)
+    if device is None:
+        # '&' ids come only from signed CONNECTs: one that is not a device is being
+        # registered, and may do nothing but wait for its answer
+        return NO_ACCESS if "&" in client.client_id else None
+    pk, dn = device
+    return DeviceTopics(pk, dn, topic_classes(pk))

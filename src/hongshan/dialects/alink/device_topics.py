@@ -20,7 +20,8 @@ topic                                  device      what for
 =====================================  ==========  ===============================================
 
 A gateway may also use these topics for each sub-device logged in through it; that is the
-``also`` argument (the sub-devices' (pk, dn) pairs), kept up to date by the registry.
+``also`` argument (the sub-devices' (pk, dn) pairs), kept up to date as they log in and out
+(``carry``, ``drop``: ``plugin.Alink``).
 
 Each topic also has a direction (``TOPIC_DIRECTIONS``, ``direction_of``): *up* is the device
 speaking (posts, replies to the platform's calls, its requests), *down* the platform speaking to
@@ -159,39 +160,6 @@ def _row_direction(topic: str) -> Direction | None:
     if suffix is not None:
         _SYS_SUFFIXES.remember(suffix, found)
     return found
-
-
-# Alibaba's "automatic topic subscription": what a device whose client id says ``_ss=1`` (the
-# Link SDKs) receives without subscribing, so that replies and calls reach it. Alibaba lists
-# some twenty topics under /sys/{pk}/{dn}/thing/ (post replies, service calls, property set
-# and get, desired-property, config, topology and OTA replies, raw down); one filter over that
-# branch covers them all, and being no-local, never hands the device its own uplinks back. The
-# platform turns each template into one derived subscription for all devices
-# (``auto_subscription_patterns``, ``Broker.derive``).
-AUTO_SUBSCRIBED = (
-    "/sys/{pk}/{dn}/thing/#",
-    "/sys/{pk}/{dn}/rrpc/request/+",
-    "/ext/rrpc/+/sys/{pk}/{dn}/thing/service/+",  # synchronous service calls
-    "/ext/session/{pk}/{dn}/combine/+",  # sub-device login and logout replies
-    "/ext/ntp/{pk}/{dn}/response",
-    "/shadow/get/{pk}/{dn}",
-    "/ota/device/upgrade/{pk}/{dn}",
-)
-
-
-AUTO_SUBSCRIBE = "auto-subscribe"  # the label of a client that gets them (``_ss=1``)
-
-
-def auto_subscription_patterns() -> list[tuple[str, int, int]]:
-    """Each automatic subscription as (filter with ``+`` for the device, the topic levels that
-    hold its product key and its device name): one pattern serves every device."""
-    patterns = []
-    for template in AUTO_SUBSCRIBED:
-        levels = template.split("/")
-        pk_at, dn_at = levels.index("{pk}"), levels.index("{dn}")
-        levels[pk_at] = levels[dn_at] = "+"
-        patterns.append(("/".join(levels), pk_at, dn_at))
-    return patterns
 
 
 def _safe(part: str) -> bool:
