@@ -9,7 +9,7 @@ import logging
 import signal
 import time
 import zoneinfo
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Author
 from hongshan.broker.server import Broker
 from hongshan.bus.local import LocalBus
 from hongshan.config import Settings
+from hongshan.dialects import DIALECTS, protocol_of
 from hongshan.dialects.access import DialectAccess, DialectLogins
 from hongshan.dialects.alink import desired, gateway, shadows
 from hongshan.dialects.alink.dialect import AlinkDialect
@@ -135,7 +136,7 @@ class Platform:
         registry_url = settings.registry_url or f"sqlite:///{data_dir / 'registry.db'}"
         self.registry = registry = await SQLRegistry.open(registry_url, SecretBox(key))
         self._closing.push_async_callback(registry.close)
-        self.bus = bus = LocalBus(pipeline, protocol_of=_protocol_of(registry))
+        self.bus = bus = LocalBus(pipeline, protocol_of=protocol_of(registry))
         self.sessions = DeviceSessions(registry, bus)
         self.twin.restore(await registry.properties.load())
         await self._after_restart()
@@ -151,7 +152,7 @@ class Platform:
             was_taken=history.was_taken,
             settings=settings,
         )
-        self.dialects = [await Alink.open(needs)]
+        self.dialects = [await build(needs) for _, build in DIALECTS]
         people, acl = build_access(settings)
         self.broker_state = store = SQLiteBrokerState(
             data_dir / "hongshan.db", loop=asyncio.get_running_loop()
@@ -323,16 +324,6 @@ async def _open_history(
             f"history_url: {exc}; install hongshan[postgres] for a PostgreSQL history"
         ) from None
     return await PostgresHistory.open(url, retention=retention, time_zone=settings.time_zone)
-
-
-def _protocol_of(registry: SQLRegistry) -> Callable[[str], str | None]:
-    """Which dialect a product's devices speak (None: no such product)."""
-
-    def protocol_of(product_key: str) -> str | None:
-        view = registry.product_view(product_key)
-        return view.protocol.value if view is not None else None
-
-    return protocol_of
 
 
 def _now_ms() -> int:
