@@ -1,0 +1,60 @@
+"""The HTTP server the platform runs (uvicorn, guarded: ``http_guard``) around the app that
+``http.build_http_app`` builds."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+from litestar import Litestar
+
+from hongshan.config import Settings
+from hongshan.http_guard import HttpGuard, guarded_protocol
+
+log = logging.getLogger("hongshan")
+
+
+class HttpServer:
+    """uvicorn, started and stopped by the platform (``startup``/``shutdown``) rather than by
+    its own ``serve``, which would take over SIGINT and SIGTERM for itself. Owns the listening
+    socket and the connections' bounds; knows nothing of the routes."""
+
+    def __init__(self, app: Litestar, settings: Settings) -> None:
+        self._settings = settings
+        self._config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.http_port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            log_config=None,  # keep the platform's logging as configured
+            http=guarded_protocol(
+                HttpGuard(
+                    header_timeout=settings.http_header_timeout,
+                    body_timeout=settings.http_body_timeout,
+                    keepalive_timeout=settings.http_keepalive_timeout,
+                    send_timeout=settings.http_send_timeout,
+                    max_per_address=settings.http_max_connections_per_address,
+                )
+            ),
+            ws="none",  # (the API has no WebSocket route; MQTT over WebSocket is the broker's)
+            timeout_keep_alive=max(1, round(settings.http_keepalive_timeout)),  # (guarded too)
+        )
+        self._server: uvicorn.Server | None = None
+        self.port = 0  # once started: the port it listens on
+
+    async def start(self) -> None:
+        config = self._config
+        self._server = server = uvicorn.Server(config)
+        config.load()
+        server.lifespan = config.lifespan_class(config)
+        await server.startup()
+        for listening in server.servers:
+            self.port = listening.sockets[0].getsockname()[1]
+        log.info("listening http %s:%d", self._settings.host, self.port)
+
+    async def shutdown(self) -> None:
+        """Stop listening, wait for the requests in flight, close."""
+        if self._server is not None:
+            await self._server.shutdown()
