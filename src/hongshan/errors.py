@@ -41,8 +41,9 @@ besides the standard ones, as ``InvalidCall``'s ``problems``).
     │                           answered as asked
     │                           (store.history.model)
     ├── InvalidCall             a call to a device that does not    400   None
-    │                           fit its thing model; ``problems``
-    │                           in the body (services.commands)
+    │                           fit its thing model, or that its
+    │                           dialect refuses; ``problems`` in
+    │                           the body (services.commands)
     ├── NoDialect               a command for a device whose        404   None
     │                           protocol no dialect serves
     │                           (bus.local)

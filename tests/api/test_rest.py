@@ -144,6 +144,17 @@ def test_calls_to_an_offline_device_and_calls_that_break_the_model(api: httpx.Cl
     assert api.get(device + "/properties").json() == {}
 
 
+def test_an_rrpc_over_another_devices_topic_is_refused(api: httpx.Client) -> None:
+    pk = api.post("/api/products", json={"name": "Meter"}).json()["productKey"]
+    api.post(f"/api/products/{pk}/devices", json={"deviceName": "meter-0001"})
+    rrpc = f"/api/products/{pk}/devices/meter-0001/rrpc"
+    call = {"payload": "ping", "timeout": 1, "topic": f"/{pk}/meter-0002/user/get"}
+    refused = problem(api.post(rrpc, json=call), 400)  # (the dialect's check: nothing sent)
+    assert "device's own" in refused["detail"] and refused["problems"][0]["identifier"] == "topic"
+    offline = api.post(rrpc, json={**call, "topic": f"/{pk}/meter-0001/user/get"})
+    assert offline.status_code == 200 and offline.json()["code"] == 9200
+
+
 def test_the_openapi_document_describes_the_api(server: Any) -> None:
     base = f"http://127.0.0.1:{server.ports['http']}"
     document = httpx.get(base + "/api/schema/openapi.json").json()

@@ -506,8 +506,6 @@ async def rrpc(
     _wait_within("timeout", data.timeout, positive=True)
     if (data.payload is None) == (data.payload_base64 is None):
         raise RegistryError("give payload or payloadBase64", "invalid")
-    if data.topic is not None and not data.topic.startswith(f"/{pk}/{dn}/"):
-        raise RegistryError(f"topic must be one of the device's own: /{pk}/{dn}/…", "invalid")
     try:
         raw = (
             data.payload.encode()

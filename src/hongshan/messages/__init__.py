@@ -152,7 +152,7 @@ class Outcome(enum.StrEnum):
     SENT = "sent"  # sent, not waited for
     TIMED_OUT = "timed_out"
     OFFLINE = "offline"  # the device is not connected: nothing was sent
-    REFUSED = "refused"  # it does not fit the device's thing model: nothing was sent
+    REFUSED = "refused"  # it does not fit the device's thing model or protocol: nothing sent
 
 
 class Problem(msgspec.Struct, frozen=True, kw_only=True):

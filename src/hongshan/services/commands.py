@@ -16,6 +16,7 @@ from hongshan.messages import (
     CommandResult,
     DeviceRef,
     Downlink,
+    Outcome,
     Problem,
     PushDesired,
     RawCall,
@@ -27,7 +28,8 @@ DEFAULT_TIMEOUT = 5.0  # seconds; Alibaba's synchronous calls wait 5 s by defaul
 
 
 class InvalidCall(HongshanError):
-    """A call to a device that does not fit its thing model; nothing was sent."""
+    """A call to a device that does not fit its thing model, or that its dialect refuses
+    (an RRPC topic that is not the device's own, say); nothing was sent."""
 
     http_status = 400
 
@@ -96,7 +98,10 @@ class DeviceCommands:
     async def _request(self, command: Downlink) -> CommandResult:
         if command.timeout is not None and not 0 < command.timeout <= MAX_WAIT:
             raise ValueError(f"timeout: {command.timeout} s is not within 0 to {MAX_WAIT:g} s")
-        return await self._bus.request(command)
+        result = await self._bus.request(command)
+        if result.outcome is Outcome.REFUSED:  # the dialect's own checks: as the model's
+            raise InvalidCall(result.problems)
+        return result
 
     def _check(self, device: DeviceRef, service: str, params: Any) -> None:
         model = self._thing_model(device.product)

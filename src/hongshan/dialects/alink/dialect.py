@@ -18,12 +18,14 @@ what they said; one the store says was taken (``was_taken``) is answered, not ke
 Downlinks: ``set_properties`` (``thing.service.property.set``) and ``invoke`` (a service:
 asynchronously on ``…/thing/service/{id}``, or synchronously over RRPC on
 ``/ext/rrpc/{msgId}/sys/{pk}/{dn}/thing/service/{id}`` when the model says ``callType: sync``,
-as Alibaba does) and ``rrpc`` (raw bytes on ``…/rrpc/request/{msgId}``). Each waits for the
+as Alibaba does) and ``rrpc`` (raw bytes on ``…/rrpc/request/{msgId}``, or over one of the
+device's own topics — any other is refused, nothing sent). Each waits for the
 device's reply when asked to, up to a timeout (at most ``MAX_WAIT``); at shutdown
 (``stop_calls``) the calls still waiting are given up at once.
 
 The dialect never sees a packet: the broker hands it (topic, payload) of each client's publish
-through a tap, and it publishes through the function it was given.
+through a tap, and it publishes through the function it was given. It is one part of the
+dialect the platform plugs in (``plugin.Alink``), which builds it.
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ import msgspec
 from hongshan import messages as m
 from hongshan.bus import Bus
 from hongshan.dialects.alink import messages
-from hongshan.dialects.alink.messages import DEVICE_OFFLINE, SUCCESS, TIMEOUT, MalformedMessage
+from hongshan.dialects.alink.messages import (
+    DEVICE_OFFLINE,
+    REQUEST_INVALID,
+    SUCCESS,
+    TIMEOUT,
+    MalformedMessage,
+)
 from hongshan.dialects.alink.topics import DeviceTopic, Topic, parse, sync_service_topic
 from hongshan.dialects.alink.uplinks import (
     Refusal,
@@ -124,6 +132,19 @@ class CallResult(msgspec.Struct, frozen=True, kw_only=True):
 def _offline(msg_id: str) -> CallResult:
     return CallResult(
         msg_id=msg_id, outcome=Outcome.OFFLINE, code=DEVICE_OFFLINE, message="device offline"
+    )
+
+
+def _not_own_topic(pk: str, dn: str) -> CommandResult:
+    """An RRPC over a topic that is not the device's own (``/{pk}/{dn}/…``, a custom topic
+    class's): refused, nothing sent."""
+    message = f"topic must be one of the device's own: /{pk}/{dn}/…"
+    return CommandResult(
+        call_id="",
+        outcome=Outcome.REFUSED,
+        code=REQUEST_INVALID,
+        message=message,
+        problems=[Problem(code=REQUEST_INVALID, identifier="topic", message=message)],
     )
 
 
@@ -349,6 +370,8 @@ class AlinkDialect:
                     pk, dn, command.service, command.params, wait=command.timeout
                 )
             case m.RawCall():
+                if command.topic is not None and not command.topic.startswith(f"/{pk}/{dn}/"):
+                    return _not_own_topic(pk, dn)
                 timeout = command.timeout or DEFAULT_TIMEOUT
                 result = await self.rrpc(pk, dn, command.payload, wait=timeout, topic=command.topic)
             case _:
