@@ -22,6 +22,7 @@ from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.pipeline.uplink import Pipeline
 from hongshan.services.presence import DeviceSessions
 from hongshan.store.registry.store import SQLRegistry
+from hongshan.things.model import Protocol
 
 TOKEN = "tk-7f3a"  # the second dialect's one device logs in with this as its username
 
@@ -129,3 +130,12 @@ async def test_each_dialect_gives_its_own_rights_and_keeps_its_uplinks(
     assert not anyone.may_publish(f"/sys/{pk}/lamp-0001/thing/event/property/post")
     assert not anyone.may_publish(f"tokens/{TOKEN}/up")
     assert anyone.may_subscribe("#")
+
+
+async def test_a_device_of_another_protocol_is_none_of_alinks(registry: SQLRegistry) -> None:
+    pk = (await registry.create_product("Meter", protocol=Protocol.THINGSBOARD)).product_key
+    meter = await registry.create_device(pk, "meter-0001")
+    assert meter.device_secret is not None  # (every device has one, sealed)
+    login = credentials(*signed_login(pk, "meter-0001", meter.device_secret))
+    verdict = await alink_of(registry).authenticate(login)
+    assert verdict is not None and verdict.reason_code == ReasonCode.BAD_USER_NAME_OR_PASSWORD

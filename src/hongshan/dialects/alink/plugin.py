@@ -45,9 +45,17 @@ from hongshan.dialects.alink.messages import MalformedMessage
 from hongshan.dialects.port import BrokerPort, DialectNeeds, Sessions, TapAnswer
 from hongshan.errors import HongshanError
 from hongshan.identity.registration import REGISTER, device_token, token_client_id
-from hongshan.messages import CommandResult, DeviceRef, Downlink, PushDesired, StatusChanged
+from hongshan.messages import (
+    CommandResult,
+    DeviceRef,
+    Downlink,
+    PushDesired,
+    StatusChanged,
+    Uplink,
+)
 from hongshan.mqtt.reason_codes import ReasonCode
-from hongshan.things.model import Device, TopicClass
+from hongshan.things import model
+from hongshan.things.model import Device, DeviceCredentials, TopicClass
 from hongshan.things.presence import Way
 from hongshan.things.tsl import ThingModel
 from hongshan.twin.desired import Desired
@@ -77,7 +85,10 @@ class Documents(Protocol[D]):
     def save(self, product_key: str, device_name: str, document: D) -> None: ...
 
 
-class ProductTopics(Protocol):
+class ProductView(Protocol):
+    @property
+    def protocol(self) -> model.Protocol: ...
+
     @property
     def topic_classes(self) -> tuple[TopicClass, ...]: ...
 
@@ -94,7 +105,7 @@ class AlinkRegistry(DeviceDirectory, gateway.GatewayDirectory, Protocol):
     @property
     def desired(self) -> Documents[Desired]: ...
 
-    def product_view(self, product_key: str) -> ProductTopics | None: ...
+    def product_view(self, product_key: str) -> ProductView | None: ...
 
     def thing_model_of(self, product_key: str) -> ThingModel | None: ...
 
@@ -144,7 +155,7 @@ class Alink:
         self._broker: BrokerPort | None = None
         online = registry.is_online
         self._login = SignedConnectAuthenticator(
-            registry,
+            _AlinkDevices(registry),
             max_clock_skew=max_clock_skew,
             require_tls_for_securemode2=require_tls_for_securemode2,
             clock=clock,
@@ -234,7 +245,7 @@ class Alink:
         self.auto.attach(broker)
         broker.on_connected.append(self._connected)
         broker.on_disconnected.append(self._disconnected)
-        self._bus.subscribe(self.things.on_status, kinds=(StatusChanged,))
+        self._bus.subscribe(self._status, kinds=(StatusChanged,))
         self._sessions.on_online.append(lambda device: self.desired.device_online(*device))
         self._registry.on_device_disabled.append(self._cut_off)
         self._registry.on_device_deleted.append(self._forget)
@@ -268,6 +279,12 @@ class Alink:
         if isinstance(answer, MalformedMessage):
             return NOT_ALINK
         return answer or None
+
+    def _status(self, uplink: Uplink) -> None:
+        """A device came or went: Alibaba's status message, for a device of Alink's."""
+        view = self._registry.product_view(uplink.device.product)
+        if view is not None and view.protocol is model.Protocol.ALINK:
+            self.things.on_status(uplink)
 
     def _topic_classes(self, product_key: str) -> tuple[TopicClass, ...]:
         view = self._registry.product_view(product_key)
@@ -373,6 +390,33 @@ class Alink:
         broker.access_changed(carrier)  # and whatever of the sub's it subscribed to itself
         # (its own connection may still hold it)
         self._sessions.went(sub, Way.GATEWAY, "logged out", gateway=gateway)
+
+
+class _AlinkDevices:
+    """The registry as Alink's logins see it: the devices of products that speak Alink, and
+    no other's (a thingsboard product's device has a secret too, but logs in its own way)."""
+
+    def __init__(self, registry: AlinkRegistry) -> None:
+        self._registry = registry
+
+    def _ours(self, product_key: str) -> bool:
+        view = self._registry.product_view(product_key)
+        return view is not None and view.protocol is model.Protocol.ALINK
+
+    async def credentials(self, product_key: str, device_name: str) -> DeviceCredentials | None:
+        if not self._ours(product_key):
+            return None
+        return await self._registry.credentials(product_key, device_name)
+
+    async def registration_secret(self, product_key: str) -> str | None:
+        if not self._ours(product_key):
+            return None
+        return await self._registry.registration_secret(product_key)
+
+    def activated(self, product_key: str, device_name: str) -> bool | None:
+        if not self._ours(product_key):
+            return None
+        return self._registry.activated(product_key, device_name)
 
 
 def _refusing_malformed(
