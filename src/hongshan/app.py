@@ -123,7 +123,7 @@ class Platform:
             authorizer=DialectAccess(self.dialects, acl),
             store=store,
         )
-        self.commands = DeviceCommands(bus, registry.thing_model_of, broker.background)
+        self.commands = DeviceCommands(bus, registry.thing_model_of)
         for dialect in self.dialects:
             bus.serve(dialect.name, dialect.send)
             dialect.attach(broker)

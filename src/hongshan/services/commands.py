@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,6 @@ from hongshan.messages import (
     Downlink,
     Outcome,
     Problem,
-    PushDesired,
     RawCall,
     SetProperties,
 )
@@ -43,7 +41,7 @@ class InvalidCall(HongshanError):
 
 
 class DeviceCommands:
-    """Set properties, call services, raw calls, desired values: checked against the device's
+    """Set properties, call services, raw calls: checked against the device's
     thing model here, for every protocol alike, then carried by the bus to the dialect that
     serves the device's product, which sends them and brings back the answer. Never speaks a
     protocol itself; never waits longer than ``MAX_WAIT``."""
@@ -52,11 +50,9 @@ class DeviceCommands:
         self,
         bus: Bus,
         thing_model: Callable[[str], ThingModel | None],
-        background: Callable[[asyncio.Task[Any]], None],
     ) -> None:
         self._bus = bus
         self._thing_model = thing_model
-        self._background = background
 
     async def set(
         self, device: DeviceRef, values: dict[str, Any], *, wait: float | None = None
@@ -88,12 +84,6 @@ class DeviceCommands:
         return await self._request(
             RawCall(device=device, payload=payload, timeout=wait, topic=topic)
         )
-
-    def push_desired(self, device: DeviceRef, values: dict[str, Any]) -> None:
-        """Desired values as a property set, not waited for: the device clears them once
-        applied (as Alibaba's desired properties)."""
-        command = PushDesired(device=device, values=values)
-        self._background(asyncio.ensure_future(self._bus.request(command)))
 
     async def _request(self, command: Downlink) -> CommandResult:
         if command.timeout is not None and not 0 < command.timeout <= MAX_WAIT:
