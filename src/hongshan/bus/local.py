@@ -12,6 +12,8 @@ from hongshan.messages import UPLINKS, CommandResult, DeviceRef, Downlink, Uplin
 
 log = logging.getLogger("hongshan.bus")
 
+_Entry = tuple[str | None, DeviceRef | None, Listener]
+
 
 class NoDialect(HongshanError):
     """A command for a device whose protocol no dialect serves (or a device of no product)."""
@@ -36,9 +38,9 @@ class LocalBus:
         self._pipeline = pipeline
         self._protocol_of = protocol_of
         self._servers: dict[str, Server] = {}
-        # kind -> [(product, device, listener)]; empty until someone listens
-        self._listeners: dict[type[Uplink], list[tuple[str | None, DeviceRef | None, Listener]]]
-        self._listeners = {}
+        # kind -> ((product, device, listener), ...): a new tuple on each change, so that a
+        # listener that unsubscribes while an uplink is handed round skips nobody
+        self._listeners: dict[type[Uplink], tuple[_Entry, ...]] = {}
 
     def publish(self, uplink: Uplink) -> Awaitable[None] | None:
         committed = self._pipeline.process(uplink)
@@ -63,21 +65,26 @@ class LocalBus:
         device: DeviceRef | None = None,
     ) -> Callable[[], None]:
         entry = (product, device, listener)
-        chosen = kinds or UPLINKS
+        # (a base class stands for its kinds: uplinks are handed round by their exact type)
+        chosen = [kind for kind in UPLINKS if any(issubclass(kind, k) for k in kinds or UPLINKS)]
+        if not chosen:
+            raise TypeError(f"no uplink is of the kinds {kinds!r}")
         for kind in chosen:
-            self._listeners.setdefault(kind, []).append(entry)
+            self._listeners[kind] = (*self._listeners.get(kind, ()), entry)
 
         def unsubscribe() -> None:
             for kind in chosen:
-                entries = self._listeners.get(kind, [])
-                if entry in entries:
-                    entries.remove(entry)
-                if not entries:
+                entries = tuple(e for e in self._listeners.get(kind, ()) if e is not entry)
+                if entries:
+                    self._listeners[kind] = entries
+                else:
                     self._listeners.pop(kind, None)
 
         return unsubscribe
 
     def serve(self, protocol: str, server: Server) -> None:
+        if protocol in self._servers:
+            raise ValueError(f"the {protocol} dialect is served already")
         self._servers[protocol] = server
 
     async def request(self, command: Downlink) -> CommandResult:

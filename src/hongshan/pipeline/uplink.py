@@ -9,10 +9,12 @@ history: the commit). The order is declared once, in ``stages_of_a_town``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Iterable
-from typing import Protocol
+from typing import Protocol, cast
 
+from hongshan.errors import StoreUnavailable
 from hongshan.messages import Uplink
 
 log = logging.getLogger("hongshan.pipeline")
@@ -28,28 +30,45 @@ def device_time(claimed: int, now: int) -> int:
     return claimed if EARLIEST_MS <= claimed <= now + FUTURE_SLACK_MS else now
 
 
+def every(waits: Iterable[Awaitable[None] | None]) -> Awaitable[None] | None:
+    """What an acknowledgement waits for when several things must be done first: done when
+    all are, failed with the first failure (None: nothing to wait for)."""
+    held = [wait for wait in waits if wait is not None]
+    if len(held) <= 1:
+        return held[0] if held else None
+    return cast(Awaitable[None], asyncio.gather(*held))
+
+
+def _failed(why: str) -> Awaitable[None]:
+    failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    failed.set_exception(StoreUnavailable(why))
+    return failed
+
+
 class Stage(Protocol):
     def on_uplink(self, uplink: Uplink) -> Awaitable[None] | None: ...
 
 
 class Pipeline:
     """Runs each uplink through its stages in order. A stage's bug is logged and the others
-    still run; what the uplink's acknowledgement waits for is the last stage's that says."""
+    still run; the uplink's acknowledgement waits for every stage that gives something to
+    wait for, and is withheld when a stage failed on an uplink with an idempotency key (its
+    device sends it again)."""
 
     def __init__(self, stages: Iterable[Stage]) -> None:
         self.stages = tuple(stages)
 
     def process(self, uplink: Uplink) -> Awaitable[None] | None:
-        waited: Awaitable[None] | None = None
+        waits: list[Awaitable[None] | None] = []
         for stage in self.stages:
             try:
-                wait = stage.on_uplink(uplink)
+                waits.append(stage.on_uplink(uplink))
             except Exception:  # one stage's bug must not stop the others
-                log.exception("stage %s failed on %s", type(stage).__name__, type(uplink).__name__)
-                continue
-            if wait is not None:
-                waited = wait
-        return waited
+                name = type(stage).__name__
+                log.exception("stage %s failed on %s", name, type(uplink).__name__)
+                if uplink.key:
+                    waits.append(_failed(f"the {name} stage failed"))
+        return every(waits)
 
 
 def stages_of_a_town(*, twin: Stage, history: Stage) -> Pipeline:
