@@ -173,3 +173,26 @@ def test_without_a_model_stamped_values_are_still_read() -> None:
     made = property_uplink(None, *GW, stamped, "1", NOW)
     assert isinstance(made, PropertyValues)
     assert made.values == {"CPU": 12, "Mem": 40} and made.device_time == {"CPU": NOW - 900}
+
+
+def test_each_part_of_one_message_has_its_own_idempotency_key() -> None:
+    """A bus between processes drops a message whose key it has seen (JetStream's message
+    ids): the parts of one history or pack post must not share one. The first keeps the
+    message's key (the history remembers that one), the others add their number."""
+    params = [
+        {
+            "identity": {"productKey": SUB[0], "deviceName": SUB[1]},
+            "properties": [{"Brightness": {"value": 10, "time": NOW - 3000}}],
+            "events": [{"LampFault": {"value": {"FaultCode": 1}, "time": NOW - 2500}}],
+        },
+        {"properties": [{"CPU": {"value": 3, "time": NOW - 100}}]},
+    ]
+    made = history_uplinks(model_of, GW, params, "9", NOW, speaks, b"KKKKKKKK")
+    assert isinstance(made, list) and len(made) == 3
+    assert made[0].key == b"KKKKKKKK"
+    assert len({uplink.key for uplink in made}) == 3
+    pack = {"properties": {"CPU": 1}, "events": {"Boot": {"value": {}}}}
+    packed = pack_uplinks(model_of, GW, pack, "5", NOW, speaks, b"PPPPPPPP")
+    assert isinstance(packed, list) and len({uplink.key for uplink in packed}) == 2
+    alone = history_uplinks(model_of, GW, params[1:], "9", NOW, speaks, b"AAAAAAAA")
+    assert isinstance(alone, list) and [uplink.key for uplink in alone] == [b"AAAAAAAA"]

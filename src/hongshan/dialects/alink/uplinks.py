@@ -184,7 +184,18 @@ def history_uplinks(
                 return _invalid(f"entry {number} carries no properties or events")
     except _Refused as refused:
         return refused.refusal
-    return uplinks
+    return _keyed_apart(uplinks, key)
+
+
+def _keyed_apart(uplinks: list[Uplink], key: bytes) -> list[Uplink]:
+    """Each uplink of one message its own idempotency key: the message's, then the message's
+    with its number (a bus that drops a repeated key must not drop the second part)."""
+    if not key or len(uplinks) < 2:
+        return uplinks
+    return [
+        uplink if number == 0 else msgspec.structs.replace(uplink, key=key + number.to_bytes(4))
+        for number, uplink in enumerate(uplinks)
+    ]
 
 
 def pack_uplinks(
@@ -218,4 +229,4 @@ def pack_uplinks(
         return refused.refusal
     if not uplinks:
         return _invalid("nothing to post")
-    return uplinks
+    return _keyed_apart(uplinks, key)
