@@ -21,10 +21,12 @@ from alibaba_device import make_device, make_product, online_lamp, signed
 from broker_peers import TIMEOUT, V5, V311, Paho
 from hongshan.bus.local import LocalBus
 from hongshan.dialects.alink.dialect import REMEMBERED_IDS, AlinkDialect
-from hongshan.messages import Uplink
+from hongshan.messages import CallService, DeviceRef, Outcome, PushDesired, SetProperties, Uplink
 from hongshan.pipeline.uplink import Pipeline
 from hongshan.store.history.model import LogKind
+from hongshan.things.tsl import ThingModel
 
+DATA = Path(__file__).parent.parent / "things" / "data"
 HOUR = 3_600_000
 PAYLOAD_FORMAT_INVALID = 0x99  # MQTT 5.0 reason code
 DEEP = 100_000  # levels of nesting in the deep payload (the review's: far past recursion)
@@ -411,3 +413,29 @@ def test_sigterm_gives_up_a_call_waiting_for_a_device(
         {"id": msg_id, "params": {"Seconds": 3}},
         {"id": msg_id, "outcome": "shutting down"},
     ]
+
+
+async def test_desired_values_that_no_longer_fit_the_model_are_not_sent() -> None:
+    """Review of issue 13: desired values are pushed when a device comes online, by the bus
+    straight to the dialect, not through ``DeviceCommands`` — and they were set against the
+    model of then. The dialect checks every command it carries: one that does not fit is
+    refused with its problems, and nothing goes to the device."""
+    model = ThingModel.from_json((DATA / "oximeter.json").read_bytes())
+    sent: list[str] = []
+    dialect = AlinkDialect(
+        thing_model=lambda _pk: model,
+        online=lambda _pk, _dn: True,
+        publish=lambda topic, _payload, _qos: sent.append(topic),
+        bus=_Uplinks().bus(),
+    )
+    device = DeviceRef("a1Oxi", "oxi-1")
+    for command in (
+        PushDesired(device=device, values={"SpO2LowThreshold": "ninety"}),
+        SetProperties(device=device, values={"SpO2LowThreshold": "ninety"}),
+        CallService(device=device, service="NoSuchService", params={}),
+    ):
+        result = await dialect.send(command)
+        assert result.outcome is Outcome.REFUSED and result.problems, command
+    assert sent == []
+    fits = await dialect.send(PushDesired(device=device, values={"SpO2LowThreshold": 90}))
+    assert fits.outcome is Outcome.SENT and sent == ["/sys/a1Oxi/oxi-1/thing/service/property/set"]

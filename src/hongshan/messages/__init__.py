@@ -44,6 +44,7 @@ Value = Any  # a property's or parameter's value as JSON has it
 # and synchronous services (RRpc, InvokeThingService: Timeout 1,000 to 8,000 ms). A later answer
 # is not lost: it comes as ``ServiceReplied`` and is kept in the device's history.
 MAX_WAIT = 8.0
+DEFAULT_WAIT = 5.0  # a call's wait when its caller says none (Alibaba's synchronous calls: 5 s)
 
 
 class DeviceRef(msgspec.Struct, frozen=True, array_like=True):
@@ -103,12 +104,14 @@ class Registered(Uplink, frozen=True, kw_only=True, tag="registered"):
 
 
 class CommandSent(Uplink, frozen=True, kw_only=True, tag="command_sent"):
-    """The platform's record, in the device's stream: a call went to the device (``service``
-    ``set`` for a property set). Its answer comes as ``ServiceReplied`` with the same id."""
+    """The platform's record, in the device's stream: a call went to the device (a property
+    set: ``sets_properties``, ``service`` ``set``). Its answer comes as ``ServiceReplied`` with
+    the same id."""
 
     call_id: str
     service: str
     params: Value = None
+    sets_properties: bool = False
 
 
 class CommandGivenUp(Uplink, frozen=True, kw_only=True, tag="command_given_up"):
@@ -117,6 +120,7 @@ class CommandGivenUp(Uplink, frozen=True, kw_only=True, tag="command_given_up"):
     call_id: str
     service: str
     why: str
+    sets_properties: bool = False
 
 
 class Downlink(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):

@@ -59,11 +59,11 @@ def _line(uplink: m.Uplink) -> tuple[LogKind, str, int, Any] | None:
             state = "online" if uplink.online else "offline"
             return LogKind.STATUS, state, uplink.received, status
         case m.CommandSent():
-            kind = LogKind.PROPERTY_SET if uplink.service == "set" else LogKind.SERVICE_CALL
+            kind = LogKind.PROPERTY_SET if uplink.sets_properties else LogKind.SERVICE_CALL
             body = {"id": uplink.call_id, "params": uplink.params}
             return kind, uplink.service, uplink.received, body
         case m.CommandGivenUp():
-            kind = LogKind.PROPERTY_SET if uplink.service == "set" else LogKind.SERVICE_CALL
+            kind = LogKind.PROPERTY_SET if uplink.sets_properties else LogKind.SERVICE_CALL
             return (
                 kind,
                 uplink.service,

@@ -10,6 +10,7 @@ import msgspec
 from hongshan.bus import Bus
 from hongshan.errors import HongshanError
 from hongshan.messages import (
+    DEFAULT_WAIT,
     MAX_WAIT,
     CallService,
     CommandResult,
@@ -21,8 +22,6 @@ from hongshan.messages import (
     SetProperties,
 )
 from hongshan.things.tsl import ThingModel
-
-DEFAULT_TIMEOUT = 5.0  # seconds; Alibaba's synchronous calls wait 5 s by default
 
 
 class InvalidCall(HongshanError):
@@ -69,7 +68,7 @@ class DeviceCommands:
         service: str,
         params: dict[str, Any],
         *,
-        wait: float | None = DEFAULT_TIMEOUT,
+        wait: float | None = DEFAULT_WAIT,
     ) -> CommandResult:
         """Call one of the device's services, waiting ``wait`` seconds for its answer
         (None: sent, not waited for — a synchronous service still waits, as on Alibaba)."""

@@ -60,7 +60,8 @@ from hongshan.dialects.alink.uplinks import (
     property_uplink,
 )
 from hongshan.errors import ShuttingDown
-from hongshan.messages import MAX_WAIT, CommandResult, DeviceRef, Outcome, Uplink
+from hongshan.messages import DEFAULT_WAIT, MAX_WAIT, CommandResult, DeviceRef, Outcome, Uplink
+from hongshan.pipeline.uplink import every
 from hongshan.things.tsl import Problem, ThingModel
 
 log = logging.getLogger("hongshan.alink")
@@ -71,7 +72,6 @@ TAPS = ("/sys/+/+/thing/#", "/sys/+/+/rrpc/response/+", "/ext/rrpc/#")
 # the messages: a device's 32 posts of a megabyte each would otherwise be held as long as it
 # stays online)
 REMEMBERED_IDS = 32
-DEFAULT_TIMEOUT = 5.0  # seconds; Alibaba's synchronous calls wait 5 s by default (at most 8)
 
 _METHODS = {
     Topic.PROPERTY_POST: "thing.event.property.post",
@@ -95,9 +95,12 @@ def message_key(topic: str, msg_id: str, payload: bytes) -> bytes:
     return digest.digest()
 
 
+SET_METHOD = "thing.service.property.set"
+
+
 def _service(method: str) -> str:
     """A call's service as the platform names it: ``set`` for a property set."""
-    if method == "thing.service.property.set":
+    if method == SET_METHOD:
         return "set"
     return method.removeprefix("thing.service.")
 
@@ -156,6 +159,13 @@ class AlinkStats(msgspec.Struct, kw_only=True):
 
 
 class AlinkDialect:
+    """Alink's thing messages, both ways: a device's posts, events and replies checked against
+    its thing model, answered on ``…_reply`` and published on the bus as neutral uplinks; the
+    platform's property sets, service calls and RRPC sent to the device, and each answer (or
+    timeout) given back. Owns the calls waiting for an answer and the memory of recent
+    messages (repeats); never sees a packet or a connection (``Alink``, the plug-in, owns
+    those)."""
+
     def __init__(
         self,
         *,
@@ -262,8 +272,7 @@ class AlinkDialect:
             if qos:
                 self._taken(device, key)
             if isinstance(made, list):
-                for uplink in made:
-                    committed = self._bus.publish(uplink) or committed
+                committed = every([self._bus.publish(uplink) for uplink in made])
             else:
                 committed = self._bus.publish(made)
         if request.wants_reply:
@@ -359,9 +368,13 @@ class AlinkDialect:
         return str(next(self._ids))
 
     async def send(self, command: m.Downlink) -> CommandResult:
-        """Carry a command to a device (``DeviceCommands`` has checked it against the thing
-        model) and its answer back."""
+        """Carry a command to a device and its answer back. What does not fit the thing model
+        is refused here too, whoever sent it: ``DeviceCommands`` checks the API's calls, but
+        desired values pushed when a device comes online were set against the model of then."""
         pk, dn = command.device.product, command.device.device
+        refused = self._refusal(command)
+        if refused is not None:
+            return refused
         match command:
             case m.SetProperties() | m.PushDesired():
                 result = await self.set_properties(pk, dn, command.values, wait=command.timeout)
@@ -372,18 +385,38 @@ class AlinkDialect:
             case m.RawCall():
                 if command.topic is not None and not command.topic.startswith(f"/{pk}/{dn}/"):
                     return _not_own_topic(pk, dn)
-                timeout = command.timeout or DEFAULT_TIMEOUT
+                timeout = command.timeout or DEFAULT_WAIT
                 result = await self.rrpc(pk, dn, command.payload, wait=timeout, topic=command.topic)
             case _:
                 raise TypeError(f"not a command the Alink dialect carries: {command!r}")
         return result.neutral()
+
+    def _refusal(self, command: m.Downlink) -> CommandResult | None:
+        model = self._thing_model(command.device.product)
+        match command:
+            case m.SetProperties() | m.PushDesired() if model is not None:
+                problems = model.check_property_set(command.values)
+            case m.CallService() if model is not None:
+                problems = model.check_service_input(command.service, command.params)
+            case _:
+                return None
+        if not problems:
+            return None
+        first = problems[0]
+        return CommandResult(
+            call_id=command.call_id,
+            outcome=Outcome.REFUSED,
+            code=first.code,
+            message=first.message,
+            problems=problems,
+        )
 
     async def set_properties(
         self, pk: str, dn: str, params: dict[str, Any], *, wait: float | None = None
     ) -> CallResult:
         """Ask a device to set properties; ``wait`` seconds for its reply (None: do not wait)."""
         topic = f"/sys/{pk}/{dn}/thing/service/property/set"
-        return await self._call(pk, dn, topic, "thing.service.property.set", params, wait)
+        return await self._call(pk, dn, topic, SET_METHOD, params, wait)
 
     async def invoke(
         self,
@@ -392,7 +425,7 @@ class AlinkDialect:
         identifier: str,
         params: dict[str, Any],
         *,
-        wait: float | None = DEFAULT_TIMEOUT,
+        wait: float | None = DEFAULT_WAIT,
     ) -> CallResult:
         """Call a service: synchronously over RRPC when the model says ``callType: sync``."""
         model = self._thing_model(pk)
@@ -402,7 +435,7 @@ class AlinkDialect:
             msg_id = self._next_id()
             topic = f"/ext/rrpc/{msg_id}/sys/{pk}/{dn}/thing/service/{identifier}"
             return await self._call(
-                pk, dn, topic, method, params, wait or DEFAULT_TIMEOUT, msg_id=msg_id
+                pk, dn, topic, method, params, wait or DEFAULT_WAIT, msg_id=msg_id
             )
         topic = f"/sys/{pk}/{dn}/thing/service/{identifier}"
         return await self._call(pk, dn, topic, method, params, wait)
@@ -455,6 +488,7 @@ class AlinkDialect:
                 call_id=msg_id,
                 service=_service(method),
                 params=params,
+                sets_properties=method == SET_METHOD,
             )
         )
         if future is None:
@@ -502,6 +536,7 @@ class AlinkDialect:
                         call_id=msg_id,
                         service=_service(method),
                         why="shutting down",
+                        sets_properties=method == SET_METHOD,
                     )
                 )
             raise
