@@ -30,6 +30,7 @@ from hongshan.http import build_http_app
 from hongshan.http_server import HttpServer
 from hongshan.identity.people import people_access
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
+from hongshan.pipeline.firmware import FirmwareStage
 from hongshan.pipeline.history import HistoryStage
 from hongshan.pipeline.uplink import stages_of_a_town
 from hongshan.private_file import private_data_dir
@@ -93,7 +94,12 @@ class Platform:
         self.registry = registry = await SQLRegistry.open(registry_url, SecretBox(key))
         self._closing.push_async_callback(registry.close)
         # the bus and its pipeline, the devices' sessions, the latest values
-        pipeline = stages_of_a_town(twin=self.twin, history=HistoryStage(history))
+        firmware = FirmwareStage(
+            lambda pk, dn, versions: registry.update_device(pk, dn, firmware=versions)
+        )
+        pipeline = stages_of_a_town(
+            twin=self.twin, history=HistoryStage(history), firmware=firmware
+        )
         self.bus = bus = LocalBus(pipeline, protocol_of=protocol_of(registry))
         self.sessions = sessions = DeviceSessions(registry, bus)
         self.twin.restore(await registry.properties.load())

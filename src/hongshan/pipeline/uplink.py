@@ -71,8 +71,9 @@ class Pipeline:
         return every(waits)
 
 
-def stages_of_a_town(*, twin: Stage, history: Stage) -> Pipeline:
+def stages_of_a_town(*, twin: Stage, history: Stage, firmware: Stage) -> Pipeline:
     """The one place the order is said: the latest values first (what the API and, later,
-    rules read), then the history, whose commit the acknowledgement waits for. Rules come after
-    the history (issue 14); the live feed is the bus's listeners, after every stage."""
-    return Pipeline((twin, history))
+    rules read), then the history, whose commit the acknowledgement waits for, then the
+    firmware versions devices report (the registry's). Rules come after the history
+    (issue 14); the live feed is the bus's listeners, after every stage."""
+    return Pipeline((twin, history, firmware))

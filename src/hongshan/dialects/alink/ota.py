@@ -1,18 +1,21 @@
 """Firmware versions as devices report them: ``/ota/device/inform/{pk}/{dn}`` with
 ``{"id": "1", "params": {"version": "1.0.3", "module": "MCU"}}`` (Alibaba's OTA "report the
-version"; no module means the main firmware, ``default``). The registry keeps the version of
-each module; upgrades pushed to devices (``/ota/device/upgrade/…``) come with the OTA issue."""
+version"; no module means the main firmware, ``default``), published on the bus as
+``FirmwareReported``: the registry keeps the version of each module (``FirmwareStage``);
+upgrades pushed to devices (``/ota/device/upgrade/…``) come with the OTA issue."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 
 import msgspec
 
+from hongshan.bus import Bus
 from hongshan.dialects.alink import messages
 from hongshan.dialects.alink.messages import REQUEST_INVALID, MalformedMessage
+from hongshan.messages import DeviceRef, FirmwareReported
 
 log = logging.getLogger("hongshan.alink")
 
@@ -32,13 +35,11 @@ class InformMessage(msgspec.Struct):
 
 _inform = msgspec.json.Decoder(InformMessage)
 
-Record = Callable[[str, str, dict[str, str]], Awaitable[object]]  # (pk, dn, {module: version})
-
 
 class FirmwareReports:
-    def __init__(self, record: Record) -> None:
-        self._record = record
-        self._tasks: set[asyncio.Future[object]] = set()
+    def __init__(self, bus: Bus, clock: Callable[[], float] = time.time) -> None:
+        self._bus = bus
+        self._clock = clock
 
     def on_message(self, topic: str, payload: bytes) -> MalformedMessage | None:
         """Keep a device's firmware report; one that is not is returned, for its tap to
@@ -56,12 +57,9 @@ class FirmwareReports:
             log.info("%s: firmware version or module empty or too long", topic)
             message = "request parameter error: version or module empty or past 64 characters"
             return MalformedMessage(message, REQUEST_INVALID, None)
-        task = asyncio.ensure_future(self._record(pk, dn, {inform.module: inform.version}))
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
+        received = int(self._clock() * 1000)
+        versions = {inform.module: inform.version}
+        self._bus.publish(
+            FirmwareReported(device=DeviceRef(pk, dn), received=received, versions=versions)
+        )
         return None
-
-    def _done(self, task: asyncio.Future[object]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("firmware report not kept: %s", task.exception())

@@ -50,6 +50,7 @@ from hongshan.messages import (
     DeviceRef,
     Downlink,
     PushDesired,
+    Registered,
     StatusChanged,
     Uplink,
 )
@@ -195,9 +196,8 @@ class Alink:
             clock=clock,
         )
         self.ntp = ntp.NtpService(self._publish, clock)
-        self.firmware = ota.FirmwareReports(
-            lambda pk, dn, versions: registry.update_device(pk, dn, firmware=versions)
-        )
+        self.firmware = ota.FirmwareReports(bus, clock)
+        self._clock = clock
         self.auto = AutoSubscriptions(self.gateways.carrier)
 
     @classmethod
@@ -351,6 +351,9 @@ class Alink:
             broker.disconnect_client(client_id, ReasonCode.NOT_AUTHORIZED)
             return
         log.info("registered %s&%s (%s)", dn, pk, auth_type)
+        self._bus.publish(
+            Registered(device=DeviceRef(pk, dn), received=int(self._clock() * 1000), how=auth_type)
+        )
         # QoS 0: sent now or never, so a secret is never queued in the broker's store
         broker.send_to(client_id, topic, msgspec.json.encode(answer), qos=0)
 
