@@ -50,6 +50,9 @@ besides the standard ones, as ``InvalidCall``'s ``problems``).
     ├── MalformedMessage        a device's payload on an Alink      500   Alink 6207 or 460
     │                           topic that is no Alink message            (PUBACK 0x99)
     │                           (dialects.alink.messages)
+    ├── MalformedPayload        a device's payload on a ThingsBoard 500   PUBACK 0x99
+    │                           topic that is not the API's JSON
+    │                           (dialects.thingsboard.payloads)
     ├── ShadowError             a refused shadow request            409   Alibaba's shadow
     │                           (twin.shadow): a stale version,     400   code, 400 to 409
     │                           or anything else
@@ -65,8 +68,9 @@ besides the standard ones, as ``InvalidCall``'s ``problems``).
 
 Errors are translated at each edge, once: the broker turns a ``RemoteProtocolError`` into a
 CONNACK or DISCONNECT with its reason code and closes that one connection; the Alink taps
-answer a ``MalformedMessage``, a ``ShadowError`` or a refusal with its ``protocol_code``; the
-API (``api.problems``) answers any of them as problem+json with its ``http_status``.
+answer a ``MalformedMessage``, a ``ShadowError`` or a refusal with its ``protocol_code``, the
+ThingsBoard taps a ``MalformedPayload`` with its; the API (``api.problems``) answers any of
+them as problem+json with its ``http_status``.
 """
 
 from __future__ import annotations
