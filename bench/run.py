@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import devices, scenarios
+from bench import devices, scenarios, thingsboard
 from bench.scenarios import CREDENTIALS, Measurement, Options
 from bench.servers import MOSQUITTO, SERVERS, Server, raise_open_files_limit, started, unavailable
 
@@ -112,6 +112,14 @@ SCENARIOS = (
         devices.property_posts,
         (Metric("posts/s", "posts/s", True, "hongshan ≥ 50,000/s", lambda v, _r: v >= 50_000),),
         prepare=lambda data_dir, o: devices.seed(data_dir, o.posting_devices),
+    ),
+    Scenario(
+        "tb-posts",
+        "{posting_devices} ThingsBoard devices, telemetry QoS 1, 5 keys, {window} in flight each: "
+        "PUBACK (hongshan: after the history's commit)",
+        thingsboard.telemetry_posts,
+        (Metric("posts/s", "acknowledged posts/s", True, ""),),
+        prepare=lambda data_dir, o: thingsboard.seed(data_dir, o.posting_devices),
     ),
     *(
         Scenario(
