@@ -32,7 +32,7 @@ from hongshan import messages as m
 from hongshan.broker.auth import Access, Client, Credentials, Verdict
 from hongshan.broker.message import Message, Refused
 from hongshan.bus import Bus
-from hongshan.dialects.port import BrokerPort, Sessions, TapAnswer
+from hongshan.dialects.port import BrokerPort, DialectNeeds, Sessions, TapAnswer
 from hongshan.dialects.thingsboard import login, payloads, topics
 from hongshan.dialects.thingsboard.attributes import Attributes
 from hongshan.dialects.thingsboard.calls import Calls
@@ -127,6 +127,24 @@ class ThingsBoard:
             Kind.GATEWAY_ATTRIBUTE_REQUEST: self._on_gateway_attribute_request,
             Kind.GATEWAY_RPC: self._on_gateway_rpc,
         }
+
+    @classmethod
+    async def open(cls, needs: DialectNeeds) -> ThingsBoard:
+        """The dialect of a platform (``DIALECTS``), with its devices' latest values as the
+        registry kept them (their client attributes)."""
+        registry, settings = needs.registry, needs.settings
+        dialect = cls(
+            directory=registry,
+            bus=needs.bus,
+            sessions=needs.sessions,
+            max_payload_size=settings.max_packet_size,
+            max_inflight=settings.max_inflight,
+        )
+        saved = await registry.properties.load()
+        dialect.attributes.restore(
+            {d: v for d, v in saved.items() if speaks_thingsboard(registry.product_view(d[0]))}
+        )
+        return dialect
 
     # -- the Dialect protocol ---------------------------------------------------------------
 
