@@ -14,9 +14,13 @@ from typing import Protocol
 
 from hongshan.dialects.alink.plugin import Alink
 from hongshan.dialects.port import DialectFactory
+from hongshan.dialects.thingsboard.dialect import ThingsBoard
 from hongshan.things import model
 
-DIALECTS: tuple[tuple[str, DialectFactory], ...] = ((Alink.name, Alink.open),)
+DIALECTS: tuple[tuple[str, DialectFactory], ...] = (
+    (ThingsBoard.name, ThingsBoard.open),
+    (Alink.name, Alink.open),
+)
 
 
 class _Product(Protocol):
