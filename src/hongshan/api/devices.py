@@ -293,15 +293,7 @@ async def show_device(
 async def credentials(
     registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
 ) -> Credentials:
-    device = await registry.get_device(pk, dn, with_secret=True)
-    assert device.device_secret is not None
-    return Credentials(
-        product_key=pk,
-        device_name=dn,
-        device_secret=device.device_secret,
-        access_token=device.access_token,
-        mqtt_basic=device.mqtt_basic,
-    )
+    return _credentials(await registry.get_device(pk, dn, with_secret=True))
 
 
 @put(DEVICE + "/credentials")
@@ -320,10 +312,16 @@ async def set_credentials(
         new_access_token=data.new_access_token,
         mqtt_basic=data.mqtt_basic,
     )
+    return _credentials(device)
+
+
+def _credentials(device: Device) -> Credentials:
+    """A device's login as the API shows it (its secret, and a thingsboard device's token
+    or basic credentials)."""
     assert device.device_secret is not None
     return Credentials(
-        product_key=pk,
-        device_name=dn,
+        product_key=device.product_key,
+        device_name=device.device_name,
         device_secret=device.device_secret,
         access_token=device.access_token,
         mqtt_basic=device.mqtt_basic,
