@@ -187,17 +187,27 @@ async def property_posts(server: Server, options: Options) -> Measurement:
 
         return echoing
 
+    return await posts_counted([device(i) for i in range(n)], PostingDevice, flow, server, options)
+
+
+async def posts_counted(
+    devices: list[Callable[[], Client]],
+    kind: type[Publisher],
+    flow: Flow,
+    server: Server,
+    options: Options,
+) -> Measurement:
+    """Connect every device (all of them, or the run is void), run them as one flow and
+    count the posts/s it delivered (replies, echoes or PUBACKs: whatever the flow counts)."""
+    n = len(devices)
     connected = await connect_all(
-        [device(i) for i in range(n)],
-        server.port,
-        concurrency=options.concurrency,
-        within=options.connect_timeout,
+        devices, server.port, concurrency=options.concurrency, within=options.connect_timeout
     )
     if len(connected.clients) < n:
         detail = connected.failures[0] if connected.failures else "timed out"
         raise RuntimeError(f"{len(connected.clients)} of {n} devices connected: {detail}")
     for client in connected.clients:
-        assert isinstance(client, PostingDevice)
+        assert isinstance(client, kind)
         flow.add(client)
     result = await _run_flow(flow, server, options)
     result.values["posts/s"] = result.values.pop("rate")

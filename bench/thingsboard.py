@@ -20,8 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import wire
-from bench.clients import Client, Flow, Publisher, connect_all
-from bench.scenarios import Measurement, Options, _close, _run_flow
+from bench.clients import Client, Flow, Publisher
+from bench.devices import posts_counted
+from bench.scenarios import Measurement, Options
 from bench.servers import Server
 
 PRODUCT_KEY = "a1BenchTherm"
@@ -148,19 +149,6 @@ async def telemetry_posts(server: Server, options: Options) -> Measurement:
             hello = wire.connect(f"tb-{device_name(i)}")
         return lambda: TelemetryDevice(hello, flow, options.window)
 
-    connected = await connect_all(
-        [device(i) for i in range(n)],
-        server.port,
-        concurrency=options.concurrency,
-        within=options.connect_timeout,
+    return await posts_counted(
+        [device(i) for i in range(n)], TelemetryDevice, flow, server, options
     )
-    if len(connected.clients) < n:
-        detail = connected.failures[0] if connected.failures else "timed out"
-        raise RuntimeError(f"{len(connected.clients)} of {n} devices connected: {detail}")
-    for client in connected.clients:
-        assert isinstance(client, TelemetryDevice)
-        flow.add(client)
-    result = await _run_flow(flow, server, options)
-    result.values["posts/s"] = result.values.pop("rate")
-    await _close(connected.clients, result)
-    return result
