@@ -28,9 +28,12 @@ def status(device: m.DeviceRef) -> m.StatusChanged:
 class Kept:
     """A stage that keeps what it is given, and says what an acknowledgement waits for."""
 
-    def __init__(self, wait: Awaitable[None] | None = None) -> None:
+    def __init__(
+        self, wait: Awaitable[None] | None = None, kinds: tuple[type[m.Uplink], ...] = (m.Uplink,)
+    ) -> None:
         self.uplinks: list[m.Uplink] = []
         self.wait = wait
+        self.kinds = kinds
 
     def on_uplink(self, uplink: m.Uplink) -> Awaitable[None] | None:
         self.uplinks.append(uplink)
@@ -38,8 +41,29 @@ class Kept:
 
 
 class Broken:
+    kinds = (m.Uplink,)
+
     def on_uplink(self, uplink: m.Uplink) -> Awaitable[None] | None:
         raise RuntimeError("a stage's bug")
+
+
+class Said:
+    """A stage that says its name in a shared list, for the kinds it takes."""
+
+    def __init__(self, name: str, said: list[str], kinds: tuple[type[m.Uplink], ...]) -> None:
+        self.name, self.said, self.kinds = name, said, kinds
+
+    def on_uplink(self, uplink: m.Uplink) -> None:
+        self.said.append(self.name)
+
+
+def test_a_stage_is_given_only_the_kinds_it_takes_in_the_declared_order() -> None:
+    said: list[str] = []
+    statuses = Said("statuses", said, (m.StatusChanged,))
+    pipeline = Pipeline([statuses, Said("everything", said, (m.Uplink,))])
+    pipeline.process(values(LAMP))
+    pipeline.process(status(LAMP))
+    assert said == ["everything", "statuses", "everything"]
 
 
 def test_listeners_hear_their_kinds_products_and_devices_after_the_pipeline() -> None:

@@ -128,6 +128,8 @@ def test_an_unterminated_string_of_escapes_is_answered_at_once(
 
 
 class _Uplinks:
+    kinds = (Uplink,)
+
     def __init__(self) -> None:
         self.received: list[Uplink] = []
 

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from hongshan.bus import Listener, Server
 from hongshan.errors import HongshanError
-from hongshan.messages import UPLINKS, CommandResult, DeviceRef, Downlink, Uplink
+from hongshan.messages import CommandResult, DeviceRef, Downlink, Uplink, kinds_of
 
 log = logging.getLogger("hongshan.bus")
 
@@ -35,7 +35,7 @@ class LocalBus:
     message: in one process they pass as they are."""
 
     def __init__(self, pipeline: Processor, protocol_of: Callable[[str], str | None]) -> None:
-        self._pipeline = pipeline
+        self._process = pipeline.process
         self._protocol_of = protocol_of
         self._servers: dict[str, Server] = {}
         # kind -> ((product, device, listener), ...): a new tuple on each change, so that a
@@ -43,7 +43,7 @@ class LocalBus:
         self._listeners: dict[type[Uplink], tuple[_Entry, ...]] = {}
 
     def publish(self, uplink: Uplink) -> Awaitable[None] | None:
-        committed = self._pipeline.process(uplink)
+        committed = self._process(uplink)
         listeners = self._listeners.get(type(uplink)) if self._listeners else None
         if listeners:
             for product, device, listener in listeners:
@@ -65,10 +65,7 @@ class LocalBus:
         device: DeviceRef | None = None,
     ) -> Callable[[], None]:
         entry = (product, device, listener)
-        # (a base class stands for its kinds: uplinks are handed round by their exact type)
-        chosen = [kind for kind in UPLINKS if any(issubclass(kind, k) for k in kinds or UPLINKS)]
-        if not chosen:
-            raise TypeError(f"no uplink is of the kinds {kinds!r}")
+        chosen = kinds_of(kinds)
         for kind in chosen:
             self._listeners[kind] = (*self._listeners.get(kind, ()), entry)
 

@@ -189,6 +189,16 @@ UPLINKS: tuple[type[Uplink], ...] = (
 )
 DOWNLINKS: tuple[type[Downlink], ...] = (SetProperties, CallService, RawCall, PushDesired)
 
+
+def kinds_of(kinds: tuple[type[Uplink], ...]) -> tuple[type[Uplink], ...]:
+    """The uplinks' own types these kinds stand for (a base class for every kind derived from
+    it; none for all of them): uplinks are handed round by their exact type, one lookup."""
+    chosen = tuple(kind for kind in UPLINKS if any(issubclass(kind, k) for k in kinds or UPLINKS))
+    if not chosen:
+        raise TypeError(f"no uplink is of the kinds {kinds!r}")
+    return chosen
+
+
 _uplink_decoder = msgspec.msgpack.Decoder(
     PropertyValues
     | EventRaised

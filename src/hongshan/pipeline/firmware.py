@@ -16,8 +16,9 @@ Record = Callable[[str, str, dict[str, str]], Awaitable[object]]
 
 class FirmwareStage:
     """A ``FirmwareReported`` becomes the device's firmware versions in the registry (a write
-    of its own, in the background: nobody waits for a report's acknowledgement). Other
-    uplinks pass by."""
+    of its own, in the background: nobody waits for a report's acknowledgement)."""
+
+    kinds = (FirmwareReported,)
 
     def __init__(self, record: Record) -> None:
         self._record = record

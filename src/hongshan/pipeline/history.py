@@ -11,6 +11,19 @@ from hongshan.store.history.model import HistoryStore, LogKind
 
 
 class HistoryStage:
+    """Values as points and the rest as log lines, in the history store; what a keyed
+    uplink's acknowledgement waits for is their commit."""
+
+    # (firmware reports and registrations are the registry's, not the log's)
+    kinds = (
+        m.PropertyValues,
+        m.EventRaised,
+        m.ServiceReplied,
+        m.StatusChanged,
+        m.CommandSent,
+        m.CommandGivenUp,
+    )
+
     def __init__(self, store: HistoryStore) -> None:
         self.store = store
 
@@ -70,4 +83,4 @@ def _line(uplink: m.Uplink) -> tuple[LogKind, str, int, Any] | None:
                 uplink.received,
                 {"id": uplink.call_id, "outcome": uplink.why},
             )
-    return None  # (firmware and registrations are the registry's, not the log's)
+    return None

@@ -2,9 +2,10 @@
 
 A dialect checks a device's message against the thing model where it reads it (a refusal is
 answered at once, in the protocol's own terms, and goes no further) and publishes what fits as
-a neutral ``Uplink`` on the bus; the bus hands it to the ``Pipeline``. Each stage has one method,
-``on_uplink``, which returns what the device's acknowledgement must wait for, if anything (the
-history: the commit). The order is declared once, in ``stages_of_a_town``.
+a neutral ``Uplink`` on the bus; the bus hands it to the ``Pipeline``. Each stage says which
+kinds of uplink it takes (``kinds``) and has one method, ``on_uplink``, which returns what the
+device's acknowledgement must wait for, if anything (the history: the commit). The order is
+declared once, in ``stages_of_a_town``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Iterable
 from typing import Protocol, cast
 
 from hongshan.errors import StoreUnavailable
-from hongshan.messages import Uplink
+from hongshan.messages import UPLINKS, Uplink, kinds_of
 
 log = logging.getLogger("hongshan.pipeline")
 
@@ -46,28 +47,40 @@ def _failed(why: str) -> Awaitable[None]:
 
 
 class Stage(Protocol):
+    """One job done to every uplink of the ``kinds`` it takes, and only to those (a base
+    class stands for the kinds derived from it: ``(Uplink,)`` for all)."""
+
+    @property
+    def kinds(self) -> tuple[type[Uplink], ...]: ...
+
     def on_uplink(self, uplink: Uplink) -> Awaitable[None] | None: ...
 
 
 class Pipeline:
-    """Runs each uplink through its stages in order. A stage's bug is logged and the others
-    still run; the uplink's acknowledgement waits for every stage that gives something to
-    wait for, and is withheld when a stage failed on an uplink with an idempotency key (its
-    device sends it again)."""
+    """Runs each uplink through the stages that take its kind, in order. A stage's bug is
+    logged and the others still run; the uplink's acknowledgement waits for every stage that
+    gives something to wait for, and is withheld when a stage failed on an uplink with an
+    idempotency key (its device sends it again)."""
 
     def __init__(self, stages: Iterable[Stage]) -> None:
         self.stages = tuple(stages)
+        # kind -> the stages that take it, in order: one lookup an uplink, no stage asked in vain
+        self._stages_of: dict[type[Uplink], tuple[Stage, ...]] = {
+            kind: tuple(stage for stage in self.stages if kind in kinds_of(stage.kinds))
+            for kind in UPLINKS
+        }
 
     def process(self, uplink: Uplink) -> Awaitable[None] | None:
-        waits: list[Awaitable[None] | None] = []
-        for stage in self.stages:
+        waits: list[Awaitable[None]] = []
+        for stage in self._stages_of[type(uplink)]:
             try:
-                waits.append(stage.on_uplink(uplink))
+                wait = stage.on_uplink(uplink)
             except Exception:  # one stage's bug must not stop the others
                 name = type(stage).__name__
                 log.exception("stage %s failed on %s", name, type(uplink).__name__)
-                if uplink.key:
-                    waits.append(_failed(f"the {name} stage failed"))
+                wait = _failed(f"the {name} stage failed") if uplink.key else None
+            if wait is not None:
+                waits.append(wait)
         return every(waits)
 
 

@@ -23,6 +23,10 @@ _NOTHING: dict[str, PropertyValue] = {}
 
 
 class PropertyTwin:
+    """The latest values, a pipeline stage of property values only."""
+
+    kinds = (PropertyValues,)
+
     def __init__(self) -> None:
         self._latest: dict[tuple[str, str], dict[str, PropertyValue]] = {}
         self._newest: dict[tuple[str, str], int] = {}  # the latest time of any of its values
