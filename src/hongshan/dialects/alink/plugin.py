@@ -264,7 +264,10 @@ class Alink:
         return self._broker
 
     def _publish(self, topic: str, payload: bytes, qos: int) -> None:
-        self._port().publish_from_server(topic, payload, qos)
+        broker = self._broker  # (not _port(): a reply to every post comes this way)
+        if broker is None:
+            raise RuntimeError("the Alink dialect is not attached to a broker")
+        broker.publish_from_server(topic, payload, qos)
 
     def _send_to(self, device: DeviceKey, topic: str, payload: bytes) -> object:
         return self._port().send_to(device_client_id(*device), topic, payload, qos=0)
@@ -274,11 +277,11 @@ class Alink:
         in the history (group commit: a few milliseconds), a resend once its first copy is.
         A payload that is no Alink message is refused: 0x99 Payload format invalid."""
         answer = self.things.on_message(message.topic, message.payload, message.qos)
-        if answer is True:
-            return True
+        if answer is False:  # the usual: taken, nothing to wait for
+            return None
         if isinstance(answer, MalformedMessage):
             return NOT_ALINK
-        return answer or None
+        return answer
 
     def _status(self, uplink: Uplink) -> None:
         """A device came or went: Alibaba's status message, for a device of Alink's."""
