@@ -45,6 +45,24 @@ def test_a_wrong_token_is_refused(make_server: Callable[..., Any]) -> None:
     TbSdkDevice(server.port, token).start().stop()  # the right one
 
 
+def test_an_mqtt5_client_is_told_the_id_its_session_is_kept_under(
+    make_server: Callable[..., Any],
+) -> None:
+    """A ThingsBoard device connects with an empty client id; its session is kept under the
+    device's own id, and an MQTT 5 client is told that one (Assigned Client Identifier), not
+    the one the broker would have made up for it."""
+    server = make_server(allow_anonymous=False)
+    pk = make_tb_product(server).product_key
+    _, token = make_tb_device(server, pk, "thermostat-1")
+    raw = RawClient(server.port, version=V5)
+    try:
+        connack = raw.connect("", username=token)
+        assert connack is not None and connack.reason == 0
+        assert connack.properties[0x12] == f"{pk}&thermostat-1"  # Assigned Client Identifier
+    finally:
+        raw.close()
+
+
 def test_basic_mqtt_credentials(
     make_server: Callable[..., Any], paho_client: Callable[..., Paho]
 ) -> None:

@@ -575,6 +575,8 @@ class MQTTConnection(asyncio.Protocol):
         username = verdict.username
         if verdict.client_id is not None:
             client_id = verdict.client_id
+            if assigned is not None:  # (the client is told the id it is kept under)
+                assigned = client_id
         self.client = Client(
             client_id=client_id,
             username=username,
