@@ -54,7 +54,7 @@ class Api:
                 problem = response.json()
                 detail = problem.get("detail", response.text)
                 for item in problem.get("problems", []):
-                    detail += f"\n  {item['identifier']}: {item['message']} ({item['code']})"
+                    detail += f"\n  {item['identifier']}: {item['message']} ({item['kind']})"
             except ValueError:
                 detail = response.text
             raise click.ClickException(f"{response.status_code}: {detail}")

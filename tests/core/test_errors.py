@@ -14,7 +14,7 @@ import hongshan
 from hongshan import errors
 from hongshan.dialects.alink.messages import MalformedMessage
 from hongshan.errors import HongshanError, RemoteProtocolError
-from hongshan.messages import Problem
+from hongshan.messages import Problem, ProblemKind
 from hongshan.services.commands import InvalidCall
 from hongshan.things.model import RegistryError
 from hongshan.twin.desired import VersionConflict
@@ -94,13 +94,18 @@ def test_the_apis_detail_of_a_shadow_error_and_a_version_conflict() -> None:
 
 
 def test_an_invalid_call_carries_its_problems_in_the_body() -> None:
-    problem = Problem(code=6306, identifier="Brightness", message="Brightness: out of range")
+    kind = ProblemKind.INT_OUT_OF_RANGE
+    problem = Problem(kind=kind, identifier="Brightness", message="Brightness: out of range")
     exc = InvalidCall([problem])
     assert exc.http_status == 400
-    assert exc.detail == "Brightness: out of range (6306)"
+    assert exc.detail == "Brightness: out of range (int_out_of_range)"
     assert exc.extensions == {
         "problems": [
-            {"code": 6306, "identifier": "Brightness", "message": "Brightness: out of range"}
+            {
+                "kind": "int_out_of_range",
+                "identifier": "Brightness",
+                "message": "Brightness: out of range",
+            }
         ]
     }
 

@@ -39,7 +39,11 @@ def test_a_command_result_survives_encoding() -> None:
         call_id="9",
         outcome=m.Outcome.REFUSED,
         code=6306,
-        problems=[m.Problem(code=6306, identifier="Brightness", message="out of range")],
+        problems=[
+            m.Problem(
+                kind=m.ProblemKind.INT_OUT_OF_RANGE, identifier="Brightness", message="out of range"
+            )
+        ],
     )
     assert m.decode_result(m.encode(result)) == result
 

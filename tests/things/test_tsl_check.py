@@ -10,11 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hongshan.messages import ProblemKind
 from hongshan.things.tsl import Problem, ThingModel
 from hongshan.things.tsl_check import check_value, quick_check
 from hongshan.things.tsl_types import BoolType, EnumType, NumberType, TextType
 
 DATA = Path(__file__).parent / "data"
+K = ProblemKind
 
 
 def _load(name: str) -> ThingModel:
@@ -30,8 +32,8 @@ def _one_type(data_type: dict[str, Any]) -> ThingModel:
     return ThingModel.from_json({"profile": {"productKey": "a1"}, "properties": [prop]})
 
 
-def _codes(problems: list[Problem]) -> list[int]:
-    return [problem.code for problem in problems]
+def _kinds(problems: list[Problem]) -> list[ProblemKind]:
+    return [problem.kind for problem in problems]
 
 
 INT = {"type": "int", "specs": {"min": "-10", "max": "100", "step": "5"}}
@@ -89,51 +91,61 @@ GOOD = [
 ]
 
 BAD = [
-    (INT, 101, 6306, "int value 101 is bigger than max 100 -> V"),
-    (INT, -11, 6306, "int value -11 is smaller than min -10 -> V"),
-    (INT, 1.5, 6306, "data type is not int -> V"),
-    (INT, 15.0, 6306, "data type is not int -> V"),
-    (INT, "15", 6306, "data type is not int -> V"),
-    (INT, True, 6306, "data type is not int -> V"),
-    (INT, None, 6306, "data type is not int -> V"),
-    (INT_OPEN, 2147483648, 6306, "int value 2147483648 is out of int32 range -> V"),
-    (INT_OPEN, -2147483649, 6306, "int value -2147483649 is out of int32 range -> V"),
-    (FLOAT, 0.4, 6307, "float value 0.4 is smaller than min 0.5 -> V"),
-    (FLOAT, 9.6, 6307, "float value 9.6 is bigger than max 9.5 -> V"),
-    (FLOAT, "1.5", 6307, "data type is not float -> V"),
-    (FLOAT, False, 6307, "data type is not float -> V"),
-    (FLOAT_OPEN, 3.5e38, 6307, "float value 3.5e+38 does not fit in 32 bits -> V"),
-    (FLOAT_OPEN, float("nan"), 6307, "data type is not float -> V"),
-    (DOUBLE, 180.01, 6307, "double value 180.01 is bigger than max 180 -> V"),
-    (DOUBLE, [1.0], 6307, "data type is not double -> V"),
-    (DOUBLE_OPEN, float("inf"), 6307, "data type is not double -> V"),
-    (TEXT, "abcdef", 6310, "string length 6 bigger than max length 5 -> V"),
-    (TEXT, 0, 6310, "data type is not string -> V"),
-    (TEXT_OPEN, "x" * 10241, 6310, "string length 10241 bigger than max length 10240 -> V"),
-    (DATE, "2024-01-01", 6311, "date type must be a string of long(UTC ms) -> V"),
-    (DATE, -1, 6311, "date type must be a string of long(UTC ms) -> V"),
-    (DATE, 1.7e12, 6311, "date type must be a string of long(UTC ms) -> V"),
-    (DATE, "", 6311, "date type must be a string of long(UTC ms) -> V"),
+    (INT, 101, K.INT_OUT_OF_RANGE, "int value 101 is bigger than max 100 -> V"),
+    (INT, -11, K.INT_OUT_OF_RANGE, "int value -11 is smaller than min -10 -> V"),
+    (INT, 1.5, K.INT_WRONG_TYPE, "data type is not int -> V"),
+    (INT, 15.0, K.INT_WRONG_TYPE, "data type is not int -> V"),
+    (INT, "15", K.INT_WRONG_TYPE, "data type is not int -> V"),
+    (INT, True, K.INT_WRONG_TYPE, "data type is not int -> V"),
+    (INT, None, K.INT_WRONG_TYPE, "data type is not int -> V"),
+    (INT_OPEN, 2147483648, K.INT_OUT_OF_RANGE, "int value 2147483648 is out of int32 range -> V"),
+    (INT_OPEN, -2147483649, K.INT_OUT_OF_RANGE, "int value -2147483649 is out of int32 range -> V"),
+    (FLOAT, 0.4, K.FLOAT_OUT_OF_RANGE, "float value 0.4 is smaller than min 0.5 -> V"),
+    (FLOAT, 9.6, K.FLOAT_OUT_OF_RANGE, "float value 9.6 is bigger than max 9.5 -> V"),
+    (FLOAT, "1.5", K.FLOAT_WRONG_TYPE, "data type is not float -> V"),
+    (FLOAT, False, K.FLOAT_WRONG_TYPE, "data type is not float -> V"),
+    (FLOAT_OPEN, 3.5e38, K.FLOAT_OUT_OF_RANGE, "float value 3.5e+38 does not fit in 32 bits -> V"),
+    (FLOAT_OPEN, float("nan"), K.FLOAT_WRONG_TYPE, "data type is not float -> V"),
+    (DOUBLE, 180.01, K.FLOAT_OUT_OF_RANGE, "double value 180.01 is bigger than max 180 -> V"),
+    (DOUBLE, [1.0], K.FLOAT_WRONG_TYPE, "data type is not double -> V"),
+    (DOUBLE_OPEN, float("inf"), K.FLOAT_WRONG_TYPE, "data type is not double -> V"),
+    (TEXT, "abcdef", K.TEXT_TOO_LONG, "string length 6 bigger than max length 5 -> V"),
+    (TEXT, 0, K.TEXT_WRONG_TYPE, "data type is not string -> V"),
+    (
+        TEXT_OPEN,
+        "x" * 10241,
+        K.TEXT_TOO_LONG,
+        "string length 10241 bigger than max length 10240 -> V",
+    ),
+    (DATE, "2024-01-01", K.DATE_WRONG_TYPE, "date type must be a string of long(UTC ms) -> V"),
+    (DATE, -1, K.DATE_WRONG_TYPE, "date type must be a string of long(UTC ms) -> V"),
+    (DATE, 1.7e12, K.DATE_WRONG_TYPE, "date type must be a string of long(UTC ms) -> V"),
+    (DATE, "", K.DATE_WRONG_TYPE, "date type must be a string of long(UTC ms) -> V"),
     # Full-width digits are digits to str.isdigit, but not to Alibaba.
-    (DATE, "\uff11\uff12", 6311, "date type must be a string of long(UTC ms) -> V"),
-    (BOOL, 2, 6308, "bool value must be 0 or 1, not 2 -> V"),
-    (BOOL, True, 6308, "value of bool type must be int -> V"),
-    (BOOL, "1", 6308, "value of bool type must be int -> V"),
-    (ENUM, 1, 6309, "enum value 1 not in [0, 2, -1] -> V"),
-    (ENUM, "2", 6309, "value of enum type must be int -> V"),
-    (ENUM, 2.0, 6309, "value of enum type must be int -> V"),
-    (STRUCT, [1], 6312, "struct type must be json object -> V"),
-    (STRUCT, {"a": 1, "c": 2}, 6304, "params not exist -> V.c"),
-    (STRUCT, {"a": 1000}, 6306, "int value 1000 is bigger than max 100 -> V.a"),
-    (STRUCT, {"b": "toolong"}, 6310, "string length 7 bigger than max length 5 -> V.b"),
-    (ARRAY_INT, [1, 2, 3, 4], 6324, "array size 4 is bigger than max size 3 -> V"),
-    (ARRAY_INT, {"0": 1}, 6328, "data type is not array -> V"),
-    (ARRAY_INT, [1, "2"], 6306, "data type is not int -> V[1]"),
-    (ARRAY_DOUBLE, [0, 200], 6307, "double value 200 is bigger than max 180 -> V[1]"),
-    (ARRAY_TEXT, ["ok", 5], 6310, "data type is not string -> V[1]"),
-    (ARRAY_STRUCT, [{"a": 1}, {"a": "x"}], 6306, "data type is not int -> V[1].a"),
-    (ARRAY_STRUCT, [{"z": 1}], 6304, "params not exist -> V[0].z"),
-    (ARRAY_STRUCT, [3], 6312, "struct type must be json object -> V[0]"),
+    (DATE, "\uff11\uff12", K.DATE_WRONG_TYPE, "date type must be a string of long(UTC ms) -> V"),
+    (BOOL, 2, K.BOOL_OUT_OF_RANGE, "bool value must be 0 or 1, not 2 -> V"),
+    (BOOL, True, K.BOOL_WRONG_TYPE, "value of bool type must be int -> V"),
+    (BOOL, "1", K.BOOL_WRONG_TYPE, "value of bool type must be int -> V"),
+    (ENUM, 1, K.ENUM_NOT_A_KEY, "enum value 1 not in [0, 2, -1] -> V"),
+    (ENUM, "2", K.ENUM_WRONG_TYPE, "value of enum type must be int -> V"),
+    (ENUM, 2.0, K.ENUM_WRONG_TYPE, "value of enum type must be int -> V"),
+    (STRUCT, [1], K.STRUCT_WRONG_TYPE, "struct type must be json object -> V"),
+    (STRUCT, {"a": 1, "c": 2}, K.UNKNOWN_IDENTIFIER, "params not exist -> V.c"),
+    (STRUCT, {"a": 1000}, K.INT_OUT_OF_RANGE, "int value 1000 is bigger than max 100 -> V.a"),
+    (STRUCT, {"b": "toolong"}, K.TEXT_TOO_LONG, "string length 7 bigger than max length 5 -> V.b"),
+    (ARRAY_INT, [1, 2, 3, 4], K.ARRAY_TOO_LONG, "array size 4 is bigger than max size 3 -> V"),
+    (ARRAY_INT, {"0": 1}, K.ARRAY_WRONG_TYPE, "data type is not array -> V"),
+    (ARRAY_INT, [1, "2"], K.INT_WRONG_TYPE, "data type is not int -> V[1]"),
+    (
+        ARRAY_DOUBLE,
+        [0, 200],
+        K.FLOAT_OUT_OF_RANGE,
+        "double value 200 is bigger than max 180 -> V[1]",
+    ),
+    (ARRAY_TEXT, ["ok", 5], K.TEXT_WRONG_TYPE, "data type is not string -> V[1]"),
+    (ARRAY_STRUCT, [{"a": 1}, {"a": "x"}], K.INT_WRONG_TYPE, "data type is not int -> V[1].a"),
+    (ARRAY_STRUCT, [{"z": 1}], K.UNKNOWN_IDENTIFIER, "params not exist -> V[0].z"),
+    (ARRAY_STRUCT, [3], K.STRUCT_WRONG_TYPE, "struct type must be json object -> V[0]"),
 ]
 
 
@@ -145,12 +157,12 @@ def test_good_values_pass_post_and_set(data_type: dict[str, Any], value: Any) ->
     assert model.check_property_set({"V": value}) == []
 
 
-@pytest.mark.parametrize(("data_type", "value", "code", "message"), BAD)
-def test_bad_values_are_named_with_alibabas_code(
-    data_type: dict[str, Any], value: Any, code: int, message: str
+@pytest.mark.parametrize(("data_type", "value", "kind", "message"), BAD)
+def test_bad_values_are_named_with_their_kind(
+    data_type: dict[str, Any], value: Any, kind: ProblemKind, message: str
 ) -> None:
     model = _one_type(data_type)
-    expected = [Problem(code=code, identifier="V", message=f"tsl parse: {message}")]
+    expected = [Problem(kind=kind, identifier="V", message=f"tsl parse: {message}")]
     assert model.check_property_post({"V": value}) == expected
     assert model.check_property_post({"V": {"value": value, "time": "1700000000000"}}) == expected
     assert model.check_property_set({"V": value}) == expected
@@ -158,8 +170,8 @@ def test_bad_values_are_named_with_alibabas_code(
 
 @pytest.mark.parametrize("params", [{}, [], None, "LightSwitch", 1])
 def test_property_post_params_must_be_a_non_empty_object(params: Any) -> None:
-    assert _codes(LIGHT.check_property_post(params)) == [460]
-    assert _codes(LIGHT.check_property_set(params)) == [460]
+    assert _kinds(LIGHT.check_property_post(params)) == [K.INVALID]
+    assert _kinds(LIGHT.check_property_set(params)) == [K.INVALID]
 
 
 def test_property_post_real_message_every_problem_reported() -> None:
@@ -174,9 +186,13 @@ def test_property_post_real_message_every_problem_reported() -> None:
         "WorkMode": 7,
     }
     assert LIGHT.check_property_post(params) == [
-        Problem(code=6304, identifier="Colour", message="tsl parse: params not exist -> Colour"),
         Problem(
-            code=6309,
+            kind=K.UNKNOWN_IDENTIFIER,
+            identifier="Colour",
+            message="tsl parse: params not exist -> Colour",
+        ),
+        Problem(
+            kind=K.ENUM_NOT_A_KEY,
             identifier="WorkMode",
             message="tsl parse: enum value 7 not in [0, 1, 2] -> WorkMode",
         ),
@@ -186,7 +202,7 @@ def test_property_post_real_message_every_problem_reported() -> None:
 @pytest.mark.parametrize("stamp", [-1, "soon", 1.5, None])
 def test_property_post_time_must_be_milliseconds(stamp: Any) -> None:
     problems = LIGHT.check_property_post({"Brightness": {"value": 10, "time": stamp}})
-    assert _codes(problems) == [460]
+    assert _kinds(problems) == [K.INVALID]
     assert problems[0].identifier == "Brightness"
 
 
@@ -194,21 +210,23 @@ def test_struct_with_a_value_member_is_not_read_as_a_stamped_value() -> None:
     member = {"identifier": "value", "name": "v", "dataType": INT}
     model = _one_type({"type": "struct", "specs": [member]})
     assert model.check_property_post({"V": {"value": 5}}) == []
-    assert _codes(model.check_property_post({"V": {"value": 5, "time": 1}})) == [6304]
+    assert _kinds(model.check_property_post({"V": {"value": 5, "time": 1}})) == [
+        K.UNKNOWN_IDENTIFIER
+    ]
 
 
 @pytest.mark.parametrize(
-    ("params", "codes"),
+    ("params", "kinds"),
     [
         ({"SpO2LowThreshold": 90, "PatientId": "P-0042"}, []),
-        ({"SpO2LowThreshold": 60}, [6306]),
-        ({"SpO2": 97}, [6304]),  # read-only
-        ({"PulseRate": 80, "Nope": 1}, [6304, 6304]),
+        ({"SpO2LowThreshold": 60}, [K.INT_OUT_OF_RANGE]),
+        ({"SpO2": 97}, [K.READ_ONLY]),
+        ({"PulseRate": 80, "Nope": 1}, [K.READ_ONLY, K.UNKNOWN_IDENTIFIER]),
     ],
 )
-def test_property_set_only_rw_properties(params: dict[str, Any], codes: list[int]) -> None:
-    assert _codes(OXIMETER.check_property_set(params)) == codes
-    assert _codes(OXIMETER.check_service_input("set", params)) == codes
+def test_property_set_only_rw_properties(params: dict[str, Any], kinds: list[ProblemKind]) -> None:
+    assert _kinds(OXIMETER.check_property_set(params)) == kinds
+    assert _kinds(OXIMETER.check_service_input("set", params)) == kinds
 
 
 def test_read_only_property_set_message_says_so() -> None:
@@ -217,33 +235,31 @@ def test_read_only_property_set_message_says_so() -> None:
 
 
 @pytest.mark.parametrize(
-    ("identifier", "params", "codes"),
+    ("identifier", "params", "kinds"),
     [
         ("LowSpO2Alert", {"SpO2": 85, "Threshold": 90, "MeasuredAt": "1700000000000"}, []),
         ("LowSpO2Alert", {"value": {"SpO2": 85, "Threshold": 90}, "time": 1700000000000}, []),
-        ("LowSpO2Alert", {"value": {"SpO2": 185}}, [6306]),
-        ("LowSpO2Alert", {"SpO2": 85, "Threshold": 50}, [6306]),
-        ("LowSpO2Alert", {"SpO2": 85, "Pulse": 60}, [6304]),
-        ("LowSpO2Alert", {"value": {"SpO2": 85}, "time": "yesterday"}, [460]),
-        ("LowSpO2Alert", [85], [460]),
+        ("LowSpO2Alert", {"value": {"SpO2": 185}}, [K.INT_OUT_OF_RANGE]),
+        ("LowSpO2Alert", {"SpO2": 85, "Threshold": 50}, [K.INT_OUT_OF_RANGE]),
+        ("LowSpO2Alert", {"SpO2": 85, "Pulse": 60}, [K.UNKNOWN_IDENTIFIER]),
+        ("LowSpO2Alert", {"value": {"SpO2": 85}, "time": "yesterday"}, [K.INVALID]),
+        ("LowSpO2Alert", [85], [K.INVALID]),
         ("SensorError", {"ErrorCode": 2}, []),
-        ("SensorError", {"ErrorCode": 9}, [6309]),
+        ("SensorError", {"ErrorCode": 9}, [K.ENUM_NOT_A_KEY]),
         ("SensorError", {}, []),
-        ("Fainted", {"SpO2": 50}, [6300]),
+        ("Fainted", {"SpO2": 50}, [K.UNKNOWN_CALL]),
         ("post", {"SpO2": 97, "PulseRate": 72}, []),
-        ("post", {"SpO2": {"value": 101, "time": 1}}, [6306]),
+        ("post", {"SpO2": {"value": 101, "time": 1}}, [K.INT_OUT_OF_RANGE]),
     ],
 )
-def test_event_post(identifier: str, params: Any, codes: list[int]) -> None:
-    assert _codes(OXIMETER.check_event_post(identifier, params)) == codes
+def test_event_post(identifier: str, params: Any, kinds: list[ProblemKind]) -> None:
+    assert _kinds(OXIMETER.check_event_post(identifier, params)) == kinds
 
 
-def test_unknown_event_names_the_method() -> None:
+def test_an_unknown_event_is_named() -> None:
     (problem,) = OXIMETER.check_event_post("Fainted", {})
     assert problem == Problem(
-        code=6300,
-        identifier="Fainted",
-        message="tsl parse: method not found: thing.event.Fainted.post -> Fainted",
+        kind=K.UNKNOWN_CALL, identifier="Fainted", message="tsl parse: no such event -> Fainted"
     )
 
 
@@ -251,47 +267,47 @@ SCHEDULE = [{"OnTime": "18:30", "OffTime": "06:00", "Brightness": 80}]
 
 
 @pytest.mark.parametrize(
-    ("identifier", "params", "codes"),
+    ("identifier", "params", "kinds"),
     [
         ("SetSchedule", {"Schedule": SCHEDULE, "StartDate": "1700000000000"}, []),
-        ("SetSchedule", {"Schedule": SCHEDULE * 9}, [6324]),
-        ("SetSchedule", {"Schedule": [{"OnTime": "18:30:00"}]}, [6310]),
-        ("SetSchedule", {"Schedule": [{"Brightness": 101}]}, [6306]),
-        ("SetSchedule", {"Schedule": SCHEDULE, "Repeat": True}, [6304]),
-        ("SetSchedule", "18:30", [460]),
+        ("SetSchedule", {"Schedule": SCHEDULE * 9}, [K.ARRAY_TOO_LONG]),
+        ("SetSchedule", {"Schedule": [{"OnTime": "18:30:00"}]}, [K.TEXT_TOO_LONG]),
+        ("SetSchedule", {"Schedule": [{"Brightness": 101}]}, [K.INT_OUT_OF_RANGE]),
+        ("SetSchedule", {"Schedule": SCHEDULE, "Repeat": True}, [K.UNKNOWN_IDENTIFIER]),
+        ("SetSchedule", "18:30", [K.INVALID]),
         ("Reboot", {}, []),
-        ("Reboot", {"Now": 1}, [6304]),
+        ("Reboot", {"Now": 1}, [K.UNKNOWN_IDENTIFIER]),
         ("get", ["LightSwitch", "Brightness"], []),
-        ("get", ["LightSwitch", "Colour"], [6304]),
-        ("get", {"LightSwitch": 1}, [460]),
+        ("get", ["LightSwitch", "Colour"], [K.UNKNOWN_IDENTIFIER]),
+        ("get", {"LightSwitch": 1}, [K.INVALID]),
         ("set", {"Brightness": 50, "WorkMode": 1}, []),
-        ("set", {"Voltage": 230.0}, [6304]),
-        ("Explode", {}, [6300]),
+        ("set", {"Voltage": 230.0}, [K.READ_ONLY]),
+        ("Explode", {}, [K.UNKNOWN_CALL]),
     ],
 )
-def test_service_input(identifier: str, params: Any, codes: list[int]) -> None:
-    assert _codes(LIGHT.check_service_input(identifier, params)) == codes
+def test_service_input(identifier: str, params: Any, kinds: list[ProblemKind]) -> None:
+    assert _kinds(LIGHT.check_service_input(identifier, params)) == kinds
 
 
 @pytest.mark.parametrize(
-    ("identifier", "data", "codes"),
+    ("identifier", "data", "kinds"),
     [
         ("SetSchedule", {"Accepted": 1}, []),
-        ("SetSchedule", {"Accepted": 9}, [6306]),
-        ("SetSchedule", {"Rejected": 0}, [6304]),
-        ("SetSchedule", None, [460]),
+        ("SetSchedule", {"Accepted": 9}, [K.INT_OUT_OF_RANGE]),
+        ("SetSchedule", {"Rejected": 0}, [K.UNKNOWN_IDENTIFIER]),
+        ("SetSchedule", None, [K.INVALID]),
         ("set", {}, []),
-        ("set", {"Brightness": 5}, [6304]),
+        ("set", {"Brightness": 5}, [K.UNKNOWN_IDENTIFIER]),
         ("get", {"LightSwitch": 1, "Voltage": 229.5, "GeoLocation": {"Latitude": 30.2}}, []),
-        ("get", {"Voltage": "229.5"}, [6307]),
-        ("get", {"Colour": "red"}, [6304]),
-        ("get", [], [460]),
+        ("get", {"Voltage": "229.5"}, [K.FLOAT_WRONG_TYPE]),
+        ("get", {"Colour": "red"}, [K.UNKNOWN_IDENTIFIER]),
+        ("get", [], [K.INVALID]),
         ("Reboot", {}, []),
-        ("Explode", {}, [6300]),
+        ("Explode", {}, [K.UNKNOWN_CALL]),
     ],
 )
-def test_service_output(identifier: str, data: Any, codes: list[int]) -> None:
-    assert _codes(LIGHT.check_service_output(identifier, data)) == codes
+def test_service_output(identifier: str, data: Any, kinds: list[ProblemKind]) -> None:
+    assert _kinds(LIGHT.check_service_output(identifier, data)) == kinds
 
 
 def test_model_without_generated_services_still_checks_set_and_get() -> None:
@@ -301,7 +317,7 @@ def test_model_without_generated_services_still_checks_set_and_get() -> None:
     assert model.check_service_input("set", {"SpO2LowThreshold": 80}) == []
     assert model.check_service_input("get", ["SpO2"]) == []
     assert model.check_service_output("set", {}) == []
-    assert _codes(model.check_service_input("StartMeasurement", {})) == [6300]
+    assert _kinds(model.check_service_input("StartMeasurement", {})) == [K.UNKNOWN_CALL]
 
 
 _scalars = st.one_of(

@@ -159,11 +159,36 @@ class Outcome(enum.StrEnum):
     REFUSED = "refused"  # it does not fit the device's thing model or protocol: nothing sent
 
 
-class Problem(msgspec.Struct, frozen=True, kw_only=True):
-    """What is wrong with a value or a call, by the identifier it concerns. ``code`` is the
-    device protocol's code for it (the thing model is Alibaba's, so are its codes)."""
+class ProblemKind(enum.StrEnum):
+    """What is wrong with a value or a call, one kind per check the thing model makes. A
+    dialect tells its devices in its protocol's terms (Alink: a code per kind, in
+    ``dialects/alink/codes.py``)."""
 
-    code: int
+    INVALID = "invalid"  # the params as a whole: empty, not an object or list, a bad time
+    UNKNOWN_CALL = "unknown_call"  # the model has no such event or service
+    UNKNOWN_IDENTIFIER = "unknown_identifier"  # no such property, parameter or struct member
+    READ_ONLY = "read_only"  # a property set names a property that is only read
+    INT_WRONG_TYPE = "int_wrong_type"  # not a JSON integer
+    INT_OUT_OF_RANGE = "int_out_of_range"  # outside int32, or its min and max
+    FLOAT_WRONG_TYPE = "float_wrong_type"  # (float or double) not a finite number
+    FLOAT_OUT_OF_RANGE = "float_out_of_range"  # a float past 32 bits, or outside min and max
+    BOOL_WRONG_TYPE = "bool_wrong_type"  # not a JSON integer
+    BOOL_OUT_OF_RANGE = "bool_out_of_range"  # not 0 or 1
+    ENUM_WRONG_TYPE = "enum_wrong_type"  # not a JSON integer
+    ENUM_NOT_A_KEY = "enum_not_a_key"  # not one of its keys
+    TEXT_WRONG_TYPE = "text_wrong_type"  # not a string
+    TEXT_TOO_LONG = "text_too_long"  # longer than its length
+    DATE_WRONG_TYPE = "date_wrong_type"  # not UTC milliseconds (digits, or an integer)
+    STRUCT_WRONG_TYPE = "struct_wrong_type"  # not an object
+    ARRAY_WRONG_TYPE = "array_wrong_type"  # not a list
+    ARRAY_TOO_LONG = "array_too_long"  # more items than its size
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True):
+    """What is wrong with a value or a call (``kind``), the identifier it concerns (its path
+    within a struct or array in ``message``), and a message that says it in words."""
+
+    kind: ProblemKind
     identifier: str = ""
     message: str = ""
 

@@ -31,7 +31,7 @@ class InvalidCall(HongshanError):
     http_status = 400
 
     def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(f"{p.message} ({p.code})" for p in problems))
+        super().__init__("; ".join(f"{p.message} ({p.kind})" for p in problems))
         self.problems = problems
 
     @property

@@ -4,8 +4,9 @@
 Thing Specification Language) and ``to_json`` writes it back unchanged: every key Alibaba defines
 is modelled, anything else is carried along. A malformed file raises ``TslError`` naming the path
 of what is wrong (``properties[3].dataType.specs.min: not a number``). The ``check_*`` methods
-test a device's or an application's message against the model and return ``Problem``s with
-Alibaba's reply codes (see ``tsl_check``); an empty list means the message fits.
+test a device's or an application's message against the model and return ``Problem``s, each
+with its kind (``messages.ProblemKind``, see ``tsl_check``); an empty list means the message
+fits.
 
 The format, as Alibaba's documentation ("What is a TSL model", "TSL parameters", "FAQ about TSL
 models" with its ``errors.txt`` sample) and its exports show it::
@@ -24,12 +25,12 @@ models" with its ``errors.txt`` sample) and its exports show it::
     struct [param, ...] with param = {"identifier", "name", "dataType"};
     array {"size", "item": {"type", "specs"?}}.
 
-Alibaba generates the ``post`` event (``thing.event.property.post``) and the ``set``/``get``
-services (``thing.service.property.set``/``get``); ``get`` lists property identifiers as its
-``inputData``. Real exports consulted (found by public code search): the smart-streetlight
-model of product a1hDUAnwB19 kept as ``ModelJson`` in the ``pkg/constants`` of an
-Alibaba-compatible Go hub (apparently github.com/shikanon/IoTOrbHub, whose ``pkg/util`` imports
-it), and a door-lock model in a living-link SDK document's ``thing_tsl_get`` example.
+Alibaba generates the ``post`` event (a property post) and the ``set``/``get`` services (a property
+set, a read of properties); ``get`` lists property identifiers as its ``inputData``. Real exports
+consulted (found by public code search): the smart-streetlight model of product a1hDUAnwB19 kept as
+``ModelJson`` in the ``pkg/constants`` of an Alibaba-compatible Go hub (apparently
+github.com/shikanon/IoTOrbHub, whose ``pkg/util`` imports it), and a door-lock model in a
+living-link SDK document's ``thing_tsl_get`` example.
 
 ``TslError`` lives in ``tsl_types`` (so that ``tsl_wire`` can raise it without an import cycle)
 and is re-exported here; import it from this module.
@@ -43,14 +44,8 @@ from typing import Any
 
 import msgspec
 
-from hongshan.messages import Problem
-from hongshan.things.tsl_check import (
-    METHOD_NOT_FOUND,
-    PARAM_NOT_EXIST,
-    PARAMS_INVALID,
-    check_value,
-    quick_check,
-)
+from hongshan.messages import Problem, ProblemKind
+from hongshan.things.tsl_check import check_value, quick_check
 from hongshan.things.tsl_types import (
     ArrayType,
     BoolType,
@@ -88,8 +83,8 @@ __all__ = [
     "TslError",
 ]
 
-# Alink lets a property post carry {"value": v, "time": ms} as well as the bare value, and an
-# event post carry {"value": {...outputs}, "time": ms}.
+# A property post may carry {"value": v, "time": ms} as well as the bare value, and an event
+# post {"value": {...outputs}, "time": ms} (Alibaba's forms of a value with the device's time).
 _STAMPED_KEYS = frozenset({"value", "time"})
 
 
@@ -148,7 +143,7 @@ class ThingModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     # -- checking messages ---------------------------------------------------------------------
 
     def check_property_post(self, params: Any) -> list[Problem]:
-        """A device's ``thing.event.property.post`` params: ``{id: value | {value, time}}``."""
+        """A device's property post: ``{id: value | {value, time}}``."""
         return self.read_property_post(params)[0]
 
     def read_property_post(
@@ -189,7 +184,7 @@ class ThingModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         return {p.identifier: (p.data_type, quick_check(p.data_type)) for p in self.properties}
 
     def check_property_set(self, params: Any) -> list[Problem]:
-        """A ``thing.service.property.set`` for the device: only ``rw`` properties, bare values."""
+        """A property set for the device: only ``rw`` properties, bare values."""
         if not isinstance(params, dict) or not params:
             return [_params_invalid("params must be a non-empty object")]
         problems = []
@@ -199,7 +194,9 @@ class ThingModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
                 problems.append(_not_exist(key))
             elif prop.access_mode != "rw":
                 message = f"tsl parse: property is read-only and cannot be set -> {key}"
-                problems.append(Problem(code=PARAM_NOT_EXIST, identifier=key, message=message))
+                problems.append(
+                    Problem(kind=ProblemKind.READ_ONLY, identifier=key, message=message)
+                )
             else:
                 problem = _check(prop.data_type, key, value)
                 if problem is not None:
@@ -207,12 +204,12 @@ class ThingModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         return problems
 
     def check_event_post(self, identifier: str, params: Any) -> list[Problem]:
-        """A device's ``thing.event.{identifier}.post`` params, bare or ``{value, time}``."""
+        """A device's post of event ``identifier``: its params, bare or ``{value, time}``."""
         if identifier == "post":  # the generated property-post event carries properties
             return self.check_property_post(params)
         event = self.event_map.get(identifier)
         if event is None:
-            return [_method_not_found(f"thing.event.{identifier}.post", identifier)]
+            return [_unknown_call("event", identifier)]
         outputs = {param.identifier for param in event.output_data}
         if (
             isinstance(params, dict)
@@ -229,13 +226,13 @@ class ThingModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         """The params of a call of service ``identifier`` on the device."""
         if identifier == "set":
             return self.check_property_set(params)
-        if identifier == "get":  # Alink: params is a list of property identifiers
+        if identifier == "get":  # its params: a list of property identifiers
             if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
                 return [_params_invalid("params must be a list of property identifiers")]
             return [_not_exist(p) for p in params if p not in self.property_map]
         service = self.service_map.get(identifier)
         if service is None:
-            return [_method_not_found(f"thing.service.{identifier}", identifier)]
+            return [_unknown_call("service", identifier)]
         return _check_params(service.input_data, params)
 
     def check_service_output(self, identifier: str, data: Any) -> list[Problem]:
@@ -254,7 +251,7 @@ class ThingModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         if service is None:
             if identifier == "set":  # a model without the generated service: set replies {}
                 return _check_params((), data)
-            return [_method_not_found(f"thing.service.{identifier}", identifier)]
+            return [_unknown_call("service", identifier)]
         return _check_params(service.output_data, data)
 
 
@@ -262,7 +259,7 @@ def _check(data_type: DataType, identifier: str, value: Any) -> Problem | None:
     fault = check_value(data_type, value, identifier)
     if fault is None:
         return None
-    return Problem(code=fault[0], identifier=identifier, message=fault[1])
+    return Problem(kind=fault[0], identifier=identifier, message=fault[1])
 
 
 def _check_params(params: tuple[Param, ...], values: Any) -> list[Problem]:
@@ -300,15 +297,17 @@ def _is_millis(value: Any) -> bool:
 
 def _params_invalid(message: str, identifier: str = "") -> Problem:
     return Problem(
-        code=PARAMS_INVALID, identifier=identifier, message=f"request parameter error: {message}"
+        kind=ProblemKind.INVALID,
+        identifier=identifier,
+        message=f"request parameter error: {message}",
     )
 
 
 def _not_exist(identifier: str) -> Problem:
     message = f"tsl parse: params not exist -> {identifier}"
-    return Problem(code=PARAM_NOT_EXIST, identifier=identifier, message=message)
+    return Problem(kind=ProblemKind.UNKNOWN_IDENTIFIER, identifier=identifier, message=message)
 
 
-def _method_not_found(method: str, identifier: str) -> Problem:
-    message = f"tsl parse: method not found: {method} -> {identifier}"
-    return Problem(code=METHOD_NOT_FOUND, identifier=identifier, message=message)
+def _unknown_call(what: str, identifier: str) -> Problem:
+    message = f"tsl parse: no such {what} -> {identifier}"
+    return Problem(kind=ProblemKind.UNKNOWN_CALL, identifier=identifier, message=message)

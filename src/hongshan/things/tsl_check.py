@@ -1,38 +1,10 @@
-"""Checking values against a thing model's data types, with Alibaba's reply codes.
+"""Checking values against a thing model's data types.
 
-A rejected value gives a ``Problem``: the Alink code to answer with, the identifier it concerns
-(the key in ``params``), and a message in Alibaba's own words, ``tsl parse: <what> -> <where>``,
-where ``<where>`` is the path to the value (``GeoLocation.latitude``, ``Schedule[2].OnTime``).
-
-Codes. Alibaba documents the general ones in "Error codes for devices" (460: the data is empty,
-malformed or has too many parameters). Its table of thing-model codes (63xx) was not found in
-public text, so each code below says where we saw it:
-
-====  ===========================================  =============================================
-code  meaning                                      source
-====  ===========================================  =============================================
-460   params empty, or not an object/list          Alibaba, "Error codes for devices"
-6300  no such event or service (method not found)  Hongshan issue 3 (not seen in public text)
-6304  identifier not in the model                  Alibaba "Data formats" checkFailedData sample:
-                                                   ``tsl parse: params not exist -> attribute_8``
-6306  not an int, or out of its range              Alibaba replies: ``tsl parse: data type is
-                                                   not int -> code`` (range: IoTOrbHub [1])
-6307  not a float/double, or out of its range      [1]
-6308  bool not 0 or 1                              [1]; the words ``tsl parse: value of bool
-                                                   type must be int`` are Alibaba's
-6309  enum not one of its keys                     [1]
-6310  not a string, or too long                    Alibaba replies: ``tsl parse: data type is
-                                                   not string -> red``
-6311  date not UTC milliseconds                    [1]
-6312  struct not an object                         [1]
-6324  array longer than its size                   [1]
-6328  array not a list                             [1]
-====  ===========================================  =============================================
-
-[1] github.com/shikanon/IoTOrbHub ``pkg/util`` (``DataVerification``), an Alibaba-compatible hub.
-It agrees with Alibaba on 6304 and 6310 but answers a non-int with 6307 where Alibaba answered
-6306, so its numbers are a best guess. When Alibaba's table turns up, change the constants
-here — nothing else names a number.
+A rejected value gives a ``Problem``: its ``kind`` (``messages.ProblemKind``: what is wrong, one
+kind per check below), the identifier it concerns (the key in ``params``), and a message in
+Alibaba's own words, ``tsl parse: <what> -> <where>``, where ``<where>`` is the path to the value
+(``GeoLocation.latitude``, ``Schedule[2].OnTime``). A dialect answers its devices with its own
+code for the kind (Alink's, with where each code was seen: ``dialects/alink/codes.py``).
 
 Rules where Alibaba is loose or silent, and what we chose:
 
@@ -42,7 +14,8 @@ Rules where Alibaba is loose or silent, and what we chose:
 - ``text`` length counts characters (Python ``len``), as Alibaba's console states the limit.
 - ``date`` is a string of digits (Alibaba's form) or a non-negative integer.
 - ``bool`` and ``enum`` are JSON integers; ``true`` and ``"1"`` are refused.
-- A struct may omit members (no per-member ``required`` exists in TSL); unknown members are 6304.
+- A struct may omit members (no per-member ``required`` exists in TSL); unknown members are
+  ``unknown_identifier``.
 """
 
 from __future__ import annotations
@@ -51,6 +24,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from hongshan.messages import ProblemKind
 from hongshan.things.tsl_types import (
     FLOAT32_MAX,
     INT32_MAX,
@@ -67,22 +41,8 @@ from hongshan.things.tsl_types import (
     TextType,
 )
 
-PARAMS_INVALID = 460
-METHOD_NOT_FOUND = 6300
-PARAM_NOT_EXIST = 6304
-INT_INVALID = 6306
-FLOAT_INVALID = 6307
-BOOL_INVALID = 6308
-ENUM_INVALID = 6309
-TEXT_INVALID = 6310
-DATE_INVALID = 6311
-STRUCT_INVALID = 6312
-ARRAY_SIZE_INVALID = 6324
-ARRAY_INVALID = 6328
-
-
-# (code, message) of the first thing wrong with a value, or None when it fits.
-Fault = tuple[int, str] | None
+# (kind, message) of the first thing wrong with a value, or None when it fits.
+Fault = tuple[ProblemKind, str] | None
 
 
 def check_value(data_type: DataType, value: Any, path: str) -> Fault:
@@ -96,20 +56,35 @@ def check_value(data_type: DataType, value: Any, path: str) -> Fault:
             return _check_date(value, path)
         case BoolType():
             if type(value) is not int:
-                return BOOL_INVALID, f"tsl parse: value of bool type must be int -> {path}"
+                return (
+                    ProblemKind.BOOL_WRONG_TYPE,
+                    f"tsl parse: value of bool type must be int -> {path}",
+                )
             if value not in (0, 1):
-                return BOOL_INVALID, f"tsl parse: bool value must be 0 or 1, not {value} -> {path}"
+                return (
+                    ProblemKind.BOOL_OUT_OF_RANGE,
+                    f"tsl parse: bool value must be 0 or 1, not {value} -> {path}",
+                )
             return None
         case EnumType():
             if type(value) is not int:
-                return ENUM_INVALID, f"tsl parse: value of enum type must be int -> {path}"
+                return (
+                    ProblemKind.ENUM_WRONG_TYPE,
+                    f"tsl parse: value of enum type must be int -> {path}",
+                )
             if str(value) not in data_type.labels:
                 keys = ", ".join(data_type.labels)
-                return ENUM_INVALID, f"tsl parse: enum value {value} not in [{keys}] -> {path}"
+                return (
+                    ProblemKind.ENUM_NOT_A_KEY,
+                    f"tsl parse: enum value {value} not in [{keys}] -> {path}",
+                )
             return None
         case StructType():
             if not isinstance(value, dict):
-                return STRUCT_INVALID, f"tsl parse: struct type must be json object -> {path}"
+                return (
+                    ProblemKind.STRUCT_WRONG_TYPE,
+                    f"tsl parse: struct type must be json object -> {path}",
+                )
             return check_members(data_type.members, value, path + ".")
         case ArrayType():
             return _check_array(data_type, value, path)
@@ -155,7 +130,7 @@ def check_members(params: tuple[Param, ...], values: dict[str, Any], prefix: str
     for key, value in values.items():
         param = by_id.get(key)
         if param is None:
-            return PARAM_NOT_EXIST, f"tsl parse: params not exist -> {prefix}{key}"
+            return ProblemKind.UNKNOWN_IDENTIFIER, f"tsl parse: params not exist -> {prefix}{key}"
         fault = check_value(param.data_type, value, prefix + key)
         if fault is not None:
             return fault
@@ -169,23 +144,27 @@ def _is_number(value: Any) -> bool:
 
 def _check_number(data_type: NumberType, value: Any, path: str) -> Fault:
     kind = data_type.type
-    code = INT_INVALID if kind == "int" else FLOAT_INVALID
     if kind == "int":
+        wrong_type, out_of_range = ProblemKind.INT_WRONG_TYPE, ProblemKind.INT_OUT_OF_RANGE
         if type(value) is not int:
-            return code, f"tsl parse: data type is not int -> {path}"
+            return wrong_type, f"tsl parse: data type is not int -> {path}"
         if not INT32_MIN <= value <= INT32_MAX:
-            return code, f"tsl parse: int value {value} is out of int32 range -> {path}"
+            return out_of_range, f"tsl parse: int value {value} is out of int32 range -> {path}"
     else:
+        wrong_type, out_of_range = ProblemKind.FLOAT_WRONG_TYPE, ProblemKind.FLOAT_OUT_OF_RANGE
         if not _is_number(value) or not math.isfinite(value):
-            return code, f"tsl parse: data type is not {kind} -> {path}"
+            return wrong_type, f"tsl parse: data type is not {kind} -> {path}"
         if kind == "float" and abs(value) > FLOAT32_MAX:
-            return code, f"tsl parse: float value {value} does not fit in 32 bits -> {path}"
+            message = f"tsl parse: float value {value} does not fit in 32 bits -> {path}"
+            return out_of_range, message
     if data_type.min is not None and value < data_type.min:
         bound = _show(data_type.min)
-        return code, f"tsl parse: {kind} value {value} is smaller than min {bound} -> {path}"
+        message = f"tsl parse: {kind} value {value} is smaller than min {bound} -> {path}"
+        return out_of_range, message
     if data_type.max is not None and value > data_type.max:
         bound = _show(data_type.max)
-        return code, f"tsl parse: {kind} value {value} is bigger than max {bound} -> {path}"
+        message = f"tsl parse: {kind} value {value} is bigger than max {bound} -> {path}"
+        return out_of_range, message
     return None
 
 
@@ -195,11 +174,11 @@ def _show(number: int | float) -> str:
 
 def _check_text(data_type: TextType, value: Any, path: str) -> Fault:
     if not isinstance(value, str):
-        return TEXT_INVALID, f"tsl parse: data type is not string -> {path}"
+        return ProblemKind.TEXT_WRONG_TYPE, f"tsl parse: data type is not string -> {path}"
     limit = data_type.length if data_type.length is not None else TEXT_MAX_LENGTH
     if len(value) > limit:
         return (
-            TEXT_INVALID,
+            ProblemKind.TEXT_TOO_LONG,
             f"tsl parse: string length {len(value)} bigger than max length {limit} -> {path}",
         )
     return None
@@ -210,15 +189,18 @@ def _check_date(value: Any, path: str) -> Fault:
         return None
     if type(value) is int and value >= 0:
         return None
-    return DATE_INVALID, f"tsl parse: date type must be a string of long(UTC ms) -> {path}"
+    return (
+        ProblemKind.DATE_WRONG_TYPE,
+        f"tsl parse: date type must be a string of long(UTC ms) -> {path}",
+    )
 
 
 def _check_array(data_type: ArrayType, value: Any, path: str) -> Fault:
     if not isinstance(value, list):
-        return ARRAY_INVALID, f"tsl parse: data type is not array -> {path}"
+        return ProblemKind.ARRAY_WRONG_TYPE, f"tsl parse: data type is not array -> {path}"
     if len(value) > data_type.size:
         return (
-            ARRAY_SIZE_INVALID,
+            ProblemKind.ARRAY_TOO_LONG,
             f"tsl parse: array size {len(value)} is bigger than max size {data_type.size}"
             f" -> {path}",
         )

@@ -44,6 +44,7 @@ import msgspec
 from hongshan import messages as m
 from hongshan.bus import Bus
 from hongshan.dialects.alink import messages
+from hongshan.dialects.alink.codes import code_of
 from hongshan.dialects.alink.messages import (
     DEVICE_OFFLINE,
     REQUEST_INVALID,
@@ -60,9 +61,18 @@ from hongshan.dialects.alink.uplinks import (
     property_uplink,
 )
 from hongshan.errors import ShuttingDown
-from hongshan.messages import DEFAULT_WAIT, MAX_WAIT, CommandResult, DeviceRef, Outcome, Uplink
+from hongshan.messages import (
+    DEFAULT_WAIT,
+    MAX_WAIT,
+    CommandResult,
+    DeviceRef,
+    Outcome,
+    Problem,
+    ProblemKind,
+    Uplink,
+)
 from hongshan.pipeline.uplink import every
-from hongshan.things.tsl import Problem, ThingModel
+from hongshan.things.tsl import ThingModel
 
 log = logging.getLogger("hongshan.alink")
 
@@ -147,7 +157,7 @@ def _not_own_topic(pk: str, dn: str) -> CommandResult:
         outcome=Outcome.REFUSED,
         code=REQUEST_INVALID,
         message=message,
-        problems=[Problem(code=REQUEST_INVALID, identifier="topic", message=message)],
+        problems=[Problem(kind=ProblemKind.INVALID, identifier="topic", message=message)],
     )
 
 
@@ -406,7 +416,7 @@ class AlinkDialect:
         return CommandResult(
             call_id=command.call_id,
             outcome=Outcome.REFUSED,
-            code=first.code,
+            code=code_of(first),
             message=first.message,
             problems=problems,
         )

@@ -13,9 +13,10 @@ from typing import Any
 
 import msgspec
 
+from hongshan.dialects.alink.codes import code_of, words_of
 from hongshan.dialects.alink.messages import REQUEST_INVALID
 from hongshan.errors import HongshanError
-from hongshan.messages import DeviceRef, EventRaised, PropertyValues, Uplink
+from hongshan.messages import DeviceRef, EventRaised, Problem, PropertyValues, Uplink
 from hongshan.pipeline.uplink import device_time
 from hongshan.things.tsl import ThingModel
 
@@ -32,6 +33,12 @@ def _invalid(message: str) -> Refusal:
     return Refusal(REQUEST_INVALID, f"request parameter error: {message}")
 
 
+def _refused(problem: Problem, method: str) -> Refusal:
+    """A message the thing model refuses, in Alink's code and words (``method``: the message's,
+    which the words name when the model lacks its event)."""
+    return Refusal(code_of(problem), words_of(problem, method))
+
+
 def property_uplink(
     model: ThingModel | None, pk: str, dn: str, params: Any, msg_id: str, now: int, key: bytes = b""
 ) -> PropertyValues | Refusal:
@@ -39,7 +46,7 @@ def property_uplink(
     if model is not None:
         problems, values, times = model.read_property_post(params)
         if problems:
-            return Refusal(problems[0].code, problems[0].message)
+            return _refused(problems[0], "thing.event.property.post")
         if times:
             times = {name: device_time(at, now) for name, at in times.items()}
     elif isinstance(params, dict) and params:
@@ -78,7 +85,7 @@ def event_uplink(
     if model is not None:
         problems = model.check_event_post(identifier, params)
         if problems:
-            return Refusal(problems[0].code, problems[0].message)
+            return _refused(problems[0], f"thing.event.{identifier}.post")
     if not isinstance(params, dict):
         return _invalid("params must be an object")
     ts = now

@@ -80,7 +80,7 @@ class Commands:
                     outcome=Outcome.REFUSED,
                     code=NOT_SUPPORTED,
                     message=why,
-                    problems=[m.Problem(code=NOT_SUPPORTED, message=why)],
+                    problems=[m.Problem(kind=m.ProblemKind.INVALID, message=why)],
                 )
         raise TypeError(f"not a command the ThingsBoard dialect carries: {command!r}")
 
