@@ -163,6 +163,7 @@ class Platform:
             shadows=self.shadows,
             desired_values=self.desired,
             gateways=self.gateways,
+            device_registration=self._alink().registration,
             health=health,
         )
 
@@ -175,7 +176,8 @@ class Platform:
         await self._closing.aclose()
 
     # The Alink dialect's own services, which the HTTP side (device shadow, desired values,
-    # a sub-device's gateway) and the Alibaba SDK tests reach through the platform.
+    # a sub-device's gateway, dynamic registration) and the Alibaba SDK tests reach through
+    # the platform.
 
     def _alink(self) -> Alink:
         return next(dialect for dialect in self.dialects if isinstance(dialect, Alink))

@@ -3,7 +3,8 @@ Litestar's dependency injection, by name. A handler names what it uses as a para
 ``registry: Provided[SQLRegistry]``, ``commands: Provided[DeviceCommands]`` — and is given
 nothing else: no handler sees the platform, and nothing here imports the app.
 
-What a dialect keeps for its devices (their shadows, desired values and gateways) is named by
+What a dialect keeps for its devices (their shadows, desired values and gateways) and what it
+answers them over HTTP (dynamic registration) is named by
 the narrow protocols the API calls, so that it does not matter which part builds them.
 """
 
@@ -68,6 +69,14 @@ class GatewayTopology(Protocol):
         none; ``RegistryError`` when there is no such device."""
 
 
+class DeviceRegistration(Protocol):
+    """Devices' dynamic registration over HTTP (Alibaba's HTTPS form), answered by the dialect
+    whose protocol defines it."""
+
+    async def answer(self, form: Mapping[str, str]) -> dict[str, Any]:
+        """The body to answer a device's form with (the protocol's code says how it went)."""
+
+
 class WritingStore(Protocol):
     @property
     def problem(self) -> str | None:
@@ -106,6 +115,7 @@ class Services:
     shadows: DeviceShadows
     desired_values: DesiredValues
     gateways: GatewayTopology
+    device_registration: DeviceRegistration
     health: Health
 
 

@@ -24,20 +24,20 @@ from typing import Protocol
 
 from hongshan.broker.auth import NO_ACCESS, Access, Authenticator, Client, Credentials, Verdict
 from hongshan.dialects.alink.device_topics import DeviceTopics
-from hongshan.identity.alibaba import (
-    AlibabaConnect,
-    SignatureFormatError,
-    parse_connect,
-    timestamp_fresh,
-    verify_password,
-)
-from hongshan.identity.registration import (
+from hongshan.dialects.alink.registration import (
     FORBIDDEN,
     NO_PREREGISTRATION,
     REGISTER,
     TOKEN_LOGIN,
     registration_refusal,
     token_valid,
+)
+from hongshan.identity.alibaba import (
+    AlibabaConnect,
+    SignatureFormatError,
+    parse_connect,
+    timestamp_fresh,
+    verify_password,
 )
 from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.things.model import DeviceCredentials, TopicClass

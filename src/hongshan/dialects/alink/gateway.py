@@ -47,17 +47,16 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from hongshan.dialects.alink import messages
-from hongshan.dialects.alink.messages import REQUEST_INVALID, SUCCESS, MalformedMessage
+from hongshan.dialects.alink.messages import AUTH_FAILED, REQUEST_INVALID, SUCCESS, MalformedMessage
+from hongshan.dialects.alink.registration import NOT_ALLOWED, registration_refusal
 from hongshan.errors import HongshanError
 from hongshan.identity.alibaba import timestamp_fresh, verify_fields
-from hongshan.identity.registration import NOT_ALLOWED, registration_refusal
 from hongshan.things.model import Device, DeviceCredentials, DeviceFilter, NodeType
 
 log = logging.getLogger("hongshan.gateway")
 
 TAPS = ("/sys/+/+/thing/topo/+", "/sys/+/+/thing/sub/register", "/ext/session/+/+/combine/+")
 
-AUTH_FAILED = 401  # Alibaba: request auth error (a sub-device's signature)
 DEVICE_DISABLED = 522  # Alibaba: device forbidden
 DEVICE_NOT_FOUND = 6100  # Alibaba: device not found
 TOPO_NOT_EXIST = 6401  # Alibaba: topo relation not exist

@@ -26,6 +26,7 @@ from hongshan.errors import HongshanError
 from hongshan.things.nesting import MAX_DEPTH, nests_deeper
 
 SUCCESS = 200
+AUTH_FAILED = 401  # Alibaba, "Error codes for devices": request auth error (a signature)
 REQUEST_INVALID = 460  # Alibaba, "Error codes for devices": empty, malformed or too many params
 NOT_JSON = 6207  # Alibaba, "Error codes for devices" (TSL): the Alink data is not JSON
 DEVICE_OFFLINE = 9200  # Alibaba's cloud API: the device is not online

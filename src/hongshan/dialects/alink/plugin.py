@@ -3,9 +3,10 @@ Alibaba Cloud IoT's device protocol.
 
 It builds and owns the protocol's parts — property posts, events, replies and calls
 (``dialect.AlinkDialect``), the device shadow, desired values, gateways and their sub-devices'
-sessions, NTP, firmware reports, automatic subscriptions, dynamic registration over MQTT — and
-puts them on the broker through its port (``attach``): taps on Alink's topic filters, derived
-subscriptions, connect and disconnect listeners. It answers the broker's two questions for its
+sessions, NTP, firmware reports, automatic subscriptions, dynamic registration (over MQTT, and
+the answers to the HTTPS form the API serves) — and puts them on the broker through its port
+(``attach``): taps on Alink's topic filters, derived subscriptions, connect and disconnect
+listeners. It answers the broker's two questions for its
 devices: who they are (``authenticate``: the signed CONNECT) and what they may do (``access``:
 their own topics; ``refuses_others``: no one else may publish their uplinks).
 
@@ -42,9 +43,14 @@ from hongshan.dialects.alink.device_auth import (
 from hongshan.dialects.alink.device_topics import DeviceTopics, direction_of
 from hongshan.dialects.alink.dialect import TAPS, AlinkDialect, Taken, WasTaken
 from hongshan.dialects.alink.messages import MalformedMessage
+from hongshan.dialects.alink.registration import (
+    REGISTER,
+    HttpRegistration,
+    device_token,
+    token_client_id,
+)
 from hongshan.dialects.port import BrokerPort, DialectNeeds, Sessions, TapAnswer
 from hongshan.errors import HongshanError
-from hongshan.identity.registration import REGISTER, device_token, token_client_id
 from hongshan.messages import (
     CommandResult,
     DeviceRef,
@@ -195,6 +201,7 @@ class Alink:
             online=online,
             clock=clock,
         )
+        self.registration = HttpRegistration(registry)
         self.ntp = ntp.NtpService(self._publish, clock)
         self.firmware = ota.FirmwareReports(bus, clock)
         self._clock = clock

@@ -16,20 +16,28 @@ and the platform publishes the answer to that connection alone, without a subscr
   ``{"clientId", "productKey", "deviceName", "deviceToken"}``, and the device then logs in with
   client id ``{clientId}|securemode=-2,authType=connwl|`` and the token as password.
 
-Over HTTP (``POST /auth/register/device``, form fields ``productKey``, ``deviceName``,
-``random``, ``sign``, ``signMethod``) the answer is the same triple as JSON. Either way only a
-product with dynamic registration switched on, and for ``register`` only a device that never
-came online, gets an answer — else anyone with the product secret could take an active
-device's secret.
+Over HTTPS (Alibaba, "Dynamic registration based on HTTPS"): ``POST /auth/register/device``
+(served by the API, answered by ``HttpRegistration``) with form fields ``productKey``,
+``deviceName``, ``random``, ``sign`` (HMAC of ``deviceName{dn}productKey{pk}random{r}`` under
+the product secret) and ``signMethod``; the answer is ``{"code": 200, "data": {productKey,
+deviceName, deviceSecret}, "message": "success"}``, or a ``code`` and ``message`` saying why not
+(always HTTP 200, as the SDKs read ``code``). Pre-registered devices only.
+
+Either way only a product with dynamic registration switched on, and for ``register`` only a
+device that never came online, gets an answer — else anyone with the product secret could take
+an active device's secret.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
+from hongshan.dialects.alink.messages import AUTH_FAILED, REQUEST_INVALID, SUCCESS
 from hongshan.identity.alibaba import verify_fields
+from hongshan.things.model import Device
 
 REGISTER = "register"  # pre-registered: the answer is the device secret
 NO_PREREGISTRATION = "regnwl"  # created on the fly: the answer is a token
@@ -109,3 +117,42 @@ def token_valid(device_secret: str, client_id: str, token: str) -> bool:
     return hmac.compare_digest(
         token.lower().encode(), device_token(device_secret, client_id).encode()
     )
+
+
+class HttpRegistry(RegistrationDirectory, Protocol):
+    """What answering a registration over HTTPS needs of the registry."""
+
+    async def get_device(
+        self, product_key: str, device_name: str, *, with_secret: bool = False
+    ) -> Device: ...
+
+
+class HttpRegistration:
+    """Answers a device's dynamic registration over HTTPS: its form in, the JSON body Alibaba's
+    SDKs read out. Never creates a device (the HTTPS way is for pre-registered ones)."""
+
+    def __init__(self, registry: HttpRegistry) -> None:
+        self._registry = registry
+
+    async def answer(self, form: Mapping[str, str]) -> dict[str, Any]:
+        fields = {k: form.get(k, "") for k in ("productKey", "deviceName", "random", "sign")}
+        if not all(fields.values()):
+            missing = ", ".join(k for k, v in fields.items() if not v)
+            return _answer(REQUEST_INVALID, f"request parameter error: missing {missing}")
+        pk, dn = fields["productKey"], fields["deviceName"]
+        method = form.get("signMethod") or form.get("signmethod") or "hmacmd5"
+        signature = (method, fields["random"], fields["sign"])
+        refusal = await registration_refusal(
+            self._registry, pk, dn, create=False, signature=signature
+        )
+        if refusal == NOT_ALLOWED:
+            return _answer(AUTH_FAILED, "request auth error")
+        if refusal is not None:
+            return _answer(AUTH_FAILED, f"request auth error: {refusal}")
+        device = await self._registry.get_device(pk, dn, with_secret=True)
+        triple = {"productKey": pk, "deviceName": dn, "deviceSecret": device.device_secret}
+        return _answer(SUCCESS, "success", triple)
+
+
+def _answer(code: int, message: str, data: Any = None) -> dict[str, Any]:
+    return {"code": code, "data": data, "message": message}
