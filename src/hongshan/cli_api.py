@@ -385,7 +385,7 @@ def device_unbind(api: Api, product_key: str, device_name: str) -> None:
 def device_set(
     api: Api, product_key: str, device_name: str, params: str, wait: float | None
 ) -> None:
-    """Set properties on a device (thing.service.property.set); exit 1 unless it answered 200."""
+    """Set properties on a device; exit 1 unless it answered 200."""
     body = {"params": _params(params), "wait": wait}
     result = api.request("POST", _device_path(product_key, device_name) + "/properties", json=body)
     api.show(result)

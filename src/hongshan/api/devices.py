@@ -157,7 +157,7 @@ class RrpcCall(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
 class CallAnswer(msgspec.Struct, kw_only=True, rename="camel"):
     """A device's answer to a property set or a service call, or ours when it gave none:
     ``outcome`` replied, sent (not waited for), timed_out, offline; ``code`` the protocol's
-    (an Alink device's 200, or 9200 offline, 5005 timeout)."""
+    reply code (the device's, or its dialect's for an outcome the device did not answer)."""
 
     msg_id: str
     outcome: str
@@ -373,8 +373,8 @@ async def delete_device(
     description=(
         "Takes the sub-device out of its gateway's topology (Alibaba's RemoveThingTopo), "
         "for a gateway that cannot delete it itself: the sub-device is logged out if it is "
-        "online through that gateway, the gateway is told on "
-        "/sys/{gateway}/thing/topo/change (status 1), and another gateway may then add it. "
+        "online through that gateway, the gateway is told of the change (as Alibaba tells a "
+        "gateway of changes made in the cloud), and another gateway may then add it. "
         "Answers the gateway it was taken from; 404 when there is no such device or it "
         "has no gateway."
     ),

@@ -89,10 +89,10 @@ Tap = Callable[[Message], bool | Awaitable[None] | Refused | None]
 
 class DerivedSubscription:
     """One subscription for a pattern many clients share, held by whichever session
-    ``resolve(topic)`` names (or nobody, for None). Alibaba's automatic topic subscriptions are
-    the case: every device receives ``/sys/{its pk}/{its dn}/thing/…``; one trie entry and a
-    function of the topic cost less than seven entries per device made at every CONNECT and
-    removed at every disconnect."""
+    ``resolve(topic)`` names (or nobody, for None). A dialect's automatic subscriptions are the
+    case (Alink's: ``dialects/alink/auto_subscriptions.py``): every device receives its own
+    system topics; one trie entry and a function of the topic cost less than seven entries per
+    device made at every CONNECT and removed at every disconnect."""
 
     __slots__ = ("options", "resolve")
 

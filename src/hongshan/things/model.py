@@ -27,14 +27,14 @@ class NodeType(enum.StrEnum):
 
 
 class DataFormat(enum.StrEnum):
-    ALINK = "alink"  # Alink JSON on /sys/... topics
+    ALINK = "alink"  # Alink JSON (dialects/alink/messages.py)
     RAW = "raw"  # bytes the product's own script would parse (kept, not interpreted)
 
 
 class Protocol(enum.StrEnum):
     """What a product's devices speak, and so how they log in."""
 
-    ALINK = "alink"  # Alibaba's: a signed CONNECT with the device secret, /sys/... topics
+    ALINK = "alink"  # Alibaba's: a signed CONNECT with the device secret (dialects/alink/)
     # ThingsBoard's MQTT device API: v1/devices/me/... topics, logging in with an access token
     # (the MQTT username) or basic MQTT credentials
     THINGSBOARD = "thingsboard"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-# Arrays and objects within one another. Alink's deepest is a history post's struct value in
-# a list (params, entry, properties, post, identifier, value, struct: 7); 32 leaves a thing
+# Arrays and objects within one another. The deepest message a dialect reads today nests 7
+# (a history post's struct value in a list: ``dialects/alink/uplinks.py``); 32 leaves a thing
 # model's structs room and keeps every reader far from Python's recursion limit.
 MAX_DEPTH = 32
 
