@@ -17,7 +17,7 @@ from test_device_login import device_state, wait_for
 
 from alibaba_device import make_device, make_product
 from broker_peers import Paho
-from hongshan.things.model import DeviceState
+from hongshan.things.model import DeviceState, Protocol
 
 
 def product_signature(product_secret: str, pk: str, dn: str, random: str) -> str:
@@ -210,3 +210,23 @@ def test_registration_over_http(server: Any) -> None:
     assert bad["code"] == 401 and bad["data"] is None
     missing = httpx.post(url, data={"productKey": pk}).json()
     assert missing["code"] == 460 and "deviceName" in missing["message"]
+
+
+def test_registration_over_http_is_for_alink_products_only(server: Any) -> None:
+    """A thingsboard product's device has a secret too, but logs in with its token: the
+    HTTPS registration does not hand the secret out, as the MQTT one does not."""
+    product = make_product(server, dynamic_registration=True, protocol=Protocol.THINGSBOARD)
+    pk, ps = product.product_key, product.product_secret
+    assert ps is not None
+    make_device(server, pk, "thermostat-1")
+    random = secrets.token_hex(8)
+    form = {
+        "productKey": pk,
+        "deviceName": "thermostat-1",
+        "random": random,
+        "sign": product_signature(ps, pk, "thermostat-1", random),
+        "signMethod": "hmacsha256",
+    }
+    url = f"http://127.0.0.1:{server.ports['http']}/auth/register/device"
+    answer = httpx.post(url, data=form).json()
+    assert answer == {"code": 401, "data": None, "message": "request auth error"}

@@ -43,7 +43,7 @@ from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.things.model import DeviceCredentials, TopicClass
 from hongshan.things.naming import InvalidName, check_device_name
 
-log = logging.getLogger("hongshan.identity")
+log = logging.getLogger("hongshan.alink")
 
 AUTO_SUBSCRIBE = "auto-subscribe"  # the label of a device whose SDK asked for them (``_ss=1``)
 

@@ -161,8 +161,9 @@ class Alink:
         self._sessions = sessions
         self._broker: BrokerPort | None = None
         online = registry.is_online
+        devices = _AlinkDevices(registry)
         self._login = SignedConnectAuthenticator(
-            _AlinkDevices(registry),
+            devices,
             max_clock_skew=max_clock_skew,
             require_tls_for_securemode2=require_tls_for_securemode2,
             clock=clock,
@@ -201,7 +202,7 @@ class Alink:
             online=online,
             clock=clock,
         )
-        self.registration = HttpRegistration(registry)
+        self.registration = HttpRegistration(devices)
         self.ntp = ntp.NtpService(self._publish, clock)
         self.firmware = ota.FirmwareReports(bus, clock)
         self._clock = clock
@@ -406,8 +407,9 @@ class Alink:
 
 
 class _AlinkDevices:
-    """The registry as Alink's logins see it: the devices of products that speak Alink, and
-    no other's (a thingsboard product's device has a secret too, but logs in its own way)."""
+    """The registry as Alink's logins and registrations see it: the devices of products that
+    speak Alink, and no other's (a thingsboard product's device has a secret too, but logs in
+    its own way)."""
 
     def __init__(self, registry: AlinkRegistry) -> None:
         self._registry = registry
@@ -430,6 +432,11 @@ class _AlinkDevices:
         if not self._ours(product_key):
             return None
         return self._registry.activated(product_key, device_name)
+
+    async def get_device(
+        self, product_key: str, device_name: str, *, with_secret: bool = False
+    ) -> Device:
+        return await self._registry.get_device(product_key, device_name, with_secret=with_secret)
 
 
 def _refusing_malformed(
