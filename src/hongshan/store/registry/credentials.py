@@ -24,8 +24,9 @@ import sqlalchemy as sa
 
 from hongshan.identity.secret_box import SecretBox, SecretUnreadable
 from hongshan.store.registry import schema as t
-from hongshan.store.registry.database import Database, DeviceKey, DeviceRecord
+from hongshan.store.registry.database import Database
 from hongshan.things import naming
+from hongshan.things.directory import DeviceKey, DeviceRecord
 from hongshan.things.model import MqttBasic, RegistryError
 
 TOKEN = "access-token"  # what a token digest is of (``SecretBox.digest``'s context)
@@ -58,7 +59,7 @@ class Pending(msgspec.Struct, frozen=True, kw_only=True):
 
 class CredentialTable:
     def __init__(
-        self, db: Database, devices: dict[DeviceKey, DeviceRecord], box: SecretBox
+        self, db: Database, devices: Mapping[DeviceKey, DeviceRecord], box: SecretBox
     ) -> None:
         self._db = db
         self._devices = devices

@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import msgspec
 import sqlalchemy as sa
 
 from hongshan.failure_log import FailureLog
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.engine import create_engine, migrate
-from hongshan.things.model import DeviceState, RegistryError
+from hongshan.things.directory import DeviceKey
+from hongshan.things.model import RegistryError
 
 if TYPE_CHECKING:
     from hongshan.store.registry.outbox import Outbox
@@ -35,22 +35,10 @@ log = logging.getLogger("hongshan.registry")
 RETRY_AFTER = 1.0
 
 T = TypeVar("T")
-DeviceKey = tuple[str, str]  # (product key, device name)
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-class DeviceRecord(msgspec.Struct, kw_only=True):
-    """What is kept in memory of each device, for CONNECTs and messages."""
-
-    id: int
-    sealed: str  # its secret, sealed
-    state: DeviceState
-    ever_online: bool
-    secret: str | None = None  # opened on first use
-    place: tuple[float | None, float | None, str] = (None, None, "")  # lat, lon, district
 
 
 class Database:

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hongshan.store.registry import schema as t
-from hongshan.store.registry.database import DeviceKey
+from hongshan.things.directory import DeviceKey
 from hongshan.things.model import Device, DeviceFilter, DevicePlace, DeviceState, Location
 
 

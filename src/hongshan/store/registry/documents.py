@@ -8,15 +8,16 @@ keeps of the document to query it by (the shadow's ``version``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 import msgspec
 import sqlalchemy as sa
 
 from hongshan.store.registry import schema as t
-from hongshan.store.registry.database import Database, DeviceKey, DeviceRecord, now_ms
+from hongshan.store.registry.database import Database, now_ms
 from hongshan.store.registry.outbox import Outbox
+from hongshan.things.directory import DeviceKey, DeviceRecord
 
 D = TypeVar("D")
 
@@ -25,7 +26,7 @@ class DeviceDocuments(Generic[D]):
     def __init__(
         self,
         db: Database,
-        devices: dict[DeviceKey, DeviceRecord],
+        devices: Mapping[DeviceKey, DeviceRecord],
         table: sa.Table,
         kind: type[D],
         columns: Callable[[D], dict[str, Any]] = lambda _document: {},

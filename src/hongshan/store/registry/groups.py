@@ -7,7 +7,8 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 
 from hongshan.store.registry import schema as t
-from hongshan.store.registry.database import Database, DeviceKey, now_ms, row_id_of
+from hongshan.store.registry.database import Database, now_ms, row_id_of
+from hongshan.things.directory import DeviceKey
 from hongshan.things.model import Group, RegistryError
 
 

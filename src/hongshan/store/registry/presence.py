@@ -1,30 +1,23 @@
 """Presence: devices coming and going, written to the registry in batches.
 
 Connected and disconnected arrive at the rate devices connect. The in-memory record (state,
-whether it was ever online) changes at once, by the lifecycle table; the row follows within
-``PRESENCE_FLUSH_DELAY``, coalesced per device, in one transaction per batch. Anything that
-reads devices flushes first (``flush`` on the registry thread), so a read sees every change.
+whether it was ever online) changes at once, by the lifecycle table (``Directory.apply``); the
+row follows within ``PRESENCE_FLUSH_DELAY``, coalesced per device, in one transaction per
+batch. Anything that reads devices flushes first (``flush`` on the registry thread), so a read
+sees every change.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
+from collections.abc import Mapping
 
 import sqlalchemy as sa
 
-from hongshan.store.registry.database import (
-    RETRY_AFTER,
-    Database,
-    DeviceKey,
-    DeviceRecord,
-    now_ms,
-)
-from hongshan.things.lifecycle import Event, next_state
-from hongshan.things.model import RegistryError
-
-log = logging.getLogger("hongshan.registry")
+from hongshan.store.registry.database import RETRY_AFTER, Database, now_ms
+from hongshan.things.directory import DeviceKey, DeviceRecord
+from hongshan.things.lifecycle import Event
 
 PRESENCE_FLUSH_DELAY = 0.2  # seconds a presence change may wait to be batched with others
 
@@ -36,7 +29,10 @@ _UPDATE = (
 
 
 class PresenceWriter:
-    def __init__(self, db: Database, devices: dict[DeviceKey, DeviceRecord]) -> None:
+    """Writes the devices' presence rows after the directory changed their records: state,
+    last address and times, the first time online. Decides nothing of the lifecycle."""
+
+    def __init__(self, db: Database, devices: Mapping[DeviceKey, DeviceRecord]) -> None:
         self._db = db
         self._devices = devices
         # device -> (its ip, when it last connected in this batch, or None)
@@ -45,16 +41,8 @@ class PresenceWriter:
         self._timer: asyncio.TimerHandle | None = None
 
     def note(self, key: DeviceKey, event: Event, address: str) -> None:
-        record = self._devices.get(key)
-        if record is None:
-            return
-        try:
-            record.state = next_state(record.state, event, ever_online=record.ever_online)
-        except RegistryError:
-            log.warning("%s&%s: %s while %s", key[1], key[0], event.value, record.state.value)
-            return
-        if event is Event.CONNECTED:
-            record.ever_online = True
+        """The device's record changed by ``event`` (the directory applied it): its row is
+        written with the next batch."""
         with self._lock:
             # A batch keeps the last connect even when a disconnect follows it: a device that
             # woke, posted and slept within one batch was online, and must count as activated.

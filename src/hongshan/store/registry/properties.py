@@ -5,14 +5,16 @@ at start."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 
 from hongshan.store.registry import schema as t
-from hongshan.store.registry.database import Database, DeviceKey, DeviceRecord
+from hongshan.store.registry.database import Database
 from hongshan.store.registry.outbox import Outbox
+from hongshan.things.directory import DeviceKey, DeviceRecord
 
 _UPSERT = (
     "INSERT INTO device_properties (device_id, identifier, value, time) "
@@ -25,7 +27,7 @@ Values = dict[DeviceKey, dict[str, tuple[Any, int]]]  # device -> identifier -> 
 
 
 class PropertyTable:
-    def __init__(self, db: Database, devices: dict[DeviceKey, DeviceRecord]) -> None:
+    def __init__(self, db: Database, devices: Mapping[DeviceKey, DeviceRecord]) -> None:
         self._db = db
         self._devices = devices
         # (device, identifier) -> its upsert's row: kept until written (``Outbox``)

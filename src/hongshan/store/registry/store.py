@@ -3,11 +3,13 @@ location), and the tables beside them: ``groups``, ``shadows``, presence, the Th
 logins of devices (``credentials``).
 
 Every statement runs on the database's one thread (``database.Database``). What the broker
-needs on every CONNECT and every message — a device's sealed secret and state, its access token
-or basic MQTT credentials, a product's protocol, topic classes and thing model — is kept in
-memory, loaded at start and updated by this class's own writes, so a CONNECT costs no query.
-(In a cluster, where several processes write one PostgreSQL registry, those copies will be
-refreshed by registry events on the bus; until then each process sees only its own writes.)
+needs on every CONNECT and every message — a device's sealed secret and state, a product's
+protocol, topic classes and thing model — is kept in memory by the registry's directory
+(``things.directory.Directory``), loaded at start and told of this class's own writes once
+they commit, so a CONNECT costs no query; so are the access tokens and basic MQTT credentials
+(``credentials.CredentialTable``). (In a cluster, where several processes write one PostgreSQL
+registry, those copies will be refreshed by registry events on the bus; until then each process
+sees only its own writes.)
 """
 
 from __future__ import annotations
@@ -22,25 +24,26 @@ import sqlalchemy as sa
 from hongshan.identity.secret_box import SecretBox, SecretUnreadable
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.credentials import CredentialTable, Pending
-from hongshan.store.registry.database import (
-    Database,
-    DeviceKey,
-    DeviceRecord,
-    now_ms,
-    row_id_of,
-)
+from hongshan.store.registry.database import Database, now_ms, row_id_of
 from hongshan.store.registry.device_rows import filtered, read_devices, read_places
 from hongshan.store.registry.documents import DeviceDocuments
 from hongshan.store.registry.groups import GroupTable
 from hongshan.store.registry.presence import PresenceWriter
 from hongshan.store.registry.properties import PropertyTable
 from hongshan.things import first_seen, naming
+from hongshan.things.directory import (
+    DeviceKey,
+    DeviceRecord,
+    Directory,
+    ProductView,
+    device_context,
+    product_context,
+)
 from hongshan.things.first_seen import FirstSeen
-from hongshan.things.lifecycle import Event, next_state
+from hongshan.things.lifecycle import Event
 from hongshan.things.model import (
     DataFormat,
     Device,
-    DeviceCredentials,
     DeviceFilter,
     DevicePlace,
     DeviceState,
@@ -61,48 +64,42 @@ log = logging.getLogger("hongshan.registry")
 ALL_DEVICES = DeviceFilter(limit=1_000_000)
 
 
-class ProductView(msgspec.Struct, frozen=True, kw_only=True):
-    """What the message path needs of a product, kept in memory."""
-
-    node_type: NodeType
-    data_format: DataFormat
-    topic_classes: tuple[TopicClass, ...]
-    thing_model: ThingModel | None
-    dynamic_registration: bool
-    sealed_secret: str
-    protocol: Protocol = Protocol.ALINK
-    schemaless: bool = False
-
-
-def _device_context(pk: str, dn: str) -> str:
-    return f"device/{pk}/{dn}"
-
-
-def _product_context(pk: str) -> str:
-    return f"product/{pk}"
-
-
 class SQLRegistry:
     """Products and devices, their credentials, tags, groups and presence, in SQL (SQLite or
-    PostgreSQL), with what the hot path needs kept in memory (a device's sealed secret and
-    state, a product's thing model and topic classes). Owns the registry's database and its
-    tables' small stores; never speaks MQTT or HTTP."""
+    PostgreSQL). Owns the registry's database, its tables' small stores, and the one
+    ``Directory`` the message path reads with no query: loaded at open, told of each change
+    once it is committed. Never speaks MQTT or HTTP, and leaves the domain's rules (a
+    device's lifecycle, who may log in) to the directory.
+
+    The directory's questions are asked of the registry too, by the dialects (which are handed
+    the registry whole) and by the tests: ``product_view``, ``thing_model_of``, ``is_online``
+    and the rest are the directory's own bound methods, set on the instance, so that on the
+    message path each is still one call and one dict lookup."""
 
     def __init__(self, db: Database, box: SecretBox) -> None:
         self._db = db
         self._engine = db.engine
         self._run = db.run
         self._box = box
-        self._products: dict[str, ProductView] = {}
-        self._devices: dict[DeviceKey, DeviceRecord] = {}
-        self._presence = PresenceWriter(db, self._devices)
-        self._logins = CredentialTable(db, self._devices, box)
+        self.directory = directory = Directory(box)
+        self._devices = devices = directory.devices  # read here; changed by the directory
+        self.product_view = directory.product_view
+        self.thing_model_of = directory.thing_model_of
+        self.node_type = directory.node_type
+        self.device_known = directory.device_known
+        self.is_online = directory.is_online
+        self.activated = directory.activated
+        self.credentials = directory.credentials
+        self.registration_secret = directory.registration_secret
+        self.online_devices = directory.online_devices
+        self._presence = PresenceWriter(db, devices)
+        self._logins = CredentialTable(db, devices, box)
         self.groups = GroupTable(db)
         self.shadows = DeviceDocuments(
-            db, self._devices, t.shadows, Shadow, lambda shadow: {"version": shadow.version}
+            db, devices, t.shadows, Shadow, lambda shadow: {"version": shadow.version}
         )
-        self.desired = DeviceDocuments(db, self._devices, t.desired_properties, Desired)
-        self.properties = PropertyTable(db, self._devices)
+        self.desired = DeviceDocuments(db, devices, t.desired_properties, Desired)
+        self.properties = PropertyTable(db, devices)
         self._closed = False
         # (pk, dn) of a device disabled or deleted (it must be cut off), and of one deleted
         # (what is kept of it in memory must go)
@@ -137,9 +134,10 @@ class SQLRegistry:
         await self._db.close()
 
     def _load(self) -> None:
+        directory = self.directory
         with self._engine.connect() as db:
             for row in db.execute(sa.select(t.products)):
-                self._products[row.product_key] = self._product_view(row)
+                directory.put_product(row.product_key, self._product_view(row))
             query = sa.select(
                 t.devices.c.id,
                 t.devices.c.product_key,
@@ -151,23 +149,17 @@ class SQLRegistry:
                 t.devices.c.lon,
                 t.devices.c.district,
             )
-            unreadable = []
             for row in db.execute(query):
-                key = (row.product_key, row.device_name)
-                record = self._devices[key] = DeviceRecord(
+                record = DeviceRecord(
                     id=row.id,
                     sealed=row.device_secret,
                     state=DeviceState(row.state),
                     ever_online=row.first_online_at is not None,
                     place=(row.lat, row.lon, row.district),
                 )
-                # opened now, before the broker listens: a town's devices all connecting after
-                # a restart should not each wait for a decryption on the event loop
-                try:
-                    record.secret = self._box.open(row.device_secret, _device_context(*key))
-                except SecretUnreadable:
-                    unreadable.append(key)
+                directory.add_device((row.product_key, row.device_name), record)
             no_password = self._logins.load(db)
+        unreadable = directory.open_secrets()
         if unreadable and len(unreadable) == len(self._devices):
             raise SecretUnreadable(
                 f"no device secret opens with this key ({len(unreadable)} devices): is "
@@ -179,23 +171,11 @@ class SQLRegistry:
             log.error(
                 "registry: the MQTT password of %s&%s does not open; it cannot log in", dn, pk
             )
-        log.info("registry: %d products, %d devices", len(self._products), len(self._devices))
-
-    # -- what the message path asks (in memory, no query) -----------------------------------
-
-    async def credentials(self, product_key: str, device_name: str) -> DeviceCredentials | None:
-        """``DeviceDirectory`` for the signed-CONNECT authenticator."""
-        auth = self._devices.get((product_key, device_name))
-        if auth is None:
-            return None
-        if auth.secret is None:
-            auth.secret = self._box.open(auth.sealed, _device_context(product_key, device_name))
-        return DeviceCredentials(
-            product_key=product_key,
-            device_name=device_name,
-            device_secret=auth.secret,
-            enabled=auth.state != DeviceState.DISABLED,
+        log.info(
+            "registry: %d products, %d devices", len(directory.products), len(directory.devices)
         )
+
+    # -- the logins the message path finds (in memory, no query) ----------------------------
 
     def device_by_token(self, token: str) -> DeviceKey | None:
         """The device whose access token this is (a thingsboard product's device logging in
@@ -216,34 +196,6 @@ class SQLRegistry:
                 return None
         return self._logins.by_basic(client_id or "", username or "", password or "")
 
-    async def registration_secret(self, product_key: str) -> str | None:
-        view = self._products.get(product_key)
-        if view is None or not view.dynamic_registration:
-            return None
-        return self._box.open(view.sealed_secret, _product_context(product_key))
-
-    def activated(self, product_key: str, device_name: str) -> bool | None:
-        auth = self._devices.get((product_key, device_name))
-        return None if auth is None else auth.ever_online
-
-    def product_view(self, product_key: str) -> ProductView | None:
-        return self._products.get(product_key)
-
-    def device_known(self, product_key: str, device_name: str) -> bool:
-        return (product_key, device_name) in self._devices
-
-    def node_type(self, product_key: str) -> NodeType | None:
-        view = self._products.get(product_key)
-        return view.node_type if view is not None else None
-
-    def is_online(self, product_key: str, device_name: str) -> bool:
-        auth = self._devices.get((product_key, device_name))
-        return auth is not None and auth.state is DeviceState.ONLINE
-
-    def thing_model_of(self, product_key: str) -> ThingModel | None:
-        view = self._products.get(product_key)
-        return view.thing_model if view is not None else None
-
     # -- products ---------------------------------------------------------------------------
 
     @staticmethod
@@ -263,7 +215,7 @@ class SQLRegistry:
     def _product(self, row: Any, *, with_secret: bool = False) -> Product:
         secret = None
         if with_secret:
-            secret = self._box.open(row.product_secret, _product_context(row.product_key))
+            secret = self._box.open(row.product_secret, product_context(row.product_key))
         return Product(
             product_key=row.product_key,
             name=row.name,
@@ -311,7 +263,7 @@ class SQLRegistry:
             "node_type": NodeType(node_type).value,
             "data_format": DataFormat(data_format).value,
             "dynamic_registration": dynamic_registration,
-            "product_secret": self._box.seal(secret, _product_context(pk)),
+            "product_secret": self._box.seal(secret, product_context(pk)),
             "topic_classes": msgspec.to_builtins(list(topic_classes)),
             "thing_model": msgspec.json.encode(thing_model.to_json()).decode()
             if thing_model
@@ -330,7 +282,7 @@ class SQLRegistry:
                 return db.execute(sa.select(t.products).where(t.products.c.product_key == pk)).one()
 
         row = await self._run(insert)
-        self._products[pk] = self._product_view(row)
+        self.directory.put_product(pk, self._product_view(row))
         return self._product(row, with_secret=True)
 
     async def get_product(self, product_key: str, *, with_secret: bool = False) -> Product:
@@ -388,7 +340,7 @@ class SQLRegistry:
             return self._product_row(product_key)
 
         row = await self._run(update)
-        self._products[product_key] = self._product_view(row)
+        self.directory.put_product(product_key, self._product_view(row))
         return self._product(row)
 
     async def thing_model(self, product_key: str) -> ThingModel | None:
@@ -405,7 +357,7 @@ class SQLRegistry:
         """Add to a schemaless product's thing model a property for each key of ``values`` it
         does not have, typed by its value (``things.first_seen``). Keys the model has cost no
         query. Returns what was added, and what could not be and why."""
-        view = self._products.get(product_key)
+        view = self.directory.product_view(product_key)
         if view is None:
             raise RegistryError(f"no product {product_key}", "not_found")
         if not view.schemaless:
@@ -435,9 +387,11 @@ class SQLRegistry:
                 return grown, seen
 
         grown, seen = await self._run(update)
-        current = self._products.get(product_key)
+        current = self.directory.product_view(product_key)
         if seen.added and current is not None:
-            self._products[product_key] = msgspec.structs.replace(current, thing_model=grown)
+            self.directory.put_product(
+                product_key, msgspec.structs.replace(current, thing_model=grown)
+            )
         return seen
 
     async def delete_product(self, product_key: str) -> None:
@@ -457,7 +411,7 @@ class SQLRegistry:
                     raise RegistryError(f"no product {product_key}", "not_found")
 
         await self._run(delete)
-        self._products.pop(product_key, None)
+        self.directory.drop_product(product_key)
 
     # -- devices ----------------------------------------------------------------------------
 
@@ -477,7 +431,7 @@ class SQLRegistry:
         generated when none is given, as Alibaba's batch creation does. A thingsboard product's
         device also gets an access token, ``access_token`` or a fresh one (returned once too,
         in ``Device.access_token``)."""
-        view = self._products.get(product_key)
+        view = self.directory.product_view(product_key)
         if view is None:
             raise RegistryError(f"no product {product_key}", "not_found")
         dn = naming.check_device_name(device_name) if device_name else naming.new_device_name()
@@ -485,7 +439,7 @@ class SQLRegistry:
             naming.check_nickname(nickname)
         token = self._token_for(view, (product_key, dn), access_token)
         secret = device_secret or naming.new_device_secret()
-        sealed = self._box.seal(secret, _device_context(product_key, dn))
+        sealed = self._box.seal(secret, device_context(product_key, dn))
 
         def insert() -> int:
             with self._engine.begin() as db:
@@ -520,13 +474,14 @@ class SQLRegistry:
         device_id = await self._run(insert)
         if token is not None:
             self._logins.remember([token])
-        self._devices[product_key, dn] = DeviceRecord(
+        record = DeviceRecord(
             id=device_id,
             sealed=sealed,
             state=DeviceState.INACTIVE,
             ever_online=False,
             place=(location.lat, location.lon, location.district) if location else (None, None, ""),
         )
+        self.directory.add_device((product_key, dn), record)
         device = await self.get_device(product_key, dn)
         return msgspec.structs.replace(
             device, device_secret=secret, access_token=token.token if token else None
@@ -550,7 +505,7 @@ class SQLRegistry:
         """Many devices in one transaction (Alibaba's batch registration); returns each name's
         secret. ``secrets`` keeps given ones (devices moved from Alibaba Cloud). All or none. A
         thingsboard product's devices get fresh access tokens (``access_tokens`` reads them)."""
-        view = self._products.get(product_key)
+        view = self.directory.product_view(product_key)
         if view is None:
             raise RegistryError(f"no product {product_key}", "not_found")
         given = secrets or {}
@@ -559,7 +514,7 @@ class SQLRegistry:
             for name in names
         }
         sealed = {
-            name: self._box.seal(secret, _device_context(product_key, name))
+            name: self._box.seal(secret, device_context(product_key, name))
             for name, secret in created.items()
         }
         at = now_ms()
@@ -604,9 +559,10 @@ class SQLRegistry:
         ids = await self._run(insert)
         self._logins.remember(tokens)
         for name, device_id in ids.items():
-            self._devices[product_key, name] = DeviceRecord(
+            record = DeviceRecord(
                 id=device_id, sealed=sealed[name], state=DeviceState.INACTIVE, ever_online=False
             )
+            self.directory.add_device((product_key, name), record)
         return created
 
     async def get_device(
@@ -655,7 +611,7 @@ class SQLRegistry:
         key = (product_key, device_name)
         if key not in self._devices:
             raise RegistryError(f"no device {device_name} in product {product_key}", "not_found")
-        view = self._products[product_key]
+        view = self.directory.products[product_key]
         if view.protocol is not Protocol.THINGSBOARD:
             raise RegistryError(
                 f"product {product_key} speaks {view.protocol}: its devices log in with their "
@@ -682,12 +638,7 @@ class SQLRegistry:
         """Name and place of each device ``where`` selects, without the rest of it: from memory
         when only the product narrows it (the console's map of a town's lamps), else a query."""
         if where.group is None and not where.tags and where.gateway is None and where.state is None:
-            prefix, pk = where.name_prefix or "", where.product_key
-            places = [
-                DevicePlace(key[0], key[1], *record.place)
-                for key, record in self._devices.items()
-                if (pk is None or key[0] == pk) and key[1].startswith(prefix)
-            ]
+            places = self.directory.places(where.product_key, where.name_prefix or "")
             return places[where.offset : where.offset + where.limit]
 
         def query() -> list[DevicePlace]:
@@ -720,19 +671,18 @@ class SQLRegistry:
         """Disable (refused at CONNECT from now on; an online device is disconnected by the
         ``on_device_disabled`` callbacks) or enable again."""
         key = (product_key, device_name)
-        auth = self._devices.get(key)
-        if auth is None:
-            raise RegistryError(f"no device {device_name} in product {product_key}", "not_found")
-        event = Event.ENABLED if enabled else Event.DISABLED
-        state = next_state(auth.state, event, ever_online=auth.ever_online)
+        state = self.directory.state_after(key, Event.ENABLED if enabled else Event.DISABLED)
+        device_id = self._devices[key].id
 
         def update() -> None:
             self._presence.flush()
             with self._engine.begin() as db:
-                db.execute(t.devices.update().where(t.devices.c.id == auth.id).values(state=state))
+                db.execute(
+                    t.devices.update().where(t.devices.c.id == device_id).values(state=state)
+                )
 
         await self._run(update)
-        auth.state = state
+        self.directory.set_state(key, state)
         if not enabled:
             for callback in self.on_device_disabled:
                 callback(product_key, device_name)
@@ -742,17 +692,17 @@ class SQLRegistry:
         """Delete a device (its tags, firmware and group memberships go with it; its
         sub-devices lose their gateway). An online device is disconnected first."""
         key = (product_key, device_name)
-        auth = self._devices.get(key)
-        if auth is None:
+        record = self._devices.get(key)
+        if record is None:
             raise RegistryError(f"no device {device_name} in product {product_key}", "not_found")
 
         def delete() -> None:
             self._presence.flush()
             with self._engine.begin() as db:
-                db.execute(t.devices.delete().where(t.devices.c.id == auth.id))
+                db.execute(t.devices.delete().where(t.devices.c.id == record.id))
 
         await self._run(delete)
-        del self._devices[key]
+        self.directory.drop_device(key)
         self._logins.forget(key)
         for callback in (*self.on_device_disabled, *self.on_device_deleted):
             callback(product_key, device_name)
@@ -807,9 +757,8 @@ class SQLRegistry:
                     )
 
         await self._run(update)
-        record = self._devices.get(key)
-        if location is not None and record is not None:
-            record.place = (location.lat, location.lon, location.district)
+        if location is not None:
+            self.directory.move(key, location)
         return await self.get_device(product_key, device_name)
 
     @staticmethod
@@ -832,10 +781,14 @@ class SQLRegistry:
     # -- presence ---------------------------------------------------------------------------
 
     def device_connected(self, product_key: str, device_name: str, address: str) -> None:
-        self._presence.note((product_key, device_name), Event.CONNECTED, address)
+        key = (product_key, device_name)
+        if self.directory.apply(key, Event.CONNECTED):
+            self._presence.note(key, Event.CONNECTED, address)
 
     def device_disconnected(self, product_key: str, device_name: str) -> None:
-        self._presence.note((product_key, device_name), Event.DISCONNECTED, "")
+        key = (product_key, device_name)
+        if self.directory.apply(key, Event.DISCONNECTED):
+            self._presence.note(key, Event.DISCONNECTED, "")
 
     async def bind_gateway(self, gateway: DeviceKey, subs: list[DeviceKey]) -> list[DeviceKey]:
         """Put sub-devices under ``gateway`` (a gateway's topology add), each only if no other
@@ -871,10 +824,6 @@ class SQLRegistry:
             return taken
 
         return await self._run(update)
-
-    def online_devices(self) -> list[DeviceKey]:
-        """The devices recorded online (at start: those the last server did not see go)."""
-        return [key for key, record in self._devices.items() if record.state is DeviceState.ONLINE]
 
     async def unbind_gateway(
         self, sub: DeviceKey, gateway: DeviceKey | None = None
