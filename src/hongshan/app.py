@@ -100,7 +100,7 @@ class Platform:
         pipeline = stages_of_a_town(
             twin=self.twin, history=HistoryStage(history), firmware=firmware
         )
-        self.bus = bus = LocalBus(pipeline, protocol_of=protocol_of(registry))
+        self.bus = bus = LocalBus(pipeline, protocol_of=protocol_of(registry.directory))
         self.sessions = sessions = DeviceSessions(registry, bus)
         self.twin.restore(await registry.properties.load())
         await repair_after_restart(registry, history, self.twin, bus)
@@ -129,7 +129,7 @@ class Platform:
             authorizer=DialectAccess(self.dialects, acl),
             store=store,
         )
-        self.commands = DeviceCommands(bus, registry.thing_model_of)
+        self.commands = DeviceCommands(bus, registry.directory.thing_model_of)
         for dialect in self.dialects:
             bus.serve(dialect.name, dialect.send)
             dialect.attach(broker)

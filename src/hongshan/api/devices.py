@@ -217,7 +217,7 @@ def _tags(raw: list[str] | None) -> dict[str, str] | None:
 
 
 def known(registry: SQLRegistry, pk: str, dn: str) -> None:
-    if not registry.device_known(pk, dn):
+    if not registry.directory.device_known(pk, dn):
         raise RegistryError(f"no device {dn} in product {pk}", "not_found")
 
 
@@ -248,7 +248,7 @@ async def create_devices(
     if len(set(names)) != len(names):
         raise RegistryError("deviceNames repeat a name", "invalid")
     secrets = await registry.create_devices(pk, names, secrets=data.device_secrets)
-    view = registry.product_view(pk)
+    view = registry.directory.product_view(pk)
     tokens = {}
     if view is not None and view.protocol is Protocol.THINGSBOARD:
         tokens = await registry.access_tokens(pk, secrets)
@@ -480,7 +480,7 @@ async def set_desired(
     """Values the device should take: sent as a property set now if it is online, else
     when it comes back; it reads them with desired/get and clears them once applied."""
     known(registry, pk, dn)
-    model = registry.thing_model_of(pk)
+    model = registry.directory.thing_model_of(pk)
     if model is not None:
         problems = model.check_property_set(data.params)
         if problems:
