@@ -37,6 +37,9 @@ besides the standard ones, as ``InvalidCall``'s ``problems``).
     │                           (things.naming)
     ├── TslError                a thing model that is not valid     400   None
     │                           TSL (things.tsl_types)
+    ├── RuleSyntaxError         a rule's text that is no rule: its  400   None
+    │                           line, column and what was expected
+    │                           (rules.sql)
     ├── HistoryProblem          a history query that cannot be      400   None
     │                           answered as asked
     │                           (store.history.model)
