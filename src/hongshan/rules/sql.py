@@ -18,6 +18,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, Un
 
 from hongshan.errors import HongshanError, RemoteProtocolError
 from hongshan.mqtt.topics import validate_topic_filter
+from hongshan.rules.functions import FUNCTIONS
 from hongshan.rules.tree import (
     And,
     Arithmetic,
@@ -412,11 +413,13 @@ def parse(text: str) -> Rule:
         for item in select
     )
     rule = Rule(text=text, select=select, topic_filter=topic_filter, where=where)
-    _check_depth(rule)
+    _check(rule)
     return rule
 
 
-def _check_depth(rule: Rule) -> None:
+def _check(rule: Rule) -> None:
+    """Refuse what the grammar lets through: nesting past ``MAX_DEPTH``, a function that does
+    not exist or is given too few or too many arguments."""
     roots: list[Node] = [item.expr for item in rule.select if isinstance(item, Selected)]
     if rule.where is not None:
         roots.append(rule.where)
@@ -425,7 +428,26 @@ def _check_depth(rule: Rule) -> None:
         node, depth = waiting.pop()
         if depth > MAX_DEPTH:
             _fail(rule.text, f"expressions nested more than {MAX_DEPTH} deep", node.span[0])
+        if isinstance(node, Call):
+            _check_call(rule, node)
         waiting.extend((child, depth + 1) for child in children(node))
+
+
+def _check_call(rule: Rule, call: Call) -> None:
+    written = rule.text_of(call).partition("(")[0].strip()
+    function = FUNCTIONS.get(call.name)
+    if function is None:
+        _fail(rule.text, f"no function is named {written}()", call.span[0])
+    if not function.min_args <= len(call.args) <= function.max_args:
+        given = len(call.args)
+        problem = f"{function.name}() takes {function.arity()}, not {given}"
+        _fail(rule.text, problem, call.span[0])
+    if function.name == "latest" and not (
+        isinstance(call.args[0], Literal) and type(call.args[0].value) is str
+    ):
+        # the identifier is checked against the thing model: it must be written out
+        problem = "latest() takes a property's identifier in quotes"
+        _fail(rule.text, problem, call.args[0].span[0])
 
 
 # -- errors in words -------------------------------------------------------------------------
