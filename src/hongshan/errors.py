@@ -40,6 +40,9 @@ besides the standard ones, as ``InvalidCall``'s ``problems``).
     ├── RuleSyntaxError         a rule's text that is no rule: its  400   None
     │                           line, column and what was expected
     │                           (rules.sql)
+    ├── RuleRefused             a rule that names a property its    400   None
+    │                           product's thing model lacks
+    │                           (rules.references)
     ├── HistoryProblem          a history query that cannot be      400   None
     │                           answered as asked
     │                           (store.history.model)

@@ -43,6 +43,22 @@ A text that is no rule raises ``sql.RuleSyntaxError`` (HTTP 400) naming the line
 (from 1) and what was expected there: ``line 1, column 28: expected an expression, got the end
 of the rule``. A rule is at most 16,384 characters and nests expressions at most 100 deep.
 
+What a rule reads
+-----------------
+
+``references.references(rule)`` names the payload fields a rule reads: the first name of each
+path, or on Alibaba's property-post topic (a FROM ending in ``thing/event/property/post``)
+``items.<identifier>``, because there the payload is the rules engine's *thing-model data*::
+
+    {"iotId": "...", "productKey": "a1...", "deviceName": "lamp-1", "gmtCreate": 1564569974224,
+     "items": {"Power": {"value": "on", "time": 1564569974229}}}
+
+``references.check_against(rule, model)`` refuses (``RuleRefused``, HTTP 400, naming it) a rule
+that names a property the product's thing model lacks — in ``items.<identifier>`` or in
+``latest('<identifier>')`` — or that reads, on the property-post topic, a field the
+thing-model data does not have (``WHERE Temperature > 30`` instead of
+``items.Temperature.value``).
+
 Values
 ------
 
