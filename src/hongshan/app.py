@@ -116,6 +116,7 @@ class Platform:
             sessions=sessions,
             taken=lambda device, key: history.add_taken(device, key, int(time.time() * 1000)),
             was_taken=history.was_taken,
+            latest=lambda device: self.twin.peek(*device),
             settings=settings,
         )
         self.dialects = [await build(needs) for _, build in DIALECTS]

@@ -16,6 +16,7 @@ import pytest
 from tb_sdk import TbSdkDevice
 from test_device_login import wait_for
 
+from broker_peers import V311, Paho
 from hongshan.store.history.model import LogKind
 from installed import HONGSHAN
 from thingsboard_device import make_tb_device, make_tb_product, rest
@@ -297,5 +298,32 @@ def test_client_attributes_are_kept_across_a_restart(make_server: Callable[..., 
     try:
         sdk.call("request_attributes", ["firmware"], [])
         assert sdk.next("attributes_response") == [{"client": {"firmware": "1.0.4"}}, None]
+    finally:
+        sdk.stop()
+
+
+@pytest.mark.slow
+def test_client_attributes_after_a_crash_are_what_was_acknowledged(
+    make_server: Callable[..., Any],
+    spawn_server: Callable[..., Any],
+    paho_client: Callable[..., Paho],
+) -> None:
+    """A kill -9 right after a client attribute was acknowledged: the latest values saved
+    beside the registry (every second) may not have it, the history does (committed before
+    the PUBACK), and an attribute request after the restart answers what was acknowledged."""
+    server = make_server()
+    pk = make_tb_product(server).product_key
+    _, token = make_tb_device(server, pk, "thermostat-5")
+    server.stop()
+    crashed = spawn_server()  # (the same data directory)
+    device = paho_client(crashed.port, version=V311, username=token).connect()
+    assert device.publish("v1/devices/me/attributes", b'{"firmware": "1.0.5"}', qos=1) == 0
+    crashed.kill()
+    device.stop()
+    again = make_server()
+    sdk = TbSdkDevice(again.port, token).start()
+    try:
+        sdk.call("request_attributes", ["firmware"], [])
+        assert sdk.next("attributes_response") == [{"client": {"firmware": "1.0.5"}}, None]
     finally:
         sdk.stop()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hongshan.broker.auth import Access, Client, Credentials, Verdict
@@ -23,6 +23,7 @@ from hongshan.broker.message import Message, Refused
 from hongshan.bus import Bus
 from hongshan.messages import CommandResult, Downlink
 from hongshan.things.presence import Way
+from hongshan.twin.properties import PropertyValue
 
 if TYPE_CHECKING:
     from hongshan.config import Settings
@@ -87,6 +88,8 @@ class Dialect(Protocol):
 
 
 Device = tuple[str, str]
+# a device's latest values by property (the twin's ``peek``), each with its time
+Latest = Callable[[Device], Mapping[str, PropertyValue]]
 
 
 class Sessions(Protocol):
@@ -110,13 +113,16 @@ class DialectNeeds:
     the devices' sessions (``DeviceSessions``: presence and status, whatever the protocol),
     the history's idempotency keys of at-least-once messages (``taken``: one handed out, kept
     with what it said; ``was_taken``: whether a resend's first copy was kept, and what its
-    acknowledgement waits for), and the settings."""
+    acknowledgement waits for), a device's latest values (``latest``: the twin's, by property,
+    each with its time; the twin's own mapping, to be read at once and not kept), and the
+    settings."""
 
     registry: SQLRegistry
     bus: Bus
     sessions: Sessions
     taken: Callable[[Device, bytes], None]
     was_taken: Callable[[Device, bytes], Awaitable[None] | None]
+    latest: Latest
     settings: Settings
 
 

@@ -3,7 +3,8 @@ platform's neutral messages (``topics`` lists the API).
 
 In: telemetry and client attributes become ``PropertyValues`` (attributes are properties),
 checked against the product's thing model (``values``); a QoS 1 message is acknowledged once
-its values are committed. An attribute request is answered from ``Attributes``; the SDK's own
+its values are committed. An attribute request is answered from ``Attributes`` (client
+attributes: the platform's latest values; shared: what was pushed); the SDK's own
 RPC ``getSessionLimits`` is answered as ThingsBoard answers it, any other method a device calls
 with ``{"error": …}``; a device's answer to a server-side RPC is the waiting call's
 (``Calls``) and a line of its history. A gateway's sub-devices are admitted, created if need
@@ -32,7 +33,7 @@ from hongshan import messages as m
 from hongshan.broker.auth import Access, Client, Credentials, Verdict
 from hongshan.broker.message import Message, Refused
 from hongshan.bus import Bus
-from hongshan.dialects.port import BrokerPort, DialectNeeds, Sessions, TapAnswer
+from hongshan.dialects.port import BrokerPort, DialectNeeds, Latest, Sessions, TapAnswer
 from hongshan.dialects.thingsboard import login, payloads, topics
 from hongshan.dialects.thingsboard.attributes import Attributes
 from hongshan.dialects.thingsboard.calls import Calls
@@ -75,9 +76,10 @@ class ThingsBoard:
     connections and a gateway's sub-devices (``Link``, ``Routes``), what they publish, the
     commands sent to them (``Commands``) and their answers. It meets the broker through
     ``BrokerPort``, and the platform through the bus (uplinks out, commands in),
-    ``DeviceSessions`` (comings and goings) and the registry (``DeviceDirectory``). It keeps
-    nothing on disk itself, and never hands a publish on the API's topics to another client:
-    they name no device, so only the dialect knows whose they are."""
+    ``DeviceSessions`` (comings and goings), the registry (``DeviceDirectory``) and the
+    twin's latest values (its devices' client attributes). It keeps nothing on disk itself,
+    and never hands a publish on the API's topics to another client: they name no device, so
+    only the dialect knows whose they are."""
 
     name = "thingsboard"
 
@@ -87,12 +89,14 @@ class ThingsBoard:
         directory: DeviceDirectory,
         bus: Bus,
         sessions: Sessions,
+        latest: Latest,
         max_payload_size: int,
         max_inflight: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``max_payload_size`` and ``max_inflight``: the broker's largest packet and in-flight
-        window, which the SDK is told as its session limits."""
+        """``latest``: a device's latest values (its client attributes); ``max_payload_size``
+        and ``max_inflight``: the broker's largest packet and in-flight window, which the SDK
+        is told as its session limits."""
         self._directory = directory
         self._bus = bus
         self._sessions = sessions
@@ -101,7 +105,7 @@ class ThingsBoard:
         self._broker: BrokerPort | None = None
         self._links: dict[str, Link] = {}  # client id -> its connection
         self._routes = Routes()
-        self.attributes = Attributes()
+        self.attributes = Attributes(latest)
         self._calls = Calls(int(clock() * 1000) % 1_000_000_000)
         self._commands = Commands(
             directory=directory,
@@ -130,21 +134,16 @@ class ThingsBoard:
 
     @classmethod
     async def open(cls, needs: DialectNeeds) -> ThingsBoard:
-        """The dialect of a platform (``DIALECTS``), with its devices' latest values as the
-        registry kept them (their client attributes)."""
-        registry, settings = needs.registry, needs.settings
-        dialect = cls(
-            directory=registry,
+        """The dialect of a platform (``DIALECTS``)."""
+        settings = needs.settings
+        return cls(
+            directory=needs.registry,
             bus=needs.bus,
             sessions=needs.sessions,
+            latest=needs.latest,
             max_payload_size=settings.max_packet_size,
             max_inflight=settings.max_inflight,
         )
-        saved = await registry.properties.load()
-        dialect.attributes.restore(
-            {d: v for d, v in saved.items() if speaks_thingsboard(registry.product_view(d[0]))}
-        )
-        return dialect
 
     # -- the Dialect protocol ---------------------------------------------------------------
 
@@ -327,7 +326,6 @@ class ThingsBoard:
         return _all(waits)
 
     def _publish_all(self, uplinks: list[m.PropertyValues]) -> Awaitable[None] | None:
-        self.attributes.reported(uplinks)
         committed = None
         for uplink in uplinks:
             committed = self._bus.publish(uplink) or committed

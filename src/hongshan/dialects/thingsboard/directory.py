@@ -34,21 +34,12 @@ class DeviceState(Protocol):
     def enabled(self) -> bool: ...
 
 
-class LatestValues(Protocol):
-    """What the registry kept of every device's latest values: (value, time) by key."""
-
-    async def load(self) -> Mapping[Device, Mapping[str, tuple[Any, int]]]: ...
-
-
 class DeviceDirectory(Protocol):
     """The registry as the dialect uses it: logins, products, devices (all in memory but the
     writes: creating a sub-device, growing a schemaless thing model)."""
 
     on_device_disabled: list[Callable[[str, str], None]]
     on_device_deleted: list[Callable[[str, str], None]]
-
-    @property
-    def properties(self) -> LatestValues: ...
 
     def device_by_token(self, token: str) -> Device | None: ...
 
