@@ -328,3 +328,22 @@ def test_a_derived_subscription_delivers_to_the_client_the_topic_names(server, p
     bob.publish("derived/bob/in", b"bob's", qos=1)  # alice sees it by her own subscription
     assert alice.get().payload == b"bob's"
     assert alice.drain() == []
+
+
+@VERSIONS
+def test_a_message_sent_to_one_session_goes_at_its_granted_qos(server, paho_client, version):
+    """``send_to`` (a dialect's answer to one client): at the lower of the QoS asked and the
+    highest one a matching subscription granted; a topic without one, at the QoS asked."""
+    broker = server.platform.broker
+    alice = paho_client(server.port, version=version, client_id="alice").connect()
+    assert alice.subscribe([("to/alice/+", 0), ("to/alice/rpc", 0), ("to/alice/#", 1)]) == [
+        0,
+        0,
+        1,
+    ]
+    assert alice.subscribe("low/#", 0) == [0]
+    for topic, qos in (("low/x", 1), ("to/alice/rpc", 2), ("unasked", 1), ("low/y", 0)):
+        assert server.call(lambda t=topic, q=qos: broker.send_to("alice", t, b"", q))
+    received = [(m.topic, m.qos) for m in alice.take(4)]
+    assert received == [("low/x", 0), ("to/alice/rpc", 1), ("unasked", 1), ("low/y", 0)]
+    assert not server.call(lambda: broker.send_to("nobody", "low/x", b"", 1))

@@ -1,7 +1,8 @@
 """Who a ThingsBoard device is and what it may do, seen from plain MQTT clients: a wrong token
 refused (CONNACK 0x86, 3.1.1: 4), basic MQTT credentials, a token device kept inside its own
-topics, nobody else speaking on them, and what a device is told of a payload that breaks the
-API or the thing model (5.0: PUBACK 0x99; 3.1.1: a plain PUBACK) — nothing of it kept."""
+topics, nobody else speaking on them, what it is sent at the QoS it subscribed with, and what a
+device is told of a payload that breaks the API or the thing model (5.0: PUBACK 0x99; 3.1.1: a
+plain PUBACK) — nothing of it kept."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from test_device_login import wait_for
 
 from broker_peers import V5, V311, Paho, RawClient
 from hongshan.things.model import MqttBasic
-from thingsboard_device import make_tb_device, make_tb_product
+from thingsboard_device import make_tb_device, make_tb_product, rest
 
 SDK_TOPICS = [
     "v1/devices/me/attributes",
@@ -112,6 +113,41 @@ def test_a_token_device_is_kept_inside_its_own_topics(
     assert not [m.topic for m in watcher.until("sentinel") if m.topic.startswith("v1/")]
     assert device.drain() == []
     assert twin(server, pk, "thermostat-1") == {"temperature": 20}
+
+
+@pytest.mark.parametrize("version", [V5, V311])
+def test_what_is_sent_to_a_device_goes_at_the_qos_it_subscribed_with(
+    server: Any, paho_client: Callable[..., Paho], thermostat: tuple[str, str], version: int
+) -> None:
+    """MQTT delivers at the lower of the message's QoS and the one granted (MQTT-3.8.4-6):
+    shared attributes and attribute answers to a device that subscribed at 0 go at 0, an RPC
+    request to one that subscribed at 1 at 1."""
+    pk, token = thermostat
+    device = paho_client(server.port, version=version, username=token).connect()
+    granted = device.subscribe(
+        [
+            ("v1/devices/me/attributes", 0),
+            ("v1/devices/me/attributes/response/+", 0),
+            ("v1/devices/me/rpc/request/+", 1),
+        ]
+    )
+    assert granted == [0, 0, 1]
+    with rest(server) as api:
+        url = f"/api/products/{pk}/devices/thermostat-1"
+        api.post(f"{url}/properties", json={"params": {"mode": "auto"}})
+        update = device.get()
+        assert (update.topic, update.payload, update.qos) == (
+            "v1/devices/me/attributes",
+            b'{"mode":"auto"}',
+            0,
+        )
+        assert device.publish("v1/devices/me/attributes/request/7", b'{"sharedKeys": "mode"}') == 0
+        response = device.get()
+        assert (response.topic, response.qos) == ("v1/devices/me/attributes/response/7", 0)
+        late = api.post(f"{url}/services/reboot", json={"params": {}, "timeout": 0.2}).json()
+        assert late["outcome"] == "timed_out"
+        request = device.get()
+        assert request.topic.startswith("v1/devices/me/rpc/request/") and request.qos == 1
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ from hongshan.config import Settings
 from hongshan.errors import StoreUnavailable
 from hongshan.mqtt.packets import NO_PROPERTIES, Will
 from hongshan.mqtt.reason_codes import ReasonCode
-from hongshan.mqtt.topics import parse_shared
+from hongshan.mqtt.topics import parse_shared, topic_matches
 from hongshan.mqtt.trie import SubscriptionTrie
 
 log = logging.getLogger("hongshan.broker")
@@ -408,10 +408,22 @@ class Broker:
 
     def send_to(self, client_id: str, topic: str, payload: bytes, qos: int = 1) -> bool:
         """A message for one session only, whatever it subscribed to (answers to dynamic
-        registration, which nobody else may see); False when there is no such session."""
+        registration, which nobody else may see); False when there is no such session.
+
+        Sent at ``qos``, or lower when the session subscribed to the topic at lower: MQTT
+        delivers at the lower of the message's QoS and the one granted (MQTT-3.8.4-6), the
+        highest of every matching subscription's (MQTT-3.3.5-1). A topic it did not subscribe
+        to has no grant: ``qos`` as asked."""
         session = self.sessions.get(client_id)
         if session is None:
             return False
+        if qos:
+            granted = -1
+            for topic_filter, options in session.subscriptions.items():
+                if options.qos > granted and topic_matches(parse_shared(topic_filter)[1], topic):
+                    granted = options.qos
+            if 0 <= granted < qos:
+                qos = granted
         session.deliver(Delivery(Message(topic, payload, qos), qos, False, ()))
         return True
 

@@ -54,7 +54,9 @@ log = logging.getLogger("hongshan.thingsboard")
 
 MALFORMED = Refused(ReasonCode.PAYLOAD_FORMAT_INVALID)
 NOT_ITS_TOPIC = Refused(ReasonCode.NOT_AUTHORIZED)  # only a ThingsBoard device speaks here
-SENT_QOS = 1  # what the platform sends a device at (the SDK subscribes at QoS 1)
+# what the platform sends a device at, at most: the broker lowers it to the QoS the device
+# subscribed with (``send_to``; the SDK subscribes at 1)
+SENT_QOS = 1
 
 
 class ThingsBoardStats(msgspec.Struct, kw_only=True):
