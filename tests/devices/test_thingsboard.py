@@ -8,10 +8,12 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 from tb_sdk import TbSdkDevice
 from test_device_login import wait_for
@@ -19,6 +21,7 @@ from test_device_login import wait_for
 from broker_peers import V311, Paho
 from hongshan.store.history.model import LogKind
 from installed import HONGSHAN
+from tcp_proxy import proxy_to
 from thingsboard_device import make_tb_device, make_tb_product, rest
 
 NO_LIMITS = {"messages": "", "telemetryMessages": "", "telemetryDataPoints": ""}
@@ -327,3 +330,86 @@ def test_client_attributes_after_a_crash_are_what_was_acknowledged(
         assert sdk.next("attributes_response") == [{"client": {"firmware": "1.0.5"}}, None]
     finally:
         sdk.stop()
+
+
+def points(server: Any, device: tuple[str, str], identifier: str) -> list[tuple[int, Any]]:
+    history = server.platform.history
+    page = server.run(history.points(device, identifier, 0, 2**62, limit=100))
+    return [(point.ts, point.value) for point in page.points]
+
+
+class Firmware:
+    """A ThingsBoard device as its firmware runs paho: a persistent session, reconnecting by
+    itself and resending what was not acknowledged (DUP), counting its CONNACKs and PUBACKs."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.connects = 0
+        self.acked: set[int] = set()
+        self._changed = threading.Condition()
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id="thermostat-firmware",
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        client.username_pw_set(token)
+        client.reconnect_delay_set(0.1, 0.5)
+        client.on_connect = self._on_connect
+        client.on_publish = self._on_publish
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        self.client = client
+
+    def _on_connect(self, *_: Any) -> None:
+        with self._changed:
+            self.connects += 1
+            self._changed.notify_all()
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        with self._changed:
+            self.acked.add(mid)
+            self._changed.notify_all()
+
+    def wait(self, condition: Callable[[], bool]) -> None:
+        with self._changed:
+            assert self._changed.wait_for(condition, 10), "not in time"
+
+    def post(self, payload: bytes) -> int:
+        mid: int = self.client.publish("v1/devices/me/telemetry", payload, qos=1).mid
+        return mid
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.mark.parametrize("timed", [False, True], ids=["without-ts", "with-ts"])
+def test_telemetry_resent_after_a_lost_puback_is_kept_once(server: Any, timed: bool) -> None:
+    """A QoS 1 post whose PUBACK never reached the device (the connection broke after the
+    server took it) comes again, DUP, when paho reconnects: its values are kept once. The same
+    reading sent again afterwards, as a new message, is a second reading."""
+    pk = make_tb_product(server).product_key
+    _, token = make_tb_device(server, pk, "thermostat-6")
+    device = (pk, "thermostat-6")
+    at = int(time.time() * 1000) - 60_000
+    body = {"ts": at, "values": {"temperature": 20.5}} if timed else {"temperature": 20.5}
+    payload = json.dumps(body).encode()
+    with proxy_to("127.0.0.1", server.port) as proxy:
+        firmware = Firmware(proxy.port, token)
+        try:
+            firmware.wait(lambda: firmware.connects == 1)
+            proxy.cut_after(payload)  # the server takes the post; its PUBACK is lost
+            first = firmware.post(payload)
+            # paho reconnects and sends it again (DUP); acknowledged once the first is kept
+            firmware.wait(lambda: first in firmware.acked)
+            assert firmware.connects == 2 and proxy.cuts_after_marker == 1
+            assert [v for _, v in points(server, device, "temperature")] == [20.5]
+            # the same payload again, a new message: a new reading (without ts, a new point)
+            again = firmware.post(payload)
+            firmware.wait(lambda: again in firmware.acked)
+            kept = [v for _, v in points(server, device, "temperature")]
+            assert kept == ([20.5] if timed else [20.5, 20.5])
+        finally:
+            firmware.stop()
+    (dialect,) = [d for d in server.platform.dialects if d.name == "thingsboard"]
+    assert (dialect.stats.repeated, dialect.stats.accepted) == (1, 2)

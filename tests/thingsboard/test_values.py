@@ -103,7 +103,10 @@ def test_values_to_a_device_are_json_again() -> None:
 def test_property_values_and_their_keys() -> None:
     device = ("a1Lamp", "lamp-1")
     entries: list[Any] = [(None, {"t": 1}), (NOW - 5000, {"t": 2}), (0, {"t": 3}), (None, {})]
-    digest = message_digest(device, "v1/devices/me/telemetry", json.dumps(entries).encode())
+    payload = json.dumps(entries).encode()
+    digest = message_digest(device, "v1/devices/me/telemetry", 7, payload)
+    # the message's key: its packet id is part of it (another message, another id)
+    assert message_digest(device, "v1/devices/me/telemetry", 8, payload) != digest
     made = property_values(device, entries, now=NOW, digest=digest)
     assert [(u.ts, u.values, u.device_time) for u in made] == [
         (NOW, {"t": 1}, {}),  # arrival time, no device time
@@ -111,7 +114,8 @@ def test_property_values_and_their_keys() -> None:
         (NOW, {"t": 3}, {"t": NOW}),  # a clock never set: ours
     ]
     assert len({u.key for u in made}) == 3 and all(u.key.startswith(digest) for u in made)
-    # a value the device timed has the same key when sent again; one it did not, another
+    # a value the device timed has the same key when sent again; one it did not, another (a
+    # resend is known by the message's key, before its values are made)
     again = property_values(device, entries, now=NOW + 1000, digest=digest)
     assert again[1].key == made[1].key and again[0].key != made[0].key
     assert all(u.key == b"" for u in property_values(device, entries, now=NOW))  # QoS 0

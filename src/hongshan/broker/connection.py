@@ -772,6 +772,8 @@ class MQTTConnection(asyncio.Protocol):
             forwarded,
             expires_at,
             self.client.client_id,
+            packet.packet_id,
+            packet.dup,
         )
         outcome = broker.publish(message)
         if qos == 0:

@@ -16,12 +16,16 @@ class Message:
     ``properties`` are the publication properties forwarded to subscribers (MQTT-3.3.2-...:
     payload format, content type, response topic, correlation data, user properties); the topic
     alias and subscription identifiers are per-connection and never stored here.
-    ``expires_at`` is wall-clock seconds so that it survives a restart."""
+    ``expires_at`` is wall-clock seconds so that it survives a restart. ``packet_id`` and
+    ``dup`` are the PUBLISH's as its client sent it (a tap tells a resend by them: DUP is set
+    on every attempt but the first, MQTT-3.3.1-1); they are not sent on, nor kept."""
 
     __slots__ = (
+        "dup",
         "encoded",
         "encoded_properties",
         "expires_at",
+        "packet_id",
         "payload",
         "properties",
         "qos",
@@ -39,6 +43,8 @@ class Message:
         properties: Properties = NO_PROPERTIES,
         expires_at: float | None = None,
         sender: str = "",
+        packet_id: int = 0,
+        dup: bool = False,
     ) -> None:
         self.topic = topic
         self.payload = payload
@@ -47,6 +53,8 @@ class Message:
         self.properties = properties
         self.expires_at = expires_at
         self.sender = sender
+        self.packet_id = packet_id
+        self.dup = dup
         # (protocol level >= 5, retain flag) -> encoded QoS 0 PUBLISH, shared by a fan-out
         self.encoded: dict[tuple[bool, bool], bytes] | None = None
         self.encoded_properties: bytes | None = None

@@ -3,12 +3,13 @@ platform's neutral messages (``topics`` lists the API).
 
 In: telemetry and client attributes become ``PropertyValues`` (attributes are properties),
 checked against the product's thing model (``values``); a QoS 1 message is acknowledged once
-its values are committed. An attribute request is answered from ``Attributes`` (client
-attributes: the platform's latest values; shared: what was pushed); the SDK's own
-RPC ``getSessionLimits`` is answered as ThingsBoard answers it, any other method a device calls
-with ``{"error": …}``; a device's answer to a server-side RPC is the waiting call's
-(``Calls``) and a line of its history. A gateway's sub-devices are admitted, created if need
-be, as it names them (``gateway``).
+its values are committed, and its resend (DUP) after a lost PUBACK is kept once
+(``uplinks``). An attribute request is answered from ``Attributes`` (client attributes: the
+platform's latest values; shared: what was pushed); the SDK's own RPC ``getSessionLimits`` is
+answered as ThingsBoard answers it, any other method a device calls with ``{"error": …}``; a
+device's answer to a server-side RPC is the waiting call's (``Calls``) and a line of its
+history. A gateway's sub-devices are admitted, created if need be, as it names them
+(``gateway``).
 
 Out: ``commands`` — shared attribute updates and server-side RPCs.
 
@@ -63,6 +64,7 @@ class ThingsBoardStats(msgspec.Struct, kw_only=True):
     accepted: int = 0  # telemetry and attribute messages kept
     refused: int = 0  # … refused: keys or values the thing model does not take
     malformed: int = 0  # payloads that are not the API's JSON
+    repeated: int = 0  # resends (DUP) of messages kept already, not kept again
     not_allowed: int = 0  # publishes on the API's topics by a client that is no device of it
 
 
@@ -92,16 +94,21 @@ class ThingsBoard:
         bus: Bus,
         sessions: Sessions,
         latest: Latest,
+        taken: Callable[[Device, bytes], None],
+        was_taken: Callable[[Device, bytes], Awaitable[None] | None],
         max_payload_size: int,
         max_inflight: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``latest``: a device's latest values (its client attributes); ``max_payload_size``
+        """``latest``: a device's latest values (its client attributes); ``taken`` and
+        ``was_taken``: the history's idempotency keys (``DialectNeeds``); ``max_payload_size``
         and ``max_inflight``: the broker's largest packet and in-flight window, which the SDK
         is told as its session limits."""
         self._directory = directory
         self._bus = bus
         self._sessions = sessions
+        self._taken = taken
+        self._was_taken = was_taken
         self._limits = (max_payload_size, max_inflight)
         self._clock = clock
         self._broker: BrokerPort | None = None
@@ -143,6 +150,8 @@ class ThingsBoard:
             bus=needs.bus,
             sessions=needs.sessions,
             latest=needs.latest,
+            taken=needs.taken,
+            was_taken=needs.was_taken,
             max_payload_size=settings.max_packet_size,
             max_inflight=settings.max_inflight,
         )
@@ -292,8 +301,27 @@ class ThingsBoard:
         admitting: Mapping[Device, Pending] | None = None,
     ) -> TapAnswer:
         """Values of one message, for one device or a gateway's several: all checked first
-        (one refusal refuses the message whole), then published — at once, or for a
-        gateway's device being admitted (``admitting``) once it is."""
+        (one refusal refuses the message whole), then published with the message's key
+        (``taken``) — at once, or for a gateway's device being admitted (``admitting``) once
+        it is. A resend (DUP) of what the history took is not kept again: its PUBACK waits
+        for the first copy's commit."""
+        keys: dict[Device, bytes] = {}
+        if message.qos:
+            topic, packet_id, payload = message.topic, message.packet_id, message.payload
+            keys = {device: message_digest(device, topic, packet_id, payload) for device in parts}
+        waits: list[Awaitable[None]] = []
+        if message.dup:  # (sent before: taken already, or lost on its way)
+            resent = {}
+            for device, key in keys.items():
+                first = self._was_taken(device, key)
+                if first is not None:
+                    resent[device] = first
+            if resent:
+                self.stats.repeated += 1
+                waits.extend(resent.values())
+                parts = {device: e for device, e in parts.items() if device not in resent}
+                if not parts:
+                    return _all(waits)
         checked: dict[Device, list[Telemetry]] = {}
         for device, entries in parts.items():
             kept = []
@@ -309,25 +337,29 @@ class ThingsBoard:
             checked[device] = kept
         self.stats.accepted += 1
         now = int(self._clock() * 1000)
-        waits: list[Awaitable[None]] = []
         for device, entries in checked.items():
-            digest = message_digest(device, message.topic, message.payload) if message.qos else b""
-            uplinks = property_values(device, entries, now=now, digest=digest)
+            key = keys.get(device, b"")
+            uplinks = property_values(device, entries, now=now, digest=key)
             if not uplinks:
                 continue
+            publish = functools.partial(self._publish_all, device, key, uplinks)
             pending = admitting.get(device) if admitting else None
             waiting: Awaitable[None] | None
             if pending is not None:
-                waiting = pending.wait(functools.partial(self._publish_all, uplinks))
+                waiting = pending.wait(publish)
                 if waiting is None:
                     log.warning("%s: too much waits for it to be created: left out", _who(device))
             else:
-                waiting = self._publish_all(uplinks)
+                waiting = publish()
             if waiting is not None:
                 waits.append(waiting)
         return _all(waits)
 
-    def _publish_all(self, uplinks: list[m.PropertyValues]) -> Awaitable[None] | None:
+    def _publish_all(
+        self, device: Device, key: bytes, uplinks: list[m.PropertyValues]
+    ) -> Awaitable[None] | None:
+        if key:
+            self._taken(device, key)  # (committed with what the message said, in one turn)
         committed = None
         for uplink in uplinks:
             committed = self._bus.publish(uplink) or committed
@@ -418,7 +450,9 @@ class ThingsBoard:
         if service is None:
             log.info("%s: an answer to RPC %s, which it was never sent", _who(device), request_id)
             return None
-        digest = message_digest(device, message.topic, message.payload) if message.qos else b""
+        digest = b""
+        if message.qos:
+            digest = message_digest(device, message.topic, message.packet_id, message.payload)
         return self._bus.publish(
             m.ServiceReplied(
                 device=DeviceRef(*device),

@@ -1,12 +1,19 @@
 """Telemetry and attributes as the platform's ``PropertyValues``, with their idempotency keys.
 
 ThingsBoard's messages carry no id, so a message is known again by what it is: a digest of
-the device, the topic and the payload, and the entry's place in it. A value the device gave a
-time (``{"ts", "values"}``) is that time's value: its resend (a QoS 1 message whose PUBACK was
-lost) has the same key, and replaces the same point in the history. A value without a time
-is taken when it arrives, and the same payload sent again a second later is another reading:
-its key has the arrival time in it, so a resend of it is kept twice, at two arrival times —
-at least once, as ThingsBoard keeps it.
+the device, the topic, the MQTT packet id and the payload (``message_digest``), which the
+history keeps as the message's idempotency key (``taken``). A resend is told from a new
+message by its DUP flag (set on every attempt but the first, MQTT-3.3.1-1): the same payload
+sent again as a new message is another reading, and a value without a time then another
+point (its uplink's key has its arrival time in it); a resend (DUP) whose key was taken (its
+PUBACK was lost: a broken connection, a crash, a failed commit) is not kept again, and its
+PUBACK waits for the first copy's commit. Each entry of a message has the digest and its place
+in the message as its uplink's key.
+
+A client that reuses one packet id for every message and resends one that never arrived
+while the history still keeps the key of an earlier message with that id and payload (within
+a minute, or among the device's last 64 QoS 1 messages) has the resend taken for that one: one
+reading of an unchanged value is then lost, where ThingsBoard would have kept it.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from hongshan.messages import DeviceRef, PropertyValues
 from hongshan.pipeline.uplink import device_time
 
 
-def message_digest(device: Device, topic: str, payload: bytes) -> bytes:
-    digest = hashlib.blake2b(f"{device[0]}&{device[1]}\0{topic}\0".encode(), digest_size=8)
+def message_digest(device: Device, topic: str, packet_id: int, payload: bytes) -> bytes:
+    who = f"{device[0]}&{device[1]}\0{topic}\0{packet_id}\0"
+    digest = hashlib.blake2b(who.encode(), digest_size=8)
     digest.update(payload)
     return digest.digest()
 
