@@ -31,8 +31,12 @@ def twin(server: Any, pk: str, dn: str) -> dict[str, Any]:
     return {key: value.value for key, value in values.items()}
 
 
-def test_a_wrong_token_is_refused(make_server: Callable[..., Any]) -> None:
-    server = make_server(allow_anonymous=False)
+@pytest.mark.parametrize("anonymous", [False, True], ids=["users-only", "anonymous-allowed"])
+def test_a_wrong_token_is_refused(make_server: Callable[..., Any], anonymous: bool) -> None:
+    """As ThingsBoard refuses it (0x86; 3.1.1: 4), anonymous access or not: a username that
+    could be an access token, without a password, is a token login, and a wrong one is no
+    anonymous client's."""
+    server = make_server(allow_anonymous=anonymous)
     pk = make_tb_product(server).product_key
     _, token = make_tb_device(server, pk, "thermostat-1")
     TbSdkDevice(server.port, "A1b2C3d4E5f6G7h8I9j0").start(expect_rc=0x86).stop()
@@ -44,6 +48,15 @@ def test_a_wrong_token_is_refused(make_server: Callable[..., Any]) -> None:
         finally:
             raw.close()
     TbSdkDevice(server.port, token).start().stop()  # the right one
+    # anonymous access stays what it was: no username, or (no users file) any with a password;
+    # without it, 3.1.1's 5 (not authorized) and 4 (bad user name or password)
+    for username, password, refused in ((None, None, 5), ("visitor", "any", 4)):
+        raw = RawClient(server.port, version=V311)
+        try:
+            connack = raw.connect("dashboard", username=username, password=password)
+            assert connack is not None and connack.reason == (0 if anonymous else refused)
+        finally:
+            raw.close()
 
 
 def test_an_mqtt5_client_is_told_the_id_its_session_is_kept_under(

@@ -2,11 +2,15 @@
 ThingsBoard's basic MQTT credentials (a client id, a username, or both, and a password when
 one is set) — looked up in the registry, in memory.
 
-A login that is none of a ThingsBoard device's is not answered here (``None``): the next
-dialect, then people and applications (the users file, anonymous access), are asked. So a
-wrong token is refused as any unknown username without a password is — CONNACK 0x86 Bad user
-name or password (MQTT 3.1.1: 4) — unless anonymous access is on, where it connects as an
-anonymous client, which may not publish on the API's topics and receives nothing on them.
+A token login is this dialect's whatever follows: a username that could be an access token
+(``_TOKEN``) without a password. A wrong one is refused as ThingsBoard refuses it — CONNACK
+0x86 Bad user name or password (MQTT 3.1.1: 4) — with anonymous access on too: a device with a
+mistyped token is told so, not let in as an anonymous client that hears nothing. Nobody else
+loses by it: a person or an application always logs in with a password (the users file has
+no other kind), and anonymous access is a CONNECT without a username (or, without a users
+file, one with a password too). Any other login that is none of a ThingsBoard device's (basic
+MQTT credentials it does not know) is not answered here (``None``): the next dialect, then
+people and applications, are asked.
 
 A device's session is kept under the client id ``productKey&deviceName`` whatever the
 CONNECT said (ThingsBoard's SDK sends an empty one): one session per device, as for Alink's
@@ -50,21 +54,26 @@ def device_of(client: Client) -> tuple[Device, bool] | None:
 
 
 async def authenticate(directory: DeviceDirectory, credentials: Credentials) -> Verdict | None:
+    """The verdict on a token login (any, known or not) or on one of its devices' basic MQTT
+    credentials; None for any other CONNECT (none of this dialect's)."""
     username, password = credentials.username, credentials.password
-    device = None
-    if username and not password and _TOKEN.fullmatch(username):
-        device = directory.device_by_token(username)
+    token = username if username and not password and _TOKEN.fullmatch(username) else None
+    device = directory.device_by_token(token) if token else None
     if device is None and (username or credentials.client_id):
         device = directory.device_by_basic(credentials.client_id, username, password)
-    if device is None:
+    if device is not None:
+        view = directory.product_view(device[0])
+        state = await directory.credentials(*device)
+        if view is not None and speaks_thingsboard(view) and state is not None:
+            if not state.enabled:
+                log.info(
+                    "refused %s&%s from %s: disabled", device[1], device[0], credentials.address
+                )
+                return Verdict(reason_code=ReasonCode.BANNED)  # (3.1.1: 5, not authorized)
+            labels = {LABEL, GATEWAY} if view.node_type is NodeType.GATEWAY else {LABEL}
+            return Verdict(client_id=session_id(device), labels=frozenset(labels))
+        # (deleted, or its product no longer speaks ThingsBoard's API: none of its devices)
+    if token is None:
         return None
-    view = directory.product_view(device[0])
-    state = await directory.credentials(*device)
-    if not speaks_thingsboard(view) or state is None:
-        return None  # (deleted, or its product no longer speaks ThingsBoard's API)
-    assert view is not None
-    if not state.enabled:
-        log.info("refused %s&%s from %s: disabled", device[1], device[0], credentials.address)
-        return Verdict(reason_code=ReasonCode.BANNED)  # (3.1.1: 5, not authorized)
-    labels = {LABEL, GATEWAY} if view.node_type is NodeType.GATEWAY else {LABEL}
-    return Verdict(client_id=session_id(device), labels=frozenset(labels))
+    log.info("refused a token login from %s: no device has that token", credentials.address)
+    return Verdict(reason_code=ReasonCode.BAD_USER_NAME_OR_PASSWORD)
