@@ -103,10 +103,11 @@ async def test_each_dialect_in_turn_then_people(registry: SQLRegistry) -> None:
     assert (operator.reason_code, operator.username) == (0, "operator")
     wrong = await logins.authenticate(credentials("console", "operator", "guess"))
     assert wrong.reason_code == ReasonCode.BAD_USER_NAME_OR_PASSWORD
-    # a client id with '&' is Alink's to refuse, whoever else might have taken it
+    # a client id with '&' (a device's session) that no dialect claims is refused, whatever
+    # the users file would have said
     taken = await logins.authenticate(credentials(f"{pk}&lamp-0001", "operator", "s3cret"))
     assert taken.reason_code == ReasonCode.CLIENT_IDENTIFIER_NOT_VALID
-    assert second.asked == ["meter-9", "console", "console"]
+    assert second.asked == ["meter-9", "console", "console", f"{pk}&lamp-0001"]
 
 
 async def test_each_dialect_gives_its_own_rights_and_keeps_its_uplinks(

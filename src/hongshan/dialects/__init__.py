@@ -4,7 +4,8 @@ platform's neutral ones; registered here, and nowhere else.
 ``DIALECTS`` lists each dialect's factory by the protocol name a product says its devices
 speak. The platform builds every one (``port.DialectNeeds``), serves commands for its protocol
 with it, puts it on the broker, and asks the dialects in this order who a client is and what it
-may do (``access``), before people and applications. Adding a dialect is one line here.
+may do (``access``), before people and applications; the order changes no answer (each answers
+for its own devices alone). Adding a dialect is one line here.
 """
 
 from __future__ import annotations

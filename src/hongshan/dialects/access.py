@@ -6,10 +6,16 @@ connections (``Dialect.authenticate``, ``Dialect.access``) and None for anyone e
 dialect claims is a person's or an application's (the users and ACL files), who may do what
 the ACL grants — except speak for a device: no dialect's device uplink may be published by
 anyone but the device or its gateway (``SpeaksForNoDevice``).
+
+The order does not change an answer: a dialect answers None for a CONNECT that is not in its
+shape and refuses only one that is and is wrong, and what belongs to no dialect in particular
+is decided here, after all of them: a client id with ``&`` is the platform's (its devices'
+sessions are kept under ``productKey&deviceName``), and no other client may use one.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -22,6 +28,9 @@ from hongshan.broker.auth import (
     ReceiveFilter,
     Verdict,
 )
+from hongshan.mqtt.reason_codes import ReasonCode
+
+log = logging.getLogger("hongshan.identity")
 
 
 class Login(Protocol):
@@ -39,8 +48,9 @@ class Rights(Protocol):
 
 
 class DialectLogins:
-    """An ``Authenticator``: the first dialect that answers decides; credentials none of
-    them claims go to ``people`` (the users file, or anonymous access)."""
+    """An ``Authenticator``: the dialect that answers decides; credentials none of them claims
+    are refused with a device's client id (0x85 Client Identifier not valid; 3.1.1: 2), else
+    go to ``people`` (the users file, or anonymous access)."""
 
     def __init__(self, dialects: Sequence[Login], people: Authenticator) -> None:
         self._dialects = tuple(dialects)
@@ -51,6 +61,13 @@ class DialectLogins:
             verdict = await dialect.authenticate(credentials)
             if verdict is not None:
                 return verdict
+        if "&" in credentials.client_id:  # (a device's session: nobody else may take it)
+            log.info(
+                "refused %r from %s: a client id with '&' is a device's",
+                credentials.client_id,
+                credentials.address,
+            )
+            return Verdict(reason_code=ReasonCode.CLIENT_IDENTIFIER_NOT_VALID)
         return await self._people.authenticate(credentials)
 
 

@@ -9,10 +9,11 @@ applications and devices share one listener. What a refusal says does not tell a
 device from a wrong secret.
 
 A device's session is kept under the client id ``productKey&deviceName`` whatever id its
-firmware sends (Alibaba's rule: one connection per device, a second one takes over), and a
-client id with ``&`` is reserved for devices: any other client using one is refused (0x85), so
-nobody can take a device's session over or be mistaken for it. ``device_access`` gives a device
-its own topics (``DeviceTopics``), and a device being registered nothing.
+firmware sends (Alibaba's rule: one connection per device, a second one takes over); a client
+id with ``&`` is the platform's (``hongshan.dialects.access.DialectLogins`` refuses it to any
+client no dialect claims), so nobody can take a device's session over or be mistaken for it.
+``device_access`` gives a device its own topics (``DeviceTopics``), and a device being
+registered nothing.
 """
 
 from __future__ import annotations
@@ -118,13 +119,7 @@ class SignedConnectAuthenticator:
     async def authenticate(self, credentials: Credentials) -> Verdict | None:
         username = credentials.username
         if "|" not in credentials.client_id or username is None or "&" not in username:
-            if "&" in credentials.client_id:
-                log.info(
-                    "refused %r from %s: a client id with '&' is a device's",
-                    credentials.client_id,
-                    credentials.address,
-                )
-                return Verdict(reason_code=ReasonCode.CLIENT_IDENTIFIER_NOT_VALID)
+            # not Alibaba's shape (a client id with "|…|" parameters, "deviceName&productKey")
             if self._fallback is None:
                 return None
             return await self._fallback.authenticate(credentials)
@@ -213,8 +208,7 @@ def device_access(
     it: ``carry``/``drop``); a device being registered nothing. None for anyone else's."""
     device = device_of(client)
     if device is None:
-        # '&' ids come only from signed CONNECTs: one that is not a device is being
-        # registered, and may do nothing but wait for its answer
-        return NO_ACCESS if "&" in client.client_id else None
+        # a device being registered may do nothing but wait for its answer
+        return NO_ACCESS if registration_of(client) is not None else None
     pk, dn = device
     return DeviceTopics(pk, dn, topic_classes(pk))
