@@ -182,20 +182,26 @@ def test_a_registering_connection_may_do_nothing_else(
     assert client.publish(f"/sys/{pk}/lamp-0001/thing/event/property/post", b"{}", qos=1) == 0x87
 
 
+def registration_form(product_secret: str, pk: str, dn: str) -> dict[str, str]:
+    """The HTTPS registration's form, signed with the product secret."""
+    random = secrets.token_hex(8)
+    sign = product_signature(product_secret, pk, dn, random)
+    return {
+        "productKey": pk,
+        "deviceName": dn,
+        "random": random,
+        "sign": sign,
+        "signMethod": "hmacsha256",
+    }
+
+
 def test_registration_over_http(server: Any) -> None:
     product = make_product(server, dynamic_registration=True)
     pk, ps = product.product_key, product.product_secret
     assert ps is not None
     created = make_device(server, pk, "lamp-0001")
     url = f"http://127.0.0.1:{server.ports['http']}/auth/register/device"
-    random = secrets.token_hex(8)
-    form = {
-        "productKey": pk,
-        "deviceName": "lamp-0001",
-        "random": random,
-        "sign": product_signature(ps, pk, "lamp-0001", random),
-        "signMethod": "hmacsha256",
-    }
+    form = registration_form(ps, pk, "lamp-0001")
     answer = httpx.post(url, data=form).json()
     assert answer == {
         "code": 200,
@@ -219,14 +225,7 @@ def test_registration_over_http_is_for_alink_products_only(server: Any) -> None:
     pk, ps = product.product_key, product.product_secret
     assert ps is not None
     make_device(server, pk, "thermostat-1")
-    random = secrets.token_hex(8)
-    form = {
-        "productKey": pk,
-        "deviceName": "thermostat-1",
-        "random": random,
-        "sign": product_signature(ps, pk, "thermostat-1", random),
-        "signMethod": "hmacsha256",
-    }
+    form = registration_form(ps, pk, "thermostat-1")
     url = f"http://127.0.0.1:{server.ports['http']}/auth/register/device"
     answer = httpx.post(url, data=form).json()
     assert answer == {"code": 401, "data": None, "message": "request auth error"}
