@@ -43,6 +43,9 @@ besides the standard ones, as ``InvalidCall``'s ``problems``).
     ├── RuleRefused             a rule that names a property its    400   None
     │                           product's thing model lacks
     │                           (rules.references)
+    ├── ScheduleError           a cron schedule, sun trigger or     400   None
+    │                           time window that is wrong: the
+    │                           field and what (rules.cron)
     ├── HistoryProblem          a history query that cannot be      400   None
     │                           answered as asked
     │                           (store.history.model)
