@@ -108,7 +108,7 @@ class Broker:
     through its ``BrokerStateStore``. It never parses bytes (each ``MQTTConnection`` does), and
     knows no device, dialect or pipeline: the platform reaches it through taps, derived
     subscriptions, ``send_to`` and the connect/disconnect listeners
-    (``dialects.port.BrokerPort``)."""
+    (``dialects.port.BrokerPort``), and the hearers of accepted publishes (the rules)."""
 
     def __init__(
         self,
@@ -154,6 +154,10 @@ class Broker:
         # handed to it (after the ACL, before delivery) — how dialects see devices' messages.
         self._taps: SubscriptionTrie[int, Tap] = SubscriptionTrie()
         self._tap_count = 0
+        # Hearers of every client publish the taps accepted (refused ones never reach them),
+        # consumed ones included, before delivery: the rules engine. Called on the event loop;
+        # they must not block, and what they publish themselves is the server's own.
+        self.on_published: list[Callable[[Message], None]] = []
 
     def background(self, task: asyncio.Task[Any]) -> None:
         """Keep a reference to a task until it is done (RUF006)."""
@@ -640,11 +644,21 @@ class Broker:
                     elif answer:
                         held = answer if held is None else both(held, answer)
             if consumed:
+                self._heard(message)
                 return held
+        if self.on_published and message.sender:
+            self._heard(message)
         if not self._route(message) or not message.qos:
             return held  # (a retained QoS 0 message is written too, but nobody waits for it)
         committed = self.store.committed()
         return committed if held is None else both(held, committed)
+
+    def _heard(self, message: Message) -> None:
+        for hearer in self.on_published:
+            try:
+                hearer(message)
+            except Exception:  # a hearer's bug must not cost the publisher its message
+                log.exception("publish hearer on %r failed", message.topic)
 
     def _route(self, message: Message) -> bool:
         """Deliver and retain; True when something was written to the store."""
