@@ -46,6 +46,10 @@ besides the standard ones, as ``InvalidCall``'s ``problems``).
     ├── ScheduleError           a cron schedule, sun trigger or     400   None
     │                           time window that is wrong: the
     │                           field and what (rules.cron)
+    ├── ActionFailed            a rule's action that could not be   500   None
+    │                           done: counted and traced, handed
+    │                           to its error action, never answered
+    │                           (services.rules.actions)
     ├── HistoryProblem          a history query that cannot be      400   None
     │                           answered as asked
     │                           (store.history.model)

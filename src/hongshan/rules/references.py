@@ -79,6 +79,17 @@ def references(rule: Rule) -> set[str]:
     return found
 
 
+def fields_under(rule: Rule, field: str) -> set[str]:
+    """The names the rule reads inside the payload's object ``field``: ``{"Power"}`` for
+    ``values.Power`` and ``get(values, 'Power')`` when ``field`` is ``values`` (a source
+    whose payload keeps property values by identifier checks them against the model)."""
+    return {
+        steps[1]
+        for steps in _paths(rule)
+        if steps[0] == field and len(steps) > 1 and isinstance(steps[1], str)
+    }
+
+
 def properties(rule: Rule) -> set[str]:
     """The identifiers of the thing model's properties the rule names: ``items.<identifier>``
     on the property-post topic, and every ``latest('<identifier>')``."""

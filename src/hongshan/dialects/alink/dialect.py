@@ -585,10 +585,7 @@ class AlinkDialect:
         second = int(now)
         if second != self._status_second:  # formatted once a second, not once a device
             self._status_second = second
-            self._status_stamps = (
-                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)),
-                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
-            )
+            self._status_stamps = messages.status_stamps(second)
         millis = f".{int(now * 1000) % 1000:03d}"
         local = self._status_stamps[0] + millis
         utc = self._status_stamps[1] + millis + "Z"

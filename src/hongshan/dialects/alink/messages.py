@@ -17,6 +17,7 @@ publisher it was not accepted (PUBACK 0x99 in MQTT 5) and passes it to nobody.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -78,6 +79,16 @@ class Status(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
     last_time: str
     utc_last_time: str
     client_ip: str | None = None  # left out when offline
+
+
+def status_stamps(second: int) -> tuple[str, str]:
+    """A status message's times to the second: the server's local time as Alibaba writes
+    ``time`` (``2018-08-31 15:32:28``), and UTC as ``utcTime`` (``2018-08-31T07:32:28``);
+    the milliseconds (``.205``, and ``Z`` after UTC's) follow."""
+    return (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)),
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
+    )
 
 
 class Call(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -4,7 +4,8 @@ Alibaba Cloud IoT's device protocol.
 It builds and owns the protocol's parts — property posts, events, replies and calls
 (``dialect.AlinkDialect``), the device shadow, desired values, gateways and their sub-devices'
 sessions, NTP, firmware reports, automatic subscriptions, dynamic registration (over MQTT, and
-the answers to the HTTPS form the API serves) — and puts them on the broker through its port
+the answers to the HTTPS form the API serves), Alibaba's rules-engine data for the rules
+(``rule_data``) — and puts them on the broker through its port
 (``attach``): taps on Alink's topic filters, derived subscriptions, connect and disconnect
 listeners. It answers the broker's two questions for its
 devices: who they are (``authenticate``: the signed CONNECT) and what they may do (``access``:
@@ -49,6 +50,7 @@ from hongshan.dialects.alink.registration import (
     device_token,
     token_client_id,
 )
+from hongshan.dialects.alink.rule_data import AlibabaRuleData
 from hongshan.dialects.port import BrokerPort, DialectNeeds, Sessions, TapAnswer
 from hongshan.errors import HongshanError
 from hongshan.messages import (
@@ -207,6 +209,7 @@ class Alink:
         self.firmware = ota.FirmwareReports(bus, clock)
         self._clock = clock
         self.auto = AutoSubscriptions(self.gateways.carrier)
+        self.rule_data = AlibabaRuleData(registry.thing_model_of, registry.device_known)
 
     @classmethod
     async def open(cls, needs: DialectNeeds) -> Alink:

@@ -1,0 +1,111 @@
+"""What a rule is as it is kept, shown and changed: its name, its text, whether it runs, its
+limit, and its actions' settings — data only; ``services.rules`` runs it.
+
+An action's ``type`` says what it does with the object the rule SELECTed (its *output*):
+
+- ``republish``: publish it, as JSON, on ``topic`` (``${field}`` in the topic is the output's
+  field, ``${a.b}`` a nested one);
+- ``set``: set it as property values on one device (``productKey``/``deviceName``);
+- ``invoke``: call ``service`` on one device with it as the input;
+- ``webhook``: POST it, as JSON, to ``url``, signed with the rule's secret (HMAC-SHA256 of
+  the body, hex, in the ``X-Hongshan-Signature`` header as ``sha256=<hex>``), waiting
+  ``timeout`` seconds for a 2xx, tried ``retries`` more times after a failure, ``backoff``
+  seconds after the first and twice as long after each next one.
+
+A rule's ``errorAction`` (at most one) is any of them, given every action that failed: the
+rule, the action, the error, and the message that fired it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+
+class RepublishAction(
+    msgspec.Struct, frozen=True, kw_only=True, tag="republish", tag_field="type", rename="camel"
+):
+    topic: str
+    qos: int = 0
+
+
+class SetAction(
+    msgspec.Struct, frozen=True, kw_only=True, tag="set", tag_field="type", rename="camel"
+):
+    product_key: str
+    device_name: str
+
+
+class InvokeAction(
+    msgspec.Struct, frozen=True, kw_only=True, tag="invoke", tag_field="type", rename="camel"
+):
+    product_key: str
+    device_name: str
+    service: str
+
+
+class WebhookAction(
+    msgspec.Struct, frozen=True, kw_only=True, tag="webhook", tag_field="type", rename="camel"
+):
+    url: str
+    timeout: float = 5.0
+    retries: int = 3
+    backoff: float = 1.0
+
+
+ActionSpec = RepublishAction | SetAction | InvokeAction | WebhookAction
+
+MAX_RETRIES = 10
+MAX_TIMEOUT = 60.0
+MAX_BACKOFF = 300.0
+MAX_ACTIONS = 20
+DEFAULT_RATE = 100.0  # fires a second a rule may make unless it says otherwise
+
+
+class RuleSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """A rule as its author writes it."""
+
+    name: str
+    sql: str
+    actions: Annotated[list[ActionSpec], msgspec.Meta(max_length=MAX_ACTIONS)] = []
+    error_action: ActionSpec | None = None
+    enabled: bool = True
+    max_per_second: float = DEFAULT_RATE
+    """Fires a second, with a burst of as many: a message past it is not run (``limited``)."""
+
+
+class StoredRule(msgspec.Struct, kw_only=True, rename="camel"):
+    """A rule as the registry keeps it: its spec, its id and times, and its secret (the key of
+    its webhooks' signatures)."""
+
+    id: int
+    name: str
+    sql: str
+    actions: list[ActionSpec]
+    error_action: ActionSpec | None
+    enabled: bool
+    max_per_second: float
+    secret: str
+    created_at: int
+    updated_at: int
+
+
+def action_problem(action: ActionSpec) -> str | None:
+    """What is wrong with an action's settings, in words, or None."""
+    match action:
+        case RepublishAction(topic=topic, qos=qos):
+            if not topic or "+" in topic or "#" in topic:
+                return f"republish: {topic!r} is no topic to publish on"
+            if qos not in (0, 1):
+                return f"republish: qos {qos} (0 or 1)"
+        case WebhookAction(url=url, timeout=timeout, retries=retries, backoff=backoff):
+            if not url.startswith(("http://", "https://")):
+                return f"webhook: {url!r} is no http:// or https:// URL"
+            if not 0 < timeout <= MAX_TIMEOUT:
+                return f"webhook: timeout {timeout} s (more than 0, at most {MAX_TIMEOUT:g})"
+            if not 0 <= retries <= MAX_RETRIES:
+                return f"webhook: retries {retries} (0 to {MAX_RETRIES})"
+            if not 0 <= backoff <= MAX_BACKOFF:
+                return f"webhook: backoff {backoff} s (0 to {MAX_BACKOFF:g})"
+    return None

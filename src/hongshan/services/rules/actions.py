@@ -1,0 +1,151 @@
+"""What a rule does when it fires: one small class per kind of action, with one method.
+
+An action is built once per rule from its settings (``rules.definition``) and what it needs
+(``ActionNeeds``), and ``start(output, fired)`` is called for each fire with the object the
+rule SELECTed: it does its work at once and answers None (republish), or answers the coroutine
+that does it (a command, a webhook), which the engine awaits beside the others. Either way a
+failure is an exception — ``ActionFailed`` for one it foresaw — and the engine counts it, keeps
+it in the rule's trace and hands it to the rule's error action; the other actions go on.
+Raising an alarm will be one more class here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hongshan.errors import HongshanError, RemoteProtocolError
+from hongshan.messages import DeviceRef, Outcome
+from hongshan.mqtt.topics import validate_topic_name
+from hongshan.rules.definition import InvokeAction, RepublishAction, SetAction
+from hongshan.rules.values import UNDEFINED, to_string
+from hongshan.services.commands import DeviceCommands
+
+Pending = Coroutine[Any, Any, None]
+
+
+class ActionFailed(HongshanError):
+    """An action of a rule that could not be done (a webhook that kept failing, a device
+    offline, a topic its template cannot fill); kept in the rule's trace, never answered."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """One fire of a rule: the message it ran on, what it made, and how many republishes deep
+    the message is (0: a device's or the platform's own)."""
+
+    rule_id: int
+    rule_name: str
+    topic: str
+    payload: Any
+    output: dict[str, Any]
+    depth: int
+
+
+class Action(Protocol):
+    kind: str  # its ``type``: "republish", "set", "invoke", "webhook"
+
+    def start(self, output: dict[str, Any], fired: Fired) -> Pending | None:
+        """Do it with ``output``: None when done, or the coroutine that does it."""
+
+
+Republisher = Callable[[str, dict[str, Any], int, int], None]
+"""(topic, output, qos, depth): the engine publishes it, and runs its rules on it."""
+
+
+_FIELD = re.compile(r"\$\{([^}]*)\}")
+
+
+class TopicTemplate:
+    """A topic with ``${field}`` (or ``${a.b}``) filled from the rule's output; a field the
+    output lacks, or a value that makes no topic name, fails the action."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self._fixed = _FIELD.search(template) is None
+
+    def fill(self, output: dict[str, Any]) -> str:
+        if self._fixed:
+            return self.template
+        return _FIELD.sub(lambda match: _field_text(output, match.group(1)), self.template)
+
+
+def _field_text(output: dict[str, Any], name: str) -> str:
+    value: Any = output
+    for step in name.split("."):
+        value = value.get(step, UNDEFINED) if type(value) is dict else UNDEFINED
+    text = to_string(value)
+    if text is UNDEFINED:
+        raise ActionFailed(f"${{{name}}}: the rule's output has no value there")
+    return str(text)
+
+
+class Republish:
+    """Publish the output as JSON on a topic (templated), as the platform: subscribers get it,
+    and the rules listening there run on it, one republish deeper."""
+
+    kind = "republish"
+
+    def __init__(self, spec: RepublishAction, republish: Republisher) -> None:
+        self._topic = TopicTemplate(spec.topic)
+        self._qos = spec.qos
+        self._republish = republish
+
+    def start(self, output: dict[str, Any], fired: Fired) -> None:
+        topic = self._topic.fill(output)
+        try:
+            validate_topic_name(topic)
+        except RemoteProtocolError as exc:
+            raise ActionFailed(f"republish to {topic!r}: {exc}") from None
+        self._republish(topic, output, self._qos, fired.depth + 1)
+
+
+_DONE = (Outcome.SENT, Outcome.REPLIED)
+
+
+class SetProperties:
+    """Set the output as property values on one device, by ``DeviceCommands`` (checked
+    against its thing model there; not waited for). An offline device fails the action."""
+
+    kind = "set"
+
+    def __init__(self, spec: SetAction, commands: DeviceCommands) -> None:
+        self._device = DeviceRef(spec.product_key, spec.device_name)
+        self._commands = commands
+
+    def start(self, output: dict[str, Any], fired: Fired) -> Pending:
+        return self._set(output)
+
+    async def _set(self, output: dict[str, Any]) -> None:
+        result = await self._commands.set(self._device, output, wait=None)
+        if result.outcome not in _DONE:
+            raise ActionFailed(f"set on {_named(self._device)}: {result.outcome}")
+
+
+class InvokeService:
+    """Call a service of one device with the output as its input, by ``DeviceCommands``
+    (sent, not waited for: its reply comes on ``$things/{pk}/{dn}/replies``)."""
+
+    kind = "invoke"
+
+    def __init__(self, spec: InvokeAction, commands: DeviceCommands) -> None:
+        self._device = DeviceRef(spec.product_key, spec.device_name)
+        self._service = spec.service
+        self._commands = commands
+
+    def start(self, output: dict[str, Any], fired: Fired) -> Pending:
+        return self._call(output)
+
+    async def _call(self, output: dict[str, Any]) -> None:
+        result = await self._commands.call(self._device, self._service, output, wait=None)
+        if result.outcome not in _DONE:
+            raise ActionFailed(
+                f"{self._service} on {_named(self._device)}: {result.outcome}"
+                + (f" ({result.message})" if result.message else "")
+            )
+
+
+def _named(device: DeviceRef) -> str:
+    return f"{device.product}/{device.device}"

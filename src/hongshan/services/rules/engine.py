@@ -1,0 +1,300 @@
+"""``RuleEngine``: the enabled rules, run on every message whose topic their FROM matches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import httpx
+import msgspec
+
+from hongshan.errors import HongshanError
+from hongshan.messages import DeviceRef, Uplink
+from hongshan.mqtt.trie import SubscriptionTrie
+from hongshan.rules.message import RuleInput
+from hongshan.services.rules.actions import Action, ActionFailed, Fired, Pending
+from hongshan.services.rules.running import Run, RunningRule
+from hongshan.services.rules.sources import RuleSource
+from hongshan.twin.properties import PropertyValue
+
+log = logging.getLogger("hongshan.rules")
+
+MAX_DEPTH = 8
+"""Republishes deep a message may be and still run rules: a rule whose output triggers itself
+(or two that trigger each other) stops there."""
+MAX_IN_FLIGHT = 10_000
+"""Fires whose actions (commands, webhooks) may be under way at once; past it an action fails
+at once rather than pile up in memory behind a slow webhook."""
+
+Publish = Callable[[str, bytes, int], None]  # (topic, payload, qos): the broker's, as the server
+
+
+class Published(Protocol):
+    """A client's publish as the broker hears it (``broker.message.Message``)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def payload(self) -> bytes: ...
+
+    @property
+    def sender(self) -> str: ...
+
+
+_json = msgspec.json.Decoder()
+_encode = msgspec.json.encode
+
+
+def _decoded(payload: bytes) -> Any:
+    """A payload as a rule reads it: its JSON, else its text, else nothing (None)."""
+    try:
+        return _json.decode(payload)
+    except msgspec.DecodeError:
+        try:
+            return payload.decode()
+        except UnicodeDecodeError:
+            return None
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RuleEngine:
+    """Runs the enabled rules on the messages they listen to: clients' publishes (heard from
+    the broker, ``on_published``), the bus's uplinks as each source presents them
+    (``on_uplink``: ``$things/…``, Alibaba's rules-engine data) and its own rules' republishes.
+
+    Rules are indexed by their FROM filter in a subscription trie, so a message costs one
+    lookup (remembered per topic) whatever the number of rules; with no rule at all, one
+    ``if``. A rule whose WHERE holds and whose rate allows it fires: each of its actions is
+    started, those that take time (commands, webhooks) are awaited together in one task, and a
+    failure is counted, traced and handed to the rule's error action — never stopping the
+    others. Owns that index, the actions' tasks and the webhooks' HTTP client; never stores or
+    checks a rule (``RuleBook``) and never speaks a device's protocol (commands go by
+    ``DeviceCommands``, republishes by the broker as the server's own)."""
+
+    def __init__(
+        self,
+        *,
+        sources: Sequence[RuleSource],
+        publish: Publish,
+        latest: Callable[[str, str], Mapping[str, PropertyValue]],
+    ) -> None:
+        self._sources = tuple(sources)
+        self._publish = publish
+        self._latest = latest
+        self._index: SubscriptionTrie[int, RunningRule] = SubscriptionTrie()
+        self._rules: dict[int, RunningRule] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.http = httpx.AsyncClient(follow_redirects=False)
+
+    # -- the rules -------------------------------------------------------------------------
+
+    def put(self, rule: RunningRule) -> None:
+        """Run ``rule`` (in place of one with its id: its counters start again)."""
+        self.drop(rule.id)
+        self._rules[rule.id] = rule
+        self._index.subscribe(rule.topic_filter, rule.id, rule)
+
+    def drop(self, rule_id: int) -> None:
+        """Stop running the rule (its trace goes with it)."""
+        rule = self._rules.pop(rule_id, None)
+        if rule is not None:
+            self._index.unsubscribe(rule.topic_filter, rule_id)
+
+    def running(self, rule_id: int) -> RunningRule | None:
+        return self._rules.get(rule_id)
+
+    async def stop(self) -> None:
+        """Give up the actions under way and close the HTTP client."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.http.aclose()
+
+    # -- what it hears ---------------------------------------------------------------------
+
+    def on_published(self, message: Published) -> None:
+        """A client's publish the broker accepted."""
+        if not self._rules:
+            return
+        topic = message.topic
+        matches = self._index.matches(topic)
+        if not matches:
+            return
+        device = None
+        for source in self._sources:
+            if source.translates(topic):
+                return  # (the source presents it itself, from the bus)
+            device = device or source.device_in(topic)
+        heard = RuleInput(
+            topic=topic,
+            payload=_decoded(message.payload),
+            received=_ms(),
+            client_id=message.sender,
+            device=device,
+            latest=self._latest_of(device),
+        )
+        self._run(matches, heard, 0)
+
+    def on_uplink(self, uplink: Uplink) -> None:
+        """An uplink on the bus, as each source presents it."""
+        if not self._rules:
+            return
+        latest: Callable[[str], Any] | None = None
+        for source in self._sources:
+            for topic, make_payload in source.messages(uplink):
+                matches = self._index.matches(topic)
+                if not matches:
+                    continue
+                if latest is None:
+                    latest = self._latest_of(uplink.device)
+                heard = RuleInput(
+                    topic=topic,
+                    payload=make_payload(),
+                    received=uplink.received,
+                    device=uplink.device,
+                    latest=latest,
+                )
+                self._run(matches, heard, 0)
+
+    def republish(self, topic: str, output: dict[str, Any], qos: int, depth: int) -> None:
+        """A rule's output published on ``topic`` (subscribers get it), and run through the
+        rules listening there, ``depth`` republishes deep."""
+        self._publish(topic, _encode(output), qos)
+        if not self._rules:
+            return
+        matches = self._index.matches(topic)
+        if matches:
+            heard = RuleInput(topic=topic, payload=output, received=_ms())
+            self._run(matches, heard, depth)
+
+    def _latest_of(self, device: DeviceRef | None) -> Callable[[str], Any]:
+        if device is None:
+            return _nothing
+        values = self._latest(device.product, device.device)
+
+        def latest(identifier: str) -> Any:
+            found = values.get(identifier)
+            return None if found is None else found.value
+
+        return latest
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _run(self, matches: list[dict[int, RunningRule]], message: RuleInput, depth: int) -> None:
+        now = time.monotonic()
+        at = message.received or _ms()
+        for rules in matches:
+            for rule in list(rules.values()):  # (an action may put or drop rules)
+                rule.counters.matched += 1
+                if depth > MAX_DEPTH:
+                    rule.did_not_run(at, message, "depth_limit")
+                    continue
+                try:
+                    output = rule.compiled.run(message)
+                except Exception:  # (a rule is total by design: this is a fault of ours)
+                    log.exception("rule %s (%s) failed on %r", rule.id, rule.name, message.topic)
+                    continue
+                if output is None:
+                    rule.did_not_run(at, message, "where")
+                    continue
+                if not rule.admit(now):
+                    rule.did_not_run(at, message, "rate_limit")
+                    continue
+                run = rule.ran(at, message.topic, output, depth)
+                fired = Fired(rule.id, rule.name, message.topic, message.payload, output, depth)
+                self._fire(rule, fired, run)
+
+    def _fire(self, rule: RunningRule, fired: Fired, run: Run) -> None:
+        waiting: list[tuple[Action, Pending]] = []
+        for action in rule.actions:
+            try:
+                pending = action.start(fired.output, fired)
+            except Exception as exc:  # one action's failure never stops the others
+                self._failed(rule, action, exc, fired, run)
+                continue
+            if pending is not None:
+                waiting.append((action, pending))
+        if waiting:
+            self._await(rule, waiting, fired, run)
+
+    def _await(
+        self, rule: RunningRule, waiting: list[tuple[Action, Pending]], fired: Fired, run: Run
+    ) -> None:
+        if len(self._tasks) >= MAX_IN_FLIGHT:
+            for action, pending in waiting:
+                pending.close()
+                busy = ActionFailed(f"{MAX_IN_FLIGHT} fires' actions under way already")
+                self._failed(rule, action, busy, fired, run)
+            return
+        task = asyncio.ensure_future(self._finish(rule, waiting, fired, run))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _finish(
+        self, rule: RunningRule, waiting: list[tuple[Action, Pending]], fired: Fired, run: Run
+    ) -> None:
+        results = await asyncio.gather(*(pending for _, pending in waiting), return_exceptions=True)
+        for (action, _), result in zip(waiting, results, strict=True):
+            if isinstance(result, Exception):
+                self._failed(rule, action, result, fired, run)
+            elif isinstance(result, BaseException):  # (cancelled: the engine is stopping)
+                raise result
+
+    def _failed(
+        self, rule: RunningRule, action: Action, exc: Exception, fired: Fired, run: Run
+    ) -> None:
+        """Count and trace a failed action, and hand it to the rule's error action."""
+        if isinstance(exc, HongshanError):
+            error = str(exc)
+        else:  # a fault of ours, or a library's: its traceback in the log
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("rule %s (%s): %s failed", rule.id, rule.name, action.kind, exc_info=exc)
+        at = _ms()
+        run.errors.append(f"{action.kind}: {error}")
+        rule.action_failed(at, fired.topic, action.kind, error)
+        handler = rule.error_action
+        if handler is None:
+            return
+        report = {
+            "ruleId": rule.id,
+            "ruleName": rule.name,
+            "action": action.kind,
+            "error": error,
+            "at": at,
+            "topic": fired.topic,
+            "payload": fired.payload,
+            "output": fired.output,
+        }
+        failed = Fired(rule.id, rule.name, fired.topic, fired.payload, report, fired.depth)
+        try:
+            pending = handler.start(report, failed)
+        except Exception as handler_exc:
+            self._error_action_failed(rule, handler_exc)
+            return
+        if pending is not None:
+            task = asyncio.ensure_future(self._report(rule, pending))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _report(self, rule: RunningRule, pending: Pending) -> None:
+        try:
+            await pending
+        except Exception as exc:
+            self._error_action_failed(rule, exc)
+
+    def _error_action_failed(self, rule: RunningRule, exc: Exception) -> None:
+        """An error action's own failure: counted and logged, never reported again."""
+        rule.counters.error_action_failed += 1
+        log.warning("rule %s (%s): its error action failed: %s", rule.id, rule.name, exc)
+
+
+def _nothing(_identifier: str) -> Any:
+    return None

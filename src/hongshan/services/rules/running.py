@@ -1,0 +1,234 @@
+"""A rule as the engine runs it (``RunningRule``): compiled, with its actions built, its rate
+limit, its counters and the trace of its last runs and non-runs; and how one is built from a
+stored rule (``build_rule``)."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+import msgspec
+
+from hongshan.rules.compile import CompiledRule, compile
+from hongshan.rules.definition import (
+    ActionSpec,
+    InvokeAction,
+    RepublishAction,
+    SetAction,
+    StoredRule,
+    WebhookAction,
+)
+from hongshan.rules.message import RuleInput
+from hongshan.rules.sql import parse
+from hongshan.services.commands import DeviceCommands
+from hongshan.services.rules.actions import (
+    Action,
+    InvokeService,
+    Republish,
+    Republisher,
+    SetProperties,
+)
+from hongshan.services.rules.webhook import Webhook
+
+TRACE_LENGTH = 20  # runs kept, and non-runs kept, and failures kept, per rule
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionNeeds:
+    """What actions are built with: the engine's republish, the devices' commands, the HTTP
+    client of webhooks."""
+
+    republish: Republisher
+    commands: DeviceCommands
+    http: httpx.AsyncClient
+
+
+def build_action(spec: ActionSpec, needs: ActionNeeds, secret: str) -> Action:
+    """The action its settings describe (``secret``: the rule's, a webhook's key)."""
+    match spec:
+        case RepublishAction():
+            return Republish(spec, needs.republish)
+        case SetAction():
+            return SetProperties(spec, needs.commands)
+        case InvokeAction():
+            return InvokeService(spec, needs.commands)
+        case WebhookAction():
+            return Webhook(spec, needs.http, secret)
+
+
+def build_rule(stored: StoredRule, needs: ActionNeeds) -> RunningRule:
+    """A stored rule made ready to run (its text was checked when it was stored)."""
+    return RunningRule(
+        stored.id,
+        stored.name,
+        compile(parse(stored.sql)),
+        actions=[build_action(spec, needs, stored.secret) for spec in stored.actions],
+        error_action=(
+            None
+            if stored.error_action is None
+            else build_action(stored.error_action, needs, stored.secret)
+        ),
+        max_per_second=stored.max_per_second,
+    )
+
+
+class Counters(msgspec.Struct, kw_only=True, rename="camel"):
+    """What a rule did since it was (re)started: messages its FROM matched; fires; non-runs
+    by reason (its WHERE, its rate limit, the depth limit); failed actions, the last one's
+    error and time; failures of its error action itself."""
+
+    matched: int = 0
+    fired: int = 0
+    not_run: int = 0
+    limited: int = 0
+    looped: int = 0
+    failed: int = 0
+    error_action_failed: int = 0
+    last_error: str | None = None
+    last_error_at: int | None = None
+
+
+class Run(msgspec.Struct, kw_only=True):
+    """One fire: when (ms), on which topic, what the rule made, how many republishes deep,
+    and its actions' errors (filled in as they finish)."""
+
+    at: int
+    topic: str
+    output: dict[str, Any]
+    depth: int
+    errors: list[str] = []
+
+
+NonRunReason = Literal["where", "rate_limit", "depth_limit"]
+
+
+class NonRun(msgspec.Struct, kw_only=True):
+    """A message the rule listened to and did not run on: ``reason`` ``where`` (its WHERE did
+    not hold; ``condition`` is the smallest part that did not, ``why`` says so), ``rate_limit``
+    or ``depth_limit`` (a chain of republishes as deep as the engine allows)."""
+
+    at: int
+    topic: str
+    reason: NonRunReason
+    why: str
+    condition: str | None = None
+
+
+class Failure(msgspec.Struct, kw_only=True):
+    at: int
+    topic: str
+    action: str
+    error: str
+
+
+class Trace(msgspec.Struct, kw_only=True, rename="camel"):
+    """A rule's counters and its last runs, non-runs and failures, newest first; all empty
+    for a rule that is not running (disabled)."""
+
+    id: int
+    running: bool
+    counters: Counters
+    runs: list[Run]
+    non_runs: list[NonRun]
+    failures: list[Failure]
+
+
+class RunningRule:
+    """One enabled rule in the engine: its compiled text, its actions and error action, a
+    token bucket of ``max_per_second`` fires (as many in a burst), its counters, and its last
+    runs, non-runs and failures (``TRACE_LENGTH`` of each). A non-run keeps its message, and
+    which condition stopped it is asked only when the trace is read (``why_not`` costs a second
+    evaluation: not paid on every message). Never stores itself; the engine alone calls it."""
+
+    def __init__(
+        self,
+        rule_id: int,
+        name: str,
+        compiled: CompiledRule,
+        *,
+        actions: list[Action],
+        error_action: Action | None,
+        max_per_second: float,
+    ) -> None:
+        self.id = rule_id
+        self.name = name
+        self.compiled = compiled
+        self.topic_filter = compiled.rule.topic_filter
+        self.actions = actions
+        self.error_action = error_action
+        self.rate = max_per_second
+        self._tokens = max(1.0, max_per_second)
+        self._filled_at = time.monotonic()
+        self.counters = Counters()
+        self._runs: deque[Run] = deque(maxlen=TRACE_LENGTH)
+        self._non_runs: deque[tuple[int, NonRunReason, RuleInput]] = deque(maxlen=TRACE_LENGTH)
+        self._failures: deque[Failure] = deque(maxlen=TRACE_LENGTH)
+
+    def admit(self, now: float) -> bool:
+        """Whether one more fire fits the rate limit now (``time.monotonic``)."""
+        burst = max(1.0, self.rate)
+        tokens = min(burst, self._tokens + (now - self._filled_at) * self.rate)
+        self._filled_at = now
+        if tokens < 1.0:
+            self._tokens = tokens
+            return False
+        self._tokens = tokens - 1.0
+        return True
+
+    def ran(self, at: int, topic: str, output: dict[str, Any], depth: int) -> Run:
+        self.counters.fired += 1
+        run = Run(at=at, topic=topic, output=output, depth=depth, errors=[])
+        self._runs.append(run)
+        return run
+
+    def did_not_run(self, at: int, message: RuleInput, reason: NonRunReason) -> None:
+        counters = self.counters
+        if reason == "where":
+            counters.not_run += 1
+        elif reason == "rate_limit":
+            counters.limited += 1
+        else:
+            counters.looped += 1
+        self._non_runs.append((at, reason, message))
+
+    def action_failed(self, at: int, topic: str, action: str, error: str) -> None:
+        self.counters.failed += 1
+        self.counters.last_error = f"{action}: {error}"
+        self.counters.last_error_at = at
+        self._failures.append(Failure(at=at, topic=topic, action=action, error=error))
+
+    def trace(self) -> Trace:
+        return Trace(
+            id=self.id,
+            running=True,
+            counters=msgspec.structs.replace(self.counters),
+            runs=[
+                msgspec.structs.replace(run, errors=list(run.errors))
+                for run in reversed(self._runs)
+            ],
+            non_runs=[self._non_run(*entry) for entry in reversed(self._non_runs)],
+            failures=list(reversed(self._failures)),
+        )
+
+    def _non_run(self, at: int, reason: NonRunReason, message: RuleInput) -> NonRun:
+        if reason == "rate_limit":
+            why = f"over its rate limit of {self.rate:g} a second"
+            return NonRun(at=at, topic=message.topic, reason=reason, why=why)
+        if reason == "depth_limit":
+            why = "a chain of republishes as deep as the engine allows (a rule triggering itself)"
+            return NonRun(at=at, topic=message.topic, reason=reason, why=why)
+        # (asked now: ``latest()`` reads the device's values as they are now)
+        stopped = self.compiled.why_not(message)
+        if stopped is None:
+            return NonRun(at=at, topic=message.topic, reason=reason, why="its WHERE holds now")
+        return NonRun(
+            at=at, topic=message.topic, reason=reason, why=str(stopped), condition=stopped.condition
+        )
+
+
+def not_running(rule_id: int) -> Trace:
+    """The trace of a rule that is not running."""
+    return Trace(id=rule_id, running=False, counters=Counters(), runs=[], non_runs=[], failures=[])

@@ -1,0 +1,73 @@
+"""The webhook action: a rule's output POSTed as JSON to a URL, signed, retried with back-off."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from typing import Any
+
+import httpx
+import msgspec
+
+from hongshan.rules.definition import WebhookAction
+from hongshan.services.rules.actions import ActionFailed, Fired, Pending
+
+SIGNATURE = "X-Hongshan-Signature"
+"""``sha256=`` and the hex HMAC-SHA256 of the body with the rule's secret (GitHub's form)."""
+RULE = "X-Hongshan-Rule"  # the rule's id
+TOPIC = "X-Hongshan-Topic"  # the topic of the message that fired it
+
+# answers worth another try: the server was busy or down, not refusing the request as such
+_AGAIN = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def signature(secret: str, body: bytes) -> str:
+    """The ``X-Hongshan-Signature`` of ``body``: what a receiver computes to check it."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Webhook:
+    """POST the output as JSON to ``url``: a 2xx within ``timeout`` seconds is done. A
+    connection failure, a timeout or an answer of a busy server (408, 429, 5xx) is tried
+    again ``retries`` times, ``backoff`` seconds later and twice as long each next time; any
+    other answer (a 4xx) fails at once. The failure names the last answer."""
+
+    kind = "webhook"
+
+    def __init__(self, spec: WebhookAction, http: httpx.AsyncClient, secret: str) -> None:
+        self._spec = spec
+        self._http = http
+        self._secret = secret
+
+    def start(self, output: dict[str, Any], fired: Fired) -> Pending:
+        return self._post(msgspec.json.encode(output), fired)
+
+    async def _post(self, body: bytes, fired: Fired) -> None:
+        spec = self._spec
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE: signature(self._secret, body),
+            RULE: str(fired.rule_id),
+            TOPIC: fired.topic,
+        }
+        wait = spec.backoff
+        problem = ""
+        for attempt in range(spec.retries + 1):
+            if attempt:
+                await asyncio.sleep(wait)
+                wait *= 2
+            try:
+                response = await self._http.post(
+                    spec.url, content=body, headers=headers, timeout=spec.timeout
+                )
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                continue
+            if response.is_success:
+                return
+            problem = f"HTTP {response.status_code}"
+            if response.status_code not in _AGAIN:
+                break
+        tries = f"{attempt + 1} {'try' if attempt == 0 else 'tries'}"
+        raise ActionFailed(f"webhook {spec.url}: {problem} after {tries}")
