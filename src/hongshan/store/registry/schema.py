@@ -154,3 +154,20 @@ desired_properties = sa.Table(
     sa.Column("document", sa.Text, nullable=False),  # twin.desired.Desired as JSON
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
+
+# Rules (``rules.definition``): the text as written, the actions' settings as their JSON, the
+# key of their webhooks' signatures sealed.
+rules = sa.Table(
+    "rules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("sql", sa.Text, nullable=False),
+    sa.Column("actions", sa.Text, nullable=False),  # JSON: a list of actions
+    sa.Column("error_action", sa.Text, nullable=True),  # JSON: one action
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("max_per_second", sa.Float, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),  # sealed
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)

@@ -1,6 +1,6 @@
 """The registry on SQLAlchemy Core: products and devices (with their tags, firmware and
 location), and the tables beside them: ``groups``, ``shadows``, presence, the ThingsBoard
-logins of devices (``credentials``).
+logins of devices (``credentials``), ``rules``.
 
 Every statement runs on the database's one thread (``database.Database``). What the broker
 needs on every CONNECT and every message — a device's sealed secret and state, a product's
@@ -30,6 +30,7 @@ from hongshan.store.registry.documents import DeviceDocuments
 from hongshan.store.registry.groups import GroupTable
 from hongshan.store.registry.presence import PresenceWriter
 from hongshan.store.registry.properties import PropertyTable
+from hongshan.store.registry.rules import RuleTable
 from hongshan.things import first_seen, naming
 from hongshan.things.directory import (
     DeviceKey,
@@ -100,6 +101,7 @@ class SQLRegistry:
         )
         self.desired = DeviceDocuments(db, devices, t.desired_properties, Desired)
         self.properties = PropertyTable(db, devices)
+        self.rules = RuleTable(db, box)
         self._closed = False
         # (pk, dn) of a device disabled or deleted (it must be cut off), and of one deleted
         # (what is kept of it in memory must go)
