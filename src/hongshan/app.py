@@ -37,6 +37,10 @@ from hongshan.private_file import private_data_dir
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.presence import DeviceSessions
 from hongshan.services.restart import repair_after_restart
+from hongshan.services.rules.book import RuleBook
+from hongshan.services.rules.engine import RuleEngine
+from hongshan.services.rules.running import ActionNeeds
+from hongshan.services.rules.sources import PlatformStreams
 from hongshan.store.history.backend import open_history
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.store.sqlite.broker_state import SQLiteBrokerState
@@ -70,6 +74,8 @@ class Platform:
         self.commands: DeviceCommands
         self.broker_state: SQLiteBrokerState  # (health asks it how its writes go)
         self.broker: Broker
+        self.rules: RuleEngine
+        self.rule_book: RuleBook
         self._http: HttpServer | None = None
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
 
@@ -134,6 +140,23 @@ class Platform:
         for dialect in self.dialects:
             bus.serve(dialect.name, dialect.send)
             dialect.attach(broker)
+        # the rules, run on what clients publish and on the bus's uplinks (stopped after the
+        # broker: pushed before it)
+        sources = (PlatformStreams(), self._alink().rule_data)
+        self.rules = rules = RuleEngine(
+            sources=sources, publish=broker.publish_from_server, latest=self.twin.peek
+        )
+        self._closing.push_async_callback(rules.stop)
+        broker.on_published.append(rules.on_published)
+        bus.subscribe(rules.on_uplink)
+        self.rule_book = RuleBook(
+            registry.rules,
+            rules,
+            sources=sources,
+            things=registry.directory,
+            needs=ActionNeeds(republish=rules.republish, commands=self.commands, http=rules.http),
+        )
+        await self.rule_book.load()
         self._closing.push_async_callback(broker.stop)
         await broker.start()
         self.ports.update(broker.ports)
@@ -165,6 +188,7 @@ class Platform:
             desired_values=self.desired,
             gateways=self.gateways,
             device_registration=self._alink().registration,
+            rules=self.rule_book,
             health=health,
         )
 

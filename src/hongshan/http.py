@@ -20,14 +20,20 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from hongshan import __version__
-from hongshan.api import devices, groups, history, products, registration
+from hongshan.api import devices, groups, history, products, registration, rules
 from hongshan.api.dependencies import Services, providers
 from hongshan.api.health import health
 from hongshan.api.problems import EXCEPTION_HANDLERS, PROBLEM_RESPONSES
 from hongshan.api.request import APIRequest
 from hongshan.api.token import token_matches
 
-ADMIN_ROUTES = (*products.ROUTES, *devices.ROUTES, *groups.ROUTES, *history.ROUTES)
+ADMIN_ROUTES = (
+    *products.ROUTES,
+    *devices.ROUTES,
+    *groups.ROUTES,
+    *history.ROUTES,
+    *rules.ROUTES,
+)
 
 
 def build_http_app(services: Services) -> Litestar:

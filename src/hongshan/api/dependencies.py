@@ -19,6 +19,7 @@ from litestar.di import Dependency, Provide
 from litestar.params import SkipValidationMarker
 
 from hongshan.services.commands import DeviceCommands
+from hongshan.services.rules.book import RuleBook
 from hongshan.store.history.model import HistoryStore
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.twin.desired import Desired
@@ -116,6 +117,7 @@ class Services:
     desired_values: DesiredValues
     gateways: GatewayTopology
     device_registration: DeviceRegistration
+    rules: RuleBook
     health: Health
 
 

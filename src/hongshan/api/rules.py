@@ -1,0 +1,106 @@
+"""``/api/rules``: create, list, show, change, enable, disable and delete rules, and a rule's
+trace (its counters, last runs, last non-runs with the condition that stopped each, and last
+failed actions). A rule is refused (400) when its text is no rule (the line, column and what
+was expected), when it reads a property its product's thing model lacks (named), or when an
+action cannot be done as set (named)."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import delete, get, post, put
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from hongshan.api.dependencies import Provided
+from hongshan.rules.definition import ActionSpec, RuleSpec, StoredRule
+from hongshan.services.rules.book import RuleBook
+from hongshan.services.rules.running import Trace
+
+RULE = "/api/rules/{rule_id:int}"
+
+
+class RuleView(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
+    """A rule as the API shows it; ``secret`` (the key of its webhooks' signatures) only when
+    it is created, or asked for (``?secret=true``)."""
+
+    id: int
+    name: str
+    sql: str
+    actions: list[ActionSpec]
+    error_action: ActionSpec | None
+    enabled: bool
+    max_per_second: float
+    created_at: int
+    updated_at: int
+    secret: str | None = None
+
+
+def _view(rule: StoredRule, *, with_secret: bool = False) -> RuleView:
+    return RuleView(
+        id=rule.id,
+        name=rule.name,
+        sql=rule.sql,
+        actions=rule.actions,
+        error_action=rule.error_action,
+        enabled=rule.enabled,
+        max_per_second=rule.max_per_second,
+        created_at=rule.created_at,
+        updated_at=rule.updated_at,
+        secret=rule.secret if with_secret else None,
+    )
+
+
+@post("/api/rules", status_code=201)
+async def create_rule(rules: Provided[RuleBook], data: JSONBody[RuleSpec]) -> RuleView:
+    return _view(await rules.create(data), with_secret=True)
+
+
+@get("/api/rules")
+async def list_rules(rules: Provided[RuleBook]) -> list[RuleView]:
+    return [_view(rule) for rule in await rules.list_rules()]
+
+
+@get(RULE)
+async def show_rule(
+    rules: Provided[RuleBook], rule_id: FromPath[int], secret: FromQuery[bool] = False
+) -> RuleView:
+    return _view(await rules.get(rule_id), with_secret=secret)
+
+
+@put(RULE)
+async def change_rule(
+    rules: Provided[RuleBook], rule_id: FromPath[int], data: JSONBody[RuleSpec]
+) -> RuleView:
+    """The whole rule again (its id and secret stay); its counters and trace start again."""
+    return _view(await rules.update(rule_id, data))
+
+
+@post(RULE + "/enable", status_code=200)
+async def enable_rule(rules: Provided[RuleBook], rule_id: FromPath[int]) -> RuleView:
+    return _view(await rules.set_enabled(rule_id, True))
+
+
+@post(RULE + "/disable", status_code=200)
+async def disable_rule(rules: Provided[RuleBook], rule_id: FromPath[int]) -> RuleView:
+    return _view(await rules.set_enabled(rule_id, False))
+
+
+@delete(RULE, status_code=204)
+async def delete_rule(rules: Provided[RuleBook], rule_id: FromPath[int]) -> None:
+    await rules.delete(rule_id)
+
+
+@get(RULE + "/trace")
+async def rule_trace(rules: Provided[RuleBook], rule_id: FromPath[int]) -> Trace:
+    return await rules.trace(rule_id)
+
+
+ROUTES = (
+    create_rule,
+    list_rules,
+    show_rule,
+    change_rule,
+    enable_rule,
+    disable_rule,
+    delete_rule,
+    rule_trace,
+)

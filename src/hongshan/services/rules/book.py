@@ -1,0 +1,186 @@
+"""``RuleBook``: the rules a town keeps — checked, stored, and handed to the engine."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from hongshan.rules.compile import compile
+from hongshan.rules.definition import (
+    ActionSpec,
+    InvokeAction,
+    RuleSpec,
+    SetAction,
+    StoredRule,
+    action_problem,
+)
+from hongshan.rules.sql import parse
+from hongshan.rules.tree import Rule
+from hongshan.services.rules.engine import RuleEngine
+from hongshan.services.rules.running import ActionNeeds, Trace, build_rule, not_running
+from hongshan.services.rules.sources import RuleSource
+from hongshan.things.model import RegistryError
+from hongshan.things.tsl import ThingModel
+
+MAX_RATE = 100_000.0  # fires a second a rule may ask for
+
+
+def _settings(spec: RuleSpec) -> str:
+    return msgspec.json.encode([spec.actions, spec.error_action]).decode()
+
+
+class RuleStore(Protocol):
+    """Where rules are kept (``store.registry.rules.RuleTable``)."""
+
+    async def create(self, spec: RuleSpec, secret: str) -> StoredRule: ...
+
+    async def list_rules(self) -> list[StoredRule]: ...
+
+    async def get(self, rule_id: int) -> StoredRule: ...
+
+    async def update(self, rule_id: int, spec: RuleSpec) -> StoredRule: ...
+
+    async def set_enabled(self, rule_id: int, enabled: bool) -> StoredRule: ...
+
+    async def delete(self, rule_id: int) -> None: ...
+
+
+class Things(Protocol):
+    """What a rule's check asks of the registry (``things.directory.Directory``)."""
+
+    def product_view(self, product_key: str) -> object | None: ...
+
+    def thing_model_of(self, product_key: str) -> ThingModel | None: ...
+
+    def device_known(self, product_key: str, device_name: str) -> bool: ...
+
+
+class RuleBook:
+    """Creates, changes, enables, disables and deletes rules: checks each (its text; what it
+    reads against the thing model of the product its FROM names, through the source whose
+    topics it names; its actions' settings and the devices they command), keeps it in the
+    registry, and has the engine run the enabled ones — all of them at start (``load``).
+    Runs nothing itself (``RuleEngine``)."""
+
+    def __init__(
+        self,
+        store: RuleStore,
+        engine: RuleEngine,
+        *,
+        sources: Sequence[RuleSource],
+        things: Things,
+        needs: ActionNeeds,
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._sources = tuple(sources)
+        self._things = things
+        self._needs = needs
+
+    async def load(self) -> int:
+        """Run every enabled rule kept; how many."""
+        enabled = [rule for rule in await self._store.list_rules() if rule.enabled]
+        for rule in enabled:
+            self._engine.put(build_rule(rule, self._needs))
+        return len(enabled)
+
+    async def create(self, spec: RuleSpec) -> StoredRule:
+        self.check(spec)
+        stored = await self._store.create(spec, secrets.token_hex(16))
+        self._follow(stored)
+        return stored
+
+    async def update(self, rule_id: int, spec: RuleSpec) -> StoredRule:
+        self.check(spec)
+        stored = await self._store.update(rule_id, spec)
+        self._follow(stored)
+        return stored
+
+    async def set_enabled(self, rule_id: int, enabled: bool) -> StoredRule:
+        """Enable or disable a rule; one enabled already keeps running (and its trace)."""
+        stored = await self._store.set_enabled(rule_id, enabled)
+        if not (enabled and self._engine.running(rule_id) is not None):
+            self._follow(stored)
+        return stored
+
+    async def delete(self, rule_id: int) -> None:
+        await self._store.delete(rule_id)
+        self._engine.drop(rule_id)
+
+    async def get(self, rule_id: int) -> StoredRule:
+        return await self._store.get(rule_id)
+
+    async def list_rules(self) -> list[StoredRule]:
+        return await self._store.list_rules()
+
+    async def trace(self, rule_id: int) -> Trace:
+        """The rule's counters and its last runs, non-runs and failures since it was last
+        (re)started; a disabled rule's are empty."""
+        await self._store.get(rule_id)  # (none: not found)
+        running = self._engine.running(rule_id)
+        return not_running(rule_id) if running is None else running.trace()
+
+    def _follow(self, stored: StoredRule) -> None:
+        if stored.enabled:
+            self._engine.put(build_rule(stored, self._needs))
+        else:
+            self._engine.drop(stored.id)
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def check(self, spec: RuleSpec) -> None:
+        """Refuse (400) a rule that cannot run as written: ``RuleSyntaxError``,
+        ``RuleRefused`` (a property its product's thing model lacks), or ``RegistryError``
+        naming what else is wrong."""
+        if not spec.name.strip() or len(spec.name) > 64:
+            raise RegistryError("a rule's name is 1 to 64 characters", "invalid")
+        if not 0 < spec.max_per_second <= MAX_RATE:
+            raise RegistryError(
+                f"maxPerSecond {spec.max_per_second:g}: more than 0, at most {MAX_RATE:g}",
+                "invalid",
+            )
+        if "\x00" in spec.name or "\x00" in spec.sql or "\\u0000" in _settings(spec):
+            raise RegistryError("a rule's text and settings hold no U+0000", "invalid")
+        rule = parse(spec.sql)
+        compile(rule)
+        self._check_reads(rule)
+        for action in spec.actions:
+            self._check_action(action)
+        if spec.error_action is not None:
+            self._check_action(spec.error_action)
+
+    def _check_reads(self, rule: Rule) -> None:
+        for source in self._sources:
+            product = source.product_in(rule.topic_filter)
+            if product is None:
+                continue
+            if self._things.product_view(product) is None:
+                raise RegistryError(
+                    f"the rule's FROM names product {product}, which does not exist", "invalid"
+                )
+            model = self._things.thing_model_of(product)
+            if model is not None:
+                source.check(rule, model)
+
+    def _check_action(self, action: ActionSpec) -> None:
+        problem = action_problem(action)
+        if problem is not None:
+            raise RegistryError(problem, "invalid")
+        if not isinstance(action, SetAction | InvokeAction):
+            return
+        pk, dn = action.product_key, action.device_name
+        if not self._things.device_known(pk, dn):
+            kind = "set" if isinstance(action, SetAction) else "invoke"
+            raise RegistryError(f"{kind}: no device {dn} in product {pk}", "invalid")
+        model = self._things.thing_model_of(pk)
+        if (
+            isinstance(action, InvokeAction)
+            and model is not None
+            and action.service not in model.service_map
+        ):
+            raise RegistryError(
+                f"invoke: product {pk}'s thing model has no service {action.service!r}", "invalid"
+            )
