@@ -1,5 +1,6 @@
 """The command line: ``hongshan serve``, ``hongshan passwd``, and the API client commands
-``hongshan product|device|group`` (``cli_api``) and ``hongshan history`` (``cli_history``)."""
+``hongshan product|device|group`` (``cli_api``), ``hongshan history`` (``cli_history``) and
+``hongshan rule`` (``cli_rules``)."""
 
 from __future__ import annotations
 
@@ -137,8 +138,9 @@ def passwd(file: str, username: str, password: str | None, delete: bool) -> None
 def _add_api_commands() -> None:
     from hongshan.cli_api import device, group, product
     from hongshan.cli_history import history
+    from hongshan.cli_rules import rule
 
-    for command in (product, device, group, history):
+    for command in (product, device, group, history, rule):
         main.add_command(command)
 
 
