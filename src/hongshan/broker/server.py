@@ -644,7 +644,8 @@ class Broker:
                     elif answer:
                         held = answer if held is None else both(held, answer)
             if consumed:
-                self._heard(message)
+                if self.on_published and message.sender:
+                    self._heard(message)
                 return held
         if self.on_published and message.sender:
             self._heard(message)
