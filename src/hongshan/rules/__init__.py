@@ -3,9 +3,9 @@
 A rule reads the messages published on the topics its FROM filter matches and, for each one
 whose WHERE condition holds, makes the object its SELECT list describes::
 
-    SELECT deviceName() AS device, items.Temperature.value AS temperature
-    FROM "/+/+/thing/event/property/post"
-    WHERE items.Temperature.value > 38 AND deviceName() IN ('lamp-1', 'lamp-2')
+    SELECT deviceName() AS device, values.Temperature AS temperature
+    FROM "$things/+/+/properties"
+    WHERE values.Temperature > 38 AND deviceName() IN ('lamp-1', 'lamp-2')
 
 ``sql.parse`` reads a rule's text into a ``tree.Rule``; ``compile.compile`` makes it a
 ``CompiledRule`` of Python closures (nothing is ``eval``'d) whose ``run(message)`` answers the
@@ -46,18 +46,15 @@ of the rule``. A rule is at most 16,384 characters and nests expressions at most
 What a rule reads
 -----------------
 
-``references.references(rule)`` names the payload fields a rule reads: the first name of each
-path, or on Alibaba's property-post topic (a FROM ending in ``thing/event/property/post``)
-``items.<identifier>``, because there the payload is the rules engine's *thing-model data*::
-
-    {"iotId": "...", "productKey": "a1...", "deviceName": "lamp-1", "gmtCreate": 1564569974224,
-     "items": {"Power": {"value": "on", "time": 1564569974229}}}
-
-``references.check_against(rule, model)`` refuses (``RuleRefused``, HTTP 400, naming it) a rule
-that names a property the product's thing model lacks — in ``items.<identifier>`` or in
-``latest('<identifier>')`` — or that reads, on the property-post topic, a field the
-thing-model data does not have (``WHERE Temperature > 30`` instead of
-``items.Temperature.value``).
+``references.references(rule)`` names the payload fields a rule reads (the first name of each
+path), ``references.fields_under(rule, field)`` the names it reads inside one of them, and
+``references.check_against(rule, model, under=...)`` refuses (``RuleRefused``, HTTP 400,
+naming it) a rule that names a property the product's thing model lacks — in
+``latest('<identifier>')``, or inside the fields where the rule's source keeps property values
+(``values`` on the platform's ``$things`` topics). A source checks the rest of its payload's
+shape itself: on Alibaba's property-post topic, where the payload is the rules engine's
+*thing-model data* (``items.<identifier>.value``), the Alink dialect's source
+(``dialects/alink/rule_data.py``) also refuses ``WHERE Temperature > 30``.
 
 Values
 ------

@@ -1,16 +1,16 @@
 """What a rule reads, and a rule checked against its product's thing model.
 
-A rule on Alibaba's property-post topic (its FROM ends with ``thing/event/property/post``)
-reads the rules engine's *thing-model data*, not the device's Alink message::
-
-    {"iotId": "...", "productKey": "a1...", "deviceName": "lamp-1", "deviceType": "...",
-     "gmtCreate": 1564569974224, "items": {"Power": {"value": "on", "time": 1564569974229}}}
-
-so a property is ``items.<identifier>.value`` (and its time ``items.<identifier>.time``). On
-any other topic the payload is the device's own JSON, whose fields no model describes.
+The payload a rule reads is its source's: the device's own JSON on a client's topic, or what a
+source of the platform presents (the ``$things`` streams keep property values under
+``values``; the Alink dialect's Alibaba rules-engine data under ``items``). So this module says
+which fields a rule reads, and refuses properties the model lacks where the source says
+properties are (``check_against(rule, model, under=...)``); what else a source's payload holds
+is the source's to check.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from hongshan.errors import HongshanError
 from hongshan.rules.tree import (
@@ -28,22 +28,6 @@ from hongshan.rules.tree import (
 )
 from hongshan.things.tsl import ThingModel
 
-PROPERTY_POST_FIELDS = frozenset(
-    {
-        "iotId",
-        "requestId",
-        "productKey",
-        "deviceName",
-        "deviceType",
-        "gmtCreate",
-        "items",
-        "checkFailedData",
-    }
-)
-"""The fields of the thing-model data of a property post, as Alibaba's rules engine gives it."""
-
-_PROPERTY_POST = ["thing", "event", "property", "post"]
-
 
 class RuleRefused(HongshanError):
     """A rule that names what its product's thing model does not have: ``name`` is the
@@ -56,24 +40,10 @@ class RuleRefused(HongshanError):
         self.name = name
 
 
-def reads_property_posts(rule: Rule) -> bool:
-    """Whether the rule's FROM is Alibaba's property-post topic (``/sys/{productKey}/
-    {deviceName}/thing/event/property/post``, with wildcards or a shorter prefix), whose
-    payload is the thing-model data."""
-    return rule.topic_filter.split("/")[-4:] == _PROPERTY_POST
-
-
 def references(rule: Rule) -> set[str]:
     """The payload fields the rule reads: each path's first name (``temperature`` of
-    ``temperature > 38``), but ``items.<identifier>`` on the property-post topic
-    (``items.Temperature`` of ``items.Temperature.value``); ``*`` for ``SELECT *``."""
-    thing_data = reads_property_posts(rule)
-    found: set[str] = set()
-    for steps in _paths(rule):
-        if thing_data and steps[0] == "items" and len(steps) > 1 and isinstance(steps[1], str):
-            found.add(f"items.{steps[1]}")
-        elif isinstance(steps[0], str):
-            found.add(steps[0])
+    ``temperature > 38``, ``items`` of ``items.Power.value``); ``*`` for ``SELECT *``."""
+    found = {steps[0] for steps in _paths(rule) if isinstance(steps[0], str)}
     if any(isinstance(item, SelectAll) for item in rule.select):
         found.add("*")
     return found
@@ -90,14 +60,9 @@ def fields_under(rule: Rule, field: str) -> set[str]:
     }
 
 
-def properties(rule: Rule) -> set[str]:
-    """The identifiers of the thing model's properties the rule names: ``items.<identifier>``
-    on the property-post topic, and every ``latest('<identifier>')``."""
-    named = {
-        reference.removeprefix("items.")
-        for reference in references(rule)
-        if reference.startswith("items.") and reads_property_posts(rule)
-    }
+def latest_properties(rule: Rule) -> set[str]:
+    """The properties the rule reads with ``latest('<identifier>')``."""
+    named: set[str] = set()
     for node in (node for root in _roots(rule) for node in walk(root)):
         if isinstance(node, Call) and node.name == "latest":
             argument = node.args[0]
@@ -106,28 +71,21 @@ def properties(rule: Rule) -> set[str]:
     return named
 
 
-def check_against(rule: Rule, model: ThingModel) -> None:
-    """Refuse (``RuleRefused``) a rule that names a property the model lacks, or, on the
-    property-post topic, reads a field the thing-model data does not have (a property read as
-    ``Temperature`` rather than ``items.Temperature.value``)."""
+def check_against(rule: Rule, model: ThingModel, *, under: Iterable[str] = ()) -> None:
+    """Refuse (``RuleRefused``) a rule that names a property the model lacks: in
+    ``latest('<identifier>')``, or inside the payload's objects ``under`` (the fields where
+    the rule's source keeps property values by identifier)."""
+    named = latest_properties(rule)
+    for field in under:
+        named |= fields_under(rule, field)
     known = model.property_map
-    for identifier in sorted(properties(rule)):
+    for identifier in sorted(named):
         if identifier not in known:
             raise RuleRefused(
                 f"the rule reads property {identifier!r}, which the product's thing model "
                 "does not have",
                 identifier,
             )
-    if not reads_property_posts(rule):
-        return
-    for reference in sorted(references(rule)):
-        field = reference.partition(".")[0]
-        if field == "*" or field in PROPERTY_POST_FIELDS:
-            continue
-        hint = f": a property is read as items.{field}.value" if field in known else " nor property"
-        raise RuleRefused(
-            f"the rule reads {field!r}, which a property post has no field{hint}", field
-        )
 
 
 def _roots(rule: Rule) -> list[Node]:

@@ -34,11 +34,34 @@ import msgspec
 
 from hongshan.dialects.alink import messages
 from hongshan.messages import DeviceRef, EventRaised, PropertyValues, StatusChanged, Uplink
-from hongshan.rules.references import check_against
+from hongshan.rules.references import RuleRefused, check_against, references
 from hongshan.rules.tree import Rule
 from hongshan.things.tsl import ThingModel
 
 Presented = tuple[str, Callable[[], Any]]
+
+PROPERTY_POST_FIELDS = frozenset(
+    {
+        "iotId",
+        "requestId",
+        "productKey",
+        "deviceName",
+        "deviceType",
+        "gmtCreate",
+        "items",
+        "checkFailedData",
+    }
+)
+"""The fields of the thing-model data of a property post, as Alibaba's rules engine gives it."""
+
+_PROPERTY_POST = ["thing", "event", "property", "post"]
+
+
+def reads_property_posts(rule: Rule) -> bool:
+    """Whether the rule's FROM is Alibaba's property-post topic (``/sys/{productKey}/
+    {deviceName}/thing/event/property/post``, with wildcards or a shorter prefix), whose
+    payload is the thing-model data."""
+    return rule.topic_filter.split("/")[-4:] == _PROPERTY_POST
 
 
 class AlibabaRuleData:
@@ -95,7 +118,25 @@ class AlibabaRuleData:
         return found[0]
 
     def check(self, rule: Rule, model: ThingModel) -> None:
-        check_against(rule, model)
+        """A rule on the property-post topic reads ``items.<identifier>``, each a property of
+        the model, and no field the thing-model data lacks (a property read as
+        ``Temperature`` rather than ``items.Temperature.value``)."""
+        if not reads_property_posts(rule):
+            check_against(rule, model)
+            return
+        check_against(rule, model, under=("items",))
+        known = model.property_map
+        for field in sorted(references(rule)):
+            if field == "*" or field in PROPERTY_POST_FIELDS:
+                continue
+            hint = (
+                f": a property is read as items.{field}.value"
+                if field in known
+                else " nor property"
+            )
+            raise RuleRefused(
+                f"the rule reads {field!r}, which a property post has no field{hint}", field
+            )
 
     def _event_data(self, uplink: EventRaised) -> dict[str, Any]:
         model = self._thing_model_of(uplink.device.product)
