@@ -56,7 +56,8 @@ def messages(topic_prefix: str) -> list[RuleInput]:
     return found
 
 
-def per_second(evaluate: Callable[[RuleInput], Any], batch: list[RuleInput], count: int) -> float:
+def per_second(evaluate: Callable[[Any], Any], batch: list[Any], count: int) -> float:
+    """``evaluate`` calls a second over ``count`` calls on ``batch``, the median of five runs."""
     rounds = max(1, count // len(batch))
     runs = []
     for _ in range(5):

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.rules_eval import per_second
 from hongshan.messages import DeviceRef, PropertyValues
 from hongshan.rules.compile import compile
 from hongshan.rules.sql import parse
@@ -58,15 +58,7 @@ def engine_with(count: int) -> RuleEngine:
 
 def per_message(handle: Callable[[Any], None], batch: list[Any], count: int) -> float:
     """Microseconds per message, the median of five runs."""
-    rounds = max(1, count // len(batch))
-    runs = []
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(rounds):
-            for message in batch:
-                handle(message)
-        runs.append((time.perf_counter() - started) / (rounds * len(batch)) * 1e6)
-    return statistics.median(runs)
+    return 1e6 / per_second(handle, batch, count)
 
 
 def main() -> None:
