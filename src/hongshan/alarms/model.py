@@ -207,3 +207,43 @@ def transition(alarm: Alarm, operation: Operation, *, by: str, now: int) -> Alar
     return msgspec.structs.replace(
         alarm, status=status, cleared_at=now, cleared_by=by, updated_at=now
     )
+
+
+StatusFilter = Literal[
+    "ACTIVE_UNACK",
+    "ACTIVE_ACK",
+    "CLEARED_UNACK",
+    "CLEARED_ACK",
+    "ACTIVE",
+    "CLEARED",
+    "UNACK",
+    "ACK",
+]
+"""One status, or ThingsBoard's search statuses: ``ACTIVE`` (open), ``CLEARED``, ``UNACK``,
+``ACK``."""
+_SEARCH: dict[str, tuple[Status, ...]] = {
+    "ACTIVE": OPEN,
+    "CLEARED": ("CLEARED_UNACK", "CLEARED_ACK"),
+    "UNACK": UNACKNOWLEDGED,
+    "ACK": ("ACTIVE_ACK", "CLEARED_ACK"),
+}
+
+
+def statuses_of(word: StatusFilter) -> tuple[Status, ...]:
+    found = _SEARCH.get(word)
+    return found if found is not None else (word,)  # type: ignore[return-value]
+
+
+class AlarmFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """What a list of alarms narrows by; every field left None matches everything. Newest
+    (last raised) first."""
+
+    status: StatusFilter | None = None
+    severity: Severity | None = None
+    min_severity: Severity | None = None
+    product_key: str | None = None
+    device_name: str | None = None
+    type: str | None = None
+    assignee: str | None = None
+    limit: int = 100
+    offset: int = 0

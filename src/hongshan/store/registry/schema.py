@@ -171,3 +171,81 @@ rules = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
+
+# Alarms (``alarms.model``): at most one open (uncleared) alarm per device and type, which the
+# partial unique index ``alarms_open`` holds to; ``severity_rank`` orders and filters by
+# severity (0 indeterminate … 4 critical). A device's alarms outlive it (no foreign key): they
+# are the town's record of what happened.
+alarms = sa.Table(
+    "alarms",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("product_key", sa.String(32), nullable=False),
+    sa.Column("device_name", sa.String(64), nullable=False),
+    sa.Column("type", sa.String(128), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("severity_rank", sa.SmallInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("cleared", sa.Boolean, nullable=False),
+    sa.Column("originator_kind", sa.String(16), nullable=False),
+    sa.Column("originator_id", sa.String(64), nullable=False),
+    sa.Column("details", sa.Text, nullable=False),  # JSON
+    sa.Column("escalation", sa.Text, nullable=True),  # JSON: alarms.model.Escalation
+    sa.Column("first_raised_at", sa.BigInteger, nullable=False),
+    sa.Column("last_raised_at", sa.BigInteger, nullable=False),
+    sa.Column("repeats", sa.Integer, nullable=False),
+    sa.Column("acknowledged_at", sa.BigInteger, nullable=True),
+    sa.Column("acknowledged_by", sa.String(128), nullable=True),
+    sa.Column("cleared_at", sa.BigInteger, nullable=True),
+    sa.Column("cleared_by", sa.String(128), nullable=True),
+    sa.Column("assignee", sa.String(128), nullable=True),
+    sa.Column("escalated_at", sa.BigInteger, nullable=True),
+    sa.Column("reminded_at", sa.BigInteger, nullable=True),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+sa.Index(
+    "alarms_open",
+    alarms.c.product_key,
+    alarms.c.device_name,
+    alarms.c.type,
+    unique=True,
+    sqlite_where=sa.not_(alarms.c.cleared),
+    postgresql_where=sa.not_(alarms.c.cleared),
+)
+sa.Index("alarms_by_status", alarms.c.status, alarms.c.severity_rank, alarms.c.last_raised_at)
+sa.Index("alarms_by_device", alarms.c.product_key, alarms.c.device_name, alarms.c.last_raised_at)
+
+alarm_notes = sa.Table(
+    "alarm_notes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "alarm_id", sa.Integer, sa.ForeignKey("alarms.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("by", sa.String(128), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+)
+sa.Index("alarm_notes_of", alarm_notes.c.alarm_id, alarm_notes.c.id)
+
+# Where alarms' changes are sent (``services.alarms``): a webhook (signed with the route's
+# sealed secret) or e-mail addresses, which alarms and which changes; the last failure kept.
+alarm_routes = sa.Table(
+    "alarm_routes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # webhook | email
+    sa.Column("target", sa.Text, nullable=False),  # a URL, or addresses (JSON list)
+    sa.Column("min_severity", sa.String(16), nullable=False),
+    sa.Column("types", sa.Text, nullable=False),  # JSON list; empty: every type
+    sa.Column("changes", sa.Text, nullable=False),  # JSON list of alarms.model.Change
+    sa.Column("retries", sa.Integer, nullable=False),
+    sa.Column("backoff", sa.Float, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),  # sealed
+    sa.Column("sent", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_error_at", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)

@@ -1,6 +1,7 @@
 """The registry on SQLAlchemy Core: products and devices (with their tags, firmware and
 location), and the tables beside them: ``groups``, ``shadows``, presence, the ThingsBoard
-logins of devices (``credentials``), ``rules``.
+logins of devices (``credentials``), ``rules``, ``alarms`` and the routes of their
+notifications.
 
 Every statement runs on the database's one thread (``database.Database``). What the broker
 needs on every CONNECT and every message — a device's sealed secret and state, a product's
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 
 from hongshan.identity.secret_box import SecretBox, SecretUnreadable
 from hongshan.store.registry import schema as t
+from hongshan.store.registry.alarms import AlarmTable, RouteTable
 from hongshan.store.registry.credentials import CredentialTable, Pending
 from hongshan.store.registry.database import Database, now_ms, row_id_of
 from hongshan.store.registry.device_rows import filtered, read_devices, read_places
@@ -102,6 +104,8 @@ class SQLRegistry:
         self.desired = DeviceDocuments(db, devices, t.desired_properties, Desired)
         self.properties = PropertyTable(db, devices)
         self.rules = RuleTable(db, box)
+        self.alarms = AlarmTable(db)
+        self.alarm_routes = RouteTable(db, box)
         self._closed = False
         # (pk, dn) of a device disabled or deleted (it must be cut off), and of one deleted
         # (what is kept of it in memory must go)

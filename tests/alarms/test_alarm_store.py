@@ -1,0 +1,142 @@
+"""Alarms and their notification routes in the registry, on SQLite and PostgreSQL: kept as the
+service hands them over, one open alarm per device and type, listed by filters and pages,
+there again when the registry is opened again."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+import sqlalchemy as sa
+
+from hongshan.alarms.model import AlarmFilter, Escalation, Note, Originator, raised, transition
+from hongshan.alarms.routes import RouteSpec
+from hongshan.identity.secret_box import SecretBox
+from hongshan.store.registry import schema
+from hongshan.store.registry.engine import create_engine
+from hongshan.store.registry.store import SQLRegistry
+from hongshan.things.model import RegistryError
+from registry_databases import RegistryDatabase
+
+KEY = secrets.token_bytes(32)
+T0 = 1_800_000_000_000
+
+
+@pytest.fixture
+async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
+    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    yield opened
+    await opened.close()
+
+
+def new(device: str, type: str, severity: str = "major", at: int = T0):  # type: ignore[no-untyped-def]
+    return raised(
+        product_key="clinic-1",
+        device_name=device,
+        type=type,
+        severity=severity,  # type: ignore[arg-type]
+        originator=Originator(kind="rule", id="7"),
+        details={"spo2": 88, "nested": {"a": [1, 2]}},
+        escalation=Escalation(after=60, to="critical", remind_every=30),
+        now=at,
+    )
+
+
+async def test_alarms_are_kept_listed_and_opened_again(
+    registry: SQLRegistry, registry_db: RegistryDatabase
+) -> None:
+    table = registry.alarms
+    first = await table.insert(new("oximeter-7", "SpO2 low"))
+    assert first.id > 0 and first.status == "ACTIVE_UNACK"
+    assert msgspec.structs.replace(first, id=0) == new("oximeter-7", "SpO2 low")
+    assert await table.open_of("clinic-1", "oximeter-7", "SpO2 low") == first
+    assert await table.open_of("clinic-1", "oximeter-7", "Pulse high") is None
+    with pytest.raises(RegistryError) as twice:
+        await table.insert(new("oximeter-7", "SpO2 low"))
+    assert twice.value.http_status == 409 and "open 'SpO2 low' alarm" in str(twice.value)
+    acked = await table.save(transition(first, "acknowledge", by="ana", now=T0 + 5))
+    assert acked.status == "ACTIVE_ACK" and acked.acknowledged_by == "ana"
+    noted = await table.add_note(first.id, Note(at=T0 + 6, by="ana", text="on my way"))
+    assert noted.notes == [Note(at=T0 + 6, by="ana", text="on my way")]
+    cleared = await table.save(transition(noted, "clear", by="bo", now=T0 + 7))
+    assert cleared.status == "CLEARED_ACK" and cleared.notes == noted.notes
+    # cleared: a new one of that device and type may open
+    second = await table.insert(new("oximeter-7", "SpO2 low", "minor", T0 + 8))
+    other = await table.insert(new("oximeter-9", "Pulse high", "critical", T0 + 9))
+    assert (await table.open_of("clinic-1", "oximeter-7", "SpO2 low")) == second
+
+    async def ids(**where: object) -> tuple[list[int], int]:
+        found, total = await table.list_alarms(AlarmFilter(**where))  # type: ignore[arg-type]
+        return [alarm.id for alarm in found], total
+
+    assert await ids() == ([other.id, second.id, first.id], 3)
+    assert await ids(status="ACTIVE") == ([other.id, second.id], 2)
+    assert await ids(status="CLEARED_ACK") == ([first.id], 1)
+    assert await ids(status="ACK") == ([first.id], 1)
+    assert await ids(status="UNACK") == ([other.id, second.id], 2)
+    assert await ids(severity="critical") == ([other.id], 1)
+    assert await ids(min_severity="major") == ([other.id, first.id], 2)
+    assert await ids(device_name="oximeter-7", type="SpO2 low") == ([second.id, first.id], 2)
+    assert await ids(product_key="elsewhere") == ([], 0)
+    assert await ids(limit=1, offset=1) == ([second.id], 3)
+    await table.save(msgspec.structs.replace(other, assignee="bo"))
+    assert await ids(assignee="bo") == ([other.id], 1)
+    assert [a.id for a in await table.list_open()] == [other.id, second.id]
+    for missing in (0, 2**40, 999):
+        with pytest.raises(RegistryError) as gone:
+            await table.get(missing)
+        assert gone.value.http_status == 404
+    with pytest.raises(RegistryError):
+        await table.add_note(999, Note(at=T0, by="x", text="y"))
+    await registry.close()
+    reopened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    try:
+        kept = await reopened.alarms.get(first.id)
+        assert kept == cleared
+    finally:
+        await reopened.close()
+
+
+async def test_routes_are_kept_with_their_secret_sealed_and_their_failures(
+    registry: SQLRegistry, registry_db: RegistryDatabase
+) -> None:
+    routes = registry.alarm_routes
+    hook = await routes.create(
+        RouteSpec(name="ops", kind="webhook", url="http://127.0.0.1:9/hook", types=["SpO2 low"]),
+        "s3cret-of-the-route",
+    )
+    mail = await routes.create(
+        RouteSpec(
+            name="nurses",
+            kind="email",
+            to=["ward@clinic.example", "lead@clinic.example"],
+            min_severity="major",
+            changes=["raised", "escalated"],
+        ),
+        "x" * 32,
+    )
+    assert hook.secret == "s3cret-of-the-route" and hook.url == "http://127.0.0.1:9/hook"
+    assert mail.to == ["ward@clinic.example", "lead@clinic.example"] and mail.url is None
+    assert mail.changes == ["raised", "escalated"] and mail.min_severity == "major"
+    with pytest.raises(RegistryError) as taken:
+        await routes.create(RouteSpec(name="ops", kind="webhook", url="http://x"), "y")
+    assert taken.value.http_status == 409
+    await routes.sent(hook.id, None, T0)
+    await routes.sent(hook.id, "HTTP 503 after 4 tries", T0 + 1)
+    counted = await routes.get(hook.id)
+    assert (counted.sent, counted.failed) == (1, 1)
+    assert (counted.last_error, counted.last_error_at) == ("HTTP 503 after 4 tries", T0 + 1)
+    engine = create_engine(registry_db.url, schema=registry_db.schema)
+    try:
+        with engine.connect() as db:
+            sealed = db.execute(sa.select(schema.alarm_routes.c.secret)).scalars().all()
+    finally:
+        engine.dispose()
+    assert all("s3cret" not in value for value in sealed)
+    await routes.delete(mail.id)
+    assert [route.name for route in await routes.list_routes()] == ["ops"]
+    with pytest.raises(RegistryError) as gone:
+        await routes.delete(mail.id)
+    assert gone.value.http_status == 404
