@@ -45,29 +45,58 @@ class Webhook:
 
     async def _post(self, body: bytes, fired: Fired) -> None:
         spec = self._spec
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE: signature(self._secret, body),
-            RULE: str(fired.rule_id),
-            TOPIC: fired.topic,
-        }
-        wait = spec.backoff
-        problem = ""
-        for attempt in range(spec.retries + 1):
-            if attempt:
-                await asyncio.sleep(wait)
-                wait *= 2
-            try:
-                response = await self._http.post(
-                    spec.url, content=body, headers=headers, timeout=spec.timeout
-                )
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                continue
-            if response.is_success:
-                return
-            problem = f"HTTP {response.status_code}"
-            if response.status_code not in _AGAIN:
-                break
-        tries = f"{attempt + 1} {'try' if attempt == 0 else 'tries'}"
-        raise ActionFailed(f"webhook {spec.url}: {problem} after {tries}")
+        headers = {RULE: str(fired.rule_id), TOPIC: fired.topic}
+        problem = await post_signed(
+            self._http,
+            spec.url,
+            body,
+            self._secret,
+            headers,
+            per_try=spec.timeout,
+            retries=spec.retries,
+            backoff=spec.backoff,
+        )
+        if problem is not None:
+            raise ActionFailed(problem)
+
+
+async def post_signed(
+    http: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    secret: str,
+    headers: dict[str, str],
+    *,
+    per_try: float,
+    retries: int,
+    backoff: float,
+) -> str | None:
+    """POST ``body`` (JSON) to ``url`` signed with ``secret``, with ``headers`` besides:
+    None when a 2xx came within ``per_try`` seconds (each try's limit), else what went wrong
+    the last time. A connection failure, a timeout or an answer of a busy server (408, 429,
+    5xx) is tried again ``retries`` times, ``backoff`` seconds later and twice as long each
+    next time; any other answer (a 4xx) fails at once. The rules' webhooks and the alarms'
+    notifications both send this way."""
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE: signature(secret, body),
+        **headers,
+    }
+    wait = backoff
+    problem = ""
+    for attempt in range(retries + 1):
+        if attempt:
+            await asyncio.sleep(wait)
+            wait *= 2
+        try:
+            response = await http.post(url, content=body, headers=headers, timeout=per_try)
+        except httpx.HTTPError as exc:
+            problem = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            continue
+        if response.is_success:
+            return None
+        problem = f"HTTP {response.status_code}"
+        if response.status_code not in _AGAIN:
+            break
+    tries = f"{attempt + 1} {'try' if attempt == 0 else 'tries'}"
+    return f"webhook {url}: {problem} after {tries}"
