@@ -30,10 +30,13 @@ from hongshan.http import build_http_app
 from hongshan.http_server import HttpServer
 from hongshan.identity.people import people_access
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
+from hongshan.messages import EventRaised
 from hongshan.pipeline.firmware import FirmwareStage
 from hongshan.pipeline.history import HistoryStage
 from hongshan.pipeline.uplink import stages_of_a_town
 from hongshan.private_file import private_data_dir
+from hongshan.services.alarms.notify import AlarmNotifier
+from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.presence import DeviceSessions
 from hongshan.services.restart import repair_after_restart
@@ -76,6 +79,7 @@ class Platform:
         self.broker: Broker
         self.rules: RuleEngine
         self.rule_book: RuleBook
+        self.alarms: AlarmService
         self._http: HttpServer | None = None
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
 
@@ -149,12 +153,22 @@ class Platform:
         self._closing.push_async_callback(rules.stop)
         broker.on_published.append(rules.on_published)
         bus.subscribe(rules.on_uplink)
+        # the alarms: raised by rules, events and the API; heard by the rules, notified
+        notifier = AlarmNotifier(registry.alarm_routes, rules.http, settings)
+        self.alarms = alarms = AlarmService(
+            registry.alarms, notifier, things=registry.directory, hear=rules.on_platform
+        )
+        await alarms.start()
+        self._closing.push_async_callback(alarms.stop)
+        bus.subscribe(alarms.on_uplink, kinds=(EventRaised,))
         self.rule_book = RuleBook(
             registry.rules,
             rules,
             sources=sources,
             things=registry.directory,
-            needs=ActionNeeds(republish=rules.republish, commands=self.commands, http=rules.http),
+            needs=ActionNeeds(
+                republish=rules.republish, commands=self.commands, http=rules.http, alarms=alarms
+            ),
         )
         await self.rule_book.load()
         self._closing.push_async_callback(broker.stop)
@@ -189,6 +203,7 @@ class Platform:
             gateways=self.gateways,
             device_registration=self._alink().registration,
             rules=self.rule_book,
+            alarms=self.alarms,
             health=health,
         )
 

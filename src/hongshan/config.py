@@ -103,6 +103,17 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # between two reads, not for the whole response); then the connection is cut, so a client
     # that asks for a large CSV and never reads does not hold it open
     http_send_timeout: float = 60.0
+    # -- alarms' e-mail notifications (routes of kind "email") --
+    # the SMTP server they are sent through (unset: e-mail routes are refused), its port, the
+    # From address, a login if it wants one, and whether to upgrade the connection with
+    # STARTTLS (587); port 465 (implicit TLS) is used with smtp_tls
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "hongshan@localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -166,10 +177,14 @@ def load_settings(
 
 
 def _check(s: Settings) -> None:
-    for name in ("mqtt_port", "http_port", "ws_port", "tls_port"):
+    for name in ("mqtt_port", "http_port", "ws_port", "tls_port", "smtp_port"):
         port = getattr(s, name)
         if port is not None and not 0 <= port <= 65535:
             raise ConfigError(f"{name}: {port} is not a TCP port")
+    if s.smtp_starttls and s.smtp_tls:
+        raise ConfigError("smtp_starttls and smtp_tls: one or the other (587 or 465)")
+    if (s.smtp_username is None) != (s.smtp_password is None):
+        raise ConfigError("smtp_username and smtp_password: both or neither")
     if s.tls_port is not None and not (s.tls_cert and s.tls_key):
         raise ConfigError("tls_port needs tls_cert and tls_key")
     if not 1 <= s.max_inflight <= 65535:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Protocol, TypeAlias, TypeVar
 from litestar.di import Dependency, Provide
 from litestar.params import SkipValidationMarker
 
+from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.rules.book import RuleBook
 from hongshan.store.history.model import HistoryStore
@@ -118,6 +119,7 @@ class Services:
     gateways: GatewayTopology
     device_registration: DeviceRegistration
     rules: RuleBook
+    alarms: AlarmService
     health: Health
 
 

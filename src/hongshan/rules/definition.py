@@ -12,6 +12,12 @@ An action's ``type`` says what it does with the object the rule SELECTed (its *o
   ``timeout`` seconds for a 2xx, tried ``retries`` more times after a failure, ``backoff``
   seconds after the first and twice as long after each next one.
 
+- ``alarm``: raise an alarm of type ``alarmType`` and ``severity`` (default ``major``) on
+  the device the message speaks for (or ``productKey``/``deviceName``), the output as its
+  details, with an optional ``escalation`` policy (``after`` seconds unacknowledged raise it
+  ``to`` a severity; ``remindEvery`` seconds until acknowledged); with ``clear`` true, clear
+  that device's open alarm of that type instead.
+
 A rule's ``errorAction`` (at most one) is any of them, given every action that failed: the
 rule, the action, the error, and the message that fired it.
 """
@@ -21,6 +27,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
+
+from hongshan.alarms.model import Escalation, Severity, escalation_problem
 
 
 class RepublishAction(
@@ -54,7 +62,20 @@ class WebhookAction(
     backoff: float = 1.0
 
 
-ActionSpec = RepublishAction | SetAction | InvokeAction | WebhookAction
+class AlarmAction(
+    msgspec.Struct, frozen=True, kw_only=True, tag="alarm", tag_field="type", rename="camel"
+):
+    alarm_type: str
+    severity: Severity = "major"
+    clear: bool = False
+    product_key: str | None = None
+    device_name: str | None = None
+    escalation: Escalation | None = None
+
+
+ActionSpec = RepublishAction | SetAction | InvokeAction | WebhookAction | AlarmAction
+
+MAX_ALARM_TYPE = 128
 
 MAX_RETRIES = 10
 MAX_TIMEOUT = 60.0
@@ -108,4 +129,13 @@ def action_problem(action: ActionSpec) -> str | None:
                 return f"webhook: retries {retries} (0 to {MAX_RETRIES})"
             if not 0 <= backoff <= MAX_BACKOFF:
                 return f"webhook: backoff {backoff} s (0 to {MAX_BACKOFF:g})"
+        case AlarmAction(alarm_type=alarm_type, escalation=escalation):
+            if not alarm_type.strip() or len(alarm_type) > MAX_ALARM_TYPE:
+                return f"alarm: alarmType is 1 to {MAX_ALARM_TYPE} characters"
+            if (action.product_key is None) != (action.device_name is None):
+                return "alarm: give both productKey and deviceName, or neither (the message's)"
+            if escalation is not None:
+                problem = escalation_problem(escalation)
+                if problem is not None:
+                    return f"alarm: {problem}"
     return None

@@ -6,7 +6,7 @@ rule SELECTed: it does its work at once and answers None (republish), or answers
 that does it (a command, a webhook), which the engine awaits beside the others. Either way a
 failure is an exception — ``ActionFailed`` for one it foresaw — and the engine counts it, keeps
 it in the rule's trace and hands it to the rule's error action; the other actions go on.
-Raising an alarm will be one more class here.
+An alarm action raises or clears an alarm by the alarms' service (``AlarmDesk``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hongshan.alarms.model import Alarm, Escalation, Originator, Severity
 from hongshan.errors import HongshanError, RemoteProtocolError
 from hongshan.messages import DeviceRef, Outcome
 from hongshan.mqtt.topics import validate_topic_name
-from hongshan.rules.definition import InvokeAction, RepublishAction, SetAction
+from hongshan.rules.definition import AlarmAction, InvokeAction, RepublishAction, SetAction
 from hongshan.rules.values import UNDEFINED, to_string
 from hongshan.services.commands import DeviceCommands
 
@@ -33,8 +34,9 @@ class ActionFailed(HongshanError):
 
 @dataclass(frozen=True, slots=True)
 class Fired:
-    """One fire of a rule: the message it ran on, what it made, and how many republishes deep
-    the message is (0: a device's or the platform's own)."""
+    """One fire of a rule: the message it ran on, what it made, how many republishes deep
+    the message is (0: a device's or the platform's own), and the device the message speaks
+    for (None: a topic that names none)."""
 
     rule_id: int
     rule_name: str
@@ -42,10 +44,11 @@ class Fired:
     payload: Any
     output: dict[str, Any]
     depth: int
+    device: DeviceRef | None = None
 
 
 class Action(Protocol):
-    kind: str  # its ``type``: "republish", "set", "invoke", "webhook"
+    kind: str  # its ``type``: "republish", "set", "invoke", "webhook", "alarm"
 
     def start(self, output: dict[str, Any], fired: Fired) -> Pending | None:
         """Do it with ``output``: None when done, or the coroutine that does it."""
@@ -145,6 +148,65 @@ class InvokeService:
                 f"{self._service} on {_named(self._device)}: {result.outcome}"
                 + (f" ({result.message})" if result.message else "")
             )
+
+
+class AlarmDesk(Protocol):
+    """What an alarm action asks of the alarms (``services.alarms.AlarmService``)."""
+
+    async def raise_alarm(
+        self,
+        device: DeviceRef,
+        type: str,
+        severity: Severity,
+        details: dict[str, Any],
+        originator: Originator,
+        *,
+        escalation: Escalation | None = None,
+        depth: int = 0,
+    ) -> Alarm: ...
+
+    async def clear_alarm(
+        self, device: DeviceRef, type: str, *, by: str, depth: int = 0
+    ) -> Alarm | None: ...
+
+
+class RaiseAlarm:
+    """Raise an alarm of a type on a device (the one the message speaks for, unless the action
+    names one) with the output as its details — a repeat when one is open — or, with
+    ``clear``, clear the open one. A message that speaks for no device fails the action."""
+
+    kind = "alarm"
+
+    def __init__(self, spec: AlarmAction, alarms: AlarmDesk) -> None:
+        self._spec = spec
+        self._alarms = alarms
+        named = spec.product_key is not None and spec.device_name is not None
+        self._device = DeviceRef(spec.product_key, spec.device_name) if named else None  # type: ignore[arg-type]
+
+    def start(self, output: dict[str, Any], fired: Fired) -> Pending:
+        device = self._device or fired.device
+        if device is None:
+            raise ActionFailed(
+                f"alarm {self._spec.alarm_type!r}: {fired.topic} speaks for no device "
+                "(name one: productKey and deviceName)"
+            )
+        return self._do(device, output, fired)
+
+    async def _do(self, device: DeviceRef, output: dict[str, Any], fired: Fired) -> None:
+        spec = self._spec
+        by = f"rule:{fired.rule_id}"
+        if spec.clear:
+            await self._alarms.clear_alarm(device, spec.alarm_type, by=by, depth=fired.depth + 1)
+            return
+        await self._alarms.raise_alarm(
+            device,
+            spec.alarm_type,
+            spec.severity,
+            output,
+            Originator(kind="rule", id=str(fired.rule_id)),
+            escalation=spec.escalation,
+            depth=fired.depth + 1,
+        )
 
 
 def _named(device: DeviceRef) -> str:

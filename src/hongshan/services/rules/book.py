@@ -11,6 +11,7 @@ import msgspec
 from hongshan.rules.compile import compile
 from hongshan.rules.definition import (
     ActionSpec,
+    AlarmAction,
     InvokeAction,
     RuleSpec,
     SetAction,
@@ -169,6 +170,11 @@ class RuleBook:
         problem = action_problem(action)
         if problem is not None:
             raise RegistryError(problem, "invalid")
+        if isinstance(action, AlarmAction):
+            pk, dn = action.product_key, action.device_name
+            if pk is not None and dn is not None and not self._things.device_known(pk, dn):
+                raise RegistryError(f"alarm: no device {dn} in product {pk}", "invalid")
+            return
         if not isinstance(action, SetAction | InvokeAction):
             return
         pk, dn = action.product_key, action.device_name

@@ -66,17 +66,18 @@ def _ms() -> int:
 
 class RuleEngine:
     """Runs the enabled rules on the messages they listen to: clients' publishes (heard from
-    the broker, ``on_published``), the bus's uplinks as each source presents them
-    (``on_uplink``: ``$things/…``, Alibaba's rules-engine data) and its own rules' republishes.
+        the broker, ``on_published``), the bus's uplinks as each source presents them
+        (``on_uplink``: ``$things/…``, Alibaba's rules-engine data), the platform's own messages
+    that are no uplink (``on_platform``: an alarm's changes) and its own rules' republishes.
 
-    Rules are indexed by their FROM filter in a subscription trie, so a message costs one
-    lookup (remembered per topic) whatever the number of rules; with no rule at all, one
-    ``if``. A rule whose WHERE holds and whose rate allows it fires: each of its actions is
-    started, those that take time (commands, webhooks) are awaited together in one task, and a
-    failure is counted, traced and handed to the rule's error action — never stopping the
-    others. Owns that index, the actions' tasks and the webhooks' HTTP client; never stores or
-    checks a rule (``RuleBook``) and never speaks a device's protocol (commands go by
-    ``DeviceCommands``, republishes by the broker as the server's own)."""
+        Rules are indexed by their FROM filter in a subscription trie, so a message costs one
+        lookup (remembered per topic) whatever the number of rules; with no rule at all, one
+        ``if``. A rule whose WHERE holds and whose rate allows it fires: each of its actions is
+        started, those that take time (commands, webhooks) are awaited together in one task, and a
+        failure is counted, traced and handed to the rule's error action — never stopping the
+        others. Owns that index, the actions' tasks and the webhooks' HTTP client; never stores or
+        checks a rule (``RuleBook``) and never speaks a device's protocol (commands go by
+        ``DeviceCommands``, republishes by the broker as the server's own)."""
 
     def __init__(
         self,
@@ -164,6 +165,26 @@ class RuleEngine:
                 )
                 self._run(matches, heard, 0)
 
+    def on_platform(
+        self, topic: str, payload: dict[str, Any], device: DeviceRef | None, depth: int = 0
+    ) -> None:
+        """A message of the platform's own that is no uplink (an alarm's change on
+        ``$things/{pk}/{dn}/alarms``), run through the rules listening on ``topic`` as
+        speaking for ``device``; ``depth``: how many rule actions led to it, so that a rule
+        whose alarm action its own alarm's stream triggers stops at ``MAX_DEPTH``."""
+        if not self._rules:
+            return
+        matches = self._index.matches(topic)
+        if matches:
+            heard = RuleInput(
+                topic=topic,
+                payload=payload,
+                received=_ms(),
+                device=device,
+                latest=self._latest_of(device),
+            )
+            self._run(matches, heard, depth)
+
     def republish(self, topic: str, output: dict[str, Any], qos: int, depth: int) -> None:
         """A rule's output published on ``topic`` (subscribers get it), and run through the
         rules listening there, ``depth`` republishes deep."""
@@ -209,7 +230,10 @@ class RuleEngine:
                     rule.did_not_run(at, message, "rate_limit")
                     continue
                 run = rule.ran(at, message.topic, output, depth)
-                fired = Fired(rule.id, rule.name, message.topic, message.payload, output, depth)
+                fired = Fired(
+                    rule.id, rule.name, message.topic, message.payload, output, depth,
+                    message.device,
+                )  # fmt: skip
                 self._fire(rule, fired, run)
 
     def _fire(self, rule: RunningRule, fired: Fired, run: Run) -> None:
@@ -273,7 +297,9 @@ class RuleEngine:
             "payload": fired.payload,
             "output": fired.output,
         }
-        failed = Fired(rule.id, rule.name, fired.topic, fired.payload, report, fired.depth)
+        failed = Fired(
+            rule.id, rule.name, fired.topic, fired.payload, report, fired.depth, fired.device
+        )
         try:
             pending = handler.start(report, failed)
         except Exception as handler_exc:

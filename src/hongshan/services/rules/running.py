@@ -15,6 +15,7 @@ import msgspec
 from hongshan.rules.compile import CompiledRule, compile
 from hongshan.rules.definition import (
     ActionSpec,
+    AlarmAction,
     InvokeAction,
     RepublishAction,
     SetAction,
@@ -26,7 +27,9 @@ from hongshan.rules.sql import parse
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.rules.actions import (
     Action,
+    AlarmDesk,
     InvokeService,
+    RaiseAlarm,
     Republish,
     Republisher,
     SetProperties,
@@ -39,11 +42,12 @@ TRACE_LENGTH = 20  # runs kept, and non-runs kept, and failures kept, per rule
 @dataclass(frozen=True, kw_only=True)
 class ActionNeeds:
     """What actions are built with: the engine's republish, the devices' commands, the HTTP
-    client of webhooks."""
+    client of webhooks, the alarms."""
 
     republish: Republisher
     commands: DeviceCommands
     http: httpx.AsyncClient
+    alarms: AlarmDesk
 
 
 def build_action(spec: ActionSpec, needs: ActionNeeds, secret: str) -> Action:
@@ -57,6 +61,8 @@ def build_action(spec: ActionSpec, needs: ActionNeeds, secret: str) -> Action:
             return InvokeService(spec, needs.commands)
         case WebhookAction():
             return Webhook(spec, needs.http, secret)
+        case AlarmAction():
+            return RaiseAlarm(spec, needs.alarms)
 
 
 def build_rule(stored: StoredRule, needs: ActionNeeds) -> RunningRule:

@@ -68,10 +68,17 @@ class PlatformStreams:
         $things/{pk}/{dn}/replies         callId, service, code, output, message
         $things/{pk}/{dn}/firmware        versions: {module: version}
         $things/{pk}/{dn}/registered      how
+        $things/{pk}/{dn}/alarms          change (raised, repeated, escalated, reminder,
+                                          acknowledged, cleared, assigned, noted),
+                                          previousSeverity, previousStatus, and the alarm's
+                                          fields (id, type, severity, status, originator,
+                                          details, firstRaisedAt, lastRaisedAt, repeats, …)
 
     As MQTT says of ``$`` topics, a FROM of ``#`` or ``+/…`` does not match them: a rule
     names ``$things`` (``$things/+/+/properties``). Only the platform presents them; a client
-    publishing on ``$things/…`` is heard like any other topic's, raw."""
+    publishing on ``$things/…`` is heard like any other topic's, raw. The ``alarms`` stream is
+    no uplink: the alarms' service hands it to the engine itself (``RuleEngine.on_platform``),
+    for each change of an alarm."""
 
     def messages(self, uplink: Uplink) -> Iterable[Presented]:
         device = uplink.device

@@ -1,0 +1,15 @@
+"""The alarms' service: alarms raised, repeated, escalated, acknowledged and cleared, kept in
+the registry, sent to their routes and heard by the rules.
+
+The path of an alarm::
+
+    a rule's alarm action ─┐
+    a device's TSL alert   │                       ┌─▶ registry (alarms, alarm_notes)
+    or error event ────────┼─▶ AlarmService ───────┼─▶ RuleEngine.on_platform:
+    POST /api/alarms ──────┤    one open alarm per │     $things/{pk}/{dn}/alarms
+    (scenes' and product   │    device and type;   └─▶ AlarmNotifier: each route that wants
+     conditions, later) ───┘    escalation timers        it (webhook, signed; e-mail, SMTP)
+
+``service.AlarmService`` owns the lifecycle (decided by ``hongshan.alarms``, pure) and the
+timers of escalation and reminders; ``notify.AlarmNotifier`` the routes and their sending.
+"""
