@@ -111,8 +111,11 @@ class Problem(msgspec.Struct, kw_only=True):
 _MEANINGS = {
     400: "the request is malformed or out of bounds; the detail names the field and the limit",
     401: "no admin token, or a wrong one",
-    404: "no such product, device, group, rule or route",
-    409: "it conflicts with what exists (a name taken, a stale version, a product in use)",
+    404: "no such product, device, group, rule, alarm or route",
+    409: (
+        "it conflicts with what exists (a name taken, a stale version, a product in use, an "
+        "alarm's status)"
+    ),
     503: "the store cannot serve now (the disk is full, the database is unreachable)",
 }
 PROBLEM_RESPONSES = {

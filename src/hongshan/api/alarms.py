@@ -1,0 +1,220 @@
+"""``/api/alarms``: list (filtered, paged), show, raise (an operator's manual alarm),
+acknowledge, clear, assign and annotate alarms; ``/api/alarm-notifications``: the routes their
+changes are sent to (create, list, show, delete). An acknowledgement or a clearing the
+alarm's status does not allow is 409 naming the status; a device that does not exist, an
+empty type or a policy that cannot work is 400 naming it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from hongshan.alarms.model import (
+    Alarm,
+    AlarmFilter,
+    Escalation,
+    Originator,
+    Severity,
+    StatusFilter,
+)
+from hongshan.alarms.routes import RouteSpec, StoredRoute
+from hongshan.api.dependencies import Provided
+from hongshan.messages import DeviceRef
+from hongshan.services.alarms.service import AlarmService
+
+ALARM = "/api/alarms/{alarm_id:int}"
+ROUTE = "/api/alarm-notifications/{route_id:int}"
+MAX_OFFSET = 2**63 - 1
+OPERATOR = "api"  # who did it, when the request does not say
+
+
+class AlarmPage(msgspec.Struct, kw_only=True, rename="camel"):
+    items: list[Alarm]
+    total: int
+
+
+class NewAlarm(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """An operator's manual alarm (its originator is ``api``, with ``by``)."""
+
+    product_key: str
+    device_name: str
+    type: str
+    severity: Severity = "major"
+    details: dict[str, Any] = {}
+    escalation: Escalation | None = None
+    by: str = OPERATOR
+
+
+class Operator(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Who acknowledges or clears (their name, kept on the alarm)."""
+
+    by: str = OPERATOR
+
+
+class Assignment(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    assignee: str | None  # None: to nobody
+    by: str = OPERATOR
+
+
+class NewNote(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    text: str
+    by: str = OPERATOR
+
+
+class RouteView(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
+    """A route as the API shows it; ``secret`` (the key of its webhooks' signatures) only
+    when it is created."""
+
+    id: int
+    name: str
+    kind: str
+    url: str | None = None
+    to: list[str] = []
+    min_severity: Severity
+    types: list[str]
+    changes: list[str]
+    retries: int
+    backoff: float
+    sent: int
+    failed: int
+    last_error: str | None = None
+    last_error_at: int | None = None
+    created_at: int
+    secret: str | None = None
+
+
+def _route(route: StoredRoute, *, with_secret: bool = False) -> RouteView:
+    return RouteView(
+        id=route.id,
+        name=route.name,
+        kind=route.kind,
+        url=route.url,
+        to=route.to,
+        min_severity=route.min_severity,
+        types=route.types,
+        changes=list(route.changes),
+        retries=route.retries,
+        backoff=route.backoff,
+        sent=route.sent,
+        failed=route.failed,
+        last_error=route.last_error,
+        last_error_at=route.last_error_at,
+        created_at=route.created_at,
+        secret=route.secret if with_secret else None,
+    )
+
+
+@get("/api/alarms")
+async def list_alarms(
+    alarms: Provided[AlarmService],
+    status: Annotated[
+        StatusFilter | None,
+        QueryParameter(description="one status, or ACTIVE, CLEARED, UNACK, ACK"),
+    ] = None,
+    severity: FromQuery[Severity | None] = None,
+    min_severity: Annotated[Severity | None, QueryParameter(name="minSeverity")] = None,
+    product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
+    device_name: Annotated[str | None, QueryParameter(name="deviceName")] = None,
+    alarm_type: Annotated[str | None, QueryParameter(name="type")] = None,
+    assignee: FromQuery[str | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
+) -> AlarmPage:
+    """Alarms, newest raise first."""
+    where = AlarmFilter(
+        status=status,
+        severity=severity,
+        min_severity=min_severity,
+        product_key=product_key,
+        device_name=device_name,
+        type=alarm_type,
+        assignee=assignee,
+        limit=limit,
+        offset=offset,
+    )
+    items, total = await alarms.list_alarms(where)
+    return AlarmPage(items=items, total=total)
+
+
+@post("/api/alarms", status_code=201)
+async def raise_alarm(alarms: Provided[AlarmService], data: JSONBody[NewAlarm]) -> Alarm:
+    """Raise an alarm by hand: a new one, or a repeat of the device's open one of that type."""
+    return await alarms.raise_alarm(
+        DeviceRef(data.product_key, data.device_name),
+        data.type,
+        data.severity,
+        data.details,
+        Originator(kind="api", id=data.by),
+        escalation=data.escalation,
+    )
+
+
+@get(ALARM)
+async def show_alarm(alarms: Provided[AlarmService], alarm_id: FromPath[int]) -> Alarm:
+    return await alarms.get(alarm_id)
+
+
+@post(ALARM + "/ack", status_code=200)
+async def acknowledge_alarm(
+    alarms: Provided[AlarmService], alarm_id: FromPath[int], data: JSONBody[Operator | None] = None
+) -> Alarm:
+    return await alarms.acknowledge(alarm_id, by=(data or Operator()).by)
+
+
+@post(ALARM + "/clear", status_code=200)
+async def clear_alarm(
+    alarms: Provided[AlarmService], alarm_id: FromPath[int], data: JSONBody[Operator | None] = None
+) -> Alarm:
+    return await alarms.clear(alarm_id, by=(data or Operator()).by)
+
+
+@post(ALARM + "/assign", status_code=200)
+async def assign_alarm(
+    alarms: Provided[AlarmService], alarm_id: FromPath[int], data: JSONBody[Assignment]
+) -> Alarm:
+    return await alarms.assign(alarm_id, data.assignee, by=data.by)
+
+
+@post(ALARM + "/notes", status_code=201)
+async def add_note(
+    alarms: Provided[AlarmService], alarm_id: FromPath[int], data: JSONBody[NewNote]
+) -> Alarm:
+    return await alarms.add_note(alarm_id, data.text, by=data.by)
+
+
+@post("/api/alarm-notifications", status_code=201)
+async def create_route(alarms: Provided[AlarmService], data: JSONBody[RouteSpec]) -> RouteView:
+    return _route(await alarms.notifier.create(data), with_secret=True)
+
+
+@get("/api/alarm-notifications")
+async def list_routes(alarms: Provided[AlarmService]) -> list[RouteView]:
+    return [_route(route) for route in await alarms.notifier.list_routes()]
+
+
+@get(ROUTE)
+async def show_route(alarms: Provided[AlarmService], route_id: FromPath[int]) -> RouteView:
+    return _route(await alarms.notifier.get(route_id))
+
+
+@delete(ROUTE, status_code=204)
+async def delete_route(alarms: Provided[AlarmService], route_id: FromPath[int]) -> None:
+    await alarms.notifier.delete(route_id)
+
+
+ROUTES = (
+    list_alarms,
+    raise_alarm,
+    show_alarm,
+    acknowledge_alarm,
+    clear_alarm,
+    assign_alarm,
+    add_note,
+    create_route,
+    list_routes,
+    show_route,
+    delete_route,
+)

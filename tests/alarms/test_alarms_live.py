@@ -1,0 +1,240 @@
+"""Alarms end to end on a real server: a paho device posts, a rule raises an alarm, it is kept
+and shown by REST, mailed through a real SMTP server (aiosmtpd) and POSTed to a real HTTP
+receiver; repeats, acknowledgement, clearing by a rule, escalation and reminders with short
+times across a restart, and a device's TSL alert event."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from alarm_helpers import created, lamps, online, post, problem
+
+from broker_peers import Paho, eventually
+from mail_receiver import MailReceiver
+from thingsboard_device import rest
+from webhook_receiver import WebhookReceiver
+
+
+def hooked(receiver: WebhookReceiver, secret: str) -> dict[str, Any]:
+    """The next webhook's body, its signature checked with the route's secret."""
+    headers, body = receiver.get()
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Hongshan-Signature"] == f"sha256={expected}"
+    payload: dict[str, Any] = json.loads(body)
+    assert headers["X-Hongshan-Change"] == payload["change"]
+    assert headers["X-Hongshan-Alarm"] == str(payload["id"])
+    return payload
+
+
+def test_a_rule_raises_repeats_and_clears_an_alarm_mailed_and_posted(
+    make_server: Callable[..., Any],
+    paho_client: Any,
+    mail: MailReceiver,
+    receivers: Callable[..., WebhookReceiver],
+) -> None:
+    server = make_server(smtp_host="127.0.0.1", smtp_port=mail.port, smtp_from="town@example")
+    hook = receivers()
+    pk, secrets = lamps(server, "lamp-0001")
+    with rest(server) as api:
+        route = created(
+            api.post(
+                "/api/alarm-notifications",
+                json={
+                    "name": "ops",
+                    "kind": "webhook",
+                    "url": hook.url,
+                    "changes": ["raised", "repeated", "acknowledged", "cleared"],
+                },
+            )
+        )
+        created(
+            api.post(
+                "/api/alarm-notifications",
+                json={
+                    "name": "night shift",
+                    "kind": "email",
+                    "to": ["ops@town.example"],
+                    "minSeverity": "major",
+                    "changes": ["raised"],
+                },
+            )
+        )
+        raising = created(
+            api.post(
+                "/api/rules",
+                json={
+                    "name": "overvoltage",
+                    "sql": "SELECT deviceName() AS device, values.Voltage AS voltage "
+                    f'FROM "$things/{pk}/+/properties" WHERE values.Voltage > 250',
+                    "actions": [{"type": "alarm", "alarmType": "Overvoltage"}],
+                },
+            )
+        )
+        created(
+            api.post(
+                "/api/rules",
+                json={
+                    "name": "voltage back",
+                    "sql": f'SELECT * FROM "$things/{pk}/+/properties" WHERE values.Voltage <= 250',
+                    "actions": [{"type": "alarm", "alarmType": "Overvoltage", "clear": True}],
+                },
+            )
+        )
+        created(
+            api.post(
+                "/api/rules",
+                json={
+                    "name": "alarms out",
+                    "sql": f'SELECT deviceName() AS device, * FROM "$things/{pk}/+/alarms"',
+                    "actions": [{"type": "republish", "topic": "town/alarms"}],
+                },
+            )
+        )
+        watcher: Paho = paho_client(server.port).connect()
+        assert watcher.subscribe("town/alarms", 1) == [1]
+        lamp = online(server, paho_client, pk, "lamp-0001", secrets["lamp-0001"])
+
+        post(lamp, pk, "lamp-0001", {"Voltage": 260.5})
+        sent = hooked(hook, route["secret"])
+        assert sent["change"] == "raised" and sent["severity"] == "major"
+        assert (sent["productKey"], sent["deviceName"]) == (pk, "lamp-0001")
+        assert sent["details"] == {"device": "lamp-0001", "voltage": 260.5}
+        assert sent["originator"] == {"kind": "rule", "id": str(raising["id"])}
+        recipients, message = mail.get()
+        assert recipients == ["ops@town.example"] and message["From"] == "town@example"
+        assert message["Subject"] == f"[MAJOR] Overvoltage on {pk}/lamp-0001"
+        text = message.get_content()
+        assert "Status:        ACTIVE_UNACK" in text and '"voltage": 260.5' in text
+        listed = api.get("/api/alarms", params={"status": "ACTIVE", "productKey": pk}).json()
+        assert listed["total"] == 1
+        alarm = listed["items"][0]
+        assert alarm["id"] == sent["id"] and alarm["status"] == "ACTIVE_UNACK"
+
+        post(lamp, pk, "lamp-0001", {"Voltage": 270})
+        again = hooked(hook, route["secret"])
+        assert again["change"] == "repeated" and again["repeats"] == 1
+        assert again["details"]["voltage"] == 270 and again["id"] == alarm["id"]
+        assert api.get("/api/alarms", params={"productKey": pk}).json()["total"] == 1
+
+        acked = api.post(f"/api/alarms/{alarm['id']}/ack", json={"by": "ana"})
+        assert acked.status_code == 200, acked.text
+        assert acked.json()["status"] == "ACTIVE_ACK" and acked.json()["acknowledgedBy"] == "ana"
+        assert hooked(hook, route["secret"])["change"] == "acknowledged"
+        problem(api.post(f"/api/alarms/{alarm['id']}/ack"), 409, "ACTIVE_ACK")
+
+        post(lamp, pk, "lamp-0001", {"Voltage": 230})
+        cleared = hooked(hook, route["secret"])
+        assert cleared["change"] == "cleared" and cleared["status"] == "CLEARED_ACK"
+        assert cleared["previousStatus"] == "ACTIVE_ACK"
+        shown = api.get(f"/api/alarms/{alarm['id']}").json()
+        assert shown["status"] == "CLEARED_ACK" and shown["clearedBy"].startswith("rule:")
+        problem(api.post(f"/api/alarms/{alarm['id']}/ack"), 409, "CLEARED_ACK")
+        problem(api.post(f"/api/alarms/{alarm['id']}/clear"), 409, "CLEARED_ACK")
+
+        # the rules heard each change on the alarms' stream, as speaking for the device
+        heard = [json.loads(m.payload) for m in watcher.take(4)]
+        assert [h["change"] for h in heard] == ["raised", "repeated", "acknowledged", "cleared"]
+        assert {h["device"] for h in heard} == {"lamp-0001"}
+        # raised again after clearing: a new alarm
+        post(lamp, pk, "lamp-0001", {"Voltage": 300})
+        fresh = hooked(hook, route["secret"])
+        assert fresh["change"] == "raised" and fresh["id"] != alarm["id"]
+        assert mail.get()[1]["Subject"] == f"[MAJOR] Overvoltage on {pk}/lamp-0001"
+        routes = {r["name"]: r for r in api.get("/api/alarm-notifications").json()}
+        assert routes["ops"]["sent"] == 5 and routes["ops"]["failed"] == 0
+        assert "secret" not in routes["ops"]
+        eventually(lambda: api.get("/api/alarm-notifications").json()[1]["sent"] == 2, what="mails")
+
+
+def test_escalation_and_reminders_keep_their_timing_across_a_restart(
+    make_server: Callable[..., Any], receivers: Callable[..., WebhookReceiver]
+) -> None:
+    hook = receivers()
+    server = make_server()
+    pk, _ = lamps(server, "oximeter-7")
+    with rest(server) as api:
+        route = created(
+            api.post(
+                "/api/alarm-notifications",
+                json={
+                    "name": "ward",
+                    "kind": "webhook",
+                    "url": hook.url,
+                    "changes": ["escalated", "reminder"],
+                },
+            )
+        )
+        alarm = created(
+            api.post(
+                "/api/alarms",
+                json={
+                    "productKey": pk,
+                    "deviceName": "oximeter-7",
+                    "type": "SpO2 low",
+                    "severity": "minor",
+                    "details": {"spo2": 88},
+                    "escalation": {"after": 1.2, "to": "critical", "remindEvery": 2.0},
+                },
+            )
+        )
+    assert alarm["originator"] == {"kind": "api", "id": "api"}
+    server.stop()
+    restarted_at = int(time.time() * 1000)
+    server = make_server()
+    escalated = hooked(hook, route["secret"])
+    assert escalated["change"] == "escalated" and escalated["severity"] == "critical"
+    assert escalated["previousSeverity"] == "minor"
+    # due 1.2 s after the first raise, not 1.2 s after the restart
+    assert alarm["firstRaisedAt"] + 1200 <= escalated["escalatedAt"] < restarted_at + 1200
+    reminder = hooked(hook, route["secret"])
+    assert reminder["change"] == "reminder"
+    assert alarm["firstRaisedAt"] + 2000 <= reminder["remindedAt"] < restarted_at + 2000
+    with rest(server) as api:
+        shown = api.get(f"/api/alarms/{alarm['id']}").json()
+        assert shown["status"] == "ACTIVE_UNACK" and shown["severity"] == "critical"
+        assert api.post(f"/api/alarms/{alarm['id']}/ack", json={"by": "nurse"}).status_code == 200
+        # acknowledged: no more reminders (the next was due 2 s after the last)
+        assert api.get(f"/api/alarms/{alarm['id']}").json()["status"] == "ACTIVE_ACK"
+
+
+def test_a_devices_tsl_alert_event_raises_an_alarm(
+    server: Any, paho_client: Any, receivers: Callable[..., WebhookReceiver]
+) -> None:
+    hook = receivers()
+    pk, secrets = lamps(server, "lamp-0001")
+    with rest(server) as api:
+        route = created(
+            api.post(
+                "/api/alarm-notifications",
+                json={"name": "faults", "kind": "webhook", "url": hook.url, "types": ["LampFault"]},
+            )
+        )
+        lamp = online(server, paho_client, pk, "lamp-0001", secrets["lamp-0001"])
+        body = {
+            "id": "7",
+            "version": "1.0",
+            "params": {"FaultCode": 4, "Voltage": 0.0},
+            "method": "thing.event.LampFault.post",
+        }
+        topic = f"/sys/{pk}/lamp-0001/thing/event/LampFault/post"
+        assert lamp.publish(topic, json.dumps(body), 1) == 0
+        raised = hooked(hook, route["secret"])
+        assert raised["type"] == "LampFault" and raised["severity"] == "major"
+        assert raised["originator"] == {"kind": "event", "id": "LampFault"}
+        assert raised["details"] == {"FaultCode": 4, "Voltage": 0.0}
+        assert lamp.publish(topic, json.dumps({**body, "id": "8"}), 1) == 0  # (a new message)
+        eventually(
+            lambda: (
+                api.get("/api/alarms", params={"type": "LampFault"}).json()["items"][0]["repeats"]
+                == 1
+            ),
+            what="a repeat",
+        )
+        # an info event (the property post is one) raises none
+        post(lamp, pk, "lamp-0001", {"Voltage": 220})
+        assert api.get("/api/alarms").json()["total"] == 1
