@@ -1,6 +1,6 @@
 """The command line: ``hongshan serve``, ``hongshan passwd``, and the API client commands
-``hongshan product|device|group`` (``cli_api``), ``hongshan history`` (``cli_history``) and
-``hongshan rule`` (``cli_rules``)."""
+``hongshan product|device|group`` (``cli_api``), ``hongshan history`` (``cli_history``),
+``hongshan rule`` (``cli_rules``) and ``hongshan alarm`` (``cli_alarms``)."""
 
 from __future__ import annotations
 
@@ -136,11 +136,12 @@ def passwd(file: str, username: str, password: str | None, delete: bool) -> None
 
 
 def _add_api_commands() -> None:
+    from hongshan.cli_alarms import alarm
     from hongshan.cli_api import device, group, product
     from hongshan.cli_history import history
     from hongshan.cli_rules import rule
 
-    for command in (product, device, group, history, rule):
+    for command in (product, device, group, history, rule, alarm):
         main.add_command(command)
 
 
