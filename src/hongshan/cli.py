@@ -87,6 +87,12 @@ def main() -> None:
     help="Connections one address may hold before CONNECT [64]; 0 is off.",
 )
 @click.option("--max-retained-bytes", type=int, help="Bytes of retained messages [268435456].")
+@click.option("--smtp-host", help="SMTP server for alarms' e-mail [none: e-mail routes refused].")
+@click.option("--smtp-port", type=int, help="Its port [25].")
+@click.option("--smtp-from", help="The From of alarms' e-mail [hongshan@localhost].")
+@click.option("--smtp-username", help="Its login (the password: smtp_password, never a flag).")
+@click.option("--smtp-starttls/--no-smtp-starttls", default=None, help="STARTTLS (587) [off].")
+@click.option("--smtp-tls/--no-smtp-tls", default=None, help="Implicit TLS (465) [off].")
 def serve(config_file: str | None, **flags: Any) -> None:
     """Run the platform: MQTT broker and HTTP API in one process."""
     from hongshan.app import serve as serve_platform
