@@ -169,3 +169,15 @@ def test_a_failing_route_keeps_its_error_and_the_alarm_goes_on(
     shown = api.get(f"/api/alarm-notifications/{route['id']}").json()
     assert shown["lastError"] == f"webhook {down.url}: HTTP 503 after 2 tries"
     assert shown["sent"] == 0 and shown["lastErrorAt"] > 0
+
+
+def test_a_type_with_a_line_break_is_refused_a_note_may_have_them(
+    server: Any, api: httpx.Client
+) -> None:
+    pk, _ = lamps(server, "lamp-0001")
+    device = {"productKey": pk, "deviceName": "lamp-0001"}
+    problem(api.post("/api/alarms", json={**device, "type": "a\r\nBcc: x@y"}), 400,
+            "no control characters")  # fmt: skip
+    alarm = created(api.post("/api/alarms", json={**device, "type": "t"}))
+    noted = api.post(f"/api/alarms/{alarm['id']}/notes", json={"text": "one\ntwo"})
+    assert noted.status_code == 201 and noted.json()["notes"][0]["text"] == "one\ntwo"

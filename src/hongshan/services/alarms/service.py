@@ -221,7 +221,7 @@ class AlarmService:
             return alarm
 
     async def add_note(self, alarm_id: int, text: str, *, by: str) -> Alarm:
-        _check_text("a note", text, MAX_NOTE)
+        _check_text("a note", text, MAX_NOTE, lines=True)
         _check_text("a note's author", by, MAX_NAME)
         async with self._lock:
             before = await self._store.get(alarm_id)
@@ -342,6 +342,15 @@ def stream_payload(alarm: Alarm, change: Change, before: Alarm | None, now: int)
     }
 
 
-def _check_text(what: str, text: str, longest: int) -> None:
-    if not text.strip() or len(text) > longest or "\x00" in text:
-        raise RegistryError(f"{what} is 1 to {longest} characters (no U+0000)", "invalid")
+def _check_text(what: str, text: str, longest: int, *, lines: bool = False) -> None:
+    """Refuse (400) an empty or long text, or one with control characters (a type or a name
+    goes into a mail's subject: no line breaks; a note may have them, ``lines``)."""
+    allowed = "\n\t" if lines else ""
+    if (
+        not text.strip()
+        or len(text) > longest
+        or any(ord(c) < 32 and c not in allowed for c in text)
+        or "\x7f" in text
+    ):
+        kind = "no control characters but line breaks" if lines else "no control characters"
+        raise RegistryError(f"{what} is 1 to {longest} characters ({kind})", "invalid")
