@@ -8,13 +8,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
-from alarm_helpers import created, lamps, online, post, problem
+from alarm_helpers import STREETLIGHT, created, lamps, online, post, problem
 
+from alibaba_device import make_device, make_product
 from broker_peers import Paho, eventually
+from hongshan.things.tsl import ThingModel
 from mail_receiver import MailReceiver
 from thingsboard_device import rest
 from webhook_receiver import WebhookReceiver
@@ -238,3 +241,59 @@ def test_a_devices_tsl_alert_event_raises_an_alarm(
         # an info event (the property post is one) raises none
         post(lamp, pk, "lamp-0001", {"Voltage": 220})
         assert api.get("/api/alarms").json()["total"] == 1
+
+
+def test_a_devices_tsl_error_event_raises_a_critical_alarm(
+    server: Any, paho_client: Any, receivers: Callable[..., WebhookReceiver]
+) -> None:
+    hook = receivers()
+    model = json.loads(STREETLIGHT.read_text())
+    model["events"].append(
+        {"identifier": "PowerLost", "name": "断电", "type": "error", "required": False,
+         "method": "thing.event.PowerLost.post", "outputData": []}
+    )  # fmt: skip
+    pk = make_product(server, thing_model=ThingModel.from_json(json.dumps(model))).product_key
+    secret = make_device(server, pk, "lamp-0001").device_secret
+    with rest(server) as api:
+        route = created(
+            api.post(
+                "/api/alarm-notifications",
+                json={"name": "power", "kind": "webhook", "url": hook.url,
+                      "minSeverity": "critical"},
+            )
+        )  # fmt: skip
+        lamp = online(server, paho_client, pk, "lamp-0001", secret or "")
+        body = {"id": "1", "version": "1.0", "params": {}, "method": "thing.event.PowerLost.post"}
+        assert lamp.publish(f"/sys/{pk}/lamp-0001/thing/event/PowerLost/post", json.dumps(body),
+                            1) == 0  # fmt: skip
+        raised = hooked(hook, route["secret"])
+        assert (raised["type"], raised["severity"]) == ("PowerLost", "critical")
+
+
+def test_mail_that_cannot_be_sent_is_kept_on_its_route(make_server: Callable[..., Any]) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    down = make_server(smtp_host="127.0.0.1", smtp_port=closed)
+    pk, _ = lamps(down, "lamp-0001")
+    with rest(down) as api:
+        route = created(
+            api.post(
+                "/api/alarm-notifications",
+                json={"name": "mail", "kind": "email", "to": ["ops@town.example"],
+                      "retries": 1, "backoff": 0.01},
+            )
+        )  # fmt: skip
+        alarm = created(
+            api.post("/api/alarms", json={"productKey": pk, "deviceName": "lamp-0001",
+                                          "type": "t"})
+        )  # fmt: skip
+        eventually(
+            lambda: api.get(f"/api/alarm-notifications/{route['id']}").json()["failed"] == 1,
+            what="the failure counted",
+        )
+        shown = api.get(f"/api/alarm-notifications/{route['id']}").json()
+        assert shown["lastError"].startswith(f"email via 127.0.0.1:{closed}: ")
+        assert shown["lastError"].endswith("after 2 tries")
+        acked = api.post(f"/api/alarms/{alarm['id']}/ack")
+        assert acked.status_code == 200 and acked.json()["status"] == "ACTIVE_ACK"
