@@ -108,6 +108,7 @@ def test_a_rule_raises_repeats_and_clears_an_alarm_mailed_and_posted(
         assert (sent["productKey"], sent["deviceName"]) == (pk, "lamp-0001")
         assert sent["details"] == {"device": "lamp-0001", "voltage": 260.5}
         assert sent["originator"] == {"kind": "rule", "id": str(raising["id"])}
+        assert sent["by"] == f"rule:{raising['id']}"
         recipients, message = mail.get()
         assert recipients == ["ops@town.example"] and message["From"] == "town@example"
         assert message["Subject"] == f"[MAJOR] Overvoltage on {pk}/lamp-0001"
@@ -127,7 +128,8 @@ def test_a_rule_raises_repeats_and_clears_an_alarm_mailed_and_posted(
         acked = api.post(f"/api/alarms/{alarm['id']}/ack", json={"by": "ana"})
         assert acked.status_code == 200, acked.text
         assert acked.json()["status"] == "ACTIVE_ACK" and acked.json()["acknowledgedBy"] == "ana"
-        assert hooked(hook, route["secret"])["change"] == "acknowledged"
+        acknowledged = hooked(hook, route["secret"])
+        assert (acknowledged["change"], acknowledged["by"]) == ("acknowledged", "ana")
         problem(api.post(f"/api/alarms/{alarm['id']}/ack"), 409, "ACTIVE_ACK")
 
         post(lamp, pk, "lamp-0001", {"Voltage": 230})

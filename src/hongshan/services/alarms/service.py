@@ -180,7 +180,8 @@ class AlarmService:
                 )
                 alarm = await self._store.save(again)
                 change = "repeated"
-            self._changed(alarm, change, before, depth)
+            by = originator.kind + (f":{originator.id}" if originator.id else "")
+            self._changed(alarm, change, before, depth, by)
         return alarm
 
     async def clear_alarm(
@@ -217,7 +218,7 @@ class AlarmService:
             alarm = await self._store.save(
                 msgspec.structs.replace(before, assignee=assignee, updated_at=now)
             )
-            self._changed(alarm, "assigned", before, 0)
+            self._changed(alarm, "assigned", before, 0, by)
             return alarm
 
     async def add_note(self, alarm_id: int, text: str, *, by: str) -> Alarm:
@@ -226,7 +227,7 @@ class AlarmService:
         async with self._lock:
             before = await self._store.get(alarm_id)
             alarm = await self._store.add_note(alarm_id, Note(at=self._clock(), by=by, text=text))
-            self._changed(alarm, "noted", before, 0)
+            self._changed(alarm, "noted", before, 0, by)
             return alarm
 
     async def get(self, alarm_id: int) -> Alarm:
@@ -239,16 +240,18 @@ class AlarmService:
         self, before: Alarm, operation: Literal["acknowledge", "clear"], by: str, depth: int
     ) -> Alarm:
         alarm = await self._store.save(transition(before, operation, by=by, now=self._clock()))
-        self._changed(alarm, "acknowledged" if operation == "acknowledge" else "cleared", before,
-                      depth)  # fmt: skip
+        change: Change = "acknowledged" if operation == "acknowledge" else "cleared"
+        self._changed(alarm, change, before, depth, by)
         return alarm
 
     # -- telling -------------------------------------------------------------------------------
 
-    def _changed(self, alarm: Alarm, change: Change, before: Alarm | None, depth: int) -> None:
+    def _changed(
+        self, alarm: Alarm, change: Change, before: Alarm | None, depth: int, by: str
+    ) -> None:
         """Track its timer, and tell the rules and the notifier (neither may stop it)."""
         self._track(alarm)
-        payload = stream_payload(alarm, change, before, self._clock())
+        payload = stream_payload(alarm, change, before, self._clock(), by)
         device = DeviceRef(alarm.product_key, alarm.device_name)
         topic = STREAM.format(pk=alarm.product_key, dn=alarm.device_name)
         try:
@@ -289,7 +292,7 @@ class AlarmService:
                 if changes:
                     alarm = await self._store.save(alarm)
                 for change in changes:
-                    self._changed(alarm, change, before, 0)
+                    self._changed(alarm, change, before, 0, "escalation")
                 if not changes:
                     self._track(alarm)
         except RegistryError:  # (gone)
@@ -329,14 +332,19 @@ class AlarmService:
         task.add_done_callback(done)
 
 
-def stream_payload(alarm: Alarm, change: Change, before: Alarm | None, now: int) -> dict[str, Any]:
+def stream_payload(
+    alarm: Alarm, change: Change, before: Alarm | None, now: int, by: str
+) -> dict[str, Any]:
     """What the rules read on ``$things/{pk}/{dn}/alarms`` and a webhook receives: the
-    alarm's fields, what changed, and its severity and status before."""
+    alarm's fields, what changed and who changed it (``by``: the name an operator gave, or
+    ``rule:<id>``, ``event:<identifier>``, ``api:<name>``, ``escalation``), and its severity
+    and status before."""
     fields: dict[str, Any] = msgspec.to_builtins(alarm)
     return {
         **fields,
         "ts": now,
         "change": change,
+        "by": by,
         "previousSeverity": None if before is None else before.severity,
         "previousStatus": None if before is None else before.status,
     }

@@ -69,10 +69,12 @@ class PlatformStreams:
         $things/{pk}/{dn}/firmware        versions: {module: version}
         $things/{pk}/{dn}/registered      how
         $things/{pk}/{dn}/alarms          change (raised, repeated, escalated, reminder,
-                                          acknowledged, cleared, assigned, noted),
-                                          previousSeverity, previousStatus, and the alarm's
-                                          fields (id, type, severity, status, originator,
-                                          details, firstRaisedAt, lastRaisedAt, repeats, …)
+                                          acknowledged, cleared, assigned, noted), by
+                                          (who: "ana", "rule:3", "event:LampFault",
+                                          "escalation"), previousSeverity, previousStatus,
+                                          and the alarm's fields (id, type, severity,
+                                          status, originator, details, firstRaisedAt,
+                                          lastRaisedAt, repeats, …)
 
     As MQTT says of ``$`` topics, a FROM of ``#`` or ``+/…`` does not match them: a rule
     names ``$things`` (``$things/+/+/properties``). Only the platform presents them; a client
