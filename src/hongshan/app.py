@@ -158,7 +158,7 @@ class Platform:
         self.alarms = alarms = AlarmService(
             registry.alarms, notifier, things=registry.directory, hear=rules.on_platform
         )
-        await alarms.start()
+        await alarms.load()
         self._closing.push_async_callback(alarms.stop)
         bus.subscribe(alarms.on_uplink, kinds=(EventRaised,))
         self.rule_book = RuleBook(
@@ -174,6 +174,9 @@ class Platform:
         self._closing.push_async_callback(broker.stop)
         await broker.start()
         self.ports.update(broker.ports)
+        # the alarms' timers once the rules and the broker run: what fell due while the
+        # platform was down is done now, and the rules hear it
+        alarms.start()
         # the REST API and the health probe
         self._http = HttpServer(build_http_app(self._http_services()), settings)
         await self._http.start()

@@ -115,11 +115,16 @@ class AlarmService:
         self._timer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def start(self) -> None:
-        """The open alarms' timers, from their kept times, and the routes."""
+    async def load(self) -> None:
+        """The routes, and when each open alarm's policy next wants something, from its kept
+        times (alarms may be raised from now on)."""
         await self.notifier.load()
         for alarm in await self._store.list_open():
             self._track(alarm)
+
+    def start(self) -> None:
+        """Run the timers (what fell due while the platform was down is done at once): once
+        the rules that hear their changes run."""
         self._timer = asyncio.create_task(self._run_timers(), name="alarm timers")
 
     async def stop(self) -> None:
