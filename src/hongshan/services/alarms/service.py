@@ -132,9 +132,7 @@ class AlarmService:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
+        if self._tasks:  # (alarms of events heard: raised, not given up)
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.notifier.stop()
 
