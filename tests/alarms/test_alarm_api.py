@@ -137,6 +137,22 @@ def test_notification_routes_round_trip_and_refusals(
         ({"name": "a", "kind": "email", "to": ["ops@town.example"]}, "smtp_host"),
     ]:
         problem(api.post("/api/alarm-notifications", json=body), 400, words)
+    changed = api.put(
+        f"/api/alarm-notifications/{route['id']}",
+        json={"name": "ops", "kind": "webhook", "url": url, "changes": ["cleared"]},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["changes"] == ["cleared"] and "secret" not in changed.json()
+    problem(
+        api.put(f"/api/alarm-notifications/{route['id']}", json={"name": "ops", "kind": "email"}),
+        400,
+        "at least one address",
+    )
+    problem(
+        api.put("/api/alarm-notifications/999", json={"name": "o", "kind": "webhook", "url": url}),
+        404,
+        "no route 999",
+    )
     assert api.delete(f"/api/alarm-notifications/{route['id']}").status_code == 204
     problem(api.delete(f"/api/alarm-notifications/{route['id']}"), 404, "no route")
     assert api.get("/api/alarm-notifications").json() == []

@@ -135,8 +135,21 @@ async def test_routes_are_kept_with_their_secret_sealed_and_their_failures(
     finally:
         engine.dispose()
     assert all("s3cret" not in value for value in sealed)
+    changed = await routes.update(
+        hook.id, RouteSpec(name="ops2", kind="email", to=["a@b.example"], retries=0)
+    )
+    assert (changed.name, changed.kind, changed.to, changed.url) == (
+        "ops2", "email", ["a@b.example"], None
+    )  # fmt: skip
+    assert changed.secret == hook.secret and (changed.sent, changed.failed) == (1, 1)
+    with pytest.raises(RegistryError) as renamed:
+        await routes.update(hook.id, RouteSpec(name="nurses", kind="webhook", url="http://x"))
+    assert renamed.value.http_status == 409
+    with pytest.raises(RegistryError) as nowhere:
+        await routes.update(999, RouteSpec(name="z", kind="webhook", url="http://x"))
+    assert nowhere.value.http_status == 404
     await routes.delete(mail.id)
-    assert [route.name for route in await routes.list_routes()] == ["ops"]
+    assert [route.name for route in await routes.list_routes()] == ["ops2"]
     with pytest.raises(RegistryError) as gone:
         await routes.delete(mail.id)
     assert gone.value.http_status == 404

@@ -1,6 +1,6 @@
 """``/api/alarms``: list (filtered, paged), show, raise (an operator's manual alarm),
 acknowledge, clear, assign and annotate alarms; ``/api/alarm-notifications``: the routes their
-changes are sent to (create, list, show, delete). An acknowledgement or a clearing the
+changes are sent to (create, list, show, change, delete). An acknowledgement or a clearing the
 alarm's status does not allow is 409 naming the status; a device that does not exist, an
 empty type or a policy that cannot work is 400 naming it."""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import delete, get, post
+from litestar import delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from hongshan.alarms.model import (
@@ -200,6 +200,14 @@ async def show_route(alarms: Provided[AlarmService], route_id: FromPath[int]) ->
     return _route(await alarms.notifier.get(route_id))
 
 
+@put(ROUTE)
+async def change_route(
+    alarms: Provided[AlarmService], route_id: FromPath[int], data: JSONBody[RouteSpec]
+) -> RouteView:
+    """The whole route again (its id, secret and counts stay)."""
+    return _route(await alarms.notifier.update(route_id, data))
+
+
 @delete(ROUTE, status_code=204)
 async def delete_route(alarms: Provided[AlarmService], route_id: FromPath[int]) -> None:
     await alarms.notifier.delete(route_id)
@@ -216,5 +224,6 @@ ROUTES = (
     create_route,
     list_routes,
     show_route,
+    change_route,
     delete_route,
 )

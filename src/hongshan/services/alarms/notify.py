@@ -40,6 +40,8 @@ class RouteStore(Protocol):
 
     async def list_routes(self) -> list[StoredRoute]: ...
 
+    async def update(self, route_id: int, spec: RouteSpec) -> StoredRoute: ...
+
     async def get(self, route_id: int) -> StoredRoute: ...
 
     async def delete(self, route_id: int) -> None: ...
@@ -86,6 +88,18 @@ class AlarmNotifier:
     # -- the routes ------------------------------------------------------------------------
 
     async def create(self, spec: RouteSpec) -> StoredRoute:
+        self._check(spec)
+        stored = await self._store.create(spec, secrets.token_hex(16))
+        await self.load()
+        return stored
+
+    async def update(self, route_id: int, spec: RouteSpec) -> StoredRoute:
+        self._check(spec)
+        stored = await self._store.update(route_id, spec)
+        await self.load()
+        return stored
+
+    def _check(self, spec: RouteSpec) -> None:
         problem = route_problem(spec)
         if problem is not None:
             raise RegistryError(problem, "invalid")
@@ -93,9 +107,6 @@ class AlarmNotifier:
             raise RegistryError(
                 "email: no SMTP server is set (smtp_host in the settings)", "invalid"
             )
-        stored = await self._store.create(spec, secrets.token_hex(16))
-        await self.load()
-        return stored
 
     async def list_routes(self) -> list[StoredRoute]:
         return await self._store.list_routes()

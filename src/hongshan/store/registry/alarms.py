@@ -237,6 +237,19 @@ def _alarm(row: Any, notes: list[Any]) -> Alarm:
     )
 
 
+def _route_columns(spec: RouteSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "kind": spec.kind,
+        "target": spec.url if spec.kind == "webhook" else _encode(spec.to).decode(),
+        "min_severity": spec.min_severity,
+        "types": _encode(spec.types).decode(),
+        "changes": _encode(spec.changes).decode(),
+        "retries": spec.retries,
+        "backoff": spec.backoff,
+    }
+
+
 def _route_context(route_id: int) -> str:
     return f"alarm-route:{route_id}"
 
@@ -255,16 +268,7 @@ class RouteTable:
                 try:
                     result = db.execute(
                         t.alarm_routes.insert().values(
-                            name=spec.name,
-                            kind=spec.kind,
-                            target=spec.url
-                            if spec.kind == "webhook"
-                            else _encode(spec.to).decode(),
-                            min_severity=spec.min_severity,
-                            types=_encode(spec.types).decode(),
-                            changes=_encode(spec.changes).decode(),
-                            retries=spec.retries,
-                            backoff=spec.backoff,
+                            **_route_columns(spec),
                             secret="",
                             sent=0,
                             failed=0,
@@ -309,6 +313,29 @@ class RouteTable:
         if row is None:
             raise RegistryError(f"no route {route_id}", "not_found")
         return self._route(row)
+
+    async def update(self, route_id: int, spec: RouteSpec) -> StoredRoute:
+        """The route as ``spec`` says (its id, secret and counts stay)."""
+        if not 0 < route_id <= MAX_ID:
+            raise RegistryError(f"no route {route_id}", "not_found")
+
+        def update() -> None:
+            with self._db.engine.begin() as db:
+                try:
+                    result = db.execute(
+                        t.alarm_routes.update()
+                        .where(t.alarm_routes.c.id == route_id)
+                        .values(**_route_columns(spec))
+                    )
+                except sa.exc.IntegrityError:
+                    raise RegistryError(
+                        f"a route is named {spec.name} already", "conflict"
+                    ) from None
+                if result.rowcount == 0:
+                    raise RegistryError(f"no route {route_id}", "not_found")
+
+        await self._db.run(update)
+        return await self.get(route_id)
 
     async def delete(self, route_id: int) -> None:
         if not 0 < route_id <= MAX_ID:
