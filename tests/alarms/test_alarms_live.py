@@ -19,6 +19,7 @@ from alibaba_device import make_device, make_product
 from broker_peers import Paho, eventually
 from hongshan.things.tsl import ThingModel
 from mail_receiver import MailReceiver
+from registry_databases import RegistryDatabase
 from thingsboard_device import rest
 from webhook_receiver import WebhookReceiver
 
@@ -299,3 +300,28 @@ def test_mail_that_cannot_be_sent_is_kept_on_its_route(make_server: Callable[...
         assert shown["lastError"].endswith("after 2 tries")
         acked = api.post(f"/api/alarms/{alarm['id']}/ack")
         assert acked.status_code == 200 and acked.json()["status"] == "ACTIVE_ACK"
+
+
+def test_open_alarms_survive_a_restart_on_either_registry(
+    make_server: Callable[..., Any], registry_db: RegistryDatabase
+) -> None:
+    url = registry_db.url
+    if registry_db.schema is not None:  # (PostgreSQL: the test's own schema, as libpq says it)
+        url += f"?options=-csearch_path%3D{registry_db.schema}"
+    server = make_server(registry_url=url)
+    pk, _ = lamps(server, "lamp-0001")
+    device = {"productKey": pk, "deviceName": "lamp-0001"}
+    with rest(server) as api:
+        kept = created(api.post("/api/alarms", json={**device, "type": "Pole leaning"}))
+        created(api.post(f"/api/alarms/{kept['id']}/notes", json={"text": "seen", "by": "ana"}))
+        done = created(api.post("/api/alarms", json={**device, "type": "Door open"}))
+        api.post(f"/api/alarms/{done['id']}/clear")
+    server.stop()
+    server = make_server(registry_url=url)
+    with rest(server) as api:
+        active = api.get("/api/alarms", params={"status": "ACTIVE"}).json()
+        assert [a["id"] for a in active["items"]] == [kept["id"]]
+        assert active["items"][0]["notes"][0]["text"] == "seen"
+        again = created(api.post("/api/alarms", json={**device, "type": "Pole leaning"}))
+        assert again["id"] == kept["id"] and again["repeats"] == 1
+        assert api.get("/api/alarms").json()["total"] == 2
