@@ -325,3 +325,37 @@ def test_open_alarms_survive_a_restart_on_either_registry(
         again = created(api.post("/api/alarms", json={**device, "type": "Pole leaning"}))
         assert again["id"] == kept["id"] and again["repeats"] == 1
         assert api.get("/api/alarms").json()["total"] == 2
+
+
+def test_a_notification_a_stop_interrupted_is_sent_at_the_next_start(
+    make_server: Callable[..., Any], receivers: Callable[..., WebhookReceiver]
+) -> None:
+    busy = receivers([503])  # (then 200)
+    server = make_server()
+    pk, _ = lamps(server, "lamp-0001")
+    with rest(server) as api:
+        route = created(
+            api.post(
+                "/api/alarm-notifications",
+                json={"name": "slow", "kind": "webhook", "url": busy.url, "retries": 3,
+                      "backoff": 120},
+            )
+        )  # fmt: skip
+        alarm = created(
+            api.post("/api/alarms", json={"productKey": pk, "deviceName": "lamp-0001",
+                                          "type": "t"})
+        )  # fmt: skip
+    busy.get()  # its first try answered 503; the next is two minutes away: stop now
+    server.stop()
+    server = make_server()
+    headers, body = busy.get()
+    assert json.loads(body)["id"] == alarm["id"] and json.loads(body)["change"] == "raised"
+    expected = hmac.new(route["secret"].encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Hongshan-Signature"] == f"sha256={expected}"
+    with rest(server) as api:
+        eventually(
+            lambda: api.get(f"/api/alarm-notifications/{route['id']}").json()["sent"] == 1,
+            what="counted sent",
+        )
+    assert server.run(server.platform.registry.alarm_routes.owed()) == []  # (sent: not owed)
+    assert busy.count == 2

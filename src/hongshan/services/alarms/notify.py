@@ -31,6 +31,8 @@ ROUTE = "X-Hongshan-Route"  # the route's id
 CHANGE = "X-Hongshan-Change"  # raised, escalated, …
 PER_TRY = 10.0  # seconds one try of a sending may take (an HTTP answer, an SMTP session)
 MAX_SENDING = 1_000  # sendings under way at once; past it one is counted failed at once
+_encode = msgspec.json.encode
+_payload = msgspec.json.Decoder(dict[str, Any])
 
 
 class RouteStore(Protocol):
@@ -46,7 +48,15 @@ class RouteStore(Protocol):
 
     async def delete(self, route_id: int) -> None: ...
 
-    async def sent(self, route_id: int, error: str | None, at: int) -> None: ...
+    async def owe(
+        self, route_ids: list[int], change: str, payload: bytes, at: int
+    ) -> list[int]: ...
+
+    async def owed(self) -> list[tuple[int, int, str, bytes]]: ...
+
+    async def sent(
+        self, route_id: int, error: str | None, at: int, delivery_id: int | None = None
+    ) -> None: ...
 
 
 def _ms() -> int:
@@ -57,8 +67,10 @@ class AlarmNotifier:
     """Keeps the routes (checked, in the registry, and in memory for sending) and sends each
     change of an alarm to every route that wants it, in tasks of its own: a sending that
     fails is tried again (``retries``, ``backoff``), then counted on its route with its error
-    (``lastError``) — it never holds up or stops the alarm's lifecycle. Never decides what
-    happens to an alarm (``AlarmService``)."""
+    (``lastError``) — it never holds up or stops the alarm's lifecycle. What it owes is kept
+    (``alarm_deliveries``) until it is sent or given up, so that what a stop or a crash
+    interrupted is sent at the next start (``load``): at least once, never lost. Never
+    decides what happens to an alarm (``AlarmService``)."""
 
     def __init__(
         self,
@@ -77,6 +89,17 @@ class AlarmNotifier:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def load(self) -> None:
+        """The routes, and the sending of what was owed when the platform last stopped."""
+        await self._reload()
+        routes = {route.id: route for route in self._routes}
+        for delivery_id, route_id, change, payload in await self._store.owed():
+            route = routes.get(route_id)
+            if route is not None:  # (a route deleted takes what it was owed with it)
+                body = _payload.decode(payload)
+                alarm, said = msgspec.convert(body, Alarm), msgspec.convert(change, Change)
+                self._spawn(self._send(route, alarm, said, body, delivery_id))
+
+    async def _reload(self) -> None:
         self._routes = await self._store.list_routes()
 
     async def stop(self) -> None:
@@ -90,13 +113,13 @@ class AlarmNotifier:
     async def create(self, spec: RouteSpec) -> StoredRoute:
         self._check(spec)
         stored = await self._store.create(spec, secrets.token_hex(16))
-        await self.load()
+        await self._reload()
         return stored
 
     async def update(self, route_id: int, spec: RouteSpec) -> StoredRoute:
         self._check(spec)
         stored = await self._store.update(route_id, spec)
-        await self.load()
+        await self._reload()
         return stored
 
     def _check(self, spec: RouteSpec) -> None:
@@ -116,21 +139,31 @@ class AlarmNotifier:
 
     async def delete(self, route_id: int) -> None:
         await self._store.delete(route_id)
-        await self.load()
+        await self._reload()
 
     # -- sending ---------------------------------------------------------------------------
 
-    def notify(self, alarm: Alarm, change: Change, payload: dict[str, Any]) -> None:
-        """Send ``change`` of ``alarm`` (``payload``: as its stream says it) to every route
-        that wants it; returns at once."""
-        for route in self._routes:
-            if not wants(route, alarm, change):
-                continue
+    async def notify(self, alarm: Alarm, change: Change, payload: dict[str, Any]) -> None:
+        """Owe ``change`` of ``alarm`` (``payload``: as its stream says it) to every route
+        that wants it, kept, and start sending it; returns once it is kept. A store that
+        cannot keep it now does not stop the alarm: it is sent all the same, unkept."""
+        routes = [route for route in self._routes if wants(route, alarm, change)]
+        if not routes:
+            return
+        now = self._clock()
+        try:
+            owed: list[int | None] = list(
+                await self._store.owe([r.id for r in routes], change, _encode(payload), now)
+            )
+        except Exception as exc:  # (the store's failure: sent, not kept)
+            log.warning("alarm %s: its notifications not kept, sent anyway: %s", alarm.id, exc)
+            owed = [None] * len(routes)
+        for route, delivery_id in zip(routes, owed, strict=True):
             if len(self._tasks) >= MAX_SENDING:
                 busy = f"{MAX_SENDING} notifications under way already"
-                self._spawn(self._store.sent(route.id, busy, self._clock()))
+                self._spawn(self._store.sent(route.id, busy, now, delivery_id))
                 continue
-            self._spawn(self._send(route, alarm, change, payload))
+            self._spawn(self._send(route, alarm, change, payload, delivery_id))
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
@@ -138,7 +171,12 @@ class AlarmNotifier:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(
-        self, route: StoredRoute, alarm: Alarm, change: Change, payload: dict[str, Any]
+        self,
+        route: StoredRoute,
+        alarm: Alarm,
+        change: Change,
+        payload: dict[str, Any],
+        delivery_id: int | None,
     ) -> None:
         try:
             if route.kind == "webhook":
@@ -151,7 +189,7 @@ class AlarmNotifier:
         if error is not None:
             log.warning("alarm %s (%s): route %s: %s", alarm.id, change, route.name, error)
         try:
-            await self._store.sent(route.id, error, self._clock())
+            await self._store.sent(route.id, error, self._clock(), delivery_id)
         except Exception as exc:  # (the store's failure: the sending itself is done)
             log.warning("alarm route %s: its count not kept: %s", route.name, exc)
 

@@ -184,7 +184,7 @@ class AlarmService:
                 alarm = await self._store.save(again)
                 change = "repeated"
             by = originator.kind + (f":{originator.id}" if originator.id else "")
-            self._changed(alarm, change, before, depth, by)
+            await self._changed(alarm, change, before, depth, by)
         return alarm
 
     async def clear_alarm(
@@ -221,7 +221,7 @@ class AlarmService:
             alarm = await self._store.save(
                 msgspec.structs.replace(before, assignee=assignee, updated_at=now)
             )
-            self._changed(alarm, "assigned", before, 0, by)
+            await self._changed(alarm, "assigned", before, 0, by)
             return alarm
 
     async def add_note(self, alarm_id: int, text: str, *, by: str) -> Alarm:
@@ -230,7 +230,7 @@ class AlarmService:
         async with self._lock:
             before = await self._store.get(alarm_id)
             alarm = await self._store.add_note(alarm_id, Note(at=self._clock(), by=by, text=text))
-            self._changed(alarm, "noted", before, 0, by)
+            await self._changed(alarm, "noted", before, 0, by)
             return alarm
 
     async def get(self, alarm_id: int) -> Alarm:
@@ -244,12 +244,12 @@ class AlarmService:
     ) -> Alarm:
         alarm = await self._store.save(transition(before, operation, by=by, now=self._clock()))
         change: Change = "acknowledged" if operation == "acknowledge" else "cleared"
-        self._changed(alarm, change, before, depth, by)
+        await self._changed(alarm, change, before, depth, by)
         return alarm
 
     # -- telling -------------------------------------------------------------------------------
 
-    def _changed(
+    async def _changed(
         self, alarm: Alarm, change: Change, before: Alarm | None, depth: int, by: str
     ) -> None:
         """Track its timer, and tell the rules and the notifier (neither may stop it)."""
@@ -261,7 +261,7 @@ class AlarmService:
             self._hear(topic, payload, device, depth)
         except Exception:  # (a fault of the engine's: the alarm is kept all the same)
             log.exception("alarm %s: the rules could not hear its change", alarm.id)
-        self.notifier.notify(alarm, change, payload)
+        await self.notifier.notify(alarm, change, payload)
 
     # -- the timers ----------------------------------------------------------------------------
 
@@ -295,7 +295,7 @@ class AlarmService:
                 if changes:
                     alarm = await self._store.save(alarm)
                 for change in changes:
-                    self._changed(alarm, change, before, 0, "escalation")
+                    await self._changed(alarm, change, before, 0, "escalation")
                 if not changes:
                     self._track(alarm)
         except RegistryError:  # (gone)

@@ -1,5 +1,5 @@
-"""Alarms in the registry (``alarms``, ``alarm_notes``) and the routes of their notifications
-(``alarm_routes``)."""
+"""Alarms in the registry (``alarms``, ``alarm_notes``), the routes of their notifications
+(``alarm_routes``) and the notifications owed (``alarm_deliveries``, an outbox)."""
 
 from __future__ import annotations
 
@@ -349,9 +349,43 @@ class RouteTable:
 
         await self._db.run(delete)
 
-    async def sent(self, route_id: int, error: str | None, at: int) -> None:
-        """Count one sending of the route, failed with ``error`` or not (a route deleted in
-        the meantime is no longer counted)."""
+    async def owe(self, route_ids: list[int], change: str, payload: bytes, at: int) -> list[int]:
+        """Keep one notification owed per route (``payload``: JSON); their ids."""
+
+        def insert() -> list[int]:
+            ids = []
+            with self._db.engine.begin() as db:
+                for route_id in route_ids:
+                    result = db.execute(
+                        t.alarm_deliveries.insert().values(
+                            route_id=route_id, change=change, payload=payload.decode(),
+                            created_at=at,
+                        )
+                    )  # fmt: skip
+                    inserted = result.inserted_primary_key
+                    assert inserted is not None
+                    ids.append(int(inserted[0]))
+            return ids
+
+        return await self._db.run(insert)
+
+    async def owed(self) -> list[tuple[int, int, str, bytes]]:
+        """The notifications still owed, oldest first: (id, route id, change, payload)."""
+        d = t.alarm_deliveries.c
+
+        def query() -> list[Any]:
+            with self._db.engine.connect() as db:
+                return list(db.execute(sa.select(t.alarm_deliveries).order_by(d.id)))
+
+        rows = await self._db.run(query)
+        return [(row.id, row.route_id, row.change, row.payload.encode()) for row in rows]
+
+    async def sent(
+        self, route_id: int, error: str | None, at: int, delivery_id: int | None = None
+    ) -> None:
+        """Count one sending of the route, failed with ``error`` or not, and forget the
+        notification owed (``delivery_id``) — one transaction (a route deleted in the
+        meantime is no longer counted)."""
         c = t.alarm_routes.c
         if error is None:
             values: dict[str, Any] = {"sent": c.sent + 1}
@@ -361,6 +395,10 @@ class RouteTable:
         def update() -> None:
             with self._db.engine.begin() as db:
                 db.execute(t.alarm_routes.update().where(c.id == route_id).values(**values))
+                if delivery_id is not None:
+                    db.execute(
+                        t.alarm_deliveries.delete().where(t.alarm_deliveries.c.id == delivery_id)
+                    )
 
         await self._db.run(update)
 

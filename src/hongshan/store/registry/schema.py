@@ -249,3 +249,21 @@ alarm_routes = sa.Table(
     sa.Column("last_error_at", sa.BigInteger, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
+
+# Notifications owed (an outbox): one row per route that wants a change, written with the
+# change and deleted once it is sent or given up, so that a stop or a crash in between sends
+# it at the next start rather than losing it.
+alarm_deliveries = sa.Table(
+    "alarm_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "route_id",
+        sa.Integer,
+        sa.ForeignKey("alarm_routes.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("change", sa.String(16), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON: the change as its stream says it
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)

@@ -1,4 +1,4 @@
-"""Alarms, their notes, and the routes of their notifications.
+"""Alarms, their notes, the routes of their notifications and the notifications owed.
 
 At most one open alarm per device and type: a partial unique index (SQLite and PostgreSQL
 both have them). Indexes for the open alarm of a device and type, and for listing by status,
@@ -90,9 +90,23 @@ def upgrade() -> None:
         sa.Column("last_error_at", sa.BigInteger, nullable=True),
         sa.Column("created_at", sa.BigInteger, nullable=False),
     )
+    op.create_table(
+        "alarm_deliveries",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "route_id",
+            sa.Integer,
+            sa.ForeignKey("alarm_routes.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("change", sa.String(16), nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("alarm_deliveries")
     op.drop_table("alarm_routes")
     op.drop_table("alarm_notes")
     op.drop_table("alarms")
