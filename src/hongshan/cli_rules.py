@@ -7,6 +7,8 @@ of ``cli_api``: ``--server``, ``--token``, ``--data-dir``, ``--json``).
     --webhook URL                POST it, signed with the rule's secret (printed once)
     --set PK/DN                  set it as property values on that device
     --invoke PK/DN:SERVICE       call that service of that device with it
+    --alarm TYPE[:SEVERITY]      raise an alarm of TYPE on the message's device [major]
+    --clear-alarm TYPE           clear the message's device's open alarm of TYPE
     --error-republish TOPIC      the error action: every failed action, with the message
     --error-webhook URL          … or POSTed there
     --max-per-second N           its rate limit [100]
@@ -22,6 +24,7 @@ from typing import Any
 
 import click
 
+from hongshan.alarms.model import SEVERITIES
 from hongshan.cli_api import Api, api_options
 
 RULE_COLUMNS = ("id", "name", "enabled", "sql")
@@ -44,6 +47,8 @@ def _actions(
     webhook: tuple[str, ...],
     set_on: tuple[str, ...],
     invoke: tuple[str, ...],
+    alarm: tuple[str, ...] = (),
+    clear_alarm: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     actions: list[dict[str, Any]] = [{"type": "republish", "topic": t} for t in republish]
     actions += [{"type": "webhook", "url": url} for url in webhook]
@@ -56,6 +61,12 @@ def _actions(
             raise click.BadParameter(f"{text!r}: write PRODUCTKEY/DEVICENAME:SERVICE")
         pk, dn = _device(device)
         actions.append({"type": "invoke", "productKey": pk, "deviceName": dn, "service": service})
+    for text in alarm:
+        alarm_type, found, severity = text.rpartition(":")
+        if not found or severity not in SEVERITIES:
+            alarm_type, severity = text, "major"
+        actions.append({"type": "alarm", "alarmType": alarm_type, "severity": severity})
+    actions += [{"type": "alarm", "alarmType": t, "clear": True} for t in clear_alarm]
     return actions
 
 
@@ -67,6 +78,8 @@ def _actions(
 @click.option("--webhook", multiple=True, metavar="URL")
 @click.option("--set", "set_on", multiple=True, metavar="PK/DN")
 @click.option("--invoke", multiple=True, metavar="PK/DN:SERVICE")
+@click.option("--alarm", multiple=True, metavar="TYPE[:SEVERITY]", help="Raise an alarm.")
+@click.option("--clear-alarm", multiple=True, metavar="TYPE", help="Clear an open alarm.")
 @click.option("--error-republish", metavar="TOPIC", help="The error action: republish there.")
 @click.option("--error-webhook", metavar="URL", help="The error action: POST there.")
 @click.option("--max-per-second", type=float, help="Fires a second at most [100].")
@@ -79,6 +92,8 @@ def rule_create(
     webhook: tuple[str, ...],
     set_on: tuple[str, ...],
     invoke: tuple[str, ...],
+    alarm: tuple[str, ...],
+    clear_alarm: tuple[str, ...],
     error_republish: str | None,
     error_webhook: str | None,
     max_per_second: float | None,
@@ -88,7 +103,7 @@ def rule_create(
     body: dict[str, Any] = {
         "name": name,
         "sql": sql.read(),
-        "actions": _actions(republish, webhook, set_on, invoke),
+        "actions": _actions(republish, webhook, set_on, invoke, alarm, clear_alarm),
         "enabled": not disabled,
     }
     if error_republish and error_webhook:

@@ -69,3 +69,19 @@ def test_notification_routes_from_the_command_line(server: Any) -> None:
     assert no_smtp.returncode == 1 and "smtp_host" in no_smtp.stderr
     assert "deleted" in notify(server, "delete", str(route["id"])).stdout
     assert json.loads(notify(server, "list", "--json").stdout) == []
+
+
+def test_a_rule_with_alarm_actions_from_the_command_line(server: Any, tmp_path: Any) -> None:
+    rule_file = tmp_path / "hot.sql"
+    rule_file.write_text('SELECT * FROM "$things/+/+/properties"')
+    created = as_json(
+        server, "rule", "create", "--name", "hot", "-f", str(rule_file),
+        "--alarm", "Too hot:critical", "--alarm", "Odd: reading", "--clear-alarm", "Too cold",
+    )  # fmt: skip
+    said = [(a["type"], a["alarmType"], a["severity"], a["clear"]) for a in created["actions"]]
+    assert said == [
+        ("alarm", "Too hot", "critical", False),
+        ("alarm", "Odd: reading", "major", False),
+        ("alarm", "Too cold", "major", True),
+    ]
+    assert created["actions"][0]["deviceName"] is None  # (the message's device)
