@@ -151,10 +151,14 @@ def test_a_rule_raises_repeats_and_clears_an_alarm_mailed_and_posted(
         fresh = hooked(hook, route["secret"])
         assert fresh["change"] == "raised" and fresh["id"] != alarm["id"]
         assert mail.get()[1]["Subject"] == f"[MAJOR] Overvoltage on {pk}/lamp-0001"
-        routes = {r["name"]: r for r in api.get("/api/alarm-notifications").json()}
-        assert routes["ops"]["sent"] == 5 and routes["ops"]["failed"] == 0
-        assert "secret" not in routes["ops"]
-        eventually(lambda: api.get("/api/alarm-notifications").json()[1]["sent"] == 2, what="mails")
+
+        def counts() -> list[tuple[str, int, int]]:
+            routes = api.get("/api/alarm-notifications").json()
+            assert all("secret" not in route for route in routes)
+            return [(route["name"], route["sent"], route["failed"]) for route in routes]
+
+        # (each is counted once its answer came: after the receiver had it)
+        eventually(lambda: counts() == [("ops", 5, 0), ("night shift", 2, 0)], what="counts")
 
 
 def test_escalation_and_reminders_keep_their_timing_across_a_restart(
@@ -184,7 +188,7 @@ def test_escalation_and_reminders_keep_their_timing_across_a_restart(
                     "type": "SpO2 low",
                     "severity": "minor",
                     "details": {"spo2": 88},
-                    "escalation": {"after": 1.2, "to": "critical", "remindEvery": 2.0},
+                    "escalation": {"after": 3.0, "to": "critical", "remindEvery": 4.0},
                 },
             )
         )
@@ -192,20 +196,19 @@ def test_escalation_and_reminders_keep_their_timing_across_a_restart(
     server.stop()
     restarted_at = int(time.time() * 1000)
     server = make_server()
-    escalated = hooked(hook, route["secret"])
-    assert escalated["change"] == "escalated" and escalated["severity"] == "critical"
-    assert escalated["previousSeverity"] == "minor"
-    # due 1.2 s after the first raise, not 1.2 s after the restart
-    assert alarm["firstRaisedAt"] + 1200 <= escalated["escalatedAt"] < restarted_at + 1200
-    reminder = hooked(hook, route["secret"])
-    assert reminder["change"] == "reminder"
-    assert alarm["firstRaisedAt"] + 2000 <= reminder["remindedAt"] < restarted_at + 2000
+    # (both may fall due at once after a slow restart: sent side by side, in either order)
+    got = {payload["change"]: payload for payload in (hooked(hook, route["secret"]) for _ in "ab")}
+    escalated, reminder = got["escalated"], got["reminder"]
+    assert escalated["severity"] == "critical" and escalated["previousSeverity"] == "minor"
+    assert escalated["by"] == "escalation"
+    # due 3 s after the first raise, not 3 s after the restart; the reminder 4 s after it
+    assert alarm["firstRaisedAt"] + 3000 <= escalated["escalatedAt"] < restarted_at + 3000
+    assert alarm["firstRaisedAt"] + 4000 <= reminder["remindedAt"] < restarted_at + 4000
     with rest(server) as api:
         shown = api.get(f"/api/alarms/{alarm['id']}").json()
         assert shown["status"] == "ACTIVE_UNACK" and shown["severity"] == "critical"
-        assert api.post(f"/api/alarms/{alarm['id']}/ack", json={"by": "nurse"}).status_code == 200
-        # acknowledged: no more reminders (the next was due 2 s after the last)
-        assert api.get(f"/api/alarms/{alarm['id']}").json()["status"] == "ACTIVE_ACK"
+        acked = api.post(f"/api/alarms/{alarm['id']}/ack", json={"by": "nurse"})
+        assert acked.status_code == 200 and acked.json()["status"] == "ACTIVE_ACK"
 
 
 def test_a_devices_tsl_alert_event_raises_an_alarm(
