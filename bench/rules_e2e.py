@@ -8,7 +8,9 @@ Every rule listens where every post is heard — half on Alibaba's rules-engine 
 (``/{pk}/+/thing/event/property/post``, the thing-model data), half on the platform's stream
 (``$things/{pk}/+/properties``) — with a WHERE no bench post meets, so each post is evaluated
 by every rule: the worst case of a town whose rules all watch one product. One more rule, the
-probe's, fires on the probe device's posts only and calls a webhook.
+probe's, fires on the probe device's posts only: it calls a webhook and raises an alarm (a
+repeat of the open one after the first), whose notification route posts each stored change to
+another webhook.
 
 Two figures, each without rules and with them:
 
@@ -17,7 +19,8 @@ Two figures, each without rules and with them:
 - **paced**: ``--acking-devices`` post at QoS 1, ``--rate`` posts/s in all, each PUBACK timed;
   meanwhile the probe device posts ``--probe-rate`` times a second, and each post's arrival at
   the webhook receiver (another process, timed by the wall clock both share) gives post →
-  webhook p50 and p99 (target p99 under 1 s).
+  webhook and post → alarm stored (its notification's arrival) p50 and p99 (target p99 under
+  1 s).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ TARGET_P99_S = 1.0
 
 def rule_specs(count: int, hook_url: str, probe: str) -> list[Any]:
     """``count`` rules that read every post and never fire, and the probe's rule."""
-    from hongshan.rules.definition import RuleSpec, WebhookAction
+    from hongshan.rules.definition import AlarmAction, RuleSpec, WebhookAction
 
     specs = []
     for i in range(count):
@@ -75,15 +78,21 @@ def rule_specs(count: int, hook_url: str, probe: str) -> list[Any]:
                 "SELECT values.Energy AS seq, deviceName() AS device "
                 f'FROM "$things/{PRODUCT_KEY}/{probe}/properties" WHERE values.WorkMode = 0'
             ),
-            actions=[WebhookAction(url=hook_url, timeout=5.0, retries=0)],
+            actions=[
+                WebhookAction(url=hook_url + "/rule", timeout=5.0, retries=0),
+                AlarmAction(alarm_type="probe", severity="minor"),
+            ],
             max_per_second=1000.0,
         )
     )
     return specs
 
 
-def prepare(devices: int, specs: list[Any]) -> Callable[[Path], None]:
+def prepare(devices: int, specs: list[Any], hook_url: str) -> Callable[[Path], None]:
+    """Seed the devices, the rules, and (with rules) the alarms' notification route."""
+
     def run(data_dir: Path) -> None:
+        from hongshan.alarms.routes import RouteSpec
         from hongshan.identity.secret_box import SecretBox, load_or_create_key
         from hongshan.store.registry.store import SQLRegistry
 
@@ -95,6 +104,15 @@ def prepare(devices: int, specs: list[Any]) -> Callable[[Path], None]:
             try:
                 for spec in specs:
                     await registry.rules.create(spec, "bench-secret")
+                if specs:
+                    route = RouteSpec(
+                        name="probe",
+                        kind="webhook",
+                        url=hook_url + "/alarm",
+                        changes=["raised", "repeated"],
+                        retries=0,
+                    )
+                    await registry.alarm_routes.create(route, "bench-secret")
             finally:
                 await registry.close()
 
@@ -114,7 +132,11 @@ def _receive(port_out: Connection, times_out: Connection) -> None:
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
-            times_out.send((int(json.loads(body)["seq"]), at))
+            fields = json.loads(body)
+            if self.path.endswith("/alarm"):  # (a notification: the alarm's stored change)
+                times_out.send(("alarm", int(fields["details"]["seq"]), at))
+            else:
+                times_out.send(("rule", int(fields["seq"]), at))
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -134,11 +156,12 @@ class Receiver:
         self._process.start()
         self.url = f"http://127.0.0.1:{port_in.recv()}/hook"
 
-    def arrivals(self) -> dict[int, float]:
-        found = {}
+    def arrivals(self) -> dict[str, dict[int, float]]:
+        """The times each probe's webhook ("rule") and alarm notification ("alarm") came."""
+        found: dict[str, dict[int, float]] = {"rule": {}, "alarm": {}}
         while self._times_in.poll():
-            seq, at = self._times_in.recv()
-            found[seq] = at
+            kind, seq, at = self._times_in.recv()
+            found[kind][seq] = at
         return found
 
     def close(self) -> None:
@@ -208,7 +231,7 @@ def run(args: argparse.Namespace) -> list[str]:
     try:
         for rules in (0, args.rules):
             specs = rule_specs(rules, receiver.url, probe) if rules else []
-            with started("hongshan", prepare=prepare(devices, specs)) as server:
+            with started("hongshan", prepare=prepare(devices, specs, receiver.url)) as server:
                 flood = Options(posting_devices=args.devices, duration=args.duration)
                 posts = asyncio.run(property_posts(server, flood))
                 options = Options(
@@ -231,23 +254,26 @@ def _row(
     posts: Measurement,
     paced: Measurement,
     probe: ProbeDevice,
-    arrivals: dict[int, float],
+    arrivals: dict[str, dict[int, float]],
 ) -> str:
-    hooks = "none"
-    if rules:
-        waits = [arrivals[seq] - at for seq, at in probe.sent.items() if seq in arrivals]
-        missing = len(probe.sent) - len(waits)
-        if len(waits) >= 2:
-            cuts = statistics.quantiles(waits, n=100, method="inclusive")
-            hooks = f"{cuts[49] * 1000:,.1f} / {cuts[98] * 1000:,.1f}"
-            hooks += f" ({len(waits)} webhooks{f', {missing} missing' if missing else ''})"
-        else:
-            hooks = f"{len(waits)} of {len(probe.sent)} webhooks arrived"
     return (
         f"| {rules} | {posts.values['posts/s']:,.0f} ({posts.server_cpu:.0f} %) "
         f"| {paced.values['msg/s']:,.0f} | {paced.values.get('p50 ms', 0):,.1f} / "
-        f"{paced.values.get('p99 ms', 0):,.1f} | {hooks} |"
+        f"{paced.values.get('p99 ms', 0):,.1f} "
+        f"| {_waits(probe, arrivals['rule']) if rules else 'none'} "
+        f"| {_waits(probe, arrivals['alarm']) if rules else 'none'} |"
     )
+
+
+def _waits(probe: ProbeDevice, arrivals: dict[int, float]) -> str:
+    """p50 / p99 ms from the probe's posts to their arrivals, and how many came."""
+    waits = [arrivals[seq] - at for seq, at in probe.sent.items() if seq in arrivals]
+    missing = len(probe.sent) - len(waits)
+    if len(waits) < 2:
+        return f"{len(waits)} of {len(probe.sent)} arrived"
+    cuts = statistics.quantiles(waits, n=100, method="inclusive")
+    came = f"{len(waits)}, {missing} missing" if missing else f"{len(waits)}"
+    return f"{cuts[49] * 1000:,.1f} / {cuts[98] * 1000:,.1f} ({came})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,9 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(
         "| rules | flood: posts/s (server CPU) | paced: PUBACKs/s | PUBACK p50 / p99 ms "
-        "| post → webhook p50 / p99 ms |"
+        "| post → webhook p50 / p99 ms | post → alarm stored p50 / p99 ms |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for line in run(args):
         print(line, flush=True)
     return 0
