@@ -18,12 +18,14 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
 from hongshan.errors import StoreUnavailable
+from hongshan.messages import DeviceRef, Uplink
+from hongshan.store.history import replay as replaying
 from hongshan.store.history import rollups
 from hongshan.store.history.model import (
     NUMERIC_AGGREGATES,
@@ -711,6 +713,51 @@ class Ingest:
             for identifier, found in sorted(known.items())
             if "\0" not in identifier  # (also known by its stored name)
         ]
+
+    async def replay(
+        self,
+        start: int,
+        end: int,
+        *,
+        product: str | None = None,
+        device: Device | None = None,
+        chunk: int = replaying.CHUNK,
+    ) -> AsyncIterator[list[Uplink]]:
+        """What was recorded in [start, end) of one device, a product's devices or all, as
+        uplinks in time order, a chunk at a time (``replay``; what cannot be replayed is said
+        there)."""
+        await self._settled()  # (staged values are read with the points)
+        chosen = {
+            device_id: DeviceRef(*known)
+            for known, device_id in self._devices.items()
+            if (device is None or known == device) and (product is None or known[0] == product)
+        }
+        series = {
+            series_id: (chosen_device, identifier, kind)
+            for series_id, (known, identifier, kind) in self._series_names().items()
+            if (chosen_device := chosen.get(self._devices.get(known, -1))) is not None
+        }
+        async for uplinks in replaying.replay(
+            self._replay_window, series, chosen, self._decode, start, end, chunk=chunk
+        ):
+            yield uplinks
+
+    async def _replay_window(
+        self,
+        series: Sequence[int],
+        devices: Sequence[int],
+        start: int,
+        end: int,
+        cap: int | None,
+    ) -> replaying.Window | None:
+        """The backend's points of ``series`` and log lines of ``devices`` in [start, end),
+        None when more than ``cap``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _decode(kind: str, value: Any) -> Any:
+        """A value as posted, from the backend's stored form and its series' kind."""
+        raise NotImplementedError
 
     def _series_names(self) -> dict[int, tuple[Device, str, str]]:
         """Series id -> (device, identifier, kind); an identifier known by two names (``\\0``)

@@ -31,6 +31,7 @@ import msgspec
 
 from hongshan.errors import ConfigError, StoreUnavailable
 from hongshan.store.history import postgres_rollups as sql_rollups
+from hongshan.store.history import replay as replaying
 from hongshan.store.history import rollups
 from hongshan.store.history.ingest import (
     TAKEN_WINDOW_MS,
@@ -167,6 +168,16 @@ LAST_STATUS = (
     "SELECT d.id, l.identifier FROM history_devices d CROSS JOIN LATERAL "
     "(SELECT identifier FROM history_log WHERE device_id = d.id AND kind = 'status' "
     "ORDER BY ts DESC, seq DESC LIMIT 1) l"
+)
+
+# a replay's window: the points of the series asked for and the log of the devices
+REPLAY_POINTS = (
+    "SELECT ts, series_id, num, txt FROM history_points "
+    "WHERE series_id = ANY($1::integer[]) AND ts >= $2 AND ts < $3 LIMIT $4"
+)
+REPLAY_LOG = (
+    "SELECT ts, device_id, seq, kind, identifier, body::text FROM history_log "
+    "WHERE device_id = ANY($1::integer[]) AND ts >= $2 AND ts < $3 LIMIT $4"
 )
 
 _unjson = msgspec.json.Decoder()
@@ -453,6 +464,33 @@ class PostgresHistory(Ingest):
         sql += f" ORDER BY ts, seq LIMIT {int(limit) + 1}"
         rows = await self._fetch(sql, *params)
         return log_page(rows, limit)
+
+    async def _replay_window(
+        self,
+        series: Sequence[int],
+        devices: Sequence[int],
+        start: int,
+        end: int,
+        cap: int | None,
+    ) -> replaying.Window | None:
+        limit = None if cap is None else cap + 1
+
+        async def read(conn: Any) -> replaying.Window | None:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                rows = await conn.fetch(REPLAY_POINTS, list(series), start, end, limit)
+                if cap is not None and len(rows) > cap:
+                    return None
+                logged = await conn.fetch(REPLAY_LOG, list(devices), start, end, limit)
+            if cap is not None and len(rows) + len(logged) > cap:
+                return None
+            points = [(ts, s, num if txt is None else txt) for ts, s, num, txt in rows]
+            return points, [tuple(line) for line in logged]
+
+        return await self._read(read)
+
+    @staticmethod
+    def _decode(kind: str, value: Any) -> Any:
+        return _from_pg(kind, value)
 
     async def latest_values(self) -> dict[Device, dict[str, tuple[Any, int]]]:
         names = self._series_names()

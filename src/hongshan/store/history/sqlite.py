@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from hongshan.store.history import replay as replaying
 from hongshan.store.history import rollups
 from hongshan.store.history import sqlite_rollups as sql_rollups
 from hongshan.store.history.ingest import (
@@ -162,6 +163,16 @@ def settle_some(conn: sqlite3.Connection) -> bool:
 # point at its millisecond)
 STAGED_OF_SERIES = (
     "SELECT ts, value FROM history_staged WHERE series_id = ? AND ts >= ? AND ts < ? ORDER BY rowid"
+)
+# a replay's window: the points of the series asked for, a descent of the primary key each
+# (``json_each``: any number of series in one parameter), and the log of the devices
+REPLAY_POINTS = (
+    "SELECT ts, series_id, value FROM history_points "
+    "WHERE series_id IN (SELECT value FROM json_each(?)) AND ts >= ? AND ts < ? LIMIT ?"
+)
+REPLAY_LOG = (
+    "SELECT ts, device_id, seq, kind, identifier, body FROM history_log "
+    "WHERE device_id IN (SELECT value FROM json_each(?)) AND ts >= ? AND ts < ? LIMIT ?"
 )
 WRITER_CACHE_KIB = 65_536  # the writer connection's page cache
 DELETE_POINTS = "DELETE FROM history_points WHERE series_id = ? AND ts >= ? AND ts < ?"
@@ -353,6 +364,37 @@ class SQLiteHistory(Ingest):
         more = len(rows) > limit
         points = [Point(ts, _from_sql(kind, value)) for ts, value in rows[:limit]]
         return PointPage(points=points, next=str(points[-1].ts) if more else None)
+
+    async def _replay_window(
+        self,
+        series: Sequence[int],
+        devices: Sequence[int],
+        start: int,
+        end: int,
+        cap: int | None,
+    ) -> replaying.Window | None:
+        series_list = msgspec.json.encode(series).decode()
+        device_list = msgspec.json.encode(devices).decode()
+        limit = -1 if cap is None else cap + 1
+
+        def read(c: sqlite3.Connection) -> replaying.Window | None:
+            c.execute("BEGIN")  # (one snapshot of both tables)
+            try:
+                points = c.execute(REPLAY_POINTS, (series_list, start, end, limit)).fetchall()
+                if cap is not None and len(points) > cap:
+                    return None
+                lines = c.execute(REPLAY_LOG, (device_list, start, end, limit)).fetchall()
+            finally:
+                c.execute("COMMIT")
+            if cap is not None and len(points) + len(lines) > cap:
+                return None
+            return points, lines
+
+        return await self._read(read)
+
+    @staticmethod
+    def _decode(kind: str, value: Any) -> Any:
+        return _from_sql(kind, value)
 
     async def aggregate(
         self,
