@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
 from hongshan.identity.secret_box import SecretBox
 from hongshan.rules.definition import RepublishAction, RuleSpec, SetAction, WebhookAction
 from hongshan.store.registry import schema
-from hongshan.store.registry.engine import create_engine
+from hongshan.store.registry.engine import MIGRATIONS, create_engine
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import RegistryError
 from registry_databases import RegistryDatabase
@@ -86,3 +88,39 @@ async def test_rules_are_kept_as_written_and_opened_again(
             await reopened.rules.delete(stored.id)
     finally:
         await reopened.close()
+
+
+async def test_a_shadow_rule_is_kept_and_switched_live(registry: SQLRegistry) -> None:
+    stored = await registry.rules.create(RuleSpec(name="quiet", sql=SPEC.sql, shadow=True), "k")
+    assert stored.shadow
+    live = await registry.rules.set_enabled(stored.id, True, shadow=False)
+    assert not live.shadow and live.enabled
+    kept = await registry.rules.set_enabled(stored.id, False)  # (no mode: as it was)
+    assert not kept.shadow and not kept.enabled
+
+
+async def test_revision_0010_on_rules_made_before_it(registry_db: RegistryDatabase) -> None:
+    """A rule stored before shadow rules existed is a live one after the migration."""
+    engine = create_engine(registry_db.url, schema=registry_db.schema)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0006")
+            conn.execute(
+                sa.text(
+                    "INSERT INTO rules (name, sql, actions, enabled, max_per_second, secret, "
+                    "created_at, updated_at) VALUES ('old', 'SELECT * FROM \"t\"', '[]', "
+                    ":true, 1.0, :secret, 1, 1)"
+                ),
+                {"true": True, "secret": SecretBox(KEY).seal("k" * 32, "rule:1")},
+            )
+    finally:
+        engine.dispose()
+    registry = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    try:
+        (old,) = await registry.rules.list_rules()
+        assert old.name == "old" and old.shadow is False
+    finally:
+        await registry.close()

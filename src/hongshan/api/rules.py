@@ -6,6 +6,8 @@ action cannot be done as set (named)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 from litestar import delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
@@ -16,6 +18,7 @@ from hongshan.services.rules.book import RuleBook
 from hongshan.services.rules.running import Trace
 
 RULE = "/api/rules/{rule_id:int}"
+RunMode = Literal["live", "shadow"]
 
 
 class RuleView(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -29,6 +32,7 @@ class RuleView(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True)
     error_action: ActionSpec | None
     enabled: bool
     max_per_second: float
+    shadow: bool
     created_at: int
     updated_at: int
     secret: str | None = None
@@ -45,6 +49,7 @@ def _view(rule: StoredRule, *, with_secret: bool = False) -> RuleView:
         max_per_second=rule.max_per_second,
         created_at=rule.created_at,
         updated_at=rule.updated_at,
+        shadow=rule.shadow,
         secret=rule.secret if with_secret else None,
     )
 
@@ -75,8 +80,13 @@ async def change_rule(
 
 
 @post(RULE + "/enable", status_code=200)
-async def enable_rule(rules: Provided[RuleBook], rule_id: FromPath[int]) -> RuleView:
-    return _view(await rules.set_enabled(rule_id, True))
+async def enable_rule(
+    rules: Provided[RuleBook], rule_id: FromPath[int], mode: FromQuery[RunMode | None] = None
+) -> RuleView:
+    """Run a rule; ``?mode=live`` makes it act, ``?mode=shadow`` makes it only record what it
+    would do (no mode: as it was)."""
+    shadow = None if mode is None else mode == "shadow"
+    return _view(await rules.set_enabled(rule_id, True, shadow=shadow))
 
 
 @post(RULE + "/disable", status_code=200)

@@ -94,6 +94,8 @@ class RuleSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
     enabled: bool = True
     max_per_second: float = DEFAULT_RATE
     """Fires a second, with a burst of as many: a message past it is not run (``limited``)."""
+    shadow: bool = False
+    """Runs live but does nothing: its trace says what it would have done (``wouldFire``)."""
 
 
 class StoredRule(msgspec.Struct, kw_only=True, rename="camel"):
@@ -110,6 +112,7 @@ class StoredRule(msgspec.Struct, kw_only=True, rename="camel"):
     secret: str
     created_at: int
     updated_at: int
+    shadow: bool = False
 
 
 def action_problem(action: ActionSpec) -> str | None:

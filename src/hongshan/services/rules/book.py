@@ -44,7 +44,9 @@ class RuleStore(Protocol):
 
     async def update(self, rule_id: int, spec: RuleSpec) -> StoredRule: ...
 
-    async def set_enabled(self, rule_id: int, enabled: bool) -> StoredRule: ...
+    async def set_enabled(
+        self, rule_id: int, enabled: bool, *, shadow: bool | None = None
+    ) -> StoredRule: ...
 
     async def delete(self, rule_id: int) -> None: ...
 
@@ -100,10 +102,15 @@ class RuleBook:
         self._follow(stored)
         return stored
 
-    async def set_enabled(self, rule_id: int, enabled: bool) -> StoredRule:
-        """Enable or disable a rule; one enabled already keeps running (and its trace)."""
-        stored = await self._store.set_enabled(rule_id, enabled)
-        if not (enabled and self._engine.running(rule_id) is not None):
+    async def set_enabled(
+        self, rule_id: int, enabled: bool, *, shadow: bool | None = None
+    ) -> StoredRule:
+        """Enable or disable a rule; one enabled already keeps running (and its trace) unless
+        ``shadow`` switches it between shadow (True: it records what it would do) and live
+        (False: it acts), when it starts again as it now is."""
+        running = self._engine.running(rule_id)
+        stored = await self._store.set_enabled(rule_id, enabled, shadow=shadow)
+        if not (enabled and running is not None and running.shadow == stored.shadow):
             self._follow(stored)
         return stored
 

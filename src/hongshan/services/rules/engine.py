@@ -16,6 +16,7 @@ from hongshan.messages import DeviceRef, Uplink
 from hongshan.mqtt.trie import SubscriptionTrie
 from hongshan.rules.message import RuleInput
 from hongshan.services.rules.actions import Action, ActionFailed, Fired, Pending
+from hongshan.services.rules.described import describe
 from hongshan.services.rules.running import Run, RunningRule
 from hongshan.services.rules.sources import RuleSource
 from hongshan.twin.properties import PropertyValue
@@ -228,6 +229,10 @@ class RuleEngine:
                     continue
                 if not rule.admit(now):
                     rule.did_not_run(at, message, "rate_limit")
+                    continue
+                if rule.shadow:
+                    would_do = [describe(spec, output) for spec in rule.specs]
+                    rule.would(at, message.topic, output, would_do)
                     continue
                 run = rule.ran(at, message.topic, output, depth)
                 fired = Fired(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -78,6 +79,8 @@ def build_rule(stored: StoredRule, needs: ActionNeeds) -> RunningRule:
             else build_action(stored.error_action, needs, stored.secret)
         ),
         max_per_second=stored.max_per_second,
+        shadow=stored.shadow,
+        specs=stored.actions,
     )
 
 
@@ -90,6 +93,8 @@ class Counters(msgspec.Struct, kw_only=True, rename="camel"):
     fired: int = 0
     not_run: int = 0
     limited: int = 0
+    would_fire: int = 0
+    """A shadow rule's fires: what it would have done is in its runs, nothing was done."""
     looped: int = 0
     failed: int = 0
     error_action_failed: int = 0
@@ -99,13 +104,16 @@ class Counters(msgspec.Struct, kw_only=True, rename="camel"):
 
 class Run(msgspec.Struct, kw_only=True):
     """One fire: when (ms), on which topic, what the rule made, how many republishes deep,
-    and its actions' errors (filled in as they finish)."""
+    and its actions' errors (filled in as they finish); a shadow rule's (``shadow``) says
+    what its actions would have done (``wouldDo``, ``trial.describe``) and did nothing."""
 
     at: int
     topic: str
     output: dict[str, Any]
     depth: int
     errors: list[str] = []
+    shadow: bool = False
+    would_do: list[dict[str, Any]] = msgspec.field(default_factory=list, name="wouldDo")
 
 
 NonRunReason = Literal["where", "rate_limit", "depth_limit"]
@@ -147,7 +155,10 @@ class RunningRule:
     token bucket of ``max_per_second`` fires (as many in a burst), its counters, and its last
     runs, non-runs and failures (``TRACE_LENGTH`` of each). A non-run keeps its message, and
     which condition stopped it is asked only when the trace is read (``why_not`` costs a second
-    evaluation: not paid on every message). Never stores itself; the engine alone calls it."""
+    evaluation: not paid on every message). A ``shadow`` rule runs as any other but its fires
+    start no action: the engine records what they would have done (``would``). ``now``: the
+    clock its rate limit starts on (a trial's is the messages' own). Never stores itself; the
+    engine (or a trial) alone calls it."""
 
     def __init__(
         self,
@@ -158,6 +169,9 @@ class RunningRule:
         actions: list[Action],
         error_action: Action | None,
         max_per_second: float,
+        shadow: bool = False,
+        specs: Sequence[Any] = (),
+        now: float | None = None,
     ) -> None:
         self.id = rule_id
         self.name = name
@@ -165,9 +179,11 @@ class RunningRule:
         self.topic_filter = compiled.rule.topic_filter
         self.actions = actions
         self.error_action = error_action
+        self.shadow = shadow
+        self.specs = tuple(specs)  # the actions' settings, to say what a shadow fire would do
         self.rate = max_per_second
         self._tokens = max(1.0, max_per_second)
-        self._filled_at = time.monotonic()
+        self._filled_at = time.monotonic() if now is None else now
         self.counters = Counters()
         self._runs: deque[Run] = deque(maxlen=TRACE_LENGTH)
         self._non_runs: deque[tuple[int, NonRunReason, RuleInput]] = deque(maxlen=TRACE_LENGTH)
@@ -189,6 +205,12 @@ class RunningRule:
         run = Run(at=at, topic=topic, output=output, depth=depth, errors=[])
         self._runs.append(run)
         return run
+
+    def would(self, at: int, topic: str, output: dict[str, Any], would_do: list[Any]) -> None:
+        """A shadow fire: counted apart, traced with what its actions would have done."""
+        self.counters.would_fire += 1
+        run = Run(at=at, topic=topic, output=output, depth=0, shadow=True, would_do=would_do)
+        self._runs.append(run)
 
     def did_not_run(self, at: int, message: RuleInput, reason: NonRunReason) -> None:
         counters = self.counters

@@ -79,8 +79,15 @@ class RuleTable:
         await self._change(rule_id, _columns(spec), name=spec.name)
         return await self.get(rule_id)
 
-    async def set_enabled(self, rule_id: int, enabled: bool) -> StoredRule:
-        await self._change(rule_id, {"enabled": enabled})
+    async def set_enabled(
+        self, rule_id: int, enabled: bool, *, shadow: bool | None = None
+    ) -> StoredRule:
+        """Enable or disable a rule; ``shadow`` True or False also makes it a shadow rule or a
+        live one (None: as it was)."""
+        values: dict[str, Any] = {"enabled": enabled}
+        if shadow is not None:
+            values["shadow"] = shadow
+        await self._change(rule_id, values)
         return await self.get(rule_id)
 
     async def delete(self, rule_id: int) -> None:
@@ -126,6 +133,7 @@ class RuleTable:
             secret=self._box.open(row.secret, _context(row.id)),
             created_at=row.created_at,
             updated_at=row.updated_at,
+            shadow=row.shadow,
         )
 
 
@@ -139,4 +147,5 @@ def _columns(spec: RuleSpec) -> dict[str, Any]:
         ),
         "enabled": spec.enabled,
         "max_per_second": spec.max_per_second,
+        "shadow": spec.shadow,
     }

@@ -1,0 +1,35 @@
+"""What an action would have done with a rule's output, said rather than done: a shadow
+rule's trace, a backtest's would-be fires, a rule file's expected actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from hongshan.rules.definition import InvokeAction, RepublishAction, SetAction, WebhookAction
+from hongshan.services.rules.actions import ActionFailed, TopicTemplate
+
+
+def describe(action: Any, output: dict[str, Any]) -> dict[str, Any]:
+    """What ``action`` (an action's settings, of any type) would do with ``output``: its
+    settings as JSON, with what it would send — a republish's topic filled in and its
+    ``payload``, a webhook's ``body``, a set's ``values``, an invoke's ``params``, and
+    ``output`` for any other type of action."""
+    described: dict[str, Any] = msgspec.to_builtins(action)
+    match action:
+        case RepublishAction():
+            try:
+                described["topic"] = TopicTemplate(action.topic).fill(output)
+            except ActionFailed as exc:
+                described["error"] = str(exc)
+            described["payload"] = output
+        case WebhookAction():
+            described["body"] = output
+        case SetAction():
+            described["values"] = output
+        case InvokeAction():
+            described["params"] = output
+        case _:
+            described["output"] = output
+    return described
