@@ -40,6 +40,7 @@ from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.presence import DeviceSessions
 from hongshan.services.restart import repair_after_restart
+from hongshan.services.rules.backtest import Backtester
 from hongshan.services.rules.book import RuleBook
 from hongshan.services.rules.engine import RuleEngine
 from hongshan.services.rules.running import ActionNeeds
@@ -146,7 +147,7 @@ class Platform:
             dialect.attach(broker)
         # the rules, run on what clients publish and on the bus's uplinks (stopped after the
         # broker: pushed before it)
-        sources = (PlatformStreams(), self._alink().rule_data)
+        self._rule_sources = sources = (PlatformStreams(), self._alink().rule_data)
         self.rules = rules = RuleEngine(
             sources=sources, publish=broker.publish_from_server, latest=self.twin.peek
         )
@@ -207,6 +208,7 @@ class Platform:
             device_registration=self._alink().registration,
             rules=self.rule_book,
             alarms=self.alarms,
+            backtests=Backtester(self.history, self._rule_sources),
             health=health,
         )
 

@@ -20,7 +20,16 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from hongshan import __version__
-from hongshan.api import alarms, devices, groups, history, products, registration, rules
+from hongshan.api import (
+    alarms,
+    devices,
+    groups,
+    history,
+    products,
+    registration,
+    rule_backtest,
+    rules,
+)
 from hongshan.api.dependencies import Services, providers
 from hongshan.api.health import health
 from hongshan.api.problems import EXCEPTION_HANDLERS, PROBLEM_RESPONSES
@@ -34,6 +43,7 @@ ADMIN_ROUTES = (
     *history.ROUTES,
     *rules.ROUTES,
     *alarms.ROUTES,
+    *rule_backtest.ROUTES,
 )
 
 

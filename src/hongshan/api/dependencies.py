@@ -20,6 +20,7 @@ from litestar.params import SkipValidationMarker
 
 from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
+from hongshan.services.rules.backtest import Backtester
 from hongshan.services.rules.book import RuleBook
 from hongshan.store.history.model import HistoryStore
 from hongshan.store.registry.store import SQLRegistry
@@ -120,6 +121,7 @@ class Services:
     device_registration: DeviceRegistration
     rules: RuleBook
     alarms: AlarmService
+    backtests: Backtester
     health: Health
 
 

@@ -1,0 +1,255 @@
+"""``Backtester``: a rule run over what the history recorded in a range — when it would have
+fired and what it would have done — and two versions of a rule compared on the same range.
+
+The history's replay (``store.history.replay``) gives the uplinks recorded, in time order, a
+chunk at a time; a ``Trial`` presents each through the same sources the live engine uses
+(the ``$things/…`` streams, Alibaba's rules-engine data), runs the rule compiled as live, its
+rate limit on the recorded clock and ``latest()`` answered from the replay's own state (the
+values as they were then). Nothing is sent, published or stored. What the history never kept
+cannot be replayed (a raw publish on a custom topic, a rule's republish: see the replay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from hongshan.messages import Uplink
+from hongshan.rules.definition import RuleSpec
+from hongshan.rules.message import RuleInput
+from hongshan.rules.sql import parse
+from hongshan.services.rules.running import Counters
+from hongshan.services.rules.sources import RuleSource
+from hongshan.services.rules.trial import Heard, Trial
+from hongshan.store.history.model import HistoryProblem
+
+DAY = 86_400_000
+MAX_RANGE = 366 * DAY  # a backtest's longest range: a longer one is refused (400)
+MAX_LIMIT = 10_000  # would-be fires listed at most (the counts are all of them)
+DEFAULT_LIMIT = 100
+MAX_VALUES = 50_000_000  # values one backtest replays at most: past them it stops (incomplete)
+
+
+class Recorded(Protocol):
+    """What a backtest reads of the history (``store.history.ingest.Ingest.replay``)."""
+
+    def replay(
+        self,
+        start: int,
+        end: int,
+        *,
+        product: str | None = None,
+        device: tuple[str, str] | None = None,
+    ) -> AsyncIterator[list[Uplink]]: ...
+
+
+class WouldFire(msgspec.Struct, kw_only=True, rename="camel"):
+    """A fire the rule would have made: when (the recorded ms), on which topic, for which
+    device (``pk/dn``), what it SELECTed, and what its actions would have done."""
+
+    at: int
+    topic: str
+    device: str | None
+    output: dict[str, Any]
+    actions: list[dict[str, Any]]
+
+
+class Changed(msgspec.Struct, kw_only=True, rename="camel"):
+    """A message both versions fired on with different outputs."""
+
+    at: int
+    topic: str
+    device: str | None
+    output: dict[str, Any]  # the rule's
+    against: dict[str, Any]  # the other version's
+
+
+class Tally(msgspec.Struct, kw_only=True, rename="camel"):
+    """One rule over the range: messages its FROM matched, would-be fires, messages not run
+    by reason (``where``, ``rateLimit``), and the first ``limit`` fires (``listed``)."""
+
+    name: str
+    matched: int
+    fired: int
+    not_run: dict[str, int]
+    fires: list[WouldFire]
+
+
+class Backtest(msgspec.Struct, kw_only=True, rename="camel"):
+    """What a backtest found. With ``against``: ``onlyRule`` (fires the rule makes and the
+    other version does not), ``onlyAgainst`` (the other way), ``changed`` (both fire, their
+    outputs differ), each listed up to the limit and counted whole (``counts``)."""
+
+    start: int = msgspec.field(name="from")
+    end: int = msgspec.field(name="to")
+    uplinks: int
+    values: int
+    complete: bool
+    """False when it stopped at ``MAX_VALUES`` values; ``stoppedAt`` says where."""
+    rule: Tally
+    against: Tally | None = None
+    only_rule: list[WouldFire] = []
+    only_against: list[WouldFire] = []
+    changed: list[Changed] = []
+    counts: dict[str, int] = {}
+    stopped_at: int | None = None
+
+
+def _device(message: RuleInput) -> str | None:
+    device = message.device
+    return None if device is None else f"{device.product}/{device.device}"
+
+
+class _Findings:
+    """Tallies of one run over the range, filled message by message."""
+
+    def __init__(self, trial: Trial, limit: int) -> None:
+        self.trial = trial
+        self.limit = limit
+        self.fires: list[list[WouldFire]] = [[] for _ in trial.rules]
+        self.only: list[list[WouldFire]] = [[], []]
+        self.changed: list[Changed] = []
+        self.counts = {"onlyRule": 0, "onlyAgainst": 0, "changed": 0, "same": 0}
+
+    def fire(self, index: int, message: RuleInput, output: dict[str, Any]) -> WouldFire:
+        return WouldFire(
+            at=message.received or 0,
+            topic=message.topic,
+            device=_device(message),
+            output=output,
+            actions=self.trial.actions(index, output),
+        )
+
+    def take(self, heard: list[Heard]) -> None:
+        for index, message, output in heard:
+            if output is not None and len(self.fires[index]) < self.limit:
+                self.fires[index].append(self.fire(index, message, output))
+        if len(self.trial.rules) == 2:
+            self._compare(heard)
+
+    def _compare(self, heard: list[Heard]) -> None:
+        """Both rules heard the same messages in the same order: pair each message's
+        outputs (one rule may listen where the other does not)."""
+        by_message: dict[int, list[Any]] = {}
+        for index, message, output in heard:
+            pair = by_message.setdefault(id(message), [message, None, None])
+            pair[1 + index] = output
+        for message, mine, theirs in by_message.values():
+            if mine is None and theirs is None:
+                continue
+            if theirs is None or mine is None:
+                side = 0 if theirs is None else 1
+                key = ("onlyRule", "onlyAgainst")[side]
+                self.counts[key] += 1
+                if len(self.only[side]) < self.limit:
+                    self.only[side].append(self.fire(side, message, mine or theirs))
+            elif mine != theirs:
+                self.counts["changed"] += 1
+                if len(self.changed) < self.limit:
+                    self.changed.append(
+                        Changed(
+                            at=message.received or 0,
+                            topic=message.topic,
+                            device=_device(message),
+                            output=mine,
+                            against=theirs,
+                        )
+                    )
+            else:
+                self.counts["same"] += 1
+
+    def tally(self, index: int) -> Tally:
+        counters: Counters = self.trial.rules[index].counters
+        return Tally(
+            name=self.trial.specs[index].name,
+            matched=counters.matched,
+            fired=counters.fired,
+            not_run={"where": counters.not_run, "rateLimit": counters.limited},
+            fires=self.fires[index],
+        )
+
+
+class Backtester:
+    """Runs backtests: replays the history's range for the devices the rule's FROM can hear
+    (the product it names, else all) and runs the rule — or the rule and another version —
+    on it through the live engine's sources. One backtest at a time (a second waits): each
+    is bounded by ``MAX_RANGE`` and ``MAX_VALUES`` and gives the loop back between chunks.
+    Owns no rule and starts no action; never sends, publishes or stores."""
+
+    def __init__(self, history: Recorded, sources: Sequence[RuleSource]) -> None:
+        self._history = history
+        self._sources = tuple(sources)
+        self._one_at_a_time = asyncio.Semaphore(1)
+
+    async def run(
+        self,
+        rule: RuleSpec,
+        start: int,
+        end: int,
+        *,
+        against: RuleSpec | None = None,
+        limit: int = DEFAULT_LIMIT,
+        device: tuple[str, str] | None = None,
+        max_values: int = MAX_VALUES,
+    ) -> Backtest:
+        """The rule (and ``against``) over [start, end) (ms); ``RuleSyntaxError`` for a rule
+        that is no rule, ``HistoryProblem`` (400) for a range or limit that cannot be."""
+        if start >= end:
+            raise HistoryProblem(f"from {start} is not before to {end}")
+        if end - start > MAX_RANGE:
+            raise HistoryProblem(
+                f"a backtest covers at most {MAX_RANGE // DAY} days; "
+                f"{(end - start) / DAY:.1f} were asked for"
+            )
+        if not 0 < limit <= MAX_LIMIT:
+            raise HistoryProblem(f"limit {limit}: 1 to {MAX_LIMIT}")
+        specs = [rule] if against is None else [rule, against]
+        trial = Trial(specs, self._sources)
+        product = self._product(specs)
+        findings = _Findings(trial, limit)
+        uplinks = values = 0
+        stopped_at: int | None = None
+        async with self._one_at_a_time:
+            replayed = self._history.replay(start, end, product=product, device=device)
+            async for chunk in replayed:
+                heard: list[Heard] = []
+                for uplink in chunk:
+                    trial.on_uplink(uplink, heard)
+                    if len(heard) > 1_000:
+                        findings.take(heard)
+                        heard = []
+                findings.take(heard)
+                uplinks += len(chunk)
+                values += sum(len(getattr(uplink, "values", ())) or 1 for uplink in chunk)
+                if values >= max_values:
+                    stopped_at = chunk[-1].received + 1
+                    break
+                await asyncio.sleep(0)  # (the live town goes on between chunks)
+        result = Backtest(
+            start=start,
+            end=end if stopped_at is None else stopped_at,
+            uplinks=uplinks,
+            values=values,
+            complete=stopped_at is None,
+            stopped_at=stopped_at,
+            rule=findings.tally(0),
+        )
+        if against is not None:
+            result.against = findings.tally(1)
+            result.only_rule, result.only_against = findings.only
+            result.changed = findings.changed
+            result.counts = findings.counts
+        return result
+
+    def _product(self, specs: list[RuleSpec]) -> str | None:
+        """The one product every rule's FROM names (only its devices are replayed), or None
+        (all devices)."""
+        products = set()
+        for spec in specs:
+            topic_filter = parse(spec.sql).topic_filter
+            named = {source.product_in(topic_filter) for source in self._sources} - {None}
+            products.add(named.pop() if len(named) == 1 else None)
+        return products.pop() if len(products) == 1 else None
