@@ -14,18 +14,38 @@ of ``cli_api``: ``--server``, ``--token``, ``--data-dir``, ``--json``).
     --max-per-second N           its rate limit [100]
     --disabled                   stored, not run until ``rule enable``
 
-``rule list``, ``rule show ID``, ``rule enable|disable|delete ID``, ``rule trace ID`` (the
-counters, the last runs, and the last non-runs with the condition that stopped each).
+``rule list``, ``rule show ID``, ``rule enable|disable|delete ID`` (``enable --live`` or
+``--shadow``: acting, or only recording what it would do), ``rule trace ID`` (the counters,
+the last runs, and the last non-runs with the condition that stopped each).
+
+Rule files (``services.rules.files``: YAML, one rule or a list, with test cases)::
+
+    rule test FILE...                     run their cases offline (no server); exit 1 on a
+                                          failure or an error (named by file and line)
+    rule export [ID...] > rules.yaml      the rules (all, or those) as a rule file
+    rule import -f rules.yaml [--dry-run] create or update each by name (--dry-run: say what
+                                          would change, change nothing)
+    rule backtest ID|-f FILE --from T --to T [--against ID|FILE] [--limit N] [--device PK/DN]
+                                          when it would have fired over the history's range
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
 from hongshan.alarms.model import SEVERITIES
 from hongshan.cli_api import Api, api_options
+from hongshan.dialects.alink.rule_data import AlibabaRuleData
+from hongshan.rules.definition import RuleSpec
+from hongshan.rules.sql import RuleSyntaxError
+from hongshan.services.rules.files import FileRule, RuleFileError, dump, load, run_cases
+from hongshan.services.rules.sources import PlatformStreams
 
 RULE_COLUMNS = ("id", "name", "enabled", "sql")
 
@@ -139,9 +159,12 @@ def rule_show(api: Api, rule_id: int, secret: bool) -> None:
 @rule.command("enable")
 @api_options
 @click.argument("rule_id", type=int)
-def rule_enable(api: Api, rule_id: int) -> None:
-    """Run a rule."""
-    api.show(api.request("POST", f"/api/rules/{rule_id}/enable"))
+@click.option("--live", "mode", flag_value="live", help="Make it act (from shadow).")
+@click.option("--shadow", "mode", flag_value="shadow", help="Make it only record what it would do.")
+def rule_enable(api: Api, rule_id: int, mode: str | None) -> None:
+    """Run a rule (live or shadow as it was, unless --live or --shadow)."""
+    query = "" if mode is None else f"?mode={mode}"
+    api.show(api.request("POST", f"/api/rules/{rule_id}/enable{query}"))
 
 
 @rule.command("disable")
@@ -178,3 +201,212 @@ def rule_trace(api: Api, rule_id: int) -> None:
         click.echo(f"not run  {non_run['at']} {non_run['topic']}: {non_run['why']}")
     for failure in trace["failures"]:
         click.echo(f"failed   {failure['at']} {failure['action']}: {failure['error']}")
+
+
+# -- rule files ------------------------------------------------------------------------------
+
+
+def _load(path: str) -> list[FileRule]:
+    try:
+        text = Path(path).read_text(encoding="utf-8") if path != "-" else sys.stdin.read()
+    except OSError as exc:
+        raise click.ClickException(f"{path}: {exc.strerror}") from None
+    try:
+        return load(text, path)
+    except RuleFileError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@rule.command("test")
+@click.argument("files", nargs=-1, required=True)
+def rule_test(files: tuple[str, ...]) -> None:
+    """Run the test cases of rule files offline: each case's messages through the rule as
+    the engine runs it (its sources, its rate limit on the messages' times), doing nothing."""
+    sources = (PlatformStreams(), AlibabaRuleData(lambda _pk: None, lambda _pk, _dn: True))
+    failed = cases = broken = 0
+    for path in files:
+        try:
+            rules = load(Path(path).read_text(encoding="utf-8"), path)
+            outcomes = [o for found in rules for o in run_cases(found, sources, path)]
+        except OSError as exc:
+            click.echo(f"{path}: {exc.strerror}", err=True)
+            broken += 1
+            continue
+        except (RuleFileError, RuleSyntaxError) as exc:
+            click.echo(f"{path}: {exc}" if isinstance(exc, RuleSyntaxError) else str(exc), err=True)
+            broken += 1
+            continue
+        for outcome in outcomes:
+            cases += 1
+            verdict = "PASS" if outcome.passed else "FAIL"
+            click.echo(f"{verdict}  {path}:{outcome.line}  {outcome.rule} / {outcome.case}")
+            for line in outcome.diff:
+                click.echo(f"      {line}")
+            failed += not outcome.passed
+    summary = f"{cases - failed} of {cases} cases passed"
+    click.echo(summary + (f"; {broken} file(s) could not be run" if broken else ""))
+    if failed or broken:
+        sys.exit(1)
+
+
+@rule.command("export")
+@api_options
+@click.argument("rule_ids", nargs=-1, type=int)
+def rule_export(api: Api, rule_ids: tuple[int, ...]) -> None:
+    """The rules (all, or those named by id) as a rule file, on standard output."""
+    shown = api.request("GET", "/api/rules")
+    if rule_ids:
+        by_id = {found["id"]: found for found in shown}
+        missing = [str(i) for i in rule_ids if i not in by_id]
+        if missing:
+            raise click.ClickException(f"no rule {', '.join(missing)}")
+        shown = [by_id[i] for i in rule_ids]
+    click.echo(dump([_spec(found) for found in shown]), nl=False)
+
+
+def _spec(shown: dict[str, Any]) -> RuleSpec:
+    """A rule as the API shows it, as its spec (what a file holds of it)."""
+    fields = ("name", "sql", "actions", "errorAction", "enabled", "maxPerSecond", "shadow")
+    return msgspec.convert({key: shown[key] for key in fields if key in shown}, RuleSpec)
+
+
+@rule.command("import")
+@api_options
+@click.option("-f", "--file", "path", required=True, help="A rule file (- : standard input).")
+@click.option("--dry-run", is_flag=True, help="Say what would change, change nothing.")
+def rule_import(api: Api, path: str, dry_run: bool) -> None:
+    """Create or update the rules of a file, each by its name (its tests are not run)."""
+    wanted = _load(path)
+    kept = {found["name"]: found for found in api.request("GET", "/api/rules")}
+    prefix = "would " if dry_run else ""
+    for found in wanted:
+        body = msgspec.to_builtins(found.spec)
+        old = kept.get(found.spec.name)
+        if old is None:
+            if not dry_run:
+                api.request("POST", "/api/rules", json=body)
+            click.echo(f"{prefix}create  {found.spec.name}")
+        elif msgspec.to_builtins(_spec(old)) != body:
+            if not dry_run:
+                api.request("PUT", f"/api/rules/{old['id']}", json=body)
+            click.echo(f"{prefix}update  {found.spec.name} (rule {old['id']})")
+        else:
+            click.echo(f"unchanged  {found.spec.name} (rule {old['id']})")
+
+
+@rule.command("backtest")
+@api_options
+@click.argument("rule_id", type=int, required=False)
+@click.option("-f", "--file", "path", help="A rule file holding the rule (not a stored one).")
+@click.option("--name", help="The rule of the file to take, when it holds several.")
+@click.option("--from", "start", required=True, help="ms since the epoch, or ISO 8601.")
+@click.option("--to", "end", required=True, help="ms since the epoch, or ISO 8601.")
+@click.option("--against", help="Compare with this rule: an id, or a rule file.")
+@click.option("--limit", type=int, default=20, help="Would-be fires listed [20].")
+@click.option("--device", metavar="PK/DN", help="Only this device's history.")
+def rule_backtest(
+    api: Api,
+    rule_id: int | None,
+    path: str | None,
+    name: str | None,
+    start: str,
+    end: str,
+    against: str | None,
+    limit: int,
+    device: str | None,
+) -> None:
+    """Run a rule over a range of the history, doing nothing: when it would have fired and
+    what it would have done; with --against, what the change adds and removes."""
+    if (rule_id is None) == (path is None):
+        raise click.UsageError("give a rule's ID or -f FILE (one of them)")
+    body: dict[str, Any] = {
+        "rule": rule_id if path is None else _file_rule(path, name),
+        "from": _moment(start),
+        "to": _moment(end),
+        "limit": limit,
+    }
+    if against is not None:
+        body["against"] = int(against) if against.isdigit() else _file_rule(against, None)
+    if device is not None:
+        body["device"] = device
+    found = api.request("POST", "/api/rules/backtest", json=body)
+    if api.as_json:
+        api.show(found)
+        return
+    _summary(found)
+
+
+def _moment(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _file_rule(path: str, name: str | None) -> dict[str, Any]:
+    rules = _load(path)
+    if name is not None:
+        rules = [found for found in rules if found.spec.name == name]
+        if not rules:
+            raise click.ClickException(f"{path}: no rule named {name!r}")
+    if len(rules) != 1:
+        raise click.ClickException(f"{path} holds {len(rules)} rules: choose one with --name")
+    spec: dict[str, Any] = msgspec.to_builtins(rules[0].spec)
+    return spec
+
+
+def _at(ms: int) -> str:
+    moment = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _fire(fire: dict[str, Any]) -> None:
+    device = fire["device"] or "-"
+    click.echo(f"  {_at(fire['at'])}  {device}  {fire['topic']}  {_json(fire['output'])}")
+    for action in fire.get("actions", []):
+        target = action.get("url") or action.get("topic") or action.get("deviceName") or ""
+        click.echo(f"      {action['type']} {target}".rstrip())
+
+
+def _tally(tally: dict[str, Any]) -> None:
+    not_run = tally["notRun"]
+    click.echo(
+        f"rule {tally['name']!r}: matched {tally['matched']}, would fire {tally['fired']}, "
+        f"not run: where {not_run['where']}, rate limit {not_run['rateLimit']}"
+    )
+    for fire in tally["fires"]:
+        _fire(fire)
+    if tally["fired"] > len(tally["fires"]):
+        click.echo(f"  … and {tally['fired'] - len(tally['fires'])} more")
+
+
+def _summary(found: dict[str, Any]) -> None:
+    click.echo(
+        f"{_at(found['from'])} to {_at(found['to'])}: {found['uplinks']} messages, "
+        f"{found['values']} values replayed"
+        + ("" if found["complete"] else f" (stopped early: go on --from {found['stoppedAt']})")
+    )
+    _tally(found["rule"])
+    against = found.get("against")
+    if against is None:
+        return
+    _tally(against)
+    counts = found["counts"]
+    click.echo(
+        f"compared: only {found['rule']['name']!r} {counts['onlyRule']}, only "
+        f"{against['name']!r} {counts['onlyAgainst']}, different outputs {counts['changed']}, "
+        f"the same {counts['same']}"
+    )
+    for title, key in (("only the rule", "onlyRule"), ("only against", "onlyAgainst")):
+        if found[key]:
+            click.echo(f"{title}:")
+            for fire in found[key]:
+                _fire(fire)
+    if found["changed"]:
+        click.echo("different outputs:")
+        for change in found["changed"]:
+            click.echo(
+                f"  {_at(change['at'])}  {change['device'] or '-'}  {_json(change['output'])}"
+                f"  ≠  {_json(change['against'])}"
+            )
