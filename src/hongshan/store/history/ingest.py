@@ -738,7 +738,14 @@ class Ingest:
             if (chosen_device := chosen.get(self._devices.get(known, -1))) is not None
         }
         async for uplinks in replaying.replay(
-            self._replay_window, series, chosen, self._decode, start, end, chunk=chunk
+            self._replay_window,
+            series,
+            chosen,
+            self._decode,
+            start,
+            end,
+            chunk=chunk,
+            plain=self._plain_kinds,
         ):
             yield uplinks
 
@@ -758,6 +765,8 @@ class Ingest:
     def _decode(kind: str, value: Any) -> Any:
         """A value as posted, from the backend's stored form and its series' kind."""
         raise NotImplementedError
+
+    _plain_kinds: frozenset[str] = frozenset()  # kinds whose values are read as posted
 
     def _series_names(self) -> dict[int, tuple[Device, str, str]]:
         """Series id -> (device, identifier, kind); an identifier known by two names (``\\0``)

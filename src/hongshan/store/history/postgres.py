@@ -492,6 +492,8 @@ class PostgresHistory(Ingest):
     def _decode(kind: str, value: Any) -> Any:
         return _from_pg(kind, value)
 
+    _plain_kinds = frozenset({"float", "text"})
+
     async def latest_values(self) -> dict[Device, dict[str, tuple[Any, int]]]:
         names = self._series_names()
         latest: dict[Device, dict[str, tuple[Any, int]]] = {}

@@ -73,9 +73,15 @@ async def replay(
     end: int,
     *,
     chunk: int = CHUNK,
+    plain: frozenset[str] = frozenset(),
 ) -> AsyncIterator[list[Uplink]]:
     """The uplinks of ``series`` (id → device, identifier, kind) and of the logs of
-    ``devices`` (id → device) recorded in [start, end), a chunk (a list) at a time."""
+    ``devices`` (id → device) recorded in [start, end), a chunk (a list) at a time; values of
+    the ``plain`` kinds are as stored, the others are decoded."""
+    decoded: dict[int, tuple[DeviceRef, str, str | None]] = {
+        series_id: (device, identifier, None if kind in plain else kind)
+        for series_id, (device, identifier, kind) in series.items()
+    }
     if start >= end:
         raise HistoryProblem(f"an empty range: from {start} is not before to {end}")
     if not series and not devices:
@@ -93,7 +99,7 @@ async def replay(
         points, lines = got
         count = len(points) + len(lines)
         if count:
-            yield _uplinks(points, lines, series, devices, decode)
+            yield _uplinks(points, lines, decoded, devices, decode)
         if count < chunk // 2:
             window = min(window * 2, max(end - start, 1))
         elif count > chunk:
@@ -104,7 +110,7 @@ async def replay(
 def _uplinks(
     points: list[PointRow],
     lines: list[LogRow],
-    series: dict[int, tuple[DeviceRef, str, str]],
+    series: dict[int, tuple[DeviceRef, str, str | None]],
     devices: dict[int, DeviceRef],
     decode: Decode,
 ) -> list[Uplink]:
@@ -117,7 +123,7 @@ def _uplinks(
 
 
 def _posts(
-    points: list[PointRow], series: dict[int, tuple[DeviceRef, str, str]], decode: Decode
+    points: list[PointRow], series: dict[int, tuple[DeviceRef, str, str | None]], decode: Decode
 ) -> list[Uplink]:
     """Points in time order, those of one device in one millisecond made one post."""
     points.sort()
@@ -139,7 +145,7 @@ def _posts(
         into = group.get(device)
         if into is None:
             into = group[device] = {}
-        into[identifier] = decode(kind, value)
+        into[identifier] = value if kind is None else decode(kind, value)
     for device, values in group.items():
         add(PropertyValues(device=device, received=current, values=values, ts=current))
     return posts

@@ -396,6 +396,8 @@ class SQLiteHistory(Ingest):
     def _decode(kind: str, value: Any) -> Any:
         return _from_sql(kind, value)
 
+    _plain_kinds = frozenset({"int", "float", "text"})
+
     async def aggregate(
         self,
         devices: Sequence[Device],
