@@ -83,6 +83,16 @@ def test_the_cases_of_rule_files_pass_offline(tmp_path: Path) -> None:
     assert lines[-1] == "3 of 3 cases passed"
 
 
+def test_the_readme_example_passes_as_written(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("**Rule files and their tests.**") :]
+    example = section[section.index("```yaml\n") + 8 : section.index("```\n\n```sh")]
+    assert example == PM25
+    (tmp_path / "pm25.yaml").write_text(example)
+    done = hongshan("rule", "test", str(tmp_path / "pm25.yaml"))
+    assert done.returncode == 0 and done.stdout.endswith("2 of 2 cases passed\n")
+
+
 def test_a_failing_case_says_what_differed_and_exits_1(tmp_path: Path) -> None:
     wrong = PM25.replace("output: {pm25: 95}", "output: {pm25: 96}").replace(
         "fires: []", "fires: [{message: 0}]"
