@@ -1,12 +1,15 @@
-"""Backtests and shadow rules on a real server: paho lamps post (with their own times, so the
-recorded clock is known), a rule is run over the history through ``POST /api/rules/backtest``
-— its WHERE, its rate limit on the recorded clock, ``latest()`` as it was then, Alibaba's
-rule data and the ``$things`` streams, two versions compared — and nothing is done."""
+"""Backtests on a real server, its history on SQLite and on PostgreSQL: paho lamps post (with
+their own times, so the recorded clock is known), a rule is run over the history through
+``POST /api/rules/backtest`` — its WHERE, its rate limit on the recorded clock, ``latest()``
+as it was then, Alibaba's rule data and the ``$things`` streams, two versions compared — and
+nothing is done."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +18,7 @@ from test_rule_engine import create, lamps, online
 from test_shadow import stamped_post
 
 from broker_peers import Paho
+from history_places import HistoryPlace
 from thingsboard_device import rest
 from webhook_receiver import WebhookReceiver
 
@@ -29,6 +33,24 @@ POSTS = [
     ("lamp-1", 1000, 20, 230.0),
     ("lamp-1", 3000, 85, None),
 ]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryPlace]:
+    """Where the server's history is: its data directory's SQLite file, or a PostgreSQL
+    schema of its own (dropped after the server stopped: set up before it)."""
+    place = HistoryPlace(request.param, tmp_path)
+    asyncio.run(place.create())
+    yield place
+    asyncio.run(place.drop())
+
+
+@pytest.fixture
+def server(history_place: HistoryPlace, make_server: Callable[..., Any]) -> Any:
+    """A server whose history is on each backend in turn."""
+    if history_place.kind == "sqlite":
+        return make_server()
+    return make_server(history_url=history_place.url)
 
 
 @pytest.fixture
