@@ -10,12 +10,13 @@ Times are milliseconds since the epoch throughout. A device is ``(product_key, d
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from typing import Any, Protocol
 
 import msgspec
 
 from hongshan.errors import HongshanError
+from hongshan.messages import Uplink
 from hongshan.store.history.retention import Retention
 
 Device = tuple[str, str]
@@ -163,6 +164,18 @@ class HistoryStore(Protocol):
         limit: int = 1000,
         cursor: str | None = None,
     ) -> LogPage: ...
+
+    def replay(
+        self,
+        start: int,
+        end: int,
+        *,
+        product: str | None = None,
+        device: Device | None = None,
+        chunk: int = ...,
+    ) -> AsyncIterator[list[Uplink]]:
+        """What was recorded in [start, end) (of one device, a product's devices, or all) as
+        the uplinks heard, in time order, a chunk at a time (``replay``)."""
 
     # -- retention (per product) ----------------------------------------------------------------
 
