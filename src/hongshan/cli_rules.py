@@ -387,6 +387,8 @@ def _summary(found: dict[str, Any]) -> None:
         f"{found['values']} values replayed"
         + ("" if found["complete"] else f" (stopped early: go on --from {found['stoppedAt']})")
     )
+    for note in found.get("notes", []):
+        click.echo(f"note: {note}")
     _tally(found["rule"])
     against = found.get("against")
     if against is None:

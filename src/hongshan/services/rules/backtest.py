@@ -31,6 +31,7 @@ MAX_RANGE = 366 * DAY  # a backtest's longest range: a longer one is refused (40
 MAX_LIMIT = 10_000  # would-be fires listed at most (the counts are all of them)
 DEFAULT_LIMIT = 100
 MAX_VALUES = 50_000_000  # values one backtest replays at most: past them it stops (incomplete)
+YIELD_EVERY = 2_000  # uplinks heard between turns given back to the event loop
 
 
 class Recorded(Protocol):
@@ -96,6 +97,8 @@ class Backtest(msgspec.Struct, kw_only=True, rename="camel"):
     changed: list[Changed] = []
     counts: dict[str, int] = {}
     stopped_at: int | None = None
+    notes: list[str] = []
+    """What the reader should know of the result (a FROM no replayed message matched)."""
 
 
 def _device(message: RuleInput) -> str | None:
@@ -216,18 +219,19 @@ class Backtester:
             replayed = self._history.replay(start, end, product=product, device=device)
             async for chunk in replayed:
                 heard: list[Heard] = []
-                for uplink in chunk:
+                for done, uplink in enumerate(chunk, start=1):
                     trial.on_uplink(uplink, heard)
                     if len(heard) > 1_000:
                         findings.take(heard)
                         heard = []
+                    if done % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # (the live town goes on meanwhile)
                 findings.take(heard)
                 uplinks += len(chunk)
                 values += sum(len(getattr(uplink, "values", ())) or 1 for uplink in chunk)
                 if values >= max_values:
                     stopped_at = chunk[-1].received + 1
                     break
-                await asyncio.sleep(0)  # (the live town goes on between chunks)
         result = Backtest(
             start=start,
             end=end if stopped_at is None else stopped_at,
@@ -237,6 +241,14 @@ class Backtester:
             stopped_at=stopped_at,
             rule=findings.tally(0),
         )
+        for index, rule_run in enumerate(trial.rules):
+            if rule_run.counters.matched == 0 and uplinks:
+                result.notes.append(
+                    f"no replayed message matched the FROM of {trial.specs[index].name!r} "
+                    f"({rule_run.topic_filter}): the history replays the platform's streams "
+                    "($things/…) and Alibaba's rule data, never a client's raw publish on a "
+                    "topic of its own"
+                )
         if against is not None:
             result.against = findings.tally(1)
             result.only_rule, result.only_against = findings.only
