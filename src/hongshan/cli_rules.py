@@ -13,6 +13,7 @@ of ``cli_api``: ``--server``, ``--token``, ``--data-dir``, ``--json``).
     --error-webhook URL          … or POSTed there
     --max-per-second N           its rate limit [100]
     --disabled                   stored, not run until ``rule enable``
+    --shadow                     run without acting (its trace says what it would do)
 
 ``rule list``, ``rule show ID``, ``rule enable|disable|delete ID`` (``enable --live`` or
 ``--shadow``: acting, or only recording what it would do), ``rule trace ID`` (the counters,
@@ -104,6 +105,9 @@ def _actions(
 @click.option("--error-webhook", metavar="URL", help="The error action: POST there.")
 @click.option("--max-per-second", type=float, help="Fires a second at most [100].")
 @click.option("--disabled", is_flag=True, help="Store it without running it.")
+@click.option(
+    "--shadow", is_flag=True, help="Run it without acting: its trace says what it would do."
+)
 def rule_create(
     api: Api,
     name: str,
@@ -118,6 +122,7 @@ def rule_create(
     error_webhook: str | None,
     max_per_second: float | None,
     disabled: bool,
+    shadow: bool,
 ) -> None:
     """Create a rule from a file of SQL (``-`` reads it from standard input)."""
     body: dict[str, Any] = {
@@ -125,6 +130,7 @@ def rule_create(
         "sql": sql.read(),
         "actions": _actions(republish, webhook, set_on, invoke, alarm, clear_alarm),
         "enabled": not disabled,
+        "shadow": shadow,
     }
     if error_republish and error_webhook:
         raise click.BadParameter(

@@ -142,7 +142,7 @@ def test_an_error_in_a_rule_file_names_its_line(tmp_path: Path, text: str, messa
     assert "1 file(s) could not be run" in done.stdout
 
 
-def test_export_then_import_changes_nothing(server: Any, tmp_path: Path) -> None:
+def test_export_then_import_changes_nothing_and_shadows_switch(server: Any, tmp_path: Path) -> None:
     (tmp_path / "pm25.yaml").write_text(PM25)
     pk = server.run(server.platform.registry.create_product("Air")).product_key
     two = (
@@ -173,6 +173,14 @@ def test_export_then_import_changes_nothing(server: Any, tmp_path: Path) -> None
     assert as_json(server, "rule", "show", echo_id)["actions"][0]["qos"] == 1
     run(server, "rule", "import", "-f", str(tmp_path / "one.yaml"))
     assert as_json(server, "rule", "show", echo_id)["actions"][0]["qos"] == 0
+    # a shadow rule from the command line, switched live and back
+    (tmp_path / "q.sql").write_text('SELECT * FROM "town/q"')
+    made = as_json(
+        server, "rule", "create", "--name", "q", "-f", str(tmp_path / "q.sql"), "--shadow"
+    )
+    assert made["shadow"] is True
+    assert as_json(server, "rule", "enable", str(made["id"]), "--live")["shadow"] is False
+    assert as_json(server, "rule", "enable", str(made["id"]), "--shadow")["shadow"] is True
     missing = run(server, "rule", "export", "999", check=False)
     assert missing.returncode == 1 and "no rule 999" in missing.stderr
 

@@ -133,7 +133,7 @@ def load(text: str, path: str) -> list[FileRule]:
     """The rules of a file (``path`` names it in errors); ``RuleFileError`` naming the line
     of what is wrong."""
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # (a SafeLoader: safe_load, with lines)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else path
