@@ -1,0 +1,84 @@
+"""The parts of a rule tried before it acts, without a server: what an action would do, said
+for any type of action (alarms come from another branch: any tagged settings describe
+themselves); partial matching; a rule file dumped and loaded back the same; a Trial's rate
+limit on the messages' own clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from hongshan.messages import DeviceRef, PropertyValues
+from hongshan.rules.definition import RepublishAction, RuleSpec, SetAction, WebhookAction
+from hongshan.services.rules.described import describe
+from hongshan.services.rules.files import dump, holds, load
+from hongshan.services.rules.sources import PlatformStreams
+from hongshan.services.rules.trial import Heard, Trial
+
+
+class AlarmLike(msgspec.Struct, frozen=True, kw_only=True, tag="alarm", tag_field="type"):
+    severity: str
+    name: str
+
+
+def test_each_action_says_what_it_would_do() -> None:
+    output = {"lamp": "lamp-1", "b": 80}
+    republish = describe(RepublishAction(topic="town/${lamp}", qos=1), output)
+    assert republish == {"type": "republish", "topic": "town/lamp-1", "qos": 1, "payload": output}
+    missing = describe(RepublishAction(topic="town/${nobody}"), output)
+    assert "no value there" in missing["error"]
+    webhook = describe(WebhookAction(url="https://ops.example/h"), output)
+    assert (webhook["url"], webhook["body"]) == ("https://ops.example/h", output)
+    assert describe(SetAction(product_key="a1", device_name="d"), output)["values"] == output
+    alarm = describe(AlarmLike(severity="major", name="hot"), output)
+    assert alarm == {"type": "alarm", "severity": "major", "name": "hot", "output": output}
+
+
+@pytest.mark.parametrize(
+    ("actual", "expected", "holding"),
+    [
+        ({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}}, True),
+        ({"a": 1}, {"a": 2}, False),
+        ({"a": 1}, {"z": None}, False),
+        ({"a": [1, 2]}, {"a": [1]}, False),
+        ({"a": True}, {"a": 1}, False),  # (a boolean is no number)
+        ({"a": 1.0}, {"a": 1}, True),
+        ({"type": "alarm", "severity": "major"}, {"type": "alarm"}, True),
+    ],
+)
+def test_an_expectation_holds_partially(actual: Any, expected: Any, holding: bool) -> None:
+    assert holds(actual, expected) is holding
+
+
+def test_a_dumped_rule_file_loads_back_the_same() -> None:
+    specs = [
+        RuleSpec(
+            name="two lines",
+            sql='SELECT *\nFROM "town/in"\n',
+            actions=[WebhookAction(url="https://ops.example/h", retries=1)],
+            error_action=RepublishAction(topic="town/errors"),
+            max_per_second=2.5,
+            shadow=True,
+            enabled=False,
+        ),
+        RuleSpec(name="plain", sql='SELECT a FROM "t"'),
+    ]
+    text = dump(specs)
+    assert "sql: |" in text and "shadow: true" in text
+    assert [rule.spec for rule in load(text, "x.yaml")] == specs
+
+
+def test_a_trial_keeps_the_rate_limit_on_the_messages_clock() -> None:
+    spec = RuleSpec(
+        name="r", sql='SELECT values.v AS v FROM "$things/a1/+/properties"', max_per_second=2
+    )
+    trial = Trial([spec], [PlatformStreams()])
+    heard: list[Heard] = []
+    device = DeviceRef("a1", "d")
+    for at in (0, 100, 200, 300, 1_300):  # a burst of two, a token every 500 ms
+        post = PropertyValues(device=device, received=at, values={"v": at}, ts=at)
+        trial.on_uplink(post, heard)
+    assert [output for _, _, output in heard] == [{"v": 0}, {"v": 100}, None, None, {"v": 1300}]
+    assert trial.rules[0].counters.limited == 2
