@@ -389,8 +389,8 @@ def _tally(tally: dict[str, Any]) -> None:
 
 def _summary(found: dict[str, Any]) -> None:
     click.echo(
-        f"{_at(found['from'])} to {_at(found['to'])}: {found['uplinks']} messages, "
-        f"{found['values']} values replayed"
+        f"{_at(found['from'])} to {_at(found['to'])}: {found['uplinks']} messages replayed, "
+        f"{found['values']} property values among them"
         + ("" if found["complete"] else f" (stopped early: go on --from {found['stoppedAt']})")
     )
     for note in found.get("notes", []):

@@ -196,7 +196,7 @@ def test_a_backtest_from_the_command_line(server: Any, tmp_path: Path) -> None:
     (tmp_path / "v2.yaml").write_text(rule.replace("> 12", "> 21").replace("over 12", "v2"))
     window = ("--from", "2025-12-01T00:00:00Z", "--to", str(T0 + 10 * 60_000))
     summary = run(server, "rule", "backtest", "-f", str(tmp_path / "rule.yaml"), *window).stdout
-    assert "9 messages, 9 values replayed" in summary  # (8 values, an event)
+    assert "9 messages replayed, 8 property values among them" in summary  # (and an event)
     assert "rule 'over 12': matched 8, would fire 5, not run: where 3, rate limit 0" in summary
     assert "2025-12-01T00:03:00.000Z" in summary and "webhook http://127.0.0.1:9/hook" in summary
     compared = as_json(

@@ -30,7 +30,7 @@ DAY = 86_400_000
 MAX_RANGE = 366 * DAY  # a backtest's longest range: a longer one is refused (400)
 MAX_LIMIT = 10_000  # would-be fires listed at most (the counts are all of them)
 DEFAULT_LIMIT = 100
-MAX_VALUES = 50_000_000  # values one backtest replays at most: past them it stops (incomplete)
+MAX_VALUES = 50_000_000  # values and log lines one backtest replays at most; then it stops
 YIELD_EVERY = 2_000  # uplinks heard between turns given back to the event loop
 
 
@@ -88,6 +88,7 @@ class Backtest(msgspec.Struct, kw_only=True, rename="camel"):
     end: int = msgspec.field(name="to")
     uplinks: int
     values: int
+    """Property values replayed (``uplinks``: the messages, posts and log lines)."""
     complete: bool
     """False when it stopped at ``MAX_VALUES`` values; ``stoppedAt`` says where."""
     rule: Tally
@@ -228,8 +229,8 @@ class Backtester:
                         await asyncio.sleep(0)  # (the live town goes on meanwhile)
                 findings.take(heard)
                 uplinks += len(chunk)
-                values += sum(len(getattr(uplink, "values", ())) or 1 for uplink in chunk)
-                if values >= max_values:
+                values += sum(len(getattr(uplink, "values", ())) for uplink in chunk)
+                if values + uplinks >= max_values:
                     stopped_at = chunk[-1].received + 1
                     break
         result = Backtest(
