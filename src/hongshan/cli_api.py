@@ -40,12 +40,14 @@ class Api:
         self.as_json = as_json
         self.console = Console()
 
-    def request(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> Any:
+    def request(
+        self, method: str, path: str, *, raw: bool = False, timeout: float = 30, **kwargs: Any
+    ) -> Any:
         """The API's JSON answer (its text when ``raw``); a problem becomes a ClickException."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             response = httpx.request(
-                method, self.server + path, headers=headers, timeout=30, **kwargs
+                method, self.server + path, headers=headers, timeout=timeout, **kwargs
             )
         except httpx.HTTPError as exc:
             raise click.ClickException(f"cannot reach {self.server}: {exc}") from None

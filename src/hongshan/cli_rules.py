@@ -45,6 +45,7 @@ from hongshan.cli_api import Api, api_options
 from hongshan.dialects.alink.rule_data import AlibabaRuleData
 from hongshan.rules.definition import RuleSpec
 from hongshan.rules.sql import RuleSyntaxError
+from hongshan.services.rules.backtest import MAX_SECONDS
 from hongshan.services.rules.files import FileRule, RuleFileError, dump, load, run_cases
 from hongshan.services.rules.sources import PlatformStreams
 
@@ -335,7 +336,8 @@ def rule_backtest(
         body["against"] = int(against) if against.isdigit() else _file_rule(against, None)
     if device is not None:
         body["device"] = device
-    found = api.request("POST", "/api/rules/backtest", json=body)
+    # (the server stops a backtest after MAX_SECONDS; waited for a little longer)
+    found = api.request("POST", "/api/rules/backtest", json=body, timeout=MAX_SECONDS + 30)
     if api.as_json:
         api.show(found)
         return

@@ -6,9 +6,9 @@ The body: ``rule`` (a rule's spec as ``POST /api/rules`` takes it, or a rule's i
 and ``to`` (ms since the epoch, or ISO 8601 with its offset; a time without one is UTC),
 ``against`` (optional, the same as ``rule``), ``limit`` (would-be fires listed, 1 to 10,000;
 every fire is counted), ``device`` (optional ``PK/DN``: only that device's history). A range
-longer than a year, or backwards, is refused (400); a backtest stops after 50 million values
-(``complete: false``, ``stoppedAt``: where to go on from). One runs at a time: a second
-waits for the first.
+longer than a year, or backwards, is refused (400); a backtest stops after 50 million values or two
+minutes (``complete: false``, ``stoppedAt``: where to go on from). One runs at a time: a
+second waits for the first.
 """
 
 from __future__ import annotations

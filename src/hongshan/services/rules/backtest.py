@@ -12,6 +12,7 @@ cannot be replayed (a raw publish on a custom topic, a rule's republish: see the
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
@@ -31,6 +32,7 @@ MAX_RANGE = 366 * DAY  # a backtest's longest range: a longer one is refused (40
 MAX_LIMIT = 10_000  # would-be fires listed at most (the counts are all of them)
 DEFAULT_LIMIT = 100
 MAX_VALUES = 50_000_000  # values and log lines one backtest replays at most; then it stops
+MAX_SECONDS = 120.0  # a backtest's longest run: past it it stops (incomplete)
 YIELD_EVERY = 2_000  # uplinks heard between turns given back to the event loop
 
 
@@ -90,7 +92,8 @@ class Backtest(msgspec.Struct, kw_only=True, rename="camel"):
     values: int
     """Property values replayed (``uplinks``: the messages, posts and log lines)."""
     complete: bool
-    """False when it stopped at ``MAX_VALUES`` values; ``stoppedAt`` says where."""
+    """False when it stopped at ``MAX_VALUES`` values or after ``MAX_SECONDS``; ``stoppedAt``
+    says where (a backtest from there goes on)."""
     rule: Tally
     against: Tally | None = None
     only_rule: list[WouldFire] = []
@@ -180,7 +183,8 @@ class Backtester:
     """Runs backtests: replays the history's range for the devices the rule's FROM can hear
     (the product it names, else all) and runs the rule — or the rule and another version —
     on it through the live engine's sources. One backtest at a time (a second waits): each
-    is bounded by ``MAX_RANGE`` and ``MAX_VALUES`` and gives the loop back between chunks.
+    is bounded by ``MAX_RANGE``, ``MAX_VALUES`` and ``MAX_SECONDS`` and gives the event loop
+    back every ``YIELD_EVERY`` messages.
     Owns no rule and starts no action; never sends, publishes or stores."""
 
     def __init__(self, history: Recorded, sources: Sequence[RuleSource]) -> None:
@@ -198,6 +202,7 @@ class Backtester:
         limit: int = DEFAULT_LIMIT,
         device: tuple[str, str] | None = None,
         max_values: int = MAX_VALUES,
+        max_seconds: float = MAX_SECONDS,
     ) -> Backtest:
         """The rule (and ``against``) over [start, end) (ms); ``RuleSyntaxError`` for a rule
         that is no rule, ``HistoryProblem`` (400) for a range or limit that cannot be."""
@@ -217,6 +222,7 @@ class Backtester:
         uplinks = values = 0
         stopped_at: int | None = None
         async with self._one_at_a_time:
+            deadline = time.monotonic() + max_seconds
             replayed = self._history.replay(start, end, product=product, device=device)
             async for chunk in replayed:
                 heard: list[Heard] = []
@@ -230,7 +236,7 @@ class Backtester:
                 findings.take(heard)
                 uplinks += len(chunk)
                 values += sum(len(getattr(uplink, "values", ())) for uplink in chunk)
-                if values + uplinks >= max_values:
+                if values + uplinks >= max_values or time.monotonic() > deadline:
                     stopped_at = chunk[-1].received + 1
                     break
         result = Backtest(
