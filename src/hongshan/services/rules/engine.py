@@ -220,15 +220,11 @@ class RuleEngine:
                     rule.did_not_run(at, message, "depth_limit")
                     continue
                 try:
-                    output = rule.compiled.run(message)
+                    output = rule.hear(message, at, now)
                 except Exception:  # (a rule is total by design: this is a fault of ours)
                     log.exception("rule %s (%s) failed on %r", rule.id, rule.name, message.topic)
                     continue
                 if output is None:
-                    rule.did_not_run(at, message, "where")
-                    continue
-                if not rule.admit(now):
-                    rule.did_not_run(at, message, "rate_limit")
                     continue
                 if rule.shadow:
                     would_do = [describe(spec, output) for spec in rule.specs]

@@ -200,6 +200,18 @@ class RunningRule:
         self._tokens = tokens - 1.0
         return True
 
+    def hear(self, message: RuleInput, at: int, now: float) -> dict[str, Any] | None:
+        """Its WHERE, then its rate limit (``now``: seconds on its clock), on a message it
+        listens to: the output when it fires, None when it does not (a non-run, kept)."""
+        output = self.compiled.run(message)
+        if output is None:
+            self.did_not_run(at, message, "where")
+            return None
+        if not self.admit(now):
+            self.did_not_run(at, message, "rate_limit")
+            return None
+        return output
+
     def ran(self, at: int, topic: str, output: dict[str, Any], depth: int) -> Run:
         self.counters.fired += 1
         run = Run(at=at, topic=topic, output=output, depth=depth, errors=[])

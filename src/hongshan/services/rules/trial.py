@@ -114,14 +114,9 @@ class Trial:
         rule = self.rules[index]
         rule.counters.matched += 1
         at = message.received or 0
-        output = rule.compiled.run(message)
-        if output is None:
-            rule.did_not_run(at, message, "where")
-            return None
-        if not rule.admit(at / 1000):
-            rule.did_not_run(at, message, "rate_limit")
-            return None
-        rule.counters.fired += 1
+        output = rule.hear(message, at, at / 1000)  # (the engine's own verdict)
+        if output is not None:
+            rule.counters.fired += 1
         return output
 
     def actions(self, index: int, output: dict[str, Any]) -> list[dict[str, Any]]:
