@@ -282,8 +282,17 @@ def _spec(shown: dict[str, Any]) -> RuleSpec:
 @click.option("-f", "--file", "path", required=True, help="A rule file (- : standard input).")
 @click.option("--dry-run", is_flag=True, help="Say what would change, change nothing.")
 def rule_import(api: Api, path: str, dry_run: bool) -> None:
-    """Create or update the rules of a file, each by its name (its tests are not run)."""
+    """Create or update the rules of a file, each by its name (its tests are not run); every
+    rule is checked by the server first, and none is changed if one is refused."""
     wanted = _load(path)
+    refused = []
+    for found in wanted:  # (all checked before any is changed)
+        try:
+            api.request("POST", "/api/rules/check", json=msgspec.to_builtins(found.spec))
+        except click.ClickException as exc:
+            refused.append(f"{path}:{found.line}: {found.spec.name}: {exc.message}")
+    if refused:
+        raise click.ClickException("nothing imported:\n" + "\n".join(refused))
     kept = {found["name"]: found for found in api.request("GET", "/api/rules")}
     prefix = "would " if dry_run else ""
     for found in wanted:

@@ -181,6 +181,17 @@ def test_export_then_import_changes_nothing_and_shadows_switch(server: Any, tmp_
     assert made["shadow"] is True
     assert as_json(server, "rule", "enable", str(made["id"]), "--live")["shadow"] is False
     assert as_json(server, "rule", "enable", str(made["id"]), "--shadow")["shadow"] is True
+    # a file with one rule the server refuses changes nothing (echo keeps qos 0, not the
+    # file's 1), and says which and why
+    refused = (
+        one.replace("qos: 0", "qos: 1") + '- name: bad\n  sql: SELECT * FROM "$things/nope/+/x"\n'
+    )
+    (tmp_path / "refused.yaml").write_text(refused)
+    done = run(server, "rule", "import", "-f", str(tmp_path / "refused.yaml"), check=False)
+    assert done.returncode == 1 and "nothing imported" in done.stderr
+    assert "refused.yaml:" in done.stderr and "bad: 400:" in done.stderr
+    assert "product nope, which does not exist" in done.stderr
+    assert as_json(server, "rule", "show", echo_id)["actions"][0]["qos"] == 0
     missing = run(server, "rule", "export", "999", check=False)
     assert missing.returncode == 1 and "no rule 999" in missing.stderr
 

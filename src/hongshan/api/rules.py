@@ -59,6 +59,14 @@ async def create_rule(rules: Provided[RuleBook], data: JSONBody[RuleSpec]) -> Ru
     return _view(await rules.create(data), with_secret=True)
 
 
+@post("/api/rules/check", status_code=200)
+async def check_rule(rules: Provided[RuleBook], data: JSONBody[RuleSpec]) -> dict[str, bool]:
+    """Whether the rule would be accepted as it is (a 400 naming what is wrong if not);
+    nothing is stored (``rule import`` checks a whole file before it changes anything)."""
+    rules.check(data)
+    return {"ok": True}
+
+
 @get("/api/rules")
 async def list_rules(rules: Provided[RuleBook]) -> list[RuleView]:
     return [_view(rule) for rule in await rules.list_rules()]
@@ -106,6 +114,7 @@ async def rule_trace(rules: Provided[RuleBook], rule_id: FromPath[int]) -> Trace
 
 ROUTES = (
     create_rule,
+    check_rule,
     list_rules,
     show_rule,
     change_rule,
