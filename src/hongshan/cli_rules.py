@@ -202,6 +202,12 @@ def rule_trace(api: Api, rule_id: int) -> None:
         return
     api.show(trace["counters"])
     for run in trace["runs"]:
+        if run.get("shadow"):  # (a shadow rule's fire: what it would have done)
+            click.echo(f"would    {run['at']} {run['topic']} → {run['output']}")
+            for action in run.get("wouldDo", []):
+                target = action.get("url") or action.get("topic") or action.get("deviceName")
+                click.echo(f"           {action['type']} {target or ''}".rstrip())
+            continue
         errors = "; ".join(run["errors"])
         click.echo(f"ran      {run['at']} {run['topic']} → {run['output']}  {errors}".rstrip())
     for non_run in trace["nonRuns"]:

@@ -236,3 +236,25 @@ def test_a_backtest_from_the_command_line(server: Any, tmp_path: Path) -> None:
               "--from", "5000", "--to", "1000", check=False)  # fmt: skip
     assert bad.returncode == 1 and "not before" in bad.stderr
     assert json.loads(json.dumps(compared))["complete"] is True
+
+
+def test_a_shadow_rules_trace_on_the_command_line(server: Any, paho_client: Any) -> None:
+    (Path(server.settings.data_dir) / "q.sql").write_text('SELECT a FROM "town/q"')
+    made = as_json(
+        server,
+        "rule",
+        "create",
+        "--name",
+        "quiet",
+        "-f",
+        str(Path(server.settings.data_dir) / "q.sql"),
+        "--webhook",
+        "http://127.0.0.1:9/hook",
+        "--shadow",
+    )
+    client = paho_client(server.port).connect()
+    assert client.publish("town/q", json.dumps({"a": 1}), 1) == 0
+    trace = run(server, "rule", "trace", str(made["id"])).stdout
+    assert "wouldFire" in trace
+    assert "would    " in trace and "town/q → {'a': 1}" in trace
+    assert "webhook http://127.0.0.1:9/hook" in trace

@@ -155,6 +155,8 @@ def test_two_versions_are_compared_and_latest_is_as_it_was_then(
     ]
     one = backtest(api, rule=mine, device=f"{pk}/lamp-2", **{"from": t0, "to": t0 + 10_000})
     assert one["uplinks"] == 1 and one["rule"]["fired"] == 1 and one["notes"] == []
+    empty = backtest(api, rule=mine, device=f"{pk}/lamp-9", **{"from": t0, "to": t0 + 10_000})
+    assert empty["notes"] == [f"nothing was recorded in the range for device {pk}/lamp-9"]
     raw = {"name": "raw", "sql": 'SELECT * FROM "town/in"'}
     (note,) = backtest(api, rule=raw, **{"from": t0, "to": t0 + 10_000})["notes"]
     assert "no replayed message matched the FROM of 'raw' (town/in)" in note

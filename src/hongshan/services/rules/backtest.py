@@ -105,6 +105,10 @@ class Backtest(msgspec.Struct, kw_only=True, rename="camel"):
     """What the reader should know of the result (a FROM no replayed message matched)."""
 
 
+def _named(scope: str | tuple[str, str]) -> str:
+    return scope if isinstance(scope, str) else f"device {scope[0]}/{scope[1]}"
+
+
 def _device(message: RuleInput) -> str | None:
     device = message.device
     return None if device is None else f"{device.product}/{device.device}"
@@ -248,6 +252,9 @@ class Backtester:
             stopped_at=stopped_at,
             rule=findings.tally(0),
         )
+        if not uplinks:
+            scope = "the devices of " + (product or "any product") if device is None else device
+            result.notes.append(f"nothing was recorded in the range for {_named(scope)}")
         for index, rule_run in enumerate(trial.rules):
             if rule_run.counters.matched == 0 and uplinks:
                 result.notes.append(
