@@ -85,13 +85,16 @@ class Trial:
         device: DeviceRef | None = None,
     ) -> None:
         """A client's publish on ``topic`` (its payload decoded), heard raw, as the engine
-        hears one the broker accepted: the device its topic names, where a source knows it."""
+        hears one the broker accepted: the device its topic names, where a source knows it;
+        none on a topic a source presents itself (a device's Alink post)."""
         which = self._which.get(topic)
         if which is None:
             which = self._matching(topic)
         if not which:
             return
         for source in self._sources:
+            if source.translates(topic):
+                return  # (as the engine: the source presents its content itself)
             device = device or source.device_in(topic)
         values = {} if device is None else self._latest.setdefault(device, {})
         message = RuleInput(
