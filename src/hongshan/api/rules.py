@@ -1,6 +1,7 @@
-"""``/api/rules``: create, list, show, change, enable, disable and delete rules, and a rule's
-trace (its counters, last runs, last non-runs with the condition that stopped each, and last
-failed actions). A rule is refused (400) when its text is no rule (the line, column and what
+"""``/api/rules``: create, check, list, show, change, enable (live or shadow), disable and
+delete rules, and a rule's trace (its counters, last runs — a shadow rule's with what it
+would have done —, last non-runs with the condition that stopped each, and last failed
+actions). A rule is refused (400) when its text is no rule (the line, column and what
 was expected), when it reads a property its product's thing model lacks (named), or when an
 action cannot be done as set (named)."""
 
