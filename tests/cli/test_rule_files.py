@@ -232,6 +232,13 @@ def test_a_backtest_from_the_command_line(server: Any, tmp_path: Path) -> None:
         *window,
     ).stdout
     assert "compared: only 'over 12' 3, only 'v2' 0, different outputs 0, the same 2" in text
+    # a stored rule, by its id, over one device's history
+    run(server, "rule", "import", "-f", str(tmp_path / "rule.yaml"))
+    (stored,) = as_json(server, "rule", "list")
+    one = as_json(server, "rule", "backtest", str(stored["id"]), "--device", f"{pk}/air-2", *window)
+    assert one["rule"]["fired"] == 4 and one["uplinks"] == 4  # (air-2: 20 to 23)
+    both = run(server, "rule", "backtest", str(stored["id"]), "-f", "x.yaml", *window, check=False)
+    assert both.returncode == 2 and "one of them" in both.stderr
     bad = run(server, "rule", "backtest", "-f", str(tmp_path / "rule.yaml"),
               "--from", "5000", "--to", "1000", check=False)  # fmt: skip
     assert bad.returncode == 1 and "not before" in bad.stderr
