@@ -99,7 +99,7 @@ async def test_a_shadow_rule_is_kept_and_switched_live(registry: SQLRegistry) ->
     assert not kept.shadow and not kept.enabled
 
 
-async def test_revision_0010_on_rules_made_before_it(registry_db: RegistryDatabase) -> None:
+async def test_revision_0008_on_rules_made_before_it(registry_db: RegistryDatabase) -> None:
     """A rule stored before shadow rules existed is a live one after the migration."""
     engine = create_engine(registry_db.url, schema=registry_db.schema)
     config = Config()

@@ -170,7 +170,7 @@ rules = sa.Table(
     sa.Column("secret", sa.Text, nullable=False),  # sealed
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
-    # runs without acting, its trace saying what it would have done (0010)
+    # runs without acting, its trace saying what it would have done (0008)
     sa.Column("shadow", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
