@@ -30,7 +30,7 @@ from hongshan.http import build_http_app
 from hongshan.http_server import HttpServer
 from hongshan.identity.people import people_access
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
-from hongshan.messages import EventRaised
+from hongshan.messages import EventRaised, ServiceReplied, StatusChanged
 from hongshan.pipeline.firmware import FirmwareStage
 from hongshan.pipeline.history import HistoryStage
 from hongshan.pipeline.uplink import stages_of_a_town
@@ -38,6 +38,7 @@ from hongshan.private_file import private_data_dir
 from hongshan.services.alarms.notify import AlarmNotifier
 from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
+from hongshan.services.fanout import DeviceSelection, FanOut, Pacing
 from hongshan.services.presence import DeviceSessions
 from hongshan.services.restart import repair_after_restart
 from hongshan.services.rules.backtest import Backtester
@@ -76,6 +77,7 @@ class Platform:
         self.bus: LocalBus
         self.sessions: DeviceSessions  # (all offline at start: ``repair_after_restart``)
         self.commands: DeviceCommands
+        self.fan_out: FanOut
         self.broker_state: SQLiteBrokerState  # (health asks it how its writes go)
         self.broker: Broker
         self.rules: RuleEngine
@@ -141,10 +143,27 @@ class Platform:
             authorizer=DialectAccess(self.dialects, acl),
             store=store,
         )
-        self.commands = DeviceCommands(bus, registry.directory.thing_model_of)
+        self.commands = commands = DeviceCommands(
+            bus,
+            registry.directory.thing_model_of,
+            registry.commands,
+            online=registry.directory.is_online,
+            keep_days=settings.command_retention_days,
+            keep_rows=settings.command_retention_rows,
+        )
+        pacing = Pacing(
+            max_in_flight=settings.command_max_in_flight, per_second=settings.command_rate
+        )
+        self.fan_out = fan_out = FanOut(
+            commands, registry.commands, DeviceSelection(registry).devices, pacing
+        )
         for dialect in self.dialects:
             bus.serve(dialect.name, dialect.send)
             dialect.attach(broker)
+        bus.subscribe(commands.on_uplink, kinds=(StatusChanged, ServiceReplied))
+        await commands.open()
+        self._closing.push_async_callback(commands.close)
+        self._closing.push_async_callback(fan_out.close)
         # the rules, run on what clients publish and on the bus's uplinks (stopped after the
         # broker: pushed before it)
         self._rule_sources = sources = (PlatformStreams(), self._alink().rule_data)

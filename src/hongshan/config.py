@@ -114,6 +114,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_tls: bool = False
+    # -- tracked commands (issue 14) --
+    # a command to many devices (a group, a product, a tag, a district) goes out paced: at most
+    # this many sent and not yet answered at once, and at most this many started a second
+    command_max_in_flight: int = 200
+    command_rate: float = 1000.0
+    # finished commands are kept this many days, and at most this many rows (the newest);
+    # commands queued for an offline device are kept until they are sent, expire or are cancelled
+    command_retention_days: float = 30.0
+    command_retention_rows: int = 1_000_000
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -199,6 +208,13 @@ def _check(s: Settings) -> None:
         raise ConfigError("device_clock_skew: must be positive (leave it unset for no check)")
     if s.max_queued_messages < 0:
         raise ConfigError("max_queued_messages: must not be negative")
+    if s.command_max_in_flight < 1:
+        raise ConfigError("command_max_in_flight: must be at least 1")
+    for name in ("command_rate", "command_retention_days"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{name}: must be positive")
+    if s.command_retention_rows < 1:
+        raise ConfigError("command_retention_rows: must be at least 1")
     for name in (
         "http_header_timeout",
         "http_body_timeout",

@@ -16,7 +16,7 @@ processes carries them unchanged.
     ├── FirmwareReported versions                   module → version it runs
     ├── Registered      how                         it registered itself and got its credential
     ├── CommandSent     call_id, service, params    (the platform's record) a call went to it
-    └── CommandGivenUp  call_id, service, why       (the platform's record) one was given up
+    └── CommandGivenUp  call_id, service, why, state (the platform's record) one was given up
 
     Downlink (device, call_id, timeout)      the platform asks a device
     ├── SetProperties   values
@@ -115,12 +115,17 @@ class CommandSent(Uplink, frozen=True, kw_only=True, tag="command_sent"):
 
 
 class CommandGivenUp(Uplink, frozen=True, kw_only=True, tag="command_given_up"):
-    """A call that was sent and waited for was given up before the device answered."""
+    """A call given up before the device answered: sent and waited for when the platform
+    stopped (``state`` ``given_up``, from the dialect), or a tracked command that ended
+    without an answer (``state`` ``timed_out``, ``failed``, ``expired``, ``cancelled``, with
+    its ``command_id``; ``call_id`` is empty when it was never sent)."""
 
     call_id: str
     service: str
     why: str
     sets_properties: bool = False
+    state: str = "given_up"
+    command_id: int = 0
 
 
 class Downlink(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):

@@ -63,8 +63,11 @@ class PlatformStreams:
         $things/{pk}/{dn}/properties      values: {identifier: value}, times: {identifier: ms}
         $things/{pk}/{dn}/events/{event}  event, params
         $things/{pk}/{dn}/status          online, reason, address, gateway ("pk/dn" or null)
-        $things/{pk}/{dn}/commands        callId, service, params, state "sent"; or
-                                          state "given_up" and why
+        $things/{pk}/{dn}/commands        callId, service, params, state "sent"; or a
+                                          command that ended unanswered: state
+                                          "timed_out", "failed", "expired", "cancelled"
+                                          (a tracked command's, with its commandId) or
+                                          "given_up" (the platform stopped), and why
         $things/{pk}/{dn}/replies         callId, service, code, output, message
         $things/{pk}/{dn}/firmware        versions: {module: version}
         $things/{pk}/{dn}/registered      how
@@ -148,9 +151,11 @@ def _payload(uplink: Uplink) -> dict[str, Any]:
         case CommandSent(call_id=call_id, service=service, params=params):
             return {**head, "callId": call_id, "service": service, "params": params,
                     "state": "sent"}  # fmt: skip
-        case CommandGivenUp(call_id=call_id, service=service, why=why):
-            return {**head, "callId": call_id, "service": service, "state": "given_up",
-                    "why": why}  # fmt: skip
+        case CommandGivenUp(call_id=call_id, service=service, why=why, state=state):
+            given_up = {**head, "callId": call_id, "service": service, "state": state, "why": why}
+            if uplink.command_id:
+                given_up["commandId"] = uplink.command_id
+            return given_up
         case ServiceReplied(call_id=call_id, service=service, code=code, output=output):
             return {**head, "callId": call_id, "service": service, "code": code,
                     "output": output, "message": uplink.message}  # fmt: skip

@@ -269,3 +269,52 @@ alarm_deliveries = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),  # JSON: the change as its stream says it
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
+
+# Tracked commands (``messages.commands``): one row per command to one device, with each step's
+# time and how it ended; a batch's row says what was sent to which devices. Kept for
+# ``command_retention_days`` and at most ``command_retention_rows`` rows (queued ones always).
+_id = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # (SQLite's rowid autoincrements)
+
+command_batches = sa.Table(
+    "command_batches",
+    metadata,
+    sa.Column("id", _id, primary_key=True, autoincrement=True),
+    sa.Column("target", sa.Text, nullable=False),  # JSON: messages.commands.Target
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("service", sa.String(128), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),  # JSON
+    sa.Column("origin", sa.String(64), nullable=False),
+    sa.Column("wait", sa.Float, nullable=True),
+    sa.Column("ttl", sa.Float, nullable=True),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+commands = sa.Table(
+    "commands",
+    metadata,
+    sa.Column("id", _id, primary_key=True, autoincrement=True),
+    sa.Column("batch_id", sa.BigInteger, nullable=True),
+    sa.Column("product_key", sa.String(32), nullable=False),
+    sa.Column("device_name", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("service", sa.String(128), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),  # JSON
+    sa.Column("origin", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("call_id", sa.String(64), nullable=False, server_default=""),
+    sa.Column("wait", sa.Float, nullable=True),
+    sa.Column("ttl", sa.Float, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("sent_at", sa.BigInteger, nullable=True),
+    sa.Column("finished_at", sa.BigInteger, nullable=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False, server_default=""),
+    sa.Column("code", sa.Integer, nullable=True),
+    sa.Column("output", sa.Text, nullable=True),  # JSON
+    sa.Column("message", sa.Text, nullable=False, server_default=""),
+)
+sa.Index("ix_commands_device", commands.c.product_key, commands.c.device_name, commands.c.id)
+sa.Index("ix_commands_state", commands.c.state)
+sa.Index("ix_commands_batch", commands.c.batch_id)
+sa.Index("ix_commands_created", commands.c.created_at)

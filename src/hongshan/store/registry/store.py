@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from hongshan.identity.secret_box import SecretBox, SecretUnreadable
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.alarms import AlarmTable, RouteTable
+from hongshan.store.registry.commands import CommandTable
 from hongshan.store.registry.credentials import CredentialTable, Pending
 from hongshan.store.registry.database import Database, now_ms, row_id_of
 from hongshan.store.registry.device_rows import filtered, read_devices, read_places
@@ -106,6 +107,7 @@ class SQLRegistry:
         self.rules = RuleTable(db, box)
         self.alarms = AlarmTable(db)
         self.alarm_routes = RouteTable(db, box)
+        self.commands = CommandTable(db)
         self._closed = False
         # (pk, dn) of a device disabled or deleted (it must be cut off), and of one deleted
         # (what is kept of it in memory must go)
