@@ -221,6 +221,7 @@ class Platform:
             history=self.history,
             twin=self.twin,
             commands=self.commands,
+            fan_out=self.fan_out,
             shadows=self.shadows,
             desired_values=self.desired,
             gateways=self.gateways,

@@ -22,6 +22,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from hongshan import __version__
 from hongshan.api import (
     alarms,
+    commands,
     devices,
     groups,
     history,
@@ -44,6 +45,7 @@ ADMIN_ROUTES = (
     *rules.ROUTES,
     *alarms.ROUTES,
     *rule_backtest.ROUTES,
+    *commands.ROUTES,
 )
 
 

@@ -20,6 +20,7 @@ from litestar.params import SkipValidationMarker
 
 from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
+from hongshan.services.fanout import FanOut
 from hongshan.services.rules.backtest import Backtester
 from hongshan.services.rules.book import RuleBook
 from hongshan.store.history.model import HistoryStore
@@ -115,6 +116,7 @@ class Services:
     history: HistoryStore
     twin: PropertyTwin
     commands: DeviceCommands
+    fan_out: FanOut
     shadows: DeviceShadows
     desired_values: DesiredValues
     gateways: GatewayTopology

@@ -46,7 +46,7 @@ from hongshan.messages.commands import (
     CommandState,
     may_move,
 )
-from hongshan.store.registry.commands import CommandTable
+from hongshan.store.registry.commands import CommandFilter, CommandTable
 from hongshan.things.model import RegistryError
 from hongshan.things.tsl import ThingModel
 
@@ -293,6 +293,9 @@ class DeviceCommands:
         if record is None:
             raise RegistryError(f"no command {command_id}", "not_found")
         return record
+
+    async def list_commands(self, where: CommandFilter) -> list[CommandRecord]:
+        return await self._records.list_commands(where)
 
     async def cancel(self, command_id: int) -> CommandRecord:
         """Cancel a command waiting queued; ``RegistryError`` (conflict) for one that went."""

@@ -142,6 +142,11 @@ class FanOut:
         task.add_done_callback(self._tasks.discard)
         return batch
 
+    async def devices(self, target: Target) -> list[DeviceRef]:
+        """The devices ``target`` chooses (``RegistryError``: not_found for a device, group or
+        product that is not there)."""
+        return await self._devices(target)
+
     async def batch(self, batch_id: int) -> CommandBatch:
         batch = await self._records.batch(batch_id)
         if batch is None:

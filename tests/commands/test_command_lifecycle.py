@@ -1,0 +1,220 @@
+"""Tracked commands on a real server: Alink lamps on paho clients, commands sent through
+``/api/commands`` and followed there — replied, timed out and completed by a late reply,
+failed, queued for an offline device and sent when it connects, expired, cancelled, kept
+across a restart — and the lifecycle's ends heard by a rule on ``$things/…/commands``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from command_devices import Lamp, streetlights
+
+from broker_peers import Paho, eventually
+from thingsboard_device import rest
+
+
+@pytest.fixture
+def api(server: Any) -> Iterator[httpx.Client]:
+    with rest(server) as client:
+        yield client
+
+
+@pytest.fixture
+def lamps() -> Iterator[Callable[..., Lamp]]:
+    made: list[Lamp] = []
+
+    def make(server: Any, pk: str, dn: str, secret: str, **kwargs: Any) -> Lamp:
+        lamp = Lamp(server.port, pk, dn, secret, **kwargs).connect()
+        made.append(lamp)
+        return lamp
+
+    yield make
+    for lamp in made:
+        lamp.stop()
+
+
+def send(api: httpx.Client, status: int = 201, **body: Any) -> dict[str, Any]:
+    response = api.post("/api/commands", json=body)
+    assert response.status_code == status, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def one(pk: str, dn: str) -> dict[str, str]:
+    return {"productKey": pk, "deviceName": dn}
+
+
+def command(api: httpx.Client, command_id: int) -> dict[str, Any]:
+    response = api.get(f"/api/commands/{command_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def in_state(api: httpx.Client, command_id: int, state: str) -> dict[str, Any]:
+    eventually(lambda: command(api, command_id)["state"] == state, what=f"command {state}")
+    return command(api, command_id)
+
+
+def problem(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    for word in words:
+        assert word in body["detail"], (word, body)
+    return body
+
+
+def test_a_set_is_recorded_sent_and_replied(
+    server: Any, api: httpx.Client, lamps: Callable[..., Lamp]
+) -> None:
+    pk, secrets = streetlights(server, "lamp-1")
+    lamp = lamps(server, pk, "lamp-1", secrets["lamp-1"])
+    body = send(api, target=one(pk, "lamp-1"), set={"LightSwitch": 1}, wait=5)
+    assert body["state"] == "replied" and body["code"] == 200 and body["outcome"] == "replied"
+    assert (
+        body["origin"] == "api" and body["kind"] == "set" and body["params"] == {"LightSwitch": 1}
+    )
+    assert body["createdAt"] <= body["sentAt"] <= body["finishedAt"]
+    assert lamp.next_call()["id"] == body["callId"]
+    assert command(api, body["id"]) == body
+    # the device endpoints' commands are recorded too
+    answer = api.post(f"/api/products/{pk}/devices/lamp-1/services/SetSchedule", json={})
+    assert answer.status_code == 200 and answer.json()["outcome"] == "replied", answer.text
+    listed = api.get("/api/commands", params={"productKey": pk, "deviceName": "lamp-1"}).json()
+    assert [(c["service"], c["state"]) for c in listed["items"]] == [
+        ("SetSchedule", "replied"),
+        ("set", "replied"),
+    ]
+    assert api.get("/api/commands", params={"state": "failed"}).json()["items"] == []
+
+
+def test_a_device_that_never_answers_times_out_and_a_late_reply_completes_it(
+    server: Any, api: httpx.Client, lamps: Callable[..., Lamp], paho_client: Any
+) -> None:
+    pk, secrets = streetlights(server, "lamp-1")
+    lamp = lamps(server, pk, "lamp-1", secrets["lamp-1"], answering=False)
+    api.post(
+        "/api/rules",
+        json={
+            "name": "ends",
+            "sql": f"SELECT * FROM \"$things/{pk}/+/commands\" WHERE state <> 'sent'",
+            "actions": [{"type": "republish", "topic": "town/commands"}],
+        },
+    ).raise_for_status()
+    watcher: Paho = paho_client(server.port).connect()
+    assert watcher.subscribe("town/commands", 1) == [1]
+    body = send(api, target=one(pk, "lamp-1"), set={"LightSwitch": 1}, wait=0.3)
+    assert body["state"] == "timed_out" and body["outcome"] == "timed_out", body
+    assert body["finishedAt"] is not None and body["callId"]
+    heard = json.loads(watcher.until("town/commands")[-1].payload)
+    assert heard["state"] == "timed_out" and heard["commandId"] == body["id"]
+    assert heard["callId"] == body["callId"]
+    lamp.answer_held()  # the reply comes after the caller stopped waiting
+    late = in_state(api, body["id"], "replied")
+    assert late["code"] == 200 and late["outcome"] == "replied"
+
+
+def test_a_command_to_an_offline_device_without_ttl_fails_at_once(
+    server: Any, api: httpx.Client
+) -> None:
+    pk, _ = streetlights(server, "lamp-1")
+    body = send(api, target=one(pk, "lamp-1"), set={"LightSwitch": 1})
+    assert body["state"] == "failed" and body["outcome"] == "offline"
+    assert body["code"] == 9200 and body["sentAt"] is None
+
+
+def test_queued_commands_go_in_order_when_the_device_connects_and_others_expire(
+    server: Any, api: httpx.Client, lamps: Callable[..., Lamp], paho_client: Any
+) -> None:
+    pk, secrets = streetlights(server, "lamp-1", "lamp-2")
+    first = send(api, target=one(pk, "lamp-1"), set={"Brightness": 10}, ttl=600, wait=5)
+    second = send(api, target=one(pk, "lamp-1"), set={"Brightness": 20}, ttl=600, wait=5)
+    assert first["state"] == second["state"] == "queued"
+    assert first["expiresAt"] == first["createdAt"] + 600_000
+    api.post(
+        "/api/rules",
+        json={
+            "name": "expired",
+            "sql": f'SELECT * FROM "$things/{pk}/lamp-2/commands"',
+            "actions": [{"type": "republish", "topic": "town/expired"}],
+        },
+    ).raise_for_status()
+    watcher: Paho = paho_client(server.port).connect()
+    assert watcher.subscribe("town/expired", 1) == [1]
+    expiring = send(api, target=one(pk, "lamp-2"), set={"Brightness": 30}, ttl=0.2)
+    assert expiring["state"] == "queued"
+    lamp = lamps(server, pk, "lamp-1", secrets["lamp-1"])
+    assert lamp.next_call()["params"] == {"Brightness": 10}
+    assert lamp.next_call()["params"] == {"Brightness": 20}
+    went = in_state(api, first["id"], "replied")
+    assert went["code"] == 200
+    assert in_state(api, second["id"], "replied")["sentAt"] >= went["finishedAt"]
+    expired = in_state(api, expiring["id"], "expired")
+    assert expired["outcome"] == "expired" and expired["sentAt"] is None
+    heard = json.loads(watcher.until("town/expired")[-1].payload)
+    assert heard["state"] == "expired" and heard["commandId"] == expiring["id"]
+    # lamp-2 comes: nothing is sent to it
+    late = lamps(server, pk, "lamp-2", secrets["lamp-2"])
+    fresh = send(api, target=one(pk, "lamp-2"), set={"Brightness": 40}, wait=5)
+    assert fresh["state"] == "replied"
+    assert late.next_call()["params"] == {"Brightness": 40}
+
+
+def test_a_queued_command_can_be_cancelled_once(server: Any, api: httpx.Client) -> None:
+    pk, _ = streetlights(server, "lamp-1")
+    body = send(api, target=one(pk, "lamp-1"), set={"LightSwitch": 0}, ttl=600)
+    cancelled = api.post(f"/api/commands/{body['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert command(api, body["id"])["state"] == "cancelled"
+    problem(api.post(f"/api/commands/{body['id']}/cancel"), 409, "only a queued command")
+    problem(api.post("/api/commands/999999/cancel"), 404, "no command 999999")
+    problem(api.get("/api/commands/999999"), 404, "no command 999999")
+
+
+def test_the_queue_outlives_a_restart(
+    make_server: Callable[..., Any], paho_client: Any, lamps: Callable[..., Lamp]
+) -> None:
+    server = make_server()
+    pk, secrets = streetlights(server, "lamp-1")
+    with rest(server) as api:
+        queued = send(api, target=one(pk, "lamp-1"), set={"Brightness": 55}, ttl=600, wait=5)
+    assert queued["state"] == "queued"
+    server.stop()
+    again = make_server()
+    with rest(again) as api:
+        assert command(api, queued["id"])["state"] == "queued"
+        lamp = lamps(again, pk, "lamp-1", secrets["lamp-1"])
+        assert lamp.next_call()["params"] == {"Brightness": 55}
+        assert in_state(api, queued["id"], "replied")["code"] == 200
+
+
+def test_bad_commands_are_refused_naming_what_was_wrong(server: Any, api: httpx.Client) -> None:
+    pk, _ = streetlights(server, "lamp-1")
+    target = one(pk, "lamp-1")
+
+    def refused(status: int, body: dict[str, Any], *words: str) -> dict[str, Any]:
+        return problem(api.post("/api/commands", json=body), status, *words)
+
+    refused(400, {"target": target}, "set", "call")
+    refused(400, {"target": target, "set": {}, "call": {"service": "Reboot"}}, "one of")
+    found = refused(400, {"target": target, "set": {"Brightness": 999}}, "Brightness")
+    assert found["problems"][0]["kind"] == "int_out_of_range"
+    refused(400, {"target": target, "call": {"service": "Explode"}}, "Explode")
+    refused(400, {"target": target, "set": {"LightSwitch": 1}, "wait": 99}, "wait")
+    refused(400, {"target": target, "set": {"LightSwitch": 1}, "ttl": -1}, "ttl")
+    refused(400, {"target": {"deviceName": "lamp-1"}, "set": {"LightSwitch": 1}}, "productKey")
+    refused(400, {"target": {"group": "a", "tag": "b:c"}, "set": {"LightSwitch": 1}}, "one of")
+    refused(400, {"target": {"tag": "nocolon"}, "set": {"LightSwitch": 1}}, "key:value")
+    refused(400, {"target": target, "set": {"LightSwitch": 1}, "origin": "rule:1"}, "origin")
+    refused(404, {"target": one(pk, "lamp-9"), "set": {"LightSwitch": 1}}, "lamp-9")
+    refused(404, {"target": {"group": "nowhere"}, "set": {"LightSwitch": 1}}, "nowhere")
+    refused(404, {"target": {"district": "Atlantis"}, "set": {"LightSwitch": 1}}, "Atlantis")
+    refused(404, {"target": {"productKey": "a1NoSuch"}, "set": {"LightSwitch": 1}}, "a1NoSuch")
+    problem(api.get("/api/commands", params={"state": "lost"}), 400, "lost")
+    problem(api.get("/api/command-batches/12345"), 404, "12345")
+    assert api.get("/api/commands").json()["items"] == []  # nothing refused was kept
