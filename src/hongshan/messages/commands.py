@@ -89,7 +89,14 @@ class CommandRecord(msgspec.Struct, kw_only=True, rename="camel"):
     message: str = ""
 
 
-class Target(msgspec.Struct, frozen=True, kw_only=True, rename="camel", forbid_unknown_fields=True):
+class Target(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    rename="camel",
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+):
     """The devices a command goes to: one device (``productKey`` and ``deviceName``), a
     ``group``, every device of a product (``productKey`` alone), a ``tag`` (``key:value``,
     within a product when ``productKey`` is given too) or a ``district`` (a device's
