@@ -187,7 +187,11 @@ class Platform:
             sources=sources,
             things=registry.directory,
             needs=ActionNeeds(
-                republish=rules.republish, commands=self.commands, http=rules.http, alarms=alarms
+                republish=rules.republish,
+                commands=self.commands,
+                http=rules.http,
+                fan_out=self.fan_out,
+                alarms=alarms,
             ),
         )
         await self.rule_book.load()

@@ -4,6 +4,7 @@ their answers), its progress counted; a product, a tag and a district as targets
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -129,3 +130,57 @@ def test_offline_members_of_a_batch_fail_or_wait_queued(
         late = lamps(server, pk, "lamp-2", secrets["lamp-2"])
         eventually(lambda: progress(api, waiting["id"]) == {"replied": 2})
         assert late.next_call()["params"] == {"LightSwitch": 0}
+
+
+def test_a_rule_switches_a_group_and_its_commands_say_so(
+    server: Any, lamps: Callable[..., Lamp], paho_client: Any
+) -> None:
+    names = [f"lamp-{n}" for n in range(4)]
+    pk, secrets = streetlights(server, "switch", *names)
+    street = [lamps(server, pk, name, secrets[name]) for name in names]
+    switch = lamps(server, pk, "switch", secrets["switch"])
+    with rest(server) as api:
+        assert api.post("/api/groups", json={"name": "street_2"}).status_code == 201
+        members = [{"productKey": pk, "deviceName": name} for name in names]
+        api.post("/api/groups/street_2/devices", json={"devices": members}).raise_for_status()
+        sql = (
+            "SELECT items.LightSwitch.value AS LightSwitch "
+            f'FROM "/{pk}/switch/thing/event/property/post"'
+        )
+        made = api.post(
+            "/api/rules",
+            json={
+                "name": "street follows the switch",
+                "sql": sql,
+                "actions": [
+                    {"type": "set", "group": "street_2"},
+                    {"type": "set", "productKey": pk, "deviceName": "lamp-0"},
+                ],
+            },
+        )
+        assert made.status_code == 201, made.text
+        rule = made.json()
+        assert rule["actions"][0] == {"type": "set", "group": "street_2"}
+        body = {"id": "1", "version": "1.0", "params": {"LightSwitch": 1}}
+        topic = f"/sys/{pk}/switch/thing/event/property/post"
+        assert switch.paho.publish(topic, json.dumps(body), 1) == 0
+        assert [lamp.next_call()["params"] for lamp in street] == [{"LightSwitch": 1}] * 4
+        assert street[0].next_call()["params"] == {"LightSwitch": 1}  # (the one-device action)
+        origin = f"rule:{rule['id']}"
+
+        def replied() -> list[dict[str, Any]]:
+            found = api.get("/api/commands", params={"origin": origin}).json()["items"]
+            return [c for c in found if c["state"] in ("replied", "sent")]
+
+        eventually(lambda: len(replied()) == 5, what="five commands of the rule")
+        batches = {c["batch"] for c in replied()}
+        assert len(batches - {None}) == 1
+        refused = api.post(
+            "/api/rules",
+            json={
+                "name": "bad",
+                "sql": sql,
+                "actions": [{"type": "set", "group": "a", "tag": "b:c"}],
+            },
+        )
+        assert refused.status_code == 400 and "set: target" in refused.json()["detail"]

@@ -5,8 +5,10 @@ An action's ``type`` says what it does with the object the rule SELECTed (its *o
 
 - ``republish``: publish it, as JSON, on ``topic`` (``${field}`` in the topic is the output's
   field, ``${a.b}`` a nested one);
-- ``set``: set it as property values on one device (``productKey``/``deviceName``);
-- ``invoke``: call ``service`` on one device with it as the input;
+- ``set``: set it as property values on one device (``productKey``/``deviceName``), or on
+  the devices of a ``group``, a product (``productKey`` alone), a ``tag`` (``key:value``) or
+  a ``district``, as a batch sent paced;
+- ``invoke``: call ``service`` with it as the input, on one device or many alike;
 - ``webhook``: POST it, as JSON, to ``url``, signed with the rule's secret (HMAC-SHA256 of
   the body, hex, in the ``X-Hongshan-Signature`` header as ``sha256=<hex>``), waiting
   ``timeout`` seconds for a 2xx, tried ``retries`` more times after a failure, ``backoff``
@@ -24,11 +26,12 @@ rule, the action, the error, and the message that fired it.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import msgspec
 
 from hongshan.alarms.model import Escalation, Severity, escalation_problem
+from hongshan.messages.commands import Target
 
 
 class RepublishAction(
@@ -38,19 +41,35 @@ class RepublishAction(
     qos: int = 0
 
 
-class SetAction(
-    msgspec.Struct, frozen=True, kw_only=True, tag="set", tag_field="type", rename="camel"
-):
-    product_key: str
-    device_name: str
+class _Targeted(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
+    """The devices a set or an invoke goes to: one (``productKey`` and ``deviceName``), or
+    many — a ``group``, a product's (``productKey`` alone), a ``tag`` (``key:value``), a
+    ``district`` — as a batch, sent paced (``messages.commands.Target``)."""
+
+    product_key: str | None = None
+    device_name: str | None = None
+    group: str | None = None
+    tag: str | None = None
+    district: str | None = None
+
+    def target(self) -> Target:
+        return Target(
+            product_key=self.product_key,
+            device_name=self.device_name,
+            group=self.group,
+            tag=self.tag,
+            district=self.district,
+        )
 
 
-class InvokeAction(
-    msgspec.Struct, frozen=True, kw_only=True, tag="invoke", tag_field="type", rename="camel"
-):
-    product_key: str
-    device_name: str
+class SetAction(_Targeted, frozen=True, kw_only=True, tag="set", tag_field="type"):
+    kind: ClassVar[str] = "set"
+
+
+class InvokeAction(_Targeted, frozen=True, kw_only=True, tag="invoke", tag_field="type"):
     service: str
+
+    kind: ClassVar[str] = "invoke"
 
 
 class WebhookAction(
@@ -118,6 +137,10 @@ class StoredRule(msgspec.Struct, kw_only=True, rename="camel"):
 def action_problem(action: ActionSpec) -> str | None:
     """What is wrong with an action's settings, in words, or None."""
     match action:
+        case SetAction() | InvokeAction():
+            problem = action.target().problem()
+            if problem is not None:
+                return f"{action.kind}: {problem}"
         case RepublishAction(topic=topic, qos=qos):
             if not topic or "+" in topic or "#" in topic:
                 return f"republish: {topic!r} is no topic to publish on"

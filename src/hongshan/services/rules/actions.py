@@ -18,11 +18,14 @@ from typing import Any, Protocol
 
 from hongshan.alarms.model import Alarm, Escalation, Originator, Severity
 from hongshan.errors import HongshanError, RemoteProtocolError
-from hongshan.messages import DeviceRef, Outcome
+from hongshan.messages import DEFAULT_WAIT, DeviceRef, Outcome
+from hongshan.messages.commands import CommandKind
 from hongshan.mqtt.topics import validate_topic_name
 from hongshan.rules.definition import AlarmAction, InvokeAction, RepublishAction, SetAction
 from hongshan.rules.values import UNDEFINED, to_string
 from hongshan.services.commands import DeviceCommands
+from hongshan.services.fanout import FanOut
+from hongshan.things.model import RegistryError
 
 Pending = Coroutine[Any, Any, None]
 
@@ -108,46 +111,77 @@ class Republish:
 _DONE = (Outcome.SENT, Outcome.REPLIED)
 
 
-class SetProperties:
-    """Set the output as property values on one device, by ``DeviceCommands`` (checked
-    against its thing model there; not waited for). An offline device fails the action."""
+class _Command:
+    """A set or an invoke: to one device by ``DeviceCommands`` (checked against its thing
+    model there; sent, not waited for: a reply comes on ``$things/{pk}/{dn}/replies``), an
+    offline device failing the action; or to the devices of a group, product, tag or
+    district as a batch by ``FanOut`` (the action is done once the batch is kept; its
+    commands' ends are in their records and on ``$things/…/commands``). Either way the
+    commands' origin is ``rule:<id>``."""
 
-    kind = "set"
+    kind: str
 
-    def __init__(self, spec: SetAction, commands: DeviceCommands) -> None:
-        self._device = DeviceRef(spec.product_key, spec.device_name)
+    def __init__(
+        self,
+        spec: SetAction | InvokeAction,
+        service: str,
+        commands: DeviceCommands,
+        fan_out: FanOut,
+    ) -> None:
+        target = spec.target()
+        self._target = target
+        self._device = (
+            DeviceRef(target.product_key, target.device_name)
+            if target.product_key is not None and target.device_name is not None
+            else None
+        )
+        self._service = service
         self._commands = commands
+        self._fan_out = fan_out
 
     def start(self, output: dict[str, Any], fired: Fired) -> Pending:
-        return self._set(output)
+        return self._send(output, f"rule:{fired.rule_id}")
 
-    async def _set(self, output: dict[str, Any]) -> None:
-        result = await self._commands.set(self._device, output, wait=None)
-        if result.outcome not in _DONE:
-            raise ActionFailed(f"set on {_named(self._device)}: {result.outcome}")
-
-
-class InvokeService:
-    """Call a service of one device with the output as its input, by ``DeviceCommands``
-    (sent, not waited for: its reply comes on ``$things/{pk}/{dn}/replies``)."""
-
-    kind = "invoke"
-
-    def __init__(self, spec: InvokeAction, commands: DeviceCommands) -> None:
-        self._device = DeviceRef(spec.product_key, spec.device_name)
-        self._service = spec.service
-        self._commands = commands
-
-    def start(self, output: dict[str, Any], fired: Fired) -> Pending:
-        return self._call(output)
-
-    async def _call(self, output: dict[str, Any]) -> None:
-        result = await self._commands.call(self._device, self._service, output, wait=None)
+    async def _send(self, output: dict[str, Any], origin: str) -> None:
+        kind = CommandKind.SET if self.kind == "set" else CommandKind.CALL
+        if self._device is None:
+            try:
+                await self._fan_out.send(
+                    self._target, kind, self._service, output, wait=DEFAULT_WAIT, ttl=None,
+                    origin=origin,
+                )  # fmt: skip
+            except RegistryError as exc:
+                raise ActionFailed(f"{self.kind} on {self._target.describe()}: {exc}") from None
+            return
+        if kind is CommandKind.SET:
+            result = await self._commands.set(self._device, output, wait=None, origin=origin)
+        else:
+            result = await self._commands.call(
+                self._device, self._service, output, wait=None, origin=origin
+            )
         if result.outcome not in _DONE:
             raise ActionFailed(
                 f"{self._service} on {_named(self._device)}: {result.outcome}"
                 + (f" ({result.message})" if result.message else "")
             )
+
+
+class SetProperties(_Command):
+    """Set the output as property values on the action's device or devices."""
+
+    kind = "set"
+
+    def __init__(self, spec: SetAction, commands: DeviceCommands, fan_out: FanOut) -> None:
+        super().__init__(spec, "set", commands, fan_out)
+
+
+class InvokeService(_Command):
+    """Call a service of the action's device or devices with the output as its input."""
+
+    kind = "invoke"
+
+    def __init__(self, spec: InvokeAction, commands: DeviceCommands, fan_out: FanOut) -> None:
+        super().__init__(spec, spec.service, commands, fan_out)
 
 
 class AlarmDesk(Protocol):

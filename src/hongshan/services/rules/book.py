@@ -185,9 +185,12 @@ class RuleBook:
         if not isinstance(action, SetAction | InvokeAction):
             return
         pk, dn = action.product_key, action.device_name
-        if not self._things.device_known(pk, dn):
-            kind = "set" if isinstance(action, SetAction) else "invoke"
-            raise RegistryError(f"{kind}: no device {dn} in product {pk}", "invalid")
+        if pk is None:  # (a group, a district, a tag in any product: the devices of the fire)
+            return
+        if dn is not None and not self._things.device_known(pk, dn):
+            raise RegistryError(f"{action.kind}: no device {dn} in product {pk}", "invalid")
+        if self._things.product_view(pk) is None:
+            raise RegistryError(f"{action.kind}: no product {pk}", "invalid")
         model = self._things.thing_model_of(pk)
         if (
             isinstance(action, InvokeAction)

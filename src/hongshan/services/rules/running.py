@@ -26,6 +26,7 @@ from hongshan.rules.definition import (
 from hongshan.rules.message import RuleInput
 from hongshan.rules.sql import parse
 from hongshan.services.commands import DeviceCommands
+from hongshan.services.fanout import FanOut
 from hongshan.services.rules.actions import (
     Action,
     AlarmDesk,
@@ -49,6 +50,7 @@ class ActionNeeds:
     commands: DeviceCommands
     http: httpx.AsyncClient
     alarms: AlarmDesk
+    fan_out: FanOut  # a set or invoke to many devices
 
 
 def build_action(spec: ActionSpec, needs: ActionNeeds, secret: str) -> Action:
@@ -57,9 +59,9 @@ def build_action(spec: ActionSpec, needs: ActionNeeds, secret: str) -> Action:
         case RepublishAction():
             return Republish(spec, needs.republish)
         case SetAction():
-            return SetProperties(spec, needs.commands)
+            return SetProperties(spec, needs.commands, needs.fan_out)
         case InvokeAction():
-            return InvokeService(spec, needs.commands)
+            return InvokeService(spec, needs.commands, needs.fan_out)
         case WebhookAction():
             return Webhook(spec, needs.http, secret)
         case AlarmAction():
