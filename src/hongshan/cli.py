@@ -1,6 +1,7 @@
 """The command line: ``hongshan serve``, ``hongshan passwd``, and the API client commands
 ``hongshan product|device|group`` (``cli_api``), ``hongshan history`` (``cli_history``),
-``hongshan rule`` (``cli_rules``) and ``hongshan alarm`` (``cli_alarms``)."""
+``hongshan rule`` (``cli_rules``), ``hongshan alarm`` (``cli_alarms``) and ``hongshan command``
+(``cli_commands``)."""
 
 from __future__ import annotations
 
@@ -144,11 +145,12 @@ def passwd(file: str, username: str, password: str | None, delete: bool) -> None
 def _add_api_commands() -> None:
     from hongshan.cli_alarms import alarm
     from hongshan.cli_api import device, group, product
+    from hongshan.cli_commands import command
     from hongshan.cli_history import history
     from hongshan.cli_rules import rule
 
-    for command in (product, device, group, history, rule, alarm):
-        main.add_command(command)
+    for each in (product, device, group, history, rule, alarm, command):
+        main.add_command(each)
 
 
 _add_api_commands()

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from command_devices import Lamp, streetlights
 
 from broker_peers import eventually
+from command_devices import Lamp, streetlights
 from hongshan.things.model import Location
 from thingsboard_device import rest
 

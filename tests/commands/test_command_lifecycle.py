@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from command_devices import Lamp, streetlights
 
 from broker_peers import Paho, eventually
+from command_devices import Lamp, streetlights
 from thingsboard_device import rest
 
 

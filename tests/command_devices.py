@@ -14,7 +14,7 @@ from alibaba_device import make_device, make_product, signed_login
 from broker_peers import Paho
 from hongshan.things.tsl import ThingModel
 
-STREETLIGHT = Path(__file__).parent.parent / "things" / "data" / "streetlight.json"
+STREETLIGHT = Path(__file__).parent / "things" / "data" / "streetlight.json"
 
 
 def streetlights(server: Any, *names: str) -> tuple[str, dict[str, str]]:
