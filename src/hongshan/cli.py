@@ -94,6 +94,10 @@ def main() -> None:
 @click.option("--smtp-username", help="Its login (the password: smtp_password, never a flag).")
 @click.option("--smtp-starttls/--no-smtp-starttls", default=None, help="STARTTLS (587) [off].")
 @click.option("--smtp-tls/--no-smtp-tls", default=None, help="Implicit TLS (465) [off].")
+@click.option(
+    "--command-max-in-flight", type=int, help="A batch's commands unanswered at once [200]."
+)
+@click.option("--command-rate", type=float, help="A batch's commands started a second [1000].")
 def serve(config_file: str | None, **flags: Any) -> None:
     """Run the platform: MQTT broker and HTTP API in one process."""
     from hongshan.app import serve as serve_platform
