@@ -115,12 +115,20 @@ class DeviceCommands:
 
     async def open(self) -> None:
         """Take up what the registry keeps: the queue (in order), the commands that may still
-        be answered; deliver to the devices online now, and look for expiry every second."""
+        be answered; deliver to the devices online now, and look for expiry every second.
+        What the last run left half done fails now, said so: a command queued without a time
+        to live (a batch's, not yet sent when it stopped), and one sent whose dialect never
+        gave its answer (or call id)."""
         for record in await self._records.in_states([S.QUEUED, *AWAITING_REPLY]):
-            if record.state is S.QUEUED:
+            if record.state is S.QUEUED and record.ttl is not None:
                 self._queue_of(_device(record)).append(record)
+            elif record.state is S.QUEUED:
+                self._finish(record, S.FAILED, "failed", "the platform stopped before it was sent")
             elif record.call_id:
                 self._await_reply(record)
+            elif record.state is S.SENT:
+                why = "the platform stopped before the device answered"
+                self._finish(record, S.FAILED, "failed", why)
         for device in list(self._queues):
             if self._online(device.product, device.device):
                 self._deliver_soon(device)
@@ -354,7 +362,14 @@ class DeviceCommands:
         try:
             result = await self._bus.request(_downlink(record))
         except ShuttingDown:  # (its dialect said so in the device's history already)
-            self._move(record, S.FAILED, outcome="given_up", message="shutting down")
+            if record.ttl is not None and not self._expired(record):  # sent after the restart
+                self._move(record, S.QUEUED, sent_at=None)
+            else:
+                self._move(record, S.FAILED, outcome="given_up", message="shutting down")
+            raise
+        except asyncio.CancelledError:  # the platform stops: its queue keeps what may wait
+            if record.ttl is not None:
+                self._move(record, S.QUEUED, sent_at=None)
             raise
         except HongshanError as exc:
             self._finish(record, S.FAILED, "failed", str(exc))

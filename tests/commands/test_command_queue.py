@@ -1,0 +1,131 @@
+"""``DeviceCommands``' own time and memory, on an injected clock and a real registry (SQLite and
+PostgreSQL) and ``LocalBus``: a queued command expires exactly at its ttl, and what a stopped
+platform left half done is put right when the next one opens — the queue kept, a batch's unsent
+commands and unanswered sends failed, saying so, and a late reply still matched."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hongshan.bus.local import LocalBus
+from hongshan.identity.secret_box import SecretBox
+from hongshan.messages import CommandGivenUp, DeviceRef, ServiceReplied, Uplink
+from hongshan.messages.commands import CommandKind, CommandRecord, CommandState
+from hongshan.pipeline.uplink import Pipeline
+from hongshan.services.commands import DeviceCommands
+from hongshan.store.registry.store import SQLRegistry
+from registry_databases import RegistryDatabase
+
+KEY = secrets.token_bytes(32)
+S = CommandState
+LAMP = DeviceRef("a1Lamps", "lamp-1")
+
+
+@pytest.fixture
+async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
+    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    yield opened
+    await opened.close()
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def offline_commands(
+    registry: SQLRegistry, clock: Clock
+) -> tuple[DeviceCommands, LocalBus, list[Uplink]]:
+    """Commands whose devices are all offline (nothing is sent: no dialect serves them), and
+    what the bus hears of their ends."""
+    bus = LocalBus(Pipeline([]), protocol_of=lambda _pk: "alink")
+    heard: list[Uplink] = []
+    bus.subscribe(heard.append, kinds=(CommandGivenUp,))
+    commands = DeviceCommands(
+        bus, lambda _pk: None, registry.commands, online=lambda _pk, _dn: False, clock=clock
+    )
+    return commands, bus, heard
+
+
+async def test_a_queued_command_expires_at_its_ttl(registry: SQLRegistry) -> None:
+    clock = Clock(1_000.0)
+    commands, _, heard = offline_commands(registry, clock)
+    await commands.open()
+    try:
+        record = await commands.submit(
+            LAMP, CommandKind.SET, "set", {"LightSwitch": 1}, wait=None, ttl=60, origin="api"
+        )
+        assert record.state is S.QUEUED and commands.queued(LAMP) == 1
+        assert record.expires_at == 1_060_000
+        clock.now = 1_059.999
+        assert commands.expire() == []
+        clock.now = 1_060.0
+        assert [r.id for r in commands.expire()] == [record.id]
+        assert commands.queued(LAMP) == 0
+        stored = await commands.get(record.id)
+        assert (stored.state, stored.finished_at, stored.outcome) == (
+            S.EXPIRED,
+            1_060_000,
+            "expired",
+        )
+        assert len(heard) == 1
+        given_up = heard[0]
+        assert isinstance(given_up, CommandGivenUp)
+        assert (given_up.state, given_up.command_id, given_up.call_id) == ("expired", record.id, "")
+    finally:
+        await commands.close()
+
+
+def left(state: CommandState, *, ttl: float | None, call_id: str = "") -> CommandRecord:
+    return CommandRecord(
+        id=0,
+        product_key=LAMP.product,
+        device_name=LAMP.device,
+        kind=CommandKind.SET,
+        service="set",
+        params={"LightSwitch": 1},
+        origin="rule:3",
+        state=state,
+        call_id=call_id,
+        wait=5.0,
+        ttl=ttl,
+        created_at=1_000_000,
+        sent_at=None if state is S.QUEUED else 1_000_500,
+        expires_at=None if ttl is None else 1_000_000 + int(ttl * 1000),
+    )
+
+
+async def test_what_a_stop_left_is_put_right_at_the_next_start(registry: SQLRegistry) -> None:
+    unsent = left(S.QUEUED, ttl=None)
+    waiting = left(S.QUEUED, ttl=600)
+    cut_short = left(S.SENT, ttl=None)
+    unanswered = left(S.SENT, ttl=None, call_id="77")
+    await registry.commands.add([unsent, waiting, cut_short, unanswered])
+    clock = Clock(1_001.0)
+    commands, _, heard = offline_commands(registry, clock)
+    await commands.open()
+    try:
+        failed = await commands.get(unsent.id)
+        assert failed.state is S.FAILED
+        assert failed.message == "the platform stopped before it was sent"
+        assert (await commands.get(cut_short.id)).state is S.FAILED
+        assert (await commands.get(waiting.id)).state is S.QUEUED and commands.queued(LAMP) == 1
+        assert {u.command_id for u in heard if isinstance(u, CommandGivenUp)} == {
+            unsent.id,
+            cut_short.id,
+        }
+        reply = ServiceReplied(
+            device=LAMP, received=1_001_000, call_id="77", service="set", code=200
+        )
+        commands.on_uplink(reply)
+        answered = await commands.get(unanswered.id)
+        assert (answered.state, answered.code) == (S.REPLIED, 200)
+        assert (await commands.cancel(waiting.id)).state is S.CANCELLED
+    finally:
+        await commands.close()
