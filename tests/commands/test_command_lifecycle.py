@@ -90,6 +90,8 @@ def test_a_set_is_recorded_sent_and_replied(
         ("SetSchedule", "replied"),
         ("set", "replied"),
     ]
+    assert answer.json()["commandId"] == listed["items"][0]["id"]
+    assert listed["items"][0]["callId"] == answer.json()["msgId"]
     assert api.get("/api/commands", params={"state": "failed"}).json()["items"] == []
 
 

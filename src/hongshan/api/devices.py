@@ -15,6 +15,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from hongshan import messages
 from hongshan.api.dependencies import DesiredValues, DeviceShadows, GatewayTopology, Provided
 from hongshan.messages import MAX_WAIT, CommandResult, Problem
+from hongshan.messages.commands import CommandKind
 from hongshan.services.commands import DeviceCommands, InvalidCall
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
@@ -165,9 +166,10 @@ class CallAnswer(msgspec.Struct, kw_only=True, rename="camel"):
     data: Any = None
     message: str = ""
     problems: list[Problem] = []  # the reply's data does not fit the model
+    command_id: int = 0  # its record (``GET /api/commands/{id}``)
 
     @classmethod
-    def of(cls, result: CommandResult) -> CallAnswer:
+    def of(cls, result: CommandResult, command_id: int = 0) -> CallAnswer:
         return cls(
             msg_id=result.call_id,
             outcome=result.outcome,
@@ -175,6 +177,7 @@ class CallAnswer(msgspec.Struct, kw_only=True, rename="camel"):
             data=result.output,
             message=result.message,
             problems=result.problems,
+            command_id=command_id,
         )
 
 
@@ -184,11 +187,15 @@ class RrpcAnswer(msgspec.Struct, kw_only=True, rename="camel"):
     message: str
     payload: str | None = None  # the device's answer, when it is text
     payload_base64: str | None = None  # else its bytes
+    command_id: int = 0  # its record (``GET /api/commands/{id}``)
 
 
 class Value(msgspec.Struct, kw_only=True):
     value: Any
     time: int
+
+
+SET, CALL, RAW = CommandKind.SET, CommandKind.CALL, CommandKind.RAW
 
 
 def _wait_within(field: str, seconds: float | None, *, positive: bool = False) -> None:
@@ -410,8 +417,9 @@ async def set_properties(
 ) -> CallAnswer:
     known(registry, pk, dn)
     _wait_within("wait", data.wait)
-    result = await commands.set(messages.DeviceRef(pk, dn), data.params, wait=data.wait)
-    return CallAnswer.of(result)
+    device = messages.DeviceRef(pk, dn)
+    record, result = await commands.send(device, SET, "set", data.params, data.wait, None, "api")
+    return CallAnswer.of(result, record.id)
 
 
 @post(DEVICE + "/services/{identifier:str}", status_code=200)
@@ -426,8 +434,9 @@ async def invoke(
     known(registry, pk, dn)
     _wait_within("timeout", data.timeout)
     device = messages.DeviceRef(pk, dn)
-    result = await commands.call(device, identifier, data.params, wait=data.timeout)
-    return CallAnswer.of(result)
+    wait = data.timeout or None
+    record, result = await commands.send(device, CALL, identifier, data.params, wait, None, "api")
+    return CallAnswer.of(result, record.id)
 
 
 @get(DEVICE + "/shadow")
@@ -513,8 +522,13 @@ async def rrpc(
     except ValueError:
         raise RegistryError("payloadBase64 is not base64", "invalid") from None
     device = messages.DeviceRef(pk, dn)
-    result = await commands.raw(device, raw, wait=data.timeout, topic=data.topic)
-    answer = RrpcAnswer(msg_id=result.call_id, code=result.code, message=result.message)
+    params = {"payloadBase64": base64.b64encode(raw).decode()}
+    record, result = await commands.send(
+        device, RAW, data.topic or "", params, data.timeout, None, "api"
+    )
+    answer = RrpcAnswer(
+        msg_id=result.call_id, code=result.code, message=result.message, command_id=record.id
+    )
     if isinstance(result.output, bytes):
         try:
             answer.payload = result.output.decode()

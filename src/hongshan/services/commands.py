@@ -210,8 +210,23 @@ class DeviceCommands:
         ttl: float | None,
         origin: str,
     ) -> CommandResult:
+        _, result = await self.send(device, kind, service, params, wait, ttl, origin)
+        return result
+
+    async def send(
+        self,
+        device: DeviceRef,
+        kind: CommandKind,
+        service: str,
+        params: Any,
+        wait: float | None,
+        ttl: float | None,
+        origin: str,
+    ) -> tuple[CommandRecord, CommandResult]:
+        """As ``submit``, with the dialect's own answer too (a raw call's bytes, the problems
+        of a reply's output), or, for a command queued for its device, ``result_of`` it."""
         record, result = await self._submit(device, kind, service, params, wait, ttl, origin)
-        return result if result is not None else result_of(record)
+        return record, result if result is not None else result_of(record)
 
     async def _submit(
         self,
