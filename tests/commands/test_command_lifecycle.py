@@ -1,7 +1,8 @@
 """Tracked commands on a real server: Alink lamps on paho clients, commands sent through
 ``/api/commands`` and followed there — replied, timed out and completed by a late reply,
 failed, queued for an offline device and sent when it connects, expired, cancelled, kept
-across a restart — and the lifecycle's ends heard by a rule on ``$things/…/commands``."""
+across a restart (the registry on SQLite and on PostgreSQL) — and the lifecycle's ends heard
+by a rule on ``$things/…/commands``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from broker_peers import Paho, eventually
 from command_devices import Lamp, streetlights
+from registry_databases import RegistryDatabase
 from thingsboard_device import rest
 
 
@@ -178,16 +180,23 @@ def test_a_queued_command_can_be_cancelled_once(server: Any, api: httpx.Client) 
     problem(api.get("/api/commands/999999"), 404, "no command 999999")
 
 
+def registry_url(db: RegistryDatabase) -> str:
+    """The ``registry_url`` setting for a test's registry (a PostgreSQL schema of its own)."""
+    if db.schema is None:
+        return db.url
+    return f"{db.url}?options=-csearch_path%3D{db.schema}"
+
+
 def test_the_queue_outlives_a_restart(
-    make_server: Callable[..., Any], paho_client: Any, lamps: Callable[..., Lamp]
+    make_server: Callable[..., Any], lamps: Callable[..., Lamp], registry_db: RegistryDatabase
 ) -> None:
-    server = make_server()
+    server = make_server(registry_url=registry_url(registry_db))
     pk, secrets = streetlights(server, "lamp-1")
     with rest(server) as api:
         queued = send(api, target=one(pk, "lamp-1"), set={"Brightness": 55}, ttl=600, wait=5)
     assert queued["state"] == "queued"
     server.stop()
-    again = make_server()
+    again = make_server(registry_url=registry_url(registry_db))
     with rest(again) as api:
         assert command(api, queued["id"])["state"] == "queued"
         lamp = lamps(again, pk, "lamp-1", secrets["lamp-1"])
