@@ -229,3 +229,12 @@ def test_bad_commands_are_refused_naming_what_was_wrong(server: Any, api: httpx.
     problem(api.get("/api/commands", params={"state": "lost"}), 400, "lost")
     problem(api.get("/api/command-batches/12345"), 404, "12345")
     assert api.get("/api/commands").json()["items"] == []  # nothing refused was kept
+
+
+def test_the_openapi_document_has_the_commands(api: httpx.Client) -> None:
+    paths = api.get("/api/schema/openapi.json").json()["paths"]
+    sent = paths["/api/commands"]["post"]["responses"]
+    assert {"201", "202", "400", "404"} <= set(sent)
+    assert sent["202"]["content"]["application/json"]["schema"]["$ref"].endswith("CommandBatch")
+    assert "409" in paths["/api/commands/{command_id}/cancel"]["post"]["responses"]
+    assert "get" in paths["/api/command-batches/{batch_id}"]

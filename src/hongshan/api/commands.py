@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from hongshan.api.dependencies import Provided
@@ -74,10 +75,22 @@ def _what(data: CommandRequest) -> tuple[CommandKind, str, dict[str, Any]]:
     return CommandKind.CALL, data.call.service, data.call.params
 
 
-@post("/api/commands", status_code=201)
+@post(
+    "/api/commands",
+    status_code=201,
+    responses={
+        202: ResponseSpec(
+            CommandBatch,
+            description="many devices: the batch, kept; its commands go out paced",
+            generate_examples=False,
+        )
+    },
+)
 async def send_command(
     commands: Provided[DeviceCommands], fan_out: Provided[FanOut], data: JSONBody[CommandRequest]
 ) -> Response[CommandRecord | CommandBatch]:
+    """One device: 201 with its command once its dialect answered (or it is queued); many
+    (a group, a product, a tag, a district): 202 with the batch."""
     problem = data.target.problem()
     if problem is not None:
         raise RegistryError(problem, "invalid")
