@@ -5,6 +5,7 @@ commands and unanswered sends failed, saying so, and a late reply still matched.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
@@ -12,7 +13,16 @@ import pytest
 
 from hongshan.bus.local import LocalBus
 from hongshan.identity.secret_box import SecretBox
-from hongshan.messages import CommandGivenUp, DeviceRef, ServiceReplied, Uplink
+from hongshan.messages import (
+    CommandGivenUp,
+    CommandResult,
+    DeviceRef,
+    Downlink,
+    Outcome,
+    ServiceReplied,
+    StatusChanged,
+    Uplink,
+)
 from hongshan.messages.commands import CommandKind, CommandRecord, CommandState
 from hongshan.pipeline.uplink import Pipeline
 from hongshan.services.commands import DeviceCommands
@@ -127,5 +137,47 @@ async def test_what_a_stop_left_is_put_right_at_the_next_start(registry: SQLRegi
         answered = await commands.get(unanswered.id)
         assert (answered.state, answered.code) == (S.REPLIED, 200)
         assert (await commands.cancel(waiting.id)).state is S.CANCELLED
+    finally:
+        await commands.close()
+
+
+async def test_the_command_on_its_way_when_its_ttl_ends_is_not_expired(
+    registry: SQLRegistry,
+) -> None:
+    """The bus's own way to reach a device (a served protocol) stands in for a dialect: it
+    holds the first command until the test lets the device answer."""
+    clock = Clock(1_000.0)
+    online = {"now": False}
+    bus = LocalBus(Pipeline([]), protocol_of=lambda _pk: "held")
+    arrived, answer, answered = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def device(command: Downlink) -> CommandResult:
+        arrived.set()
+        await answer.wait()
+        answered.set()  # (its caller resumes in this same turn of the loop, before the test)
+        return CommandResult(call_id="9", outcome=Outcome.REPLIED, code=200)
+
+    bus.serve("held", device)
+    commands = DeviceCommands(
+        bus, lambda _pk: None, registry.commands, online=lambda _pk, _dn: online["now"], clock=clock
+    )
+    await commands.open()
+    try:
+        first, second = [
+            await commands.submit(LAMP, CommandKind.SET, "set", {"Brightness": n}, 5, 60, "api")
+            for n in (1, 2)
+        ]
+        assert (first.state, second.state) == (S.QUEUED, S.QUEUED)
+        online["now"] = True
+        commands.on_uplink(StatusChanged(device=LAMP, received=1_000_000, online=True))
+        await asyncio.wait_for(arrived.wait(), 5)
+        assert first.state is S.SENT
+        clock.now = 1_061.0  # both past their ttl: only the one still waiting expires
+        assert commands.expire() == [second]
+        answer.set()
+        await asyncio.wait_for(answered.wait(), 5)
+        assert first.state is S.REPLIED and second.state is S.EXPIRED
+        assert commands.queued(LAMP) == 0
+        assert (await commands.get(first.id)).state is S.REPLIED
     finally:
         await commands.close()

@@ -362,7 +362,8 @@ class DeviceCommands:
         expired = []
         for device, queue in list(self._queues.items()):
             for record in list(queue):
-                if record.expires_at is not None and record.expires_at <= now:
+                # (the head may be on its way to the device now: it is not queued any more)
+                if record.state is S.QUEUED and self._expired(record, now):
                     queue.remove(record)
                     self._finish(record, S.EXPIRED, "expired", "its time to live ran out")
                     expired.append(record)
@@ -440,7 +441,8 @@ class DeviceCommands:
                     log.info("command %d to %s: %s", record.id, _named(device), exc)
                 if record.state is S.QUEUED:  # the device went again: it waits at the head
                     return
-                queue.popleft()
+                if queue and queue[0] is record:
+                    queue.popleft()
         finally:
             del self._delivering[device]
             if not self._queues.get(device):
@@ -472,7 +474,8 @@ class DeviceCommands:
 
     def _finish(self, record: CommandRecord, state: CommandState, outcome: str, why: str) -> None:
         """An end without an answer: the record moves, and the bus hears it."""
-        self._move(record, state, outcome=outcome, message=why or record.message)
+        if not self._move(record, state, outcome=outcome, message=why or record.message):
+            return
         self._bus.publish(
             CommandGivenUp(
                 device=_device(record),
@@ -486,16 +489,19 @@ class DeviceCommands:
             )
         )
 
-    def _move(self, record: CommandRecord, state: CommandState, **changes: Any) -> None:
+    def _move(self, record: CommandRecord, state: CommandState, **changes: Any) -> bool:
+        """Move ``record`` to ``state`` if the table allows it (else a fault of ours, logged:
+        False), and have the registry write it."""
         if state is not record.state and not may_move(record.state, state):
-            log.warning("command %d: no move from %s to %s", record.id, record.state, state)
-            return
+            log.error("command %d: no move from %s to %s", record.id, record.state, state)
+            return False
         for name, value in changes.items():
             setattr(record, name, value)
         record.state = state
         if state in (S.REPLIED, S.TIMED_OUT, S.FAILED, S.EXPIRED, S.CANCELLED):
             record.finished_at = self._now()
         self._records.changed(record)
+        return True
 
     def _queue_of(self, device: DeviceRef) -> collections.deque[CommandRecord]:
         queue = self._queues.get(device)
@@ -503,8 +509,9 @@ class DeviceCommands:
             queue = self._queues[device] = collections.deque()
         return queue
 
-    def _expired(self, record: CommandRecord) -> bool:
-        return record.expires_at is not None and record.expires_at <= self._now()
+    def _expired(self, record: CommandRecord, now: int | None = None) -> bool:
+        now = self._now() if now is None else now
+        return record.expires_at is not None and record.expires_at <= now
 
     def _now(self) -> int:
         return int(self._clock() * 1000)
