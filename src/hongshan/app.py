@@ -38,7 +38,8 @@ from hongshan.private_file import private_data_dir
 from hongshan.services.alarms.notify import AlarmNotifier
 from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
-from hongshan.services.fanout import DeviceSelection, FanOut, Pacing
+from hongshan.services.fanout import DeviceSelection, FanOut
+from hongshan.services.pacing import Pacer, Pacing
 from hongshan.services.presence import DeviceSessions
 from hongshan.services.restart import repair_after_restart
 from hongshan.services.rules.backtest import Backtester
@@ -143,19 +144,21 @@ class Platform:
             authorizer=DialectAccess(self.dialects, acl),
             store=store,
         )
+        # one pace for batches and for the queues of devices that come back
+        pacer = Pacer(
+            Pacing(max_in_flight=settings.command_max_in_flight, per_second=settings.command_rate)
+        )
         self.commands = commands = DeviceCommands(
             bus,
             registry.directory.thing_model_of,
             registry.commands,
             online=registry.directory.is_online,
+            pacer=pacer,
             keep_days=settings.command_retention_days,
             keep_rows=settings.command_retention_rows,
         )
-        pacing = Pacing(
-            max_in_flight=settings.command_max_in_flight, per_second=settings.command_rate
-        )
         self.fan_out = fan_out = FanOut(
-            commands, registry.commands, DeviceSelection(registry).devices, pacing
+            commands, registry.commands, DeviceSelection(registry).devices, pacer
         )
         for dialect in self.dialects:
             bus.serve(dialect.name, dialect.send)

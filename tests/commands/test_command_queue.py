@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -26,6 +26,7 @@ from hongshan.messages import (
 from hongshan.messages.commands import CommandKind, CommandRecord, CommandState
 from hongshan.pipeline.uplink import Pipeline
 from hongshan.services.commands import DeviceCommands
+from hongshan.services.pacing import Pacer, Pacing
 from hongshan.store.registry.store import SQLRegistry
 from registry_databases import RegistryDatabase
 
@@ -179,5 +180,64 @@ async def test_the_command_on_its_way_when_its_ttl_ends_is_not_expired(
         assert first.state is S.REPLIED and second.state is S.EXPIRED
         assert commands.queued(LAMP) == 0
         assert (await commands.get(first.id)).state is S.REPLIED
+    finally:
+        await commands.close()
+
+
+async def test_queues_sent_to_devices_coming_back_together_keep_the_pace(
+    registry: SQLRegistry,
+) -> None:
+    """Five lamps with a command each waiting come back at once (power is restored): no more
+    than the pace's two are on their way at a time."""
+    lamps = [DeviceRef("a1Lamps", f"lamp-{n}") for n in range(5)]
+    online = {"now": False}
+    bus = LocalBus(Pipeline([]), protocol_of=lambda _pk: "held")
+    holding: list[asyncio.Event] = []
+    changed = asyncio.Event()  # a command arrived, or was answered
+    answered: list[str] = []
+
+    async def device(command: Downlink) -> CommandResult:
+        answer = asyncio.Event()
+        holding.append(answer)
+        changed.set()
+        await answer.wait()
+        answered.append(command.device.device)
+        changed.set()  # (its caller resumes in this same turn of the loop, before the test)
+        return CommandResult(call_id=str(len(answered)), outcome=Outcome.REPLIED, code=200)
+
+    async def until(done: Callable[[], bool]) -> None:
+        while not done():
+            changed.clear()
+            await asyncio.wait_for(changed.wait(), 5)
+
+    bus.serve("held", device)
+    pacer = Pacer(Pacing(max_in_flight=2, per_second=1_000_000))
+    commands = DeviceCommands(
+        bus,
+        lambda _pk: None,
+        registry.commands,
+        online=lambda _pk, _dn: online["now"],
+        clock=Clock(1_000.0),
+        pacer=pacer,
+    )
+    await commands.open()
+    try:
+        records = [
+            await commands.submit(lamp, CommandKind.SET, "set", {"LightSwitch": 1}, 5, 600, "api")
+            for lamp in lamps
+        ]
+        online["now"] = True
+        for lamp in lamps:
+            commands.on_uplink(StatusChanged(device=lamp, received=1_000_000, online=True))
+        await until(lambda: len(holding) == 2)
+        assert pacer.in_flight == 2
+        for n in range(len(lamps)):
+            await until(lambda n=n: len(holding) > n)
+            assert len(holding) - len(answered) <= 2 and pacer.in_flight <= 2
+            holding[n].set()
+            await until(lambda n=n: len(answered) > n)
+        assert sorted(answered) == [lamp.device for lamp in lamps]
+        assert pacer.most_in_flight == 2
+        assert {(await commands.get(r.id)).state for r in records} == {S.REPLIED}
     finally:
         await commands.close()

@@ -46,6 +46,7 @@ from hongshan.messages.commands import (
     CommandState,
     may_move,
 )
+from hongshan.services.pacing import Pacer
 from hongshan.store.registry.commands import CommandFilter, CommandTable
 from hongshan.things.model import RegistryError
 from hongshan.things.tsl import ThingModel
@@ -92,11 +93,14 @@ class DeviceCommands:
         *,
         online: Callable[[str, str], bool],
         clock: Callable[[], float] = time.time,
+        pacer: Pacer | None = None,
         keep_days: float = 30.0,
         keep_rows: int = 1_000_000,
     ) -> None:
-        """``keep_days``, ``keep_rows``: how long finished commands are kept, and at most how
-        many (the newest); queued ones are kept until they end."""
+        """``pacer``: how fast queued commands go to devices that come back (all at once
+        after an outage); ``keep_days``, ``keep_rows``: how long finished commands are kept,
+        and at most how many (the newest); queued ones are kept until they end."""
+        self._pacer = pacer or Pacer()
         self._bus = bus
         self._thing_model = thing_model
         self._records = records
@@ -433,12 +437,17 @@ class DeviceCommands:
                     queue.popleft()
                     self._finish(record, S.EXPIRED, "expired", "its time to live ran out")
                     continue
+                await self._pacer.start()
                 try:
+                    if record.state is not S.QUEUED:  # (cancelled, expired meanwhile)
+                        continue
                     await self._send(record)
                 except ShuttingDown:
                     return
                 except HongshanError as exc:
                     log.info("command %d to %s: %s", record.id, _named(device), exc)
+                finally:
+                    self._pacer.done()
                 if record.state is S.QUEUED:  # the device went again: it waits at the head
                     return
                 if queue and queue[0] is record:

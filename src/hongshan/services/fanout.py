@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from hongshan.errors import HongshanError
@@ -21,21 +19,13 @@ from hongshan.messages.commands import (
     Target,
 )
 from hongshan.services.commands import DeviceCommands
+from hongshan.services.pacing import Pacer
 from hongshan.store.registry.commands import CommandTable
 from hongshan.things.model import DeviceFilter, RegistryError
 
 log = logging.getLogger("hongshan.commands")
 
 ALL = 10_000_000  # (a filter's limit that is no limit)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Pacing:
-    """How fast a batch goes out: at most ``max_in_flight`` commands sent and not yet
-    answered (or given up) at once, and at most ``per_second`` started a second."""
-
-    max_in_flight: int = 200
-    per_second: float = 1000.0
 
 
 class DeviceSelection:
@@ -74,27 +64,32 @@ class DeviceSelection:
 
 class FanOut:
     """Batches: their records made and kept at once (one transaction), then sent paced in the
-    background — each by ``DeviceCommands.dispatch``, so an offline device's command is
-    queued (with a time to live) or failed as a single one would be. Owns the pacing and the
-    count of commands in flight; never keeps a state of its own (progress is the records')."""
+    background (``Pacer``) — each by ``DeviceCommands.dispatch``, so an offline device's
+    command is queued (with a time to live) or failed as a single one would be. Owns the
+    batches' sending; never keeps a state of its own (progress is the records')."""
 
     def __init__(
         self,
         commands: DeviceCommands,
         records: CommandTable,
         devices: Callable[[Target], Awaitable[list[DeviceRef]]],
-        pacing: Pacing = Pacing(),
-        *,
-        clock: Callable[[], float] = time.time,
+        pacer: Pacer,
     ) -> None:
+        """``pacer``: the one ``DeviceCommands`` sends its queues by too, so that a batch and
+        the queues of lamps coming back together stay within one pace."""
         self._commands = commands
         self._records = records
         self._devices = devices
-        self._pacing = pacing
-        self._clock = clock
+        self._pacer = pacer
         self._tasks: set[asyncio.Task[None]] = set()
-        self.in_flight = 0
-        self.most_in_flight = 0  # the highest ``in_flight`` has been (tests, the benchmark)
+
+    @property
+    def in_flight(self) -> int:
+        return self._pacer.in_flight
+
+    @property
+    def most_in_flight(self) -> int:
+        return self._pacer.most_in_flight
 
     async def send(
         self,
@@ -154,30 +149,19 @@ class FanOut:
         return batch
 
     async def _pace(self, records: list[CommandRecord]) -> None:
-        slots = asyncio.Semaphore(self._pacing.max_in_flight)
-        gap = 1.0 / self._pacing.per_second
-        loop = asyncio.get_running_loop()
-        next_start = loop.time()
         for record in records:
-            await slots.acquire()
-            now = loop.time()
-            if next_start > now:  # pacing, not waiting for an event: the rate is the point
-                await asyncio.sleep(next_start - now)
-            next_start = max(now, next_start) + gap
-            task = asyncio.create_task(self._one(record, slots))
+            await self._pacer.start()
+            task = asyncio.create_task(self._one(record))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _one(self, record: CommandRecord, slots: asyncio.Semaphore) -> None:
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+    async def _one(self, record: CommandRecord) -> None:
         try:
             await self._commands.dispatch(record)
         except HongshanError as exc:  # (kept in its record: failed)
             log.info("command %d of batch %s: %s", record.id, record.batch, exc)
         finally:
-            self.in_flight -= 1
-            slots.release()
+            self._pacer.done()
 
     async def close(self) -> None:
         tasks = list(self._tasks)
