@@ -115,8 +115,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     smtp_starttls: bool = False
     smtp_tls: bool = False
     # -- tracked commands (issue 14) --
-    # a command to many devices (a group, a product, a tag, a district) goes out paced: at most
-    # this many sent and not yet answered at once, and at most this many started a second
+    # a command to many devices (a group, a product, a tag, a district), and the commands queued
+    # for devices that come back, go out paced: at most this many sent and not yet answered at
+    # once, and at most this many started a second
     command_max_in_flight: int = 200
     command_rate: float = 1000.0
     # finished commands are kept this many days, and at most this many rows (the newest);

@@ -21,6 +21,7 @@ from hongshan.messages.commands import (
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.pacing import Pacer
 from hongshan.store.registry.commands import CommandTable
+from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import DeviceFilter, RegistryError
 
 log = logging.getLogger("hongshan.commands")
@@ -32,8 +33,8 @@ class DeviceSelection:
     """The devices a ``Target`` chooses, asked of the registry (SQL for groups and tags, its
     memory for products and districts). Answers them in a stable order (by product and name)."""
 
-    def __init__(self, registry: Any) -> None:
-        self._registry = registry  # store.registry.store.SQLRegistry
+    def __init__(self, registry: SQLRegistry) -> None:
+        self._registry = registry
 
     async def devices(self, target: Target) -> list[DeviceRef]:
         registry = self._registry
