@@ -56,6 +56,7 @@ log = logging.getLogger("hongshan.commands")
 S = CommandState
 MAX_TTL = 7 * 24 * 3600.0  # the longest a command may wait queued for its device, s
 MAX_AWAITING = 100_000  # sent or timed-out commands whose late reply is still matched
+LATE_REPLIES = 86_400.0  # seconds after which a reply is no longer looked for after a restart
 SWEEP_EVERY = 1.0  # seconds between looks for queued commands whose time to live ran out
 PRUNE_EVERY = 3600  # sweeps between prunings of finished commands past their retention
 
@@ -123,12 +124,16 @@ class DeviceCommands:
         What the last run left half done fails now, said so: a command queued without a time
         to live (a batch's, not yet sent when it stopped), and one sent whose dialect never
         gave its answer (or call id)."""
-        for record in await self._records.in_states([S.QUEUED, *AWAITING_REPLY]):
-            if record.state is S.QUEUED and record.ttl is not None:
+        for record in await self._records.in_states([S.QUEUED]):
+            if record.ttl is not None:
                 self._queue_of(_device(record)).append(record)
-            elif record.state is S.QUEUED:
+            else:
                 self._finish(record, S.FAILED, "failed", "the platform stopped before it was sent")
-            elif record.call_id:
+        since = self._now() - int(LATE_REPLIES * 1000)
+        for record in await self._records.in_states(
+            AWAITING_REPLY, since=since, newest=MAX_AWAITING
+        ):
+            if record.call_id:
                 self._await_reply(record)
             elif record.state is S.SENT:
                 why = "the platform stopped before the device answered"

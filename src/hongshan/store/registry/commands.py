@@ -133,16 +133,21 @@ class CommandTable:
 
         return [_record(row) for row in await self._db.run(query)]
 
-    async def in_states(self, states: Iterable[CommandState]) -> list[CommandRecord]:
-        """Every command in these states, oldest first (at start: the queue, the unanswered)."""
+    async def in_states(
+        self, states: Iterable[CommandState], *, since: int = 0, newest: int | None = None
+    ) -> list[CommandRecord]:
+        """The commands in these states created at ``since`` (ms) or later — the ``newest``
+        of them when given — oldest first (at start: the queue, the unanswered)."""
         names = [state.value for state in states]
 
         def query() -> list[Any]:
             self._outbox.flush()
             c = t.commands.c
-            select = sa.select(t.commands).where(c.state.in_(names)).order_by(c.id)
+            select = sa.select(t.commands).where(c.state.in_(names), c.created_at >= since)
+            if newest is not None:
+                select = select.order_by(c.id.desc()).limit(newest)
             with self._db.engine.connect() as db:
-                return list(db.execute(select))
+                return sorted(db.execute(select), key=lambda row: int(row.id))
 
         return [_record(row) for row in await self._db.run(query)]
 
