@@ -16,7 +16,7 @@ import pytest
 from broker_peers import Paho, eventually
 from command_devices import Lamp, streetlights
 from registry_databases import RegistryDatabase
-from thingsboard_device import rest
+from thingsboard_device import make_tb_device, make_tb_product, rest
 
 
 @pytest.fixture
@@ -238,3 +238,29 @@ def test_the_openapi_document_has_the_commands(api: httpx.Client) -> None:
     assert sent["202"]["content"]["application/json"]["schema"]["$ref"].endswith("CommandBatch")
     assert "409" in paths["/api/commands/{command_id}/cancel"]["post"]["responses"]
     assert "get" in paths["/api/command-batches/{batch_id}"]
+
+
+def test_a_thingsboard_devices_queued_rpc_goes_when_it_connects(
+    server: Any, api: httpx.Client, paho_client: Any
+) -> None:
+    pk = make_tb_product(server).product_key
+    _, token = make_tb_device(server, pk, "thermostat-1")
+    queued = send(
+        api, target=one(pk, "thermostat-1"), call={"service": "setLight", "params": {"on": 1}},
+        ttl=600, wait=5,
+    )  # fmt: skip
+    shared = send(api, target=one(pk, "thermostat-1"), set={"level": 40}, ttl=600)
+    assert queued["state"] == shared["state"] == "queued"
+    device: Paho = paho_client(server.port, username=token).connect()
+    request = device.get()
+    assert request.topic.startswith("v1/devices/me/rpc/request/")
+    assert json.loads(request.payload) == {"method": "setLight", "params": {"on": True}}
+    request_id = request.topic.rsplit("/", 1)[1]
+    device.publish(f"v1/devices/me/rpc/response/{request_id}", json.dumps({"done": True}), 1)
+    replied = in_state(api, queued["id"], "replied")
+    assert replied["output"] == {"done": 1} and replied["callId"] == request_id
+    update = device.get()  # a shared attribute update is not answered: it stays sent
+    assert update.topic == "v1/devices/me/attributes" and json.loads(update.payload) == {
+        "level": 40
+    }
+    assert in_state(api, shared["id"], "sent")["outcome"] == "sent"
