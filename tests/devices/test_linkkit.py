@@ -202,6 +202,7 @@ def test_rrpc_from_the_api_over_a_custom_topic_and_the_original_form(
             assert (topic, payload) == (f"/ext/rrpc/{rrpc_id}{custom}", "ping")
             device.call("thing_answer_rrpc", rrpc_id, "pong")
             answer = call.result(timeout=10).json()
+            assert answer.pop("commandId") > 0  # (its record: GET /api/commands/{id})
             assert answer == {"msgId": rrpc_id, "code": 200, "message": "", "payload": "pong",
                               "payloadBase64": None}  # fmt: skip
             # the original form: /sys/…/rrpc/request/{id}, answered on …/rrpc/response/{id}

@@ -169,6 +169,7 @@ def test_server_side_rpc_from_the_rest_api(thermostat: Thermostat) -> None:
         request_id, request = sdk.next("rpc_request")
         assert request == {"method": "setLight", "params": {"on": True}}
         answer = call.result(timeout=10).json()
+        assert answer.pop("commandId") > 0  # (its record: GET /api/commands/{id})
         assert answer == {
             "msgId": request_id,
             "outcome": "replied",
