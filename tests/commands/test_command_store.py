@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hongshan.config import load_settings
+from hongshan.errors import ConfigError
 from hongshan.identity.secret_box import SecretBox
 from hongshan.messages.commands import (
     TRANSITIONS,
@@ -164,3 +166,19 @@ def test_a_target_chooses_one_way(target: Target, problem: str | None) -> None:
         assert found is None
     else:
         assert found is not None and problem in found
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"HONGSHAN_COMMAND_MAX_IN_FLIGHT": "0"}, "command_max_in_flight"),
+        ({"HONGSHAN_COMMAND_RATE": "0"}, "command_rate"),
+        ({"HONGSHAN_COMMAND_RETENTION_DAYS": "-1"}, "command_retention_days"),
+        ({"HONGSHAN_COMMAND_RETENTION_ROWS": "0"}, "command_retention_rows"),
+    ],
+)
+def test_the_command_settings_are_checked(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ=env)
+    settings = load_settings(environ={"HONGSHAN_COMMAND_RATE": "50"})
+    assert (settings.command_rate, settings.command_max_in_flight) == (50.0, 200)
