@@ -53,12 +53,13 @@ def test_a_group_of_fifty_is_switched_paced(
         street = [lamps(server, pk, name, secrets[name], answering=False) for name in names]
         elsewhere = lamps(server, pk, "lamp-elsewhere", secrets["lamp-elsewhere"])
         sent = api.post(
-            "/api/commands", json={"target": {"group": "street_1"}, "set": {"LightSwitch": 1}}
+            "/api/commands",
+            json={"target": {"group": "street_1"}, "set": {"LightSwitch": 1}, "wait": 8},
         )
         assert sent.status_code == 202, sent.text
         batch = sent.json()
         assert batch["total"] == 50 and batch["counts"] == {"queued": 50}
-        assert batch["target"] == {"group": "street_1"} and batch["wait"] == 5.0
+        assert batch["target"] == {"group": "street_1"} and batch["wait"] == 8.0
 
         # the lamps hold their answers: five commands are out, and no more go
         eventually(lambda: progress(api, batch["id"]).get("sent") == 5, what="five sent")
@@ -111,6 +112,11 @@ def test_a_product_a_tag_and_a_district_choose_their_devices(
             "/api/commands", json={"target": {"tag": "kind:none"}, "set": {"LightSwitch": 0}}
         )
         assert refused.status_code == 404 and "has no device" in refused.json()["detail"]
+        # a call that does not fit the thing model is refused for the batch: nothing is kept
+        kept = len(api.get("/api/commands").json()["items"])
+        empty = api.post("/api/commands", json={"target": {"productKey": pk}, "set": {}})
+        assert empty.status_code == 400 and empty.json()["problems"][0]["kind"] == "invalid"
+        assert len(api.get("/api/commands").json()["items"]) == kept
 
 
 def test_offline_members_of_a_batch_fail_or_wait_queued(
