@@ -264,3 +264,13 @@ def test_a_thingsboard_devices_queued_rpc_goes_when_it_connects(
         "level": 40
     }
     assert in_state(api, shared["id"], "sent")["outcome"] == "sent"
+    # an RPC the device answers after the wait: timed out, then replied
+    late = send(
+        api, target=one(pk, "thermostat-1"), call={"service": "reboot", "params": {}}, wait=0.2
+    )
+    assert late["state"] == "timed_out"
+    request = device.get()
+    assert json.loads(request.payload)["method"] == "reboot"
+    request_id = request.topic.rsplit("/", 1)[1]
+    device.publish(f"v1/devices/me/rpc/response/{request_id}", json.dumps({}), 1)
+    assert in_state(api, late["id"], "replied")["callId"] == request_id
