@@ -1,8 +1,8 @@
 """Tracked commands: one row per command to one device (its states' times and result), and
 the batches that send one command to many devices.
 
-Revision ID: 0008
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0006"  # (re-chained after 0007 when the branches are merged)
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
