@@ -50,6 +50,12 @@ besides the standard ones, as ``InvalidCall``'s ``problems``).
     │                           done: counted and traced, handed
     │                           to its error action, never answered
     │                           (services.rules.actions)
+    ├── RuleFileError           a rule file that cannot be read as  400   None
+    │                           one: its file and line
+    │                           (services.rules.files)
+    ├── AlarmStateError         an acknowledgement or clearing the  409   None
+    │                           alarm's status does not allow
+    │                           (alarms.model)
     ├── HistoryProblem          a history query that cannot be      400   None
     │                           answered as asked
     │                           (store.history.model)

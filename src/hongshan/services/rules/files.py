@@ -69,6 +69,8 @@ RULE_KEYS = ("name", "sql", "actions", "errorAction", "maxPerSecond", "enabled",
 class RuleFileError(HongshanError):
     """A rule file that cannot be read as one: the message names the file and the line."""
 
+    http_status = 400
+
 
 class _Located(dict[str, Any]):
     """A YAML mapping that knows the line it starts on."""
