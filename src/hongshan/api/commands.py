@@ -30,7 +30,7 @@ from hongshan.messages.commands import (
 )
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import FanOut
-from hongshan.store.registry.commands import MAX_PAGE, CommandFilter
+from hongshan.store.registry.commands import MAX_ID, MAX_PAGE, CommandFilter
 from hongshan.things.model import RegistryError
 
 COMMAND = "/api/commands/{command_id:int}"
@@ -118,7 +118,7 @@ async def list_commands(
     device_name: Annotated[str | None, QueryParameter(name="deviceName")] = None,
     command_state: Annotated[str | None, QueryParameter(name="state")] = None,
     origin: FromQuery[str | None] = None,
-    batch: FromQuery[int | None] = None,
+    batch: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 100,
     offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CommandPage:
