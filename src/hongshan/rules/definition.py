@@ -7,8 +7,10 @@ An action's ``type`` says what it does with the object the rule SELECTed (its *o
   field, ``${a.b}`` a nested one);
 - ``set``: set it as property values on one device (``productKey``/``deviceName``), or on
   the devices of a ``group``, a product (``productKey`` alone), a ``tag`` (``key:value``) or
-  a ``district``, as a batch sent paced;
-- ``invoke``: call ``service`` with it as the input, on one device or many alike;
+  a ``district``, as a batch sent paced; or set ``values`` when given (a scene's fixed
+  values: ``{"LightSwitch": 1}``);
+- ``invoke``: call ``service`` with it as the input, or with ``params`` when given, on one
+  device or many alike;
 - ``webhook``: POST it, as JSON, to ``url``, signed with the rule's secret (HMAC-SHA256 of
   the body, hex, in the ``X-Hongshan-Signature`` header as ``sha256=<hex>``), waiting
   ``timeout`` seconds for a 2xx, tried ``retries`` more times after a failure, ``backoff``
@@ -26,7 +28,7 @@ rule, the action, the error, and the message that fired it.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -63,11 +65,14 @@ class _Targeted(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_
 
 
 class SetAction(_Targeted, frozen=True, kw_only=True, tag="set", tag_field="type"):
+    values: dict[str, Any] | None = None  # set these rather than the rule's output
+
     kind: ClassVar[str] = "set"
 
 
 class InvokeAction(_Targeted, frozen=True, kw_only=True, tag="invoke", tag_field="type"):
     service: str
+    params: dict[str, Any] | None = None  # its input rather than the rule's output
 
     kind: ClassVar[str] = "invoke"
 

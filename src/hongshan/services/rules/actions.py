@@ -125,10 +125,12 @@ class _Command:
         self,
         spec: SetAction | InvokeAction,
         service: str,
+        fixed: dict[str, Any] | None,
         commands: DeviceCommands,
         fan_out: FanOut,
     ) -> None:
         target = spec.target()
+        self._fixed = fixed
         self._target = target
         self._device = (
             DeviceRef(target.product_key, target.device_name)
@@ -140,7 +142,7 @@ class _Command:
         self._fan_out = fan_out
 
     def start(self, output: dict[str, Any], fired: Fired) -> Pending:
-        return self._send(output, f"rule:{fired.rule_id}")
+        return self._send(output if self._fixed is None else self._fixed, f"rule:{fired.rule_id}")
 
     async def _send(self, output: dict[str, Any], origin: str) -> None:
         kind = CommandKind.SET if self.kind == "set" else CommandKind.CALL
@@ -167,21 +169,23 @@ class _Command:
 
 
 class SetProperties(_Command):
-    """Set the output as property values on the action's device or devices."""
+    """Set the output (or the action's fixed ``values``) as property values on the action's
+    device or devices."""
 
     kind = "set"
 
     def __init__(self, spec: SetAction, commands: DeviceCommands, fan_out: FanOut) -> None:
-        super().__init__(spec, "set", commands, fan_out)
+        super().__init__(spec, "set", spec.values, commands, fan_out)
 
 
 class InvokeService(_Command):
-    """Call a service of the action's device or devices with the output as its input."""
+    """Call a service of the action's device or devices with the output (or the action's
+    fixed ``params``) as its input."""
 
     kind = "invoke"
 
     def __init__(self, spec: InvokeAction, commands: DeviceCommands, fan_out: FanOut) -> None:
-        super().__init__(spec, spec.service, commands, fan_out)
+        super().__init__(spec, spec.service, spec.params, commands, fan_out)
 
 
 class AlarmDesk(Protocol):
