@@ -55,6 +55,30 @@ class GroupTable:
                 return group
         raise RegistryError(f"no group {name}", "not_found")
 
+    async def members(self, name: str) -> list[DeviceKey]:
+        """The group's devices, (productKey, deviceName) in that order."""
+
+        def query() -> list[DeviceKey] | None:
+            g, m, d = t.device_groups, t.group_members, t.devices
+            with self._db.engine.connect() as db:
+                group_id = db.execute(
+                    sa.select(g.c.id).where(g.c.name == name)
+                ).scalar_one_or_none()
+                if group_id is None:
+                    return None
+                rows = db.execute(
+                    sa.select(d.c.product_key, d.c.device_name)
+                    .join(m, m.c.device_id == d.c.id)
+                    .where(m.c.group_id == group_id)
+                    .order_by(d.c.product_key, d.c.device_name)
+                )
+                return [(row.product_key, row.device_name) for row in rows]
+
+        found = await self._db.run(query)
+        if found is None:
+            raise RegistryError(f"no group {name}", "not_found")
+        return found
+
     async def delete(self, name: str) -> None:
         def delete() -> None:
             with self._db.engine.begin() as db:

@@ -318,3 +318,27 @@ sa.Index("ix_commands_device", commands.c.product_key, commands.c.device_name, c
 sa.Index("ix_commands_state", commands.c.state)
 sa.Index("ix_commands_batch", commands.c.batch_id)
 sa.Index("ix_commands_created", commands.c.created_at)
+scenes = sa.Table(
+    "scenes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("spec", sa.Text, nullable=False),  # JSON: the scene as written
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),  # sealed: its webhooks' key
+    sa.Column("token", sa.Text, nullable=False),  # sealed: its trigger token
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+scene_waits = sa.Table(
+    "scene_waits",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "scene_id", sa.Integer, sa.ForeignKey("scenes.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("due", sa.BigInteger, nullable=False),  # ms: when the run goes on
+    sa.Column("step", sa.Integer, nullable=False),  # the step it goes on with
+    sa.Column("data", sa.Text, nullable=False),  # JSON: the trigger's data
+)

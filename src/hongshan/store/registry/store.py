@@ -1,7 +1,7 @@
 """The registry on SQLAlchemy Core: products and devices (with their tags, firmware and
 location), and the tables beside them: ``groups``, ``shadows``, presence, the ThingsBoard
 logins of devices (``credentials``), ``rules``, ``alarms`` and the routes of their
-notifications.
+notifications, ``commands``, ``scenes``.
 
 Every statement runs on the database's one thread (``database.Database``). What the broker
 needs on every CONNECT and every message — a device's sealed secret and state, a product's
@@ -34,6 +34,7 @@ from hongshan.store.registry.groups import GroupTable
 from hongshan.store.registry.presence import PresenceWriter
 from hongshan.store.registry.properties import PropertyTable
 from hongshan.store.registry.rules import RuleTable
+from hongshan.store.registry.scenes import SceneTable
 from hongshan.things import first_seen, naming
 from hongshan.things.directory import (
     DeviceKey,
@@ -108,6 +109,7 @@ class SQLRegistry:
         self.alarms = AlarmTable(db)
         self.alarm_routes = RouteTable(db, box)
         self.commands = CommandTable(db)
+        self.scenes = SceneTable(db, box)
         self._closed = False
         # (pk, dn) of a device disabled or deleted (it must be cut off), and of one deleted
         # (what is kept of it in memory must go)
