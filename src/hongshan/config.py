@@ -51,6 +51,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     device_clock_skew: float | None = None
     # the town's time zone: its days are the history's day rollups (an IANA name)
     time_zone: str = "UTC"
+    # the town's place, degrees north and east: where a scene's sun trigger watches the sun
+    # unless it names a place of its own (unset: such a trigger is refused)
+    latitude: float | None = None
+    longitude: float | None = None
     # the history: postgresql://… (add ?search_path=SCHEMA for a schema of its own); default:
     # history.db in data_dir (SQLite)
     history_url: str | None = None
@@ -216,6 +220,12 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"{name}: must be positive")
     if s.command_retention_rows < 1:
         raise ConfigError("command_retention_rows: must be at least 1")
+    if (s.latitude is None) != (s.longitude is None):
+        raise ConfigError("latitude and longitude: set both (the town's place) or neither")
+    if s.latitude is not None and not -90 <= s.latitude <= 90:
+        raise ConfigError(f"latitude: {s.latitude} is out of -90..90")
+    if s.longitude is not None and not -180 <= s.longitude <= 180:
+        raise ConfigError(f"longitude: {s.longitude} is out of -180..180")
     for name in (
         "http_header_timeout",
         "http_body_timeout",
