@@ -13,6 +13,7 @@ import gc
 import logging
 import signal
 import time
+import zoneinfo
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ from hongshan.pipeline.firmware import FirmwareStage
 from hongshan.pipeline.history import HistoryStage
 from hongshan.pipeline.uplink import stages_of_a_town
 from hongshan.private_file import private_data_dir
+from hongshan.rules.sun import Place
 from hongshan.services.alarms.notify import AlarmNotifier
 from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
@@ -47,6 +49,8 @@ from hongshan.services.rules.book import RuleBook
 from hongshan.services.rules.engine import RuleEngine
 from hongshan.services.rules.running import ActionNeeds
 from hongshan.services.rules.sources import PlatformStreams
+from hongshan.services.scenes.book import SceneBook
+from hongshan.services.scenes.engine import Clock, LoopClock, SceneEngine
 from hongshan.store.history.backend import open_history
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.store.sqlite.broker_state import SQLiteBrokerState
@@ -84,6 +88,9 @@ class Platform:
         self.rules: RuleEngine
         self.rule_book: RuleBook
         self.alarms: AlarmService
+        self.scenes: SceneEngine
+        self.scene_book: SceneBook
+        self.scene_clock: Clock = LoopClock()  # (tests give one of their own before start)
         self._http: HttpServer | None = None
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
 
@@ -184,20 +191,48 @@ class Platform:
         await alarms.load()
         self._closing.push_async_callback(alarms.stop)
         bus.subscribe(alarms.on_uplink, kinds=(EventRaised,))
+        # what rules' and scenes' actions are built with
+        action_needs = ActionNeeds(
+            republish=rules.republish,
+            commands=self.commands,
+            http=rules.http,
+            fan_out=self.fan_out,
+            alarms=alarms,
+        )
         self.rule_book = RuleBook(
             registry.rules,
             rules,
             sources=sources,
             things=registry.directory,
-            needs=ActionNeeds(
-                republish=rules.republish,
-                commands=self.commands,
-                http=rules.http,
-                fan_out=self.fan_out,
-                alarms=alarms,
-            ),
+            needs=action_needs,
         )
         await self.rule_book.load()
+        # the scenes, triggered by the bus's uplinks and their clock (stopped after the
+        # broker, before the rules' HTTP client closes)
+        place = None
+        if settings.latitude is not None and settings.longitude is not None:
+            place = Place(settings.latitude, settings.longitude)
+        directory = registry.directory
+        self.scenes = scenes = SceneEngine(
+            clock=self.scene_clock,
+            zone=zoneinfo.ZoneInfo(settings.time_zone),
+            place=place,
+            latest=self.twin.peek,
+            members=registry.groups.members,
+            devices_of=lambda pk: [key for key in directory.devices if key[0] == pk],
+            history=history,
+            waits=registry.scenes,
+        )
+        self._closing.push_async_callback(scenes.stop)
+        bus.subscribe(scenes.on_uplink)
+        self.scene_book = SceneBook(
+            registry.scenes,
+            scenes,
+            things=directory,
+            groups=registry.groups,
+            needs=action_needs,
+        )
+        await self.scene_book.load()
         self._closing.push_async_callback(broker.stop)
         await broker.start()
         self.ports.update(broker.ports)
@@ -236,6 +271,7 @@ class Platform:
             rules=self.rule_book,
             alarms=self.alarms,
             backtests=Backtester(self.history, self._rule_sources),
+            scenes=self.scene_book,
             health=health,
         )
 

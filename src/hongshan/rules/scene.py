@@ -206,7 +206,7 @@ class SceneSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fie
     description: str = ""
     enabled: bool = True
     triggers: Annotated[list[TriggerSpec], msgspec.Meta(min_length=1, max_length=MAX_TRIGGERS)]
-    conditions: Conditions = Conditions()
+    conditions: Conditions = msgspec.field(default_factory=Conditions)
     actions: Annotated[list[StepSpec], msgspec.Meta(max_length=MAX_STEPS)] = []
     mode: Mode = "single"
     max: int = 10
