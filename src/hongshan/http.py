@@ -30,6 +30,7 @@ from hongshan.api import (
     registration,
     rule_backtest,
     rules,
+    scenes,
 )
 from hongshan.api.dependencies import Services, providers
 from hongshan.api.health import health
@@ -46,6 +47,7 @@ ADMIN_ROUTES = (
     *alarms.ROUTES,
     *rule_backtest.ROUTES,
     *commands.ROUTES,
+    *scenes.ROUTES,
 )
 
 
@@ -56,6 +58,18 @@ def build_http_app(services: Services) -> Litestar:
                 "send the admin token (DATA_DIR/admin.token) as 'Authorization: Bearer …'"
             )
 
+    def note_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        # a scene's trigger: the admin, or an outside system with the scene's own token
+        connection.state["admin"] = token_matches(
+            services.admin_token, connection.headers.get("authorization")
+        )
+
+    scene_triggers = Router(
+        path="/",
+        route_handlers=[_with_problems(route) for route in scenes.OPEN_ROUTES],
+        guards=[note_admin],
+        security=[{"bearer": []}, {}],
+    )
     api = Router(
         path="/",
         route_handlers=[_with_problems(route) for route in ADMIN_ROUTES],
@@ -71,7 +85,7 @@ def build_http_app(services: Services) -> Litestar:
         ),
     )
     return Litestar(
-        route_handlers=[health, api, *registration.ROUTES],
+        route_handlers=[health, api, scene_triggers, *registration.ROUTES],
         dependencies=providers(services),
         openapi_config=openapi,
         exception_handlers=EXCEPTION_HANDLERS,

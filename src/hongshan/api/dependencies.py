@@ -23,6 +23,7 @@ from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import FanOut
 from hongshan.services.rules.backtest import Backtester
 from hongshan.services.rules.book import RuleBook
+from hongshan.services.scenes.book import SceneBook
 from hongshan.store.history.model import HistoryStore
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.twin.desired import Desired
@@ -124,6 +125,7 @@ class Services:
     rules: RuleBook
     alarms: AlarmService
     backtests: Backtester
+    scenes: SceneBook
     health: Health
 
 
