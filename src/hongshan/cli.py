@@ -1,7 +1,7 @@
 """The command line: ``hongshan serve``, ``hongshan passwd``, and the API client commands
 ``hongshan product|device|group`` (``cli_api``), ``hongshan history`` (``cli_history``),
-``hongshan rule`` (``cli_rules``), ``hongshan alarm`` (``cli_alarms``) and ``hongshan command``
-(``cli_commands``)."""
+``hongshan rule`` (``cli_rules``), ``hongshan alarm`` (``cli_alarms``), ``hongshan command``
+(``cli_commands``) and ``hongshan scene`` (``cli_scenes``)."""
 
 from __future__ import annotations
 
@@ -152,8 +152,9 @@ def _add_api_commands() -> None:
     from hongshan.cli_commands import command
     from hongshan.cli_history import history
     from hongshan.cli_rules import rule
+    from hongshan.cli_scenes import scene
 
-    for each in (product, device, group, history, rule, alarm, command):
+    for each in (product, device, group, history, rule, alarm, command, scene):
         main.add_command(each)
 
 

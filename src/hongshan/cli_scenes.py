@@ -1,0 +1,231 @@
+"""``hongshan scene …``: scenes from the command line, as a client of the REST API (the options
+of ``cli_api``: ``--server``, ``--token``, ``--data-dir``, ``--json``).
+
+A scene is a YAML file (JSON is YAML too), as ``rules.scene`` describes it::
+
+    hongshan scene create -f lamps.yaml     create it (its trigger token is printed once)
+    hongshan scene list | show ID | enable ID | disable ID | delete ID
+    hongshan scene run ID [--data JSON]     trigger it now (its conditions and mode apply)
+    hongshan scene trace ID                 its counters, last runs and what stopped others
+    hongshan scene export ID [-o FILE]      the scene as a file
+    hongshan scene import FILE [--replace]  create it, or change the one of its name
+
+A file that is no YAML, or no scene, is refused before it is sent, naming its line; what the
+server refuses (a property its product lacks…) names the trigger, condition or action, and
+the line where the file has it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+import yaml
+
+from hongshan.cli_api import Api, api_options
+from hongshan.rules.scene import SceneSpec
+
+SCENE_COLUMNS = ("id", "name", "enabled", "mode")
+_PATH = re.compile(r"`\$((?:\.[A-Za-z_]\w*|\[\d+\])*)`")
+_PART = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]")
+_NUMBERED = re.compile(r"^(trigger|condition|action) (\d+)\b")
+
+
+@click.group()
+def scene() -> None:
+    """Scenes: triggers, conditions and actions with delays (and schedules)."""
+
+
+class SceneFile:
+    """A scene's file: its text, what it holds, and the line of each part of it."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = str(path)
+        try:
+            self.text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"{path}: {exc.strerror}") from None
+        try:
+            self.body = yaml.safe_load(self.text)
+            self._tree = yaml.compose(self.text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark is not None else "?"
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise click.ClickException(f"{self.name}, {where}: no YAML: {problem}") from None
+        if not isinstance(self.body, dict):
+            raise click.ClickException(f"{self.name}: a scene is a mapping (name:, triggers:…)")
+        try:
+            msgspec.convert(self.body, SceneSpec)
+        except msgspec.ValidationError as exc:
+            raise click.ClickException(f"{self.name}{self._where(str(exc))}: {exc}") from None
+
+    def _line(self, steps: list[str | int]) -> int | None:
+        node: Any = self._tree
+        for step in steps:
+            if isinstance(step, int) and isinstance(node, yaml.SequenceNode):
+                if step >= len(node.value):
+                    break
+                node = node.value[step]
+            elif isinstance(step, str) and isinstance(node, yaml.MappingNode):
+                found = [value for key, value in node.value if key.value == step]
+                if not found:
+                    break
+                node = found[0]
+            else:
+                break
+        return None if node is None else int(node.start_mark.line) + 1
+
+    def _where(self, message: str) -> str:
+        match = _PATH.search(message)
+        if match is None:
+            return ""
+        steps: list[str | int] = [
+            name if name else int(index) for name, index in _PART.findall(match.group(1))
+        ]
+        line = self._line(steps)
+        return "" if line is None else f", line {line}"
+
+    def refused(self, exc: click.ClickException) -> click.ClickException:
+        """The server's refusal, with the line of the part it names."""
+        status, _, detail = exc.message.partition(": ")
+        match = _NUMBERED.match(detail)
+        if match is None:
+            return click.ClickException(f"{self.name}: {exc.message}")
+        kind, number = match.group(1), int(match.group(2)) - 1
+        if kind == "condition":
+            conditions = self.body.get("conditions") or {}
+            every = len(conditions.get("all") or [])
+            steps: list[str | int] = (
+                ["conditions", "all", number]
+                if number < every
+                else ["conditions", "any", number - every]
+            )
+        else:
+            steps = [kind + "s", number]
+        line = self._line(steps)
+        where = "" if line is None else f", line {line}"
+        return click.ClickException(f"{self.name}{where}: {status}: {detail}")
+
+
+def _send(api: Api, method: str, path: str, file: SceneFile) -> Any:
+    try:
+        return api.request(method, path, json=file.body)
+    except click.ClickException as exc:
+        raise file.refused(exc) from None
+
+
+@scene.command("create")
+@api_options
+@click.option("-f", "--file", "path", type=click.Path(path_type=Path), required=True)
+def scene_create(api: Api, path: Path) -> None:
+    """Create a scene from a YAML file (its trigger token is shown once)."""
+    api.show(_send(api, "POST", "/api/scenes", SceneFile(path)))
+
+
+@scene.command("import")
+@api_options
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--replace", is_flag=True, help="Change the scene of the file's name if any.")
+def scene_import(api: Api, path: Path, replace: bool) -> None:
+    """Create a scene from an exported file (or change the one of its name: --replace)."""
+    file = SceneFile(path)
+    if replace:
+        for existing in api.request("GET", "/api/scenes"):
+            if existing["name"] == file.body.get("name"):
+                api.show(_send(api, "PUT", f"/api/scenes/{existing['id']}", file))
+                return
+    api.show(_send(api, "POST", "/api/scenes", file))
+
+
+@scene.command("export")
+@api_options
+@click.argument("scene_id", type=int)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="[standard output]")
+def scene_export(api: Api, scene_id: int, output: Path | None) -> None:
+    """Write a scene as a YAML file (``scene import`` reads it back)."""
+    spec = api.request("GET", f"/api/scenes/{scene_id}/export")
+    text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@scene.command("list")
+@api_options
+def scene_list(api: Api) -> None:
+    """List the scenes."""
+    api.show(api.request("GET", "/api/scenes"), SCENE_COLUMNS)
+
+
+@scene.command("show")
+@api_options
+@click.argument("scene_id", type=int)
+@click.option("--secret", is_flag=True, help="Include its webhook key and trigger token.")
+def scene_show(api: Api, scene_id: int, secret: bool) -> None:
+    """Show a scene."""
+    query = "?secret=true" if secret else ""
+    api.show(api.request("GET", f"/api/scenes/{scene_id}{query}"))
+
+
+@scene.command("enable")
+@api_options
+@click.argument("scene_id", type=int)
+def scene_enable(api: Api, scene_id: int) -> None:
+    """Run a scene."""
+    api.show(api.request("POST", f"/api/scenes/{scene_id}/enable"))
+
+
+@scene.command("disable")
+@api_options
+@click.argument("scene_id", type=int)
+def scene_disable(api: Api, scene_id: int) -> None:
+    """Stop running a scene (it is kept; its runs under way are cancelled)."""
+    api.show(api.request("POST", f"/api/scenes/{scene_id}/disable"))
+
+
+@scene.command("delete")
+@api_options
+@click.argument("scene_id", type=int)
+def scene_delete(api: Api, scene_id: int) -> None:
+    """Delete a scene."""
+    api.request("DELETE", f"/api/scenes/{scene_id}")
+    click.echo(f"scene {scene_id} deleted")
+
+
+@scene.command("run")
+@api_options
+@click.argument("scene_id", type=int)
+@click.option("--data", help="JSON given to its actions as the trigger's data.")
+def scene_run(api: Api, scene_id: int, data: str | None) -> None:
+    """Trigger a scene now (its conditions and mode decide whether it runs: see its trace)."""
+    body = None
+    if data is not None:
+        try:
+            body = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--data") from None
+    api.show(api.request("POST", f"/api/scenes/{scene_id}/trigger", json=body))
+
+
+@scene.command("trace")
+@api_options
+@click.argument("scene_id", type=int)
+def scene_trace(api: Api, scene_id: int) -> None:
+    """A scene's counters, its last runs, and its last non-runs with why each did not run."""
+    trace = api.request("GET", f"/api/scenes/{scene_id}/trace")
+    if api.as_json:
+        api.show(trace)
+        return
+    api.show(trace["counters"])
+    for run in trace["runs"]:
+        errors = "; ".join(run["errors"])
+        line = f"{run['state']:<9} {run['at']} {run['trigger']} steps {run['stepsDone']}"
+        click.echo(f"{line}  {errors}".rstrip())
+    for non_run in trace["nonRuns"]:
+        click.echo(f"not run   {non_run['at']} {non_run['trigger']}: {non_run['why']}")
