@@ -4,6 +4,7 @@ directory; schedules, modes and delays on a clock the test moves."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import heapq
 import itertools
@@ -22,6 +23,7 @@ from alibaba_device import make_device, make_product, signed
 from broker_peers import Paho, eventually
 from conftest import ServerThread
 from conftest import test_settings as settings_in
+from history_places import HistoryPlace
 from hongshan.rules.sun import Place, SunEvent, SunTrigger
 from hongshan.things.tsl import ThingModel
 from thingsboard_device import rest
@@ -170,10 +172,25 @@ def test_a_lamp_goes_on_when_a_value_has_held_past_a_threshold(
     eventually(lambda: trace_of(api, scene)["runs"][0]["state"] == "done")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A server's history on each backend: the data directory's SQLite file, or a PostgreSQL
+    schema of its own."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    place = HistoryPlace("postgresql", tmp_path)
+    asyncio.run(place.create())
+    try:
+        yield {"history_url": place.url}
+    finally:
+        asyncio.run(place.drop())
+
+
 def test_a_hold_under_way_at_a_stop_goes_on_from_the_history_after_the_start(
-    make_server: Callable[..., ServerThread], paho_client: Any
+    make_server: Callable[..., ServerThread], paho_client: Any, history_settings: dict[str, Any]
 ) -> None:
-    server = make_server()
+    server = make_server(**history_settings)
     pk, secrets = lamps(server, "lux-01")
     with rest(server) as api:
         scene = create(
@@ -188,7 +205,7 @@ def test_a_hold_under_way_at_a_stop_goes_on_from_the_history_after_the_start(
     sensor.stop()
     server.stop()
     restarted_at = int(time.time() * 1000)
-    again = make_server()
+    again = make_server(**history_settings)
     watcher = watch(again, paho_client, "town/#")
     got = json.loads(watcher.until("town/held", timeout=10)[-1].payload)
     fired_at = int(time.time() * 1000)
@@ -540,3 +557,71 @@ def test_a_scene_naming_what_the_registry_lacks_is_refused_naming_it(
         response = api.post("/api/scenes", json={"name": "bad", **body})
         assert response.status_code == 400, response.text
         assert response.json()["detail"] == detail
+
+
+def test_a_change_an_event_and_a_status_trigger_a_scene_each_per_device(
+    server: Any, paho_client: Any, api: httpx.Client
+) -> None:
+    pk, secrets = lamps(server, "lamp-1", "lamp-2")
+    watcher = watch(server, paho_client, "town/#")
+    every = {"productKey": pk}
+    create(
+        api,
+        name="lamp happenings",
+        triggers=[
+            {"type": "changed", "device": every, "property": "WorkMode"},
+            {"type": "event", "device": every, "event": "LampFault"},
+            {"type": "status", "device": {**every, "deviceName": "lamp-2"}, "status": "offline"},
+        ],
+        actions=[republish("town/${trigger}/${deviceName}")],
+        mode="parallel",
+    )
+    lamp1 = online(server, paho_client, pk, "lamp-1", secrets["lamp-1"])
+    lamp2 = online(server, paho_client, pk, "lamp-2", secrets["lamp-2"])
+    post(lamp1, pk, "lamp-1", {"WorkMode": 1})  # the first value heard: no change yet
+    post(lamp2, pk, "lamp-2", {"WorkMode": 2})
+    post(lamp1, pk, "lamp-1", {"WorkMode": 1})
+    post(lamp1, pk, "lamp-1", {"WorkMode": 2})  # a change of lamp-1's, not of lamp-2's
+    got = watcher.get()
+    assert got.topic == "town/changed/lamp-1"
+    assert json.loads(got.payload)["value"] == 2
+    fault = {"id": "2", "version": "1.0", "params": {"FaultCode": 3, "Voltage": 1.5}}
+    topic = f"/sys/{pk}/lamp-2/thing/event/LampFault/post"
+    assert lamp2.publish(topic, json.dumps(fault), 1) == 0
+    got = watcher.get()
+    assert got.topic == "town/event/lamp-2"
+    assert json.loads(got.payload)["params"] == {"FaultCode": 3, "Voltage": 1.5}
+    lamp1.stop()  # (not the lamp the status trigger watches)
+    lamp2.stop()
+    got = watcher.get()
+    assert got.topic == "town/status/lamp-2"
+    assert json.loads(got.payload)["status"] == "offline"
+
+
+def test_disabling_a_scene_cancels_its_runs_and_forgets_their_delays(
+    clocked: tuple[ServerThread, ManualClock], paho_client: Any
+) -> None:
+    server, clock = clocked
+    watcher = watch(server, paho_client, "town/#")
+    waits = server.platform.registry.scenes.waits
+    with rest(server) as api:
+        scene = create(
+            api,
+            name="later",
+            triggers=[{"type": "webhook"}],
+            actions=[{"type": "delay", "seconds": 60}, republish("town/later")],
+        )
+        assert api.post(f"/api/scenes/{scene['id']}/trigger").status_code == 202
+        eventually(lambda: len(server.run(waits())) == 1)
+        assert server.run(waits())[0].due == clock.now() + 60_000
+        assert api.post(f"/api/scenes/{scene['id']}/disable").status_code == 200
+        eventually(lambda: server.run(waits()) == [])
+        assert trace_of(api, scene)["running"] is False
+        clock.advance(clock.now() + 120_000)
+        assert api.post(f"/api/scenes/{scene['id']}/enable").status_code == 200
+        assert api.post(f"/api/scenes/{scene['id']}/trigger").status_code == 202
+        eventually(lambda: len(server.run(waits())) == 1)
+        clock.advance(clock.now() + 60_000)
+        assert json.loads(watcher.get().payload) == {"trigger": "manual", "data": None}
+        eventually(lambda: trace_of(api, scene)["runs"][0]["state"] == "done")
+        assert server.run(waits()) == []
