@@ -3,11 +3,12 @@ of ``cli_api``: ``--server``, ``--token``, ``--data-dir``, ``--json``).
 
 A scene is a YAML file (JSON is YAML too), as ``rules.scene`` describes it::
 
-    hongshan scene create -f lamps.yaml     create it (its trigger token is printed once)
+    hongshan scene create -f lamps.yaml     create it, or each of several (YAML documents,
+                                            ``---`` between them); trigger tokens shown once
     hongshan scene list | show ID | enable ID | disable ID | delete ID
     hongshan scene run ID [--data JSON]     trigger it now (its conditions and mode apply)
     hongshan scene trace ID                 its counters, last runs and what stopped others
-    hongshan scene export ID [-o FILE]      the scene as a file
+    hongshan scene export [ID…] [-o FILE]   scenes as a file (all of them when no id is given)
     hongshan scene import FILE [--replace]  create it, or change the one of its name
 
 A file that is no YAML, or no scene, is refused before it is sent, naming its line; what the
@@ -30,6 +31,7 @@ from hongshan.cli_api import Api, api_options
 from hongshan.rules.scene import SceneSpec
 
 SCENE_COLUMNS = ("id", "name", "enabled", "mode")
+SHOWN_MADE = ("id", "name", "enabled", "token")
 _PATH = re.compile(r"`\$((?:\.[A-Za-z_]\w*|\[\d+\])*)`")
 _PART = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]")
 _NUMBERED = re.compile(r"^(trigger|condition|action) (\d+)\b")
@@ -41,7 +43,8 @@ def scene() -> None:
 
 
 class SceneFile:
-    """A scene's file: its text, what it holds, and the line of each part of it."""
+    """A scene's file: its text, the scenes it holds (YAML documents, ``---`` between them),
+    and the line of each part of each."""
 
     def __init__(self, path: Path) -> None:
         self.name = str(path)
@@ -50,22 +53,34 @@ class SceneFile:
         except OSError as exc:
             raise click.ClickException(f"{path}: {exc.strerror}") from None
         try:
-            self.body = yaml.safe_load(self.text)
-            self._tree = yaml.compose(self.text, Loader=yaml.SafeLoader)
+            self.bodies = [body for body in yaml.safe_load_all(self.text) if body is not None]
+            self._trees = [
+                tree
+                for tree in yaml.compose_all(self.text, Loader=yaml.SafeLoader)
+                if tree is not None and not (isinstance(tree, yaml.ScalarNode) and tree.value == "")
+            ]
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}" if mark is not None else "?"
             problem = getattr(exc, "problem", None) or str(exc)
             raise click.ClickException(f"{self.name}, {where}: no YAML: {problem}") from None
-        if not isinstance(self.body, dict):
-            raise click.ClickException(f"{self.name}: a scene is a mapping (name:, triggers:…)")
-        try:
-            msgspec.convert(self.body, SceneSpec)
-        except msgspec.ValidationError as exc:
-            raise click.ClickException(f"{self.name}{self._where(str(exc))}: {exc}") from None
+        if not self.bodies:
+            raise click.ClickException(f"{self.name}: no scene in it")
+        for number, body in enumerate(self.bodies):
+            if not isinstance(body, dict):
+                raise click.ClickException(
+                    f"{self.name}{self._where(number, [])}: a scene is a mapping (name:,"
+                    " triggers:…)"
+                )
+            try:
+                msgspec.convert(body, SceneSpec)
+            except msgspec.ValidationError as exc:
+                where = self._where(number, _steps(str(exc)))
+                raise click.ClickException(f"{self.name}{where}: {exc}") from None
 
-    def _line(self, steps: list[str | int]) -> int | None:
-        node: Any = self._tree
+    def _where(self, number: int, steps: list[str | int]) -> str:
+        """``, line N`` of a part of the ``number``th scene, or nothing when not found."""
+        node: Any = self._trees[number] if number < len(self._trees) else None
         for step in steps:
             if isinstance(step, int) and isinstance(node, yaml.SequenceNode):
                 if step >= len(node.value):
@@ -78,78 +93,81 @@ class SceneFile:
                 node = found[0]
             else:
                 break
-        return None if node is None else int(node.start_mark.line) + 1
+        return "" if node is None else f", line {node.start_mark.line + 1}"
 
-    def _where(self, message: str) -> str:
-        match = _PATH.search(message)
-        if match is None:
-            return ""
-        steps: list[str | int] = [
-            name if name else int(index) for name, index in _PART.findall(match.group(1))
-        ]
-        line = self._line(steps)
-        return "" if line is None else f", line {line}"
-
-    def refused(self, exc: click.ClickException) -> click.ClickException:
-        """The server's refusal, with the line of the part it names."""
+    def refused(self, number: int, exc: click.ClickException) -> click.ClickException:
+        """The server's refusal of the ``number``th scene, with the line of the part it
+        names."""
         status, _, detail = exc.message.partition(": ")
         match = _NUMBERED.match(detail)
         if match is None:
-            return click.ClickException(f"{self.name}: {exc.message}")
-        kind, number = match.group(1), int(match.group(2)) - 1
+            return click.ClickException(f"{self.name}{self._where(number, [])}: {exc.message}")
+        kind, index = match.group(1), int(match.group(2)) - 1
+        steps: list[str | int] = [kind + "s", index]
         if kind == "condition":
-            conditions = self.body.get("conditions") or {}
+            conditions = self.bodies[number].get("conditions") or {}
             every = len(conditions.get("all") or [])
-            steps: list[str | int] = (
-                ["conditions", "all", number]
-                if number < every
-                else ["conditions", "any", number - every]
-            )
-        else:
-            steps = [kind + "s", number]
-        line = self._line(steps)
-        where = "" if line is None else f", line {line}"
-        return click.ClickException(f"{self.name}{where}: {status}: {detail}")
+            steps = ["conditions", "all", index]
+            if index >= every:
+                steps = ["conditions", "any", index - every]
+        return click.ClickException(f"{self.name}{self._where(number, steps)}: {status}: {detail}")
 
 
-def _send(api: Api, method: str, path: str, file: SceneFile) -> Any:
+def _steps(message: str) -> list[str | int]:
+    """The path msgspec names in an error (``$.triggers[0].op``) as keys and indexes."""
+    match = _PATH.search(message)
+    if match is None:
+        return []
+    return [name if name else int(index) for name, index in _PART.findall(match.group(1))]
+
+
+def _send(api: Api, method: str, path: str, file: SceneFile, number: int) -> Any:
     try:
-        return api.request(method, path, json=file.body)
+        return api.request(method, path, json=file.bodies[number])
     except click.ClickException as exc:
-        raise file.refused(exc) from None
+        raise file.refused(number, exc) from None
 
 
 @scene.command("create")
 @api_options
 @click.option("-f", "--file", "path", type=click.Path(path_type=Path), required=True)
 def scene_create(api: Api, path: Path) -> None:
-    """Create a scene from a YAML file (its trigger token is shown once)."""
-    api.show(_send(api, "POST", "/api/scenes", SceneFile(path)))
+    """Create the scenes of a YAML file (each one's trigger token is shown once)."""
+    file = SceneFile(path)
+    made = [_send(api, "POST", "/api/scenes", file, n) for n in range(len(file.bodies))]
+    api.show(made[0] if len(made) == 1 else made, None if len(made) == 1 else SHOWN_MADE)
 
 
 @scene.command("import")
 @api_options
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--replace", is_flag=True, help="Change the scene of the file's name if any.")
+@click.option("--replace", is_flag=True, help="Change the scene of each name that exists.")
 def scene_import(api: Api, path: Path, replace: bool) -> None:
-    """Create a scene from an exported file (or change the one of its name: --replace)."""
+    """Create the scenes of an exported file (or change those of their names: --replace)."""
     file = SceneFile(path)
+    existing = {}
     if replace:
-        for existing in api.request("GET", "/api/scenes"):
-            if existing["name"] == file.body.get("name"):
-                api.show(_send(api, "PUT", f"/api/scenes/{existing['id']}", file))
-                return
-    api.show(_send(api, "POST", "/api/scenes", file))
+        existing = {scene["name"]: scene["id"] for scene in api.request("GET", "/api/scenes")}
+    made = []
+    for number, body in enumerate(file.bodies):
+        scene_id = existing.get(body.get("name"))
+        if scene_id is None:
+            made.append(_send(api, "POST", "/api/scenes", file, number))
+        else:
+            made.append(_send(api, "PUT", f"/api/scenes/{scene_id}", file, number))
+    api.show(made[0] if len(made) == 1 else made, None if len(made) == 1 else SHOWN_MADE)
 
 
 @scene.command("export")
 @api_options
-@click.argument("scene_id", type=int)
+@click.argument("scene_ids", type=int, nargs=-1)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="[standard output]")
-def scene_export(api: Api, scene_id: int, output: Path | None) -> None:
-    """Write a scene as a YAML file (``scene import`` reads it back)."""
-    spec = api.request("GET", f"/api/scenes/{scene_id}/export")
-    text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+def scene_export(api: Api, scene_ids: tuple[int, ...], output: Path | None) -> None:
+    """Write scenes (every one when no id is given) as a YAML file, one document each
+    (``scene import`` reads it back)."""
+    ids = scene_ids or [scene["id"] for scene in api.request("GET", "/api/scenes")]
+    specs = [api.request("GET", f"/api/scenes/{scene_id}/export") for scene_id in ids]
+    text = yaml.safe_dump_all(specs, sort_keys=False, allow_unicode=True)
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -4,13 +4,18 @@ with scene files in YAML."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from test_api_commands import as_json, run
 
+from alibaba_device import make_device, make_product
 from broker_peers import Paho
+from hongshan.things.tsl import ThingModel
+
+STREETLIGHT = Path(__file__).parent.parent / "things" / "data" / "streetlight.json"
 
 SCENE = """\
 name: door chime
@@ -88,3 +93,55 @@ def test_a_file_that_is_no_scene_is_refused_naming_its_line(server: Any, tmp_pat
     done = run(server, "scene", "create", "-f", str(bad), check=False)
     assert done.returncode == 1
     assert f"{bad}, line 7: 400: action 2 (set): no product nope" in done.stderr
+
+
+def _readme_scenes() -> str:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Scenes") :]
+    return section[section.index("```yaml\n") + 8 : section.index("```\n")]
+
+
+def test_the_readmes_town_lamps_are_created_and_exported_whole(
+    make_server: Callable[..., Any], tmp_path: Path
+) -> None:
+    server = make_server(time_zone="Asia/Shanghai", latitude=30.6, longitude=114.3)  # (Wuhan)
+    lamps = ThingModel.from_json(STREETLIGHT.read_text())
+    make_product(server, thing_model=lamps, product_key="a1StLight01")
+    for name in ("lamp-0001", "lamp-0002"):
+        make_device(server, "a1StLight01", name)
+    meter = {
+        "schema": "https://iotx-tsl.oss-ap-southeast-1.aliyuncs.com/schema.json",
+        "profile": {"version": "1.0", "productKey": "a1LuxMeter1"},
+        "properties": [
+            {
+                "identifier": "Illuminance",
+                "name": "Illuminance",
+                "accessMode": "r",
+                "required": False,
+                "dataType": {"type": "float", "specs": {"min": "0", "max": "200000"}},
+            }
+        ],
+        "events": [],
+        "services": [],
+    }
+    make_product(
+        server, "Lux meter", thing_model=ThingModel.from_json(meter), product_key="a1LuxMeter1"
+    )
+    make_device(server, "a1LuxMeter1", "lux-north")
+    town = tmp_path / "town-lamps.yaml"
+    town.write_text(_readme_scenes())
+    made = as_json(server, "scene", "create", "-f", str(town))
+    assert [scene["name"] for scene in made] == [
+        "lamps on at dusk",
+        "lamps off at 01:00",
+        "lamps on when it is dark",
+    ]
+    exported = run(server, "scene", "export").stdout
+    assert [spec["name"] for spec in yaml.safe_load_all(exported)] == [
+        scene["name"] for scene in made
+    ]
+    again = tmp_path / "again.yaml"
+    run(server, "scene", "export", str(made[2]["id"]), "-o", str(again))
+    (spec,) = yaml.safe_load_all(again.read_text())
+    assert spec["triggers"][0]["forSeconds"] == 300
+    assert spec["conditions"]["all"] == [{"type": "timeWindow", "window": "06:00-01:00"}]
