@@ -193,6 +193,8 @@ class SceneEngine:
                 self._hear(scene, uplink)
 
     def _hear(self, scene: RunningScene, uplink: Uplink) -> None:
+        # (timed by the engine's clock, as its timers are: a device's own clock may be off)
+        now = self.clock.now()
         device = (uplink.device.product, uplink.device.device)
         for index, trigger in scene.device_triggers():
             if not trigger.device.picks(*device):
@@ -202,7 +204,7 @@ class SceneEngine:
                 case ThresholdTrigger() if isinstance(uplink, PropertyValues):
                     if trigger.property in uplink.values:
                         value = uplink.values[trigger.property]
-                        self._threshold(scene, key, trigger, value, uplink.ts)
+                        self._threshold(scene, key, trigger, value, now)
                 case ChangedTrigger() if isinstance(uplink, PropertyValues):
                     if trigger.property in uplink.values:
                         value = uplink.values[trigger.property]
@@ -220,7 +222,7 @@ class SceneEngine:
                     silence = scene.silences.get(key)
                     if silence is None:
                         silence = scene.silences[key] = Silence(_ms(trigger.for_seconds), 0)
-                    self._set_timer(scene, key, silence.observe(uplink.ts))
+                    self._set_timer(scene, key, silence.observe(now))
 
     def _threshold(
         self,
@@ -366,11 +368,29 @@ class SceneEngine:
 
     def _triggered(self, scene: RunningScene, data: dict[str, Any]) -> None:
         scene.counters.triggered += 1
-        self._spawn(self._admit(scene, data))
+        if scene.groups:  # (their members are asked of the registry first)
+            self._spawn(self._admit_with_members(scene, data))
+        else:
+            self._admit(scene, data, {})
 
-    async def _admit(self, scene: RunningScene, data: dict[str, Any]) -> None:
+    async def _admit_with_members(self, scene: RunningScene, data: dict[str, Any]) -> None:
+        members: dict[str, list[DeviceKey] | str] = {}
+        for group in scene.groups:
+            try:
+                members[group] = await self._members(group)
+            except HongshanError as exc:  # (a group deleted since: the condition cannot hold)
+                members[group] = str(exc)
+        self._admit(scene, data, members)
+
+    def _admit(
+        self,
+        scene: RunningScene,
+        data: dict[str, Any],
+        members: Mapping[str, list[DeviceKey] | str],
+    ) -> None:
+        """Start a run for a trigger, unless the scene's conditions or its mode stop it."""
         at = self.clock.now()
-        stopped = await self._stopped_by(scene)
+        stopped = self._stopped_by(scene, members)
         if stopped is not None:
             why, condition = stopped
             scene.did_not_run(at, data, why, condition)
@@ -506,24 +526,32 @@ class SceneEngine:
 
     # -- conditions ------------------------------------------------------------------------
 
-    async def _stopped_by(self, scene: RunningScene) -> tuple[str, str] | None:
-        """Why the scene's conditions stop a run now, and which; None when they hold."""
+    def _stopped_by(
+        self, scene: RunningScene, members: Mapping[str, list[DeviceKey] | str]
+    ) -> tuple[str, str] | None:
+        """Why the scene's conditions stop a run now, and which; None when they hold
+        (``members``: the groups' its conditions read, or why there are none)."""
         conditions = scene.stored.spec.conditions
         for condition in conditions.all:
-            why = await self._why_not(scene, condition)
+            why = self._why_not(scene, condition, members)
             if why is not None:
                 return why, describe(condition)
         if conditions.any:
             whys = []
             for condition in conditions.any:
-                why = await self._why_not(scene, condition)
+                why = self._why_not(scene, condition, members)
                 if why is None:
                     return None
                 whys.append(why)
             return "none of its any conditions holds: " + "; ".join(whys), "any"
         return None
 
-    async def _why_not(self, scene: RunningScene, condition: ConditionSpec) -> str | None:
+    def _why_not(
+        self,
+        scene: RunningScene,
+        condition: ConditionSpec,
+        members: Mapping[str, list[DeviceKey] | str],
+    ) -> str | None:
         match condition:
             case TimeWindowCondition(window=text):
                 if scene.windows[text].holds(self.clock.now(), self.zone):
@@ -541,13 +569,12 @@ class SceneEngine:
                     f" {_shown(value)}, not {condition.op} {condition.value!r}"
                 )
             case GroupAggregateCondition():
-                try:
-                    members = await self._members(condition.group)
-                except HongshanError as exc:
-                    return str(exc)
+                found_members = members.get(condition.group, [])
+                if isinstance(found_members, str):
+                    return found_members
                 aggregate = _aggregate(
                     condition.fn,
-                    [self._latest(*member).get(condition.property) for member in members],
+                    [self._latest(*member).get(condition.property) for member in found_members],
                 )
                 if compares(aggregate, condition.op, condition.value):
                     return None

@@ -15,6 +15,7 @@ from hongshan.rules.definition import ActionSpec
 from hongshan.rules.scene import (
     DelayStep,
     DeviceTrigger,
+    GroupAggregateCondition,
     StoredScene,
     TimeWindowCondition,
     TriggerSpec,
@@ -104,6 +105,7 @@ class RunningScene:
     stored: StoredScene
     steps: list[Step]
     windows: dict[str, TimeWindow]
+    groups: tuple[str, ...]  # the groups its conditions read
     thresholds: dict[StateKey, Threshold] = field(default_factory=dict)
     changes: dict[StateKey, Changed] = field(default_factory=dict)
     silences: dict[StateKey, Silence] = field(default_factory=dict)
@@ -188,4 +190,7 @@ def build_scene(stored: StoredScene, needs: ActionNeeds) -> RunningScene:
             for c in conditions
             if isinstance(c, TimeWindowCondition)
         },
+        groups=tuple(
+            sorted({c.group for c in conditions if isinstance(c, GroupAggregateCondition)})
+        ),
     )
