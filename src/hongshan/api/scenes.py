@@ -11,12 +11,12 @@ conditions and mode decide whether it runs (its trace says)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.exceptions import ClientException
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
 from hongshan.api.dependencies import Provided
 from hongshan.rules.scene import Conditions, Mode, SceneSpec, StepSpec, StoredScene, TriggerSpec
@@ -24,7 +24,6 @@ from hongshan.services.scenes.book import SceneBook
 from hongshan.services.scenes.running import SceneTrace
 
 SCENE = "/api/scenes/{scene_id:int}"
-TOKEN_HEADER = "x-hongshan-scene-token"
 
 
 class SceneView(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -129,6 +128,7 @@ async def trigger_scene(
     scene_id: FromPath[int],
     request: Request[Any, Any, Any],
     token: FromQuery[str | None] = None,
+    scene_token: Annotated[str | None, HeaderParameter(name="X-Hongshan-Scene-Token")] = None,
 ) -> Triggered:
     """Trigger the scene (admin token, or the scene's trigger token: module docstring)."""
     raw = await request.body()
@@ -139,7 +139,7 @@ async def trigger_scene(
         except msgspec.DecodeError as exc:
             raise ClientException(f"the body is no JSON: {exc}") from None
     admin = bool(request.state.get("admin", False))
-    given = request.headers.get(TOKEN_HEADER) or token
+    given = scene_token or token
     await scenes.trigger(scene_id, body, admin=admin, token=given)
     return Triggered(id=scene_id)
 
