@@ -241,6 +241,38 @@ def test_a_station_that_went_quiet_triggers_its_scene_once(
     assert trace_of(api, scene)["counters"]["triggered"] == 1
 
 
+def test_a_silence_under_way_at_a_stop_counts_from_the_last_stored_value(
+    make_server: Callable[..., ServerThread], paho_client: Any
+) -> None:
+    server = make_server()
+    pk, secrets = lamps(server, "station-7")
+    with rest(server) as api:
+        create(
+            api,
+            name="quiet across a restart",
+            triggers=[
+                {
+                    "type": "noData",
+                    "device": {"productKey": pk, "deviceName": "station-7"},
+                    "forSeconds": 4,
+                }
+            ],
+            actions=[republish("town/quiet")],
+        )
+    station = online(server, paho_client, pk, "station-7", secrets["station-7"])
+    posted_at = int(time.time() * 1000)
+    post(station, pk, "station-7", {"Brightness": 1})
+    station.stop()
+    server.stop()
+    restarted_at = int(time.time() * 1000)
+    again = make_server()
+    watcher = watch(again, paho_client, "town/#")
+    got = json.loads(watcher.until("town/quiet", timeout=10)[-1].payload)
+    fired_at = int(time.time() * 1000)
+    assert posted_at - 1000 <= got["lastHeard"] <= posted_at + 1000
+    assert fired_at < restarted_at + 4000  # (not four seconds from the start)
+
+
 def test_a_cron_schedule_triggers_its_scene(
     server: Any, paho_client: Any, api: httpx.Client
 ) -> None:
