@@ -40,6 +40,7 @@ from hongshan.twin.properties import PropertyValue
 log = logging.getLogger("hongshan.scenes")
 
 HISTORY_PAGES = 20  # pages of 1000 values read to resume one hold
+EARLY_MS = 1000  # a schedule's timer that goes off sooner than this before its time waits on
 
 
 class Timer(Protocol):
@@ -137,7 +138,7 @@ class SceneEngine:
         counters start again)."""
         self.drop(scene.id)
         self._scenes[scene.id] = scene
-        for product in {trigger.device.product_key for _, trigger in scene.device_triggers()}:
+        for product in {trigger.device.product_key for _, trigger in scene.device_triggers}:
             self._by_product.setdefault(product, []).append(scene)
         now = self.clock.now()
         for index, trigger in enumerate(scene.triggers):
@@ -196,7 +197,7 @@ class SceneEngine:
         # (timed by the engine's clock, as its timers are: a device's own clock may be off)
         now = self.clock.now()
         device = (uplink.device.product, uplink.device.device)
-        for index, trigger in scene.device_triggers():
+        for index, trigger in scene.device_triggers:
             if not trigger.device.picks(*device):
                 continue
             key = (index, device)
@@ -249,6 +250,8 @@ class SceneEngine:
         old = scene.timers.pop(key, None)
         if old is not None:
             old.cancel()
+        if self._scenes.get(scene.id) is not scene:
+            return  # (dropped while it was priming)
         scene.timers[key] = self.clock.call_at(due, lambda: self._expired(scene, key))
 
     def _expired(self, scene: RunningScene, key: tuple[int, DeviceKey]) -> None:
@@ -281,6 +284,10 @@ class SceneEngine:
 
         def fire() -> None:
             if self._scenes.get(scene.id) is not scene:
+                return
+            if self.clock.now() < due - EARLY_MS:  # (the loop's timers keep the monotonic
+                # clock: the wall clock was set back since, a schedule keeps the wall's time)
+                scene.timers[(index, None)] = self.clock.call_at(due, fire)
                 return
             self._triggered(scene, {"trigger": trigger_kind(trigger), "index": index, "at": due})
             self._schedule(scene, index, trigger, max(due, self.clock.now()))
@@ -315,7 +322,7 @@ class SceneEngine:
     async def _prime_from_history(self, scene: RunningScene) -> None:
         now = self.clock.now()
         last_heard: dict[DeviceKey, dict[str, tuple[Any, int]]] | None = None
-        for index, trigger in scene.device_triggers():
+        for index, trigger in scene.device_triggers:
             selector = trigger.device
             if selector.device_name is None:
                 devices = list(self._devices_of(selector.product_key))

@@ -125,12 +125,12 @@ class RunningScene:
     def max(self) -> int:
         return self.stored.spec.max
 
-    def device_triggers(self) -> list[tuple[int, DeviceTrigger]]:
-        return [
+    def __post_init__(self) -> None:
+        self.device_triggers: list[tuple[int, DeviceTrigger]] = [
             (index, trigger)
             for index, trigger in enumerate(self.triggers)
             if isinstance(trigger, DeviceTrigger)
-        ]
+        ]  # (each with its index: the key of its state, with the device)
 
     def did_not_run(
         self, at: int, trigger: dict[str, Any], why: str, condition: str | None = None
