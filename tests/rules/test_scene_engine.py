@@ -657,3 +657,44 @@ def test_disabling_a_scene_cancels_its_runs_and_forgets_their_delays(
         assert json.loads(watcher.get().payload) == {"trigger": "manual", "data": None}
         eventually(lambda: trace_of(api, scene)["runs"][0]["state"] == "done")
         assert server.run(waits()) == []
+
+
+def test_a_scenes_invoke_sends_its_fixed_params(
+    server: Any, paho_client: Any, api: httpx.Client
+) -> None:
+    pk, secrets = lamps(server, "lamp-b")
+    lamp = online(server, paho_client, pk, "lamp-b", secrets["lamp-b"])
+    call_topic = f"/sys/{pk}/lamp-b/thing/service/SetSchedule"
+    assert lamp.subscribe(call_topic, 1) == [1]
+    schedule = [{"OnTime": "18:30", "OffTime": "01:00"}]
+    scene = create(
+        api,
+        name="evening schedule",
+        triggers=[{"type": "webhook"}],
+        actions=[
+            {
+                "type": "invoke",
+                "productKey": pk,
+                "deviceName": "lamp-b",
+                "service": "SetSchedule",
+                "params": {"Schedule": schedule},
+            }
+        ],
+    )
+    assert api.post(f"/api/scenes/{scene['id']}/trigger", json={"x": 1}).status_code == 202
+    call = json.loads(lamp.until(call_topic)[-1].payload)
+    assert call["params"] == {"Schedule": schedule}
+    refused = api.post(
+        "/api/scenes",
+        json={
+            "name": "no such service",
+            "triggers": [{"type": "webhook"}],
+            "actions": [
+                {"type": "invoke", "productKey": pk, "deviceName": "lamp-b", "service": "Fly"}
+            ],
+        },
+    )
+    assert refused.status_code == 400
+    assert refused.json()["detail"] == (
+        f"action 1 (invoke): product {pk}'s thing model has no service 'Fly'"
+    )
