@@ -109,6 +109,10 @@ def test_actions_that_cannot_be_done_are_refused(server: Any, api: httpx.Client)
         {"type": "invoke", "productKey": pk, "deviceName": "lamp-0001", "service": "Explode"},
         "Explode",
     )
+    refused(
+        {"type": "set", "productKey": pk, "deviceName": "lamp-0001", "values": {"Colour": 1}},
+        "no property 'Colour'",
+    )
     refused({"type": "webhook", "url": "ftp://example.com/"}, "ftp://")
     refused({"type": "webhook", "url": "http://127.0.0.1/", "retries": 99}, "retries")
     refused({"type": "republish", "topic": "town/+/x"}, "town/+/x")

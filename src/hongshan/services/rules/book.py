@@ -200,3 +200,10 @@ class RuleBook:
             raise RegistryError(
                 f"invoke: product {pk}'s thing model has no service {action.service!r}", "invalid"
             )
+        if isinstance(action, SetAction) and action.values and model is not None:
+            for identifier in action.values:
+                if identifier not in model.property_map:
+                    raise RegistryError(
+                        f"set: product {pk}'s thing model has no property {identifier!r}",
+                        "invalid",
+                    )
