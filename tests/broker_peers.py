@@ -295,6 +295,11 @@ class Paho:
             if self.client.is_connected():
                 self.client.disconnect()
             self.client.loop_stop()
+            # paho keeps a socket pair to wake its loop and closes it only in __del__, which
+            # may run after the sockets' own finalizers when they die in one garbage cycle at
+            # exit (an unclosed-socket ResourceWarning, an error here); paho 2.2 has no public
+            # close, so its reset is called here
+            self.client._reset_sockets(sockpair_only=True)
 
 
 # -- a raw MQTT client, from the specification ----------------------------------------------
