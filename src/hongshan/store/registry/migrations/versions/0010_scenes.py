@@ -1,7 +1,7 @@
 """Scenes: their spec, their sealed keys, and the runs waiting in a delay.
 
-Revision ID: 0009
-Revises: 0006 (re-chained after 0008 when merged)
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0006"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
