@@ -153,6 +153,7 @@ def test_a_lamp_goes_on_when_a_value_has_held_past_a_threshold(
         triggers=[bright(pk, "lux-01", 1)],
         actions=[
             {"type": "set", "productKey": pk, "deviceName": "lamp-b", "values": {"LightSwitch": 1}},
+            {"type": "alarm", "alarmType": "Too bright", "severity": "minor"},
             republish("town/on"),
         ],
     )
@@ -167,6 +168,12 @@ def test_a_lamp_goes_on_when_a_value_has_held_past_a_threshold(
     assert (got["trigger"], got["deviceName"], got["value"]) == ("threshold", "lux-01", 95)
     command = json.loads(lamp.until(set_topic)[-1].payload)
     assert command["params"] == {"LightSwitch": 1}
+    # the scene's command and alarm say it made them; the alarm is on the trigger's device
+    (record,) = api.get("/api/commands", params={"deviceName": "lamp-b"}).json()["items"]
+    assert record["origin"] == f"scene:{scene['id']}"
+    (alarm,) = api.get("/api/alarms", params={"type": "Too bright"}).json()["items"]
+    assert alarm["deviceName"] == "lux-01"
+    assert alarm["originator"] == {"kind": "scene", "id": str(scene["id"])}
     trace = trace_of(api, scene)
     assert trace["counters"]["triggered"] == 1 and trace["counters"]["ran"] == 1
     eventually(lambda: trace_of(api, scene)["runs"][0]["state"] == "done")

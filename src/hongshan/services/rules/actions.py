@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from hongshan.alarms.model import Alarm, Escalation, Originator, Severity
 from hongshan.errors import HongshanError, RemoteProtocolError
@@ -37,9 +37,9 @@ class ActionFailed(HongshanError):
 
 @dataclass(frozen=True, slots=True)
 class Fired:
-    """One fire of a rule: the message it ran on, what it made, how many republishes deep
-    the message is (0: a device's or the platform's own), and the device the message speaks
-    for (None: a topic that names none)."""
+    """One fire of a rule (or a run of a scene's step: ``by`` "scene"): the message it ran on,
+    what it made, how many republishes deep the message is (0: a device's or the platform's
+    own), and the device the message speaks for (None: a topic that names none)."""
 
     rule_id: int
     rule_name: str
@@ -48,6 +48,13 @@ class Fired:
     output: dict[str, Any]
     depth: int
     device: DeviceRef | None = None
+    by: Literal["rule", "scene"] = "rule"
+
+    @property
+    def origin(self) -> str:
+        """Who made what the action does: ``rule:<id>`` or ``scene:<id>`` (a command's
+        origin, an alarm's raiser)."""
+        return f"{self.by}:{self.rule_id}"
 
 
 class Action(Protocol):
@@ -142,7 +149,7 @@ class _Command:
         self._fan_out = fan_out
 
     def start(self, output: dict[str, Any], fired: Fired) -> Pending:
-        return self._send(output if self._fixed is None else self._fixed, f"rule:{fired.rule_id}")
+        return self._send(output if self._fixed is None else self._fixed, fired.origin)
 
     async def _send(self, output: dict[str, Any], origin: str) -> None:
         kind = CommandKind.SET if self.kind == "set" else CommandKind.CALL
@@ -232,7 +239,7 @@ class RaiseAlarm:
 
     async def _do(self, device: DeviceRef, output: dict[str, Any], fired: Fired) -> None:
         spec = self._spec
-        by = f"rule:{fired.rule_id}"
+        by = fired.origin
         if spec.clear:
             await self._alarms.clear_alarm(device, spec.alarm_type, by=by, depth=fired.depth + 1)
             return
@@ -241,7 +248,7 @@ class RaiseAlarm:
             spec.alarm_type,
             spec.severity,
             output,
-            Originator(kind="rule", id=str(fired.rule_id)),
+            Originator(kind=fired.by, id=str(fired.rule_id)),
             escalation=spec.escalation,
             depth=fired.depth + 1,
         )

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from hongshan.errors import HongshanError
-from hongshan.messages import EventRaised, PropertyValues, StatusChanged, Uplink
+from hongshan.messages import DeviceRef, EventRaised, PropertyValues, StatusChanged, Uplink
 from hongshan.rules.cron import Cron
 from hongshan.rules.scene import (
     ChangedTrigger,
@@ -495,7 +495,12 @@ class SceneEngine:
     async def _act(
         self, scene: RunningScene, record: RunRecord, action: Action, data: dict[str, Any]
     ) -> None:
-        fired = Fired(scene.id, scene.name, f"$scenes/{scene.id}", data, data, 0)
+        device = None
+        if isinstance(data.get("productKey"), str) and isinstance(data.get("deviceName"), str):
+            device = DeviceRef(data["productKey"], data["deviceName"])
+        fired = Fired(
+            scene.id, scene.name, f"$scenes/{scene.id}", data, data, 0, device=device, by="scene"
+        )
         try:
             pending = action.start(data, fired)
             if pending is not None:
