@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from test_rule_engine import create, lamps, online
-from test_shadow import stamped_post
+from test_rule_shadow import stamped_post
 
 from broker_peers import Paho
 from history_places import HistoryPlace
