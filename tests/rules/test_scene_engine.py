@@ -21,11 +21,11 @@ import pytest
 
 from alibaba_device import make_device, make_product, signed
 from broker_peers import Paho, eventually
-from conftest import ServerThread
-from conftest import test_settings as settings_in
 from history_places import HistoryPlace
 from hongshan.rules.sun import Place, SunEvent, SunTrigger
 from hongshan.things.tsl import ThingModel
+from server_thread import ServerThread
+from server_thread import test_settings as settings_in
 from thingsboard_device import rest
 
 STREETLIGHT = Path(__file__).parent.parent / "things" / "data" / "streetlight.json"
