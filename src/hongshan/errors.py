@@ -56,6 +56,9 @@ besides the standard ones, as ``InvalidCall``'s ``problems``).
     ├── AlarmStateError         an acknowledgement or clearing the  409   None
     │                           alarm's status does not allow
     │                           (alarms.model)
+    ├── TriggerRefused          a scene's trigger sent without the  401   None
+    │                           admin token or the scene's own
+    │                           (services.scenes.book)
     ├── HistoryProblem          a history query that cannot be      400   None
     │                           answered as asked
     │                           (store.history.model)
