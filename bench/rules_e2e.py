@@ -231,9 +231,9 @@ def run(args: argparse.Namespace) -> list[str]:
     try:
         for rules in (0, args.rules):
             specs = rule_specs(rules, receiver.url, probe) if rules else []
+            # each figure on a server of its own: a flood leaves the history a backlog to
+            # commit, which the paced posts' PUBACKs would wait behind
             with started("hongshan", prepare=prepare(devices, specs, receiver.url)) as server:
-                flood = Options(posting_devices=args.devices, duration=args.duration)
-                posts = asyncio.run(property_posts(server, flood))
                 options = Options(
                     acking_devices=args.acking_devices,
                     ack_rate=args.rate,
@@ -243,6 +243,9 @@ def run(args: argparse.Namespace) -> list[str]:
                 measured, device = asyncio.run(paced(server, options, probe_index, args.probe))
                 time.sleep(2.0)  # the last probes' webhooks
                 arrivals = receiver.arrivals()
+            with started("hongshan", prepare=prepare(devices, specs, receiver.url)) as server:
+                flood = Options(posting_devices=args.devices, duration=args.duration)
+                posts = asyncio.run(property_posts(server, flood))
             lines.append(_row(rules, posts, measured, device, arrivals))
     finally:
         receiver.close()
