@@ -7,26 +7,10 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from pathlib import Path
 from typing import Any
 
-from alibaba_device import make_device, make_product, signed_login
+from alibaba_device import signed_login
 from broker_peers import Paho
-from hongshan.things.tsl import ThingModel
-
-STREETLIGHT = Path(__file__).parent / "things" / "data" / "streetlight.json"
-
-
-def streetlights(server: Any, *names: str) -> tuple[str, dict[str, str]]:
-    """A streetlight product (its thing model) and devices of it: (pk, name -> secret)."""
-    model = ThingModel.from_json(STREETLIGHT.read_text())
-    pk = make_product(server, thing_model=model).product_key
-    secrets = {}
-    for name in names:
-        secret = make_device(server, pk, name).device_secret
-        assert secret is not None
-        secrets[name] = secret
-    return pk, secrets
 
 
 class Lamp:

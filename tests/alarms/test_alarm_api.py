@@ -8,8 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from alarm_helpers import created, lamps, problem
+from alarm_helpers import created, problem
 
+from alibaba_device import lamps
 from broker_peers import eventually
 from thingsboard_device import rest
 from webhook_receiver import WebhookReceiver

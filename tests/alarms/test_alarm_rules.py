@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from alarm_helpers import created, lamps, problem
+from alarm_helpers import created, problem
 
+from alibaba_device import lamps
 from broker_peers import Paho, eventually
 from hongshan.services.rules.engine import MAX_DEPTH
 from thingsboard_device import rest

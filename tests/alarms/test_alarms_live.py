@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from alarm_helpers import STREETLIGHT, created, lamps, online, post, problem
+from alarm_helpers import created, problem
 
-from alibaba_device import make_device, make_product
+from alibaba_device import STREETLIGHT, lamps, make_device, make_product, online, post
 from broker_peers import Paho, eventually
 from hongshan.things.tsl import ThingModel
 from mail_receiver import MailReceiver

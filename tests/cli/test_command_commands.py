@@ -7,8 +7,9 @@ from typing import Any
 
 from test_api_commands import as_json, run
 
+from alibaba_device import lamps as streetlights
 from broker_peers import eventually
-from command_devices import Lamp, streetlights
+from command_devices import Lamp
 
 
 def test_commands_from_the_command_line(server: Any) -> None:

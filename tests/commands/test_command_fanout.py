@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from alibaba_device import lamps as streetlights
 from broker_peers import eventually
-from command_devices import Lamp, streetlights
+from command_devices import Lamp
 from hongshan.things.model import Location
 from thingsboard_device import rest
 

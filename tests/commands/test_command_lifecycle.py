@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from alibaba_device import lamps as streetlights
 from broker_peers import Paho, eventually
-from command_devices import Lamp, streetlights
+from command_devices import Lamp
 from registry_databases import RegistryDatabase
 from thingsboard_device import make_tb_device, make_tb_product, rest
 

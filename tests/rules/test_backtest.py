@@ -14,9 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from test_rule_engine import create, lamps, online
+from test_rule_engine import create
 from test_rule_shadow import stamped_post
 
+from alibaba_device import lamps, online
 from broker_peers import Paho
 from history_places import HistoryPlace
 from thingsboard_device import rest

@@ -7,20 +7,16 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from alibaba_device import make_device, make_product, signed
+from alibaba_device import lamps, online, post
 from broker_peers import Paho, eventually
 from hongshan.services.rules.engine import MAX_DEPTH
-from hongshan.things.tsl import ThingModel
 from thingsboard_device import make_tb_device, make_tb_product, rest
 from webhook_receiver import WebhookReceiver
-
-STREETLIGHT = Path(__file__).parent.parent / "things" / "data" / "streetlight.json"
 
 
 @pytest.fixture
@@ -41,30 +37,6 @@ def receivers() -> Iterator[Callable[..., WebhookReceiver]]:
     yield make
     for receiver in made:
         receiver.close()
-
-
-def lamps(server: Any, *names: str) -> tuple[str, dict[str, str]]:
-    """A streetlight product (its thing model) and devices of it: (pk, name -> secret)."""
-    model = ThingModel.from_json(STREETLIGHT.read_text())
-    pk = make_product(server, thing_model=model).product_key
-    secrets = {}
-    for name in names:
-        secret = make_device(server, pk, name).device_secret
-        assert secret is not None
-        secrets[name] = secret
-    return pk, secrets
-
-
-def online(server: Any, paho_client: Any, pk: str, name: str, secret: str) -> Paho:
-    client: Paho = paho_client(server.port, **signed(pk, name, secret)).connect()
-    return client
-
-
-def post(device: Paho, pk: str, name: str, params: dict[str, Any]) -> None:
-    """An Alink property post, acknowledged (its rules have run by then)."""
-    body = {"id": "1", "version": "1.0", "params": params, "method": "thing.event.property.post"}
-    topic = f"/sys/{pk}/{name}/thing/event/property/post"
-    assert device.publish(topic, json.dumps(body), 1) == 0
 
 
 def create(api: httpx.Client, **rule: Any) -> dict[str, Any]:

@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from test_rule_engine import create, lamps, online
+from test_rule_engine import create
 
+from alibaba_device import lamps, online
 from broker_peers import Paho
 from thingsboard_device import rest
 from webhook_receiver import WebhookReceiver

@@ -19,16 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
-from alibaba_device import make_device, make_product, signed
+from alibaba_device import lamps, online, post
 from broker_peers import Paho, eventually
 from history_places import HistoryPlace
 from hongshan.rules.sun import Place, SunEvent, SunTrigger
-from hongshan.things.tsl import ThingModel
 from server_thread import ServerThread
 from server_thread import test_settings as settings_in
 from thingsboard_device import rest
-
-STREETLIGHT = Path(__file__).parent.parent / "things" / "data" / "streetlight.json"
 
 
 class ManualClock:
@@ -81,29 +78,6 @@ class ManualClock:
 def api(server: Any) -> Iterator[httpx.Client]:
     with rest(server) as client:
         yield client
-
-
-def lamps(server: Any, *names: str) -> tuple[str, dict[str, str]]:
-    model = ThingModel.from_json(STREETLIGHT.read_text())
-    pk = make_product(server, thing_model=model).product_key
-    secrets = {}
-    for name in names:
-        secret = make_device(server, pk, name).device_secret
-        assert secret is not None
-        secrets[name] = secret
-    return pk, secrets
-
-
-def online(server: Any, paho_client: Any, pk: str, name: str, secret: str) -> Paho:
-    client: Paho = paho_client(server.port, **signed(pk, name, secret)).connect()
-    return client
-
-
-def post(device: Paho, pk: str, name: str, params: dict[str, Any]) -> None:
-    """An Alink property post, acknowledged (the scenes have heard it by then)."""
-    body = {"id": "1", "version": "1.0", "params": params, "method": "thing.event.property.post"}
-    topic = f"/sys/{pk}/{name}/thing/event/property/post"
-    assert device.publish(topic, json.dumps(body), 1) == 0
 
 
 def create(api: httpx.Client, **scene: Any) -> dict[str, Any]:
