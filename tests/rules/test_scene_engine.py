@@ -26,6 +26,7 @@ from hongshan.rules.sun import Place, SunEvent, SunTrigger
 from server_thread import ServerThread
 from server_thread import test_settings as settings_in
 from thingsboard_device import rest
+from webhook_receiver import WebhookReceiver
 
 
 class ManualClock:
@@ -521,8 +522,12 @@ def test_an_outside_system_triggers_a_scene_with_its_token(
     server: Any, paho_client: Any, api: httpx.Client
 ) -> None:
     watcher = watch(server, paho_client, "town/#")
+    hook = WebhookReceiver()
     scene = create(
-        api, name="door", triggers=[{"type": "webhook"}], actions=[republish("town/door")]
+        api,
+        name="door",
+        triggers=[{"type": "webhook"}],
+        actions=[republish("town/door"), {"type": "webhook", "url": hook.url}],
     )
     token = scene["token"]
     url = f"http://127.0.0.1:{server.ports['http']}/api/scenes/{scene['id']}/trigger"
@@ -534,6 +539,10 @@ def test_an_outside_system_triggers_a_scene_with_its_token(
     assert answered.status_code == 202, answered.text
     got = json.loads(watcher.until("town/door")[-1].payload)
     assert got == {"trigger": "webhook", "data": {"door": "open"}}
+    headers, body = hook.get()  # the scene's own webhook says it is the scene's
+    hook.close()
+    assert headers["X-Hongshan-Scene"] == str(scene["id"]) and "X-Hongshan-Rule" not in headers
+    assert json.loads(body) == got
     assert httpx.post(f"{url}?token={token}", content=b"{nope").status_code == 400
     other = create(api, name="no hook", triggers=[{"type": "cron", "expr": "@yearly"}], actions=[])
     other_url = url.replace(f"/{scene['id']}/", f"/{other['id']}/")

@@ -16,6 +16,7 @@ from hongshan.services.rules.actions import ActionFailed, Fired, Pending
 SIGNATURE = "X-Hongshan-Signature"
 """``sha256=`` and the hex HMAC-SHA256 of the body with the rule's secret (GitHub's form)."""
 RULE = "X-Hongshan-Rule"  # the rule's id
+SCENE = "X-Hongshan-Scene"  # or the scene's, for a scene's step
 TOPIC = "X-Hongshan-Topic"  # the topic of the message that fired it
 
 # answers worth another try: the server was busy or down, not refusing the request as such
@@ -45,7 +46,7 @@ class Webhook:
 
     async def _post(self, body: bytes, fired: Fired) -> None:
         spec = self._spec
-        headers = {RULE: str(fired.rule_id), TOPIC: fired.topic}
+        headers = {RULE if fired.by == "rule" else SCENE: str(fired.rule_id), TOPIC: fired.topic}
         problem = await post_signed(
             self._http,
             spec.url,
