@@ -164,7 +164,8 @@ class DeviceCommands:
     ) -> CommandResult:
         """Ask the device to take ``values``; ``wait`` seconds for its answer (None: sent,
         not waited for)."""
-        return await self._answered(device, CommandKind.SET, "set", values, wait, ttl, origin)
+        _, result = await self.send(device, CommandKind.SET, "set", values, wait, ttl, origin)
+        return result
 
     async def call(
         self,
@@ -178,7 +179,9 @@ class DeviceCommands:
     ) -> CommandResult:
         """Call one of the device's services, waiting ``wait`` seconds for its answer
         (None: sent, not waited for — a synchronous service still waits, as on Alibaba)."""
-        return await self._answered(device, CommandKind.CALL, service, params, wait, ttl, origin)
+        kind = CommandKind.CALL
+        _, result = await self.send(device, kind, service, params, wait, ttl, origin)
+        return result
 
     async def raw(
         self,
@@ -192,7 +195,8 @@ class DeviceCommands:
         """Raw bytes to the device, its raw answer back within ``wait`` s (Alibaba's RRPC)."""
         params = {"payloadBase64": base64.b64encode(payload).decode()}
         kind = CommandKind.RAW
-        return await self._answered(device, kind, topic or "", params, wait, None, origin)
+        _, result = await self.send(device, kind, topic or "", params, wait, None, origin)
+        return result
 
     async def submit(
         self,
@@ -206,21 +210,8 @@ class DeviceCommands:
     ) -> CommandRecord:
         """Check, record and send one command; answers its record once the dialect answered
         (or once it is queued for its offline device, when it has a ``ttl``)."""
-        record, _ = await self._submit(device, kind, service, params, wait, ttl, origin)
+        record, _ = await self.send(device, kind, service, params, wait, ttl, origin)
         return record
-
-    async def _answered(
-        self,
-        device: DeviceRef,
-        kind: CommandKind,
-        service: str,
-        params: Any,
-        wait: float | None,
-        ttl: float | None,
-        origin: str,
-    ) -> CommandResult:
-        _, result = await self.send(device, kind, service, params, wait, ttl, origin)
-        return result
 
     async def send(
         self,
@@ -234,22 +225,10 @@ class DeviceCommands:
     ) -> tuple[CommandRecord, CommandResult]:
         """As ``submit``, with the dialect's own answer too (a raw call's bytes, the problems
         of a reply's output), or, for a command queued for its device, ``result_of`` it."""
-        record, result = await self._submit(device, kind, service, params, wait, ttl, origin)
-        return record, result if result is not None else result_of(record)
-
-    async def _submit(
-        self,
-        device: DeviceRef,
-        kind: CommandKind,
-        service: str,
-        params: Any,
-        wait: float | None,
-        ttl: float | None,
-        origin: str,
-    ) -> tuple[CommandRecord, CommandResult | None]:
         record = self.new_record(device, kind, service, params, wait, ttl, origin)
         await self._records.add([record])
-        return record, await self.dispatch(record)
+        result = await self.dispatch(record)
+        return record, result if result is not None else result_of(record)
 
     def new_record(
         self,
