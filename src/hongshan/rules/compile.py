@@ -130,6 +130,15 @@ class CompiledRule:
         self._select = select
         self._conditions = conditions
 
+    @property
+    def where(self) -> Evaluator | None:
+        """The WHERE's closure (True, False or Undefined), None for a rule without one."""
+        return self._where
+
+    def select(self, message: RuleInput) -> dict[str, Any]:
+        """The SELECTed object, whether or not the WHERE holds (a caller that asked it)."""
+        return self._select(message)
+
     def holds(self, message: RuleInput) -> bool:
         """Whether the rule's WHERE holds for ``message`` (a rule without one always does)."""
         return self._where is None or self._where(message) is True

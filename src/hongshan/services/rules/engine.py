@@ -17,7 +17,7 @@ from hongshan.mqtt.trie import SubscriptionTrie
 from hongshan.rules.message import RuleInput
 from hongshan.services.rules.actions import Action, ActionFailed, Fired, Pending
 from hongshan.services.rules.described import describe
-from hongshan.services.rules.running import Run, RunningRule
+from hongshan.services.rules.running import Listeners, Run, RunningRule
 from hongshan.services.rules.sources import RuleSource
 from hongshan.twin.properties import PropertyValue
 
@@ -67,18 +67,21 @@ def _ms() -> int:
 
 class RuleEngine:
     """Runs the enabled rules on the messages they listen to: clients' publishes (heard from
-        the broker, ``on_published``), the bus's uplinks as each source presents them
-        (``on_uplink``: ``$things/…``, Alibaba's rules-engine data), the platform's own messages
+    the broker, ``on_published``), the bus's uplinks as each source presents them
+    (``on_uplink``: ``$things/…``, Alibaba's rules-engine data), the platform's own messages
     that are no uplink (``on_platform``: an alarm's changes) and its own rules' republishes.
 
-        Rules are indexed by their FROM filter in a subscription trie, so a message costs one
-        lookup (remembered per topic) whatever the number of rules; with no rule at all, one
-        ``if``. A rule whose WHERE holds and whose rate allows it fires: each of its actions is
-        started, those that take time (commands, webhooks) are awaited together in one task, and a
-        failure is counted, traced and handed to the rule's error action — never stopping the
-        others. Owns that index, the actions' tasks and the webhooks' HTTP client; never stores or
-        checks a rule (``RuleBook``) and never speaks a device's protocol (commands go by
-        ``DeviceCommands``, republishes by the broker as the server's own)."""
+    Rules are indexed by their FROM filter in a subscription trie, so a message costs one
+    lookup (remembered per topic) whatever the number of rules; with no rule at all, one
+    ``if``. The rules of one filter (its ``Listeners``) have their WHEREs decided together
+    (``WhereIndex``: a field read once, thresholds found by bisection), so a rule a message
+    does not concern costs next to nothing. A rule whose WHERE holds and whose rate allows it
+    fires: each of its actions is started, those that take time (commands, webhooks) are
+    awaited together in one task, and a failure is counted, traced and handed to the rule's
+    error action — never stopping the others. Owns that index, the actions' tasks and the
+    webhooks' HTTP client; never stores or checks a rule (``RuleBook``) and never speaks a
+    device's protocol (commands go by ``DeviceCommands``, republishes by the broker as the
+    server's own)."""
 
     def __init__(
         self,
@@ -90,7 +93,8 @@ class RuleEngine:
         self._sources = tuple(sources)
         self._publish = publish
         self._latest = latest
-        self._index: SubscriptionTrie[int, RunningRule] = SubscriptionTrie()
+        self._index: SubscriptionTrie[str, Listeners] = SubscriptionTrie()
+        self._listeners: dict[str, Listeners] = {}  # by FROM filter
         self._rules: dict[int, RunningRule] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.http = httpx.AsyncClient(follow_redirects=False)
@@ -101,13 +105,22 @@ class RuleEngine:
         """Run ``rule`` (in place of one with its id: its counters start again)."""
         self.drop(rule.id)
         self._rules[rule.id] = rule
-        self._index.subscribe(rule.topic_filter, rule.id, rule)
+        listeners = self._listeners.get(rule.topic_filter)
+        if listeners is None:
+            listeners = self._listeners[rule.topic_filter] = Listeners()
+            self._index.subscribe(rule.topic_filter, rule.topic_filter, listeners)
+        listeners.add(rule)
 
     def drop(self, rule_id: int) -> None:
         """Stop running the rule (its trace goes with it)."""
         rule = self._rules.pop(rule_id, None)
-        if rule is not None:
-            self._index.unsubscribe(rule.topic_filter, rule_id)
+        if rule is None:
+            return
+        listeners = self._listeners[rule.topic_filter]
+        listeners.remove(rule_id)
+        if not listeners.rules:
+            del self._listeners[rule.topic_filter]
+            self._index.unsubscribe(rule.topic_filter, rule.topic_filter)
 
     def running(self, rule_id: int) -> RunningRule | None:
         return self._rules.get(rule_id)
@@ -210,32 +223,34 @@ class RuleEngine:
 
     # -- running ---------------------------------------------------------------------------
 
-    def _run(self, matches: list[dict[int, RunningRule]], message: RuleInput, depth: int) -> None:
+    def _run(self, matches: list[dict[str, Listeners]], message: RuleInput, depth: int) -> None:
         now = time.monotonic()
         at = message.received or _ms()
-        for rules in matches:
-            for rule in list(rules.values()):  # (an action may put or drop rules)
-                rule.counters.matched += 1
+        for found in matches:
+            for listeners in found.values():
                 if depth > MAX_DEPTH:
-                    rule.did_not_run(at, message, "depth_limit")
+                    listeners.looped(message, at)
                     continue
                 try:
-                    output = rule.hear(message, at, now)
+                    fired = listeners.hear(message, at, now)
                 except Exception:  # (a rule is total by design: this is a fault of ours)
-                    log.exception("rule %s (%s) failed on %r", rule.id, rule.name, message.topic)
+                    log.exception("rules on %r failed on %r", listeners.rules, message.topic)
                     continue
-                if output is None:
-                    continue
-                if rule.shadow:
-                    would_do = [describe(spec, output) for spec in rule.specs]
-                    rule.would(at, message.topic, output, would_do)
-                    continue
-                run = rule.ran(at, message.topic, output, depth)
-                fired = Fired(
-                    rule.id, rule.name, message.topic, message.payload, output, depth,
-                    message.device,
-                )  # fmt: skip
-                self._fire(rule, fired, run)
+                for rule, output in fired:  # (an action may put or drop rules)
+                    self._fired(rule, message, output, at, depth)
+
+    def _fired(
+        self, rule: RunningRule, message: RuleInput, output: dict[str, Any], at: int, depth: int
+    ) -> None:
+        if rule.shadow:
+            would_do = [describe(spec, output) for spec in rule.specs]
+            rule.would(at, message.topic, output, would_do)
+            return
+        run = rule.ran(at, message.topic, output, depth)
+        fired = Fired(
+            rule.id, rule.name, message.topic, message.payload, output, depth, message.device
+        )
+        self._fire(rule, fired, run)
 
     def _fire(self, rule: RunningRule, fired: Fired, run: Run) -> None:
         waiting: list[tuple[Action, Pending]] = []

@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import httpx
 import msgspec
@@ -25,6 +25,7 @@ from hongshan.rules.definition import (
 )
 from hongshan.rules.message import RuleInput
 from hongshan.rules.sql import parse
+from hongshan.rules.where_index import WhereIndex
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import FanOut
 from hongshan.services.rules.actions import (
@@ -39,6 +40,7 @@ from hongshan.services.rules.actions import (
 from hongshan.services.rules.webhook import Webhook
 
 TRACE_LENGTH = 20  # runs kept, and non-runs kept, and failures kept, per rule
+RECENT = 2 * TRACE_LENGTH  # messages a FROM's listeners keep, to trace their rules' non-runs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,12 +157,15 @@ class Trace(msgspec.Struct, kw_only=True, rename="camel"):
 class RunningRule:
     """One enabled rule in the engine: its compiled text, its actions and error action, a
     token bucket of ``max_per_second`` fires (as many in a burst), its counters, and its last
-    runs, non-runs and failures (``TRACE_LENGTH`` of each). A non-run keeps its message, and
-    which condition stopped it is asked only when the trace is read (``why_not`` costs a second
-    evaluation: not paid on every message). A ``shadow`` rule runs as any other but its fires
-    start no action: the engine records what they would have done (``would``). ``now``: the
-    clock its rate limit starts on (a trial's is the messages' own). Never stores itself; the
-    engine (or a trial) alone calls it."""
+    runs, non-runs and failures (``TRACE_LENGTH`` of each). It hears messages through the
+    ``Listeners`` of its FROM, which decide its WHERE with the other rules' there (an index)
+    and keep the last messages they heard: a rule counts the messages its WHERE held on, and
+    its plain non-runs (its WHERE false) are those of the listeners' last messages it did not
+    hold on — nothing is paid per rule for a message that does not concern it. Which condition
+    stopped it is asked only when the trace is read (``why_not`` costs a second evaluation). A
+    ``shadow`` rule runs as any other but its fires start no action: the engine records what
+    they would have done (``would``). ``now``: the clock its rate limit starts on (a trial's
+    is the messages' own). Never stores itself; the engine (or a trial) alone calls it."""
 
     def __init__(
         self,
@@ -186,10 +191,28 @@ class RunningRule:
         self.rate = max_per_second
         self._tokens = max(1.0, max_per_second)
         self._filled_at = time.monotonic() if now is None else now
-        self.counters = Counters()
+        self._counters = Counters()
+        self._listeners: Listeners | None = None
+        self._joined = 0  # the listeners' count of messages heard when it joined them
+        self._held = 0  # messages its WHERE held on
+        self._held_at: deque[int] = deque(maxlen=RECENT)  # ... their numbers, the last ones
         self._runs: deque[Run] = deque(maxlen=TRACE_LENGTH)
-        self._non_runs: deque[tuple[int, NonRunReason, RuleInput]] = deque(maxlen=TRACE_LENGTH)
+        self._stopped: deque[_Stopped] = deque(maxlen=TRACE_LENGTH)  # by rate or depth
         self._failures: deque[Failure] = deque(maxlen=TRACE_LENGTH)
+
+    @property
+    def counters(self) -> Counters:
+        """Its counters now (messages matched and plain non-runs from its listeners' count)."""
+        counters = self._counters
+        if self._listeners is not None:
+            counters.matched = self._listeners.heard - self._joined
+            counters.not_run = counters.matched - self._held - counters.looped
+        return counters
+
+    def listen(self, listeners: Listeners) -> None:
+        """Hear messages from ``listeners`` from now on (counted from their next one)."""
+        self._listeners = listeners
+        self._joined = listeners.heard
 
     def admit(self, now: float) -> bool:
         """Whether one more fire fits the rate limit now (``time.monotonic``)."""
@@ -202,44 +225,40 @@ class RunningRule:
         self._tokens = tokens - 1.0
         return True
 
-    def hear(self, message: RuleInput, at: int, now: float) -> dict[str, Any] | None:
-        """Its WHERE, then its rate limit (``now``: seconds on its clock), on a message it
-        listens to: the output when it fires, None when it does not (a non-run, kept)."""
-        output = self.compiled.run(message)
-        if output is None:
-            self.did_not_run(at, message, "where")
-            return None
+    def held(self, number: int, at: int, message: RuleInput, now: float) -> dict[str, Any] | None:
+        """Its WHERE held on its listeners' message ``number``: its rate limit (``now``: seconds
+        on its clock), then its SELECT — the output when it fires, None when the limit stops
+        it (a non-run, kept)."""
+        self._held += 1
+        self._held_at.append(number)
         if not self.admit(now):
-            self.did_not_run(at, message, "rate_limit")
+            self._counters.limited += 1
+            self._stopped.append(_Stopped(number, at, "rate_limit", message))
             return None
-        return output
+        return self.compiled.select(message)
+
+    def looped(self, number: int, at: int, message: RuleInput) -> None:
+        """A message a chain of republishes as deep as the engine allows brought: not run."""
+        self._counters.looped += 1
+        self._stopped.append(_Stopped(number, at, "depth_limit", message))
 
     def ran(self, at: int, topic: str, output: dict[str, Any], depth: int) -> Run:
-        self.counters.fired += 1
+        self._counters.fired += 1
         run = Run(at=at, topic=topic, output=output, depth=depth, errors=[])
         self._runs.append(run)
         return run
 
     def would(self, at: int, topic: str, output: dict[str, Any], would_do: list[Any]) -> None:
         """A shadow fire: counted apart, traced with what its actions would have done."""
-        self.counters.would_fire += 1
+        self._counters.would_fire += 1
         run = Run(at=at, topic=topic, output=output, depth=0, shadow=True, would_do=would_do)
         self._runs.append(run)
 
-    def did_not_run(self, at: int, message: RuleInput, reason: NonRunReason) -> None:
-        counters = self.counters
-        if reason == "where":
-            counters.not_run += 1
-        elif reason == "rate_limit":
-            counters.limited += 1
-        else:
-            counters.looped += 1
-        self._non_runs.append((at, reason, message))
-
     def action_failed(self, at: int, topic: str, action: str, error: str) -> None:
-        self.counters.failed += 1
-        self.counters.last_error = f"{action}: {error}"
-        self.counters.last_error_at = at
+        counters = self._counters
+        counters.failed += 1
+        counters.last_error = f"{action}: {error}"
+        counters.last_error_at = at
         self._failures.append(Failure(at=at, topic=topic, action=action, error=error))
 
     def trace(self) -> Trace:
@@ -251,24 +270,92 @@ class RunningRule:
                 msgspec.structs.replace(run, errors=list(run.errors))
                 for run in reversed(self._runs)
             ],
-            non_runs=[self._non_run(*entry) for entry in reversed(self._non_runs)],
+            non_runs=[self._non_run(stopped) for stopped in self._last_stopped()],
             failures=list(reversed(self._failures)),
         )
 
-    def _non_run(self, at: int, reason: NonRunReason, message: RuleInput) -> NonRun:
+    def _last_stopped(self) -> list[_Stopped]:
+        """Its last non-runs, newest first: those its rate or the depth limit stopped, and the
+        listeners' last messages since it joined that its WHERE did not hold on."""
+        stopped = list(self._stopped)
+        if self._listeners is not None:
+            held = set(self._held_at)
+            stopped.extend(
+                _Stopped(number, at, "where", message)
+                for number, at, message in self._listeners.recent
+                if number > self._joined and number not in held
+            )
+        stopped.sort(key=_newest_first)
+        return stopped[:TRACE_LENGTH]
+
+    def _non_run(self, stopped: _Stopped) -> NonRun:
+        at, reason, topic = stopped.at, stopped.reason, stopped.message.topic
         if reason == "rate_limit":
             why = f"over its rate limit of {self.rate:g} a second"
-            return NonRun(at=at, topic=message.topic, reason=reason, why=why)
+            return NonRun(at=at, topic=topic, reason=reason, why=why)
         if reason == "depth_limit":
             why = "a chain of republishes as deep as the engine allows (a rule triggering itself)"
-            return NonRun(at=at, topic=message.topic, reason=reason, why=why)
+            return NonRun(at=at, topic=topic, reason=reason, why=why)
         # (asked now: ``latest()`` reads the device's values as they are now)
-        stopped = self.compiled.why_not(message)
-        if stopped is None:
-            return NonRun(at=at, topic=message.topic, reason=reason, why="its WHERE holds now")
-        return NonRun(
-            at=at, topic=message.topic, reason=reason, why=str(stopped), condition=stopped.condition
-        )
+        found = self.compiled.why_not(stopped.message)
+        if found is None:
+            return NonRun(at=at, topic=topic, reason=reason, why="its WHERE holds now")
+        return NonRun(at=at, topic=topic, reason=reason, why=str(found), condition=found.condition)
+
+
+class _Stopped(NamedTuple):
+    number: int  # the listeners' count of the message: which came later
+    at: int
+    reason: NonRunReason
+    message: RuleInput
+
+
+def _newest_first(stopped: _Stopped) -> int:
+    return -stopped.number
+
+
+class Listeners:
+    """The running rules of one FROM filter, and the last ``RECENT`` messages they heard
+    (numbered in order: a rule's trace finds its plain non-runs among them). ``hear`` decides
+    all their WHEREs at once (``WhereIndex``) and answers the rules that fire with their
+    output. Owns the index and the messages kept; never starts an action."""
+
+    def __init__(self) -> None:
+        self.rules: dict[int, RunningRule] = {}
+        self._index: WhereIndex[int] = WhereIndex()
+        self.heard = 0
+        self.recent: deque[tuple[int, int, RuleInput]] = deque(maxlen=RECENT)
+
+    def add(self, rule: RunningRule) -> None:
+        self.rules[rule.id] = rule
+        self._index.add(rule.id, rule.compiled)
+        rule.listen(self)
+
+    def remove(self, rule_id: int) -> RunningRule | None:
+        self._index.remove(rule_id)
+        return self.rules.pop(rule_id, None)
+
+    def hear(
+        self, message: RuleInput, at: int, now: float
+    ) -> list[tuple[RunningRule, dict[str, Any]]]:
+        """The rules that fire on ``message`` (at ``at`` ms; ``now``: the rate limits' clock),
+        each with its output, in the order they were added."""
+        self.heard += 1
+        number = self.heard
+        self.recent.append((number, at, message))
+        fired = []
+        for rule_id in self._index.holding(message):
+            rule = self.rules[rule_id]
+            output = rule.held(number, at, message, now)
+            if output is not None:
+                fired.append((rule, output))
+        return fired
+
+    def looped(self, message: RuleInput, at: int) -> None:
+        """A message too many republishes deep: heard by every rule, run by none."""
+        self.heard += 1
+        for rule in self.rules.values():
+            rule.looped(self.heard, at, message)
 
 
 def not_running(rule_id: int) -> Trace:

@@ -14,7 +14,7 @@ from hongshan.rules.definition import RuleSpec
 from hongshan.rules.message import RuleInput
 from hongshan.rules.sql import parse
 from hongshan.services.rules.described import describe
-from hongshan.services.rules.running import RunningRule
+from hongshan.services.rules.running import Listeners, RunningRule
 from hongshan.services.rules.sources import RuleSource
 
 Heard = tuple[int, RuleInput, dict[str, Any] | None]
@@ -45,6 +45,9 @@ class Trial:
     def __init__(self, specs: Sequence[RuleSpec], sources: Sequence[RuleSource]) -> None:
         self.specs = tuple(specs)
         self.rules = [_running(spec, index) for index, spec in enumerate(self.specs)]
+        self._listeners = [Listeners() for _ in self.rules]  # one a rule: they may differ
+        for listeners, rule in zip(self._listeners, self.rules, strict=True):
+            listeners.add(rule)
         self._sources = tuple(sources)
         self._filters = [rule.topic_filter for rule in self.rules]
         self._which: dict[str, tuple[int, ...]] = {}  # topic → the rules whose FROM matches
@@ -114,12 +117,12 @@ class Trial:
         return which
 
     def _run(self, index: int, message: RuleInput) -> dict[str, Any] | None:
-        rule = self.rules[index]
-        rule.counters.matched += 1
         at = message.received or 0
-        output = rule.hear(message, at, at / 1000)  # (the engine's own verdict)
-        if output is not None:
-            rule.counters.fired += 1
+        fired = self._listeners[index].hear(message, at, at / 1000)  # (the engine's verdict)
+        if not fired:
+            return None
+        ((rule, output),) = fired
+        rule.counters.fired += 1
         return output
 
     def actions(self, index: int, output: dict[str, Any]) -> list[dict[str, Any]]:
