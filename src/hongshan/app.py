@@ -163,6 +163,7 @@ class Platform:
             pacer=pacer,
             keep_days=settings.command_retention_days,
             keep_rows=settings.command_retention_rows,
+            reply_within=settings.command_reply_timeout,
         )
         self.fan_out = fan_out = FanOut(
             commands, registry.commands, DeviceSelection(registry).devices, pacer

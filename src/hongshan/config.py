@@ -124,6 +124,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # once, and at most this many started a second
     command_max_in_flight: int = 200
     command_rate: float = 1000.0
+    # a command sent without waiting for its answer (an async service, a set not waited for) is
+    # timed out when no reply came in this many seconds; a reply after that still completes it
+    command_reply_timeout: float = 300.0
     # finished commands are kept this many days, and at most this many rows (the newest);
     # commands queued for an offline device are kept until they are sent, expire or are cancelled
     command_retention_days: float = 30.0
@@ -215,7 +218,7 @@ def _check(s: Settings) -> None:
         raise ConfigError("max_queued_messages: must not be negative")
     if s.command_max_in_flight < 1:
         raise ConfigError("command_max_in_flight: must be at least 1")
-    for name in ("command_rate", "command_retention_days"):
+    for name in ("command_rate", "command_retention_days", "command_reply_timeout"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name}: must be positive")
     if s.command_retention_rows < 1:

@@ -124,6 +124,21 @@ def test_a_device_that_never_answers_times_out_and_a_late_reply_completes_it(
     assert late["code"] == 200 and late["outcome"] == "replied"
 
 
+def test_a_command_not_waited_for_times_out_when_no_reply_comes_in_time(
+    make_server: Callable[..., Any], lamps: Callable[..., Lamp], paho_client: Any
+) -> None:
+    server = make_server(command_reply_timeout=0.5)
+    pk, secrets = streetlights(server, "lamp-1")
+    lamp = lamps(server, pk, "lamp-1", secrets["lamp-1"], answering=False)
+    with rest(server) as api:
+        body = send(api, target=one(pk, "lamp-1"), set={"LightSwitch": 1})  # (not waited for)
+        assert body["state"] == "sent", body
+        ended = in_state(api, body["id"], "timed_out")
+        assert ended["message"] == "no reply in 0.5 s" and ended["finishedAt"] is not None
+        lamp.answer_held()  # a reply after that still completes it
+        assert in_state(api, body["id"], "replied")["code"] == 200
+
+
 def test_a_command_to_an_offline_device_without_ttl_fails_at_once(
     server: Any, api: httpx.Client
 ) -> None:

@@ -97,10 +97,13 @@ class DeviceCommands:
         pacer: Pacer | None = None,
         keep_days: float = 30.0,
         keep_rows: int = 1_000_000,
+        reply_within: float = 300.0,
     ) -> None:
         """``pacer``: how fast queued commands go to devices that come back (all at once
         after an outage); ``keep_days``, ``keep_rows``: how long finished commands are kept,
-        and at most how many (the newest); queued ones are kept until they end."""
+        and at most how many (the newest); queued ones are kept until they end;
+        ``reply_within``: seconds a command sent without waiting may go unanswered before it
+        is timed out (a reply after that still completes it)."""
         self._pacer = pacer or Pacer()
         self._bus = bus
         self._thing_model = thing_model
@@ -115,6 +118,7 @@ class DeviceCommands:
         )
         self._sweeper: asyncio.Task[None] | None = None
         self._keep = (keep_days, keep_rows)
+        self._reply_within = int(reply_within * 1000)
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -345,9 +349,10 @@ class DeviceCommands:
                 self._move(record, S.REPLIED, outcome=Outcome.REPLIED.value)
 
     def expire(self) -> list[CommandRecord]:
-        """Every queued command whose time to live ran out: expired (what expired)."""
+        """Every queued command whose time to live ran out: expired; every one sent without
+        waiting and unanswered for ``reply_within``: timed out (what expired and timed out)."""
         now = self._now()
-        expired = []
+        expired = self._unanswered(now)
         for device, queue in list(self._queues.items()):
             for record in list(queue):
                 # (the head may be on its way to the device now: it is not queued any more)
@@ -358,6 +363,21 @@ class DeviceCommands:
             if not queue and device not in self._delivering:
                 del self._queues[device]
         return expired
+
+    def _unanswered(self, now: int) -> list[CommandRecord]:
+        """The commands sent without waiting whose reply is overdue: timed out, still looked
+        for (a late reply completes them). ``_awaiting`` is in the order they were sent."""
+        timed_out = []
+        overdue = now - self._reply_within
+        for record in list(self._awaiting.values()):
+            if record.state is not S.SENT:
+                continue  # (timed out already: its late reply is all that is looked for)
+            if record.sent_at is None or record.sent_at > overdue:
+                break
+            why = f"no reply in {self._reply_within / 1000:g} s"
+            self._finish(record, S.TIMED_OUT, "timed_out", why)
+            timed_out.append(record)
+        return timed_out
 
     # -- the lifecycle ----------------------------------------------------------------------
 
