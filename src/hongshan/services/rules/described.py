@@ -14,8 +14,8 @@ from hongshan.services.rules.actions import ActionFailed, TopicTemplate
 def describe(action: Any, output: dict[str, Any]) -> dict[str, Any]:
     """What ``action`` (an action's settings, of any type) would do with ``output``: its
     settings as JSON, with what it would send — a republish's topic filled in and its
-    ``payload``, a webhook's ``body``, a set's ``values``, an invoke's ``params``, and
-    ``output`` for any other type of action."""
+    ``payload``, a webhook's ``body``, a set's ``values`` and an invoke's ``params`` (their
+    own when they name some, else the output), and ``output`` for any other type."""
     described: dict[str, Any] = msgspec.to_builtins(action)
     match action:
         case RepublishAction():
@@ -27,9 +27,9 @@ def describe(action: Any, output: dict[str, Any]) -> dict[str, Any]:
         case WebhookAction():
             described["body"] = output
         case SetAction():
-            described["values"] = output
+            described["values"] = output if action.values is None else action.values
         case InvokeAction():
-            described["params"] = output
+            described["params"] = output if action.params is None else action.params
         case _:
             described["output"] = output
     return described
