@@ -166,6 +166,12 @@ class SceneEngine:
     def running(self, scene_id: int) -> RunningScene | None:
         return self._scenes.get(scene_id)
 
+    @property
+    def busy(self) -> int:
+        """Its tasks not yet gone (runs under way or waiting, primings, groups asked for):
+        a backtest's driver lets the loop turn until those not waiting on its clock are."""
+        return len(self._tasks)
+
     async def stop(self) -> None:
         """Give up the timers and the runs under way; runs waiting in a delay are kept for the
         next start."""
@@ -438,8 +444,7 @@ class SceneEngine:
         record = RunRecord(
             at=self.clock.now(), trigger=data, steps_done=first, resumed=wait is not None
         )
-        scene.counters.ran += 1
-        scene.runs.append(record)
+        scene.started(record)
         task = self._spawn(self._run(scene, record, data, first, wait))
         scene.runs_under_way.add(task)
         task.add_done_callback(lambda done: self._finished(scene, done))

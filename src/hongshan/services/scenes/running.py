@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -132,6 +132,11 @@ class RunningScene:
             if isinstance(trigger, DeviceTrigger)
         ]  # (each with its index: the key of its state, with the device)
 
+    def started(self, record: RunRecord) -> None:
+        """A run started (its record goes on being filled as it runs)."""
+        self.counters.ran += 1
+        self.runs.append(record)
+
     def did_not_run(
         self, at: int, trigger: dict[str, Any], why: str, condition: str | None = None
     ) -> None:
@@ -169,6 +174,9 @@ def not_running(scene_id: int) -> SceneTrace:
     )
 
 
+S = TypeVar("S", bound=RunningScene)
+
+
 def _step(spec: ActionSpec | DelayStep, needs: ActionNeeds, secret: str) -> Step:
     if isinstance(spec, DelayStep):
         return Delay(round(spec.seconds * 1000))
@@ -177,14 +185,21 @@ def _step(spec: ActionSpec | DelayStep, needs: ActionNeeds, secret: str) -> Step
 
 def build_scene(stored: StoredScene, needs: ActionNeeds) -> RunningScene:
     """A stored scene made ready to run (it was checked when it was stored)."""
+    steps = [_step(step, needs, stored.secret) for step in stored.spec.actions]
+    return scene_of(RunningScene, stored, steps)
+
+
+def scene_of(kind: type[S], stored: StoredScene, steps: list[Step], **more: Any) -> S:
+    """A scene of ``kind`` (``RunningScene`` or a kind of it) with its ``steps`` built, its
+    time windows parsed and its groups named (``more``: fields of its own kind)."""
     spec = stored.spec
     conditions = [*spec.conditions.all, *spec.conditions.any]
-    return RunningScene(
+    return kind(
         id=stored.id,
         name=spec.name,
         triggers=list(spec.triggers),
         stored=stored,
-        steps=[_step(step, needs, stored.secret) for step in spec.actions],
+        steps=steps,
         windows={
             c.window: TimeWindow.parse(c.window)
             for c in conditions
@@ -193,4 +208,5 @@ def build_scene(stored: StoredScene, needs: ActionNeeds) -> RunningScene:
         groups=tuple(
             sorted({c.group for c in conditions if isinstance(c, GroupAggregateCondition)})
         ),
+        **more,
     )
