@@ -7,7 +7,9 @@ properties, the posts a second apart, each device's a few ms after the one befor
 ``Backtester.run`` over the whole range, through the same sources as the live engine
 (``$things`` streams and Alibaba's rule data), with its rate limit high enough to let every
 match fire. Printed: values, seconds, values a second, for the replay alone and for the
-backtest (replay + rule), and the fires found.
+backtest (replay + rule), and the fires found; then a scene's backtest over the same range
+(``SceneBacktester``: PM2.5 over 75 held two seconds, on every station, on the recorded
+clock) and the runs found.
 
     python -m bench.backtest                              # 1,000 x 250 x 4 = 1,000,000 values
     python -m bench.backtest --devices 100 --posts 25     # a smoke run: 10,000 values
@@ -17,14 +19,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import tempfile
 import time
 from pathlib import Path
 
+import msgspec
+
 from hongshan.dialects.alink.rule_data import AlibabaRuleData
 from hongshan.rules.definition import RuleSpec
+from hongshan.rules.scene import SceneSpec
 from hongshan.services.rules.backtest import Backtester
 from hongshan.services.rules.sources import PlatformStreams
+from hongshan.services.scenes.backtest import SceneBacktester
 from hongshan.store.history.sqlite import SQLiteHistory
 
 PRODUCT = "a1BenchAir"
@@ -37,6 +44,25 @@ RULE = RuleSpec(
         f'FROM "$things/{PRODUCT}/+/properties" WHERE values.PM25 > 75'
     ),
     max_per_second=100_000,
+)
+SCENE = msgspec.convert(
+    {
+        "name": "bench",
+        "triggers": [
+            {
+                "type": "threshold",
+                "device": {"productKey": PRODUCT},
+                "property": "PM25",
+                "op": ">",
+                "value": 75,
+                "forSeconds": 2,
+            }
+        ],
+        "actions": [{"type": "republish", "topic": "bench/dirty"}],
+        "mode": "parallel",
+        "max": 100,
+    },
+    SceneSpec,
 )
 
 
@@ -82,6 +108,21 @@ async def main(devices: int, posts: int) -> None:
                 f"backtest: {found.values:,} values in {seconds:.2f} s, "
                 f"{found.values / seconds:,.0f}/s; {found.rule.matched:,} posts matched, "
                 f"{found.rule.fired:,} would fire"
+            )
+            stations = [(PRODUCT, f"station-{device:05d}") for device in range(devices)]
+
+            async def members(group: str) -> list[tuple[str, str]]:
+                return []
+
+            scenes = SceneBacktester(
+                history, zone=dt.UTC, place=None, members=members, devices_of=lambda _: stations
+            )
+            started = time.perf_counter()
+            scened = await scenes.run(SCENE, T0, end, limit=10)
+            seconds = time.perf_counter() - started
+            print(
+                f"scene:    {scened.values:,} values in {seconds:.2f} s, "
+                f"{scened.values / seconds:,.0f}/s; {scened.scene.ran:,} would run"
             )
         finally:
             await history.close()
