@@ -49,6 +49,7 @@ from hongshan.services.rules.book import RuleBook
 from hongshan.services.rules.engine import RuleEngine
 from hongshan.services.rules.running import ActionNeeds
 from hongshan.services.rules.sources import PlatformStreams
+from hongshan.services.scenes.backtest import SceneBacktester
 from hongshan.services.scenes.book import SceneBook
 from hongshan.services.scenes.engine import Clock, LoopClock, SceneEngine
 from hongshan.store.history.backend import open_history
@@ -90,6 +91,7 @@ class Platform:
         self.alarms: AlarmService
         self.scenes: SceneEngine
         self.scene_book: SceneBook
+        self._scene_backtests: SceneBacktester
         self.scene_clock: Clock = LoopClock()  # (tests give one of their own before start)
         self._http: HttpServer | None = None
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
@@ -214,15 +216,23 @@ class Platform:
         if settings.latitude is not None and settings.longitude is not None:
             place = Place(settings.latitude, settings.longitude)
         directory = registry.directory
+        zone = zoneinfo.ZoneInfo(settings.time_zone)
+
+        def devices_of(pk: str) -> list[tuple[str, str]]:
+            return [key for key in directory.devices if key[0] == pk]
+
         self.scenes = scenes = SceneEngine(
             clock=self.scene_clock,
-            zone=zoneinfo.ZoneInfo(settings.time_zone),
+            zone=zone,
             place=place,
             latest=self.twin.peek,
             members=registry.groups.members,
-            devices_of=lambda pk: [key for key in directory.devices if key[0] == pk],
+            devices_of=devices_of,
             history=history,
             waits=registry.scenes,
+        )
+        self._scene_backtests = SceneBacktester(
+            history, zone=zone, place=place, members=registry.groups.members, devices_of=devices_of
         )
         self._closing.push_async_callback(scenes.stop)
         bus.subscribe(scenes.on_uplink)
@@ -273,6 +283,7 @@ class Platform:
             alarms=self.alarms,
             backtests=Backtester(self.history, self._rule_sources),
             scenes=self.scene_book,
+            scene_backtests=self._scene_backtests,
             health=health,
         )
 

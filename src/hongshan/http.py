@@ -30,6 +30,7 @@ from hongshan.api import (
     registration,
     rule_backtest,
     rules,
+    scene_backtest,
     scenes,
 )
 from hongshan.api.dependencies import Services, providers
@@ -48,6 +49,7 @@ ADMIN_ROUTES = (
     *rule_backtest.ROUTES,
     *commands.ROUTES,
     *scenes.ROUTES,
+    *scene_backtest.ROUTES,
 )
 
 

@@ -23,6 +23,7 @@ from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import FanOut
 from hongshan.services.rules.backtest import Backtester
 from hongshan.services.rules.book import RuleBook
+from hongshan.services.scenes.backtest import SceneBacktester
 from hongshan.services.scenes.book import SceneBook
 from hongshan.store.history.model import HistoryStore
 from hongshan.store.registry.store import SQLRegistry
@@ -126,6 +127,7 @@ class Services:
     alarms: AlarmService
     backtests: Backtester
     scenes: SceneBook
+    scene_backtests: SceneBacktester
     health: Health
 
 
