@@ -10,6 +10,10 @@ A scene is a YAML file (JSON is YAML too), as ``rules.scene`` describes it::
     hongshan scene trace ID                 its counters, last runs and what stopped others
     hongshan scene export [ID…] [-o FILE]   scenes as a file (all of them when no id is given)
     hongshan scene import FILE [--replace]  create it, or change the one of its name
+    hongshan scene backtest ID --from T --to T [--compare FILE] [--limit N]
+                                            when it would have run over the history's range
+                                            (doing nothing); with --compare, the runs only
+                                            the stored scene has and only the file's has
 
 A file that is no YAML, or no scene, is refused before it is sent, naming its line; what the
 server refuses (a property its product lacks…) names the trigger, condition or action, and
@@ -18,6 +22,7 @@ the line where the file has it.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -29,6 +34,7 @@ import yaml
 
 from hongshan.cli_api import Api, api_options
 from hongshan.rules.scene import SceneSpec
+from hongshan.services.rules.backtest import MAX_SECONDS
 
 SCENE_COLUMNS = ("id", "name", "enabled", "mode")
 SHOWN_MADE = ("id", "name", "enabled", "token")
@@ -247,3 +253,90 @@ def scene_trace(api: Api, scene_id: int) -> None:
         click.echo(f"{line}  {errors}".rstrip())
     for non_run in trace["nonRuns"]:
         click.echo(f"not run   {non_run['at']} {non_run['trigger']}: {non_run['why']}")
+
+
+@scene.command("backtest")
+@api_options
+@click.argument("scene_id", type=int)
+@click.option("--from", "start", required=True, help="ms since the epoch, or ISO 8601.")
+@click.option("--to", "end", required=True, help="ms since the epoch, or ISO 8601.")
+@click.option("--compare", type=click.Path(path_type=Path), help="A file holding another version.")
+@click.option("--limit", type=int, default=20, help="Triggers listed [20].")
+def scene_backtest(
+    api: Api, scene_id: int, start: str, end: str, compare: Path | None, limit: int
+) -> None:
+    """Run a scene over a range of the history, doing nothing: when it would have run, by
+    which trigger, and what each step would have done; with --compare, what a change adds
+    and removes."""
+    body: dict[str, Any] = {
+        "scene": scene_id,
+        "from": _moment(start),
+        "to": _moment(end),
+        "limit": limit,
+    }
+    file = None
+    if compare is not None:
+        file = SceneFile(compare)
+        if len(file.bodies) != 1:
+            raise click.ClickException(f"{file.name} holds {len(file.bodies)} scenes: give one")
+        body["against"] = file.bodies[0]
+    try:  # (the server stops a backtest after MAX_SECONDS; waited for a little longer)
+        found = api.request("POST", "/api/scenes/backtest", json=body, timeout=MAX_SECONDS + 30)
+    except click.ClickException as exc:
+        if file is not None and _NUMBERED.match(exc.message.partition(": ")[2]):
+            raise file.refused(0, exc) from None  # (the file's scene: its line named)
+        raise
+    if api.as_json:
+        api.show(found)
+        return
+    state = "complete" if found["complete"] else f"stopped at {_at(found['stoppedAt'])}"
+    click.echo(f"{found['uplinks']:,} uplinks, {found['values']:,} values replayed ({state})")
+    _tally(found["scene"])
+    if found.get("against") is not None:
+        _tally(found["against"])
+        counts = found["counts"]
+        click.echo(
+            f"runs only scene {scene_id} has: {counts['onlyScene']}, only {file and file.name}"
+            f" has: {counts['onlyAgainst']}, both: {counts['same']}"
+        )
+        for label, runs in (
+            ("only scene", found["onlyScene"]),
+            ("only file", found["onlyAgainst"]),
+        ):
+            for one in runs:
+                _run(one, label)
+    for note in found["notes"]:
+        click.echo(f"note: {note}")
+
+
+def _moment(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _at(ms: int) -> str:
+    moment = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _tally(tally: dict[str, Any]) -> None:
+    click.echo(
+        f"scene {tally['name']!r}: triggered {tally['triggered']}, would run {tally['ran']},"
+        f" not run: conditions {tally['notRun']}, mode {tally['skipped']}"
+    )
+    for one in tally["runs"]:
+        _run(one)
+
+
+def _run(one: dict[str, Any], label: str = "") -> None:
+    trigger = one["trigger"]
+    by = trigger.get("trigger", "?")
+    if "deviceName" in trigger:
+        by += f" {trigger['productKey']}/{trigger['deviceName']}"
+    head = f"  {label + '  ' if label else ''}{_at(one['at'])}  {by}"
+    if not one["ran"]:
+        click.echo(f"{head}  not run ({one['reason']}): {one['why']}")
+        return
+    click.echo(f"{head}  {one.get('state', '')}".rstrip())
+    for step in one.get("steps", []):
+        target = step.get("topic") or step.get("url") or step.get("deviceName") or ""
+        click.echo(f"      {_at(step['at'])}  {step['type']} {target}".rstrip())

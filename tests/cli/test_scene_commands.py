@@ -145,3 +145,28 @@ def test_the_readmes_town_lamps_are_created_and_exported_whole(
     (spec,) = yaml.safe_load_all(again.read_text())
     assert spec["triggers"][0]["forSeconds"] == 300
     assert spec["conditions"]["all"] == [{"type": "timeWindow", "window": "06:00-01:00"}]
+
+
+def test_a_scene_is_backtested_and_compared_from_the_command_line(
+    server: Any, tmp_path: Path
+) -> None:
+    scene_file = tmp_path / "chime.yaml"
+    scene_file.write_text(SCENE)
+    scene_id = str(as_json(server, "scene", "create", "-f", str(scene_file))["id"])
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(SCENE.replace('"0 1 * * *"', '"0 1,2 * * *"'))
+    days = ("--from", "2026-12-01T00:00:00Z", "--to", "2026-12-03T00:00:00Z")
+    found = as_json(server, "scene", "backtest", scene_id, *days, "--compare", str(changed))
+    assert (found["scene"]["ran"], found["against"]["ran"]) == (2, 4)
+    assert found["counts"] == {"onlyScene": 0, "onlyAgainst": 2, "same": 2}
+    first = found["scene"]["runs"][0]
+    assert [step["topic"] for step in first["steps"]] == ["town/chime", "town/chime/again"]
+    assert first["steps"][1]["at"] - first["steps"][0]["at"] == 100  # (its delay)
+    shown = run(server, "scene", "backtest", scene_id, *days, "--compare", str(changed)).stdout
+    assert "would run 2" in shown and "only file" in shown
+    assert "webhook trigger cannot be replayed" in shown
+    changed.write_text(SCENE.replace('"0 1 * * *"', '"0 25 * * *"'))
+    refused = run(
+        server, "scene", "backtest", scene_id, *days, "--compare", str(changed), check=False
+    )
+    assert refused.returncode == 1 and f"{changed}, line 5" in refused.stderr
