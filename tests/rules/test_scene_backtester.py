@@ -219,3 +219,54 @@ async def test_a_webhook_trigger_is_said_not_replayed(history: SQLiteHistory) ->
     found = await backtester(history).run(scene(triggers=[{"type": "webhook"}]), T0, T0 + S)
     assert found.scene.runs == []
     assert "webhook trigger cannot be replayed" in found.notes[0]
+
+
+async def test_mode_restart_cancels_the_run_in_its_delay(history: SQLiteHistory) -> None:
+    await record(history, lux(0, 90), lux(10 * S, 10), lux(20 * S, 90))
+    steps = [{"type": "delay", "seconds": 30}, {"type": "republish", "topic": "town/late"}]
+    spec = scene(triggers=[above(50)], actions=steps, mode="restart")
+    found = await backtester(history).run(spec, T0, T0 + 100 * S)
+    first, second = found.scene.runs
+    assert (first.state, first.steps) == ("cancelled", [])
+    assert second.state == "done" and second.steps[0]["at"] == T0 + 50 * S
+
+
+async def test_a_group_aggregate_is_judged_on_the_values_as_they_were(
+    history: SQLiteHistory,
+) -> None:
+    other = m.DeviceRef("a1Lux", "lux-2")
+    await record(
+        history,
+        lux(0, 10),
+        lux(0, 30, other),
+        knock(10 * S),  # avg 20
+        lux(20 * S, 90, other),
+        knock(30 * S),  # avg 50
+    )
+
+    async def members(group: str) -> list[tuple[str, str]]:
+        assert group == "street"
+        return [("a1Lux", "lux-1"), ("a1Lux", "lux-2")]
+
+    backtests = SceneBacktester(
+        history, zone=dt.UTC, place=None, members=members, devices_of=lambda pk: []
+    )
+    spec = scene(
+        triggers=[{"type": "event", "device": {"productKey": "a1Lux"}, "event": "Knock"}],
+        conditions={
+            "all": [
+                {
+                    "type": "groupAggregate",
+                    "group": "street",
+                    "property": "Lux",
+                    "fn": "avg",
+                    "op": ">=",
+                    "value": 40,
+                }
+            ]
+        },
+    )
+    found = await backtests.run(spec, T0, T0 + 60 * S)
+    first, second = found.scene.runs
+    assert not first.ran and first.why == "avg of Lux over group street is 20.0, not >= 40"
+    assert second.ran and second.at == T0 + 30 * S
