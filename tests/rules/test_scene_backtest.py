@@ -1,12 +1,15 @@
-"""A scene's backtest on a real server: paho lamps post with their own times (the recorded
-clock is known), scenes are run over the history through ``POST /api/scenes/backtest`` —
-a hold on the recorded clock, a delay moving it, two versions compared, a stored scene by its
-id — nothing is done, and a bad range or spec is refused as problem+json."""
+"""A scene's backtest on a real server, its history on SQLite and on PostgreSQL: paho lamps
+post with their own times (the recorded clock is known), scenes are run over the history
+through ``POST /api/scenes/backtest`` — a hold on the recorded clock, a delay moving it, two
+versions compared, a stored scene by its id — nothing is done, and a bad range or spec is
+refused as problem+json."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,10 +18,28 @@ from test_rule_shadow import stamped_post
 
 from alibaba_device import lamps, online
 from broker_peers import Paho
+from history_places import HistoryPlace
 from thingsboard_device import rest
 
 # (ms after T0, lamp-1's Brightness)
 POSTS = [(0, 10), (1000, 80), (4000, 85), (6000, 20), (8000, 95)]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryPlace]:
+    """Where the server's history is (a PostgreSQL schema: set up before the server, dropped
+    after it stopped)."""
+    place = HistoryPlace(request.param, tmp_path)
+    asyncio.run(place.create())
+    yield place
+    asyncio.run(place.drop())
+
+
+@pytest.fixture
+def server(history_place: HistoryPlace, make_server: Callable[..., Any]) -> Any:
+    if history_place.kind == "sqlite":
+        return make_server()
+    return make_server(history_url=history_place.url)
 
 
 @pytest.fixture

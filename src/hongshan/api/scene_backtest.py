@@ -7,9 +7,9 @@ The body: ``scene`` (a scene's spec as ``POST /api/scenes`` takes it, or a scene
 ``from`` and ``to`` (ms since the epoch, or ISO 8601 with its offset; a time without one is
 UTC), ``against`` (optional, the same as ``scene``), ``limit`` (triggers listed, 1 to 10,000;
 every one is counted). A spec is checked as ``POST /api/scenes`` checks it (400, naming what
-is wrong); a range longer than a year, or backwards, is refused (400); a backtest stops after
-50 million values or two minutes (``complete: false``, ``stoppedAt``). One runs at a time: a
-second waits for the first.
+is wrong), an id that is no scene's is 404; a range longer than a year, or backwards, is
+refused (400); a backtest stops after 50 million values or two minutes (``complete: false``,
+``stoppedAt``). One runs at a time: a second waits for the first.
 """
 
 from __future__ import annotations
