@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import heapq
-import itertools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -54,6 +52,12 @@ from hongshan.services.rules.backtest import (
 )
 from hongshan.services.rules.described import describe
 from hongshan.services.scenes.engine import History, SceneEngine
+from hongshan.services.scenes.recorded import (
+    HistoryAtStart,
+    RecordedClock,
+    RecordedWaits,
+    ReplayedTwin,
+)
 from hongshan.services.scenes.running import (
     Delay,
     DeviceKey,
@@ -62,8 +66,7 @@ from hongshan.services.scenes.running import (
     Step,
     scene_of,
 )
-from hongshan.store.history.model import HistoryProblem, PointPage
-from hongshan.twin.properties import PropertyValue
+from hongshan.store.history.model import HistoryProblem
 
 SETTLE_TURNS = 1_000  # turns of the loop given at once to runs that wait on no timer
 
@@ -80,93 +83,6 @@ class Recorded(History, Protocol):
         product: str | None = None,
         device: tuple[str, str] | None = None,
     ) -> AsyncIterator[list[Uplink]]: ...
-
-
-class _Call:
-    __slots__ = ("callback", "cancelled")
-
-    def __init__(self, callback: Callable[[], None]) -> None:
-        self.callback = callback
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class RecordedClock:
-    """The engine's ``Clock`` in a backtest: now is the recorded time it was moved to; its
-    calls go off, in the order of their times (then of their setting), when the driver
-    asks (``fire_next``), never on their own."""
-
-    def __init__(self, now: int) -> None:
-        self._now = now
-        self._calls: list[tuple[int, int, _Call]] = []
-        self._order = itertools.count()
-
-    def now(self) -> int:
-        return self._now
-
-    def call_at(self, at: int, callback: Callable[[], None]) -> _Call:
-        call = _Call(callback)
-        heapq.heappush(self._calls, (at, next(self._order), call))
-        return call
-
-    def move_to(self, at: int) -> None:
-        self._now = max(self._now, at)
-
-    def next_due(self) -> int | None:
-        """When the next call not cancelled is due, or None."""
-        calls = self._calls
-        while calls and calls[0][2].cancelled:
-            heapq.heappop(calls)
-        return calls[0][0] if calls else None
-
-    def fire_next(self) -> None:
-        at, _, call = heapq.heappop(self._calls)
-        self.move_to(at)
-        call.callback()
-
-
-class _Waits:
-    """The engine's ``Waits`` in a backtest: kept nowhere, only counted — the runs waiting
-    in a delay are the runs waiting on the recorded clock."""
-
-    def __init__(self) -> None:
-        self.waiting = 0
-        self._ids = itertools.count(1)
-
-    async def add_wait(self, scene_id: int, due: int, step: int, data: dict[str, Any]) -> int:
-        self.waiting += 1
-        return next(self._ids)
-
-    async def drop_wait(self, wait_id: int) -> None:
-        self.waiting -= 1
-
-
-class _AtStart:
-    """The history as the engine's priming reads it at the range's start: a hold's values
-    before it as recorded; no device's last value (a silence counts from the start)."""
-
-    def __init__(self, history: History) -> None:
-        self._history = history
-
-    async def points(
-        self,
-        device: DeviceKey,
-        identifier: str,
-        start: int,
-        end: int,
-        *,
-        limit: int = 1000,
-        cursor: str | None = None,
-        descending: bool = False,
-    ) -> PointPage:
-        return await self._history.points(
-            device, identifier, start, end, limit=limit, cursor=cursor, descending=descending
-        )
-
-    async def latest_values(self) -> dict[DeviceKey, dict[str, tuple[Any, int]]]:
-        return {}
 
 
 class WouldRun(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -372,35 +288,16 @@ def _products(specs: Iterable[SceneSpec]) -> set[str | None]:
     return products
 
 
-class _Replayed:
-    """The property values replayed so far, per device: the twin as it was then."""
-
-    def __init__(self) -> None:
-        self.values: dict[DeviceKey, dict[str, PropertyValue]] = {}
-
-    def latest(self, product_key: str, device_name: str) -> dict[str, PropertyValue]:
-        return self.values.get((product_key, device_name), {})
-
-    def take(self, uplink: PropertyValues) -> None:
-        device = (uplink.device.product, uplink.device.device)
-        known = self.values.get(device)
-        if known is None:
-            known = self.values[device] = {}
-        at = uplink.received
-        for identifier, value in uplink.values.items():
-            known[identifier] = PropertyValue(value, at)
-
-
 @dataclass(kw_only=True)
 class _Run:
     """One backtest under way: its engine, its clock, its scenes."""
 
     engine: SceneEngine
     clock: RecordedClock
-    waits: _Waits
+    waits: RecordedWaits
     scenes: list[RecordedScene]
     compare: _Compare | None
-    replayed: _Replayed
+    replayed: ReplayedTwin
 
     async def settle(self) -> None:
         """Let the runs go on until each is done or waits on the recorded clock."""
@@ -486,8 +383,8 @@ class SceneBacktester:
 
     def _engine(self, specs: list[SceneSpec], start: int, limit: int) -> _Run:
         clock = RecordedClock(start - 1)  # (primed with what was recorded before the start)
-        waits = _Waits()
-        replayed = _Replayed()
+        waits = RecordedWaits()
+        replayed = ReplayedTwin()
         engine = SceneEngine(
             clock=clock,
             zone=self._zone,
@@ -495,7 +392,7 @@ class SceneBacktester:
             latest=replayed.latest,
             members=self._members,
             devices_of=self._devices_of,
-            history=_AtStart(self._history),
+            history=HistoryAtStart(self._history),
             waits=waits,
         )
         scenes = []
