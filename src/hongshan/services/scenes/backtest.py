@@ -154,11 +154,12 @@ class _Described:
 @dataclass(eq=False, kw_only=True)
 class RecordedScene(RunningScene):
     """A scene in a backtest's engine: its triggers, runs and non-runs reported as they come
-    (the first ``limit`` listed, all counted), the runs since the last ``take`` kept for a
-    compare."""
+    (the first ``limit`` listed, all counted); when ``compared``, the runs since the last
+    ``_Compare.take`` kept (``fresh``)."""
 
     limit: int
     clock: RecordedClock
+    compared: bool = False
     listed: list[WouldRun] = field(default_factory=list)
     fresh: list[WouldRun] = field(default_factory=list)
     _runs: dict[int, tuple[RunRecord, WouldRun]] = field(default_factory=dict)
@@ -168,7 +169,8 @@ class RecordedScene(RunningScene):
         run = WouldRun(at=record.at, trigger=record.trigger, ran=True)
         self._runs[id(record.trigger)] = (record, run)
         self._list(run)
-        self.fresh.append(run)
+        if self.compared:
+            self.fresh.append(run)
 
     def did_not_run(
         self, at: int, trigger: dict[str, Any], why: str, condition: str | None = None
@@ -400,7 +402,9 @@ class SceneBacktester:
             stored = StoredScene(
                 id=index, spec=spec, secret="", token="", created_at=0, updated_at=0
             )
-            recorded = scene_of(RecordedScene, stored, [], limit=limit, clock=clock)
+            recorded = scene_of(
+                RecordedScene, stored, [], limit=limit, clock=clock, compared=len(specs) == 2
+            )
             recorded.steps = _steps(spec, recorded)
             scenes.append(recorded)
         compare = _Compare(scenes, limit) if len(specs) == 2 else None
