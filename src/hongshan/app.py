@@ -197,6 +197,7 @@ class Platform:
         # what rules' and scenes' actions are built with
         action_needs = ActionNeeds(
             republish=rules.republish,
+            forward=rules.feed,
             commands=self.commands,
             http=rules.http,
             fan_out=self.fan_out,

@@ -67,7 +67,7 @@ def _spec(stored: StoredRule) -> RuleSpec:
 async def _rule(rules: RuleBook, given: RuleSpec | int) -> RuleSpec:
     if isinstance(given, int):
         return _spec(await rules.get(given))
-    rules.check(given)
+    await rules.check(given)
     return given
 
 

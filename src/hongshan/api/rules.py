@@ -3,7 +3,8 @@ delete rules, and a rule's trace (its counters, last runs — a shadow rule's wi
 would have done —, last non-runs with the condition that stopped each, and last failed
 actions). A rule is refused (400) when its text is no rule (the line, column and what
 was expected), when it reads a property its product's thing model lacks (named), or when an
-action cannot be done as set (named)."""
+action cannot be done as set (named: a device or a rule that does not exist, a rule handing
+its output to itself)."""
 
 from __future__ import annotations
 
@@ -61,10 +62,16 @@ async def create_rule(rules: Provided[RuleBook], data: JSONBody[RuleSpec]) -> Ru
 
 
 @post("/api/rules/check", status_code=200)
-async def check_rule(rules: Provided[RuleBook], data: JSONBody[RuleSpec]) -> dict[str, bool]:
+async def check_rule(
+    rules: Provided[RuleBook],
+    data: JSONBody[RuleSpec],
+    alongside: FromQuery[list[str] | None] = None,
+) -> dict[str, bool]:
     """Whether the rule would be accepted as it is (a 400 naming what is wrong if not);
-    nothing is stored (``rule import`` checks a whole file before it changes anything)."""
-    rules.check(data)
+    nothing is stored (``rule import`` checks a whole file before it changes anything:
+    ``?alongside=NAME``, repeated, names the rules it will create, which a rule's actions may
+    hand their output to)."""
+    await rules.check(data, alongside=alongside or ())
     return {"ok": True}
 
 

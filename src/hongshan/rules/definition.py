@@ -21,6 +21,12 @@ An action's ``type`` says what it does with the object the rule SELECTed (its *o
   details, with an optional ``escalation`` policy (``after`` seconds unacknowledged raise it
   ``to`` a severity; ``remindEvery`` seconds until acknowledged); with ``clear`` true, clear
   that device's open alarm of that type instead.
+- ``rule``: hand it to the rule named ``rule`` as that rule's input (ThingsBoard's rule chain
+  node, AWS IoT's ``$aws/rules/<name>``): only that rule runs on it — its WHERE and SELECT
+  on the output as the payload, ``topic()`` ``$rules/<name>`` (``RULE_INPUT``), the device
+  the message spoke for still its device (``deviceName()``, ``latest()``) — one step deeper,
+  and nothing is published. A rule is named rather than numbered so that a rule file says
+  what it means and an export imported into another town (where ids differ) still holds.
 
 A rule's ``errorAction`` (at most one) is any of them, given every action that failed: the
 rule, the action, the error, and the message that fired it.
@@ -97,7 +103,20 @@ class AlarmAction(
     escalation: Escalation | None = None
 
 
-ActionSpec = RepublishAction | SetAction | InvokeAction | WebhookAction | AlarmAction
+class ForwardAction(
+    msgspec.Struct, frozen=True, kw_only=True, tag="rule", tag_field="type", rename="camel"
+):
+    rule: str  # the name of the rule whose input it is
+
+
+ActionSpec = (
+    RepublishAction | SetAction | InvokeAction | WebhookAction | AlarmAction | ForwardAction
+)
+
+RULE_INPUT = "$rules/"
+"""The topic a forwarded output is on, before the target rule's name: what its ``topic()``
+answers (its FROM is not matched: only the named rule hears it)."""
+MAX_NAME = 64
 
 MAX_ALARM_TYPE = 128
 
@@ -169,4 +188,7 @@ def action_problem(action: ActionSpec) -> str | None:
                 problem = escalation_problem(escalation)
                 if problem is not None:
                     return f"alarm: {problem}"
+        case ForwardAction(rule=name):
+            if not name.strip() or len(name) > MAX_NAME:
+                return f"rule: {name!r} is no rule's name (1 to {MAX_NAME} characters)"
     return None

@@ -51,7 +51,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from hongshan.rules.cron import Cron, ScheduleError
-from hongshan.rules.definition import ActionSpec, action_problem
+from hongshan.rules.definition import ActionSpec, ForwardAction, action_problem
 from hongshan.rules.sun import Place, SunEvent, SunTrigger
 from hongshan.rules.windows import TimeWindow
 
@@ -253,6 +253,8 @@ def scene_problem(spec: SceneSpec) -> str | None:
             if not 0 <= step.seconds <= MAX_DELAY_SECONDS:
                 return f"action {number} (delay): {step.seconds:g} s (0 to {MAX_DELAY_SECONDS:g})"
             continue
+        if isinstance(step, ForwardAction):  # (a scene has no output of a SELECT to hand on)
+            return f"action {number} (rule): a rule's input is given only by another rule"
         problem = action_problem(step)
         if problem is not None:
             return f"action {number}: {problem}"

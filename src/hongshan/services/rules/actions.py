@@ -6,7 +6,8 @@ rule SELECTed: it does its work at once and answers None (republish), or answers
 that does it (a command, a webhook), which the engine awaits beside the others. Either way a
 failure is an exception — ``ActionFailed`` for one it foresaw — and the engine counts it, keeps
 it in the rule's trace and hands it to the rule's error action; the other actions go on.
-An alarm action raises or clears an alarm by the alarms' service (``AlarmDesk``).
+An alarm action raises or clears an alarm by the alarms' service (``AlarmDesk``); a rule
+action hands the output to another rule's input by the engine (``Forwarder``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from hongshan.errors import HongshanError, RemoteProtocolError
 from hongshan.messages import DEFAULT_WAIT, DeviceRef, Outcome
 from hongshan.messages.commands import CommandKind
 from hongshan.mqtt.topics import validate_topic_name
-from hongshan.rules.definition import AlarmAction, InvokeAction, RepublishAction, SetAction
+from hongshan.rules.definition import (
+    AlarmAction,
+    ForwardAction,
+    InvokeAction,
+    RepublishAction,
+    SetAction,
+)
 from hongshan.rules.values import UNDEFINED, to_string
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import FanOut
@@ -58,7 +65,7 @@ class Fired:
 
 
 class Action(Protocol):
-    kind: str  # its ``type``: "republish", "set", "invoke", "webhook", "alarm"
+    kind: str  # its ``type``: "republish", "set", "invoke", "webhook", "alarm", "rule"
 
     def start(self, output: dict[str, Any], fired: Fired) -> Pending | None:
         """Do it with ``output``: None when done, or the coroutine that does it."""
@@ -113,6 +120,25 @@ class Republish:
         except RemoteProtocolError as exc:
             raise ActionFailed(f"republish to {topic!r}: {exc}") from None
         self._republish(topic, output, self._qos, fired.depth + 1)
+
+
+Forwarder = Callable[[str, dict[str, Any], Fired], None]
+"""(rule name, output, fired): the engine runs that rule alone on the output, one deeper;
+``ActionFailed`` when no rule of that name is running."""
+
+
+class ForwardToRule:
+    """Hand the output to another rule's input: the engine runs that rule (only it) on it,
+    one step deeper, and publishes nothing."""
+
+    kind = "rule"
+
+    def __init__(self, spec: ForwardAction, forward: Forwarder) -> None:
+        self._rule = spec.rule
+        self._forward = forward
+
+    def start(self, output: dict[str, Any], fired: Fired) -> None:
+        self._forward(self._rule, output, fired)
 
 
 _DONE = (Outcome.SENT, Outcome.REPLIED)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 import msgspec
@@ -12,6 +12,7 @@ from hongshan.rules.compile import compile
 from hongshan.rules.definition import (
     ActionSpec,
     AlarmAction,
+    ForwardAction,
     InvokeAction,
     RuleSpec,
     SetAction,
@@ -64,7 +65,8 @@ class Things(Protocol):
 class RuleBook:
     """Creates, changes, enables, disables and deletes rules: checks each (its text; what it
     reads against the thing model of the product its FROM names, through the source whose
-    topics it names; its actions' settings and the devices they command), keeps it in the
+    topics it names; its actions' settings, the devices they command and the rules whose
+    input they are), keeps it in the
     registry, and has the engine run the enabled ones — all of them at start (``load``).
     Runs nothing itself (``RuleEngine``)."""
 
@@ -91,13 +93,13 @@ class RuleBook:
         return len(enabled)
 
     async def create(self, spec: RuleSpec) -> StoredRule:
-        self.check(spec)
+        await self.check(spec)
         stored = await self._store.create(spec, secrets.token_hex(16))
         self._follow(stored)
         return stored
 
     async def update(self, rule_id: int, spec: RuleSpec) -> StoredRule:
-        self.check(spec)
+        await self.check(spec, rule_id=rule_id)
         stored = await self._store.update(rule_id, spec)
         self._follow(stored)
         return stored
@@ -139,10 +141,14 @@ class RuleBook:
 
     # -- checks ----------------------------------------------------------------------------
 
-    def check(self, spec: RuleSpec) -> None:
+    async def check(
+        self, spec: RuleSpec, *, rule_id: int | None = None, alongside: Collection[str] = ()
+    ) -> None:
         """Refuse (400) a rule that cannot run as written: ``RuleSyntaxError``,
         ``RuleRefused`` (a property its product's thing model lacks), or ``RegistryError``
-        naming what else is wrong."""
+        naming what else is wrong. ``rule_id``: the rule it would change (its old name is no
+        other rule's); ``alongside``: names of rules that will be created with it (an
+        import's), which its actions may hand their output to."""
         if not spec.name.strip() or len(spec.name) > 64:
             raise RegistryError("a rule's name is 1 to 64 characters", "invalid")
         if not 0 < spec.max_per_second <= MAX_RATE:
@@ -159,6 +165,25 @@ class RuleBook:
             self._check_action(action)
         if spec.error_action is not None:
             self._check_action(spec.error_action)
+        await self._check_targets(spec, rule_id, alongside)
+
+    async def _check_targets(
+        self, spec: RuleSpec, rule_id: int | None, alongside: Collection[str]
+    ) -> None:
+        """A rule's input its actions hand their output to is another rule's, one that
+        exists (it may be disabled: the action fails while it is)."""
+        every = [*spec.actions, *([spec.error_action] if spec.error_action else [])]
+        targets = [action.rule for action in every if isinstance(action, ForwardAction)]
+        if not targets:
+            return
+        names = {rule.name for rule in await self._store.list_rules() if rule.id != rule_id}
+        for target in targets:
+            if target == spec.name:
+                raise RegistryError(
+                    f"rule: {target!r} is this rule: a rule hands its output to another", "invalid"
+                )
+            if target not in names and target not in alongside:
+                raise RegistryError(f"rule: no rule named {target!r}", "invalid")
 
     def _check_reads(self, rule: Rule) -> None:
         for source in self._sources:

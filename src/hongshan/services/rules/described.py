@@ -7,7 +7,14 @@ from typing import Any
 
 import msgspec
 
-from hongshan.rules.definition import InvokeAction, RepublishAction, SetAction, WebhookAction
+from hongshan.rules.definition import (
+    RULE_INPUT,
+    ForwardAction,
+    InvokeAction,
+    RepublishAction,
+    SetAction,
+    WebhookAction,
+)
 from hongshan.services.rules.actions import ActionFailed, TopicTemplate
 
 
@@ -15,7 +22,8 @@ def describe(action: Any, output: dict[str, Any]) -> dict[str, Any]:
     """What ``action`` (an action's settings, of any type) would do with ``output``: its
     settings as JSON, with what it would send — a republish's topic filled in and its
     ``payload``, a webhook's ``body``, a set's ``values`` and an invoke's ``params`` (their
-    own when they name some, else the output), and ``output`` for any other type."""
+    own when they name some, else the output), a rule action's ``topic`` and ``payload`` (the
+    message the named rule would run on), and ``output`` for any other type."""
     described: dict[str, Any] = msgspec.to_builtins(action)
     match action:
         case RepublishAction():
@@ -30,6 +38,9 @@ def describe(action: Any, output: dict[str, Any]) -> dict[str, Any]:
             described["values"] = output if action.values is None else action.values
         case InvokeAction():
             described["params"] = output if action.params is None else action.params
+        case ForwardAction():
+            described["topic"] = RULE_INPUT + action.rule
+            described["payload"] = output
         case _:
             described["output"] = output
     return described

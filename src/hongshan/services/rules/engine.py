@@ -14,6 +14,7 @@ import msgspec
 from hongshan.errors import HongshanError
 from hongshan.messages import DeviceRef, Uplink
 from hongshan.mqtt.trie import SubscriptionTrie
+from hongshan.rules.definition import RULE_INPUT
 from hongshan.rules.message import RuleInput
 from hongshan.services.rules.actions import Action, ActionFailed, Fired, Pending
 from hongshan.services.rules.described import describe
@@ -24,8 +25,8 @@ from hongshan.twin.properties import PropertyValue
 log = logging.getLogger("hongshan.rules")
 
 MAX_DEPTH = 8
-"""Republishes deep a message may be and still run rules: a rule whose output triggers itself
-(or two that trigger each other) stops there."""
+"""Republishes (or forwards to a rule's input) deep a message may be and still run rules: a
+rule whose output triggers itself (or two that trigger each other) stops there."""
 MAX_IN_FLIGHT = 10_000
 """Fires whose actions (commands, webhooks) may be under way at once; past it an action fails
 at once rather than pile up in memory behind a slow webhook."""
@@ -69,7 +70,8 @@ class RuleEngine:
     """Runs the enabled rules on the messages they listen to: clients' publishes (heard from
     the broker, ``on_published``), the bus's uplinks as each source presents them
     (``on_uplink``: ``$things/…``, Alibaba's rules-engine data), the platform's own messages
-    that are no uplink (``on_platform``: an alarm's changes) and its own rules' republishes.
+    that are no uplink (``on_platform``: an alarm's changes), its own rules' republishes, and
+    a rule's output handed to another rule's input (``feed``: that rule alone).
 
     Rules are indexed by their FROM filter in a subscription trie, so a message costs one
     lookup (remembered per topic) whatever the number of rules; with no rule at all, one
@@ -96,6 +98,7 @@ class RuleEngine:
         self._index: SubscriptionTrie[str, Listeners] = SubscriptionTrie()
         self._listeners: dict[str, Listeners] = {}  # by FROM filter
         self._rules: dict[int, RunningRule] = {}
+        self._named: dict[str, RunningRule] = {}  # (a rule's input is named: ``feed``)
         self._tasks: set[asyncio.Task[None]] = set()
         self.http = httpx.AsyncClient(follow_redirects=False)
 
@@ -105,6 +108,7 @@ class RuleEngine:
         """Run ``rule`` (in place of one with its id: its counters start again)."""
         self.drop(rule.id)
         self._rules[rule.id] = rule
+        self._named[rule.name] = rule
         listeners = self._listeners.get(rule.topic_filter)
         if listeners is None:
             listeners = self._listeners[rule.topic_filter] = Listeners()
@@ -116,6 +120,8 @@ class RuleEngine:
         rule = self._rules.pop(rule_id, None)
         if rule is None:
             return
+        if self._named.get(rule.name) is rule:
+            del self._named[rule.name]
         listeners = self._listeners[rule.topic_filter]
         listeners.remove(rule_id)
         if not listeners.rules:
@@ -209,6 +215,28 @@ class RuleEngine:
         if matches:
             heard = RuleInput(topic=topic, payload=output, received=_ms())
             self._run(matches, heard, depth)
+
+    def feed(self, name: str, output: dict[str, Any], fired: Fired) -> None:
+        """A rule's ``output`` handed to the input of the rule named ``name``: that rule alone
+        runs on it (its FROM is not matched), as on a message on ``$rules/<name>`` whose
+        payload is the output, speaking for the device ``fired``'s message spoke for, one step
+        deeper than it; nothing is published. ``ActionFailed`` when no such rule is running
+        (disabled, deleted or renamed): the forwarding rule's failure, not the target's."""
+        rule = self._named.get(name)
+        if rule is None:
+            raise ActionFailed(f"rule {name!r} is not running (disabled, deleted or renamed)")
+        depth = fired.depth + 1
+        message = RuleInput(
+            topic=RULE_INPUT + name,
+            payload=output,
+            received=_ms(),
+            device=fired.device,
+            latest=self._latest_of(fired.device),
+        )
+        at = message.received or _ms()
+        made = rule.heard_alone(message, at, time.monotonic(), too_deep=depth > MAX_DEPTH)
+        if made is not None:
+            self._fired(rule, message, made, at, depth)
 
     def _latest_of(self, device: DeviceRef | None) -> Callable[[str], Any]:
         if device is None:

@@ -17,6 +17,7 @@ from hongshan.rules.compile import CompiledRule, compile
 from hongshan.rules.definition import (
     ActionSpec,
     AlarmAction,
+    ForwardAction,
     InvokeAction,
     RepublishAction,
     SetAction,
@@ -31,6 +32,8 @@ from hongshan.services.fanout import FanOut
 from hongshan.services.rules.actions import (
     Action,
     AlarmDesk,
+    Forwarder,
+    ForwardToRule,
     InvokeService,
     RaiseAlarm,
     Republish,
@@ -45,14 +48,15 @@ RECENT = 2 * TRACE_LENGTH  # messages a FROM's listeners keep, to trace their ru
 
 @dataclass(frozen=True, kw_only=True)
 class ActionNeeds:
-    """What actions are built with: the engine's republish, the devices' commands, the HTTP
-    client of webhooks, the alarms."""
+    """What actions are built with: the engine's republish and its rules' inputs, the
+    devices' commands, the HTTP client of webhooks, the alarms."""
 
     republish: Republisher
     commands: DeviceCommands
     http: httpx.AsyncClient
     alarms: AlarmDesk
     fan_out: FanOut  # a set or invoke to many devices
+    forward: Forwarder  # a rule's input (``RuleEngine.feed``)
 
 
 def build_action(spec: ActionSpec, needs: ActionNeeds, secret: str) -> Action:
@@ -68,6 +72,8 @@ def build_action(spec: ActionSpec, needs: ActionNeeds, secret: str) -> Action:
             return Webhook(spec, needs.http, secret)
         case AlarmAction():
             return RaiseAlarm(spec, needs.alarms)
+        case ForwardAction():
+            return ForwardToRule(spec, needs.forward)
 
 
 def build_rule(stored: StoredRule, needs: ActionNeeds) -> RunningRule:
@@ -194,8 +200,10 @@ class RunningRule:
         self._counters = Counters()
         self._listeners: Listeners | None = None
         self._joined = 0  # the listeners' count of messages heard when it joined them
+        self._alone = 0  # messages handed to it alone (``heard_alone``)
         self._held = 0  # messages its WHERE held on
-        self._held_at: deque[int] = deque(maxlen=RECENT)  # ... their numbers, the last ones
+        self._held_at: deque[int] = deque(maxlen=RECENT)  # ... the listeners' numbers of them
+        self._stops = 0  # non-runs kept in ``_stopped``, ever: their order
         self._runs: deque[Run] = deque(maxlen=TRACE_LENGTH)
         self._stopped: deque[_Stopped] = deque(maxlen=TRACE_LENGTH)  # by rate or depth
         self._failures: deque[Failure] = deque(maxlen=TRACE_LENGTH)
@@ -204,9 +212,9 @@ class RunningRule:
     def counters(self) -> Counters:
         """Its counters now (messages matched and plain non-runs from its listeners' count)."""
         counters = self._counters
-        if self._listeners is not None:
-            counters.matched = self._listeners.heard - self._joined
-            counters.not_run = counters.matched - self._held - counters.looped
+        heard = 0 if self._listeners is None else self._listeners.heard - self._joined
+        counters.matched = heard + self._alone
+        counters.not_run = counters.matched - self._held - counters.looped
         return counters
 
     def listen(self, listeners: Listeners) -> None:
@@ -229,18 +237,43 @@ class RunningRule:
         """Its WHERE held on its listeners' message ``number``: its rate limit (``now``: seconds
         on its clock), then its SELECT — the output when it fires, None when the limit stops
         it (a non-run, kept)."""
-        self._held += 1
         self._held_at.append(number)
+        return self._admitted(at, message, now)
+
+    def heard_alone(
+        self, message: RuleInput, at: int, now: float, *, too_deep: bool = False
+    ) -> dict[str, Any] | None:
+        """A message handed to it alone, not through its listeners (another rule's output,
+        ``RuleEngine.feed``; a trial's): ``too_deep`` (a chain as deep as the engine allows)
+        not run, else its WHERE, then as ``held``."""
+        self._alone += 1
+        if too_deep:
+            self.looped(at, message)
+            return None
+        where = self.compiled.where
+        if where is not None and where(message) is not True:
+            self._stop(at, "where", message)
+            return None
+        return self._admitted(at, message, now)
+
+    def looped(self, at: int, message: RuleInput) -> None:
+        """A message a chain of republishes as deep as the engine allows brought: not run."""
+        self._counters.looped += 1
+        self._stop(at, "depth_limit", message)
+
+    def _admitted(self, at: int, message: RuleInput, now: float) -> dict[str, Any] | None:
+        self._held += 1
         if not self.admit(now):
             self._counters.limited += 1
-            self._stopped.append(_Stopped(number, at, "rate_limit", message))
+            self._stop(at, "rate_limit", message)
             return None
         return self.compiled.select(message)
 
-    def looped(self, number: int, at: int, message: RuleInput) -> None:
-        """A message a chain of republishes as deep as the engine allows brought: not run."""
-        self._counters.looped += 1
-        self._stopped.append(_Stopped(number, at, "depth_limit", message))
+    def _stop(self, at: int, reason: NonRunReason, message: RuleInput) -> None:
+        # (ordered after the listeners' last message: it came with it, or after it)
+        self._stops += 1
+        last = 0 if self._listeners is None else self._listeners.heard
+        self._stopped.append(_Stopped((last, self._stops), at, reason, message))
 
     def ran(self, at: int, topic: str, output: dict[str, Any], depth: int) -> Run:
         self._counters.fired += 1
@@ -281,7 +314,7 @@ class RunningRule:
         if self._listeners is not None:
             held = set(self._held_at)
             stopped.extend(
-                _Stopped(number, at, "where", message)
+                _Stopped((number, 0), at, "where", message)
                 for number, at, message in self._listeners.recent
                 if number > self._joined and number not in held
             )
@@ -294,7 +327,10 @@ class RunningRule:
             why = f"over its rate limit of {self.rate:g} a second"
             return NonRun(at=at, topic=topic, reason=reason, why=why)
         if reason == "depth_limit":
-            why = "a chain of republishes as deep as the engine allows (a rule triggering itself)"
+            why = (
+                "a chain of republishes or forwards as deep as the engine allows "
+                "(a rule triggering itself)"
+            )
             return NonRun(at=at, topic=topic, reason=reason, why=why)
         # (asked now: ``latest()`` reads the device's values as they are now)
         found = self.compiled.why_not(stopped.message)
@@ -304,14 +340,16 @@ class RunningRule:
 
 
 class _Stopped(NamedTuple):
-    number: int  # the listeners' count of the message: which came later
+    order: tuple[int, int]  # (the listeners' number of the message, or of the last one; the
+    #                          rule's count of non-runs kept): which came later
     at: int
     reason: NonRunReason
     message: RuleInput
 
 
-def _newest_first(stopped: _Stopped) -> int:
-    return -stopped.number
+def _newest_first(stopped: _Stopped) -> tuple[int, int]:
+    number, kept = stopped.order
+    return (-number, -kept)
 
 
 class Listeners:
@@ -355,7 +393,7 @@ class Listeners:
         """A message too many republishes deep: heard by every rule, run by none."""
         self.heard += 1
         for rule in self.rules.values():
-            rule.looped(self.heard, at, message)
+            rule.looped(at, message)
 
 
 def not_running(rule_id: int) -> Trace:
