@@ -9,6 +9,8 @@ of ``cli_api``: ``--server``, ``--token``, ``--data-dir``, ``--json``).
     --invoke PK/DN:SERVICE       call that service of that device with it
     --alarm TYPE[:SEVERITY]      raise an alarm of TYPE on the message's device [major]
     --clear-alarm TYPE           clear the message's device's open alarm of TYPE
+    --to-rule ID|NAME            hand it to that rule's input (only it runs on it; kept by
+                                 name)
     --error-republish TOPIC      the error action: every failed action, with the message
     --error-webhook URL          … or POSTed there
     --max-per-second N           its rate limit [100]
@@ -25,7 +27,8 @@ Rule files (``services.rules.files``: YAML, one rule or a list, with test cases)
                                           failure or an error (named by file and line)
     rule export [ID...] > rules.yaml      the rules (all, or those) as a rule file
     rule import -f rules.yaml [--dry-run] create or update each by name (--dry-run: say what
-                                          would change, change nothing)
+                                          would change, change nothing); a rule is created
+                                          after the rules of the file it hands its output to
     rule backtest ID|-f FILE --from T --to T [--against ID|FILE] [--limit N] [--device PK/DN]
                                           when it would have fired over the history's range
 """
@@ -43,7 +46,7 @@ import msgspec
 from hongshan.alarms.model import SEVERITIES
 from hongshan.cli_api import Api, api_options
 from hongshan.dialects.alink.rule_data import AlibabaRuleData
-from hongshan.rules.definition import RuleSpec
+from hongshan.rules.definition import ActionSpec, ForwardAction, RuleSpec
 from hongshan.rules.sql import RuleSyntaxError
 from hongshan.services.rules.backtest import MAX_SECONDS
 from hongshan.services.rules.files import FileRule, RuleFileError, dump, load, run_cases
@@ -102,6 +105,9 @@ def _actions(
 @click.option("--invoke", multiple=True, metavar="PK/DN:SERVICE")
 @click.option("--alarm", multiple=True, metavar="TYPE[:SEVERITY]", help="Raise an alarm.")
 @click.option("--clear-alarm", multiple=True, metavar="TYPE", help="Clear an open alarm.")
+@click.option(
+    "--to-rule", multiple=True, metavar="ID|NAME", help="Hand the output to that rule's input."
+)
 @click.option("--error-republish", metavar="TOPIC", help="The error action: republish there.")
 @click.option("--error-webhook", metavar="URL", help="The error action: POST there.")
 @click.option("--max-per-second", type=float, help="Fires a second at most [100].")
@@ -119,6 +125,7 @@ def rule_create(
     invoke: tuple[str, ...],
     alarm: tuple[str, ...],
     clear_alarm: tuple[str, ...],
+    to_rule: tuple[str, ...],
     error_republish: str | None,
     error_webhook: str | None,
     max_per_second: float | None,
@@ -129,7 +136,10 @@ def rule_create(
     body: dict[str, Any] = {
         "name": name,
         "sql": sql.read(),
-        "actions": _actions(republish, webhook, set_on, invoke, alarm, clear_alarm),
+        "actions": [
+            *_actions(republish, webhook, set_on, invoke, alarm, clear_alarm),
+            *({"type": "rule", "rule": _rule_name(api, text)} for text in to_rule),
+        ],
         "enabled": not disabled,
         "shadow": shadow,
     }
@@ -144,6 +154,17 @@ def rule_create(
     if max_per_second is not None:
         body["maxPerSecond"] = max_per_second
     api.show(api.request("POST", "/api/rules", json=body))
+
+
+def _rule_name(api: Api, text: str) -> str:
+    """The name of the rule ``text`` names: a rule's name, else a rule's id (a rule action
+    keeps the name, which an export carries to another town); else ``text`` as it is, for
+    the server to refuse."""
+    kept = api.request("GET", "/api/rules")
+    if any(found["name"] == text for found in kept):
+        return text
+    by_id = {str(found["id"]): found["name"] for found in kept}
+    return str(by_id.get(text, text))
 
 
 @rule.command("list")
@@ -291,29 +312,81 @@ def rule_import(api: Api, path: str, dry_run: bool) -> None:
     """Create or update the rules of a file, each by its name (its tests are not run); every
     rule is checked by the server first, and none is changed if one is refused."""
     wanted = _load(path)
+    kept = {found["name"]: found for found in api.request("GET", "/api/rules")}
+    coming = [found.spec.name for found in wanted if found.spec.name not in kept]
     refused = []
     for found in wanted:  # (all checked before any is changed)
         try:
-            api.request("POST", "/api/rules/check", json=msgspec.to_builtins(found.spec))
+            api.request(
+                "POST",
+                "/api/rules/check",
+                json=msgspec.to_builtins(found.spec),
+                params={"alongside": coming},
+            )
         except click.ClickException as exc:
             refused.append(f"{path}:{found.line}: {found.spec.name}: {exc.message}")
     if refused:
         raise click.ClickException("nothing imported:\n" + "\n".join(refused))
-    kept = {found["name"]: found for found in api.request("GET", "/api/rules")}
     prefix = "would " if dry_run else ""
+    new = [found.spec for found in wanted if found.spec.name not in kept]
+    made, finished = _creations(new)
+    for spec in made:
+        if not dry_run:
+            kept[spec.name] = api.request("POST", "/api/rules", json=msgspec.to_builtins(spec))
+        click.echo(f"{prefix}create  {spec.name}")
+    for spec in finished:  # (made disabled first: it hands its output to a rule made after)
+        if not dry_run:
+            body = msgspec.to_builtins(spec)
+            api.request("PUT", f"/api/rules/{kept[spec.name]['id']}", json=body)
     for found in wanted:
         body = msgspec.to_builtins(found.spec)
         old = kept.get(found.spec.name)
-        if old is None:
-            if not dry_run:
-                api.request("POST", "/api/rules", json=body)
-            click.echo(f"{prefix}create  {found.spec.name}")
-        elif msgspec.to_builtins(_spec(old)) != body:
+        if old is None or found.spec.name in coming:
+            continue
+        if msgspec.to_builtins(_spec(old)) != body:
             if not dry_run:
                 api.request("PUT", f"/api/rules/{old['id']}", json=body)
             click.echo(f"{prefix}update  {found.spec.name} (rule {old['id']})")
         else:
             click.echo(f"unchanged  {found.spec.name} (rule {old['id']})")
+
+
+def _creations(new: list[RuleSpec]) -> tuple[list[RuleSpec], list[RuleSpec]]:
+    """The rules an import creates, in an order the server takes — each after those of them
+    it hands its output to —, and those to change afterwards: a rule in a ring of them (A to
+    B to A) is first created disabled and without its actions to rules not made yet, then
+    changed to what it is once they are (so it never runs without them)."""
+    pending = {spec.name: spec for spec in new}
+    made: list[RuleSpec] = []
+    finished: list[RuleSpec] = []
+    while pending:
+        ready = [spec for spec in pending.values() if not _targets(spec) & pending.keys()]
+        if not ready:  # (a ring: one of it made first, without those actions)
+            spec = next(iter(pending.values()))
+            waiting = set(pending) - {spec.name}
+            ready = [_without(spec, waiting)]
+            finished.append(spec)
+        for spec in ready:
+            made.append(spec)
+            del pending[spec.name]
+    return made, finished
+
+
+def _targets(spec: RuleSpec) -> set[str]:
+    every = [*spec.actions, *([spec.error_action] if spec.error_action else [])]
+    return {action.rule for action in every if isinstance(action, ForwardAction)}
+
+
+def _without(spec: RuleSpec, names: set[str]) -> RuleSpec:
+    def keep(action: ActionSpec | None) -> bool:
+        return not (isinstance(action, ForwardAction) and action.rule in names)
+
+    return msgspec.structs.replace(
+        spec,
+        actions=[action for action in spec.actions if keep(action)],
+        error_action=spec.error_action if keep(spec.error_action) else None,
+        enabled=False,
+    )
 
 
 @rule.command("backtest")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from test_api_commands import as_json, run
 from test_history_commands import T0, seeded
 
 from installed import HONGSHAN
+from thingsboard_device import rest
 
 PM25 = """\
 - name: PM2.5 over 75
@@ -265,3 +267,56 @@ def test_a_shadow_rules_trace_on_the_command_line(server: Any, paho_client: Any)
     assert "wouldFire" in trace
     assert "would    " in trace and "town/q → {'a': 1}" in trace
     assert "webhook http://127.0.0.1:9/hook" in trace
+
+
+def test_rules_handing_on_to_rules_go_by_name_through_export_and_import(
+    make_server: Callable[..., Any], tmp_path: Path
+) -> None:
+    server = make_server()
+    (tmp_path / "r.sql").write_text('SELECT a FROM "town/r"')
+    q = as_json(server, "rule", "create", "--name", "q", "-f", str(tmp_path / "r.sql"))
+    # --to-rule takes an id or a name; the rule keeps the name
+    p = as_json(
+        server, "rule", "create", "--name", "p", "-f", str(tmp_path / "r.sql"),
+        "--to-rule", str(q["id"]),
+    )  # fmt: skip
+    assert p["actions"] == [{"type": "rule", "rule": "q"}]
+    body = {
+        "name": "q",
+        "sql": 'SELECT a FROM "town/r"',
+        "actions": [{"type": "rule", "rule": "p"}],
+    }
+    with rest(server) as api:  # (q hands back to p: a ring)
+        assert api.put(f"/api/rules/{q['id']}", json=body).status_code == 200
+    made = as_json(
+        server, "rule", "create", "--name", "first", "-f", str(tmp_path / "r.sql"),
+        "--to-rule", "p",
+    )  # fmt: skip
+    assert made["actions"] == [{"type": "rule", "rule": "p"}]
+    refused = run(
+        server, "rule", "create", "--name", "x", "-f", str(tmp_path / "r.sql"),
+        "--to-rule", "nobody", check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "no rule named 'nobody'" in refused.stderr
+    exported = run(server, "rule", "export").stdout
+    assert "type: rule" in exported and "rule: p" in exported
+    (tmp_path / "all.yaml").write_text(exported)
+    # into another town, empty: each created after the rules it hands on to, the ring's
+    # first one made disabled without its action and then changed to what it is
+    other = make_server(data_dir=str(tmp_path / "other"))
+    done = run(other, "rule", "import", "-f", str(tmp_path / "all.yaml")).stdout
+    assert sorted(done.splitlines()) == ["create  first", "create  p", "create  q"]
+
+    def kept(town: Any) -> list[Any]:
+        shown = as_json(town, "rule", "list")
+        return sorted(
+            (
+                {k: v for k, v in r.items() if k not in ("id", "createdAt", "updatedAt")}
+                for r in shown
+            ),
+            key=lambda r: r["name"],
+        )
+
+    assert kept(other) == kept(server)
+    again = run(other, "rule", "import", "-f", str(tmp_path / "all.yaml")).stdout
+    assert [line.split()[0] for line in again.splitlines()] == ["unchanged"] * 3
