@@ -261,7 +261,8 @@ def rule_test(files: tuple[str, ...]) -> None:
     for path in files:
         try:
             rules = load(Path(path).read_text(encoding="utf-8"), path)
-            outcomes = [o for found in rules for o in run_cases(found, sources, path)]
+            specs = [found.spec for found in rules]  # (a rule action is followed into them)
+            outcomes = [o for found in rules for o in run_cases(found, sources, path, specs)]
         except OSError as exc:
             click.echo(f"{path}: {exc.strerror}", err=True)
             broken += 1

@@ -320,3 +320,44 @@ def test_rules_handing_on_to_rules_go_by_name_through_export_and_import(
     assert kept(other) == kept(server)
     again = run(other, "rule", "import", "-f", str(tmp_path / "all.yaml")).stdout
     assert [line.split()[0] for line in again.splitlines()] == ["unchanged"] * 3
+
+
+CHAIN = """\
+- name: lamp on
+  sql: >-
+    SELECT deviceName() AS lamp, values.Brightness AS b
+    FROM "$things/a1Lamp/+/properties" WHERE values.LightSwitch = 1
+  actions:
+    - {type: rule, rule: bright}
+  tests:
+    - name: followed into the rule it hands its output to
+      messages:
+        - {device: a1Lamp/lamp-1, properties: {LightSwitch: 1, Brightness: 80}}
+        - {device: a1Lamp/lamp-1, properties: {LightSwitch: 1, Brightness: 20}}
+      fires:
+        - message: 0
+          actions:
+            - type: rule
+              rule: bright
+              payload: {lamp: lamp-1, b: 80}
+              then:
+                output: {lamp: lamp-1, heard: $rules/bright}
+                actions: [{type: webhook, body: {b: 80}}]
+        - message: 1
+          actions: [{type: rule, then: {output: null, why: "b > 50: false"}}]
+- name: bright
+  sql: SELECT lamp, b, topic() AS heard FROM "$rules/bright" WHERE b > 50
+  actions:
+    - {type: webhook, url: "https://ops.example/hooks/bright"}
+"""
+
+
+def test_a_rule_file_follows_a_rule_action_into_a_rule_of_the_file(tmp_path: Path) -> None:
+    (tmp_path / "chain.yaml").write_text(CHAIN)
+    done = hongshan("rule", "test", str(tmp_path / "chain.yaml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == "1 of 1 cases passed"
+    wrong = CHAIN.replace("body: {b: 80}", "body: {b: 81}")
+    (tmp_path / "wrong.yaml").write_text(wrong)
+    failed = hongshan("rule", "test", str(tmp_path / "wrong.yaml"))
+    assert failed.returncode == 1 and "fire 1 (line 13): no action like" in failed.stdout

@@ -11,9 +11,17 @@ import msgspec
 import pytest
 
 from hongshan.messages import DeviceRef, PropertyValues
-from hongshan.rules.definition import RepublishAction, RuleSpec, SetAction, WebhookAction
+from hongshan.rules.definition import (
+    ForwardAction,
+    RepublishAction,
+    RuleSpec,
+    SetAction,
+    WebhookAction,
+    action_problem,
+)
 from hongshan.services.rules.described import describe
-from hongshan.services.rules.files import dump, holds, load
+from hongshan.services.rules.engine import MAX_DEPTH
+from hongshan.services.rules.files import RuleFileError, dump, holds, load
 from hongshan.services.rules.sources import PlatformStreams
 from hongshan.services.rules.trial import Heard, Trial
 
@@ -82,3 +90,75 @@ def test_a_trial_keeps_the_rate_limit_on_the_messages_clock() -> None:
         trial.on_uplink(post, heard)
     assert [output for _, _, output in heard] == [{"v": 0}, {"v": 100}, None, None, {"v": 1300}]
     assert trial.rules[0].counters.limited == 2
+
+
+def test_a_rule_action_says_the_message_the_named_rule_would_run_on() -> None:
+    output = {"lamp": "lamp-1"}
+    assert describe(ForwardAction(rule="bright"), output) == {
+        "type": "rule",
+        "rule": "bright",
+        "topic": "$rules/bright",
+        "payload": output,
+    }
+    assert action_problem(ForwardAction(rule="bright")) is None
+    assert (
+        action_problem(ForwardAction(rule=" "))
+        == "rule: ' ' is no rule's name (1 to 64 characters)"
+    )
+    assert "no rule's name" in str(action_problem(ForwardAction(rule="x" * 65)))
+
+
+def test_a_trial_follows_a_rule_action_into_the_rule_it_names() -> None:
+    on = RuleSpec(
+        name="on",
+        sql='SELECT deviceName() AS lamp, values.b AS b FROM "$things/a1/+/properties"',
+        actions=[ForwardAction(rule="bright"), ForwardAction(rule="elsewhere")],
+    )
+    bright = RuleSpec(
+        name="bright",
+        sql="SELECT lamp, topic() AS heard, latest('b') AS twin FROM \"x\" WHERE b > 50",
+        actions=[WebhookAction(url="https://ops.example/h")],
+    )
+    trial = Trial([on], [PlatformStreams()], others=[on, bright])
+    device = DeviceRef("a1", "lamp-1")
+    said = []
+    for at, b in ((0, 80), (1_000, 20)):  # (each said as it fires: latest() is the trial's now)
+        heard: list[Heard] = []
+        trial.on_uplink(PropertyValues(device=device, received=at, values={"b": b}, ts=at), heard)
+        ((_, message, output),) = heard
+        assert output is not None
+        said.append(trial.actions(0, output, message))
+    (followed, elsewhere), (stopped, _) = said
+    made = {"lamp": "lamp-1", "heard": "$rules/bright", "twin": 80}
+    assert followed["then"] == {
+        "output": made,
+        "actions": [{**msgspec.to_builtins(bright.actions[0]), "body": made}],
+    }
+    assert "then" not in elsewhere  # (not a rule of the trial's: only said)
+    assert stopped["then"] == {"output": None, "why": "b > 50: false"}
+    assert "then" not in trial.actions(0, output)[0]  # (no message: said, not followed)
+
+
+def test_a_ring_in_a_trial_stops_at_the_depth_limit() -> None:
+    ping = RuleSpec(
+        name="ping", sql='SELECT n + 1 AS n FROM "t"', actions=[ForwardAction(rule="pong")]
+    )
+    pong = RuleSpec(
+        name="pong", sql='SELECT n + 1 AS n FROM "t"', actions=[ForwardAction(rule="ping")]
+    )
+    trial = Trial([ping], [], others=[ping, pong])
+    heard: list[Heard] = []
+    trial.on_published("t", {"n": 0}, 0, heard)
+    ((_, message, output),) = heard
+    assert output is not None
+    then = trial.actions(0, output, message)[0]["then"]
+    for _ in range(MAX_DEPTH - 1):
+        then = then["actions"][0]["then"]
+    assert then["output"] == {"n": MAX_DEPTH + 1}
+    assert then["actions"][0]["then"]["why"].startswith("the depth limit")
+
+
+def test_a_rule_file_refuses_a_rule_handing_its_output_to_itself() -> None:
+    text = '- name: a\n  sql: SELECT * FROM "t"\n  actions: [{type: rule, rule: a}]\n'
+    with pytest.raises(RuleFileError, match="'a' is this rule"):
+        load(text, "x.yaml")

@@ -39,6 +39,17 @@ fire's actions of its ``type`` whose fields hold the ones given (a webhook's ``u
 ``body``; a set's ``productKey``, ``values``; …, as ``services.rules.described`` says);
 ``alarms``, the same for actions of type ``alarm``. A case without ``fires`` only checks that
 its messages run.
+
+An action of type ``rule`` handing the output to another rule of the same file is followed
+into it, as the engine would (its ``topic`` ``$rules/<name>``, its ``payload`` the output):
+what that rule did is the action's ``then`` — ``output`` and ``actions`` (the whole list) when
+it fired, ``output: null`` and ``why`` when it did not::
+
+          actions:
+            - {type: rule, rule: bright, then: {output: {lamp: lamp-1}}}
+
+A rule handing its output to itself is refused; one to a rule not in the file is only said
+(the server checks it is there when the file is imported).
 """
 
 from __future__ import annotations
@@ -56,7 +67,7 @@ import yaml
 from hongshan.errors import HongshanError
 from hongshan.messages import DeviceRef, EventRaised, PropertyValues, StatusChanged, Uplink
 from hongshan.rules.compile import compile
-from hongshan.rules.definition import RuleSpec, action_problem
+from hongshan.rules.definition import ForwardAction, RuleSpec, action_problem
 from hongshan.rules.sql import RuleSyntaxError, parse
 from hongshan.services.rules.sources import RuleSource
 from hongshan.services.rules.trial import Heard, Trial
@@ -172,6 +183,8 @@ def _rule(item: _Located, path: str) -> FileRule:
         raise RuleFileError(f"{where}: sql: {exc}") from None
     for action in [*spec.actions, *([spec.error_action] if spec.error_action else [])]:
         problem = action_problem(action)
+        if problem is None and isinstance(action, ForwardAction) and action.rule == spec.name:
+            problem = f"rule: {action.rule!r} is this rule: a rule hands its output to another"
         if problem is not None:
             raise RuleFileError(f"{where}: {problem}")
     tests = item.get("tests", [])
@@ -323,13 +336,25 @@ def _line_at(item: _Located, error: str) -> int:
 # -- running the cases -----------------------------------------------------------------------
 
 
-def run_cases(rule: FileRule, sources: Sequence[RuleSource], path: str) -> list[Outcome]:
-    """Each case of ``rule`` run on a trial of its own (a fresh rate limit and state)."""
-    return [_run_case(rule, case, sources, path) for case in rule.cases]
+def run_cases(
+    rule: FileRule,
+    sources: Sequence[RuleSource],
+    path: str,
+    others: Sequence[RuleSpec] = (),
+) -> list[Outcome]:
+    """Each case of ``rule`` run on a trial of its own (a fresh rate limit and state);
+    ``others``: the file's rules, which a rule action of it is followed into."""
+    return [_run_case(rule, case, sources, path, others) for case in rule.cases]
 
 
-def _run_case(rule: FileRule, case: Case, sources: Sequence[RuleSource], path: str) -> Outcome:
-    trial = Trial([rule.spec], sources)
+def _run_case(
+    rule: FileRule,
+    case: Case,
+    sources: Sequence[RuleSource],
+    path: str,
+    others: Sequence[RuleSpec],
+) -> Outcome:
+    trial = Trial([rule.spec], sources, others=others)
     got: list[dict[str, Any]] = []
     for index, message in enumerate(case.messages):
         heard: list[Heard] = []
@@ -350,9 +375,9 @@ def _run_case(rule: FileRule, case: Case, sources: Sequence[RuleSource], path: s
                 client_id=message.client_id,
                 device=message.device,
             )
-        for _, _, output in heard:
+        for _, heard_message, output in heard:
             if output is not None:
-                actions = trial.actions(0, output)
+                actions = trial.actions(0, output, heard_message)
                 got.append({"message": index, "output": output, "actions": actions})
     diff = [] if case.fires is None else _differences(case.fires, got)
     return Outcome(rule=rule.spec.name, case=case.name, line=case.line, passed=not diff, diff=diff)

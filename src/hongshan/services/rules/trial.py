@@ -10,10 +10,11 @@ from typing import Any
 from hongshan.messages import DeviceRef, PropertyValues, Uplink
 from hongshan.mqtt.topics import topic_matches
 from hongshan.rules.compile import compile
-from hongshan.rules.definition import RuleSpec
+from hongshan.rules.definition import RULE_INPUT, ForwardAction, RuleSpec
 from hongshan.rules.message import RuleInput
 from hongshan.rules.sql import parse
 from hongshan.services.rules.described import describe
+from hongshan.services.rules.engine import MAX_DEPTH
 from hongshan.services.rules.running import Listeners, RunningRule
 from hongshan.services.rules.sources import RuleSource
 
@@ -39,15 +40,27 @@ class Trial:
     the sources present them (the engine's ``on_uplink``), or messages on a topic (its
     ``on_published``); each compiled as live, its WHERE run, its rate limit kept on the
     messages' own clock. ``latest()`` answers the values the trial has heard so far of the
-    device, as the twin would have then. Owns the rules' counters (``rules[i].counters``);
-    never starts an action, publishes, stores or sends anything."""
+    device, as the twin would have then. A rule action handing an output to one of
+    ``others`` (a rule file's rules) is followed into it: that rule runs on the output as the
+    engine would (``feed``), and what it did is said under the action's ``then``. Owns the
+    rules' counters (``rules[i].counters``); never starts an action, publishes, stores or
+    sends anything."""
 
-    def __init__(self, specs: Sequence[RuleSpec], sources: Sequence[RuleSource]) -> None:
+    def __init__(
+        self,
+        specs: Sequence[RuleSpec],
+        sources: Sequence[RuleSource],
+        *,
+        others: Sequence[RuleSpec] = (),
+    ) -> None:
         self.specs = tuple(specs)
         self.rules = [_running(spec, index) for index, spec in enumerate(self.specs)]
         self._listeners = [Listeners() for _ in self.rules]  # one a rule: they may differ
         for listeners, rule in zip(self._listeners, self.rules, strict=True):
             listeners.add(rule)
+        self._others = {
+            spec.name: (spec, _running(spec, -1 - index)) for index, spec in enumerate(others)
+        }
         self._sources = tuple(sources)
         self._filters = [rule.topic_filter for rule in self.rules]
         self._which: dict[str, tuple[int, ...]] = {}  # topic → the rules whose FROM matches
@@ -125,6 +138,46 @@ class Trial:
         rule.counters.fired += 1
         return output
 
-    def actions(self, index: int, output: dict[str, Any]) -> list[dict[str, Any]]:
-        """What rule ``index``'s actions would have done with ``output``."""
-        return [describe(action, output) for action in self.specs[index].actions]
+    def actions(
+        self, index: int, output: dict[str, Any], message: RuleInput | None = None
+    ) -> list[dict[str, Any]]:
+        """What rule ``index``'s actions would have done with ``output`` (made from
+        ``message``: given, a rule action to one of ``others`` is followed into it)."""
+        return self._described(self.specs[index], output, message, 0)
+
+    def _described(
+        self, spec: RuleSpec, output: dict[str, Any], message: RuleInput | None, depth: int
+    ) -> list[dict[str, Any]]:
+        done = []
+        for action in spec.actions:
+            described = describe(action, output)
+            followed = isinstance(action, ForwardAction) and action.rule in self._others
+            if followed and message is not None:
+                name = described["rule"]
+                described["then"] = self._follow(name, output, message, depth + 1)
+            done.append(described)
+        return done
+
+    def _follow(
+        self, name: str, output: dict[str, Any], message: RuleInput, depth: int
+    ) -> dict[str, Any]:
+        """What the rule named ``name`` did with ``output`` handed to its input: its
+        ``output`` and ``actions``, or no output and ``why``."""
+        spec, rule = self._others[name]
+        if depth > MAX_DEPTH:
+            return {"output": None, "why": "the depth limit (a rule triggering itself)"}
+        fed = RuleInput(
+            topic=RULE_INPUT + name,
+            payload=output,
+            received=message.received,
+            device=message.device,
+            latest=message.latest,
+        )
+        at = message.received or 0
+        made = rule.heard_alone(fed, at, at / 1000)
+        if made is None:
+            stopped = rule.compiled.why_not(fed)
+            why = f"over its rate limit of {rule.rate:g} a second" if stopped is None else stopped
+            return {"output": None, "why": str(why)}
+        rule.counters.fired += 1
+        return {"output": made, "actions": self._described(spec, made, fed, depth)}
