@@ -206,3 +206,11 @@ def test_a_scene_hands_nothing_to_a_rule(api: httpx.Client) -> None:
         "actions": [to("a")],
     }
     problem(api.post("/api/scenes", json=scene), 400, "action 1 (rule)")
+
+
+def test_the_openapi_document_describes_the_rule_action(api: httpx.Client) -> None:
+    document = api.get("/api/schema/openapi.json").json()
+    forward = document["components"]["schemas"]["ForwardAction"]
+    assert forward["properties"]["type"]["const"] == "rule" and "rule" in forward["required"]
+    check = document["paths"]["/api/rules/check"]["post"]
+    assert "alongside" in [parameter["name"] for parameter in check["parameters"]]
