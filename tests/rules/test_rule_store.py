@@ -12,7 +12,13 @@ from alembic import command
 from alembic.config import Config
 
 from hongshan.identity.secret_box import SecretBox
-from hongshan.rules.definition import RepublishAction, RuleSpec, SetAction, WebhookAction
+from hongshan.rules.definition import (
+    ForwardAction,
+    RepublishAction,
+    RuleSpec,
+    SetAction,
+    WebhookAction,
+)
 from hongshan.store.registry import schema
 from hongshan.store.registry.engine import MIGRATIONS, create_engine
 from hongshan.store.registry.store import SQLRegistry
@@ -36,6 +42,7 @@ SPEC = RuleSpec(
         RepublishAction(topic="town/${a}", qos=1),
         WebhookAction(url="http://127.0.0.1:9/hook", retries=1),
         SetAction(product_key="a1B", device_name="lamp-0001"),
+        ForwardAction(rule="next"),
     ],
     error_action=RepublishAction(topic="town/errors"),
     max_per_second=5.0,
