@@ -107,7 +107,10 @@ Alibaba's, skips the empty level before it: ``topic(1)`` of ``/a1B2/lamp/user/up
 epoch), or with a pattern, that time formatted in UTC (Alibaba's ``timestamp(format)`` writes
 its region's time; the platform keeps to UTC); ``attribute(key)``, the device's tag;
 ``latest('identifier')``, the device's latest value of one of its properties (the identifier
-written in quotes: it is checked against the thing model); ``newuuid()``.
+written in quotes: it is checked against the thing model); ``newuuid()``. On an output
+another rule handed to this one's input (an action of type ``rule``), ``topic()`` is
+``$rules/<this rule's name>``, ``clientid()`` ``"n/a"``, and the device is the one the first
+message spoke for.
 
 Numbers: ``abs(x)``; ``round(x)`` to the nearest int, halves away from zero (``round(-1.5)``
 is -2, as AWS); ``floor(x)``, ``ceil(x)``; ``mod(a, b)``; ``power(a, b)``; ``nanvl(x,
