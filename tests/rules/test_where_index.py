@@ -169,3 +169,22 @@ def test_a_rule_keeps_its_last_non_runs_however_many_rules_share_its_from() -> N
         assert [stop.at for stop in trace.non_runs] == list(
             range(TRACE_LENGTH * 3 - 1, TRACE_LENGTH * 2 - 1, -1)
         )
+
+
+def test_messages_handed_to_a_rule_alone_are_counted_and_traced_in_their_order() -> None:
+    listeners = Listeners()
+    rule = _rule(1, "x > 10")
+    listeners.add(rule)
+    listeners.hear(RuleInput(topic="t/1", payload={"x": 1}), 1, now=0.0)  # (its WHERE: no)
+    assert rule.heard_alone(RuleInput(topic="$rules/r1", payload={"x": 2}), 2, 0.0) is None
+    assert rule.heard_alone(RuleInput(topic="$rules/r1", payload={"x": 20}), 3, 0.0) == {"x": 20}
+    listeners.hear(RuleInput(topic="t/1", payload={"x": 3}), 4, now=0.0)
+    rule.heard_alone(RuleInput(topic="$rules/r1", payload={"x": 30}), 5, 0.0, too_deep=True)
+    trace = rule.trace()
+    assert (trace.counters.matched, trace.counters.not_run, trace.counters.looped) == (5, 3, 1)
+    assert [(stop.at, stop.reason) for stop in trace.non_runs] == [
+        (5, "depth_limit"),
+        (4, "where"),
+        (2, "where"),
+        (1, "where"),
+    ]

@@ -225,15 +225,14 @@ class RuleEngine:
         rule = self._named.get(name)
         if rule is None:
             raise ActionFailed(f"rule {name!r} is not running (disabled, deleted or renamed)")
-        depth = fired.depth + 1
+        depth, at = fired.depth + 1, _ms()
         message = RuleInput(
             topic=RULE_INPUT + name,
             payload=output,
-            received=_ms(),
+            received=at,
             device=fired.device,
             latest=self._latest_of(fired.device),
         )
-        at = message.received or _ms()
         made = rule.heard_alone(message, at, time.monotonic(), too_deep=depth > MAX_DEPTH)
         if made is not None:
             self._fired(rule, message, made, at, depth)
