@@ -574,6 +574,16 @@ def test_a_scene_naming_what_the_registry_lacks_is_refused_naming_it(
             f"action 1 (set): product {pk}'s thing model has no property 'X'",
         ),
         (
+            {
+                "triggers": [{"type": "webhook"}],
+                "actions": [
+                    {"type": "delay", "seconds": 1},
+                    {"type": "alarm", "alarmType": "t", "productKey": pk, "deviceName": "x"},
+                ],
+            },
+            f"action 2 (alarm): no device x in product {pk}",
+        ),
+        (
             {"triggers": [{"type": "cron", "expr": "0 25 * * *"}]},
             "trigger 1 (cron): hour: 25 is out of 0-23",
         ),

@@ -47,6 +47,7 @@ class RepublishAction(
 ):
     topic: str
     qos: int = 0
+    kind: ClassVar[str] = "republish"
 
 
 class _Targeted(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
@@ -90,6 +91,7 @@ class WebhookAction(
     timeout: float = 5.0
     retries: int = 3
     backoff: float = 1.0
+    kind: ClassVar[str] = "webhook"
 
 
 class AlarmAction(
@@ -101,12 +103,14 @@ class AlarmAction(
     product_key: str | None = None
     device_name: str | None = None
     escalation: Escalation | None = None
+    kind: ClassVar[str] = "alarm"
 
 
 class ForwardAction(
     msgspec.Struct, frozen=True, kw_only=True, tag="rule", tag_field="type", rename="camel"
 ):
     rule: str  # the name of the rule whose input it is
+    kind: ClassVar[str] = "rule"
 
 
 ActionSpec = (

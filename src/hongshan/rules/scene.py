@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -194,6 +194,7 @@ class Conditions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 class DelayStep(_Tagged, frozen=True, tag="delay"):
     seconds: float
+    kind: ClassVar[str] = "delay"
 
 
 StepSpec = ActionSpec | DelayStep

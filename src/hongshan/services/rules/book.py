@@ -62,6 +62,32 @@ class Things(Protocol):
     def device_known(self, product_key: str, device_name: str) -> bool: ...
 
 
+def target_problem(action: object, things: Things) -> str | None:
+    """What is wrong with the device or product a set, invoke or alarm (of a rule or a
+    scene) names, against the registry — ``no product a1X``, ``product a1X's thing model has
+    no service 'Reboot'`` — or None. A group, district or tag is chosen when it runs, not
+    here."""
+    if not isinstance(action, SetAction | InvokeAction | AlarmAction):
+        return None
+    pk, dn = action.product_key, action.device_name
+    if pk is None:
+        return None
+    if things.product_view(pk) is None:
+        return f"no product {pk}"
+    if dn is not None and not things.device_known(pk, dn):
+        return f"no device {dn} in product {pk}"
+    model = things.thing_model_of(pk)
+    if model is None:
+        return None
+    if isinstance(action, InvokeAction) and action.service not in model.service_map:
+        return f"product {pk}'s thing model has no service {action.service!r}"
+    if isinstance(action, SetAction):
+        for identifier in action.values or {}:
+            if identifier not in model.property_map:
+                return f"product {pk}'s thing model has no property {identifier!r}"
+    return None
+
+
 class RuleBook:
     """Creates, changes, enables, disables and deletes rules: checks each (its text; what it
     reads against the thing model of the product its FROM names, through the source whose
@@ -202,33 +228,6 @@ class RuleBook:
         problem = action_problem(action)
         if problem is not None:
             raise RegistryError(problem, "invalid")
-        if isinstance(action, AlarmAction):
-            pk, dn = action.product_key, action.device_name
-            if pk is not None and dn is not None and not self._things.device_known(pk, dn):
-                raise RegistryError(f"alarm: no device {dn} in product {pk}", "invalid")
-            return
-        if not isinstance(action, SetAction | InvokeAction):
-            return
-        pk, dn = action.product_key, action.device_name
-        if pk is None:  # (a group, a district, a tag in any product: the devices of the fire)
-            return
-        if dn is not None and not self._things.device_known(pk, dn):
-            raise RegistryError(f"{action.kind}: no device {dn} in product {pk}", "invalid")
-        if self._things.product_view(pk) is None:
-            raise RegistryError(f"{action.kind}: no product {pk}", "invalid")
-        model = self._things.thing_model_of(pk)
-        if (
-            isinstance(action, InvokeAction)
-            and model is not None
-            and action.service not in model.service_map
-        ):
-            raise RegistryError(
-                f"invoke: product {pk}'s thing model has no service {action.service!r}", "invalid"
-            )
-        if isinstance(action, SetAction) and action.values and model is not None:
-            for identifier in action.values:
-                if identifier not in model.property_map:
-                    raise RegistryError(
-                        f"set: product {pk}'s thing model has no property {identifier!r}",
-                        "invalid",
-                    )
+        problem = target_problem(action, self._things)
+        if problem is not None:
+            raise RegistryError(f"{action.kind}: {problem}", "invalid")

@@ -7,10 +7,8 @@ import secrets
 from typing import Any, Protocol
 
 from hongshan.errors import HongshanError
-from hongshan.rules.definition import InvokeAction, SetAction
 from hongshan.rules.scene import (
     ChangedTrigger,
-    DelayStep,
     DeviceValueCondition,
     EventTrigger,
     GroupAggregateCondition,
@@ -22,6 +20,7 @@ from hongshan.rules.scene import (
     scene_problem,
     trigger_kind,
 )
+from hongshan.services.rules.book import target_problem
 from hongshan.services.rules.running import ActionNeeds
 from hongshan.services.scenes.engine import SceneEngine
 from hongshan.services.scenes.running import SceneTrace, build_scene, not_running
@@ -219,8 +218,9 @@ class SceneBook:
                 except RegistryError:
                     raise RegistryError(f"{where}: no group {condition.group}", "invalid") from None
         for number, step in enumerate(spec.actions, 1):
-            if isinstance(step, DelayStep | SetAction | InvokeAction):
-                self._check_command(f"action {number}", step)
+            problem = target_problem(step, self._things)
+            if problem is not None:
+                raise RegistryError(f"action {number} ({step.kind}): {problem}", "invalid")
 
     def _device(self, where: str, pk: str, dn: str | None) -> ThingModel | None:
         if self._things.product_view(pk) is None:
@@ -233,23 +233,4 @@ class SceneBook:
         if identifier not in model.property_map:
             raise RegistryError(
                 f"{where}: product {pk}'s thing model has no property {identifier!r}", "invalid"
-            )
-
-    def _check_command(self, where: str, step: DelayStep | SetAction | InvokeAction) -> None:
-        if isinstance(step, DelayStep):
-            return
-        if step.product_key is None:  # (a group, a district, a tag: chosen when it runs)
-            return
-        kind = "set" if isinstance(step, SetAction) else "invoke"
-        model = self._device(f"{where} ({kind})", step.product_key, step.device_name)
-        if model is None:
-            return
-        if isinstance(step, SetAction):
-            for identifier in step.values or {}:
-                self._property(f"{where} (set)", model, step.product_key, identifier)
-        elif step.service not in model.service_map:
-            raise RegistryError(
-                f"{where} (invoke): product {step.product_key}'s thing model has no service"
-                f" {step.service!r}",
-                "invalid",
             )
