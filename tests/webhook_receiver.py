@@ -9,6 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # (many notifications at once: the default 5 drops connections)
+
+
 class WebhookReceiver:
     """Keeps every POST (its headers and body) and answers each with the next of ``statuses``,
     then 200."""
@@ -32,7 +36,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # (not the test's output)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
