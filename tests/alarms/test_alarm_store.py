@@ -10,11 +10,21 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 import sqlalchemy as sa
+from alarm_helpers import refuse_deliveries
 
-from hongshan.alarms.model import AlarmFilter, Escalation, Note, Originator, raised, transition
-from hongshan.alarms.routes import RouteSpec
+from hongshan.alarms.model import (
+    Alarm,
+    AlarmFilter,
+    Escalation,
+    Note,
+    Originator,
+    raised,
+    transition,
+)
+from hongshan.alarms.routes import Owed, RouteSpec
 from hongshan.identity.secret_box import SecretBox
 from hongshan.store.registry import schema
+from hongshan.store.registry.alarms import AlarmTable
 from hongshan.store.registry.engine import create_engine
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import RegistryError
@@ -44,27 +54,34 @@ def new(device: str, type: str, severity: str = "major", at: int = T0):  # type:
     )
 
 
+async def kept(table: AlarmTable, alarm: Alarm, note: Note | None = None) -> Alarm:
+    """``alarm`` kept (with ``note``), as the registry answers it."""
+    alarm_id, _ = await table.keep(alarm, note=note)
+    return await table.get(alarm_id)
+
+
 async def test_alarms_are_kept_listed_and_opened_again(
     registry: SQLRegistry, registry_db: RegistryDatabase
 ) -> None:
     table = registry.alarms
-    first = await table.insert(new("oximeter-7", "SpO2 low"))
+    first = await kept(table, new("oximeter-7", "SpO2 low"))
     assert first.id > 0 and first.status == "ACTIVE_UNACK"
     assert msgspec.structs.replace(first, id=0) == new("oximeter-7", "SpO2 low")
     assert await table.open_of("clinic-1", "oximeter-7", "SpO2 low") == first
     assert await table.open_of("clinic-1", "oximeter-7", "Pulse high") is None
     with pytest.raises(RegistryError) as twice:
-        await table.insert(new("oximeter-7", "SpO2 low"))
+        await table.keep(new("oximeter-7", "SpO2 low"))
     assert twice.value.http_status == 409 and "open 'SpO2 low' alarm" in str(twice.value)
-    acked = await table.save(transition(first, "acknowledge", by="ana", now=T0 + 5))
+    acked = await kept(table, transition(first, "acknowledge", by="ana", now=T0 + 5))
     assert acked.status == "ACTIVE_ACK" and acked.acknowledged_by == "ana"
-    noted = await table.add_note(first.id, Note(at=T0 + 6, by="ana", text="on my way"))
-    assert noted.notes == [Note(at=T0 + 6, by="ana", text="on my way")]
-    cleared = await table.save(transition(noted, "clear", by="bo", now=T0 + 7))
+    note = Note(at=T0 + 6, by="ana", text="on my way")
+    noted = await kept(table, msgspec.structs.replace(acked, updated_at=T0 + 6), note)
+    assert noted.notes == [note] and noted.updated_at == T0 + 6
+    cleared = await kept(table, transition(noted, "clear", by="bo", now=T0 + 7))
     assert cleared.status == "CLEARED_ACK" and cleared.notes == noted.notes
     # cleared: a new one of that device and type may open
-    second = await table.insert(new("oximeter-7", "SpO2 low", "minor", T0 + 8))
-    other = await table.insert(new("oximeter-9", "Pulse high", "critical", T0 + 9))
+    second = await kept(table, new("oximeter-7", "SpO2 low", "minor", T0 + 8))
+    other = await kept(table, new("oximeter-9", "Pulse high", "critical", T0 + 9))
     assert (await table.open_of("clinic-1", "oximeter-7", "SpO2 low")) == second
 
     async def ids(**where: object) -> tuple[list[int], int]:
@@ -81,20 +98,21 @@ async def test_alarms_are_kept_listed_and_opened_again(
     assert await ids(device_name="oximeter-7", type="SpO2 low") == ([second.id, first.id], 2)
     assert await ids(product_key="elsewhere") == ([], 0)
     assert await ids(limit=1, offset=1) == ([second.id], 3)
-    await table.save(msgspec.structs.replace(other, assignee="bo"))
+    await table.keep(msgspec.structs.replace(other, assignee="bo"))
     assert await ids(assignee="bo") == ([other.id], 1)
     assert [a.id for a in await table.list_open()] == [other.id, second.id]
     for missing in (0, 2**40, 999):
         with pytest.raises(RegistryError) as gone:
             await table.get(missing)
         assert gone.value.http_status == 404
-    with pytest.raises(RegistryError):
-        await table.add_note(999, Note(at=T0, by="x", text="y"))
+    with pytest.raises(RegistryError) as nowhere:
+        await table.keep(msgspec.structs.replace(other, id=999), note=Note(at=T0, by="x", text="y"))
+    assert nowhere.value.http_status == 404
     await registry.close()
     reopened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
     try:
-        kept = await reopened.alarms.get(first.id)
-        assert kept == cleared
+        again = await reopened.alarms.get(first.id)
+        assert again == cleared
     finally:
         await reopened.close()
 
@@ -153,3 +171,54 @@ async def test_routes_are_kept_with_their_secret_sealed_and_their_failures(
     with pytest.raises(RegistryError) as gone:
         await routes.delete(mail.id)
     assert gone.value.http_status == 404
+
+
+async def test_a_change_is_kept_with_what_it_owes_each_route(registry: SQLRegistry) -> None:
+    routes = registry.alarm_routes
+    ops = await routes.create(RouteSpec(name="ops", kind="webhook", url="http://x/a"), "s")
+    gone = await routes.create(RouteSpec(name="gone", kind="webhook", url="http://x/b"), "s")
+    await routes.delete(gone.id)  # (deleted after the service chose it)
+    alarm = new("oximeter-7", "SpO2 low")
+    repeated = msgspec.structs.replace(alarm, repeats=1)
+    alarm_id, owed = await registry.alarms.keep(
+        repeated,
+        [
+            Owed([ops.id, gone.id], "raised", {"id": 0, "repeats": 0}),
+            Owed([gone.id, ops.id], "repeated", {"id": 0, "repeats": 1}),
+        ],
+    )
+    # an alarm inserted: its id in each payload; a route gone: owed nothing
+    first, second = owed
+    assert first[1] is None and second[0] is None
+    assert first[0] is not None and second[1] is not None and first[0] < second[1]
+    assert await routes.owed() == [
+        (first[0], ops.id, "raised", b'{"id":%d,"repeats":0}' % alarm_id),
+        (second[1], ops.id, "repeated", b'{"id":%d,"repeats":1}' % alarm_id),
+    ]
+    assert (await registry.alarms.get(alarm_id)).repeats == 1
+    again = msgspec.structs.replace(repeated, id=alarm_id, repeats=2)
+    assert await registry.alarms.keep(again) == (alarm_id, [])
+
+
+async def test_a_change_whose_notifications_cannot_be_kept_is_not_kept(
+    registry: SQLRegistry, registry_db: RegistryDatabase
+) -> None:
+    ops = await registry.alarm_routes.create(
+        RouteSpec(name="ops", kind="webhook", url="http://x/a"), "s"
+    )
+    table = registry.alarms
+    alarm = new("oximeter-7", "SpO2 low")
+    refuse_deliveries(registry_db, True)
+    with pytest.raises(sa.exc.SQLAlchemyError, match="deliveries refused"):
+        await table.keep(alarm, [Owed([ops.id], "raised", {})])
+    assert await table.list_alarms(AlarmFilter()) == ([], 0)
+    alarm_id, _ = await table.keep(alarm)  # (owing nothing: kept)
+    kept = await table.get(alarm_id)
+    again = msgspec.structs.replace(kept, repeats=1)
+    with pytest.raises(sa.exc.SQLAlchemyError, match="deliveries refused"):
+        await table.keep(again, [Owed([ops.id], "repeated", {})])
+    assert await table.get(alarm_id) == kept
+    refuse_deliveries(registry_db, False)
+    _, [[delivery_id]] = await table.keep(again, [Owed([ops.id], "repeated", {})])
+    assert delivery_id is not None and (await table.get(alarm_id)).repeats == 1
+    assert [owed[0] for owed in await registry.alarm_routes.owed()] == [delivery_id]

@@ -6,7 +6,7 @@ acknowledged, cleared…). Data and the pure question ``wants``; sending is
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -49,6 +49,17 @@ class StoredRoute(RouteSpec, kw_only=True, rename="camel"):
     last_error: str | None = None
     last_error_at: int | None = None
     created_at: int = 0
+
+
+class Owed(msgspec.Struct, frozen=True):
+    """One change of an alarm owed to the routes that want it: kept in the same transaction
+    as the change (``alarm_deliveries``, an outbox) and until it is sent or given up.
+    ``payload`` is the change as the alarms' stream says it; its ``id`` is the alarm's, which
+    the registry sets (an alarm being inserted has none yet)."""
+
+    route_ids: list[int]
+    change: Change
+    payload: dict[str, Any]
 
 
 def route_problem(spec: RouteSpec) -> str | None:

@@ -31,7 +31,6 @@ ROUTE = "X-Hongshan-Route"  # the route's id
 CHANGE = "X-Hongshan-Change"  # raised, escalated, …
 PER_TRY = 10.0  # seconds one try of a sending may take (an HTTP answer, an SMTP session)
 MAX_SENDING = 1_000  # sendings under way at once; past it one is counted failed at once
-_encode = msgspec.json.encode
 _payload = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -47,10 +46,6 @@ class RouteStore(Protocol):
     async def get(self, route_id: int) -> StoredRoute: ...
 
     async def delete(self, route_id: int) -> None: ...
-
-    async def owe(
-        self, route_ids: list[int], change: str, payload: bytes, at: int
-    ) -> list[int]: ...
 
     async def owed(self) -> list[tuple[int, int, str, bytes]]: ...
 
@@ -68,9 +63,10 @@ class AlarmNotifier:
     change of an alarm to every route that wants it, in tasks of its own: a sending that
     fails is tried again (``retries``, ``backoff``), then counted on its route with its error
     (``lastError``) — it never holds up or stops the alarm's lifecycle. What it owes is kept
-    (``alarm_deliveries``) until it is sent or given up, so that what a stop or a crash
-    interrupted is sent at the next start (``load``): at least once, never lost. Never
-    decides what happens to an alarm (``AlarmService``)."""
+    (``alarm_deliveries``) in the transaction of the alarm's change (``wanting`` says which
+    routes; the alarms' service keeps them) until it is sent or given up, so that what a
+    stop or a crash interrupted is sent at the next start (``load``): at least once, never
+    lost. Never decides what happens to an alarm (``AlarmService``)."""
 
     def __init__(
         self,
@@ -143,22 +139,26 @@ class AlarmNotifier:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def notify(self, alarm: Alarm, change: Change, payload: dict[str, Any]) -> None:
-        """Owe ``change`` of ``alarm`` (``payload``: as its stream says it) to every route
-        that wants it, kept, and start sending it; returns once it is kept. A store that
-        cannot keep it now does not stop the alarm: it is sent all the same, unkept."""
-        routes = [route for route in self._routes if wants(route, alarm, change)]
-        if not routes:
-            return
+    def wanting(self, alarm: Alarm, change: Change) -> list[StoredRoute]:
+        """The routes that want ``change`` of ``alarm``: what it owes, which the alarm's
+        service keeps with the change (``AlarmTable.keep``) before ``send``."""
+        return [route for route in self._routes if wants(route, alarm, change)]
+
+    def send(
+        self,
+        routes: list[StoredRoute],
+        alarm: Alarm,
+        change: Change,
+        payload: dict[str, Any],
+        owed: list[int | None],
+    ) -> None:
+        """Start sending ``change`` of ``alarm`` (``payload``: as its stream says it) to
+        ``routes``, kept as owed (``owed``: each route's delivery id; None: the route was
+        deleted meanwhile, and is sent nothing)."""
         now = self._clock()
-        try:
-            owed: list[int | None] = list(
-                await self._store.owe([r.id for r in routes], change, _encode(payload), now)
-            )
-        except Exception as exc:  # (the store's failure: sent, not kept)
-            log.warning("alarm %s: its notifications not kept, sent anyway: %s", alarm.id, exc)
-            owed = [None] * len(routes)
         for route, delivery_id in zip(routes, owed, strict=True):
+            if delivery_id is None:
+                continue
             if len(self._tasks) >= MAX_SENDING:
                 busy = f"{MAX_SENDING} notifications under way already"
                 self._spawn(self._store.sent(route.id, busy, now, delivery_id))
@@ -176,7 +176,7 @@ class AlarmNotifier:
         alarm: Alarm,
         change: Change,
         payload: dict[str, Any],
-        delivery_id: int | None,
+        delivery_id: int,
     ) -> None:
         try:
             if route.kind == "webhook":

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -26,6 +26,7 @@ from hongshan.alarms.model import (
     raised,
     transition,
 )
+from hongshan.alarms.routes import Owed
 from hongshan.messages import DeviceRef, EventRaised, Uplink
 from hongshan.services.alarms.notify import AlarmNotifier
 from hongshan.things.model import RegistryError
@@ -57,11 +58,9 @@ class AlarmStore(Protocol):
 
     async def open_of(self, product_key: str, device_name: str, type: str) -> Alarm | None: ...
 
-    async def insert(self, alarm: Alarm) -> Alarm: ...
-
-    async def save(self, alarm: Alarm) -> Alarm: ...
-
-    async def add_note(self, alarm_id: int, note: Note) -> Alarm: ...
+    async def keep(
+        self, alarm: Alarm, owed: Sequence[Owed] = (), *, note: Note | None = None
+    ) -> tuple[int, list[list[int | None]]]: ...
 
     async def get(self, alarm_id: int) -> Alarm: ...
 
@@ -85,7 +84,8 @@ def _ms() -> int:
 class AlarmService:
     """Raises, repeats, acknowledges, clears, assigns and annotates alarms — deciding each by
     ``hongshan.alarms`` (one open alarm per device and type; ThingsBoard's four statuses) and
-    keeping it in the registry, one change at a time — and runs their escalation policies
+    keeping it in the registry with the notifications it owes, in one transaction, one
+    change at a time — and runs their escalation policies
     with timers computed from the kept times (so a restart goes on where it was, not from
     zero). Every change is told to the rules (``$things/{pk}/{dn}/alarms``) and to the
     notifier. Hears the bus's uplinks for a device's TSL ``alert`` and ``error`` events.
@@ -164,28 +164,24 @@ class AlarmService:
             now = self._clock()
             before = await self._store.open_of(device.product, device.device, type)
             if before is None:
-                alarm = await self._store.insert(
-                    raised(
-                        product_key=device.product,
-                        device_name=device.device,
-                        type=type,
-                        severity=severity,
-                        originator=originator,
-                        details=details,
-                        escalation=escalation,
-                        now=now,
-                    )
+                alarm = raised(
+                    product_key=device.product,
+                    device_name=device.device,
+                    type=type,
+                    severity=severity,
+                    originator=originator,
+                    details=details,
+                    escalation=escalation,
+                    now=now,
                 )
                 change: Change = "raised"
             else:
-                again = raise_again(
+                alarm = raise_again(
                     before, severity=severity, details=details, escalation=escalation, now=now
                 )
-                alarm = await self._store.save(again)
                 change = "repeated"
             by = originator.kind + (f":{originator.id}" if originator.id else "")
-            await self._changed(alarm, change, before, depth, by)
-        return alarm
+            return await self._keep(alarm, [change], before, depth, by)
 
     async def clear_alarm(
         self, device: DeviceRef, type: str, *, by: str, depth: int = 0
@@ -218,20 +214,17 @@ class AlarmService:
         async with self._lock:
             before = await self._store.get(alarm_id)
             now = self._clock()
-            alarm = await self._store.save(
-                msgspec.structs.replace(before, assignee=assignee, updated_at=now)
-            )
-            await self._changed(alarm, "assigned", before, 0, by)
-            return alarm
+            alarm = msgspec.structs.replace(before, assignee=assignee, updated_at=now)
+            return await self._keep(alarm, ["assigned"], before, 0, by)
 
     async def add_note(self, alarm_id: int, text: str, *, by: str) -> Alarm:
         _check_text("a note", text, MAX_NOTE, lines=True)
         _check_text("a note's author", by, MAX_NAME)
         async with self._lock:
             before = await self._store.get(alarm_id)
-            alarm = await self._store.add_note(alarm_id, Note(at=self._clock(), by=by, text=text))
-            await self._changed(alarm, "noted", before, 0, by)
-            return alarm
+            note = Note(at=self._clock(), by=by, text=text)
+            alarm = msgspec.structs.replace(before, notes=[*before.notes, note], updated_at=note.at)
+            return await self._keep(alarm, ["noted"], before, 0, by, note)
 
     async def get(self, alarm_id: int) -> Alarm:
         return await self._store.get(alarm_id)
@@ -242,26 +235,46 @@ class AlarmService:
     async def _move(
         self, before: Alarm, operation: Literal["acknowledge", "clear"], by: str, depth: int
     ) -> Alarm:
-        alarm = await self._store.save(transition(before, operation, by=by, now=self._clock()))
+        alarm = transition(before, operation, by=by, now=self._clock())
         change: Change = "acknowledged" if operation == "acknowledge" else "cleared"
-        await self._changed(alarm, change, before, depth, by)
-        return alarm
+        return await self._keep(alarm, [change], before, depth, by)
 
-    # -- telling -------------------------------------------------------------------------------
+    # -- keeping and telling -------------------------------------------------------------------
 
-    async def _changed(
-        self, alarm: Alarm, change: Change, before: Alarm | None, depth: int, by: str
-    ) -> None:
-        """Track its timer, and tell the rules and the notifier (neither may stop it)."""
+    async def _keep(
+        self,
+        alarm: Alarm,
+        changes: list[Change],
+        before: Alarm | None,
+        depth: int,
+        by: str,
+        note: Note | None = None,
+    ) -> Alarm:
+        """Keep the alarm with the notifications its ``changes`` owe, in one transaction (a
+        change is never kept without them, nor owed without being kept); then track its
+        timer, and tell the rules and the notifier (neither may stop it)."""
+        now = self._clock()
+        told = []
+        for change in changes:
+            payload = stream_payload(alarm, change, before, now, by)
+            told.append((change, payload, self.notifier.wanting(alarm, change)))
+        owed = [Owed([r.id for r in routes], c, payload) for c, payload, routes in told if routes]
+        alarm_id, deliveries = await self._store.keep(alarm, owed, note=note)
+        if not alarm.id:  # (inserted: its id only now)
+            alarm = msgspec.structs.replace(alarm, id=alarm_id)
         self._track(alarm)
-        payload = stream_payload(alarm, change, before, self._clock(), by)
         device = DeviceRef(alarm.product_key, alarm.device_name)
         topic = STREAM.format(pk=alarm.product_key, dn=alarm.device_name)
-        try:
-            self._hear(topic, payload, device, depth)
-        except Exception:  # (a fault of the engine's: the alarm is kept all the same)
-            log.exception("alarm %s: the rules could not hear its change", alarm.id)
-        await self.notifier.notify(alarm, change, payload)
+        kept = iter(deliveries)
+        for change, payload, routes in told:
+            payload["id"] = alarm_id
+            try:
+                self._hear(topic, payload, device, depth)
+            except Exception:  # (a fault of the engine's: the alarm is kept all the same)
+                log.exception("alarm %s: the rules could not hear its change", alarm.id)
+            if routes:
+                self.notifier.send(routes, alarm, change, payload, next(kept))
+        return alarm
 
     # -- the timers ----------------------------------------------------------------------------
 
@@ -293,10 +306,8 @@ class AlarmService:
                 before = await self._store.get(alarm_id)
                 alarm, changes = due(before, self._clock())
                 if changes:
-                    alarm = await self._store.save(alarm)
-                for change in changes:
-                    await self._changed(alarm, change, before, 0, "escalation")
-                if not changes:
+                    await self._keep(alarm, changes, before, 0, "escalation")
+                else:
                     self._track(alarm)
         except RegistryError:  # (gone)
             self._wakes.pop(alarm_id, None)

@@ -1,8 +1,10 @@
 """Alarms in the registry (``alarms``, ``alarm_notes``), the routes of their notifications
-(``alarm_routes``) and the notifications owed (``alarm_deliveries``, an outbox)."""
+(``alarm_routes``) and the notifications owed (``alarm_deliveries``, an outbox), written in
+the transaction of the change that owes them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -17,7 +19,7 @@ from hongshan.alarms.model import (
     rank,
     statuses_of,
 )
-from hongshan.alarms.routes import RouteSpec, StoredRoute
+from hongshan.alarms.routes import Owed, RouteSpec, StoredRoute
 from hongshan.identity.secret_box import SecretBox
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import Database, now_ms
@@ -31,8 +33,9 @@ _encode = msgspec.json.encode
 
 
 class AlarmTable:
-    """The ``alarms`` and ``alarm_notes`` tables: keeps alarms as the service hands them over
-    (their lifecycle is decided in ``alarms.model``, never here) and answers them with their
+    """The ``alarms`` and ``alarm_notes`` tables: keeps alarms as the service hands them over,
+    each change with the notifications it owes (``alarm_deliveries``) in one transaction
+    (their lifecycle is decided in ``alarms.model``, never here), and answers them with their
     notes. The partial unique index ``alarms_open`` refuses a second open alarm of one
     device and type (a conflict)."""
 
@@ -57,58 +60,28 @@ class AlarmTable:
         row = await self._db.run(query)
         return None if row is None else await self.get(row.id)
 
-    async def insert(self, alarm: Alarm) -> Alarm:
-        def insert() -> int:
+    async def keep(
+        self, alarm: Alarm, owed: Sequence[Owed] = (), *, note: Note | None = None
+    ) -> tuple[int, list[list[int | None]]]:
+        """Keep ``alarm`` — inserted when its id is 0 (a conflict when its device and type
+        have an open alarm already), else its fields written (``not_found`` when it is gone;
+        its notes are not written: ``note`` is added) — and the notifications its changes
+        owe (``owed``) in ONE transaction: a change is never kept without what it owes, nor
+        owed without being kept. Returns its id, and each owed change's delivery ids by
+        route (None: a route deleted meanwhile, which takes what it was owed with it)."""
+
+        def write() -> tuple[int, list[list[int | None]]]:
             with self._db.engine.begin() as db:
-                try:
-                    result = db.execute(t.alarms.insert().values(**_columns(alarm)))
-                except sa.exc.IntegrityError:
-                    raise RegistryError(
-                        f"{alarm.product_key}/{alarm.device_name} has an open {alarm.type!r} "
-                        "alarm already",
-                        "conflict",
-                    ) from None
-                inserted = result.inserted_primary_key
-                assert inserted is not None  # (an INSERT of one row)
-                return int(inserted[0])
-
-        return await self.get(await self._db.run(insert))
-
-    async def save(self, alarm: Alarm) -> Alarm:
-        """Keep the alarm's fields as they are now (its notes are added by ``add_note``)."""
-
-        def update() -> None:
-            with self._db.engine.begin() as db:
-                result = db.execute(
-                    t.alarms.update().where(t.alarms.c.id == alarm.id).values(**_columns(alarm))
-                )
-                if result.rowcount == 0:
-                    raise RegistryError(f"no alarm {alarm.id}", "not_found")
-
-        await self._db.run(update)
-        return await self.get(alarm.id)
-
-    async def add_note(self, alarm_id: int, note: Note) -> Alarm:
-        _check_id(alarm_id)
-
-        def insert() -> None:
-            with self._db.engine.begin() as db:
-                found = db.execute(
-                    sa.select(t.alarms.c.id).where(t.alarms.c.id == alarm_id)
-                ).first()
-                if found is None:
-                    raise RegistryError(f"no alarm {alarm_id}", "not_found")
-                db.execute(
-                    t.alarm_notes.insert().values(
-                        alarm_id=alarm_id, at=note.at, by=note.by, text=note.text
+                alarm_id = _write(db, alarm)
+                if note is not None:
+                    db.execute(
+                        t.alarm_notes.insert().values(
+                            alarm_id=alarm_id, at=note.at, by=note.by, text=note.text
+                        )
                     )
-                )
-                db.execute(
-                    t.alarms.update().where(t.alarms.c.id == alarm_id).values(updated_at=note.at)
-                )
+                return alarm_id, _owe(db, alarm_id, owed)
 
-        await self._db.run(insert)
-        return await self.get(alarm_id)
+        return await self._db.run(write)
 
     async def get(self, alarm_id: int) -> Alarm:
         _check_id(alarm_id)
@@ -150,6 +123,54 @@ class AlarmTable:
         """Every open alarm (what the escalation timers start from)."""
         alarms, _ = await self.list_alarms(AlarmFilter(status="ACTIVE", limit=2**31 - 1))
         return alarms
+
+
+def _write(db: sa.Connection, alarm: Alarm) -> int:
+    """The alarm's row inserted (id 0) or updated, on the thread; its id."""
+    if alarm.id:
+        result = db.execute(
+            t.alarms.update().where(t.alarms.c.id == alarm.id).values(**_columns(alarm))
+        )
+        if result.rowcount == 0:
+            raise RegistryError(f"no alarm {alarm.id}", "not_found")
+        return alarm.id
+    try:
+        inserted = db.execute(t.alarms.insert().values(**_columns(alarm))).inserted_primary_key
+    except sa.exc.IntegrityError:
+        raise RegistryError(
+            f"{alarm.product_key}/{alarm.device_name} has an open {alarm.type!r} alarm already",
+            "conflict",
+        ) from None
+    assert inserted is not None  # (an INSERT of one row)
+    return int(inserted[0])
+
+
+def _owe(db: sa.Connection, alarm_id: int, owed: Sequence[Owed]) -> list[list[int | None]]:
+    """The rows of ``alarm_deliveries`` for what ``owed`` says, on the thread, but for routes
+    deleted since the service chose them; their ids, as ``owed`` lists the routes."""
+    wanted = {route_id for one in owed for route_id in one.route_ids}
+    if not wanted:
+        return [[] for _ in owed]
+    routes = t.alarm_routes.c
+    existing = set(db.execute(sa.select(routes.id).where(routes.id.in_(wanted))).scalars())
+    at = now_ms()
+    rows = []
+    for one in owed:
+        payload = _encode({**one.payload, "id": alarm_id}).decode()
+        rows += [
+            {"route_id": route_id, "change": one.change, "payload": payload, "created_at": at}
+            for route_id in one.route_ids
+            if route_id in existing
+        ]
+    ids: Iterator[int] = iter([])
+    if rows:
+        d = t.alarm_deliveries
+        ids = iter(
+            db.execute(d.insert().returning(d.c.id, sort_by_parameter_order=True), rows).scalars()
+        )
+    return [
+        [next(ids) if route_id in existing else None for route_id in one.route_ids] for one in owed
+    ]
 
 
 def _check_id(alarm_id: int) -> None:
@@ -348,26 +369,6 @@ class RouteTable:
                     raise RegistryError(f"no route {route_id}", "not_found")
 
         await self._db.run(delete)
-
-    async def owe(self, route_ids: list[int], change: str, payload: bytes, at: int) -> list[int]:
-        """Keep one notification owed per route (``payload``: JSON); their ids."""
-
-        def insert() -> list[int]:
-            ids = []
-            with self._db.engine.begin() as db:
-                for route_id in route_ids:
-                    result = db.execute(
-                        t.alarm_deliveries.insert().values(
-                            route_id=route_id, change=change, payload=payload.decode(),
-                            created_at=at,
-                        )
-                    )  # fmt: skip
-                    inserted = result.inserted_primary_key
-                    assert inserted is not None
-                    ids.append(int(inserted[0]))
-            return ids
-
-        return await self._db.run(insert)
 
     async def owed(self) -> list[tuple[int, int, str, bytes]]:
         """The notifications still owed, oldest first: (id, route id, change, payload)."""
