@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
@@ -19,6 +21,7 @@ from hongshan.alarms.model import (
     Change,
     Escalation,
     Note,
+    Operation,
     Originator,
     Severity,
     escalation_problem,
@@ -26,9 +29,10 @@ from hongshan.alarms.model import (
     raised,
     transition,
 )
-from hongshan.alarms.routes import Owed
+from hongshan.alarms.routes import Owed, StoredRoute
 from hongshan.messages import DeviceRef, EventRaised, Uplink
 from hongshan.services.alarms.notify import AlarmNotifier
+from hongshan.services.alarms.turns import Turns
 from hongshan.things.model import RegistryError
 from hongshan.things.tsl import ThingModel
 
@@ -38,6 +42,7 @@ MAX_TYPE = 128
 MAX_NAME = 128  # who acknowledged, cleared, is assigned, wrote a note
 MAX_NOTE = 4000
 RETRY_AFTER = 1000  # ms before a timer whose alarm could not be read or kept tries again
+MAX_FOLDED = 1000  # repeats of one alarm kept in one write at most
 
 EVENT_SEVERITY: dict[str, Severity] = {"error": "critical", "alert": "major"}
 """The severity of an alarm a device's thing-model event raises, by the event's TSL ``type``
@@ -56,11 +61,11 @@ Hear = Callable[[str, dict[str, Any], DeviceRef, int], None]
 class AlarmStore(Protocol):
     """Where alarms are kept (``store.registry.alarms.AlarmTable``)."""
 
-    async def open_of(self, product_key: str, device_name: str, type: str) -> Alarm | None: ...
-
     async def keep(
         self, alarm: Alarm, owed: Sequence[Owed] = (), *, note: Note | None = None
     ) -> tuple[int, list[list[int | None]]]: ...
+
+    async def open_of(self, product_key: str, device_name: str, type: str) -> Alarm | None: ...
 
     async def get(self, alarm_id: int) -> Alarm: ...
 
@@ -81,15 +86,75 @@ def _ms() -> int:
     return int(time.time() * 1000)
 
 
+Key = tuple[str, str, str]
+"""An alarm's device and type: (product key, device name, type). At most one is open."""
+
+
+class _Raising(NamedTuple):
+    severity: Severity
+    details: dict[str, Any]
+    originator: Originator
+    escalation: Escalation | None
+    depth: int
+
+
+class _Step(NamedTuple):
+    """A change decided: the alarm before (None: raised) and after, what happened (an
+    escalation and a reminder may fall due at once), who did it, how deep in rule actions,
+    and the note it adds."""
+
+    before: Alarm | None
+    after: Alarm
+    changes: list[Change]
+    by: str
+    depth: int = 0
+    note: Note | None = None
+
+
+Decide = Callable[[Alarm | None], _Step | None]
+"""A change other than a raise, decided on the alarm as it is at its turn (None: the device and
+type have none open); None: nothing to do."""
+
+
+@dataclass(slots=True)
+class _Job:
+    """A change asked of the alarm of one key, waiting its turn: a raise (``raising``), or a
+    change ``decide`` decides on alarm ``alarm_id`` (0: the open one). ``done`` answers the
+    caller: the alarm after it (or as it was, when nothing was done)."""
+
+    raising: _Raising | None = None
+    alarm_id: int = 0
+    decide: Decide | None = None
+    done: asyncio.Future[Alarm | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class _Told(NamedTuple):
+    """One change kept, to be told: the alarm after it, its payload, the routes owed it."""
+
+    step: _Step
+    change: Change
+    payload: dict[str, Any]
+    routes: list[StoredRoute]
+
+
 class AlarmService:
     """Raises, repeats, acknowledges, clears, assigns and annotates alarms — deciding each by
     ``hongshan.alarms`` (one open alarm per device and type; ThingsBoard's four statuses) and
-    keeping it in the registry with the notifications it owes, in one transaction, one
-    change at a time — and runs their escalation policies
-    with timers computed from the kept times (so a restart goes on where it was, not from
-    zero). Every change is told to the rules (``$things/{pk}/{dn}/alarms``) and to the
-    notifier. Hears the bus's uplinks for a device's TSL ``alert`` and ``error`` events.
-    Never sends a notification itself (``AlarmNotifier``) and never runs a rule.
+    keeping it in the registry with the notifications it owes, in one transaction — and runs
+    their escalation policies with timers computed from the kept times (so a restart goes on
+    where it was, not from zero). Every change is told to the rules
+    (``$things/{pk}/{dn}/alarms``) and to the notifier. Hears the bus's uplinks for a
+    device's TSL ``alert`` and ``error`` events. Never sends a notification itself
+    (``AlarmNotifier``) and never runs a rule.
+
+    It keeps the open alarms in memory (loaded at start, changed with each change it keeps,
+    which it alone makes), so a repeat reads nothing: it is one write. The changes of one
+    alarm (of one device and type) are decided one after the other, each on the one before;
+    those of different alarms never wait for each other (``Turns``). Repeats of an alarm
+    that arrive while one of its writes is under way are folded into its next write — each
+    still decided, told to the rules and owed to the notifier as a change of its own.
 
     ``raise_alarm`` and ``clear_alarm`` are the calls anything that raises alarms makes: the
     rules' alarm action, the events, the API, and the scenes' and products' alarm conditions
@@ -109,17 +174,22 @@ class AlarmService:
         self._things = things
         self._hear = hear
         self._clock = clock
-        self._lock = asyncio.Lock()  # one change at a time: read, decide, keep
+        self._open: dict[Key, Alarm] = {}  # the open alarms, as kept
+        self._keys: dict[int, Key] = {}  # an open alarm's id -> its key
+        self._turns: Turns[Key, _Job] = Turns(
+            self._run, folds=lambda job: job.raising is not None, most=MAX_FOLDED
+        )
         self._wakes: dict[int, int] = {}  # alarm id -> when (ms) its policy next wants something
         self._woken = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def load(self) -> None:
-        """The routes, and when each open alarm's policy next wants something, from its kept
-        times (alarms may be raised from now on)."""
+        """The routes; the open alarms, and when each one's policy next wants something,
+        from its kept times (alarms may be raised from now on)."""
         await self.notifier.load()
         for alarm in await self._store.list_open():
+            self._remember(alarm)
             self._track(alarm)
 
     def start(self) -> None:
@@ -134,6 +204,7 @@ class AlarmService:
                 await self._timer
         if self._tasks:  # (alarms of events heard: raised, not given up)
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._turns.drain()  # (changes asked: kept and told)
         await self.notifier.stop()
 
     # -- raising and clearing ----------------------------------------------------------------
@@ -160,121 +231,202 @@ class AlarmService:
             problem = escalation_problem(escalation)
             if problem is not None:
                 raise RegistryError(problem, "invalid")
-        async with self._lock:
-            now = self._clock()
-            before = await self._store.open_of(device.product, device.device, type)
-            if before is None:
-                alarm = raised(
-                    product_key=device.product,
-                    device_name=device.device,
-                    type=type,
-                    severity=severity,
-                    originator=originator,
-                    details=details,
-                    escalation=escalation,
-                    now=now,
-                )
-                change: Change = "raised"
-            else:
-                alarm = raise_again(
-                    before, severity=severity, details=details, escalation=escalation, now=now
-                )
-                change = "repeated"
-            by = originator.kind + (f":{originator.id}" if originator.id else "")
-            return await self._keep(alarm, [change], before, depth, by)
+        raising = _Raising(severity, details, originator, escalation, depth)
+        alarm = await self._ask((device.product, device.device, type), _Job(raising=raising))
+        assert alarm is not None  # (a raise always gives one)
+        return alarm
 
     async def clear_alarm(
         self, device: DeviceRef, type: str, *, by: str, depth: int = 0
     ) -> Alarm | None:
         """Clear the open alarm of ``type`` on ``device``; None when none is open."""
-        async with self._lock:
-            before = await self._store.open_of(device.product, device.device, type)
-            if before is None:
-                return None
-            return await self._move(before, "clear", by, depth)
+
+        def clear(alarm: Alarm | None) -> _Step | None:
+            return None if alarm is None else self._moved(alarm, "clear", by, depth)
+
+        return await self._ask((device.product, device.device, type), _Job(decide=clear))
 
     # -- an operator's changes ---------------------------------------------------------------
 
     async def acknowledge(self, alarm_id: int, *, by: str) -> Alarm:
         """``AlarmStateError`` (409) naming its status when it is acknowledged already."""
         _check_text("who acknowledges", by, MAX_NAME)
-        async with self._lock:
-            return await self._move(await self._store.get(alarm_id), "acknowledge", by, 0)
+        return await self._ask_of(alarm_id, lambda a: self._moved(a, "acknowledge", by, 0))
 
     async def clear(self, alarm_id: int, *, by: str) -> Alarm:
         """``AlarmStateError`` (409) naming its status when it is cleared already."""
         _check_text("who clears", by, MAX_NAME)
-        async with self._lock:
-            return await self._move(await self._store.get(alarm_id), "clear", by, 0)
+        return await self._ask_of(alarm_id, lambda a: self._moved(a, "clear", by, 0))
 
     async def assign(self, alarm_id: int, assignee: str | None, *, by: str) -> Alarm:
         """Give the alarm to ``assignee`` (None: to nobody)."""
         if assignee is not None:
             _check_text("an assignee", assignee, MAX_NAME)
-        async with self._lock:
-            before = await self._store.get(alarm_id)
-            now = self._clock()
-            alarm = msgspec.structs.replace(before, assignee=assignee, updated_at=now)
-            return await self._keep(alarm, ["assigned"], before, 0, by)
+
+        def assign(alarm: Alarm) -> _Step:
+            after = msgspec.structs.replace(alarm, assignee=assignee, updated_at=self._clock())
+            return _Step(alarm, after, ["assigned"], by)
+
+        return await self._ask_of(alarm_id, assign)
 
     async def add_note(self, alarm_id: int, text: str, *, by: str) -> Alarm:
         _check_text("a note", text, MAX_NOTE, lines=True)
         _check_text("a note's author", by, MAX_NAME)
-        async with self._lock:
-            before = await self._store.get(alarm_id)
+
+        def annotate(alarm: Alarm) -> _Step:
             note = Note(at=self._clock(), by=by, text=text)
-            alarm = msgspec.structs.replace(before, notes=[*before.notes, note], updated_at=note.at)
-            return await self._keep(alarm, ["noted"], before, 0, by, note)
+            after = msgspec.structs.replace(alarm, notes=[*alarm.notes, note], updated_at=note.at)
+            return _Step(alarm, after, ["noted"], by, note=note)
+
+        return await self._ask_of(alarm_id, annotate)
 
     async def get(self, alarm_id: int) -> Alarm:
-        return await self._store.get(alarm_id)
+        key = self._keys.get(alarm_id)
+        return self._open[key] if key is not None else await self._store.get(alarm_id)
 
     async def list_alarms(self, where: AlarmFilter) -> tuple[list[Alarm], int]:
         return await self._store.list_alarms(where)
 
-    async def _move(
-        self, before: Alarm, operation: Literal["acknowledge", "clear"], by: str, depth: int
-    ) -> Alarm:
-        alarm = transition(before, operation, by=by, now=self._clock())
-        change: Change = "acknowledged" if operation == "acknowledge" else "cleared"
-        return await self._keep(alarm, [change], before, depth, by)
+    def _moved(self, alarm: Alarm, operation: Operation, by: str, depth: int) -> _Step:
+        after = transition(alarm, operation, by=by, now=self._clock())
+        return _Step(alarm, after, ["acknowledged" if operation == "acknowledge" else "cleared"],
+                     by, depth)  # fmt: skip
 
-    # -- keeping and telling -------------------------------------------------------------------
+    # -- turns: each alarm's changes in order, kept, told --------------------------------------
 
-    async def _keep(
-        self,
-        alarm: Alarm,
-        changes: list[Change],
-        before: Alarm | None,
-        depth: int,
-        by: str,
-        note: Note | None = None,
-    ) -> Alarm:
-        """Keep the alarm with the notifications its ``changes`` owe, in one transaction (a
-        change is never kept without them, nor owed without being kept); then track its
-        timer, and tell the rules and the notifier (neither may stop it)."""
+    async def _ask(self, key: Key, job: _Job) -> Alarm | None:
+        self._turns.put(key, job)
+        return await job.done
+
+    async def _ask_of(self, alarm_id: int, decide: Callable[[Alarm], _Step | None]) -> Alarm:
+        """A change of alarm ``alarm_id`` (``not_found`` when there is none), in the turn of
+        its device and type."""
+        key = self._keys.get(alarm_id)
+        if key is None:  # (not open: read, for its device and type)
+            alarm = await self._store.get(alarm_id)
+            key = (alarm.product_key, alarm.device_name, alarm.type)
+
+        def decided(alarm: Alarm | None) -> _Step | None:
+            assert alarm is not None  # (by id: read, or not found)
+            return decide(alarm)
+
+        found = await self._ask(key, _Job(alarm_id=alarm_id, decide=decided))
+        assert found is not None
+        return found
+
+    async def _run(self, key: Key, jobs: list[_Job]) -> None:
+        """Do ``jobs`` (one, or raises folded) on the alarm of ``key``, and answer them. What
+        fails (a change refused, the registry) fails them, and nothing of theirs is kept."""
+        jobs = [job for job in jobs if not job.done.done()]  # (a caller gone before its turn)
+        if not jobs:
+            return
+        try:
+            try:
+                results = await self._change(key, jobs)
+            except RegistryError as exc:
+                if exc.kind != "conflict":
+                    raise
+                # memory out of step with the registry (an insert kept whose answer was
+                # lost): read what is open, and decide again on it
+                found = await self._store.open_of(*key)
+                if found is not None:
+                    self._remember(found)
+                results = await self._change(key, jobs)
+        except Exception as exc:
+            for job in jobs:
+                if not job.done.done():
+                    job.done.set_exception(exc)
+            return
+        for job, result in zip(jobs, results, strict=True):
+            if not job.done.done():
+                job.done.set_result(result)
+
+    async def _change(self, key: Key, jobs: list[_Job]) -> list[Alarm | None]:
+        """Decide the jobs on the alarm as it is, keep it with what it owes, remember and
+        tell it; what each job's caller is answered."""
+        current = self._open.get(key)
+        job = jobs[0]
+        if job.raising is not None:
+            now = self._clock()
+            steps = []
+            for job in jobs:
+                assert job.raising is not None  # (only raises are folded)
+                steps.append(_raised(key, current, job.raising, now))
+                current = steps[-1].after
+        else:
+            assert job.decide is not None
+            if job.alarm_id and (current is None or current.id != job.alarm_id):
+                current = await self._store.get(job.alarm_id)  # (a cleared one)
+            step = job.decide(current)
+            if step is None:  # nothing to do
+                if current is not None:
+                    self._track(current)
+                return [current]
+            steps = [step]
+        return self._kept(key, steps, await self._keep(steps))
+
+    async def _keep(self, steps: list[_Step]) -> tuple[list[_Told], int, list[list[int | None]]]:
+        """The changes of ``steps`` kept, with the notifications they owe: what to tell, the
+        alarm's id, and the deliveries owed for each change told that has routes."""
         now = self._clock()
         told = []
-        for change in changes:
-            payload = stream_payload(alarm, change, before, now, by)
-            told.append((change, payload, self.notifier.wanting(alarm, change)))
-        owed = [Owed([r.id for r in routes], c, payload) for c, payload, routes in told if routes]
-        alarm_id, deliveries = await self._store.keep(alarm, owed, note=note)
-        if not alarm.id:  # (inserted: its id only now)
-            alarm = msgspec.structs.replace(alarm, id=alarm_id)
-        self._track(alarm)
+        for step in steps:
+            for change in step.changes:
+                payload = stream_payload(step.after, change, step.before, now, step.by)
+                told.append(_Told(step, change, payload, self.notifier.wanting(step.after, change)))
+        owed = [
+            Owed([route.id for route in one.routes], one.change, one.payload)
+            for one in told
+            if one.routes
+        ]
+        alarm_id, deliveries = await self._store.keep(steps[-1].after, owed, note=steps[-1].note)
+        return told, alarm_id, deliveries
+
+    def _kept(
+        self,
+        key: Key,
+        steps: list[_Step],
+        kept: tuple[list[_Told], int, list[list[int | None]]],
+    ) -> list[Alarm | None]:
+        """Kept: remember the alarm (no await since it was kept: nothing comes in between),
+        track its timer, tell each change in order; each step's alarm."""
+        told, alarm_id, deliveries = kept
+
+        def with_id(alarm: Alarm) -> Alarm:  # (an alarm inserted has its id only now)
+            return alarm if alarm.id else msgspec.structs.replace(alarm, id=alarm_id)
+
+        final = with_id(steps[-1].after)
+        if final.open:
+            self._remember(final)
+        elif key in self._open and self._open[key].id == final.id:
+            self._forget(key)
+        self._track(final)
+        owed = iter(deliveries)
+        for one in told:
+            alarm = with_id(one.step.after)
+            one.payload["id"] = alarm_id
+            self._tell(alarm, one.payload, one.step.depth)
+            if one.routes:
+                self.notifier.send(one.routes, alarm, one.change, one.payload, next(owed))
+        return [with_id(step.after) for step in steps]
+
+    def _tell(self, alarm: Alarm, payload: dict[str, Any], depth: int) -> None:
+        """The rules hear the change (a fault of theirs never stops it)."""
         device = DeviceRef(alarm.product_key, alarm.device_name)
         topic = STREAM.format(pk=alarm.product_key, dn=alarm.device_name)
-        kept = iter(deliveries)
-        for change, payload, routes in told:
-            payload["id"] = alarm_id
-            try:
-                self._hear(topic, payload, device, depth)
-            except Exception:  # (a fault of the engine's: the alarm is kept all the same)
-                log.exception("alarm %s: the rules could not hear its change", alarm.id)
-            if routes:
-                self.notifier.send(routes, alarm, change, payload, next(kept))
-        return alarm
+        try:
+            self._hear(topic, payload, device, depth)
+        except Exception:  # (a fault of the engine's: the alarm is kept all the same)
+            log.exception("alarm %s: the rules could not hear its change", alarm.id)
+
+    def _remember(self, alarm: Alarm) -> None:
+        key = (alarm.product_key, alarm.device_name, alarm.type)
+        self._open[key] = alarm
+        self._keys[alarm.id] = key
+
+    def _forget(self, key: Key) -> None:
+        alarm = self._open.pop(key)
+        self._keys.pop(alarm.id, None)
 
     # -- the timers ----------------------------------------------------------------------------
 
@@ -291,7 +443,8 @@ class AlarmService:
             self._woken.clear()
             now = self._clock()
             for alarm_id in [i for i, at in self._wakes.items() if at <= now]:
-                await self._due(alarm_id)
+                del self._wakes[alarm_id]  # (tracked again once done)
+                self._due(alarm_id)
             if self._wakes:
                 wait = max(0.0, (min(self._wakes.values()) - self._clock()) / 1000)
             else:
@@ -300,20 +453,29 @@ class AlarmService:
                 async with asyncio.timeout(wait):
                     await self._woken.wait()
 
-    async def _due(self, alarm_id: int) -> None:
-        try:
-            async with self._lock:
-                before = await self._store.get(alarm_id)
-                alarm, changes = due(before, self._clock())
-                if changes:
-                    await self._keep(alarm, changes, before, 0, "escalation")
-                else:
-                    self._track(alarm)
-        except RegistryError:  # (gone)
-            self._wakes.pop(alarm_id, None)
-        except Exception:  # the store failing: tried again, never lost
-            log.exception("alarm %s: its escalation could not be done now", alarm_id)
-            self._wakes[alarm_id] = self._clock() + RETRY_AFTER
+    def _due(self, alarm_id: int) -> None:
+        """Escalate or remind the open alarm ``alarm_id``, in its turn."""
+        key = self._keys.get(alarm_id)
+        if key is None:  # (no longer open: nothing is due)
+            return
+
+        def escalate(alarm: Alarm | None) -> _Step | None:
+            assert alarm is not None
+            after, changes = due(alarm, self._clock())
+            return _Step(alarm, after, changes, "escalation") if changes else None
+
+        job = _Job(alarm_id=alarm_id, decide=escalate)
+        job.done.add_done_callback(functools.partial(self._due_done, alarm_id))
+        self._turns.put(key, job)
+
+    def _due_done(self, alarm_id: int, done: asyncio.Future[Alarm | None]) -> None:
+        exc = None if done.cancelled() else done.exception()
+        if exc is None or isinstance(exc, RegistryError):  # (done, or the alarm gone)
+            return
+        # the store failing: tried again, never lost
+        log.error("alarm %s: its escalation could not be done now", alarm_id, exc_info=exc)
+        self._wakes[alarm_id] = self._clock() + RETRY_AFTER
+        self._woken.set()
 
     # -- a device's thing-model events ---------------------------------------------------------
 
@@ -362,6 +524,35 @@ def stream_payload(
         "previousSeverity": None if before is None else before.severity,
         "previousStatus": None if before is None else before.status,
     }
+
+
+def _raised(key: Key, open: Alarm | None, raising: _Raising, now: int) -> _Step:
+    """A raise decided: a new alarm when none is open, else a repeat of the open one."""
+    if open is None:
+        product_key, device_name, type = key
+        alarm = raised(
+            product_key=product_key,
+            device_name=device_name,
+            type=type,
+            severity=raising.severity,
+            originator=raising.originator,
+            details=raising.details,
+            escalation=raising.escalation,
+            now=now,
+        )
+        change: Change = "raised"
+    else:
+        alarm = raise_again(
+            open,
+            severity=raising.severity,
+            details=raising.details,
+            escalation=raising.escalation,
+            now=now,
+        )
+        change = "repeated"
+    originator = raising.originator
+    by = originator.kind + (f":{originator.id}" if originator.id else "")
+    return _Step(open, alarm, [change], by, raising.depth)
 
 
 def _check_text(what: str, text: str, longest: int, *, lines: bool = False) -> None:
