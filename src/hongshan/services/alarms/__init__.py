@@ -10,6 +10,7 @@ The path of an alarm::
     (scenes' and product   │    device and type;   └─▶ AlarmNotifier: each route that wants
      conditions, later) ───┘    escalation timers        it (webhook, signed; e-mail, SMTP)
 
-``service.AlarmService`` owns the lifecycle (decided by ``hongshan.alarms``, pure) and the
-timers of escalation and reminders; ``notify.AlarmNotifier`` the routes and their sending.
+``service.AlarmService`` owns the lifecycle (decided by ``hongshan.alarms``, pure), the open
+alarms in memory and the timers of escalation and reminders; ``turns.Turns`` the order of
+each alarm's changes; ``notify.AlarmNotifier`` the routes and their sending.
 """
