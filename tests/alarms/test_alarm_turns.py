@@ -247,6 +247,28 @@ async def test_an_alarm_cleared_by_id_while_a_repeat_is_under_way_ends_right(
         assert await desk.service.get(alarm.id) == await registry.alarms.get(alarm.id) == alarm
 
 
+async def test_a_caller_gone_mid_write_has_its_change_kept_and_told_one_gone_before_none(
+    open_desk: Callable[[], Any], registry: SQLRegistry
+) -> None:
+    desk: Desk = await open_desk()
+    first = await raise_(desk, "Overvoltage")
+    desk.table.holds["Overvoltage"] = release = asyncio.Event()
+    mid_write = asyncio.create_task(raise_(desk, "Overvoltage"))
+    await desk.table.writing.wait()
+    before_its_turn = asyncio.create_task(raise_(desk, "Overvoltage"))
+    await asyncio.sleep(0)  # (it asks its turn)
+    mid_write.cancel()
+    before_its_turn.cancel()
+    release.set()
+    for gone in (mid_write, before_its_turn):
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+    last = await raise_(desk, "Overvoltage")
+    assert last.repeats == 2  # the one cancelled mid-write counted, the other not
+    assert desk.changes() == [("raised", first.id, 0)] + [("repeated", first.id, n) for n in (1, 2)]
+    assert await desk.service.get(first.id) == await registry.alarms.get(first.id) == last
+
+
 async def test_every_change_by_id_keeps_the_memory_in_step_with_the_registry(
     open_desk: Callable[[], Any], registry: SQLRegistry
 ) -> None:
