@@ -91,6 +91,8 @@ Key = tuple[str, str, str]
 
 
 class _Raising(NamedTuple):
+    """A raise asked, as ``raise_alarm`` was given it (checked)."""
+
     severity: Severity
     details: dict[str, Any]
     originator: Originator
@@ -131,7 +133,8 @@ class _Job:
 
 
 class _Told(NamedTuple):
-    """One change kept, to be told: the alarm after it, its payload, the routes owed it."""
+    """One change kept, to be told: the step it is of, which change, its payload, and the
+    routes it is owed to."""
 
     step: _Step
     change: Change
