@@ -8,11 +8,15 @@ their own: ``services.scenes`` drives them with the loop's, tests with a fake on
   value that breaks it and a new crossing.
 - ``Changed``: a value other than the last one known.
 - ``Silence``: nothing heard for a time (fires once per silence; what is heard next re-arms it).
+- ``Repeated``: a comparison that holds on N values in a row, the first and the Nth within a
+  window; it fires on the Nth, once, then again only after a value that breaks it (a product's
+  alarm conditions, ``rules.alarm_conditions``).
 """
 
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,6 +86,45 @@ class Threshold:
                 since = at
         self.since = since
         self.fired = since is not None and (self.hold <= 0 or history[-1][0] >= since + self.hold)
+
+
+class Repeated:
+    """The times of the last values in a row for which a comparison holds (at most
+    ``count``), and whether this run of them has fired. ``window`` (ms) bounds the first to the
+    Nth (0: any time apart). ThingsBoard's "repeating" counts N events in a row; a window keeps
+    N values spread over a day from counting as one burst. No timer: it decides on values."""
+
+    __slots__ = ("count", "fired", "times", "window")
+
+    def __init__(self, count: int, window: int = 0) -> None:
+        self.count = max(1, count)
+        self.window = window
+        self.times: deque[int] = deque(maxlen=self.count)
+        self.fired = False
+
+    @property
+    def due(self) -> int | None:
+        return None
+
+    def observe(self, holds: bool, at: int) -> Next:
+        """A value heard at ``at``: FIRE on the Nth in a row (within the window), else KEEP."""
+        if not holds:
+            self.times.clear()
+            self.fired = False
+            return Next.KEEP
+        if self.fired:
+            return Next.KEEP  # (still holding: fired once for this run)
+        self.times.append(at)
+        if self.window > 0:
+            while self.times and self.times[0] < at - self.window:
+                self.times.popleft()
+        if len(self.times) < self.count:
+            return Next.KEEP
+        self.fired = True
+        return Next.FIRE
+
+    def expire(self, now: int) -> bool:
+        return False
 
 
 _NOTHING: Any = object()
