@@ -92,6 +92,23 @@ class Waits(Protocol):
     async def drop_wait(self, wait_id: int) -> None: ...
 
 
+async def values_between(
+    history: History, device: DeviceKey, identifier: str, start: int, end: int
+) -> list[tuple[int, Any]]:
+    """A property's values from the last one before ``start`` to ``end``, oldest first: what
+    a hold under way is resumed from after a restart (the scenes', the alarm conditions')."""
+    before = await history.points(device, identifier, 0, start, limit=1, descending=True)
+    found = [(point.ts, point.value) for point in before.points]
+    cursor = None
+    for _ in range(HISTORY_PAGES):
+        page = await history.points(device, identifier, start, end + 1, cursor=cursor)
+        found += [(point.ts, point.value) for point in page.points]
+        if page.next is None:
+            break
+        cursor = page.next
+    return found
+
+
 class SceneEngine:
     """Runs the enabled scenes. Hears the bus's uplinks (``on_uplink``: property values,
     events, status changes) and drives each scene's device triggers' state machines
@@ -338,7 +355,9 @@ class SceneEngine:
                 key = (index, device)
                 if isinstance(trigger, ThresholdTrigger):
                     state = Threshold(_ms(trigger.for_seconds))
-                    heard = await self._values(device, trigger.property, now - state.hold, now)
+                    heard = await values_between(
+                        self._history, device, trigger.property, now - state.hold, now
+                    )
                     if heard:
                         state.resume(
                             [(at, compares(v, trigger.op, trigger.value)) for at, v in heard]
@@ -357,21 +376,6 @@ class SceneEngine:
                     scene.silences[key] = silence
                     if silence.due is not None:
                         self._set_timer(scene, key, silence.due)
-
-    async def _values(
-        self, device: DeviceKey, identifier: str, start: int, end: int
-    ) -> list[tuple[int, Any]]:
-        """The property's values from the last one before ``start`` to ``end``, oldest first."""
-        before = await self._history.points(device, identifier, 0, start, limit=1, descending=True)
-        found = [(point.ts, point.value) for point in before.points]
-        cursor = None
-        for _ in range(HISTORY_PAGES):
-            page = await self._history.points(device, identifier, start, end + 1, cursor=cursor)
-            found += [(point.ts, point.value) for point in page.points]
-            if page.next is None:
-                break
-            cursor = page.next
-        return found
 
     # -- running ---------------------------------------------------------------------------
 
