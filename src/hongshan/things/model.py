@@ -167,3 +167,4 @@ class Group(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     description: str = ""
     created_at: int = 0
     size: int = 0
+    tags: dict[str, str] = {}  # thresholds its devices' alarm conditions may read

@@ -40,9 +40,16 @@ class GroupTable:
             size = sa.select(sa.func.count()).where(m.c.group_id == g.c.id).scalar_subquery()
             with self._db.engine.connect() as db:
                 rows = db.execute(sa.select(g, size.label("size")).order_by(g.c.name))
+                tags: dict[int, dict[str, str]] = {}
+                for tag in db.execute(sa.select(t.group_tags)):
+                    tags.setdefault(tag.group_id, {})[tag.key] = tag.value
                 return [
                     Group(
-                        name=r.name, description=r.description, created_at=r.created_at, size=r.size
+                        name=r.name,
+                        description=r.description,
+                        created_at=r.created_at,
+                        size=r.size,
+                        tags=tags.get(r.id, {}),
                     )
                     for r in rows
                 ]
@@ -82,6 +89,10 @@ class GroupTable:
     async def delete(self, name: str) -> None:
         def delete() -> None:
             with self._db.engine.begin() as db:
+                group_id = db.execute(
+                    sa.select(t.device_groups.c.id).where(t.device_groups.c.name == name)
+                ).scalar_one_or_none()
+                db.execute(t.group_tags.delete().where(t.group_tags.c.group_id == group_id))
                 result = db.execute(t.device_groups.delete().where(t.device_groups.c.name == name))
                 if result.rowcount == 0:
                     raise RegistryError(f"no group {name}", "not_found")
@@ -93,6 +104,28 @@ class GroupTable:
 
     async def remove(self, name: str, members: Iterable[DeviceKey]) -> Group:
         return await self._change_group(name, members, add=False)
+
+    async def change_tags(self, name: str, tags: dict[str, str], remove: Iterable[str]) -> Group:
+        """Set ``tags`` (a key given again takes the new value) and drop the keys ``remove``
+        names."""
+        gone = list(remove)
+
+        def change() -> None:
+            gt = t.group_tags
+            with self._db.engine.begin() as db:
+                group_id = db.execute(
+                    sa.select(t.device_groups.c.id).where(t.device_groups.c.name == name)
+                ).scalar_one_or_none()
+                if group_id is None:
+                    raise RegistryError(f"no group {name}", "not_found")
+                keys = [*gone, *tags]
+                if keys:
+                    db.execute(gt.delete().where(gt.c.group_id == group_id, gt.c.key.in_(keys)))
+                for key, value in tags.items():
+                    db.execute(gt.insert().values(group_id=group_id, key=key, value=value))
+
+        await self._db.run(change)
+        return await self.get(name)
 
     async def _change_group(self, name: str, members: Iterable[DeviceKey], *, add: bool) -> Group:
         keys = list(members)

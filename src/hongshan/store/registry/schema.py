@@ -342,3 +342,31 @@ scene_waits = sa.Table(
     sa.Column("step", sa.Integer, nullable=False),  # the step it goes on with
     sa.Column("data", sa.Text, nullable=False),  # JSON: the trigger's data
 )
+
+# A product's alarm conditions (``rules.alarm_conditions``): one per product and alarm type.
+alarm_conditions = sa.Table(
+    "alarm_conditions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("product_key", sa.String(64), nullable=False),
+    sa.Column("type", sa.String(128), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),  # JSON: the condition as written
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("product_key", "type", name="uq_alarm_conditions_product_type"),
+)
+
+# A group's tags: thresholds its devices' alarm conditions may read (after a device's own).
+group_tags = sa.Table(
+    "group_tags",
+    metadata,
+    sa.Column(
+        "group_id",
+        sa.Integer,
+        sa.ForeignKey("device_groups.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)

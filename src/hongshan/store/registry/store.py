@@ -1,7 +1,7 @@
 """The registry on SQLAlchemy Core: products and devices (with their tags, firmware and
 location), and the tables beside them: ``groups``, ``shadows``, presence, the ThingsBoard
 logins of devices (``credentials``), ``rules``, ``alarms`` and the routes of their
-notifications, ``commands``, ``scenes``.
+notifications, ``commands``, ``scenes``, products' ``alarm_conditions``.
 
 Every statement runs on the database's one thread (``database.Database``). What the broker
 needs on every CONNECT and every message — a device's sealed secret and state, a product's
@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from hongshan.identity.secret_box import SecretBox, SecretUnreadable
 from hongshan.store.registry import schema as t
+from hongshan.store.registry.alarm_conditions import AlarmConditionTable
 from hongshan.store.registry.alarms import AlarmTable, RouteTable
 from hongshan.store.registry.commands import CommandTable
 from hongshan.store.registry.credentials import CredentialTable, Pending
@@ -110,6 +111,7 @@ class SQLRegistry:
         self.alarm_routes = RouteTable(db, box)
         self.commands = CommandTable(db)
         self.scenes = SceneTable(db, box)
+        self.alarm_conditions = AlarmConditionTable(db)
         self._closed = False
         # (pk, dn) of a device disabled or deleted (it must be cut off), and of one deleted
         # (what is kept of it in memory must go)
