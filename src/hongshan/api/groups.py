@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import delete, get, post
+from litestar import delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from hongshan.api.dependencies import Provided
+from hongshan.api.devices import MAX_TAGS, TagKey, Tags
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
-from hongshan.things.model import Group
+from hongshan.things.model import Group, RegistryError
 
 
 class NewGroup(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -47,6 +48,24 @@ async def delete_group(registry: Provided[SQLRegistry], name: FromPath[str]) -> 
     await registry.groups.delete(name)
 
 
+class GroupChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """A group's tags: set (``tags``) and dropped (``removeTags``); thresholds its devices'
+    alarm conditions may read after a device's own."""
+
+    tags: Tags = {}
+    remove_tags: list[TagKey] = []
+
+
+@patch("/api/groups/{name:str}")
+async def change_group(
+    registry: Provided[SQLRegistry], name: FromPath[str], data: JSONBody[GroupChange]
+) -> Group:
+    kept = (await registry.groups.get(name)).tags.keys() - set(data.remove_tags)
+    if len(kept | data.tags.keys()) > MAX_TAGS:
+        raise RegistryError(f"tags: a group has at most {MAX_TAGS}", "invalid")
+    return await registry.groups.change_tags(name, data.tags, data.remove_tags)
+
+
 @post("/api/groups/{name:str}/devices", status_code=200)
 async def add_members(
     registry: Provided[SQLRegistry], name: FromPath[str], data: JSONBody[Members]
@@ -63,4 +82,12 @@ async def remove_members(
     return await registry.groups.remove(name, keys)
 
 
-ROUTES = (create_group, list_groups, show_group, delete_group, add_members, remove_members)
+ROUTES = (
+    create_group,
+    list_groups,
+    show_group,
+    change_group,
+    delete_group,
+    add_members,
+    remove_members,
+)
