@@ -31,12 +31,14 @@ from hongshan.http import build_http_app
 from hongshan.http_server import HttpServer
 from hongshan.identity.people import people_access
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
-from hongshan.messages import EventRaised, ServiceReplied, StatusChanged
+from hongshan.messages import EventRaised, PropertyValues, ServiceReplied, StatusChanged
 from hongshan.pipeline.firmware import FirmwareStage
 from hongshan.pipeline.history import HistoryStage
 from hongshan.pipeline.uplink import stages_of_a_town
 from hongshan.private_file import private_data_dir
 from hongshan.rules.sun import Place
+from hongshan.services.alarms.condition_book import AlarmConditionBook
+from hongshan.services.alarms.conditions import AlarmConditions
 from hongshan.services.alarms.notify import AlarmNotifier
 from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
@@ -92,6 +94,8 @@ class Platform:
         self.scenes: SceneEngine
         self.scene_book: SceneBook
         self._scene_backtests: SceneBacktester
+        self.alarm_conditions: AlarmConditions
+        self.alarm_condition_book: AlarmConditionBook
         self.scene_clock: Clock = LoopClock()  # (tests give one of their own before start)
         self._http: HttpServer | None = None
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
@@ -245,6 +249,22 @@ class Platform:
             needs=action_needs,
         )
         await self.scene_book.load()
+        # products' alarm conditions, on the bus's property posts and the scenes' clock
+        self.alarm_conditions = conditions = AlarmConditions(
+            clock=self.scene_clock,
+            alarms=alarms,
+            latest=self.twin.peek,
+            tags=registry.alarm_conditions.tags_of,
+            devices_of=lambda pk: [key for key in directory.devices if key[0] == pk],
+            history=history,
+        )
+        self._closing.push_async_callback(conditions.stop)
+        bus.subscribe(conditions.on_uplink, kinds=(PropertyValues,))
+        self.alarm_condition_book = AlarmConditionBook(
+            registry.alarm_conditions, conditions, things=directory
+        )
+        await self.alarm_condition_book.load()
+        conditions.start()
         self._closing.push_async_callback(broker.stop)
         await broker.start()
         self.ports.update(broker.ports)
@@ -282,6 +302,7 @@ class Platform:
             device_registration=self._alink().registration,
             rules=self.rule_book,
             alarms=self.alarms,
+            alarm_conditions=self.alarm_condition_book,
             backtests=Backtester(self.history, self._rule_sources),
             scenes=self.scene_book,
             scene_backtests=self._scene_backtests,

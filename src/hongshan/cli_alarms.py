@@ -10,19 +10,26 @@ NAME]``.
 
 ``alarm notify add --name N --webhook URL | --email ADDRESS… [--min-severity S] [--type T…]
 [--change C…]``, ``alarm notify list``, ``alarm notify delete ID``.
+
+``alarm condition add PK -f FILE`` (a YAML or JSON file: one alarm condition,
+``rules.alarm_conditions`` shows one), ``alarm condition list PK``, ``alarm condition show
+ID``, ``alarm condition change ID -f FILE``, ``alarm condition delete ID``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import click
+import yaml
 
 from hongshan.alarms.model import CHANGES, SEVERITIES, STATUSES
 from hongshan.cli_api import Api, _params, api_options
 
 ALARM_COLUMNS = ("id", "severity", "status", "type", "deviceName", "assignee")
+CONDITION_COLUMNS = ("id", "productKey", "type", "enabled", "description")
 ROUTE_COLUMNS = ("id", "name", "kind", "minSeverity", "sent", "failed", "lastError")
 SEARCHES = ("ACTIVE", "CLEARED", "UNACK", "ACK", *STATUSES)
 
@@ -216,3 +223,64 @@ def notify_delete(api: Api, route_id: int) -> None:
     """Delete a route."""
     api.request("DELETE", f"/api/alarm-notifications/{route_id}")
     click.echo(f"route {route_id} deleted")
+
+
+@alarm.group()
+def condition() -> None:
+    """A product's alarm conditions: its devices' values raise and clear alarms."""
+
+
+def _condition_file(path: Path) -> dict[str, Any]:
+    try:
+        body = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise click.BadParameter(f"{path}: {exc}") from None
+    if not isinstance(body, dict):
+        raise click.BadParameter(f"{path}: one alarm condition (a mapping: type, create, …)")
+    return body
+
+
+@condition.command("add")
+@api_options
+@click.argument("product_key")
+@click.option("-f", "--file", "path", type=click.Path(path_type=Path), required=True)
+def condition_add(api: Api, product_key: str, path: Path) -> None:
+    """Add the alarm condition of a YAML or JSON file to a product."""
+    body = _condition_file(path)
+    api.show(api.request("POST", f"/api/products/{product_key}/alarm-conditions", json=body))
+
+
+@condition.command("list")
+@api_options
+@click.argument("product_key")
+def condition_list(api: Api, product_key: str) -> None:
+    """List a product's alarm conditions."""
+    found = api.request("GET", f"/api/products/{product_key}/alarm-conditions")
+    api.show(found, CONDITION_COLUMNS)
+
+
+@condition.command("show")
+@api_options
+@click.argument("condition_id", type=int)
+def condition_show(api: Api, condition_id: int) -> None:
+    """Show an alarm condition whole."""
+    api.show(api.request("GET", f"/api/alarm-conditions/{condition_id}"))
+
+
+@condition.command("change")
+@api_options
+@click.argument("condition_id", type=int)
+@click.option("-f", "--file", "path", type=click.Path(path_type=Path), required=True)
+def condition_change(api: Api, condition_id: int, path: Path) -> None:
+    """Replace an alarm condition with the one of a file (its product stays)."""
+    body = _condition_file(path)
+    api.show(api.request("PUT", f"/api/alarm-conditions/{condition_id}", json=body))
+
+
+@condition.command("delete")
+@api_options
+@click.argument("condition_id", type=int)
+def condition_delete(api: Api, condition_id: int) -> None:
+    """Delete an alarm condition (the alarms it raised stay)."""
+    api.request("DELETE", f"/api/alarm-conditions/{condition_id}")
+    click.echo(f"alarm condition {condition_id} deleted")

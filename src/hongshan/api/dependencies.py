@@ -18,6 +18,7 @@ from typing import Annotated, Any, Protocol, TypeAlias, TypeVar
 from litestar.di import Dependency, Provide
 from litestar.params import SkipValidationMarker
 
+from hongshan.services.alarms.condition_book import AlarmConditionBook
 from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import FanOut
@@ -125,6 +126,7 @@ class Services:
     device_registration: DeviceRegistration
     rules: RuleBook
     alarms: AlarmService
+    alarm_conditions: AlarmConditionBook
     backtests: Backtester
     scenes: SceneBook
     scene_backtests: SceneBacktester

@@ -160,8 +160,8 @@ class AlarmService:
     still decided, told to the rules and owed to the notifier as a change of its own.
 
     ``raise_alarm`` and ``clear_alarm`` are the calls anything that raises alarms makes: the
-    rules' alarm action, the events, the API, and the scenes' and products' alarm conditions
-    to come."""
+    rules' and the scenes' alarm actions, the events, the API, and the products' alarm
+    conditions (``conditions.AlarmConditions``)."""
 
     def __init__(
         self,

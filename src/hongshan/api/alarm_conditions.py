@@ -1,0 +1,104 @@
+"""A product's alarm conditions: ``GET/POST /api/products/{pk}/alarm-conditions``,
+``GET/PUT/DELETE /api/alarm-conditions/{id}`` (``rules.alarm_conditions`` says what one is).
+A condition that names no such product or property, or cannot run as written, is refused
+(400) naming what is wrong; a second one of a product's alarm type, 409. A change runs at
+once."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import delete, get, post, put
+from litestar.params import FromPath, JSONBody
+
+from hongshan.api.dependencies import Provided
+from hongshan.rules.alarm_conditions import (
+    AlarmConditionSpec,
+    Condition,
+    CreateCondition,
+    StoredAlarmCondition,
+)
+from hongshan.services.alarms.condition_book import AlarmConditionBook
+from hongshan.things.model import RegistryError
+
+CONDITION = "/api/alarm-conditions/{condition_id:int}"
+
+
+class AlarmConditionView(msgspec.Struct, kw_only=True, rename="camel"):
+    id: int
+    product_key: str
+    type: str
+    description: str
+    enabled: bool
+    create: list[CreateCondition]
+    clear: Condition | None
+    created_at: int
+    updated_at: int
+
+
+def _view(stored: StoredAlarmCondition) -> AlarmConditionView:
+    spec = stored.spec
+    return AlarmConditionView(
+        id=stored.id,
+        product_key=spec.product_key,
+        type=spec.type,
+        description=spec.description,
+        enabled=spec.enabled,
+        create=spec.create,
+        clear=spec.clear,
+        created_at=stored.created_at,
+        updated_at=stored.updated_at,
+    )
+
+
+@post("/api/products/{pk:str}/alarm-conditions", status_code=201)
+async def create_alarm_condition(
+    alarm_conditions: Provided[AlarmConditionBook],
+    pk: FromPath[str],
+    data: JSONBody[AlarmConditionSpec],
+) -> AlarmConditionView:
+    if data.product_key and data.product_key != pk:
+        raise RegistryError(
+            f"the body's productKey {data.product_key} is not the path's {pk}", "invalid"
+        )
+    data.product_key = pk
+    return _view(await alarm_conditions.create(data))
+
+
+@get("/api/products/{pk:str}/alarm-conditions")
+async def list_alarm_conditions(
+    alarm_conditions: Provided[AlarmConditionBook], pk: FromPath[str]
+) -> list[AlarmConditionView]:
+    return [_view(stored) for stored in await alarm_conditions.list_conditions(pk)]
+
+
+@get(CONDITION)
+async def show_alarm_condition(
+    alarm_conditions: Provided[AlarmConditionBook], condition_id: FromPath[int]
+) -> AlarmConditionView:
+    return _view(await alarm_conditions.get(condition_id))
+
+
+@put(CONDITION)
+async def change_alarm_condition(
+    alarm_conditions: Provided[AlarmConditionBook],
+    condition_id: FromPath[int],
+    data: JSONBody[AlarmConditionSpec],
+) -> AlarmConditionView:
+    """The whole condition again (its product stays); its state starts again."""
+    return _view(await alarm_conditions.update(condition_id, data))
+
+
+@delete(CONDITION, status_code=204)
+async def delete_alarm_condition(
+    alarm_conditions: Provided[AlarmConditionBook], condition_id: FromPath[int]
+) -> None:
+    await alarm_conditions.delete(condition_id)
+
+
+ROUTES = (
+    create_alarm_condition,
+    list_alarm_conditions,
+    show_alarm_condition,
+    change_alarm_condition,
+    delete_alarm_condition,
+)

@@ -1,0 +1,258 @@
+"""``AlarmConditions``: products' alarm conditions run on the bus's property posts, raising
+and clearing alarms through ``AlarmService``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+import msgspec
+
+from hongshan.alarms.model import Alarm, Originator, Severity
+from hongshan.messages import DeviceRef, PropertyValues, Uplink
+from hongshan.rules.alarm_conditions import (
+    NO_TAGS,
+    DeviceConditions,
+    StoredAlarmCondition,
+    Tags,
+    Verdict,
+    holding,
+    named_conditions,
+    properties_of,
+    uses_tags,
+)
+from hongshan.services.scenes.engine import Clock, History, Timer, values_between
+from hongshan.twin.properties import PropertyValue
+
+log = logging.getLogger("hongshan.alarms.conditions")
+
+DeviceKey = tuple[str, str]
+
+
+class Raiser(Protocol):
+    """What the conditions ask of the alarms (``AlarmService``)."""
+
+    async def raise_alarm(
+        self,
+        device: DeviceRef,
+        type: str,
+        severity: Severity,
+        details: dict[str, Any],
+        originator: Originator,
+    ) -> Alarm: ...
+
+    async def clear_alarm(self, device: DeviceRef, type: str, *, by: str) -> Alarm | None: ...
+
+
+class RunningCondition:
+    """One enabled condition: its state per device and the timers of its durations."""
+
+    __slots__ = ("devices", "properties", "stored", "tagged", "timers")
+
+    def __init__(self, stored: StoredAlarmCondition) -> None:
+        self.stored = stored
+        self.properties = properties_of(stored.spec)
+        self.tagged = uses_tags(stored.spec)
+        self.devices: dict[DeviceKey, DeviceConditions] = {}
+        self.timers: dict[tuple[DeviceKey, int], Timer] = {}
+
+    def state(self, device: DeviceKey) -> DeviceConditions:
+        found = self.devices.get(device)
+        if found is None:
+            found = self.devices[device] = DeviceConditions(self.stored.spec)
+        return found
+
+
+class _Heard(msgspec.Struct, frozen=True):
+    device: DeviceKey
+    values: dict[str, Any]
+    at: int
+
+
+class _Expired(msgspec.Struct, frozen=True):
+    running: RunningCondition
+    device: DeviceKey
+    slot: int
+
+
+class _Prime(msgspec.Struct, frozen=True):
+    running: RunningCondition
+
+
+class AlarmConditions:
+    """Runs the enabled alarm conditions of the products. Hears the bus's property posts
+    (``on_uplink``), and tells each condition's per-device state (``rules.alarm_conditions``,
+    pure) the device's latest values and, for a threshold kept in a tag, the device's and its
+    groups' tags; raises, raises again or clears the alarm it answers (``Raiser``), and keeps
+    the timers of its durations on a ``Clock`` (the scenes'). A condition put in (at start, or
+    created or changed) reads its durations under way back from the history.
+
+    Everything — posts, timers, priming — goes through one queue, in order, so that a
+    device's values are decided in the order heard and a raise is done before the clear
+    after it. Owns the states and the timers; never stores or checks a condition
+    (``AlarmConditionBook``) nor keeps an alarm (``AlarmService``)."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        alarms: Raiser,
+        latest: Callable[[str, str], Mapping[str, PropertyValue]],
+        tags: Callable[[str, str], Awaitable[Tags]],
+        devices_of: Callable[[str], Iterable[DeviceKey]],
+        history: History,
+    ) -> None:
+        self.clock = clock
+        self._alarms = alarms
+        self._latest = latest
+        self._tags = tags
+        self._devices_of = devices_of
+        self._history = history
+        self._conditions: dict[int, RunningCondition] = {}
+        self._by_product: dict[str, list[RunningCondition]] = {}
+        self._queue: asyncio.Queue[_Heard | _Expired | _Prime] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._worker = asyncio.create_task(self._work(), name="alarm conditions")
+
+    async def stop(self) -> None:
+        for running in self._conditions.values():
+            for timer in running.timers.values():
+                timer.cancel()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    # -- the conditions ----------------------------------------------------------------------
+
+    def put(self, stored: StoredAlarmCondition) -> None:
+        """Run ``stored`` (in place of one with its id: its state starts again)."""
+        self.drop(stored.id)
+        running = self._conditions[stored.id] = RunningCondition(stored)
+        self._by_product.setdefault(stored.spec.product_key, []).append(running)
+        self._queue.put_nowait(_Prime(running))
+
+    def drop(self, condition_id: int) -> None:
+        running = self._conditions.pop(condition_id, None)
+        if running is None:
+            return
+        product = running.stored.spec.product_key
+        kept = [other for other in self._by_product.get(product, []) if other is not running]
+        if kept:
+            self._by_product[product] = kept
+        else:
+            self._by_product.pop(product, None)
+        for timer in running.timers.values():
+            timer.cancel()
+        running.timers.clear()
+
+    def running(self, condition_id: int) -> RunningCondition | None:
+        return self._conditions.get(condition_id)
+
+    # -- what it hears -----------------------------------------------------------------------
+
+    def on_uplink(self, uplink: Uplink) -> None:
+        if not isinstance(uplink, PropertyValues) or not self._by_product:
+            return
+        conditions = self._by_product.get(uplink.device.product)
+        if not conditions or not any(c.properties & uplink.values.keys() for c in conditions):
+            return
+        # (timed by the clock its timers keep, as the scenes' are: a device's own may be off)
+        device = (uplink.device.product, uplink.device.device)
+        self._queue.put_nowait(_Heard(device, dict(uplink.values), self.clock.now()))
+
+    async def _work(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                if isinstance(item, _Heard):
+                    await self._heard(item)
+                elif isinstance(item, _Expired):
+                    await self._expired(item)
+                else:
+                    await self._prime(item.running)
+            except Exception:  # (one post's or timer's fault never stops the others)
+                log.exception("alarm conditions: %r not done", type(item).__name__)
+
+    async def _heard(self, heard: _Heard) -> None:
+        tags: Tags | None = None
+        for running in list(self._by_product.get(heard.device[0], [])):
+            if not running.properties & heard.values.keys() or not self._live(running):
+                continue
+            if running.tagged and tags is None:
+                tags = await self._tags(*heard.device)
+            values = self._values_of(heard.device) | heard.values
+            verdict = running.state(heard.device).observe(values, tags or NO_TAGS, heard.at)
+            await self._apply(running, heard.device, verdict)
+
+    async def _expired(self, expired: _Expired) -> None:
+        running, device = expired.running, expired.device
+        if not self._live(running):
+            return
+        running.timers.pop((device, expired.slot), None)
+        tags = await self._tags(*device) if running.tagged else NO_TAGS
+        state = running.state(device)
+        verdict = state.expire(expired.slot, self._values_of(device), tags, self.clock.now())
+        await self._apply(running, device, verdict)
+
+    def _values_of(self, device: DeviceKey) -> dict[str, Any]:
+        return {name: found.value for name, found in self._latest(*device).items()}
+
+    def _live(self, running: RunningCondition) -> bool:
+        return self._conditions.get(running.stored.id) is running
+
+    async def _apply(self, running: RunningCondition, device: DeviceKey, verdict: Verdict) -> None:
+        for slot, due in verdict.timers.items():
+            self._set_timer(running, device, slot, due)
+        spec = running.stored.spec
+        ref = DeviceRef(*device)
+        details = {"condition": running.stored.id, **verdict.details}
+        if verdict.severity is not None:
+            origin = Originator(kind="condition", id=str(running.stored.id))
+            await self._alarms.raise_alarm(ref, spec.type, verdict.severity, details, origin)
+        elif verdict.clear:
+            await self._alarms.clear_alarm(ref, spec.type, by=f"condition:{running.stored.id}")
+
+    def _set_timer(
+        self, running: RunningCondition, device: DeviceKey, slot: int, due: int | None
+    ) -> None:
+        old = running.timers.pop((device, slot), None)
+        if old is not None:
+            old.cancel()
+        if due is None or not self._live(running):
+            return
+        expired = _Expired(running, device, slot)
+        running.timers[(device, slot)] = self.clock.call_at(
+            due, lambda: self._queue.put_nowait(expired)
+        )
+
+    # -- priming from the history ------------------------------------------------------------
+
+    async def _prime(self, running: RunningCondition) -> None:
+        """Durations under way when the platform stopped (or the condition was changed) go on
+        from when their condition began holding, as the history says."""
+        if not self._live(running):
+            return
+        if not any(c.kind == "duration" for _, c in named_conditions(running.stored.spec)):
+            return
+        now = self.clock.now()
+        for device in list(self._devices_of(running.stored.spec.product_key)):
+            state = running.state(device)
+            slots = state.duration_slots()
+            tags = await self._tags(*device) if running.tagged else NO_TAGS
+            for slot in slots:
+                condition = state.conditions[slot]
+                series = {
+                    prop: await values_between(
+                        self._history, device, prop, now - condition.for_ms, now
+                    )
+                    for prop in {p.property for p in condition.predicates}
+                }
+                due = state.resume(slot, holding(condition, series, tags))
+                if due is not None:
+                    self._set_timer(running, device, slot, due)
