@@ -4,10 +4,12 @@ deciding raises, severities, clears and timers on told values and times."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+import yaml
 
 from hongshan.rules.alarm_conditions import (
     CLEAR,
@@ -194,3 +196,14 @@ def test_holding_merges_several_properties_at_their_last_values() -> None:
 def test_a_condition_that_cannot_run_is_named(fields: dict[str, Any], words: str) -> None:
     problem = condition_problem(spec(**fields))
     assert problem is not None and words in problem
+
+
+def test_the_readmes_condition_is_one_that_runs() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Alarms") :]
+    text = section[section.index("```yaml\n") + 8 :]
+    written = msgspec.convert(yaml.safe_load(text[: text.index("```\n")]), AlarmConditionSpec)
+    assert condition_problem(written) is None
+    state = DeviceConditions(written)
+    assert state.observe({"SpO2": 80}, Tags(), 0).severity == "critical"
+    assert threshold_of(written.create[1].predicates[0], Tags(device={"spo2_min": "90"}))[0] == 90
