@@ -207,3 +207,32 @@ def test_the_readmes_condition_is_one_that_runs() -> None:
     state = DeviceConditions(written)
     assert state.observe({"SpO2": 80}, Tags(), 0).severity == "critical"
     assert threshold_of(written.create[1].predicates[0], Tags(device={"spo2_min": "90"}))[0] == 90
+
+
+def test_a_repeating_count_and_a_simple_hold_resume_from_the_values_before_a_restart() -> None:
+    state = DeviceConditions(
+        spec(
+            create=[
+                {"severity": "critical", **low(value=80)},
+                {"severity": "major", **low(kind="repeating", count=3, windowMs=1000)},
+            ],
+            clear=low(">", 94, kind="repeating", count=2),
+        )
+    )
+    assert [state.lookback(slot) for slot in (0, 1, CLEAR)] == [0, 1000, None]
+    # two low values within the window before the stop: the third after it raises
+    assert state.resume(1, [(100, False), (500, True), (900, True)]) is None
+    assert state.observe({"SpO2": 85}, Tags(), 1200).severity == "major"
+    # a critical value held when it stopped raised then: the next one is no new crossing
+    state.resume(0, [(1100, True)])
+    assert state.observe({"SpO2": 70}, Tags(), 1300).severity is None
+
+
+def test_repeated_resumes_by_counting_the_values_again() -> None:
+    machine = Repeated(2, window=1000)
+    machine.resume([(0, True), (10, True), (20, True)])  # (fired before the stop)
+    assert machine.observe(True, 30) is Next.KEEP
+    machine = Repeated(2, window=1000)
+    machine.resume([(0, True)])
+    assert machine.observe(True, 2000) is Next.KEEP  # (out of the window)
+    assert machine.observe(True, 2500) is Next.FIRE

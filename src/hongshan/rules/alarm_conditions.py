@@ -280,11 +280,23 @@ class DeviceConditions:
         verdict.details["heldSince"] = since
         return verdict
 
+    def lookback(self, slot: int) -> int | None:
+        """How far back (ms) the values that make a slot's state reach: the last value for a
+        simple condition, ``forMs`` for a duration, ``windowMs`` for a repeating one (None
+        when it has none: a count of any age is not read back)."""
+        condition = self.conditions[slot]
+        if condition.kind == "duration":
+            return condition.for_ms
+        if condition.kind == "repeating":
+            return condition.window_ms or None
+        return 0
+
     def resume(self, slot: int, history: Sequence[tuple[int, bool]]) -> int | None:
-        """A duration's state from the values heard before a restart (``Threshold.resume``);
-        when its timer is due (None: none under way)."""
+        """A slot's state from the values heard before a restart (``(at, holds)``, oldest
+        first: ``holding``), as the machine resumes it; when its timer is due (None: none
+        under way). A raise those values made was made while the platform ran: not again."""
         machine = self.machines.get(slot)
-        if not isinstance(machine, Threshold) or not history:
+        if machine is None or not history:
             return None
         machine.resume(history)
         return machine.due
@@ -303,9 +315,6 @@ class DeviceConditions:
             verdict.clear = True
             verdict.details = _details(self.conditions[CLEAR], fired[-1][1], at)
         return verdict
-
-    def duration_slots(self) -> list[int]:
-        return [slot for slot, c in self.conditions.items() if c.kind == "duration"]
 
 
 def _details(condition: Condition, checks: list[Any], at: int) -> dict[str, Any]:

@@ -126,6 +126,12 @@ class Repeated:
     def expire(self, now: int) -> bool:
         return False
 
+    def resume(self, history: Sequence[tuple[int, bool]]) -> None:
+        """The state the values heard before a restart leave (``(at, holds)``, oldest first):
+        they are counted again; a count that was reached among them fired then."""
+        for at, holds in history:
+            self.observe(holds, at)
+
 
 _NOTHING: Any = object()
 

@@ -20,7 +20,6 @@ from hongshan.rules.alarm_conditions import (
     Tags,
     Verdict,
     holding,
-    named_conditions,
     properties_of,
     uses_tags,
 )
@@ -234,23 +233,22 @@ class AlarmConditions:
     # -- priming from the history ------------------------------------------------------------
 
     async def _prime(self, running: RunningCondition) -> None:
-        """Durations under way when the platform stopped (or the condition was changed) go on
-        from when their condition began holding, as the history says."""
+        """Each device's state as the values before the start (or the change) leave it, read
+        of the history: a duration under way goes on from when its condition began holding,
+        a repeating count within its window goes on, a condition that held (and raised
+        then) does not raise again on the next value that holds."""
         if not self._live(running):
-            return
-        if not any(c.kind == "duration" for _, c in named_conditions(running.stored.spec)):
             return
         now = self.clock.now()
         for device in list(self._devices_of(running.stored.spec.product_key)):
             state = running.state(device)
-            slots = state.duration_slots()
             tags = await self._tags(*device) if running.tagged else NO_TAGS
-            for slot in slots:
-                condition = state.conditions[slot]
+            for slot, condition in state.conditions.items():
+                span = state.lookback(slot)
+                if span is None:
+                    continue
                 series = {
-                    prop: await values_between(
-                        self._history, device, prop, now - condition.for_ms, now
-                    )
+                    prop: await values_between(self._history, device, prop, now - span, now)
                     for prop in {p.property for p in condition.predicates}
                 }
                 due = state.resume(slot, holding(condition, series, tags))
