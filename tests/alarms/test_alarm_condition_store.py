@@ -1,0 +1,98 @@
+"""Products' alarm conditions and the tags their thresholds read, kept in the registry on
+SQLite and PostgreSQL: one per product and alarm type, changed and deleted; a device's tags
+and its groups' read in one go; a group's tags dropped with it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+
+from hongshan.identity.secret_box import SecretBox
+from hongshan.rules.alarm_conditions import AlarmConditionSpec, Tags
+from hongshan.store.registry.store import SQLRegistry
+from hongshan.things.model import RegistryError
+from registry_databases import RegistryDatabase
+
+KEY = secrets.token_bytes(32)
+
+
+@pytest.fixture
+async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
+    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    yield opened
+    await opened.close()
+
+
+def spec(pk: str, type: str = "LowSpO2", value: float = 90) -> AlarmConditionSpec:
+    return msgspec.convert(
+        {
+            "productKey": pk,
+            "type": type,
+            "create": [
+                {
+                    "severity": "major",
+                    "predicates": [{"property": "SpO2", "op": "<", "tag": "min", "value": value}],
+                    "kind": "duration",
+                    "forMs": 60000,
+                }
+            ],
+        },
+        AlarmConditionSpec,
+    )
+
+
+async def test_conditions_are_kept_one_per_product_and_type(registry: SQLRegistry) -> None:
+    table = registry.alarm_conditions
+    pk = (await registry.create_product("Oximeter")).product_key
+    other = (await registry.create_product("Lamp")).product_key
+    kept = await table.create(spec(pk))
+    assert kept.spec == spec(pk) and kept.created_at == kept.updated_at > 0
+    with pytest.raises(RegistryError, match="LowSpO2 already") as taken:
+        await table.create(spec(pk))
+    assert taken.value.kind == "conflict"
+    await table.create(spec(other))  # (another product's type of the same name)
+    second = await table.create(spec(pk, "HighPulse"))
+    assert [c.id for c in await table.list_conditions(pk)] == [kept.id, second.id]
+    assert len(await table.list_conditions()) == 3
+    changed = spec(pk, value=88)
+    changed.enabled = False
+    updated = await table.update(kept.id, changed)
+    assert updated.spec.create[0].predicates[0].value == 88 and not updated.spec.enabled
+    with pytest.raises(RegistryError, match="HighPulse already"):
+        await table.update(kept.id, spec(pk, "HighPulse"))
+    await table.delete(kept.id)
+    for missing in (kept.id, 0, 2**40):
+        with pytest.raises(RegistryError, match="no alarm condition") as gone:
+            await table.get(missing)
+        assert gone.value.kind == "not_found"
+    with pytest.raises(RegistryError, match="no alarm condition"):
+        await table.delete(kept.id)
+
+
+async def test_a_devices_tags_come_with_its_groups_tags(registry: SQLRegistry) -> None:
+    pk = (await registry.create_product("Oximeter")).product_key
+    await registry.create_device(pk, "ox-1", tags={"min": "93", "ward": "a"})
+    await registry.create_device(pk, "ox-2")
+    assert await registry.alarm_conditions.tags_of(pk, "nobody") == Tags()
+    groups = registry.groups
+    for name in ("ward_b", "ward_a"):
+        await groups.create(name)
+        await groups.add(name, [(pk, "ox-1")])
+    await groups.change_tags("ward_b", {"min": "91", "max": "99"}, [])
+    await groups.change_tags("ward_a", {"min": "92"}, [])
+    found = await registry.alarm_conditions.tags_of(pk, "ox-1")
+    assert found.device == {"min": "93", "ward": "a"}
+    assert list(found.groups) == [("ward_a", {"min": "92"}), ("ward_b", {"max": "99", "min": "91"})]
+    assert await registry.alarm_conditions.tags_of(pk, "ox-2") == Tags(device={}, groups=[])
+    changed = await groups.change_tags("ward_b", {"min": "90"}, ["max"])
+    assert changed.tags == {"min": "90"}
+    await groups.delete("ward_b")
+    await groups.create("ward_b")
+    assert (await groups.get("ward_b")).tags == {}
+    found = await registry.alarm_conditions.tags_of(pk, "ox-1")
+    assert list(found.groups) == [("ward_a", {"min": "92"})]
+    with pytest.raises(RegistryError, match="no group nope"):
+        await groups.change_tags("nope", {"a": "1"}, [])
