@@ -26,7 +26,7 @@ from server_thread import test_settings as settings_in
 from thingsboard_device import rest
 
 
-def volts(op: str, value: float | None = None, **more: Any) -> dict[str, Any]:
+def volts(op: str, value: float | str | None = None, **more: Any) -> dict[str, Any]:
     predicate: dict[str, Any] = {"property": "Voltage", "op": op}
     if value is not None:
         predicate["value"] = value
@@ -260,6 +260,11 @@ def test_bad_conditions_are_refused_naming_what_is_wrong(server: ServerThread) -
             api.post(path, json={**good, "create": [{"severity": "huge", **volts(">", 1)}]}), 400
         )
         problem(api.post(path, json={**good, "clear": volts("<")}), 400, "give a value or a tag")
+        problem(
+            api.post(path, json={**good, "clear": volts("<", "low")}),
+            400,
+            "clear: Voltage is a number: 'low' never compares",
+        )
         kept = created(api.post(path, json=good))
         problem(api.post(path, json=good), 409, "Overvoltage already")
         problem(

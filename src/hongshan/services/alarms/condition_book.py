@@ -14,6 +14,15 @@ from hongshan.rules.alarm_conditions import (
 from hongshan.services.alarms.conditions import AlarmConditions
 from hongshan.things.model import RegistryError
 from hongshan.things.tsl import ThingModel
+from hongshan.things.tsl_types import (
+    ArrayType,
+    BoolType,
+    DataType,
+    EnumType,
+    NumberType,
+    StructType,
+    TextType,
+)
 
 
 class AlarmConditionStore(Protocol):
@@ -111,9 +120,28 @@ class AlarmConditionBook:
         model = self._things.thing_model_of(pk)
         for where, condition in named_conditions(spec):
             for predicate in condition.predicates:
-                if model is None or predicate.property not in model.property_map:
+                found = None if model is None else model.property_map.get(predicate.property)
+                if found is None:
                     raise RegistryError(
                         f"{where}: product {pk}'s thing model has no property"
                         f" {predicate.property!r}",
                         "invalid",
                     )
+                problem = _mismatch(found.data_type, predicate.value)
+                if problem is not None:
+                    raise RegistryError(f"{where}: {predicate.property} {problem}", "invalid")
+
+
+def _mismatch(data_type: DataType, value: object) -> str | None:
+    """Why a property of ``data_type`` can never compare with ``value`` (a threshold, or a
+    tag's default), or None."""
+    if isinstance(data_type, StructType | ArrayType):
+        return "is a struct or an array: give a property with one value"
+    if value is None:
+        return None
+    text = isinstance(value, str)
+    if isinstance(data_type, NumberType | EnumType | BoolType) and text:
+        return f"is a number: {value!r} never compares with it"
+    if isinstance(data_type, TextType) and not text:
+        return f"is text: {value!r} never compares with it"
+    return None
