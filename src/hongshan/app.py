@@ -259,6 +259,7 @@ class Platform:
             history=history,
         )
         self._closing.push_async_callback(conditions.stop)
+        registry.on_device_deleted.append(conditions.forget)
         bus.subscribe(conditions.on_uplink, kinds=(PropertyValues,))
         self.alarm_condition_book = AlarmConditionBook(
             registry.alarm_conditions, conditions, things=directory

@@ -152,6 +152,13 @@ def test_a_duration_raises_only_after_its_hold_and_a_breaking_value_prevents_it(
         assert alarm["details"]["heldSince"] == start + 1000
         assert alarm["details"]["forMs"] == 300
         assert alarm["details"]["checks"][0]["value"] == 265.0
+        # a device deleted with a hold under way: its timer goes with it
+        # (values not posted before: a post the same as an earlier one is taken for a resend)
+        post(lamp, pk, "lamp-0001", {"Voltage": 241.0})
+        post(lamp, pk, "lamp-0001", {"Voltage": 266.0})
+        eventually(lambda: clock.due() == [start + 1600], what="a third hold's timer")
+        assert api.delete(f"/api/products/{pk}/devices/lamp-0001").status_code == 204
+        eventually(lambda: clock.due() == [], what="the deleted device's timer given up")
 
 
 def test_a_threshold_comes_from_the_devices_tag_else_its_groups_else_the_default(

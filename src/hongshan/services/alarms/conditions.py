@@ -150,6 +150,15 @@ class AlarmConditions:
             timer.cancel()
         running.timers.clear()
 
+    def forget(self, product_key: str, device_name: str) -> None:
+        """A device deleted: its states and timers go (a device of the name made again
+        starts afresh)."""
+        device = (product_key, device_name)
+        for running in self._by_product.get(product_key, []):
+            running.devices.pop(device, None)
+            for key in [key for key in running.timers if key[0] == device]:
+                running.timers.pop(key).cancel()
+
     def running(self, condition_id: int) -> RunningCondition | None:
         return self._conditions.get(condition_id)
 
