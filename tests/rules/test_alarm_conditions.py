@@ -153,6 +153,27 @@ def test_a_repeating_clear_clears_on_the_nth_good_value_unless_a_create_holds() 
     assert state.observe({"SpO2": 97}, Tags(), 3).clear
 
 
+def test_a_held_clear_does_not_clear_while_a_create_condition_holds() -> None:
+    # (a clear on another property than the create's: both may hold at once)
+    heat = {"predicates": [{"property": "Temp", "op": ">", "value": 40}]}
+    state = DeviceConditions(
+        spec(
+            create=[{"severity": "major", **heat}],
+            clear={
+                "predicates": [{"property": "Fan", "op": "==", "value": 1}],
+                "kind": "duration",
+                "forMs": 100,
+            },
+        )
+    )
+    assert state.observe({"Temp": 45, "Fan": 0}, Tags(), 0).severity == "major"
+    assert state.observe({"Temp": 45, "Fan": 1}, Tags(), 10).timers == {CLEAR: 110}
+    assert not state.expire(CLEAR, {"Temp": 45, "Fan": 1}, Tags(), 110).clear  # still hot
+    state.observe({"Temp": 30, "Fan": 0}, Tags(), 200)  # (cool: the fan off breaks the hold)
+    assert state.observe({"Temp": 30, "Fan": 1}, Tags(), 300).timers == {CLEAR: 400}
+    assert state.expire(CLEAR, {"Temp": 30, "Fan": 1}, Tags(), 400).clear
+
+
 def test_a_duration_resumes_from_the_values_heard_before_a_restart() -> None:
     state = DeviceConditions(
         spec(create=[{"severity": "major", **low(kind="duration", forMs=1000)}])

@@ -275,7 +275,11 @@ class DeviceConditions:
         if not machine.expire(now):
             return verdict
         _, checks = check(self.conditions[slot], values, tags)
-        creating = slot != CLEAR
+        creating = slot != CLEAR or any(
+            check(condition, values, tags)[0]
+            for other, condition in self.conditions.items()
+            if other != CLEAR
+        )  # (a clear held long enough clears, unless a create condition holds now)
         verdict = self._decide(verdict, [(slot, checks)], creating, now)
         verdict.details["heldSince"] = since
         return verdict
