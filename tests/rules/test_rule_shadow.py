@@ -12,18 +12,10 @@ import httpx
 import pytest
 from test_rule_engine import create
 
-from alibaba_device import lamps, online
+from alibaba_device import lamps, online, stamped_post
 from broker_peers import Paho
 from thingsboard_device import rest
 from webhook_receiver import WebhookReceiver
-
-
-def stamped_post(device: Paho, pk: str, name: str, at: int, values: dict[str, Any]) -> None:
-    """An Alink property post with the device's own time for each value, acknowledged."""
-    params = {key: {"value": value, "time": at} for key, value in values.items()}
-    body = {"id": "1", "version": "1.0", "params": params, "method": "thing.event.property.post"}
-    topic = f"/sys/{pk}/{name}/thing/event/property/post"
-    assert device.publish(topic, json.dumps(body), 1) == 0
 
 
 @pytest.fixture
