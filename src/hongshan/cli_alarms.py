@@ -13,7 +13,8 @@ NAME]``.
 
 ``alarm condition add PK -f FILE`` (a YAML or JSON file: one alarm condition,
 ``rules.alarm_conditions`` shows one), ``alarm condition list PK``, ``alarm condition show
-ID``, ``alarm condition change ID -f FILE``, ``alarm condition delete ID``.
+ID``, ``alarm condition change ID -f FILE``, ``alarm condition delete ID``, ``alarm
+condition trace ID`` (its counters and last decisions).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import yaml
 
 from hongshan.alarms.model import CHANGES, SEVERITIES, STATUSES
 from hongshan.cli_api import Api, _params, api_options
+from hongshan.cli_scenes import _at
 
 ALARM_COLUMNS = ("id", "severity", "status", "type", "deviceName", "assignee")
 CONDITION_COLUMNS = ("id", "productKey", "type", "enabled", "description")
@@ -284,3 +286,31 @@ def condition_delete(api: Api, condition_id: int) -> None:
     """Delete an alarm condition (the alarms it raised stay)."""
     api.request("DELETE", f"/api/alarm-conditions/{condition_id}")
     click.echo(f"alarm condition {condition_id} deleted")
+
+
+@condition.command("trace")
+@api_options
+@click.argument("condition_id", type=int)
+def condition_trace(api: Api, condition_id: int) -> None:
+    """An alarm condition's counters and its last decisions (raised, repeated, cleared,
+    waiting for a duration's end, broken by a value), newest first."""
+    trace = api.request("GET", f"/api/alarm-conditions/{condition_id}/trace")
+    if api.as_json:
+        api.show(trace)
+        return
+    if not trace["running"]:
+        click.echo(f"alarm condition {condition_id} is not running (disabled)")
+        return
+    c = trace["counters"]
+    click.echo(
+        f"heard {c['heard']}, raised {c['raised']}, repeated {c['repeated']}, cleared"
+        f" {c['cleared']} (none open: {c['clearedNone']}); timers started"
+        f" {c['timersStarted']}, broken {c['timersCancelled']}, done {c['timersDone']}"
+    )
+    for one in trace["decisions"]:
+        line = f"{one['decision']:<9} {_at(one['at'])}  {one['productKey']}/{one['deviceName']}"
+        for more in (one.get("condition"), one.get("severity")):
+            line += f"  {more}" if more else ""
+        if "until" in one:
+            line += f"  until {_at(one['until'])}"
+        click.echo(line)

@@ -1,5 +1,6 @@
 """A product's alarm conditions: ``GET/POST /api/products/{pk}/alarm-conditions``,
-``GET/PUT/DELETE /api/alarm-conditions/{id}`` (``rules.alarm_conditions`` says what one is).
+``GET/PUT/DELETE /api/alarm-conditions/{id}`` (``rules.alarm_conditions`` says what one is),
+``GET /api/alarm-conditions/{id}/trace`` (its counters and last decisions).
 A condition that names no such product or property, or cannot run as written, is refused
 (400) naming what is wrong; a second one of a product's alarm type, 409. A change runs at
 once."""
@@ -18,6 +19,7 @@ from hongshan.rules.alarm_conditions import (
     StoredAlarmCondition,
 )
 from hongshan.services.alarms.condition_book import AlarmConditionBook
+from hongshan.services.alarms.condition_trace import ConditionTrace
 from hongshan.things.model import RegistryError
 
 CONDITION = "/api/alarm-conditions/{condition_id:int}"
@@ -88,6 +90,15 @@ async def change_alarm_condition(
     return _view(await alarm_conditions.update(condition_id, data))
 
 
+@get(CONDITION + "/trace")
+async def alarm_condition_trace(
+    alarm_conditions: Provided[AlarmConditionBook], condition_id: FromPath[int]
+) -> ConditionTrace:
+    """Its counters and last decisions (raised, repeated, cleared, waiting until a duration's
+    end, broken) since it was last (re)started; empty when it is disabled."""
+    return await alarm_conditions.trace(condition_id)
+
+
 @delete(CONDITION, status_code=204)
 async def delete_alarm_condition(
     alarm_conditions: Provided[AlarmConditionBook], condition_id: FromPath[int]
@@ -100,5 +111,6 @@ ROUTES = (
     list_alarm_conditions,
     show_alarm_condition,
     change_alarm_condition,
+    alarm_condition_trace,
     delete_alarm_condition,
 )

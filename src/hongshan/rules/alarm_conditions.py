@@ -284,6 +284,13 @@ class DeviceConditions:
         verdict.details["heldSince"] = since
         return verdict
 
+    def name_of(self, slot: int) -> str:
+        """A slot as an error or a trace names it (``create major``, ``clear``)."""
+        condition = self.conditions[slot]
+        if isinstance(condition, CreateCondition):
+            return f"create {condition.severity}"
+        return "clear"
+
     def lookback(self, slot: int) -> int | None:
         """How far back (ms) the values that make a slot's state reach: the last value for a
         simple condition, ``forMs`` for a duration, ``windowMs`` for a repeating one (None

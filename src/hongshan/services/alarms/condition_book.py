@@ -11,6 +11,7 @@ from hongshan.rules.alarm_conditions import (
     condition_problem,
     named_conditions,
 )
+from hongshan.services.alarms.condition_trace import ConditionTrace, not_running
 from hongshan.services.alarms.conditions import AlarmConditions
 from hongshan.things.model import RegistryError
 from hongshan.things.tsl import ThingModel
@@ -97,6 +98,12 @@ class AlarmConditionBook:
 
     async def get(self, condition_id: int) -> StoredAlarmCondition:
         return await self._store.get(condition_id)
+
+    async def trace(self, condition_id: int) -> ConditionTrace:
+        """The condition's counters and last decisions since it was last (re)started."""
+        await self._store.get(condition_id)  # (none: not found)
+        running = self._engine.running(condition_id)
+        return not_running(condition_id) if running is None else running.trace.trace(condition_id)
 
     async def list_conditions(self, product_key: str) -> list[StoredAlarmCondition]:
         if self._things.product_view(product_key) is None:

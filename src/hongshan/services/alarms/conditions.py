@@ -23,6 +23,7 @@ from hongshan.rules.alarm_conditions import (
     properties_of,
     uses_tags,
 )
+from hongshan.services.alarms.condition_trace import Decision, DecisionKind, TraceKeeper
 from hongshan.services.scenes.engine import Clock, History, Timer, values_between
 from hongshan.twin.properties import PropertyValue
 
@@ -47,9 +48,9 @@ class Raiser(Protocol):
 
 
 class RunningCondition:
-    """One enabled condition: its state per device and the timers of its durations."""
+    """One enabled condition: its state per device, the timers of its durations, its trace."""
 
-    __slots__ = ("devices", "properties", "stored", "tagged", "timers")
+    __slots__ = ("devices", "properties", "stored", "tagged", "timers", "trace")
 
     def __init__(self, stored: StoredAlarmCondition) -> None:
         self.stored = stored
@@ -57,6 +58,7 @@ class RunningCondition:
         self.tagged = uses_tags(stored.spec)
         self.devices: dict[DeviceKey, DeviceConditions] = {}
         self.timers: dict[tuple[DeviceKey, int], Timer] = {}
+        self.trace = TraceKeeper()
 
     def state(self, device: DeviceKey) -> DeviceConditions:
         found = self.devices.get(device)
@@ -192,21 +194,23 @@ class AlarmConditions:
         for running in list(self._by_product.get(heard.device[0], [])):
             if not running.properties & heard.values.keys() or not self._live(running):
                 continue
+            running.trace.counters.heard += 1
             if running.tagged and tags is None:
                 tags = await self._tags(*heard.device)
             values = self._values_of(heard.device) | heard.values
             verdict = running.state(heard.device).observe(values, tags or NO_TAGS, heard.at)
-            await self._apply(running, heard.device, verdict)
+            await self._apply(running, heard.device, verdict, heard.at)
 
     async def _expired(self, expired: _Expired) -> None:
         running, device = expired.running, expired.device
         if not self._live(running):
             return
         running.timers.pop((device, expired.slot), None)
+        running.trace.counters.timers_done += 1
         tags = await self._tags(*device) if running.tagged else NO_TAGS
         state = running.state(device)
         verdict = state.expire(expired.slot, self._values_of(device), tags, self.clock.now())
-        await self._apply(running, device, verdict)
+        await self._apply(running, device, verdict, self.clock.now())
 
     def _values_of(self, device: DeviceKey) -> dict[str, Any]:
         return {name: found.value for name, found in self._latest(*device).items()}
@@ -214,26 +218,74 @@ class AlarmConditions:
     def _live(self, running: RunningCondition) -> bool:
         return self._conditions.get(running.stored.id) is running
 
-    async def _apply(self, running: RunningCondition, device: DeviceKey, verdict: Verdict) -> None:
+    async def _apply(
+        self, running: RunningCondition, device: DeviceKey, verdict: Verdict, at: int
+    ) -> None:
+        """Do what ``verdict`` says, decided on what was heard at ``at``."""
         for slot, due in verdict.timers.items():
-            self._set_timer(running, device, slot, due)
+            self._set_timer(running, device, slot, due, at)
         spec = running.stored.spec
         ref = DeviceRef(*device)
         details = {"condition": running.stored.id, **verdict.details}
+        counters = running.trace.counters
         if verdict.severity is not None:
             origin = Originator(kind="condition", id=str(running.stored.id))
-            await self._alarms.raise_alarm(ref, spec.type, verdict.severity, details, origin)
+            alarm = await self._alarms.raise_alarm(
+                ref, spec.type, verdict.severity, details, origin
+            )
+            repeated = alarm.repeats > 0
+            counters.repeated += repeated
+            counters.raised += not repeated
+            kind: DecisionKind = "repeated" if repeated else "raised"
+            self._decided(running, device, at, kind, alarm.severity)
         elif verdict.clear:
-            await self._alarms.clear_alarm(ref, spec.type, by=f"condition:{running.stored.id}")
+            cleared = await self._alarms.clear_alarm(
+                ref, spec.type, by=f"condition:{running.stored.id}"
+            )
+            if cleared is None:
+                counters.cleared_none += 1
+            else:
+                counters.cleared += 1
+                self._decided(running, device, at, "cleared")
+
+    def _decided(
+        self,
+        running: RunningCondition,
+        device: DeviceKey,
+        at: int,
+        kind: DecisionKind,
+        severity: Severity | None = None,
+        *,
+        slot: int | None = None,
+        until: int | None = None,
+    ) -> None:
+        running.trace.decided(
+            Decision(
+                at=at,
+                decision=kind,
+                product_key=device[0],
+                device_name=device[1],
+                condition=None if slot is None else running.state(device).name_of(slot),
+                severity=severity,
+                until=until,
+            )
+        )
 
     def _set_timer(
-        self, running: RunningCondition, device: DeviceKey, slot: int, due: int | None
+        self, running: RunningCondition, device: DeviceKey, slot: int, due: int | None, at: int
     ) -> None:
         old = running.timers.pop((device, slot), None)
         if old is not None:
             old.cancel()
-        if due is None or not self._live(running):
+        if not self._live(running):
             return
+        if due is None:
+            if old is not None:  # (a value broke the hold under way)
+                running.trace.counters.timers_cancelled += 1
+                self._decided(running, device, at, "broken", slot=slot)
+            return
+        running.trace.counters.timers_started += 1
+        self._decided(running, device, at, "waiting", slot=slot, until=due)
         expired = _Expired(running, device, slot)
         running.timers[(device, slot)] = self.clock.call_at(
             due, lambda: self._queue.put_nowait(expired)
@@ -262,4 +314,4 @@ class AlarmConditions:
                 }
                 due = state.resume(slot, holding(condition, series, tags))
                 if due is not None:
-                    self._set_timer(running, device, slot, due)
+                    self._set_timer(running, device, slot, due, now)
