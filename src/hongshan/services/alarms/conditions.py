@@ -178,16 +178,25 @@ class AlarmConditions:
 
     async def _work(self) -> None:
         while True:
-            item = await self._queue.get()
-            try:
-                if isinstance(item, _Heard):
-                    await self._heard(item)
-                elif isinstance(item, _Expired):
-                    await self._expired(item)
-                else:
-                    await self._prime(item.running)
-            except Exception:  # (one post's or timer's fault never stops the others)
-                log.exception("alarm conditions: %r not done", type(item).__name__)
+            await self._do(await self._queue.get())
+
+    async def drain(self) -> None:
+        """Do what is queued, here and now: how a backtest drives a copy that runs no worker
+        (``start`` not called), each post and timer done before the next is heard."""
+        queue = self._queue
+        while not queue.empty():
+            await self._do(queue.get_nowait())
+
+    async def _do(self, item: _Heard | _Expired | _Prime) -> None:
+        try:
+            if isinstance(item, _Heard):
+                await self._heard(item)
+            elif isinstance(item, _Expired):
+                await self._expired(item)
+            else:
+                await self._prime(item.running)
+        except Exception:  # (one post's or timer's fault never stops the others)
+            log.exception("alarm conditions: %r not done", type(item).__name__)
 
     async def _heard(self, heard: _Heard) -> None:
         tags: Tags | None = None
