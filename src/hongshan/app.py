@@ -37,6 +37,7 @@ from hongshan.pipeline.history import HistoryStage
 from hongshan.pipeline.uplink import stages_of_a_town
 from hongshan.private_file import private_data_dir
 from hongshan.rules.sun import Place
+from hongshan.services.alarms.condition_backtest import ConditionBacktester
 from hongshan.services.alarms.condition_book import AlarmConditionBook
 from hongshan.services.alarms.conditions import AlarmConditions
 from hongshan.services.alarms.notify import AlarmNotifier
@@ -94,6 +95,7 @@ class Platform:
         self.scenes: SceneEngine
         self.scene_book: SceneBook
         self._scene_backtests: SceneBacktester
+        self._condition_backtests: ConditionBacktester
         self.alarm_conditions: AlarmConditions
         self.alarm_condition_book: AlarmConditionBook
         self.scene_clock: Clock = LoopClock()  # (tests give one of their own before start)
@@ -255,8 +257,11 @@ class Platform:
             alarms=alarms,
             latest=self.twin.peek,
             tags=registry.alarm_conditions.tags_of,
-            devices_of=lambda pk: [key for key in directory.devices if key[0] == pk],
+            devices_of=devices_of,
             history=history,
+        )
+        self._condition_backtests = ConditionBacktester(
+            history, tags=registry.alarm_conditions.tags_of, devices_of=devices_of
         )
         self._closing.push_async_callback(conditions.stop)
         registry.on_device_deleted.append(conditions.forget)
@@ -304,6 +309,7 @@ class Platform:
             rules=self.rule_book,
             alarms=self.alarms,
             alarm_conditions=self.alarm_condition_book,
+            condition_backtests=self._condition_backtests,
             backtests=Backtester(self.history, self._rule_sources),
             scenes=self.scene_book,
             scene_backtests=self._scene_backtests,

@@ -21,6 +21,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from hongshan import __version__
 from hongshan.api import (
+    alarm_condition_backtest,
     alarm_conditions,
     alarms,
     commands,
@@ -47,6 +48,7 @@ ADMIN_ROUTES = (
     *history.ROUTES,
     *rules.ROUTES,
     *alarms.ROUTES,
+    *alarm_condition_backtest.ROUTES,
     *alarm_conditions.ROUTES,
     *rule_backtest.ROUTES,
     *commands.ROUTES,

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Protocol, TypeAlias, TypeVar
 from litestar.di import Dependency, Provide
 from litestar.params import SkipValidationMarker
 
+from hongshan.services.alarms.condition_backtest import ConditionBacktester
 from hongshan.services.alarms.condition_book import AlarmConditionBook
 from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
@@ -127,6 +128,7 @@ class Services:
     rules: RuleBook
     alarms: AlarmService
     alarm_conditions: AlarmConditionBook
+    condition_backtests: ConditionBacktester
     backtests: Backtester
     scenes: SceneBook
     scene_backtests: SceneBacktester
