@@ -9,7 +9,9 @@ properties, the posts a second apart, each device's a few ms after the one befor
 match fire. Printed: values, seconds, values a second, for the replay alone and for the
 backtest (replay + rule), and the fires found; then a scene's backtest over the same range
 (``SceneBacktester``: PM2.5 over 75 held two seconds, on every station, on the recorded
-clock) and the runs found.
+clock) and the runs found; then an alarm condition's backtest over the same range
+(``ConditionBacktester``: PM2.5 over 75 held two seconds raises, under 50 clears) and the
+alarms found.
 
     python -m bench.backtest                              # 1,000 x 250 x 4 = 1,000,000 values
     python -m bench.backtest --devices 100 --posts 25     # a smoke run: 10,000 values
@@ -27,8 +29,10 @@ from pathlib import Path
 import msgspec
 
 from hongshan.dialects.alink.rule_data import AlibabaRuleData
+from hongshan.rules.alarm_conditions import AlarmConditionSpec, StoredAlarmCondition, Tags
 from hongshan.rules.definition import RuleSpec
 from hongshan.rules.scene import SceneSpec
+from hongshan.services.alarms.condition_backtest import ConditionBacktester
 from hongshan.services.rules.backtest import Backtester
 from hongshan.services.rules.sources import PlatformStreams
 from hongshan.services.scenes.backtest import SceneBacktester
@@ -64,6 +68,32 @@ SCENE = msgspec.convert(
     },
     SceneSpec,
 )
+
+CONDITION = StoredAlarmCondition(
+    id=1,
+    spec=msgspec.convert(
+        {
+            "productKey": PRODUCT,
+            "type": "DirtyAir",
+            "create": [
+                {
+                    "severity": "major",
+                    "predicates": [{"property": "PM25", "op": ">", "value": 75}],
+                    "kind": "duration",
+                    "forMs": 2000,
+                }
+            ],
+            "clear": {"predicates": [{"property": "PM25", "op": "<", "value": 50}]},
+        },
+        AlarmConditionSpec,
+    ),
+    created_at=0,
+    updated_at=0,
+)
+
+
+async def no_tags(product_key: str, device_name: str) -> Tags:
+    return Tags()
 
 
 async def fill(history: SQLiteHistory, devices: int, posts: int) -> int:
@@ -123,6 +153,16 @@ async def main(devices: int, posts: int) -> None:
             print(
                 f"scene:    {scened.values:,} values in {seconds:.2f} s, "
                 f"{scened.values / seconds:,.0f}/s; {scened.scene.ran:,} would run"
+            )
+            conditions = ConditionBacktester(history, tags=no_tags, devices_of=lambda _: stations)
+            started = time.perf_counter()
+            alarmed = await conditions.run(CONDITION, T0, end, limit=10)
+            seconds = time.perf_counter() - started
+            tally = alarmed.condition
+            print(
+                f"alarm:    {alarmed.values:,} values in {seconds:.2f} s, "
+                f"{alarmed.values / seconds:,.0f}/s; {tally.raised:,} would raise, "
+                f"{tally.cleared:,} clear"
             )
         finally:
             await history.close()
