@@ -136,6 +136,20 @@ async def test_a_duration_under_way_at_the_start_goes_on_from_before_it(
     assert raised.at == T0 + 60 * S and raised.details["heldSince"] == T0
 
 
+async def test_a_duration_complete_before_the_start_leaves_its_alarm_open_uncounted(
+    history: SQLiteHistory,
+) -> None:
+    await record(history, spo2(0, 90), spo2(10 * S, 89), spo2(70 * S, 97))
+    spec = condition(
+        create=[{"severity": "major", **low(92, kind="duration", forMs=30 * S)}],
+        clear={"predicates": [{"property": "SpO2", "op": ">=", "value": 95}]},
+    )
+    found = await backtester(history).run(spec, T0 + 60 * S, T0 + 90 * S)
+    # (raised at 40 s, before the range: not reported, but open for the clear in it)
+    assert changes(found) == [(70 * S, "cleared", "bed-1", "major")]
+    assert (found.condition.raised, found.condition.open_at_end) == (0, 0)
+
+
 async def test_a_repeating_condition_raises_on_the_nth_value_in_a_row(
     history: SQLiteHistory,
 ) -> None:
@@ -226,6 +240,14 @@ async def test_two_versions_compared(history: SQLiteHistory) -> None:
         (40 * S, "raised"),
     ]
     assert found.only_condition == []
+
+
+async def test_a_backtest_past_its_bound_stops_and_says_where(history: SQLiteHistory) -> None:
+    await record(history, *(spo2(at * S, 90 + at % 2 * 7) for at in range(10)))
+    found = await backtester(history).run(condition(), T0, T0 + 60 * S, max_values=4)
+    # (checked after each chunk of the replay: here the one chunk)
+    assert not found.complete and found.stopped_at == T0 + 9 * S + 1
+    assert found.end == found.stopped_at and found.values == 10
 
 
 async def test_a_bad_range_is_refused(history: SQLiteHistory) -> None:
