@@ -12,10 +12,11 @@ raised, sent or stored.
 
 Each device's state at the range's start is primed from the values before it, as a restart
 primes it (a duration under way goes on, a count within its window goes on, a condition that
-held and raised before the start does not raise again). What is not replayed: the alarms
-open at the range's start (none is read: a clear of one is nothing, a raise of one is a new
-alarm); a tag threshold's tags as they were (today's are read, once per device); an alarm's
-escalation and acknowledgements.
+held and raised before the start does not raise again; a duration it finds complete before
+the start raises then, unreported, and its alarm is open in the range). What is not
+replayed: the alarms kept as open at the range's start (none is read: a clear of one is
+nothing, a raise of one is a new alarm); a tag threshold's tags as they were (today's are
+read, once per device); an alarm's escalation and acknowledgements.
 """
 
 from __future__ import annotations

@@ -34,11 +34,11 @@ class ConditionCounters(msgspec.Struct, kw_only=True, rename="camel"):
 
 
 class Decision(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
-    """One decision for one device at ``at`` (ms): ``raised`` or ``repeated`` (at
-    ``severity``), ``cleared``, ``waiting`` (a duration's condition holds: it fires at
-    ``until`` if no value breaks it first) or ``broken`` (a value that breaks a duration under
-    way: its timer given up). ``condition`` names the one decided on (``create major``,
-    ``clear``)."""
+    """One decision for one device at ``at`` (ms): ``raised`` or ``repeated`` (``severity``:
+    the create condition's that fired; a repeat never lowers the alarm's), ``cleared``,
+    ``waiting`` (a duration's condition holds: it fires at ``until`` if no value breaks it
+    first) or ``broken`` (a value that breaks a duration under way: its timer given up).
+    ``condition`` names the one a timer is for (``create major``, ``clear``)."""
 
     at: int
     decision: DecisionKind

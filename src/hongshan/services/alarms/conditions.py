@@ -246,7 +246,7 @@ class AlarmConditions:
             counters.repeated += repeated
             counters.raised += not repeated
             kind: DecisionKind = "repeated" if repeated else "raised"
-            self._decided(running, device, at, kind, alarm.severity)
+            self._decided(running, device, at, kind, verdict.severity)
         elif verdict.clear:
             cleared = await self._alarms.clear_alarm(
                 ref, spec.type, by=f"condition:{running.stored.id}"
