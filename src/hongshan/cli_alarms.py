@@ -30,8 +30,7 @@ import click
 import yaml
 
 from hongshan.alarms.model import CHANGES, SEVERITIES, STATUSES
-from hongshan.cli_api import Api, _params, api_options
-from hongshan.cli_scenes import _at, _moment
+from hongshan.cli_api import Api, _params, api_options, iso_ms, moment
 from hongshan.services.rules.backtest import MAX_SECONDS
 
 ALARM_COLUMNS = ("id", "severity", "status", "type", "deviceName", "assignee")
@@ -312,11 +311,11 @@ def condition_trace(api: Api, condition_id: int) -> None:
         f" {c['timersStarted']}, broken {c['timersCancelled']}, done {c['timersDone']}"
     )
     for one in trace["decisions"]:
-        line = f"{one['decision']:<9} {_at(one['at'])}  {one['productKey']}/{one['deviceName']}"
+        line = f"{one['decision']:<9} {iso_ms(one['at'])}  {one['productKey']}/{one['deviceName']}"
         for more in (one.get("condition"), one.get("severity")):
             line += f"  {more}" if more else ""
         if "until" in one:
-            line += f"  until {_at(one['until'])}"
+            line += f"  until {iso_ms(one['until'])}"
         click.echo(line)
 
 
@@ -335,8 +334,8 @@ def condition_backtest(
     removes."""
     body: dict[str, Any] = {
         "condition": condition_id,
-        "from": _moment(start),
-        "to": _moment(end),
+        "from": moment(start),
+        "to": moment(end),
         "limit": limit,
     }
     if compare is not None:
@@ -348,7 +347,7 @@ def condition_backtest(
     if api.as_json:
         api.show(found)
         return
-    state = "complete" if found["complete"] else f"stopped at {_at(found['stoppedAt'])}"
+    state = "complete" if found["complete"] else f"stopped at {iso_ms(found['stoppedAt'])}"
     click.echo(f"{found['uplinks']:,} uplinks, {found['values']:,} values replayed ({state})")
     _tally(f"condition {condition_id}", found["condition"])
     if found.get("against") is not None:
@@ -379,7 +378,7 @@ def _tally(name: str, tally: dict[str, Any]) -> None:
 
 
 def _change(change: dict[str, Any], label: str = "") -> None:
-    head = f"  {label + '  ' if label else ''}{_at(change['at'])}"
+    head = f"  {label + '  ' if label else ''}{iso_ms(change['at'])}"
     device = f"{change['productKey']}/{change['deviceName']}"
     line = f"{head}  {change['change']:<8} {device}  {change['severity']}"
     if "previous" in change:

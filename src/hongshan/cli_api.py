@@ -7,6 +7,7 @@ Every command takes ``--server`` (default ``http://127.0.0.1:8080``, or ``HONGSH
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import sys
@@ -79,6 +80,18 @@ class Api:
         for key, item in value.items():
             table.add_row(key, _cell(item))
         self.console.print(table)
+
+
+def moment(text: str) -> int | str:
+    """A ``--from``/``--to``: ms since the epoch, else the text as given (ISO 8601, which the
+    API reads)."""
+    return int(text) if text.isdigit() else text
+
+
+def iso_ms(ms: int) -> str:
+    """ms since the epoch as ISO 8601 in UTC, to the millisecond."""
+    at = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _cell(value: Any) -> str:

@@ -35,7 +35,6 @@ Rule files (``services.rules.files``: YAML, one rule or a list, with test cases)
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ import click
 import msgspec
 
 from hongshan.alarms.model import SEVERITIES
-from hongshan.cli_api import Api, api_options
+from hongshan.cli_api import Api, api_options, iso_ms, moment
 from hongshan.dialects.alink.rule_data import AlibabaRuleData
 from hongshan.rules.definition import ActionSpec, ForwardAction, RuleSpec
 from hongshan.rules.sql import RuleSyntaxError
@@ -417,8 +416,8 @@ def rule_backtest(
         raise click.UsageError("give a rule's ID or -f FILE (one of them)")
     body: dict[str, Any] = {
         "rule": rule_id if path is None else _file_rule(path, name),
-        "from": _moment(start),
-        "to": _moment(end),
+        "from": moment(start),
+        "to": moment(end),
         "limit": limit,
     }
     if against is not None:
@@ -433,10 +432,6 @@ def rule_backtest(
     _summary(found)
 
 
-def _moment(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
-
-
 def _file_rule(path: str, name: str | None) -> dict[str, Any]:
     rules = _load(path)
     if name is not None:
@@ -449,18 +444,13 @@ def _file_rule(path: str, name: str | None) -> dict[str, Any]:
     return spec
 
 
-def _at(ms: int) -> str:
-    moment = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
 def _fire(fire: dict[str, Any]) -> None:
     device = fire["device"] or "-"
-    click.echo(f"  {_at(fire['at'])}  {device}  {fire['topic']}  {_json(fire['output'])}")
+    click.echo(f"  {iso_ms(fire['at'])}  {device}  {fire['topic']}  {_json(fire['output'])}")
     for action in fire.get("actions", []):
         target = action.get("url") or action.get("topic") or action.get("deviceName") or ""
         click.echo(f"      {action['type']} {target}".rstrip())
@@ -480,7 +470,7 @@ def _tally(tally: dict[str, Any]) -> None:
 
 def _summary(found: dict[str, Any]) -> None:
     click.echo(
-        f"{_at(found['from'])} to {_at(found['to'])}: {found['uplinks']} messages replayed, "
+        f"{iso_ms(found['from'])} to {iso_ms(found['to'])}: {found['uplinks']} messages replayed, "
         f"{found['values']} property values among them"
         + ("" if found["complete"] else f" (stopped early: go on --from {found['stoppedAt']})")
     )
@@ -506,6 +496,6 @@ def _summary(found: dict[str, Any]) -> None:
         click.echo("different outputs:")
         for change in found["changed"]:
             click.echo(
-                f"  {_at(change['at'])}  {change['device'] or '-'}  {_json(change['output'])}"
+                f"  {iso_ms(change['at'])}  {change['device'] or '-'}  {_json(change['output'])}"
                 f"  ≠  {_json(change['against'])}"
             )

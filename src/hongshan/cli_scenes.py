@@ -22,7 +22,6 @@ the line where the file has it.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -32,7 +31,7 @@ import click
 import msgspec
 import yaml
 
-from hongshan.cli_api import Api, api_options
+from hongshan.cli_api import Api, api_options, iso_ms, moment
 from hongshan.rules.scene import SceneSpec
 from hongshan.services.rules.backtest import MAX_SECONDS
 
@@ -270,8 +269,8 @@ def scene_backtest(
     and removes."""
     body: dict[str, Any] = {
         "scene": scene_id,
-        "from": _moment(start),
-        "to": _moment(end),
+        "from": moment(start),
+        "to": moment(end),
         "limit": limit,
     }
     file = None
@@ -289,7 +288,7 @@ def scene_backtest(
     if api.as_json:
         api.show(found)
         return
-    state = "complete" if found["complete"] else f"stopped at {_at(found['stoppedAt'])}"
+    state = "complete" if found["complete"] else f"stopped at {iso_ms(found['stoppedAt'])}"
     click.echo(f"{found['uplinks']:,} uplinks, {found['values']:,} values replayed ({state})")
     _tally(found["scene"])
     if found.get("against") is not None:
@@ -309,15 +308,6 @@ def scene_backtest(
         click.echo(f"note: {note}")
 
 
-def _moment(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
-
-
-def _at(ms: int) -> str:
-    moment = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _tally(tally: dict[str, Any]) -> None:
     click.echo(
         f"scene {tally['name']!r}: triggered {tally['triggered']}, would run {tally['ran']},"
@@ -332,11 +322,11 @@ def _run(one: dict[str, Any], label: str = "") -> None:
     by = trigger.get("trigger", "?")
     if "deviceName" in trigger:
         by += f" {trigger['productKey']}/{trigger['deviceName']}"
-    head = f"  {label + '  ' if label else ''}{_at(one['at'])}  {by}"
+    head = f"  {label + '  ' if label else ''}{iso_ms(one['at'])}  {by}"
     if not one["ran"]:
         click.echo(f"{head}  not run ({one['reason']}): {one['why']}")
         return
     click.echo(f"{head}  {one.get('state', '')}".rstrip())
     for step in one.get("steps", []):
         target = step.get("topic") or step.get("url") or step.get("deviceName") or ""
-        click.echo(f"      {_at(step['at'])}  {step['type']} {target}".rstrip())
+        click.echo(f"      {iso_ms(step['at'])}  {step['type']} {target}".rstrip())
