@@ -1,4 +1,4 @@
-"""Groups of devices (a district, a street) in the registry."""
+"""Groups of devices (a district, a street) in the registry, with their tags."""
 
 from __future__ import annotations
 
@@ -10,11 +10,42 @@ from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import Database, now_ms, row_id_of
 from hongshan.things.directory import DeviceKey
 from hongshan.things.model import Group, RegistryError
+from hongshan.things.tag_directory import TagDirectory
 
 
 class GroupTable:
-    def __init__(self, db: Database) -> None:
+    """The ``device_groups`` table, their members (``group_members``) and tags
+    (``group_tags``); tells the registry's ``TagDirectory`` each change once committed (and
+    fills it at open, ``load``), so that the message path reads a device's groups and their
+    tags with no query. What it answers the API is read of the database."""
+
+    def __init__(self, db: Database, tags: TagDirectory) -> None:
         self._db = db
+        self._tags = tags
+
+    def load(self, db: sa.Connection) -> None:
+        """Every group, its tags and its members into the tag directory (at open)."""
+        names = {row.id: row.name for row in db.execute(sa.select(t.device_groups))}
+        for name in names.values():
+            self._tags.put_group(name)
+        tags: dict[int, dict[str, str]] = {}
+        for row in db.execute(sa.select(t.group_tags)):
+            tags.setdefault(row.group_id, {})[row.key] = row.value
+        for group_id, found in tags.items():
+            if group_id in names:
+                self._tags.change_group(names[group_id], found)
+        d, m = t.devices, t.group_members
+        members: dict[int, list[DeviceKey]] = {}
+        rows = db.execute(
+            sa.select(m.c.group_id, d.c.product_key, d.c.device_name).join(
+                d, d.c.id == m.c.device_id
+            )
+        )
+        for row in rows:
+            members.setdefault(row.group_id, []).append((row.product_key, row.device_name))
+        for group_id, keys in members.items():
+            if group_id in names:
+                self._tags.add_members(names[group_id], keys)
 
     async def create(self, name: str, description: str = "") -> Group:
         if not name.strip() or len(name) > 64:
@@ -32,6 +63,7 @@ class GroupTable:
                     raise RegistryError(f"group {name} exists", "conflict") from None
 
         await self._db.run(insert)
+        self._tags.put_group(name)
         return await self.get(name)
 
     async def list_groups(self) -> list[Group]:
@@ -98,6 +130,7 @@ class GroupTable:
                     raise RegistryError(f"no group {name}", "not_found")
 
         await self._db.run(delete)
+        self._tags.drop_group(name)
 
     async def add(self, name: str, members: Iterable[DeviceKey]) -> Group:
         return await self._change_group(name, members, add=True)
@@ -125,6 +158,7 @@ class GroupTable:
                     db.execute(gt.insert().values(group_id=group_id, key=key, value=value))
 
         await self._db.run(change)
+        self._tags.change_group(name, tags, gone)
         return await self.get(name)
 
     async def _change_group(self, name: str, members: Iterable[DeviceKey], *, add: bool) -> Group:
@@ -147,4 +181,8 @@ class GroupTable:
                         db.execute(m.insert().values(group_id=group_id, device_id=device_id))
 
         await self._db.run(change)
+        if add:
+            self._tags.add_members(name, keys)
+        else:
+            self._tags.remove_members(name, keys)
         return await self.get(name)

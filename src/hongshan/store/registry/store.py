@@ -8,9 +8,10 @@ needs on every CONNECT and every message — a device's sealed secret and state,
 protocol, topic classes and thing model — is kept in memory by the registry's directory
 (``things.directory.Directory``), loaded at start and told of this class's own writes once
 they commit, so a CONNECT costs no query; so are the access tokens and basic MQTT credentials
-(``credentials.CredentialTable``). (In a cluster, where several processes write one PostgreSQL
-registry, those copies will be refreshed by registry events on the bus; until then each process
-sees only its own writes.)
+(``credentials.CredentialTable``), and the devices' and groups' tags and groups' members
+that rules and alarm conditions read on each message (``things.tag_directory.TagDirectory``).
+(In a cluster, where several processes write one PostgreSQL registry, those copies will be
+refreshed by registry events on the bus; until then each process sees only its own writes.)
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from hongshan.things.model import (
     RegistryError,
     TopicClass,
 )
+from hongshan.things.tag_directory import TagDirectory
 from hongshan.things.tsl import ThingModel
 from hongshan.twin.desired import Desired
 from hongshan.twin.shadow import Shadow
@@ -73,9 +75,10 @@ ALL_DEVICES = DeviceFilter(limit=1_000_000)
 class SQLRegistry:
     """Products and devices, their credentials, tags, groups and presence, in SQL (SQLite or
     PostgreSQL). Owns the registry's database, its tables' small stores, and the one
-    ``Directory`` the message path reads with no query: loaded at open, told of each change
-    once it is committed. Never speaks MQTT or HTTP, and leaves the domain's rules (a
-    device's lifecycle, who may log in) to the directory.
+    ``Directory`` and ``TagDirectory`` the message path reads with no query: loaded at open,
+    told of each change once it is committed (a group's, by ``groups``). Never speaks MQTT or
+    HTTP, and leaves the domain's rules (a device's lifecycle, who may log in) to the
+    directory.
 
     The directory's questions are asked of the registry too, by the dialects (which are handed
     the registry whole) and by the tests: ``product_view``, ``thing_model_of``, ``is_online``
@@ -100,7 +103,8 @@ class SQLRegistry:
         self.online_devices = directory.online_devices
         self._presence = PresenceWriter(db, devices)
         self._logins = CredentialTable(db, devices, box)
-        self.groups = GroupTable(db)
+        self.tags = tags = TagDirectory()
+        self.groups = GroupTable(db, tags)
         self.shadows = DeviceDocuments(
             db, devices, t.shadows, Shadow, lambda shadow: {"version": shadow.version}
         )
@@ -170,6 +174,8 @@ class SQLRegistry:
                     place=(row.lat, row.lon, row.district),
                 )
                 directory.add_device((row.product_key, row.device_name), record)
+            self._load_tags(db)
+            self.groups.load(db)
             no_password = self._logins.load(db)
         unreadable = directory.open_secrets()
         if unreadable and len(unreadable) == len(self._devices):
@@ -186,6 +192,15 @@ class SQLRegistry:
         log.info(
             "registry: %d products, %d devices", len(directory.products), len(directory.devices)
         )
+
+    def _load_tags(self, db: sa.Connection) -> None:
+        named = {record.id: key for key, record in self._devices.items()}
+        tags: dict[int, dict[str, str]] = {}
+        for row in db.execute(sa.select(t.device_tags)):
+            tags.setdefault(row.device_id, {})[row.key] = row.value
+        for device_id, own in tags.items():
+            if device_id in named:
+                self.tags.change_device(named[device_id], own)
 
     # -- the logins the message path finds (in memory, no query) ----------------------------
 
@@ -494,6 +509,8 @@ class SQLRegistry:
             place=(location.lat, location.lon, location.district) if location else (None, None, ""),
         )
         self.directory.add_device((product_key, dn), record)
+        if tags:
+            self.tags.change_device((product_key, dn), tags)
         device = await self.get_device(product_key, dn)
         return msgspec.structs.replace(
             device, device_secret=secret, access_token=token.token if token else None
@@ -715,6 +732,7 @@ class SQLRegistry:
 
         await self._run(delete)
         self.directory.drop_device(key)
+        self.tags.drop_device(key)
         self._logins.forget(key)
         for callback in (*self.on_device_disabled, *self.on_device_deleted):
             callback(product_key, device_name)
@@ -735,6 +753,7 @@ class SQLRegistry:
         if nickname:
             naming.check_nickname(nickname)
         key = (product_key, device_name)
+        gone = list(remove_tags)
 
         def update() -> None:
             with self._engine.begin() as db:
@@ -748,7 +767,6 @@ class SQLRegistry:
                     db.execute(t.devices.update().where(t.devices.c.id == device_id).values(values))
                 if tags:
                     self._write_tags(db, device_id, tags)
-                gone = list(remove_tags)
                 if gone:
                     db.execute(
                         t.device_tags.delete().where(
@@ -771,6 +789,8 @@ class SQLRegistry:
         await self._run(update)
         if location is not None:
             self.directory.move(key, location)
+        if tags or gone:  # (written in that order: a key in both is removed)
+            self.tags.change_device(key, tags or {}, gone)
         return await self.get_device(product_key, device_name)
 
     @staticmethod
