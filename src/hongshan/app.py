@@ -256,12 +256,12 @@ class Platform:
             clock=self.scene_clock,
             alarms=alarms,
             latest=self.twin.peek,
-            tags=registry.alarm_conditions.tags_of,
+            tags=registry.tags,
             devices_of=devices_of,
             history=history,
         )
         self._condition_backtests = ConditionBacktester(
-            history, tags=registry.alarm_conditions.tags_of, devices_of=devices_of
+            history, tags=registry.tags, devices_of=devices_of
         )
         self._closing.push_async_callback(conditions.stop)
         registry.on_device_deleted.append(conditions.forget)

@@ -1,6 +1,6 @@
-"""Products' alarm conditions and the tags their thresholds read, kept in the registry on
-SQLite and PostgreSQL: one per product and alarm type, changed and deleted; a device's tags
-and its groups' read in one go; a group's tags dropped with it."""
+"""Products' alarm conditions kept in the registry on SQLite and PostgreSQL: one per product
+and alarm type, changed and deleted (the tags their thresholds read are kept in memory:
+tests/things/test_tag_directory.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from hongshan.identity.secret_box import SecretBox
-from hongshan.rules.alarm_conditions import AlarmConditionSpec, Tags
+from hongshan.rules.alarm_conditions import AlarmConditionSpec
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import RegistryError
 from registry_databases import RegistryDatabase
@@ -70,29 +70,3 @@ async def test_conditions_are_kept_one_per_product_and_type(registry: SQLRegistr
         assert gone.value.kind == "not_found"
     with pytest.raises(RegistryError, match="no alarm condition"):
         await table.delete(kept.id)
-
-
-async def test_a_devices_tags_come_with_its_groups_tags(registry: SQLRegistry) -> None:
-    pk = (await registry.create_product("Oximeter")).product_key
-    await registry.create_device(pk, "ox-1", tags={"min": "93", "ward": "a"})
-    await registry.create_device(pk, "ox-2")
-    assert await registry.alarm_conditions.tags_of(pk, "nobody") == Tags()
-    groups = registry.groups
-    for name in ("ward_b", "ward_a"):
-        await groups.create(name)
-        await groups.add(name, [(pk, "ox-1")])
-    await groups.change_tags("ward_b", {"min": "91", "max": "99"}, [])
-    await groups.change_tags("ward_a", {"min": "92"}, [])
-    found = await registry.alarm_conditions.tags_of(pk, "ox-1")
-    assert found.device == {"min": "93", "ward": "a"}
-    assert list(found.groups) == [("ward_a", {"min": "92"}), ("ward_b", {"max": "99", "min": "91"})]
-    assert await registry.alarm_conditions.tags_of(pk, "ox-2") == Tags(device={}, groups=[])
-    changed = await groups.change_tags("ward_b", {"min": "90"}, ["max"])
-    assert changed.tags == {"min": "90"}
-    await groups.delete("ward_b")
-    await groups.create("ward_b")
-    assert (await groups.get("ward_b")).tags == {}
-    found = await registry.alarm_conditions.tags_of(pk, "ox-1")
-    assert list(found.groups) == [("ward_a", {"min": "92"})]
-    with pytest.raises(RegistryError, match="no group nope"):
-        await groups.change_tags("nope", {"a": "1"}, [])

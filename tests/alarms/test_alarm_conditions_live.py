@@ -249,6 +249,89 @@ def test_a_duration_under_way_at_a_stop_goes_on_from_the_history_after_the_start
     assert alarm["firstRaisedAt"] >= alarm["details"]["heldSince"] + 3000
 
 
+def test_a_tagged_threshold_follows_group_tags_and_members_without_a_restart(
+    make_server: Callable[..., ServerThread], paho_client: Any, registry_db: RegistryDatabase
+) -> None:
+    url = registry_url(registry_db)
+    server = make_server(registry_url=url)
+    pk, secrets = lamps(server, "lamp-a", "lamp-b")
+    members = "/api/groups/old_town/devices"
+
+    def one(name: str) -> list[dict[str, Any]]:
+        return [{"productKey": pk, "deviceName": name}]
+
+    def checked(api: httpx.Client, name: str, repeats: int) -> dict[str, Any]:
+        """The check that raised ``name``'s alarm (or raised it ``repeats`` times again)."""
+        found: list[dict[str, Any]] = []
+
+        def seen() -> bool:
+            found[:] = alarms_of(api, deviceName=name)
+            return len(found) == 1 and found[0]["repeats"] == repeats
+
+        eventually(seen, what=f"{name}'s alarm, repeated {repeats} times")
+        check: dict[str, Any] = found[0]["details"]["checks"][0]
+        return check
+
+    with rest(server) as api:
+        created(api.post("/api/groups", json={"name": "old_town"}))
+        assert api.post(members, json={"devices": one("lamp-a")}).status_code == 200
+        assert api.patch("/api/groups/old_town", json={"tags": {"volt_max": "220"}}).is_success
+        predicate = {"property": "Voltage", "op": ">", "tag": "volt_max", "value": 250}
+        created(
+            api.post(
+                f"/api/products/{pk}/alarm-conditions",
+                json={
+                    "type": "Overvoltage",
+                    "create": [{"severity": "major", "predicates": [predicate]}],
+                },
+            )
+        )
+        clients = {name: online(server, paho_client, pk, name, secrets[name]) for name in secrets}
+        lamp_a, lamp_b = clients["lamp-a"], clients["lamp-b"]
+        post(lamp_a, pk, "lamp-a", {"Voltage": 230.0})
+        check = checked(api, "lamp-a", 0)
+        assert (check["threshold"], check["thresholdFrom"]) == (220, "group old_town tag volt_max")
+        # the group's tag changed: 231 holds no more (the condition is broken), 245 does
+        assert api.patch("/api/groups/old_town", json={"tags": {"volt_max": "240"}}).is_success
+        post(lamp_a, pk, "lamp-a", {"Voltage": 231.0})  # (the same post again is a repeat)
+        post(lamp_a, pk, "lamp-a", {"Voltage": 245.0})
+        check = checked(api, "lamp-a", 1)
+        assert (check["threshold"], check["thresholdFrom"]) == (240, "group old_town tag volt_max")
+        # out of the group: the default, 250
+        assert api.post(f"{members}/remove", json={"devices": one("lamp-a")}).is_success
+        post(lamp_a, pk, "lamp-a", {"Voltage": 246.0})
+        post(lamp_a, pk, "lamp-a", {"Voltage": 255.0})
+        check = checked(api, "lamp-a", 2)
+        assert (check["threshold"], check["thresholdFrom"]) == (250, "default")
+        # into the group: its tag
+        post(lamp_b, pk, "lamp-b", {"Voltage": 244.0})
+        assert api.post(members, json={"devices": one("lamp-b")}).status_code == 200
+        post(lamp_b, pk, "lamp-b", {"Voltage": 200.0})
+        post(lamp_b, pk, "lamp-b", {"Voltage": 245.0})
+        check = checked(api, "lamp-b", 0)
+        assert (check["threshold"], check["thresholdFrom"]) == (240, "group old_town tag volt_max")
+        # a device's own tag before the stop; both broken before it
+        assert api.patch(
+            f"/api/products/{pk}/devices/lamp-a", json={"tags": {"volt_max": "230"}}
+        ).is_success
+        post(lamp_a, pk, "lamp-a", {"Voltage": 200.0})
+        post(lamp_b, pk, "lamp-b", {"Voltage": 201.0})
+    for client in clients.values():
+        client.stop()
+    server.stop()
+    # kept across a restart: the group's tag and members, the device's tag
+    again = make_server(registry_url=url)
+    with rest(again) as api:
+        for name, repeats, threshold, origin in (
+            ("lamp-a", 3, 230, "device tag volt_max"),
+            ("lamp-b", 1, 240, "group old_town tag volt_max"),
+        ):
+            lamp = online(again, paho_client, pk, name, secrets[name])
+            post(lamp, pk, name, {"Voltage": 235.0 if name == "lamp-a" else 247.0})
+            check = checked(api, name, repeats)
+            assert (check["threshold"], check["thresholdFrom"]) == (threshold, origin)
+
+
 def test_bad_conditions_are_refused_naming_what_is_wrong(server: ServerThread) -> None:
     pk, _ = lamps(server)
     good = {"type": "Overvoltage", "create": [{"severity": "major", **volts(">", 250)}]}

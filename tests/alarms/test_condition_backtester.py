@@ -15,10 +15,11 @@ import pytest
 from history_places import HistoryPlace
 from hongshan import messages as m
 from hongshan.pipeline.history import HistoryStage
-from hongshan.rules.alarm_conditions import AlarmConditionSpec, StoredAlarmCondition, Tags
+from hongshan.rules.alarm_conditions import AlarmConditionSpec, StoredAlarmCondition
 from hongshan.services.alarms.condition_backtest import ConditionBacktest, ConditionBacktester
 from hongshan.store.history.model import HistoryProblem
 from hongshan.store.history.sqlite import SQLiteHistory
+from hongshan.things.tag_directory import TagDirectory
 
 T0 = 1_764_547_200_000  # 2025-12-01T00:00:00Z
 S = 1000
@@ -58,13 +59,15 @@ def condition(condition_id: int = 7, **fields: Any) -> StoredAlarmCondition:
     return StoredAlarmCondition(id=condition_id, spec=spec, created_at=0, updated_at=0)
 
 
-def backtester(history: SQLiteHistory, tags: dict[str, Tags] | None = None) -> ConditionBacktester:
-    async def tags_of(product_key: str, device_name: str) -> Tags:
-        return (tags or {}).get(device_name, Tags())
-
+def backtester(
+    history: SQLiteHistory, tags: dict[str, dict[str, str]] | None = None
+) -> ConditionBacktester:
+    known = TagDirectory()
+    for device_name, device_tags in (tags or {}).items():
+        known.change_device((PK, device_name), device_tags)
     return ConditionBacktester(
         history,
-        tags=tags_of,
+        tags=known,
         devices_of=lambda pk: [(PK, "bed-1"), (PK, "bed-2")] if pk == PK else [],
     )
 
@@ -214,7 +217,7 @@ async def test_a_tag_threshold_is_read_as_it_is_now_and_said(history: SQLiteHist
             }
         ]
     )
-    tags = {"bed-2": Tags(device={"spo2_min": "94"})}
+    tags = {"bed-2": {"spo2_min": "94"}}
     found = await backtester(history, tags).run(spec, T0, T0 + S)
     assert changes(found) == [(0, "raised", "bed-2", "major")]
     assert found.condition.changes[0].details["checks"][0]["thresholdFrom"] == (

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,8 +32,8 @@ import msgspec
 
 from hongshan.alarms.model import Alarm, Originator, Severity, raise_again, raised, transition
 from hongshan.messages import DeviceRef, PropertyValues
-from hongshan.rules.alarm_conditions import StoredAlarmCondition, Tags, uses_tags
-from hongshan.services.alarms.conditions import AlarmConditions, DeviceKey
+from hongshan.rules.alarm_conditions import StoredAlarmCondition, uses_tags
+from hongshan.services.alarms.conditions import AlarmConditions, DeviceKey, TagReader
 from hongshan.services.rules.backtest import (
     DAY,
     DEFAULT_LIMIT,
@@ -301,21 +301,6 @@ class _Run:
             self.pairing.take()
 
 
-def _tags_now(
-    tags: Callable[[str, str], Awaitable[Tags]],
-) -> Callable[[str, str], Awaitable[Tags]]:
-    """Each device's tags as they are now, read once."""
-    known: dict[DeviceKey, Tags] = {}
-
-    async def read(product_key: str, device_name: str) -> Tags:
-        found = known.get((product_key, device_name))
-        if found is None:
-            found = known[(product_key, device_name)] = await tags(product_key, device_name)
-        return found
-
-    return read
-
-
 def _check(start: int, end: int, limit: int) -> None:
     if start >= end:
         raise HistoryProblem(f"from {start} is not before to {end}")
@@ -340,7 +325,7 @@ class ConditionBacktester:
         self,
         history: Recorded,
         *,
-        tags: Callable[[str, str], Awaitable[Tags]],
+        tags: TagReader,
         devices_of: Callable[[str], Iterable[DeviceKey]],
     ) -> None:
         self._history = history
@@ -375,7 +360,6 @@ class ConditionBacktester:
     def _start(self, conditions: list[StoredAlarmCondition], start: int, limit: int) -> _Run:
         clock = RecordedClock(start - 1)  # (primed with what was recorded before the start)
         replayed = ReplayedTwin()
-        tags = _tags_now(self._tags)
         history = HistoryAtStart(self._history)
         versions = []
         for stored in conditions:
@@ -384,7 +368,7 @@ class ConditionBacktester:
                 clock=clock,
                 alarms=alarms,
                 latest=replayed.latest,
-                tags=tags,
+                tags=self._tags,
                 devices_of=self._devices_of,
                 history=history,
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -45,6 +45,16 @@ class Raiser(Protocol):
     ) -> Alarm: ...
 
     async def clear_alarm(self, device: DeviceRef, type: str, *, by: str) -> Alarm | None: ...
+
+
+class TagReader(Protocol):
+    """Where a threshold kept in a tag is read, in memory (the registry's ``TagDirectory``)."""
+
+    def tags_of(self, product_key: str, device_name: str) -> Mapping[str, str]: ...
+
+    def group_tags_of(
+        self, product_key: str, device_name: str
+    ) -> Sequence[tuple[str, Mapping[str, str]]]: ...
 
 
 class RunningCondition:
@@ -87,9 +97,10 @@ class AlarmConditions:
     """Runs the enabled alarm conditions of the products. Hears the bus's property posts
     (``on_uplink``), and tells each condition's per-device state (``rules.alarm_conditions``,
     pure) the device's latest values and, for a threshold kept in a tag, the device's and its
-    groups' tags; raises, raises again or clears the alarm it answers (``Raiser``), and keeps
-    the timers of its durations on a ``Clock`` (the scenes'). A condition put in (at start, or
-    created or changed) reads its durations under way back from the history.
+    groups' tags as they are now (read in memory: no query on a post); raises, raises again
+    or clears the alarm it answers (``Raiser``), and keeps the timers of its durations on a
+    ``Clock`` (the scenes'). A condition put in (at start, or created or changed) reads its
+    durations under way back from the history.
 
     Everything — posts, timers, priming — goes through one queue, in order, so that a
     device's values are decided in the order heard and a raise is done before the clear
@@ -102,7 +113,7 @@ class AlarmConditions:
         clock: Clock,
         alarms: Raiser,
         latest: Callable[[str, str], Mapping[str, PropertyValue]],
-        tags: Callable[[str, str], Awaitable[Tags]],
+        tags: TagReader,
         devices_of: Callable[[str], Iterable[DeviceKey]],
         history: History,
     ) -> None:
@@ -205,7 +216,7 @@ class AlarmConditions:
                 continue
             running.trace.counters.heard += 1
             if running.tagged and tags is None:
-                tags = await self._tags(*heard.device)
+                tags = self._tags_of(heard.device)
             values = self._values_of(heard.device) | heard.values
             verdict = running.state(heard.device).observe(values, tags or NO_TAGS, heard.at)
             await self._apply(running, heard.device, verdict, heard.at)
@@ -216,10 +227,13 @@ class AlarmConditions:
             return
         running.timers.pop((device, expired.slot), None)
         running.trace.counters.timers_done += 1
-        tags = await self._tags(*device) if running.tagged else NO_TAGS
+        tags = self._tags_of(device) if running.tagged else NO_TAGS
         state = running.state(device)
         verdict = state.expire(expired.slot, self._values_of(device), tags, self.clock.now())
         await self._apply(running, device, verdict, self.clock.now())
+
+    def _tags_of(self, device: DeviceKey) -> Tags:
+        return Tags(device=self._tags.tags_of(*device), groups=self._tags.group_tags_of(*device))
 
     def _values_of(self, device: DeviceKey) -> dict[str, Any]:
         return {name: found.value for name, found in self._latest(*device).items()}
@@ -312,7 +326,7 @@ class AlarmConditions:
         now = self.clock.now()
         for device in list(self._devices_of(running.stored.spec.product_key)):
             state = running.state(device)
-            tags = await self._tags(*device) if running.tagged else NO_TAGS
+            tags = self._tags_of(device) if running.tagged else NO_TAGS
             for slot, condition in state.conditions.items():
                 span = state.lookback(slot)
                 if span is None:

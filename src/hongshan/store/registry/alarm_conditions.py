@@ -1,5 +1,5 @@
-"""Products' alarm conditions in the registry, and what their thresholds read: a device's tags
-and its groups' (``group_tags``)."""
+"""Products' alarm conditions in the registry (the tags their thresholds read are kept in
+memory: ``things.tag_directory.TagDirectory``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from hongshan.rules.alarm_conditions import AlarmConditionSpec, StoredAlarmCondition, Tags
+from hongshan.rules.alarm_conditions import AlarmConditionSpec, StoredAlarmCondition
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import Database, now_ms
 from hongshan.things.model import RegistryError
@@ -31,7 +31,7 @@ def _taken(spec: AlarmConditionSpec) -> RegistryError:
 
 class AlarmConditionTable:
     """The ``alarm_conditions`` table: each condition as written (checked before it gets
-    here), one per product and alarm type; and the tags a device's thresholds read."""
+    here), one per product and alarm type."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -111,43 +111,6 @@ class AlarmConditionTable:
                     raise _not_found(condition_id)
 
         await self._db.run(delete)
-
-    async def tags_of(self, product_key: str, device_name: str) -> Tags:
-        """The device's tags, and its groups' (by the group's name), in one read."""
-
-        def query() -> Tags:
-            d, dt, m, g, gt = (
-                t.devices,
-                t.device_tags,
-                t.group_members,
-                t.device_groups,
-                t.group_tags,
-            )
-            with self._db.engine.connect() as db:
-                device_id = db.execute(
-                    sa.select(d.c.id).where(
-                        d.c.product_key == product_key, d.c.device_name == device_name
-                    )
-                ).scalar_one_or_none()
-                if device_id is None:
-                    return Tags()
-                own = {
-                    row.key: row.value
-                    for row in db.execute(sa.select(dt).where(dt.c.device_id == device_id))
-                }
-                groups: dict[str, dict[str, str]] = {}
-                rows = db.execute(
-                    sa.select(g.c.name, gt.c.key, gt.c.value)
-                    .join(m, m.c.group_id == g.c.id)
-                    .join(gt, gt.c.group_id == g.c.id)
-                    .where(m.c.device_id == device_id)
-                    .order_by(g.c.name, gt.c.key)
-                )
-                for row in rows:
-                    groups.setdefault(row.name, {})[row.key] = row.value
-                return Tags(device=own, groups=list(groups.items()))
-
-        return await self._db.run(query)
 
 
 def _columns(spec: AlarmConditionSpec) -> dict[str, Any]:
