@@ -48,7 +48,10 @@ class Publish:
 
 def engine_with(count: int) -> RuleEngine:
     engine = RuleEngine(
-        sources=[PlatformStreams()], publish=lambda *_: None, latest=lambda pk, dn: {}
+        sources=[PlatformStreams()],
+        publish=lambda *_: None,
+        latest=lambda pk, dn: {},
+        tags=lambda pk, dn: {},
     )
     for n in range(count):
         things = f'SELECT * FROM "$things/{PRODUCT}/lamp-{n}/properties" WHERE values.t > 1000'
@@ -65,7 +68,10 @@ def engine_with(count: int) -> RuleEngine:
 
 def shared_engine(count: int) -> RuleEngine:
     engine = RuleEngine(
-        sources=[PlatformStreams()], publish=lambda *_: None, latest=lambda pk, dn: {}
+        sources=[PlatformStreams()],
+        publish=lambda *_: None,
+        latest=lambda pk, dn: {},
+        tags=lambda pk, dn: {},
     )
     for n in range(count):
         where = {

@@ -187,7 +187,10 @@ class Platform:
         # broker: pushed before it)
         self._rule_sources = sources = (PlatformStreams(), self._alink().rule_data)
         self.rules = rules = RuleEngine(
-            sources=sources, publish=broker.publish_from_server, latest=self.twin.peek
+            sources=sources,
+            publish=broker.publish_from_server,
+            latest=self.twin.peek,
+            tags=registry.tags.tags_of,
         )
         self._closing.push_async_callback(rules.stop)
         broker.on_published.append(rules.on_published)
@@ -310,7 +313,7 @@ class Platform:
             alarms=self.alarms,
             alarm_conditions=self.alarm_condition_book,
             condition_backtests=self._condition_backtests,
-            backtests=Backtester(self.history, self._rule_sources),
+            backtests=Backtester(self.history, self._rule_sources, tags=self.registry.tags.tags_of),
             scenes=self.scene_book,
             scene_backtests=self._scene_backtests,
             health=health,

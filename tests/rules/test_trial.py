@@ -92,6 +92,33 @@ def test_a_trial_keeps_the_rate_limit_on_the_messages_clock() -> None:
     assert trial.rules[0].counters.limited == 2
 
 
+def test_a_trial_reads_the_devices_tags_it_is_given_raw_and_in_a_rule_it_feeds() -> None:
+    tags = {("a1", "d"): {"kind": "led", "district": "north"}}
+    on = RuleSpec(
+        name="on",
+        sql="SELECT attribute('district') AS d FROM \"$things/a1/+/properties\" "
+        "WHERE attribute('kind') = 'led'",
+        actions=[ForwardAction(rule="next")],
+    )
+    fed = RuleSpec(name="next", sql="SELECT d, attribute('kind') AS k FROM \"x\"")
+    trial = Trial([on], [PlatformStreams()], others=[on, fed], tags=lambda *d: tags.get(d, {}))
+    heard: list[Heard] = []
+    for name in ("d", "other"):
+        post = PropertyValues(device=DeviceRef("a1", name), received=1, values={"v": 1}, ts=1)
+        trial.on_uplink(post, heard)
+    assert [output for _, _, output in heard] == [{"d": "north"}, None]
+    _, message, output = heard[0]
+    assert output is not None
+    then = trial.actions(0, output, message)[0]["then"]
+    assert then["output"] == {"d": "north", "k": "led"}
+    raw = RuleSpec(name="raw", sql="SELECT attribute('kind') AS k FROM \"t/#\"")
+    trial = Trial([raw], [], tags=lambda *d: tags.get(d, {}))
+    heard = []
+    trial.on_published("t/1", {}, 1, heard, device=DeviceRef("a1", "d"))
+    trial.on_published("t/2", {}, 2, heard)  # (speaking for no device: no tags)
+    assert [output for _, _, output in heard] == [{"k": "led"}, {}]
+
+
 def test_a_rule_action_says_the_message_the_named_rule_would_run_on() -> None:
     output = {"lamp": "lamp-1"}
     assert describe(ForwardAction(rule="bright"), output) == {

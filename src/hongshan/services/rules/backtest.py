@@ -22,9 +22,10 @@ from hongshan.messages import Uplink
 from hongshan.rules.definition import RuleSpec
 from hongshan.rules.message import RuleInput
 from hongshan.rules.sql import parse
+from hongshan.services.rules.engine import TagsOf
 from hongshan.services.rules.running import Counters
 from hongshan.services.rules.sources import RuleSource
-from hongshan.services.rules.trial import Heard, Trial
+from hongshan.services.rules.trial import Heard, Trial, no_tags
 from hongshan.store.history.model import HistoryProblem
 
 DAY = 86_400_000
@@ -191,9 +192,12 @@ class Backtester:
     back every ``YIELD_EVERY`` messages.
     Owns no rule and starts no action; never sends, publishes or stores."""
 
-    def __init__(self, history: Recorded, sources: Sequence[RuleSource]) -> None:
+    def __init__(
+        self, history: Recorded, sources: Sequence[RuleSource], *, tags: TagsOf = no_tags
+    ) -> None:
         self._history = history
         self._sources = tuple(sources)
+        self._tags = tags
         self._one_at_a_time = asyncio.Semaphore(1)
 
     async def run(
@@ -220,7 +224,7 @@ class Backtester:
         if not 0 < limit <= MAX_LIMIT:
             raise HistoryProblem(f"limit {limit}: 1 to {MAX_LIMIT}")
         specs = [rule] if against is None else [rule, against]
-        trial = Trial(specs, self._sources)
+        trial = Trial(specs, self._sources, tags=self._tags)
         product = self._product(specs)
         findings = _Findings(trial, limit)
         uplinks = values = 0

@@ -32,6 +32,7 @@ MAX_IN_FLIGHT = 10_000
 at once rather than pile up in memory behind a slow webhook."""
 
 Publish = Callable[[str, bytes, int], None]  # (topic, payload, qos): the broker's, as the server
+TagsOf = Callable[[str, str], Mapping[str, str]]  # a device's tags, in memory (``TagDirectory``)
 
 
 class Published(Protocol):
@@ -77,7 +78,9 @@ class RuleEngine:
     lookup (remembered per topic) whatever the number of rules; with no rule at all, one
     ``if``. The rules of one filter (its ``Listeners``) have their WHEREs decided together
     (``WhereIndex``: a field read once, thresholds found by bisection), so a rule a message
-    does not concern costs next to nothing. A rule whose WHERE holds and whose rate allows it
+    does not concern costs next to nothing. A message that speaks for a device carries its
+    latest values and its tags as they are now (``attribute()``: one dict lookup, in memory,
+    made only when a rule is listening). A rule whose WHERE holds and whose rate allows it
     fires: each of its actions is started, those that take time (commands, webhooks) are
     awaited together in one task, and a failure is counted, traced and handed to the rule's
     error action — never stopping the others. Owns that index, the actions' tasks and the
@@ -91,10 +94,12 @@ class RuleEngine:
         sources: Sequence[RuleSource],
         publish: Publish,
         latest: Callable[[str, str], Mapping[str, PropertyValue]],
+        tags: TagsOf,
     ) -> None:
         self._sources = tuple(sources)
         self._publish = publish
         self._latest = latest
+        self._tags = tags
         self._index: SubscriptionTrie[str, Listeners] = SubscriptionTrie()
         self._listeners: dict[str, Listeners] = {}  # by FROM filter
         self._rules: dict[int, RunningRule] = {}
@@ -160,6 +165,7 @@ class RuleEngine:
             received=_ms(),
             client_id=message.sender,
             device=device,
+            tags=self._tags_of(device),
             latest=self._latest_of(device),
         )
         self._run(matches, heard, 0)
@@ -169,6 +175,7 @@ class RuleEngine:
         if not self._rules:
             return
         latest: Callable[[str], Any] | None = None
+        tags: Callable[[str], str | None] = _no_tag
         for source in self._sources:
             for topic, make_payload in source.messages(uplink):
                 matches = self._index.matches(topic)
@@ -176,11 +183,13 @@ class RuleEngine:
                     continue
                 if latest is None:
                     latest = self._latest_of(uplink.device)
+                    tags = self._tags_of(uplink.device)
                 heard = RuleInput(
                     topic=topic,
                     payload=make_payload(),
                     received=uplink.received,
                     device=uplink.device,
+                    tags=tags,
                     latest=latest,
                 )
                 self._run(matches, heard, 0)
@@ -201,6 +210,7 @@ class RuleEngine:
                 payload=payload,
                 received=_ms(),
                 device=device,
+                tags=self._tags_of(device),
                 latest=self._latest_of(device),
             )
             self._run(matches, heard, depth)
@@ -231,11 +241,17 @@ class RuleEngine:
             payload=output,
             received=at,
             device=fired.device,
+            tags=self._tags_of(fired.device),
             latest=self._latest_of(fired.device),
         )
         made = rule.heard_alone(message, at, time.monotonic(), too_deep=depth > MAX_DEPTH)
         if made is not None:
             self._fired(rule, message, made, at, depth)
+
+    def _tags_of(self, device: DeviceRef | None) -> Callable[[str], str | None]:
+        if device is None:
+            return _no_tag
+        return self._tags(device.product, device.device).get
 
     def _latest_of(self, device: DeviceRef | None) -> Callable[[str], Any]:
         if device is None:
@@ -366,4 +382,8 @@ class RuleEngine:
 
 
 def _nothing(_identifier: str) -> Any:
+    return None
+
+
+def _no_tag(_key: str) -> str | None:
     return None

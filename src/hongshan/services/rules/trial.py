@@ -4,7 +4,7 @@ file's test cases — as the engine runs them live, doing nothing."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hongshan.messages import DeviceRef, PropertyValues, Uplink
@@ -14,13 +14,18 @@ from hongshan.rules.definition import RULE_INPUT, ForwardAction, RuleSpec
 from hongshan.rules.message import RuleInput
 from hongshan.rules.sql import parse
 from hongshan.services.rules.described import describe
-from hongshan.services.rules.engine import MAX_DEPTH
+from hongshan.services.rules.engine import MAX_DEPTH, TagsOf
 from hongshan.services.rules.running import Listeners, RunningRule
 from hongshan.services.rules.sources import RuleSource
 
 Heard = tuple[int, RuleInput, dict[str, Any] | None]
 """One rule's hearing of one message: the rule's index, the message, and its output when it
 fired (None: its WHERE or its rate limit stopped it)."""
+
+
+def no_tags(_product_key: str, _device_name: str) -> Mapping[str, str]:
+    """No device has tags (a rule file's cases, run with no registry)."""
+    return {}
 
 
 def _running(spec: RuleSpec, index: int) -> RunningRule:
@@ -40,11 +45,12 @@ class Trial:
     the sources present them (the engine's ``on_uplink``), or messages on a topic (its
     ``on_published``); each compiled as live, its WHERE run, its rate limit kept on the
     messages' own clock. ``latest()`` answers the values the trial has heard so far of the
-    device, as the twin would have then. A rule action handing an output to one of
-    ``others`` (a rule file's rules) is followed into it: that rule runs on the output as the
-    engine would (``feed``), and what it did is said under the action's ``then``. Owns the
-    rules' counters (``rules[i].counters``); never starts an action, publishes, stores or
-    sends anything."""
+    device, as the twin would have then; ``attribute()`` the device's tags as they are now
+    (``tags``: the history keeps no tags, so a replay reads today's, not those of then). A
+    rule action handing an output to one of ``others`` (a rule file's rules) is followed into
+    it: that rule runs on the output as the engine would (``feed``), and what it did is said
+    under the action's ``then``. Owns the rules' counters (``rules[i].counters``); never
+    starts an action, publishes, stores or sends anything."""
 
     def __init__(
         self,
@@ -52,8 +58,10 @@ class Trial:
         sources: Sequence[RuleSource],
         *,
         others: Sequence[RuleSpec] = (),
+        tags: TagsOf = no_tags,
     ) -> None:
         self.specs = tuple(specs)
+        self._tags = tags
         self.rules = [_running(spec, index) for index, spec in enumerate(self.specs)]
         self._listeners = [Listeners() for _ in self.rules]  # one a rule: they may differ
         for listeners, rule in zip(self._listeners, self.rules, strict=True):
@@ -85,6 +93,7 @@ class Trial:
                     payload=make_payload(),
                     received=uplink.received,
                     device=uplink.device,
+                    tags=self._tags(uplink.device.product, uplink.device.device).get,
                     latest=values.get,
                 )
                 for index in which:
@@ -113,12 +122,14 @@ class Trial:
                 return  # (as the engine: the source presents its content itself)
             device = device or source.device_in(topic)
         values = {} if device is None else self._latest.setdefault(device, {})
+        tags = {} if device is None else self._tags(device.product, device.device)
         message = RuleInput(
             topic=topic,
             payload=payload,
             received=at,
             client_id=client_id,
             device=device,
+            tags=tags.get,
             latest=values.get,
         )
         for index in which:
@@ -171,6 +182,7 @@ class Trial:
             payload=output,
             received=message.received,
             device=message.device,
+            tags=message.tags,
             latest=message.latest,
         )
         at = message.received or 0
