@@ -35,17 +35,14 @@ from hongshan.messages import DeviceRef, PropertyValues
 from hongshan.rules.alarm_conditions import StoredAlarmCondition, uses_tags
 from hongshan.services.alarms.conditions import AlarmConditions, DeviceKey, TagReader
 from hongshan.services.rules.backtest import (
-    DAY,
     DEFAULT_LIMIT,
-    MAX_LIMIT,
-    MAX_RANGE,
     MAX_SECONDS,
     MAX_VALUES,
     YIELD_EVERY,
+    check_range,
 )
 from hongshan.services.scenes.backtest import Recorded
 from hongshan.services.scenes.recorded import HistoryAtStart, RecordedClock, ReplayedTwin
-from hongshan.store.history.model import HistoryProblem
 
 ChangeKind = Literal["raised", "repeated", "upgraded", "cleared"]
 
@@ -301,18 +298,6 @@ class _Run:
             self.pairing.take()
 
 
-def _check(start: int, end: int, limit: int) -> None:
-    if start >= end:
-        raise HistoryProblem(f"from {start} is not before to {end}")
-    if end - start > MAX_RANGE:
-        raise HistoryProblem(
-            f"a backtest covers at most {MAX_RANGE // DAY} days; "
-            f"{(end - start) / DAY:.1f} were asked for"
-        )
-    if not 0 < limit <= MAX_LIMIT:
-        raise HistoryProblem(f"limit {limit}: 1 to {MAX_LIMIT}")
-
-
 class ConditionBacktester:
     """Runs alarm conditions' backtests: replays the history's range for the devices of the
     condition's product into an ``AlarmConditions`` of its own per version, on one recorded
@@ -347,7 +332,7 @@ class ConditionBacktester:
         """The condition (and ``against``) over [start, end) (ms); ``HistoryProblem`` (400)
         for a range or limit that cannot be. The conditions were checked
         (``AlarmConditionBook.check``)."""
-        _check(start, end, limit)
+        check_range(start, end, limit)
         conditions = [condition] if against is None else [condition, against]
         async with self._one_at_a_time:
             run = self._start(conditions, start, limit)

@@ -37,6 +37,20 @@ MAX_SECONDS = 120.0  # a backtest's longest run: past it it stops (incomplete)
 YIELD_EVERY = 2_000  # uplinks heard between turns given back to the event loop
 
 
+def check_range(start: int, end: int, limit: int) -> None:
+    """``HistoryProblem`` (400) for a backtest's range or limit that cannot be (a rule's, a
+    scene's or an alarm condition's)."""
+    if start >= end:
+        raise HistoryProblem(f"from {start} is not before to {end}")
+    if end - start > MAX_RANGE:
+        raise HistoryProblem(
+            f"a backtest covers at most {MAX_RANGE // DAY} days; "
+            f"{(end - start) / DAY:.1f} were asked for"
+        )
+    if not 0 < limit <= MAX_LIMIT:
+        raise HistoryProblem(f"limit {limit}: 1 to {MAX_LIMIT}")
+
+
 class Recorded(Protocol):
     """What a backtest reads of the history (``store.history.ingest.Ingest.replay``)."""
 
@@ -214,15 +228,7 @@ class Backtester:
     ) -> Backtest:
         """The rule (and ``against``) over [start, end) (ms); ``RuleSyntaxError`` for a rule
         that is no rule, ``HistoryProblem`` (400) for a range or limit that cannot be."""
-        if start >= end:
-            raise HistoryProblem(f"from {start} is not before to {end}")
-        if end - start > MAX_RANGE:
-            raise HistoryProblem(
-                f"a backtest covers at most {MAX_RANGE // DAY} days; "
-                f"{(end - start) / DAY:.1f} were asked for"
-            )
-        if not 0 < limit <= MAX_LIMIT:
-            raise HistoryProblem(f"limit {limit}: 1 to {MAX_LIMIT}")
+        check_range(start, end, limit)
         specs = [rule] if against is None else [rule, against]
         trial = Trial(specs, self._sources, tags=self._tags)
         product = self._product(specs)

@@ -42,13 +42,11 @@ from hongshan.rules.scene import (
 from hongshan.rules.sun import Place
 from hongshan.services.rules.actions import Fired, Pending
 from hongshan.services.rules.backtest import (
-    DAY,
     DEFAULT_LIMIT,
-    MAX_LIMIT,
-    MAX_RANGE,
     MAX_SECONDS,
     MAX_VALUES,
     YIELD_EVERY,
+    check_range,
 )
 from hongshan.services.rules.described import describe
 from hongshan.services.scenes.engine import History, SceneEngine
@@ -66,7 +64,6 @@ from hongshan.services.scenes.running import (
     Step,
     scene_of,
 )
-from hongshan.store.history.model import HistoryProblem
 
 SETTLE_TURNS = 1_000  # turns of the loop given at once to runs that wait on no timer
 
@@ -366,15 +363,7 @@ class SceneBacktester:
     ) -> SceneBacktest:
         """The scene (and ``against``) over [start, end) (ms); ``HistoryProblem`` (400) for
         a range or limit that cannot be. The scenes were checked (``SceneBook.check``)."""
-        if start >= end:
-            raise HistoryProblem(f"from {start} is not before to {end}")
-        if end - start > MAX_RANGE:
-            raise HistoryProblem(
-                f"a backtest covers at most {MAX_RANGE // DAY} days; "
-                f"{(end - start) / DAY:.1f} were asked for"
-            )
-        if not 0 < limit <= MAX_LIMIT:
-            raise HistoryProblem(f"limit {limit}: 1 to {MAX_LIMIT}")
+        check_range(start, end, limit)
         specs = [scene] if against is None else [scene, against]
         async with self._one_at_a_time:
             run = self._engine(specs, start, limit)
