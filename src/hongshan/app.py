@@ -198,7 +198,11 @@ class Platform:
         # the alarms: raised by rules, events and the API; heard by the rules, notified
         notifier = AlarmNotifier(registry.alarm_routes, rules.http, settings)
         self.alarms = alarms = AlarmService(
-            registry.alarms, notifier, things=registry.directory, hear=rules.on_platform
+            registry.alarms,
+            notifier,
+            things=registry.directory,
+            hear=rules.on_platform,
+            keep_days=settings.alarm_retention_days,
         )
         await alarms.load()
         self._closing.push_async_callback(alarms.stop)

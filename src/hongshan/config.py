@@ -107,6 +107,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # between two reads, not for the whole response); then the connection is cut, so a client
     # that asks for a large CSV and never reads does not hold it open
     http_send_timeout: float = 60.0
+    # -- alarms --
+    # a cleared alarm is kept this many days, then forgotten with its notes (an open one is
+    # kept whatever its age)
+    alarm_retention_days: float = 365.0
     # -- alarms' e-mail notifications (routes of kind "email") --
     # the SMTP server they are sent through (unset: e-mail routes are refused), its port, the
     # From address, a login if it wants one, and whether to upgrade the connection with
@@ -218,7 +222,12 @@ def _check(s: Settings) -> None:
         raise ConfigError("max_queued_messages: must not be negative")
     if s.command_max_in_flight < 1:
         raise ConfigError("command_max_in_flight: must be at least 1")
-    for name in ("command_rate", "command_retention_days", "command_reply_timeout"):
+    for name in (
+        "command_rate",
+        "command_retention_days",
+        "command_reply_timeout",
+        "alarm_retention_days",
+    ):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name}: must be positive")
     if s.command_retention_rows < 1:

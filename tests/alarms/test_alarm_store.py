@@ -222,3 +222,30 @@ async def test_a_change_whose_notifications_cannot_be_kept_is_not_kept(
     _, [[delivery_id]] = await table.keep(again, [Owed([ops.id], "repeated", {})])
     assert delivery_id is not None and (await table.get(alarm_id)).repeats == 1
     assert [owed[0] for owed in await registry.alarm_routes.owed()] == [delivery_id]
+
+
+async def test_cleared_alarms_past_their_retention_are_forgotten_with_their_notes(
+    registry: SQLRegistry, registry_db: RegistryDatabase
+) -> None:
+    table = registry.alarms
+    old = await kept(table, new("oximeter-1", "SpO2 low", at=T0))
+    note = Note(at=T0 + 1, by="ana", text="seen")
+    old = await kept(table, msgspec.structs.replace(old, updated_at=T0 + 1), note)
+    old = await kept(table, transition(old, "clear", by="bo", now=T0 + 10))
+    recent = await kept(table, new("oximeter-2", "SpO2 low", at=T0))
+    recent = await kept(table, transition(recent, "clear", by="bo", now=T0 + 100))
+    still_open = await kept(table, new("oximeter-3", "SpO2 low", at=T0))  # (open: any age)
+    assert await table.prune(T0 + 50) == 1
+    with pytest.raises(RegistryError):
+        await table.get(old.id)
+    assert (await table.get(recent.id)).status == "CLEARED_UNACK"
+    assert (await table.get(still_open.id)).status == "ACTIVE_UNACK"
+    assert await table.prune(T0 + 50) == 0
+    # (its note went with it: none is left without its alarm)
+    engine = create_engine(registry_db.url, schema=registry_db.schema)
+    try:
+        with engine.connect() as db:
+            notes = db.execute(sa.select(sa.func.count()).select_from(schema.alarm_notes))
+            assert notes.scalar() == 0
+    finally:
+        engine.dispose()

@@ -42,6 +42,8 @@ MAX_TYPE = 128
 MAX_NAME = 128  # who acknowledged, cleared, is assigned, wrote a note
 MAX_NOTE = 4000
 RETRY_AFTER = 1000  # ms before a timer whose alarm could not be read or kept tries again
+DAY = 86_400_000  # ms
+PRUNE_EVERY = 3600.0  # seconds between looks for cleared alarms past their retention
 MAX_FOLDED = 1000  # repeats of one alarm kept in one write at most
 
 EVENT_SEVERITY: dict[str, Severity] = {"error": "critical", "alert": "major"}
@@ -72,6 +74,8 @@ class AlarmStore(Protocol):
     async def list_alarms(self, where: AlarmFilter) -> tuple[list[Alarm], int]: ...
 
     async def list_open(self) -> list[Alarm]: ...
+
+    async def prune(self, before: int) -> int: ...
 
 
 class Things(Protocol):
@@ -171,8 +175,11 @@ class AlarmService:
         things: Things,
         hear: Hear,
         clock: Callable[[], int] = _ms,
+        keep_days: float = 365.0,
     ) -> None:
+        """``keep_days``: how long a cleared alarm is kept (an open one always is)."""
         self._store = store
+        self._keep_ms = int(keep_days * DAY)
         self.notifier = notifier
         self._things = things
         self._hear = hear
@@ -185,6 +192,7 @@ class AlarmService:
         self._wakes: dict[int, int] = {}  # alarm id -> when (ms) its policy next wants something
         self._woken = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def load(self) -> None:
@@ -199,12 +207,14 @@ class AlarmService:
         """Run the timers (what fell due while the platform was down is done at once): once
         the rules that hear their changes run."""
         self._timer = asyncio.create_task(self._run_timers(), name="alarm timers")
+        self._pruner = asyncio.create_task(self._prune_every(PRUNE_EVERY), name="alarm pruning")
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+        for task in (self._timer, self._pruner):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._tasks:  # (alarms of events heard: raised, not given up)
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._turns.drain()  # (changes asked: kept and told)
@@ -440,6 +450,18 @@ class AlarmService:
         else:
             self._wakes[alarm.id] = wake
         self._woken.set()
+
+    async def prune(self) -> int:
+        """Forget the alarms cleared longer ago than they are kept; how many went."""
+        return await self._store.prune(self._clock() - self._keep_ms)
+
+    async def _prune_every(self, seconds: float) -> None:
+        while True:
+            try:
+                await self.prune()
+            except Exception:  # (the database's, say): tried again at the next turn
+                log.exception("alarms: forgetting cleared alarms failed")
+            await asyncio.sleep(seconds)
 
     async def _run_timers(self) -> None:
         while True:

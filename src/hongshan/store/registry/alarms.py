@@ -124,6 +124,18 @@ class AlarmTable:
         alarms, _ = await self.list_alarms(AlarmFilter(status="ACTIVE", limit=2**31 - 1))
         return alarms
 
+    async def prune(self, before: int) -> int:
+        """Forget the alarms cleared before ``before`` (ms), their notes with them; an open
+        alarm is kept whatever its age. How many went."""
+
+        def delete() -> int:
+            a = t.alarms.c
+            with self._db.engine.begin() as db:
+                gone = t.alarms.delete().where(a.cleared, a.cleared_at < before)
+                return int(db.execute(gone).rowcount)
+
+        return await self._db.run(delete)
+
 
 def _write(db: sa.Connection, alarm: Alarm) -> int:
     """The alarm's row inserted (id 0) or updated, on the thread; its id."""
