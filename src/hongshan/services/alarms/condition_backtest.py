@@ -39,6 +39,7 @@ from hongshan.services.rules.backtest import (
     MAX_SECONDS,
     MAX_VALUES,
     YIELD_EVERY,
+    Replayed,
     check_range,
 )
 from hongshan.services.scenes.backtest import Recorded
@@ -80,26 +81,16 @@ class ConditionTally(msgspec.Struct, kw_only=True, rename="camel"):
     changes: list[AlarmChange]
 
 
-class ConditionBacktest(msgspec.Struct, kw_only=True, rename="camel"):
+class ConditionBacktest(Replayed, kw_only=True, rename="camel"):
     """What a condition's backtest found. With ``against``: ``onlyCondition`` (raises and
     clears the condition makes and the other version does not, at the same time on the same
     device, a raise at the same severity), ``onlyAgainst`` (the other way), listed up to the
     limit and counted whole (``counts``)."""
 
-    start: int = msgspec.field(name="from")
-    end: int = msgspec.field(name="to")
-    uplinks: int
-    values: int
-    complete: bool
-    """False when it stopped at ``MAX_VALUES`` values or after ``MAX_SECONDS``; ``stoppedAt``
-    says where (a backtest from there goes on)."""
     condition: ConditionTally
     against: ConditionTally | None = None
     only_condition: list[AlarmChange] = []
     only_against: list[AlarmChange] = []
-    counts: dict[str, int] = {}
-    stopped_at: int | None = None
-    notes: list[str] = []
 
 
 class RecordedAlarms:

@@ -96,10 +96,10 @@ class Tally(msgspec.Struct, kw_only=True, rename="camel"):
     fires: list[WouldFire]
 
 
-class Backtest(msgspec.Struct, kw_only=True, rename="camel"):
-    """What a backtest found. With ``against``: ``onlyRule`` (fires the rule makes and the
-    other version does not), ``onlyAgainst`` (the other way), ``changed`` (both fire, their
-    outputs differ), each listed up to the limit and counted whole (``counts``)."""
+class Replayed(msgspec.Struct, kw_only=True, rename="camel"):
+    """What every backtest (a rule's, a scene's, an alarm condition's) says of the range it
+    replayed: ``from``/``to`` (ms; ``to`` where it stopped, if it did), the messages and the
+    property values replayed, whether it was complete, the comparison's counts, and notes."""
 
     start: int = msgspec.field(name="from")
     end: int = msgspec.field(name="to")
@@ -109,15 +109,22 @@ class Backtest(msgspec.Struct, kw_only=True, rename="camel"):
     complete: bool
     """False when it stopped at ``MAX_VALUES`` values or after ``MAX_SECONDS``; ``stoppedAt``
     says where (a backtest from there goes on)."""
+    counts: dict[str, int] = {}
+    stopped_at: int | None = None
+    notes: list[str] = []
+    """What the reader should know of the result (a FROM no replayed message matched)."""
+
+
+class Backtest(Replayed, kw_only=True, rename="camel"):
+    """What a backtest found. With ``against``: ``onlyRule`` (fires the rule makes and the
+    other version does not), ``onlyAgainst`` (the other way), ``changed`` (both fire, their
+    outputs differ), each listed up to the limit and counted whole (``counts``)."""
+
     rule: Tally
     against: Tally | None = None
     only_rule: list[WouldFire] = []
     only_against: list[WouldFire] = []
     changed: list[Changed] = []
-    counts: dict[str, int] = {}
-    stopped_at: int | None = None
-    notes: list[str] = []
-    """What the reader should know of the result (a FROM no replayed message matched)."""
 
 
 def _named(scope: str | tuple[str, str]) -> str:

@@ -46,6 +46,7 @@ from hongshan.services.rules.backtest import (
     MAX_SECONDS,
     MAX_VALUES,
     YIELD_EVERY,
+    Replayed,
     check_range,
 )
 from hongshan.services.rules.described import describe
@@ -113,25 +114,15 @@ class SceneTally(msgspec.Struct, kw_only=True, rename="camel"):
     runs: list[WouldRun]
 
 
-class SceneBacktest(msgspec.Struct, kw_only=True, rename="camel"):
+class SceneBacktest(Replayed, kw_only=True, rename="camel"):
     """What a scene's backtest found. With ``against``: ``onlyScene`` (runs the scene
     starts and the other version does not, at the same time by the same trigger and device),
     ``onlyAgainst`` (the other way), listed up to the limit and counted whole (``counts``)."""
 
-    start: int = msgspec.field(name="from")
-    end: int = msgspec.field(name="to")
-    uplinks: int
-    values: int
-    complete: bool
-    """False when it stopped at ``MAX_VALUES`` values or after ``MAX_SECONDS``; ``stoppedAt``
-    says where (a backtest from there goes on)."""
     scene: SceneTally
     against: SceneTally | None = None
     only_scene: list[WouldRun] = []
     only_against: list[WouldRun] = []
-    counts: dict[str, int] = {}
-    stopped_at: int | None = None
-    notes: list[str] = []
 
 
 class _Described:
