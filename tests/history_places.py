@@ -12,6 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from hongshan.messages import Uplink
+from hongshan.pipeline.history import HistoryStage
 from hongshan.store.history import postgres_rollups, rollups, sqlite_rollups
 from hongshan.store.history.ingest import Ingest
 from hongshan.store.history.postgres import PostgresHistory
@@ -98,6 +100,14 @@ class HistoryPlace:
             await postgres_rollups.recover(conn, rollups.TownDays(zone))
         finally:
             await conn.close()
+
+
+async def record(history: Ingest, *uplinks: Uplink) -> None:
+    """``uplinks`` kept as the platform's history stage keeps them, and committed."""
+    stage = HistoryStage(history)
+    for uplink in uplinks:
+        stage.on_uplink(uplink)
+    await history.committed()
 
 
 async def crash(history: Ingest) -> None:

@@ -12,9 +12,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from history_places import HistoryPlace
+from history_places import HistoryPlace, record
 from hongshan import messages as m
-from hongshan.pipeline.history import HistoryStage
 from hongshan.rules.alarm_conditions import AlarmConditionSpec, StoredAlarmCondition
 from hongshan.services.alarms.condition_backtest import ConditionBacktest, ConditionBacktester
 from hongshan.store.history.model import HistoryProblem
@@ -36,13 +35,6 @@ async def history(tmp_path: Path) -> AsyncIterator[SQLiteHistory]:
         yield opened
     finally:
         await opened.close()
-
-
-async def record(history: SQLiteHistory, *uplinks: m.Uplink) -> None:
-    stage = HistoryStage(history)
-    for uplink in uplinks:
-        stage.on_uplink(uplink)
-    await history.committed()
 
 
 def spo2(at: int, value: Any, device: m.DeviceRef = BED_1) -> m.PropertyValues:

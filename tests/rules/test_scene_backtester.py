@@ -12,9 +12,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from history_places import HistoryPlace
+from history_places import HistoryPlace, record
 from hongshan import messages as m
-from hongshan.pipeline.history import HistoryStage
 from hongshan.rules.scene import SceneSpec
 from hongshan.services.scenes.backtest import SceneBacktest, SceneBacktester
 from hongshan.store.history.sqlite import SQLiteHistory
@@ -33,13 +32,6 @@ async def history(tmp_path: Path) -> AsyncIterator[SQLiteHistory]:
         yield opened
     finally:
         await opened.close()
-
-
-async def record(history: SQLiteHistory, *uplinks: m.Uplink) -> None:
-    stage = HistoryStage(history)
-    for uplink in uplinks:
-        stage.on_uplink(uplink)
-    await history.committed()
 
 
 def lux(at: int, value: Any, device: m.DeviceRef = LUX) -> m.PropertyValues:
