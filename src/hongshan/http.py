@@ -10,12 +10,9 @@ and nothing else; this module knows nothing of the platform that built them."""
 from __future__ import annotations
 
 from copy import copy
-from typing import Any
 
 from litestar import Litestar, Router
-from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
-from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
@@ -35,11 +32,11 @@ from hongshan.api import (
     scene_backtest,
     scenes,
 )
+from hongshan.api.auth import RequestAuth, note_principal, require_role
 from hongshan.api.dependencies import Services, providers
 from hongshan.api.health import health
 from hongshan.api.problems import EXCEPTION_HANDLERS, PROBLEM_RESPONSES
 from hongshan.api.request import APIRequest
-from hongshan.api.token import token_matches
 
 ADMIN_ROUTES = (
     *products.ROUTES,
@@ -58,28 +55,17 @@ ADMIN_ROUTES = (
 
 
 def build_http_app(services: Services) -> Litestar:
-    def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        if not token_matches(services.admin_token, connection.headers.get("authorization")):
-            raise NotAuthorizedException(
-                "send the admin token (DATA_DIR/admin.token) as 'Authorization: Bearer …'"
-            )
-
-    def note_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        # a scene's trigger: the admin, or an outside system with the scene's own token
-        connection.state["admin"] = token_matches(
-            services.admin_token, connection.headers.get("authorization")
-        )
-
+    auth = RequestAuth(services.admin_token)
     scene_triggers = Router(
         path="/",
         route_handlers=[_with_problems(route) for route in scenes.OPEN_ROUTES],
-        guards=[note_admin],
+        guards=[note_principal(auth)],
         security=[{"bearer": []}, {}],
     )
     api = Router(
         path="/",
         route_handlers=[_with_problems(route) for route in ADMIN_ROUTES],
-        guards=[admin_only],
+        guards=[require_role(auth)],
         security=[{"bearer": []}],
     )
     openapi = OpenAPIConfig(

@@ -17,7 +17,9 @@ from typing import Annotated, Any, Protocol, TypeAlias, TypeVar
 
 from litestar.di import Dependency, Provide
 from litestar.params import SkipValidationMarker
+from litestar.types import Scope
 
+from hongshan.identity.principals import Principal
 from hongshan.services.alarms.condition_backtest import ConditionBacktester
 from hongshan.services.alarms.condition_book import AlarmConditionBook
 from hongshan.services.alarms.service import AlarmService
@@ -139,12 +141,21 @@ NOT_PROVIDED = frozenset({"admin_token"})
 
 
 def providers(services: Services) -> dict[str, Provide]:
-    """A provider per service, under the name handlers give it."""
-    return {
+    """A provider per service, under the name handlers give it, and ``principal``: who sent
+    the request (set by the guard, ``api.auth``)."""
+    given = {
         field.name: Provide(_constant(getattr(services, field.name)), sync_to_thread=False)
         for field in dataclasses.fields(services)
         if field.name not in NOT_PROVIDED
     }
+    return {**given, "principal": Provide(_principal, sync_to_thread=False)}
+
+
+def _principal(scope: Scope) -> Principal:
+    principal = scope.get("user")
+    if not isinstance(principal, Principal):  # (a route without the guard named it)
+        raise RuntimeError("no principal: the route is not guarded by api.auth.require_role")
+    return principal
 
 
 def _constant(value: object) -> Callable[[], object]:

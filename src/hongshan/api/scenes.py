@@ -18,7 +18,9 @@ from litestar import Request, delete, get, post, put
 from litestar.exceptions import ClientException
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
+from hongshan.api.auth import principal_in
 from hongshan.api.dependencies import Provided
+from hongshan.identity.principals import Role
 from hongshan.rules.scene import Conditions, Mode, SceneSpec, StepSpec, StoredScene, TriggerSpec
 from hongshan.services.scenes.book import SceneBook
 from hongshan.services.scenes.running import SceneTrace
@@ -138,7 +140,8 @@ async def trigger_scene(
             body = msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
             raise ClientException(f"the body is no JSON: {exc}") from None
-    admin = bool(request.state.get("admin", False))
+    principal = principal_in(request.scope)
+    admin = principal is not None and principal.may(Role.OPERATOR)
     given = scene_token or token
     await scenes.trigger(scene_id, body, admin=admin, token=given)
     return Triggered(id=scene_id)

@@ -370,3 +370,85 @@ group_tags = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(256), nullable=False),
 )
+
+# People (``identity``): tenants, users and their sessions, API keys, the audit log. Names of
+# users are unique across tenants (one login form); a key is found by its public ``lookup``
+# and proven by the SHA-256 of its secret (keys are random, so a fast hash is enough); a
+# session keeps the SHA-256 of its current refresh token (a refresh rotates it). ``groups``
+# is a JSON list of group names the user or key is limited to; NULL: not limited.
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "tenant", sa.String(64), sa.ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=False
+    ),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),  # argon2id
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("groups", sa.Text, nullable=True),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("password_changed_at", sa.BigInteger, nullable=False),
+)
+
+user_sessions = sa.Table(
+    "user_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("refresh_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("used_at", sa.BigInteger, nullable=False),
+    sa.Column("address", sa.String(64), nullable=False, server_default=""),
+    sa.Column("agent", sa.String(256), nullable=False, server_default=""),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+)
+sa.Index("ix_user_sessions_user", user_sessions.c.user_id)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "tenant", sa.String(64), sa.ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=False
+    ),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("lookup", sa.String(32), nullable=False, unique=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("groups", sa.Text, nullable=True),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Column("used_at", sa.BigInteger, nullable=True),
+)
+
+# Every change made through the API, and every login (who, what, when, from where).
+# ``tenant`` NULL: the admin token's change of something of no tenant.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", _id, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=True),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("actor_kind", sa.String(8), nullable=False),  # token | user | key | anonymous
+    sa.Column("address", sa.String(64), nullable=False, server_default=""),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(512), nullable=False, server_default=""),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text, nullable=True),  # JSON
+)
+sa.Index("ix_audit_log_tenant_at", audit_log.c.tenant, audit_log.c.at)
