@@ -12,6 +12,7 @@ from litestar import delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from hongshan.api.dependencies import Provided
+from hongshan.api.paging import PAGED, Page, Paged
 from hongshan.rules.alarm_conditions import (
     AlarmConditionSpec,
     Condition,
@@ -66,11 +67,22 @@ async def create_alarm_condition(
     return _view(await alarm_conditions.create(data))
 
 
-@get("/api/products/{pk:str}/alarm-conditions")
+@get("/api/products/{pk:str}/alarm-conditions", dependencies=PAGED)
 async def list_alarm_conditions(
-    alarm_conditions: Provided[AlarmConditionBook], pk: FromPath[str]
-) -> list[AlarmConditionView]:
-    return [_view(stored) for stored in await alarm_conditions.list_conditions(pk)]
+    alarm_conditions: Provided[AlarmConditionBook], pk: FromPath[str], paging: Paged
+) -> Page[AlarmConditionView]:
+    """Sorted by ``id`` (or ``type``, ``createdAt``, ``updatedAt``); ``q`` in the type."""
+    return paging.in_memory(
+        [_view(stored) for stored in await alarm_conditions.list_conditions(pk)],
+        {
+            "id": lambda c: c.id,
+            "type": lambda c: c.type,
+            "createdAt": lambda c: c.created_at,
+            "updatedAt": lambda c: c.updated_at,
+        },
+        default="id",
+        text=lambda condition: condition.type,
+    )
 
 
 @get(CONDITION)

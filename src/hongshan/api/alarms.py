@@ -22,18 +22,14 @@ from hongshan.alarms.model import (
 )
 from hongshan.alarms.routes import RouteSpec, StoredRoute
 from hongshan.api.dependencies import Provided
+from hongshan.api.paging import PAGED, Page, Paged
 from hongshan.messages import DeviceRef
 from hongshan.services.alarms.service import AlarmService
+from hongshan.store.registry.alarms import ALARM_ORDERS
 
 ALARM = "/api/alarms/{alarm_id:int}"
 ROUTE = "/api/alarm-notifications/{route_id:int}"
-MAX_OFFSET = 2**63 - 1
 OPERATOR = "api"  # who did it, when the request does not say
-
-
-class AlarmPage(msgspec.Struct, kw_only=True, rename="camel"):
-    items: list[Alarm]
-    total: int
 
 
 class NewAlarm(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -107,9 +103,10 @@ def _route(route: StoredRoute, *, with_secret: bool = False) -> RouteView:
     )
 
 
-@get("/api/alarms")
+@get("/api/alarms", dependencies=PAGED)
 async def list_alarms(
     alarms: Provided[AlarmService],
+    paging: Paged,
     status: Annotated[
         StatusFilter | None,
         QueryParameter(description="one status, or ACTIVE, CLEARED, UNACK, ACK"),
@@ -120,10 +117,9 @@ async def list_alarms(
     device_name: Annotated[str | None, QueryParameter(name="deviceName")] = None,
     alarm_type: Annotated[str | None, QueryParameter(name="type")] = None,
     assignee: FromQuery[str | None] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
-) -> AlarmPage:
-    """Alarms, newest raise first."""
+) -> Page[Alarm]:
+    """Alarms, the newest raise first (``-lastRaisedAt``; or ``firstRaisedAt``,
+    ``updatedAt``, ``severity``, ``status``, ``type``, ``deviceName``); ``q`` in the type."""
     where = AlarmFilter(
         status=status,
         severity=severity,
@@ -132,11 +128,13 @@ async def list_alarms(
         device_name=device_name,
         type=alarm_type,
         assignee=assignee,
-        limit=limit,
-        offset=offset,
+        text=paging.q,
+        order=paging.order(list(ALARM_ORDERS), default="-lastRaisedAt"),
+        limit=paging.limit,
+        offset=paging.offset,
     )
     items, total = await alarms.list_alarms(where)
-    return AlarmPage(items=items, total=total)
+    return paging.page(items, total)
 
 
 @post("/api/alarms", status_code=201)
@@ -190,9 +188,15 @@ async def create_route(alarms: Provided[AlarmService], data: JSONBody[RouteSpec]
     return _route(await alarms.notifier.create(data), with_secret=True)
 
 
-@get("/api/alarm-notifications")
-async def list_routes(alarms: Provided[AlarmService]) -> list[RouteView]:
-    return [_route(route) for route in await alarms.notifier.list_routes()]
+@get("/api/alarm-notifications", dependencies=PAGED)
+async def list_routes(alarms: Provided[AlarmService], paging: Paged) -> Page[RouteView]:
+    """Sorted by ``id`` (or ``name``, ``createdAt``); ``q`` in the name."""
+    return paging.in_memory(
+        [_route(route) for route in await alarms.notifier.list_routes()],
+        {"id": lambda r: r.id, "name": lambda r: r.name, "createdAt": lambda r: r.created_at},
+        default="id",
+        text=lambda route: route.name,
+    )
 
 
 @get(ROUTE)

@@ -14,9 +14,11 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from hongshan import messages
 from hongshan.api.dependencies import DesiredValues, DeviceShadows, GatewayTopology, Provided
+from hongshan.api.paging import PAGED, Page, Paged
 from hongshan.messages import MAX_WAIT, CommandResult, Problem
 from hongshan.messages.commands import CommandKind
 from hongshan.services.commands import DeviceCommands, InvalidCall
+from hongshan.store.registry.device_rows import DEVICE_ORDERS
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
 from hongshan.things.model import (
@@ -32,7 +34,6 @@ from hongshan.twin.properties import PropertyTwin
 from hongshan.twin.shadow import Shadow, delta
 
 DEVICE = "/api/products/{pk:str}/devices/{dn:str}"
-MAX_OFFSET = 2**63 - 1  # what SQL's OFFSET takes (a 64-bit integer)
 
 
 # Alibaba's tag limits: at most 100 per device; a key of up to 30 characters, a value of up
@@ -81,11 +82,6 @@ class DeviceChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_
 class DeviceRef(msgspec.Struct, kw_only=True, rename="camel"):
     product_key: str
     device_name: str
-
-
-class DevicePage(msgspec.Struct, kw_only=True, rename="camel"):
-    items: list[Device]
-    total: int
 
 
 class Credentials(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -265,28 +261,31 @@ async def create_devices(
     ]
 
 
-@get("/api/devices")
+@get("/api/devices", dependencies=PAGED)
 async def list_devices(
     registry: Provided[SQLRegistry],
+    paging: Paged,
     product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
     device_state: Annotated[DeviceState | None, QueryParameter(name="state")] = None,
     name_prefix: Annotated[str | None, QueryParameter(name="namePrefix")] = None,
     group: FromQuery[str | None] = None,
     tag: Annotated[list[str] | None, QueryParameter(description="key:value, repeatable")] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
-) -> DevicePage:
+) -> Page[Device]:
+    """Sorted by ``createdAt`` (or ``deviceName``, ``productKey``, ``lastOnlineAt``,
+    ``state``); ``q`` in the name or nickname."""
     where = DeviceFilter(
         product_key=product_key,
         state=device_state,
         name_prefix=name_prefix,
         group=group,
         tags=_tags(tag),
-        limit=limit,
-        offset=offset,
+        text=paging.q,
+        order=paging.order(list(DEVICE_ORDERS), default="createdAt"),
+        limit=paging.limit,
+        offset=paging.offset,
     )
     items = await registry.list_devices(where)
-    return DevicePage(items=items, total=await registry.count_devices(where))
+    return paging.page(items, await registry.count_devices(where))
 
 
 @get(DEVICE)

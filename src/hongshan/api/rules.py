@@ -15,6 +15,7 @@ from litestar import delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from hongshan.api.dependencies import Provided
+from hongshan.api.paging import BY_NAME_AND_TIMES, PAGED, Page, Paged
 from hongshan.rules.definition import ActionSpec, RuleSpec, StoredRule
 from hongshan.services.rules.book import RuleBook
 from hongshan.services.rules.running import Trace
@@ -75,9 +76,15 @@ async def check_rule(
     return {"ok": True}
 
 
-@get("/api/rules")
-async def list_rules(rules: Provided[RuleBook]) -> list[RuleView]:
-    return [_view(rule) for rule in await rules.list_rules()]
+@get("/api/rules", dependencies=PAGED)
+async def list_rules(rules: Provided[RuleBook], paging: Paged) -> Page[RuleView]:
+    """Sorted by ``id`` (or ``name``, ``createdAt``, ``updatedAt``); ``q`` in the name."""
+    return paging.in_memory(
+        [_view(rule) for rule in await rules.list_rules()],
+        BY_NAME_AND_TIMES,
+        default="id",
+        text=lambda rule: rule.name,
+    )
 
 
 @get(RULE)

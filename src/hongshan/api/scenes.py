@@ -20,6 +20,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
 from hongshan.api.auth import principal_in
 from hongshan.api.dependencies import Provided
+from hongshan.api.paging import BY_NAME_AND_TIMES, PAGED, Page, Paged
 from hongshan.identity.principals import Role
 from hongshan.rules.scene import Conditions, Mode, SceneSpec, StepSpec, StoredScene, TriggerSpec
 from hongshan.services.scenes.book import SceneBook
@@ -76,9 +77,15 @@ async def create_scene(scenes: Provided[SceneBook], data: JSONBody[SceneSpec]) -
     return _view(await scenes.create(data), with_secret=True)
 
 
-@get("/api/scenes")
-async def list_scenes(scenes: Provided[SceneBook]) -> list[SceneView]:
-    return [_view(scene) for scene in await scenes.list_scenes()]
+@get("/api/scenes", dependencies=PAGED)
+async def list_scenes(scenes: Provided[SceneBook], paging: Paged) -> Page[SceneView]:
+    """Sorted by ``id`` (or ``name``, ``createdAt``, ``updatedAt``); ``q`` in the name."""
+    return paging.in_memory(
+        [_view(scene) for scene in await scenes.list_scenes()],
+        BY_NAME_AND_TIMES,
+        default="id",
+        text=lambda scene: scene.name,
+    )
 
 
 @get(SCENE)

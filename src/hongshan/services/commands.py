@@ -312,6 +312,9 @@ class DeviceCommands:
     async def list_commands(self, where: CommandFilter) -> list[CommandRecord]:
         return await self._records.list_commands(where)
 
+    async def count_commands(self, where: CommandFilter) -> int:
+        return await self._records.count_commands(where)
+
     async def cancel(self, command_id: int) -> CommandRecord:
         """Cancel a command waiting queued; ``RegistryError`` (conflict) for one that went."""
         for queue in self._queues.values():

@@ -70,6 +70,7 @@ from hongshan.twin.shadow import Shadow
 log = logging.getLogger("hongshan.registry")
 
 ALL_DEVICES = DeviceFilter(limit=1_000_000)
+ALL_ORDER = ALL_DEVICES.order  # (the directory's places are kept in this order)
 
 
 class SQLRegistry:
@@ -666,7 +667,8 @@ class SQLRegistry:
     async def device_places(self, where: DeviceFilter = ALL_DEVICES) -> list[DevicePlace]:
         """Name and place of each device ``where`` selects, without the rest of it: from memory
         when only the product narrows it (the console's map of a town's lamps), else a query."""
-        if where.group is None and not where.tags and where.gateway is None and where.state is None:
+        simple = where.group is None and not where.tags and where.gateway is None
+        if simple and where.state is None and where.text is None and where.order == ALL_ORDER:
             places = self.directory.places(where.product_key, where.name_prefix or "")
             return places[where.offset : where.offset + where.limit]
 
