@@ -77,6 +77,7 @@ class Platform:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.ready = False
+        self.stopping = False  # (set as stop begins: readiness says "stopping", not "starting")
         self.ports: dict[str, int] = {}
         self.admin_token = ""
         self.twin = PropertyTwin()
@@ -294,6 +295,7 @@ class Platform:
         """What the HTTP side is given (each handler names what it uses)."""
         health = Health(
             ready=lambda: self.ready,
+            stopping=lambda: self.stopping,
             listeners=self.ports,
             broker=self.broker,
             stores={
@@ -325,6 +327,7 @@ class Platform:
 
     async def stop(self) -> None:
         self.ready = False
+        self.stopping = True
         if self._http is not None:
             for dialect in self.dialects:
                 dialect.stop_calls()  # answered 503 now: the HTTP shutdown waits for requests

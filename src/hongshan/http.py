@@ -24,6 +24,7 @@ from hongshan.api import (
     commands,
     devices,
     groups,
+    health,
     history,
     products,
     registration,
@@ -34,7 +35,6 @@ from hongshan.api import (
 )
 from hongshan.api.auth import RequestAuth, note_principal, require_role
 from hongshan.api.dependencies import Services, providers
-from hongshan.api.health import health
 from hongshan.api.problems import EXCEPTION_HANDLERS, PROBLEM_RESPONSES
 from hongshan.api.request import APIRequest
 
@@ -77,7 +77,7 @@ def build_http_app(services: Services) -> Litestar:
         ),
     )
     return Litestar(
-        route_handlers=[health, api, scene_triggers, *registration.ROUTES],
+        route_handlers=[*health.ROUTES, api, scene_triggers, *registration.ROUTES],
         dependencies=providers(services),
         openapi_config=openapi,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -100,10 +100,12 @@ class BrokerFigures(Protocol):
 
 @dataclass(frozen=True, kw_only=True)
 class Health:
-    """What ``/api/health`` reads. ``ready`` and ``listeners`` are live: the platform is
-    ready, and knows its HTTP port, only once its HTTP server is up."""
+    """What the health probes read. ``ready``, ``stopping`` and ``listeners`` are live: the
+    platform is ready, and knows its HTTP port, only once its HTTP server is up, and stops
+    being ready as its stop begins."""
 
     ready: Callable[[], bool]
+    stopping: Callable[[], bool]
     listeners: Mapping[str, int]  # name -> port
     broker: BrokerFigures
     stores: Mapping[str, WritingStore]  # in the order the body names them
