@@ -119,6 +119,8 @@ class DeviceCommands:
         self._sweeper: asyncio.Task[None] | None = None
         self._keep = (keep_days, keep_rows)
         self._reply_within = int(reply_within * 1000)
+        # commands moved into each state (sent, replied, timed_out, …): what the metrics read
+        self.moves: collections.Counter[CommandState] = collections.Counter()
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -513,6 +515,8 @@ class DeviceCommands:
             return False
         for name, value in changes.items():
             setattr(record, name, value)
+        if state is not record.state:
+            self.moves[state] += 1
         record.state = state
         if state in (S.REPLIED, S.TIMED_OUT, S.FAILED, S.EXPIRED, S.CANCELLED):
             record.finished_at = self._now()

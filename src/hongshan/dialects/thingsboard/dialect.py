@@ -191,6 +191,9 @@ class ThingsBoard:
         self._commands.stopping = True
         self._calls.give_up(ShuttingDown("shutting down: the call was given up"))
 
+    def uplink_counts(self) -> dict[str, int]:
+        return msgspec.structs.asdict(self.stats)
+
     # -- connections ------------------------------------------------------------------------
 
     def _connected(self, client: Client, address: str) -> None:

@@ -4,6 +4,7 @@ change told to the rules and the notifications."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -194,6 +195,12 @@ class AlarmService:
         self._timer: asyncio.Task[None] | None = None
         self._pruner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # each change kept, by (change, severity after it): what the metrics read
+        self.changes: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def open_by_severity(self) -> collections.Counter[str]:
+        """How many alarms are open, by severity (read from memory: no query)."""
+        return collections.Counter(alarm.severity for alarm in self._open.values())
 
     async def load(self) -> None:
         """The routes; the open alarms, and when each one's policy next wants something,
@@ -418,6 +425,7 @@ class AlarmService:
         for one in told:
             alarm = with_id(one.step.after)
             one.payload["id"] = alarm_id
+            self.changes[one.change, alarm.severity] += 1
             self._tell(alarm, one.payload, one.step.depth)
             if one.routes:
                 self.notifier.send(one.routes, alarm, one.change, one.payload, next(owed))

@@ -136,6 +136,10 @@ class RuleEngine:
     def running(self, rule_id: int) -> RunningRule | None:
         return self._rules.get(rule_id)
 
+    def running_rules(self) -> list[RunningRule]:
+        """Every rule it runs now (their counters are what the metrics read)."""
+        return list(self._rules.values())
+
     async def stop(self) -> None:
         """Give up the actions under way and close the HTTP client."""
         for task in list(self._tasks):
