@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from prometheus_client import CollectorRegistry
+
 from hongshan.api.dependencies import Health, Services
 from hongshan.api.token import TOKEN_FILE, load_or_create_token
 from hongshan.broker.server import Broker
@@ -27,7 +29,7 @@ from hongshan.dialects import DIALECTS, protocol_of
 from hongshan.dialects.access import DialectAccess, DialectLogins
 from hongshan.dialects.alink.plugin import Alink
 from hongshan.dialects.port import Dialect, DialectNeeds
-from hongshan.http import build_http_app
+from hongshan.http import build_http_app, build_metrics_app
 from hongshan.http_server import HttpServer
 from hongshan.identity.people import people_access
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
@@ -44,6 +46,7 @@ from hongshan.services.alarms.notify import AlarmNotifier
 from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import DeviceSelection, FanOut
+from hongshan.services.metrics import LiveFeedFigures, MeasuredParts, platform_registry
 from hongshan.services.pacing import Pacer, Pacing
 from hongshan.services.presence import DeviceSessions
 from hongshan.services.restart import repair_after_restart
@@ -101,6 +104,10 @@ class Platform:
         self.alarm_condition_book: AlarmConditionBook
         self.scene_clock: Clock = LoopClock()  # (tests give one of their own before start)
         self._http: HttpServer | None = None
+        self._metrics_http: HttpServer | None = None
+        # the WebSocket feed's figures for the metrics (hongshan_websocket_*): set by whoever
+        # builds the feed; None, the families are there with no samples
+        self.live_feed: LiveFeedFigures | None = None
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
 
     async def start(self) -> None:
@@ -285,13 +292,41 @@ class Platform:
         # the alarms' timers once the rules and the broker run: what fell due while the
         # platform was down is done now, and the rules hear it
         alarms.start()
-        # the REST API and the health probe
-        self._http = HttpServer(build_http_app(self._http_services()), settings)
+        # the metrics, on the API or on a listener of their own
+        metrics = platform_registry(self._measured())
+        in_api: CollectorRegistry | None = metrics
+        if settings.metrics_port is not None:
+            self._metrics_http = HttpServer(
+                build_metrics_app(metrics),
+                settings,
+                name="metrics",
+                host=settings.metrics_host,
+                port=settings.metrics_port,
+            )
+            self._closing.push_async_callback(self._metrics_http.shutdown)
+            await self._metrics_http.start()
+            self.ports["metrics"] = self._metrics_http.port
+            in_api = None
+        # the REST API and the health probes
+        self._http = HttpServer(build_http_app(self._http_services(in_api)), settings)
         await self._http.start()
         self.ports["http"] = self._http.port
         self.ready = True
 
-    def _http_services(self) -> Services:
+    def _measured(self) -> MeasuredParts:
+        """What the metrics read (at each scrape)."""
+        return MeasuredParts(
+            broker=self.broker,
+            dialects=self.dialects,
+            command_results=self.bus.results,
+            commit_times=self.history.commit_times,
+            rules=self.rules,
+            alarms=self.alarms,
+            commands=self.commands,
+            live_feed=lambda: self.live_feed,
+        )
+
+    def _http_services(self, metrics: CollectorRegistry | None) -> Services:
         """What the HTTP side is given (each handler names what it uses)."""
         health = Health(
             ready=lambda: self.ready,
@@ -323,6 +358,7 @@ class Platform:
             scenes=self.scene_book,
             scene_backtests=self._scene_backtests,
             health=health,
+            metrics=metrics,
         )
 
     async def stop(self) -> None:

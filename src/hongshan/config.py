@@ -135,6 +135,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # commands queued for an offline device are kept until they are sent, expire or are cancelled
     command_retention_days: float = 30.0
     command_retention_rows: int = 1_000_000
+    # -- operating it (issue 15) --
+    # GET /metrics (Prometheus) is served by the API behind its token (a viewer or above);
+    # with metrics_port set it is served there instead, with no token, bound to metrics_host
+    # (only this machine, unless told otherwise: whoever reaches that port reads the figures)
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    # the log's lines: "text" (for a person) or "json" (one object a line, for a collector:
+    # ts, level, logger, message, exception, and the device and request id when known)
+    log_format: str = "text"
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -198,10 +207,12 @@ def load_settings(
 
 
 def _check(s: Settings) -> None:
-    for name in ("mqtt_port", "http_port", "ws_port", "tls_port", "smtp_port"):
+    for name in ("mqtt_port", "http_port", "ws_port", "tls_port", "smtp_port", "metrics_port"):
         port = getattr(s, name)
         if port is not None and not 0 <= port <= 65535:
             raise ConfigError(f"{name}: {port} is not a TCP port")
+    if s.log_format not in ("text", "json"):
+        raise ConfigError(f"log_format: {s.log_format!r} is neither 'text' nor 'json'")
     if s.smtp_starttls and s.smtp_tls:
         raise ConfigError("smtp_starttls and smtp_tls: one or the other (587 or 465)")
     if (s.smtp_username is None) != (s.smtp_password is None):

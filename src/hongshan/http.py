@@ -15,6 +15,7 @@ from litestar import Litestar, Router
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from prometheus_client import CollectorRegistry
 
 from hongshan import __version__
 from hongshan.api import (
@@ -35,6 +36,7 @@ from hongshan.api import (
 )
 from hongshan.api.auth import RequestAuth, note_principal, require_role
 from hongshan.api.dependencies import Services, providers
+from hongshan.api.metrics import metrics_route
 from hongshan.api.problems import EXCEPTION_HANDLERS, PROBLEM_RESPONSES
 from hongshan.api.request import APIRequest
 
@@ -62,9 +64,12 @@ def build_http_app(services: Services) -> Litestar:
         guards=[note_principal(auth)],
         security=[{"bearer": []}, {}],
     )
+    guarded = [_with_problems(route) for route in ADMIN_ROUTES]
+    if services.metrics is not None:
+        guarded.append(metrics_route(services.metrics))
     api = Router(
         path="/",
-        route_handlers=[_with_problems(route) for route in ADMIN_ROUTES],
+        route_handlers=guarded,
         guards=[require_role(auth)],
         security=[{"bearer": []}],
     )
@@ -82,6 +87,17 @@ def build_http_app(services: Services) -> Litestar:
         openapi_config=openapi,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=APIRequest,
+        logging_config=None,
+    )
+
+
+def build_metrics_app(registry: CollectorRegistry) -> Litestar:
+    """The metrics listener's app (``metrics_port``): ``GET /metrics`` with no guard and
+    nothing else, no OpenAPI document."""
+    return Litestar(
+        route_handlers=[metrics_route(registry)],
+        openapi_config=None,
+        exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,
     )
 

@@ -19,12 +19,22 @@ class HttpServer:
     its own ``serve``, which would take over SIGINT and SIGTERM for itself. Owns the listening
     socket and the connections' bounds; knows nothing of the routes."""
 
-    def __init__(self, app: Litestar, settings: Settings) -> None:
-        self._settings = settings
+    def __init__(
+        self,
+        app: Litestar,
+        settings: Settings,
+        *,
+        name: str = "http",
+        host: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        """``name``, ``host``, ``port``: another listener than the API's (the metrics')."""
+        self._name = name
+        self._host = settings.host if host is None else host
         self._config = uvicorn.Config(
             app,
-            host=settings.host,
-            port=settings.http_port,
+            host=self._host,
+            port=settings.http_port if port is None else port,
             log_level="warning",
             lifespan="off",
             access_log=False,
@@ -52,7 +62,7 @@ class HttpServer:
         await server.startup()
         for listening in server.servers:
             self.port = listening.sockets[0].getsockname()[1]
-        log.info("listening http %s:%d", self._settings.host, self.port)
+        log.info("listening %s %s:%d", self._name, self._host, self.port)
 
     async def shutdown(self) -> None:
         """Stop listening, wait for the requests in flight, close."""

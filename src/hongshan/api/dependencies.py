@@ -18,6 +18,7 @@ from typing import Annotated, Any, Protocol, TypeAlias, TypeVar
 from litestar.di import Dependency, Provide
 from litestar.params import SkipValidationMarker
 from litestar.types import Scope
+from prometheus_client import CollectorRegistry
 
 from hongshan.identity.principals import Principal
 from hongshan.services.alarms.condition_backtest import ConditionBacktester
@@ -114,10 +115,11 @@ class Health:
 @dataclass(frozen=True, kw_only=True)
 class Services:
     """Everything the HTTP side uses. Each field but the admin token (which the guard reads)
-    is given to the handlers that name it. No field is named like a request's parameter or
-    body field: Litestar takes a validation error keyed by a dependency's name for a fault of
-    the server's and answers 500 (a shadow change's body has ``desired``, hence
-    ``desired_values``); tests/api checks the names against the OpenAPI document."""
+    and the metrics (a route of their own) is given to the handlers that name it. No field is
+    named like a request's parameter or body field: Litestar takes a validation error keyed
+    by a dependency's name for a fault of the server's and answers 500 (a shadow change's
+    body has ``desired``, hence ``desired_values``); tests/api checks the names against the
+    OpenAPI document."""
 
     admin_token: str
     registry: SQLRegistry
@@ -137,9 +139,12 @@ class Services:
     scenes: SceneBook
     scene_backtests: SceneBacktester
     health: Health
+    # the platform's metrics, served at /metrics behind the guard; None: on a listener of
+    # their own (``metrics_port``), not by the API
+    metrics: CollectorRegistry | None = None
 
 
-NOT_PROVIDED = frozenset({"admin_token"})
+NOT_PROVIDED = frozenset({"admin_token", "metrics"})
 
 
 def providers(services: Services) -> dict[str, Provide]:
