@@ -1,6 +1,7 @@
-"""The HTTP side: ``GET /api/health`` (open; 503 while starting or while a store cannot write:
-the history, the registry or the broker's state), the REST API (bearer token), its OpenAPI
-document at ``/api/schema/openapi.json``, and devices' dynamic registration
+"""The HTTP side: the health probes ``GET /api/health``, ``/api/health/live`` and
+``/api/health/ready`` (open; ``api.health``), the REST API (bearer token) with ``/metrics``
+(``api.metrics``), its OpenAPI document at ``/api/schema/openapi.json`` and Swagger UI at
+``/api/schema`` (its scripts vendored, served at ``/vendor``), and devices' dynamic registration
 (``/auth/register/device``, signed with the product secret). Every error of the API is
 ``application/problem+json``.
 
@@ -10,11 +11,15 @@ and nothing else; this module knows nothing of the platform that built them."""
 from __future__ import annotations
 
 from copy import copy
+from importlib.resources import files
+from pathlib import Path
 
 from litestar import Litestar, Router
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
 from prometheus_client import CollectorRegistry
 
 from hongshan import __version__
@@ -39,6 +44,11 @@ from hongshan.api.dependencies import Services, providers
 from hongshan.api.metrics import metrics_route
 from hongshan.api.problems import EXCEPTION_HANDLERS, PROBLEM_RESPONSES
 from hongshan.api.request import APIRequest
+
+# third parties' files the pages use, shipped in the package (web/vendor/README.md says
+# which, their versions and licences)
+VENDOR_DIR = Path(str(files("hongshan") / "web" / "vendor"))
+VENDOR_PATH = "/vendor"
 
 ADMIN_ROUTES = (
     *products.ROUTES,
@@ -80,14 +90,33 @@ def build_http_app(services: Services) -> Litestar:
         components=Components(
             security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}
         ),
+        render_plugins=[_swagger_ui(), JsonRenderPlugin(), YamlRenderPlugin()],
+    )
+    vendored = create_static_files_router(
+        path=VENDOR_PATH, directories=[VENDOR_DIR], include_in_schema=False
     )
     return Litestar(
-        route_handlers=[*health.ROUTES, api, scene_triggers, *registration.ROUTES],
+        route_handlers=[*health.ROUTES, api, scene_triggers, *registration.ROUTES, vendored],
         dependencies=providers(services),
         openapi_config=openapi,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=APIRequest,
         logging_config=None,
+    )
+
+
+def _swagger_ui() -> SwaggerRenderPlugin:
+    """Swagger UI at ``/api/schema`` and ``/api/schema/swagger``, from the files vendored in
+    the package (``web/vendor/swagger-ui``, served at ``/vendor``): the documentation works
+    where the servers reach no CDN, and loads nothing from a third party. Litestar's other
+    pages (ReDoc, RapiDoc, Stoplight Elements) would load theirs from a CDN: not served."""
+    swagger = f"{VENDOR_PATH}/swagger-ui"
+    return SwaggerRenderPlugin(
+        js_url=f"{swagger}/swagger-ui-bundle.js",
+        css_url=f"{swagger}/swagger-ui.css",
+        standalone_preset_js_url=f"{swagger}/swagger-ui-standalone-preset.js",
+        favicon=f"<link rel='icon' type='image/png' href='{swagger}/favicon-32x32.png'>",
+        path=["/", "/swagger"],
     )
 
 
