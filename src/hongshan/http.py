@@ -44,6 +44,7 @@ from hongshan.api.dependencies import Services, providers
 from hongshan.api.metrics import metrics_route
 from hongshan.api.problems import EXCEPTION_HANDLERS, PROBLEM_RESPONSES
 from hongshan.api.request import APIRequest
+from hongshan.api.request_ids import RequestIds
 
 # third parties' files the pages use, shipped in the package (web/vendor/README.md says
 # which, their versions and licences)
@@ -101,6 +102,7 @@ def build_http_app(services: Services) -> Litestar:
         openapi_config=openapi,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=APIRequest,
+        middleware=[RequestIds],
         logging_config=None,
     )
 
