@@ -32,6 +32,7 @@ FAMILIES = {
     "hongshan_history_writes_in_flight",
     "hongshan_rules_running",
     "hongshan_rule_fired",
+    "hongshan_rules_fired",
     "hongshan_alarm_changes",
     "hongshan_alarms_open",
     "hongshan_commands",
@@ -94,6 +95,13 @@ def test_the_figures_move_with_what_devices_do(
     assert value(after, "hongshan_alarms_open", severity="major") == 1
     assert moved("hongshan_dialect_replies_total", dialect="alink", outcome="offline") == 1
     assert moved("hongshan_commands_total", state="failed") == 1
+    # a rule deleted takes its series with it; the totals keep what it counted
+    assert api.delete(f"/api/rules/{made.json()['id']}").status_code in (200, 204)
+    _, later = scrape(api)
+    assert value(later, "hongshan_rules_running") == 0
+    assert ("hongshan_rule_fired_total", frozenset({("rule", "lamps")})) not in later
+    assert value(later, "hongshan_rules_fired_total") == 1
+    assert value(later, "hongshan_rules_matched_total") == 1
 
 
 def test_openmetrics_when_asked(api: httpx.Client) -> None:

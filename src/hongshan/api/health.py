@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import get
+from litestar.openapi import ResponseSpec
 from litestar.response import Response
 
 from hongshan.api.dependencies import Health, Provided
-from hongshan.api.problems import problem
+from hongshan.api.problems import Problem, problem
 
 
 @get("/api/health", sync_to_thread=False)
@@ -46,7 +47,15 @@ def live() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@get("/api/health/ready", sync_to_thread=False)
+NOT_READY = ResponseSpec(
+    Problem,
+    description="starting or stopping (``phase``), or a store cannot write (``failing``)",
+    media_type="application/problem+json",
+    generate_examples=False,
+)
+
+
+@get("/api/health/ready", sync_to_thread=False, responses={503: NOT_READY})
 def ready(health: Provided[Health]) -> Response[dict[str, Any]]:
     if not health.ready():
         phase = "stopping" if health.stopping() else "starting"

@@ -125,6 +125,15 @@ BROKER_REFUSALS: tuple[tuple[str, str], ...] = (
 )
 
 
+# (the rules' counter, metric, help): totals over every rule run since the start
+RULE_TOTALS: tuple[tuple[str, str, str], ...] = (
+    ("matched", "rules_matched", "messages rules' FROMs matched, all rules"),
+    ("fired", "rules_fired", "rules' fires, all rules"),
+    ("limited", "rules_rate_limited", "fires rate limits held back, all rules"),
+    ("failed", "rules_action_failures", "rules' actions that failed, all rules"),
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class MeasuredParts:
     """What the metrics read. ``live_feed`` is the WebSocket feed's hook: None until the
@@ -240,6 +249,9 @@ class PartsCollector(Collector):
     def _rules(engine: RuleEngine) -> Iterator[Family]:
         running = engine.running_rules()
         yield GaugeMetricFamily(_name("rules_running"), "rules running", value=len(running))
+        totals = engine.totals()
+        for field, metric, help_text in RULE_TOTALS:
+            yield CounterMetricFamily(_name(metric), help_text, value=totals[field])
         families = {
             "matched": CounterMetricFamily(
                 _name("rule_matched"), "messages a rule's FROM matched", labels=["rule"]
