@@ -104,7 +104,6 @@ class Platform:
         self.alarm_condition_book: AlarmConditionBook
         self.scene_clock: Clock = LoopClock()  # (tests give one of their own before start)
         self._http: HttpServer | None = None
-        self._metrics_http: HttpServer | None = None
         # the WebSocket feed's figures for the metrics (hongshan_websocket_*): set by whoever
         # builds the feed; None, the families are there with no samples
         self.live_feed: LiveFeedFigures | None = None
@@ -296,16 +295,16 @@ class Platform:
         metrics = platform_registry(self._measured())
         in_api: CollectorRegistry | None = metrics
         if settings.metrics_port is not None:
-            self._metrics_http = HttpServer(
+            listener = HttpServer(
                 build_metrics_app(metrics),
                 settings,
                 name="metrics",
                 host=settings.metrics_host,
                 port=settings.metrics_port,
             )
-            self._closing.push_async_callback(self._metrics_http.shutdown)
-            await self._metrics_http.start()
-            self.ports["metrics"] = self._metrics_http.port
+            self._closing.push_async_callback(listener.shutdown)
+            await listener.start()
+            self.ports["metrics"] = listener.port
             in_api = None
         # the REST API and the health probes
         self._http = HttpServer(build_http_app(self._http_services(in_api)), settings)
