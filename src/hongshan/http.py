@@ -77,7 +77,7 @@ def build_http_app(services: Services) -> Litestar:
     )
     guarded = [_with_problems(route) for route in ADMIN_ROUTES]
     if services.metrics is not None:
-        guarded.append(metrics_route(services.metrics))
+        guarded.append(_with_problems(metrics_route(services.metrics)))
     api = Router(
         path="/",
         route_handlers=guarded,
