@@ -47,6 +47,10 @@ def test_json_lines_say_the_device_and_the_request(
         assert len(made_here.headers["x-request-id"]) == 32  # (one of ours, made up)
         odd = api.get("/api/products", headers={"X-Request-Id": "a b\tc"})
         assert odd.headers["x-request-id"] != "a b\tc"  # (not taken: it would break a line)
+        meters = api.post("/api/products", json={"name": "Meters", "protocol": "thingsboard"})
+        tb_pk = meters.json()["productKey"]
+        meter = api.post(f"/api/products/{tb_pk}/devices", json={"deviceName": "meter-1"})
+        access_token = meter.json()["accessToken"]
     lamp = Paho(server.port, **signed(pk, "lamp-0001", secret)).connect()
     try:
         post = {"id": "1", "version": "1.0", "params": {"Brightness": 400}}
@@ -58,6 +62,17 @@ def test_json_lines_say_the_device_and_the_request(
         eventually(device_line, TIMEOUT, "a line about the lamp's refused post")
     finally:
         lamp.stop()
+    meter_client = Paho(server.port, client_id="meter-1", username=access_token).connect()
+    try:
+        # (not ThingsBoard's JSON: a line about the meter says so)
+        meter_client.publish("v1/devices/me/telemetry", b"{not json", 1)
+
+        def meter_line() -> bool:
+            return any(e.get("device") == f"{tb_pk}/meter-1" for e in lines_of(server))
+
+        eventually(meter_line, TIMEOUT, "a line about the meter's malformed telemetry")
+    finally:
+        meter_client.stop()
     entries = lines_of(server)
     about_lamp = [e for e in entries if e.get("device") == f"{pk}/lamp-0001"]
     assert any("Brightness" in e["message"] or "refused" in e["message"] for e in about_lamp)
