@@ -117,6 +117,9 @@ class DeviceCommands:
             collections.OrderedDict()
         )
         self._sweeper: asyncio.Task[None] | None = None
+        # who hears each record once recorded and at each move of its state (the live API);
+        # a fault of one stops nothing
+        self.on_change: list[Callable[[CommandRecord], None]] = []
         self._keep = (keep_days, keep_rows)
         self._reply_within = int(reply_within * 1000)
         # commands moved into each state (sent, replied, timed_out, …): what the metrics read
@@ -233,6 +236,7 @@ class DeviceCommands:
         of a reply's output), or, for a command queued for its device, ``result_of`` it."""
         record = self.new_record(device, kind, service, params, wait, ttl, origin)
         await self._records.add([record])
+        self._announce(record)
         result = await self.dispatch(record)
         return record, result if result is not None else result_of(record)
 
@@ -521,7 +525,15 @@ class DeviceCommands:
         if state in (S.REPLIED, S.TIMED_OUT, S.FAILED, S.EXPIRED, S.CANCELLED):
             record.finished_at = self._now()
         self._records.changed(record)
+        self._announce(record)
         return True
+
+    def _announce(self, record: CommandRecord) -> None:
+        for listener in self.on_change:
+            try:
+                listener(record)
+            except Exception:
+                log.exception("command %d: %r could not hear its change", record.id, listener)
 
     def _queue_of(self, device: DeviceRef) -> collections.deque[CommandRecord]:
         queue = self._queues.get(device)

@@ -184,6 +184,9 @@ class AlarmService:
         self.notifier = notifier
         self._things = things
         self._hear = hear
+        # who else hears each change once kept, with the payload the rules read (the live
+        # API); called in order, a fault of one stops nothing
+        self.on_change: list[Callable[[Alarm, dict[str, Any]], None]] = []
         self._clock = clock
         self._open: dict[Key, Alarm] = {}  # the open alarms, as kept
         self._keys: dict[int, Key] = {}  # an open alarm's id -> its key
@@ -432,13 +435,18 @@ class AlarmService:
         return [with_id(step.after) for step in steps]
 
     def _tell(self, alarm: Alarm, payload: dict[str, Any], depth: int) -> None:
-        """The rules hear the change (a fault of theirs never stops it)."""
+        """The rules hear the change, then ``on_change`` (a fault of theirs never stops it)."""
         device = DeviceRef(alarm.product_key, alarm.device_name)
         topic = STREAM.format(pk=alarm.product_key, dn=alarm.device_name)
         try:
             self._hear(topic, payload, device, depth)
         except Exception:  # (a fault of the engine's: the alarm is kept all the same)
             log.exception("alarm %s: the rules could not hear its change", alarm.id)
+        for listener in self.on_change:
+            try:
+                listener(alarm, payload)
+            except Exception:
+                log.exception("alarm %s: %r could not hear its change", alarm.id, listener)
 
     def _remember(self, alarm: Alarm) -> None:
         key = (alarm.product_key, alarm.device_name, alarm.type)
