@@ -46,7 +46,8 @@ from hongshan.services.alarms.notify import AlarmNotifier
 from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import DeviceSelection, FanOut
-from hongshan.services.metrics import LiveFeedFigures, MeasuredParts, platform_registry
+from hongshan.services.live import LIVE_KINDS, LiveFeed
+from hongshan.services.metrics import MeasuredParts, platform_registry
 from hongshan.services.pacing import Pacer, Pacing
 from hongshan.services.presence import DeviceSessions
 from hongshan.services.restart import repair_after_restart
@@ -102,11 +103,9 @@ class Platform:
         self._condition_backtests: ConditionBacktester
         self.alarm_conditions: AlarmConditions
         self.alarm_condition_book: AlarmConditionBook
+        self.live_feed: LiveFeed
         self.scene_clock: Clock = LoopClock()  # (tests give one of their own before start)
         self._http: HttpServer | None = None
-        # the WebSocket feed's figures for the metrics (hongshan_websocket_*): set by whoever
-        # builds the feed; None, the families are there with no samples
-        self.live_feed: LiveFeedFigures | None = None
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
 
     async def start(self) -> None:
@@ -285,6 +284,17 @@ class Platform:
         )
         await self.alarm_condition_book.load()
         conditions.start()
+        # the live API's feed: values and status from the bus, alarms' and commands' changes
+        self.live_feed = live_feed = LiveFeed(
+            registry.directory,
+            registry.tags,
+            queue_limit=settings.ws_queue_limit,
+            max_subscriptions=settings.ws_max_subscriptions,
+            max_per_principal=settings.ws_max_sockets_per_principal,
+        )
+        bus.subscribe(live_feed.on_uplink, kinds=LIVE_KINDS)
+        alarms.on_change.append(live_feed.on_alarm)
+        commands.on_change.append(live_feed.on_command)
         self._closing.push_async_callback(broker.stop)
         await broker.start()
         self.ports.update(broker.ports)
@@ -322,7 +332,7 @@ class Platform:
             rules=self.rules,
             alarms=self.alarms,
             commands=self.commands,
-            live_feed=lambda: self.live_feed,
+            live_feed=self.live_feed,
         )
 
     def _http_services(self, metrics: CollectorRegistry | None) -> Services:
@@ -356,6 +366,7 @@ class Platform:
             backtests=Backtester(self.history, self._rule_sources, tags=self.registry.tags.tags_of),
             scenes=self.scene_book,
             scene_backtests=self._scene_backtests,
+            live_feed=self.live_feed,
             health=health,
             metrics=metrics,
         )

@@ -107,6 +107,17 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # between two reads, not for the whole response); then the connection is cut, so a client
     # that asks for a large CSV and never reads does not hold it open
     http_send_timeout: float = 60.0
+    # -- the live API (/api/ws, docs/api-live.md) --
+    # messages waiting for one socket; past it the socket is dropped (closed 1013: too slow),
+    # so a browser that reads too slowly never holds the platform back
+    ws_queue_limit: int = 1000
+    ws_max_subscriptions: int = 100  # subscriptions one socket may hold
+    ws_max_sockets_per_principal: int = 16  # open sockets of one user, key or token
+    ws_max_message_size: int = 4096  # bytes of one client message; larger: closed 1009
+    # seconds between the server's pings, and how long a pong may take before the socket is
+    # closed as dead (1011)
+    ws_ping_interval: float = 20.0
+    ws_ping_timeout: float = 20.0
     # -- alarms --
     # a cleared alarm is kept this many days, then forgotten with its notes (an open one is
     # kept whatever its age)
@@ -259,6 +270,17 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"{name}: must be a positive number of seconds")
     if s.http_max_connections_per_address < 1:
         raise ConfigError("http_max_connections_per_address: must be at least 1")
+    for name in (
+        "ws_queue_limit",
+        "ws_max_subscriptions",
+        "ws_max_sockets_per_principal",
+        "ws_max_message_size",
+    ):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1")
+    for name in ("ws_ping_interval", "ws_ping_timeout"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{name}: must be a positive number of seconds")
     if not 1 <= s.max_topic_length <= 65535:
         raise ConfigError("max_topic_length: must be 1..65535 bytes (MQTT-4.7.3-3)")
     if s.max_topic_levels < 1:

@@ -1,6 +1,7 @@
 """The HTTP side: the health probes ``GET /api/health``, ``/api/health/live`` and
 ``/api/health/ready`` (open; ``api.health``), the REST API (bearer token) with ``/metrics``
-(``api.metrics``), its OpenAPI document at ``/api/schema/openapi.json`` and Swagger UI at
+(``api.metrics``), the live API (``/api/ws``, a WebSocket guarded like the REST API:
+``api.live``), its OpenAPI document at ``/api/schema/openapi.json`` and Swagger UI at
 ``/api/schema`` (its scripts vendored, served at ``/vendor``), and devices' dynamic registration
 (``/auth/register/device``, signed with the product secret). Every error of the API is
 ``application/problem+json``.
@@ -32,6 +33,7 @@ from hongshan.api import (
     groups,
     health,
     history,
+    live,
     products,
     registration,
     rule_backtest,
@@ -80,7 +82,7 @@ def build_http_app(services: Services) -> Litestar:
         guarded.append(_with_problems(metrics_route(services.metrics)))
     api = Router(
         path="/",
-        route_handlers=guarded,
+        route_handlers=[*guarded, *live.ROUTES],
         guards=[require_role(auth)],
         security=[{"bearer": []}],
     )

@@ -8,8 +8,9 @@ import logging
 import uvicorn
 from litestar import Litestar
 
+from hongshan.api.auth import refused_upgrades
 from hongshan.config import Settings
-from hongshan.http_guard import HttpGuard, guarded_protocol
+from hongshan.http_guard import HttpGuard, guarded_protocol, guarded_websocket
 
 log = logging.getLogger("hongshan")
 
@@ -31,26 +32,31 @@ class HttpServer:
         """``name``, ``host``, ``port``: another listener than the API's (the metrics')."""
         self._name = name
         self._host = settings.host if host is None else host
+        guard = HttpGuard(
+            header_timeout=settings.http_header_timeout,
+            body_timeout=settings.http_body_timeout,
+            keepalive_timeout=settings.http_keepalive_timeout,
+            send_timeout=settings.http_send_timeout,
+            max_per_address=settings.http_max_connections_per_address,
+        )
         self._config = uvicorn.Config(
-            app,
+            refused_upgrades(app),
             host=self._host,
             port=settings.http_port if port is None else port,
             log_level="warning",
             lifespan="off",
             access_log=False,
             log_config=None,  # keep the platform's logging as configured
-            http=guarded_protocol(
-                HttpGuard(
-                    header_timeout=settings.http_header_timeout,
-                    body_timeout=settings.http_body_timeout,
-                    keepalive_timeout=settings.http_keepalive_timeout,
-                    send_timeout=settings.http_send_timeout,
-                    max_per_address=settings.http_max_connections_per_address,
-                )
-            ),
-            ws="none",  # (the API has no WebSocket route; MQTT over WebSocket is the broker's)
+            http=guarded_protocol(guard),
+            # the live API (/api/ws); MQTT over WebSocket is the broker's own listener
+            ws=guarded_websocket(guard),
+            ws_max_size=settings.ws_max_message_size,
+            ws_ping_interval=settings.ws_ping_interval,
+            ws_ping_timeout=settings.ws_ping_timeout,
+            ws_per_message_deflate=False,  # (each frame compressed per socket: the feed's work)
             timeout_keep_alive=max(1, round(settings.http_keepalive_timeout)),  # (guarded too)
         )
+        self.guard = guard  # (tests read its count of connections per address)
         self._server: uvicorn.Server | None = None
         self.port = 0  # once started: the port it listens on
 

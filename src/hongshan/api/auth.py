@@ -1,27 +1,41 @@
 """How a request proves who it is, and what each route asks of it.
 
 ``RequestAuth.principal`` finds the ``Principal`` behind a connection (HTTP or WebSocket):
-today the admin token (``Authorization: Bearer``, the CLI's: ``SYSTEM``). The guard
+today the admin token (``Authorization: Bearer``, the CLI's: ``SYSTEM``). A browser cannot
+set headers on a WebSocket, so an upgrade may carry the token as subprotocols instead
+(``Sec-WebSocket-Protocol: bearer, <token>``: ``bearer_token``). The guard
 ``require_role`` answers 401 without one and 403 when its role is below the route's: a route
 names the least role in its ``opt`` (``opt={"role": Role.OPERATOR}``); without one a read
 (GET, HEAD) needs a viewer and anything else an admin, so a route forgotten is closed, not
 open. The principal is kept in the connection's scope (``scope["user"]``, Litestar's slot) and
-handlers that need it name a ``principal`` parameter (``dependencies.providers``).
+handlers that need it name a ``principal`` parameter (``dependencies.providers``). A WebSocket
+upgrade refused is closed before it is accepted with 4000 + the status (4401, 4403), which
+``api.live.refused_upgrades`` answers as that HTTP status.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from http import HTTPStatus
+from typing import Any, NoReturn
 
+import msgspec
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.enums import ScopeType
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    WebSocketException,
+)
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
-from litestar.types import Guard, Scope
+from litestar.types import ASGIApp, Guard, Message, Receive, Scope, Send
+from litestar.types.asgi_types import WebSocketResponseStartEvent
 
 from hongshan.api.token import token_matches
 from hongshan.identity.principals import SYSTEM, Principal, Role
 
 READS = frozenset({"GET", "HEAD"})
+BEARER_SUBPROTOCOL = "bearer"
 
 
 class RequestAuth:
@@ -30,9 +44,21 @@ class RequestAuth:
 
     async def principal(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
         """Who sent it; None: nobody the platform knows (no credentials, or wrong ones)."""
-        if token_matches(self._admin_token, connection.headers.get("authorization")):
+        if token_matches(self._admin_token, bearer_token(connection)):
             return SYSTEM
         return None
+
+
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """``Authorization``'s value; for a WebSocket without one, ``Bearer <token>`` from the
+    subprotocols ``bearer, <token>`` (the upgrade is answered with ``bearer`` alone)."""
+    authorization = connection.headers.get("authorization")
+    if authorization is not None or connection.scope["type"] != ScopeType.WEBSOCKET:
+        return authorization
+    offered = connection.scope.get("subprotocols") or []
+    if len(offered) == 2 and offered[0] == BEARER_SUBPROTOCOL:
+        return f"Bearer {offered[1]}"
+    return None
 
 
 def least_role(handler: BaseRouteHandler) -> Role:
@@ -52,18 +78,32 @@ def require_role(auth: RequestAuth) -> Guard:
     ) -> None:
         principal = await auth.principal(connection)
         if principal is None:
-            raise NotAuthorizedException(
-                "send credentials: 'Authorization: Bearer …' with the admin token "
-                "(DATA_DIR/admin.token)"
+            _refuse(
+                connection,
+                NotAuthorizedException(
+                    "send credentials: 'Authorization: Bearer …' with the admin token "
+                    "(DATA_DIR/admin.token)"
+                ),
             )
         need = least_role(handler)
         if not principal.may(need):
-            raise PermissionDeniedException(
-                f"this needs the role {need.label}; {principal.name} is {principal.role.label}"
+            _refuse(
+                connection,
+                PermissionDeniedException(
+                    f"this needs the role {need.label}; {principal.name} is {principal.role.label}"
+                ),
             )
         connection.scope["user"] = principal
 
     return guard
+
+
+def _refuse(connection: ASGIConnection[Any, Any, Any, Any], refusal: HTTPException) -> NoReturn:
+    """``refusal``; for a WebSocket, as the close code 4000 + its status (Litestar closes a
+    WebSocket with 4500 for any other exception, and the status would be lost)."""
+    if connection.scope["type"] == ScopeType.WEBSOCKET:
+        raise WebSocketException(detail=refusal.detail, code=4000 + refusal.status_code)
+    raise refusal
 
 
 def note_principal(auth: RequestAuth) -> Guard:
@@ -79,3 +119,45 @@ def note_principal(auth: RequestAuth) -> Guard:
 def principal_in(scope: Scope) -> Principal | None:
     user = scope.get("user")
     return user if isinstance(user, Principal) else None
+
+
+def refused_upgrades(app: ASGIApp) -> ASGIApp:
+    """``app`` with each WebSocket upgrade it refuses before accepting it (a close with
+    4000 + an HTTP status: ``_refuse``, or the live API's socket limit) answered as that HTTP
+    status with a problem+json body, the close's reason its detail (uvicorn would answer 403
+    whatever the code). Everything else passes as it is."""
+
+    async def refusing(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.WEBSOCKET:
+            await app(scope, receive, send)
+            return
+        accepted = False
+
+        async def sending(message: Message) -> None:
+            nonlocal accepted
+            if message["type"] == "websocket.accept":
+                accepted = True
+            elif message["type"] == "websocket.close" and not accepted:
+                status = int(message.get("code") or 0) - 4000
+                if 400 <= status < 600:
+                    await _answer(send, status, str(message.get("reason") or ""))
+                    return
+            await send(message)
+
+        await app(scope, receive, sending)
+
+    return refusing
+
+
+async def _answer(send: Send, status: int, detail: str) -> None:
+    title = HTTPStatus(status).phrase
+    body = msgspec.json.encode(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    )
+    start: WebSocketResponseStartEvent = {
+        "type": "websocket.http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/problem+json")],
+    }
+    await send(start)
+    await send({"type": "websocket.http.response.body", "body": body, "more_body": False})

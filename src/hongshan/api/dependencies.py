@@ -26,6 +26,7 @@ from hongshan.services.alarms.condition_book import AlarmConditionBook
 from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import FanOut
+from hongshan.services.live import LiveFeed
 from hongshan.services.rules.backtest import Backtester
 from hongshan.services.rules.book import RuleBook
 from hongshan.services.scenes.backtest import SceneBacktester
@@ -138,6 +139,7 @@ class Services:
     backtests: Backtester
     scenes: SceneBook
     scene_backtests: SceneBacktester
+    live_feed: LiveFeed
     health: Health
     # the platform's metrics, served at /metrics behind the guard; None: on a listener of
     # their own (``metrics_port``), not by the API

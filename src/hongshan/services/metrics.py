@@ -16,7 +16,7 @@ sit where services may not reach (``pyproject.toml``'s contracts)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -136,8 +136,8 @@ RULE_TOTALS: tuple[tuple[str, str, str], ...] = (
 
 @dataclass(frozen=True, kw_only=True)
 class MeasuredParts:
-    """What the metrics read. ``live_feed`` is the WebSocket feed's hook: None until the
-    platform wires one (its families are then present with no samples)."""
+    """What the metrics read. Without a ``live_feed`` (the WebSocket feed) its families are
+    present with no samples."""
 
     broker: BrokerGauges
     dialects: Sequence[DialectCounts]
@@ -146,7 +146,7 @@ class MeasuredParts:
     rules: RuleEngine
     alarms: AlarmService
     commands: DeviceCommands
-    live_feed: Callable[[], LiveFeedFigures | None] = lambda: None
+    live_feed: LiveFeedFigures | None = None
 
 
 def _name(metric: str) -> str:
@@ -168,7 +168,7 @@ class PartsCollector(Collector):
             self._rules(parts.rules),
             self._alarms(parts.alarms),
             self._commands(parts.commands),
-            self._live_feed(parts.live_feed()),
+            self._live_feed(parts.live_feed),
         )
 
     @staticmethod
@@ -303,7 +303,7 @@ class PartsCollector(Collector):
         clients = GaugeMetricFamily(_name("websocket_clients"), "WebSocket feed clients")
         sent = CounterMetricFamily(_name("websocket_messages_sent"), "messages sent to them")
         dropped = CounterMetricFamily(
-            _name("websocket_messages_dropped"), "messages dropped for a client too slow"
+            _name("websocket_clients_dropped"), "clients dropped for reading too slowly"
         )
         if feed is not None:
             clients.add_metric([], feed.clients)
