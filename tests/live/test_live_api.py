@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from live_client import Live, LiveSockets, admin_token, live_url
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from alibaba_device import lamps, online, online_lamp, post
@@ -269,3 +269,15 @@ def test_a_subscriber_that_never_reads_is_dropped_and_nobody_waits_for_it(
         eventually(lambda: feed.clients == 1, what="the slow socket gone")
     reading.send(op="ping", id="still")
     assert reading.until("pong")["id"] == "still"
+
+
+def test_a_server_stopping_closes_its_sockets_1012(make_server: Any) -> None:
+    server = make_server()
+    headers = {"Authorization": f"Bearer {admin_token(server)}"}
+    with connect(live_url(server), additional_headers=headers, open_timeout=10) as live:
+        live.send(json.dumps({"op": "subscribe", "id": "all", "topic": "status"}))
+        assert json.loads(live.recv(timeout=10))["type"] == "subscribed"
+        server.stop()
+        with pytest.raises(ConnectionClosed) as closed:
+            live.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
