@@ -10,7 +10,7 @@ names the least role in its ``opt`` (``opt={"role": Role.OPERATOR}``); without o
 open. The principal is kept in the connection's scope (``scope["user"]``, Litestar's slot) and
 handlers that need it name a ``principal`` parameter (``dependencies.providers``). A WebSocket
 upgrade refused is closed before it is accepted with 4000 + the status (4401, 4403), which
-``api.live.refused_upgrades`` answers as that HTTP status.
+``refused_upgrades`` answers as that HTTP status.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from hongshan.identity.principals import SYSTEM, Principal, Role
 
 READS = frozenset({"GET", "HEAD"})
 BEARER_SUBPROTOCOL = "bearer"
+ERROR_STATUSES = frozenset(status.value for status in HTTPStatus if status.value >= 400)
 
 
 class RequestAuth:
@@ -139,7 +140,7 @@ def refused_upgrades(app: ASGIApp) -> ASGIApp:
                 accepted = True
             elif message["type"] == "websocket.close" and not accepted:
                 status = int(message.get("code") or 0) - 4000
-                if 400 <= status < 600:
+                if status in ERROR_STATUSES:
                     await _answer(send, status, str(message.get("reason") or ""))
                     return
             await send(message)
