@@ -281,3 +281,35 @@ def test_a_server_stopping_closes_its_sockets_1012(make_server: Any) -> None:
         with pytest.raises(ConnectionClosed) as closed:
             live.recv(timeout=10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+
+
+def test_a_group_subscriber_hears_its_members_only(
+    server: Any, paho_client: Any, api: httpx.Client, sockets: LiveSockets
+) -> None:
+    pk, secrets = lamps(server, "lamp-1", "lamp-2")
+    assert api.post("/api/groups", json={"name": "North_Side"}).status_code == 201
+    members = {"devices": [{"productKey": pk, "deviceName": "lamp-1"}]}
+    assert api.post("/api/groups/North_Side/devices", json=members).is_success
+    live = sockets.open(server)
+    live.subscribe("g", "properties", group="North_Side")
+    second = online(server, paho_client, pk, "lamp-2", secrets["lamp-2"])
+    first = online(server, paho_client, pk, "lamp-1", secrets["lamp-1"])
+    post(second, pk, "lamp-2", {"Brightness": 2})
+    post(first, pk, "lamp-1", {"Brightness": 1})
+    frame = live.until("properties")
+    assert (frame["sub"], frame["device"], frame["values"]) == (
+        "g",
+        f"{pk}/lamp-1",
+        {"Brightness": 1},
+    )
+
+
+def test_a_message_over_the_size_limit_closes_the_socket_1009(
+    make_server: Any, sockets: LiveSockets
+) -> None:
+    server = make_server(ws_max_message_size=256)
+    live = sockets.open(server)
+    live.send(op="ping", id="x" * 300)
+    with pytest.raises(ConnectionClosed) as closed:
+        live.next()
+    assert closed.value.sent is not None and closed.value.sent.code == 1009
