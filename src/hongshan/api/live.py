@@ -56,8 +56,10 @@ async def live(
         await socket.close(code=4000 + refused.code, reason=refused.detail)
         return
     try:
+        # (the token's subprotocol is never answered: only "bearer", when it was offered)
         offered = socket.scope.get("subprotocols") or []
-        await socket.accept(subprotocols=BEARER_SUBPROTOCOL if offered else None)
+        bearer = BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in offered else None
+        await socket.accept(subprotocols=bearer)
         writer = asyncio.create_task(_write(socket, live_feed, subscriber))
         try:
             await _read(socket, live_feed, subscriber)
