@@ -31,6 +31,8 @@ from hongshan.dialects.alink.plugin import Alink
 from hongshan.dialects.port import Dialect, DialectNeeds
 from hongshan.http import build_http_app, build_metrics_app
 from hongshan.http_server import HttpServer
+from hongshan.identity.access_tokens import KEY_FILE, AccessTokens, load_or_create_session_key
+from hongshan.identity.lockout import Lockout, LockoutPolicy
 from hongshan.identity.people import people_access
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
 from hongshan.messages import EventRaised, PropertyValues, ServiceReplied, StatusChanged
@@ -49,6 +51,7 @@ from hongshan.services.fanout import DeviceSelection, FanOut
 from hongshan.services.live import LIVE_KINDS, LiveFeed
 from hongshan.services.metrics import MeasuredParts, platform_registry
 from hongshan.services.pacing import Pacer, Pacing
+from hongshan.services.people.users import People
 from hongshan.services.presence import DeviceSessions
 from hongshan.services.restart import repair_after_restart
 from hongshan.services.rules.backtest import Backtester
@@ -88,6 +91,7 @@ class Platform:
         self.dialects: list[Dialect] = []
         self.history: SQLiteHistory | PostgresHistory
         self.registry: SQLRegistry
+        self.people: People
         self.bus: LocalBus
         self.sessions: DeviceSessions  # (all offline at start: ``repair_after_restart``)
         self.commands: DeviceCommands
@@ -128,6 +132,7 @@ class Platform:
         registry_url = settings.registry_url or f"sqlite:///{data_dir / 'registry.db'}"
         self.registry = registry = await SQLRegistry.open(registry_url, SecretBox(key))
         self._closing.push_async_callback(registry.close)
+        self.people = await _people(settings, data_dir, registry)
         # the bus and its pipeline, the devices' sessions, the latest values
         firmware = FirmwareStage(
             lambda pk, dn, versions: registry.update_device(pk, dn, firmware=versions)
@@ -350,6 +355,7 @@ class Platform:
         )
         return Services(
             admin_token=self.admin_token,
+            people=self.people,
             registry=self.registry,
             history=self.history,
             twin=self.twin,
@@ -410,7 +416,8 @@ async def _private_data(settings: Settings, data_dir: Path) -> str:
     databases = ["hongshan.db"]
     databases += [] if settings.registry_url else ["registry.db"]
     databases += [] if settings.history_url else ["history.db"]
-    files = [TOKEN_FILE] if settings.secret_key_file else [TOKEN_FILE, "secret.key"]
+    files = [TOKEN_FILE, KEY_FILE]
+    files += [] if settings.secret_key_file else ["secret.key"]
     tightened = await asyncio.to_thread(private_data_dir, data_dir, databases, files)
     if tightened:
         log.warning(
@@ -419,6 +426,36 @@ async def _private_data(settings: Settings, data_dir: Path) -> str:
             ", ".join(tightened),
         )
     return await asyncio.to_thread(load_or_create_token, data_dir)
+
+
+async def _people(settings: Settings, data_dir: Path, registry: SQLRegistry) -> People:
+    """The users and their sessions, loaded; on the first start, the user ``admin`` made (its
+    password said here, once, when it was generated)."""
+    key = await asyncio.to_thread(load_or_create_session_key, data_dir)
+    policy = LockoutPolicy(
+        per_user=settings.login_max_failures_per_user,
+        per_address=settings.login_max_failures_per_address,
+        window=settings.login_failure_window_minutes * 60,
+        lock=settings.login_lockout_minutes * 60,
+    )
+    people = People(
+        registry.users,
+        registry.sessions,
+        AccessTokens(key, settings.access_token_minutes * 60, time.time),
+        Lockout(policy, time.monotonic),
+        refresh_lifetime=settings.refresh_token_days * 86400,
+        clock=time.time,
+    )
+    await people.load()
+    generated = await people.first_admin(settings.admin_password)
+    if generated is not None:
+        log.warning(
+            "FIRST START: made the user 'admin' (role admin) with the password %s -- it is "
+            "shown this once only. Log in and change it (PUT /api/users/admin/password, or "
+            "'hongshan user passwd admin'); set HONGSHAN_ADMIN_PASSWORD to choose it instead",
+            generated,
+        )
+    return people
 
 
 @contextlib.asynccontextmanager

@@ -155,6 +155,19 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # the log's lines: "text" (for a person) or "json" (one object a line, for a collector:
     # ts, level, logger, message, exception, and the device and request id when known)
     log_format: str = "text"
+    # -- people: users' logins (issue 15) --
+    # an access token (a JWT) is valid this many minutes; a session (its refresh token) days
+    access_token_minutes: float = 15.0
+    refresh_token_days: float = 7.0
+    # failed logins: this many for one username within login_failure_window_minutes lock the
+    # name for login_lockout_minutes; login_max_failures_per_address from one address, it
+    login_max_failures_per_user: int = 5
+    login_max_failures_per_address: int = 20
+    login_failure_window_minutes: float = 15.0
+    login_lockout_minutes: float = 15.0
+    # the first start only (no user yet): the password of the user admin that is made then;
+    # unset, one is generated and said once in the log. HONGSHAN_ADMIN_PASSWORD, not a flag.
+    admin_password: str | None = None
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -249,9 +262,16 @@ def _check(s: Settings) -> None:
         "command_retention_days",
         "command_reply_timeout",
         "alarm_retention_days",
+        "access_token_minutes",
+        "refresh_token_days",
+        "login_failure_window_minutes",
+        "login_lockout_minutes",
     ):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name}: must be positive")
+    for name in ("login_max_failures_per_user", "login_max_failures_per_address"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1")
     if s.command_retention_rows < 1:
         raise ConfigError("command_retention_rows: must be at least 1")
     if (s.latitude is None) != (s.longitude is None):

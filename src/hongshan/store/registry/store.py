@@ -1,7 +1,8 @@
 """The registry on SQLAlchemy Core: products and devices (with their tags, firmware and
 location), and the tables beside them: ``groups``, ``shadows``, presence, the ThingsBoard
 logins of devices (``credentials``), ``rules``, ``alarms`` and the routes of their
-notifications, ``commands``, ``scenes``, products' ``alarm_conditions``.
+notifications, ``commands``, ``scenes``, products' ``alarm_conditions``, ``users`` and their
+``sessions``.
 
 Every statement runs on the database's one thread (``database.Database``). What the broker
 needs on every CONNECT and every message — a device's sealed secret and state, a product's
@@ -37,6 +38,7 @@ from hongshan.store.registry.presence import PresenceWriter
 from hongshan.store.registry.properties import PropertyTable
 from hongshan.store.registry.rules import RuleTable
 from hongshan.store.registry.scenes import SceneTable
+from hongshan.store.registry.users import SessionTable, UserTable
 from hongshan.things import first_seen, naming
 from hongshan.things.directory import (
     DeviceKey,
@@ -117,6 +119,8 @@ class SQLRegistry:
         self.commands = CommandTable(db)
         self.scenes = SceneTable(db, box)
         self.alarm_conditions = AlarmConditionTable(db)
+        self.users = UserTable(db)
+        self.sessions = SessionTable(db)
         self._closed = False
         # (pk, dn) of a device disabled or deleted (it must be cut off), and of one deleted
         # (what is kept of it in memory must go)
