@@ -1,5 +1,6 @@
 """The HTTP side: the health probes ``GET /api/health``, ``/api/health/live`` and
-``/api/health/ready`` (open; ``api.health``), the REST API (bearer token) with ``/metrics``
+``/api/health/ready`` (open; ``api.health``), the REST API (the admin token, a user's access
+token as a bearer token or a cookie; logging in is open: ``api.people``) with ``/metrics``
 (``api.metrics``), the live API (``/api/ws``, a WebSocket guarded like the REST API:
 ``api.live``), its OpenAPI document at ``/api/schema/openapi.json`` and Swagger UI at
 ``/api/schema`` (its scripts vendored, served at ``/vendor``), and devices' dynamic registration
@@ -34,6 +35,7 @@ from hongshan.api import (
     health,
     history,
     live,
+    people,
     products,
     registration,
     rule_backtest,
@@ -66,11 +68,17 @@ ADMIN_ROUTES = (
     *commands.ROUTES,
     *scenes.ROUTES,
     *scene_backtest.ROUTES,
+    *people.ROUTES,
 )
 
 
 def build_http_app(services: Services) -> Litestar:
-    auth = RequestAuth(services.admin_token)
+    auth = RequestAuth(services.admin_token, services.people)
+    logins = Router(
+        path="/",
+        route_handlers=[_with_problems(route) for route in people.OPEN_ROUTES],
+        security=[{}],
+    )
     scene_triggers = Router(
         path="/",
         route_handlers=[_with_problems(route) for route in scenes.OPEN_ROUTES],
@@ -99,7 +107,14 @@ def build_http_app(services: Services) -> Litestar:
         path=VENDOR_PATH, directories=[VENDOR_DIR], include_in_schema=False
     )
     return Litestar(
-        route_handlers=[*health.ROUTES, api, scene_triggers, *registration.ROUTES, vendored],
+        route_handlers=[
+            *health.ROUTES,
+            api,
+            scene_triggers,
+            logins,
+            *registration.ROUTES,
+            vendored,
+        ],
         dependencies=providers(services),
         openapi_config=openapi,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -11,6 +11,7 @@ import msgspec
 from litestar import delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
+from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
 from hongshan.api.paging import PAGED, Page, Paged
 from hongshan.rules.alarm_conditions import (
@@ -53,7 +54,7 @@ def _view(stored: StoredAlarmCondition) -> AlarmConditionView:
     )
 
 
-@post("/api/products/{pk:str}/alarm-conditions", status_code=201)
+@post("/api/products/{pk:str}/alarm-conditions", status_code=201, opt=OPERATOR)
 async def create_alarm_condition(
     alarm_conditions: Provided[AlarmConditionBook],
     pk: FromPath[str],
@@ -92,7 +93,7 @@ async def show_alarm_condition(
     return _view(await alarm_conditions.get(condition_id))
 
 
-@put(CONDITION)
+@put(CONDITION, opt=OPERATOR)
 async def change_alarm_condition(
     alarm_conditions: Provided[AlarmConditionBook],
     condition_id: FromPath[int],
@@ -111,7 +112,7 @@ async def alarm_condition_trace(
     return await alarm_conditions.trace(condition_id)
 
 
-@delete(CONDITION, status_code=204)
+@delete(CONDITION, status_code=204, opt=OPERATOR)
 async def delete_alarm_condition(
     alarm_conditions: Provided[AlarmConditionBook], condition_id: FromPath[int]
 ) -> None:

@@ -1,9 +1,14 @@
 """How a request proves who it is, and what each route asks of it.
 
 ``RequestAuth.principal`` finds the ``Principal`` behind a connection (HTTP or WebSocket):
-today the admin token (``Authorization: Bearer``, the CLI's: ``SYSTEM``). A browser cannot
-set headers on a WebSocket, so an upgrade may carry the token as subprotocols instead
-(``Sec-WebSocket-Protocol: bearer, <token>``: ``bearer_token``). The guard
+the admin token (``Authorization: Bearer``, the CLI's: ``SYSTEM``), or a user's access token
+(``services.people``), as ``Authorization: Bearer`` or as the browser's cookie
+``hongshan_access``. A browser cannot set headers on a WebSocket, so an upgrade may carry the
+token as subprotocols instead (``Sec-WebSocket-Protocol: bearer, <token>``: ``bearer_token``);
+its cookie works too. A cookie is sent by the browser whoever made the page, so a request it
+authenticates that changes something (not GET, HEAD, OPTIONS) must also carry
+``X-Requested-With: hongshan``: a page of another origin cannot add that header without a
+CORS preflight, which this server never allows (cross-site request forgery). The guard
 ``require_role`` answers 401 without one and 403 when its role is below the route's: a route
 names the least role in its ``opt`` (``opt={"role": Role.OPERATOR}``); without one a read
 (GET, HEAD) needs a viewer and anything else an admin, so a route forgotten is closed, not
@@ -33,21 +38,75 @@ from litestar.types.asgi_types import WebSocketResponseStartEvent
 
 from hongshan.api.token import token_matches
 from hongshan.identity.principals import SYSTEM, Principal, Role
+from hongshan.services.people.users import People
 
 READS = frozenset({"GET", "HEAD"})
 BEARER_SUBPROTOCOL = "bearer"
 ERROR_STATUSES = frozenset(status.value for status in HTTPStatus if status.value >= 400)
+OPERATOR = {"role": Role.OPERATOR}
+"""The ``opt`` of a route an operator may use: controlling devices (property sets, service
+calls, commands, shadows' and desired values), acknowledging, clearing, assigning, annotating
+and raising alarms, and editing, enabling, disabling, checking and backtesting rules, scenes
+and alarm conditions. Any other change is an admin's (the default)."""
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ACCESS_COOKIE = "hongshan_access"
+REFRESH_COOKIE = "hongshan_refresh"
+CSRF_HEADER = "x-requested-with"
+CSRF_VALUE = "hongshan"
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; None for none or another scheme."""
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return given.strip() or None
+
+
+def cookie_forgery_checked(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """A request authenticated by a cookie that changes something must say it is ours."""
+    method = connection.scope.get("method", "GET")
+    if method not in SAFE_METHODS and connection.headers.get(CSRF_HEADER) != CSRF_VALUE:
+        raise PermissionDeniedException(
+            f"a {method} authenticated by the {ACCESS_COOKIE} cookie needs the header "
+            f"'X-Requested-With: {CSRF_VALUE}' (protection against cross-site requests)"
+        )
 
 
 class RequestAuth:
-    def __init__(self, admin_token: str) -> None:
+    def __init__(self, admin_token: str, people: People) -> None:
         self._admin_token = admin_token
+        self._people = people
 
     async def principal(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
-        """Who sent it; None: nobody the platform knows (no credentials, or wrong ones)."""
-        if token_matches(self._admin_token, bearer_token(connection)):
+        """Who sent it; None: nobody the platform knows (no credentials, or wrong ones).
+        ``PermissionDeniedException`` for a cookie's change without the header it needs."""
+        authorization = bearer_token(connection)
+        if token_matches(self._admin_token, authorization):
             return SYSTEM
+        token = bearer(authorization)
+        if token is not None:
+            return self._people.principal(token)
+        cookie = connection.cookies.get(ACCESS_COOKIE)
+        if cookie:
+            cookie_forgery_checked(connection)
+            return self._people.principal(cookie)
         return None
+
+    @staticmethod
+    def access_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+        """The user's access token the request carries (header first, else the cookie)."""
+        return bearer(connection.headers.get("authorization")) or connection.cookies.get(
+            ACCESS_COOKIE
+        )
+
+
+def require(principal: Principal, role: Role, what: str) -> None:
+    """For a part of a route that asks more than the route does (a secret shown)."""
+    if not principal.may(role):
+        raise PermissionDeniedException(
+            f"{what} needs the role {role.label}; {principal.name} is {principal.role.label}"
+        )
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -83,7 +142,8 @@ def require_role(auth: RequestAuth) -> Guard:
                 connection,
                 NotAuthorizedException(
                     "send credentials: 'Authorization: Bearer …' with the admin token "
-                    "(DATA_DIR/admin.token)"
+                    "(DATA_DIR/admin.token) or an access token (POST /api/auth/login), which "
+                    "may have expired (POST /api/auth/refresh)"
                 ),
             )
         need = least_role(handler)

@@ -19,6 +19,7 @@ from litestar import Response, get, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
 from hongshan.api.paging import PAGED, Page, Paged
 from hongshan.messages import DEFAULT_WAIT, DeviceRef
@@ -72,6 +73,7 @@ def _what(data: CommandRequest) -> tuple[CommandKind, str, dict[str, Any]]:
 @post(
     "/api/commands",
     status_code=201,
+    opt=OPERATOR,
     responses={
         202: ResponseSpec(
             CommandBatch,
@@ -142,7 +144,7 @@ async def show_command(
     return await commands.get(command_id)
 
 
-@post(COMMAND + "/cancel", status_code=200)
+@post(COMMAND + "/cancel", status_code=200, opt=OPERATOR)
 async def cancel_command(
     commands: Provided[DeviceCommands], command_id: FromPath[int]
 ) -> CommandRecord:

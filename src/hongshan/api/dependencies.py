@@ -27,6 +27,7 @@ from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import FanOut
 from hongshan.services.live import LiveFeed
+from hongshan.services.people.users import People
 from hongshan.services.rules.backtest import Backtester
 from hongshan.services.rules.book import RuleBook
 from hongshan.services.scenes.backtest import SceneBacktester
@@ -123,6 +124,7 @@ class Services:
     OpenAPI document."""
 
     admin_token: str
+    people: People
     registry: SQLRegistry
     history: HistoryStore
     twin: PropertyTwin

@@ -13,8 +13,10 @@ from litestar import delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from hongshan import messages
+from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import DesiredValues, DeviceShadows, GatewayTopology, Provided
 from hongshan.api.paging import PAGED, Page, Paged
+from hongshan.identity.principals import Role
 from hongshan.messages import MAX_WAIT, CommandResult, Problem
 from hongshan.messages.commands import CommandKind
 from hongshan.services.commands import DeviceCommands, InvalidCall
@@ -295,7 +297,7 @@ async def show_device(
     return await registry.get_device(pk, dn)
 
 
-@get(DEVICE + "/credentials")
+@get(DEVICE + "/credentials", opt={"role": Role.ADMIN})  # (the device's secret)
 async def credentials(
     registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
 ) -> Credentials:
@@ -406,7 +408,7 @@ async def properties(
     return {key: Value(value=v.value, time=v.time) for key, v in values.items()}
 
 
-@post(DEVICE + "/properties", status_code=200)
+@post(DEVICE + "/properties", status_code=200, opt=OPERATOR)
 async def set_properties(
     registry: Provided[SQLRegistry],
     commands: Provided[DeviceCommands],
@@ -421,7 +423,7 @@ async def set_properties(
     return CallAnswer.of(result, record.id)
 
 
-@post(DEVICE + "/services/{identifier:str}", status_code=200)
+@post(DEVICE + "/services/{identifier:str}", status_code=200, opt=OPERATOR)
 async def invoke(
     registry: Provided[SQLRegistry],
     commands: Provided[DeviceCommands],
@@ -449,7 +451,7 @@ async def shadow(
     return _shadow_view(shadows.get(pk, dn))
 
 
-@put(DEVICE + "/shadow")
+@put(DEVICE + "/shadow", opt=OPERATOR)
 async def change_shadow(
     registry: Provided[SQLRegistry],
     shadows: Provided[DeviceShadows],
@@ -477,7 +479,7 @@ async def desired(
     }
 
 
-@put(DEVICE + "/desired")
+@put(DEVICE + "/desired", opt=OPERATOR)
 async def set_desired(
     registry: Provided[SQLRegistry],
     desired_values: Provided[DesiredValues],
@@ -499,7 +501,7 @@ async def set_desired(
     }
 
 
-@post(DEVICE + "/rrpc", status_code=200)
+@post(DEVICE + "/rrpc", status_code=200, opt=OPERATOR)
 async def rrpc(
     registry: Provided[SQLRegistry],
     commands: Provided[DeviceCommands],

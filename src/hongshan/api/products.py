@@ -10,8 +10,10 @@ import msgspec
 from litestar import delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from hongshan.api.auth import require
 from hongshan.api.dependencies import Provided
 from hongshan.api.paging import PAGED, Page, Paged
+from hongshan.identity.principals import Principal, Role
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
 from hongshan.things.model import (
@@ -91,8 +93,13 @@ def _created(product: Product) -> int:
 
 @get("/api/products/{pk:str}")
 async def show_product(
-    registry: Provided[SQLRegistry], pk: FromPath[str], secret: FromQuery[bool] = False
+    registry: Provided[SQLRegistry],
+    principal: Provided[Principal],
+    pk: FromPath[str],
+    secret: FromQuery[bool] = False,
 ) -> Product:
+    if secret:
+        require(principal, Role.ADMIN, "the product's secret")
     return await registry.get_product(pk, with_secret=secret)
 
 
