@@ -1,7 +1,8 @@
 """The command line: ``hongshan serve``, ``hongshan passwd``, and the API client commands
 ``hongshan product|device|group`` (``cli_api``), ``hongshan history`` (``cli_history``),
 ``hongshan rule`` (``cli_rules``), ``hongshan alarm`` (``cli_alarms``), ``hongshan command``
-(``cli_commands``) and ``hongshan scene`` (``cli_scenes``)."""
+(``cli_commands``), ``hongshan scene`` (``cli_scenes``) and ``hongshan user``
+(``cli_people``)."""
 
 from __future__ import annotations
 
@@ -151,10 +152,11 @@ def _add_api_commands() -> None:
     from hongshan.cli_api import device, group, product
     from hongshan.cli_commands import command
     from hongshan.cli_history import history
+    from hongshan.cli_people import user
     from hongshan.cli_rules import rule
     from hongshan.cli_scenes import scene
 
-    for each in (product, device, group, history, rule, alarm, command, scene):
+    for each in (product, device, group, history, rule, alarm, command, scene, user):
         main.add_command(each)
 
 
