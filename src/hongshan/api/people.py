@@ -18,6 +18,7 @@ import msgspec
 from litestar import Request, Response, delete, get, patch, post, put
 from litestar.datastructures import Cookie
 from litestar.exceptions import PermissionDeniedException
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from hongshan.api.auth import (
@@ -27,6 +28,7 @@ from hongshan.api.auth import (
     cookie_forgery_checked,
 )
 from hongshan.api.dependencies import Provided
+from hongshan.api.problems import Problem
 from hongshan.errors import LoginRefused
 from hongshan.identity.principals import DEFAULT_TENANT, Principal, Role
 from hongshan.services.people.users import UNCHANGED, Login, People
@@ -34,6 +36,14 @@ from hongshan.store.registry.users import UserRecord
 from hongshan.things.model import RegistryError
 
 USER = "/api/users/{name:str}"
+LOCKED = {
+    429: ResponseSpec(
+        Problem,
+        description="too many failed logins for the name or from the address (Retry-After)",
+        media_type="application/problem+json",
+        generate_examples=False,
+    )
+}
 REFRESH_PATH = "/api/auth"  # where the browser sends the refresh cookie: these routes only
 RoleName = Literal["viewer", "operator", "admin"]
 
@@ -168,7 +178,7 @@ def _seen(principal: Principal, people: People, name: str) -> UserRecord:
 # -- /api/auth ------------------------------------------------------------------------------
 
 
-@post("/api/auth/login", status_code=200)
+@post("/api/auth/login", status_code=200, responses=LOCKED)
 async def log_in(
     people: Provided[People], request: Request[Any, Any, Any], data: JSONBody[LoginForm]
 ) -> Response[Tokens]:
