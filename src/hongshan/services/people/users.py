@@ -124,7 +124,6 @@ class People:
             self._remember(user)
         for session in await self._sessions_table.load_live(self._now_ms()):
             self._sessions[session.id] = session
-        self._decoy = await hash_in_pool(secrets.token_urlsafe(16))
         log.info("people: %d users, %d live sessions", len(self._users), len(self._sessions))
 
     async def first_admin(self, password: str | None) -> str | None:
@@ -238,6 +237,8 @@ class People:
             raise LoginLocked(retry_after)
         user_id = self._by_name.get(name)
         user = None if user_id is None else self._users[user_id]
+        if user is None and not self._decoy:  # (made once, when first needed: not at start)
+            self._decoy = await hash_in_pool(secrets.token_urlsafe(16))
         hashed = self._decoy if user is None else user.password_hash
         right = await verify_password(hashed, password[:MAX_PASSWORD_LENGTH])
         if user is None or not right or user.disabled:
