@@ -63,17 +63,22 @@ def bearer(authorization: str | None) -> str | None:
     return given.strip() or None
 
 
-def cookie_forgery_checked(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+def cookie_forgery_checked(
+    connection: ASGIConnection[Any, Any, Any, Any], cookie: str = ACCESS_COOKIE
+) -> None:
     """A request authenticated by a cookie that changes something must say it is ours."""
     method = connection.scope.get("method", "GET")
     if method not in SAFE_METHODS and connection.headers.get(CSRF_HEADER) != CSRF_VALUE:
         raise PermissionDeniedException(
-            f"a {method} authenticated by the {ACCESS_COOKIE} cookie needs the header "
+            f"a {method} authenticated by the {cookie} cookie needs the header "
             f"'X-Requested-With: {CSRF_VALUE}' (protection against cross-site requests)"
         )
 
 
 class RequestAuth:
+    """Finds who a request is from what it carries; holds no state of its own (the users'
+    sessions are ``People``'s) and decides nothing about routes (``require_role`` does)."""
+
     def __init__(self, admin_token: str, people: People) -> None:
         self._admin_token = admin_token
         self._people = people

@@ -206,7 +206,7 @@ async def refresh(
     if not token:
         token = request.cookies.get(REFRESH_COOKIE)
         if token:
-            cookie_forgery_checked(request)
+            cookie_forgery_checked(request, REFRESH_COOKIE)
     if not token:
         raise LoginRefused(
             f"give the refresh token: {{refreshToken}}, or the {REFRESH_COOKIE} cookie"
