@@ -51,6 +51,8 @@ from hongshan.services.fanout import DeviceSelection, FanOut
 from hongshan.services.live import LIVE_KINDS, LiveFeed
 from hongshan.services.metrics import MeasuredParts, platform_registry
 from hongshan.services.pacing import Pacer, Pacing
+from hongshan.services.people.audit import AuditLog
+from hongshan.services.people.keys import ApiKeys
 from hongshan.services.people.users import People
 from hongshan.services.presence import DeviceSessions
 from hongshan.services.restart import repair_after_restart
@@ -108,6 +110,8 @@ class Platform:
         self.alarm_conditions: AlarmConditions
         self.alarm_condition_book: AlarmConditionBook
         self.live_feed: LiveFeed
+        self.api_keys: ApiKeys
+        self.audit: AuditLog
         self.scene_clock: Clock = LoopClock()  # (tests give one of their own before start)
         self._http: HttpServer | None = None
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
@@ -306,6 +310,13 @@ class Platform:
         # the alarms' timers once the rules and the broker run: what fell due while the
         # platform was down is done now, and the rules hear it
         alarms.start()
+        # who may use the API besides the admin token (integrations' keys), and the record of
+        # what was changed through it (written until the HTTP side has stopped)
+        self.api_keys = ApiKeys(registry.api_keys)
+        await self.api_keys.load()
+        self.audit = AuditLog(registry.audit, keep_days=settings.audit_retention_days)
+        self.audit.start()
+        self._closing.push_async_callback(self.audit.stop)
         # the metrics, on the API or on a listener of their own
         metrics = platform_registry(self._measured())
         in_api: CollectorRegistry | None = metrics
@@ -375,6 +386,9 @@ class Platform:
             live_feed=self.live_feed,
             health=health,
             metrics=metrics,
+            api_keys=self.api_keys,
+            audit=self.audit,
+            trusted_proxies=tuple(self.settings.trusted_proxies),
         )
 
     async def stop(self) -> None:

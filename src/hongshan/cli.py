@@ -1,8 +1,8 @@
 """The command line: ``hongshan serve``, ``hongshan passwd``, and the API client commands
 ``hongshan product|device|group`` (``cli_api``), ``hongshan history`` (``cli_history``),
 ``hongshan rule`` (``cli_rules``), ``hongshan alarm`` (``cli_alarms``), ``hongshan command``
-(``cli_commands``), ``hongshan scene`` (``cli_scenes``) and ``hongshan user``
-(``cli_people``)."""
+(``cli_commands``), ``hongshan scene`` (``cli_scenes``), ``hongshan user`` (``cli_people``),
+``hongshan key`` (``cli_keys``) and ``hongshan audit`` (``cli_audit``)."""
 
 from __future__ import annotations
 
@@ -150,13 +150,15 @@ def passwd(file: str, username: str, password: str | None, delete: bool) -> None
 def _add_api_commands() -> None:
     from hongshan.cli_alarms import alarm
     from hongshan.cli_api import device, group, product
+    from hongshan.cli_audit import audit
     from hongshan.cli_commands import command
     from hongshan.cli_history import history
+    from hongshan.cli_keys import key
     from hongshan.cli_people import user
     from hongshan.cli_rules import rule
     from hongshan.cli_scenes import scene
 
-    for each in (product, device, group, history, rule, alarm, command, scene, user):
+    for each in (product, device, group, history, rule, alarm, command, scene, user, key, audit):
         main.add_command(each)
 
 

@@ -8,6 +8,7 @@ the file's top level (or its ``[hongshan]`` table), ``HONGSHAN_MQTT_PORT`` in th
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -118,10 +119,16 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # closed as dead (1011)
     ws_ping_interval: float = 20.0
     ws_ping_timeout: float = 20.0
+    # proxies (addresses or networks, "10.0.0.0/8") whose X-Forwarded-For names the client in
+    # the audit log; any other peer's header is ignored (a client could write anything there).
+    # In the environment: comma-separated
+    trusted_proxies: list[str] = []
     # -- alarms --
     # a cleared alarm is kept this many days, then forgotten with its notes (an open one is
     # kept whatever its age)
     alarm_retention_days: float = 365.0
+    # -- the audit log: every change through the API, kept this many days --
+    audit_retention_days: float = 365.0
     # -- alarms' e-mail notifications (routes of kind "email") --
     # the SMTP server they are sent through (unset: e-mail routes are refused), its port, the
     # From address, a login if it wants one, and whether to upgrade the connection with
@@ -186,6 +193,8 @@ def _coerce(name: str, raw: str) -> Any:
             raise ConfigError(
                 f"HONGSHAN_{name.upper()}: expected an integer, got {raw!r}"
             ) from None
+    if field.type == list[str]:
+        return [part.strip() for part in text.split(",") if part.strip()]
     if field.type in (float, float | None):
         try:
             return float(text)
@@ -251,6 +260,13 @@ def _check(s: Settings) -> None:
         raise ConfigError("max_packet_size: must be at least 64 bytes")
     if s.max_retained_messages < 0:
         raise ConfigError("max_retained_messages: must not be negative")
+    for proxy in s.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"trusted_proxies: {proxy!r} is no address or network (10.0.0.5, 10.0.0.0/8)"
+            ) from None
     if s.device_clock_skew is not None and s.device_clock_skew <= 0:
         raise ConfigError("device_clock_skew: must be positive (leave it unset for no check)")
     if s.max_queued_messages < 0:
@@ -266,6 +282,7 @@ def _check(s: Settings) -> None:
         "refresh_token_days",
         "login_failure_window_minutes",
         "login_lockout_minutes",
+        "audit_retention_days",
     ):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name}: must be positive")

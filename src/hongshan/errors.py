@@ -88,6 +88,13 @@ as ``LoginLocked``'s Retry-After).
     ├── VersionConflict         a desired value set against a       409   None
     │                           version no longer current
     │                           (twin.desired)
+    ├── KeyRefused              an API key sent that was revoked    401   None
+    │                           or has expired: which
+    │                           (services.people.keys)
+    ├── BeyondOwnRights         an API key asked for with more      403   None
+    │                           than its maker may do (a role,
+    │                           groups, a tenant)
+    │                           (services.people.keys)
     ├── gateway._Refused        a gateway's topology or sub-device  500   its Alink code
     │                           request refused                           (460, 6100, 6401…)
     │                           (dialects.alink.gateway)

@@ -5,7 +5,8 @@ token as a bearer token or a cookie; logging in is open: ``api.people``) with ``
 ``api.live``), its OpenAPI document at ``/api/schema/openapi.json`` and Swagger UI at
 ``/api/schema`` (its scripts vendored, served at ``/vendor``), and devices' dynamic registration
 (``/auth/register/device``, signed with the product secret). Every error of the API is
-``application/problem+json``.
+``application/problem+json``. Every request that would change something is recorded in the
+audit log (``api.audit_trail``).
 
 Built from ``Services``: each handler is given the services it names (``api.dependencies``)
 and nothing else; this module knows nothing of the platform that built them."""
@@ -29,11 +30,13 @@ from hongshan.api import (
     alarm_condition_backtest,
     alarm_conditions,
     alarms,
+    audit,
     commands,
     devices,
     groups,
     health,
     history,
+    keys,
     live,
     people,
     products,
@@ -43,6 +46,7 @@ from hongshan.api import (
     scene_backtest,
     scenes,
 )
+from hongshan.api.audit_trail import AuditTrail, TrustedProxies
 from hongshan.api.auth import RequestAuth, note_principal, require_role
 from hongshan.api.dependencies import Services, providers
 from hongshan.api.metrics import metrics_route
@@ -69,11 +73,13 @@ ADMIN_ROUTES = (
     *scenes.ROUTES,
     *scene_backtest.ROUTES,
     *people.ROUTES,
+    *keys.ROUTES,
+    *audit.ROUTES,
 )
 
 
 def build_http_app(services: Services) -> Litestar:
-    auth = RequestAuth(services.admin_token, services.people)
+    auth = RequestAuth(services.admin_token, services.people, keys=services.api_keys)
     logins = Router(
         path="/",
         route_handlers=[_with_problems(route) for route in people.OPEN_ROUTES],
@@ -119,7 +125,10 @@ def build_http_app(services: Services) -> Litestar:
         openapi_config=openapi,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=APIRequest,
-        middleware=[RequestIds],
+        middleware=[
+            RequestIds,
+            AuditTrail(services.audit, TrustedProxies(services.trusted_proxies)),
+        ],
         logging_config=None,
     )
 

@@ -54,6 +54,9 @@ class HttpServer:
             ws_ping_interval=settings.ws_ping_interval,
             ws_ping_timeout=settings.ws_ping_timeout,
             ws_per_message_deflate=False,  # (each frame compressed per socket: the feed's work)
+            # the client is the peer: X-Forwarded-For is believed of trusted_proxies only, by
+            # the audit trail (uvicorn would believe any local peer's)
+            proxy_headers=False,
             timeout_keep_alive=max(1, round(settings.http_keepalive_timeout)),  # (guarded too)
         )
         self.guard = guard  # (tests read its count of connections per address)

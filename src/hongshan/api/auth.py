@@ -1,9 +1,10 @@
 """How a request proves who it is, and what each route asks of it.
 
 ``RequestAuth.principal`` finds the ``Principal`` behind a connection (HTTP or WebSocket):
-the admin token (``Authorization: Bearer``, the CLI's: ``SYSTEM``), or a user's access token
-(``services.people``), as ``Authorization: Bearer`` or as the browser's cookie
-``hongshan_access``. A browser cannot set headers on a WebSocket, so an upgrade may carry the
+the admin token (``Authorization: Bearer``, the CLI's: ``SYSTEM``), an integration's API key
+(``Authorization: Bearer hsk_…`` or ``X-API-Key: hsk_…``, checked by ``KeyCheck``), or a
+user's access token (``services.people``), as ``Authorization: Bearer`` or as the browser's
+cookie ``hongshan_access``. A browser cannot set headers on a WebSocket, so an upgrade may carry the
 token as subprotocols instead (``Sec-WebSocket-Protocol: bearer, <token>``: ``bearer_token``);
 its cookie works too. A cookie is sent by the browser whoever made the page, so a request it
 authenticates that changes something (not GET, HEAD, OPTIONS) must also carry
@@ -21,7 +22,7 @@ upgrade refused is closed before it is accepted with 4000 + the status (4401, 44
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import msgspec
 from litestar.connection import ASGIConnection
@@ -37,6 +38,7 @@ from litestar.types import ASGIApp, Guard, Message, Receive, Scope, Send
 from litestar.types.asgi_types import WebSocketResponseStartEvent
 
 from hongshan.api.token import token_matches
+from hongshan.identity.api_keys import PREFIX as KEY_PREFIX
 from hongshan.identity.principals import SYSTEM, Principal, Role
 from hongshan.services.people.users import People
 
@@ -75,13 +77,21 @@ def cookie_forgery_checked(
         )
 
 
+class KeyCheck(Protocol):
+    """Who an API key is (``services.people.keys.ApiKeys``)."""
+
+    def principal_of(self, text: str) -> Principal | None:
+        """None: no key of ours; raises ``KeyRefused`` (401) for one revoked or expired."""
+
+
 class RequestAuth:
     """Finds who a request is from what it carries; holds no state of its own (the users'
     sessions are ``People``'s) and decides nothing about routes (``require_role`` does)."""
 
-    def __init__(self, admin_token: str, people: People) -> None:
+    def __init__(self, admin_token: str, people: People, *, keys: KeyCheck | None = None) -> None:
         self._admin_token = admin_token
         self._people = people
+        self._keys = keys
 
     async def principal(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
         """Who sent it; None: nobody the platform knows (no credentials, or wrong ones).
@@ -89,6 +99,10 @@ class RequestAuth:
         authorization = bearer_token(connection)
         if token_matches(self._admin_token, authorization):
             return SYSTEM
+        if self._keys is not None:  # (before access tokens: a key is a bearer token too)
+            key = api_key_in(authorization, connection.headers.get("x-api-key"))
+            if key is not None:
+                return self._keys.principal_of(key)
         token = bearer(authorization)
         if token is not None:
             return self._people.principal(token)
@@ -126,6 +140,16 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return None
 
 
+def api_key_in(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The API key a request carries: as its bearer, else in ``X-API-Key``."""
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and given.strip().startswith(KEY_PREFIX):
+        return given.strip()
+    if x_api_key is not None and x_api_key.strip().startswith(KEY_PREFIX):
+        return x_api_key.strip()
+    return None
+
+
 def least_role(handler: BaseRouteHandler) -> Role:
     named = handler.opt.get("role")
     if isinstance(named, Role):
@@ -147,10 +171,12 @@ def require_role(auth: RequestAuth) -> Guard:
                 connection,
                 NotAuthorizedException(
                     "send credentials: 'Authorization: Bearer …' with the admin token "
-                    "(DATA_DIR/admin.token) or an access token (POST /api/auth/login), which "
-                    "may have expired (POST /api/auth/refresh)"
+                    "(DATA_DIR/admin.token), an API key (also as 'X-API-Key: hsk_…') or an "
+                    "access token (POST /api/auth/login), which may have expired "
+                    "(POST /api/auth/refresh)"
                 ),
             )
+        connection.scope["user"] = principal  # (a refusal is recorded as theirs too)
         need = least_role(handler)
         if not principal.may(need):
             _refuse(
@@ -159,7 +185,6 @@ def require_role(auth: RequestAuth) -> Guard:
                     f"this needs the role {need.label}; {principal.name} is {principal.role.label}"
                 ),
             )
-        connection.scope["user"] = principal
 
     return guard
 

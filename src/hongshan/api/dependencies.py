@@ -27,6 +27,8 @@ from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import FanOut
 from hongshan.services.live import LiveFeed
+from hongshan.services.people.audit import AuditLog
+from hongshan.services.people.keys import ApiKeys
 from hongshan.services.people.users import People
 from hongshan.services.rules.backtest import Backtester
 from hongshan.services.rules.book import RuleBook
@@ -146,9 +148,12 @@ class Services:
     # the platform's metrics, served at /metrics behind the guard; None: on a listener of
     # their own (``metrics_port``), not by the API
     metrics: CollectorRegistry | None = None
+    api_keys: ApiKeys
+    audit: AuditLog
+    trusted_proxies: tuple[str, ...] = ()  # addresses or networks (settings.trusted_proxies)
 
 
-NOT_PROVIDED = frozenset({"admin_token", "metrics"})
+NOT_PROVIDED = frozenset({"admin_token", "metrics", "trusted_proxies"})
 
 
 def providers(services: Services) -> dict[str, Provide]:

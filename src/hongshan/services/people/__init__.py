@@ -1,2 +1,3 @@
-"""People (issue 15): users of the tenants, their logins (sessions with access and refresh
-tokens) and roles. ``users.People`` owns them; the API asks it who a token is."""
+"""People and applications with rights (issue 15): users of the tenants and their logins
+(``users.People``: sessions with access and refresh tokens; the API asks it who a token is),
+integrations' API keys (``keys``) and the audit log of every change (``audit``)."""

@@ -2,7 +2,7 @@
 location), and the tables beside them: ``groups``, ``shadows``, presence, the ThingsBoard
 logins of devices (``credentials``), ``rules``, ``alarms`` and the routes of their
 notifications, ``commands``, ``scenes``, products' ``alarm_conditions``, ``users`` and their
-``sessions``.
+``sessions``, ``api_keys`` and the ``audit`` log.
 
 Every statement runs on the database's one thread (``database.Database``). What the broker
 needs on every CONNECT and every message — a device's sealed secret and state, a product's
@@ -28,6 +28,8 @@ from hongshan.identity.secret_box import SecretBox, SecretUnreadable
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.alarm_conditions import AlarmConditionTable
 from hongshan.store.registry.alarms import AlarmTable, RouteTable
+from hongshan.store.registry.api_keys import KeyTable
+from hongshan.store.registry.audit import AuditTable
 from hongshan.store.registry.commands import CommandTable
 from hongshan.store.registry.credentials import CredentialTable, Pending
 from hongshan.store.registry.database import Database, now_ms, row_id_of
@@ -121,6 +123,8 @@ class SQLRegistry:
         self.alarm_conditions = AlarmConditionTable(db)
         self.users = UserTable(db)
         self.sessions = SessionTable(db)
+        self.api_keys = KeyTable(db)
+        self.audit = AuditTable(db)
         self._closed = False
         # (pk, dn) of a device disabled or deleted (it must be cut off), and of one deleted
         # (what is kept of it in memory must go)
