@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hongshan.identity.api_keys import StoredKey, issue
+from hongshan.identity.api_keys import StoredKey, issue, split
 from hongshan.identity.principals import Role
 
 DAY = 86_400_000
@@ -150,3 +150,29 @@ def test_an_admin_sees_the_keys_of_their_tenant_only(
         refused(client.delete(f"/api/keys/{theirs['id']}"), 404)
     assert {k["name"] for k in api.get("/api/keys").json()} == {"hill-admin", "town-admin"}
     refused(api.get("/api/keys/999999999999"), 404)
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("hsk_ab_defghijkl_secret_with_underscores", ("ab_defghijkl", "secret_with_underscores")),
+        ("hsk_abcdefghijkl_s", ("abcdefghijkl", "s")),
+        ("hsk_abcdefghijkl_", None),  # (no secret)
+        ("hsk_abcdefghijk_secret", None),  # (a lookup one short: no "_" where it ends)
+        ("hsk_short", None),
+        ("Hsk_abcdefghijkl_secret", None),
+        ("", None),
+    ],
+)
+def test_a_key_is_cut_by_position_not_by_its_underscores(
+    text: str, parts: tuple[str, str] | None
+) -> None:
+    assert split(text) == parts
+
+
+def test_an_issued_key_splits_back_into_what_is_kept() -> None:
+    for _ in range(200):  # (lookups and secrets hold "_" and "-" often enough)
+        issued = issue()
+        found = split(issued.text)
+        assert found is not None and found[0] == issued.lookup
+        assert hashlib.sha256(found[1].encode()).hexdigest() == issued.secret_hash
