@@ -1,5 +1,5 @@
-"""API keys and the audit log in the registry, on SQLite and PostgreSQL: keys kept hashed, their use written at most once a minute, records found and pruned."""
-keep them on a clock of the test's."""
+"""API keys and the audit log in the registry, on SQLite and PostgreSQL: keys kept hashed,
+their use written at most once a minute, records found and pruned; on a clock of the test's."""
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ as a formula is written with a leading ``'``."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -22,7 +21,6 @@ from hongshan.store.history.buckets import bucket_label
 from hongshan.store.registry.audit import AuditEntry, AuditFilter
 
 MAX_OFFSET = 2**31 - 1
-CSV_PAGE = 1000
 CSV_COLUMNS = (
     "id", "at", "time", "tenant", "actor", "actorKind", "address", "action", "target",
     "status", "detail",
@@ -94,22 +92,14 @@ async def list_audit(
 
 
 async def _csv(audit: AuditLog, where: AuditFilter) -> AsyncIterator[bytes]:
-    """Every record ``where`` chooses (not only a page), a page at a time."""
     yield csv_line(CSV_COLUMNS)
-    after: tuple[int, int] | None = None
-    while True:
-        page = dataclasses.replace(where, limit=CSV_PAGE, offset=0, after=after)
-        found, _ = await audit.find(page)
-        for e in found:
-            yield csv_line(
-                [
-                    e.id, e.at, bucket_label(e.at, "UTC"), e.tenant, e.actor, e.actor_kind,
-                    e.address, e.action, e.target, e.status, e.detail,
-                ]
-            )  # fmt: skip
-        if len(found) < CSV_PAGE:
-            return
-        after = (found[-1].at, found[-1].id)
+    async for e in audit.every(where):
+        yield csv_line(
+            [
+                e.id, e.at, bucket_label(e.at, "UTC"), e.tenant, e.actor, e.actor_kind,
+                e.address, e.action, e.target, e.status, e.detail,
+            ]
+        )  # fmt: skip
 
 
 ROUTES = (list_audit,)

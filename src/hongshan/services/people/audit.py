@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from hongshan.failure_log import FailureLog
@@ -26,6 +27,8 @@ class AuditStore(Protocol):
     async def add(self, entries: Sequence[AuditEntry]) -> None: ...
 
     async def find(self, where: AuditFilter) -> tuple[list[AuditEntry], int]: ...
+
+    async def page(self, where: AuditFilter) -> list[AuditEntry]: ...
 
     async def prune(self, before: int) -> int: ...
 
@@ -99,6 +102,21 @@ class AuditLog:
         sees the attempts made before it asked)."""
         await self.settled()
         return await self._store.find(where)
+
+    async def every(self, where: AuditFilter, *, page: int = 1000) -> AsyncIterator[AuditEntry]:
+        """Every record ``where`` chooses (its ``limit`` and ``offset`` aside), newest first,
+        read ``page`` at a time: an export of the whole log holds one page in memory."""
+        await self.settled()
+        after: tuple[int, int] | None = None
+        while True:
+            found = await self._store.page(
+                dataclasses.replace(where, limit=page, offset=0, after=after)
+            )
+            for entry in found:
+                yield entry
+            if len(found) < page:
+                return
+            after = (found[-1].at, found[-1].id)
 
     async def prune(self) -> int:
         """Forget the records older than they are kept; how many went."""
