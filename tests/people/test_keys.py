@@ -42,6 +42,7 @@ def made(api: httpx.Client, **body: Any) -> dict[str, Any]:
 def refused(response: httpx.Response, status: int) -> str:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["title"] != "Error"  # (each status has its own: 403 Forbidden)
     detail: str = response.json()["detail"]
     return detail
 

@@ -116,8 +116,14 @@ class Problem(msgspec.Struct, kw_only=True):
 
 _MEANINGS = {
     400: "the request is malformed or out of bounds; the detail names the field and the limit",
-    401: "no credentials (the admin token, a user's access token), or wrong or expired ones",
-    403: "the caller's role is below the route's, or a cookie's change lacks X-Requested-With",
+    401: (
+        "no credentials (the admin token, a user's access token, an API key), wrong or expired "
+        "ones, or an API key revoked (the detail says which)"
+    ),
+    403: (
+        "the caller's role is below the route's, a key asked beyond its maker's rights, or a "
+        "cookie's change lacks X-Requested-With"
+    ),
     404: "no such product, device, group, rule, alarm or route",
     409: (
         "it conflicts with what exists (a name taken, a stale version, a product in use, an "
