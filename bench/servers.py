@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psutil
 
 MOSQUITTO = os.environ.get("MOSQUITTO", "/usr/sbin/mosquitto")
@@ -135,6 +136,33 @@ def started(
             yield Server(name, port, psutil.Process(child.pid), log_path)
         finally:
             _stop(child)
+
+
+@contextmanager
+def with_http(
+    http_port: int, *, prepare: Callable[[Path], None] | None = None, extra: Sequence[str] = ()
+) -> Iterator[Server]:
+    """Hongshan with its HTTP side on ``http_port``, once that is ready (after the broker)."""
+    with started(
+        "hongshan", prepare=prepare, extra=["--http-port", str(http_port), *extra]
+    ) as server:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{http_port}/api/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the HTTP side was not ready within 30 s")
+            time.sleep(0.1)
+        yield server
+
+
+def admin_token(server: Server) -> str:
+    """The admin token of a Hongshan ``started`` (in its data directory)."""
+    assert server.log_path is not None  # (in its working directory, beside the data)
+    return (server.log_path.parent / "data" / "admin.token").read_text().strip()
 
 
 def _mosquitto(workdir: Path, port: int, credentials: Credentials | None) -> list[str]:

@@ -30,11 +30,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 
-import httpx
-
 from bench.devices import acked_posts, property_posts, seed
 from bench.scenarios import Measurement, Options
-from bench.servers import Server, free_port, started
+from bench.servers import Server, admin_token, free_port, with_http
 
 SAMPLES = 200_000  # delivery latencies kept at most (every socket's, in arrival order)
 
@@ -112,28 +110,8 @@ def watching(http_port: int, token: str, sockets: int) -> Iterator[Connection]:
 
 @contextmanager
 def _serve(devices: int, http_port: int) -> Iterator[Server]:
-    """Hongshan on ``http_port`` too, once its HTTP side is ready (after the broker's)."""
-    with started(
-        "hongshan",
-        prepare=lambda data_dir: seed(data_dir, devices),
-        extra=["--http-port", str(http_port)],
-    ) as server:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{http_port}/api/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the HTTP side was not ready within 30 s")
-            time.sleep(0.1)
+    with with_http(http_port, prepare=lambda data_dir: seed(data_dir, devices)) as server:
         yield server
-
-
-def _token(server: Server) -> str:
-    assert server.log_path is not None  # (in its working directory, beside the data)
-    return (server.log_path.parent / "data" / "admin.token").read_text().strip()
 
 
 def paced(args: argparse.Namespace, sockets: int) -> tuple[Measurement, str]:
@@ -145,7 +123,7 @@ def paced(args: argparse.Namespace, sockets: int) -> tuple[Measurement, str]:
     with _serve(args.acking_devices, http_port) as server:
         if not sockets:
             return asyncio.run(acked_posts(server, options, burst=False)), "none"
-        with watching(http_port, _token(server), sockets) as control:
+        with watching(http_port, admin_token(server), sockets) as control:
             control.send("start")
             measured = asyncio.run(acked_posts(server, options, burst=False))
             control.send("stop")
@@ -163,7 +141,7 @@ def flood(args: argparse.Namespace, sockets: int) -> Measurement:
     with _serve(args.devices, http_port) as server:
         if not sockets:
             return asyncio.run(property_posts(server, options))
-        with watching(http_port, _token(server), sockets) as control:
+        with watching(http_port, admin_token(server), sockets) as control:
             control.send("start")
             measured = asyncio.run(property_posts(server, options))
             control.send("stop")
