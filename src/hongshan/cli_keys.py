@@ -60,7 +60,7 @@ def key_create(
 @api_options
 def key_list(api: Api) -> None:
     """List the keys (never their secrets)."""
-    keys = api.request("GET", "/api/keys")
+    keys = api.every("/api/keys")
     if api.as_json:
         api.show(keys)
         return

@@ -65,7 +65,7 @@ def user_add(
 @user.command("list")
 @api_options
 def user_list(api: Api) -> None:
-    api.show(api.request("GET", "/api/users"), USER_COLUMNS)
+    api.show(api.every("/api/users"), USER_COLUMNS)
 
 
 @user.command("show")

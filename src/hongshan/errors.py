@@ -95,6 +95,10 @@ as ``LoginLocked``'s Retry-After).
     │                           than its maker may do (a role,
     │                           groups, a tenant)
     │                           (services.people.keys)
+    ├── LiveRefused             a live API message or socket the    400   None
+    │                           feed does not take: a bad           429
+    │                           subscription, too many sockets
+    │                           (services.live)
     ├── gateway._Refused        a gateway's topology or sub-device  500   its Alink code
     │                           request refused                           (460, 6100, 6401…)
     │                           (dialects.alink.gateway)

@@ -20,6 +20,9 @@ LISTS = (
     "/api/rules",
     "/api/scenes",
     "/api/alarm-notifications",
+    "/api/users",
+    "/api/keys",
+    "/api/audit",
 )
 
 

@@ -56,7 +56,7 @@ def test_a_key_is_shown_once_and_stored_hashed(server: Any, api: httpx.Client) -
     text = key["key"]
     assert text.startswith("hsk_") and key["role"] == "viewer" and key["createdBy"] == "admin-token"
     assert key["tenant"] == "default" and key["expiresAt"] is None and key["groups"] is None
-    listed = api.get("/api/keys").json()
+    listed = api.get("/api/keys").json()["items"]
     assert [k["name"] for k in listed] == ["billing"]
     shown = api.get(f"/api/keys/{key['id']}").json()
     for view in (*listed, shown):
@@ -146,10 +146,10 @@ def test_an_admin_sees_the_keys_of_their_tenant_only(
     refused(api.post("/api/keys", json={"name": "x", "role": "viewer", "tenant": "nowhere"}), 400)
     ours = made(api, name="town-admin", role="admin")["key"]
     with as_key(base, ours) as client:
-        assert "hill-admin" not in [k["name"] for k in client.get("/api/keys").json()]
+        assert "hill-admin" not in [k["name"] for k in client.get("/api/keys").json()["items"]]
         refused(client.get(f"/api/keys/{theirs['id']}"), 404)
         refused(client.delete(f"/api/keys/{theirs['id']}"), 404)
-    assert {k["name"] for k in api.get("/api/keys").json()} == {"hill-admin", "town-admin"}
+    assert {k["name"] for k in api.get("/api/keys").json()["items"]} == {"hill-admin", "town-admin"}
     refused(api.get("/api/keys/999999999999"), 404)
 
 

@@ -110,6 +110,7 @@ OPERATOR_ROUTES = {
 ANYONE_MAY = {("POST", "/api/auth/logout"), ("PUT", "/api/users/{name:str}/password")}
 ADMIN_READS = {("GET", "/api/users"), ("GET", "/api/users/{name:str}")}
 ADMIN_READS.add(("GET", "/api/products/{pk:str}/devices/{dn:str}/credentials"))
+ADMIN_READS |= {("GET", "/api/keys"), ("GET", "/api/keys/{key_id:int}"), ("GET", "/api/audit")}
 
 
 def test_each_route_has_the_least_role_the_issue_gives_it() -> None:

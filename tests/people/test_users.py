@@ -31,7 +31,7 @@ def test_users_are_made_shown_changed_and_deleted(server: Any) -> None:
         ana = made.json()
         assert (ana["role"], ana["tenant"], ana["groups"]) == ("operator", "default", ["north"])
         assert "password" not in str(ana).lower().replace("passwordchangedat", "")
-        assert [u["name"] for u in api.get("/api/users").json()] == ["admin", "ana"]
+        assert [u["name"] for u in api.get("/api/users").json()["items"]] == ["admin", "ana"]
         taken = api.post("/api/users", json={"name": "ana", "password": PASSWORD})
         assert taken.status_code == 409 and "ana" in taken.json()["detail"]
         weak = api.post("/api/users", json={"name": "bo", "password": "short"})
@@ -65,7 +65,7 @@ def test_an_admin_sees_the_users_of_their_own_tenant_only(server: Any) -> None:
         )
         assert made.status_code == 201, made.text
     with bearer_client(server, "nora", PASSWORD) as nora:
-        assert [u["name"] for u in nora.get("/api/users").json()] == ["nora"]
+        assert [u["name"] for u in nora.get("/api/users").json()["items"]] == ["nora"]
         assert nora.get("/api/users/admin").status_code == 404
         assert nora.delete("/api/users/admin").status_code == 404
         assert nora.put("/api/users/admin/password", json={"password": PASSWORD}).status_code == 404

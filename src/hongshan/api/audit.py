@@ -15,12 +15,12 @@ from litestar.response import Stream
 
 from hongshan.api.dependencies import Provided
 from hongshan.api.history import CSV, csv_line, parse_time
+from hongshan.api.paging import PAGED, Paged
 from hongshan.identity.principals import Principal, Role
 from hongshan.services.people.audit import AuditLog
 from hongshan.store.history.buckets import bucket_label
 from hongshan.store.registry.audit import AuditEntry, AuditFilter
 
-MAX_OFFSET = 2**31 - 1
 CSV_COLUMNS = (
     "id", "at", "time", "tenant", "actor", "actorKind", "address", "action", "target",
     "status", "detail",
@@ -40,11 +40,6 @@ class AuditRecord(msgspec.Struct, kw_only=True, rename="camel"):
     detail: dict[str, Any] | None
 
 
-class AuditPage(msgspec.Struct, kw_only=True):
-    items: list[AuditRecord]
-    total: int
-
-
 def _record(entry: AuditEntry) -> AuditRecord:
     return AuditRecord(
         id=entry.id,
@@ -60,21 +55,22 @@ def _record(entry: AuditEntry) -> AuditRecord:
     )
 
 
-@get("/api/audit", opt={"role": Role.ADMIN})
+@get("/api/audit", opt={"role": Role.ADMIN}, dependencies=PAGED)
 async def list_audit(
     audit: Provided[AuditLog],
     principal: Provided[Principal],
+    paging: Paged,
     since: Annotated[str | None, QueryParameter(description="ms or ISO 8601 (UTC)")] = None,
     until: Annotated[str | None, QueryParameter(description="ms or ISO 8601 (UTC)")] = None,
     actor: Annotated[str | None, QueryParameter(description="a principal's name")] = None,
     action: Annotated[str | None, QueryParameter(description="e.g. 'POST /api/keys'")] = None,
     status: Annotated[int | None, QueryParameter(ge=100, le=599)] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
     output: Annotated[Literal["json", "csv"] | None, QueryParameter(name="format")] = None,
     accept: Annotated[str | None, HeaderParameter(name="accept")] = None,
 ) -> Any:
-    """Who changed what, when and from where; newest first."""
+    """Who changed what, when and from where; newest first (``-at``, or ``at``); ``q`` in the
+    target (the path)."""
+    _, descending = paging.order(["at"], default="-at")
     where = AuditFilter(
         tenant=principal.tenant,
         since=None if since is None else parse_time(since, 0, "UTC"),
@@ -82,13 +78,15 @@ async def list_audit(
         actor=actor,
         action=action,
         status=status,
-        limit=limit,
-        offset=offset,
+        text=paging.q,
+        oldest_first=not descending,
+        limit=paging.limit,
+        offset=paging.offset,
     )
     if output == "csv" or (output is None and "text/csv" in (accept or "")):
         return Stream(_csv(audit, where), headers={"content-type": CSV})
     items, total = await audit.find(where)
-    return AuditPage(items=[_record(entry) for entry in items], total=total)
+    return paging.page([_record(entry) for entry in items], total)
 
 
 async def _csv(audit: AuditLog, where: AuditFilter) -> AsyncIterator[bytes]:

@@ -14,6 +14,7 @@ from litestar.types import Scope
 
 from hongshan.api.audit_trail import note_detail
 from hongshan.api.dependencies import Provided
+from hongshan.api.paging import PAGED, Page, Paged
 from hongshan.identity.api_keys import StoredKey
 from hongshan.identity.principals import Principal, Role
 from hongshan.services.people.keys import ApiKeys, KeySpec
@@ -89,9 +90,17 @@ async def create_key(
     return _view(key, text)
 
 
-@get("/api/keys", opt={"role": Role.ADMIN})
-async def list_keys(api_keys: Provided[ApiKeys], principal: Provided[Principal]) -> list[KeyView]:
-    return [_view(key) for key in api_keys.listed(principal)]
+@get("/api/keys", opt={"role": Role.ADMIN}, dependencies=PAGED)
+async def list_keys(
+    api_keys: Provided[ApiKeys], principal: Provided[Principal], paging: Paged
+) -> Page[KeyView]:
+    """By ``id`` (or ``name``, ``createdAt``); ``q`` in the name. Never the secrets."""
+    return paging.in_memory(
+        [_view(key) for key in api_keys.listed(principal)],
+        {"id": lambda k: k.id, "name": lambda k: k.name, "createdAt": lambda k: k.created_at},
+        default="id",
+        text=lambda key: key.name,
+    )
 
 
 @get(KEY, opt={"role": Role.ADMIN})

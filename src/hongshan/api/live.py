@@ -53,7 +53,7 @@ async def live(
     try:
         subscriber = live_feed.join(principal)
     except LiveRefused as refused:  # before accepting: answered as HTTP 429
-        await socket.close(code=4000 + refused.code, reason=refused.detail)
+        await socket.close(code=4000 + refused.http_status, reason=refused.detail)
         return
     try:
         # (the token's subprotocol is never answered: only "bearer", when it was offered)

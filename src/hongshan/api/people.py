@@ -28,6 +28,7 @@ from hongshan.api.auth import (
     cookie_forgery_checked,
 )
 from hongshan.api.dependencies import Provided
+from hongshan.api.paging import PAGED, Page, Paged
 from hongshan.api.problems import Problem
 from hongshan.errors import LoginRefused
 from hongshan.identity.principals import DEFAULT_TENANT, Principal, Role
@@ -236,10 +237,18 @@ async def who_am_i(principal: Provided[Principal]) -> Me:
 # -- /api/users -----------------------------------------------------------------------------
 
 
-@get("/api/users", opt={"role": Role.ADMIN})
-async def list_users(people: Provided[People], principal: Provided[Principal]) -> list[UserView]:
-    """The users of the admin's tenant (the admin token: of every tenant), by name."""
-    return [_view(user) for user in people.list_users(principal.tenant)]
+@get("/api/users", opt={"role": Role.ADMIN}, dependencies=PAGED)
+async def list_users(
+    people: Provided[People], principal: Provided[Principal], paging: Paged
+) -> Page[UserView]:
+    """The users of the admin's tenant (the admin token: of every tenant), by ``name`` (or
+    ``role``, ``createdAt``); ``q`` in the name."""
+    return paging.in_memory(
+        [_view(user) for user in people.list_users(principal.tenant)],
+        {"name": lambda u: u.name, "role": lambda u: u.role, "createdAt": lambda u: u.created_at},
+        default="name",
+        text=lambda user: user.name,
+    )
 
 
 @post("/api/users", status_code=201)

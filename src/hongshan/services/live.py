@@ -38,11 +38,13 @@ class Topic(enum.StrEnum):
 
 class LiveRefused(HongshanError):
     """A subscription (or a socket) the feed does not take; ``detail`` says why, to the
-    client. ``code``: the HTTP status a refused socket is answered with."""
+    client. ``http_status``: what a refused socket is answered with (429: too many)."""
 
-    def __init__(self, detail: str, code: int = 400) -> None:
+    http_status = 400
+
+    def __init__(self, detail: str, http_status: int = 400) -> None:
         super().__init__(detail)
-        self.code = code
+        self.http_status = http_status
 
 
 class Things(Protocol):
@@ -211,7 +213,7 @@ class LiveFeed:
             raise LiveRefused(
                 f"{principal.name} has {self._max_per_principal} live sockets open already, "
                 "the most allowed",
-                code=429,
+                http_status=429,
             )
         self._held[key] += 1
         self.clients += 1

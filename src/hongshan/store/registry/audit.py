@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hongshan.store.registry import schema as t
-from hongshan.store.registry.database import Database
+from hongshan.store.registry.database import Database, contains
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -43,6 +43,8 @@ class AuditFilter:
     actor: str | None = None
     action: str | None = None
     status: int | None = None
+    text: str | None = None  # in the target (the path), case-insensitive
+    oldest_first: bool = False
     limit: int = 100
     offset: int = 0
     after: tuple[int, int] | None = None  # (at, id): it and newer ones skipped
@@ -106,7 +108,8 @@ def _page(where: AuditFilter) -> sa.Select[Any]:
     if where.after is not None:
         at, row_id = where.after
         page = page.where(sa.or_(a.at < at, sa.and_(a.at == at, a.id < row_id)))
-    return page.order_by(a.at.desc(), a.id.desc()).limit(where.limit).offset(where.offset)
+    order = (a.at.asc(), a.id.asc()) if where.oldest_first else (a.at.desc(), a.id.desc())
+    return page.order_by(*order).limit(where.limit).offset(where.offset)
 
 
 def _conditions(where: AuditFilter) -> list[sa.ColumnElement[bool]]:
@@ -124,6 +127,8 @@ def _conditions(where: AuditFilter) -> list[sa.ColumnElement[bool]]:
         found.append(a.action == where.action)
     if where.status is not None:
         found.append(a.status == where.status)
+    if where.text:
+        found.append(contains(a.target, where.text))
     return found
 
 
