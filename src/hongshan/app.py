@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import signal
@@ -18,7 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hongshan.api.dependencies import Health, Services
+from hongshan.api.dependencies import ConsoleMap, Health, Services
 from hongshan.api.token import TOKEN_FILE, load_or_create_token
 from hongshan.broker.server import Broker
 from hongshan.bus.local import LocalBus
@@ -321,7 +322,18 @@ class Platform:
             scenes=self.scene_book,
             scene_backtests=self._scene_backtests,
             health=health,
+            console_map=self._console_map(),
         )
+
+    def _console_map(self) -> ConsoleMap:
+        """The console's map opens at the town's place when one is set."""
+        s = self.settings
+        shown = ConsoleMap(
+            tile_url=s.map_tile_url, tile_attribution=s.map_tile_attribution, zoom=s.map_zoom
+        )
+        if s.latitude is not None and s.longitude is not None:
+            shown = dataclasses.replace(shown, center=(s.latitude, s.longitude))
+        return shown
 
     async def stop(self) -> None:
         self.ready = False

@@ -135,6 +135,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # commands queued for an offline device are kept until they are sent, expire or are cancelled
     command_retention_days: float = 30.0
     command_retention_rows: int = 1_000_000
+    # -- the console's map (web/, served at /) --
+    # an XYZ tile URL template ("https://tiles.example/{z}/{x}/{y}.png") for a real town's
+    # streets, and the line of credit its owner asks for; empty: the demo district shipped with
+    # Hongshan (web/district.geojson), drawn with no tile server. The map opens at the town's
+    # latitude/longitude (else the district's) at map_zoom
+    map_tile_url: str = ""
+    map_tile_attribution: str = ""
+    map_zoom: int = 16
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -230,6 +238,10 @@ def _check(s: Settings) -> None:
     ):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name}: must be positive")
+    if not 0 <= s.map_zoom <= 22:
+        raise ConfigError(f"map_zoom: {s.map_zoom} is out of 0..22 (a tile zoom level)")
+    if s.map_tile_url and not s.map_tile_url.startswith(("https://", "http://", "/")):
+        raise ConfigError("map_tile_url: an http(s) URL template with {z}, {x} and {y}")
     if s.command_retention_rows < 1:
         raise ConfigError("command_retention_rows: must be at least 1")
     if (s.latitude is None) != (s.longitude is None):

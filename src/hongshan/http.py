@@ -1,8 +1,8 @@
 """The HTTP side: ``GET /api/health`` (open; 503 while starting or while a store cannot write:
 the history, the registry or the broker's state), the REST API (bearer token), its OpenAPI
 document at ``/api/schema/openapi.json``, and devices' dynamic registration
-(``/auth/register/device``, signed with the product secret). Every error of the API is
-``application/problem+json``.
+(``/auth/register/device``, signed with the product secret), and the console's files at ``/``
+(``api.console_files``). Every error of the API is ``application/problem+json``.
 
 Built from ``Services``: each handler is given the services it names (``api.dependencies``)
 and nothing else; this module knows nothing of the platform that built them."""
@@ -22,6 +22,7 @@ from hongshan.api import (
     alarm_conditions,
     alarms,
     commands,
+    console,
     devices,
     groups,
     history,
@@ -33,6 +34,7 @@ from hongshan.api import (
     scenes,
 )
 from hongshan.api.auth import RequestAuth, note_principal, require_role
+from hongshan.api.console_files import console_router
 from hongshan.api.dependencies import Services, providers
 from hongshan.api.health import health
 from hongshan.api.problems import EXCEPTION_HANDLERS, PROBLEM_RESPONSES
@@ -51,6 +53,7 @@ ADMIN_ROUTES = (
     *commands.ROUTES,
     *scenes.ROUTES,
     *scene_backtest.ROUTES,
+    *console.ROUTES,
 )
 
 
@@ -77,7 +80,13 @@ def build_http_app(services: Services) -> Litestar:
         ),
     )
     return Litestar(
-        route_handlers=[health, api, scene_triggers, *registration.ROUTES],
+        route_handlers=[
+            health,
+            api,
+            scene_triggers,
+            *registration.ROUTES,
+            console_router(services.console_map.tile_url),
+        ],
         dependencies=providers(services),
         openapi_config=openapi,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -110,6 +110,18 @@ class Health:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConsoleMap:
+    """How the console draws the town (the settings ``map_*``): an XYZ tile URL template and
+    its credit line, or none (``tile_url`` ""): the demo district shipped with the console;
+    where the map opens (degrees north, east) and at which zoom."""
+
+    tile_url: str = ""
+    tile_attribution: str = ""
+    center: tuple[float, float] = (31.49, 120.43)  # the shipped district, in Hongshan (Wuxi)
+    zoom: int = 16
+
+
+@dataclass(frozen=True, kw_only=True)
 class Services:
     """Everything the HTTP side uses. Each field but the admin token (which the guard reads)
     is given to the handlers that name it. No field is named like a request's parameter or
@@ -135,6 +147,7 @@ class Services:
     scenes: SceneBook
     scene_backtests: SceneBacktester
     health: Health
+    console_map: ConsoleMap = ConsoleMap()
 
 
 NOT_PROVIDED = frozenset({"admin_token"})
