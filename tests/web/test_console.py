@@ -1,0 +1,180 @@
+"""The console in Chromium against a real server: the map's markers and clusters, a device's
+page with a value that changes as a real MQTT device posts and a service call's reply, an
+alarm acknowledged by a click, the nav by keyboard, nothing wider than 1280 by 800.
+
+Every flow here signs in with the admin token's header (conftest); the login form itself
+waits for the people branch's /api/auth/login. Live updates wait for the ws branch's
+/api/ws: until then the console polls every 10 s, which the device-page flow waits out."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from alibaba_device import lamps, post
+from command_devices import Lamp
+from conftest import Console
+
+POLL = 15_000  # ms: the console's 10 s poll, and some
+
+
+def rest(console: Console) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {console.token}"}
+    return httpx.Client(base_url=console.origin, headers=headers)
+
+
+def shows(status: str) -> re.Pattern[str]:
+    """A marker's or a cluster's class for ``status`` (a severity or a state)."""
+    return re.compile(rf"(^|\s)m-{status}(\s|$)")
+
+
+def no_overflow(page: Page) -> None:
+    wide = page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert wide[0] <= wide[1], f"the page is {wide[0]} px wide in a {wide[1]} px window"
+
+
+def test_the_map_shows_located_devices_coloured_and_clusters_spread(console: Console) -> None:
+    with rest(console) as api:
+        pk = api.post("/api/products", json={"name": "Lamp"}).json()["productKey"]
+        places = {
+            "lamp-west": (31.4890, 120.4260),
+            "lamp-east": (31.4890, 120.4340),
+            "lamp-twin-1": (31.4860, 120.4300),
+            "lamp-twin-2": (31.4860, 120.4300),  # the same pole: a cluster until clicked
+        }
+        for name, (lat, lon) in places.items():
+            made = api.post(
+                f"/api/products/{pk}/devices",
+                json={"deviceName": name, "location": {"lat": lat, "lon": lon}},
+            )
+            assert made.status_code == 201, made.text
+        api.post(
+            "/api/alarms",
+            json={"productKey": pk, "deviceName": "lamp-east", "type": "lamp out"},
+        )
+        api.post(
+            "/api/alarms",
+            json={
+                "productKey": pk,
+                "deviceName": "lamp-twin-2",
+                "type": "door open",
+                "severity": "critical",
+            },
+        )
+    page = console.open("#/map")
+    expect(page.locator(".marker[title='lamp-west']")).to_have_class(shows("inactive"))
+    expect(page.locator(".marker[title='lamp-east']")).to_have_class(shows("major"))
+    cluster = page.locator(".cluster")
+    expect(cluster).to_have_count(1)
+    expect(cluster).to_have_text("2")
+    expect(cluster).to_have_class(shows("critical"))  # the worst inside it
+    expect(page.locator(".leaflet-overlay-pane path")).not_to_have_count(0)  # the district
+    expect(page.locator(".filters .shown")).to_have_text("4 devices")
+    no_overflow(page)
+
+    cluster.click()
+    expect(page.locator(".marker[title='lamp-twin-2']")).to_have_class(shows("critical"))
+    expect(page.locator(".marker[title='lamp-twin-1']")).to_be_visible()
+
+    page.select_option("select[name=state]", "inactive")
+    expect(page.locator(".filters .shown")).to_have_text("4 devices")
+    assert "state=inactive" in page.url
+    page.reload()  # the operator keeps their place
+    expect(page.locator("select[name=state]")).to_have_value("inactive")
+    expect(page.locator(".filters .shown")).to_have_text("4 devices")
+
+
+def test_a_device_page_shows_live_values_and_a_service_s_reply(
+    console: Console, server: Any
+) -> None:
+    pk, secrets = lamps(server, "lamp-0001")
+    lamp = Lamp(server.port, pk, "lamp-0001", secrets["lamp-0001"]).connect()
+    try:
+        post(lamp.paho, pk, "lamp-0001", {"Brightness": 40})
+        page = console.open(f"#/devices/{pk}/lamp-0001")
+        brightness = page.locator("tr[data-property=Brightness] .value")
+        expect(brightness).to_have_text("40 %")
+        expect(page.locator(".device-head .state")).to_have_text("online")
+        post(lamp.paho, pk, "lamp-0001", {"Brightness": 75})
+        expect(brightness).to_have_text("75 %", timeout=POLL)  # live (or the poll)
+
+        reboot = page.locator("form[data-service=Reboot]")
+        reboot.get_by_role("button", name="Call").click()
+        expect(reboot.locator("output")).to_have_text("replied · code 200 · {}")
+        setter = page.locator("form[data-service=set]")
+        setter.locator("input[name=Brightness]").fill("20")
+        setter.get_by_role("button", name="Set").click()
+        expect(setter.locator("output")).to_contain_text("replied · code 200")
+        assert lamp.received.get(timeout=5)["method"] == "thing.service.Reboot"
+        expect(page.locator("#commands tbody tr")).to_have_count(2)
+        expect(page.locator("#history .chart canvas")).to_have_count(1)
+        no_overflow(page)
+    finally:
+        lamp.paho.stop()
+
+
+def test_an_alarm_raised_appears_and_is_acknowledged_by_a_click(console: Console) -> None:
+    with rest(console) as api:
+        pk = api.post("/api/products", json={"name": "Oximeter"}).json()["productKey"]
+        api.post(f"/api/products/{pk}/devices", json={"deviceName": "oxi-0001"})
+        page = console.open("#/alarms")
+        expect(page.locator("ol.alarms")).to_be_attached()
+        raised = api.post(
+            "/api/alarms",
+            json={
+                "productKey": pk,
+                "deviceName": "oxi-0001",
+                "type": "SpO2 low",
+                "severity": "critical",
+            },
+        ).json()
+    alarm = page.locator(f"li.alarm[data-alarm='{raised['id']}']")
+    expect(alarm).to_be_visible(timeout=POLL)  # live (or the poll)
+    expect(alarm).to_have_attribute("data-status", "ACTIVE_UNACK")
+    banner = page.locator("#banner")
+    expect(banner).to_be_visible(timeout=POLL)
+    expect(banner).to_contain_text("Critical: SpO2 low on oxi-0001")
+    alarm.get_by_role("button", name="Acknowledge").click()
+    expect(alarm).to_have_attribute("data-status", "ACTIVE_ACK")
+    alarm.get_by_role("textbox", name="Note text").fill("nurse on the way")
+    alarm.get_by_role("button", name="Note").click()
+    expect(alarm.locator("details summary")).to_have_text("1 note(s)")
+    with rest(console) as api:
+        kept = api.get(f"/api/alarms/{raised['id']}").json()
+    assert kept["status"] == "ACTIVE_ACK" and kept["notes"][0]["text"] == "nurse on the way"
+    no_overflow(page)
+
+
+def test_the_nav_is_reached_with_tab_and_every_view_fits(console: Console) -> None:
+    page = console.open("#/devices")
+    expect(page.locator("header.bar")).to_be_visible()
+    reached = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("() => document.activeElement.textContent.trim()"))
+    assert "Map" in reached and "Devices" in reached
+    assert any(text.startswith("Alarms") for text in reached)
+    page.keyboard.press("Shift+Tab")
+    while page.evaluate("() => document.activeElement.textContent.trim()") != "Alarms":
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{console.origin}/#/alarms")
+    for view in ("#/map", "#/devices", "#/alarms"):
+        page = console.open(view)
+        expect(page.locator("main#view > *").first).to_be_visible()
+        no_overflow(page)
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (768, 1024)])
+def test_a_tablet_sees_the_map_and_the_nav(console: Console, size: tuple[int, int]) -> None:
+    console.page.set_viewport_size({"width": size[0], "height": size[1]})
+    page = console.open("#/map")
+    expect(page.locator(".leaflet-container")).to_be_visible()
+    expect(page.get_by_role("link", name="Alarms")).to_be_visible()
+    no_overflow(page)
