@@ -60,6 +60,7 @@ class Console:
     token: str
     foreign: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    tolerated: list[re.Pattern[str]] = field(default_factory=lambda: [TOLERATED])
 
     def open(self, hash_route: str = "") -> Page:
         self.page.goto(f"{self.origin}/{hash_route}")
@@ -70,11 +71,31 @@ class Console:
 def console(
     server: Any, browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[Console]:
+    """Signed in (the admin token's header on every request)."""
+    yield from _console(server, browser, tmp_path, request, signed_in=True)
+
+
+@pytest.fixture
+def stranger(
+    server: Any, browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Console]:
+    """Not signed in: no credentials at all."""
+    yield from _console(server, browser, tmp_path, request, signed_in=False)
+
+
+def _console(
+    server: Any,
+    browser: Browser,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    *,
+    signed_in: bool,
+) -> Iterator[Console]:
     origin = f"http://127.0.0.1:{server.ports['http']}"
     token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
+    headers = {"Authorization": f"Bearer {token}"} if signed_in else {}
     context = browser.new_context(
-        viewport={"width": 1280, "height": 800},
-        extra_http_headers={"Authorization": f"Bearer {token}"},
+        viewport={"width": 1280, "height": 800}, extra_http_headers=headers
     )
     page = context.new_page()
     seen = Console(page=page, origin=origin, token=token)
@@ -85,7 +106,7 @@ def console(
             seen.foreign.append(url)
 
     def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not TOLERATED.search(message.text):
+        if message.type == "error" and not any(t.search(message.text) for t in seen.tolerated):
             seen.errors.append(message.text)
 
     page.on("request", on_request)

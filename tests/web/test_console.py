@@ -82,6 +82,15 @@ def test_the_map_shows_located_devices_coloured_and_clusters_spread(console: Con
     expect(page.locator(".marker[title='lamp-twin-2']")).to_have_class(shows("critical"))
     expect(page.locator(".marker[title='lamp-twin-1']")).to_be_visible()
 
+    with rest(console) as api:  # a change while the map is open: that marker, in place
+        api.post(
+            "/api/alarms",
+            json={"productKey": pk, "deviceName": "lamp-west", "type": "dim", "severity": "minor"},
+        )
+    west = page.locator(".marker[title='lamp-west']")
+    expect(west).to_have_class(shows("minor"), timeout=POLL)  # live (or the poll)
+    expect(page.locator(".marker[title='lamp-twin-1']")).to_be_visible()  # still spread
+
     page.select_option("select[name=state]", "inactive")
     expect(page.locator(".filters .shown")).to_have_text("4 devices")
     assert "state=inactive" in page.url
@@ -177,4 +186,20 @@ def test_a_tablet_sees_the_map_and_the_nav(console: Console, size: tuple[int, in
     page = console.open("#/map")
     expect(page.locator(".leaflet-container")).to_be_visible()
     expect(page.get_by_role("link", name="Alarms")).to_be_visible()
+    no_overflow(page)
+
+
+def test_a_stranger_is_shown_the_login_and_kept_their_place(stranger: Console) -> None:
+    """Signing in itself waits for the people branch (POST /api/auth/login): here the form is
+    shown, remembers where the operator was going, and shows the server's answer."""
+    # (the 401 of the first read, and the 404s of refresh and login until people lands)
+    stranger.tolerated.append(re.compile(r"Failed to load resource: .* (401|404)"))
+    page = stranger.open("#/alarms?status=UNACK")
+    expect(page.get_by_role("textbox", name="Name")).to_be_focused()
+    assert "#/login?next=" in page.url and "alarms" in page.url
+    expect(page.locator("header.bar")).to_be_hidden()
+    page.get_by_role("textbox", name="Name").fill("nurse")
+    page.get_by_label("Password").fill("wrong")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".login .error")).to_be_visible()
     no_overflow(page)

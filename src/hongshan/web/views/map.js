@@ -166,40 +166,70 @@ export async function mount(root, { route, map: settings, live }) {
       title: dn,
       alt: `${dn}: ${status}`,
       keyboard: true,
-      pk, dn, state, worst, open, status,
+      pk, dn, lat, lon, state, worst, open, status,
     });
     marker.bindPopup(() => popup(marker));
     return marker;
   }
 
+  /** A marker's new state or alarms; its cluster is refreshed by the caller. */
   function restyle(marker, changes) {
     Object.assign(marker.options, changes);
     const status = shown(marker.options.state, marker.options.worst);
     marker.options.status = status;
     marker.options.alt = `${marker.options.dn}: ${status}`;
     marker.setIcon(icon(status));
-    clusters.refreshClusters(marker);
   }
 
-  async function load() {
+  /** The devices as they are now: markers added, moved, restyled and removed in place (a
+   * poll every 10 s keeps the operator's open popup and spread cluster); ``fresh``: all
+   * drawn again (the filters changed). */
+  async function load(fresh) {
     const found = await get(
       "/api/map/devices" +
         query({ productKey: bar.product.value, group: bar.group.value, state: bar.state.value }),
     );
-    clusters.clearLayers();
-    markers.clear();
-    const layers = found.devices.map((row) => {
-      const marker = place(row);
-      markers.set(`${row[0]}/${row[1]}`, marker);
-      return marker;
-    });
-    clusters.addLayers(layers);
-    shownCount.textContent = `${layers.length.toLocaleString()} devices`;
+    if (fresh) {
+      clusters.clearLayers();
+      markers.clear();
+    }
+    const added = [];
+    const removed = [];
+    const changed = [];
+    const seen = new Set();
+    for (const row of found.devices) {
+      const key = `${row[0]}/${row[1]}`;
+      seen.add(key);
+      const marker = markers.get(key);
+      const [, , lat, lon, state, worst, open] = row;
+      if (marker === undefined) {
+        added.push(place(row));
+        markers.set(key, added[added.length - 1]);
+      } else if (marker.options.lat !== lat || marker.options.lon !== lon) {
+        // (its own place, not getLatLng(): a spread cluster moves its markers for a while)
+        removed.push(marker);
+        added.push(place(row));
+        markers.set(key, added[added.length - 1]);
+      } else if (marker.options.state !== state || marker.options.worst !== worst || marker.options.open !== open) {
+        restyle(marker, { state, worst, open });
+        changed.push(marker);
+      }
+    }
+    for (const [key, marker] of markers) {
+      if (!seen.has(key)) {
+        removed.push(marker);
+        markers.delete(key);
+      }
+    }
+    if (removed.length) clusters.removeLayers(removed);
+    if (added.length) clusters.addLayers(added);
+    if (changed.length) clusters.refreshClusters(changed);
+    shownCount.textContent = `${markers.size.toLocaleString()} devices`;
   }
 
-  async function reload() {
+  async function reload(fresh = false) {
     try {
-      await load();
+      await load(fresh);
     } catch (error) {
       failed(error);
     }
@@ -214,6 +244,7 @@ export async function mount(root, { route, map: settings, live }) {
       );
       const worst = worstOf(page.items.map((a) => a.severity));
       restyle(marker, { worst: page.items.length ? worst : null, open: page.items.length });
+      clusters.refreshClusters(marker);
     } catch (error) {
       failed(error);
     }
@@ -225,13 +256,13 @@ export async function mount(root, { route, map: settings, live }) {
       else params.delete(name);
     }
     replaceQuery(params);
-    reload();
+    reload(true);
   });
   bar.addEventListener("submit", (event) => event.preventDefault());
 
   await ready;
   await baseLayer(map, settings).catch(failed);
-  await reload();
+  await reload(true);
   const stops = [
     live.subscribe(
       { topic: "status" },
@@ -239,9 +270,10 @@ export async function mount(root, { route, map: settings, live }) {
         const marker = markers.get(message.device);
         if (marker && marker.options.state !== "disabled") {
           restyle(marker, { state: message.online ? "online" : "offline" });
+          clusters.refreshClusters(marker);
         }
       },
-      reload,
+      () => reload(),
     ),
     live.subscribe({ topic: "alarms" }, (alarm) => alarmsOf(alarm.productKey, alarm.deviceName)),
   ];
