@@ -136,8 +136,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     command_retention_days: float = 30.0
     command_retention_rows: int = 1_000_000
     # -- the console's map (web/, served at /) --
-    # an XYZ tile URL template ("https://tiles.example/{z}/{x}/{y}.png") for a real town's
-    # streets, and the line of credit its owner asks for; empty: the demo district shipped with
+    # an XYZ tile URL template ("https://tiles.example/{z}/{x}/{y}.png") or a raster PMTiles
+    # archive (".../town.pmtiles") for a real town's streets, and the line of credit its
+    # owner asks for; empty: the demo district shipped with
     # Hongshan (web/district.geojson), drawn with no tile server. The map opens at the town's
     # latitude/longitude (else the district's) at map_zoom
     map_tile_url: str = ""

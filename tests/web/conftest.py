@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    sync_playwright,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -68,59 +75,61 @@ class Console:
 
 
 @pytest.fixture
-def console(
-    server: Any, browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Console]:
-    """Signed in (the admin token's header on every request)."""
-    yield from _console(server, browser, tmp_path, request, signed_in=True)
+def consoles(
+    browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Console]]:
+    """``consoles(server, signed_in=True, also=())``: a page on ``server``'s console, signed in
+    (the admin token's header on every request) or not; ``also``: origins it may ask besides
+    its own (a tile server). Each is checked by the guard and screenshot at the end."""
+    opened: list[tuple[Console, BrowserContext]] = []
+
+    def open_console(server: Any, *, signed_in: bool = True, also: tuple[str, ...] = ()) -> Console:
+        origin = f"http://127.0.0.1:{server.ports['http']}"
+        token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
+        headers = {"Authorization": f"Bearer {token}"} if signed_in else {}
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 800}, extra_http_headers=headers
+        )
+        seen = Console(page=context.new_page(), origin=origin, token=token)
+        allowed = tuple(f"{o}/" for o in (origin, *also))
+        seen.page.on("request", lambda asked: _foreign(seen, asked.url, allowed))
+        seen.page.on("console", lambda message: _console_error(seen, message))
+        seen.page.on("pageerror", lambda error: seen.errors.append(f"uncaught: {error}"))
+        opened.append((seen, context))
+        return seen
+
+    yield open_console
+    for n, (seen, context) in enumerate(opened):
+        name = re.sub(r"[^\w.-]", "_", request.node.name) + (f"-{n}" if n else "") + ".png"
+        try:
+            seen.page.screenshot(path=str(tmp_path / name), full_page=True)
+            shots = os.environ.get("HONGSHAN_SCREENSHOTS")
+            if shots:
+                Path(shots).mkdir(parents=True, exist_ok=True)
+                seen.page.screenshot(path=str(Path(shots) / name), full_page=True)
+        finally:
+            context.close()
+        assert not seen.foreign, f"the page asked another origin: {seen.foreign}"
+        assert not seen.errors, f"the page logged errors: {seen.errors}"
+
+
+def _foreign(seen: Console, url: str, allowed: tuple[str, ...]) -> None:
+    if not url.startswith((*allowed, "data:", "blob:")):
+        seen.foreign.append(url)
+
+
+def _console_error(seen: Console, message: ConsoleMessage) -> None:
+    if message.type == "error" and not any(t.search(message.text) for t in seen.tolerated):
+        seen.errors.append(message.text)
 
 
 @pytest.fixture
-def stranger(
-    server: Any, browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Console]:
+def console(server: Any, consoles: Callable[..., Console]) -> Console:
+    """Signed in (the admin token's header on every request)."""
+    return consoles(server)
+
+
+@pytest.fixture
+def stranger(server: Any, consoles: Callable[..., Console]) -> Console:
     """Not signed in: no credentials at all."""
-    yield from _console(server, browser, tmp_path, request, signed_in=False)
-
-
-def _console(
-    server: Any,
-    browser: Browser,
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-    *,
-    signed_in: bool,
-) -> Iterator[Console]:
-    origin = f"http://127.0.0.1:{server.ports['http']}"
-    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
-    headers = {"Authorization": f"Bearer {token}"} if signed_in else {}
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 800}, extra_http_headers=headers
-    )
-    page = context.new_page()
-    seen = Console(page=page, origin=origin, token=token)
-
-    def on_request(asked: Any) -> None:
-        url: str = asked.url
-        if not (url.startswith((origin + "/", "data:")) or url == origin):
-            seen.foreign.append(url)
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not any(t.search(message.text) for t in seen.tolerated):
-            seen.errors.append(message.text)
-
-    page.on("request", on_request)
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: seen.errors.append(f"uncaught: {error}"))
-    yield seen
-    name = re.sub(r"[^\w.-]", "_", request.node.name) + ".png"
-    try:
-        page.screenshot(path=str(tmp_path / name), full_page=True)
-        shots = os.environ.get("HONGSHAN_SCREENSHOTS")
-        if shots:
-            Path(shots).mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(Path(shots) / name), full_page=True)
-    finally:
-        context.close()
-    assert not seen.foreign, f"the page asked another origin: {seen.foreign}"
-    assert not seen.errors, f"the page logged errors: {seen.errors}"
+    return consoles(server, signed_in=False)

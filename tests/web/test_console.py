@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+from tile_server import tile_server
 
 from alibaba_device import lamps, post
 from command_devices import Lamp
@@ -203,3 +204,23 @@ def test_a_stranger_is_shown_the_login_and_kept_their_place(stranger: Console) -
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator(".login .error")).to_be_visible()
     no_overflow(page)
+
+
+def test_the_map_draws_a_tile_servers_tiles(make_server: Any, consoles: Any) -> None:
+    with tile_server() as tiles:
+        server = make_server(map_tile_url=tiles.origin + "/xyz/{z}/{x}/{y}.png")
+        page = consoles(server, also=(tiles.origin,)).open("#/map")
+        tile = page.locator(f".leaflet-tile[src^='{tiles.origin}/xyz/16/']").first
+        expect(tile).to_be_visible()
+        expect(page.locator(".leaflet-overlay-pane path")).to_have_count(0)  # no district
+        assert page.evaluate("(img) => img.naturalWidth", tile.element_handle()) == 256
+
+
+def test_the_map_draws_a_pmtiles_archive(make_server: Any, consoles: Any) -> None:
+    with tile_server() as tiles:
+        server = make_server(map_tile_url=tiles.origin + "/town.pmtiles", map_zoom=0)
+        page = consoles(server, also=(tiles.origin,)).open("#/map")
+        tile = page.locator(".leaflet-tile[src^='blob:']").first  # read by range requests
+        expect(tile).to_be_visible()
+        assert page.evaluate("(img) => img.naturalWidth", tile.element_handle()) == 256
+        assert tiles.asked and set(tiles.asked) == {"/town.pmtiles"}

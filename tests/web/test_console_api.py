@@ -43,17 +43,22 @@ def test_the_console_is_served_at_the_root_with_a_strict_policy(server: Any) -> 
         assert anonymous.get("/no-such-file.js").status_code == 404
 
 
-def test_a_tile_servers_origin_is_allowed_for_images_only() -> None:
+def test_a_tile_servers_origin_is_allowed_for_what_its_tiles_need() -> None:
     policy = content_security_policy("https://tiles.example.org:8443/{z}/{x}/{y}.png")
     assert "img-src 'self' data: https://tiles.example.org:8443;" in policy
     assert "connect-src 'self';" in policy
     assert "tiles.example.org" not in content_security_policy("")
+    archive = content_security_policy("https://maps.example.org/hongshan.pmtiles")
+    assert "img-src 'self' data: blob: https://maps.example.org;" in archive
+    assert "connect-src 'self' https://maps.example.org;" in archive  # (range requests)
+    local = content_security_policy("/tiles/hongshan.pmtiles")
+    assert "img-src 'self' data: blob:;" in local and "connect-src 'self';" in local
 
 
 def test_every_vendored_library_ships_with_its_licence() -> None:
     vendor = WEB / "vendor"
     libraries = [d for d in vendor.iterdir() if d.is_dir()]
-    assert {d.name for d in libraries} >= {"leaflet", "leaflet.markercluster", "uplot"}
+    assert {d.name for d in libraries} >= {"leaflet", "leaflet.markercluster", "pmtiles", "uplot"}
     for library in libraries:
         assert (library / "LICENSE").is_file(), library.name
     readme = (vendor / "README.md").read_text()

@@ -5,7 +5,8 @@ the demo district) served at ``/``, ``index.html`` for ``/``. Routes of their ow
 Every answer says ``Cache-Control: no-cache`` (kept, but asked again with its ETag: an
 upgrade is seen at the next load without a build step's hashed names) and carries a
 ``Content-Security-Policy`` that lets the page load and connect to its own origin only (the
-WebSocket included), plus the tile server's origin for images when the operator set one."""
+WebSocket included), plus the tile server's origin for images when the operator set one (and
+for range requests, when it is a PMTiles archive)."""
 
 from __future__ import annotations
 
@@ -20,17 +21,24 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 
 
 def content_security_policy(tile_url: str) -> str:
-    """Self only; ``data:`` images (Leaflet's CSS draws some); the tile server's origin."""
-    images = "'self' data:"
+    """Self only; ``data:`` images (Leaflet's CSS draws some); the tile server's origin for
+    images, or for a PMTiles archive (read by range requests, its tiles made ``blob:`` images)
+    for connections too."""
+    images, connections = "'self' data:", "'self'"
     parts = urlsplit(tile_url)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        images += f" {parts.scheme}://{parts.netloc}"
+    archive = parts.path.endswith(".pmtiles")
+    origin = f" {parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else ""
+    if archive:
+        images += " blob:" + origin
+        connections += origin
+    else:
+        images += origin
     return (
         "default-src 'self'; "
         f"img-src {images}; "
         "style-src 'self'; "
         "script-src 'self'; "
-        "connect-src 'self'; "
+        f"connect-src {connections}; "
         "object-src 'none'; "
         "base-uri 'none'; "
         "form-action 'self'; "

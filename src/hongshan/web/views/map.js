@@ -58,8 +58,14 @@ const DISTRICT_STYLE = {
 };
 
 async function baseLayer(map, settings) {
+  const credit = { attribution: settings.tileAttribution, maxZoom: 20 };
+  if (new URL(settings.tileUrl || "/", location.href).pathname.endsWith(".pmtiles")) {
+    // one archive read by HTTP range requests (raster tiles): no tile server needed
+    pmtiles.leafletRasterLayer(new pmtiles.PMTiles(settings.tileUrl), credit).addTo(map);
+    return;
+  }
   if (settings.tileUrl) {
-    L.tileLayer(settings.tileUrl, { attribution: settings.tileAttribution, maxZoom: 20 }).addTo(map);
+    L.tileLayer(settings.tileUrl, credit).addTo(map);
     return;
   }
   const response = await fetch(settings.district, { credentials: "same-origin" });
