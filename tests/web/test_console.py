@@ -224,3 +224,25 @@ def test_the_map_draws_a_pmtiles_archive(make_server: Any, consoles: Any) -> Non
         expect(tile).to_be_visible()
         assert page.evaluate("(img) => img.naturalWidth", tile.element_handle()) == 256
         assert tiles.asked and set(tiles.asked) == {"/town.pmtiles"}
+
+
+def test_devices_are_searched_by_name_and_the_search_kept(console: Console) -> None:
+    # (a product without a thing model answers its thing-model 404: a page without forms)
+    console.tolerated.append(re.compile(r"Failed to load resource: .* 404"))
+    with rest(console) as api:
+        pk = api.post("/api/products", json={"name": "Meter"}).json()["productKey"]
+        names = ("meter-north-1", "meter-north-2", "meter-south-1")
+        for name in names:
+            api.post(f"/api/products/{pk}/devices", json={"deviceName": name})
+    page = console.open("#/devices")
+    rows = page.locator("table.list tbody tr")
+    expect(rows).to_have_count(3)
+    page.get_by_role("searchbox", name="Name starts with").fill("meter-north")
+    page.keyboard.press("Enter")
+    expect(rows).to_have_count(2)
+    expect(page.locator(".pages .total")).to_have_text("1\u20132 of 2")
+    page.reload()
+    expect(rows).to_have_count(2)
+    rows.first.get_by_role("link").click()
+    expect(page.locator(".device-head h1")).to_have_text("meter-north-1")
+    assert page.url.endswith(f"#/devices/{pk}/meter-north-1")
