@@ -172,12 +172,16 @@ function watchAlarms() {
     { topic: "alarms" },
     (message) => {
       count();
-      if (message.severity === "critical" && message.status === "ACTIVE_UNACK") {
-        announce(message);
-      }
+      const alarm = alarmOf(message);
+      if (alarm.severity === "critical" && alarm.status === "ACTIVE_UNACK") announce(alarm);
     },
     count,
   );
+}
+
+/** The alarm a live message tells of: under ``alarm`` (with ``change`` and ``by`` beside it). */
+export function alarmOf(message) {
+  return message.alarm || message;
 }
 
 let announced = null;

@@ -57,7 +57,8 @@ export async function mount(root, { route, may, live }) {
   const facts = document.createElement("p");
   facts.textContent = `Product ${pk}` + (device.location ? ` · ${device.location.lat.toFixed(5)}, ${device.location.lon.toFixed(5)}` : "");
   head.append(title, state, facts);
-  if (may("operator")) {
+  if (may("admin")) {
+    // (enabling and disabling a device is an admin's change; an operator controls it)
     const toggle = document.createElement("button");
     toggle.type = "button";
     const label = () => (toggle.textContent = state.textContent === "disabled" ? "Enable" : "Disable");

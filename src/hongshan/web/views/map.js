@@ -3,7 +3,7 @@
 // worst state inside them and show their count; devices at one place spread out on click.
 // Filters (product, group, state) and the map's place are in the URL.
 
-import { failed, replaceQuery } from "../app.js";
+import { alarmOf, failed, replaceQuery } from "../app.js";
 import { get, query } from "../api.js";
 
 /** Worst first: an alarm's colour beats any state's. */
@@ -281,7 +281,10 @@ export async function mount(root, { route, map: settings, live }) {
       },
       () => reload(),
     ),
-    live.subscribe({ topic: "alarms" }, (alarm) => alarmsOf(alarm.productKey, alarm.deviceName)),
+    live.subscribe({ topic: "alarms" }, (message) => {
+      const alarm = alarmOf(message);
+      alarmsOf(alarm.productKey, alarm.deviceName);
+    }),
   ];
   return () => {
     for (const stop of stops) stop();
