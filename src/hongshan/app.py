@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from prometheus_client import CollectorRegistry
+
 from hongshan.api.dependencies import ConsoleMap, Health, Services
 from hongshan.api.token import TOKEN_FILE, load_or_create_token
 from hongshan.broker.server import Broker
@@ -28,8 +30,10 @@ from hongshan.dialects import DIALECTS, protocol_of
 from hongshan.dialects.access import DialectAccess, DialectLogins
 from hongshan.dialects.alink.plugin import Alink
 from hongshan.dialects.port import Dialect, DialectNeeds
-from hongshan.http import build_http_app
+from hongshan.http import build_http_app, build_metrics_app
 from hongshan.http_server import HttpServer
+from hongshan.identity.access_tokens import KEY_FILE, AccessTokens, load_or_create_session_key
+from hongshan.identity.lockout import Lockout, LockoutPolicy
 from hongshan.identity.people import people_access
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
 from hongshan.messages import EventRaised, PropertyValues, ServiceReplied, StatusChanged
@@ -45,7 +49,12 @@ from hongshan.services.alarms.notify import AlarmNotifier
 from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import DeviceSelection, FanOut
+from hongshan.services.live import LIVE_KINDS, LiveFeed
+from hongshan.services.metrics import MeasuredParts, platform_registry
 from hongshan.services.pacing import Pacer, Pacing
+from hongshan.services.people.audit import AuditLog
+from hongshan.services.people.keys import ApiKeys
+from hongshan.services.people.users import People
 from hongshan.services.presence import DeviceSessions
 from hongshan.services.restart import repair_after_restart
 from hongshan.services.rules.backtest import Backtester
@@ -78,12 +87,14 @@ class Platform:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.ready = False
+        self.stopping = False  # (set as stop begins: readiness says "stopping", not "starting")
         self.ports: dict[str, int] = {}
         self.admin_token = ""
         self.twin = PropertyTwin()
         self.dialects: list[Dialect] = []
         self.history: SQLiteHistory | PostgresHistory
         self.registry: SQLRegistry
+        self.people: People
         self.bus: LocalBus
         self.sessions: DeviceSessions  # (all offline at start: ``repair_after_restart``)
         self.commands: DeviceCommands
@@ -99,6 +110,9 @@ class Platform:
         self._condition_backtests: ConditionBacktester
         self.alarm_conditions: AlarmConditions
         self.alarm_condition_book: AlarmConditionBook
+        self.live_feed: LiveFeed
+        self.api_keys: ApiKeys
+        self.audit: AuditLog
         self.scene_clock: Clock = LoopClock()  # (tests give one of their own before start)
         self._http: HttpServer | None = None
         self._closing = contextlib.AsyncExitStack()  # what started, stopped in reverse
@@ -123,6 +137,7 @@ class Platform:
         registry_url = settings.registry_url or f"sqlite:///{data_dir / 'registry.db'}"
         self.registry = registry = await SQLRegistry.open(registry_url, SecretBox(key))
         self._closing.push_async_callback(registry.close)
+        self.people = await _people(settings, data_dir, registry)
         # the bus and its pipeline, the devices' sessions, the latest values
         firmware = FirmwareStage(
             lambda pk, dn, versions: registry.update_device(pk, dn, firmware=versions)
@@ -279,22 +294,69 @@ class Platform:
         )
         await self.alarm_condition_book.load()
         conditions.start()
+        # the live API's feed: values and status from the bus, alarms' and commands' changes
+        self.live_feed = live_feed = LiveFeed(
+            registry.directory,
+            registry.tags,
+            queue_limit=settings.ws_queue_limit,
+            max_subscriptions=settings.ws_max_subscriptions,
+            max_per_principal=settings.ws_max_sockets_per_principal,
+        )
+        bus.subscribe(live_feed.on_uplink, kinds=LIVE_KINDS)
+        alarms.on_change.append(live_feed.on_alarm)
+        commands.on_change.append(live_feed.on_command)
         self._closing.push_async_callback(broker.stop)
         await broker.start()
         self.ports.update(broker.ports)
         # the alarms' timers once the rules and the broker run: what fell due while the
         # platform was down is done now, and the rules hear it
         alarms.start()
-        # the REST API and the health probe
-        self._http = HttpServer(build_http_app(self._http_services()), settings)
+        # who may use the API besides the admin token (integrations' keys), and the record of
+        # what was changed through it (written until the HTTP side has stopped)
+        self.api_keys = ApiKeys(registry.api_keys)
+        await self.api_keys.load()
+        self.audit = AuditLog(registry.audit, keep_days=settings.audit_retention_days)
+        self.audit.start()
+        self._closing.push_async_callback(self.audit.stop)
+        # the metrics, on the API or on a listener of their own
+        metrics = platform_registry(self._measured())
+        in_api: CollectorRegistry | None = metrics
+        if settings.metrics_port is not None:
+            listener = HttpServer(
+                build_metrics_app(metrics),
+                settings,
+                name="metrics",
+                host=settings.metrics_host,
+                port=settings.metrics_port,
+            )
+            self._closing.push_async_callback(listener.shutdown)
+            await listener.start()
+            self.ports["metrics"] = listener.port
+            in_api = None
+        # the REST API and the health probes
+        self._http = HttpServer(build_http_app(self._http_services(in_api)), settings)
         await self._http.start()
         self.ports["http"] = self._http.port
         self.ready = True
 
-    def _http_services(self) -> Services:
+    def _measured(self) -> MeasuredParts:
+        """What the metrics read (at each scrape)."""
+        return MeasuredParts(
+            broker=self.broker,
+            dialects=self.dialects,
+            command_results=self.bus.results,
+            commit_times=self.history.commit_times,
+            rules=self.rules,
+            alarms=self.alarms,
+            commands=self.commands,
+            live_feed=self.live_feed,
+        )
+
+    def _http_services(self, metrics: CollectorRegistry | None) -> Services:
         """What the HTTP side is given (each handler names what it uses)."""
         health = Health(
             ready=lambda: self.ready,
+            stopping=lambda: self.stopping,
             listeners=self.ports,
             broker=self.broker,
             stores={
@@ -305,6 +367,7 @@ class Platform:
         )
         return Services(
             admin_token=self.admin_token,
+            people=self.people,
             registry=self.registry,
             history=self.history,
             twin=self.twin,
@@ -321,7 +384,12 @@ class Platform:
             backtests=Backtester(self.history, self._rule_sources, tags=self.registry.tags.tags_of),
             scenes=self.scene_book,
             scene_backtests=self._scene_backtests,
+            live_feed=self.live_feed,
             health=health,
+            metrics=metrics,
+            api_keys=self.api_keys,
+            audit=self.audit,
+            trusted_proxies=tuple(self.settings.trusted_proxies),
             console_map=self._console_map(),
         )
 
@@ -337,6 +405,7 @@ class Platform:
 
     async def stop(self) -> None:
         self.ready = False
+        self.stopping = True
         if self._http is not None:
             for dialect in self.dialects:
                 dialect.stop_calls()  # answered 503 now: the HTTP shutdown waits for requests
@@ -373,7 +442,8 @@ async def _private_data(settings: Settings, data_dir: Path) -> str:
     databases = ["hongshan.db"]
     databases += [] if settings.registry_url else ["registry.db"]
     databases += [] if settings.history_url else ["history.db"]
-    files = [TOKEN_FILE] if settings.secret_key_file else [TOKEN_FILE, "secret.key"]
+    files = [TOKEN_FILE, KEY_FILE]
+    files += [] if settings.secret_key_file else ["secret.key"]
     tightened = await asyncio.to_thread(private_data_dir, data_dir, databases, files)
     if tightened:
         log.warning(
@@ -382,6 +452,36 @@ async def _private_data(settings: Settings, data_dir: Path) -> str:
             ", ".join(tightened),
         )
     return await asyncio.to_thread(load_or_create_token, data_dir)
+
+
+async def _people(settings: Settings, data_dir: Path, registry: SQLRegistry) -> People:
+    """The users and their sessions, loaded; on the first start, the user ``admin`` made (its
+    password said here, once, when it was generated)."""
+    key = await asyncio.to_thread(load_or_create_session_key, data_dir)
+    policy = LockoutPolicy(
+        per_user=settings.login_max_failures_per_user,
+        per_address=settings.login_max_failures_per_address,
+        window=settings.login_failure_window_minutes * 60,
+        lock=settings.login_lockout_minutes * 60,
+    )
+    people = People(
+        registry.users,
+        registry.sessions,
+        AccessTokens(key, settings.access_token_minutes * 60, time.time),
+        Lockout(policy, time.monotonic),
+        refresh_lifetime=settings.refresh_token_days * 86400,
+        clock=time.time,
+    )
+    await people.load()
+    generated = await people.first_admin(settings.admin_password)
+    if generated is not None:
+        log.warning(
+            "FIRST START: made the user 'admin' (role admin) with the password %s -- it is "
+            "shown this once only. Log in and change it (PUT /api/users/admin/password, or "
+            "'hongshan user passwd admin'); set HONGSHAN_ADMIN_PASSWORD to choose it instead",
+            generated,
+        )
+    return people
 
 
 @contextlib.asynccontextmanager

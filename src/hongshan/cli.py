@@ -1,15 +1,14 @@
 """The command line: ``hongshan serve``, ``hongshan passwd``, and the API client commands
 ``hongshan product|device|group`` (``cli_api``), ``hongshan history`` (``cli_history``),
 ``hongshan rule`` (``cli_rules``), ``hongshan alarm`` (``cli_alarms``), ``hongshan command``
-(``cli_commands``) and ``hongshan scene`` (``cli_scenes``)."""
+(``cli_commands``), ``hongshan scene`` (``cli_scenes``), ``hongshan user`` (``cli_people``),
+``hongshan key`` (``cli_keys``) and ``hongshan audit`` (``cli_audit``)."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
-import logging
 import resource
-import sys
 from typing import Any
 
 import click
@@ -68,6 +67,11 @@ def main() -> None:
 @click.option("--session-expiry-max", type=int, help="Cap on Session Expiry, seconds.")
 @click.option("--sys-interval", type=float, help="Seconds between $SYS updates; 0 is off [10].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), help="JSON: one object a line [text]."
+)
+@click.option("--metrics-port", type=int, help="Serve /metrics here, with no token [off].")
+@click.option("--metrics-host", help="Address of the metrics listener [127.0.0.1].")
 @click.option("--registry-url", help="sqlite:///FILE or postgresql://… [DATA_DIR/registry.db].")
 @click.option("--secret-key-file", help="Key sealing device secrets [DATA_DIR/secret.key].")
 @click.option("--device-clock-skew", type=float, help="Max age of a signed timestamp, s [off].")
@@ -104,16 +108,13 @@ def main() -> None:
 def serve(config_file: str | None, **flags: Any) -> None:
     """Run the platform: MQTT broker and HTTP API in one process."""
     from hongshan.app import serve as serve_platform
+    from hongshan.log_lines import configure as configure_logging
 
     try:
         settings = load_settings(config_file, flags=flags)
     except HongshanError as exc:
         raise click.UsageError(str(exc)) from None
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.log_format)
     _raise_open_files_limit()
     try:
         _run_loop(serve_platform(settings))
@@ -152,12 +153,15 @@ def passwd(file: str, username: str, password: str | None, delete: bool) -> None
 def _add_api_commands() -> None:
     from hongshan.cli_alarms import alarm
     from hongshan.cli_api import device, group, product
+    from hongshan.cli_audit import audit
     from hongshan.cli_commands import command
     from hongshan.cli_history import history
+    from hongshan.cli_keys import key
+    from hongshan.cli_people import user
     from hongshan.cli_rules import rule
     from hongshan.cli_scenes import scene
 
-    for each in (product, device, group, history, rule, alarm, command, scene):
+    for each in (product, device, group, history, rule, alarm, command, scene, user, key, audit):
         main.add_command(each)
 
 

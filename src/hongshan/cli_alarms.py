@@ -218,7 +218,7 @@ def notify_add(
 @api_options
 def notify_list(api: Api) -> None:
     """List the routes, what they sent and their last failure."""
-    api.show(api.request("GET", "/api/alarm-notifications"), ROUTE_COLUMNS)
+    api.show(api.every("/api/alarm-notifications"), ROUTE_COLUMNS)
 
 
 @notify.command("delete")
@@ -260,7 +260,7 @@ def condition_add(api: Api, product_key: str, path: Path) -> None:
 @click.argument("product_key")
 def condition_list(api: Api, product_key: str) -> None:
     """List a product's alarm conditions."""
-    found = api.request("GET", f"/api/products/{product_key}/alarm-conditions")
+    found = api.every(f"/api/products/{product_key}/alarm-conditions")
     api.show(found, CONDITION_COLUMNS)
 
 

@@ -34,6 +34,9 @@ PRODUCT_COLUMNS = (
 )
 
 
+PAGE = 1000  # the most items a list answers at once
+
+
 class Api:
     def __init__(self, server: str, token: str | None, as_json: bool) -> None:
         self.server = server.rstrip("/")
@@ -64,6 +67,15 @@ class Api:
         if raw:
             return response.text
         return response.json() if response.content else None
+
+    def every(self, path: str, **params: Any) -> list[Any]:
+        """Every item of a list (the API's ``Page``s, a thousand at a time)."""
+        items: list[Any] = []
+        while True:
+            page = self.request("GET", path, params={**params, "limit": PAGE, "offset": len(items)})
+            items.extend(page["items"])
+            if not page["items"] or len(items) >= page["total"]:
+                return items
 
     def show(self, value: Any, columns: tuple[str, ...] | None = None) -> None:
         if self.as_json or value is None:
@@ -176,7 +188,7 @@ def product_create(api: Api, tsl: Any, **fields: Any) -> None:
 @api_options
 def product_list(api: Api) -> None:
     """List the products."""
-    api.show(api.request("GET", "/api/products"), PRODUCT_COLUMNS)
+    api.show(api.every("/api/products"), PRODUCT_COLUMNS)
 
 
 @product.command("show")
@@ -284,10 +296,14 @@ def device_create(
 @click.option("--name-prefix")
 @click.option("--group")
 @click.option("--tag", "tags", multiple=True, help="key:value, repeatable.")
+@click.option("--search", "q", help="Text in the name or nickname.")
+@click.option(
+    "--sort", help="createdAt, deviceName, productKey, lastOnlineAt or state; -FIELD descends."
+)
 @click.option("--limit", type=int, default=100)
 @click.option("--offset", type=int, default=0)
 def device_list(api: Api, tags: tuple[str, ...], **filters: Any) -> None:
-    """List devices, narrowed by product, state, name prefix, group and tags."""
+    """List devices, narrowed by product, state, name prefix, group, tags and text."""
     params: dict[str, Any] = {_camel(k): v for k, v in filters.items() if v is not None}
     if tags:
         params["tag"] = list(tags)
@@ -446,7 +462,7 @@ def group_create(api: Api, name: str, description: str) -> None:
 @api_options
 def group_list(api: Api) -> None:
     """List groups with their sizes."""
-    api.show(api.request("GET", "/api/groups"), ("name", "size", "description"))
+    api.show(api.every("/api/groups"), ("name", "size", "description"))
 
 
 @group.command("add")

@@ -159,7 +159,7 @@ def _rule_name(api: Api, text: str) -> str:
     """The name of the rule ``text`` names: a rule's name, else a rule's id (a rule action
     keeps the name, which an export carries to another town); else ``text`` as it is, for
     the server to refuse."""
-    kept = api.request("GET", "/api/rules")
+    kept = api.every("/api/rules")
     if any(found["name"] == text for found in kept):
         return text
     by_id = {str(found["id"]): found["name"] for found in kept}
@@ -170,7 +170,7 @@ def _rule_name(api: Api, text: str) -> str:
 @api_options
 def rule_list(api: Api) -> None:
     """List the rules."""
-    api.show(api.request("GET", "/api/rules"), RULE_COLUMNS)
+    api.show(api.every("/api/rules"), RULE_COLUMNS)
 
 
 @rule.command("show")
@@ -288,7 +288,7 @@ def rule_test(files: tuple[str, ...]) -> None:
 @click.argument("rule_ids", nargs=-1, type=int)
 def rule_export(api: Api, rule_ids: tuple[int, ...]) -> None:
     """The rules (all, or those named by id) as a rule file, on standard output."""
-    shown = api.request("GET", "/api/rules")
+    shown = api.every("/api/rules")
     if rule_ids:
         by_id = {found["id"]: found for found in shown}
         missing = [str(i) for i in rule_ids if i not in by_id]
@@ -312,7 +312,7 @@ def rule_import(api: Api, path: str, dry_run: bool) -> None:
     """Create or update the rules of a file, each by its name (its tests are not run); every
     rule is checked by the server first, and none is changed if one is refused."""
     wanted = _load(path)
-    kept = {found["name"]: found for found in api.request("GET", "/api/rules")}
+    kept = {found["name"]: found for found in api.every("/api/rules")}
     coming = [found.spec.name for found in wanted if found.spec.name not in kept]
     refused = []
     for found in wanted:  # (all checked before any is changed)

@@ -152,7 +152,7 @@ def scene_import(api: Api, path: Path, replace: bool) -> None:
     file = SceneFile(path)
     existing = {}
     if replace:
-        existing = {scene["name"]: scene["id"] for scene in api.request("GET", "/api/scenes")}
+        existing = {scene["name"]: scene["id"] for scene in api.every("/api/scenes")}
     made = []
     for number, body in enumerate(file.bodies):
         scene_id = existing.get(body.get("name"))
@@ -170,7 +170,7 @@ def scene_import(api: Api, path: Path, replace: bool) -> None:
 def scene_export(api: Api, scene_ids: tuple[int, ...], output: Path | None) -> None:
     """Write scenes (every one when no id is given) as a YAML file, one document each
     (``scene import`` reads it back)."""
-    ids = scene_ids or [scene["id"] for scene in api.request("GET", "/api/scenes")]
+    ids = scene_ids or [scene["id"] for scene in api.every("/api/scenes")]
     specs = [api.request("GET", f"/api/scenes/{scene_id}/export") for scene_id in ids]
     text = yaml.safe_dump_all(specs, sort_keys=False, allow_unicode=True)
     if output is None:
@@ -183,7 +183,7 @@ def scene_export(api: Api, scene_ids: tuple[int, ...], output: Path | None) -> N
 @api_options
 def scene_list(api: Api) -> None:
     """List the scenes."""
-    api.show(api.request("GET", "/api/scenes"), SCENE_COLUMNS)
+    api.show(api.every("/api/scenes"), SCENE_COLUMNS)
 
 
 @scene.command("show")

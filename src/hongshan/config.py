@@ -8,6 +8,7 @@ the file's top level (or its ``[hongshan]`` table), ``HONGSHAN_MQTT_PORT`` in th
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -107,10 +108,27 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # between two reads, not for the whole response); then the connection is cut, so a client
     # that asks for a large CSV and never reads does not hold it open
     http_send_timeout: float = 60.0
+    # -- the live API (/api/ws, docs/api-live.md) --
+    # messages waiting for one socket; past it the socket is dropped (closed 1013: too slow),
+    # so a browser that reads too slowly never holds the platform back
+    ws_queue_limit: int = 1000
+    ws_max_subscriptions: int = 100  # subscriptions one socket may hold
+    ws_max_sockets_per_principal: int = 16  # open sockets of one user, key or token
+    ws_max_message_size: int = 4096  # bytes of one client message; larger: closed 1009
+    # seconds between the server's pings, and how long a pong may take before the socket is
+    # closed as dead (1011)
+    ws_ping_interval: float = 20.0
+    ws_ping_timeout: float = 20.0
+    # proxies (addresses or networks, "10.0.0.0/8") whose X-Forwarded-For names the client in
+    # the audit log; any other peer's header is ignored (a client could write anything there).
+    # In the environment: comma-separated
+    trusted_proxies: list[str] = []
     # -- alarms --
     # a cleared alarm is kept this many days, then forgotten with its notes (an open one is
     # kept whatever its age)
     alarm_retention_days: float = 365.0
+    # -- the audit log: every change through the API, kept this many days --
+    audit_retention_days: float = 365.0
     # -- alarms' e-mail notifications (routes of kind "email") --
     # the SMTP server they are sent through (unset: e-mail routes are refused), its port, the
     # From address, a login if it wants one, and whether to upgrade the connection with
@@ -135,6 +153,28 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # commands queued for an offline device are kept until they are sent, expire or are cancelled
     command_retention_days: float = 30.0
     command_retention_rows: int = 1_000_000
+    # -- operating it (issue 15) --
+    # GET /metrics (Prometheus) is served by the API behind its token (a viewer or above);
+    # with metrics_port set it is served there instead, with no token, bound to metrics_host
+    # (only this machine, unless told otherwise: whoever reaches that port reads the figures)
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    # the log's lines: "text" (for a person) or "json" (one object a line, for a collector:
+    # ts, level, logger, message, exception, and the device and request id when known)
+    log_format: str = "text"
+    # -- people: users' logins (issue 15) --
+    # an access token (a JWT) is valid this many minutes; a session (its refresh token) days
+    access_token_minutes: float = 15.0
+    refresh_token_days: float = 7.0
+    # failed logins: this many for one username within login_failure_window_minutes lock the
+    # name for login_lockout_minutes; login_max_failures_per_address from one address, it
+    login_max_failures_per_user: int = 5
+    login_max_failures_per_address: int = 20
+    login_failure_window_minutes: float = 15.0
+    login_lockout_minutes: float = 15.0
+    # the first start only (no user yet): the password of the user admin that is made then;
+    # unset, one is generated and said once in the log. HONGSHAN_ADMIN_PASSWORD, not a flag.
+    admin_password: str | None = None
     # -- the console's map (web/, served at /) --
     # an XYZ tile URL template ("https://tiles.example/{z}/{x}/{y}.png") or a raster PMTiles
     # archive (".../town.pmtiles") for a real town's streets, and the line of credit its
@@ -162,6 +202,8 @@ def _coerce(name: str, raw: str) -> Any:
             raise ConfigError(
                 f"HONGSHAN_{name.upper()}: expected an integer, got {raw!r}"
             ) from None
+    if field.type == list[str]:
+        return [part.strip() for part in text.split(",") if part.strip()]
     if field.type in (float, float | None):
         try:
             return float(text)
@@ -207,10 +249,12 @@ def load_settings(
 
 
 def _check(s: Settings) -> None:
-    for name in ("mqtt_port", "http_port", "ws_port", "tls_port", "smtp_port"):
+    for name in ("mqtt_port", "http_port", "ws_port", "tls_port", "smtp_port", "metrics_port"):
         port = getattr(s, name)
         if port is not None and not 0 <= port <= 65535:
             raise ConfigError(f"{name}: {port} is not a TCP port")
+    if s.log_format not in ("text", "json"):
+        raise ConfigError(f"log_format: {s.log_format!r} is neither 'text' nor 'json'")
     if s.smtp_starttls and s.smtp_tls:
         raise ConfigError("smtp_starttls and smtp_tls: one or the other (587 or 465)")
     if (s.smtp_username is None) != (s.smtp_password is None):
@@ -225,6 +269,13 @@ def _check(s: Settings) -> None:
         raise ConfigError("max_packet_size: must be at least 64 bytes")
     if s.max_retained_messages < 0:
         raise ConfigError("max_retained_messages: must not be negative")
+    for proxy in s.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"trusted_proxies: {proxy!r} is no address or network (10.0.0.5, 10.0.0.0/8)"
+            ) from None
     if s.device_clock_skew is not None and s.device_clock_skew <= 0:
         raise ConfigError("device_clock_skew: must be positive (leave it unset for no check)")
     if s.max_queued_messages < 0:
@@ -236,9 +287,17 @@ def _check(s: Settings) -> None:
         "command_retention_days",
         "command_reply_timeout",
         "alarm_retention_days",
+        "access_token_minutes",
+        "refresh_token_days",
+        "login_failure_window_minutes",
+        "login_lockout_minutes",
+        "audit_retention_days",
     ):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name}: must be positive")
+    for name in ("login_max_failures_per_user", "login_max_failures_per_address"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1")
     if not 0 <= s.map_zoom <= 22:
         raise ConfigError(f"map_zoom: {s.map_zoom} is out of 0..22 (a tile zoom level)")
     if s.map_tile_url and not s.map_tile_url.startswith(("https://", "http://", "/")):
@@ -261,6 +320,17 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"{name}: must be a positive number of seconds")
     if s.http_max_connections_per_address < 1:
         raise ConfigError("http_max_connections_per_address: must be at least 1")
+    for name in (
+        "ws_queue_limit",
+        "ws_max_subscriptions",
+        "ws_max_sockets_per_principal",
+        "ws_max_message_size",
+    ):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1")
+    for name in ("ws_ping_interval", "ws_ping_timeout"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{name}: must be a positive number of seconds")
     if not 1 <= s.max_topic_length <= 65535:
         raise ConfigError("max_topic_length: must be 1..65535 bytes (MQTT-4.7.3-3)")
     if s.max_topic_levels < 1:

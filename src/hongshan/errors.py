@@ -5,8 +5,9 @@ root's, is no answer for a caller but a fault of ours (logged with its traceback
 internal error). ``protocol_code`` is the device protocol's code: an MQTT reason code, an Alink
 or shadow code (None: no device is answered). A class that covers several answers sets them
 per instance (``RegistryError``'s kinds, ``ShadowError``'s codes). The API's problem body takes
-``detail`` (the message, unless the error says more) and ``extensions`` (RFC 9457 members
-besides the standard ones, as ``InvalidCall``'s ``problems``).
+``detail`` (the message, unless the error says more), ``extensions`` (RFC 9457 members
+besides the standard ones, as ``InvalidCall``'s ``problems``) and ``headers`` (of the answer,
+as ``LoginLocked``'s Retry-After).
 
 ::
 
@@ -56,6 +57,12 @@ besides the standard ones, as ``InvalidCall``'s ``problems``).
     ├── AlarmStateError         an acknowledgement or clearing the  409   None
     │                           alarm's status does not allow
     │                           (alarms.model)
+    ├── LoginRefused            a login or refresh with a wrong     401   None
+    │                           name, password or refresh token
+    │                           (services.people)
+    ├── LoginLocked             too many failed logins for the      429   None
+    │                           name or from the address; its       (Retry-After)
+    │                           ``retry_after`` (identity.lockout)
     ├── TriggerRefused          a scene's trigger sent without the  401   None
     │                           admin token or the scene's own
     │                           (services.scenes.book)
@@ -81,6 +88,13 @@ besides the standard ones, as ``InvalidCall``'s ``problems``).
     ├── VersionConflict         a desired value set against a       409   None
     │                           version no longer current
     │                           (twin.desired)
+    ├── KeyRefused              an API key sent that was revoked    401   None
+    │                           or has expired: which
+    │                           (services.people.keys)
+    ├── BeyondOwnRights         an API key asked for with more      403   None
+    │                           than its maker may do (a role,
+    │                           groups, a tenant)
+    │                           (services.people.keys)
     ├── gateway._Refused        a gateway's topology or sub-device  500   its Alink code
     │                           request refused                           (460, 6100, 6401…)
     │                           (dialects.alink.gateway)
@@ -97,6 +111,7 @@ them as problem+json with its ``http_status``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -117,6 +132,11 @@ class HongshanError(Exception):
     @property
     def extensions(self) -> dict[str, Any]:
         """Members of the API's problem body besides the standard ones (RFC 9457 section 3.2)."""
+        return {}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers of the API's answer besides the problem's own (``Retry-After``)."""
         return {}
 
 
@@ -164,3 +184,25 @@ class ShuttingDown(HongshanError):
     new one is sent. Answered as HTTP 503 (the caller may try again once it is back)."""
 
     http_status = 503
+
+
+class LoginRefused(HongshanError):
+    """A login with a wrong name or password (the same words for either: which names are users
+    is nobody's business), or a refresh token that is not, or no longer, a session's."""
+
+    http_status = 401
+
+
+class LoginLocked(HongshanError):
+    """Too many failed logins for a name or from an address: refused until ``retry_after``
+    seconds have passed, with the same words whether or not the name is a user's."""
+
+    http_status = 429
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(f"too many failed logins; try again in {self.retry_after} seconds")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

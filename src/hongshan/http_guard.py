@@ -15,14 +15,17 @@ httptools protocol (``Config(http=...)``) with one deadline per connection, by p
 
 The head's time runs from the connection (the first request) or from the request's first byte
 (later ones); bytes between requests that begin none (blank lines) do not restart the idle time.
-A connection over the per-address cap is answered 503 at once and closed.
+A connection over the per-address cap is answered 503 at once and closed. A connection
+upgraded to a WebSocket (the live API) keeps its place in its address's count until it closes
+(``guarded_websocket``: uvicorn's sans-IO ``websockets`` protocol).
 
-Sending has a deadline of its own, in any phase: a client that takes nothing of what is being
-sent to it for ``send_timeout`` seconds is cut off (nginx's ``send_timeout``: the time between
-two reads of the client, not for the whole response). Without it a client that asked for a
-large CSV and never read held its connection, and the app's task, for ever: uvicorn waits for
-the transport to drain, and a close waits for the buffer to be written. Taking something is
-seen as the transport's write buffer shrinking while the app waits for it to drain (asyncio's
+Sending has a deadline of its own, in any phase and on a WebSocket too: a client that takes
+nothing of what is being sent to it for ``send_timeout`` seconds is cut off (nginx's
+``send_timeout``: the time between two reads of the client, not for the whole response).
+Without it a client that asked for a large CSV and never read held its connection, and the
+app's task, for ever: uvicorn waits for the transport to drain, and a close waits for the
+buffer to be written. Taking something is seen as the transport's write buffer shrinking
+while the app waits for it to drain (asyncio's
 ``pause_writing``), or after the response's last bytes were handed to it.
 """
 
@@ -39,6 +42,7 @@ from typing import Any
 
 import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from hongshan.failure_log import FailureLog
 
@@ -107,6 +111,61 @@ def _response(status: int, title: str, detail: str) -> bytes:
     return head.encode() + body
 
 
+class _SendWatch:
+    """One connection's send deadline: started when its transport holds bytes the client has
+    not taken, stopped when it takes them; once it took nothing for ``send_timeout``, the
+    connection is reset. Owns the timer, never the connection."""
+
+    def __init__(
+        self,
+        guard: HttpGuard,
+        loop: asyncio.AbstractEventLoop,
+        transport: asyncio.BaseTransport,
+        address: str | None,
+    ) -> None:
+        self._guard = guard
+        self._loop = loop
+        self._transport: Any = transport
+        self._address = address or ""
+        self._deadline: asyncio.TimerHandle | None = None
+        self._unsent = 0  # what was unsent when the deadline was set
+
+    def start(self) -> None:
+        if self._deadline is not None:
+            return
+        unsent = self._unsent_now()
+        if unsent:
+            self._unsent = unsent
+            self._deadline = self._loop.call_later(self._guard.send_timeout, self._expired)
+
+    def stop(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _unsent_now(self) -> int:
+        size: int = self._transport.get_write_buffer_size()
+        return size
+
+    def _expired(self) -> None:
+        self._deadline = None
+        unsent = self._unsent_now()
+        if not unsent:
+            return
+        if unsent < self._unsent:  # it took some: it has another send_timeout
+            self.start()
+            return
+        self._guard.cut_off("taking nothing of a response", self._address)
+        transport = self._transport
+        # A reset, not a FIN after the unsent bytes: the kernel would otherwise keep the
+        # closed socket and its full buffers for minutes (nginx's reset_timedout_connection).
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()  # (a close would wait for the buffer to be written)
+
+
 def guarded_protocol(guard: HttpGuard) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol held to ``guard``'s limits."""
 
@@ -114,9 +173,7 @@ def guarded_protocol(guard: HttpGuard) -> type[HttpToolsProtocol]:
         phase = Phase.CONNECTED
         address: str | None = None  # counted against its address while set
         deadline: asyncio.TimerHandle | None = None
-        # sending: the deadline for the client to take something, and what was unsent then
-        send_deadline: asyncio.TimerHandle | None = None
-        unsent = 0
+        send_watch: _SendWatch | None = None  # (made when first needed)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -132,18 +189,22 @@ def guarded_protocol(guard: HttpGuard) -> type[HttpToolsProtocol]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
-            self._stop_watching_send()
+            if self.send_watch is not None:
+                self.send_watch.stop()
             if self.address is not None:
                 guard.release(self.address)
                 self.address = None
             super().connection_lost(exc)
 
         def handle_websocket_upgrade(self) -> None:
-            # (the connection leaves this protocol; the API has no WebSocket route anyway)
+            # The connection leaves this protocol for ``guarded_websocket``'s, which takes
+            # over its place in the address's count (and gives it back when it closes).
             self._disarm()
-            if self.address is not None:
-                guard.release(self.address)
-                self.address = None
+            if self.send_watch is not None:
+                self.send_watch.stop()
+            if self.address is None:  # (not admitted: closed already)
+                return
+            self.address = None
             super().handle_websocket_upgrade()
 
         def on_message_begin(self) -> None:
@@ -172,51 +233,20 @@ def guarded_protocol(guard: HttpGuard) -> type[HttpToolsProtocol]:
                 self._arm(guard.keepalive_timeout)
             # (the last bytes may wait in the transport's buffer, uvicorn waits no more for
             # them; a close too waits for them to be written)
-            self._watch_send()
+            self._send_watch().start()
 
         def pause_writing(self) -> None:
             super().pause_writing()
-            self._watch_send()
+            self._send_watch().start()
 
         def resume_writing(self) -> None:
             super().resume_writing()
-            self._stop_watching_send()  # (the client took what was above the low mark)
+            self._send_watch().stop()  # (the client took what was above the low mark)
 
-        def _watch_send(self) -> None:
-            if self.send_deadline is not None:
-                return
-            unsent = self._unsent()
-            if unsent:
-                self.unsent = unsent
-                self.send_deadline = self.loop.call_later(guard.send_timeout, self._send_expired)
-
-        def _stop_watching_send(self) -> None:
-            if self.send_deadline is not None:
-                self.send_deadline.cancel()
-                self.send_deadline = None
-
-        def _unsent(self) -> int:
-            transport: Any = self.transport
-            size: int = transport.get_write_buffer_size()
-            return size
-
-        def _send_expired(self) -> None:
-            self.send_deadline = None
-            unsent = self._unsent()
-            if not unsent:
-                return
-            if unsent < self.unsent:  # it took some: it has another send_timeout
-                self._watch_send()
-                return
-            guard.cut_off("taking nothing of a response", self.address or "")
-            transport: Any = self.transport
-            # A reset, not a FIN after the unsent bytes: the kernel would otherwise keep the
-            # closed socket and its full buffers for minutes (nginx's reset_timedout_connection).
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            transport.abort()  # (a close would wait for the buffer to be written)
+        def _send_watch(self) -> _SendWatch:
+            if self.send_watch is None:
+                self.send_watch = _SendWatch(guard, self.loop, self.transport, self.address)
+            return self.send_watch
 
         def _arm(self, seconds: float) -> None:
             self._disarm()
@@ -252,3 +282,41 @@ def guarded_protocol(guard: HttpGuard) -> type[HttpToolsProtocol]:
             transport.close()
 
     return GuardedHttpProtocol
+
+
+def guarded_websocket(guard: HttpGuard) -> type[WebSocketsSansIOProtocol]:
+    """uvicorn's sans-IO ``websockets`` protocol held to ``guard``'s limits: the connection it
+    takes over from ``guarded_protocol`` stays counted against its address until it closes,
+    and a client that takes nothing of what is sent to it for ``send_timeout`` is reset (a
+    socket whose client stopped reading cannot even be sent its close frame). Its keep-alive
+    is uvicorn's: a ping every ``ws_ping_interval``, closed 1011 without a pong in time."""
+
+    class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
+        address: str | None = None  # counted against its address while set
+        send_watch: _SendWatch | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            # (admitted as an HTTP connection: the count goes on, it is not counted again)
+            self.address = self.client[0] if self.client else ""
+            self.send_watch = _SendWatch(guard, self.loop, transport, self.address)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.send_watch is not None:
+                self.send_watch.stop()
+            if self.address is not None:
+                guard.release(self.address)
+                self.address = None
+            super().connection_lost(exc)
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self.send_watch is not None:
+                self.send_watch.start()
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            if self.send_watch is not None:
+                self.send_watch.stop()
+
+    return GuardedWebSocketProtocol

@@ -156,7 +156,7 @@ def test_notification_routes_round_trip_and_refusals(
     )
     assert api.delete(f"/api/alarm-notifications/{route['id']}").status_code == 204
     problem(api.delete(f"/api/alarm-notifications/{route['id']}"), 404, "no route")
-    assert api.get("/api/alarm-notifications").json() == []
+    assert api.get("/api/alarm-notifications").json()["items"] == []
 
 
 def test_a_failing_route_keeps_its_error_and_the_alarm_goes_on(

@@ -69,7 +69,7 @@ def test_a_simple_condition_raises_a_repeat_counts_and_the_clear_clears(
             )
         )
         assert condition["productKey"] == pk and condition["enabled"] is True
-        listed = api.get(f"/api/products/{pk}/alarm-conditions").json()
+        listed = api.get(f"/api/products/{pk}/alarm-conditions").json()["items"]
         assert [c["id"] for c in listed] == [condition["id"]]
         lamp = online(server, paho_client, pk, "lamp-0001", secrets["lamp-0001"])
         post(lamp, pk, "lamp-0001", {"Voltage": 255.0})
@@ -399,7 +399,7 @@ def test_alarm_conditions_from_the_command_line(server: ServerThread, tmp_path: 
     listed = conditions_cli(server, "list", pk)
     assert "Overvoltage" in listed.stdout and "mains too high" in listed.stdout
     with rest(server) as api:
-        (kept,) = api.get(f"/api/products/{pk}/alarm-conditions").json()
+        (kept,) = api.get(f"/api/products/{pk}/alarm-conditions").json()["items"]
     shown = conditions_cli(server, "show", str(kept["id"]), "--json")
     assert '"forMs": 60000' in shown.stdout
     file.write_text("type: Overvoltage\ncreate:\n  - severity: major\n    predicates: "

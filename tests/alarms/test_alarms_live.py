@@ -153,7 +153,7 @@ def test_a_rule_raises_repeats_and_clears_an_alarm_mailed_and_posted(
         assert mail.get()[1]["Subject"] == f"[MAJOR] Overvoltage on {pk}/lamp-0001"
 
         def counts() -> list[tuple[str, int, int]]:
-            routes = api.get("/api/alarm-notifications").json()
+            routes = api.get("/api/alarm-notifications").json()["items"]
             assert all("secret" not in route for route in routes)
             return [(route["name"], route["sent"], route["failed"]) for route in routes]
 

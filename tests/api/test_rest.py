@@ -56,7 +56,7 @@ def test_a_product_with_its_thing_model_round_trips(api: httpx.Client) -> None:
     assert api.get(f"/api/products/{pk}").json()["productSecret"] is None
     shown = api.get(f"/api/products/{pk}", params={"secret": "true"}).json()
     assert shown["productSecret"] == product["productSecret"]
-    assert [p["productKey"] for p in api.get("/api/products").json()] == [pk]
+    assert [p["productKey"] for p in api.get("/api/products").json()["items"]] == [pk]
     changed = api.patch(f"/api/products/{pk}", json={"description": "Xinhua Road lamps"})
     assert changed.json()["description"] == "Xinhua Road lamps"
     oximeter = json.loads((DATA / "oximeter.json").read_text())

@@ -42,11 +42,21 @@ def test_table_form(tmp_path: Path) -> None:
         ({"HONGSHAN_MAP_TILE_URL": "tiles.example/{z}/{x}/{y}.png"}, "an http\\(s\\) URL"),
         ({"HONGSHAN_ALLOW_ANONYMOUS": "maybe"}, "expected a boolean"),
         ({"HONGSHAN_TLS_PORT": "8883"}, "tls_cert"),
+        ({"HONGSHAN_TRUSTED_PROXIES": "10.0.0.1, gateway"}, "'gateway' is no address"),
+        ({"HONGSHAN_AUDIT_RETENTION_DAYS": "0"}, "audit_retention_days: must be positive"),
     ],
 )
 def test_bad_values(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(environ=env)
+
+
+def test_trusted_proxies_are_a_list_in_the_file_and_the_environment(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text('trusted_proxies = ["10.0.0.2"]\n')
+    assert load_settings(file, environ={}).trusted_proxies == ["10.0.0.2"]
+    environ = {"HONGSHAN_TRUSTED_PROXIES": "10.0.0.2, 10.1.0.0/16"}
+    assert load_settings(environ=environ).trusted_proxies == ["10.0.0.2", "10.1.0.0/16"]
 
 
 def test_unknown_key_in_file(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from hongshan.dialects.access import DialectAccess, DialectLogins
 from hongshan.dialects.alink.device_topics import DeviceTopics
 from hongshan.dialects.alink.plugin import Alink
 from hongshan.identity.acl import AclFile, ClientRules
-from hongshan.identity.passwords import PasswordFileAuthenticator, hash_password
+from hongshan.identity.password_hash import hash_password
+from hongshan.identity.passwords import PasswordFileAuthenticator
 from hongshan.identity.secret_box import SecretBox
 from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.pipeline.uplink import Pipeline

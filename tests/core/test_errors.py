@@ -115,3 +115,13 @@ def test_protocol_codes_of_the_device_protocols() -> None:
     assert RemoteProtocolError("bad").protocol_code == 0x81  # Malformed Packet
     malformed = MalformedMessage("not JSON: ...", 6207, "1")
     assert malformed.protocol_code == 6207 and malformed.http_status == 500  # never the API's
+
+
+def test_a_lockout_says_when_to_try_again_in_whole_seconds() -> None:
+    locked = errors.LoginLocked(899.2)
+    assert locked.http_status == 429 and locked.headers == {"Retry-After": "900"}
+    assert "900 seconds" in locked.detail
+    assert errors.LoginLocked(0.1).headers == {"Retry-After": "1"}
+    assert (
+        errors.LoginRefused("wrong").http_status == 401 and errors.LoginRefused("x").headers == {}
+    )

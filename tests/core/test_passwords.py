@@ -9,8 +9,8 @@ import pytest
 
 from hongshan.broker.auth import Credentials
 from hongshan.errors import AccessFileError
+from hongshan.identity.password_hash import MAX_PENDING_VERIFICATIONS
 from hongshan.identity.passwords import (
-    MAX_PENDING_VERIFICATIONS,
     PasswordFileAuthenticator,
     delete_user,
     read_users,

@@ -45,7 +45,7 @@ def test_a_rule_round_trip(api: httpx.Client) -> None:
     rule_id, secret = body["id"], body["secret"]
     assert len(secret) == 32 and body["enabled"] and body["maxPerSecond"] == 100
     assert body["actions"] == [{"type": "republish", "topic": "town/out/${a}", "qos": 0}]
-    assert [r["name"] for r in api.get("/api/rules").json()] == ["echo"]
+    assert [r["name"] for r in api.get("/api/rules").json()["items"]] == ["echo"]
     shown = api.get(f"/api/rules/{rule_id}").json()
     assert "secret" not in shown and shown["sql"] == rule["sql"]
     assert api.get(f"/api/rules/{rule_id}", params={"secret": "true"}).json()["secret"] == secret
@@ -74,7 +74,7 @@ def test_a_rule_that_is_no_rule_is_refused_where_it_goes_wrong(api: httpx.Client
     refused = api.post("/api/rules", json={"name": "bad", "sql": 'SELECT * FROM "a" WHERE'})
     problem(refused, 400, "line 1, column 24: expected an expression")
     problem(api.post("/api/rules", json={"name": "bad", "sql": 'SELECT * FROM "a/#/b"'}), 400)
-    assert api.get("/api/rules").json() == []
+    assert api.get("/api/rules").json()["items"] == []
 
 
 def test_a_rule_reading_what_the_thing_model_lacks_is_refused_naming_it(

@@ -279,7 +279,7 @@ def test_rules_survive_a_restart(make_server: Callable[..., Any], paho_client: A
     server.stop()
     server = make_server()
     with rest(server) as api:
-        listed = {rule["name"]: rule for rule in api.get("/api/rules").json()}
+        listed = {rule["name"]: rule for rule in api.get("/api/rules").json()["items"]}
         assert listed["kept"]["enabled"] and not listed["resting"]["enabled"]
         assert listed["kept"]["id"] == kept["id"] and "secret" not in listed["kept"]
         shown = api.get(f"/api/rules/{kept['id']}", params={"secret": "true"}).json()

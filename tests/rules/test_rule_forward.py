@@ -196,7 +196,7 @@ def test_a_target_that_does_not_exist_or_the_rule_itself_is_refused(
     # an import's rules may name each other (``alongside``: those it will create)
     done = api.post("/api/rules/check", json=check, params={"alongside": ["d", "e"]})
     assert done.status_code == 200, done.text
-    assert [rule["name"] for rule in api.get("/api/rules").json()] == ["a"]
+    assert [rule["name"] for rule in api.get("/api/rules").json()["items"]] == ["a"]
 
 
 def test_a_scene_hands_nothing_to_a_rule(api: httpx.Client) -> None:

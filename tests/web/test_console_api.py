@@ -66,7 +66,7 @@ def test_every_vendored_library_ships_with_its_licence() -> None:
         assert (library / "LICENSE").is_file(), library.name
     readme = (vendor / "README.md").read_text()
     for library in libraries:
-        assert f"`{library.name}`" in readme, library.name
+        assert f"`{library.name}/LICENSE`" in readme, library.name
 
 
 def test_the_district_is_the_script_s_output() -> None:

@@ -245,5 +245,7 @@ class AlarmFilter(msgspec.Struct, frozen=True, kw_only=True):
     device_name: str | None = None
     type: str | None = None
     assignee: str | None = None
+    text: str | None = None  # in the type, case-insensitive
+    order: tuple[str, bool] = ("lastRaisedAt", True)  # (a field, descending)
     limit: int = 100
     offset: int = 0

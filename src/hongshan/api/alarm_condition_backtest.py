@@ -20,6 +20,7 @@ import msgspec
 from litestar import post
 from litestar.params import JSONBody
 
+from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
 from hongshan.api.rule_backtest import moment
 from hongshan.rules.alarm_conditions import AlarmConditionSpec, StoredAlarmCondition
@@ -66,7 +67,7 @@ async def _conditions(
     return first, other[0] if other else None
 
 
-@post("/api/alarm-conditions/backtest", status_code=200)
+@post("/api/alarm-conditions/backtest", status_code=200, opt=OPERATOR)
 async def backtest_alarm_condition(
     alarm_conditions: Provided[AlarmConditionBook],
     condition_backtests: Provided[ConditionBacktester],

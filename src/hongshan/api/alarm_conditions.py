@@ -11,7 +11,9 @@ import msgspec
 from litestar import delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
+from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
+from hongshan.api.paging import PAGED, Page, Paged
 from hongshan.rules.alarm_conditions import (
     AlarmConditionSpec,
     Condition,
@@ -52,7 +54,7 @@ def _view(stored: StoredAlarmCondition) -> AlarmConditionView:
     )
 
 
-@post("/api/products/{pk:str}/alarm-conditions", status_code=201)
+@post("/api/products/{pk:str}/alarm-conditions", status_code=201, opt=OPERATOR)
 async def create_alarm_condition(
     alarm_conditions: Provided[AlarmConditionBook],
     pk: FromPath[str],
@@ -66,11 +68,22 @@ async def create_alarm_condition(
     return _view(await alarm_conditions.create(data))
 
 
-@get("/api/products/{pk:str}/alarm-conditions")
+@get("/api/products/{pk:str}/alarm-conditions", dependencies=PAGED)
 async def list_alarm_conditions(
-    alarm_conditions: Provided[AlarmConditionBook], pk: FromPath[str]
-) -> list[AlarmConditionView]:
-    return [_view(stored) for stored in await alarm_conditions.list_conditions(pk)]
+    alarm_conditions: Provided[AlarmConditionBook], pk: FromPath[str], paging: Paged
+) -> Page[AlarmConditionView]:
+    """Sorted by ``id`` (or ``type``, ``createdAt``, ``updatedAt``); ``q`` in the type."""
+    return paging.in_memory(
+        [_view(stored) for stored in await alarm_conditions.list_conditions(pk)],
+        {
+            "id": lambda c: c.id,
+            "type": lambda c: c.type,
+            "createdAt": lambda c: c.created_at,
+            "updatedAt": lambda c: c.updated_at,
+        },
+        default="id",
+        text=lambda condition: condition.type,
+    )
 
 
 @get(CONDITION)
@@ -80,7 +93,7 @@ async def show_alarm_condition(
     return _view(await alarm_conditions.get(condition_id))
 
 
-@put(CONDITION)
+@put(CONDITION, opt=OPERATOR)
 async def change_alarm_condition(
     alarm_conditions: Provided[AlarmConditionBook],
     condition_id: FromPath[int],
@@ -99,7 +112,7 @@ async def alarm_condition_trace(
     return await alarm_conditions.trace(condition_id)
 
 
-@delete(CONDITION, status_code=204)
+@delete(CONDITION, status_code=204, opt=OPERATOR)
 async def delete_alarm_condition(
     alarm_conditions: Provided[AlarmConditionBook], condition_id: FromPath[int]
 ) -> None:

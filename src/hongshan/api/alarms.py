@@ -21,19 +21,18 @@ from hongshan.alarms.model import (
     StatusFilter,
 )
 from hongshan.alarms.routes import RouteSpec, StoredRoute
+from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
+from hongshan.api.paging import PAGED, Page, Paged
+from hongshan.identity.principals import Principal
 from hongshan.messages import DeviceRef
 from hongshan.services.alarms.service import AlarmService
+from hongshan.store.registry.alarms import ALARM_ORDERS
+from hongshan.things.model import RegistryError
 
 ALARM = "/api/alarms/{alarm_id:int}"
 ROUTE = "/api/alarm-notifications/{route_id:int}"
-MAX_OFFSET = 2**63 - 1
-OPERATOR = "api"  # who did it, when the request does not say
-
-
-class AlarmPage(msgspec.Struct, kw_only=True, rename="camel"):
-    items: list[Alarm]
-    total: int
+UNNAMED = "api"  # who did it, when the admin token does not say
 
 
 class NewAlarm(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -45,23 +44,36 @@ class NewAlarm(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fiel
     severity: Severity = "major"
     details: dict[str, Any] = {}
     escalation: Escalation | None = None
-    by: str = OPERATOR
+    by: str | None = None
 
 
 class Operator(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Who acknowledges or clears (their name, kept on the alarm)."""
+    """Who acknowledges or clears (their name, kept on the alarm): ``by`` (``_who``)."""
 
-    by: str = OPERATOR
+    by: str | None = None
 
 
 class Assignment(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     assignee: str | None  # None: to nobody
-    by: str = OPERATOR
+    by: str | None = None
 
 
 class NewNote(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     text: str
-    by: str = OPERATOR
+    by: str | None = None
+
+
+def _who(principal: Principal, by: str | None) -> str:
+    """Who did it, as kept on the alarm: a user's (or key's) own name, which ``by`` may repeat
+    but not change (400: nobody signs for another); the admin token, the CLI's, names whom it
+    acts for (``--by``), else ``api``."""
+    if principal.kind == "token":
+        return by or UNNAMED
+    if by is not None and by != principal.name:
+        raise RegistryError(
+            f"by: {by!r} is not {principal.name!r}, who sent this; leave it out", "invalid"
+        )
+    return principal.name
 
 
 class RouteView(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -107,9 +119,10 @@ def _route(route: StoredRoute, *, with_secret: bool = False) -> RouteView:
     )
 
 
-@get("/api/alarms")
+@get("/api/alarms", dependencies=PAGED)
 async def list_alarms(
     alarms: Provided[AlarmService],
+    paging: Paged,
     status: Annotated[
         StatusFilter | None,
         QueryParameter(description="one status, or ACTIVE, CLEARED, UNACK, ACK"),
@@ -120,10 +133,9 @@ async def list_alarms(
     device_name: Annotated[str | None, QueryParameter(name="deviceName")] = None,
     alarm_type: Annotated[str | None, QueryParameter(name="type")] = None,
     assignee: FromQuery[str | None] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
-) -> AlarmPage:
-    """Alarms, newest raise first."""
+) -> Page[Alarm]:
+    """Alarms, the newest raise first (``-lastRaisedAt``; or ``firstRaisedAt``,
+    ``updatedAt``, ``severity``, ``status``, ``type``, ``deviceName``); ``q`` in the type."""
     where = AlarmFilter(
         status=status,
         severity=severity,
@@ -132,22 +144,26 @@ async def list_alarms(
         device_name=device_name,
         type=alarm_type,
         assignee=assignee,
-        limit=limit,
-        offset=offset,
+        text=paging.q,
+        order=paging.order(list(ALARM_ORDERS), default="-lastRaisedAt"),
+        limit=paging.limit,
+        offset=paging.offset,
     )
     items, total = await alarms.list_alarms(where)
-    return AlarmPage(items=items, total=total)
+    return paging.page(items, total)
 
 
-@post("/api/alarms", status_code=201)
-async def raise_alarm(alarms: Provided[AlarmService], data: JSONBody[NewAlarm]) -> Alarm:
+@post("/api/alarms", status_code=201, opt=OPERATOR)
+async def raise_alarm(
+    alarms: Provided[AlarmService], principal: Provided[Principal], data: JSONBody[NewAlarm]
+) -> Alarm:
     """Raise an alarm by hand: a new one, or a repeat of the device's open one of that type."""
     return await alarms.raise_alarm(
         DeviceRef(data.product_key, data.device_name),
         data.type,
         data.severity,
         data.details,
-        Originator(kind="api", id=data.by),
+        Originator(kind="api", id=_who(principal, data.by)),
         escalation=data.escalation,
     )
 
@@ -157,32 +173,44 @@ async def show_alarm(alarms: Provided[AlarmService], alarm_id: FromPath[int]) ->
     return await alarms.get(alarm_id)
 
 
-@post(ALARM + "/ack", status_code=200)
+@post(ALARM + "/ack", status_code=200, opt=OPERATOR)
 async def acknowledge_alarm(
-    alarms: Provided[AlarmService], alarm_id: FromPath[int], data: JSONBody[Operator | None] = None
+    alarms: Provided[AlarmService],
+    principal: Provided[Principal],
+    alarm_id: FromPath[int],
+    data: JSONBody[Operator | None] = None,
 ) -> Alarm:
-    return await alarms.acknowledge(alarm_id, by=(data or Operator()).by)
+    return await alarms.acknowledge(alarm_id, by=_who(principal, (data or Operator()).by))
 
 
-@post(ALARM + "/clear", status_code=200)
+@post(ALARM + "/clear", status_code=200, opt=OPERATOR)
 async def clear_alarm(
-    alarms: Provided[AlarmService], alarm_id: FromPath[int], data: JSONBody[Operator | None] = None
+    alarms: Provided[AlarmService],
+    principal: Provided[Principal],
+    alarm_id: FromPath[int],
+    data: JSONBody[Operator | None] = None,
 ) -> Alarm:
-    return await alarms.clear(alarm_id, by=(data or Operator()).by)
+    return await alarms.clear(alarm_id, by=_who(principal, (data or Operator()).by))
 
 
-@post(ALARM + "/assign", status_code=200)
+@post(ALARM + "/assign", status_code=200, opt=OPERATOR)
 async def assign_alarm(
-    alarms: Provided[AlarmService], alarm_id: FromPath[int], data: JSONBody[Assignment]
+    alarms: Provided[AlarmService],
+    principal: Provided[Principal],
+    alarm_id: FromPath[int],
+    data: JSONBody[Assignment],
 ) -> Alarm:
-    return await alarms.assign(alarm_id, data.assignee, by=data.by)
+    return await alarms.assign(alarm_id, data.assignee, by=_who(principal, data.by))
 
 
-@post(ALARM + "/notes", status_code=201)
+@post(ALARM + "/notes", status_code=201, opt=OPERATOR)
 async def add_note(
-    alarms: Provided[AlarmService], alarm_id: FromPath[int], data: JSONBody[NewNote]
+    alarms: Provided[AlarmService],
+    principal: Provided[Principal],
+    alarm_id: FromPath[int],
+    data: JSONBody[NewNote],
 ) -> Alarm:
-    return await alarms.add_note(alarm_id, data.text, by=data.by)
+    return await alarms.add_note(alarm_id, data.text, by=_who(principal, data.by))
 
 
 @post("/api/alarm-notifications", status_code=201)
@@ -190,9 +218,15 @@ async def create_route(alarms: Provided[AlarmService], data: JSONBody[RouteSpec]
     return _route(await alarms.notifier.create(data), with_secret=True)
 
 
-@get("/api/alarm-notifications")
-async def list_routes(alarms: Provided[AlarmService]) -> list[RouteView]:
-    return [_route(route) for route in await alarms.notifier.list_routes()]
+@get("/api/alarm-notifications", dependencies=PAGED)
+async def list_routes(alarms: Provided[AlarmService], paging: Paged) -> Page[RouteView]:
+    """Sorted by ``id`` (or ``name``, ``createdAt``); ``q`` in the name."""
+    return paging.in_memory(
+        [_route(route) for route in await alarms.notifier.list_routes()],
+        {"id": lambda r: r.id, "name": lambda r: r.name, "createdAt": lambda r: r.created_at},
+        default="id",
+        text=lambda route: route.name,
+    )
 
 
 @get(ROUTE)

@@ -19,7 +19,9 @@ from litestar import Response, get, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
+from hongshan.api.paging import PAGED, Page, Paged
 from hongshan.messages import DEFAULT_WAIT, DeviceRef
 from hongshan.messages.commands import (
     CommandBatch,
@@ -30,11 +32,10 @@ from hongshan.messages.commands import (
 )
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import FanOut
-from hongshan.store.registry.commands import MAX_ID, MAX_PAGE, CommandFilter
+from hongshan.store.registry.commands import COMMAND_ORDERS, MAX_ID, CommandFilter
 from hongshan.things.model import RegistryError
 
 COMMAND = "/api/commands/{command_id:int}"
-MAX_OFFSET = 10_000_000
 ORIGINS = ("api", "cli")  # what a caller of the API may say it is (rules and scenes are ours)
 
 
@@ -58,12 +59,6 @@ class CommandRequest(msgspec.Struct, kw_only=True, rename="camel", forbid_unknow
     origin: str = "api"
 
 
-class CommandPage(msgspec.Struct, kw_only=True):
-    items: list[CommandRecord]
-    limit: int
-    offset: int
-
-
 def _what(data: CommandRequest) -> tuple[CommandKind, str, dict[str, Any]]:
     if (data.set is None) == (data.call is None):
         raise RegistryError("give one of set (property values) or call (a service)", "invalid")
@@ -78,6 +73,7 @@ def _what(data: CommandRequest) -> tuple[CommandKind, str, dict[str, Any]]:
 @post(
     "/api/commands",
     status_code=201,
+    opt=OPERATOR,
     responses={
         202: ResponseSpec(
             CommandBatch,
@@ -111,19 +107,18 @@ async def send_command(
     return Response(batch, status_code=202)
 
 
-@get("/api/commands")
+@get("/api/commands", dependencies=PAGED)
 async def list_commands(
     commands: Provided[DeviceCommands],
+    paging: Paged,
     product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
     device_name: Annotated[str | None, QueryParameter(name="deviceName")] = None,
     command_state: Annotated[str | None, QueryParameter(name="state")] = None,
     origin: FromQuery[str | None] = None,
     batch: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 100,
-    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
-) -> CommandPage:
-    """Newest first, narrowed by device, state, origin (``api``, ``cli``, ``rule:<id>``,
-    ``scene:<id>``) and batch."""
+) -> Page[CommandRecord]:
+    """Newest first (``-createdAt``; or ``deviceName``, ``state``, ``service``), narrowed by
+    device, state, origin (``api``, ``cli``, ``rule:<id>``, ``scene:<id>``) and batch."""
     states = {s.value for s in CommandState}
     if command_state is not None and command_state not in states:
         listed = ", ".join(sorted(states))
@@ -134,10 +129,12 @@ async def list_commands(
         state=None if command_state is None else CommandState(command_state),
         origin=origin,
         batch=batch,
-        limit=limit,
-        offset=offset,
+        order=paging.order(list(COMMAND_ORDERS), default="-createdAt"),
+        limit=paging.limit,
+        offset=paging.offset,
     )
-    return CommandPage(items=await commands.list_commands(where), limit=limit, offset=offset)
+    items = await commands.list_commands(where)
+    return paging.page(items, await commands.count_commands(where))
 
 
 @get(COMMAND)
@@ -147,7 +144,7 @@ async def show_command(
     return await commands.get(command_id)
 
 
-@post(COMMAND + "/cancel", status_code=200)
+@post(COMMAND + "/cancel", status_code=200, opt=OPERATOR)
 async def cancel_command(
     commands: Provided[DeviceCommands], command_id: FromPath[int]
 ) -> CommandRecord:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Protocol, TypeAlias, TypeVar
 from litestar.di import Dependency, Provide
 from litestar.params import SkipValidationMarker
 from litestar.types import Scope
+from prometheus_client import CollectorRegistry
 
 from hongshan.identity.principals import Principal
 from hongshan.services.alarms.condition_backtest import ConditionBacktester
@@ -25,6 +26,10 @@ from hongshan.services.alarms.condition_book import AlarmConditionBook
 from hongshan.services.alarms.service import AlarmService
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import FanOut
+from hongshan.services.live import LiveFeed
+from hongshan.services.people.audit import AuditLog
+from hongshan.services.people.keys import ApiKeys
+from hongshan.services.people.users import People
 from hongshan.services.rules.backtest import Backtester
 from hongshan.services.rules.book import RuleBook
 from hongshan.services.scenes.backtest import SceneBacktester
@@ -100,10 +105,12 @@ class BrokerFigures(Protocol):
 
 @dataclass(frozen=True, kw_only=True)
 class Health:
-    """What ``/api/health`` reads. ``ready`` and ``listeners`` are live: the platform is
-    ready, and knows its HTTP port, only once its HTTP server is up."""
+    """What the health probes read. ``ready``, ``stopping`` and ``listeners`` are live: the
+    platform is ready, and knows its HTTP port, only once its HTTP server is up, and stops
+    being ready as its stop begins."""
 
     ready: Callable[[], bool]
+    stopping: Callable[[], bool]
     listeners: Mapping[str, int]  # name -> port
     broker: BrokerFigures
     stores: Mapping[str, WritingStore]  # in the order the body names them
@@ -124,12 +131,14 @@ class ConsoleMap:
 @dataclass(frozen=True, kw_only=True)
 class Services:
     """Everything the HTTP side uses. Each field but the admin token (which the guard reads)
-    is given to the handlers that name it. No field is named like a request's parameter or
-    body field: Litestar takes a validation error keyed by a dependency's name for a fault of
-    the server's and answers 500 (a shadow change's body has ``desired``, hence
-    ``desired_values``); tests/api checks the names against the OpenAPI document."""
+    and the metrics (a route of their own) is given to the handlers that name it. No field is
+    named like a request's parameter or body field: Litestar takes a validation error keyed
+    by a dependency's name for a fault of the server's and answers 500 (a shadow change's
+    body has ``desired``, hence ``desired_values``); tests/api checks the names against the
+    OpenAPI document."""
 
     admin_token: str
+    people: People
     registry: SQLRegistry
     history: HistoryStore
     twin: PropertyTwin
@@ -146,11 +155,18 @@ class Services:
     backtests: Backtester
     scenes: SceneBook
     scene_backtests: SceneBacktester
+    live_feed: LiveFeed
     health: Health
+    # the platform's metrics, served at /metrics behind the guard; None: on a listener of
+    # their own (``metrics_port``), not by the API
+    metrics: CollectorRegistry | None = None
+    api_keys: ApiKeys
+    audit: AuditLog
+    trusted_proxies: tuple[str, ...] = ()  # addresses or networks (settings.trusted_proxies)
     console_map: ConsoleMap = ConsoleMap()
 
 
-NOT_PROVIDED = frozenset({"admin_token"})
+NOT_PROVIDED = frozenset({"admin_token", "metrics", "trusted_proxies"})
 
 
 def providers(services: Services) -> dict[str, Provide]:

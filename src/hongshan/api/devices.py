@@ -13,10 +13,14 @@ from litestar import delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from hongshan import messages
+from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import DesiredValues, DeviceShadows, GatewayTopology, Provided
+from hongshan.api.paging import PAGED, Page, Paged
+from hongshan.identity.principals import Role
 from hongshan.messages import MAX_WAIT, CommandResult, Problem
 from hongshan.messages.commands import CommandKind
 from hongshan.services.commands import DeviceCommands, InvalidCall
+from hongshan.store.registry.device_rows import DEVICE_ORDERS
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
 from hongshan.things.model import (
@@ -32,7 +36,6 @@ from hongshan.twin.properties import PropertyTwin
 from hongshan.twin.shadow import Shadow, delta
 
 DEVICE = "/api/products/{pk:str}/devices/{dn:str}"
-MAX_OFFSET = 2**63 - 1  # what SQL's OFFSET takes (a 64-bit integer)
 
 
 # Alibaba's tag limits: at most 100 per device; a key of up to 30 characters, a value of up
@@ -81,11 +84,6 @@ class DeviceChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_
 class DeviceRef(msgspec.Struct, kw_only=True, rename="camel"):
     product_key: str
     device_name: str
-
-
-class DevicePage(msgspec.Struct, kw_only=True, rename="camel"):
-    items: list[Device]
-    total: int
 
 
 class Credentials(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -265,28 +263,31 @@ async def create_devices(
     ]
 
 
-@get("/api/devices")
+@get("/api/devices", dependencies=PAGED)
 async def list_devices(
     registry: Provided[SQLRegistry],
+    paging: Paged,
     product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
     device_state: Annotated[DeviceState | None, QueryParameter(name="state")] = None,
     name_prefix: Annotated[str | None, QueryParameter(name="namePrefix")] = None,
     group: FromQuery[str | None] = None,
     tag: Annotated[list[str] | None, QueryParameter(description="key:value, repeatable")] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
-) -> DevicePage:
+) -> Page[Device]:
+    """Sorted by ``createdAt`` (or ``deviceName``, ``productKey``, ``lastOnlineAt``,
+    ``state``); ``q`` in the name or nickname."""
     where = DeviceFilter(
         product_key=product_key,
         state=device_state,
         name_prefix=name_prefix,
         group=group,
         tags=_tags(tag),
-        limit=limit,
-        offset=offset,
+        text=paging.q,
+        order=paging.order(list(DEVICE_ORDERS), default="createdAt"),
+        limit=paging.limit,
+        offset=paging.offset,
     )
     items = await registry.list_devices(where)
-    return DevicePage(items=items, total=await registry.count_devices(where))
+    return paging.page(items, await registry.count_devices(where))
 
 
 @get(DEVICE)
@@ -296,7 +297,7 @@ async def show_device(
     return await registry.get_device(pk, dn)
 
 
-@get(DEVICE + "/credentials")
+@get(DEVICE + "/credentials", opt={"role": Role.ADMIN})  # (the device's secret)
 async def credentials(
     registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
 ) -> Credentials:
@@ -407,7 +408,7 @@ async def properties(
     return {key: Value(value=v.value, time=v.time) for key, v in values.items()}
 
 
-@post(DEVICE + "/properties", status_code=200)
+@post(DEVICE + "/properties", status_code=200, opt=OPERATOR)
 async def set_properties(
     registry: Provided[SQLRegistry],
     commands: Provided[DeviceCommands],
@@ -422,7 +423,7 @@ async def set_properties(
     return CallAnswer.of(result, record.id)
 
 
-@post(DEVICE + "/services/{identifier:str}", status_code=200)
+@post(DEVICE + "/services/{identifier:str}", status_code=200, opt=OPERATOR)
 async def invoke(
     registry: Provided[SQLRegistry],
     commands: Provided[DeviceCommands],
@@ -450,7 +451,7 @@ async def shadow(
     return _shadow_view(shadows.get(pk, dn))
 
 
-@put(DEVICE + "/shadow")
+@put(DEVICE + "/shadow", opt=OPERATOR)
 async def change_shadow(
     registry: Provided[SQLRegistry],
     shadows: Provided[DeviceShadows],
@@ -478,7 +479,7 @@ async def desired(
     }
 
 
-@put(DEVICE + "/desired")
+@put(DEVICE + "/desired", opt=OPERATOR)
 async def set_desired(
     registry: Provided[SQLRegistry],
     desired_values: Provided[DesiredValues],
@@ -500,7 +501,7 @@ async def set_desired(
     }
 
 
-@post(DEVICE + "/rrpc", status_code=200)
+@post(DEVICE + "/rrpc", status_code=200, opt=OPERATOR)
 async def rrpc(
     registry: Provided[SQLRegistry],
     commands: Provided[DeviceCommands],

@@ -8,6 +8,7 @@ from litestar.params import FromPath, JSONBody
 
 from hongshan.api.dependencies import Provided
 from hongshan.api.devices import MAX_TAGS, TagKey, Tags
+from hongshan.api.paging import PAGED, Page, Paged
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
 from hongshan.things.model import Group, RegistryError
@@ -33,9 +34,15 @@ async def create_group(registry: Provided[SQLRegistry], data: JSONBody[NewGroup]
     return await registry.groups.create(data.name, data.description)
 
 
-@get("/api/groups")
-async def list_groups(registry: Provided[SQLRegistry]) -> list[Group]:
-    return await registry.groups.list_groups()
+@get("/api/groups", dependencies=PAGED)
+async def list_groups(registry: Provided[SQLRegistry], paging: Paged) -> Page[Group]:
+    """Sorted by ``name`` (or ``size``, ``createdAt``); ``q`` in the name."""
+    return paging.in_memory(
+        await registry.groups.list_groups(),
+        {"name": lambda g: g.name, "size": lambda g: g.size, "createdAt": lambda g: g.created_at},
+        default="name",
+        text=lambda group: group.name,
+    )
 
 
 @get("/api/groups/{name:str}")

@@ -19,19 +19,25 @@ log = logging.getLogger("hongshan.api")
 _TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    429: "Too Many Requests",
     503: "Service Unavailable",
     500: "Internal Server Error",
 }
 
 
-def problem(status: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+def problem(
+    status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[dict[str, Any]]:
     body = {"type": "about:blank", "title": _TITLES.get(status, "Error"), "status": status}
     body["detail"] = detail
     body.update(extra)
-    headers = {"WWW-Authenticate": 'Bearer realm="hongshan"'} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="hongshan"'
     return Response(
         body, status_code=status, media_type="application/problem+json", headers=headers
     )
@@ -43,7 +49,7 @@ def _hongshan(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[
     assert isinstance(exc, HongshanError)
     if exc.http_status == 500:
         return _unexpected(request, exc)
-    return problem(exc.http_status, exc.detail, **exc.extensions)
+    return problem(exc.http_status, exc.detail, exc.headers, **exc.extensions)
 
 
 def _store_failures(request: Request[Any, Any, Any]) -> FailureLog:
@@ -110,7 +116,8 @@ class Problem(msgspec.Struct, kw_only=True):
 
 _MEANINGS = {
     400: "the request is malformed or out of bounds; the detail names the field and the limit",
-    401: "no admin token, or a wrong one",
+    401: "no credentials (the admin token, a user's access token), or wrong or expired ones",
+    403: "the caller's role is below the route's, or a cookie's change lacks X-Requested-With",
     404: "no such product, device, group, rule, alarm or route",
     409: (
         "it conflicts with what exists (a name taken, a stale version, a product in use, an "

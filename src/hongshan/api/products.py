@@ -10,7 +10,10 @@ import msgspec
 from litestar import delete, get, patch, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from hongshan.api.auth import require
 from hongshan.api.dependencies import Provided
+from hongshan.api.paging import PAGED, Page, Paged
+from hongshan.identity.principals import Principal, Role
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
 from hongshan.things.model import (
@@ -65,15 +68,38 @@ async def create_product(registry: Provided[SQLRegistry], data: JSONBody[NewProd
     )
 
 
-@get("/api/products")
-async def list_products(registry: Provided[SQLRegistry]) -> list[Product]:
-    return await registry.list_products()
+@get("/api/products", dependencies=PAGED)
+async def list_products(registry: Provided[SQLRegistry], paging: Paged) -> Page[Product]:
+    """Sorted by ``name`` (or ``productKey``, ``createdAt``); ``q`` in the name or key."""
+    return paging.in_memory(
+        await registry.list_products(),
+        {"name": _name, "productKey": _key, "createdAt": _created},
+        default="name",
+        text=lambda product: f"{product.name} {product.product_key}",
+    )
+
+
+def _name(product: Product) -> str:
+    return product.name
+
+
+def _key(product: Product) -> str:
+    return product.product_key
+
+
+def _created(product: Product) -> int:
+    return product.created_at
 
 
 @get("/api/products/{pk:str}")
 async def show_product(
-    registry: Provided[SQLRegistry], pk: FromPath[str], secret: FromQuery[bool] = False
+    registry: Provided[SQLRegistry],
+    principal: Provided[Principal],
+    pk: FromPath[str],
+    secret: FromQuery[bool] = False,
 ) -> Product:
+    if secret:
+        require(principal, Role.ADMIN, "the product's secret")
     return await registry.get_product(pk, with_secret=secret)
 
 

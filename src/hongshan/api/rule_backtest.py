@@ -19,6 +19,7 @@ import msgspec
 from litestar import post
 from litestar.params import JSONBody
 
+from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
 from hongshan.rules.definition import RuleSpec, StoredRule
 from hongshan.services.rules.backtest import DEFAULT_LIMIT, Backtest, Backtester
@@ -71,7 +72,7 @@ async def _rule(rules: RuleBook, given: RuleSpec | int) -> RuleSpec:
     return given
 
 
-@post("/api/rules/backtest", status_code=200)
+@post("/api/rules/backtest", status_code=200, opt=OPERATOR)
 async def backtest_rule(
     rules: Provided[RuleBook], backtests: Provided[Backtester], data: JSONBody[BacktestAsked]
 ) -> Backtest:

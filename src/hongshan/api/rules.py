@@ -14,7 +14,10 @@ import msgspec
 from litestar import delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from hongshan.api.auth import OPERATOR, require
 from hongshan.api.dependencies import Provided
+from hongshan.api.paging import BY_NAME_AND_TIMES, PAGED, Page, Paged
+from hongshan.identity.principals import Principal, Role
 from hongshan.rules.definition import ActionSpec, RuleSpec, StoredRule
 from hongshan.services.rules.book import RuleBook
 from hongshan.services.rules.running import Trace
@@ -56,12 +59,12 @@ def _view(rule: StoredRule, *, with_secret: bool = False) -> RuleView:
     )
 
 
-@post("/api/rules", status_code=201)
+@post("/api/rules", status_code=201, opt=OPERATOR)
 async def create_rule(rules: Provided[RuleBook], data: JSONBody[RuleSpec]) -> RuleView:
     return _view(await rules.create(data), with_secret=True)
 
 
-@post("/api/rules/check", status_code=200)
+@post("/api/rules/check", status_code=200, opt=OPERATOR)
 async def check_rule(
     rules: Provided[RuleBook],
     data: JSONBody[RuleSpec],
@@ -75,19 +78,30 @@ async def check_rule(
     return {"ok": True}
 
 
-@get("/api/rules")
-async def list_rules(rules: Provided[RuleBook]) -> list[RuleView]:
-    return [_view(rule) for rule in await rules.list_rules()]
+@get("/api/rules", dependencies=PAGED)
+async def list_rules(rules: Provided[RuleBook], paging: Paged) -> Page[RuleView]:
+    """Sorted by ``id`` (or ``name``, ``createdAt``, ``updatedAt``); ``q`` in the name."""
+    return paging.in_memory(
+        [_view(rule) for rule in await rules.list_rules()],
+        BY_NAME_AND_TIMES,
+        default="id",
+        text=lambda rule: rule.name,
+    )
 
 
 @get(RULE)
 async def show_rule(
-    rules: Provided[RuleBook], rule_id: FromPath[int], secret: FromQuery[bool] = False
+    rules: Provided[RuleBook],
+    principal: Provided[Principal],
+    rule_id: FromPath[int],
+    secret: FromQuery[bool] = False,
 ) -> RuleView:
+    if secret:
+        require(principal, Role.OPERATOR, "the rule's secret")
     return _view(await rules.get(rule_id), with_secret=secret)
 
 
-@put(RULE)
+@put(RULE, opt=OPERATOR)
 async def change_rule(
     rules: Provided[RuleBook], rule_id: FromPath[int], data: JSONBody[RuleSpec]
 ) -> RuleView:
@@ -95,7 +109,7 @@ async def change_rule(
     return _view(await rules.update(rule_id, data))
 
 
-@post(RULE + "/enable", status_code=200)
+@post(RULE + "/enable", status_code=200, opt=OPERATOR)
 async def enable_rule(
     rules: Provided[RuleBook], rule_id: FromPath[int], mode: FromQuery[RunMode | None] = None
 ) -> RuleView:
@@ -105,12 +119,12 @@ async def enable_rule(
     return _view(await rules.set_enabled(rule_id, True, shadow=shadow))
 
 
-@post(RULE + "/disable", status_code=200)
+@post(RULE + "/disable", status_code=200, opt=OPERATOR)
 async def disable_rule(rules: Provided[RuleBook], rule_id: FromPath[int]) -> RuleView:
     return _view(await rules.set_enabled(rule_id, False))
 
 
-@delete(RULE, status_code=204)
+@delete(RULE, status_code=204, opt=OPERATOR)
 async def delete_rule(rules: Provided[RuleBook], rule_id: FromPath[int]) -> None:
     await rules.delete(rule_id)
 

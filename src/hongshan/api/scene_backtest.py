@@ -18,6 +18,7 @@ import msgspec
 from litestar import post
 from litestar.params import JSONBody
 
+from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
 from hongshan.api.rule_backtest import moment
 from hongshan.rules.scene import SceneSpec
@@ -41,7 +42,7 @@ async def _scene(scenes: SceneBook, given: SceneSpec | int) -> SceneSpec:
     return given
 
 
-@post("/api/scenes/backtest", status_code=200)
+@post("/api/scenes/backtest", status_code=200, opt=OPERATOR)
 async def backtest_scene(
     scenes: Provided[SceneBook],
     scene_backtests: Provided[SceneBacktester],

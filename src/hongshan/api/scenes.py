@@ -18,9 +18,10 @@ from litestar import Request, delete, get, post, put
 from litestar.exceptions import ClientException
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 
-from hongshan.api.auth import principal_in
+from hongshan.api.auth import OPERATOR, principal_in, require
 from hongshan.api.dependencies import Provided
-from hongshan.identity.principals import Role
+from hongshan.api.paging import BY_NAME_AND_TIMES, PAGED, Page, Paged
+from hongshan.identity.principals import Principal, Role
 from hongshan.rules.scene import Conditions, Mode, SceneSpec, StepSpec, StoredScene, TriggerSpec
 from hongshan.services.scenes.book import SceneBook
 from hongshan.services.scenes.running import SceneTrace
@@ -71,20 +72,31 @@ def _view(scene: StoredScene, *, with_secret: bool = False) -> SceneView:
     )
 
 
-@post("/api/scenes", status_code=201)
+@post("/api/scenes", status_code=201, opt=OPERATOR)
 async def create_scene(scenes: Provided[SceneBook], data: JSONBody[SceneSpec]) -> SceneView:
     return _view(await scenes.create(data), with_secret=True)
 
 
-@get("/api/scenes")
-async def list_scenes(scenes: Provided[SceneBook]) -> list[SceneView]:
-    return [_view(scene) for scene in await scenes.list_scenes()]
+@get("/api/scenes", dependencies=PAGED)
+async def list_scenes(scenes: Provided[SceneBook], paging: Paged) -> Page[SceneView]:
+    """Sorted by ``id`` (or ``name``, ``createdAt``, ``updatedAt``); ``q`` in the name."""
+    return paging.in_memory(
+        [_view(scene) for scene in await scenes.list_scenes()],
+        BY_NAME_AND_TIMES,
+        default="id",
+        text=lambda scene: scene.name,
+    )
 
 
 @get(SCENE)
 async def show_scene(
-    scenes: Provided[SceneBook], scene_id: FromPath[int], secret: FromQuery[bool] = False
+    scenes: Provided[SceneBook],
+    principal: Provided[Principal],
+    scene_id: FromPath[int],
+    secret: FromQuery[bool] = False,
 ) -> SceneView:
+    if secret:
+        require(principal, Role.OPERATOR, "the scene's secret and token")
     return _view(await scenes.get(scene_id), with_secret=secret)
 
 
@@ -94,7 +106,7 @@ async def export_scene(scenes: Provided[SceneBook], scene_id: FromPath[int]) -> 
     return (await scenes.get(scene_id)).spec
 
 
-@put(SCENE)
+@put(SCENE, opt=OPERATOR)
 async def change_scene(
     scenes: Provided[SceneBook], scene_id: FromPath[int], data: JSONBody[SceneSpec]
 ) -> SceneView:
@@ -103,18 +115,18 @@ async def change_scene(
     return _view(await scenes.update(scene_id, data))
 
 
-@post(SCENE + "/enable", status_code=200)
+@post(SCENE + "/enable", status_code=200, opt=OPERATOR)
 async def enable_scene(scenes: Provided[SceneBook], scene_id: FromPath[int]) -> SceneView:
     return _view(await scenes.set_enabled(scene_id, True))
 
 
-@post(SCENE + "/disable", status_code=200)
+@post(SCENE + "/disable", status_code=200, opt=OPERATOR)
 async def disable_scene(scenes: Provided[SceneBook], scene_id: FromPath[int]) -> SceneView:
     """Stop running it: its runs under way are cancelled, those waiting in a delay too."""
     return _view(await scenes.set_enabled(scene_id, False))
 
 
-@delete(SCENE, status_code=204)
+@delete(SCENE, status_code=204, opt=OPERATOR)
 async def delete_scene(scenes: Provided[SceneBook], scene_id: FromPath[int]) -> None:
     await scenes.delete(scene_id)
 

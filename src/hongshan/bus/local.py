@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -41,6 +42,8 @@ class LocalBus:
         # kind -> ((product, device, listener), ...): a new tuple on each change, so that a
         # listener that unsubscribes while an uplink is handed round skips nobody
         self._listeners: dict[type[Uplink], tuple[_Entry, ...]] = {}
+        # the calls each dialect carried, by (protocol, outcome): what the metrics read
+        self.results: collections.Counter[tuple[str, str]] = collections.Counter()
 
     def publish(self, uplink: Uplink) -> Awaitable[None] | None:
         committed = self._process(uplink)
@@ -87,9 +90,11 @@ class LocalBus:
     async def request(self, command: Downlink) -> CommandResult:
         protocol = self._protocol_of(command.device.product)
         server = self._servers.get(protocol) if protocol is not None else None
-        if server is None:
+        if protocol is None or server is None:
             raise NoDialect(
                 f"no dialect serves product {command.device.product!r}"
                 + (f" (protocol {protocol!r})" if protocol else "")
             )
-        return await server(command)
+        result = await server(command)
+        self.results[protocol, result.outcome] += 1
+        return result

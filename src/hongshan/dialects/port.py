@@ -86,6 +86,10 @@ class Dialect(Protocol):
     def stop_calls(self) -> None:
         """The platform is stopping: calls waiting for a device are given up at once."""
 
+    def uplink_counts(self) -> Mapping[str, int]:
+        """Its devices' messages so far by what became of them ("accepted", "malformed", …):
+        counters it keeps anyway, read by the metrics at each scrape."""
+
 
 Device = tuple[str, str]
 # a device's latest values by property (the twin's ``peek``), each with its time

@@ -1,43 +1,29 @@
 """The users file: one ``username:hash`` line per user, the hash argon2id (``hongshan passwd``).
 
-Argon2 is deliberately slow (tens of milliseconds), and a town's devices reconnect all at once
-after a power cut. A password that has been verified once is remembered as a keyed BLAKE2b digest
-(with a per-process random key), so a reconnect costs microseconds while a stolen memory dump
-still reveals no password. Verification runs in a worker thread: argon2-cffi releases the GIL.
+Argon2 (``identity.password_hash``) is deliberately slow (tens of milliseconds), and a town's
+devices reconnect all at once after a power cut. A password that has been verified once is
+remembered as a keyed BLAKE2b digest (with a per-process random key), so a reconnect costs
+microseconds while a stolen memory dump still reveals no password.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from hongshan.broker.auth import Credentials, Verdict
 from hongshan.errors import AccessFileError
+from hongshan.identity.password_hash import (
+    MAX_PENDING_VERIFICATIONS,
+    hash_password,
+    verify_password,
+)
 from hongshan.mqtt.reason_codes import ReasonCode
 
-# RFC 9106's second recommended option (memory-constrained): t=3, m=64 MiB, p=4; we use less
-# memory and one lane so that a burst of verifications does not exhaust a small gateway.
-_HASHER = PasswordHasher(time_cost=3, memory_cost=19 * 1024, parallelism=1)
-# Each verification takes 19 MiB and the allocator keeps it per thread: the event loop's default
-# pool (up to 32 threads) would hold hundreds of MiB after a reconnect burst; two threads keep
-# both cores busy and the memory bounded.
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
-# About 30 ms each on two threads: 256 waiting is some four seconds of work, well inside the
-# default connect timeout.
-MAX_PENDING_VERIFICATIONS = 256
 _REFUSED_REMEMBERED = 4096
-
-
-def hash_password(password: str) -> str:
-    return _HASHER.hash(password)
 
 
 def read_users(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -124,8 +110,7 @@ class PasswordFileAuthenticator:
             return Verdict(reason_code=ReasonCode.SERVER_BUSY)
         self._pending += 1
         try:
-            loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(_POOL, _verify, hashed, password)
+            ok = await verify_password(hashed, password)
         finally:
             self._pending -= 1
         if not ok:
@@ -135,10 +120,3 @@ class PasswordFileAuthenticator:
             return Verdict(reason_code=ReasonCode.BAD_USER_NAME_OR_PASSWORD)
         self._verified[username] = (hashed, digest)
         return Verdict(username=username)
-
-
-def _verify(hashed: str, password: bytes) -> bool:
-    try:
-        return _HASHER.verify(hashed, password)
-    except (VerificationError, InvalidHashError):
-        return False

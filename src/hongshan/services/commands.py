@@ -117,8 +117,13 @@ class DeviceCommands:
             collections.OrderedDict()
         )
         self._sweeper: asyncio.Task[None] | None = None
+        # who hears each record once recorded and at each move of its state (the live API);
+        # a fault of one stops nothing
+        self.on_change: list[Callable[[CommandRecord], None]] = []
         self._keep = (keep_days, keep_rows)
         self._reply_within = int(reply_within * 1000)
+        # commands moved into each state (sent, replied, timed_out, …): what the metrics read
+        self.moves: collections.Counter[CommandState] = collections.Counter()
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -231,6 +236,7 @@ class DeviceCommands:
         of a reply's output), or, for a command queued for its device, ``result_of`` it."""
         record = self.new_record(device, kind, service, params, wait, ttl, origin)
         await self._records.add([record])
+        self._announce(record)
         result = await self.dispatch(record)
         return record, result if result is not None else result_of(record)
 
@@ -311,6 +317,9 @@ class DeviceCommands:
 
     async def list_commands(self, where: CommandFilter) -> list[CommandRecord]:
         return await self._records.list_commands(where)
+
+    async def count_commands(self, where: CommandFilter) -> int:
+        return await self._records.count_commands(where)
 
     async def cancel(self, command_id: int) -> CommandRecord:
         """Cancel a command waiting queued; ``RegistryError`` (conflict) for one that went."""
@@ -510,11 +519,21 @@ class DeviceCommands:
             return False
         for name, value in changes.items():
             setattr(record, name, value)
+        if state is not record.state:
+            self.moves[state] += 1
         record.state = state
         if state in (S.REPLIED, S.TIMED_OUT, S.FAILED, S.EXPIRED, S.CANCELLED):
             record.finished_at = self._now()
         self._records.changed(record)
+        self._announce(record)
         return True
+
+    def _announce(self, record: CommandRecord) -> None:
+        for listener in self.on_change:
+            try:
+                listener(record)
+            except Exception:
+                log.exception("command %d: %r could not hear its change", record.id, listener)
 
     def _queue_of(self, device: DeviceRef) -> collections.deque[CommandRecord]:
         queue = self._queues.get(device)

@@ -158,6 +158,8 @@ class DeviceFilter(msgspec.Struct, frozen=True, kw_only=True):
     group: str | None = None
     tags: dict[str, str] | None = None  # every tag given must be present with that value
     gateway: tuple[str, str] | None = None  # the sub-devices of this gateway
+    text: str | None = None  # in the name or the nickname, case-insensitive
+    order: tuple[str, bool] = ("createdAt", False)  # (a field of DEVICE_ORDERS, descending)
     limit: int = 100
     offset: int = 0
 

@@ -15,12 +15,13 @@ which ``Directory``'s one-record-per-device shape does not say.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 
 DeviceKey = tuple[str, str]  # (product key, device name)
 GroupTags = tuple[tuple[str, Mapping[str, str]], ...]  # (group name, its tags), by name
 
 NO_TAGS: Mapping[str, str] = {}
+NO_GROUPS: Set[str] = frozenset()
 
 
 class _Group:
@@ -64,6 +65,14 @@ class TagDirectory:
     def groups_of(self, product_key: str, device_name: str) -> list[str]:
         """The names of the groups the device is in, in order."""
         return sorted(self._member_of.get((product_key, device_name), ()))
+
+    def memberships(self, product_key: str, device_name: str) -> Set[str]:
+        """The names of the groups the device is in, unordered and not copied (the live API
+        asks on every message): to read at once, never to keep or change."""
+        return self._member_of.get((product_key, device_name), NO_GROUPS)
+
+    def has_group(self, name: str) -> bool:
+        return name in self._groups
 
     def group_tags(self, name: str) -> Mapping[str, str] | None:
         """The group's tags; None when there is no such group."""

@@ -61,6 +61,7 @@ from hongshan.dialects.alink.uplinks import (
     property_uplink,
 )
 from hongshan.errors import ShuttingDown
+from hongshan.log_lines import DEVICE
 from hongshan.messages import (
     DEFAULT_WAIT,
     MAX_WAIT,
@@ -224,7 +225,12 @@ class AlinkDialect:
         if found is not None:
             if found.topic is Topic.RRPC_RESPONSE:
                 return self._resolve(found, found.identifier, messages.SUCCESS, payload)
-            held = self._on_device_message(topic, found, payload, qos)
+            # (what is logged while it is handled, here or below, says which device)
+            about = DEVICE.set((found.product_key, found.device_name))
+            try:
+                held = self._on_device_message(topic, found, payload, qos)
+            finally:
+                DEVICE.reset(about)
             return False if held is None else held
         sync = sync_service_topic(topic)
         if sync is not None:

@@ -267,6 +267,9 @@ class Alink:
     def stop_calls(self) -> None:
         self.things.stop_calls()
 
+    def uplink_counts(self) -> dict[str, int]:
+        return msgspec.structs.asdict(self.things.stats)
+
     # -- the broker's side ------------------------------------------------------------------
 
     def _port(self) -> BrokerPort:

@@ -46,6 +46,7 @@ from hongshan.dialects.thingsboard.topics import Kind
 from hongshan.dialects.thingsboard.uplinks import message_digest, property_values
 from hongshan.dialects.thingsboard.values import Checked, Refusal, check, property_types, to_device
 from hongshan.errors import HongshanError, ShuttingDown
+from hongshan.log_lines import DEVICE
 from hongshan.messages import CommandResult, DeviceRef
 from hongshan.mqtt.reason_codes import ReasonCode
 from hongshan.things.model import RegistryError
@@ -191,6 +192,9 @@ class ThingsBoard:
         self._commands.stopping = True
         self._calls.give_up(ShuttingDown("shutting down: the call was given up"))
 
+    def uplink_counts(self) -> dict[str, int]:
+        return msgspec.structs.asdict(self.stats)
+
     # -- connections ------------------------------------------------------------------------
 
     def _connected(self, client: Client, address: str) -> None:
@@ -254,12 +258,15 @@ class ThingsBoard:
         if handler is None or (row.gateway and not link.gateway):
             self.stats.not_allowed += 1
             return NOT_ITS_TOPIC
+        about = DEVICE.set(link.device)  # (what is logged meanwhile says which device)
         try:
             return handler(link, message, request_id)
         except MalformedPayload as exc:
             self.stats.malformed += 1
             log.info("%s: %s: %s", _who(link.device), message.topic, exc)
             return MALFORMED
+        finally:
+            DEVICE.reset(about)
 
     def _on_telemetry(self, link: Link, message: Message, _: str) -> TapAnswer:
         return self._post(message, {link.device: payloads.telemetry(message.payload)})

@@ -4,6 +4,7 @@ change told to the rules and the notifications."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -184,6 +185,9 @@ class AlarmService:
         self.notifier = notifier
         self._things = things
         self._hear = hear
+        # who else hears each change once kept, with the payload the rules read (the live
+        # API); called in order, a fault of one stops nothing
+        self.on_change: list[Callable[[Alarm, dict[str, Any]], None]] = []
         self._clock = clock
         self._open: dict[Key, Alarm] = {}  # the open alarms, as kept
         self._keys: dict[int, Key] = {}  # an open alarm's id -> its key
@@ -195,6 +199,12 @@ class AlarmService:
         self._timer: asyncio.Task[None] | None = None
         self._pruner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # each change kept, by (change, severity after it): what the metrics read
+        self.changes: collections.Counter[tuple[str, str]] = collections.Counter()
+
+    def open_by_severity(self) -> collections.Counter[str]:
+        """How many alarms are open, by severity (read from memory: no query)."""
+        return collections.Counter(alarm.severity for alarm in self._open.values())
 
     async def load(self) -> None:
         """The routes; the open alarms, and when each one's policy next wants something,
@@ -431,19 +441,25 @@ class AlarmService:
         for one in told:
             alarm = with_id(one.step.after)
             one.payload["id"] = alarm_id
+            self.changes[one.change, alarm.severity] += 1
             self._tell(alarm, one.payload, one.step.depth)
             if one.routes:
                 self.notifier.send(one.routes, alarm, one.change, one.payload, next(owed))
         return [with_id(step.after) for step in steps]
 
     def _tell(self, alarm: Alarm, payload: dict[str, Any], depth: int) -> None:
-        """The rules hear the change (a fault of theirs never stops it)."""
+        """The rules hear the change, then ``on_change`` (a fault of theirs never stops it)."""
         device = DeviceRef(alarm.product_key, alarm.device_name)
         topic = STREAM.format(pk=alarm.product_key, dn=alarm.device_name)
         try:
             self._hear(topic, payload, device, depth)
         except Exception:  # (a fault of the engine's: the alarm is kept all the same)
             log.exception("alarm %s: the rules could not hear its change", alarm.id)
+        for listener in self.on_change:
+            try:
+                listener(alarm, payload)
+            except Exception:
+                log.exception("alarm %s: %r could not hear its change", alarm.id, listener)
 
     def _remember(self, alarm: Alarm) -> None:
         key = (alarm.product_key, alarm.device_name, alarm.type)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -106,6 +107,9 @@ class RuleEngine:
         self._named: dict[str, RunningRule] = {}  # (a rule's input is named: ``feed``)
         self._tasks: set[asyncio.Task[None]] = set()
         self.http = httpx.AsyncClient(follow_redirects=False)
+        # what the rules dropped (deleted, or replaced by a change) had counted: with the
+        # running rules' counts, totals that never go back (``totals``)
+        self._retired: collections.Counter[str] = collections.Counter()
 
     # -- the rules -------------------------------------------------------------------------
 
@@ -125,6 +129,7 @@ class RuleEngine:
         rule = self._rules.pop(rule_id, None)
         if rule is None:
             return
+        self._retired.update(_totalled(rule))  # (read while it still hears its listeners)
         if self._named.get(rule.name) is rule:
             del self._named[rule.name]
         listeners = self._listeners[rule.topic_filter]
@@ -135,6 +140,17 @@ class RuleEngine:
 
     def running(self, rule_id: int) -> RunningRule | None:
         return self._rules.get(rule_id)
+
+    def running_rules(self) -> list[RunningRule]:
+        """Every rule it runs now (their counters are what the metrics read)."""
+        return list(self._rules.values())
+
+    def totals(self) -> collections.Counter[str]:
+        """``TOTALLED`` counters summed over every rule it has run since it started."""
+        totals = collections.Counter(self._retired)
+        for rule in self._rules.values():
+            totals.update(_totalled(rule))
+        return totals
 
     async def stop(self) -> None:
         """Give up the actions under way and close the HTTP client."""
@@ -387,3 +403,12 @@ def _nothing(_identifier: str) -> Any:
 
 def _no_tag(_key: str) -> str | None:
     return None
+
+
+TOTALLED = ("matched", "fired", "limited", "failed")
+"""The rules' counters the engine also keeps totals of, whatever rules come and go."""
+
+
+def _totalled(rule: RunningRule) -> dict[str, int]:
+    counters = rule.counters
+    return {name: getattr(counters, name) for name in TOTALLED}

@@ -27,6 +27,7 @@ from hongshan.errors import StoreUnavailable
 from hongshan.messages import DeviceRef, Uplink
 from hongshan.store.history import replay as replaying
 from hongshan.store.history import rollups
+from hongshan.store.history.commit_times import CommitTimes
 from hongshan.store.history.model import (
     NUMERIC_AGGREGATES,
     Buckets,
@@ -273,6 +274,7 @@ class Ingest:
         self._passes_wanted: list[asyncio.Future[None]] | None = None
         self._closed = False  # the writers closed: no pass is started any more
         self._probe: asyncio.TimerHandle | None = None  # a probe after a failed write
+        self.commit_times = CommitTimes()  # each flush's, for the metrics
         self._retention = loaded.retention
         self.sweeper = Sweeper(writer, loop, self._retention_steps)
 
@@ -474,11 +476,19 @@ class Ingest:
         taken, taking = self._taken_by, self._taken_keys.take_turn()
         self._points, self._log, self._taken, self._taken_by = [], [], [], []
         self._late = []
+        times = self.commit_times
+        sent_at = times.sent()
         if taking is None and not devices and not series and moves is None:
-            self._writer.executemany(*parts, outcome=self._watch)
+
+            def watch(committed: bool) -> None:
+                times.done(sent_at, committed)
+                self._watch(committed)
+
+            self._writer.executemany(*parts, outcome=watch)
         else:
 
             def settle(committed: bool) -> None:
+                times.done(sent_at, committed)
                 if committed and moves is not None:
                     self._moved_up_to(moves)
                 if taking is not None:

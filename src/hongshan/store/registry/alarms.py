@@ -22,7 +22,7 @@ from hongshan.alarms.model import (
 from hongshan.alarms.routes import Owed, RouteSpec, StoredRoute
 from hongshan.identity.secret_box import SecretBox
 from hongshan.store.registry import schema as t
-from hongshan.store.registry.database import Database, now_ms
+from hongshan.store.registry.database import Database, contains, now_ms
 from hongshan.things.model import RegistryError
 
 MAX_ID = 2**31 - 1  # (an INTEGER column's range on PostgreSQL)
@@ -106,7 +106,7 @@ class AlarmTable:
                     db.execute(
                         sa.select(t.alarms)
                         .where(*condition)
-                        .order_by(t.alarms.c.last_raised_at.desc(), t.alarms.c.id.desc())
+                        .order_by(*_ordered(where.order))
                         .limit(where.limit)
                         .offset(where.offset)
                     )
@@ -190,6 +190,26 @@ def _check_id(alarm_id: int) -> None:
         raise RegistryError(f"no alarm {alarm_id}", "not_found")
 
 
+ALARM_ORDERS: dict[str, sa.Column[Any]] = {
+    "lastRaisedAt": t.alarms.c.last_raised_at,
+    "firstRaisedAt": t.alarms.c.first_raised_at,
+    "updatedAt": t.alarms.c.updated_at,
+    "severity": t.alarms.c.severity_rank,
+    "status": t.alarms.c.status,
+    "type": t.alarms.c.type,
+    "deviceName": t.alarms.c.device_name,
+}
+"""What a list of alarms may be sorted by (``AlarmFilter.order``)."""
+
+
+def _ordered(order: tuple[str, bool]) -> tuple[Any, Any]:
+    field, descending = order
+    column = ALARM_ORDERS[field]
+    if descending:
+        return column.desc(), t.alarms.c.id.desc()
+    return column.asc(), t.alarms.c.id.asc()
+
+
 def _condition(where: AlarmFilter) -> list[Any]:
     a = t.alarms.c
     condition: list[Any] = []
@@ -207,6 +227,8 @@ def _condition(where: AlarmFilter) -> list[Any]:
     ):
         if value is not None:
             condition.append(column == value)
+    if where.text:
+        condition.append(contains(a.type, where.text))
     return condition
 
 

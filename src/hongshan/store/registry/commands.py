@@ -26,7 +26,6 @@ from hongshan.store.registry.database import Database
 from hongshan.store.registry.outbox import Outbox, Row
 
 MAX_ID = 2**63 - 1
-MAX_PAGE = 1000
 
 _target = msgspec.json.Decoder(Target)
 _CHANGING = ("state", "call_id", "sent_at", "finished_at", "outcome", "code", "output", "message")
@@ -40,8 +39,33 @@ class CommandFilter(msgspec.Struct, frozen=True, kw_only=True):
     state: CommandState | None = None
     origin: str | None = None
     batch: int | None = None
+    order: tuple[str, bool] = ("createdAt", True)  # (a field of COMMAND_ORDERS, descending)
     limit: int = 100
     offset: int = 0
+
+
+COMMAND_ORDERS: dict[str, sa.Column[Any]] = {
+    "createdAt": t.commands.c.id,  # (ids are given in order of creation)
+    "deviceName": t.commands.c.device_name,
+    "state": t.commands.c.state,
+    "service": t.commands.c.service,
+}
+"""What a list of commands may be sorted by (``CommandFilter.order``)."""
+
+
+def _narrowed(select: Any, where: CommandFilter) -> Any:
+    c = t.commands.c
+    if where.product_key is not None:
+        select = select.where(c.product_key == where.product_key)
+    if where.device_name is not None:
+        select = select.where(c.device_name == where.device_name)
+    if where.state is not None:
+        select = select.where(c.state == where.state.value)
+    if where.origin is not None:
+        select = select.where(c.origin == where.origin)
+    if where.batch is not None:
+        select = select.where(c.batch_id == where.batch)
+    return select
 
 
 class CommandTable:
@@ -115,23 +139,23 @@ class CommandTable:
     async def list_commands(self, where: CommandFilter) -> list[CommandRecord]:
         def query() -> list[Any]:
             self._outbox.flush()
-            c = t.commands.c
-            select = sa.select(t.commands)
-            if where.product_key is not None:
-                select = select.where(c.product_key == where.product_key)
-            if where.device_name is not None:
-                select = select.where(c.device_name == where.device_name)
-            if where.state is not None:
-                select = select.where(c.state == where.state.value)
-            if where.origin is not None:
-                select = select.where(c.origin == where.origin)
-            if where.batch is not None:
-                select = select.where(c.batch_id == where.batch)
-            select = select.order_by(c.id.desc()).limit(where.limit).offset(where.offset)
+            field, descending = where.order
+            column, tie = COMMAND_ORDERS[field], t.commands.c.id
+            order = (column.desc(), tie.desc()) if descending else (column.asc(), tie.asc())
+            select = _narrowed(sa.select(t.commands), where).order_by(*order)
             with self._db.engine.connect() as db:
-                return list(db.execute(select))
+                return list(db.execute(select.limit(where.limit).offset(where.offset)))
 
         return [_record(row) for row in await self._db.run(query)]
+
+    async def count_commands(self, where: CommandFilter) -> int:
+        def query() -> int:
+            self._outbox.flush()
+            select = _narrowed(sa.select(sa.func.count()).select_from(t.commands), where)
+            with self._db.engine.connect() as db:
+                return int(db.execute(select).scalar_one())
+
+        return await self._db.run(query)
 
     async def in_states(
         self, states: Iterable[CommandState], *, since: int = 0, newest: int | None = None

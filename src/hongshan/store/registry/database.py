@@ -37,6 +37,16 @@ RETRY_AFTER = 1.0
 T = TypeVar("T")
 
 
+def literal_like(text: str) -> str:
+    """``text`` as a LIKE pattern that matches it literally (with ``escape="\\"``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def contains(column: Any, text: str) -> Any:
+    """``column`` holds ``text``, case-insensitive (a list's ``q``)."""
+    return column.ilike("%" + literal_like(text) + "%", escape="\\")
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 

@@ -8,8 +8,25 @@ from typing import Any
 import sqlalchemy as sa
 
 from hongshan.store.registry import schema as t
+from hongshan.store.registry.database import contains, literal_like
 from hongshan.things.directory import DeviceKey
 from hongshan.things.model import Device, DeviceFilter, DevicePlace, DeviceState, Location
+
+DEVICE_ORDERS: dict[str, sa.Column[Any]] = {
+    "createdAt": t.devices.c.id,  # (ids are given in order of creation)
+    "deviceName": t.devices.c.device_name,
+    "productKey": t.devices.c.product_key,
+    "lastOnlineAt": t.devices.c.last_online_at,
+    "state": t.devices.c.state,
+}
+"""What a list of devices may be sorted by (``DeviceFilter.order``)."""
+
+
+def ordered(query: Any, where: DeviceFilter) -> Any:
+    field, descending = where.order
+    column = DEVICE_ORDERS[field]
+    first = column.desc().nulls_last() if descending else column.asc().nulls_first()
+    return query.order_by(first, t.devices.c.id)
 
 
 def filtered(query: Any, where: DeviceFilter) -> Any:
@@ -20,9 +37,12 @@ def filtered(query: Any, where: DeviceFilter) -> Any:
     if where.state is not None:
         query = query.where(d.c.state == DeviceState(where.state).value)
     if where.name_prefix:
-        escaped = where.name_prefix.replace("\\", "\\\\").replace("%", "\\%")
-        escaped = escaped.replace("_", "\\_")
-        query = query.where(d.c.device_name.like(escaped + "%", escape="\\"))
+        prefix = literal_like(where.name_prefix) + "%"
+        query = query.where(d.c.device_name.like(prefix, escape="\\"))
+    if where.text:
+        query = query.where(
+            sa.or_(contains(d.c.device_name, where.text), contains(d.c.nickname, where.text))
+        )
     if where.group is not None:
         members = (
             sa.select(t.group_members.c.device_id)
@@ -49,7 +69,7 @@ def read_places(db: sa.Connection, where: DeviceFilter) -> list[DevicePlace]:
     """Name and place of the devices ``where`` selects: one narrow query, no tags or firmware."""
     d = t.devices
     select = sa.select(d.c.product_key, d.c.device_name, d.c.lat, d.c.lon, d.c.district)
-    select = filtered(select, where).order_by(d.c.id).limit(where.limit).offset(where.offset)
+    select = ordered(filtered(select, where), where).limit(where.limit).offset(where.offset)
     return [DevicePlace(*row) for row in db.execute(select)]
 
 
@@ -69,7 +89,7 @@ def read_devices(
     select = filtered(select, where)
     if only is not None:
         select = select.where(d.c.product_key == only[0], d.c.device_name == only[1])
-    select = select.order_by(d.c.id).limit(limit or where.limit).offset(where.offset)
+    select = ordered(select, where).limit(limit or where.limit).offset(where.offset)
     rows = list(db.execute(select))
     ids = [row.id for row in rows]
     tags: dict[int, dict[str, str]] = {i: {} for i in ids}

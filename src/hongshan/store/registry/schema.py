@@ -444,7 +444,7 @@ audit_log = sa.Table(
     sa.Column("tenant", sa.String(64), nullable=True),
     sa.Column("at", sa.BigInteger, nullable=False),
     sa.Column("actor", sa.String(64), nullable=False),
-    sa.Column("actor_kind", sa.String(8), nullable=False),  # token | user | key | anonymous
+    sa.Column("actor_kind", sa.String(16), nullable=False),  # token | user | key | anonymous
     sa.Column("address", sa.String(64), nullable=False, server_default=""),
     sa.Column("action", sa.String(64), nullable=False),
     sa.Column("target", sa.String(512), nullable=False, server_default=""),

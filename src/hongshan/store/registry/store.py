@@ -1,7 +1,8 @@
 """The registry on SQLAlchemy Core: products and devices (with their tags, firmware and
 location), and the tables beside them: ``groups``, ``shadows``, presence, the ThingsBoard
 logins of devices (``credentials``), ``rules``, ``alarms`` and the routes of their
-notifications, ``commands``, ``scenes``, products' ``alarm_conditions``.
+notifications, ``commands``, ``scenes``, products' ``alarm_conditions``, ``users`` and their
+``sessions``, ``api_keys`` and the ``audit`` log.
 
 Every statement runs on the database's one thread (``database.Database``). What the broker
 needs on every CONNECT and every message — a device's sealed secret and state, a product's
@@ -27,6 +28,8 @@ from hongshan.identity.secret_box import SecretBox, SecretUnreadable
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.alarm_conditions import AlarmConditionTable
 from hongshan.store.registry.alarms import AlarmTable, RouteTable
+from hongshan.store.registry.api_keys import KeyTable
+from hongshan.store.registry.audit import AuditTable
 from hongshan.store.registry.commands import CommandTable
 from hongshan.store.registry.credentials import CredentialTable, Pending
 from hongshan.store.registry.database import Database, now_ms, row_id_of
@@ -37,6 +40,7 @@ from hongshan.store.registry.presence import PresenceWriter
 from hongshan.store.registry.properties import PropertyTable
 from hongshan.store.registry.rules import RuleTable
 from hongshan.store.registry.scenes import SceneTable
+from hongshan.store.registry.users import SessionTable, UserTable
 from hongshan.things import first_seen, naming
 from hongshan.things.directory import (
     DeviceKey,
@@ -70,6 +74,7 @@ from hongshan.twin.shadow import Shadow
 log = logging.getLogger("hongshan.registry")
 
 ALL_DEVICES = DeviceFilter(limit=1_000_000)
+ALL_ORDER = ALL_DEVICES.order  # (the directory's places are kept in this order)
 
 
 class SQLRegistry:
@@ -116,6 +121,10 @@ class SQLRegistry:
         self.commands = CommandTable(db)
         self.scenes = SceneTable(db, box)
         self.alarm_conditions = AlarmConditionTable(db)
+        self.users = UserTable(db)
+        self.sessions = SessionTable(db)
+        self.api_keys = KeyTable(db)
+        self.audit = AuditTable(db)
         self._closed = False
         # (pk, dn) of a device disabled or deleted (it must be cut off), and of one deleted
         # (what is kept of it in memory must go)
@@ -666,7 +675,8 @@ class SQLRegistry:
     async def device_places(self, where: DeviceFilter = ALL_DEVICES) -> list[DevicePlace]:
         """Name and place of each device ``where`` selects, without the rest of it: from memory
         when only the product narrows it (the console's map of a town's lamps), else a query."""
-        if where.group is None and not where.tags and where.gateway is None and where.state is None:
+        simple = where.group is None and not where.tags and where.gateway is None
+        if simple and where.state is None and where.text is None and where.order == ALL_ORDER:
             places = self.directory.places(where.product_key, where.name_prefix or "")
             return places[where.offset : where.offset + where.limit]
 

@@ -32,7 +32,7 @@ export async function mount(root, { route }) {
   const [previous, next] = root.querySelectorAll(".pages button");
   const products = new Map();
   try {
-    for (const product of await get("/api/products")) {
+    for (const product of (await get("/api/products?limit=1000")).items) {
       products.set(product.productKey, product.name);
       const option = document.createElement("option");
       option.value = product.productKey;

@@ -99,7 +99,7 @@ function filterBar(root, params) {
   const fill = async (select, path, label) => {
     try {
       const items = await get(path);
-      for (const item of items.items || items) {
+      for (const item of items.items) {
         const option = document.createElement("option");
         [option.value, option.textContent] = label(item);
         select.append(option);
@@ -113,8 +113,8 @@ function filterBar(root, params) {
   return {
     bar,
     ready: Promise.all([
-      fill(bar.product, "/api/products", (p) => [p.productKey, `${p.name} (${p.productKey})`]),
-      fill(bar.group, "/api/groups", (g) => [g.name, g.name]),
+      fill(bar.product, "/api/products?limit=1000", (p) => [p.productKey, `${p.name} (${p.productKey})`]),
+      fill(bar.group, "/api/groups?limit=1000", (g) => [g.name, g.name]),
     ]),
   };
 }

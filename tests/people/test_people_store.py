@@ -1,0 +1,91 @@
+"""``People`` on the registry's tables, SQLite and PostgreSQL, on a fake clock: users kept
+across an open, sessions that expire, rotate and end, names taken and tenants missing."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hongshan.errors import LoginRefused
+from hongshan.identity.access_tokens import AccessTokens
+from hongshan.identity.lockout import Lockout, LockoutPolicy
+from hongshan.identity.principals import Role
+from hongshan.identity.secret_box import SecretBox
+from hongshan.services.people.users import People
+from hongshan.store.registry.store import SQLRegistry
+from hongshan.things.model import RegistryError
+from registry_databases import RegistryDatabase
+
+KEY = secrets.token_bytes(32)
+PASSWORD = "a long password 1"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
+    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    yield opened
+    await opened.close()
+
+
+async def people_of(registry: SQLRegistry, clock: Clock) -> People:
+    people = People(
+        registry.users,
+        registry.sessions,
+        AccessTokens(secrets.token_bytes(32), 900, clock),
+        Lockout(LockoutPolicy(), clock),
+        refresh_lifetime=7 * 86400,
+        clock=clock,
+    )
+    await people.load()
+    return people
+
+
+async def test_users_and_sessions_are_kept_and_read_back(registry: SQLRegistry) -> None:
+    clock = Clock()
+    people = await people_of(registry, clock)
+    await people.add("default", "ana", PASSWORD, Role.OPERATOR, frozenset({"north"}))
+    with pytest.raises(RegistryError) as taken:
+        await people.add("default", "ana", PASSWORD, Role.VIEWER, None)
+    assert taken.value.kind == "conflict"
+    with pytest.raises(RegistryError) as no_tenant:
+        await people.add("south", "bo", PASSWORD, Role.VIEWER, None)
+    assert no_tenant.value.kind == "invalid"
+    login = await people.login("ana", PASSWORD, address="10.0.0.1", agent="curl")
+    again = await people_of(registry, clock)  # (as after a restart, with the same key)
+    assert again.get("ana").groups == frozenset({"north"})
+    renewed = await again.refresh(login.refresh_token)
+    assert renewed.session_id == login.session_id
+    with pytest.raises(LoginRefused):
+        await again.refresh(login.refresh_token)  # spent: the session ends
+    with pytest.raises(LoginRefused):
+        await again.refresh(renewed.refresh_token)
+    assert again.principal(renewed.access_token) is None
+
+
+async def test_access_tokens_and_sessions_expire_on_the_clock(registry: SQLRegistry) -> None:
+    clock = Clock()
+    people = await people_of(registry, clock)
+    await people.add("default", "ana", PASSWORD, Role.VIEWER, None)
+    login = await people.login("ana", PASSWORD, address="", agent="")
+    principal = people.principal(login.access_token)
+    assert principal is not None and (principal.kind, principal.name) == ("user", "ana")
+    clock.now += 899
+    assert people.principal(login.access_token) is not None
+    clock.now += 1
+    assert people.principal(login.access_token) is None  # the access token expired
+    renewed = await people.refresh(login.refresh_token)
+    assert people.principal(renewed.access_token) is not None
+    clock.now += 7 * 86400
+    with pytest.raises(LoginRefused):
+        await people.refresh(renewed.refresh_token)  # the session's lifetime is over
+    assert await registry.sessions.load_live(int(clock.now * 1000)) == []
