@@ -1,10 +1,10 @@
-"""The console in Chromium against a real server: the map's markers and clusters, a device's
-page with a value that changes as a real MQTT device posts and a service call's reply, an
-alarm acknowledged by a click, the nav by keyboard, nothing wider than 1280 by 800.
+"""The console in Chromium against a real server: signing in as a user (and what their role
+hides), the map's markers and clusters, a device's page with a value that changes as a real
+MQTT device posts and a service call's reply, an alarm acknowledged by a click, the nav by
+keyboard, nothing wider than 1280 by 800.
 
-Every flow here signs in with the admin token's header (conftest); the login form itself
-waits for the people branch's /api/auth/login. Live updates wait for the ws branch's
-/api/ws: until then the console polls every 10 s, which the device-page flow waits out."""
+The other flows sign in with the admin token's header (conftest). Changes arrive over the live
+socket (/api/ws); were it down, the console would poll every 10 s, which the waits allow."""
 
 from __future__ import annotations
 
@@ -190,20 +190,49 @@ def test_a_tablet_sees_the_map_and_the_nav(console: Console, size: tuple[int, in
     no_overflow(page)
 
 
-def test_a_stranger_is_shown_the_login_and_kept_their_place(stranger: Console) -> None:
-    """Signing in itself waits for the people branch (POST /api/auth/login): here the form is
-    shown, remembers where the operator was going, and shows the server's answer."""
-    # (the 401 of the first read, and the 404s of refresh and login until people lands)
+def test_a_viewer_signs_in_where_they_were_going_and_sees_no_controls(
+    stranger: Console,
+) -> None:
+    with rest(stranger) as api:
+        made = api.post(
+            "/api/users", json={"name": "nurse-li", "password": "correct horse 7", "role": "viewer"}
+        )
+        assert made.status_code == 201, made.text
+        pk = api.post("/api/products", json={"name": "Oximeter"}).json()["productKey"]
+        api.post(f"/api/products/{pk}/devices", json={"deviceName": "oxi-0002"})
+        api.post(
+            "/api/alarms",
+            json={"productKey": pk, "deviceName": "oxi-0002", "type": "SpO2 low"},
+        )
+    # (the browser logs the first read's 401, the wrong password's, and the 404 of the
+    # thing model of a product that has none: a device page without forms)
     stranger.tolerated.append(re.compile(r"Failed to load resource: .* (401|404)"))
     page = stranger.open("#/alarms?status=UNACK")
-    expect(page.get_by_role("textbox", name="Name")).to_be_focused()
-    assert "#/login?next=" in page.url and "alarms" in page.url
+    name = page.get_by_role("textbox", name="Name")
+    expect(name).to_be_focused()
+    assert "#/login?next=" in page.url
     expect(page.locator("header.bar")).to_be_hidden()
-    page.get_by_role("textbox", name="Name").fill("nurse")
+    name.fill("nurse-li")
     page.get_by_label("Password").fill("wrong")
     page.get_by_role("button", name="Sign in").click()
-    expect(page.locator(".login .error")).to_be_visible()
+    expect(page.locator(".login .error")).to_have_text("Wrong name or password.")
+    page.get_by_label("Password").fill("correct horse 7")
+    page.get_by_role("button", name="Sign in").click()
+
+    expect(page).to_have_url(f"{stranger.origin}/#/alarms?status=UNACK")
+    expect(page.locator("#who")).to_have_text("nurse-li \u00b7 viewer")
+    alarm = page.locator("li.alarm")
+    expect(alarm).to_have_count(1)
+    expect(alarm.get_by_role("button")).to_have_count(0)  # (a viewer acknowledges nothing)
+    page.get_by_role("link", name="oxi-0002").click()
+    expect(page.locator(".device-head h1")).to_have_text("oxi-0002")
+    expect(page.locator(".device-head button")).to_have_count(0)  # (nor disables)
     no_overflow(page)
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("textbox", name="Name")).to_be_visible()
+    page.reload()  # the session's cookies are gone with it
+    expect(page.get_by_role("textbox", name="Name")).to_be_visible()
 
 
 def test_the_map_draws_a_tile_servers_tiles(make_server: Any, consoles: Any) -> None:

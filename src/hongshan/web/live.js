@@ -29,6 +29,7 @@ export class Live {
     clearTimeout(this.retryTimer);
     clearInterval(this.pollTimer);
     this.pollTimer = null;
+    this.open = false; // (the views' unsubscribes that follow send nothing)
     if (this.socket) this.socket.close();
   }
 
@@ -39,7 +40,9 @@ export class Live {
     if (this.open) this.sendSubscribe(id);
     return () => {
       this.subs.delete(id);
-      if (this.open) this.socket.send(JSON.stringify({ op: "unsubscribe", id }));
+      if (this.open && this.socket.readyState === WebSocket.OPEN) {
+        this.socket.send(JSON.stringify({ op: "unsubscribe", id }));
+      }
     };
   }
 
