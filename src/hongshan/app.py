@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import signal
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
-from hongshan.api.dependencies import Health, Services
+from hongshan.api.dependencies import ConsoleMap, Health, Services
 from hongshan.api.token import TOKEN_FILE, load_or_create_token
 from hongshan.broker.server import Broker
 from hongshan.bus.local import LocalBus
@@ -389,7 +390,18 @@ class Platform:
             api_keys=self.api_keys,
             audit=self.audit,
             trusted_proxies=tuple(self.settings.trusted_proxies),
+            console_map=self._console_map(),
         )
+
+    def _console_map(self) -> ConsoleMap:
+        """The console's map opens at the town's place when one is set."""
+        s = self.settings
+        shown = ConsoleMap(
+            tile_url=s.map_tile_url, tile_attribution=s.map_tile_attribution, zoom=s.map_zoom
+        )
+        if s.latitude is not None and s.longitude is not None:
+            shown = dataclasses.replace(shown, center=(s.latitude, s.longitude))
+        return shown
 
     async def stop(self) -> None:
         self.ready = False

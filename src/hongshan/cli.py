@@ -102,6 +102,9 @@ def main() -> None:
     "--command-max-in-flight", type=int, help="A batch's commands unanswered at once [200]."
 )
 @click.option("--command-rate", type=float, help="A batch's commands started a second [1000].")
+@click.option("--map-tile-url", help="The console map's XYZ tiles [none: the demo district].")
+@click.option("--map-tile-attribution", help="The credit line its tiles ask for.")
+@click.option("--map-zoom", type=int, help="The console map's first zoom [16].")
 def serve(config_file: str | None, **flags: Any) -> None:
     """Run the platform: MQTT broker and HTTP API in one process."""
     from hongshan.app import serve as serve_platform

@@ -175,6 +175,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # the first start only (no user yet): the password of the user admin that is made then;
     # unset, one is generated and said once in the log. HONGSHAN_ADMIN_PASSWORD, not a flag.
     admin_password: str | None = None
+    # -- the console's map (web/, served at /) --
+    # an XYZ tile URL template ("https://tiles.example/{z}/{x}/{y}.png") or a raster PMTiles
+    # archive (".../town.pmtiles") for a real town's streets, and the line of credit its
+    # owner asks for; empty: the demo district shipped with
+    # Hongshan (web/district.geojson), drawn with no tile server. The map opens at the town's
+    # latitude/longitude (else the district's) at map_zoom
+    map_tile_url: str = ""
+    map_tile_attribution: str = ""
+    map_zoom: int = 16
 
 
 def _coerce(name: str, raw: str) -> Any:
@@ -289,6 +298,10 @@ def _check(s: Settings) -> None:
     for name in ("login_max_failures_per_user", "login_max_failures_per_address"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name}: must be at least 1")
+    if not 0 <= s.map_zoom <= 22:
+        raise ConfigError(f"map_zoom: {s.map_zoom} is out of 0..22 (a tile zoom level)")
+    if s.map_tile_url and not s.map_tile_url.startswith(("https://", "http://", "/")):
+        raise ConfigError("map_tile_url: an http(s) URL template with {z}, {x} and {y}")
     if s.command_retention_rows < 1:
         raise ConfigError("command_retention_rows: must be at least 1")
     if (s.latitude is None) != (s.longitude is None):

@@ -4,9 +4,9 @@ token as a bearer token or a cookie; logging in is open: ``api.people``) with ``
 (``api.metrics``), the live API (``/api/ws``, a WebSocket guarded like the REST API:
 ``api.live``), its OpenAPI document at ``/api/schema/openapi.json`` and Swagger UI at
 ``/api/schema`` (its scripts vendored, served at ``/vendor``), and devices' dynamic registration
-(``/auth/register/device``, signed with the product secret). Every error of the API is
-``application/problem+json``. Every request that would change something is recorded in the
-audit log (``api.audit_trail``).
+(``/auth/register/device``, signed with the product secret), and the console's files at ``/``
+(``api.console_files``). Every error of the API is ``application/problem+json``. Every request
+that would change something is recorded in the audit log (``api.audit_trail``).
 
 Built from ``Services``: each handler is given the services it names (``api.dependencies``)
 and nothing else; this module knows nothing of the platform that built them."""
@@ -32,6 +32,7 @@ from hongshan.api import (
     alarms,
     audit,
     commands,
+    console,
     devices,
     groups,
     health,
@@ -48,6 +49,7 @@ from hongshan.api import (
 )
 from hongshan.api.audit_trail import AuditTrail, TrustedProxies
 from hongshan.api.auth import RequestAuth, note_principal, require_role
+from hongshan.api.console_files import console_router
 from hongshan.api.dependencies import Services, providers
 from hongshan.api.metrics import metrics_route
 from hongshan.api.problems import EXCEPTION_HANDLERS, PROBLEM_RESPONSES
@@ -75,6 +77,7 @@ ADMIN_ROUTES = (
     *people.ROUTES,
     *keys.ROUTES,
     *audit.ROUTES,
+    *console.ROUTES,
 )
 
 
@@ -120,6 +123,7 @@ def build_http_app(services: Services) -> Litestar:
             logins,
             *registration.ROUTES,
             vendored,
+            console_router(services.console_map.tile_url),
         ],
         dependencies=providers(services),
         openapi_config=openapi,

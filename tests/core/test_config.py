@@ -38,6 +38,8 @@ def test_table_form(tmp_path: Path) -> None:
     [
         ({"HONGSHAN_MQTT_PORT": "abc"}, "expected an integer"),
         ({"HONGSHAN_MQTT_PORT": "70000"}, "not a TCP port"),
+        ({"HONGSHAN_MAP_ZOOM": "23"}, "map_zoom: 23 is out of 0..22"),
+        ({"HONGSHAN_MAP_TILE_URL": "tiles.example/{z}/{x}/{y}.png"}, "an http\\(s\\) URL"),
         ({"HONGSHAN_ALLOW_ANONYMOUS": "maybe"}, "expected a boolean"),
         ({"HONGSHAN_TLS_PORT": "8883"}, "tls_cert"),
         ({"HONGSHAN_TRUSTED_PROXIES": "10.0.0.1, gateway"}, "'gateway' is no address"),

@@ -117,6 +117,18 @@ class Health:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConsoleMap:
+    """How the console draws the town (the settings ``map_*``): an XYZ tile URL template and
+    its credit line, or none (``tile_url`` ""): the demo district shipped with the console;
+    where the map opens (degrees north, east) and at which zoom."""
+
+    tile_url: str = ""
+    tile_attribution: str = ""
+    center: tuple[float, float] = (31.49, 120.43)  # the shipped district, in Hongshan (Wuxi)
+    zoom: int = 16
+
+
+@dataclass(frozen=True, kw_only=True)
 class Services:
     """Everything the HTTP side uses. Each field but the admin token (which the guard reads)
     and the metrics (a route of their own) is given to the handlers that name it. No field is
@@ -151,6 +163,7 @@ class Services:
     api_keys: ApiKeys
     audit: AuditLog
     trusted_proxies: tuple[str, ...] = ()  # addresses or networks (settings.trusted_proxies)
+    console_map: ConsoleMap = ConsoleMap()
 
 
 NOT_PROVIDED = frozenset({"admin_token", "metrics", "trusted_proxies"})

@@ -108,6 +108,11 @@ class Directory:
         record = self._devices.get((product_key, device_name))
         return record is not None and record.state is DeviceState.ONLINE
 
+    def state_of(self, product_key: str, device_name: str) -> DeviceState | None:
+        """The device's state as recorded now; None when there is no such device."""
+        record = self._devices.get((product_key, device_name))
+        return None if record is None else record.state
+
     def activated(self, product_key: str, device_name: str) -> bool | None:
         """Whether the device was ever online; None when there is no such device."""
         record = self._devices.get((product_key, device_name))

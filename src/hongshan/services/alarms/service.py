@@ -26,6 +26,7 @@ from hongshan.alarms.model import (
     Originator,
     Severity,
     escalation_problem,
+    more_severe,
     raise_again,
     raised,
     transition,
@@ -306,6 +307,18 @@ class AlarmService:
     async def get(self, alarm_id: int) -> Alarm:
         key = self._keys.get(alarm_id)
         return self._open[key] if key is not None else await self._store.get(alarm_id)
+
+    def open_by_device(self) -> dict[tuple[str, str], tuple[Severity, int]]:
+        """Each device with open alarms: the worst of their severities and how many there
+        are (the console's map colours its markers by them), from memory."""
+        worst: dict[tuple[str, str], tuple[Severity, int]] = {}
+        for (pk, dn, _), alarm in self._open.items():
+            seen = worst.get((pk, dn))
+            if seen is None:
+                worst[(pk, dn)] = (alarm.severity, 1)
+            else:
+                worst[(pk, dn)] = (more_severe(seen[0], alarm.severity), seen[1] + 1)
+        return worst
 
     async def list_alarms(self, where: AlarmFilter) -> tuple[list[Alarm], int]:
         return await self._store.list_alarms(where)
