@@ -62,9 +62,8 @@ export class Live {
       clearInterval(this.pollTimer);
       this.pollTimer = null;
       this.show("live");
+      // (each subscription's "subscribed" re-reads what changed while it was not live)
       for (const id of this.subs.keys()) this.sendSubscribe(id);
-      // what changed while the socket was down
-      for (const sub of this.subs.values()) sub.poll?.();
     });
     socket.addEventListener("message", (event) => this.dispatch(event.data));
     socket.addEventListener("close", () => {
@@ -99,6 +98,12 @@ export class Live {
     try {
       message = JSON.parse(text);
     } catch {
+      return;
+    }
+    if (message.type === "subscribed") {
+      // live from now on: what changed before (since the view's first read, or while the
+      // socket was down) is read once more, so nothing falls between the two
+      this.subs.get(message.id)?.poll?.();
       return;
     }
     if (message.type === "error") {
