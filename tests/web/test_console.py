@@ -243,6 +243,7 @@ def test_the_map_draws_a_tile_servers_tiles(make_server: Any, consoles: Any) -> 
         expect(tile).to_be_visible()
         expect(page.locator(".leaflet-overlay-pane path")).to_have_count(0)  # no district
         assert page.evaluate("(img) => img.naturalWidth", tile.element_handle()) == 256
+        page.goto("about:blank")  # (no tile asked of a tile server gone)
 
 
 def test_the_map_draws_a_pmtiles_archive(make_server: Any, consoles: Any) -> None:
@@ -253,6 +254,7 @@ def test_the_map_draws_a_pmtiles_archive(make_server: Any, consoles: Any) -> Non
         expect(tile).to_be_visible()
         assert page.evaluate("(img) => img.naturalWidth", tile.element_handle()) == 256
         assert tiles.asked and set(tiles.asked) == {"/town.pmtiles"}
+        page.goto("about:blank")  # (no tile asked of a tile server gone)
 
 
 def test_devices_are_searched_by_name_and_the_search_kept(console: Console) -> None:

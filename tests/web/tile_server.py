@@ -17,6 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 SIZE = 256
 
 
+class _TileServer(ThreadingHTTPServer):
+    # a map asks for a screenful of tiles at once: socketserver's backlog of 5 reset some
+    request_queue_size = 128
+
+
 def png(rgb: tuple[int, int, int] = (120, 190, 120)) -> bytes:
     """A plain square PNG (8-bit RGB, no filter)."""
     row = b"\x00" + bytes(rgb) * SIZE
@@ -133,7 +138,7 @@ def tile_server() -> Iterator[TileServer]:
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _TileServer(("127.0.0.1", 0), Handler)
     served.origin = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, name="tile server", daemon=True)
     thread.start()
