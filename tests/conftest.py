@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from broker_peers import Paho
@@ -25,6 +26,7 @@ from history_places import HistoryPlace
 from installed import HONGSHAN
 from registry_databases import POSTGRES_URL, RegistryDatabase
 from server_thread import ServerThread, test_settings
+from thingsboard_device import rest
 
 T = TypeVar("T")
 
@@ -47,6 +49,13 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerThread]]:
 def server(make_server: Callable[..., ServerThread]) -> ServerThread:
     """An anonymous-access server on a free port."""
     return make_server()
+
+
+@pytest.fixture
+def api(server: ServerThread) -> Iterator[httpx.Client]:
+    """The ``server``'s REST API, as its administrator (the admin token)."""
+    with rest(server) as client:
+        yield client
 
 
 def free_port() -> int:

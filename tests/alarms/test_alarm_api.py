@@ -3,23 +3,15 @@ pages, and every refusal as problem+json naming what was wrong."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 from alarm_helpers import created, problem
 
 from alibaba_device import lamps
 from broker_peers import eventually
-from thingsboard_device import rest
 from webhook_receiver import WebhookReceiver
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with rest(server) as client:
-        yield client
 
 
 def test_an_operators_alarm_round_trip(server: Any, api: httpx.Client) -> None:

@@ -5,23 +5,14 @@ alarm's stream stopped at the depth limit."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from alarm_helpers import created, problem
 
 from alibaba_device import lamps
 from broker_peers import Paho, eventually
 from hongshan.services.rules.engine import MAX_DEPTH
-from thingsboard_device import rest
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with rest(server) as client:
-        yield client
 
 
 def rule(name: str, sql: str, *actions: dict[str, Any], **more: Any) -> dict[str, Any]:

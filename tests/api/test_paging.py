@@ -4,12 +4,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 LISTS = (
     "/api/products",
@@ -24,14 +21,6 @@ LISTS = (
     "/api/keys",
     "/api/audit",
 )
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
-    base = f"http://127.0.0.1:{server.ports['http']}"
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
-        yield client
 
 
 def names(page: dict[str, Any], field: str) -> list[str]:

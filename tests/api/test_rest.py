@@ -11,19 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from hongshan.api.dependencies import NOT_PROVIDED, Services
 
 DATA = Path(__file__).parent.parent / "things" / "data"
-
-
-@pytest.fixture
-def api(server: Any) -> httpx.Client:
-    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
-    base = f"http://127.0.0.1:{server.ports['http']}"
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
-        yield client
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:

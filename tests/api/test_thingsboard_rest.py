@@ -3,21 +3,8 @@ flag, a thingsboard product's devices' access tokens and basic MQTT credentials.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import httpx
-import pytest
 from test_rest import problem
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
-    base = f"http://127.0.0.1:{server.ports['http']}"
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
-        yield client
 
 
 def test_a_product_speaks_a_protocol_and_may_be_schemaless(api: httpx.Client) -> None:

@@ -21,12 +21,6 @@ from thingsboard_device import make_tb_device, make_tb_product, rest
 
 
 @pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with rest(server) as client:
-        yield client
-
-
-@pytest.fixture
 def lamps() -> Iterator[Callable[..., Lamp]]:
     made: list[Lamp] = []
 

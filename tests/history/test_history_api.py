@@ -5,26 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from hongshan.store.history.model import LogKind
 
 T0 = 1_764_547_200_000  # 2025-12-01T00:00:00Z
 MINUTE = 60_000
 HOUR = 60 * MINUTE
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
-    base = f"http://127.0.0.1:{server.ports['http']}"
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
-        yield client
 
 
 def problem(response: httpx.Response, status: int) -> str:

@@ -5,11 +5,10 @@ metrics have a listener of their own."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
@@ -41,12 +40,6 @@ FAMILIES = {
     "hongshan_websocket_clients_dropped",
     "process_resident_memory_bytes",
 }
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with rest(server) as client:
-        yield client
 
 
 def test_the_figures_move_with_what_devices_do(

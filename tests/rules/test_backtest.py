@@ -20,7 +20,6 @@ from test_rule_shadow import stamped_post
 from alibaba_device import lamps, online
 from broker_peers import Paho
 from history_places import HistoryPlace
-from thingsboard_device import rest
 from webhook_receiver import WebhookReceiver
 
 # (device, ms after T0, Brightness, Voltage or None): lamp-2's one post falls between
@@ -52,12 +51,6 @@ def server(history_place: HistoryPlace, make_server: Callable[..., Any]) -> Any:
     if history_place.kind == "sqlite":
         return make_server()
     return make_server(history_url=history_place.url)
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with rest(server) as client:
-        yield client
 
 
 @pytest.fixture

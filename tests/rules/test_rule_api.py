@@ -4,24 +4,16 @@ was wrong."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from alibaba_device import make_device, make_product
 from hongshan.things.tsl import ThingModel
-from thingsboard_device import make_tb_product, rest
+from thingsboard_device import make_tb_product
 
 STREETLIGHT = Path(__file__).parent.parent / "things" / "data" / "streetlight.json"
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with rest(server) as client:
-        yield client
 
 
 def problem(response: httpx.Response, status: int, *words: str) -> dict[str, Any]:

@@ -20,12 +20,6 @@ from webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with rest(server) as client:
-        yield client
-
-
-@pytest.fixture
 def receivers() -> Iterator[Callable[..., WebhookReceiver]]:
     made: list[WebhookReceiver] = []
 

@@ -17,14 +17,7 @@ from test_rule_engine import create, watch
 from alibaba_device import lamps, online, post
 from broker_peers import Paho
 from hongshan.services.rules.engine import MAX_DEPTH
-from thingsboard_device import rest
 from webhook_receiver import WebhookReceiver
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with rest(server) as client:
-        yield client
 
 
 @pytest.fixture

@@ -14,14 +14,7 @@ from test_rule_engine import create
 
 from alibaba_device import lamps, online, stamped_post
 from broker_peers import Paho
-from thingsboard_device import rest
 from webhook_receiver import WebhookReceiver
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with rest(server) as client:
-        yield client
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from test_rule_shadow import stamped_post
 from alibaba_device import lamps, online
 from broker_peers import Paho
 from history_places import HistoryPlace
-from thingsboard_device import rest
 
 # (ms after T0, lamp-1's Brightness)
 POSTS = [(0, 10), (1000, 80), (4000, 85), (6000, 20), (8000, 95)]
@@ -40,12 +39,6 @@ def server(history_place: HistoryPlace, make_server: Callable[..., Any]) -> Any:
     if history_place.kind == "sqlite":
         return make_server()
     return make_server(history_url=history_place.url)
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with rest(server) as client:
-        yield client
 
 
 @pytest.fixture

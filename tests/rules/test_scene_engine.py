@@ -27,12 +27,6 @@ from thingsboard_device import rest
 from webhook_receiver import WebhookReceiver
 
 
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    with rest(server) as client:
-        yield client
-
-
 def create(api: httpx.Client, **scene: Any) -> dict[str, Any]:
     response = api.post("/api/scenes", json=scene)
     assert response.status_code == 201, response.text

@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from hongshan.api.console import map_devices
 from hongshan.api.console_files import WEB, content_security_policy
 from hongshan.identity.principals import Principal, Role
-
-
-@pytest.fixture
-def api(server: Any) -> Iterator[httpx.Client]:
-    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
-    base = f"http://127.0.0.1:{server.ports['http']}"
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
-        yield client
 
 
 def test_the_console_is_served_at_the_root_with_a_strict_policy(server: Any) -> None:
