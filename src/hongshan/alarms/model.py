@@ -7,6 +7,7 @@ from typing import Any, Literal, get_args
 import msgspec
 
 from hongshan.errors import HongshanError
+from hongshan.things.model import EVERYWHERE, Reach
 
 Severity = Literal["indeterminate", "warning", "minor", "major", "critical"]
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
@@ -249,3 +250,4 @@ class AlarmFilter(msgspec.Struct, frozen=True, kw_only=True):
     order: tuple[str, bool] = ("lastRaisedAt", True)  # (a field, descending)
     limit: int = 100
     offset: int = 0
+    reach: Reach = EVERYWHERE  # the devices whose alarms may be listed

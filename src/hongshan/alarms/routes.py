@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from hongshan.alarms.model import Alarm, Change, Severity, rank
+from hongshan.identity.principals import DEFAULT_TENANT
 
 RouteKind = Literal["webhook", "email"]
 DEFAULT_CHANGES: tuple[Change, ...] = ("raised", "escalated", "reminder", "acknowledged", "cleared")
@@ -49,6 +50,7 @@ class StoredRoute(RouteSpec, kw_only=True, rename="camel"):
     last_error: str | None = None
     last_error_at: int | None = None
     created_at: int = 0
+    tenant: str = DEFAULT_TENANT  # it hears only the alarms of its tenant's devices
 
 
 class Owed(msgspec.Struct, frozen=True):

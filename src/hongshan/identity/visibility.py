@@ -1,10 +1,11 @@
-"""Which devices a ``Principal`` may see: the one answer every live message and (later) every
-query of devices asks, so that a tenant or group limit is written once.
+"""Which devices a ``Principal`` may see: the one answer every live message and every API
+request about a device asks (``api.scope.Scope`` for requests), so that a tenant or group
+limit is written once.
 
-A principal sees a device when the device's product is in one of its tenants and, if it is
-limited to groups (``Principal.groups`` not None), the device is a member of one of them. Every
-product is in the tenant ``default`` for now; when products gain tenants, ``tenant_of`` is
-given here and nothing else changes. Asked once per message per subscriber: dict and set
+A principal sees a device when the device's product is in its tenant and, if it is limited
+to groups (``Principal.groups`` not None), the device is a member of one of them. A product's
+tenant is the directory's (``Directory.tenant_of``); a product there is none of is no
+tenant's, seen by ``SYSTEM`` alone. Asked once per message per subscriber: dict and set
 lookups only, no query.
 """
 
@@ -13,31 +14,28 @@ from __future__ import annotations
 from collections.abc import Callable, Set
 from typing import Protocol
 
-from hongshan.identity.principals import DEFAULT_TENANT, Principal
+from hongshan.identity.principals import Principal
 
 
 class Memberships(Protocol):
-    """The groups a device is in (``things.tag_directory.TagDirectory``)."""
+    """The groups a device is in, and each group's tenant
+    (``things.tag_directory.TagDirectory``)."""
 
     def memberships(self, product_key: str, device_name: str) -> Set[str]: ...
 
-
-def _default_tenant(product_key: str) -> str:
-    return DEFAULT_TENANT
+    def tenant_of_group(self, name: str) -> str | None: ...
 
 
 class Visibility:
     """Answers ``sees``; owns nothing but the two lookups it is given (a product's tenant, a
     device's groups). Never reads a database."""
 
-    def __init__(
-        self, groups: Memberships, tenant_of: Callable[[str], str] = _default_tenant
-    ) -> None:
+    def __init__(self, groups: Memberships, tenant_of: Callable[[str], str | None]) -> None:
         self._groups = groups
         self._tenant_of = tenant_of
 
     def sees(self, principal: Principal, product_key: str, device_name: str) -> bool:
-        if not principal.in_tenant(self._tenant_of(product_key)):
+        if not self.sees_product(principal, product_key):
             return False
         limit = principal.groups
         if limit is None:
@@ -46,6 +44,16 @@ class Visibility:
         return not limit.isdisjoint(self._groups.memberships(product_key, device_name))
 
     def sees_product(self, principal: Principal, product_key: str) -> bool:
-        """Whether some device of the product may be seen: its tenant is the principal's (a
-        group-limited principal is then filtered device by device)."""
-        return principal.in_tenant(self._tenant_of(product_key))
+        """Whether the product's tenant is the principal's (a group-limited principal is then
+        filtered device by device)."""
+        if principal.tenant is None:
+            return True
+        return self._tenant_of(product_key) == principal.tenant
+
+    def sees_group(self, principal: Principal, name: str) -> bool:
+        """Whether the group is of the principal's tenant and, for a group-limited one, one
+        of its groups."""
+        tenant = self._groups.tenant_of_group(name)
+        if tenant is None or not principal.in_tenant(tenant):
+            return False
+        return principal.groups is None or name in principal.groups

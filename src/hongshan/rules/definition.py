@@ -39,6 +39,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from hongshan.alarms.model import Escalation, Severity, escalation_problem
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.messages.commands import Target
 
 
@@ -160,6 +161,7 @@ class StoredRule(msgspec.Struct, kw_only=True, rename="camel"):
     created_at: int
     updated_at: int
     shadow: bool = False
+    tenant: str = DEFAULT_TENANT  # it hears and acts on its tenant's devices only
 
 
 def action_problem(action: ActionSpec) -> str | None:

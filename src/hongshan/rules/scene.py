@@ -50,6 +50,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.rules.cron import Cron, ScheduleError
 from hongshan.rules.definition import ActionSpec, ForwardAction, action_problem
 from hongshan.rules.sun import Place, SunEvent, SunTrigger
@@ -224,6 +225,7 @@ class StoredScene(msgspec.Struct, kw_only=True, rename="camel"):
     token: str
     created_at: int
     updated_at: int
+    tenant: str = DEFAULT_TENANT  # it hears and acts on its tenant's devices only
 
 
 def sun_of(trigger: SunTriggerSpec) -> SunTrigger:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.identity.secret_box import SecretBox, SecretUnreadable
 from hongshan.things.lifecycle import Event, next_state
 from hongshan.things.model import (
@@ -59,6 +60,7 @@ class ProductView(msgspec.Struct, frozen=True, kw_only=True):
     sealed_secret: str
     protocol: Protocol = Protocol.ALINK
     schemaless: bool = False
+    tenant: str = DEFAULT_TENANT
 
 
 class DeviceRecord(msgspec.Struct, kw_only=True):
@@ -92,6 +94,16 @@ class Directory:
 
     def product_view(self, product_key: str) -> ProductView | None:
         return self._products.get(product_key)
+
+    def tenant_of(self, product_key: str) -> str | None:
+        """The product's tenant (its devices', and everything of theirs); None when there is
+        no such product: no tenant's."""
+        view = self._products.get(product_key)
+        return view.tenant if view is not None else None
+
+    def products_of(self, tenant: str) -> list[str]:
+        """The keys of the tenant's products."""
+        return [key for key, view in self._products.items() if view.tenant == tenant]
 
     def thing_model_of(self, product_key: str) -> ThingModel | None:
         view = self._products.get(product_key)

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from hongshan.errors import HongshanError
+from hongshan.identity.principals import DEFAULT_TENANT
 
 
 class NodeType(enum.StrEnum):
@@ -94,6 +95,7 @@ class Product(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     # properties are added to the thing model as devices first report them
     schemaless: bool = False
     product_secret: str | None = None  # only when asked for
+    tenant: str = DEFAULT_TENANT  # whose it is: its devices and all of theirs are too
 
 
 # A cell that starts with one of these is a formula to a spreadsheet (OWASP, "CSV Injection");
@@ -149,6 +151,20 @@ class DevicePlace(msgspec.Struct, frozen=True, array_like=True):
     district: str
 
 
+class Reach(msgspec.Struct, frozen=True, kw_only=True):
+    """The devices a query may reach at most, whatever else it asks: those of the products of
+    ``tenant`` (None: every tenant's) that, when ``groups`` is not None, are members of one
+    of those groups (an empty set reaches no device). Built from a principal by
+    ``api.scope.Scope``; every store query of devices or of what derives from them (alarms,
+    commands, history's device lists) narrows by it."""
+
+    tenant: str | None = None
+    groups: frozenset[str] | None = None
+
+
+EVERYWHERE = Reach()
+
+
 class DeviceFilter(msgspec.Struct, frozen=True, kw_only=True):
     """What ``list_devices`` narrows by; every field left None matches everything."""
 
@@ -162,10 +178,12 @@ class DeviceFilter(msgspec.Struct, frozen=True, kw_only=True):
     order: tuple[str, bool] = ("createdAt", False)  # (a field of DEVICE_ORDERS, descending)
     limit: int = 100
     offset: int = 0
+    reach: Reach = EVERYWHERE
 
 
 class Group(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     name: str
+    tenant: str = DEFAULT_TENANT
     description: str = ""
     created_at: int = 0
     size: int = 0

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Set
 
+from hongshan.identity.principals import DEFAULT_TENANT
+
 DeviceKey = tuple[str, str]  # (product key, device name)
 GroupTags = tuple[tuple[str, Mapping[str, str]], ...]  # (group name, its tags), by name
 
@@ -25,9 +27,10 @@ NO_GROUPS: Set[str] = frozenset()
 
 
 class _Group:
-    __slots__ = ("members", "tags")
+    __slots__ = ("members", "tags", "tenant")
 
-    def __init__(self) -> None:
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
         self.tags: Mapping[str, str] = NO_TAGS
         self.members: set[DeviceKey] = set()
 
@@ -74,6 +77,11 @@ class TagDirectory:
     def has_group(self, name: str) -> bool:
         return name in self._groups
 
+    def tenant_of_group(self, name: str) -> str | None:
+        """The group's tenant; None when there is no such group."""
+        group = self._groups.get(name)
+        return None if group is None else group.tenant
+
     def group_tags(self, name: str) -> Mapping[str, str] | None:
         """The group's tags; None when there is no such group."""
         group = self._groups.get(name)
@@ -113,9 +121,9 @@ class TagDirectory:
         for name in self._member_of.pop(key, ()):
             self._groups[name].members.discard(key)
 
-    def put_group(self, name: str) -> None:
-        """A group made (with no tags and no members yet)."""
-        self._groups.setdefault(name, _Group())
+    def put_group(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
+        """A group of ``tenant`` made (with no tags and no members yet)."""
+        self._groups.setdefault(name, _Group(tenant))
 
     def drop_group(self, name: str) -> None:
         """A group deleted: its devices are in it no more."""

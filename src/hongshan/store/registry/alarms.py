@@ -20,10 +20,12 @@ from hongshan.alarms.model import (
     statuses_of,
 )
 from hongshan.alarms.routes import Owed, RouteSpec, StoredRoute
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.identity.secret_box import SecretBox
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import Database, contains, now_ms
-from hongshan.things.model import RegistryError
+from hongshan.store.registry.reach import owned, tenant_known, within
+from hongshan.things.model import EVERYWHERE, Reach, RegistryError
 
 MAX_ID = 2**31 - 1  # (an INTEGER column's range on PostgreSQL)
 _details = msgspec.json.Decoder(dict[str, Any])
@@ -229,6 +231,7 @@ def _condition(where: AlarmFilter) -> list[Any]:
             condition.append(column == value)
     if where.text:
         condition.append(contains(a.type, where.text))
+    condition.append(within(where.reach, a.product_key, a.device_name))
     return condition
 
 
@@ -317,9 +320,12 @@ class RouteTable:
         self._db = db
         self._box = box
 
-    async def create(self, spec: RouteSpec, secret: str) -> StoredRoute:
+    async def create(
+        self, spec: RouteSpec, secret: str, tenant: str = DEFAULT_TENANT
+    ) -> StoredRoute:
         def insert() -> int:
             with self._db.engine.begin() as db:
+                tenant_known(db, tenant)
                 try:
                     result = db.execute(
                         t.alarm_routes.insert().values(
@@ -328,6 +334,7 @@ class RouteTable:
                             sent=0,
                             failed=0,
                             created_at=now_ms(),
+                            tenant=tenant,
                         )
                     )
                 except sa.exc.IntegrityError:
@@ -347,10 +354,14 @@ class RouteTable:
 
         return await self.get(await self._db.run(insert))
 
-    async def list_routes(self) -> list[StoredRoute]:
+    async def list_routes(self, reach: Reach = EVERYWHERE) -> list[StoredRoute]:
+        """The routes of ``reach``'s tenant (every one's for the admin token's)."""
+        r = t.alarm_routes
+
         def query() -> list[Any]:
+            select = sa.select(r).where(owned(reach, r.c.tenant)).order_by(r.c.id)
             with self._db.engine.connect() as db:
-                return list(db.execute(sa.select(t.alarm_routes).order_by(t.alarm_routes.c.id)))
+                return list(db.execute(select))
 
         return [self._route(row) for row in await self._db.run(query)]
 
@@ -456,4 +467,5 @@ class RouteTable:
             last_error=row.last_error,
             last_error_at=row.last_error_at,
             created_at=row.created_at,
+            tenant=row.tenant,
         )

@@ -24,6 +24,8 @@ from hongshan.messages.commands import (
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import Database
 from hongshan.store.registry.outbox import Outbox, Row
+from hongshan.store.registry.reach import within
+from hongshan.things.model import EVERYWHERE, Reach
 
 MAX_ID = 2**63 - 1
 
@@ -42,6 +44,7 @@ class CommandFilter(msgspec.Struct, frozen=True, kw_only=True):
     order: tuple[str, bool] = ("createdAt", True)  # (a field of COMMAND_ORDERS, descending)
     limit: int = 100
     offset: int = 0
+    reach: Reach = EVERYWHERE  # the devices whose commands may be listed
 
 
 COMMAND_ORDERS: dict[str, sa.Column[Any]] = {
@@ -55,6 +58,7 @@ COMMAND_ORDERS: dict[str, sa.Column[Any]] = {
 
 def _narrowed(select: Any, where: CommandFilter) -> Any:
     c = t.commands.c
+    select = select.where(within(where.reach, c.product_key, c.device_name))
     if where.product_key is not None:
         select = select.where(c.product_key == where.product_key)
     if where.device_name is not None:

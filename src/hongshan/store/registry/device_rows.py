@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import contains, literal_like
+from hongshan.store.registry.reach import within
 from hongshan.things.directory import DeviceKey
 from hongshan.things.model import Device, DeviceFilter, DevicePlace, DeviceState, Location
 
@@ -32,6 +33,7 @@ def ordered(query: Any, where: DeviceFilter) -> Any:
 def filtered(query: Any, where: DeviceFilter) -> Any:
     """``query`` over ``devices`` narrowed to what ``where`` asks for."""
     d = t.devices
+    query = query.where(within(where.reach, d.c.product_key, d.c.device_name))
     if where.product_key is not None:
         query = query.where(d.c.product_key == where.product_key)
     if where.state is not None:

@@ -6,10 +6,12 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import Database, now_ms, row_id_of
+from hongshan.store.registry.reach import owned, tenant_known
 from hongshan.things.directory import DeviceKey
-from hongshan.things.model import Group, RegistryError
+from hongshan.things.model import EVERYWHERE, Group, Reach, RegistryError
 from hongshan.things.tag_directory import TagDirectory
 
 
@@ -25,9 +27,10 @@ class GroupTable:
 
     def load(self, db: sa.Connection) -> None:
         """Every group, its tags and its members into the tag directory (at open)."""
-        names = {row.id: row.name for row in db.execute(sa.select(t.device_groups))}
-        for name in names.values():
-            self._tags.put_group(name)
+        groups = list(db.execute(sa.select(t.device_groups)))
+        names = {group.id: group.name for group in groups}
+        for group in groups:
+            self._tags.put_group(group.name, group.tenant)
         tags: dict[int, dict[str, str]] = {}
         for row in db.execute(sa.select(t.group_tags)):
             tags.setdefault(row.group_id, {})[row.key] = row.value
@@ -47,37 +50,48 @@ class GroupTable:
             if group_id in names:
                 self._tags.add_members(names[group_id], keys)
 
-    async def create(self, name: str, description: str = "") -> Group:
+    async def create(
+        self, name: str, description: str = "", *, tenant: str = DEFAULT_TENANT
+    ) -> Group:
+        """A group of ``tenant``. Its name is unique across tenants (a user or key is limited
+        to groups by name alone)."""
         if not name.strip() or len(name) > 64:
             raise RegistryError("a group name is 1 to 64 characters", "invalid")
 
         def insert() -> None:
             with self._db.engine.begin() as db:
+                tenant_known(db, tenant)
                 try:
                     db.execute(
                         t.device_groups.insert().values(
-                            name=name, description=description, created_at=now_ms()
+                            name=name, description=description, created_at=now_ms(), tenant=tenant
                         )
                     )
                 except sa.exc.IntegrityError:
                     raise RegistryError(f"group {name} exists", "conflict") from None
 
         await self._db.run(insert)
-        self._tags.put_group(name)
+        self._tags.put_group(name, tenant)
         return await self.get(name)
 
-    async def list_groups(self) -> list[Group]:
+    async def list_groups(self, reach: Reach = EVERYWHERE) -> list[Group]:
+        """The groups of ``reach``'s tenant (a group-limited reach: only its groups)."""
+
         def query() -> list[Group]:
             g, m = t.device_groups, t.group_members
             size = sa.select(sa.func.count()).where(m.c.group_id == g.c.id).scalar_subquery()
+            select = sa.select(g, size.label("size")).where(owned(reach, g.c.tenant))
+            if reach.groups is not None:
+                select = select.where(g.c.name.in_(sorted(reach.groups)))
             with self._db.engine.connect() as db:
-                rows = db.execute(sa.select(g, size.label("size")).order_by(g.c.name))
+                rows = db.execute(select.order_by(g.c.name))
                 tags: dict[int, dict[str, str]] = {}
                 for tag in db.execute(sa.select(t.group_tags)):
                     tags.setdefault(tag.group_id, {})[tag.key] = tag.value
                 return [
                     Group(
                         name=r.name,
+                        tenant=r.tenant,
                         description=r.description,
                         created_at=r.created_at,
                         size=r.size,

@@ -7,11 +7,13 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.identity.secret_box import SecretBox
 from hongshan.rules.definition import ActionSpec, RuleSpec, StoredRule
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import Database, now_ms
-from hongshan.things.model import RegistryError
+from hongshan.store.registry.reach import owned, tenant_known
+from hongshan.things.model import EVERYWHERE, Reach, RegistryError
 
 _actions = msgspec.json.Decoder(list[ActionSpec])
 _action = msgspec.json.Decoder(ActionSpec)
@@ -32,14 +34,19 @@ class RuleTable:
         self._db = db
         self._box = box
 
-    async def create(self, spec: RuleSpec, secret: str) -> StoredRule:
+    async def create(self, spec: RuleSpec, secret: str, tenant: str = DEFAULT_TENANT) -> StoredRule:
         def insert() -> int:
             now = now_ms()
             with self._db.engine.begin() as db:
+                tenant_known(db, tenant)
                 try:
                     result = db.execute(
                         t.rules.insert().values(
-                            **_columns(spec), secret="", created_at=now, updated_at=now
+                            **_columns(spec),
+                            secret="",
+                            created_at=now,
+                            updated_at=now,
+                            tenant=tenant,
                         )
                     )
                 except sa.exc.IntegrityError:
@@ -55,10 +62,14 @@ class RuleTable:
 
         return await self.get(await self._db.run(insert))
 
-    async def list_rules(self) -> list[StoredRule]:
+    async def list_rules(self, reach: Reach = EVERYWHERE) -> list[StoredRule]:
+        """The rules of ``reach``'s tenant (every one's for the admin token's)."""
+        r = t.rules
+
         def query() -> list[Any]:
+            select = sa.select(r).where(owned(reach, r.c.tenant)).order_by(r.c.id)
             with self._db.engine.connect() as db:
-                return list(db.execute(sa.select(t.rules).order_by(t.rules.c.id)))
+                return list(db.execute(select))
 
         return [self._rule(row) for row in await self._db.run(query)]
 
@@ -134,6 +145,7 @@ class RuleTable:
             created_at=row.created_at,
             updated_at=row.updated_at,
             shadow=row.shadow,
+            tenant=row.tenant,
         )
 
 

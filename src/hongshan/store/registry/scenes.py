@@ -8,11 +8,13 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.identity.secret_box import SecretBox
 from hongshan.rules.scene import SceneSpec, StoredScene
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import Database, now_ms
-from hongshan.things.model import RegistryError
+from hongshan.store.registry.reach import owned, tenant_known
+from hongshan.things.model import EVERYWHERE, Reach, RegistryError
 
 _spec = msgspec.json.Decoder(SceneSpec)
 _data = msgspec.json.Decoder(dict[str, Any])
@@ -52,14 +54,22 @@ class SceneTable:
         self._db = db
         self._box = box
 
-    async def create(self, spec: SceneSpec, secret: str, token: str) -> StoredScene:
+    async def create(
+        self, spec: SceneSpec, secret: str, token: str, tenant: str = DEFAULT_TENANT
+    ) -> StoredScene:
         def insert() -> int:
             now = now_ms()
             with self._db.engine.begin() as db:
+                tenant_known(db, tenant)
                 try:
                     result = db.execute(
                         t.scenes.insert().values(
-                            **_columns(spec), secret="", token="", created_at=now, updated_at=now
+                            **_columns(spec),
+                            secret="",
+                            token="",
+                            created_at=now,
+                            updated_at=now,
+                            tenant=tenant,
                         )
                     )
                 except sa.exc.IntegrityError:
@@ -81,10 +91,14 @@ class SceneTable:
 
         return await self.get(await self._db.run(insert))
 
-    async def list_scenes(self) -> list[StoredScene]:
+    async def list_scenes(self, reach: Reach = EVERYWHERE) -> list[StoredScene]:
+        """The scenes of ``reach``'s tenant (every one's for the admin token's)."""
+        s = t.scenes
+
         def query() -> list[Any]:
+            select = sa.select(s).where(owned(reach, s.c.tenant)).order_by(s.c.id)
             with self._db.engine.connect() as db:
-                return list(db.execute(sa.select(t.scenes).order_by(t.scenes.c.id)))
+                return list(db.execute(select))
 
         return [self._scene(row) for row in await self._db.run(query)]
 
@@ -200,6 +214,7 @@ class SceneTable:
             token=self._box.open(row.token, _token_context(row.id)),
             created_at=row.created_at,
             updated_at=row.updated_at,
+            tenant=row.tenant,
         )
 
 

@@ -30,6 +30,14 @@ products = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("protocol", sa.String(16), nullable=False, server_default="alink"),
     sa.Column("schemaless", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column(
+        "tenant",
+        sa.String(64),
+        sa.ForeignKey("tenants.id", ondelete="RESTRICT", name="fk_products_tenant"),
+        nullable=False,
+        server_default="default",
+        index=True,
+    ),
 )
 
 devices = sa.Table(
@@ -107,6 +115,14 @@ device_groups = sa.Table(
     sa.Column("name", sa.String(64), nullable=False, unique=True),
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column(
+        "tenant",
+        sa.String(64),
+        sa.ForeignKey("tenants.id", ondelete="RESTRICT", name="fk_device_groups_tenant"),
+        nullable=False,
+        server_default="default",
+        index=True,
+    ),
 )
 
 group_members = sa.Table(
@@ -172,6 +188,14 @@ rules = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     # runs without acting, its trace saying what it would have done (0008)
     sa.Column("shadow", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column(
+        "tenant",
+        sa.String(64),
+        sa.ForeignKey("tenants.id", ondelete="RESTRICT", name="fk_rules_tenant"),
+        nullable=False,
+        server_default="default",
+        index=True,
+    ),
 )
 
 # Alarms (``alarms.model``): at most one open (uncleared) alarm per device and type, which the
@@ -250,6 +274,14 @@ alarm_routes = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("last_error_at", sa.BigInteger, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column(
+        "tenant",
+        sa.String(64),
+        sa.ForeignKey("tenants.id", ondelete="RESTRICT", name="fk_alarm_routes_tenant"),
+        nullable=False,
+        server_default="default",
+        index=True,
+    ),
 )
 
 # Notifications owed (an outbox): one row per route that wants a change, written with the
@@ -329,6 +361,14 @@ scenes = sa.Table(
     sa.Column("token", sa.Text, nullable=False),  # sealed: its trigger token
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column(
+        "tenant",
+        sa.String(64),
+        sa.ForeignKey("tenants.id", ondelete="RESTRICT", name="fk_scenes_tenant"),
+        nullable=False,
+        server_default="default",
+        index=True,
+    ),
 )
 
 scene_waits = sa.Table(

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import msgspec
 import sqlalchemy as sa
 
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.identity.secret_box import SecretBox, SecretUnreadable
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.alarm_conditions import AlarmConditionTable
@@ -38,8 +39,10 @@ from hongshan.store.registry.documents import DeviceDocuments
 from hongshan.store.registry.groups import GroupTable
 from hongshan.store.registry.presence import PresenceWriter
 from hongshan.store.registry.properties import PropertyTable
+from hongshan.store.registry.reach import owned, tenant_known
 from hongshan.store.registry.rules import RuleTable
 from hongshan.store.registry.scenes import SceneTable
+from hongshan.store.registry.tenants import TenantTable
 from hongshan.store.registry.users import SessionTable, UserTable
 from hongshan.things import first_seen, naming
 from hongshan.things.directory import (
@@ -53,6 +56,7 @@ from hongshan.things.directory import (
 from hongshan.things.first_seen import FirstSeen
 from hongshan.things.lifecycle import Event
 from hongshan.things.model import (
+    EVERYWHERE,
     DataFormat,
     Device,
     DeviceFilter,
@@ -63,6 +67,7 @@ from hongshan.things.model import (
     NodeType,
     Product,
     Protocol,
+    Reach,
     RegistryError,
     TopicClass,
 )
@@ -125,6 +130,7 @@ class SQLRegistry:
         self.sessions = SessionTable(db)
         self.api_keys = KeyTable(db)
         self.audit = AuditTable(db)
+        self.tenants = TenantTable(db)
         self._closed = False
         # (pk, dn) of a device disabled or deleted (it must be cut off), and of one deleted
         # (what is kept of it in memory must go)
@@ -246,6 +252,7 @@ class SQLRegistry:
             sealed_secret=row.product_secret,
             protocol=Protocol(row.protocol),
             schemaless=row.schemaless,
+            tenant=row.tenant,
         )
 
     def _product(self, row: Any, *, with_secret: bool = False) -> Product:
@@ -264,6 +271,7 @@ class SQLRegistry:
             protocol=Protocol(row.protocol),
             schemaless=row.schemaless,
             product_secret=secret,
+            tenant=row.tenant,
         )
 
     async def create_product(
@@ -280,11 +288,12 @@ class SQLRegistry:
         product_secret: str | None = None,
         protocol: Protocol = Protocol.ALINK,
         schemaless: bool = False,
+        tenant: str = DEFAULT_TENANT,
     ) -> Product:
-        """A new product; ``product_key``/``product_secret`` keep an existing one's (a product
-        moved from Alibaba Cloud, whose devices' firmware holds its key). ``protocol`` is what
-        its devices speak, for good; a ``schemaless`` one's thing model grows from what they
-        report (``add_first_seen_properties``)."""
+        """A new product of ``tenant``; ``product_key``/``product_secret`` keep an existing
+        one's (a product moved from Alibaba Cloud, whose devices' firmware holds its key).
+        ``protocol`` is what its devices speak, for good; a ``schemaless`` one's thing model
+        grows from what they report (``add_first_seen_properties``)."""
         if not name.strip():
             raise RegistryError("a product needs a name", "invalid")
         pk = naming.check_product_key(product_key) if product_key else naming.new_product_key()
@@ -307,10 +316,12 @@ class SQLRegistry:
             "created_at": now_ms(),
             "protocol": Protocol(protocol).value,
             "schemaless": schemaless,
+            "tenant": tenant,
         }
 
         def insert() -> Any:
             with self._engine.begin() as db:
+                tenant_known(db, tenant)
                 try:
                     db.execute(t.products.insert().values(values))
                 except sa.exc.IntegrityError:
@@ -334,10 +345,14 @@ class SQLRegistry:
             raise RegistryError(f"no product {product_key}", "not_found")
         return row
 
-    async def list_products(self) -> list[Product]:
+    async def list_products(self, reach: Reach = EVERYWHERE) -> list[Product]:
+        """The products of ``reach``'s tenant (every one's for the admin token's)."""
+        p = t.products
+
         def query() -> list[Any]:
+            select = sa.select(p).where(owned(reach, p.c.tenant)).order_by(p.c.created_at)
             with self._engine.connect() as db:
-                return list(db.execute(sa.select(t.products).order_by(t.products.c.created_at)))
+                return list(db.execute(select))
 
         return [self._product(row) for row in await self._run(query)]
 

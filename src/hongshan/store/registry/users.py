@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from hongshan.identity.principals import Role
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import Database
+from hongshan.store.registry.reach import tenant_known
 from hongshan.things.model import RegistryError
 
 
@@ -91,9 +92,7 @@ class UserTable:
     ) -> UserRecord:
         def insert() -> Any:
             with self._db.engine.begin() as db:
-                known = db.execute(sa.select(t.tenants.c.id).where(t.tenants.c.id == tenant))
-                if known.first() is None:
-                    raise RegistryError(f"tenant: no tenant {tenant!r}", "invalid")
+                tenant_known(db, tenant)
                 try:
                     db.execute(
                         t.users.insert().values(
