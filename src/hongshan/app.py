@@ -212,7 +212,9 @@ class Platform:
         broker.on_published.append(rules.on_published)
         bus.subscribe(rules.on_uplink)
         # the alarms: raised by rules, events and the API; heard by the rules, notified
-        notifier = AlarmNotifier(registry.alarm_routes, rules.http, settings)
+        notifier = AlarmNotifier(
+            registry.alarm_routes, rules.http, settings, tenant_of=registry.directory.tenant_of
+        )
         self.alarms = alarms = AlarmService(
             registry.alarms,
             notifier,

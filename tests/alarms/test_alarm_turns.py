@@ -103,7 +103,12 @@ async def open_desk(
         db = await Database.open(registry_db.url, schema=registry_db.schema)
         table = WatchedTable(db)
         heard: list[dict[str, Any]] = []
-        notifier = AlarmNotifier(registry.alarm_routes, http, settings_in(tmp_path))
+        notifier = AlarmNotifier(
+            registry.alarm_routes,
+            http,
+            settings_in(tmp_path),
+            tenant_of=registry.directory.tenant_of,
+        )
         service = AlarmService(
             table,
             notifier,

@@ -25,6 +25,9 @@ class Products:
     def product_view(self, product_key: str) -> object | None:
         return object() if product_key == "pk" else None
 
+    def tenant_of(self, product_key: str) -> str | None:
+        return "default" if product_key == "pk" else None
+
 
 def viewer(groups: frozenset[str] | None, tenant: str | None = "default") -> Principal:
     return Principal(kind="user", name="ana", role=Role.VIEWER, tenant=tenant, groups=groups)
@@ -55,7 +58,7 @@ def tags() -> TagDirectory:
 def test_sees(
     tags: TagDirectory, principal: Principal, device: tuple[str, str], seen: bool
 ) -> None:
-    assert Visibility(tags).sees(principal, *device) is seen
+    assert Visibility(tags, Products().tenant_of).sees(principal, *device) is seen
 
 
 def post(device: tuple[str, str], value: int) -> PropertyValues:

@@ -22,7 +22,7 @@ from hongshan.services.commands import DeviceCommands
 from hongshan.services.pacing import Pacer
 from hongshan.store.registry.commands import CommandTable
 from hongshan.store.registry.store import SQLRegistry
-from hongshan.things.model import DeviceFilter, RegistryError
+from hongshan.things.model import EVERYWHERE, DeviceFilter, Reach, RegistryError
 
 log = logging.getLogger("hongshan.commands")
 
@@ -36,7 +36,9 @@ class DeviceSelection:
     def __init__(self, registry: SQLRegistry) -> None:
         self._registry = registry
 
-    async def devices(self, target: Target) -> list[DeviceRef]:
+    async def devices(self, target: Target, reach: Reach = EVERYWHERE) -> list[DeviceRef]:
+        """Within ``reach`` (a tenant's, a group-limited principal's): a group, product or
+        tag chooses only the devices in it."""
         registry = self._registry
         directory = registry.directory
         if target.device_name is not None:
@@ -50,12 +52,13 @@ class DeviceSelection:
             raise RegistryError(f"no product {target.product_key}", "not_found")
         if target.group is not None:
             await registry.groups.get(target.group)  # (not_found for no such group)
-            where = DeviceFilter(group=target.group, limit=ALL)
+            where = DeviceFilter(group=target.group, limit=ALL, reach=reach)
         elif target.tag is not None:
             key, _, value = target.tag.partition(":")
-            where = DeviceFilter(product_key=target.product_key, tags={key: value}, limit=ALL)
+            tags = {key: value}
+            where = DeviceFilter(product_key=target.product_key, tags=tags, limit=ALL, reach=reach)
         else:
-            where = DeviceFilter(product_key=target.product_key, limit=ALL)
+            where = DeviceFilter(product_key=target.product_key, limit=ALL, reach=reach)
         places = await registry.device_places(where)
         if target.district is not None:
             places = [place for place in places if place.district == target.district]
@@ -73,7 +76,7 @@ class FanOut:
         self,
         commands: DeviceCommands,
         records: CommandTable,
-        devices: Callable[[Target], Awaitable[list[DeviceRef]]],
+        devices: Callable[[Target, Reach], Awaitable[list[DeviceRef]]],
         pacer: Pacer,
     ) -> None:
         """``pacer``: the one ``DeviceCommands`` sends its queues by too, so that a batch and
@@ -102,13 +105,15 @@ class FanOut:
         wait: float | None,
         ttl: float | None,
         origin: str,
+        reach: Reach = EVERYWHERE,
     ) -> CommandBatch:
-        """Make a batch for the devices ``target`` chooses and start sending it; answers the
-        batch as kept (every record queued). ``RegistryError`` when it chooses none."""
+        """Make a batch for the devices ``target`` chooses within ``reach`` and start sending
+        it; answers the batch as kept (every record queued). ``RegistryError`` when it chooses
+        none."""
         problem = target.problem()
         if problem is not None:
             raise RegistryError(problem, "invalid")
-        devices = await self._devices(target)
+        devices = await self._devices(target, reach)
         if not devices:
             raise RegistryError(f"{target.describe()} has no device", "not_found")
         checked: set[str] = set()
@@ -138,10 +143,10 @@ class FanOut:
         task.add_done_callback(self._tasks.discard)
         return batch
 
-    async def devices(self, target: Target) -> list[DeviceRef]:
-        """The devices ``target`` chooses (``RegistryError``: not_found for a device, group or
-        product that is not there)."""
-        return await self._devices(target)
+    async def devices(self, target: Target, reach: Reach = EVERYWHERE) -> list[DeviceRef]:
+        """The devices ``target`` chooses within ``reach`` (``RegistryError``: not_found for
+        a device, group or product that is not there)."""
+        return await self._devices(target, reach)
 
     async def batch(self, batch_id: int) -> CommandBatch:
         batch = await self._records.batch(batch_id)

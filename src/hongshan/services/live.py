@@ -54,6 +54,8 @@ class Things(Protocol):
 
     def product_view(self, product_key: str) -> object | None: ...
 
+    def tenant_of(self, product_key: str) -> str | None: ...
+
 
 class Groups(Protocol):
     """Groups and their members (``things.tag_directory.TagDirectory``)."""
@@ -61,6 +63,8 @@ class Groups(Protocol):
     def has_group(self, name: str) -> bool: ...
 
     def memberships(self, product_key: str, device_name: str) -> Set[str]: ...
+
+    def tenant_of_group(self, name: str) -> str | None: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -194,7 +198,7 @@ class LiveFeed:
     ) -> None:
         self._things = things
         self._groups = groups
-        self._visibility = Visibility(groups)
+        self._visibility = Visibility(groups, things.tenant_of)
         self._queue_limit = queue_limit
         self._max_subscriptions = max_subscriptions
         self._max_per_principal = max_per_principal
@@ -275,12 +279,8 @@ class LiveFeed:
                 visibility.sees_product(principal, scope.product)
             ):
                 raise LiveRefused(f"no product {scope.product!r} that you may see")
-        elif scope.group is not None:
-            limit = principal.groups
-            if not self._groups.has_group(scope.group) or (
-                limit is not None and scope.group not in limit
-            ):
-                raise LiveRefused(f"no group {scope.group!r} that you may see")
+        elif scope.group is not None and not visibility.sees_group(principal, scope.group):
+            raise LiveRefused(f"no group {scope.group!r} that you may see")
 
     def _unsubscribe_all(self, subscriber: Subscriber) -> None:
         for subscription in subscriber.subscriptions.values():

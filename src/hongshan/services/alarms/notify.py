@@ -21,8 +21,9 @@ import msgspec
 from hongshan.alarms.model import Alarm, Change
 from hongshan.alarms.routes import RouteSpec, StoredRoute, route_problem, wants
 from hongshan.config import Settings
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.services.rules.webhook import post_signed
-from hongshan.things.model import RegistryError
+from hongshan.things.model import EVERYWHERE, Reach, RegistryError
 
 log = logging.getLogger("hongshan.alarms")
 
@@ -37,9 +38,9 @@ _payload = msgspec.json.Decoder(dict[str, Any])
 class RouteStore(Protocol):
     """Where routes are kept (``store.registry.alarms.RouteTable``)."""
 
-    async def create(self, spec: RouteSpec, secret: str) -> StoredRoute: ...
+    async def create(self, spec: RouteSpec, secret: str, tenant: str) -> StoredRoute: ...
 
-    async def list_routes(self) -> list[StoredRoute]: ...
+    async def list_routes(self, reach: Reach = EVERYWHERE) -> list[StoredRoute]: ...
 
     async def update(self, route_id: int, spec: RouteSpec) -> StoredRoute: ...
 
@@ -74,9 +75,13 @@ class AlarmNotifier:
         http: httpx.AsyncClient,
         settings: Settings,
         *,
+        tenant_of: Callable[[str], str | None],
         clock: Callable[[], int] = _ms,
     ) -> None:
+        """``tenant_of``: a product's tenant (``Directory.tenant_of``), so that a route
+        hears only its tenant's alarms."""
         self._store = store
+        self._tenant_of = tenant_of
         self._http = http
         self._settings = settings
         self._zone = ZoneInfo(settings.time_zone)
@@ -106,9 +111,9 @@ class AlarmNotifier:
 
     # -- the routes ------------------------------------------------------------------------
 
-    async def create(self, spec: RouteSpec) -> StoredRoute:
+    async def create(self, spec: RouteSpec, tenant: str = DEFAULT_TENANT) -> StoredRoute:
         self._check(spec)
-        stored = await self._store.create(spec, secrets.token_hex(16))
+        stored = await self._store.create(spec, secrets.token_hex(16), tenant)
         await self._reload()
         return stored
 
@@ -127,8 +132,8 @@ class AlarmNotifier:
                 "email: no SMTP server is set (smtp_host in the settings)", "invalid"
             )
 
-    async def list_routes(self) -> list[StoredRoute]:
-        return await self._store.list_routes()
+    async def list_routes(self, reach: Reach = EVERYWHERE) -> list[StoredRoute]:
+        return await self._store.list_routes(reach)
 
     async def get(self, route_id: int) -> StoredRoute:
         return await self._store.get(route_id)
@@ -142,7 +147,12 @@ class AlarmNotifier:
     def wanting(self, alarm: Alarm, change: Change) -> list[StoredRoute]:
         """The routes that want ``change`` of ``alarm``: what it owes, which the alarm's
         service keeps with the change (``AlarmTable.keep``) before ``send``."""
-        return [route for route in self._routes if wants(route, alarm, change)]
+        tenant = self._tenant_of(alarm.product_key)
+        return [
+            route
+            for route in self._routes
+            if route.tenant == tenant and wants(route, alarm, change)
+        ]
 
     def send(
         self,

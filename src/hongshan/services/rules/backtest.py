@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -35,6 +35,11 @@ DEFAULT_LIMIT = 100
 MAX_VALUES = 50_000_000  # values and log lines one backtest replays at most; then it stops
 MAX_SECONDS = 120.0  # a backtest's longest run: past it it stops (incomplete)
 YIELD_EVERY = 2_000  # uplinks heard between turns given back to the event loop
+
+
+def everyone(product_key: str, device_name: str) -> bool:
+    """Every device's history is replayed (the admin token's backtest)."""
+    return True
 
 
 def check_range(start: int, end: int, limit: int) -> None:
@@ -232,9 +237,11 @@ class Backtester:
         device: tuple[str, str] | None = None,
         max_values: int = MAX_VALUES,
         max_seconds: float = MAX_SECONDS,
+        sees: Callable[[str, str], bool] = everyone,
     ) -> Backtest:
-        """The rule (and ``against``) over [start, end) (ms); ``RuleSyntaxError`` for a rule
-        that is no rule, ``HistoryProblem`` (400) for a range or limit that cannot be."""
+        """The rule (and ``against``) over [start, end) (ms), of the devices ``sees`` says
+        (a tenant's); ``RuleSyntaxError`` for a rule that is no rule, ``HistoryProblem``
+        (400) for a range or limit that cannot be."""
         check_range(start, end, limit)
         specs = [rule] if against is None else [rule, against]
         trial = Trial(specs, self._sources, tags=self._tags)
@@ -248,7 +255,8 @@ class Backtester:
             async for chunk in replayed:
                 heard: list[Heard] = []
                 for done, uplink in enumerate(chunk, start=1):
-                    trial.on_uplink(uplink, heard)
+                    if sees(uplink.device.product, uplink.device.device):
+                        trial.on_uplink(uplink, heard)
                     if len(heard) > 1_000:
                         findings.take(heard)
                         heard = []

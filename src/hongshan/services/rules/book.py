@@ -8,6 +8,7 @@ from typing import Protocol
 
 import msgspec
 
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.rules.compile import compile
 from hongshan.rules.definition import (
     ActionSpec,
@@ -24,7 +25,7 @@ from hongshan.rules.tree import Rule
 from hongshan.services.rules.engine import RuleEngine
 from hongshan.services.rules.running import ActionNeeds, Trace, build_rule, not_running
 from hongshan.services.rules.sources import RuleSource
-from hongshan.things.model import RegistryError
+from hongshan.things.model import EVERYWHERE, Reach, RegistryError
 from hongshan.things.tsl import ThingModel
 
 MAX_RATE = 100_000.0  # fires a second a rule may ask for
@@ -37,9 +38,9 @@ def _settings(spec: RuleSpec) -> str:
 class RuleStore(Protocol):
     """Where rules are kept (``store.registry.rules.RuleTable``)."""
 
-    async def create(self, spec: RuleSpec, secret: str) -> StoredRule: ...
+    async def create(self, spec: RuleSpec, secret: str, tenant: str) -> StoredRule: ...
 
-    async def list_rules(self) -> list[StoredRule]: ...
+    async def list_rules(self, reach: Reach = EVERYWHERE) -> list[StoredRule]: ...
 
     async def get(self, rule_id: int) -> StoredRule: ...
 
@@ -61,18 +62,21 @@ class Things(Protocol):
 
     def device_known(self, product_key: str, device_name: str) -> bool: ...
 
+    def tenant_of(self, product_key: str) -> str | None: ...
 
-def target_problem(action: object, things: Things) -> str | None:
+
+def target_problem(action: object, things: Things, tenant: str | None = None) -> str | None:
     """What is wrong with the device or product a set, invoke or alarm (of a rule or a
-    scene) names, against the registry — ``no product a1X``, ``product a1X's thing model has
-    no service 'Reboot'`` — or None. A group, district or tag is chosen when it runs, not
+    scene of ``tenant``; None: the admin token's check, of any) names, against the registry
+    — ``no product a1X`` (also for another tenant's), ``product a1X's thing model has no
+    service 'Reboot'`` — or None. A group, district or tag is chosen when it runs, not
     here."""
     if not isinstance(action, SetAction | InvokeAction | AlarmAction):
         return None
     pk, dn = action.product_key, action.device_name
     if pk is None:
         return None
-    if things.product_view(pk) is None:
+    if things.product_view(pk) is None or not _of(things, pk, tenant):
         return f"no product {pk}"
     if dn is not None and not things.device_known(pk, dn):
         return f"no device {dn} in product {pk}"
@@ -86,6 +90,10 @@ def target_problem(action: object, things: Things) -> str | None:
             if identifier not in model.property_map:
                 return f"product {pk}'s thing model has no property {identifier!r}"
     return None
+
+
+def _of(things: Things, product_key: str, tenant: str | None) -> bool:
+    return tenant is None or things.tenant_of(product_key) == tenant
 
 
 class RuleBook:
@@ -118,14 +126,15 @@ class RuleBook:
             self._engine.put(build_rule(rule, self._needs))
         return len(enabled)
 
-    async def create(self, spec: RuleSpec) -> StoredRule:
-        await self.check(spec)
-        stored = await self._store.create(spec, secrets.token_hex(16))
+    async def create(self, spec: RuleSpec, tenant: str = DEFAULT_TENANT) -> StoredRule:
+        await self.check(spec, tenant=tenant)
+        stored = await self._store.create(spec, secrets.token_hex(16), tenant)
         self._follow(stored)
         return stored
 
     async def update(self, rule_id: int, spec: RuleSpec) -> StoredRule:
-        await self.check(spec, rule_id=rule_id)
+        kept = await self._store.get(rule_id)
+        await self.check(spec, rule_id=rule_id, tenant=kept.tenant)
         stored = await self._store.update(rule_id, spec)
         self._follow(stored)
         return stored
@@ -149,8 +158,8 @@ class RuleBook:
     async def get(self, rule_id: int) -> StoredRule:
         return await self._store.get(rule_id)
 
-    async def list_rules(self) -> list[StoredRule]:
-        return await self._store.list_rules()
+    async def list_rules(self, reach: Reach = EVERYWHERE) -> list[StoredRule]:
+        return await self._store.list_rules(reach)
 
     async def trace(self, rule_id: int) -> Trace:
         """The rule's counters and its last runs, non-runs and failures since it was last
@@ -168,13 +177,19 @@ class RuleBook:
     # -- checks ----------------------------------------------------------------------------
 
     async def check(
-        self, spec: RuleSpec, *, rule_id: int | None = None, alongside: Collection[str] = ()
+        self,
+        spec: RuleSpec,
+        *,
+        rule_id: int | None = None,
+        alongside: Collection[str] = (),
+        tenant: str | None = None,
     ) -> None:
         """Refuse (400) a rule that cannot run as written: ``RuleSyntaxError``,
         ``RuleRefused`` (a property its product's thing model lacks), or ``RegistryError``
         naming what else is wrong. ``rule_id``: the rule it would change (its old name is no
         other rule's); ``alongside``: names of rules that will be created with it (an
-        import's), which its actions may hand their output to."""
+        import's), which its actions may hand their output to; ``tenant``: the rule's, whose
+        products alone its FROM and actions may name (None: any, the admin token's)."""
         if not spec.name.strip() or len(spec.name) > 64:
             raise RegistryError("a rule's name is 1 to 64 characters", "invalid")
         if not 0 < spec.max_per_second <= MAX_RATE:
@@ -186,23 +201,24 @@ class RuleBook:
             raise RegistryError("a rule's text and settings hold no U+0000", "invalid")
         rule = parse(spec.sql)
         compile(rule)
-        self._check_reads(rule)
+        self._check_reads(rule, tenant)
         for action in spec.actions:
-            self._check_action(action)
+            self._check_action(action, tenant)
         if spec.error_action is not None:
-            self._check_action(spec.error_action)
-        await self._check_targets(spec, rule_id, alongside)
+            self._check_action(spec.error_action, tenant)
+        await self._check_targets(spec, rule_id, alongside, tenant)
 
     async def _check_targets(
-        self, spec: RuleSpec, rule_id: int | None, alongside: Collection[str]
+        self, spec: RuleSpec, rule_id: int | None, alongside: Collection[str], tenant: str | None
     ) -> None:
-        """A rule's input its actions hand their output to is another rule's, one that
-        exists (it may be disabled: the action fails while it is)."""
+        """A rule's input its actions hand their output to is another rule's of its tenant,
+        one that exists (it may be disabled: the action fails while it is)."""
         every = [*spec.actions, *([spec.error_action] if spec.error_action else [])]
         targets = [action.rule for action in every if isinstance(action, ForwardAction)]
         if not targets:
             return
-        names = {rule.name for rule in await self._store.list_rules() if rule.id != rule_id}
+        reach = Reach(tenant=tenant)
+        names = {rule.name for rule in await self._store.list_rules(reach) if rule.id != rule_id}
         for target in targets:
             if target == spec.name:
                 raise RegistryError(
@@ -211,12 +227,12 @@ class RuleBook:
             if target not in names and target not in alongside:
                 raise RegistryError(f"rule: no rule named {target!r}", "invalid")
 
-    def _check_reads(self, rule: Rule) -> None:
+    def _check_reads(self, rule: Rule, tenant: str | None) -> None:
         for source in self._sources:
             product = source.product_in(rule.topic_filter)
             if product is None:
                 continue
-            if self._things.product_view(product) is None:
+            if self._things.product_view(product) is None or not _of(self._things, product, tenant):
                 raise RegistryError(
                     f"the rule's FROM names product {product}, which does not exist", "invalid"
                 )
@@ -224,10 +240,10 @@ class RuleBook:
             if model is not None:
                 source.check(rule, model)
 
-    def _check_action(self, action: ActionSpec) -> None:
+    def _check_action(self, action: ActionSpec, tenant: str | None) -> None:
         problem = action_problem(action)
         if problem is not None:
             raise RegistryError(problem, "invalid")
-        problem = target_problem(action, self._things)
+        problem = target_problem(action, self._things, tenant)
         if problem is not None:
             raise RegistryError(f"{action.kind}: {problem}", "invalid")

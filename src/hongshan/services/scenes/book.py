@@ -7,6 +7,7 @@ import secrets
 from typing import Any, Protocol
 
 from hongshan.errors import HongshanError
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.rules.scene import (
     ChangedTrigger,
     DeviceValueCondition,
@@ -25,7 +26,7 @@ from hongshan.services.rules.running import ActionNeeds
 from hongshan.services.scenes.engine import SceneEngine
 from hongshan.services.scenes.running import SceneTrace, build_scene, not_running
 from hongshan.store.registry.scenes import SceneWait
-from hongshan.things.model import Group, RegistryError
+from hongshan.things.model import EVERYWHERE, Group, Reach, RegistryError
 from hongshan.things.tsl import ThingModel
 
 
@@ -38,9 +39,11 @@ class TriggerRefused(HongshanError):
 class SceneStore(Protocol):
     """Where scenes are kept (``store.registry.scenes.SceneTable``)."""
 
-    async def create(self, spec: SceneSpec, secret: str, token: str) -> StoredScene: ...
+    async def create(
+        self, spec: SceneSpec, secret: str, token: str, tenant: str
+    ) -> StoredScene: ...
 
-    async def list_scenes(self) -> list[StoredScene]: ...
+    async def list_scenes(self, reach: Reach = EVERYWHERE) -> list[StoredScene]: ...
 
     async def get(self, scene_id: int) -> StoredScene: ...
 
@@ -63,6 +66,8 @@ class Things(Protocol):
     def thing_model_of(self, product_key: str) -> ThingModel | None: ...
 
     def device_known(self, product_key: str, device_name: str) -> bool: ...
+
+    def tenant_of(self, product_key: str) -> str | None: ...
 
 
 class Groups(Protocol):
@@ -105,14 +110,16 @@ class SceneBook:
             self._engine.resume(running, wait.id, wait.due, wait.step, wait.data)
         return len(enabled)
 
-    async def create(self, spec: SceneSpec) -> StoredScene:
-        await self.check(spec)
-        stored = await self._store.create(spec, secrets.token_hex(16), secrets.token_urlsafe(24))
+    async def create(self, spec: SceneSpec, tenant: str = DEFAULT_TENANT) -> StoredScene:
+        await self.check(spec, tenant)
+        stored = await self._store.create(
+            spec, secrets.token_hex(16), secrets.token_urlsafe(24), tenant
+        )
         self._follow(stored)
         return stored
 
     async def update(self, scene_id: int, spec: SceneSpec) -> StoredScene:
-        await self.check(spec)
+        await self.check(spec, (await self._store.get(scene_id)).tenant)
         stored = await self._store.update(scene_id, spec)
         self._follow(stored)
         return stored
@@ -131,8 +138,8 @@ class SceneBook:
     async def get(self, scene_id: int) -> StoredScene:
         return await self._store.get(scene_id)
 
-    async def list_scenes(self) -> list[StoredScene]:
-        return await self._store.list_scenes()
+    async def list_scenes(self, reach: Reach = EVERYWHERE) -> list[StoredScene]:
+        return await self._store.list_scenes(reach)
 
     async def trace(self, scene_id: int) -> SceneTrace:
         """The scene's counters and last runs and non-runs since it was last (re)started."""
@@ -174,8 +181,10 @@ class SceneBook:
 
     # -- checks ----------------------------------------------------------------------------
 
-    async def check(self, spec: SceneSpec) -> None:
-        """Refuse (400) a scene that cannot run as written, naming what is wrong."""
+    async def check(self, spec: SceneSpec, tenant: str | None = None) -> None:
+        """Refuse (400) a scene that cannot run as written, naming what is wrong; a scene of
+        ``tenant`` (None: any, the admin token's check) names that tenant's products,
+        devices and groups only (another's are as if there were none)."""
         problem = scene_problem(spec)
         if problem is not None:
             raise RegistryError(problem, "invalid")
@@ -193,7 +202,7 @@ class SceneBook:
             device = getattr(trigger, "device", None)
             if device is None:
                 continue
-            model = self._device(where, device.product_key, device.device_name)
+            model = self._device(where, device.product_key, device.device_name, tenant)
             if model is None:
                 continue
             if isinstance(trigger, ThresholdTrigger | ChangedTrigger):
@@ -209,21 +218,25 @@ class SceneBook:
             where = f"condition {number}"
             if isinstance(condition, DeviceValueCondition):
                 pk = condition.product_key
-                model = self._device(where, pk, condition.device_name)
+                model = self._device(where, pk, condition.device_name, tenant)
                 if model is not None:
                     self._property(where, model, pk, condition.property)
             elif isinstance(condition, GroupAggregateCondition):
                 try:
-                    await self._groups.get(condition.group)
+                    group = await self._groups.get(condition.group)
                 except RegistryError:
-                    raise RegistryError(f"{where}: no group {condition.group}", "invalid") from None
+                    group = None
+                if group is None or (tenant is not None and group.tenant != tenant):
+                    raise RegistryError(f"{where}: no group {condition.group}", "invalid")
         for number, step in enumerate(spec.actions, 1):
-            problem = target_problem(step, self._things)
+            problem = target_problem(step, self._things, tenant)
             if problem is not None:
                 raise RegistryError(f"action {number} ({step.kind}): {problem}", "invalid")
 
-    def _device(self, where: str, pk: str, dn: str | None) -> ThingModel | None:
-        if self._things.product_view(pk) is None:
+    def _device(self, where: str, pk: str, dn: str | None, tenant: str | None) -> ThingModel | None:
+        if self._things.product_view(pk) is None or (
+            tenant is not None and self._things.tenant_of(pk) != tenant
+        ):
             raise RegistryError(f"{where}: no product {pk}", "invalid")
         if dn is not None and not self._things.device_known(pk, dn):
             raise RegistryError(f"{where}: no device {dn} in product {pk}", "invalid")
