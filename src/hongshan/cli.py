@@ -2,7 +2,8 @@
 ``hongshan product|device|group`` (``cli_api``), ``hongshan history`` (``cli_history``),
 ``hongshan rule`` (``cli_rules``), ``hongshan alarm`` (``cli_alarms``), ``hongshan command``
 (``cli_commands``), ``hongshan scene`` (``cli_scenes``), ``hongshan user`` (``cli_people``),
-``hongshan key`` (``cli_keys``) and ``hongshan audit`` (``cli_audit``)."""
+``hongshan key`` (``cli_keys``), ``hongshan audit`` (``cli_audit``) and ``hongshan tenant``
+(``cli_tenants``)."""
 
 from __future__ import annotations
 
@@ -160,8 +161,22 @@ def _add_api_commands() -> None:
     from hongshan.cli_people import user
     from hongshan.cli_rules import rule
     from hongshan.cli_scenes import scene
+    from hongshan.cli_tenants import tenant
 
-    for each in (product, device, group, history, rule, alarm, command, scene, user, key, audit):
+    for each in (
+        product,
+        device,
+        group,
+        history,
+        rule,
+        alarm,
+        command,
+        scene,
+        user,
+        key,
+        audit,
+        tenant,
+    ):
         main.add_command(each)
 
 

@@ -46,6 +46,7 @@ from hongshan.api import (
     rules,
     scene_backtest,
     scenes,
+    tenants,
 )
 from hongshan.api.audit_trail import AuditTrail, TrustedProxies
 from hongshan.api.auth import RequestAuth, note_principal, require_role
@@ -78,6 +79,7 @@ ADMIN_ROUTES = (
     *keys.ROUTES,
     *audit.ROUTES,
     *console.ROUTES,
+    *tenants.ROUTES,
 )
 
 

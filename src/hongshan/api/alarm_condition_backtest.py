@@ -23,6 +23,7 @@ from litestar.params import JSONBody
 from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
 from hongshan.api.rule_backtest import moment
+from hongshan.api.scope import Scope
 from hongshan.rules.alarm_conditions import AlarmConditionSpec, StoredAlarmCondition
 from hongshan.services.alarms.condition_backtest import ConditionBacktest, ConditionBacktester
 from hongshan.services.alarms.condition_book import AlarmConditionBook
@@ -42,12 +43,16 @@ class ConditionBacktestAsked(
 
 
 async def _conditions(
-    book: AlarmConditionBook, data: ConditionBacktestAsked
+    book: AlarmConditionBook, access: Scope, data: ConditionBacktestAsked
 ) -> tuple[StoredAlarmCondition, StoredAlarmCondition | None]:
-    """The stored conditions named by id, then the specs checked: a spec with no product is
-    ``productKey``'s, else the other version's."""
+    """The stored conditions named by id (404 for another tenant's), then the specs checked:
+    a spec with no product is ``productKey``'s, else the other version's (404 for another
+    tenant's product)."""
     asked = [data.condition] if data.against is None else [data.condition, data.against]
     stored = [await book.get(given) if isinstance(given, int) else None for given in asked]
+    for given, one in zip(asked, stored, strict=True):
+        if one is not None:
+            access.product_of(one.spec.product_key, f"alarm condition {given}")
     products = [data.product_key, *(one.spec.product_key for one in stored if one is not None)]
     for given in asked:
         if isinstance(given, AlarmConditionSpec) and given.product_key:
@@ -60,6 +65,7 @@ async def _conditions(
                 raise RegistryError(
                     "a condition's spec needs its product: give productKey", "invalid"
                 )
+            access.product(given.product_key)
             book.check(given)
             stored[index] = StoredAlarmCondition(id=0, spec=given, created_at=0, updated_at=0)
     first, *other = stored
@@ -69,11 +75,15 @@ async def _conditions(
 
 @post("/api/alarm-conditions/backtest", status_code=200, opt=OPERATOR)
 async def backtest_alarm_condition(
+    access: Provided[Scope],
     alarm_conditions: Provided[AlarmConditionBook],
     condition_backtests: Provided[ConditionBacktester],
     data: JSONBody[ConditionBacktestAsked],
 ) -> ConditionBacktest:
-    condition, against = await _conditions(alarm_conditions, data)
+    """Over the history of the condition's product, of the principal's tenant (a
+    group-limited principal may not: it would replay devices outside its groups)."""
+    access.unlimited("backtesting an alarm condition")
+    condition, against = await _conditions(alarm_conditions, access, data)
     return await condition_backtests.run(
         condition,
         moment(data.start, "from"),

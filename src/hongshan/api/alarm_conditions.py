@@ -14,6 +14,7 @@ from litestar.params import FromPath, JSONBody
 from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
 from hongshan.api.paging import PAGED, Page, Paged
+from hongshan.api.scope import Scope
 from hongshan.rules.alarm_conditions import (
     AlarmConditionSpec,
     Condition,
@@ -56,10 +57,13 @@ def _view(stored: StoredAlarmCondition) -> AlarmConditionView:
 
 @post("/api/products/{pk:str}/alarm-conditions", status_code=201, opt=OPERATOR)
 async def create_alarm_condition(
+    access: Provided[Scope],
     alarm_conditions: Provided[AlarmConditionBook],
     pk: FromPath[str],
     data: JSONBody[AlarmConditionSpec],
 ) -> AlarmConditionView:
+    access.product(pk)
+    access.unlimited("creating an alarm condition")
     if data.product_key and data.product_key != pk:
         raise RegistryError(
             f"the body's productKey {data.product_key} is not the path's {pk}", "invalid"
@@ -70,9 +74,13 @@ async def create_alarm_condition(
 
 @get("/api/products/{pk:str}/alarm-conditions", dependencies=PAGED)
 async def list_alarm_conditions(
-    alarm_conditions: Provided[AlarmConditionBook], pk: FromPath[str], paging: Paged
+    access: Provided[Scope],
+    alarm_conditions: Provided[AlarmConditionBook],
+    pk: FromPath[str],
+    paging: Paged,
 ) -> Page[AlarmConditionView]:
     """Sorted by ``id`` (or ``type``, ``createdAt``, ``updatedAt``); ``q`` in the type."""
+    access.product(pk)
     return paging.in_memory(
         [_view(stored) for stored in await alarm_conditions.list_conditions(pk)],
         {
@@ -86,36 +94,57 @@ async def list_alarm_conditions(
     )
 
 
+async def _reached(
+    book: AlarmConditionBook, access: Scope, condition_id: int
+) -> StoredAlarmCondition:
+    """The condition, 404 (as for none) when its product is another tenant's."""
+    stored = await book.get(condition_id)
+    access.product_of(stored.spec.product_key, f"alarm condition {condition_id}")
+    return stored
+
+
 @get(CONDITION)
 async def show_alarm_condition(
-    alarm_conditions: Provided[AlarmConditionBook], condition_id: FromPath[int]
+    access: Provided[Scope],
+    alarm_conditions: Provided[AlarmConditionBook],
+    condition_id: FromPath[int],
 ) -> AlarmConditionView:
-    return _view(await alarm_conditions.get(condition_id))
+    return _view(await _reached(alarm_conditions, access, condition_id))
 
 
 @put(CONDITION, opt=OPERATOR)
 async def change_alarm_condition(
+    access: Provided[Scope],
     alarm_conditions: Provided[AlarmConditionBook],
     condition_id: FromPath[int],
     data: JSONBody[AlarmConditionSpec],
 ) -> AlarmConditionView:
     """The whole condition again (its product stays); its state starts again."""
+    await _reached(alarm_conditions, access, condition_id)
+    access.unlimited("changing an alarm condition")
     return _view(await alarm_conditions.update(condition_id, data))
 
 
 @get(CONDITION + "/trace")
 async def alarm_condition_trace(
-    alarm_conditions: Provided[AlarmConditionBook], condition_id: FromPath[int]
+    access: Provided[Scope],
+    alarm_conditions: Provided[AlarmConditionBook],
+    condition_id: FromPath[int],
 ) -> ConditionTrace:
     """Its counters and last decisions (raised, repeated, cleared, waiting until a duration's
     end, broken) since it was last (re)started; empty when it is disabled."""
+    await _reached(alarm_conditions, access, condition_id)
     return await alarm_conditions.trace(condition_id)
 
 
 @delete(CONDITION, status_code=204, opt=OPERATOR)
 async def delete_alarm_condition(
-    alarm_conditions: Provided[AlarmConditionBook], condition_id: FromPath[int]
+    access: Provided[Scope],
+    alarm_conditions: Provided[AlarmConditionBook],
+    condition_id: FromPath[int],
 ) -> None:
+    await _reached(alarm_conditions, access, condition_id)
+    access.unlimited("deleting an alarm condition")
     await alarm_conditions.delete(condition_id)
 
 

@@ -24,6 +24,7 @@ from hongshan.alarms.routes import RouteSpec, StoredRoute
 from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
 from hongshan.api.paging import PAGED, Page, Paged
+from hongshan.api.scope import Scope
 from hongshan.identity.principals import Principal
 from hongshan.messages import DeviceRef
 from hongshan.services.alarms.service import AlarmService
@@ -119,8 +120,23 @@ def _route(route: StoredRoute, *, with_secret: bool = False) -> RouteView:
     )
 
 
+async def _reached(alarms: AlarmService, access: Scope, alarm_id: int) -> Alarm:
+    """The alarm, 404 (as for none) when its device is out of the principal's reach."""
+    alarm = await alarms.get(alarm_id)
+    access.device_of(alarm.product_key, alarm.device_name, f"alarm {alarm_id}")
+    return alarm
+
+
+async def _route_reached(alarms: AlarmService, access: Scope, route_id: int) -> StoredRoute:
+    """The route, 404 (as for none) when it is another tenant's."""
+    route = await alarms.notifier.get(route_id)
+    access.owned(route.tenant, f"route {route_id}")
+    return route
+
+
 @get("/api/alarms", dependencies=PAGED)
 async def list_alarms(
+    access: Provided[Scope],
     alarms: Provided[AlarmService],
     paging: Paged,
     status: Annotated[
@@ -148,6 +164,7 @@ async def list_alarms(
         order=paging.order(list(ALARM_ORDERS), default="-lastRaisedAt"),
         limit=paging.limit,
         offset=paging.offset,
+        reach=access.reach,
     )
     items, total = await alarms.list_alarms(where)
     return paging.page(items, total)
@@ -155,9 +172,13 @@ async def list_alarms(
 
 @post("/api/alarms", status_code=201, opt=OPERATOR)
 async def raise_alarm(
-    alarms: Provided[AlarmService], principal: Provided[Principal], data: JSONBody[NewAlarm]
+    access: Provided[Scope],
+    alarms: Provided[AlarmService],
+    principal: Provided[Principal],
+    data: JSONBody[NewAlarm],
 ) -> Alarm:
     """Raise an alarm by hand: a new one, or a repeat of the device's open one of that type."""
+    access.named_device(data.product_key, data.device_name)
     return await alarms.raise_alarm(
         DeviceRef(data.product_key, data.device_name),
         data.type,
@@ -169,60 +190,80 @@ async def raise_alarm(
 
 
 @get(ALARM)
-async def show_alarm(alarms: Provided[AlarmService], alarm_id: FromPath[int]) -> Alarm:
-    return await alarms.get(alarm_id)
+async def show_alarm(
+    access: Provided[Scope], alarms: Provided[AlarmService], alarm_id: FromPath[int]
+) -> Alarm:
+    return await _reached(alarms, access, alarm_id)
 
 
 @post(ALARM + "/ack", status_code=200, opt=OPERATOR)
 async def acknowledge_alarm(
+    access: Provided[Scope],
     alarms: Provided[AlarmService],
     principal: Provided[Principal],
     alarm_id: FromPath[int],
     data: JSONBody[Operator | None] = None,
 ) -> Alarm:
+    await _reached(alarms, access, alarm_id)
     return await alarms.acknowledge(alarm_id, by=_who(principal, (data or Operator()).by))
 
 
 @post(ALARM + "/clear", status_code=200, opt=OPERATOR)
 async def clear_alarm(
+    access: Provided[Scope],
     alarms: Provided[AlarmService],
     principal: Provided[Principal],
     alarm_id: FromPath[int],
     data: JSONBody[Operator | None] = None,
 ) -> Alarm:
+    await _reached(alarms, access, alarm_id)
     return await alarms.clear(alarm_id, by=_who(principal, (data or Operator()).by))
 
 
 @post(ALARM + "/assign", status_code=200, opt=OPERATOR)
 async def assign_alarm(
+    access: Provided[Scope],
     alarms: Provided[AlarmService],
     principal: Provided[Principal],
     alarm_id: FromPath[int],
     data: JSONBody[Assignment],
 ) -> Alarm:
+    await _reached(alarms, access, alarm_id)
     return await alarms.assign(alarm_id, data.assignee, by=_who(principal, data.by))
 
 
 @post(ALARM + "/notes", status_code=201, opt=OPERATOR)
 async def add_note(
+    access: Provided[Scope],
     alarms: Provided[AlarmService],
     principal: Provided[Principal],
     alarm_id: FromPath[int],
     data: JSONBody[NewNote],
 ) -> Alarm:
+    await _reached(alarms, access, alarm_id)
     return await alarms.add_note(alarm_id, data.text, by=_who(principal, data.by))
 
 
 @post("/api/alarm-notifications", status_code=201)
-async def create_route(alarms: Provided[AlarmService], data: JSONBody[RouteSpec]) -> RouteView:
-    return _route(await alarms.notifier.create(data), with_secret=True)
+async def create_route(
+    access: Provided[Scope],
+    alarms: Provided[AlarmService],
+    data: JSONBody[RouteSpec],
+    tenant: FromQuery[str | None] = None,
+) -> RouteView:
+    """In the principal's tenant (the admin token's: ``?tenant=``, else ``default``): it
+    hears only the alarms of that tenant's devices."""
+    made = await alarms.notifier.create(data, access.tenant_for_new(tenant))
+    return _route(made, with_secret=True)
 
 
 @get("/api/alarm-notifications", dependencies=PAGED)
-async def list_routes(alarms: Provided[AlarmService], paging: Paged) -> Page[RouteView]:
-    """Sorted by ``id`` (or ``name``, ``createdAt``); ``q`` in the name."""
+async def list_routes(
+    access: Provided[Scope], alarms: Provided[AlarmService], paging: Paged
+) -> Page[RouteView]:
+    """The tenant's; sorted by ``id`` (or ``name``, ``createdAt``); ``q`` in the name."""
     return paging.in_memory(
-        [_route(route) for route in await alarms.notifier.list_routes()],
+        [_route(route) for route in await alarms.notifier.list_routes(access.reach)],
         {"id": lambda r: r.id, "name": lambda r: r.name, "createdAt": lambda r: r.created_at},
         default="id",
         text=lambda route: route.name,
@@ -230,20 +271,29 @@ async def list_routes(alarms: Provided[AlarmService], paging: Paged) -> Page[Rou
 
 
 @get(ROUTE)
-async def show_route(alarms: Provided[AlarmService], route_id: FromPath[int]) -> RouteView:
-    return _route(await alarms.notifier.get(route_id))
+async def show_route(
+    access: Provided[Scope], alarms: Provided[AlarmService], route_id: FromPath[int]
+) -> RouteView:
+    return _route(await _route_reached(alarms, access, route_id))
 
 
 @put(ROUTE)
 async def change_route(
-    alarms: Provided[AlarmService], route_id: FromPath[int], data: JSONBody[RouteSpec]
+    access: Provided[Scope],
+    alarms: Provided[AlarmService],
+    route_id: FromPath[int],
+    data: JSONBody[RouteSpec],
 ) -> RouteView:
     """The whole route again (its id, secret and counts stay)."""
+    await _route_reached(alarms, access, route_id)
     return _route(await alarms.notifier.update(route_id, data))
 
 
 @delete(ROUTE, status_code=204)
-async def delete_route(alarms: Provided[AlarmService], route_id: FromPath[int]) -> None:
+async def delete_route(
+    access: Provided[Scope], alarms: Provided[AlarmService], route_id: FromPath[int]
+) -> None:
+    await _route_reached(alarms, access, route_id)
     await alarms.notifier.delete(route_id)
 
 

@@ -22,6 +22,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
 from hongshan.api.paging import PAGED, Page, Paged
+from hongshan.api.scope import Scope
 from hongshan.messages import DEFAULT_WAIT, DeviceRef
 from hongshan.messages.commands import (
     CommandBatch,
@@ -83,10 +84,14 @@ def _what(data: CommandRequest) -> tuple[CommandKind, str, dict[str, Any]]:
     },
 )
 async def send_command(
-    commands: Provided[DeviceCommands], fan_out: Provided[FanOut], data: JSONBody[CommandRequest]
+    access: Provided[Scope],
+    commands: Provided[DeviceCommands],
+    fan_out: Provided[FanOut],
+    data: JSONBody[CommandRequest],
 ) -> Response[CommandRecord | CommandBatch]:
     """One device: 201 with its command once its dialect answered (or it is queued); many
-    (a group, a product, a tag, a district): 202 with the batch."""
+    (a group, a product, a tag, a district): 202 with the batch, of the devices among them
+    the principal sees."""
     problem = data.target.problem()
     if problem is not None:
         raise RegistryError(problem, "invalid")
@@ -94,6 +99,7 @@ async def send_command(
         raise RegistryError(f"origin: {data.origin!r} (one of {', '.join(ORIGINS)})", "invalid")
     kind, service, params = _what(data)
     target = data.target
+    access.target(target)
     if target.product_key is not None and target.device_name is not None:
         await fan_out.devices(target)  # (404 for no such device)
         wait = data.wait if data.wait is not None or kind is CommandKind.SET else DEFAULT_WAIT
@@ -102,13 +108,21 @@ async def send_command(
         return Response(record, status_code=201)
     wait = DEFAULT_WAIT if data.wait is None else data.wait
     batch = await fan_out.send(
-        target, kind, service, params, wait=wait, ttl=data.ttl, origin=data.origin
+        target,
+        kind,
+        service,
+        params,
+        wait=wait,
+        ttl=data.ttl,
+        origin=data.origin,
+        reach=access.reach,
     )
     return Response(batch, status_code=202)
 
 
 @get("/api/commands", dependencies=PAGED)
 async def list_commands(
+    access: Provided[Scope],
     commands: Provided[DeviceCommands],
     paging: Paged,
     product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
@@ -132,6 +146,7 @@ async def list_commands(
         order=paging.order(list(COMMAND_ORDERS), default="-createdAt"),
         limit=paging.limit,
         offset=paging.offset,
+        reach=access.reach,
     )
     items = await commands.list_commands(where)
     return paging.page(items, await commands.count_commands(where))
@@ -139,22 +154,38 @@ async def list_commands(
 
 @get(COMMAND)
 async def show_command(
-    commands: Provided[DeviceCommands], command_id: FromPath[int]
+    access: Provided[Scope], commands: Provided[DeviceCommands], command_id: FromPath[int]
 ) -> CommandRecord:
-    return await commands.get(command_id)
+    return await _reached(commands, access, command_id)
+
+
+async def _reached(commands: DeviceCommands, access: Scope, command_id: int) -> CommandRecord:
+    """The command, 404 (as for none) when its device is out of the principal's reach."""
+    record = await commands.get(command_id)
+    access.device_of(record.product_key, record.device_name, f"command {command_id}")
+    return record
 
 
 @post(COMMAND + "/cancel", status_code=200, opt=OPERATOR)
 async def cancel_command(
-    commands: Provided[DeviceCommands], command_id: FromPath[int]
+    access: Provided[Scope], commands: Provided[DeviceCommands], command_id: FromPath[int]
 ) -> CommandRecord:
     """Only a command waiting queued for its device (409 for one that went or ended)."""
+    await _reached(commands, access, command_id)
     return await commands.cancel(command_id)
 
 
 @get("/api/command-batches/{batch_id:int}")
-async def show_batch(fan_out: Provided[FanOut], batch_id: FromPath[int]) -> CommandBatch:
-    """The batch, with how many of its commands are in each state now."""
+async def show_batch(
+    access: Provided[Scope],
+    commands: Provided[DeviceCommands],
+    fan_out: Provided[FanOut],
+    batch_id: FromPath[int],
+) -> CommandBatch:
+    """The batch, with how many of its commands are in each state now; 404 (as for none)
+    when none of its commands is to a device the principal sees."""
+    if not await commands.count_commands(CommandFilter(batch=batch_id, reach=access.reach)):
+        raise RegistryError(f"no command batch {batch_id}", "not_found")
     return await fan_out.batch(batch_id)
 
 

@@ -17,10 +17,12 @@ from typing import Annotated, Any, Protocol, TypeAlias, TypeVar
 
 from litestar.di import Dependency, Provide
 from litestar.params import SkipValidationMarker
-from litestar.types import Scope
+from litestar.types import Scope as AsgiScope
 from prometheus_client import CollectorRegistry
 
+from hongshan.api.scope import Scope
 from hongshan.identity.principals import Principal
+from hongshan.identity.visibility import Visibility
 from hongshan.services.alarms.condition_backtest import ConditionBacktester
 from hongshan.services.alarms.condition_book import AlarmConditionBook
 from hongshan.services.alarms.service import AlarmService
@@ -170,17 +172,28 @@ NOT_PROVIDED = frozenset({"admin_token", "metrics", "trusted_proxies"})
 
 
 def providers(services: Services) -> dict[str, Provide]:
-    """A provider per service, under the name handlers give it, and ``principal``: who sent
-    the request (set by the guard, ``api.auth``)."""
+    """A provider per service, under the name handlers give it, ``principal``: who sent the
+    request (set by the guard, ``api.auth``), and ``access``: what it may reach
+    (``api.scope.Scope``)."""
     given = {
         field.name: Provide(_constant(getattr(services, field.name)), sync_to_thread=False)
         for field in dataclasses.fields(services)
         if field.name not in NOT_PROVIDED
     }
-    return {**given, "principal": Provide(_principal, sync_to_thread=False)}
+    visibility = Visibility(services.registry.tags, services.registry.directory.tenant_of)
+    directory = services.registry.directory
+
+    def access(scope: AsgiScope) -> Scope:
+        return Scope(_principal(scope), visibility, directory)
+
+    return {
+        **given,
+        "principal": Provide(_principal, sync_to_thread=False),
+        "access": Provide(access, sync_to_thread=False),
+    }
 
 
-def _principal(scope: Scope) -> Principal:
+def _principal(scope: AsgiScope) -> Principal:
     principal = scope.get("user")
     if not isinstance(principal, Principal):  # (a route without the guard named it)
         raise RuntimeError("no principal: the route is not guarded by api.auth.require_role")

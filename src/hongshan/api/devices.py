@@ -16,6 +16,7 @@ from hongshan import messages
 from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import DesiredValues, DeviceShadows, GatewayTopology, Provided
 from hongshan.api.paging import PAGED, Page, Paged
+from hongshan.api.scope import Scope
 from hongshan.identity.principals import Role
 from hongshan.messages import MAX_WAIT, CommandResult, Problem
 from hongshan.messages.commands import CommandKind
@@ -221,15 +222,16 @@ def _tags(raw: list[str] | None) -> dict[str, str] | None:
     return tags
 
 
-def known(registry: SQLRegistry, pk: str, dn: str) -> None:
-    if not registry.directory.device_known(pk, dn):
-        raise RegistryError(f"no device {dn} in product {pk}", "not_found")
-
-
 @post("/api/products/{pk:str}/devices", status_code=201)
 async def create_device(
-    registry: Provided[SQLRegistry], pk: FromPath[str], data: JSONBody[NewDevice]
+    access: Provided[Scope],
+    registry: Provided[SQLRegistry],
+    pk: FromPath[str],
+    data: JSONBody[NewDevice],
 ) -> Device:
+    access.product(pk)
+    if data.gateway is not None:
+        access.device(*data.gateway)
     return await registry.create_device(
         pk,
         data.device_name,
@@ -244,9 +246,13 @@ async def create_device(
 
 @post("/api/products/{pk:str}/devices/batch", status_code=201)
 async def create_devices(
-    registry: Provided[SQLRegistry], pk: FromPath[str], data: JSONBody[DeviceBatch]
+    access: Provided[Scope],
+    registry: Provided[SQLRegistry],
+    pk: FromPath[str],
+    data: JSONBody[DeviceBatch],
 ) -> list[Triple]:
     """Many devices in one go (Alibaba's batch registration): all of them, or none."""
+    access.product(pk)
     if bool(data.device_names) == bool(data.count) or not 0 <= data.count <= MAX_BATCH:
         raise RegistryError(f"give deviceNames, or a count of 1 to {MAX_BATCH:,}", "invalid")
     names = data.device_names or [naming.new_device_name() for _ in range(data.count)]
@@ -265,6 +271,7 @@ async def create_devices(
 
 @get("/api/devices", dependencies=PAGED)
 async def list_devices(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     paging: Paged,
     product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
@@ -285,6 +292,7 @@ async def list_devices(
         order=paging.order(list(DEVICE_ORDERS), default="createdAt"),
         limit=paging.limit,
         offset=paging.offset,
+        reach=access.reach,
     )
     items = await registry.list_devices(where)
     return paging.page(items, await registry.count_devices(where))
@@ -292,20 +300,23 @@ async def list_devices(
 
 @get(DEVICE)
 async def show_device(
-    registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
+    access: Provided[Scope], registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
 ) -> Device:
+    access.device(pk, dn)
     return await registry.get_device(pk, dn)
 
 
 @get(DEVICE + "/credentials", opt={"role": Role.ADMIN})  # (the device's secret)
 async def credentials(
-    registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
+    access: Provided[Scope], registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
 ) -> Credentials:
+    access.device(pk, dn)
     return _credentials(await registry.get_device(pk, dn, with_secret=True))
 
 
 @put(DEVICE + "/credentials")
 async def set_credentials(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     pk: FromPath[str],
     dn: FromPath[str],
@@ -313,6 +324,7 @@ async def set_credentials(
 ) -> Credentials:
     """A thingsboard product's device's login, replacing the one it had (an online device
     is disconnected, to log in with the new one)."""
+    access.device(pk, dn)
     device = await registry.set_credentials(
         pk,
         dn,
@@ -337,22 +349,30 @@ def _credentials(device: Device) -> Credentials:
 
 
 @post(DEVICE + "/disable", status_code=200)
-async def disable(registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]) -> Device:
+async def disable(
+    access: Provided[Scope], registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
+) -> Device:
+    access.device(pk, dn)
     return await registry.set_enabled(pk, dn, False)
 
 
 @post(DEVICE + "/enable", status_code=200)
-async def enable(registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]) -> Device:
+async def enable(
+    access: Provided[Scope], registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
+) -> Device:
+    access.device(pk, dn)
     return await registry.set_enabled(pk, dn, True)
 
 
 @patch(DEVICE)
 async def change_device(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     pk: FromPath[str],
     dn: FromPath[str],
     data: JSONBody[DeviceChange],
 ) -> Device:
+    access.device(pk, dn)
     if data.tags:
         kept = (await registry.get_device(pk, dn)).tags.keys() - set(data.remove_tags)
         if len(kept | data.tags.keys()) > MAX_TAGS:
@@ -369,8 +389,9 @@ async def change_device(
 
 @delete(DEVICE, status_code=204)
 async def delete_device(
-    registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
+    access: Provided[Scope], registry: Provided[SQLRegistry], pk: FromPath[str], dn: FromPath[str]
 ) -> None:
+    access.device(pk, dn)
     await registry.delete_device(pk, dn)
 
 
@@ -388,8 +409,12 @@ async def delete_device(
     ),
 )
 async def unbind_gateway(
-    gateways: Provided[GatewayTopology], pk: FromPath[str], dn: FromPath[str]
+    access: Provided[Scope],
+    gateways: Provided[GatewayTopology],
+    pk: FromPath[str],
+    dn: FromPath[str],
 ) -> DeviceRef:
+    access.device(pk, dn)
     gateway = await gateways.unbind((pk, dn))
     if gateway is None:
         raise RegistryError(f"device {dn} of product {pk} has no gateway", "not_found")
@@ -398,25 +423,27 @@ async def unbind_gateway(
 
 @get(DEVICE + "/properties")
 async def properties(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     twin: Provided[PropertyTwin],
     pk: FromPath[str],
     dn: FromPath[str],
 ) -> dict[str, Value]:
-    known(registry, pk, dn)
+    access.device(pk, dn)
     values = twin.values(pk, dn)
     return {key: Value(value=v.value, time=v.time) for key, v in values.items()}
 
 
 @post(DEVICE + "/properties", status_code=200, opt=OPERATOR)
 async def set_properties(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     commands: Provided[DeviceCommands],
     pk: FromPath[str],
     dn: FromPath[str],
     data: JSONBody[PropertySet],
 ) -> CallAnswer:
-    known(registry, pk, dn)
+    access.device(pk, dn)
     _wait_within("wait", data.wait)
     device = messages.DeviceRef(pk, dn)
     record, result = await commands.send(device, SET, "set", data.params, data.wait, None, "api")
@@ -425,6 +452,7 @@ async def set_properties(
 
 @post(DEVICE + "/services/{identifier:str}", status_code=200, opt=OPERATOR)
 async def invoke(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     commands: Provided[DeviceCommands],
     pk: FromPath[str],
@@ -432,7 +460,7 @@ async def invoke(
     identifier: FromPath[str],
     data: JSONBody[ServiceCall],
 ) -> CallAnswer:
-    known(registry, pk, dn)
+    access.device(pk, dn)
     _wait_within("timeout", data.timeout)
     device = messages.DeviceRef(pk, dn)
     wait = data.timeout or None
@@ -442,17 +470,19 @@ async def invoke(
 
 @get(DEVICE + "/shadow")
 async def shadow(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     shadows: Provided[DeviceShadows],
     pk: FromPath[str],
     dn: FromPath[str],
 ) -> ShadowView:
-    known(registry, pk, dn)
+    access.device(pk, dn)
     return _shadow_view(shadows.get(pk, dn))
 
 
 @put(DEVICE + "/shadow", opt=OPERATOR)
 async def change_shadow(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     shadows: Provided[DeviceShadows],
     pk: FromPath[str],
@@ -460,19 +490,20 @@ async def change_shadow(
     data: JSONBody[DesiredChange],
 ) -> ShadowView:
     """Change the desired state; an online device is sent the document at once."""
-    known(registry, pk, dn)
+    access.device(pk, dn)
     changed = shadows.set_desired(pk, dn, data.desired, data.version)
     return _shadow_view(changed)
 
 
 @get(DEVICE + "/desired")
 async def desired(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     desired_values: Provided[DesiredValues],
     pk: FromPath[str],
     dn: FromPath[str],
 ) -> dict[str, DesiredView]:
-    known(registry, pk, dn)
+    access.device(pk, dn)
     values = desired_values.get(pk, dn)
     return {
         k: DesiredView(value=v.value, version=v.version, time=v.time) for k, v in values.items()
@@ -481,6 +512,7 @@ async def desired(
 
 @put(DEVICE + "/desired", opt=OPERATOR)
 async def set_desired(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     desired_values: Provided[DesiredValues],
     pk: FromPath[str],
@@ -489,7 +521,7 @@ async def set_desired(
 ) -> dict[str, DesiredView]:
     """Values the device should take: sent as a property set now if it is online, else
     when it comes back; it reads them with desired/get and clears them once applied."""
-    known(registry, pk, dn)
+    access.device(pk, dn)
     model = registry.directory.thing_model_of(pk)
     if model is not None:
         problems = model.check_property_set(data.params)
@@ -503,6 +535,7 @@ async def set_desired(
 
 @post(DEVICE + "/rrpc", status_code=200, opt=OPERATOR)
 async def rrpc(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     commands: Provided[DeviceCommands],
     pk: FromPath[str],
@@ -510,7 +543,7 @@ async def rrpc(
     data: JSONBody[RrpcCall],
 ) -> RrpcAnswer:
     """A synchronous call with raw bytes (Alibaba's RRPC), answered within ``timeout``."""
-    known(registry, pk, dn)
+    access.device(pk, dn)
     _wait_within("timeout", data.timeout, positive=True)
     if (data.payload is None) == (data.payload_base64 is None):
         raise RegistryError("give payload or payloadBase64", "invalid")

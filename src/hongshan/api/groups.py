@@ -9,14 +9,16 @@ from litestar.params import FromPath, JSONBody
 from hongshan.api.dependencies import Provided
 from hongshan.api.devices import MAX_TAGS, TagKey, Tags
 from hongshan.api.paging import PAGED, Page, Paged
+from hongshan.api.scope import Scope
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
 from hongshan.things.model import Group, RegistryError
 
 
 class NewGroup(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    name: str
+    name: str  # unique across tenants
     description: str = ""
+    tenant: str | None = None  # the admin token's choice (default: "default"); else one's own
 
 
 class Member(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -29,16 +31,22 @@ class Members(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 @post("/api/groups", status_code=201)
-async def create_group(registry: Provided[SQLRegistry], data: JSONBody[NewGroup]) -> Group:
+async def create_group(
+    access: Provided[Scope], registry: Provided[SQLRegistry], data: JSONBody[NewGroup]
+) -> Group:
+    tenant = access.tenant_for_new(data.tenant)
     naming.check_group_name(data.name)
-    return await registry.groups.create(data.name, data.description)
+    return await registry.groups.create(data.name, data.description, tenant=tenant)
 
 
 @get("/api/groups", dependencies=PAGED)
-async def list_groups(registry: Provided[SQLRegistry], paging: Paged) -> Page[Group]:
-    """Sorted by ``name`` (or ``size``, ``createdAt``); ``q`` in the name."""
+async def list_groups(
+    access: Provided[Scope], registry: Provided[SQLRegistry], paging: Paged
+) -> Page[Group]:
+    """The tenant's (a group-limited principal's own); sorted by ``name`` (or ``size``,
+    ``createdAt``); ``q`` in the name."""
     return paging.in_memory(
-        await registry.groups.list_groups(),
+        await registry.groups.list_groups(access.reach),
         {"name": lambda g: g.name, "size": lambda g: g.size, "createdAt": lambda g: g.created_at},
         default="name",
         text=lambda group: group.name,
@@ -46,12 +54,18 @@ async def list_groups(registry: Provided[SQLRegistry], paging: Paged) -> Page[Gr
 
 
 @get("/api/groups/{name:str}")
-async def show_group(registry: Provided[SQLRegistry], name: FromPath[str]) -> Group:
+async def show_group(
+    access: Provided[Scope], registry: Provided[SQLRegistry], name: FromPath[str]
+) -> Group:
+    access.group(name)
     return await registry.groups.get(name)
 
 
 @delete("/api/groups/{name:str}", status_code=204)
-async def delete_group(registry: Provided[SQLRegistry], name: FromPath[str]) -> None:
+async def delete_group(
+    access: Provided[Scope], registry: Provided[SQLRegistry], name: FromPath[str]
+) -> None:
+    access.group(name)
     await registry.groups.delete(name)
 
 
@@ -65,8 +79,12 @@ class GroupChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_f
 
 @patch("/api/groups/{name:str}")
 async def change_group(
-    registry: Provided[SQLRegistry], name: FromPath[str], data: JSONBody[GroupChange]
+    access: Provided[Scope],
+    registry: Provided[SQLRegistry],
+    name: FromPath[str],
+    data: JSONBody[GroupChange],
 ) -> Group:
+    access.group(name)
     kept = (await registry.groups.get(name)).tags.keys() - set(data.remove_tags)
     if len(kept | data.tags.keys()) > MAX_TAGS:
         raise RegistryError(f"tags: a group has at most {MAX_TAGS}", "invalid")
@@ -75,17 +93,29 @@ async def change_group(
 
 @post("/api/groups/{name:str}/devices", status_code=200)
 async def add_members(
-    registry: Provided[SQLRegistry], name: FromPath[str], data: JSONBody[Members]
+    access: Provided[Scope],
+    registry: Provided[SQLRegistry],
+    name: FromPath[str],
+    data: JSONBody[Members],
 ) -> Group:
+    access.group(name)
     keys = [(m.product_key, m.device_name) for m in data.devices]
+    for key in keys:
+        access.device(*key)
     return await registry.groups.add(name, keys)
 
 
 @post("/api/groups/{name:str}/devices/remove", status_code=200)
 async def remove_members(
-    registry: Provided[SQLRegistry], name: FromPath[str], data: JSONBody[Members]
+    access: Provided[Scope],
+    registry: Provided[SQLRegistry],
+    name: FromPath[str],
+    data: JSONBody[Members],
 ) -> Group:
+    access.group(name)
     keys = [(m.product_key, m.device_name) for m in data.devices]
+    for key in keys:
+        access.device(*key)
     return await registry.groups.remove(name, keys)
 
 

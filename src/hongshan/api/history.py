@@ -20,6 +20,7 @@ from litestar.response import Stream
 
 from hongshan.api.dependencies import Provided
 from hongshan.api.devices import DEVICE
+from hongshan.api.scope import Scope
 from hongshan.store.history.buckets import bucket_label, buckets, zone
 from hongshan.store.history.model import (
     AGGREGATES,
@@ -174,6 +175,7 @@ async def all_points(
 
 @get(DEVICE + "/history/{identifier:str}")
 async def device_history(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     history: Provided[HistoryStore],
     pk: FromPath[str],
@@ -191,7 +193,7 @@ async def device_history(
 ) -> Any:
     """A property's values over a range: raw and paged (``cursor``), or with ``every``
     aggregated per bucket."""
-    await registry.get_device(pk, dn)  # 404 for a device that does not exist
+    access.device(pk, dn)
     first, last = time_range(start, end, tz)
     device = (pk, dn)
     if every is not None:
@@ -215,6 +217,7 @@ async def device_history(
 
 @get(DEVICE + "/log")
 async def device_log(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     history: Provided[HistoryStore],
     pk: FromPath[str],
@@ -228,7 +231,7 @@ async def device_log(
     output: Format = "json",
 ) -> Any:
     """Events, service replies, status changes and commands sent, oldest first."""
-    await registry.get_device(pk, dn)
+    access.device(pk, dn)
     first, last = time_range(start, end, tz)
     kinds = kind or []
     if output == "csv":
@@ -255,6 +258,7 @@ async def device_log(
 
 async def selected(
     registry: SQLRegistry,
+    access: Scope,
     devices: list[str] | None,
     product_key: str | None,
     group: str | None,
@@ -266,6 +270,7 @@ async def selected(
             pk, _, dn = text.partition("/")
             if not dn:
                 raise HistoryProblem(f"devices={text!r}: expected productKey/deviceName")
+            access.device(pk, dn)
             at = (await registry.get_device(pk, dn)).location
             chosen.append(
                 DevicePlace(
@@ -278,12 +283,15 @@ async def selected(
             )
         return chosen
     tags = dict(t.split(":", 1) for t in tag or [] if ":" in t) or None
-    where = DeviceFilter(product_key=product_key, group=group, tags=tags, limit=MAX_DEVICES)
+    where = DeviceFilter(
+        product_key=product_key, group=group, tags=tags, limit=MAX_DEVICES, reach=access.reach
+    )
     return await registry.device_places(where)
 
 
 @get("/api/history/aggregate")
 async def aggregate(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     history: Provided[HistoryStore],
     identifier: Annotated[list[str], QueryParameter(description="repeatable")],
@@ -308,7 +316,7 @@ async def aggregate(
     first, last = time_range(start, end, tz)
     names = aggregates_of(agg)
     cut = buckets(first, last, every or "1h", tz)
-    chosen = await selected(registry, devices, product_key, group, tag)
+    chosen = await selected(registry, access, devices, product_key, group, tag)
     parts: dict[str, list[Device]] = {}
     for d in chosen:
         key = {
@@ -335,6 +343,7 @@ async def aggregate(
 
 @get("/api/history/latest")
 async def latest(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     twin: Provided[PropertyTwin],
     identifier: Annotated[list[str] | None, QueryParameter(description="repeatable")] = None,
@@ -348,7 +357,7 @@ async def latest(
     """The latest value and time of the chosen properties (all when none are named) of
     many devices, with where they are: the console's map. As CSV, a row per value (a
     device with none has one row without)."""
-    chosen = await selected(registry, devices, product_key, group, tag)
+    chosen = await selected(registry, access, devices, product_key, group, tag)
     wanted = set(identifier or [])
     values_of = twin.peek
     found = []
@@ -380,15 +389,19 @@ def retention_of(history: HistoryStore, pk: str) -> RetentionView:
 
 @get("/api/products/{pk:str}/retention")
 async def show_retention(
-    registry: Provided[SQLRegistry], history: Provided[HistoryStore], pk: FromPath[str]
+    access: Provided[Scope],
+    registry: Provided[SQLRegistry],
+    history: Provided[HistoryStore],
+    pk: FromPath[str],
 ) -> RetentionView:
     """How long the product's history is kept: its own setting, or the default."""
-    await registry.get_product(pk)
+    access.product(pk)
     return retention_of(history, pk)
 
 
 @put("/api/products/{pk:str}/retention")
 async def set_retention(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     history: Provided[HistoryStore],
     pk: FromPath[str],
@@ -396,7 +409,7 @@ async def set_retention(
 ) -> RetentionView:
     """Keep raw values (and events, status changes) ``rawDays`` and aggregates
     ``rollupDays``; null keeps them for ever. Older history goes in the next passes."""
-    await registry.get_product(pk)
+    access.product(pk)
     for days in (data.raw_days, data.rollup_days):
         if days is not None and days <= 0:
             raise HistoryProblem("rawDays and rollupDays must be positive (or null: for ever)")
@@ -406,10 +419,13 @@ async def set_retention(
 
 @delete("/api/products/{pk:str}/retention", status_code=200)
 async def default_retention(
-    registry: Provided[SQLRegistry], history: Provided[HistoryStore], pk: FromPath[str]
+    access: Provided[Scope],
+    registry: Provided[SQLRegistry],
+    history: Provided[HistoryStore],
+    pk: FromPath[str],
 ) -> RetentionView:
     """Back to the server's default retention."""
-    await registry.get_product(pk)
+    access.product(pk)
     await history.set_retention(pk, None)
     return retention_of(history, pk)
 

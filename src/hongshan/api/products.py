@@ -13,6 +13,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from hongshan.api.auth import require
 from hongshan.api.dependencies import Provided
 from hongshan.api.paging import PAGED, Page, Paged
+from hongshan.api.scope import Scope
 from hongshan.identity.principals import Principal, Role
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
@@ -39,6 +40,7 @@ class NewProduct(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fi
     product_secret: str | None = None
     protocol: Protocol = Protocol.ALINK  # what its devices speak, for good
     schemaless: bool = False  # its thing model grows from what its devices report
+    tenant: str | None = None  # the admin token's choice (default: "default"); else one's own
 
 
 class ProductChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -50,7 +52,10 @@ class ProductChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown
 
 
 @post("/api/products", status_code=201)
-async def create_product(registry: Provided[SQLRegistry], data: JSONBody[NewProduct]) -> Product:
+async def create_product(
+    access: Provided[Scope], registry: Provided[SQLRegistry], data: JSONBody[NewProduct]
+) -> Product:
+    tenant = access.tenant_for_new(data.tenant)
     naming.check_product_name(data.name)
     model = ThingModel.from_json(data.thing_model) if data.thing_model is not None else None
     return await registry.create_product(
@@ -65,14 +70,18 @@ async def create_product(registry: Provided[SQLRegistry], data: JSONBody[NewProd
         product_secret=data.product_secret,
         protocol=data.protocol,
         schemaless=data.schemaless,
+        tenant=tenant,
     )
 
 
 @get("/api/products", dependencies=PAGED)
-async def list_products(registry: Provided[SQLRegistry], paging: Paged) -> Page[Product]:
-    """Sorted by ``name`` (or ``productKey``, ``createdAt``); ``q`` in the name or key."""
+async def list_products(
+    access: Provided[Scope], registry: Provided[SQLRegistry], paging: Paged
+) -> Page[Product]:
+    """The principal's tenant's; sorted by ``name`` (or ``productKey``, ``createdAt``);
+    ``q`` in the name or key."""
     return paging.in_memory(
-        await registry.list_products(),
+        await registry.list_products(access.reach),
         {"name": _name, "productKey": _key, "createdAt": _created},
         default="name",
         text=lambda product: f"{product.name} {product.product_key}",
@@ -93,11 +102,13 @@ def _created(product: Product) -> int:
 
 @get("/api/products/{pk:str}")
 async def show_product(
+    access: Provided[Scope],
     registry: Provided[SQLRegistry],
     principal: Provided[Principal],
     pk: FromPath[str],
     secret: FromQuery[bool] = False,
 ) -> Product:
+    access.product(pk)
     if secret:
         require(principal, Role.ADMIN, "the product's secret")
     return await registry.get_product(pk, with_secret=secret)
@@ -105,8 +116,12 @@ async def show_product(
 
 @patch("/api/products/{pk:str}")
 async def change_product(
-    registry: Provided[SQLRegistry], pk: FromPath[str], data: JSONBody[ProductChange]
+    access: Provided[Scope],
+    registry: Provided[SQLRegistry],
+    pk: FromPath[str],
+    data: JSONBody[ProductChange],
 ) -> Product:
+    access.product(pk)
     if data.name is not None:
         naming.check_product_name(data.name)
     changes = {
@@ -116,12 +131,18 @@ async def change_product(
 
 
 @delete("/api/products/{pk:str}", status_code=204)
-async def delete_product(registry: Provided[SQLRegistry], pk: FromPath[str]) -> None:
+async def delete_product(
+    access: Provided[Scope], registry: Provided[SQLRegistry], pk: FromPath[str]
+) -> None:
+    access.product(pk)
     await registry.delete_product(pk)
 
 
 @get("/api/products/{pk:str}/thing-model")
-async def export_thing_model(registry: Provided[SQLRegistry], pk: FromPath[str]) -> dict[str, Any]:
+async def export_thing_model(
+    access: Provided[Scope], registry: Provided[SQLRegistry], pk: FromPath[str]
+) -> dict[str, Any]:
+    access.product(pk)
     model = await registry.thing_model(pk)
     if model is None:
         raise RegistryError(f"product {pk} has no thing model", "not_found")
@@ -130,8 +151,12 @@ async def export_thing_model(registry: Provided[SQLRegistry], pk: FromPath[str])
 
 @put("/api/products/{pk:str}/thing-model")
 async def import_thing_model(
-    registry: Provided[SQLRegistry], pk: FromPath[str], data: JSONBody[dict[str, Any]]
+    access: Provided[Scope],
+    registry: Provided[SQLRegistry],
+    pk: FromPath[str],
+    data: JSONBody[dict[str, Any]],
 ) -> dict[str, Any]:
+    access.product(pk)
     model = ThingModel.from_json(data)
     await registry.update_product(pk, thing_model=model)
     return model.to_json()

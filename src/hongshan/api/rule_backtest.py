@@ -21,6 +21,7 @@ from litestar.params import JSONBody
 
 from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
+from hongshan.api.scope import Scope
 from hongshan.rules.definition import RuleSpec, StoredRule
 from hongshan.services.rules.backtest import DEFAULT_LIMIT, Backtest, Backtester
 from hongshan.services.rules.book import RuleBook
@@ -65,24 +66,33 @@ def _spec(stored: StoredRule) -> RuleSpec:
     )
 
 
-async def _rule(rules: RuleBook, given: RuleSpec | int) -> RuleSpec:
+async def _rule(rules: RuleBook, access: Scope, given: RuleSpec | int) -> RuleSpec:
     if isinstance(given, int):
-        return _spec(await rules.get(given))
-    await rules.check(given)
+        stored = await rules.get(given)
+        access.owned(stored.tenant, f"rule {given}")
+        return _spec(stored)
+    await rules.check(given, tenant=access.principal.tenant)
     return given
 
 
 @post("/api/rules/backtest", status_code=200, opt=OPERATOR)
 async def backtest_rule(
-    rules: Provided[RuleBook], backtests: Provided[Backtester], data: JSONBody[BacktestAsked]
+    access: Provided[Scope],
+    rules: Provided[RuleBook],
+    backtests: Provided[Backtester],
+    data: JSONBody[BacktestAsked],
 ) -> Backtest:
-    rule = await _rule(rules, data.rule)
-    against = None if data.against is None else await _rule(rules, data.against)
+    """Over the history of the devices the principal sees (a group-limited one may not: it
+    would replay devices outside its groups)."""
+    access.unlimited("backtesting a rule")
+    rule = await _rule(rules, access, data.rule)
+    against = None if data.against is None else await _rule(rules, access, data.against)
     device = None
     if data.device is not None:
         pk, found, dn = data.device.partition("/")
         if not (found and pk and dn):
             raise HistoryProblem(f"device {data.device!r}: write PRODUCTKEY/DEVICENAME")
+        access.device_of(pk, dn, f"device {dn} in product {pk}")  # (none: nothing replayed)
         device = (pk, dn)
     return await backtests.run(
         rule,
@@ -91,6 +101,7 @@ async def backtest_rule(
         against=against,
         limit=data.limit,
         device=device,
+        sees=access.sees,
     )
 
 

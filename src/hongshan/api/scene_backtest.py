@@ -21,6 +21,7 @@ from litestar.params import JSONBody
 from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
 from hongshan.api.rule_backtest import moment
+from hongshan.api.scope import Scope
 from hongshan.rules.scene import SceneSpec
 from hongshan.services.rules.backtest import DEFAULT_LIMIT
 from hongshan.services.scenes.backtest import SceneBacktest, SceneBacktester
@@ -35,21 +36,27 @@ class SceneBacktestAsked(msgspec.Struct, kw_only=True, rename="camel", forbid_un
     limit: int = DEFAULT_LIMIT
 
 
-async def _scene(scenes: SceneBook, given: SceneSpec | int) -> SceneSpec:
+async def _scene(scenes: SceneBook, access: Scope, given: SceneSpec | int) -> SceneSpec:
     if isinstance(given, int):
-        return (await scenes.get(given)).spec
-    await scenes.check(given)
+        stored = await scenes.get(given)
+        access.owned(stored.tenant, f"scene {given}")
+        return stored.spec
+    await scenes.check(given, access.principal.tenant)
     return given
 
 
 @post("/api/scenes/backtest", status_code=200, opt=OPERATOR)
 async def backtest_scene(
+    access: Provided[Scope],
     scenes: Provided[SceneBook],
     scene_backtests: Provided[SceneBacktester],
     data: JSONBody[SceneBacktestAsked],
 ) -> SceneBacktest:
-    scene = await _scene(scenes, data.scene)
-    against = None if data.against is None else await _scene(scenes, data.against)
+    """Over the history of the devices the scene names, of the principal's tenant (checked
+    as a scene being saved); a group-limited principal may not."""
+    access.unlimited("backtesting a scene")
+    scene = await _scene(scenes, access, data.scene)
+    against = None if data.against is None else await _scene(scenes, access, data.against)
     return await scene_backtests.run(
         scene,
         moment(data.start, "from"),

@@ -21,10 +21,12 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody
 from hongshan.api.auth import OPERATOR, principal_in, require
 from hongshan.api.dependencies import Provided
 from hongshan.api.paging import BY_NAME_AND_TIMES, PAGED, Page, Paged
+from hongshan.api.scope import Scope
 from hongshan.identity.principals import Principal, Role
 from hongshan.rules.scene import Conditions, Mode, SceneSpec, StepSpec, StoredScene, TriggerSpec
 from hongshan.services.scenes.book import SceneBook
 from hongshan.services.scenes.running import SceneTrace
+from hongshan.things.model import RegistryError
 
 SCENE = "/api/scenes/{scene_id:int}"
 
@@ -73,15 +75,41 @@ def _view(scene: StoredScene, *, with_secret: bool = False) -> SceneView:
 
 
 @post("/api/scenes", status_code=201, opt=OPERATOR)
-async def create_scene(scenes: Provided[SceneBook], data: JSONBody[SceneSpec]) -> SceneView:
-    return _view(await scenes.create(data), with_secret=True)
+async def create_scene(
+    access: Provided[Scope],
+    scenes: Provided[SceneBook],
+    data: JSONBody[SceneSpec],
+    tenant: FromQuery[str | None] = None,
+) -> SceneView:
+    """In the principal's tenant (the admin token's: ``?tenant=``, else ``default``): its
+    triggers, conditions and actions may name that tenant's devices and groups only."""
+    access.unlimited("creating a scene")
+    made = await scenes.create(data, access.tenant_for_new(tenant))
+    return _view(made, with_secret=True)
+
+
+async def _reached(scenes: SceneBook, access: Scope, scene_id: int) -> StoredScene:
+    """The scene, 404 (as for none) when it is another tenant's."""
+    scene = await scenes.get(scene_id)
+    access.owned(scene.tenant, f"scene {scene_id}")
+    return scene
+
+
+async def _changeable(scenes: SceneBook, access: Scope, scene_id: int) -> StoredScene:
+    """The scene, for a change: 404 as ``_reached``, then 403 for a group-limited one."""
+    scene = await _reached(scenes, access, scene_id)
+    access.unlimited("changing a scene")
+    return scene
 
 
 @get("/api/scenes", dependencies=PAGED)
-async def list_scenes(scenes: Provided[SceneBook], paging: Paged) -> Page[SceneView]:
-    """Sorted by ``id`` (or ``name``, ``createdAt``, ``updatedAt``); ``q`` in the name."""
+async def list_scenes(
+    access: Provided[Scope], scenes: Provided[SceneBook], paging: Paged
+) -> Page[SceneView]:
+    """The tenant's; sorted by ``id`` (or ``name``, ``createdAt``, ``updatedAt``); ``q`` in
+    the name."""
     return paging.in_memory(
-        [_view(scene) for scene in await scenes.list_scenes()],
+        [_view(scene) for scene in await scenes.list_scenes(access.reach)],
         BY_NAME_AND_TIMES,
         default="id",
         text=lambda scene: scene.name,
@@ -90,6 +118,7 @@ async def list_scenes(scenes: Provided[SceneBook], paging: Paged) -> Page[SceneV
 
 @get(SCENE)
 async def show_scene(
+    access: Provided[Scope],
     scenes: Provided[SceneBook],
     principal: Provided[Principal],
     scene_id: FromPath[int],
@@ -97,42 +126,60 @@ async def show_scene(
 ) -> SceneView:
     if secret:
         require(principal, Role.OPERATOR, "the scene's secret and token")
-    return _view(await scenes.get(scene_id), with_secret=secret)
+    return _view(await _reached(scenes, access, scene_id), with_secret=secret)
 
 
 @get(SCENE + "/export")
-async def export_scene(scenes: Provided[SceneBook], scene_id: FromPath[int]) -> SceneSpec:
+async def export_scene(
+    access: Provided[Scope], scenes: Provided[SceneBook], scene_id: FromPath[int]
+) -> SceneSpec:
     """The scene as a file holds it (``POST /api/scenes`` takes it back)."""
-    return (await scenes.get(scene_id)).spec
+    return (await _reached(scenes, access, scene_id)).spec
 
 
 @put(SCENE, opt=OPERATOR)
 async def change_scene(
-    scenes: Provided[SceneBook], scene_id: FromPath[int], data: JSONBody[SceneSpec]
+    access: Provided[Scope],
+    scenes: Provided[SceneBook],
+    scene_id: FromPath[int],
+    data: JSONBody[SceneSpec],
 ) -> SceneView:
     """The whole scene again (its id and keys stay); its runs under way are cancelled, its
     counters and trace start again."""
+    await _changeable(scenes, access, scene_id)
     return _view(await scenes.update(scene_id, data))
 
 
 @post(SCENE + "/enable", status_code=200, opt=OPERATOR)
-async def enable_scene(scenes: Provided[SceneBook], scene_id: FromPath[int]) -> SceneView:
+async def enable_scene(
+    access: Provided[Scope], scenes: Provided[SceneBook], scene_id: FromPath[int]
+) -> SceneView:
+    await _changeable(scenes, access, scene_id)
     return _view(await scenes.set_enabled(scene_id, True))
 
 
 @post(SCENE + "/disable", status_code=200, opt=OPERATOR)
-async def disable_scene(scenes: Provided[SceneBook], scene_id: FromPath[int]) -> SceneView:
+async def disable_scene(
+    access: Provided[Scope], scenes: Provided[SceneBook], scene_id: FromPath[int]
+) -> SceneView:
     """Stop running it: its runs under way are cancelled, those waiting in a delay too."""
+    await _changeable(scenes, access, scene_id)
     return _view(await scenes.set_enabled(scene_id, False))
 
 
 @delete(SCENE, status_code=204, opt=OPERATOR)
-async def delete_scene(scenes: Provided[SceneBook], scene_id: FromPath[int]) -> None:
+async def delete_scene(
+    access: Provided[Scope], scenes: Provided[SceneBook], scene_id: FromPath[int]
+) -> None:
+    await _changeable(scenes, access, scene_id)
     await scenes.delete(scene_id)
 
 
 @get(SCENE + "/trace")
-async def scene_trace(scenes: Provided[SceneBook], scene_id: FromPath[int]) -> SceneTrace:
+async def scene_trace(
+    access: Provided[Scope], scenes: Provided[SceneBook], scene_id: FromPath[int]
+) -> SceneTrace:
+    await _reached(scenes, access, scene_id)
     return await scenes.trace(scene_id)
 
 
@@ -153,7 +200,9 @@ async def trigger_scene(
         except msgspec.DecodeError as exc:
             raise ClientException(f"the body is no JSON: {exc}") from None
     principal = principal_in(request.scope)
-    admin = principal is not None and principal.may(Role.OPERATOR)
+    if principal is not None and not principal.in_tenant((await scenes.get(scene_id)).tenant):
+        raise RegistryError(f"no scene {scene_id}", "not_found")  # (as for none: not theirs)
+    admin = principal is not None and principal.may(Role.OPERATOR) and principal.groups is None
     given = scene_token or token
     await scenes.trigger(scene_id, body, admin=admin, token=given)
     return Triggered(id=scene_id)
