@@ -207,6 +207,7 @@ class Platform:
             publish=broker.publish_from_server,
             latest=self.twin.peek,
             tags=registry.tags.tags_of,
+            tenant_of=registry.directory.tenant_of,
         )
         self._closing.push_async_callback(rules.stop)
         broker.on_published.append(rules.on_published)

@@ -32,7 +32,7 @@ from hongshan.rules.definition import (
 from hongshan.rules.values import UNDEFINED, to_string
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.fanout import FanOut
-from hongshan.things.model import RegistryError
+from hongshan.things.model import Reach, RegistryError
 
 Pending = Coroutine[Any, Any, None]
 
@@ -161,8 +161,12 @@ class _Command:
         fixed: dict[str, Any] | None,
         commands: DeviceCommands,
         fan_out: FanOut,
+        tenant: str,
     ) -> None:
+        """``tenant``: the rule's or scene's, whose devices alone a group, product, tag or
+        district reaches."""
         target = spec.target()
+        self._reach = Reach(tenant=tenant)
         self._fixed = fixed
         self._target = target
         self._device = (
@@ -183,7 +187,7 @@ class _Command:
             try:
                 await self._fan_out.send(
                     self._target, kind, self._service, output, wait=DEFAULT_WAIT, ttl=None,
-                    origin=origin,
+                    origin=origin, reach=self._reach,
                 )  # fmt: skip
             except RegistryError as exc:
                 raise ActionFailed(f"{self.kind} on {self._target.describe()}: {exc}") from None
@@ -207,8 +211,10 @@ class SetProperties(_Command):
 
     kind = "set"
 
-    def __init__(self, spec: SetAction, commands: DeviceCommands, fan_out: FanOut) -> None:
-        super().__init__(spec, "set", spec.values, commands, fan_out)
+    def __init__(
+        self, spec: SetAction, commands: DeviceCommands, fan_out: FanOut, tenant: str
+    ) -> None:
+        super().__init__(spec, "set", spec.values, commands, fan_out, tenant)
 
 
 class InvokeService(_Command):
@@ -217,8 +223,10 @@ class InvokeService(_Command):
 
     kind = "invoke"
 
-    def __init__(self, spec: InvokeAction, commands: DeviceCommands, fan_out: FanOut) -> None:
-        super().__init__(spec, spec.service, spec.params, commands, fan_out)
+    def __init__(
+        self, spec: InvokeAction, commands: DeviceCommands, fan_out: FanOut, tenant: str
+    ) -> None:
+        super().__init__(spec, spec.service, spec.params, commands, fan_out, tenant)
 
 
 class AlarmDesk(Protocol):

@@ -13,6 +13,7 @@ import httpx
 import msgspec
 
 from hongshan.errors import HongshanError
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.messages import DeviceRef, Uplink
 from hongshan.mqtt.trie import SubscriptionTrie
 from hongshan.rules.definition import RULE_INPUT
@@ -68,6 +69,10 @@ def _ms() -> int:
     return int(time.time() * 1000)
 
 
+def _every_product_default(product_key: str) -> str:
+    return DEFAULT_TENANT
+
+
 class RuleEngine:
     """Runs the enabled rules on the messages they listen to: clients' publishes (heard from
     the broker, ``on_published``), the bus's uplinks as each source presents them
@@ -77,7 +82,10 @@ class RuleEngine:
 
     Rules are indexed by their FROM filter in a subscription trie, so a message costs one
     lookup (remembered per topic) whatever the number of rules; with no rule at all, one
-    ``if``. The rules of one filter (its ``Listeners``) have their WHEREs decided together
+    ``if``. Rules run per tenant: the rules of one filter and one tenant are its
+    ``Listeners``, and a message is heard only by those of its device's tenant (a dict read,
+    ``tenant_of``); a message that is no device's (a client's publish, a republish) by the
+    default tenant's. Those of one ``Listeners`` have their WHEREs decided together
     (``WhereIndex``: a field read once, thresholds found by bisection), so a rule a message
     does not concern costs next to nothing. A message that speaks for a device carries its
     latest values and its tags as they are now (``attribute()``: one dict lookup, in memory,
@@ -96,13 +104,16 @@ class RuleEngine:
         publish: Publish,
         latest: Callable[[str, str], Mapping[str, PropertyValue]],
         tags: TagsOf,
+        tenant_of: Callable[[str], str | None] = _every_product_default,
     ) -> None:
+        """``tenant_of``: a product's tenant (``Directory.tenant_of``)."""
+        self._tenant_of = tenant_of
         self._sources = tuple(sources)
         self._publish = publish
         self._latest = latest
         self._tags = tags
         self._index: SubscriptionTrie[str, Listeners] = SubscriptionTrie()
-        self._listeners: dict[str, Listeners] = {}  # by FROM filter
+        self._listeners: dict[str, Listeners] = {}  # by tenant and FROM filter: ``_key``
         self._rules: dict[int, RunningRule] = {}
         self._named: dict[str, RunningRule] = {}  # (a rule's input is named: ``feed``)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -118,10 +129,11 @@ class RuleEngine:
         self.drop(rule.id)
         self._rules[rule.id] = rule
         self._named[rule.name] = rule
-        listeners = self._listeners.get(rule.topic_filter)
+        key = _key(rule)
+        listeners = self._listeners.get(key)
         if listeners is None:
-            listeners = self._listeners[rule.topic_filter] = Listeners()
-            self._index.subscribe(rule.topic_filter, rule.topic_filter, listeners)
+            listeners = self._listeners[key] = Listeners(rule.tenant)
+            self._index.subscribe(rule.topic_filter, key, listeners)
         listeners.add(rule)
 
     def drop(self, rule_id: int) -> None:
@@ -132,11 +144,12 @@ class RuleEngine:
         self._retired.update(_totalled(rule))  # (read while it still hears its listeners)
         if self._named.get(rule.name) is rule:
             del self._named[rule.name]
-        listeners = self._listeners[rule.topic_filter]
+        key = _key(rule)
+        listeners = self._listeners[key]
         listeners.remove(rule_id)
         if not listeners.rules:
-            del self._listeners[rule.topic_filter]
-            self._index.unsubscribe(rule.topic_filter, rule.topic_filter)
+            del self._listeners[key]
+            self._index.unsubscribe(rule.topic_filter, key)
 
     def running(self, rule_id: int) -> RunningRule | None:
         return self._rules.get(rule_id)
@@ -285,8 +298,12 @@ class RuleEngine:
     def _run(self, matches: list[dict[str, Listeners]], message: RuleInput, depth: int) -> None:
         now = time.monotonic()
         at = message.received or _ms()
+        device = message.device
+        tenant = DEFAULT_TENANT if device is None else self._tenant_of(device.product)
         for found in matches:
             for listeners in found.values():
+                if listeners.tenant != tenant:
+                    continue  # (another tenant's rules never hear it)
                 if depth > MAX_DEPTH:
                     listeners.looped(message, at)
                     continue
@@ -395,6 +412,11 @@ class RuleEngine:
         """An error action's own failure: counted and logged, never reported again."""
         rule.counters.error_action_failed += 1
         log.warning("rule %s (%s): its error action failed: %s", rule.id, rule.name, exc)
+
+
+def _key(rule: RunningRule) -> str:
+    """Its listeners' key: its tenant and its FROM filter (a tenant id has no ``\n``)."""
+    return f"{rule.tenant}\n{rule.topic_filter}"
 
 
 def _nothing(_identifier: str) -> Any:

@@ -13,6 +13,7 @@ from typing import Any, Literal, NamedTuple
 import httpx
 import msgspec
 
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.rules.compile import CompiledRule, compile
 from hongshan.rules.definition import (
     ActionSpec,
@@ -59,15 +60,17 @@ class ActionNeeds:
     forward: Forwarder  # a rule's input (``RuleEngine.feed``)
 
 
-def build_action(spec: ActionSpec, needs: ActionNeeds, secret: str) -> Action:
+def build_action(
+    spec: ActionSpec, needs: ActionNeeds, secret: str, tenant: str = DEFAULT_TENANT
+) -> Action:
     """The action its settings describe (``secret``: the rule's, a webhook's key)."""
     match spec:
         case RepublishAction():
             return Republish(spec, needs.republish)
         case SetAction():
-            return SetProperties(spec, needs.commands, needs.fan_out)
+            return SetProperties(spec, needs.commands, needs.fan_out, tenant)
         case InvokeAction():
-            return InvokeService(spec, needs.commands, needs.fan_out)
+            return InvokeService(spec, needs.commands, needs.fan_out, tenant)
         case WebhookAction():
             return Webhook(spec, needs.http, secret)
         case AlarmAction():
@@ -82,15 +85,18 @@ def build_rule(stored: StoredRule, needs: ActionNeeds) -> RunningRule:
         stored.id,
         stored.name,
         compile(parse(stored.sql)),
-        actions=[build_action(spec, needs, stored.secret) for spec in stored.actions],
+        actions=[
+            build_action(spec, needs, stored.secret, stored.tenant) for spec in stored.actions
+        ],
         error_action=(
             None
             if stored.error_action is None
-            else build_action(stored.error_action, needs, stored.secret)
+            else build_action(stored.error_action, needs, stored.secret, stored.tenant)
         ),
         max_per_second=stored.max_per_second,
         shadow=stored.shadow,
         specs=stored.actions,
+        tenant=stored.tenant,
     )
 
 
@@ -185,9 +191,11 @@ class RunningRule:
         shadow: bool = False,
         specs: Sequence[Any] = (),
         now: float | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> None:
         self.id = rule_id
         self.name = name
+        self.tenant = tenant  # it hears its tenant's devices (and, for default, clients)
         self.compiled = compiled
         self.topic_filter = compiled.rule.topic_filter
         self.actions = actions
@@ -358,7 +366,8 @@ class Listeners:
     all their WHEREs at once (``WhereIndex``) and answers the rules that fire with their
     output. Owns the index and the messages kept; never starts an action."""
 
-    def __init__(self) -> None:
+    def __init__(self, tenant: str = DEFAULT_TENANT) -> None:
+        self.tenant = tenant  # (the rules of one filter and one tenant: ``RuleEngine``)
         self.rules: dict[int, RunningRule] = {}
         self._index: WhereIndex[int] = WhereIndex()
         self.heard = 0

@@ -177,15 +177,15 @@ def not_running(scene_id: int) -> SceneTrace:
 S = TypeVar("S", bound=RunningScene)
 
 
-def _step(spec: ActionSpec | DelayStep, needs: ActionNeeds, secret: str) -> Step:
+def _step(spec: ActionSpec | DelayStep, needs: ActionNeeds, secret: str, tenant: str) -> Step:
     if isinstance(spec, DelayStep):
         return Delay(round(spec.seconds * 1000))
-    return build_action(spec, needs, secret)
+    return build_action(spec, needs, secret, tenant)
 
 
 def build_scene(stored: StoredScene, needs: ActionNeeds) -> RunningScene:
     """A stored scene made ready to run (it was checked when it was stored)."""
-    steps = [_step(step, needs, stored.secret) for step in stored.spec.actions]
+    steps = [_step(step, needs, stored.secret, stored.tenant) for step in stored.spec.actions]
     return scene_of(RunningScene, stored, steps)
 
 
