@@ -157,13 +157,17 @@ class Directory:
         """The devices recorded online (at start: those the last server did not see go)."""
         return [key for key, record in self._devices.items() if record.state is DeviceState.ONLINE]
 
-    def places(self, product_key: str | None, name_prefix: str) -> list[DevicePlace]:
-        """Name and place of each device of ``product_key`` (or of any product, for None)
-        whose name starts with ``name_prefix``."""
+    def places(
+        self, product_key: str | None, name_prefix: str, tenant: str | None = None
+    ) -> list[DevicePlace]:
+        """Name and place of each device of ``product_key`` (or of any product, for None;
+        of ``tenant``'s products, unless None) whose name starts with ``name_prefix``."""
         return [
             DevicePlace(key[0], key[1], *record.place)
             for key, record in self._devices.items()
-            if (product_key is None or key[0] == product_key) and key[1].startswith(name_prefix)
+            if (product_key is None or key[0] == product_key)
+            and key[1].startswith(name_prefix)
+            and (tenant is None or self.tenant_of(key[0]) == tenant)
         ]
 
     # -- the lifecycle ----------------------------------------------------------------------

@@ -691,8 +691,10 @@ class SQLRegistry:
         """Name and place of each device ``where`` selects, without the rest of it: from memory
         when only the product narrows it (the console's map of a town's lamps), else a query."""
         simple = where.group is None and not where.tags and where.gateway is None
+        simple = simple and where.reach.groups is None  # (a group limit asks the members)
         if simple and where.state is None and where.text is None and where.order == ALL_ORDER:
-            places = self.directory.places(where.product_key, where.name_prefix or "")
+            prefix = where.name_prefix or ""
+            places = self.directory.places(where.product_key, prefix, where.reach.tenant)
             return places[where.offset : where.offset + where.limit]
 
         def query() -> list[DevicePlace]:
