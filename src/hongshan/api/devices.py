@@ -424,7 +424,6 @@ async def unbind_gateway(
 @get(DEVICE + "/properties")
 async def properties(
     access: Provided[Scope],
-    registry: Provided[SQLRegistry],
     twin: Provided[PropertyTwin],
     pk: FromPath[str],
     dn: FromPath[str],
@@ -437,7 +436,6 @@ async def properties(
 @post(DEVICE + "/properties", status_code=200, opt=OPERATOR)
 async def set_properties(
     access: Provided[Scope],
-    registry: Provided[SQLRegistry],
     commands: Provided[DeviceCommands],
     pk: FromPath[str],
     dn: FromPath[str],
@@ -453,7 +451,6 @@ async def set_properties(
 @post(DEVICE + "/services/{identifier:str}", status_code=200, opt=OPERATOR)
 async def invoke(
     access: Provided[Scope],
-    registry: Provided[SQLRegistry],
     commands: Provided[DeviceCommands],
     pk: FromPath[str],
     dn: FromPath[str],
@@ -471,7 +468,6 @@ async def invoke(
 @get(DEVICE + "/shadow")
 async def shadow(
     access: Provided[Scope],
-    registry: Provided[SQLRegistry],
     shadows: Provided[DeviceShadows],
     pk: FromPath[str],
     dn: FromPath[str],
@@ -483,7 +479,6 @@ async def shadow(
 @put(DEVICE + "/shadow", opt=OPERATOR)
 async def change_shadow(
     access: Provided[Scope],
-    registry: Provided[SQLRegistry],
     shadows: Provided[DeviceShadows],
     pk: FromPath[str],
     dn: FromPath[str],
@@ -498,7 +493,6 @@ async def change_shadow(
 @get(DEVICE + "/desired")
 async def desired(
     access: Provided[Scope],
-    registry: Provided[SQLRegistry],
     desired_values: Provided[DesiredValues],
     pk: FromPath[str],
     dn: FromPath[str],
@@ -536,7 +530,6 @@ async def set_desired(
 @post(DEVICE + "/rrpc", status_code=200, opt=OPERATOR)
 async def rrpc(
     access: Provided[Scope],
-    registry: Provided[SQLRegistry],
     commands: Provided[DeviceCommands],
     pk: FromPath[str],
     dn: FromPath[str],

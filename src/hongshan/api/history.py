@@ -176,7 +176,6 @@ async def all_points(
 @get(DEVICE + "/history/{identifier:str}")
 async def device_history(
     access: Provided[Scope],
-    registry: Provided[SQLRegistry],
     history: Provided[HistoryStore],
     pk: FromPath[str],
     dn: FromPath[str],
@@ -218,7 +217,6 @@ async def device_history(
 @get(DEVICE + "/log")
 async def device_log(
     access: Provided[Scope],
-    registry: Provided[SQLRegistry],
     history: Provided[HistoryStore],
     pk: FromPath[str],
     dn: FromPath[str],
@@ -390,7 +388,6 @@ def retention_of(history: HistoryStore, pk: str) -> RetentionView:
 @get("/api/products/{pk:str}/retention")
 async def show_retention(
     access: Provided[Scope],
-    registry: Provided[SQLRegistry],
     history: Provided[HistoryStore],
     pk: FromPath[str],
 ) -> RetentionView:
@@ -402,7 +399,6 @@ async def show_retention(
 @put("/api/products/{pk:str}/retention")
 async def set_retention(
     access: Provided[Scope],
-    registry: Provided[SQLRegistry],
     history: Provided[HistoryStore],
     pk: FromPath[str],
     data: JSONBody[Retention],
@@ -420,7 +416,6 @@ async def set_retention(
 @delete("/api/products/{pk:str}/retention", status_code=200)
 async def default_retention(
     access: Provided[Scope],
-    registry: Provided[SQLRegistry],
     history: Provided[HistoryStore],
     pk: FromPath[str],
 ) -> RetentionView:
