@@ -13,6 +13,7 @@ from websockets.sync.client import connect
 
 from alibaba_device import signed
 from broker_peers import Paho, eventually
+from webhook_receiver import WebhookReceiver
 
 LISTS = (
     "/api/products",
@@ -187,3 +188,20 @@ def test_a_clinic_viewer_hears_only_its_group_live(server: Any, north: Town) -> 
         post_value(server, north, north.lamp, 45).stop()
         got = frame(socket)
         assert got["device"] == f"{north.pk}/{north.lamp}", got
+
+
+def test_a_route_of_b_hears_no_alarm_of_a(server: Any, north: Town, south: Town) -> None:
+    receiver = WebhookReceiver()
+    try:
+        with client(server, south.tokens["admin"]) as b:
+            route = {"name": "south-hook", "kind": "webhook", "url": receiver.url}
+            made = b.post("/api/alarm-notifications", json=route)
+            assert made.status_code == 201, made.text
+        for town, kind in ((north, "north-only"), (south, "south-own")):
+            with client(server, town.tokens["operator"]) as operator:
+                alarm = {"productKey": town.pk, "deviceName": town.lamp, "type": kind}
+                assert operator.post("/api/alarms", json=alarm).status_code == 201
+        _, body = receiver.get()
+        assert json.loads(body)["type"] == "south-own", body
+    finally:
+        receiver.close()
