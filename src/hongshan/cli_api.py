@@ -176,6 +176,7 @@ def product() -> None:
 @click.option(
     "--schemaless", is_flag=True, help="Add properties to the thing model as devices report them."
 )
+@click.option("--tenant", help="Whose it is (the admin token's choice) [default].")
 def product_create(api: Api, tsl: Any, **fields: Any) -> None:
     """Create a product; prints it with its ProductKey and ProductSecret."""
     body = {_camel(k): v for k, v in fields.items() if v is not None}
@@ -453,9 +454,13 @@ def group() -> None:
 @api_options
 @click.argument("name")
 @click.option("--description", default="")
-def group_create(api: Api, name: str, description: str) -> None:
+@click.option("--tenant", help="Whose it is (the admin token's choice) [default].")
+def group_create(api: Api, name: str, description: str, tenant: str | None) -> None:
     """Create a group."""
-    api.show(api.request("POST", "/api/groups", json={"name": name, "description": description}))
+    body = {"name": name, "description": description}
+    if tenant is not None:
+        body["tenant"] = tenant
+    api.show(api.request("POST", "/api/groups", json=body))
 
 
 @group.command("list")

@@ -14,6 +14,11 @@ def test_tenants_from_the_command_line(server: Any) -> None:
     added = as_json(server, "tenant", "add", "hill", "--name", "Hill Town")
     assert (added["id"], added["name"]) == ("hill", "Hill Town")
     assert [t["id"] for t in as_json(server, "tenant", "list")] == ["default", "hill"]
+    pump = as_json(server, "product", "create", "--name", "Well", "--tenant", "hill")
+    assert pump["tenant"] == "hill"
+    run(server, "product", "delete", pump["productKey"])
+    assert as_json(server, "group", "create", "hill_side", "--tenant", "hill")["tenant"] == "hill"
+    run(server, "group", "delete", "hill_side")
     token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
     with httpx.Client(
         base_url=f"http://127.0.0.1:{server.ports['http']}",
