@@ -337,7 +337,7 @@ def test_bad_conditions_are_refused_naming_what_is_wrong(server: ServerThread) -
     good = {"type": "Overvoltage", "create": [{"severity": "major", **volts(">", 250)}]}
     with rest(server) as api:
         path = f"/api/products/{pk}/alarm-conditions"
-        problem(api.post("/api/products/nope/alarm-conditions", json=good), 400, "no product nope")
+        problem(api.post("/api/products/nope/alarm-conditions", json=good), 404, "no product nope")
         bad_property = {**good, "create": [{"severity": "major", **volts(">", 1)}]}
         bad_property["create"][0]["predicates"][0]["property"] = "SpO2"
         problem(api.post(path, json=bad_property), 400, "create major", "no property 'SpO2'")

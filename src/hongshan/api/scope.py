@@ -49,9 +49,10 @@ class Scope:
 
     def device(self, product_key: str, device_name: str) -> None:
         """404 unless the device exists and the principal sees it (tenant and groups)."""
+        what = f"device {device_name} in product {product_key}"
         if not self._directory.device_known(product_key, device_name):
-            raise RegistryError(f"no device {device_name} in product {product_key}", "not_found")
-        self.device_of(product_key, device_name, f"device {device_name} in product {product_key}")
+            raise RegistryError(f"no {what}", "not_found")
+        self.device_of(product_key, device_name, what)
 
     def device_of(self, product_key: str, device_name: str, what: str) -> None:
         """404 (``no <what>``) for a row of a device the principal does not see (an alarm,
@@ -66,6 +67,7 @@ class Scope:
             raise RegistryError(f"no device {device_name} in product {product_key}", "invalid")
 
     def sees(self, product_key: str, device_name: str) -> bool:
+        """Whether the device is in reach (a backtest's filter of what it replays)."""
         return self._visibility.sees(self.principal, product_key, device_name)
 
     def target(self, target: Target) -> None:
