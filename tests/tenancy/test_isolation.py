@@ -205,3 +205,30 @@ def test_a_route_of_b_hears_no_alarm_of_a(server: Any, north: Town, south: Town)
         assert json.loads(body)["type"] == "south-own", body
     finally:
         receiver.close()
+
+
+def test_a_rule_of_b_cannot_republish_onto_a_device_topic_of_a(
+    server: Any, north: Town, south: Town
+) -> None:
+    theirs = f"/sys/{north.pk}/{north.lamps[1]}/thing/service/property/set"
+    rule = {
+        "name": "south-meddle",
+        "sql": f'SELECT * FROM "/sys/{south.pk}/#"',
+        "actions": [{"type": "republish", "topic": theirs}],
+    }
+    with client(server, south.tokens["operator"]) as b:
+        made = b.post("/api/rules", json=rule)
+        assert made.status_code == 201, made.text
+        trace = f"/api/rules/{made.json()['id']}/trace"
+        lamp = Paho(
+            server.port, **signed(north.pk, north.lamps[1], north.secrets[north.lamps[1]])
+        ).connect()
+        try:
+            lamp.subscribe(f"/sys/{north.pk}/{north.lamps[1]}/thing/service/#", 1)
+            post_value(server, south, south.lamp, 46).stop()
+            eventually(lambda: b.get(trace).json()["counters"]["failed"] > 0, what="refused")
+            assert "not a topic of this tenant's" in b.get(trace).text
+            assert lamp.messages.empty(), "A's lamp was sent B's republish"
+        finally:
+            lamp.stop()
+            b.delete(trace.removesuffix("/trace"))

@@ -71,8 +71,9 @@ class Action(Protocol):
         """Do it with ``output``: None when done, or the coroutine that does it."""
 
 
-Republisher = Callable[[str, dict[str, Any], int, int], None]
-"""(topic, output, qos, depth): the engine publishes it, and runs its rules on it."""
+Republisher = Callable[[str, dict[str, Any], int, int, str], None]
+"""(topic, output, qos, depth, tenant): the engine publishes it, and runs the tenant's rules
+on it; ``ActionFailed`` for a topic of another tenant's device."""
 
 
 _FIELD = re.compile(r"\$\{([^}]*)\}")
@@ -108,10 +109,11 @@ class Republish:
 
     kind = "republish"
 
-    def __init__(self, spec: RepublishAction, republish: Republisher) -> None:
+    def __init__(self, spec: RepublishAction, republish: Republisher, tenant: str) -> None:
         self._topic = TopicTemplate(spec.topic)
         self._qos = spec.qos
         self._republish = republish
+        self._tenant = tenant  # the rule's or scene's
 
     def start(self, output: dict[str, Any], fired: Fired) -> None:
         topic = self._topic.fill(output)
@@ -119,7 +121,7 @@ class Republish:
             validate_topic_name(topic)
         except RemoteProtocolError as exc:
             raise ActionFailed(f"republish to {topic!r}: {exc}") from None
-        self._republish(topic, output, self._qos, fired.depth + 1)
+        self._republish(topic, output, self._qos, fired.depth + 1, self._tenant)
 
 
 Forwarder = Callable[[str, dict[str, Any], Fired], None]

@@ -244,16 +244,30 @@ class RuleEngine:
             )
             self._run(matches, heard, depth)
 
-    def republish(self, topic: str, output: dict[str, Any], qos: int, depth: int) -> None:
+    def republish(
+        self,
+        topic: str,
+        output: dict[str, Any],
+        qos: int,
+        depth: int,
+        tenant: str = DEFAULT_TENANT,
+    ) -> None:
         """A rule's output published on ``topic`` (subscribers get it), and run through the
-        rules listening there, ``depth`` republishes deep."""
+        rules of ``tenant`` (the republishing rule's) listening there, ``depth`` republishes
+        deep. ``ActionFailed`` for a topic of another tenant's device (a rule of one town
+        never commands another's lamps by their topics)."""
+        for source in self._sources:
+            device = source.device_in(topic)
+            owner = None if device is None else self._tenant_of(device.product)
+            if owner is not None and owner != tenant:
+                raise ActionFailed(f"republish to {topic!r}: not a topic of this tenant's")
         self._publish(topic, _encode(output), qos)
         if not self._rules:
             return
         matches = self._index.matches(topic)
         if matches:
             heard = RuleInput(topic=topic, payload=output, received=_ms())
-            self._run(matches, heard, depth)
+            self._run(matches, heard, depth, tenant)
 
     def feed(self, name: str, output: dict[str, Any], fired: Fired) -> None:
         """A rule's ``output`` handed to the input of the rule named ``name``: that rule alone
@@ -295,11 +309,20 @@ class RuleEngine:
 
     # -- running ---------------------------------------------------------------------------
 
-    def _run(self, matches: list[dict[str, Listeners]], message: RuleInput, depth: int) -> None:
+    def _run(
+        self,
+        matches: list[dict[str, Listeners]],
+        message: RuleInput,
+        depth: int,
+        tenant: str | None = None,
+    ) -> None:
+        """Run the listeners of the message's tenant: ``tenant``, else its device's, else
+        (a client's publish) the default tenant's."""
         now = time.monotonic()
         at = message.received or _ms()
         device = message.device
-        tenant = DEFAULT_TENANT if device is None else self._tenant_of(device.product)
+        if tenant is None:
+            tenant = DEFAULT_TENANT if device is None else self._tenant_of(device.product)
         for found in matches:
             for listeners in found.values():
                 if listeners.tenant != tenant:

@@ -66,7 +66,7 @@ def build_action(
     """The action its settings describe (``secret``: the rule's, a webhook's key)."""
     match spec:
         case RepublishAction():
-            return Republish(spec, needs.republish)
+            return Republish(spec, needs.republish, tenant)
         case SetAction():
             return SetProperties(spec, needs.commands, needs.fan_out, tenant)
         case InvokeAction():
