@@ -124,9 +124,9 @@ class Republish:
         self._republish(topic, output, self._qos, fired.depth + 1, self._tenant)
 
 
-Forwarder = Callable[[str, dict[str, Any], Fired], None]
-"""(rule name, output, fired): the engine runs that rule alone on the output, one deeper;
-``ActionFailed`` when no rule of that name is running."""
+Forwarder = Callable[[str, dict[str, Any], Fired, str], None]
+"""(rule name, output, fired, tenant): the engine runs that rule alone on the output, one
+deeper; ``ActionFailed`` when no rule of that name is running in that tenant."""
 
 
 class ForwardToRule:
@@ -135,12 +135,13 @@ class ForwardToRule:
 
     kind = "rule"
 
-    def __init__(self, spec: ForwardAction, forward: Forwarder) -> None:
+    def __init__(self, spec: ForwardAction, forward: Forwarder, tenant: str) -> None:
         self._rule = spec.rule
         self._forward = forward
+        self._tenant = tenant  # the forwarding rule's or scene's: a rule of its own only
 
     def start(self, output: dict[str, Any], fired: Fired) -> None:
-        self._forward(self._rule, output, fired)
+        self._forward(self._rule, output, fired, self._tenant)
 
 
 _DONE = (Outcome.SENT, Outcome.REPLIED)

@@ -269,14 +269,16 @@ class RuleEngine:
             heard = RuleInput(topic=topic, payload=output, received=_ms())
             self._run(matches, heard, depth, tenant)
 
-    def feed(self, name: str, output: dict[str, Any], fired: Fired) -> None:
+    def feed(
+        self, name: str, output: dict[str, Any], fired: Fired, tenant: str = DEFAULT_TENANT
+    ) -> None:
         """A rule's ``output`` handed to the input of the rule named ``name``: that rule alone
         runs on it (its FROM is not matched), as on a message on ``$rules/<name>`` whose
         payload is the output, speaking for the device ``fired``'s message spoke for, one step
         deeper than it; nothing is published. ``ActionFailed`` when no such rule is running
         (disabled, deleted or renamed): the forwarding rule's failure, not the target's."""
         rule = self._named.get(name)
-        if rule is None:
+        if rule is None or rule.tenant != tenant:  # (another tenant's is none of its own)
             raise ActionFailed(f"rule {name!r} is not running (disabled, deleted or renamed)")
         depth, at = fired.depth + 1, _ms()
         message = RuleInput(

@@ -76,7 +76,7 @@ def build_action(
         case AlarmAction():
             return RaiseAlarm(spec, needs.alarms)
         case ForwardAction():
-            return ForwardToRule(spec, needs.forward)
+            return ForwardToRule(spec, needs.forward, tenant)
 
 
 def build_rule(stored: StoredRule, needs: ActionNeeds) -> RunningRule:
