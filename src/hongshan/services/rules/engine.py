@@ -84,10 +84,11 @@ class RuleEngine:
     lookup (remembered per topic) whatever the number of rules; with no rule at all, one
     ``if``. Rules run per tenant: the rules of one filter and one tenant are its
     ``Listeners``, and a message is heard only by those of its device's tenant (a dict read,
-    ``tenant_of``); a message that is no device's (a client's publish, a republish) by the
-    default tenant's. Those of one ``Listeners`` have their WHEREs decided together
-    (``WhereIndex``: a field read once, thresholds found by bisection), so a rule a message
-    does not concern costs next to nothing. A message that speaks for a device carries its
+    ``tenant_of``); a client's publish that is no device's by the default tenant's; a
+    republish by its rule's tenant's (and one onto another tenant's device topic fails).
+    Those of one ``Listeners`` have their WHEREs decided together (``WhereIndex``: a field
+    read once, thresholds found by bisection), so a rule a message does not concern costs
+    next to nothing. A message that speaks for a device carries its
     latest values and its tags as they are now (``attribute()``: one dict lookup, in memory,
     made only when a rule is listening). A rule whose WHERE holds and whose rate allows it
     fires: each of its actions is started, those that take time (commands, webhooks) are
