@@ -232,3 +232,18 @@ def test_a_rule_of_b_cannot_republish_onto_a_device_topic_of_a(
         finally:
             lamp.stop()
             b.delete(trace.removesuffix("/trace"))
+
+
+def test_a_fan_out_reaches_only_the_devices_its_sender_sees(server: Any, north: Town) -> None:
+    with client(server, north.tokens["admin"]) as admin:
+        key = admin.post(
+            "/api/keys", json={"name": "ward-key", "role": "operator", "groups": [north.group]}
+        ).json()["key"]
+    with client(server, key) as ward:
+        every = {"target": {"productKey": north.pk}, "set": {"Brightness": 3}, "ttl": 60}
+        batch = ward.post("/api/commands", json=every)
+        assert batch.status_code == 202, batch.text
+        assert batch.json()["total"] == 1, "the product's lamps in the ward's group alone"
+        outside = {"productKey": north.pk, "deviceName": north.lamps[1]}
+        one = ward.post("/api/commands", json={"target": outside, "set": {"Brightness": 3}})
+        assert one.status_code == 404
