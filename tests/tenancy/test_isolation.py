@@ -27,6 +27,7 @@ LISTS = (
     "/api/users",
     "/api/keys",
     "/api/audit",
+    "/api/map/devices",
 )
 
 
@@ -75,6 +76,8 @@ def test_a_clinic_viewer_sees_only_its_group_devices(server: Any, north: Town) -
         assert clinic.get("/api/groups").json()["total"] == 1
         latest = clinic.get("/api/history/latest").json()
         assert [row["deviceName"] for row in latest] == [inside]
+        mapped = clinic.get("/api/map/devices").json()["devices"]
+        assert [row[1] for row in mapped] == [inside]
     with client(server, north.tokens["viewer"]) as viewer:  # (its town's, not limited)
         assert viewer.get(f"{device}/{outside}/history/Brightness").status_code == 200
 

@@ -80,7 +80,9 @@ def build(server: Any, tenant: str) -> Town:
             "productKey"
         ]
         for name in town.lamps:
-            created(admin.post(f"/api/products/{town.pk}/devices", json={"deviceName": name}))
+            place = {"lat": 31.49, "lon": 120.43}  # (on the map: its list is checked too)
+            body = {"deviceName": name, "location": place}
+            created(admin.post(f"/api/products/{town.pk}/devices", json=body))
             device = f"/api/products/{town.pk}/devices/{name}"
             town.secrets[name] = created(admin.get(device + "/credentials"))["deviceSecret"]
         created(admin.post("/api/groups", json={"name": town.group}))

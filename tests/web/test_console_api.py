@@ -3,16 +3,13 @@ headers (and the API's routes unshadowed), ``/api/console/config`` and ``/api/ma
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from hongshan.api.console import map_devices
 from hongshan.api.console_files import WEB, content_security_policy
-from hongshan.identity.principals import Principal, Role
 
 
 def test_the_console_is_served_at_the_root_with_a_strict_policy(server: Any) -> None:
@@ -153,30 +150,31 @@ def test_map_devices_are_located_rows_with_state_and_worst_alarm(api: httpx.Clie
 def test_a_principal_limited_to_groups_sees_only_their_devices(
     server: Any, api: httpx.Client
 ) -> None:
-    """(No principal but the admin token's can sign in yet: the handler is called as the guard
-    would, with a principal of people's kind limited to groups.)"""
     pk = api.post("/api/products", json={"name": "Lamp"}).json()["productKey"]
     for name in ("lamp-east", "lamp-west"):
         api.post(
             f"/api/products/{pk}/devices",
             json={"deviceName": name, "location": {"lat": 31.49, "lon": 120.43}},
         )
-    assert api.post("/api/groups", json={"name": "eastside"}).status_code == 201
+    for group in ("eastside", "westside"):
+        assert api.post("/api/groups", json={"name": group}).status_code == 201
     api.post(
         "/api/groups/eastside/devices",
         json={"devices": [{"productKey": pk, "deviceName": "lamp-east"}]},
     )
-    platform = server.platform
+    base = f"http://127.0.0.1:{server.ports['http']}"
 
-    def seen_by(groups: frozenset[str] | None) -> list[str]:
-        nurse = Principal(kind="user", name="nurse", role=Role.VIEWER, tenant="default")
-        nurse = dataclasses.replace(nurse, groups=groups)
-        found = server.run(
-            map_devices.fn(registry=platform.registry, alarms=platform.alarms, principal=nurse)
-        )
-        return sorted(row[1] for row in found.devices)
+    def seen_by(name: str, groups: list[str] | None) -> list[str]:
+        user = {"name": name, "password": "a long password 1", "role": "viewer"}
+        made = api.post("/api/users", json={**user, "groups": groups})
+        assert made.status_code == 201, made.text
+        login = {"username": name, "password": user["password"]}
+        token = httpx.post(base + "/api/auth/login", json=login).json()["accessToken"]
+        found = httpx.get(base + "/api/map/devices", headers={"Authorization": f"Bearer {token}"})
+        assert found.status_code == 200, found.text
+        return sorted(row[1] for row in found.json()["devices"])
 
-    assert seen_by(None) == ["lamp-east", "lamp-west"]
-    assert seen_by(frozenset({"eastside"})) == ["lamp-east"]
-    assert seen_by(frozenset({"gone"})) == []  # (a group deleted since: nothing, not all)
-    assert seen_by(frozenset()) == []
+    assert seen_by("ward-all", None) == ["lamp-east", "lamp-west"]
+    assert seen_by("ward-east", ["eastside"]) == ["lamp-east"]
+    assert seen_by("ward-west", ["westside"]) == []  # (a group without located devices)
+    assert seen_by("ward-none", []) == []

@@ -16,11 +16,11 @@ from litestar.params import FromQuery, QueryParameter
 
 from hongshan.alarms.model import Severity
 from hongshan.api.dependencies import ConsoleMap, Provided
+from hongshan.api.scope import Scope
 from hongshan.identity.principals import Principal
 from hongshan.services.alarms.service import AlarmService
 from hongshan.store.registry.store import SQLRegistry
-from hongshan.things.directory import DeviceKey
-from hongshan.things.model import DeviceFilter, DeviceState, RegistryError
+from hongshan.things.model import DeviceFilter, DeviceState
 
 MAX_MAP_DEVICES = 1_000_000  # (every device of a town: the map has no pages)
 DISTRICT = "district.geojson"  # the demo district, next to the console's index.html
@@ -96,23 +96,30 @@ async def console_config(
 async def map_devices(
     registry: Provided[SQLRegistry],
     alarms: Provided[AlarmService],
-    principal: Provided[Principal],
+    access: Provided[Scope],
     product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
     group: FromQuery[str | None] = None,
     device_state: Annotated[DeviceState | None, QueryParameter(name="state")] = None,
 ) -> MapDevices:
     """Every located device (those without a place are left out) with its state and the
     worst severity of its open alarms (null: none), narrowed by product, group and state, of
-    those the principal may see."""
+    those the principal may see (its tenant's, of its groups when it is limited to some)."""
+    if product_key is not None:
+        access.product(product_key)
+    if group is not None:
+        access.group(group)
     where = DeviceFilter(
-        product_key=product_key, group=group, state=device_state, limit=MAX_MAP_DEVICES
+        product_key=product_key,
+        group=group,
+        state=device_state,
+        reach=access.reach,
+        limit=MAX_MAP_DEVICES,
     )
-    visible = await visible_to(registry, principal)
     open_alarms = alarms.open_by_device()
     rows: list[MapRow] = []
     for place in await registry.device_places(where):
         key = (place.product_key, place.device_name)
-        if place.lat is None or place.lon is None or (visible is not None and key not in visible):
+        if place.lat is None or place.lon is None:
             continue
         state = registry.directory.state_of(*key)
         if state is None:  # (deleted since the places were read)
@@ -120,20 +127,6 @@ async def map_devices(
         worst, count = open_alarms.get(key, (None, 0))
         rows.append((*key, place.lat, place.lon, state.value, worst, count))
     return MapDevices(devices=rows)
-
-
-async def visible_to(registry: SQLRegistry, principal: Principal) -> set[DeviceKey] | None:
-    """The devices of the groups a principal is limited to; None: it is not limited. A group
-    deleted since is simply not seen (the limit fails closed)."""
-    if principal.groups is None:
-        return None
-    seen: set[DeviceKey] = set()
-    for name in principal.groups:
-        try:
-            seen.update(await registry.groups.members(name))
-        except RegistryError:
-            continue
-    return seen
 
 
 ROUTES = (console_config, map_devices)
