@@ -112,6 +112,16 @@ def test_no_token_no_metrics(server: Any) -> None:
     assert answer.headers["content-type"].startswith("application/problem+json")
 
 
+def test_a_tenants_admin_may_not_read_every_tenants_figures(server: Any, api: httpx.Client) -> None:
+    user = {"name": "town-admin", "password": "a long password 1", "role": "admin"}
+    assert api.post("/api/users", json=user).status_code == 201
+    base = f"http://127.0.0.1:{server.ports['http']}"
+    login = {"username": user["name"], "password": user["password"]}
+    token = httpx.post(base + "/api/auth/login", json=login).json()["accessToken"]
+    refused = httpx.get(base + "/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 403 and "every tenant" in refused.json()["detail"]
+
+
 def test_a_listener_of_their_own_needs_no_token(make_server: Callable[..., Any]) -> None:
     server = make_server(metrics_port=0)
     port = server.ports["metrics"]
