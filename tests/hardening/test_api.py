@@ -357,6 +357,7 @@ def test_names_that_are_formulas_are_refused(api: httpx.Client) -> None:
     ).is_success
 
 
+@pytest.mark.timeout(600)  # (40 cases per operation and mode: the document has ~100 now)
 def test_the_api_keeps_to_its_openapi_document(server: Any) -> None:
     """Issue 12 "also": schemathesis sends each operation of the OpenAPI document data made
     from its schema (valid, then invalid): no answer is a 500, and every status answered is
