@@ -6,10 +6,11 @@
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 export class ApiError extends Error {
-  constructor(status, title, detail) {
+  constructor(status, title, detail, body = {}) {
     super(detail || title || `HTTP ${status}`);
     this.status = status;
     this.title = title;
+    this.body = body; // (the whole problem: a rule's syntax error has line, column, expected)
   }
 }
 
@@ -35,14 +36,15 @@ async function send(method, path, body) {
 async function problem(response) {
   let title = response.statusText;
   let detail = "";
+  let body = {};
   try {
-    const body = await response.json();
+    body = await response.json();
     title = body.title || title;
     detail = body.detail || "";
   } catch {
     // (not JSON: the status says it)
   }
-  return new ApiError(response.status, title, detail);
+  return new ApiError(response.status, title, detail, body);
 }
 
 /** The session's access cookie is short-lived: renew it once from the refresh cookie. */
@@ -69,6 +71,8 @@ export async function request(method, path, body, { quiet401 = false } = {}) {
 export const get = (path) => request("GET", path);
 export const post = (path, body) => request("POST", path, body ?? {});
 export const put = (path, body) => request("PUT", path, body);
+export const patch = (path, body) => request("PATCH", path, body);
+export const remove = (path) => request("DELETE", path);
 
 /** A query string of the set fields (empty ones left out). */
 export function query(fields) {

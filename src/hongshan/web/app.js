@@ -1,5 +1,6 @@
 // The console's shell: who is signed in, the hash routes (#/map, #/devices, #/devices/PK/DN,
-// #/alarms, #/login) that keep an operator's place across a reload, the live connection,
+// #/alarms, #/rules[/ID], #/scenes[/ID], #/products[/PK], #/login) that keep an
+// operator's place across a reload, the live connection,
 // and the banner (and tone) for a critical alarm. Each view is a module whose mount(root,
 // context) draws it and returns the function that takes it down.
 
@@ -12,6 +13,9 @@ const VIEWS = {
   devices: () => import("./views/devices.js"),
   device: () => import("./views/device.js"),
   alarms: () => import("./views/alarms.js"),
+  rules: () => import("./views/rules.js"),
+  scenes: () => import("./views/scenes.js"),
+  products: () => import("./views/products.js"),
 };
 const ROLES = ["viewer", "operator", "admin"];
 

@@ -1,0 +1,147 @@
+"""The console's rules and products in Chromium against a real server: a rule's syntax
+error put at its line and column, the rule fixed, saved, enabled and put in shadow mode; a
+backtest over the history a real MQTT device posted, drawn on a timeline with its fires
+listed; a thing model imported from an Alibaba TSL file and exported the same; a viewer
+who sees the rules and no control to change them."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+from test_console import no_overflow, rest
+
+from alibaba_device import STREETLIGHT, lamps, online, post
+from broker_peers import Paho
+from conftest import Console
+
+pytestmark = pytest.mark.browser
+
+REFUSED = re.compile(r"Failed to load resource: .* 400")
+
+
+def bright(pk: str) -> str:
+    return (
+        "SELECT deviceName() AS lamp, items.Brightness.value AS b\n"
+        f'FROM "/{pk}/+/thing/event/property/post"\n'
+        "WHERE items.Brightness.value > 50"
+    )
+
+
+def test_a_syntax_error_is_put_at_its_line_and_column_and_the_fixed_rule_saved(
+    console: Console, server: Any
+) -> None:
+    console.tolerated.append(REFUSED)  # (the check's answer: the error shown)
+    pk, _ = lamps(server)
+    broken = bright(pk).replace("> 50", "> AND 50")
+    with rest(console) as api:
+        said = api.post("/api/rules/check", json={"name": "bright", "sql": broken}).json()
+    line, column = said["line"], said["column"]
+    assert line == 3
+    offset = sum(len(text) + 1 for text in broken.split("\n")[: line - 1]) + column - 1
+
+    page = console.open("#/rules")
+    page.get_by_role("link", name="New rule").click()
+    page.get_by_label("Name").fill("bright")
+    sql = page.get_by_role("textbox", name="SQL")
+    sql.fill(broken)
+    page.get_by_role("button", name="Check").click()
+    problem = page.locator(".sql .problem")
+    expect(problem).to_contain_text(f"line {line}, column {column}")
+    expect(page.locator(".sql .gutter li.error")).to_have_text(str(line))
+    expect(sql).to_be_focused()
+    caret = sql.evaluate("area => [area.selectionStart, area.selectionEnd]")
+    assert caret == [offset, offset]
+
+    sql.fill(bright(pk))
+    page.get_by_role("button", name="Create").click()
+    expect(page).to_have_url(re.compile(r"#/rules/\d+$"))
+    rule_id = int(page.url.rsplit("/", 1)[1])
+    expect(problem).to_be_hidden()
+    page.get_by_role("button", name="Enable", exact=True).click()
+    expect(page.locator("p.state")).to_contain_text("enabled, live")
+    page.get_by_role("button", name="Shadow on").click()
+    expect(page.locator("p.state")).to_contain_text("enabled in shadow mode")
+    with rest(console) as api:
+        kept = api.get(f"/api/rules/{rule_id}").json()
+    assert (kept["sql"], kept["enabled"], kept["shadow"]) == (bright(pk), True, True)
+    expect(page.locator("pre.trace")).not_to_be_empty()
+    page.get_by_role("link", name="Rules", exact=True).first.click()
+    expect(page.locator("table.list tbody tr")).to_have_count(1)
+    expect(page.locator("table.list tbody td").nth(1)).to_have_text("shadow")
+    no_overflow(page)
+
+
+def test_a_backtest_draws_the_history_it_ran_on_and_lists_its_fires(
+    console: Console, server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    pk, secrets = lamps(server, "lamp-1")
+    lamp = online(server, paho_client, pk, "lamp-1", secrets["lamp-1"])
+    for brightness in (10, 80, 30, 90):
+        post(lamp, pk, "lamp-1", {"Brightness": brightness})
+    with rest(console) as api:
+        made = api.post("/api/rules", json={"name": "bright", "sql": bright(pk), "enabled": False})
+        assert made.status_code == 201, made.text
+    page = console.open(f"#/rules/{made.json()['id']}")
+    page.get_by_role("button", name="Run backtest").click()
+    fires = page.locator("ol.fires li")
+    expect(fires).to_have_count(2)
+    expect(fires.first).to_contain_text(f"{pk}/lamp-1")
+    expect(fires.first).to_contain_text('"b":80')
+    expect(page.locator(".backtest-box .summary")).to_contain_text("2 would-be fire(s)")
+    expect(page.locator(".timeline canvas")).to_have_count(1)
+    expect(page.locator(".timeline .u-legend")).to_contain_text("would fire")
+    no_overflow(page)
+
+
+def test_a_thing_model_imported_from_a_file_is_exported_the_same(
+    console: Console, server: Any
+) -> None:
+    console.tolerated.append(re.compile(r"Failed to load resource: .* 404"))  # (no model yet)
+    with rest(console) as api:
+        pk = api.post("/api/products", json={"name": "Streetlight"}).json()["productKey"]
+    page = console.open("#/products")
+    page.get_by_role("link", name="Streetlight").click()
+    expect(page.locator("h1")).to_have_text(f"Streetlight ({pk})")
+    page.get_by_label("Import TSL file").set_input_files(str(STREETLIGHT))
+    imported = json.loads(STREETLIGHT.read_text())
+    kinds = len(imported["properties"]) + len(imported["events"]) + len(imported["services"])
+    expect(page.locator("table.features tbody tr")).to_have_count(kinds)
+    expect(page.locator("table.features tbody")).to_contain_text("Brightness")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export").click()
+    assert download.value.suggested_filename == f"{pk}.tsl.json"
+    assert json.loads(download.value.path().read_text()) == imported
+    no_overflow(page)
+
+
+def test_a_viewer_reads_the_rules_and_finds_no_control_to_change_them(
+    stranger: Console, server: Any
+) -> None:
+    pk, _ = lamps(server)
+    with rest(stranger) as api:
+        made = api.post(
+            "/api/users", json={"name": "clerk-wu", "password": "correct horse 8", "role": "viewer"}
+        )
+        assert made.status_code == 201, made.text
+        rule = api.post("/api/rules", json={"name": "bright", "sql": bright(pk)}).json()
+    stranger.tolerated.append(re.compile(r"Failed to load resource: .* 401"))
+    page = stranger.open("#/rules")
+    page.get_by_role("textbox", name="Name").fill("clerk-wu")
+    page.get_by_label("Password").fill("correct horse 8")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#who")).to_have_text("clerk-wu \u00b7 viewer")
+    expect(page.get_by_role("link", name="Rules")).to_be_visible()
+    expect(page.get_by_role("link", name="People")).to_be_hidden()
+    expect(page.get_by_role("link", name="New rule")).to_have_count(0)
+    page.get_by_role("link", name="bright").click()
+    expect(page.locator("h1")).to_have_text("bright")
+    expect(page.get_by_role("textbox", name="SQL")).not_to_be_editable()
+    expect(page.locator("form.editor button")).to_have_count(0)
+    expect(page.locator(".backtest-box form")).to_have_count(0)
+    expect(page.locator("pre.trace")).not_to_be_empty()
+    assert rule["id"] == int(page.url.rsplit("/", 1)[1])
