@@ -145,3 +145,52 @@ def test_a_viewer_reads_the_rules_and_finds_no_control_to_change_them(
     expect(page.locator(".backtest-box form")).to_have_count(0)
     expect(page.locator("pre.trace")).not_to_be_empty()
     assert rule["id"] == int(page.url.rsplit("/", 1)[1])
+
+
+def test_a_scene_s_refusal_is_shown_and_its_backtest_drawn(
+    console: Console, server: Any, paho_client: Callable[..., Paho]
+) -> None:
+    console.tolerated.append(REFUSED)  # (the refused save: its detail shown)
+    pk, secrets = lamps(server, "lamp-1")
+    lamp = online(server, paho_client, pk, "lamp-1", secrets["lamp-1"])
+    for brightness in (10, 80, 30):
+        post(lamp, pk, "lamp-1", {"Brightness": brightness})
+    trigger = {
+        "type": "threshold",
+        "device": {"productKey": pk, "deviceName": "lamp-1"},
+        "property": "Brightness",
+        "op": ">",
+        "value": 50,
+        "forSeconds": 0,
+    }
+    scene = {
+        "name": "bright",
+        "enabled": False,
+        "triggers": [trigger],
+        "actions": [{"type": "republish", "topic": "town/bright"}],
+    }
+    with rest(console) as api:
+        made = api.post("/api/scenes", json=scene)
+        assert made.status_code == 201, made.text
+    page = console.open("#/scenes")
+    page.get_by_role("link", name="bright").click()
+    spec = page.get_by_role("textbox", name="Scene (JSON)")
+    written = json.loads(spec.input_value())
+    assert written["triggers"][0]["property"] == "Brightness"
+    written["triggers"][0]["property"] = "Nope"
+    spec.fill(json.dumps(written))
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".spec .problem")).to_contain_text("no property 'Nope'")
+    written["triggers"][0]["property"] = "Brightness"
+    spec.fill(json.dumps(written))
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".spec .problem")).to_be_hidden()
+    page.get_by_role("button", name="Enable").click()
+    expect(page.locator("p.state")).to_contain_text("enabled")
+
+    page.get_by_role("button", name="Run backtest").click()
+    runs = page.locator("ol.fires li")
+    expect(runs).to_have_count(1)
+    expect(runs.first).to_contain_text("ran: 1 step(s)")
+    expect(page.locator(".timeline canvas")).to_have_count(1)
+    no_overflow(page)

@@ -45,6 +45,11 @@ function specOf(scene) {
   return Object.fromEntries(Object.entries(scene).filter(([key]) => !SHOWN.has(key)));
 }
 
+/** ``PK/DN`` of a trigger's device ({productKey, deviceName}), if it names one. */
+function deviceOf(named) {
+  return named?.productKey && named?.deviceName ? `${named.productKey}/${named.deviceName}` : null;
+}
+
 async function editor(root, { may }, id) {
   const fresh = id === "new";
   const editing = may("operator");
@@ -127,6 +132,8 @@ async function editor(root, { may }, id) {
       else failed(error);
     }
   });
+  /** The first trigger on a device's property: what a backtest draws. */
+  const watched = () => (spec()?.triggers || []).find((trigger) => trigger.property);
   draw();
   await trace();
   if (fresh || !editing) return null;
@@ -136,9 +143,9 @@ async function editor(root, { may }, id) {
     fires: (result) =>
       result.scene.runs.map((run) => ({
         at: run.at,
-        device: run.trigger.productKey && run.trigger.deviceName ? `${run.trigger.productKey}/${run.trigger.deviceName}` : null,
+        device: deviceOf(run.trigger) || deviceOf(watched()?.device),
         text: run.ran ? `ran: ${run.steps.length} step(s)` : `not run: ${run.why || run.reason}`,
       })),
-    property: (result) => result.scene.runs.find((run) => run.trigger.property)?.trigger.property || "",
+    property: () => watched()?.property || "",
   });
 }
