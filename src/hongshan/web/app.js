@@ -1,5 +1,5 @@
 // The console's shell: who is signed in, the hash routes (#/map, #/devices, #/devices/PK/DN,
-// #/alarms, #/rules[/ID], #/scenes[/ID], #/products[/PK], #/login) that keep an
+// #/alarms, #/rules[/ID], #/scenes[/ID], #/products[/PK], #/people, #/login) that keep an
 // operator's place across a reload, the live connection,
 // and the banner (and tone) for a critical alarm. Each view is a module whose mount(root,
 // context) draws it and returns the function that takes it down.
@@ -16,6 +16,7 @@ const VIEWS = {
   rules: () => import("./views/rules.js"),
   scenes: () => import("./views/scenes.js"),
   products: () => import("./views/products.js"),
+  people: () => import("./views/people.js"),
 };
 const ROLES = ["viewer", "operator", "admin"];
 
@@ -84,6 +85,7 @@ async function signedIn() {
 function startSession() {
   bar.hidden = false;
   document.getElementById("who").textContent = `${user.name} · ${user.role}`;
+  for (const link of document.querySelectorAll("nav a[data-role]")) link.hidden = !may(link.dataset.role);
   if (!live) {
     live = new Live(document.getElementById("live"));
     live.start();
