@@ -1,7 +1,8 @@
 """The console's rules and products in Chromium against a real server: a rule's syntax
 error put at its line and column, the rule fixed, saved, enabled and put in shadow mode; a
 backtest over the history a real MQTT device posted, drawn on a timeline with its fires
-listed; a thing model imported from an Alibaba TSL file and exported the same; a viewer
+listed; a thing model imported from an Alibaba TSL file and exported the same, an alarm
+condition refused then added; a viewer
 who sees the rules and no control to change them."""
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def test_a_thing_model_imported_from_a_file_is_exported_the_same(
     console: Console, server: Any
 ) -> None:
     console.tolerated.append(re.compile(r"Failed to load resource: .* 404"))  # (no model yet)
+    console.tolerated.append(REFUSED)  # (a condition refused: its detail shown)
     with rest(console) as api:
         pk = api.post("/api/products", json={"name": "Streetlight"}).json()["productKey"]
     page = console.open("#/products")
@@ -116,6 +118,23 @@ def test_a_thing_model_imported_from_a_file_is_exported_the_same(
         page.get_by_role("button", name="Export").click()
     assert download.value.suggested_filename == f"{pk}.tsl.json"
     assert json.loads(download.value.path().read_text()) == imported
+
+    condition = {
+        "type": "Overvoltage",
+        "create": [{"severity": "critical", "predicates": [{"property": "Volts", "op": ">"}]}],
+    }
+    spec = page.get_by_role("textbox", name="Condition (JSON)")
+    spec.fill(json.dumps(condition))
+    page.get_by_role("button", name="Save condition").click()
+    expect(page.locator(".conditions .problem")).to_contain_text("give a value or a tag")
+    condition["create"][0]["predicates"] = [{"property": "Voltage", "op": ">", "value": 260}]
+    spec.fill(json.dumps(condition))
+    page.get_by_role("button", name="Save condition").click()
+    listed = page.locator(".conditions tbody tr")
+    expect(listed).to_have_count(1)
+    expect(listed).to_contain_text("Overvoltage")
+    expect(listed).to_contain_text("critical: Voltage > 260")
+    expect(page.locator(".conditions .problem")).to_be_hidden()
     no_overflow(page)
 
 

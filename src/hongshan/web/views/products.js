@@ -1,10 +1,12 @@
 // Products: the list (#/products) and a product's page (#/products/PK) — its thing model
 // (TSL) in an editor with Import (an Alibaba TSL JSON file) and Export (the same file back),
-// a table of its properties, events and services, and its alarm conditions.
+// a table of its properties, events and services, and its alarm conditions (edited by an
+// operator).
 
 import { failed, say } from "../app.js";
 import { ApiError, get, put } from "../api.js";
 import { CodeEditor } from "./code.js";
+import { conditions } from "./conditions.js";
 import { link, pagedTable, when } from "./listing.js";
 
 export async function mount(root, context) {
@@ -140,15 +142,5 @@ async function product(root, { may }, pk) {
     }
   });
   await read();
-  pagedTable(root.querySelector(".conditions"), {
-    path: `${path}/alarm-conditions`,
-    noun: "alarm conditions",
-    columns: [
-      ["Type", (c) => c.type],
-      ["Description", (c) => c.description],
-      ["Enabled", (c) => (c.enabled ? "yes" : "no")],
-      ["Raised when", (c) => JSON.stringify(c.create)],
-      ["Cleared when", (c) => (c.clear ? JSON.stringify(c.clear) : "")],
-    ],
-  })();
+  await conditions(root.querySelector(".conditions"), path, may("operator"))();
 }
