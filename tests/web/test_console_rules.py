@@ -85,7 +85,9 @@ def test_a_backtest_draws_the_history_it_ran_on_and_lists_its_fires(
     for brightness in (10, 80, 30, 90):
         post(lamp, pk, "lamp-1", {"Brightness": brightness})
     with rest(console) as api:
-        made = api.post("/api/rules", json={"name": "bright", "sql": bright(pk), "enabled": False})
+        failing = {"type": "republish", "topic": "town/rule-failed"}
+        rule = {"name": "bright", "sql": bright(pk), "enabled": False, "errorAction": failing}
+        made = api.post("/api/rules", json=rule)
         assert made.status_code == 201, made.text
     page = console.open(f"#/rules/{made.json()['id']}")
     page.get_by_role("button", name="Run backtest").click()
@@ -97,6 +99,11 @@ def test_a_backtest_draws_the_history_it_ran_on_and_lists_its_fires(
     expect(page.locator(".timeline canvas")).to_have_count(1)
     expect(page.locator(".timeline .u-legend")).to_contain_text("would fire")
     no_overflow(page)
+    page.get_by_role("button", name="Save").click()  # (what the editor does not show is kept)
+    expect(page.locator("#notice")).to_have_text("Saved bright.")
+    with rest(console) as api:
+        kept = api.get(f"/api/rules/{made.json()['id']}").json()
+    assert kept["errorAction"]["topic"] == "town/rule-failed" and not kept["enabled"]
 
 
 def test_a_thing_model_imported_from_a_file_is_exported_the_same(
@@ -213,3 +220,23 @@ def test_a_scene_s_refusal_is_shown_and_its_backtest_drawn(
     expect(runs.first).to_contain_text("ran: 1 step(s)")
     expect(page.locator(".timeline canvas")).to_have_count(1)
     no_overflow(page)
+
+
+def test_the_new_views_are_reached_from_the_nav_by_keyboard(console: Console) -> None:
+    page = console.open("#/map")
+    expect(page.locator("header.bar")).to_be_visible()
+    page.get_by_role("link", name="Map").focus()
+    reached = []
+    for _ in range(7):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("() => document.activeElement.textContent.trim()"))
+        if reached[-1] == "Products":
+            break
+    assert reached[-3:] == ["Rules", "Scenes", "Products"], reached
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{console.origin}/#/products")
+    expect(page.get_by_role("link", name="Products")).to_have_attribute("aria-current", "page")
+    for view in ("#/rules", "#/rules/new", "#/scenes", "#/scenes/new", "#/people"):
+        page = console.open(view)
+        expect(page.locator("main#view h1")).to_be_visible()
+        no_overflow(page)

@@ -88,7 +88,9 @@ async function editor(root, { may }, id) {
       return null;
     }
     actions.clear();
-    return { name: form.name.value.trim(), sql: sql.value, actions: parsed, maxPerSecond: Number(form.maxPerSecond.value || 10), enabled: rule.enabled, shadow: rule.shadow };
+    // (what the editor does not show is kept as it is: a save is the whole rule again)
+    const kept = { errorAction: rule.errorAction ?? null, enabled: rule.enabled, shadow: rule.shadow };
+    return { name: form.name.value.trim(), sql: sql.value, actions: parsed, maxPerSecond: Number(form.maxPerSecond.value || 10), ...kept };
   }
 
   /** A refusal under the SQL: a syntax error at its line and column, anything else as said. */
