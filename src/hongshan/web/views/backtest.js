@@ -47,7 +47,12 @@ function chart(holder, label, data, bounds) {
     data,
     holder,
   );
-  return () => plot.destroy();
+  const resize = new ResizeObserver(() => plot.setSize({ width: Math.max(280, holder.clientWidth), height: 220 }));
+  resize.observe(holder);
+  return () => {
+    resize.disconnect();
+    plot.destroy();
+  };
 }
 
 /**
