@@ -201,6 +201,7 @@ def test_a_scene_s_refusal_is_shown_and_its_backtest_drawn(
     page = console.open("#/scenes")
     page.get_by_role("link", name="bright").click()
     spec = page.get_by_role("textbox", name="Scene (JSON)")
+    expect(spec).to_have_value(re.compile('"Brightness"'))  # (read from the API)
     written = json.loads(spec.input_value())
     assert written["triggers"][0]["property"] == "Brightness"
     written["triggers"][0]["property"] = "Nope"
