@@ -63,11 +63,14 @@ export function pagedTable(holder, { path, columns, filters = () => ({}), noun =
   const total = holder.querySelector(".total");
   const [previous, next] = holder.querySelectorAll(".pages button");
   let offset = 0;
+  let latest = 0; // (a read answered after a later one is not shown)
 
   async function show(fromStart = false) {
     if (fromStart) offset = 0;
+    const turn = ++latest;
     try {
       const page = await get(path + query({ ...filters(), limit: PAGE, offset }));
+      if (turn !== latest) return;
       body.replaceChildren(
         ...page.items.map((item) => {
           const row = document.createElement("tr");

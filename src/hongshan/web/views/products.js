@@ -84,13 +84,18 @@ async function product(root, { may }, pk) {
   root.querySelector("h1").textContent = `${found.name} (${pk})`;
   const text = new CodeEditor(root.querySelector(".tsl"), { name: "tsl", label: "Thing model (JSON)", rows: 14, readOnly: !editing });
 
+  // (the first read may answer after an import made meanwhile: only the latest is shown)
+  let latest = 0;
+
   async function read() {
+    const turn = ++latest;
+    let model = {};
     try {
-      show(await get(`${path}/thing-model`));
+      model = await get(`${path}/thing-model`);
     } catch (error) {
-      if (error instanceof ApiError && error.status === 404) show({});
-      else throw error;
+      if (!(error instanceof ApiError && error.status === 404)) throw error;
     }
+    if (turn === latest) show(model);
   }
 
   function show(model) {
@@ -99,8 +104,10 @@ async function product(root, { may }, pk) {
   }
 
   async function store(document) {
+    const turn = ++latest;
     try {
-      show(await put(`${path}/thing-model`, document));
+      const model = await put(`${path}/thing-model`, document);
+      if (turn === latest) show(model);
       say("The thing model is saved.", "info");
     } catch (error) {
       if (error instanceof ApiError && error.status === 400) text.show(error.message);
