@@ -46,6 +46,13 @@ def test_an_admin_adds_a_user_and_a_key_shown_once_and_audits_both(
     assert secret.startswith("hsk_")
     used = httpx.get(f"{console.origin}/api/rules", headers={"X-API-Key": secret}, timeout=10)
     assert used.status_code == 200, used.text
+    dialog.get_by_role("button", name="Copy").click()
+    # (the clipboard, or without its permission the key selected for Ctrl+C)
+    expect(page.locator("#notice")).to_have_text(re.compile("The key is copied|Press Ctrl"))
+    chosen = page.locator("dialog input.secret").evaluate(
+        "input => input.value.slice(input.selectionStart, input.selectionEnd)"
+    )
+    assert chosen == secret
     dialog.get_by_role("button", name="Close").click()
     expect(dialog).to_be_hidden()
     assert page.locator("dialog input.secret").input_value() == ""  # (shown once)
