@@ -10,7 +10,7 @@ const KEPT = new Set(["id", "productKey", "createdAt", "updatedAt"]); // (not th
 const EXAMPLE = { type: "", description: "", enabled: true, create: [{ severity: "major", predicates: [{ property: "", op: ">", value: 0 }] }], clear: null };
 
 /** A condition's predicates as read: "Voltage > 260 and …" (its kind when not simple). */
-function when(part) {
+function predicatesOf(part) {
   const predicates = part.predicates.map((p) => `${p.property} ${p.op} ${p.value ?? `tag ${p.tag}`}`).join(" and ");
   return part.kind && part.kind !== "simple" ? `${predicates} (${part.kind})` : predicates;
 }
@@ -24,8 +24,8 @@ export function conditions(holder, path, editing) {
     ["Type", (c) => c.type],
     ["Description", (c) => c.description],
     ["Enabled", (c) => (c.enabled ? "yes" : "no")],
-    ["Raised when", (c) => c.create.map((part) => `${part.severity}: ${when(part)}`).join("; ")],
-    ["Cleared when", (c) => (c.clear ? when(c.clear) : "")],
+    ["Raised when", (c) => c.create.map((part) => `${part.severity}: ${predicatesOf(part)}`).join("; ")],
+    ["Cleared when", (c) => (c.clear ? predicatesOf(c.clear) : "")],
   ];
   if (editing) columns.push(["", (c) => button("Edit", () => choose(c))]);
   const show = pagedTable(holder.querySelector(".rows"), { path: `${path}/alarm-conditions`, noun: "alarm conditions", columns });
