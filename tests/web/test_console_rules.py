@@ -70,7 +70,8 @@ def test_a_syntax_error_is_put_at_its_line_and_column_and_the_fixed_rule_saved(
     with rest(console) as api:
         kept = api.get(f"/api/rules/{rule_id}").json()
     assert (kept["sql"], kept["enabled"], kept["shadow"]) == (bright(pk), True, True)
-    expect(page.locator("pre.trace")).not_to_be_empty()
+    counters = page.locator(".trace-box .counters")
+    expect(counters).to_contain_text(re.compile(r"^running · matched 0 · fired 0"))
     page.get_by_role("link", name="Rules", exact=True).first.click()
     expect(page.locator("table.list tbody tr")).to_have_count(1)
     expect(page.locator("table.list tbody td").nth(1)).to_have_text("shadow")
@@ -169,7 +170,7 @@ def test_a_viewer_reads_the_rules_and_finds_no_control_to_change_them(
     expect(page.get_by_role("textbox", name="SQL")).not_to_be_editable()
     expect(page.locator("form.editor button")).to_have_count(0)
     expect(page.locator(".backtest-box form")).to_have_count(0)
-    expect(page.locator("pre.trace")).not_to_be_empty()
+    expect(page.locator(".trace-box .counters")).to_contain_text("matched 0")
     assert rule["id"] == int(page.url.rsplit("/", 1)[1])
 
 

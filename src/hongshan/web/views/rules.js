@@ -7,6 +7,7 @@ import { ApiError, get, post, put, remove } from "../api.js";
 import { backtestForm } from "./backtest.js";
 import { CodeEditor } from "./code.js";
 import { button, link, pagedTable, when } from "./listing.js";
+import { showTrace } from "./trace.js";
 
 const EXAMPLE = `SELECT deviceName() AS device, items.temperature.value AS t
 FROM "/+/+/thing/event/property/post"
@@ -60,7 +61,7 @@ async function editor(root, { may }, id) {
       <label>At most <input name="maxPerSecond" type="number" step="any" min="0"> fires a second</label>
       <div class="actions"></div>
     </form>
-    <section class="trace-box"><h2>Trace</h2><pre class="trace"></pre></section>
+    <section class="trace-box"><h2>Trace</h2><div></div></section>
     <section class="backtest-box"></section>`;
   const form = root.querySelector("form");
   const sql = new CodeEditor(root.querySelector(".sql"), { name: "sql", label: "SQL", readOnly: !editing });
@@ -108,7 +109,7 @@ async function editor(root, { may }, id) {
   async function trace() {
     if (fresh) return;
     try {
-      root.querySelector(".trace").textContent = JSON.stringify(await get(`/api/rules/${id}/trace`), null, 2);
+      showTrace(root.querySelector(".trace-box div"), await get(`/api/rules/${id}/trace`));
     } catch (error) {
       failed(error);
     }

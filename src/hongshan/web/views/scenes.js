@@ -7,6 +7,7 @@ import { ApiError, get, post, put, remove } from "../api.js";
 import { backtestForm } from "./backtest.js";
 import { CodeEditor } from "./code.js";
 import { button, link, pagedTable, when } from "./listing.js";
+import { showTrace } from "./trace.js";
 
 const SHOWN = new Set(["id", "createdAt", "updatedAt", "secret", "token"]); // (not the spec's)
 const EXAMPLE = { name: "", description: "", enabled: false, triggers: [], actions: [] };
@@ -61,7 +62,7 @@ async function editor(root, { may }, id) {
       <span class="label">Scene (JSON)</span><div class="spec"></div>
       <div class="actions"></div>
     </form>
-    <section class="trace-box"><h2>Trace</h2><pre class="trace"></pre></section>
+    <section class="trace-box"><h2>Trace</h2><div></div></section>
     <section class="backtest-box"></section>`;
   const form = root.querySelector("form");
   const text = new CodeEditor(root.querySelector(".spec"), { name: "spec", label: "Scene (JSON)", rows: 18, readOnly: !editing });
@@ -85,7 +86,7 @@ async function editor(root, { may }, id) {
   async function trace() {
     if (fresh) return;
     try {
-      root.querySelector(".trace").textContent = JSON.stringify(await get(`/api/scenes/${id}/trace`), null, 2);
+      showTrace(root.querySelector(".trace-box div"), await get(`/api/scenes/${id}/trace`));
     } catch (error) {
       failed(error);
     }
