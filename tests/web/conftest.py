@@ -9,17 +9,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from console_page import Console
 from playwright.sync_api import (
     Browser,
     BrowserContext,
     ConsoleMessage,
-    Page,
     Playwright,
     sync_playwright,
 )
@@ -56,31 +54,6 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
     yield browser
     browser.close()
-
-
-@dataclass
-class Console:
-    """The page, the server's origin, its admin token, and what the guard saw."""
-
-    page: Page
-    origin: str
-    token: str
-    foreign: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    tolerated: list[re.Pattern[str]] = field(default_factory=list)  # errors a test expects
-
-    def leave(self) -> None:
-        """Leave the page (its live socket closed as a browser closes it, with a close frame)
-        and make one request of the server after it. A server stopped while a socket's close
-        is still being handled trips uvicorn: its shutdown sends a close frame on the closing
-        connection (websockets' InvalidState, raised in the server's thread); the round trip
-        gives the server's loop the turns that finish the close first."""
-        self.page.goto("about:blank")
-        httpx.get(f"{self.origin}/api/health/live", timeout=10).raise_for_status()
-
-    def open(self, hash_route: str = "") -> Page:
-        self.page.goto(f"{self.origin}/{hash_route}")
-        return self.page
 
 
 @pytest.fixture

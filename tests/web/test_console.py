@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from console_page import Console
 from playwright.sync_api import Page, expect
 from tile_server import tile_server
 
 from alibaba_device import lamps, post
 from command_devices import Lamp
-from conftest import Console
 
 POLL = 15_000  # ms: the console's 10 s poll, and some
 

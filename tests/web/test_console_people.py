@@ -9,10 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from console_page import Console
 from playwright.sync_api import expect
 from test_console import no_overflow, rest
-
-from conftest import Console
 
 pytestmark = pytest.mark.browser
 

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from console_page import Console
 from playwright.sync_api import expect
 from test_console import no_overflow, rest
 
 from alibaba_device import STREETLIGHT, lamps, online, post
 from broker_peers import Paho
-from conftest import Console
 
 pytestmark = pytest.mark.browser
 
