@@ -238,6 +238,7 @@ def test_bad_commands_are_refused_naming_what_was_wrong(server: Any, api: httpx.
     refused(404, {"target": {"productKey": "a1NoSuch"}, "set": {"LightSwitch": 1}}, "a1NoSuch")
     problem(api.get("/api/commands", params={"state": "lost"}), 400, "lost")
     problem(api.get("/api/command-batches/12345"), 404, "12345")
+    problem(api.get(f"/api/command-batches/{2**73}"), 404, "batch")  # (no 500: no such id)
     problem(api.get("/api/commands", params={"batch": 2**64}), 400, "batch")  # (no 500)
     assert api.get("/api/commands").json()["items"] == []  # nothing refused was kept
 

@@ -68,7 +68,9 @@ def _narrowed(select: Any, where: CommandFilter) -> Any:
     if where.origin is not None:
         select = select.where(c.origin == where.origin)
     if where.batch is not None:
-        select = select.where(c.batch_id == where.batch)
+        # (an id past a 64-bit integer is no batch: SQLite would overflow on it)
+        in_range = 0 < where.batch <= MAX_ID
+        select = select.where(c.batch_id == where.batch if in_range else sa.false())
     return select
 
 
