@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -109,7 +110,11 @@ def watching(http_port: int, token: str, sockets: int) -> Iterator[Connection]:
 
 
 @contextmanager
-def _serve(devices: int, http_port: int) -> Iterator[Server]:
+def _serve(devices: int, http_port: int, sockets: int) -> Iterator[Server]:
+    # every socket is the admin token's, from one address: the server's bounds on both raised
+    # to the sockets' number (a town's browsers are many users at many addresses)
+    os.environ["HONGSHAN_WS_MAX_SOCKETS_PER_PRINCIPAL"] = str(max(sockets, 1))
+    os.environ["HONGSHAN_HTTP_MAX_CONNECTIONS_PER_ADDRESS"] = str(max(sockets + 16, 64))
     with with_http(http_port, prepare=lambda data_dir: seed(data_dir, devices)) as server:
         yield server
 
@@ -120,7 +125,7 @@ def paced(args: argparse.Namespace, sockets: int) -> tuple[Measurement, str]:
     options = Options(
         acking_devices=args.acking_devices, ack_rate=args.rate, duration=args.duration
     )
-    with _serve(args.acking_devices, http_port) as server:
+    with _serve(args.acking_devices, http_port, sockets) as server:
         if not sockets:
             return asyncio.run(acked_posts(server, options, burst=False)), "none"
         with watching(http_port, admin_token(server), sockets) as control:
@@ -138,7 +143,7 @@ def paced(args: argparse.Namespace, sockets: int) -> tuple[Measurement, str]:
 def flood(args: argparse.Namespace, sockets: int) -> Measurement:
     http_port = free_port()
     options = Options(posting_devices=args.devices, duration=args.duration)
-    with _serve(args.devices, http_port) as server:
+    with _serve(args.devices, http_port, sockets) as server:
         if not sockets:
             return asyncio.run(property_posts(server, options))
         with watching(http_port, admin_token(server), sockets) as control:
