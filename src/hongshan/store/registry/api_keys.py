@@ -3,7 +3,6 @@ never the secret (``identity.api_keys``)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,6 +11,7 @@ from hongshan.identity.api_keys import StoredKey
 from hongshan.identity.principals import Role
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import Database
+from hongshan.store.registry.reach import group_limit_column, group_limit_of
 from hongshan.things.model import RegistryError
 
 
@@ -84,7 +84,7 @@ def _columns(key: StoredKey) -> dict[str, Any]:
         "lookup": key.lookup,
         "secret_hash": key.secret_hash,
         "role": key.role.label,
-        "groups": None if key.groups is None else json.dumps(sorted(key.groups)),
+        "groups": group_limit_column(key.groups),
         "created_by": key.created_by,
         "created_at": key.created_at,
         "expires_at": key.expires_at,
@@ -101,7 +101,7 @@ def _key(row: Any) -> StoredKey:
         lookup=row.lookup,
         secret_hash=row.secret_hash,
         role=Role.named(row.role),
-        groups=None if row.groups is None else frozenset(json.loads(row.groups)),
+        groups=group_limit_of(row.groups),
         created_by=row.created_by,
         created_at=row.created_at,
         expires_at=row.expires_at,

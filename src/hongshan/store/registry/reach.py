@@ -5,12 +5,24 @@ query narrowed by it never returns a row another tenant owns."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
 
 from hongshan.store.registry import schema as t
 from hongshan.things.model import Reach, RegistryError
+
+
+def group_limit_column(groups: frozenset[str] | None) -> str | None:
+    """A user's or a key's group limit as its ``groups`` column keeps it: a JSON list of the
+    names, sorted; NULL for no limit (an empty list limits to nothing)."""
+    return None if groups is None else json.dumps(sorted(groups))
+
+
+def group_limit_of(column: str | None) -> frozenset[str] | None:
+    """The group limit a ``groups`` column keeps (``group_limit_column``'s inverse)."""
+    return None if column is None else frozenset(json.loads(column))
 
 
 def tenant_products(tenant: str) -> Any:

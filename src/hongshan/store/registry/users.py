@@ -4,7 +4,6 @@ out: whether a password is right, a token valid or a user may log in is
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +12,7 @@ import sqlalchemy as sa
 from hongshan.identity.principals import Role
 from hongshan.store.registry import schema as t
 from hongshan.store.registry.database import Database
-from hongshan.store.registry.reach import tenant_known
+from hongshan.store.registry.reach import group_limit_column, group_limit_of, tenant_known
 from hongshan.things.model import RegistryError
 
 
@@ -47,10 +46,6 @@ class SessionRecord:
     revoked_at: int | None = None
 
 
-def _groups_column(groups: frozenset[str] | None) -> str | None:
-    return None if groups is None else json.dumps(sorted(groups))
-
-
 def _user(row: Any) -> UserRecord:
     return UserRecord(
         id=row.id,
@@ -58,7 +53,7 @@ def _user(row: Any) -> UserRecord:
         name=row.name,
         password_hash=row.password_hash,
         role=Role.named(row.role),
-        groups=None if row.groups is None else frozenset(json.loads(row.groups)),
+        groups=group_limit_of(row.groups),
         disabled=row.disabled,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -100,7 +95,7 @@ class UserTable:
                             name=name,
                             password_hash=password_hash,
                             role=role.label,
-                            groups=_groups_column(groups),
+                            groups=group_limit_column(groups),
                             disabled=False,
                             created_at=at,
                             updated_at=at,
@@ -124,7 +119,7 @@ class UserTable:
                     .values(
                         password_hash=user.password_hash,
                         role=user.role.label,
-                        groups=_groups_column(user.groups),
+                        groups=group_limit_column(user.groups),
                         disabled=user.disabled,
                         updated_at=user.updated_at,
                         password_changed_at=user.password_changed_at,
