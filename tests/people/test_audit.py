@@ -8,7 +8,6 @@ import asyncio
 import csv
 import io
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,6 @@ DAY = 86_400_000
 @pytest.fixture
 def base(server: Any) -> str:
     return f"http://127.0.0.1:{server.ports['http']}"
-
-
-@pytest.fixture
-def api(server: Any, base: str) -> Iterator[httpx.Client]:
-    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
-        yield client
 
 
 def records(api: httpx.Client, **params: Any) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,6 @@ DAY = 86_400_000
 @pytest.fixture
 def base(server: Any) -> str:
     return f"http://127.0.0.1:{server.ports['http']}"
-
-
-@pytest.fixture
-def api(server: Any, base: str) -> Iterator[httpx.Client]:
-    token = (Path(server.settings.data_dir) / "admin.token").read_text().strip()
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
-        yield client
 
 
 def made(api: httpx.Client, **body: Any) -> dict[str, Any]:
