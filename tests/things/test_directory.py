@@ -9,6 +9,8 @@ import secrets
 import pytest
 
 from hongshan.identity.secret_box import SecretBox, SecretUnreadable
+from hongshan.things import device_query
+from hongshan.things.device_query import place_of
 from hongshan.things.directory import (
     DeviceRecord,
     Directory,
@@ -19,12 +21,14 @@ from hongshan.things.directory import (
 from hongshan.things.lifecycle import Event
 from hongshan.things.model import (
     DataFormat,
+    DeviceFilter,
     DevicePlace,
     DeviceState,
     Location,
     NodeType,
     RegistryError,
 )
+from hongshan.things.tag_directory import TagDirectory
 from hongshan.things.tsl import Profile, ThingModel
 
 BOX = SecretBox(secrets.token_bytes(32))
@@ -158,19 +162,24 @@ async def test_a_registration_secret_only_for_a_product_that_allows_it() -> None
     assert await directory.registration_secret(LAMP[0]) is None
 
 
+def places(directory: Directory, product_key: str | None, prefix: str) -> list[DevicePlace]:
+    where = DeviceFilter(product_key=product_key, name_prefix=prefix)
+    return [place_of(*item) for item in device_query.select(directory, TagDirectory(), where)[0]]
+
+
 def test_places_by_product_and_name_and_a_device_moved_or_dropped() -> None:
     directory = lamps()
     meter = ("a1Meter0001", "meter-01")
     directory.add_device(meter, record(meter))
     directory.move(LAMP, Location(lat=31.2, lon=121.5, district="east"))
-    assert directory.places(None, "") == [
+    assert places(directory, None, "") == [
         DevicePlace(*LAMP, 31.2, 121.5, "east"),
         DevicePlace(*meter, None, None, ""),
     ]
-    assert directory.places(meter[0], "") == [DevicePlace(*meter, None, None, "")]
-    assert directory.places(None, "meter") == [DevicePlace(*meter, None, None, "")]
+    assert places(directory, meter[0], "") == [DevicePlace(*meter, None, None, "")]
+    assert places(directory, None, "meter") == [DevicePlace(*meter, None, None, "")]
     directory.drop_device(meter)
-    assert not directory.device_known(*meter) and directory.places(None, "meter") == []
+    assert not directory.device_known(*meter) and places(directory, None, "meter") == []
     directory.move(meter, Location(lat=0, lon=0))  # gone meanwhile: nothing to move
     directory.set_state(meter, DeviceState.ONLINE)
     assert not directory.device_known(*meter)

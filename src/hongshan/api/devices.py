@@ -21,9 +21,9 @@ from hongshan.identity.principals import Role
 from hongshan.messages import MAX_WAIT, CommandResult, Problem
 from hongshan.messages.commands import CommandKind
 from hongshan.services.commands import DeviceCommands, InvalidCall
-from hongshan.store.registry.device_rows import DEVICE_ORDERS
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things import naming
+from hongshan.things.device_query import DEVICE_ORDERS
 from hongshan.things.model import (
     Device,
     DeviceFilter,
@@ -294,8 +294,7 @@ async def list_devices(
         offset=paging.offset,
         reach=access.reach,
     )
-    items = await registry.list_devices(where)
-    return paging.page(items, await registry.count_devices(where))
+    return paging.page(*registry.device_page(where))
 
 
 @get(DEVICE)

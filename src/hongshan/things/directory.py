@@ -13,7 +13,7 @@ loads it at open and tells it every change once committed; it knows nothing of t
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
@@ -23,7 +23,6 @@ from hongshan.things.lifecycle import Event, next_state
 from hongshan.things.model import (
     DataFormat,
     DeviceCredentials,
-    DevicePlace,
     DeviceState,
     Location,
     NodeType,
@@ -63,9 +62,14 @@ class ProductView(msgspec.Struct, frozen=True, kw_only=True):
     tenant: str = DEFAULT_TENANT
 
 
+NO_FIRMWARE: Mapping[str, str] = {}
+
+
 class DeviceRecord(msgspec.Struct, kw_only=True):
-    """What is kept in memory of each device, for CONNECTs and messages. Changed only by
-    ``Directory``; the store's tables read its ``id`` (and presence its ``state``)."""
+    """What is kept in memory of each device: for CONNECTs and messages, and the rest of what
+    the API shows of it (its tags are the ``TagDirectory``'s), so that a list of devices is
+    answered without a query (``things.device_query``). Changed only by ``Directory``; the
+    store's tables read its ``id`` (and presence its ``state``)."""
 
     id: int  # the store's id of the device, which its writes name it by
     sealed: str  # its secret, sealed
@@ -73,6 +77,13 @@ class DeviceRecord(msgspec.Struct, kw_only=True):
     ever_online: bool
     secret: str | None = None  # opened on first use
     place: tuple[float | None, float | None, str] = (None, None, "")  # lat, lon, district
+    nickname: str = ""
+    created_at: int = 0
+    first_online_at: int | None = None
+    last_online_at: int | None = None
+    last_ip: str = ""
+    gateway: DeviceKey | None = None
+    firmware: Mapping[str, str] = NO_FIRMWARE  # (replaced on a change, never changed)
 
 
 class Directory:
@@ -87,6 +98,10 @@ class Directory:
         self._box = box
         self._products: dict[str, ProductView] = {}
         self._devices: dict[DeviceKey, DeviceRecord] = {}
+        # whether ``devices`` iterates in the order of their ids (of creation), as it does
+        # unless a device was added out of that order (then a list in that order sorts)
+        self.in_id_order = True
+        self._last_id = 0
         self.products: Mapping[str, ProductView] = self._products
         self.devices: Mapping[DeviceKey, DeviceRecord] = self._devices
 
@@ -157,24 +172,12 @@ class Directory:
         """The devices recorded online (at start: those the last server did not see go)."""
         return [key for key, record in self._devices.items() if record.state is DeviceState.ONLINE]
 
-    def places(
-        self, product_key: str | None, name_prefix: str, tenant: str | None = None
-    ) -> list[DevicePlace]:
-        """Name and place of each device of ``product_key`` (or of any product, for None;
-        of ``tenant``'s products, unless None) whose name starts with ``name_prefix``."""
-        return [
-            DevicePlace(key[0], key[1], *record.place)
-            for key, record in self._devices.items()
-            if (product_key is None or key[0] == product_key)
-            and key[1].startswith(name_prefix)
-            and (tenant is None or self.tenant_of(key[0]) == tenant)
-        ]
-
     # -- the lifecycle ----------------------------------------------------------------------
 
-    def apply(self, key: DeviceKey, event: Event) -> bool:
-        """A device connected or disconnected: its state follows the lifecycle table at once,
-        and one that connected is activated for good. Whether it changed anything to write:
+    def apply(self, key: DeviceKey, event: Event, *, ip: str = "", at: int | None = None) -> bool:
+        """A device connected (from ``ip``, at ``at`` ms) or disconnected: its state follows
+        the lifecycle table at once, and one that connected is activated for good, its last
+        address and time kept. Whether it changed anything to write:
         False for a device there is none of (deleted meanwhile), or an event its state does
         not allow (said in the log)."""
         record = self._devices.get(key)
@@ -187,6 +190,12 @@ class Directory:
             return False
         if event is Event.CONNECTED:
             record.ever_online = True
+            if ip:
+                record.last_ip = ip
+            if at is not None:
+                record.last_online_at = at
+                if record.first_online_at is None:
+                    record.first_online_at = at
         return True
 
     def state_after(self, key: DeviceKey, event: Event) -> DeviceState:
@@ -215,9 +224,35 @@ class Directory:
 
     def add_device(self, key: DeviceKey, record: DeviceRecord) -> None:
         self._devices[key] = record
+        if record.id < self._last_id:
+            self.in_id_order = False
+        self._last_id = max(self._last_id, record.id)
 
     def drop_device(self, key: DeviceKey) -> None:
-        self._devices.pop(key, None)
+        """A device deleted: its sub-devices have no gateway any more."""
+        if self._devices.pop(key, None) is None:
+            return
+        for record in self._devices.values():
+            if record.gateway == key:
+                record.gateway = None
+
+    def rename(self, key: DeviceKey, nickname: str) -> None:
+        record = self._devices.get(key)
+        if record is not None:
+            record.nickname = nickname
+
+    def set_gateway(self, keys: Iterable[DeviceKey], gateway: DeviceKey | None) -> None:
+        """Sub-devices put under ``gateway`` (None: taken out of theirs)."""
+        for key in keys:
+            record = self._devices.get(key)
+            if record is not None:
+                record.gateway = gateway
+
+    def report_firmware(self, key: DeviceKey, versions: Mapping[str, str]) -> None:
+        """The device's firmware versions, by module, set (others kept)."""
+        record = self._devices.get(key)
+        if record is not None:
+            record.firmware = {**record.firmware, **versions}
 
     def move(self, key: DeviceKey, location: Location) -> None:
         """A device given another place."""

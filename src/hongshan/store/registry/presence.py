@@ -15,9 +15,8 @@ from collections.abc import Mapping
 
 import sqlalchemy as sa
 
-from hongshan.store.registry.database import RETRY_AFTER, Database, now_ms
+from hongshan.store.registry.database import RETRY_AFTER, Database
 from hongshan.things.directory import DeviceKey, DeviceRecord
-from hongshan.things.lifecycle import Event
 
 PRESENCE_FLUSH_DELAY = 0.2  # seconds a presence change may wait to be batched with others
 
@@ -40,15 +39,15 @@ class PresenceWriter:
         self._lock = threading.Lock()  # noted on the loop, written on the thread
         self._timer: asyncio.TimerHandle | None = None
 
-    def note(self, key: DeviceKey, event: Event, address: str) -> None:
-        """The device's record changed by ``event`` (the directory applied it): its row is
-        written with the next batch."""
+    def note(self, key: DeviceKey, ip: str, connected_at: int | None) -> None:
+        """The device's record changed (the directory applied a connect from ``ip`` at
+        ``connected_at``, or a disconnect: "" and None): its row is written with the next
+        batch."""
         with self._lock:
             # A batch keeps the last connect even when a disconnect follows it: a device that
             # woke, posted and slept within one batch was online, and must count as activated.
-            ip, connected_at = self._pending.get(key, ("", None))
-            if event is Event.CONNECTED:
-                ip, connected_at = address.rsplit(":", 1)[0], now_ms()
+            if connected_at is None:
+                ip, connected_at = self._pending.get(key, ("", None))
             self._pending[key] = (ip, connected_at)
         if self._timer is None:
             loop = asyncio.get_running_loop()

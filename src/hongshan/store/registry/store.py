@@ -34,7 +34,6 @@ from hongshan.store.registry.audit import AuditTable
 from hongshan.store.registry.commands import CommandTable
 from hongshan.store.registry.credentials import CredentialTable, Pending
 from hongshan.store.registry.database import Database, now_ms, row_id_of
-from hongshan.store.registry.device_rows import filtered, read_devices, read_places
 from hongshan.store.registry.documents import DeviceDocuments
 from hongshan.store.registry.groups import GroupTable
 from hongshan.store.registry.presence import PresenceWriter
@@ -44,7 +43,8 @@ from hongshan.store.registry.rules import RuleTable
 from hongshan.store.registry.scenes import SceneTable
 from hongshan.store.registry.tenants import TenantTable
 from hongshan.store.registry.users import SessionTable, UserTable
-from hongshan.things import first_seen, naming
+from hongshan.things import device_query, first_seen, naming
+from hongshan.things.device_query import device_of, place_of
 from hongshan.things.directory import (
     DeviceKey,
     DeviceRecord,
@@ -79,7 +79,6 @@ from hongshan.twin.shadow import Shadow
 log = logging.getLogger("hongshan.registry")
 
 ALL_DEVICES = DeviceFilter(limit=1_000_000)
-ALL_ORDER = ALL_DEVICES.order  # (the directory's places are kept in this order)
 
 
 class SQLRegistry:
@@ -169,27 +168,35 @@ class SQLRegistry:
         with self._engine.connect() as db:
             for row in db.execute(sa.select(t.products)):
                 directory.put_product(row.product_key, self._product_view(row))
-            query = sa.select(
-                t.devices.c.id,
-                t.devices.c.product_key,
-                t.devices.c.device_name,
-                t.devices.c.device_secret,
-                t.devices.c.state,
-                t.devices.c.first_online_at,
-                t.devices.c.lat,
-                t.devices.c.lon,
-                t.devices.c.district,
-            )
-            for row in db.execute(query):
+            d = t.devices
+            named: dict[int, DeviceKey] = {}
+            gateways: dict[DeviceKey, int] = {}
+            for row in db.execute(sa.select(d).order_by(d.c.id)):
+                key = (row.product_key, row.device_name)
+                named[row.id] = key
+                if row.gateway_id is not None:
+                    gateways[key] = row.gateway_id
                 record = DeviceRecord(
                     id=row.id,
                     sealed=row.device_secret,
                     state=DeviceState(row.state),
                     ever_online=row.first_online_at is not None,
                     place=(row.lat, row.lon, row.district),
+                    nickname=row.nickname,
+                    created_at=row.created_at,
+                    first_online_at=row.first_online_at,
+                    last_online_at=row.last_online_at,
+                    last_ip=row.last_ip,
                 )
-                directory.add_device((row.product_key, row.device_name), record)
-            self._load_tags(db)
+                directory.add_device(key, record)
+            for key, gateway_id in gateways.items():
+                directory.set_gateway([key], named[gateway_id])
+            firmware: dict[int, dict[str, str]] = {}
+            for row in db.execute(sa.select(t.device_firmware)):
+                firmware.setdefault(row.device_id, {})[row.module] = row.version
+            for device_id, versions in firmware.items():
+                directory.report_firmware(named[device_id], versions)
+            self._load_tags(db, named)
             self.groups.load(db)
             no_password = self._logins.load(db)
         unreadable = directory.open_secrets()
@@ -208,8 +215,7 @@ class SQLRegistry:
             "registry: %d products, %d devices", len(directory.products), len(directory.devices)
         )
 
-    def _load_tags(self, db: sa.Connection) -> None:
-        named = {record.id: key for key, record in self._devices.items()}
+    def _load_tags(self, db: sa.Connection, named: Mapping[int, DeviceKey]) -> None:
         tags: dict[int, dict[str, str]] = {}
         for row in db.execute(sa.select(t.device_tags)):
             tags.setdefault(row.device_id, {})[row.key] = row.value
@@ -491,6 +497,7 @@ class SQLRegistry:
         token = self._token_for(view, (product_key, dn), access_token)
         secret = device_secret or naming.new_device_secret()
         sealed = self._box.seal(secret, device_context(product_key, dn))
+        at = now_ms()
 
         def insert() -> int:
             with self._engine.begin() as db:
@@ -504,7 +511,7 @@ class SQLRegistry:
                             device_secret=sealed,
                             nickname=nickname,
                             state=DeviceState.INACTIVE.value,
-                            created_at=now_ms(),
+                            created_at=at,
                             gateway_id=gateway_id,
                             lat=location.lat if location else None,
                             lon=location.lon if location else None,
@@ -531,6 +538,9 @@ class SQLRegistry:
             state=DeviceState.INACTIVE,
             ever_online=False,
             place=(location.lat, location.lon, location.district) if location else (None, None, ""),
+            nickname=nickname,
+            created_at=at,
+            gateway=gateway,
         )
         self.directory.add_device((product_key, dn), record)
         if tags:
@@ -611,9 +621,13 @@ class SQLRegistry:
 
         ids = await self._run(insert)
         self._logins.remember(tokens)
-        for name, device_id in ids.items():
+        for name in created:  # (in the order of their ids)
             record = DeviceRecord(
-                id=device_id, sealed=sealed[name], state=DeviceState.INACTIVE, ever_online=False
+                id=ids[name],
+                sealed=sealed[name],
+                state=DeviceState.INACTIVE,
+                ever_online=False,
+                created_at=at,
             )
             self.directory.add_device((product_key, name), record)
         return created
@@ -622,14 +636,10 @@ class SQLRegistry:
         self, product_key: str, device_name: str, *, with_secret: bool = False
     ) -> Device:
         key = (product_key, device_name)
-        if key not in self._devices:
+        record = self._devices.get(key)
+        if record is None:
             raise RegistryError(f"no device {device_name} in product {product_key}", "not_found")
-        devices = await self._query_devices(
-            DeviceFilter(product_key=product_key), only=key, limit=1
-        )
-        if not devices:
-            raise RegistryError(f"no device {device_name} in product {product_key}", "not_found")
-        device = devices[0]
+        device = device_of(key, record, self.tags)
         if with_secret:
             credentials = await self.credentials(product_key, device_name)
             assert credentials is not None
@@ -684,44 +694,23 @@ class SQLRegistry:
             callback(product_key, device_name)
         return await self.get_device(product_key, device_name, with_secret=True)
 
+    def device_page(self, where: DeviceFilter = ALL_DEVICES) -> tuple[list[Device], int]:
+        """The devices ``where`` selects (a page of them) and how many it selects in all:
+        from memory (``things.device_query``), no query."""
+        found, total = device_query.select(self.directory, self.tags, where)
+        return [device_of(key, record, self.tags) for key, record in found], total
+
     async def list_devices(self, where: DeviceFilter = ALL_DEVICES) -> list[Device]:
-        return await self._query_devices(where)
-
-    async def device_places(self, where: DeviceFilter = ALL_DEVICES) -> list[DevicePlace]:
-        """Name and place of each device ``where`` selects, without the rest of it: from memory
-        when only the product narrows it (the console's map of a town's lamps), else a query."""
-        simple = where.group is None and not where.tags and where.gateway is None
-        simple = simple and where.reach.groups is None  # (a group limit asks the members)
-        if simple and where.state is None and where.text is None and where.order == ALL_ORDER:
-            prefix = where.name_prefix or ""
-            places = self.directory.places(where.product_key, prefix, where.reach.tenant)
-            return places[where.offset : where.offset + where.limit]
-
-        def query() -> list[DevicePlace]:
-            self._presence.flush()
-            with self._engine.connect() as db:
-                return read_places(db, where)
-
-        return await self._run(query)
+        return self.device_page(where)[0]
 
     async def count_devices(self, where: DeviceFilter = ALL_DEVICES) -> int:
-        def count() -> int:
-            self._presence.flush()
-            query = filtered(sa.select(sa.func.count()).select_from(t.devices), where)
-            with self._engine.connect() as db:
-                return int(db.execute(query).scalar_one())
+        return self.device_page(msgspec.structs.replace(where, limit=0))[1]
 
-        return await self._run(count)
-
-    async def _query_devices(
-        self, where: DeviceFilter, *, only: DeviceKey | None = None, limit: int | None = None
-    ) -> list[Device]:
-        def query() -> list[Device]:
-            self._presence.flush()
-            with self._engine.connect() as db:
-                return read_devices(db, where, only=only, limit=limit)
-
-        return await self._run(query)
+    async def device_places(self, where: DeviceFilter = ALL_DEVICES) -> list[DevicePlace]:
+        """Name and place of each device ``where`` selects, without the rest of it (the
+        console's map of a town's lamps): from memory."""
+        found, _ = device_query.select(self.directory, self.tags, where)
+        return [place_of(key, record) for key, record in found]
 
     async def set_enabled(self, product_key: str, device_name: str, enabled: bool) -> Device:
         """Disable (refused at CONNECT from now on; an online device is disconnected by the
@@ -814,8 +803,12 @@ class SQLRegistry:
                     )
 
         await self._run(update)
+        if nickname is not None:
+            self.directory.rename(key, nickname)
         if location is not None:
             self.directory.move(key, location)
+        if firmware:
+            self.directory.report_firmware(key, firmware)
         if tags or gone:  # (written in that order: a key in both is removed)
             self.tags.change_device(key, tags or {}, gone)
         return await self.get_device(product_key, device_name)
@@ -841,13 +834,14 @@ class SQLRegistry:
 
     def device_connected(self, product_key: str, device_name: str, address: str) -> None:
         key = (product_key, device_name)
-        if self.directory.apply(key, Event.CONNECTED):
-            self._presence.note(key, Event.CONNECTED, address)
+        ip, at = address.rsplit(":", 1)[0], now_ms()
+        if self.directory.apply(key, Event.CONNECTED, ip=ip, at=at):
+            self._presence.note(key, ip, at)
 
     def device_disconnected(self, product_key: str, device_name: str) -> None:
         key = (product_key, device_name)
         if self.directory.apply(key, Event.DISCONNECTED):
-            self._presence.note(key, Event.DISCONNECTED, "")
+            self._presence.note(key, "", None)
 
     async def bind_gateway(self, gateway: DeviceKey, subs: list[DeviceKey]) -> list[DeviceKey]:
         """Put sub-devices under ``gateway`` (a gateway's topology add), each only if no other
@@ -882,7 +876,10 @@ class SQLRegistry:
                 pass
             return taken
 
-        return await self._run(update)
+        taken = await self._run(update)
+        if not taken:
+            self.directory.set_gateway(subs, gateway)
+        return taken
 
     async def unbind_gateway(
         self, sub: DeviceKey, gateway: DeviceKey | None = None
@@ -915,4 +912,7 @@ class SQLRegistry:
                 )
                 return found if done.rowcount == 1 else None
 
-        return await self._run(update)
+        found = await self._run(update)
+        if found is not None:
+            self.directory.set_gateway([sub], None)
+        return found
