@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from towns import Town, client, post_value
+from towns import Town, admin_token, client, post_value
 from websockets.sync.client import connect
 
 from alibaba_device import signed
@@ -250,3 +250,48 @@ def test_a_fan_out_reaches_only_the_devices_its_sender_sees(server: Any, north: 
         outside = {"productKey": north.pk, "deviceName": north.lamps[1]}
         one = ward.post("/api/commands", json={"target": outside, "set": {"Brightness": 3}})
         assert one.status_code == 404
+
+
+def test_a_batch_across_tenants_shows_each_tenant_its_own_commands_alone(
+    server: Any, north: Town, south: Town
+) -> None:
+    with client(server, admin_token(server)) as system:
+        for town in (north, south):
+            for lamp in town.lamps:
+                path = f"/api/products/{town.pk}/devices/{lamp}"
+                assert system.patch(path, json={"tags": {"street": "main"}}).status_code == 200
+        every = {"target": {"tag": "street:main"}, "set": {"Brightness": 8}, "ttl": 3600}
+        sent = system.post("/api/commands", json=every)
+        assert sent.status_code == 202, sent.text
+        batch = f"/api/command-batches/{sent.json()['id']}"
+        assert system.get(batch).json()["total"] == 4
+    for token, seen in ((north.tokens["admin"], 2), (south.tokens["viewer"], 2)):
+        with client(server, token) as tenant:
+            shown = tenant.get(batch).json()
+            assert shown["total"] == seen, "the other town's lamps are not counted"
+            assert sum(shown["counts"].values()) == seen
+            assert shown["target"] == {"tag": "street:main"}
+    with client(server, north.tokens["clinic"]) as clinic:
+        shown = clinic.get(batch).json()
+        assert (shown["total"], sum(shown["counts"].values())) == (1, 1), "its group's lamp"
+
+
+def test_a_batch_to_a_group_out_of_sight_shows_no_target(server: Any, north: Town) -> None:
+    with client(server, north.tokens["admin"]) as admin:
+        assert admin.post("/api/groups", json={"name": "north_poles"}).status_code == 201
+        member = {"productKey": north.pk, "deviceName": north.lamp}
+        added = admin.post("/api/groups/north_poles/devices", json={"devices": [member]})
+        assert added.status_code in (200, 201), added.text
+        every = {"target": {"group": "north_poles"}, "set": {"Brightness": 9}, "ttl": 3600}
+        sent = admin.post("/api/commands", json=every)
+        assert sent.status_code == 202, sent.text
+        batch = f"/api/command-batches/{sent.json()['id']}"
+        assert admin.get(batch).json()["target"] == {"group": "north_poles"}
+    try:
+        with client(server, north.tokens["clinic"]) as clinic:
+            shown = clinic.get(batch).json()
+            assert shown["target"] == {}, "a group the clinic viewer does not see is not named"
+            assert shown["total"] == 1
+    finally:
+        with client(server, north.tokens["admin"]) as admin:
+            admin.delete("/api/groups/north_poles")

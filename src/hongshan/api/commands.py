@@ -183,10 +183,16 @@ async def show_batch(
     batch_id: FromPath[int],
 ) -> CommandBatch:
     """The batch, with how many of its commands are in each state now; 404 (as for none)
-    when none of its commands is to a device the principal sees."""
+    when none of its commands is to a device the principal sees. Only those commands are
+    counted (``total`` too), and a target naming a group or product the principal does not
+    see is shown empty (``{}``): a batch the admin token sent across tenants tells each
+    tenant of its own devices alone."""
     if not await commands.count_commands(CommandFilter(batch=batch_id, reach=access.reach)):
         raise RegistryError(f"no command batch {batch_id}", "not_found")
-    return await fan_out.batch(batch_id)
+    batch = await fan_out.batch(batch_id, access.reach)
+    if not access.sees_target(batch.target):
+        batch = msgspec.structs.replace(batch, target=Target())
+    return batch
 
 
 ROUTES = (send_command, list_commands, show_command, cancel_command, show_batch)

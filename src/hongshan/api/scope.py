@@ -80,6 +80,16 @@ class Scope:
         if target.group is not None:
             self.group(target.group)
 
+    def sees_target(self, target: Target) -> bool:
+        """Whether the group or product a kept target names is in reach (a tag or a
+        district names nothing of a tenant's)."""
+        if target.group is not None and not self._visibility.sees_group(
+            self.principal, target.group
+        ):
+            return False
+        pk = target.product_key
+        return pk is None or self._visibility.sees_product(self.principal, pk)
+
     def group(self, name: str) -> None:
         """404 unless the group is of the principal's tenant (and one of its groups)."""
         if not self._visibility.sees_group(self.principal, name):

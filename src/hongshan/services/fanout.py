@@ -148,8 +148,9 @@ class FanOut:
         a device, group or product that is not there)."""
         return await self._devices(target, reach)
 
-    async def batch(self, batch_id: int) -> CommandBatch:
-        batch = await self._records.batch(batch_id)
+    async def batch(self, batch_id: int, reach: Reach = EVERYWHERE) -> CommandBatch:
+        """The batch, counting only the commands of the devices within ``reach``."""
+        batch = await self._records.batch(batch_id, reach)
         if batch is None:
             raise RegistryError(f"no command batch {batch_id}", "not_found")
         return batch

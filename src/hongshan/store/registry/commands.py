@@ -181,7 +181,11 @@ class CommandTable:
 
         return [_record(row) for row in await self._db.run(query)]
 
-    async def batch(self, batch_id: int) -> CommandBatch | None:
+    async def batch(self, batch_id: int, reach: Reach = EVERYWHERE) -> CommandBatch | None:
+        """The batch, its commands counted by state. Within a ``reach`` narrower than
+        everywhere (a tenant's, a group-limited principal's) only the commands of the devices
+        in it are counted, and ``total`` is theirs: a batch the admin token sent across
+        tenants tells no tenant how many devices the others have."""
         if not 0 < batch_id <= MAX_ID:
             return None
 
@@ -193,6 +197,7 @@ class CommandTable:
                 counts = db.execute(
                     sa.select(c.state, sa.func.count())
                     .where(c.batch_id == batch_id)
+                    .where(within(reach, c.product_key, c.device_name))
                     .group_by(c.state)
                 )
                 return row, list(counts)
@@ -200,6 +205,7 @@ class CommandTable:
         row, counts = await self._db.run(query)
         if row is None:
             return None
+        counted = {state: int(count) for state, count in counts}
         return CommandBatch(
             id=row.id,
             target=_target.decode(row.target),
@@ -210,8 +216,8 @@ class CommandTable:
             wait=row.wait,
             ttl=row.ttl,
             created_at=row.created_at,
-            total=row.total,
-            counts={state: int(count) for state, count in counts},
+            total=row.total if reach == EVERYWHERE else sum(counted.values()),
+            counts=counted,
         )
 
     async def prune(self, before: int, keep_rows: int) -> int:
