@@ -7,6 +7,8 @@ With the admin token (the default) it manages the users of every tenant.
 [--password-stdin]`` (ends the user's sessions), ``user delete NAME``, ``user change NAME
 [--role R] [--group G … | --all-groups] [--disable | --enable]``. A password is asked for
 twice at the terminal unless ``--password-stdin`` reads it (one line) from standard input.
+The API refuses (409, said on standard error) to demote, disable or delete a tenant's last
+enabled admin.
 """
 
 from __future__ import annotations

@@ -63,3 +63,17 @@ def test_users_from_the_command_line(server: Any) -> None:
     run(server, "user", "delete", "ana")
     missing = run(server, "user", "show", "ana", check=False)
     assert missing.returncode == 1 and "404" in missing.stderr
+
+
+def test_the_last_admin_is_kept_from_the_command_line(server: Any) -> None:
+    added = with_password(server, "user", "add", "bo", password="bo's first password")
+    assert added.returncode == 0, added.stderr
+    for args in (
+        ("user", "change", "admin", "--role", "viewer"),
+        ("user", "change", "admin", "--disable"),
+        ("user", "delete", "admin"),
+    ):
+        refused = run(server, *args, check=False)
+        assert refused.returncode == 1, refused.stdout
+        assert "409" in refused.stderr and "last enabled admin" in refused.stderr
+    assert logs_in(server, "admin", "the first admin's")

@@ -54,6 +54,41 @@ def test_users_are_made_shown_changed_and_deleted(server: Any) -> None:
     assert gone.status_code == 401
 
 
+def test_the_last_enabled_admin_is_not_demoted_disabled_or_deleted(server: Any) -> None:
+    add_user(server, "ana", "operator")
+    with bearer_client(server, "admin", ADMIN_PASSWORD) as admin:
+        for change, how in (
+            (lambda: admin.patch("/api/users/admin", json={"role": "operator"}), "demoted"),
+            (lambda: admin.patch("/api/users/admin", json={"disabled": True}), "disabled"),
+            (lambda: admin.delete("/api/users/admin"), "deleted"),
+        ):
+            refused = change()
+            assert refused.status_code == 409, refused.text
+            assert refused.headers["content-type"] == "application/problem+json"
+            detail = refused.json()["detail"]
+            assert "last enabled admin of tenant default" in detail and how in detail
+        assert admin.get("/api/users/admin").json()["role"] == "admin"
+        # a second admin disabled does not count: admin is still the last enabled one
+        assert admin.patch("/api/users/ana", json={"role": "admin", "disabled": True}).is_success
+        assert admin.patch("/api/users/admin", json={"role": "viewer"}).status_code == 409
+        # once ana is an enabled admin, either may step down, but not both
+        assert admin.patch("/api/users/ana", json={"disabled": False}).is_success
+        assert admin.patch("/api/users/admin", json={"role": "viewer"}).status_code == 200
+    with token_client(server) as system:
+        assert system.delete("/api/users/ana").status_code == 409  # (the admin token alike)
+        assert system.delete("/api/users/admin").status_code == 204
+        # the tenant's only user, its last admin, may go: nobody is locked out
+        assert system.delete("/api/users/ana").status_code == 204
+        # admins are counted per tenant: another tenant's do not keep hill's
+        assert system.post("/api/tenants", json={"id": "hill", "name": "Hill"}).is_success
+        add_user(server, "admin2", "admin")
+        for name, role in (("hill-admin", "admin"), ("hill-viewer", "viewer")):
+            body = {"name": name, "password": PASSWORD, "role": role, "tenant": "hill"}
+            assert system.post("/api/users", json=body).status_code == 201
+        refused = system.patch("/api/users/hill-admin", json={"role": "operator"})
+        assert refused.status_code == 409 and "tenant hill" in refused.json()["detail"]
+
+
 def test_an_admin_sees_the_users_of_their_own_tenant_only(server: Any) -> None:
     registry = Path(server.settings.data_dir) / "registry.db"
     with sqlite3.connect(registry) as db:  # (tenants have no API yet)

@@ -280,7 +280,8 @@ async def change_user(
     name: FromPath[str],
     data: JSONBody[UserChange],
 ) -> UserView:
-    """Role, groups, disabled; a user disabled is logged out at once."""
+    """Role, groups, disabled; a user disabled is logged out at once. 409 for demoting or
+    disabling the tenant's last enabled admin."""
     _seen(principal, people, name)
     user = await people.change(
         name,
@@ -295,6 +296,7 @@ async def change_user(
 async def delete_user(
     people: Provided[People], principal: Provided[Principal], name: FromPath[str]
 ) -> None:
+    """409 for the tenant's last enabled admin while the tenant has other users."""
     _seen(principal, people, name)
     await people.delete(name)
 

@@ -11,10 +11,19 @@ Users and live sessions are kept in memory, loaded at start and changed after ea
 commits, so ``principal`` — asked on every request — reads no database. Disabling or deleting
 a user, or changing their password, revokes their sessions at once: their access tokens name
 a session that is no longer there.
+
+A tenant that has an enabled admin keeps one: demoting, disabling or deleting its last enabled
+admin is refused (``conflict``), whoever asks — the tenant would be left with nobody to manage
+its users (the admin token could, but it is the platform operator's, not the town's). Deleting
+them is allowed once they are the tenant's only user: nobody is locked out then, and a tenant
+is wound up (deleted) only once it holds no user. The
+changes of users are made one at a time (``_changing``), so two admins demoting each other at
+once cannot both pass the check.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 import hashlib
@@ -78,6 +87,10 @@ def _check_name(name: str) -> None:
         )
 
 
+def _enabled_admin(user: UserRecord) -> bool:
+    return user.role is Role.ADMIN and not user.disabled
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -110,6 +123,7 @@ class People:
         # compared against when the name is no user's, so that a wrong name takes as long
         # as a wrong password (no user enumeration by timing)
         self._decoy = ""
+        self._changing = asyncio.Lock()  # (a check of the last admin and its write, together)
 
     @property
     def refresh_seconds(self) -> int:
@@ -182,17 +196,24 @@ class People:
         groups: frozenset[str] | _Unchanged | None = UNCHANGED,
         disabled: bool | None = None,
     ) -> UserRecord:
-        """Role, groups (None: not limited), disabled; disabling ends the user's sessions."""
-        user = self.get(name)
-        changed = dataclasses.replace(
-            user,
-            role=user.role if role is None else role,
-            groups=user.groups if groups is UNCHANGED else groups,
-            disabled=user.disabled if disabled is None else disabled,
-            updated_at=self._now_ms(),
-        )
-        await self._users_table.save(changed)
-        self._remember(changed)
+        """Role, groups (None: not limited), disabled; disabling ends the user's sessions.
+        ``RegistryError`` (conflict) for a change that leaves the tenant with no enabled
+        admin."""
+        async with self._changing:
+            user = self.get(name)
+            changed = dataclasses.replace(
+                user,
+                role=user.role if role is None else role,
+                groups=user.groups if groups is UNCHANGED else groups,
+                disabled=user.disabled if disabled is None else disabled,
+                updated_at=self._now_ms(),
+            )
+            if not _enabled_admin(changed):
+                self._not_the_last_admin(
+                    user, "demoted" if changed.role is not user.role else "disabled"
+                )
+            await self._users_table.save(changed)
+            self._remember(changed)
         if changed.disabled and not user.disabled:
             await self._end_sessions(user.id)
         return changed
@@ -216,12 +237,35 @@ class People:
         return changed
 
     async def delete(self, name: str) -> None:
-        user = self.get(name)
-        await self._users_table.delete(user.id)
-        self._users.pop(user.id, None)
-        self._by_name.pop(user.name, None)
+        """``RegistryError`` (conflict) for the tenant's last enabled admin, unless they
+        are its only user."""
+        async with self._changing:
+            user = self.get(name)
+            if any(u.tenant == user.tenant and u.id != user.id for u in self._users.values()):
+                self._not_the_last_admin(user, "deleted")
+            await self._users_table.delete(user.id)
+            self._users.pop(user.id, None)
+            self._by_name.pop(user.name, None)
         for session_id in [s.id for s in self._sessions.values() if s.user_id == user.id]:
             del self._sessions[session_id]
+
+    def _not_the_last_admin(self, user: UserRecord, change: str) -> None:
+        """``RegistryError`` (conflict) when ``user`` is the only enabled admin of their
+        tenant (and so may not be ``change``d)."""
+        if not _enabled_admin(user):
+            return
+        others = [
+            u
+            for u in self._users.values()
+            if u.tenant == user.tenant and u.id != user.id and _enabled_admin(u)
+        ]
+        if not others:
+            raise RegistryError(
+                f"{user.name} is the last enabled admin of tenant {user.tenant} and may not be "
+                f"{change}: make another user admin first (the tenant would be left with "
+                "nobody to manage its users)",
+                "conflict",
+            )
 
     def _remember(self, user: UserRecord) -> None:
         self._users[user.id] = user
