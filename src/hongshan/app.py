@@ -471,7 +471,9 @@ async def _people(settings: Settings, data_dir: Path, registry: SQLRegistry) -> 
         registry.users,
         registry.sessions,
         AccessTokens(key, settings.access_token_minutes * 60, time.time),
-        Lockout(policy, time.monotonic),
+        # (wall time, not monotonic: a lock kept in the registry is read back after a restart)
+        Lockout(policy, time.time),
+        registry.lockouts,
         refresh_lifetime=settings.refresh_token_days * 86400,
         clock=time.time,
     )

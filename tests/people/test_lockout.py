@@ -9,6 +9,7 @@ import httpx
 import pytest
 from people_api import ADMIN_PASSWORD, base_url
 
+from broker_peers import eventually
 from hongshan.identity.lockout import Lockout, LockoutPolicy
 
 POLICY = LockoutPolicy(per_user=5, per_address=20, window=900, lock=900)
@@ -61,6 +62,32 @@ def test_twenty_failures_from_one_address_lock_the_address() -> None:
     assert lockout.retry_after("anyone", "10.0.0.8") is None
 
 
+def test_a_name_s_count_and_lock_handed_back_are_kept_until_their_time() -> None:
+    clock = Clock()
+    before = Lockout(POLICY, clock)
+    for _ in range(4):
+        before.failed("ana", "10.0.0.1")
+    for _ in range(5):
+        before.failed("bo", "10.0.0.2")
+    kept = [before.user_lock("ana"), before.user_lock("bo")]
+    assert before.user_lock("cy") is None
+    assert all(lock is not None and "ana" not in lock.key for lock in kept), "no name is kept"
+    clock.now += 100
+    after = Lockout(POLICY, clock)  # (as after a restart)
+    after.restore(lock for lock in kept if lock is not None)
+    assert after.retry_after("bo", "10.0.0.9") == 800, "the lock goes on where it was"
+    assert after.retry_after("ana", "10.0.0.9") is None
+    after.failed("ana", "10.0.0.9")  # the fifth, counted with the four kept
+    assert after.retry_after("ana", "10.0.0.9") == 900
+    clock.now += 800
+    assert after.retry_after("bo", "10.0.0.9") is None
+    late = Lockout(POLICY, clock)  # failures past the window and a lock over are dropped
+    late.restore(lock for lock in kept if lock is not None)
+    late.failed("ana", "10.0.0.9")
+    assert late.retry_after("ana", "10.0.0.9") is None
+    assert late.user_lock("bo") is None
+
+
 @pytest.fixture
 def server(make_server: Any) -> Any:
     return make_server(admin_password=ADMIN_PASSWORD)
@@ -90,3 +117,23 @@ def test_an_address_with_too_many_failures_is_locked_for_every_name(make_server:
         assert attempt(server, f"guess-{number}", "wrong password!").status_code == 401
     locked = attempt(server, "admin", ADMIN_PASSWORD)  # the right password, from there
     assert locked.status_code == 429 and "retry-after" in locked.headers
+
+
+def test_a_locked_name_stays_locked_across_a_restart_until_its_time(make_server: Any) -> None:
+    lock_minutes = 0.1  # six seconds: waited for below
+    server = make_server(admin_password=ADMIN_PASSWORD, login_lockout_minutes=lock_minutes)
+    for name in ("admin", "nobody"):
+        for _ in range(5):
+            assert attempt(server, name, "wrong password!").status_code == 401
+    assert attempt(server, "admin", ADMIN_PASSWORD).status_code == 429
+    server.stop()
+    again = make_server(login_lockout_minutes=lock_minutes)  # (the same data directory)
+    admin, nobody = attempt(again, "admin", ADMIN_PASSWORD), attempt(again, "nobody", "x" * 10)
+    for locked in (admin, nobody):  # a user's name and one that is not, alike
+        assert locked.status_code == 429, locked.text
+        assert 1 <= int(locked.headers["retry-after"]) <= 6
+    eventually(
+        lambda: attempt(again, "admin", ADMIN_PASSWORD).status_code == 200,
+        timeout=30,
+        what="the lock over",
+    )

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hongshan.errors import LoginRefused
+from hongshan.errors import LoginLocked, LoginRefused
 from hongshan.identity.access_tokens import AccessTokens
 from hongshan.identity.lockout import Lockout, LockoutPolicy
 from hongshan.identity.principals import Role
@@ -43,6 +43,7 @@ async def people_of(registry: SQLRegistry, clock: Clock) -> People:
         registry.sessions,
         AccessTokens(secrets.token_bytes(32), 900, clock),
         Lockout(LockoutPolicy(), clock),
+        registry.lockouts,
         refresh_lifetime=7 * 86400,
         clock=clock,
     )
@@ -89,3 +90,32 @@ async def test_access_tokens_and_sessions_expire_on_the_clock(registry: SQLRegis
     with pytest.raises(LoginRefused):
         await people.refresh(renewed.refresh_token)  # the session's lifetime is over
     assert await registry.sessions.load_live(int(clock.now * 1000)) == []
+
+
+async def test_a_name_s_failures_and_lock_outlive_a_restart(registry: SQLRegistry) -> None:
+    clock = Clock()
+    people = await people_of(registry, clock)
+    await people.add("default", "ana", PASSWORD, Role.VIEWER, None)
+    for name in ("ana", "ghost"):  # a user's name and one that is no user's
+        for _ in range(5):
+            with pytest.raises(LoginRefused):
+                await people.login(name, "wrong password!", address=name, agent="")
+    await people.add("default", "bo", PASSWORD, Role.VIEWER, None)
+    for _ in range(4):
+        with pytest.raises(LoginRefused):
+            await people.login("bo", "wrong password!", address="bo", agent="")
+    clock.now += 60
+    again = await people_of(registry, clock)  # (as after a restart)
+    for name in ("ana", "ghost"):
+        with pytest.raises(LoginLocked) as locked:
+            await again.login(name, PASSWORD, address="elsewhere", agent="")
+        assert locked.value.retry_after == 900 - 60
+    with pytest.raises(LoginRefused):
+        await again.login("bo", "wrong password!", address="bo", agent="")  # the fifth
+    with pytest.raises(LoginLocked):
+        await again.login("bo", PASSWORD, address="elsewhere", agent="")
+    clock.now += 900
+    later = await people_of(registry, clock)
+    await later.login("ana", PASSWORD, address="elsewhere", agent="")
+    await later.login("bo", PASSWORD, address="elsewhere", agent="")
+    assert await registry.lockouts.load(clock.now, 900) == [], "successes and stale rows go"

@@ -7,6 +7,10 @@ A refresh hands out a new pair and forgets the old refresh token (rotation); a r
 presented again after it was rotated is a copy in someone else's hands (OAuth 2.0 Security
 BCP, RFC 9700 section 4.14.2): the session is revoked, for the thief and the user alike.
 
+A username's failed logins and lock (``identity.lockout``) are written through to the
+registry (``login_lockouts``) and read back at start, so a restart neither lifts a lock nor
+starts a fresh count; an address's stay in memory.
+
 Users and live sessions are kept in memory, loaded at start and changed after each write
 commits, so ``principal`` — asked on every request — reads no database. Disabling or deleting
 a user, or changing their password, revokes their sessions at once: their access tokens name
@@ -35,9 +39,10 @@ from dataclasses import dataclass
 
 from hongshan.errors import ConfigError, LoginLocked, LoginRefused
 from hongshan.identity.access_tokens import AccessTokens
-from hongshan.identity.lockout import Lockout
+from hongshan.identity.lockout import Lockout, user_key
 from hongshan.identity.password_hash import hash_in_pool, verify_password
 from hongshan.identity.principals import DEFAULT_TENANT, Principal, Role
+from hongshan.store.registry.lockouts import LockoutTable
 from hongshan.store.registry.users import SessionRecord, SessionTable, UserRecord, UserTable
 from hongshan.things.model import RegistryError
 
@@ -107,14 +112,18 @@ class People:
         sessions: SessionTable,
         tokens: AccessTokens,
         lockout: Lockout,
+        lockouts: LockoutTable,
         *,
         refresh_lifetime: float,
         clock: Callable[[], float],
     ) -> None:
+        """``lockout`` counts on ``clock`` too (wall time: its user locks are kept in
+        ``lockouts`` and read back after a restart)."""
         self._users_table = users
         self._sessions_table = sessions
         self._tokens = tokens
         self._lockout = lockout
+        self._lockouts_table = lockouts
         self._refresh_lifetime = refresh_lifetime
         self._clock = clock
         self._users: dict[int, UserRecord] = {}
@@ -138,6 +147,8 @@ class People:
             self._remember(user)
         for session in await self._sessions_table.load_live(self._now_ms()):
             self._sessions[session.id] = session
+        window = self._lockout.policy.window
+        self._lockout.restore(await self._lockouts_table.load(self._clock(), window))
         log.info("people: %d users, %d live sessions", len(self._users), len(self._sessions))
 
     async def first_admin(self, password: str | None) -> str | None:
@@ -287,8 +298,11 @@ class People:
         right = await verify_password(hashed, password[:MAX_PASSWORD_LENGTH])
         if user is None or not right or user.disabled:
             self._lockout.failed(name, address)
+            await self._keep_lock(name)
             raise LoginRefused(_REFUSED)
-        self._lockout.succeeded(name)
+        if self._lockout.user_lock(name) is not None:
+            self._lockout.succeeded(name)
+            await self._lockouts_table.forget(user_key(name))
         now = self._now_ms()
         secret = secrets.token_urlsafe(32)
         session = SessionRecord(
@@ -305,6 +319,14 @@ class People:
         self._forget_expired(now)
         self._sessions[session.id] = session
         return self._handed_out(user, session, secret)
+
+    async def _keep_lock(self, name: str) -> None:
+        """The name's failures and lock, written through: a restart finds them (an
+        address's are not kept)."""
+        lock = self._lockout.user_lock(name)
+        if lock is not None:
+            window = self._lockout.policy.window
+            await self._lockouts_table.keep(lock, now=self._clock(), window=window)
 
     async def refresh(self, refresh_token: str) -> Login:
         """A new pair for a session's current refresh token; its previous one, presented

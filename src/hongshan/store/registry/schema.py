@@ -456,6 +456,18 @@ user_sessions = sa.Table(
 )
 sa.Index("ix_user_sessions_user", user_sessions.c.user_id)
 
+# Failed logins per username (``identity.lockout``), kept so that a restart does not forget a
+# lock or a count: keyed by the SHA-256 of the name as typed (a user's or not), ``failures``
+# a JSON list of the times (ms) within the window, ``locked_until`` ms (0: not locked).
+login_lockouts = sa.Table(
+    "login_lockouts",
+    metadata,
+    sa.Column("name_hash", sa.String(64), primary_key=True),
+    sa.Column("failures", sa.Text, nullable=False),
+    sa.Column("locked_until", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
 api_keys = sa.Table(
     "api_keys",
     metadata,

@@ -2,7 +2,8 @@
 location), and the tables beside them: ``groups``, ``shadows``, presence, the ThingsBoard
 logins of devices (``credentials``), ``rules``, ``alarms`` and the routes of their
 notifications, ``commands``, ``scenes``, products' ``alarm_conditions``, ``users`` and their
-``sessions``, ``api_keys`` and the ``audit`` log.
+``sessions``, the failed logins that lock usernames out (``lockouts``), ``api_keys`` and the
+``audit`` log.
 
 Every statement runs on the database's one thread (``database.Database``). What the broker
 needs on every CONNECT and every message — a device's sealed secret and state, a product's
@@ -36,6 +37,7 @@ from hongshan.store.registry.credentials import CredentialTable, Pending
 from hongshan.store.registry.database import Database, now_ms, row_id_of
 from hongshan.store.registry.documents import DeviceDocuments
 from hongshan.store.registry.groups import GroupTable
+from hongshan.store.registry.lockouts import LockoutTable
 from hongshan.store.registry.presence import PresenceWriter
 from hongshan.store.registry.properties import PropertyTable
 from hongshan.store.registry.reach import owned, tenant_known
@@ -127,6 +129,7 @@ class SQLRegistry:
         self.alarm_conditions = AlarmConditionTable(db)
         self.users = UserTable(db)
         self.sessions = SessionTable(db)
+        self.lockouts = LockoutTable(db)
         self.api_keys = KeyTable(db)
         self.audit = AuditTable(db)
         self.tenants = TenantTable(db)
