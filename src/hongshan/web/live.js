@@ -94,23 +94,29 @@ export class Live {
   }
 
   dispatch(text) {
-    let message;
+    let frame;
     try {
-      message = JSON.parse(text);
+      frame = JSON.parse(text);
     } catch {
       return;
     }
-    if (message.type === "subscribed") {
+    // a frame is one message, or several in order: {"type":"batch","items":[…]}
+    const messages = frame?.type === "batch" && Array.isArray(frame.items) ? frame.items : [frame];
+    for (const message of messages) this.handle(message);
+  }
+
+  handle(message) {
+    if (message?.type === "subscribed") {
       // live from now on: what changed before (since the view's first read, or while the
       // socket was down) is read once more, so nothing falls between the two
       this.subs.get(message.id)?.poll?.();
       return;
     }
-    if (message.type === "error") {
+    if (message?.type === "error") {
       console.warn("live:", message.detail);
       return;
     }
-    const sub = this.subs.get(message.sub);
+    const sub = this.subs.get(message?.sub);
     if (sub) sub.onMessage(message);
   }
 
