@@ -304,7 +304,10 @@ class Platform:
             queue_limit=settings.ws_queue_limit,
             max_subscriptions=settings.ws_max_subscriptions,
             max_per_principal=settings.ws_max_sockets_per_principal,
+            batch_interval=settings.ws_batch_interval,
         )
+        live_feed.start()
+        self._closing.push_async_callback(live_feed.stop)
         bus.subscribe(live_feed.on_uplink, kinds=LIVE_KINDS)
         alarms.on_change.append(live_feed.on_alarm)
         commands.on_change.append(live_feed.on_command)

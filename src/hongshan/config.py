@@ -112,6 +112,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # messages waiting for one socket; past it the socket is dropped (closed 1013: too slow),
     # so a browser that reads too slowly never holds the platform back
     ws_queue_limit: int = 1000
+    # seconds between two deliveries to the live sockets at most: what happens meanwhile goes
+    # to each socket as one frame (a batch), so a socket costs a send per interval, not one
+    # per message. 0: a delivery each time the loop comes round
+    ws_batch_interval: float = 0.05
     ws_max_subscriptions: int = 100  # subscriptions one socket may hold
     ws_max_sockets_per_principal: int = 16  # open sockets of one user, key or token
     ws_max_message_size: int = 4096  # bytes of one client message; larger: closed 1009
@@ -331,6 +335,8 @@ def _check(s: Settings) -> None:
     for name in ("ws_ping_interval", "ws_ping_timeout"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name}: must be a positive number of seconds")
+    if not 0 <= s.ws_batch_interval <= 10:
+        raise ConfigError("ws_batch_interval: must be 0 to 10 seconds")
     if not 1 <= s.max_topic_length <= 65535:
         raise ConfigError("max_topic_length: must be 1..65535 bytes (MQTT-4.7.3-3)")
     if s.max_topic_levels < 1:

@@ -22,25 +22,43 @@ def live_url(server: Any) -> str:
     return f"ws://127.0.0.1:{server.ports['http']}/api/ws"
 
 
+def messages_of(frame: str | bytes) -> list[dict[str, Any]]:
+    """The messages of one frame: itself, or a batch's items (docs/api-live.md)."""
+    decoded: dict[str, Any] = json.loads(frame)
+    if decoded.get("type") == "batch":
+        items: list[dict[str, Any]] = decoded["items"]
+        assert len(items) >= 2, decoded  # (one message goes alone)
+        return items
+    return [decoded]
+
+
 class Live:
-    """One socket: ``send`` a message, ``next`` frame (decoded), ``until`` a frame of a type."""
+    """One socket: ``send`` a message, the ``next`` message (decoded, a batch's one by one),
+    ``until`` a message of a type; ``frame`` reads one whole frame."""
 
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
+        self.waiting: list[dict[str, Any]] = []  # a batch's messages not yet read
 
     def send(self, **message: Any) -> None:
         self.connection.send(json.dumps(message))
 
+    def frame(self, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+        """The messages of the next frame (none may wait from an earlier one)."""
+        assert not self.waiting, self.waiting
+        return messages_of(self.connection.recv(timeout=timeout))
+
     def next(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        frame: dict[str, Any] = json.loads(self.connection.recv(timeout=timeout))
-        return frame
+        if not self.waiting:
+            self.waiting = messages_of(self.connection.recv(timeout=timeout))
+        return self.waiting.pop(0)
 
     def until(self, kind: str, timeout: float = TIMEOUT, **fields: Any) -> dict[str, Any]:
-        """The next frame of type ``kind`` (with these fields), skipping others."""
+        """The next message of type ``kind`` (with these fields), skipping others."""
         while True:
-            frame = self.next(timeout)
-            if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
-                return frame
+            message = self.next(timeout)
+            if message["type"] == kind and all(message.get(k) == v for k, v in fields.items()):
+                return message
 
     def subscribe(self, sub_id: str, topic: str, **scope: str) -> None:
         self.send(op="subscribe", id=sub_id, topic=topic, **scope)

@@ -223,8 +223,9 @@ def test_a_subscriber_that_never_reads_is_dropped_and_nobody_waits_for_it(
     make_server: Any, paho_client: Any, sockets: LiveSockets
 ) -> None:
     # a small queue, and a short send deadline: the dropped socket, which cannot even be
-    # sent its close frame, is reset soon after
-    server = make_server(ws_queue_limit=20, http_send_timeout=1.0)
+    # sent its close frame, is reset soon after; each burst delivered as it comes (with an
+    # interval, a delivery could gather two bursts: more than the reading socket's queue)
+    server = make_server(ws_queue_limit=20, http_send_timeout=1.0, ws_batch_interval=0)
     feed = server.platform.live_feed
     pk, device = online_lamp(server, paho_client)
     topic = f"/sys/{pk}/lamp-0001/thing/event/property/post"
@@ -313,3 +314,54 @@ def test_a_message_over_the_size_limit_closes_the_socket_1009(
     with pytest.raises(ConnectionClosed) as closed:
         live.next()
     assert closed.value.sent is not None and closed.value.sent.code == 1009
+
+
+def test_what_comes_within_an_interval_arrives_as_one_frame_in_order(
+    make_server: Any, paho_client: Any, sockets: LiveSockets
+) -> None:
+    server = make_server(ws_batch_interval=2.0)  # (the posts take far less than that)
+    pk, device = online_lamp(server, paho_client)
+    topic = f"/sys/{pk}/lamp-0001/thing/event/property/post"
+    live = sockets.open(server)
+    live.subscribe("all", "properties")
+    bodies = [
+        json.dumps({"id": str(n), "method": "thing.event.property.post", "params": {"N": n}})
+        for n in range(6)
+    ]
+    assert device.publish_many(topic, bodies) == [0] * 6
+    frame = live.frame()
+    assert [(m["sub"], m["values"]["N"]) for m in frame] == [("all", n) for n in range(6)]
+    assert server.platform.live_feed.frames_sent == 2  # "subscribed", then the six
+
+
+def test_posts_are_acknowledged_while_a_socket_is_stuck(
+    make_server: Any, paho_client: Any, sockets: LiveSockets
+) -> None:
+    # a queue that holds everything: the stuck socket is never dropped, only never sent to
+    server = make_server(ws_queue_limit=100_000, ws_batch_interval=0)
+    feed = server.platform.live_feed
+    pk, device = online_lamp(server, paho_client)
+    topic = f"/sys/{pk}/lamp-0001/thing/event/property/post"
+    filler = "x" * 32_000
+    small = socket.create_connection(("127.0.0.1", server.ports["http"]))
+    small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    headers = {"Authorization": f"Bearer {admin_token(server)}"}
+    with connect(live_url(server), sock=small, additional_headers=headers, max_queue=1) as stuck:
+        stuck.send(json.dumps({"op": "subscribe", "id": "all", "topic": "properties"}))
+        eventually(lambda: feed.messages_sent >= 1, what="subscribed")
+        # 16 MB of posts: far more than the kernel's buffers and the client's one frame hold,
+        # so the socket is stuck long before the last; each post acknowledged all the same
+        for start in range(0, 500, 10):
+            burst = [
+                json.dumps(
+                    {
+                        "id": str(n),
+                        "method": "thing.event.property.post",
+                        "params": {"Note": filler, "N": n},
+                    }
+                )
+                for n in range(start, start + 10)
+            ]
+            assert device.publish_many(topic, burst) == [0] * 10
+        eventually(lambda: feed.backlog > 100, what="the stuck socket's messages waiting")
+        assert feed.dropped == 0 and feed.clients == 1

@@ -4,6 +4,7 @@ and a subscriber too slow for its queue dropped while the others get everything.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -12,7 +13,14 @@ import pytest
 from hongshan.identity.principals import SYSTEM, Principal, Role
 from hongshan.identity.visibility import Visibility
 from hongshan.messages import DeviceRef, PropertyValues, StatusChanged
-from hongshan.services.live import LiveFeed, LiveRefused, Scope, Subscriber, Topic
+from hongshan.services.live import (
+    FRAME_BUDGET,
+    LiveFeed,
+    LiveRefused,
+    Scope,
+    Subscriber,
+    Topic,
+)
 from hongshan.things.tag_directory import TagDirectory
 
 NORTH, SOUTH = ("pk", "north-1"), ("pk", "south-1")
@@ -68,7 +76,15 @@ def post(device: tuple[str, str], value: int) -> PropertyValues:
 
 
 async def frames(feed: LiveFeed, subscriber: Subscriber) -> list[dict[str, Any]]:
-    return [json.loads(frame) for frame in await feed.frames(subscriber)]
+    """What the feed delivered to the subscriber: the messages of its next frame."""
+    feed.deliver()
+    frame = await feed.frame(subscriber)
+    assert frame is not None
+    decoded: dict[str, Any] = json.loads(frame)
+    if decoded.get("type") == "batch":
+        items: list[dict[str, Any]] = decoded["items"]
+        return items
+    return [decoded]
 
 
 async def test_a_group_limited_principal_hears_only_its_groups_devices(
@@ -144,8 +160,94 @@ async def test_a_subscriber_too_slow_for_its_queue_is_dropped_and_others_get_all
         received += [f["values"]["Brightness"] for f in await frames(feed, reading)]
     assert received == list(range(10))
     assert slow.dropped and feed.dropped == 1 and not slow.subscriptions
-    assert await feed.frames(slow) == []  # (woken to close its socket, nothing queued)
+    assert await feed.frame(slow) is None  # (woken to close its socket, nothing queued)
     assert feed.messages_sent == 10
     feed.leave(slow)
     feed.leave(reading)
     assert feed.clients == 0
+
+
+async def test_the_post_path_only_appends_and_a_delivery_is_one_frame_in_order(
+    tags: TagDirectory,
+) -> None:
+    feed = LiveFeed(Products(), tags)
+    subscriber = feed.join(SYSTEM)
+    feed.subscribe(subscriber, "all", Topic.PROPERTIES, Scope())
+    for value in range(30):  # two devices, interleaved
+        feed.on_uplink(post(NORTH if value % 3 else SOUTH, value))
+    feed.reply(subscriber, {"type": "pong", "id": "p"})
+    # nothing matched, encoded or queued for the socket yet: it all waits in the inbox
+    assert subscriber.backlog == 0 and feed.backlog == 31
+    feed.deliver()
+    assert subscriber.backlog == 31
+    frame = await feed.frame(subscriber)
+    assert frame is not None and feed.backlog == 0
+    batch = json.loads(frame)
+    assert batch["type"] == "batch" and len(batch["items"]) == 31
+    # the values in the order they came (each device's too), the pong behind them
+    assert [m["values"]["Brightness"] for m in batch["items"][:30]] == list(range(30))
+    assert batch["items"][30] == {"type": "pong", "id": "p"}
+    assert (feed.messages_sent, feed.frames_sent) == (31, 1)
+    # one message alone goes as it is, not as a batch
+    feed.on_uplink(post(NORTH, 99))
+    feed.deliver()
+    alone = json.loads(await feed.frame(subscriber) or "")
+    assert alone["sub"] == "all" and alone["values"] == {"Brightness": 99}
+
+
+async def test_a_batch_is_cut_at_the_frame_budget_and_keeps_its_order(
+    tags: TagDirectory,
+) -> None:
+    feed = LiveFeed(Products(), tags)
+    subscriber = feed.join(SYSTEM)
+    feed.subscribe(subscriber, "all", Topic.PROPERTIES, Scope())
+    big = "x" * (FRAME_BUDGET // 5)
+    for value in range(12):
+        feed.on_uplink(
+            PropertyValues(
+                device=DeviceRef(*NORTH), received=1, ts=1, values={"N": value, "Note": big}
+            )
+        )
+    feed.deliver()
+    got: list[int] = []
+    while subscriber.backlog:
+        frame = await feed.frame(subscriber)
+        assert frame is not None and len(frame) < FRAME_BUDGET + 1000
+        got += [item["values"]["N"] for item in json.loads(frame)["items"]]
+    assert got == list(range(12)) and feed.frames_sent == 3
+
+
+async def test_the_feed_s_task_delivers_and_a_left_subscriber_is_owed_nothing(
+    tags: TagDirectory,
+) -> None:
+    feed = LiveFeed(Products(), tags, batch_interval=0)
+    feed.start()
+    try:
+        subscriber, gone = feed.join(SYSTEM), feed.join(SYSTEM)
+        feed.subscribe(subscriber, "st", Topic.STATUS, Scope())
+        feed.on_uplink(StatusChanged(device=DeviceRef(*NORTH), received=5, online=True))
+        feed.reply(gone, {"type": "pong", "id": "late"})
+        feed.leave(gone)  # (its pong still in the inbox: not queued, not a drop)
+        frame = await asyncio.wait_for(feed.frame(subscriber), timeout=10)
+        assert json.loads(frame or "")["online"] is True
+        assert feed.backlog == 0 and feed.dropped == 0 and gone.backlog == 0
+    finally:
+        await feed.stop()
+
+
+async def test_a_message_that_cannot_be_encoded_is_skipped_and_the_feed_goes_on(
+    tags: TagDirectory, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed = LiveFeed(Products(), tags, batch_interval=0)
+    feed.start()
+    try:
+        subscriber = feed.join(SYSTEM)
+        feed.subscribe(subscriber, "all", Topic.PROPERTIES, Scope())
+        broken = PropertyValues(device=DeviceRef(*NORTH), received=1, ts=1, values={"x": object()})
+        feed.on_uplink(broken)
+        feed.on_uplink(post(SOUTH, 7))
+        frame = await asyncio.wait_for(feed.frame(subscriber), timeout=10)
+        assert json.loads(frame or "")["values"] == {"Brightness": 7}
+        assert "could not be delivered" in caplog.text
+    finally:
+        await feed.stop()

@@ -3,10 +3,12 @@
 The client subscribes (``{"op":"subscribe","id":"s1","topic":"properties","device":"pk/dn"}``,
 or ``"product"``, ``"group"``, or neither: everything its principal may see), unsubscribes and
 pings; the server answers ``subscribed``, ``unsubscribed``, ``pong`` and ``error`` (the socket
-stays open), and sends each matching change with the subscription's id (``sub``). The feed
-(``services.live.LiveFeed``) filters and queues; this module only reads the client's frames
-and writes the queued ones, each in a task of its own, so that a client that reads slowly is
-dropped by the feed (closed 1013: too slow) and one that writes nonsense is answered.
+stays open), and sends each matching change with the subscription's id (``sub``); what waits
+for a socket goes as one frame, ``{"type":"batch","items":[…]}`` when it is more than one
+message. The feed (``services.live.LiveFeed``) filters, batches and queues; this module only
+reads the client's frames and writes the queued ones, each in a task of its own, so that a
+client that reads slowly is dropped by the feed (closed 1013: too slow) and one that writes
+nonsense is answered.
 
 The upgrade is guarded as every API route (``api.auth``): without credentials it is answered
 401, below viewer 403, over the principal's sockets 429 — before it is accepted.
@@ -72,14 +74,14 @@ async def live(
 
 
 async def _write(socket: WebSocket[Any, Any, Any], feed: LiveFeed, subscriber: Subscriber) -> None:
-    """The queued frames, sent in order; once the feed dropped the subscriber, the close."""
+    """The queued messages, in order, each time all that waits as one frame; once the feed
+    dropped the subscriber, the close."""
     while True:
-        frames = await feed.frames(subscriber)
-        if subscriber.dropped:
+        frame = await feed.frame(subscriber)
+        if frame is None:
             await socket.close(code=TOO_SLOW, reason="too slow: messages were not read in time")
             return
-        for frame in frames:
-            await socket.send_text(frame)
+        await socket.send_text(frame)
 
 
 async def _read(socket: WebSocket[Any, Any, Any], feed: LiveFeed, subscriber: Subscriber) -> None:
