@@ -37,6 +37,7 @@ FAMILIES = {
     "hongshan_commands",
     "hongshan_websocket_clients",
     "hongshan_websocket_messages_sent",
+    "hongshan_websocket_frames_sent",
     "hongshan_websocket_clients_dropped",
     "process_resident_memory_bytes",
 }

@@ -92,12 +92,15 @@ class DialectCounts(Protocol):
 
 class LiveFeedFigures(Protocol):
     """The WebSocket feed's figures (``LiveFeed``, built apart): the clients connected now,
-    the messages sent to them, those dropped for a client too slow to take them."""
+    the messages sent to them and the frames they went in (a batch is one), the clients
+    dropped as too slow to take them."""
 
     @property
     def clients(self) -> int: ...
     @property
     def messages_sent(self) -> int: ...
+    @property
+    def frames_sent(self) -> int: ...
     @property
     def dropped(self) -> int: ...
 
@@ -302,14 +305,18 @@ class PartsCollector(Collector):
     def _live_feed(feed: LiveFeedFigures | None) -> Iterator[Family]:
         clients = GaugeMetricFamily(_name("websocket_clients"), "WebSocket feed clients")
         sent = CounterMetricFamily(_name("websocket_messages_sent"), "messages sent to them")
+        frames = CounterMetricFamily(
+            _name("websocket_frames_sent"), "frames the messages went in (a batch is one)"
+        )
         dropped = CounterMetricFamily(
             _name("websocket_clients_dropped"), "clients dropped for reading too slowly"
         )
         if feed is not None:
             clients.add_metric([], feed.clients)
             sent.add_metric([], feed.messages_sent)
+            frames.add_metric([], feed.frames_sent)
             dropped.add_metric([], feed.dropped)
-        yield from (clients, sent, dropped)
+        yield from (clients, sent, frames, dropped)
 
 
 def platform_registry(parts: MeasuredParts) -> CollectorRegistry:
