@@ -9,6 +9,7 @@ socket (/api/ws); were it down, the console would poll every 10 s, which the wai
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from playwright.sync_api import Page, expect
 from tile_server import tile_server
 
 from alibaba_device import lamps, post
+from broker_peers import eventually
 from command_devices import Lamp
 
 POLL = 15_000  # ms: the console's 10 s poll, and some
@@ -98,6 +100,32 @@ def test_the_map_shows_located_devices_coloured_and_clusters_spread(console: Con
     page.reload()  # the operator keeps their place
     expect(page.locator("select[name=state]")).to_have_value("inactive")
     expect(page.locator(".filters .shown")).to_have_text("4 devices")
+
+
+def test_a_device_page_reads_a_batch_of_values_from_the_live_socket(
+    make_server: Any, consoles: Callable[..., Console]
+) -> None:
+    # values posted within one interval come as one frame: {"type":"batch","items":[…]}
+    server = make_server(ws_batch_interval=2.0)
+    feed = server.platform.live_feed
+    pk, secrets = lamps(server, "lamp-0001")
+    lamp = Lamp(server.port, pk, "lamp-0001", secrets["lamp-0001"]).connect()
+    try:
+        post(lamp.paho, pk, "lamp-0001", {"Brightness": 40})
+        page = consoles(server).open(f"#/devices/{pk}/lamp-0001")
+        brightness = page.locator("tr[data-property=Brightness] .value")
+        expect(brightness).to_have_text("40 %")
+        expect(page.locator("#live")).to_have_attribute("data-state", "live")
+        # subscribed (and re-read once after it): from now on only the socket tells the page
+        eventually(lambda: feed.messages_sent >= 1, what="the page subscribed")
+        expect(brightness).to_have_text("40 %")
+        sent = (feed.messages_sent, feed.frames_sent)
+        for value in (41, 42, 43):
+            post(lamp.paho, pk, "lamp-0001", {"Brightness": value})
+        expect(brightness).to_have_text("43 %", timeout=8_000)  # (no poll while live)
+        assert feed.messages_sent - sent[0] > feed.frames_sent - sent[1]  # a batch came
+    finally:
+        lamp.paho.stop()
 
 
 def test_a_device_page_shows_live_values_and_a_service_s_reply(
