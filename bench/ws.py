@@ -12,8 +12,9 @@ resolution).
 Figures, without sockets and with them, each on a server of its own:
 
 - **paced**: ``--acking-devices`` post at QoS 1, ``--rate`` posts/s in all (1,000), each
-  PUBACK timed: PUBACKs/s, p50 / p99, the server's CPU; with sockets, the frames delivered a
-  second (in all), their delivery p50 / p99, and the sockets dropped as too slow;
+  PUBACK timed: PUBACKs/s, p50 / p99, the server's CPU; with sockets, the messages delivered
+  a second (in all) and the frames they came in (a batch is one), their delivery p50 / p99,
+  and the sockets dropped as too slow;
 - **flood**: ``--devices`` post at QoS 0 as fast as the server answers: the posts/s the
   platform ingests (``bench.devices.property_posts``).
 """
@@ -49,7 +50,8 @@ async def _watching(url: str, token: str, sockets: int, control: Connection) -> 
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    counts = [0] * sockets
+    counts = [0] * sockets  # messages
+    frames = [0] * sockets
     latencies: list[float] = []
     closed: list[str] = []
     headers = {"Authorization": f"Bearer {token}"}
@@ -62,9 +64,14 @@ async def _watching(url: str, token: str, sockets: int, control: Connection) -> 
             try:
                 async for frame in socket:
                     now = time.time() * 1000
-                    counts[index] += 1
-                    if len(latencies) < SAMPLES:
-                        latencies.append(now - json.loads(frame)["ts"])
+                    decoded = json.loads(frame)
+                    # one message, or a batch of them (docs/api-live.md)
+                    items = decoded["items"] if decoded.get("type") == "batch" else [decoded]
+                    counts[index] += len(items)
+                    frames[index] += 1
+                    for item in items:
+                        if len(latencies) < SAMPLES and "ts" in item:
+                            latencies.append(now - item["ts"])
             except ConnectionClosed as gone:
                 closed.append(str(gone))
 
@@ -77,6 +84,7 @@ async def _watching(url: str, token: str, sockets: int, control: Connection) -> 
         word = await loop.run_in_executor(None, control.recv)
         if word == "start":
             counts[:] = [0] * sockets
+            frames[:] = [0] * sockets
             latencies.clear()
             started = time.monotonic()
         else:
@@ -85,13 +93,13 @@ async def _watching(url: str, token: str, sockets: int, control: Connection) -> 
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    control.send((sum(counts), seconds, latencies, closed))
+    control.send((sum(counts), sum(frames), seconds, latencies, closed))
 
 
 @contextmanager
 def watching(http_port: int, token: str, sockets: int) -> Iterator[Connection]:
     """``sockets`` subscribed sockets in another process; send it "start" and "stop", then
-    receive (frames, seconds, latencies, closes)."""
+    receive (messages, frames, seconds, latencies, closes)."""
     control, theirs = multiprocessing.Pipe()
     url = f"ws://127.0.0.1:{http_port}/api/ws"
     process = multiprocessing.Process(target=_watch, args=(url, token, sockets, theirs))
@@ -132,8 +140,8 @@ def paced(args: argparse.Namespace, sockets: int) -> tuple[Measurement, str]:
             control.send("start")
             measured = asyncio.run(acked_posts(server, options, burst=False))
             control.send("stop")
-            frames, seconds, latencies, closed = control.recv()
-    delivered = f"{frames / seconds:,.0f}/s"
+            messages, frames, seconds, latencies, closed = control.recv()
+    delivered = f"{messages / seconds:,.0f}/s in {frames / seconds:,.0f} frames/s"
     if len(latencies) >= 2:
         cuts = statistics.quantiles(latencies, n=100, method="inclusive")
         delivered += f", {cuts[49]:,.1f} / {cuts[98]:,.1f} ms"
@@ -164,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(
         "| sockets | paced: PUBACKs/s (server CPU) | PUBACK p50 / p99 ms "
-        "| delivered frames/s, p50 / p99 ms, dropped | flood: posts/s (server CPU) |"
+        "| delivered messages/s in frames/s, p50 / p99 ms, dropped | flood: posts/s (server CPU) |"
     )
     print("|---|---|---|---|---|")
     for sockets in (0, args.sockets):
