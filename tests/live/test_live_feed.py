@@ -1,6 +1,8 @@
 """``sees`` and the feed's filtering, on the registry's real ``TagDirectory``, with principals
 built here (users and API keys come from another part): tenants, group limits, each scope,
-and a subscriber too slow for its queue dropped while the others get everything."""
+a subscriber too slow for its queue dropped while the others get everything; the inbox (the
+post path only appends) and its deliveries: one frame in order, cut at the frame budget, by
+the feed's own task, which a message that cannot be encoded does not stop."""
 
 from __future__ import annotations
 
