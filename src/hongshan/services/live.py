@@ -5,8 +5,10 @@ principal subscribed to and may see (``identity.visibility``).
 Two halves, so that the live API costs a device's acknowledgement nothing:
 
 - **the post path** (``on_uplink``, ``on_alarm``, ``on_command``, ``reply``): one append to
-  the feed's inbox and a wake-up, when anyone listens to the topic; no matching, no encoding,
-  no socket. A device's PUBACK never waits for a browser.
+  the feed's inbox and a wake-up, when anyone listens to the topic; no matching, no socket,
+  and for a device's values and status no encoding (an alarm's or a command's change is
+  encoded as it is told: they are few, and a command's record is changed in place after). A
+  device's PUBACK never waits for a browser.
 - **the delivery** (``deliver``, run by the feed's task, ``start``): at most once every
   ``batch_interval`` seconds (at once when it has been quiet for longer), the inbox is taken
   in order; each message is matched against the subscriptions, encoded once (JSON text), and
