@@ -22,18 +22,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from playwright.sync_api import sync_playwright
 
+from bench.chromium import launch
 from bench.devices import PRODUCT_KEY, device_name, seed
 from bench.servers import free_port, started
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SOUTH, WEST = 31.4835, 120.4220  # the demo district's corner (tools/make_district.py)
 HEIGHT, WIDTH = 0.0108, 0.0158  # its extent, degrees
 FRAMES = """() => {
@@ -95,7 +87,7 @@ def main() -> None:
         token = (data[0] / "admin.token").read_text().strip()
         origin = f"http://127.0.0.1:{http_port}"
         with sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = launch(driver)
             context = browser.new_context(
                 viewport={"width": 1280, "height": 800},
                 extra_http_headers={"Authorization": f"Bearer {token}"},
