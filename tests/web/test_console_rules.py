@@ -242,3 +242,53 @@ def test_the_new_views_are_reached_from_the_nav_by_keyboard(console: Console) ->
         page = console.open(view)
         expect(page.locator("main#view h1")).to_be_visible()
         no_overflow(page)
+
+
+def test_the_rules_scenes_and_products_keep_their_search_and_page_across_a_reload(
+    console: Console, server: Any
+) -> None:
+    pk, _ = lamps(server, "lamp-1")
+    trigger = {
+        "type": "threshold",
+        "device": {"productKey": pk, "deviceName": "lamp-1"},
+        "property": "Brightness",
+        "op": ">",
+        "value": 50,
+        "forSeconds": 0,
+    }
+    with rest(console) as api:
+        for n in range(52):  # (past one page of 50)
+            made = api.post("/api/products", json={"name": f"meter-{n:02}"})
+            assert made.status_code == 201, made.text
+        for name in ("bright-north", "bright-south"):
+            made = api.post("/api/rules", json={"name": name, "sql": bright(pk)})
+            assert made.status_code == 201, made.text
+            scene = {"name": name, "enabled": False, "triggers": [trigger], "actions": []}
+            made = api.post("/api/scenes", json=scene)
+            assert made.status_code == 201, made.text
+
+    page = console.open("#/products")
+    total = page.locator(".pages .total")
+    rows = page.locator("table.list tbody tr")
+    page.get_by_role("searchbox", name="Name has").fill("meter")
+    page.keyboard.press("Enter")
+    expect(total).to_have_text("1\u201350 of 52")
+    page.get_by_role("button", name="Next").click()
+    expect(total).to_have_text("51\u201352 of 52")
+    page.reload()
+    expect(page.get_by_role("searchbox", name="Name has")).to_have_value("meter")
+    expect(total).to_have_text("51\u201352 of 52")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("meter-50")
+
+    for view in ("#/rules", "#/scenes"):
+        page = console.open(view)
+        expect(rows).to_have_count(2)
+        page.get_by_role("searchbox", name="Name has").fill("north")
+        page.keyboard.press("Enter")
+        expect(rows).to_have_count(1)
+        page.reload()
+        expect(page.get_by_role("searchbox", name="Name has")).to_have_value("north")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("bright-north")
+        assert page.url.endswith(f"{view}?q=north")

@@ -1,12 +1,12 @@
 // Devices: a searchable, paged list (name prefix, product, state), its query in the URL.
 
-import { failed, replaceQuery } from "../app.js";
+import { failed } from "../app.js";
 import { get, query } from "../api.js";
+import { keptSearch } from "./listing.js";
 
 const PAGE = 50;
 
 export async function mount(root, { route }) {
-  const params = route.params;
   root.innerHTML = `
     <h1>Devices</h1>
     <form class="filters" role="search">
@@ -42,10 +42,8 @@ export async function mount(root, { route }) {
   } catch (error) {
     failed(error);
   }
-  form.q.value = params.get("q") || "";
-  form.product.value = params.get("product") || "";
-  form.state.value = params.get("state") || "";
-  let offset = Number(params.get("offset") || 0);
+  const kept = keptSearch(form, route.params, ["q", "product", "state"]); // (its options filled)
+  let offset = kept.offset;
 
   async function show() {
     try {
@@ -90,30 +88,17 @@ export async function mount(root, { route }) {
     }
   }
 
-  function remember() {
-    for (const [key, value] of [
-      ["q", form.q.value.trim()],
-      ["product", form.product.value],
-      ["state", form.state.value],
-      ["offset", offset ? String(offset) : ""],
-    ]) {
-      if (value) params.set(key, value);
-      else params.delete(key);
-    }
-    replaceQuery(params);
-  }
-
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     offset = 0;
-    remember();
+    kept.remember(offset);
     show();
   });
   form.addEventListener("change", () => form.requestSubmit());
   for (const button of [previous, next]) {
     button.addEventListener("click", () => {
       offset = Math.max(0, offset + Number(button.dataset.step) * PAGE);
-      remember();
+      kept.remember(offset);
       show();
     });
   }

@@ -1,8 +1,10 @@
 // A paged list as every list of the API answers it ({items, total, limit, offset}): a table
 // of the columns asked, Previous/Next, and "1–50 of 120" — the rules, scenes, products,
-// users, keys and audit views all show their lists through it.
+// users, keys and audit views all show their lists through it. A list's search and page kept
+// in the route's query (keptSearch), so that a reload shows the same — the devices, rules,
+// scenes and products lists keep theirs.
 
-import { failed } from "../app.js";
+import { failed, replaceQuery } from "../app.js";
 import { get, query } from "../api.js";
 
 const PAGE = 50;
@@ -42,10 +44,35 @@ export function button(label, action) {
 export const when = (ms) => (ms ? new Date(ms).toLocaleString() : "—");
 
 /**
- * A table of ``path``'s items in ``holder``: ``columns`` [[heading, item => content]],
- * ``filters()`` the query's other fields. Returns ``show(fromStart)`` to read it again.
+ * A search form's fields (``names``, the form's controls named as in the query) and a list's
+ * offset, kept in the route's query ``params`` (``#/rules?q=lamp&offset=50``): the form is
+ * filled from it at once (fill a select's options first); ``offset`` is the page to show
+ * first; ``remember(offset)`` writes the form's values and the offset back (an empty one
+ * left out), with no reload and no new history entry.
  */
-export function pagedTable(holder, { path, columns, filters = () => ({}), noun = "items" }) {
+export function keptSearch(form, params, names) {
+  for (const name of names) form[name].value = params.get(name) || "";
+  const asked = Number(params.get("offset"));
+  return {
+    offset: Number.isSafeInteger(asked) && asked > 0 ? asked : 0,
+    remember(offset) {
+      const values = names.map((name) => [name, form[name].value.trim()]);
+      for (const [key, value] of [...values, ["offset", offset ? String(offset) : ""]]) {
+        if (value) params.set(key, value);
+        else params.delete(key);
+      }
+      replaceQuery(params);
+    },
+  };
+}
+
+/**
+ * A table of ``path``'s items in ``holder``: ``columns`` [[heading, item => content]],
+ * ``filters()`` the query's other fields; ``kept`` (a keptSearch), where the search and the
+ * page are kept: the first page shown is its offset, and each read remembers the search
+ * and the page. Returns ``show(fromStart)`` to read it again.
+ */
+export function pagedTable(holder, { path, columns, filters = () => ({}), noun = "items", kept = null }) {
   holder.innerHTML = `
     <table class="list"><thead><tr></tr></thead><tbody></tbody></table>
     <nav class="pages" aria-label="Pages">
@@ -62,12 +89,13 @@ export function pagedTable(holder, { path, columns, filters = () => ({}), noun =
   const body = holder.querySelector("tbody");
   const total = holder.querySelector(".total");
   const [previous, next] = holder.querySelectorAll(".pages button");
-  let offset = 0;
+  let offset = kept ? kept.offset : 0;
   let latest = 0; // (a read answered after a later one is not shown)
 
   async function show(fromStart = false) {
     if (fromStart) offset = 0;
     const turn = ++latest;
+    if (kept) kept.remember(offset);
     try {
       const page = await get(path + query({ ...filters(), limit: PAGE, offset }));
       if (turn !== latest) return;

@@ -7,7 +7,7 @@ import { failed, say } from "../app.js";
 import { ApiError, get, put } from "../api.js";
 import { CodeEditor } from "./code.js";
 import { conditions } from "./conditions.js";
-import { link, pagedTable, when } from "./listing.js";
+import { keptSearch, link, pagedTable, when } from "./listing.js";
 
 export async function mount(root, context) {
   if (context.route.parts[1]) return product(root, context, context.route.parts[1]);
@@ -22,6 +22,7 @@ export async function mount(root, context) {
   const show = pagedTable(root.querySelector(".rows"), {
     path: "/api/products",
     noun: "products",
+    kept: keptSearch(form, context.route.params, ["q"]),
     filters: () => ({ q: form.q.value.trim() }),
     columns: [
       ["Product", (p) => link(`#/products/${encodeURIComponent(p.productKey)}`, p.name)],

@@ -6,7 +6,7 @@ import { failed, say } from "../app.js";
 import { ApiError, get, post, put, remove } from "../api.js";
 import { backtestForm } from "./backtest.js";
 import { CodeEditor } from "./code.js";
-import { button, link, pagedTable, when } from "./listing.js";
+import { button, keptSearch, link, pagedTable, when } from "./listing.js";
 import { showTrace } from "./trace.js";
 
 const EXAMPLE = `SELECT deviceName() AS device, items.temperature.value AS t
@@ -32,6 +32,7 @@ export async function mount(root, context) {
   const show = pagedTable(root.querySelector(".rows"), {
     path: "/api/rules",
     noun: "rules",
+    kept: keptSearch(form, context.route.params, ["q"]),
     filters: () => ({ q: form.q.value.trim(), sort: "name" }),
     columns: [
       ["Rule", (rule) => link(`#/rules/${rule.id}`, rule.name)],

@@ -6,7 +6,7 @@ import { failed, say } from "../app.js";
 import { ApiError, get, post, put, remove } from "../api.js";
 import { backtestForm } from "./backtest.js";
 import { CodeEditor } from "./code.js";
-import { button, link, pagedTable, when } from "./listing.js";
+import { button, keptSearch, link, pagedTable, when } from "./listing.js";
 import { showTrace } from "./trace.js";
 
 const SHOWN = new Set(["id", "createdAt", "updatedAt", "secret", "token"]); // (not the spec's)
@@ -26,6 +26,7 @@ export async function mount(root, context) {
   const show = pagedTable(root.querySelector(".rows"), {
     path: "/api/scenes",
     noun: "scenes",
+    kept: keptSearch(form, context.route.params, ["q"]),
     filters: () => ({ q: form.q.value.trim(), sort: "name" }),
     columns: [
       ["Scene", (scene) => link(`#/scenes/${scene.id}`, scene.name)],
