@@ -23,6 +23,7 @@ import pytest
 
 from broker_peers import Paho
 from history_places import HistoryPlace
+from hongshan.store.registry.store import SQLRegistry
 from installed import HONGSHAN
 from registry_databases import POSTGRES_URL, RegistryDatabase
 from server_thread import ServerThread, test_settings
@@ -185,6 +186,16 @@ def registry_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Regi
         with admin.begin() as db:
             db.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
+    """A registry on each backend (``registry_db``), opened with ``KEY``, closed after. A
+    module that needs more in it at the start (a product, a device) keeps a fixture of its
+    own by this name."""
+    opened = await registry_db.open()
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

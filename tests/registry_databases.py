@@ -1,10 +1,16 @@
-"""Where a test's registry lives (shared by the ``registry_db`` fixture and its users)."""
+"""Where a test's registry lives (shared by the ``registry_db`` and ``registry`` fixtures of
+tests/conftest.py and their users), and the key it is opened with."""
 
 from __future__ import annotations
 
 import os
+import secrets
+
+from hongshan.identity.secret_box import SecretBox
+from hongshan.store.registry.store import SQLRegistry
 
 POSTGRES_URL = os.environ.get("HONGSHAN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+KEY = secrets.token_bytes(32)  # the registry's secret key (its SecretBox's), one a run
 
 
 class RegistryDatabase:
@@ -13,3 +19,7 @@ class RegistryDatabase:
     def __init__(self, url: str, schema: str | None = None) -> None:
         self.url = url
         self.schema = schema
+
+    async def open(self, key: bytes = KEY) -> SQLRegistry:
+        """The registry here, opened (and migrated) with ``key``; the caller closes it."""
+        return await SQLRegistry.open(self.url, SecretBox(key), schema=self.schema)

@@ -4,26 +4,12 @@ tests/things/test_tag_directory.py)."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-
 import msgspec
 import pytest
 
-from hongshan.identity.secret_box import SecretBox
 from hongshan.rules.alarm_conditions import AlarmConditionSpec
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import RegistryError
-from registry_databases import RegistryDatabase
-
-KEY = secrets.token_bytes(32)
-
-
-@pytest.fixture
-async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
-    yield opened
-    await opened.close()
 
 
 def spec(pk: str, type: str = "LowSpO2", value: float = 90) -> AlarmConditionSpec:

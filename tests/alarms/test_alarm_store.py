@@ -4,9 +4,6 @@ there again when the registry is opened again."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-
 import msgspec
 import pytest
 import sqlalchemy as sa
@@ -22,7 +19,6 @@ from hongshan.alarms.model import (
     transition,
 )
 from hongshan.alarms.routes import Owed, RouteSpec
-from hongshan.identity.secret_box import SecretBox
 from hongshan.store.registry import schema
 from hongshan.store.registry.alarms import AlarmTable
 from hongshan.store.registry.engine import create_engine
@@ -30,15 +26,7 @@ from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import RegistryError
 from registry_databases import RegistryDatabase
 
-KEY = secrets.token_bytes(32)
 T0 = 1_800_000_000_000
-
-
-@pytest.fixture
-async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
-    yield opened
-    await opened.close()
 
 
 def new(device: str, type: str, severity: str = "major", at: int = T0):  # type: ignore[no-untyped-def]
@@ -109,7 +97,7 @@ async def test_alarms_are_kept_listed_and_opened_again(
         await table.keep(msgspec.structs.replace(other, id=999), note=Note(at=T0, by="x", text="y"))
     assert nowhere.value.http_status == 404
     await registry.close()
-    reopened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    reopened = await registry_db.open()
     try:
         again = await reopened.alarms.get(first.id)
         assert again == cleared

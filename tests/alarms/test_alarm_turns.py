@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,6 @@ from alarm_helpers import refuse_deliveries
 
 from hongshan.alarms.model import Alarm, AlarmFilter, Note, Originator
 from hongshan.alarms.routes import Owed, RouteSpec
-from hongshan.identity.secret_box import SecretBox
 from hongshan.messages import DeviceRef
 from hongshan.services.alarms.notify import AlarmNotifier
 from hongshan.services.alarms.service import AlarmService
@@ -32,7 +30,6 @@ from registry_databases import RegistryDatabase
 from server_thread import test_settings as settings_in
 from webhook_receiver import WebhookReceiver
 
-KEY = secrets.token_bytes(32)
 RULE = Originator(kind="rule", id="7")
 
 
@@ -84,7 +81,7 @@ class Desk:
 
 @pytest.fixture
 async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    opened = await registry_db.open()
     product = await opened.create_product("lamps")
     await opened.create_device(product.product_key, "lamp-0001")
     yield opened

@@ -6,13 +6,9 @@ commands and unanswered sends failed, saying so, and a late reply still matched.
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import AsyncIterator, Callable
-
-import pytest
+from collections.abc import Callable
 
 from hongshan.bus.local import LocalBus
-from hongshan.identity.secret_box import SecretBox
 from hongshan.messages import (
     CommandGivenUp,
     CommandResult,
@@ -28,18 +24,9 @@ from hongshan.pipeline.uplink import Pipeline
 from hongshan.services.commands import DeviceCommands
 from hongshan.services.pacing import Pacer, Pacing
 from hongshan.store.registry.store import SQLRegistry
-from registry_databases import RegistryDatabase
 
-KEY = secrets.token_bytes(32)
 S = CommandState
 LAMP = DeviceRef("a1Lamps", "lamp-1")
-
-
-@pytest.fixture
-async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
-    yield opened
-    await opened.close()
 
 
 class Clock:

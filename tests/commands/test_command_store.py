@@ -4,14 +4,10 @@ their retention (never a queued one), and there again when the registry is opene
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-
 import pytest
 
 from hongshan.config import load_settings
 from hongshan.errors import ConfigError
-from hongshan.identity.secret_box import SecretBox
 from hongshan.messages.commands import (
     TRANSITIONS,
     CommandBatch,
@@ -25,15 +21,7 @@ from hongshan.store.registry.commands import CommandFilter
 from hongshan.store.registry.store import SQLRegistry
 from registry_databases import RegistryDatabase
 
-KEY = secrets.token_bytes(32)
 S = CommandState
-
-
-@pytest.fixture
-async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
-    yield opened
-    await opened.close()
 
 
 def record(dn: str, created: int = 1_000, origin: str = "api") -> CommandRecord:
@@ -68,7 +56,7 @@ async def test_a_command_is_kept_and_each_step_written(
     table.changed(kept)  # (the newer row wins; both wait for one write)
     assert await table.get(kept.id) == kept
     await registry.close()
-    again = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    again = await registry_db.open()
     try:
         assert await again.commands.get(kept.id) == kept
         assert await again.commands.get(kept.id + 1) is None

@@ -3,13 +3,9 @@ their use written at most once a minute, records found and pruned; on a clock of
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-
 import pytest
 
 from hongshan.identity.principals import SYSTEM, Principal, Role
-from hongshan.identity.secret_box import SecretBox
 from hongshan.services.people.audit import AuditLog
 from hongshan.services.people.keys import ApiKeys, BeyondOwnRights, KeyRefused, KeySpec
 from hongshan.store.registry.audit import AuditEntry, AuditFilter
@@ -17,7 +13,6 @@ from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import RegistryError
 from registry_databases import RegistryDatabase
 
-KEY = secrets.token_bytes(32)
 T0 = 1_800_000_000_000
 DAY = 86_400_000
 
@@ -28,13 +23,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
-
-
-@pytest.fixture
-async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
-    yield opened
-    await opened.close()
 
 
 def entry(at: int, actor: str = "ana", status: int = 201, **more: object) -> AuditEntry:
@@ -49,7 +37,7 @@ def entry(at: int, actor: str = "ana", status: int = 201, **more: object) -> Aud
 async def used_at(registry: SQLRegistry, registry_db: RegistryDatabase) -> int | None:
     """The key's ``used_at`` as a restart finds it (closing waits for background writes)."""
     await registry.close()
-    reopened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    reopened = await registry_db.open()
     try:
         [kept] = await reopened.api_keys.all()
         return kept.used_at
@@ -61,7 +49,7 @@ async def test_keys_are_kept_and_their_use_written_once_a_minute(
     registry_db: RegistryDatabase,
 ) -> None:
     clock = Clock()
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    opened = await registry_db.open()
     keys = ApiKeys(opened.api_keys, clock=clock)
     key, text = await keys.create(SYSTEM, KeySpec(name="meter-export", role=Role.VIEWER))
     assert key.used_at is None and key.tenant == "default"
@@ -74,7 +62,7 @@ async def test_keys_are_kept_and_their_use_written_once_a_minute(
     clock.now += 30_000
     keys.principal_of(text)  # (within the minute: nothing written)
     assert await used_at(opened, registry_db) == T0
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    opened = await registry_db.open()
     keys = ApiKeys(opened.api_keys, clock=clock)  # (as after a restart)
     await keys.load()
     clock.now += 31_000

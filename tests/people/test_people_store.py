@@ -4,7 +4,6 @@ across an open, sessions that expire, rotate and end, names taken and tenants mi
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,13 +11,10 @@ from hongshan.errors import LoginLocked, LoginRefused
 from hongshan.identity.access_tokens import AccessTokens
 from hongshan.identity.lockout import Lockout, LockoutPolicy
 from hongshan.identity.principals import Role
-from hongshan.identity.secret_box import SecretBox
 from hongshan.services.people.users import People
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import RegistryError
-from registry_databases import RegistryDatabase
 
-KEY = secrets.token_bytes(32)
 PASSWORD = "a long password 1"
 
 
@@ -28,13 +24,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
-    yield opened
-    await opened.close()
 
 
 async def people_of(registry: SQLRegistry, clock: Clock) -> People:

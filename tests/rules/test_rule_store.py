@@ -3,9 +3,6 @@ there again when the registry is opened again."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -23,17 +20,7 @@ from hongshan.store.registry import schema
 from hongshan.store.registry.engine import MIGRATIONS, create_engine
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import RegistryError
-from registry_databases import RegistryDatabase
-
-KEY = secrets.token_bytes(32)
-
-
-@pytest.fixture
-async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
-    yield opened
-    await opened.close()
-
+from registry_databases import KEY, RegistryDatabase
 
 SPEC = RuleSpec(
     name="lamps",
@@ -82,7 +69,7 @@ async def test_rules_are_kept_as_written_and_opened_again(
         engine.dispose()
     assert all("s3cret" not in value for value in sealed)
     await registry.close()
-    reopened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    reopened = await registry_db.open()
     try:
         assert [rule.name for rule in await reopened.rules.list_rules()] == ["lamps2", "other"]
         assert (await reopened.rules.get(stored.id)).secret == "s3cret-of-the-rule"
@@ -125,7 +112,7 @@ async def test_revision_0008_on_rules_made_before_it(registry_db: RegistryDataba
             )
     finally:
         engine.dispose()
-    registry = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    registry = await registry_db.open()
     try:
         (old,) = await registry.rules.list_rules()
         assert old.name == "old" and old.shadow is False

@@ -3,22 +3,16 @@ waiting runs kept until dropped, and all there again when the registry is opened
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-
 import msgspec
 import pytest
 import sqlalchemy as sa
 
-from hongshan.identity.secret_box import SecretBox
 from hongshan.rules.scene import SceneSpec
 from hongshan.store.registry import schema
 from hongshan.store.registry.engine import create_engine
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import RegistryError
 from registry_databases import RegistryDatabase
-
-KEY = secrets.token_bytes(32)
 
 SPEC = msgspec.convert(
     {
@@ -34,13 +28,6 @@ SPEC = msgspec.convert(
     },
     SceneSpec,
 )
-
-
-@pytest.fixture
-async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
-    yield opened
-    await opened.close()
 
 
 async def test_scenes_and_their_waits_are_kept_and_opened_again(
@@ -69,7 +56,7 @@ async def test_scenes_and_their_waits_are_kept_and_opened_again(
         row = db.execute(sa.select(schema.scenes)).one()
     engine.dispose()
     assert "the-secret" not in row.secret and "the-token" not in row.token
-    again = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    again = await registry_db.open()
     try:
         assert [scene.spec for scene in await again.scenes.list_scenes()] == [renamed]
         assert [w.data for w in await again.scenes.waits()] == [{"n": 2}]

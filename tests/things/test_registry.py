@@ -4,7 +4,6 @@ and secrets sealed at rest."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -28,22 +27,14 @@ from hongshan.things.naming import InvalidName
 from hongshan.things.tsl import ThingModel
 from hongshan.twin.desired import DesiredValue
 from hongshan.twin.shadow import Shadow
-from registry_databases import RegistryDatabase
+from registry_databases import KEY, RegistryDatabase
 
 DATA = Path(__file__).parent / "data"
-KEY = secrets.token_bytes(32)
-
-
-@pytest.fixture
-async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
-    yield opened
-    await opened.close()
 
 
 async def reopen(registry: SQLRegistry, db: RegistryDatabase, key: bytes = KEY) -> SQLRegistry:
     await registry.close()
-    return await SQLRegistry.open(db.url, SecretBox(key), schema=db.schema)
+    return await db.open(key)
 
 
 async def test_the_migrated_schema_matches_the_tables_the_code_queries(
@@ -117,9 +108,7 @@ async def test_device_secrets_are_sealed_in_the_database_and_open_with_the_key(
     # nor with another key: the registry says so when it opens, not at the first CONNECT
     await registry.close()
     with pytest.raises(SecretUnreadable, match=r"secret\.key"):
-        await SQLRegistry.open(
-            registry_db.url, SecretBox(secrets.token_bytes(32)), schema=registry_db.schema
-        )
+        await registry_db.open(secrets.token_bytes(32))
 
 
 async def test_device_names_follow_alibabas_rules_and_are_unique_per_product(

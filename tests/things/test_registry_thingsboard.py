@@ -6,8 +6,6 @@ and revision 0005 on a database made before it."""
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,22 +20,14 @@ from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import MqttBasic, Protocol, RegistryError
 from hongshan.things.naming import InvalidName
 from hongshan.things.tsl import BoolType, NumberType, TextType
-from registry_databases import RegistryDatabase
+from registry_databases import KEY, RegistryDatabase
 
-KEY = secrets.token_bytes(32)
 BASIC = MqttBasic(client_id="lamp-7", username="east-lamps", password="s3cret!")
-
-
-@pytest.fixture
-async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
-    yield opened
-    await opened.close()
 
 
 async def reopen(registry: SQLRegistry, db: RegistryDatabase) -> SQLRegistry:
     await registry.close()
-    return await SQLRegistry.open(db.url, SecretBox(KEY), schema=db.schema)
+    return await db.open()
 
 
 async def thingsboard_product(registry: SQLRegistry, **options: bool) -> str:

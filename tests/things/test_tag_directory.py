@@ -5,18 +5,13 @@ fails changing nothing, and all of it loaded again at the next open."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-
 import pytest
 
-from hongshan.identity.secret_box import SecretBox
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import RegistryError
 from hongshan.things.tag_directory import TagDirectory
 from registry_databases import RegistryDatabase
 
-KEY = secrets.token_bytes(32)
 OX1, OX2 = ("pk", "ox-1"), ("pk", "ox-2")
 
 
@@ -59,13 +54,6 @@ def test_a_devices_groups_and_their_tags_follow_each_change() -> None:
     tags.add_members("empty", [OX2])
     tags.drop_group("empty")
     assert tags.groups_of(*OX2) == []
-
-
-@pytest.fixture
-async def registry(registry_db: RegistryDatabase) -> AsyncIterator[SQLRegistry]:
-    opened = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
-    yield opened
-    await opened.close()
 
 
 async def test_the_registry_keeps_the_tags_in_step_and_loads_them_again(
@@ -121,7 +109,7 @@ async def test_the_registry_keeps_the_tags_in_step_and_loads_them_again(
     # what the database holds, the same
     assert (await groups.get("ward_b")).tags == {"min": "90"}
     assert await groups.members("ward_a") == [(pk, "ox-1")]
-    again = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    again = await registry_db.open()
     try:
         assert seen(again.tags) == expected
     finally:
