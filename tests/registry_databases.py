@@ -20,6 +20,14 @@ class RegistryDatabase:
         self.url = url
         self.schema = schema
 
+    @property
+    def setting(self) -> str:
+        """The ``registry_url`` setting of a server on it: PostgreSQL's schema given as libpq
+        takes it (the connection's search path)."""
+        if self.schema is None:
+            return self.url
+        return f"{self.url}?options=-csearch_path%3D{self.schema}"
+
     async def open(self, key: bytes = KEY) -> SQLRegistry:
         """The registry here, opened (and migrated) with ``key``; the caller closes it."""
         return await SQLRegistry.open(self.url, SecretBox(key), schema=self.schema)

@@ -205,17 +205,10 @@ def test_a_threshold_comes_from_the_devices_tag_else_its_groups_else_the_default
         assert alarm["details"]["checks"][0]["thresholdFrom"] == "default"
 
 
-def registry_url(db: RegistryDatabase) -> str:
-    """The ``registry_url`` setting for a test's registry (a PostgreSQL schema of its own)."""
-    if db.schema is None:
-        return db.url
-    return f"{db.url}?options=-csearch_path%3D{db.schema}"
-
-
 def test_a_duration_under_way_at_a_stop_goes_on_from_the_history_after_the_start(
     make_server: Callable[..., ServerThread], paho_client: Any, registry_db: RegistryDatabase
 ) -> None:
-    url = registry_url(registry_db)
+    url = registry_db.setting
     server = make_server(registry_url=url)
     pk, secrets = lamps(server, "lamp-0001")
     with rest(server) as api:
@@ -252,7 +245,7 @@ def test_a_duration_under_way_at_a_stop_goes_on_from_the_history_after_the_start
 def test_a_tagged_threshold_follows_group_tags_and_members_without_a_restart(
     make_server: Callable[..., ServerThread], paho_client: Any, registry_db: RegistryDatabase
 ) -> None:
-    url = registry_url(registry_db)
+    url = registry_db.setting
     server = make_server(registry_url=url)
     pk, secrets = lamps(server, "lamp-a", "lamp-b")
     members = "/api/groups/old_town/devices"

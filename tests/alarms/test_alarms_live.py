@@ -308,9 +308,7 @@ def test_mail_that_cannot_be_sent_is_kept_on_its_route(make_server: Callable[...
 def test_open_alarms_survive_a_restart_on_either_registry(
     make_server: Callable[..., Any], registry_db: RegistryDatabase
 ) -> None:
-    url = registry_db.url
-    if registry_db.schema is not None:  # (PostgreSQL: the test's own schema, as libpq says it)
-        url += f"?options=-csearch_path%3D{registry_db.schema}"
+    url = registry_db.setting
     server = make_server(registry_url=url)
     pk, _ = lamps(server, "lamp-0001")
     device = {"productKey": pk, "deviceName": "lamp-0001"}

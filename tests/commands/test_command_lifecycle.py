@@ -190,23 +190,16 @@ def test_a_queued_command_can_be_cancelled_once(server: Any, api: httpx.Client) 
     problem(api.get("/api/commands/999999"), 404, "no command 999999")
 
 
-def registry_url(db: RegistryDatabase) -> str:
-    """The ``registry_url`` setting for a test's registry (a PostgreSQL schema of its own)."""
-    if db.schema is None:
-        return db.url
-    return f"{db.url}?options=-csearch_path%3D{db.schema}"
-
-
 def test_the_queue_outlives_a_restart(
     make_server: Callable[..., Any], lamps: Callable[..., Lamp], registry_db: RegistryDatabase
 ) -> None:
-    server = make_server(registry_url=registry_url(registry_db))
+    server = make_server(registry_url=registry_db.setting)
     pk, secrets = streetlights(server, "lamp-1")
     with rest(server) as api:
         queued = send(api, target=one(pk, "lamp-1"), set={"Brightness": 55}, ttl=600, wait=5)
     assert queued["state"] == "queued"
     server.stop()
-    again = make_server(registry_url=registry_url(registry_db))
+    again = make_server(registry_url=registry_db.setting)
     with rest(again) as api:
         assert command(api, queued["id"])["state"] == "queued"
         lamp = lamps(again, pk, "lamp-1", secrets["lamp-1"])

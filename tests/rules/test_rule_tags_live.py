@@ -21,12 +21,6 @@ from server_thread import ServerThread
 from thingsboard_device import rest
 
 
-def registry_url(db: RegistryDatabase) -> str:
-    if db.schema is None:
-        return db.url
-    return f"{db.url}?options=-csearch_path%3D{db.schema}"
-
-
 def tag(api: httpx.Client, pk: str, name: str, **change: Any) -> None:
     changed = api.patch(f"/api/products/{pk}/devices/{name}", json=change)
     assert changed.status_code == 200, changed.text
@@ -35,7 +29,7 @@ def tag(api: httpx.Client, pk: str, name: str, **change: Any) -> None:
 def test_attribute_reads_the_devices_tags_as_they_are_at_each_message(
     make_server: Callable[..., ServerThread], paho_client: Any, registry_db: RegistryDatabase
 ) -> None:
-    url = registry_url(registry_db)
+    url = registry_db.setting
     server = make_server(registry_url=url)
     pk, secrets = lamps(server, "lamp-a", "lamp-b")
     report = TopicClass(pattern="/${productKey}/${deviceName}/user/report", right="pub")
