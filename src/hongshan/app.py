@@ -481,12 +481,13 @@ async def _people(settings: Settings, data_dir: Path, registry: SQLRegistry) -> 
         clock=time.time,
     )
     await people.load()
-    generated = await people.first_admin(settings.admin_password)
+    generated = await people.first_admin(settings.admin_password, settings.admin_password_hash)
     if generated is not None:
         log.warning(
             "FIRST START: made the user 'admin' (role admin) with the password %s -- it is "
             "shown this once only. Log in and change it (PUT /api/users/admin/password, or "
-            "'hongshan user passwd admin'); set HONGSHAN_ADMIN_PASSWORD to choose it instead",
+            "'hongshan user passwd admin'); set HONGSHAN_ADMIN_PASSWORD (or its hash, "
+            "HONGSHAN_ADMIN_PASSWORD_HASH) to choose it instead",
             generated,
         )
     return people

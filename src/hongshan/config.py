@@ -179,6 +179,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # the first start only (no user yet): the password of the user admin that is made then;
     # unset, one is generated and said once in the log. HONGSHAN_ADMIN_PASSWORD, not a flag.
     admin_password: str | None = None
+    # ... or its argon2id hash instead (as 'hongshan passwd' writes it after "admin:"): the
+    # password itself kept out of the platform's environment. HONGSHAN_ADMIN_PASSWORD_HASH.
+    admin_password_hash: str | None = None
     # -- the console's map (web/, served at /) --
     # an XYZ tile URL template ("https://tiles.example/{z}/{x}/{y}.png") or a raster PMTiles
     # archive (".../town.pmtiles") for a real town's streets, and the line of credit its
@@ -261,6 +264,8 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"log_format: {s.log_format!r} is neither 'text' nor 'json'")
     if s.smtp_starttls and s.smtp_tls:
         raise ConfigError("smtp_starttls and smtp_tls: one or the other (587 or 465)")
+    if s.admin_password is not None and s.admin_password_hash is not None:
+        raise ConfigError("admin_password and admin_password_hash: one or the other")
     if (s.smtp_username is None) != (s.smtp_password is None):
         raise ConfigError("smtp_username and smtp_password: both or neither")
     if s.tls_port is not None and not (s.tls_cert and s.tls_key):

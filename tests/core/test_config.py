@@ -45,6 +45,10 @@ def test_table_form(tmp_path: Path) -> None:
         ({"HONGSHAN_TRUSTED_PROXIES": "10.0.0.1, gateway"}, "'gateway' is no address"),
         ({"HONGSHAN_AUDIT_RETENTION_DAYS": "0"}, "audit_retention_days: must be positive"),
         ({"HONGSHAN_WS_BATCH_INTERVAL": "-0.1"}, "ws_batch_interval: must be 0 to 10"),
+        (
+            {"HONGSHAN_ADMIN_PASSWORD": "a long password", "HONGSHAN_ADMIN_PASSWORD_HASH": "$a"},
+            "admin_password and admin_password_hash: one or the other",
+        ),
     ],
 )
 def test_bad_values(env: dict[str, str], message: str) -> None:

@@ -3,6 +3,8 @@ CSRF header, expiry, and a disabled user or a changed password ending sessions a
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ import httpx
 import jwt
 import pytest
 from people_api import ADMIN_PASSWORD, add_user, base_url, log_in, token_client
+
+from hongshan.identity.password_hash import hash_password
 
 
 @pytest.fixture
@@ -170,3 +174,24 @@ def test_sessions_and_users_outlive_a_restart(make_server: Any, tmp_path: Path) 
         base_url(again) + "/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]}
     )
     assert renewed.status_code == 200, renewed.text
+
+
+def test_a_first_admin_made_from_a_hash_logs_in_with_its_password(
+    make_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="hongshan"):
+        server = make_server(admin_password_hash=hash_password(ADMIN_PASSWORD))
+    assert log_in(server, "admin", ADMIN_PASSWORD)["user"]["role"] == "admin"
+    assert not [r for r in caplog.records if "FIRST START" in r.getMessage()]  # (none made)
+
+
+def test_a_first_start_with_no_password_given_logs_the_one_it_made(
+    make_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="hongshan"):
+        server = make_server(admin_password_hash=None)
+    said = [r.getMessage() for r in caplog.records if "FIRST START" in r.getMessage()]
+    assert len(said) == 1, said
+    made = re.search(r"with the password (\S+) -- it is shown this once", said[0])
+    assert made is not None, said[0]
+    log_in(server, "admin", made.group(1))

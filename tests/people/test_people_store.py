@@ -7,9 +7,10 @@ import secrets
 
 import pytest
 
-from hongshan.errors import LoginLocked, LoginRefused
+from hongshan.errors import ConfigError, LoginLocked, LoginRefused
 from hongshan.identity.access_tokens import AccessTokens
 from hongshan.identity.lockout import Lockout, LockoutPolicy
+from hongshan.identity.password_hash import hash_password
 from hongshan.identity.principals import Role
 from hongshan.services.people.users import People
 from hongshan.store.registry.store import SQLRegistry
@@ -108,3 +109,26 @@ async def test_a_name_s_failures_and_lock_outlive_a_restart(registry: SQLRegistr
     await later.login("ana", PASSWORD, address="elsewhere", agent="")
     await later.login("bo", PASSWORD, address="elsewhere", agent="")
     assert await registry.lockouts.load(clock.now, 900) == [], "successes and stale rows go"
+
+
+async def test_the_first_admin_is_made_from_a_hash_given_and_a_bad_one_refused(
+    registry: SQLRegistry,
+) -> None:
+    people = await people_of(registry, Clock())
+    for bad, said in [
+        (PASSWORD, "expected an argon2id hash"),
+        ("$argon2i$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g", "expected an argon2id hash"),
+        ("$argon2id$v=19$m=8,t=1", "not a whole argon2id hash"),
+    ]:
+        with pytest.raises(ConfigError, match=rf"admin_password_hash .*{said}"):
+            await people.first_admin(None, bad)
+    assert people.list_users() == []  # (nothing made of a refused hash)
+
+    assert await people.first_admin(None, hash_password(PASSWORD)) is None  # (nothing to say)
+    admin = people.get("admin")
+    assert (admin.role, admin.tenant) == (Role.ADMIN, "default")
+    await people.login("admin", PASSWORD, address="", agent="")
+    with pytest.raises(LoginRefused):
+        await people.login("admin", PASSWORD + "!", address="", agent="")
+    assert await people.first_admin(None, hash_password("another password")) is None
+    await people.login("admin", PASSWORD, address="", agent="")  # (made once, not again)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 # RFC 9106's second recommended option (memory-constrained): t=3, m=64 MiB, p=4; we use less
@@ -27,6 +27,22 @@ MAX_PENDING_VERIFICATIONS = 256
 
 def hash_password(password: str) -> str:
     return _HASHER.hash(password)
+
+
+def checked_hash(hashed: str) -> str:
+    """``hashed`` when it is an argon2id hash (as ``hash_password`` and ``hongshan passwd``
+    make them: ``$argon2id$v=19$m=…,t=…,p=…$salt$hash``); ValueError saying what it is not."""
+    if not hashed.startswith("$argon2id$"):
+        raise ValueError(
+            "expected an argon2id hash ('$argon2id$v=19$m=...'), as 'hongshan passwd' writes"
+        )
+    try:
+        extract_parameters(hashed)
+    except InvalidHashError:
+        raise ValueError(
+            "not a whole argon2id hash ('$argon2id$v=19$m=...,t=...,p=...$salt$hash')"
+        ) from None
+    return hashed
 
 
 async def hash_in_pool(password: str) -> str:

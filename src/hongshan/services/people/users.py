@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from hongshan.errors import ConfigError, LoginLocked, LoginRefused
 from hongshan.identity.access_tokens import AccessTokens
 from hongshan.identity.lockout import Lockout, user_key
-from hongshan.identity.password_hash import hash_in_pool, verify_password
+from hongshan.identity.password_hash import checked_hash, hash_in_pool, verify_password
 from hongshan.identity.principals import DEFAULT_TENANT, Principal, Role
 from hongshan.store.registry.lockouts import LockoutTable
 from hongshan.store.registry.users import SessionRecord, SessionTable, UserRecord, UserTable
@@ -151,11 +151,24 @@ class People:
         self._lockout.restore(await self._lockouts_table.load(self._clock(), window))
         log.info("people: %d users, %d live sessions", len(self._users), len(self._sessions))
 
-    async def first_admin(self, password: str | None) -> str | None:
+    async def first_admin(
+        self, password: str | None, password_hash: str | None = None
+    ) -> str | None:
         """With no user at all, make ``admin`` (an admin of the default tenant) with
-        ``password``, or a generated one, which is returned (to be said once); None when
-        there were users already or the password was given."""
+        ``password``, or with ``password_hash`` (an argon2id hash made elsewhere: the
+        password never reaches the platform, and nothing is hashed at start), or with a
+        generated one, which is returned (to be said once); None when there were users
+        already or the password was given."""
         if self._users:
+            return None
+        if password_hash is not None:
+            try:
+                hashed = checked_hash(password_hash)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"admin_password_hash (HONGSHAN_ADMIN_PASSWORD_HASH): {exc}"
+                ) from None
+            await self._keep(DEFAULT_TENANT, FIRST_ADMIN, hashed, Role.ADMIN, None)
             return None
         generated = None
         if password is None:
@@ -186,12 +199,25 @@ class People:
     ) -> UserRecord:
         _check_name(name)
         check_password(password)
+        if name in self._by_name:  # (before the hash: a conflict costs no argon2)
+            raise RegistryError(f"a user is named {name} already", "conflict")
+        return await self._keep(tenant, name, await hash_in_pool(password), role, groups)
+
+    async def _keep(
+        self,
+        tenant: str,
+        name: str,
+        password_hash: str,
+        role: Role,
+        groups: frozenset[str] | None,
+    ) -> UserRecord:
+        """A new user with their password's hash, kept and remembered."""
         if name in self._by_name:
             raise RegistryError(f"a user is named {name} already", "conflict")
         user = await self._users_table.add(
             tenant=tenant,
             name=name,
-            password_hash=await hash_in_pool(password),
+            password_hash=password_hash,
             role=role,
             groups=groups,
             at=self._now_ms(),
