@@ -4,6 +4,7 @@ mosquitto_pub); the fixtures that make them are in conftest.py."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 from hongshan.app import Platform
 from hongshan.config import Settings
+from hongshan.identity.password_hash import hash_password
 
 T = TypeVar("T")
 
@@ -79,7 +81,20 @@ class ServerThread:
         return result.result(timeout=10)
 
 
+TEST_ADMIN_PASSWORD = "the test servers' admin"
+
+
+@functools.cache
+def admin_hash() -> str:
+    """The hash of ``TEST_ADMIN_PASSWORD``, made once a run."""
+    return hash_password(TEST_ADMIN_PASSWORD)
+
+
 def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """A server's settings in ``tmp_path``, on ports 0. Its first start makes the user
+    ``admin`` from ``admin_hash()`` (``admin_password_hash``) unless the test gives
+    ``admin_password`` or ``admin_password_hash`` (None: a password generated and logged):
+    an argon2 hash once a run, not once a server."""
     values: dict[str, Any] = {
         "data_dir": str(tmp_path / "data"),
         "host": "127.0.0.1",
@@ -88,5 +103,7 @@ def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "allow_anonymous": True,
         "sys_interval": 0,
     }
+    if "admin_password" not in overrides:
+        values["admin_password_hash"] = admin_hash()
     values.update(overrides)
     return Settings(**values)

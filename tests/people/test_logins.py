@@ -4,7 +4,6 @@ CSRF header, expiry, and a disabled user or a changed password ending sessions a
 from __future__ import annotations
 
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -183,15 +182,3 @@ def test_a_first_admin_made_from_a_hash_logs_in_with_its_password(
         server = make_server(admin_password_hash=hash_password(ADMIN_PASSWORD))
     assert log_in(server, "admin", ADMIN_PASSWORD)["user"]["role"] == "admin"
     assert not [r for r in caplog.records if "FIRST START" in r.getMessage()]  # (none made)
-
-
-def test_a_first_start_with_no_password_given_logs_the_one_it_made(
-    make_server: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level(logging.WARNING, logger="hongshan"):
-        server = make_server(admin_password_hash=None)
-    said = [r.getMessage() for r in caplog.records if "FIRST START" in r.getMessage()]
-    assert len(said) == 1, said
-    made = re.search(r"with the password (\S+) -- it is shown this once", said[0])
-    assert made is not None, said[0]
-    log_in(server, "admin", made.group(1))
