@@ -226,3 +226,10 @@ async def test_what_is_kept_in_memory_is_what_was_written(
             assert await again.get_device(device.product_key, device.device_name) == device
     finally:
         await again.close()
+
+
+def test_an_offset_or_limit_beyond_any_index_is_an_empty_page(town: Town) -> None:
+    huge = 2**63 - 1
+    assert town.names(offset=huge) == [] and town.total(offset=huge) == 5
+    assert town.names(limit=huge) == town.names()
+    assert town.names(offset=huge, state=DeviceState.ONLINE) == []

@@ -51,7 +51,8 @@ def select(directory: Directory, tags: TagDirectory, where: DeviceFilter) -> tup
     field, descending = where.order
     in_order = field == "createdAt" and directory.in_id_order
     if found is None and in_order and not descending:  # everything, as kept: no pass at all
-        first = itertools.islice(records, where.offset, where.offset + where.limit)
+        start = min(where.offset, len(records))  # (islice takes no index past sys.maxsize)
+        first = itertools.islice(records, start, start + min(where.limit, len(records)))
         return [(key, records[key]) for key in first], len(records)
     keys = list(records) if found is None else found
     if not in_order:
