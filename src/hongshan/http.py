@@ -52,6 +52,7 @@ from hongshan.api.audit_trail import AuditTrail, TrustedProxies
 from hongshan.api.auth import RequestAuth, note_principal, require_role
 from hongshan.api.console_files import console_router
 from hongshan.api.dependencies import Services, providers
+from hongshan.api.dependency_batches import resolve_in_turn
 from hongshan.api.metrics import metrics_route
 from hongshan.api.problems import EXCEPTION_HANDLERS, PROBLEM_RESPONSES
 from hongshan.api.request import APIRequest
@@ -84,6 +85,7 @@ ADMIN_ROUTES = (
 
 
 def build_http_app(services: Services) -> Litestar:
+    resolve_in_turn()
     auth = RequestAuth(services.admin_token, services.people, keys=services.api_keys)
     logins = Router(
         path="/",
