@@ -825,10 +825,11 @@ class Ingest:
         identifier: str,
         buckets: Buckets,
         aggregates: Sequence[str],
-    ) -> tuple[list[int], str, str] | None:
+    ) -> tuple[list[int], str, list[rollups.Piece]] | None:
         """What an aggregate reads: the devices' series of ``identifier`` (None if none has
-        one), the kind to read their values as, and the table (``rollups.level``), its rollups
-        brought up to date first."""
+        one), the kind to read their values as, and the tables that answer the parts of its
+        range (``rollups.plan``): the rollups brought up to date first, the staged values
+        moved to the points where a part reads them."""
         found = [s for s in (self._lookup(d, identifier) for d in devices) if s is not None]
         if not found:
             return None
@@ -838,13 +839,14 @@ class Ingest:
                 f"{identifier} holds {'/'.join(sorted(kinds))} values: only count, first and "
                 "last apply to it"
             )
-        table = rollups.level(buckets, self._days)
-        if table != "history_points":
+        pieces = rollups.plan(buckets, self._days)
+        tables = {piece.table for piece in pieces}
+        if tables != {"history_points"}:
             await self.rolled_up()
-        else:
+        if "history_points" in tables:
             await self._settled()
         kind = kinds.pop() if len(kinds) == 1 else "float"
-        return [series_id for series_id, _ in found], kind, table
+        return [series_id for series_id, _ in found], kind, pieces
 
     def _point_range(
         self,

@@ -428,10 +428,8 @@ class PostgresHistory(Ingest):
         plan = await self._aggregated(devices, identifier, buckets, aggregates)
         if plan is None:
             return []
-        ids, kind, table = plan
-        results = await self._read(
-            lambda conn: sql_rollups.aggregate(conn, ids, buckets, aggregates, table)
-        )
+        ids, kind, pieces = plan
+        results = await self._read(lambda conn: sql_rollups.composed(conn, ids, pieces, aggregates))
         if kind in ("int", "bool"):  # sums of whole numbers, whole again
             for values in results.values():
                 total = values.get("sum")

@@ -19,7 +19,10 @@ from hongshan.store.history.rollups import (
     LOWEST,
     ROLLUP_TABLES,
     Pass,
+    Piece,
     TownDays,
+    asked_of_pieces,
+    compose,
     day_runs_of_hours,
     fold_calendar,
     minute_key,
@@ -285,6 +288,18 @@ class _Source:
             self.time = "ts"
             self.plain = "count(*), avg(num), min(num), max(num), sum(num)"
             self.first, self.last = ("ts", "num", "txt"), ("ts DESC", "num", "txt")
+
+
+async def composed(
+    conn: Conn, ids: list[int], pieces: list[Piece], aggregates: Sequence[str]
+) -> dict[int, dict[str, Any]]:
+    """An aggregate over the parts of its range that ``rollups.plan`` chose, merged per
+    bucket (``rollups.compose``); a range one table answers is read as it is."""
+    if len(pieces) == 1:
+        return await aggregate(conn, ids, pieces[0].buckets, aggregates, pieces[0].table)
+    asked = asked_of_pieces(aggregates)
+    answers = [await aggregate(conn, ids, p.buckets, asked, p.table) for p in pieces]
+    return compose(answers, aggregates)
 
 
 async def aggregate(

@@ -18,11 +18,17 @@ next start recomputes the minutes with values from each series' mark on, and the
 values that came below their series' mark, which were noted on disk with the values.
 
 An aggregate reads the coarsest rollup that tiles it exactly (``level``), else the raw points: a
-year of daily averages reads a few thousand rollup rows per series, not millions of points.
+year of daily averages reads a few thousand rollup rows per series, not millions of points. A
+range whose start or end is off the rollups' boundaries (the console's "last 24 hours", from now
+to now) is composed (``plan``): the whole rollup buckets inside it from the coarsest rollup whose
+buckets fall inside the question's, the pieces left at each end from the next finer one, and the
+partial minutes at the very ends from the raw points; the pieces' answers are merged per bucket
+(``compose``).
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import operator
@@ -326,21 +332,129 @@ def day_runs_of_hours(
     return [(s, lo, hi, int(lo % HOUR == 0 and hi % HOUR == 0)) for s, lo, hi in sorted(owed)]
 
 
+class Piece(NamedTuple):
+    """A part of an aggregate's range and the table that answers it (``plan``)."""
+
+    table: str
+    buckets: Buckets  # the question's buckets over this part of its range alone
+
+
+# (a rollup's table, the first of its boundaries at or after a time, the last at or before it)
+_Level = tuple[str, Callable[[int], int], Callable[[int], int]]
+
+
+def _fixed_level(table: str, width: int) -> _Level:
+    return table, lambda ts: -(-ts // width) * width, lambda ts: ts - ts % width
+
+
+def _day_level(days: TownDays) -> _Level:
+    return (
+        "history_days",
+        lambda ts: ts if days.is_start(ts) else days.of(ts)[1],
+        lambda ts: days.of(ts)[0],
+    )
+
+
+def plan(buckets: Buckets, days: TownDays) -> list[Piece]:
+    """Which tables answer which parts of the range, in time order: the coarsest rollup whose
+    buckets each lie inside one of the question's reads the whole ones of them inside the
+    range, each end left over is planned the same way with the next finer rollup, and what is
+    left at the very ends (less than a minute each) reads the raw points. One piece when the
+    range falls on the coarsest rollup's boundaries (``level``'s choice)."""
+    levels: list[_Level] = []
+    if buckets.width:
+        for width, table in ((HOUR, "history_hours"), (MINUTE, "history_minutes")):
+            if buckets.width % width == 0 and buckets.origin % width == 0:
+                levels.append(_fixed_level(table, width))
+    else:
+        inner = buckets.bounds[1:-1]
+        if all(days.is_start(edge) for edge in inner):
+            levels.append(_day_level(days))
+        for width, table in ((HOUR, "history_hours"), (MINUTE, "history_minutes")):
+            if all(edge % width == 0 for edge in inner):
+                levels.append(_fixed_level(table, width))
+    return [
+        Piece(table, _part(buckets, start, end))
+        for table, start, end in _pieces(buckets.start, buckets.end, levels)
+    ]
+
+
+def _pieces(start: int, end: int, levels: Sequence[_Level]) -> list[tuple[str, int, int]]:
+    if start >= end:
+        return []
+    if not levels:
+        return [("history_points", start, end)]
+    (table, up, down), finer = levels[0], levels[1:]
+    low, high = up(start), down(end)
+    if low >= high:
+        return _pieces(start, end, finer)
+    return [*_pieces(start, low, finer), (table, low, high), *_pieces(high, end, finer)]
+
+
+def _part(buckets: Buckets, start: int, end: int) -> Buckets:
+    """The question's buckets over [start, end) alone: the same fixed buckets, or the calendar
+    buckets that overlap it (each named by its own start, as in the whole question)."""
+    if (start, end) == (buckets.start, buckets.end):
+        return buckets
+    if buckets.width:
+        return Buckets(start=start, end=end, width=buckets.width, origin=buckets.origin)
+    bounds = buckets.bounds
+    first = bisect.bisect_right(bounds, start) - 1
+    after = bisect.bisect_left(bounds, end)
+    return Buckets(start=start, end=end, bounds=(*bounds[first:after], end))
+
+
 def level(buckets: Buckets, days: TownDays) -> str:
     """The coarsest rollup whose buckets tile the question exactly (its table), or the raw
-    points': the town's days for calendar days, weeks and months in its time zone, hours or
-    minutes for buckets that fall on them."""
-    edges = [buckets.start, buckets.end]
-    if buckets.width:
-        edges += [buckets.width, buckets.origin]
-    else:
-        edges += buckets.bounds
-        if all(days.is_start(edge) for edge in edges):
-            return "history_days"
-    for width, table in ((HOUR, "history_hours"), (MINUTE, "history_minutes")):
-        if all(edge % width == 0 for edge in edges):
-            return table
-    return "history_points"
+    points' where none does: the town's days for calendar days, weeks and months in its time
+    zone, hours or minutes for buckets that fall on them. (An aggregate reads ``plan``'s
+    pieces: this is its one piece, when it has one.)"""
+    pieces = plan(buckets, days)
+    return pieces[0].table if len(pieces) == 1 else "history_points"
+
+
+def asked_of_pieces(aggregates: Sequence[str]) -> list[str]:
+    """What each piece of a composed aggregate is asked, for ``compose`` to merge: the count
+    always, the sum for an average, and the rest as asked."""
+    asked = ["count"]
+    if "sum" in aggregates or "avg" in aggregates:
+        asked.append("sum")
+    return asked + [a for a in ("min", "max", "first", "last") if a in aggregates]
+
+
+def compose(
+    answers: Sequence[dict[int, dict[str, Any]]], aggregates: Sequence[str]
+) -> dict[int, dict[str, Any]]:
+    """The pieces' answers (in time order, each asked ``asked_of_pieces``) merged per bucket:
+    counts and sums add, min and max take the extreme, the average is the sum over the count,
+    the first is the earliest piece's and the last the latest's (pieces do not overlap)."""
+    merged: dict[int, dict[str, Any]] = {}
+    for answer in answers:
+        for bucket, values in answer.items():
+            into = merged.get(bucket)
+            if into is None:
+                merged[bucket] = dict(values)
+                continue
+            into["count"] = (into.get("count") or 0) + (values.get("count") or 0)
+            for name, pick in (("sum", None), ("min", min), ("max", max)):
+                value = values.get(name)
+                if value is None:
+                    continue
+                had = into.get(name)
+                if had is None:
+                    into[name] = value
+                else:
+                    into[name] = had + value if pick is None else pick(had, value)
+            if "last" in values:
+                into["last"] = values["last"]
+            if "first" not in into and "first" in values:
+                into["first"] = values["first"]
+    results: dict[int, dict[str, Any]] = {}
+    for bucket, values in merged.items():
+        total, count = values.get("sum"), values.get("count")
+        values["avg"] = total / count if total is not None and count else None
+        results[bucket] = {a: values.get(a) for a in aggregates}
+    return results
 
 
 def fold_calendar(

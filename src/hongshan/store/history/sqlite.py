@@ -408,10 +408,8 @@ class SQLiteHistory(Ingest):
         plan = await self._aggregated(devices, identifier, buckets, aggregates)
         if plan is None:
             return []
-        ids, kind, table = plan
-        results = await self._read(
-            lambda c: sql_rollups.aggregate(c, ids, buckets, aggregates, table)
-        )
+        ids, kind, pieces = plan
+        results = await self._read(lambda c: sql_rollups.composed(c, ids, pieces, aggregates))
         return rollups.to_buckets(results, lambda value: _from_sql(kind, value))
 
     async def log(

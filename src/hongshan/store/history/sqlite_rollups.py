@@ -17,7 +17,10 @@ from hongshan.store.history.rollups import (
     LOWEST,
     ROLLUP_TABLES,
     Pass,
+    Piece,
     TownDays,
+    asked_of_pieces,
+    compose,
     day_runs_of_hours,
     fold_calendar,
     minute_key,
@@ -242,6 +245,19 @@ class _Source:
             self.time = "ts"
             self.plain = "count(value), avg(value), min(value), max(value), sum(value)"
             self.first, self.last = "min(ts), value", "max(ts), value"
+
+
+def composed(
+    conn: sqlite3.Connection, ids: list[int], pieces: list[Piece], aggregates: Sequence[str]
+) -> dict[int, dict[str, Any]]:
+    """An aggregate over the parts of its range that ``rollups.plan`` chose, merged per
+    bucket (``rollups.compose``); a range one table answers is read as it is."""
+    if len(pieces) == 1:
+        return aggregate(conn, ids, pieces[0].buckets, aggregates, pieces[0].table)
+    asked = asked_of_pieces(aggregates)
+    return compose(
+        [aggregate(conn, ids, piece.buckets, asked, piece.table) for piece in pieces], aggregates
+    )
 
 
 def aggregate(
