@@ -206,6 +206,8 @@ async def test_composed_aggregates_equal_the_values_by_hand(place: HistoryPlace,
         question = buckets(start, end, every, zone)
         found = await history.aggregate([LAMP, OTHER], "PM25", question, NAMES)
         assert_agrees(found, by_hand(values, question))
+        # whole numbers' sums are whole, whichever table answered
+        assert all(type(b.values["sum"]) is int for b in found)
     await history.close()
 
 

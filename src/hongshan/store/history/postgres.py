@@ -430,12 +430,7 @@ class PostgresHistory(Ingest):
             return []
         ids, kind, pieces = plan
         results = await self._read(lambda conn: sql_rollups.composed(conn, ids, pieces, aggregates))
-        if kind in ("int", "bool"):  # sums of whole numbers, whole again
-            for values in results.values():
-                total = values.get("sum")
-                if total is not None and total.is_integer():
-                    values["sum"] = int(total)
-        return rollups.to_buckets(results, lambda value: _from_pg(kind, value))
+        return rollups.to_buckets(results, lambda value: _from_pg(kind, value), kind)
 
     async def log(
         self,

@@ -507,9 +507,13 @@ def _values(
     return {a: row[a] for a in aggregates}
 
 
-def to_buckets(results: dict[int, dict[str, Any]], decode: Any) -> list[Bucket]:
-    """Buckets in time order, their first/last/min/max decoded as the series' kind says."""
+def to_buckets(results: dict[int, dict[str, Any]], decode: Any, kind: str) -> list[Bucket]:
+    """Buckets in time order, their first/last/min/max decoded as the series' kind says, and
+    sums of whole numbers whole again (a rollup's sum is a float, as a composed answer's is)."""
     for found in results.values():
+        total = found.get("sum")
+        if kind in ("int", "bool") and isinstance(total, float) and total.is_integer():
+            found["sum"] = int(total)
         for name in ("min", "max", "first", "last"):
             if found.get(name) is not None:
                 found[name] = decode(found[name])

@@ -410,7 +410,7 @@ class SQLiteHistory(Ingest):
             return []
         ids, kind, pieces = plan
         results = await self._read(lambda c: sql_rollups.composed(c, ids, pieces, aggregates))
-        return rollups.to_buckets(results, lambda value: _from_sql(kind, value))
+        return rollups.to_buckets(results, lambda value: _from_sql(kind, value), kind)
 
     async def log(
         self,
