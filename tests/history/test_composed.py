@@ -169,7 +169,11 @@ def assert_agrees(found: list[Bucket], expected: list[tuple[int, dict[str, Any]]
 
 
 def add(
-    history: Any, values: dict[tuple[str, str], dict[int, int]], rng: random.Random, n: int
+    history: Any,
+    values: dict[tuple[str, str], dict[int, int]],
+    rng: random.Random,
+    n: int,
+    base: int,
 ) -> None:
     """``n`` values to each series at random times over three days (the lamp's at even
     milliseconds, the other's at odd: a first or last is never a tie), whole numbers (their
@@ -177,31 +181,42 @@ def add(
     for parity, device in enumerate((LAMP, OTHER)):
         points = []
         for _ in range(n):
-            ts = T0 + rng.randrange(0, 3 * DAY // 2) * 2 + parity
+            ts = base + rng.randrange(0, 3 * DAY // 2) * 2 + parity
             value = rng.randint(-1000, 1000)
             points.append(("PM25", ts, value))
             values.setdefault(device, {})[ts] = value
         history.add_points(device, points)
 
 
-@pytest.mark.parametrize("seed", range(2))
-async def test_composed_aggregates_equal_the_values_by_hand(place: HistoryPlace, seed: int) -> None:
+# (a town, and when its values begin: Berlin's over the night its clocks went back, a day of
+# 25 hours)
+TOWNS = [
+    ("Asia/Shanghai", T0, 0),
+    ("Asia/Shanghai", T0, 1),
+    ("Europe/Berlin", 1_761_350_400_000, 2),  # 2025-10-25T00:00:00Z
+]
+
+
+@pytest.mark.parametrize(("town", "base", "seed"), TOWNS, ids=["Shanghai", "Shanghai", "Berlin"])
+async def test_composed_aggregates_equal_the_values_by_hand(
+    place: HistoryPlace, town: str, base: int, seed: int
+) -> None:
     """Random ranges off the rollups' boundaries, fixed and calendar buckets, in the town's
     zone and others: every aggregate equals the one made from the values; values that came
     since the last rollup pass count too."""
     rng = random.Random(seed)
-    history = await place.open("Asia/Shanghai")
+    history = await place.open(town)
     values: dict[tuple[str, str], dict[int, int]] = {}
-    add(history, values, rng, 3000)
+    add(history, values, rng, 3000, base)
     await history.committed()
     choices = [("1m", "UTC"), ("5m", "UTC"), ("1h", "UTC"), ("1h", "Asia/Kolkata")]
-    choices += [("1d", "Asia/Shanghai"), ("1d", "UTC"), ("1w", "Asia/Shanghai"), ("30s", "UTC")]
+    choices += [("1d", town), ("1d", "UTC"), ("1w", town), ("30s", "UTC"), ("2h", town)]
     for round_ in range(24):
         if round_ in (8, 16):  # more values, some replacing others, no pass awaited
-            add(history, values, rng, 50)
+            add(history, values, rng, 50, base)
             await history.committed()
         every, zone = choices[round_ % len(choices)]
-        start = T0 - HOUR + rng.randrange(0, 2 * DAY)
+        start = base - HOUR + rng.randrange(0, 2 * DAY)
         end = start + rng.randrange(1, 2 * DAY)
         question = buckets(start, end, every, zone)
         found = await history.aggregate([LAMP, OTHER], "PM25", question, NAMES)
