@@ -241,3 +241,31 @@ async def test_a_composed_aggregate_reads_the_rollups_for_the_middle(place: Hist
     assert await history.aggregate([LAMP], "PM25", question, NAMES) == before
     assert before[1].values["count"] == 360
     await history.close()
+
+
+async def test_text_and_json_values_are_counted_and_ordered_across_the_pieces(
+    place: HistoryPlace,
+) -> None:
+    """A range off the rollups' edges over text and JSON values: counts add, the first comes
+    from the raw points at the start and the last from those at the end."""
+    history = await place.open()
+    texts = [("Name", T0 + s * 20 * SECOND, f"n{s}") for s in range(400)]
+    shapes = [("Shape", T0 + s * 20 * SECOND, {"s": s}) for s in range(400)]
+    history.add_points(LAMP, texts + shapes)
+    await history.committed()
+    start, end = T0 + 5 * SECOND, T0 + 2 * HOUR + 5 * SECOND  # n1 to n360
+    question = buckets(start, end, "1h")
+    assert {p.table for p in rollups.plan(question, SHANGHAI)} >= {
+        "history_points",
+        "history_hours",
+    }
+    asked = ["count", "first", "last"]
+    names = await history.aggregate([LAMP], "Name", question, asked)
+    assert [(b.start, b.values) for b in names] == [
+        (T0, {"count": 179, "first": "n1", "last": "n179"}),
+        (T0 + HOUR, {"count": 180, "first": "n180", "last": "n359"}),
+        (T0 + 2 * HOUR, {"count": 1, "first": "n360", "last": "n360"}),
+    ]
+    shaped = await history.aggregate([LAMP], "Shape", question, asked)
+    assert shaped[0].values == {"count": 179, "first": {"s": 1}, "last": {"s": 179}}
+    await history.close()
