@@ -165,7 +165,7 @@ class Platform:
             settings=settings,
         )
         self.dialects = [await build(needs) for _, build in DIALECTS]
-        people, acl = people_access(settings)
+        people, acl = people_access(settings, registry.directory.tenant_of)
         self.broker_state = store = SQLiteBrokerState(
             data_dir / "hongshan.db", loop=asyncio.get_running_loop()
         )

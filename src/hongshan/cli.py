@@ -133,9 +133,17 @@ def serve(config_file: str | None, **flags: Any) -> None:
 @click.argument("username")
 @click.option("--password", help="The password (asked for when not given).")
 @click.option("--delete", is_flag=True, help="Remove the user instead.")
-def passwd(file: str, username: str, password: str | None, delete: bool) -> None:
+@click.option(
+    "--tenant",
+    help="The user's tenant: it is delivered and may publish only its tenant's topics "
+    "(its products' devices', and tenants/TENANT/#). '' makes it the platform's again; "
+    "left out, a user keeps the one it had.",
+)
+def passwd(
+    file: str, username: str, password: str | None, delete: bool, tenant: str | None
+) -> None:
     """Add, change or delete a user in a users file (argon2id hashes)."""
-    from hongshan.identity.passwords import delete_user, set_password
+    from hongshan.identity.passwords import KEEP, delete_user, set_password
 
     try:
         if delete:
@@ -146,7 +154,7 @@ def passwd(file: str, username: str, password: str | None, delete: bool) -> None
             password = getpass.getpass(f"Password for {username}: ")
             if getpass.getpass("Again: ") != password:
                 raise click.ClickException("the passwords differ")
-        set_password(file, username, password)
+        set_password(file, username, password, tenant=KEEP if tenant is None else tenant or None)
     except HongshanError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -1,15 +1,17 @@
 """Who people and applications are and what they may do: the users file (or anonymous access)
-and the ACL file. Devices are their dialects' to answer for (``hongshan.dialects.access``),
-before these are asked."""
+and the ACL file, a user of a tenant held to its tenant's topics (``tenant_topics``). Devices
+are their dialects' to answer for (``hongshan.dialects.access``), before these are asked."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Authorizer
 from hongshan.config import Settings
 from hongshan.identity.acl import AclFile
-from hongshan.identity.passwords import PasswordFileAuthenticator, read_users
+from hongshan.identity.passwords import PasswordFileAuthenticator, UserEntry, read_entries
+from hongshan.identity.tenant_topics import TenantUsers
 
 log = logging.getLogger("hongshan")
 
@@ -19,13 +21,20 @@ ANONYMOUS_WARNING = (
 )
 
 
-def people_access(settings: Settings) -> tuple[Authenticator, Authorizer]:
+def people_access(
+    settings: Settings, tenant_of: Callable[[str], str | None]
+) -> tuple[Authenticator, Authorizer]:
     """Who may connect and what they may do, from ``password_file``, ``allow_anonymous`` and
-    ``acl_file`` (without one, everything is allowed)."""
+    ``acl_file`` (without one, everything is allowed); a user the users file gives a tenant is
+    held to the topics of its tenant's products (``tenant_of``: a product key's tenant,
+    ``Directory.tenant_of``) and its free prefix."""
     authenticator: Authenticator
+    users: dict[str, UserEntry] = {}
     if settings.password_file:
+        users = read_entries(settings.password_file)
         authenticator = PasswordFileAuthenticator(
-            read_users(settings.password_file), allow_anonymous=settings.allow_anonymous
+            {name: entry.hashed for name, entry in users.items()},
+            allow_anonymous=settings.allow_anonymous,
         )
     elif settings.allow_anonymous:
         authenticator = AllowAnonymous()
@@ -35,4 +44,7 @@ def people_access(settings: Settings) -> tuple[Authenticator, Authorizer]:
     if settings.allow_anonymous:
         log.warning(ANONYMOUS_WARNING)
     authorizer: Authorizer = AclFile.read(settings.acl_file) if settings.acl_file else AllowAll()
+    tenants = {name: entry.tenant for name, entry in users.items() if entry.tenant is not None}
+    if tenants:  # (else the ACL's answers as they are: nothing more to pay per delivery)
+        authorizer = TenantUsers(authorizer, tenants, tenant_of)
     return authenticator, authorizer
