@@ -137,3 +137,22 @@ def test_a_tenant_user_commands_its_towns_devices_only(
     assert operator.publish(south.set, b'{"id": "8", "params": {}}', 1) == 0
     (only,) = south_lamp.until(south.set)
     assert json.loads(only.payload)["id"] == "8"
+
+
+def test_a_shared_group_loses_nothing_to_a_tenant_member(
+    towns: tuple[Any, Lamp, Lamp], paho_client: Callable[..., Paho]
+) -> None:
+    """A shared subscription's message goes to one member; one that is a tenant user and may
+    not receive it is passed over, not handed a message it then drops."""
+    server, _, south = towns
+    south_lamp = lamp_online(paho_client, server, south)
+    app = user(paho_client, server, "north-app")
+    operator = user(paho_client, server, "operator")
+    for member in (app, operator):
+        assert member.subscribe([("$share/g//sys/+/+/thing/event/property/post", 1)]) == [1]
+    assert operator.subscribe("platform/sentinel", 1) == [1]
+    for brightness in range(6):
+        post(south_lamp, south, brightness)
+    assert operator.publish("platform/sentinel", b"", 1) == 0
+    posts = [m for m in operator.until("platform/sentinel") if m.topic == south.post]
+    assert len(posts) == 6, "south's posts lost to a member that may not receive them"

@@ -63,21 +63,37 @@ class SharedGroup:
         if self.members.pop(client_id, None) is not None:
             self._order.remove(client_id)
 
-    def pick(self, sessions: dict[str, Session]) -> tuple[str, SubscriptionOptions] | None:
+    def pick(
+        self, sessions: dict[str, Session], topic: str
+    ) -> tuple[str, SubscriptionOptions] | None:
+        """The member that gets a message on ``topic``: the next connected one that may
+        receive it, else the next that may (it queues it); None when no member may. A member
+        whose ACL holds ``topic`` back (its session's ``receive_filter``: a partial deny rule,
+        a tenant user's other tenants) is passed over, so the group does not lose it."""
         order = self._order
         count = len(order)
         if not count:
             return None
         start = self.cursor % count
+        waiting = -1
         for offset in range(count):
             client_id = order[(start + offset) % count]
             session = sessions.get(client_id)
-            if session is not None and session.connection is not None:
-                self.cursor = start + offset + 1
-                return client_id, self.members[client_id]
-        # nobody is connected: persistent members queue it in turn
-        self.cursor = start + 1
-        return order[start], self.members[order[start]]
+            if session is not None:
+                may_receive = session.receive_filter
+                if may_receive is not None and not may_receive(topic):
+                    continue
+                if session.connection is not None:
+                    self.cursor = start + offset + 1
+                    return client_id, self.members[client_id]
+            if waiting < 0:
+                waiting = offset
+        if waiting < 0:
+            return None
+        # nobody who may receive it is connected: persistent members queue it in turn
+        self.cursor = start + waiting + 1
+        client_id = order[(start + waiting) % count]
+        return client_id, self.members[client_id]
 
 
 # What a tap answers: True, it consumed the message (nobody else gets it); an awaitable, the
@@ -717,7 +733,7 @@ class Broker:
     def _deliver_shared(self, group: SharedGroup, message: Message) -> bool:
         """One member of a shared subscription group gets the message (MQTT 4.8.2); the RETAIN
         flag is never kept for it."""
-        picked = group.pick(self.sessions)
+        picked = group.pick(self.sessions, message.topic)
         if picked is None:
             return False
         client_id, options = picked
