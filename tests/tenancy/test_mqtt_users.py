@@ -156,3 +156,39 @@ def test_a_shared_group_loses_nothing_to_a_tenant_member(
     assert operator.publish("platform/sentinel", b"", 1) == 0
     posts = [m for m in operator.until("platform/sentinel") if m.topic == south.post]
     assert len(posts) == 6, "south's posts lost to a member that may not receive them"
+
+
+def test_retained_messages_and_wills_keep_to_the_tenant(
+    towns: tuple[Any, Lamp, Lamp], paho_client: Callable[..., Paho]
+) -> None:
+    """A retained message is sent on subscribe only if it is the tenant's; a tenant user's
+    will is published only on its tenant's topics (as its publishes)."""
+    server, _, south = towns
+    operator = user(paho_client, server, "operator")
+    kept = ("tenants/north/r", "tenants/south/r", "platform/r")
+    for topic in kept:
+        assert operator.publish(topic, b"kept", 1, retain=True) == 0
+    try:
+        app = user(paho_client, server, "north-app")
+        assert app.subscribe([("tenants/#", 1), ("platform/#", 1)]) == [1, 1]
+        assert app.publish("tenants/north/sentinel", b"", 1) == 0
+        heard = [m.topic for m in app.until("tenants/north/sentinel")]
+        assert heard == ["tenants/north/r", "tenants/north/sentinel"]
+    finally:
+        for topic in kept:
+            operator.publish(topic, b"", 1, retain=True)
+
+    wanted = [(south.set, 1), ("tenants/north/gone", 1), ("platform/sentinel", 1)]
+    assert operator.subscribe(wanted) == [1, 1, 1]
+    for topic in (south.set, "tenants/north/gone"):
+        leaving = paho_client(
+            server.port,
+            username="north-app",
+            password="north-pw",
+            will=(topic, b'{"id": "9", "params": {}}', 1, False),
+        ).connect()
+        leaving.disconnect(reason=0x04)  # 5.0 3.14.2.1: Disconnect with Will Message
+    assert operator.publish("platform/sentinel", b"", 1) == 0
+    heard = [m.topic for m in operator.until("platform/sentinel")]
+    assert "tenants/north/gone" in heard
+    assert south.set not in heard, "a tenant user's will reached another town's device"
