@@ -34,7 +34,7 @@ from hongshan.http import build_http_app, build_metrics_app
 from hongshan.http_server import HttpServer
 from hongshan.identity.access_tokens import KEY_FILE, AccessTokens, load_or_create_session_key
 from hongshan.identity.lockout import Lockout, LockoutPolicy
-from hongshan.identity.people import people_access
+from hongshan.identity.people import people_access, warn_of_unknown_tenants
 from hongshan.identity.secret_box import SecretBox, load_or_create_key
 from hongshan.messages import EventRaised, PropertyValues, ServiceReplied, StatusChanged
 from hongshan.pipeline.firmware import FirmwareStage
@@ -166,6 +166,7 @@ class Platform:
         )
         self.dialects = [await build(needs) for _, build in DIALECTS]
         people, acl = people_access(settings, registry.directory.tenant_of)
+        warn_of_unknown_tenants(acl, {t.id for t in await registry.tenants.list_tenants()})
         self.broker_state = store = SQLiteBrokerState(
             data_dir / "hongshan.db", loop=asyncio.get_running_loop()
         )

@@ -3,10 +3,13 @@ users-file user of a tenant may publish and be delivered, with its ACL's answer 
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from hongshan.broker.auth import FULL_ACCESS, AllowAll, Client
 from hongshan.identity.acl import AclFile
+from hongshan.identity.people import warn_of_unknown_tenants
 from hongshan.identity.tenant_topics import TenantAccess, TenantUsers, product_named
 
 TENANTS = {"pkN": "north", "pkS": "south"}
@@ -105,3 +108,13 @@ def test_only_users_with_a_tenant_are_held_to_it() -> None:
     held = users.access(Client(client_id="c", username="north-app"))
     assert isinstance(held, TenantAccess)
     assert not held.may_publish("/sys/pkS/lamp/thing/service/property/set")
+
+
+def test_a_user_of_a_tenant_that_does_not_exist_is_warned_of(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    users = TenantUsers(AllowAll(), {"north-app": "north", "typo-app": "nrth"}, TENANTS.get)
+    with caplog.at_level(logging.WARNING, logger="hongshan"):
+        assert warn_of_unknown_tenants(users, {"default", "north", "south"}) == ["typo-app"]
+    assert "'nrth', which does not exist" in caplog.text
+    assert warn_of_unknown_tenants(AllowAll(), set()) == []  # no tenant users: nothing to say

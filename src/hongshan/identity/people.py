@@ -5,7 +5,7 @@ are their dialects' to answer for (``hongshan.dialects.access``), before these a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from hongshan.broker.auth import AllowAll, AllowAnonymous, Authenticator, Authorizer
 from hongshan.config import Settings
@@ -48,3 +48,21 @@ def people_access(
     if tenants:  # (else the ACL's answers as they are: nothing more to pay per delivery)
         authorizer = TenantUsers(authorizer, tenants, tenant_of)
     return authenticator, authorizer
+
+
+def warn_of_unknown_tenants(authorizer: Authorizer, known: Collection[str]) -> list[str]:
+    """Log a warning for each users-file user whose tenant is none of ``known`` (the
+    registry's tenants at start): it reaches no device, only its free prefix, which is most
+    likely a typing error. Returns the users warned of."""
+    if not isinstance(authorizer, TenantUsers):
+        return []
+    strays = sorted(name for name, tenant in authorizer.tenants.items() if tenant not in known)
+    for name in strays:
+        log.warning(
+            "users file: %r is a user of the tenant %r, which does not exist: it reaches no "
+            "device's topics, only tenants/%s/#",
+            name,
+            authorizer.tenants[name],
+            authorizer.tenants[name],
+        )
+    return strays

@@ -127,6 +127,11 @@ class TenantUsers:
         self._tenants = dict(tenants)
         self._tenant_of = tenant_of
 
+    @property
+    def tenants(self) -> Mapping[str, str]:
+        """The users held to a tenant: username -> tenant."""
+        return self._tenants
+
     def access(self, client: Client) -> Access:
         granted = self._acl.access(client)
         tenant = None if client.username is None else self._tenants.get(client.username)
