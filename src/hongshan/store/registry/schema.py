@@ -112,7 +112,7 @@ device_groups = sa.Table(
     "device_groups",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(64), nullable=False),
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column(
@@ -123,6 +123,8 @@ device_groups = sa.Table(
         server_default="default",
         index=True,
     ),
+    # a name is unique within its tenant (0014)
+    sa.UniqueConstraint("tenant", "name", name="uq_device_groups_tenant_name"),
 )
 
 group_members = sa.Table(
@@ -177,7 +179,7 @@ rules = sa.Table(
     "rules",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(64), nullable=False),
     sa.Column("sql", sa.Text, nullable=False),
     sa.Column("actions", sa.Text, nullable=False),  # JSON: a list of actions
     sa.Column("error_action", sa.Text, nullable=True),  # JSON: one action
@@ -196,6 +198,8 @@ rules = sa.Table(
         server_default="default",
         index=True,
     ),
+    # a name is unique within its tenant (0014)
+    sa.UniqueConstraint("tenant", "name", name="uq_rules_tenant_name"),
 )
 
 # Alarms (``alarms.model``): at most one open (uncleared) alarm per device and type, which the
@@ -260,7 +264,7 @@ alarm_routes = sa.Table(
     "alarm_routes",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(64), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),  # webhook | email
     sa.Column("target", sa.Text, nullable=False),  # a URL, or addresses (JSON list)
     sa.Column("min_severity", sa.String(16), nullable=False),
@@ -282,6 +286,8 @@ alarm_routes = sa.Table(
         server_default="default",
         index=True,
     ),
+    # a name is unique within its tenant (0014)
+    sa.UniqueConstraint("tenant", "name", name="uq_alarm_routes_tenant_name"),
 )
 
 # Notifications owed (an outbox): one row per route that wants a change, written with the
@@ -354,7 +360,7 @@ scenes = sa.Table(
     "scenes",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(64), nullable=False),
     sa.Column("spec", sa.Text, nullable=False),  # JSON: the scene as written
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("secret", sa.Text, nullable=False),  # sealed: its webhooks' key
@@ -369,6 +375,8 @@ scenes = sa.Table(
         server_default="default",
         index=True,
     ),
+    # a name is unique within its tenant (0014)
+    sa.UniqueConstraint("tenant", "name", name="uq_scenes_tenant_name"),
 )
 
 scene_waits = sa.Table(
