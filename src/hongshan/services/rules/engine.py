@@ -116,7 +116,8 @@ class RuleEngine:
         self._index: SubscriptionTrie[str, Listeners] = SubscriptionTrie()
         self._listeners: dict[str, Listeners] = {}  # by tenant and FROM filter: ``_key``
         self._rules: dict[int, RunningRule] = {}
-        self._named: dict[str, RunningRule] = {}  # (a rule's input is named: ``feed``)
+        # (a rule's input is named: ``feed``; a name is unique within its tenant only)
+        self._named: dict[tuple[str, str], RunningRule] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.http = httpx.AsyncClient(follow_redirects=False)
         # what the rules dropped (deleted, or replaced by a change) had counted: with the
@@ -129,7 +130,7 @@ class RuleEngine:
         """Run ``rule`` (in place of one with its id: its counters start again)."""
         self.drop(rule.id)
         self._rules[rule.id] = rule
-        self._named[rule.name] = rule
+        self._named[rule.tenant, rule.name] = rule
         key = _key(rule)
         listeners = self._listeners.get(key)
         if listeners is None:
@@ -143,8 +144,8 @@ class RuleEngine:
         if rule is None:
             return
         self._retired.update(_totalled(rule))  # (read while it still hears its listeners)
-        if self._named.get(rule.name) is rule:
-            del self._named[rule.name]
+        if self._named.get((rule.tenant, rule.name)) is rule:
+            del self._named[rule.tenant, rule.name]
         key = _key(rule)
         listeners = self._listeners[key]
         listeners.remove(rule_id)
@@ -278,8 +279,8 @@ class RuleEngine:
         payload is the output, speaking for the device ``fired``'s message spoke for, one step
         deeper than it; nothing is published. ``ActionFailed`` when no such rule is running
         (disabled, deleted or renamed): the forwarding rule's failure, not the target's."""
-        rule = self._named.get(name)
-        if rule is None or rule.tenant != tenant:  # (another tenant's is none of its own)
+        rule = self._named.get((tenant, name))  # (another tenant's is none of its own)
+        if rule is None:
             raise ActionFailed(f"rule {name!r} is not running (disabled, deleted or renamed)")
         depth, at = fired.depth + 1, _ms()
         message = RuleInput(
