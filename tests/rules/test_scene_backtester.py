@@ -66,7 +66,7 @@ def above(value: float, hold: float = 0) -> dict[str, Any]:
 
 
 def backtester(history: SQLiteHistory) -> SceneBacktester:
-    async def members(group: str) -> list[tuple[str, str]]:
+    async def members(group: str, tenant: str) -> list[tuple[str, str]]:
         return []
 
     return SceneBacktester(
@@ -236,7 +236,7 @@ async def test_a_group_aggregate_is_judged_on_the_values_as_they_were(
         knock(30 * S),  # avg 50
     )
 
-    async def members(group: str) -> list[tuple[str, str]]:
+    async def members(group: str, tenant: str) -> list[tuple[str, str]]:
         assert group == "street"
         return [("a1Lux", "lux-1"), ("a1Lux", "lux-2")]
 

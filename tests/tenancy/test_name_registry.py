@@ -1,4 +1,5 @@
-"""Migration 0014 (names unique per tenant), on SQLite and PostgreSQL: a registry made before
+"""Migration 0014 (names unique per tenant) and the registry's groups by tenant, on SQLite
+and PostgreSQL: a registry made before
 it keeps every row through it — groups with their members and tags, scenes with their waits,
 routes with their owed deliveries (SQLite copies the tables, and the copy's drop cascades) —
 and two tenants may then share a name that one tenant still may not use twice."""
@@ -15,6 +16,7 @@ from alembic.config import Config
 from hongshan.identity.secret_box import SecretBox
 from hongshan.store.registry.engine import MIGRATIONS, create_engine
 from hongshan.store.registry.store import SQLRegistry
+from hongshan.things.model import RegistryError
 from registry_databases import RegistryDatabase
 
 KEY = secrets.token_bytes(32)
@@ -116,3 +118,36 @@ async def test_every_row_is_kept_and_names_are_the_tenants(registry_db: Registry
                 assert _count(db, table) == 2, table
     finally:
         engine.dispose()
+
+
+async def test_two_tenants_groups_of_one_name_in_the_registry(
+    registry_db: RegistryDatabase,
+) -> None:
+    """The registry's groups by tenant and name: each tenant's ``north`` is its own (members,
+    tags, deletion), a tenant's device joins only its tenant's group, and a name is one
+    tenant's once."""
+    registry = await SQLRegistry.open(registry_db.url, SecretBox(KEY), schema=registry_db.schema)
+    try:
+        await registry.tenants.create("south", "South")
+        lamps = {}
+        for tenant in ("default", "south"):
+            product = await registry.create_product("Lamp", tenant=tenant)
+            device = await registry.create_device(product.product_key, "lamp-1")
+            lamps[tenant] = (product.product_key, device.device_name)
+            await registry.groups.create("north", tenant=tenant)
+            await registry.groups.add("north", [lamps[tenant]], tenant)
+        with pytest.raises(RegistryError) as twice:
+            await registry.groups.create("north", tenant="south")
+        assert twice.value.kind == "conflict"
+        with pytest.raises(RegistryError) as foreign:
+            await registry.groups.add("north", [lamps["default"]], "south")
+        assert foreign.value.kind == "invalid"
+        await registry.groups.change_tags("north", {"max": "2"}, (), "south")
+        assert (await registry.groups.get("north")).tags == {}
+        assert await registry.groups.members("north", "south") == [lamps["south"]]
+        assert registry.groups.tenants_named("north") == ["default", "south"]
+        await registry.groups.delete("north", "south")
+        assert await registry.groups.members("north") == [lamps["default"]]
+        assert registry.groups.tenants_named("north") == ["default"]
+    finally:
+        await registry.close()

@@ -114,3 +114,25 @@ async def test_the_registry_keeps_the_tags_in_step_and_loads_them_again(
         assert seen(again.tags) == expected
     finally:
         await again.close()
+
+
+def test_two_tenants_groups_of_one_name_are_two_groups() -> None:
+    """A group is kept by tenant and name: each tenant's ``north`` has its own members and
+    tags, and one deleted leaves the other."""
+    tags = TagDirectory()
+    theirs = ("pk-b", "ox-9")
+    tags.put_group("north", "a")
+    tags.put_group("north", "b")
+    tags.add_members("north", [OX1], "a")
+    tags.add_members("north", [theirs], "b")
+    tags.change_group("north", {"max": "1"}, tenant="a")
+    tags.change_group("north", {"max": "2"}, tenant="b")
+    assert tags.tenants_of_group("north") == ["a", "b"]
+    assert tags.group_tags_of(*OX1) == (("north", {"max": "1"}),)
+    assert tags.group_tags_of(*theirs) == (("north", {"max": "2"}),)
+    assert tags.has_group("north", "a") and not tags.has_group("north", "c")
+    tags.drop_group("north", "a")
+    assert tags.memberships(*OX1) == set() and tags.group_tags_of(*OX1) == ()
+    assert tags.memberships(*theirs) == {"north"} and tags.tenants_of_group("north") == ["b"]
+    tags.drop_device(theirs)
+    assert tags.group_tags("north", "b") == {"max": "2"} and tags.memberships(*theirs) == set()

@@ -99,7 +99,7 @@ async def send_command(
         raise RegistryError(f"origin: {data.origin!r} (one of {', '.join(ORIGINS)})", "invalid")
     kind, service, params = _what(data)
     target = data.target
-    access.target(target)
+    reach = access.target(target)
     if target.product_key is not None and target.device_name is not None:
         await fan_out.devices(target)  # (404 for no such device)
         wait = data.wait if data.wait is not None or kind is CommandKind.SET else DEFAULT_WAIT
@@ -115,7 +115,7 @@ async def send_command(
         wait=wait,
         ttl=data.ttl,
         origin=data.origin,
-        reach=access.reach,
+        reach=reach,
     )
     return Response(batch, status_code=202)
 

@@ -100,19 +100,21 @@ async def map_devices(
     product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
     group: FromQuery[str | None] = None,
     device_state: Annotated[DeviceState | None, QueryParameter(name="state")] = None,
+    tenant: Annotated[
+        str | None, QueryParameter(description="the group's, for the admin token")
+    ] = None,
 ) -> MapDevices:
     """Every located device (those without a place are left out) with its state and the
     worst severity of its open alarms (null: none), narrowed by product, group and state, of
     those the principal may see (its tenant's, of its groups when it is limited to some)."""
     if product_key is not None:
         access.product(product_key)
-    if group is not None:
-        access.group(group)
+    reach = access.reach if group is None else access.group_reach(group, tenant)
     where = DeviceFilter(
         product_key=product_key,
         group=group,
         state=device_state,
-        reach=access.reach,
+        reach=reach,
         limit=MAX_MAP_DEVICES,
     )
     open_alarms = alarms.open_by_device()

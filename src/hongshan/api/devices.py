@@ -279,6 +279,9 @@ async def list_devices(
     name_prefix: Annotated[str | None, QueryParameter(name="namePrefix")] = None,
     group: FromQuery[str | None] = None,
     tag: Annotated[list[str] | None, QueryParameter(description="key:value, repeatable")] = None,
+    tenant: Annotated[
+        str | None, QueryParameter(description="the group's, for the admin token")
+    ] = None,
 ) -> Page[Device]:
     """Sorted by ``createdAt`` (or ``deviceName``, ``productKey``, ``lastOnlineAt``,
     ``state``); ``q`` in the name or nickname."""
@@ -292,7 +295,7 @@ async def list_devices(
         order=paging.order(list(DEVICE_ORDERS), default="createdAt"),
         limit=paging.limit,
         offset=paging.offset,
-        reach=access.reach,
+        reach=access.list_reach(group, tenant),  # (a group's name is its tenant's)
     )
     return paging.page(*registry.device_page(where))
 

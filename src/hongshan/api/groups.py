@@ -1,10 +1,14 @@
-"""``/api/groups``: groups of devices (a district, a street) and their members."""
+"""``/api/groups``: groups of devices (a district, a street) and their members.
+
+A group's name is unique within its tenant: ``/api/groups/{name}`` is the asker's tenant's
+group. The admin token (of every tenant) names a group by its name where one tenant has it,
+and adds ``?tenant=`` where several do (409 without it)."""
 
 from __future__ import annotations
 
 import msgspec
 from litestar import delete, get, patch, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from hongshan.api.dependencies import Provided
 from hongshan.api.devices import MAX_TAGS, TagKey, Tags
@@ -16,7 +20,7 @@ from hongshan.things.model import Group, RegistryError
 
 
 class NewGroup(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    name: str  # unique across tenants
+    name: str  # unique within its tenant
     description: str = ""
     tenant: str | None = None  # the admin token's choice (default: "default"); else one's own
 
@@ -55,18 +59,22 @@ async def list_groups(
 
 @get("/api/groups/{name:str}")
 async def show_group(
-    access: Provided[Scope], registry: Provided[SQLRegistry], name: FromPath[str]
+    access: Provided[Scope],
+    registry: Provided[SQLRegistry],
+    name: FromPath[str],
+    tenant: FromQuery[str | None] = None,
 ) -> Group:
-    access.group(name)
-    return await registry.groups.get(name)
+    return await registry.groups.get(name, access.group(name, tenant))
 
 
 @delete("/api/groups/{name:str}", status_code=204)
 async def delete_group(
-    access: Provided[Scope], registry: Provided[SQLRegistry], name: FromPath[str]
+    access: Provided[Scope],
+    registry: Provided[SQLRegistry],
+    name: FromPath[str],
+    tenant: FromQuery[str | None] = None,
 ) -> None:
-    access.group(name)
-    await registry.groups.delete(name)
+    await registry.groups.delete(name, access.group(name, tenant))
 
 
 class GroupChange(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -83,12 +91,13 @@ async def change_group(
     registry: Provided[SQLRegistry],
     name: FromPath[str],
     data: JSONBody[GroupChange],
+    tenant: FromQuery[str | None] = None,
 ) -> Group:
-    access.group(name)
-    kept = (await registry.groups.get(name)).tags.keys() - set(data.remove_tags)
+    owner = access.group(name, tenant)
+    kept = (await registry.groups.get(name, owner)).tags.keys() - set(data.remove_tags)
     if len(kept | data.tags.keys()) > MAX_TAGS:
         raise RegistryError(f"tags: a group has at most {MAX_TAGS}", "invalid")
-    return await registry.groups.change_tags(name, data.tags, data.remove_tags)
+    return await registry.groups.change_tags(name, data.tags, data.remove_tags, owner)
 
 
 @post("/api/groups/{name:str}/devices", status_code=200)
@@ -97,12 +106,13 @@ async def add_members(
     registry: Provided[SQLRegistry],
     name: FromPath[str],
     data: JSONBody[Members],
+    tenant: FromQuery[str | None] = None,
 ) -> Group:
-    access.group(name)
+    owner = access.group(name, tenant)
     keys = [(m.product_key, m.device_name) for m in data.devices]
     for key in keys:
         access.device(*key)
-    return await registry.groups.add(name, keys)
+    return await registry.groups.add(name, keys, owner)
 
 
 @post("/api/groups/{name:str}/devices/remove", status_code=200)
@@ -111,12 +121,13 @@ async def remove_members(
     registry: Provided[SQLRegistry],
     name: FromPath[str],
     data: JSONBody[Members],
+    tenant: FromQuery[str | None] = None,
 ) -> Group:
-    access.group(name)
+    owner = access.group(name, tenant)
     keys = [(m.product_key, m.device_name) for m in data.devices]
     for key in keys:
         access.device(*key)
-    return await registry.groups.remove(name, keys)
+    return await registry.groups.remove(name, keys, owner)
 
 
 ROUTES = (

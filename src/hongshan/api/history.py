@@ -282,7 +282,11 @@ async def selected(
         return chosen
     tags = dict(t.split(":", 1) for t in tag or [] if ":" in t) or None
     where = DeviceFilter(
-        product_key=product_key, group=group, tags=tags, limit=MAX_DEVICES, reach=access.reach
+        product_key=product_key,
+        group=group,
+        tags=tags,
+        limit=MAX_DEVICES,
+        reach=access.list_reach(group),  # (a group's name is its tenant's)
     )
     return await registry.device_places(where)
 

@@ -41,6 +41,7 @@ class ClientMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     device: str | None = None  # "productKey/deviceName"
     product: str | None = None
     group: str | None = None
+    tenant: str | None = None  # the group's (the admin token's, where several have one)
 
 
 _decode = msgspec.json.Decoder(ClientMessage).decode
@@ -133,7 +134,11 @@ def _scope(message: ClientMessage) -> Scope:
         if not (slash and product and name):
             raise LiveRefused(f"device: {message.device!r} is not 'productKey/deviceName'")
         return Scope(device=DeviceRef(product, name))
-    return Scope(product=message.product or None, group=message.group or None)
+    return Scope(
+        product=message.product or None,
+        group=message.group or None,
+        group_tenant=message.tenant or None,
+    )
 
 
 def _id_of(data: str | bytes) -> str | None:

@@ -22,6 +22,7 @@ from hongshan.api.auth import OPERATOR
 from hongshan.api.dependencies import Provided
 from hongshan.api.rule_backtest import moment
 from hongshan.api.scope import Scope
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.rules.scene import SceneSpec
 from hongshan.services.rules.backtest import DEFAULT_LIMIT
 from hongshan.services.scenes.backtest import SceneBacktest, SceneBacktester
@@ -36,13 +37,16 @@ class SceneBacktestAsked(msgspec.Struct, kw_only=True, rename="camel", forbid_un
     limit: int = DEFAULT_LIMIT
 
 
-async def _scene(scenes: SceneBook, access: Scope, given: SceneSpec | int) -> SceneSpec:
+async def _scene(scenes: SceneBook, access: Scope, given: SceneSpec | int) -> tuple[SceneSpec, str]:
+    """The scene and the tenant it runs in (a stored one's; a given one's: the principal's,
+    for the admin token the default tenant)."""
     if isinstance(given, int):
         stored = await scenes.get(given)
         access.owned(stored.tenant, f"scene {given}")
-        return stored.spec
-    await scenes.check(given, access.principal.tenant)
-    return given
+        return stored.spec, stored.tenant
+    tenant = access.principal.tenant
+    await scenes.check(given, tenant)
+    return given, tenant or DEFAULT_TENANT
 
 
 @post("/api/scenes/backtest", status_code=200, opt=OPERATOR)
@@ -55,14 +59,15 @@ async def backtest_scene(
     """Over the history of the devices the scene names, of the principal's tenant (checked
     as a scene being saved); a group-limited principal may not."""
     access.unlimited("backtesting a scene")
-    scene = await _scene(scenes, access, data.scene)
-    against = None if data.against is None else await _scene(scenes, access, data.against)
+    scene, tenant = await _scene(scenes, access, data.scene)
+    against = None if data.against is None else (await _scene(scenes, access, data.against))[0]
     return await scene_backtests.run(
         scene,
         moment(data.start, "from"),
         moment(data.end, "to"),
         against=against,
         limit=data.limit,
+        tenant=tenant,
     )
 
 

@@ -70,30 +70,62 @@ class Scope:
         """Whether the device is in reach (a backtest's filter of what it replays)."""
         return self._visibility.sees(self.principal, product_key, device_name)
 
-    def target(self, target: Target) -> None:
+    def target(self, target: Target) -> Reach:
         """404 for a command's target (a device, a product, a group) out of reach; a tag or
-        a district is narrowed by ``reach`` when the devices are chosen."""
+        a district is narrowed by ``reach`` when the devices are chosen. The reach to choose
+        them in: a group's tenant's (the admin token's group is one tenant's)."""
         if target.product_key is not None and target.device_name is not None:
             self.device(target.product_key, target.device_name)
         elif target.product_key is not None:
             self.product(target.product_key)
         if target.group is not None:
-            self.group(target.group)
+            return self.group_reach(target.group)
+        return self.reach
 
     def sees_target(self, target: Target) -> bool:
         """Whether the group or product a kept target names is in reach (a tag or a
         district names nothing of a tenant's)."""
-        if target.group is not None and not self._visibility.sees_group(
+        if target.group is not None and not self._visibility.group_tenants(
             self.principal, target.group
         ):
             return False
         pk = target.product_key
         return pk is None or self._visibility.sees_product(self.principal, pk)
 
-    def group(self, name: str) -> None:
-        """404 unless the group is of the principal's tenant (and one of its groups)."""
-        if not self._visibility.sees_group(self.principal, name):
+    def group(self, name: str, tenant: str | None = None) -> str:
+        """The tenant of the group ``name`` means: 404 unless it is of the principal's tenant
+        (and one of its groups). A name is unique within a tenant only: the admin token (of
+        every tenant) names the tenant (``tenant``) where several have a group so named, and
+        is answered 409 where it does not."""
+        found = self._visibility.group_tenants(self.principal, name)
+        if tenant is not None:
+            found = [tenant] if tenant in found else []
+        if not found:
             raise RegistryError(f"no group {name}", "not_found")
+        if len(found) > 1:
+            raise RegistryError(
+                f"group {name}: tenants {', '.join(found)} each have one; name the tenant "
+                "(the query's tenant=…)",
+                "conflict",
+            )
+        return found[0]
+
+    def list_reach(self, group: str | None, tenant: str | None = None) -> Reach:
+        """The reach of a list narrowed to a group by name (``group=``): the group's tenant's;
+        a name no group in reach has leaves it (the list is then empty); 409 for the admin
+        token's name of several tenants' groups, with no ``tenant``."""
+        if group is None:
+            return self.reach
+        found = self._visibility.group_tenants(self.principal, group)
+        if tenant is not None:
+            found = [tenant] if tenant in found else []
+        if not found:
+            return self.reach
+        return self.group_reach(group, tenant)
+
+    def group_reach(self, name: str, tenant: str | None = None) -> Reach:
+        """``reach`` narrowed to the tenant of the group ``name`` means (``group``)."""
+        return Reach(tenant=self.group(name, tenant), groups=self.reach.groups)
 
     def owned(self, tenant: str, what: str) -> None:
         """404 (``no <what>``) for a rule, scene or route of another tenant."""

@@ -3,7 +3,9 @@ request about a device asks (``api.scope.Scope`` for requests), so that a tenant
 limit is written once.
 
 A principal sees a device when the device's product is in its tenant and, if it is limited
-to groups (``Principal.groups`` not None), the device is a member of one of them. A product's
+to groups (``Principal.groups`` not None), the device is a member of one of them (a group's
+name is unique within its tenant only, and a device's groups are all of its own tenant, so
+the names of a principal's groups and of a device's meet only within one tenant). A product's
 tenant is the directory's (``Directory.tenant_of``); a product there is none of is no
 tenant's, seen by ``SYSTEM`` alone. Asked once per message per subscriber: dict and set
 lookups only, no query.
@@ -23,7 +25,9 @@ class Memberships(Protocol):
 
     def memberships(self, product_key: str, device_name: str) -> Set[str]: ...
 
-    def tenant_of_group(self, name: str) -> str | None: ...
+    def has_group(self, name: str, tenant: str = ...) -> bool: ...
+
+    def tenants_of_group(self, name: str) -> list[str]: ...
 
 
 class Visibility:
@@ -50,10 +54,13 @@ class Visibility:
             return True
         return self._tenant_of(product_key) == principal.tenant
 
-    def sees_group(self, principal: Principal, name: str) -> bool:
-        """Whether the group is of the principal's tenant and, for a group-limited one, one
-        of its groups."""
-        tenant = self._groups.tenant_of_group(name)
-        if tenant is None or not principal.in_tenant(tenant):
-            return False
-        return principal.groups is None or name in principal.groups
+    def group_tenants(self, principal: Principal, name: str) -> list[str]:
+        """The tenants whose group ``name`` the principal may mean, in order: its own
+        tenant's, if it has one so named (for a group-limited principal, one of its groups);
+        for ``SYSTEM`` (of every tenant), each tenant that has one — more than one is for the
+        caller to ask which."""
+        if principal.tenant is None:
+            return self._groups.tenants_of_group(name)
+        if principal.groups is not None and name not in principal.groups:
+            return []
+        return [principal.tenant] if self._groups.has_group(name, principal.tenant) else []

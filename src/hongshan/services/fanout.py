@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hongshan.errors import HongshanError
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.messages import DeviceRef
 from hongshan.messages.commands import (
     CommandBatch,
@@ -51,7 +52,8 @@ class DeviceSelection:
         if target.product_key is not None and directory.product_view(target.product_key) is None:
             raise RegistryError(f"no product {target.product_key}", "not_found")
         if target.group is not None:
-            await registry.groups.get(target.group)  # (not_found for no such group)
+            reach = _group_reach(registry, target.group, reach)
+            await registry.groups.get(target.group, reach.tenant or DEFAULT_TENANT)  # (404)
             where = DeviceFilter(group=target.group, limit=ALL, reach=reach)
         elif target.tag is not None:
             key, _, value = target.tag.partition(":")
@@ -175,3 +177,18 @@ class FanOut:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _group_reach(registry: SQLRegistry, name: str, reach: Reach) -> Reach:
+    """``reach`` narrowed to the tenant whose group ``name`` is: ``reach``'s own; of every
+    tenant (the admin token's), the one that has a group so named (a name is unique within a
+    tenant only: several are a conflict)."""
+    if reach.tenant is not None:
+        return reach
+    tenants = registry.groups.tenants_named(name)
+    if len(tenants) > 1:
+        raise RegistryError(
+            f"group {name}: tenants {', '.join(tenants)} each have one; name the tenant",
+            "conflict",
+        )
+    return Reach(tenant=tenants[0] if tenants else DEFAULT_TENANT, groups=reach.groups)

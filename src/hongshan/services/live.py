@@ -38,7 +38,7 @@ import contextlib
 import enum
 import logging
 from collections.abc import Iterable, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import msgspec
@@ -84,21 +84,24 @@ class Things(Protocol):
 class Groups(Protocol):
     """Groups and their members (``things.tag_directory.TagDirectory``)."""
 
-    def has_group(self, name: str) -> bool: ...
+    def has_group(self, name: str, tenant: str = ...) -> bool: ...
 
     def memberships(self, product_key: str, device_name: str) -> Set[str]: ...
 
-    def tenant_of_group(self, name: str) -> str | None: ...
+    def tenants_of_group(self, name: str) -> list[str]: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Scope:
     """What one subscription covers: one device, one product, one group, or (all None)
-    everything its principal may see."""
+    everything its principal may see. A group's name is unique within its tenant only: the
+    feed finds ``group_tenant`` when it takes the subscription (the principal's own, or for
+    the admin token the one tenant with a group so named)."""
 
     device: DeviceRef | None = None
     product: str | None = None
     group: str | None = None
+    group_tenant: str | None = None
 
 
 FRAME_BUDGET = 128 * 1024
@@ -194,7 +197,7 @@ class _Index:
     everything: set[_Subscription] = field(default_factory=set)
     devices: dict[DeviceRef, set[_Subscription]] = field(default_factory=dict)
     products: dict[str, set[_Subscription]] = field(default_factory=dict)
-    groups: dict[str, set[_Subscription]] = field(default_factory=dict)
+    groups: dict[tuple[str | None, str], set[_Subscription]] = field(default_factory=dict)
 
     def bucket(self, scope: Scope) -> set[_Subscription]:
         if scope.device is not None:
@@ -202,7 +205,7 @@ class _Index:
         if scope.product is not None:
             return self.products.setdefault(scope.product, set())
         if scope.group is not None:
-            return self.groups.setdefault(scope.group, set())
+            return self.groups.setdefault((scope.group_tenant, scope.group), set())
         return self.everything
 
     def remove(self, subscription: _Subscription) -> None:
@@ -212,20 +215,25 @@ class _Index:
         elif scope.product is not None:
             _discard(self.products, scope.product, subscription)
         elif scope.group is not None:
-            _discard(self.groups, scope.group, subscription)
+            _discard(self.groups, (scope.group_tenant, scope.group), subscription)
         else:
             self.everything.discard(subscription)
 
     def empty(self) -> bool:
         return not (self.everything or self.devices or self.products or self.groups)
 
-    def matching(self, device: DeviceRef, groups: Groups) -> Iterable[_Subscription]:
+    def matching(
+        self, device: DeviceRef, groups: Groups, things: Things
+    ) -> Iterable[_Subscription]:
         yield from self.everything
         yield from self.devices.get(device, ())
         yield from self.products.get(device.product, ())
         if self.groups:
-            for name in groups.memberships(device.product, device.device):
-                yield from self.groups.get(name, ())
+            names = groups.memberships(device.product, device.device)
+            if names:  # (a device's groups are of its own tenant)
+                tenant = things.tenant_of(device.product)
+                for name in names:
+                    yield from self.groups.get((tenant, name), ())
 
 
 def _discard(buckets: dict[Any, set[_Subscription]], key: Any, one: _Subscription) -> None:
@@ -399,7 +407,7 @@ class LiveFeed:
             raise LiveRefused(
                 f"this socket holds {self._max_subscriptions} subscriptions, the most allowed"
             )
-        self._check(subscriber.principal, scope)
+        scope = self._check(subscriber.principal, scope)
         prefix = '{"sub":' + _encode(sub_id).decode() + ","
         subscription = _Subscription(sub_id, topic, scope, subscriber, prefix)
         subscriber.subscriptions[sub_id] = subscription
@@ -431,7 +439,9 @@ class LiveFeed:
             return taken[0]
         return '{"type":"batch","items":[' + ",".join(taken) + "]}"
 
-    def _check(self, principal: Principal, scope: Scope) -> None:
+    def _check(self, principal: Principal, scope: Scope) -> Scope:
+        """The scope, its group's tenant found; ``LiveRefused`` for what the principal may
+        not see."""
         visibility = self._visibility
         if scope.device is not None:
             device = scope.device
@@ -445,8 +455,19 @@ class LiveFeed:
                 visibility.sees_product(principal, scope.product)
             ):
                 raise LiveRefused(f"no product {scope.product!r} that you may see")
-        elif scope.group is not None and not visibility.sees_group(principal, scope.group):
-            raise LiveRefused(f"no group {scope.group!r} that you may see")
+        elif scope.group is not None:
+            tenants = visibility.group_tenants(principal, scope.group)
+            if scope.group_tenant is not None:
+                tenants = [scope.group_tenant] if scope.group_tenant in tenants else []
+            if not tenants:
+                raise LiveRefused(f"no group {scope.group!r} that you may see")
+            if len(tenants) > 1:
+                raise LiveRefused(
+                    f"group {scope.group!r}: tenants {', '.join(tenants)} each have one; name "
+                    "the tenant (tenant)"
+                )
+            return replace(scope, group_tenant=tenants[0])
+        return scope
 
     def _unsubscribe_all(self, subscriber: Subscriber) -> None:
         for subscription in subscriber.subscriptions.values():
@@ -493,7 +514,7 @@ class LiveFeed:
         body = message if isinstance(message, str) else ""
         too_slow: list[Subscriber] = []
         sees = self._visibility.sees
-        for subscription in self._index[topic].matching(device, self._groups):
+        for subscription in self._index[topic].matching(device, self._groups, self._things):
             subscriber = subscription.subscriber
             if not sees(subscriber.principal, device.product, device.device):
                 continue

@@ -1,5 +1,10 @@
 """The registry's tags and groups as the message path reads them: in memory, no query.
 
+A group is named within its tenant: two tenants may each have a group ``north``, so groups
+are kept by ``(tenant, name)`` (``GroupKey``). A device's groups are all of its own tenant
+(``GroupTable`` adds to a group only devices of the group's tenant), so a device's groups are
+its names alone.
+
 A rule's ``attribute(key)`` reads the tag of the device its message speaks for, on every
 message; a product's alarm condition whose threshold is kept in a tag reads the device's tags
 and then its groups' on every post it concerns. ``TagDirectory`` answers both with dict
@@ -20,6 +25,7 @@ from collections.abc import Iterable, Mapping, Set
 from hongshan.identity.principals import DEFAULT_TENANT
 
 DeviceKey = tuple[str, str]  # (product key, device name)
+GroupKey = tuple[str, str]  # (tenant, group name): a group's name is unique within its tenant
 GroupTags = tuple[tuple[str, Mapping[str, str]], ...]  # (group name, its tags), by name
 
 NO_TAGS: Mapping[str, str] = {}
@@ -55,8 +61,9 @@ class TagDirectory:
 
     def __init__(self) -> None:
         self._devices: dict[DeviceKey, Mapping[str, str]] = {}  # (only devices with tags)
-        self._groups: dict[str, _Group] = {}
+        self._groups: dict[GroupKey, _Group] = {}
         self._member_of: dict[DeviceKey, set[str]] = {}  # (only devices in a group)
+        self._tenant_of_member: dict[DeviceKey, str] = {}  # (the tenant of its groups)
         self._group_tags: dict[DeviceKey, GroupTags] = {}  # what ``group_tags_of`` answered
 
     # -- what the message path asks ----------------------------------------------------------
@@ -74,17 +81,17 @@ class TagDirectory:
         asks on every message): to read at once, never to keep or change."""
         return self._member_of.get((product_key, device_name), NO_GROUPS)
 
-    def has_group(self, name: str) -> bool:
-        return name in self._groups
+    def has_group(self, name: str, tenant: str = DEFAULT_TENANT) -> bool:
+        return (tenant, name) in self._groups
 
-    def tenant_of_group(self, name: str) -> str | None:
-        """The group's tenant; None when there is no such group."""
-        group = self._groups.get(name)
-        return None if group is None else group.tenant
+    def tenants_of_group(self, name: str) -> list[str]:
+        """The tenants that have a group so named, in order (the admin token, of every tenant,
+        names a group by its name alone)."""
+        return sorted(tenant for tenant, named in self._groups if named == name)
 
-    def group_tags(self, name: str) -> Mapping[str, str] | None:
+    def group_tags(self, name: str, tenant: str = DEFAULT_TENANT) -> Mapping[str, str] | None:
         """The group's tags; None when there is no such group."""
-        group = self._groups.get(name)
+        group = self._groups.get((tenant, name))
         return None if group is None else group.tags
 
     def group_tags_of(self, product_key: str, device_name: str) -> GroupTags:
@@ -95,9 +102,9 @@ class TagDirectory:
             names = self._member_of.get(key)
             if not names:
                 return ()
-            found = tuple(
-                (name, self._groups[name].tags) for name in sorted(names) if self._groups[name].tags
-            )
+            tenant = self._tenant_of_member[key]
+            groups = [(name, self._groups[tenant, name]) for name in sorted(names)]
+            found = tuple((name, group.tags) for name, group in groups if group.tags)
             self._group_tags[key] = found
         return found
 
@@ -118,31 +125,33 @@ class TagDirectory:
         """A device deleted: its tags and its places in groups go."""
         self._devices.pop(key, None)
         self._group_tags.pop(key, None)
+        tenant = self._tenant_of_member.pop(key, None)
         for name in self._member_of.pop(key, ()):
-            self._groups[name].members.discard(key)
+            self._groups[tenant or DEFAULT_TENANT, name].members.discard(key)
 
     def put_group(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
         """A group of ``tenant`` made (with no tags and no members yet)."""
-        self._groups.setdefault(name, _Group(tenant))
+        self._groups.setdefault((tenant, name), _Group(tenant))
 
-    def drop_group(self, name: str) -> None:
+    def drop_group(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
         """A group deleted: its devices are in it no more."""
-        group = self._groups.pop(name, None)
+        group = self._groups.pop((tenant, name), None)
         if group is None:
             return
         for key in group.members:
-            names = self._member_of[key]
-            names.discard(name)
-            if not names:
-                del self._member_of[key]
-            self._group_tags.pop(key, None)
+            self._leave(key, name)
 
     def change_group(
-        self, name: str, put: Mapping[str, str] = NO_TAGS, remove: Iterable[str] = ()
+        self,
+        name: str,
+        put: Mapping[str, str] = NO_TAGS,
+        remove: Iterable[str] = (),
+        *,
+        tenant: str = DEFAULT_TENANT,
     ) -> None:
         """A group's tags: those of ``remove`` dropped, then ``put`` set, as the registry
         writes them."""
-        group = self._groups.get(name)
+        group = self._groups.get((tenant, name))
         if group is None:
             return
         gone = set(remove)
@@ -150,24 +159,35 @@ class TagDirectory:
         for key in group.members:
             self._group_tags.pop(key, None)
 
-    def add_members(self, name: str, keys: Iterable[DeviceKey]) -> None:
-        group = self._groups.get(name)
+    def add_members(
+        self, name: str, keys: Iterable[DeviceKey], tenant: str = DEFAULT_TENANT
+    ) -> None:
+        """Devices of ``tenant`` put in its group ``name``."""
+        group = self._groups.get((tenant, name))
         if group is None:
             return
         for key in keys:
             group.members.add(key)
             self._member_of.setdefault(key, set()).add(name)
+            self._tenant_of_member[key] = tenant
             self._group_tags.pop(key, None)
 
-    def remove_members(self, name: str, keys: Iterable[DeviceKey]) -> None:
-        group = self._groups.get(name)
+    def remove_members(
+        self, name: str, keys: Iterable[DeviceKey], tenant: str = DEFAULT_TENANT
+    ) -> None:
+        group = self._groups.get((tenant, name))
         if group is None:
             return
         for key in keys:
-            group.members.discard(key)
-            names = self._member_of.get(key)
-            if names is not None:
-                names.discard(name)
-                if not names:
-                    del self._member_of[key]
-            self._group_tags.pop(key, None)
+            if key in group.members:
+                group.members.discard(key)
+                self._leave(key, name)
+
+    def _leave(self, key: DeviceKey, name: str) -> None:
+        names = self._member_of.get(key)
+        if names is not None:
+            names.discard(name)
+            if not names:
+                del self._member_of[key]
+                del self._tenant_of_member[key]
+        self._group_tags.pop(key, None)

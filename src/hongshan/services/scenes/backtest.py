@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.messages import PropertyValues, Uplink
 from hongshan.rules.definition import ActionSpec
 from hongshan.rules.scene import (
@@ -331,7 +332,7 @@ class SceneBacktester:
         *,
         zone: dt.tzinfo,
         place: Place | None,
-        members: Callable[[str], Awaitable[list[DeviceKey]]],
+        members: Callable[[str, str], Awaitable[list[DeviceKey]]],  # (name, tenant)
         devices_of: Callable[[str], Iterable[DeviceKey]],
     ) -> None:
         self._history = history
@@ -351,19 +352,20 @@ class SceneBacktester:
         limit: int = DEFAULT_LIMIT,
         max_values: int = MAX_VALUES,
         max_seconds: float = MAX_SECONDS,
+        tenant: str = DEFAULT_TENANT,
     ) -> SceneBacktest:
         """The scene (and ``against``) over [start, end) (ms); ``HistoryProblem`` (400) for
         a range or limit that cannot be. The scenes were checked (``SceneBook.check``)."""
         check_range(start, end, limit)
         specs = [scene] if against is None else [scene, against]
         async with self._one_at_a_time:
-            run = self._engine(specs, start, limit)
+            run = self._engine(specs, start, limit, tenant)
             try:
                 return await self._replay(run, specs, start, end, limit, max_values, max_seconds)
             finally:
                 await run.engine.stop()
 
-    def _engine(self, specs: list[SceneSpec], start: int, limit: int) -> _Run:
+    def _engine(self, specs: list[SceneSpec], start: int, limit: int, tenant: str) -> _Run:
         clock = RecordedClock(start - 1)  # (primed with what was recorded before the start)
         waits = RecordedWaits()
         replayed = ReplayedTwin()
@@ -380,7 +382,13 @@ class SceneBacktester:
         scenes = []
         for index, spec in enumerate(specs):
             stored = StoredScene(
-                id=index, spec=spec, secret="", token="", created_at=0, updated_at=0
+                id=index,
+                spec=spec,
+                secret="",
+                token="",
+                created_at=0,
+                updated_at=0,
+                tenant=tenant,  # (its groups are that tenant's)
             )
             recorded = scene_of(
                 RecordedScene, stored, [], limit=limit, clock=clock, compared=len(specs) == 2

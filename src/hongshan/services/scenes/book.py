@@ -71,7 +71,11 @@ class Things(Protocol):
 
 
 class Groups(Protocol):
-    async def get(self, name: str) -> Group: ...
+    """A tenant's groups by name (``store.registry.groups.GroupTable``)."""
+
+    async def get(self, name: str, tenant: str = ...) -> Group: ...
+
+    def tenants_named(self, name: str) -> list[str]: ...
 
 
 class SceneBook:
@@ -222,11 +226,10 @@ class SceneBook:
                 if model is not None:
                     self._property(where, model, pk, condition.property)
             elif isinstance(condition, GroupAggregateCondition):
-                try:
-                    group = await self._groups.get(condition.group)
-                except RegistryError:
-                    group = None
-                if group is None or (tenant is not None and group.tenant != tenant):
+                # (a group is named within the scene's tenant; the admin token's check,
+                # of no tenant, within any)
+                named = self._groups.tenants_named(condition.group)
+                if not (named if tenant is None else tenant in named):
                     raise RegistryError(f"{where}: no group {condition.group}", "invalid")
         for number, step in enumerate(spec.actions, 1):
             problem = target_problem(step, self._things, tenant)

@@ -130,7 +130,7 @@ class SceneEngine:
         zone: dt.tzinfo,
         place: Place | None,
         latest: Callable[[str, str], Mapping[str, PropertyValue]],
-        members: Callable[[str], Awaitable[list[DeviceKey]]],
+        members: Callable[[str, str], Awaitable[list[DeviceKey]]],  # (name, tenant)
         devices_of: Callable[[str], Iterable[DeviceKey]],
         history: History,
         waits: Waits,
@@ -394,7 +394,7 @@ class SceneEngine:
         members: dict[str, list[DeviceKey] | str] = {}
         for group in scene.groups:
             try:
-                members[group] = await self._members(group)
+                members[group] = await self._members(group, scene.stored.tenant)
             except HongshanError as exc:  # (a group deleted since: the condition cannot hold)
                 members[group] = str(exc)
         self._admit(scene, data, members)

@@ -44,6 +44,8 @@ def within(reach: Reach, product_key: Any, device_name: Any | None = None) -> An
             .join(g, g.c.id == m.c.group_id)
             .where(g.c.name.in_(sorted(reach.groups)))
         )
+        if reach.tenant is not None:  # (a group's name is unique within its tenant only)
+            members = members.where(g.c.tenant == reach.tenant)
         conditions.append(sa.tuple_(product_key, device_name).in_(members))
     return sa.and_(sa.true(), *conditions)
 
