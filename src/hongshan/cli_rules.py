@@ -45,6 +45,7 @@ import msgspec
 from hongshan.alarms.model import SEVERITIES
 from hongshan.cli_api import Api, api_options, iso_ms, moment
 from hongshan.dialects.alink.rule_data import AlibabaRuleData
+from hongshan.identity.principals import DEFAULT_TENANT
 from hongshan.rules.definition import ActionSpec, ForwardAction, RuleSpec
 from hongshan.rules.sql import RuleSyntaxError
 from hongshan.services.rules.backtest import MAX_SECONDS
@@ -312,7 +313,11 @@ def rule_import(api: Api, path: str, dry_run: bool) -> None:
     """Create or update the rules of a file, each by its name (its tests are not run); every
     rule is checked by the server first, and none is changed if one is refused."""
     wanted = _load(path)
-    kept = {found["name"]: found for found in api.every("/api/rules")}
+    # (a name is unique within a tenant: the rules of the tenant the import writes to, the
+    # caller's; the admin token's, of every tenant, writes to the default tenant)
+    tenant = api.request("GET", "/api/auth/me")["tenant"] or DEFAULT_TENANT
+    listed = api.every("/api/rules")
+    kept = {found["name"]: found for found in listed if found["tenant"] == tenant}
     coming = [found.spec.name for found in wanted if found.spec.name not in kept]
     refused = []
     for found in wanted:  # (all checked before any is changed)

@@ -41,6 +41,7 @@ class RuleView(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True)
     shadow: bool
     created_at: int
     updated_at: int
+    tenant: str  # (a name is unique within its tenant)
     secret: str | None = None
 
 
@@ -56,6 +57,7 @@ def _view(rule: StoredRule, *, with_secret: bool = False) -> RuleView:
         created_at=rule.created_at,
         updated_at=rule.updated_at,
         shadow=rule.shadow,
+        tenant=rule.tenant,
         secret=rule.secret if with_secret else None,
     )
 
