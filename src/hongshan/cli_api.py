@@ -296,6 +296,7 @@ def device_create(
 @click.option("--state", type=click.Choice(["inactive", "online", "offline", "disabled"]))
 @click.option("--name-prefix")
 @click.option("--group")
+@click.option("--tenant", help="The group's tenant (the admin token's, where several have one).")
 @click.option("--tag", "tags", multiple=True, help="key:value, repeatable.")
 @click.option("--search", "q", help="Text in the name or nickname.")
 @click.option(
@@ -474,27 +475,43 @@ def group_list(api: Api) -> None:
 @api_options
 @click.argument("name")
 @click.argument("devices", nargs=-1, required=True, metavar="PK/DN...")
-def group_add(api: Api, name: str, devices: tuple[str, ...]) -> None:
+@click.option(
+    "--tenant", help="The group's tenant (the admin token's, where several have one so named)."
+)
+def group_add(api: Api, name: str, devices: tuple[str, ...], tenant: str | None) -> None:
     """Add devices, each written PRODUCTKEY/DEVICENAME."""
-    api.show(api.request("POST", f"/api/groups/{name}/devices", json=_members(devices)))
+    path = f"/api/groups/{name}/devices"
+    api.show(api.request("POST", path, json=_members(devices), params=_of(tenant)))
 
 
 @group.command("remove")
 @api_options
 @click.argument("name")
 @click.argument("devices", nargs=-1, required=True, metavar="PK/DN...")
-def group_remove(api: Api, name: str, devices: tuple[str, ...]) -> None:
+@click.option(
+    "--tenant", help="The group's tenant (the admin token's, where several have one so named)."
+)
+def group_remove(api: Api, name: str, devices: tuple[str, ...], tenant: str | None) -> None:
     """Take devices (PRODUCTKEY/DEVICENAME) out of a group."""
-    api.show(api.request("POST", f"/api/groups/{name}/devices/remove", json=_members(devices)))
+    path = f"/api/groups/{name}/devices/remove"
+    api.show(api.request("POST", path, json=_members(devices), params=_of(tenant)))
 
 
 @group.command("delete")
 @api_options
 @click.argument("name")
-def group_delete(api: Api, name: str) -> None:
+@click.option(
+    "--tenant", help="The group's tenant (the admin token's, where several have one so named)."
+)
+def group_delete(api: Api, name: str, tenant: str | None) -> None:
     """Delete a group (its devices stay)."""
-    api.request("DELETE", f"/api/groups/{name}")
+    api.request("DELETE", f"/api/groups/{name}", params=_of(tenant))
     click.echo(f"group {name} deleted")
+
+
+def _of(tenant: str | None) -> dict[str, str]:
+    """The query naming a group's tenant, when given (a name is unique within a tenant)."""
+    return {} if tenant is None else {"tenant": tenant}
 
 
 def _members(devices: tuple[str, ...]) -> dict[str, Any]:
