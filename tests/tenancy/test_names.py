@@ -16,6 +16,7 @@ import pytest
 from test_isolation import frame, live
 from towns import PASSWORD, Town, admin_token, base_url, client, created, log_in, post_value, scene
 
+from broker_peers import eventually
 from installed import HONGSHAN
 from webhook_receiver import WebhookReceiver
 
@@ -201,6 +202,34 @@ def test_a_rule_hands_its_output_to_its_own_towns_rule_of_the_name(
     finally:
         for receiver in receivers.values():
             receiver.close()
+
+
+def test_a_scene_reads_its_own_towns_ward(server: Any, wards: tuple[Town, Town]) -> None:
+    """Each town's scene with a condition on ``ward``'s members (their count) runs on its
+    town's ward (the other's, or none, would leave it unheld); a group only the other town
+    has is none for a scene (400)."""
+    north, _ = wards
+    with client(server, north.tokens["admin"]) as a:
+        created(a.post("/api/groups", json={"name": "north_only"}))
+    for town in wards:
+        count = {"type": "groupAggregate", "group": WARD, "property": "Brightness"}
+        body = {
+            **scene(town),
+            "name": "ward-count",
+            "triggers": [{"type": "webhook"}],
+            "conditions": {"all": [{**count, "fn": "count", "op": ">=", "value": 1}]},
+        }
+        with client(server, town.tokens["operator"]) as operator:
+            made = created(operator.post("/api/scenes", json=body))
+            alone = {
+                "all": [{**count, "group": "north_only", "fn": "count", "op": ">=", "value": 0}]
+            }
+            other = operator.post("/api/scenes", json={**body, "name": "x", "conditions": alone})
+            assert other.status_code == (201 if town is north else 400), other.text
+            trace = f"/api/scenes/{made['id']}/trace"
+            assert operator.post(f"/api/scenes/{made['id']}/trigger").status_code == 202
+            eventually(lambda: bool(operator.get(trace).json()["runs"]))  # noqa: B023
+            assert operator.get(trace).json()["nonRuns"] == []
 
 
 def _cli(server: Any, *args: str) -> subprocess.CompletedProcess[str]:
