@@ -251,6 +251,10 @@ def test_the_admin_token_names_the_tenant(server: Any, wards: tuple[Town, Town])
         assert listed == 409
         devices = system.get("/api/devices", params={"group": WARD, "tenant": south.tenant})
         assert [d["productKey"] for d in devices.json()["items"]] == [south.pk]
+        latest = system.get("/api/history/latest", params={"group": WARD})
+        assert latest.status_code == 409, latest.text
+        latest = system.get("/api/history/latest", params={"group": WARD, "tenant": south.tenant})
+        assert {row["productKey"] for row in latest.json()} == {south.pk}
         batch = system.post(
             "/api/commands", json={"target": {"group": WARD}, "set": {"Brightness": 9}}
         )

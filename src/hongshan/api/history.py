@@ -261,6 +261,7 @@ async def selected(
     product_key: str | None,
     group: str | None,
     tag: list[str] | None,
+    tenant: str | None = None,
 ) -> list[DevicePlace]:
     if devices:
         chosen = []
@@ -286,7 +287,7 @@ async def selected(
         group=group,
         tags=tags,
         limit=MAX_DEVICES,
-        reach=access.list_reach(group),  # (a group's name is its tenant's)
+        reach=access.list_reach(group, tenant),  # (a group's name is its tenant's)
     )
     return await registry.device_places(where)
 
@@ -303,6 +304,9 @@ async def aggregate(
     product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
     group: FromQuery[str | None] = None,
     tag: Annotated[list[str] | None, QueryParameter(description="key:value")] = None,
+    tenant: Annotated[
+        str | None, QueryParameter(description="the group's, for the admin token")
+    ] = None,
     group_by: Annotated[
         Literal["none", "district", "product", "device"], QueryParameter(name="groupBy")
     ] = "none",
@@ -318,7 +322,7 @@ async def aggregate(
     first, last = time_range(start, end, tz)
     names = aggregates_of(agg)
     cut = buckets(first, last, every or "1h", tz)
-    chosen = await selected(registry, access, devices, product_key, group, tag)
+    chosen = await selected(registry, access, devices, product_key, group, tag, tenant)
     parts: dict[str, list[Device]] = {}
     for d in chosen:
         key = {
@@ -353,13 +357,16 @@ async def latest(
     product_key: Annotated[str | None, QueryParameter(name="productKey")] = None,
     group: FromQuery[str | None] = None,
     tag: Annotated[list[str] | None, QueryParameter(description="key:value")] = None,
+    tenant: Annotated[
+        str | None, QueryParameter(description="the group's, for the admin token")
+    ] = None,
     tz: Tz = "UTC",
     output: Format = "json",
 ) -> Any:
     """The latest value and time of the chosen properties (all when none are named) of
     many devices, with where they are: the console's map. As CSV, a row per value (a
     device with none has one row without)."""
-    chosen = await selected(registry, access, devices, product_key, group, tag)
+    chosen = await selected(registry, access, devices, product_key, group, tag, tenant)
     wanted = set(identifier or [])
     values_of = twin.peek
     found = []
