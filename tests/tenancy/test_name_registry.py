@@ -1,4 +1,4 @@
-"""Migration 0014 (names unique per tenant) and the registry's groups by tenant, on SQLite
+"""Migration 0015 (names unique per tenant) and the registry's groups by tenant, on SQLite
 and PostgreSQL: a registry made before
 it keeps every row through it — groups with their members and tags, scenes with their waits,
 routes with their owed deliveries (SQLite copies the tables, and the copy's drop cascades) —
@@ -63,7 +63,7 @@ async def test_every_row_is_kept_and_names_are_the_tenants(registry_db: Registry
         await registry.groups.change_tags("north", {"max": "30"}, ())
     finally:
         await registry.close()
-    _migrate(registry_db, "0013", down=True)  # (0014's downgrade: names unique again)
+    _migrate(registry_db, "0014", down=True)  # (0015's downgrade: names unique again)
     engine = create_engine(registry_db.url, schema=registry_db.schema)
     try:
         with engine.begin() as db:

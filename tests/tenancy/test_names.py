@@ -1,4 +1,4 @@
-"""Names within a tenant (migration 0014): both towns make a group, a rule, a scene and a
+"""Names within a tenant (migration 0015): both towns make a group, a rule, a scene and a
 notification route of the same names; each sees, changes and deletes its own alone, a user
 limited to its ``ward`` sees its own town's ward, a command to ``ward`` reaches its town's
 members, a live subscription to ``ward`` hears its town's; a name is still one town's once

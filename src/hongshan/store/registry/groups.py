@@ -1,6 +1,6 @@
 """Groups of devices (a district, a street) in the registry, with their tags.
 
-A group's name is unique within its tenant (migration 0014): every method names a group by
+A group's name is unique within its tenant (migration 0015): every method names a group by
 its tenant and its name. A group's members are devices of its tenant."""
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ device_groups = sa.Table(
         server_default="default",
         index=True,
     ),
-    # a name is unique within its tenant (0014)
+    # a name is unique within its tenant (0015)
     sa.UniqueConstraint("tenant", "name", name="uq_device_groups_tenant_name"),
 )
 
@@ -198,7 +198,7 @@ rules = sa.Table(
         server_default="default",
         index=True,
     ),
-    # a name is unique within its tenant (0014)
+    # a name is unique within its tenant (0015)
     sa.UniqueConstraint("tenant", "name", name="uq_rules_tenant_name"),
 )
 
@@ -286,7 +286,7 @@ alarm_routes = sa.Table(
         server_default="default",
         index=True,
     ),
-    # a name is unique within its tenant (0014)
+    # a name is unique within its tenant (0015)
     sa.UniqueConstraint("tenant", "name", name="uq_alarm_routes_tenant_name"),
 )
 
@@ -375,7 +375,7 @@ scenes = sa.Table(
         server_default="default",
         index=True,
     ),
-    # a name is unique within its tenant (0014)
+    # a name is unique within its tenant (0015)
     sa.UniqueConstraint("tenant", "name", name="uq_scenes_tenant_name"),
 )
 

@@ -1,7 +1,7 @@
 """Failed logins per username, kept across restarts (``login_lockouts``): a lock, and the
 failures counted towards one, outlive a deploy. Addresses' counts stay in memory.
 
-Revision ID: 0014_login_lockouts
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-08
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_login_lockouts"
+revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None

@@ -11,8 +11,8 @@ by a naming convention, then dropped. The copy drops the old table, and with for
 group's members and tags, a scene's waits, a route's owed deliveries): they are read before
 and written back after. Every row is kept.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-08
 """
 
@@ -23,8 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
