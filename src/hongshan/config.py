@@ -109,8 +109,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # that asks for a large CSV and never reads does not hold it open
     http_send_timeout: float = 60.0
     # -- the live API (/api/ws, docs/api-live.md) --
-    # messages waiting for one socket; past it the socket is dropped (closed 1013: too slow),
-    # so a browser that reads too slowly never holds the platform back
+    # messages of earlier deliveries waiting for one socket; a delivery that finds more drops
+    # the socket (closed 1013: too slow), so a browser that reads too slowly never holds the
+    # platform back; one delivery may bring more (a burst) to a socket that reads it
     ws_queue_limit: int = 1000
     # seconds between two deliveries to the live sockets at most: what happens meanwhile goes
     # to each socket as one frame (a batch), so a socket costs a send per interval, not one

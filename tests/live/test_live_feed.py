@@ -169,6 +169,54 @@ async def test_a_subscriber_too_slow_for_its_queue_is_dropped_and_others_get_all
     assert feed.clients == 0
 
 
+async def test_a_burst_larger_than_the_limit_reaches_a_socket_that_reads_it(
+    tags: TagDirectory,
+) -> None:
+    # 1,500 devices' status in one delivery, to sockets of a queue limit of 1,000: the limit
+    # counts what is owed from earlier deliveries, not what one delivery brings
+    feed = LiveFeed(Products(), tags)
+    reading, deaf = feed.join(SYSTEM), feed.join(SYSTEM)
+    for subscriber in (reading, deaf):
+        feed.subscribe(subscriber, "st", Topic.STATUS, Scope())
+    for round_ in range(3):
+        for n in range(1500):
+            feed.on_uplink(StatusChanged(device=DeviceRef("pk", f"d{n}"), received=n, online=True))
+        feed.deliver()
+        got: list[int] = []
+        while reading.backlog:
+            got += [message["ts"] for message in _items(await feed.frame(reading))]
+        assert got == list(range(1500)), round_
+        assert not reading.dropped
+        # the one that never reads: its first burst owed from an earlier delivery (1,500,
+        # more than 1,000) when the second comes, so it is dropped then, not before
+        assert deaf.dropped is (round_ >= 1)
+        assert deaf.backlog == (1500 if round_ == 0 else 0)
+    assert feed.dropped == 1 and feed.messages_sent == 4500
+
+
+async def test_a_socket_is_dropped_once_its_earlier_backlog_passes_the_limit(
+    tags: TagDirectory,
+) -> None:
+    feed = LiveFeed(Products(), tags, queue_limit=10)
+    deaf = feed.join(SYSTEM)
+    feed.subscribe(deaf, "all", Topic.PROPERTIES, Scope())
+    for value in range(11):  # a message a delivery: owed 0, 1, … 10 from earlier ones
+        feed.on_uplink(post(NORTH, value))
+        feed.deliver()
+    assert not deaf.dropped and deaf.backlog == 11
+    feed.on_uplink(post(NORTH, 11))  # owed 11 when it comes: more than 10
+    feed.deliver()
+    assert deaf.dropped and deaf.backlog == 0 and feed.dropped == 1
+    assert await feed.frame(deaf) is None
+
+
+def _items(frame: str | None) -> list[dict[str, Any]]:
+    assert frame is not None
+    decoded: dict[str, Any] = json.loads(frame)
+    items: list[dict[str, Any]] = decoded["items"] if decoded["type"] == "batch" else [decoded]
+    return items
+
+
 async def test_the_post_path_only_appends_and_a_delivery_is_one_frame_in_order(
     tags: TagDirectory,
 ) -> None:

@@ -17,11 +17,18 @@ Two halves, so that the live API costs a device's acknowledgement nothing:
   in order), so a socket costs one send per delivery, not one per message: 100 sockets at
   1,000 posts a second are 20 sends a socket a second (at 0.05 s), not 1,000.
 
-Back-pressure is the subscriber's alone: a subscriber whose queue is full when a message is
-offered is dropped there and then (its socket is closed "too slow" by its own task), never
-waited for. Order is kept: one inbox, each subscriber's queue in its order, so a device's
-messages (and a ping's pong, behind what was queued before it) arrive in the order they
-happened.
+Back-pressure is the subscriber's alone, and judged on what it still owes from EARLIER
+deliveries, not on the size of one: a subscriber offered a message while more than ``limit``
+messages of earlier deliveries wait unsent for it is dropped there and then (its socket is
+closed "too slow" by its own task), never waited for. A delivery is what the inbox held when
+it began, so one delivery may bring a socket more than ``limit`` (1,500 devices coming back
+online within an interval) and a socket that reads what it is sent before the next delivery
+is never dropped for it; one that falls behind is dropped at the next delivery that has
+something for it. A socket holds at most ``limit`` messages of earlier deliveries plus those
+of the delivery under way (what its subscriptions matched of one inbox).
+
+Order is kept: one inbox, each subscriber's queue in its order, so a device's messages (and a
+ping's pong, behind what was queued before it) arrive in the order they happened.
 
 Nothing is coalesced: a newer value of a property never replaces an older one not yet sent.
 Each ``properties`` message is a post with its own time, as the history keeps it (a chart
@@ -111,10 +118,11 @@ frame limit (the ``websockets`` library's is 1 MiB) is never reached by a batch.
 
 class Subscriber:
     """One socket's end of the feed: who it is, its subscriptions by the client's id, and the
-    encoded messages waiting to be sent (at most ``limit``). Owns no socket: its task takes
-    the frames (``LiveFeed.frame``) and closes the socket once ``dropped``."""
+    encoded messages waiting to be sent (at most ``limit`` of earlier deliveries, plus those of
+    the delivery under way). Owns no socket: its task takes the frames (``LiveFeed.frame``) and
+    closes the socket once ``dropped``."""
 
-    __slots__ = ("_limit", "_queue", "_ready", "dropped", "principal", "subscriptions")
+    __slots__ = ("_earlier", "_limit", "_queue", "_ready", "dropped", "principal", "subscriptions")
 
     def __init__(self, principal: Principal, limit: int) -> None:
         self.principal = principal
@@ -122,6 +130,7 @@ class Subscriber:
         self.dropped = False
         self._limit = limit
         self._queue: collections.deque[str] = collections.deque()
+        self._earlier = 0  # of the queue: messages of earlier deliveries (its head)
         self._ready = asyncio.Event()
 
     @property
@@ -129,9 +138,15 @@ class Subscriber:
         """Messages queued, not yet taken by its socket's task."""
         return len(self._queue)
 
+    def begin_delivery(self) -> None:
+        """A delivery begins: what is queued now is owed from earlier deliveries."""
+        self._earlier = len(self._queue)
+
     def offer(self, message: str) -> bool:
-        """Queued; False when the queue is full (the feed drops the subscriber then)."""
-        if len(self._queue) >= self._limit:
+        """Queued; False when more than ``limit`` messages of earlier deliveries still wait
+        (the feed drops the subscriber then). What this delivery brings is not counted: a
+        burst larger than the limit goes to a socket that reads it."""
+        if self._earlier > self._limit:
             return False
         self._queue.append(message)
         self._ready.set()
@@ -151,6 +166,7 @@ class Subscriber:
             size += len(message)
         if not queue:
             self._ready.clear()
+        self._earlier = max(0, self._earlier - len(taken))  # (taken from the head: earliest)
         return taken
 
     def let_go(self) -> None:
@@ -158,6 +174,7 @@ class Subscriber:
         socket."""
         self.dropped = True
         self._queue.clear()
+        self._earlier = 0
         self._ready.set()
 
 
@@ -326,45 +343,57 @@ class LiveFeed:
                 await asyncio.sleep(wait)
             last = loop.time()
             self._arrived.clear()
-            more = self._deliver_slice()
-            while more:  # (a slice at a time, the loop running between: a yield, no wait)
-                await asyncio.sleep(0)
-                more = self._deliver_slice()
+            left = self._begin_delivery()
+            while left:  # (a slice at a time, the loop running between: a yield, no wait)
+                count = min(DELIVERY_SLICE, left)
+                self._offer(count)
+                left -= count
+                if left:
+                    await asyncio.sleep(0)
 
-    def _deliver_slice(self) -> bool:
-        """A slice delivered; a message that fails (a bug) is logged and skipped, and the
-        feed goes on: its task must not end, or the inbox would grow for ever."""
-        try:
-            return self.deliver(DELIVERY_SLICE)
-        except Exception:
-            log.exception("live feed: a message could not be delivered; skipped")
-            return bool(self._inbox)
+    def deliver(self) -> None:
+        """One delivery, now: what the inbox holds offered to the matching subscribers, in
+        order. The task's work (slice by slice); a test calls it to deliver at once."""
+        self._offer(self._begin_delivery())
 
-    def deliver(self, limit: int | None = None) -> bool:
-        """The inbox (its first ``limit`` messages) offered to the matching subscribers, in
-        order; True when some are left. The task's work; a test calls it to deliver now."""
+    def _begin_delivery(self) -> int:
+        """A delivery begins: what each subscriber has queued is owed from earlier ones (its
+        limit counts those alone); the messages it takes: what the inbox holds now (what
+        arrives during it waits for the next, so that one delivery is bounded)."""
+        for subscriber in self._subscribers:
+            subscriber.begin_delivery()
+        return len(self._inbox)
+
+    def _offer(self, count: int) -> None:
+        """The inbox's first ``count`` messages offered; one that fails (a bug) is logged and
+        skipped, and the feed goes on: its task must not end, or the inbox would grow for
+        ever."""
         inbox = self._inbox
-        count = len(inbox) if limit is None else min(limit, len(inbox))
         for _ in range(count):
             arrival = inbox.popleft()
-            if isinstance(arrival, PropertyValues):
-                message = {"type": "properties", "ts": arrival.ts, "values": arrival.values}
-                self._publish(Topic.PROPERTIES, arrival.device, message)
-            elif isinstance(arrival, StatusChanged):
-                message = {
-                    "type": "status",
-                    "ts": arrival.received,
-                    "online": arrival.online,
-                    "reason": arrival.reason,
-                }
-                self._publish(Topic.STATUS, arrival.device, message)
-            elif isinstance(arrival, _Reply):
-                subscriber = arrival.subscriber
-                if not subscriber.dropped and not subscriber.offer(arrival.text):
-                    self._drop(subscriber)
-            else:
-                self._publish(arrival.topic, arrival.device, arrival.body)
-        return bool(inbox)
+            try:
+                self._offer_one(arrival)
+            except Exception:
+                log.exception("live feed: a message could not be delivered; skipped")
+
+    def _offer_one(self, arrival: _Arrival) -> None:
+        if isinstance(arrival, PropertyValues):
+            message = {"type": "properties", "ts": arrival.ts, "values": arrival.values}
+            self._publish(Topic.PROPERTIES, arrival.device, message)
+        elif isinstance(arrival, StatusChanged):
+            message = {
+                "type": "status",
+                "ts": arrival.received,
+                "online": arrival.online,
+                "reason": arrival.reason,
+            }
+            self._publish(Topic.STATUS, arrival.device, message)
+        elif isinstance(arrival, _Reply):
+            subscriber = arrival.subscriber
+            if not subscriber.dropped and not subscriber.offer(arrival.text):
+                self._drop(subscriber)
+        else:
+            self._publish(arrival.topic, arrival.device, arrival.body)
 
     def _arrive(self, arrival: _Arrival) -> None:
         self._inbox.append(arrival)
@@ -421,8 +450,8 @@ class LiveFeed:
 
     def reply(self, subscriber: Subscriber, message: dict[str, Any]) -> None:
         """A frame of the protocol's own (subscribed, error, pong), delivered behind the
-        messages that arrived before it; a subscriber whose queue is full is dropped for it
-        as for any other."""
+        messages that arrived before it; a subscriber too far behind is dropped for it as for
+        any other."""
         if not subscriber.dropped:
             self._arrive(_Reply(subscriber, _encode(message).decode()))
 
