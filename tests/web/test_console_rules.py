@@ -2,8 +2,8 @@
 error put at its line and column, the rule fixed, saved, enabled and put in shadow mode; a
 backtest over the history a real MQTT device posted, drawn on a timeline with its fires
 listed; a thing model imported from an Alibaba TSL file and exported the same, an alarm
-condition refused then added; a viewer
-who sees the rules and no control to change them."""
+condition refused then added; a viewer who sees the rules and no control to change them; a
+list's page past its end (a stale URL) shown as its last page."""
 
 from __future__ import annotations
 
@@ -280,6 +280,23 @@ def test_the_rules_scenes_and_products_keep_their_search_and_page_across_a_reloa
     expect(total).to_have_text("51\u201352 of 52")
     expect(rows).to_have_count(2)
     expect(rows.first).to_contain_text("meter-50")
+
+    # a page past the end (a stale URL, products deleted since): the last page that exists,
+    # and the URL says so
+    page = console.open("#/products?q=meter&offset=100")
+    expect(total).to_have_text("51\u201352 of 52")
+    expect(rows).to_have_count(2)
+    assert page.url.endswith("#/products?q=meter&offset=50")
+    with rest(console) as api:
+        for product in api.get("/api/products", params={"q": "meter-5"}).json()["items"]:
+            assert api.delete(f"/api/products/{product['productKey']}").status_code == 204
+    page.reload()
+    expect(total).to_have_text("1\u201350 of 50")
+    expect(rows).to_have_count(50)
+    assert page.url.endswith("#/products?q=meter")
+    page = console.open("#/devices?offset=50")
+    expect(page.locator(".pages .total")).to_have_text("1\u20131 of 1")
+    assert page.url.endswith("#/devices")
 
     for view in ("#/rules", "#/scenes"):
         page = console.open(view)

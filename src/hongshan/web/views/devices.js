@@ -2,9 +2,7 @@
 
 import { failed } from "../app.js";
 import { get, query } from "../api.js";
-import { keptSearch } from "./listing.js";
-
-const PAGE = 50;
+import { existingOffset, keptSearch, PAGE } from "./listing.js";
 
 export async function mount(root, { route }) {
   root.innerHTML = `
@@ -57,6 +55,11 @@ export async function mount(root, { route }) {
             offset,
           }),
       );
+      if (offset > 0 && offset >= page.total) {
+        offset = existingOffset(offset, page.total); // (the last page that exists)
+        kept.remember(offset);
+        return show();
+      }
       body.replaceChildren(
         ...page.items.map((device) => {
           const row = document.createElement("tr");

@@ -2,12 +2,13 @@
 // of the columns asked, Previous/Next, and "1–50 of 120" — the rules, scenes, products,
 // users, keys and audit views all show their lists through it. A list's search and page kept
 // in the route's query (keptSearch), so that a reload shows the same — the devices, rules,
-// scenes and products lists keep theirs.
+// scenes and products lists keep theirs. A page past the end (a stale URL, items deleted
+// since) shows the last page that exists instead, and the URL says that page.
 
 import { failed, replaceQuery } from "../app.js";
 import { get, query } from "../api.js";
 
-const PAGE = 50;
+export const PAGE = 50;
 
 /** A cell's content: a node as it is, anything else as text ("—" for nothing). */
 function content(value) {
@@ -67,6 +68,14 @@ export function keptSearch(form, params, names) {
 }
 
 /**
+ * The offset to show of a list of ``total`` items when ``offset`` was asked: itself, or,
+ * past the end (a stale URL, items deleted since), the last page that exists (0: nothing).
+ */
+export function existingOffset(offset, total) {
+  return offset < total ? offset : Math.max(0, Math.ceil(total / PAGE) - 1) * PAGE;
+}
+
+/**
  * A table of ``path``'s items in ``holder``: ``columns`` [[heading, item => content]],
  * ``filters()`` the query's other fields; ``kept`` (a keptSearch), where the search and the
  * page are kept: the first page shown is its offset, and each read remembers the search
@@ -99,6 +108,10 @@ export function pagedTable(holder, { path, columns, filters = () => ({}), noun =
     try {
       const page = await get(path + query({ ...filters(), limit: PAGE, offset }));
       if (turn !== latest) return;
+      if (offset > 0 && offset >= page.total) {
+        offset = existingOffset(offset, page.total); // (the URL too: a reload shows it)
+        return show();
+      }
       body.replaceChildren(
         ...page.items.map((item) => {
           const row = document.createElement("tr");
