@@ -142,6 +142,30 @@ def test_latest_values_of_many_devices(server: Any, api: httpx.Client, paho_clie
     by_name = {d["deviceName"]: d for d in found}
     assert by_name["air-3"]["values"] == {"PM25": [31, T0]}
     assert by_name["air-3"]["district"] == "Hongshan" and by_name["air-1"]["values"] == {}
+    assert list(by_name["air-3"]) == [
+        "productKey",
+        "deviceName",
+        "district",
+        "lat",
+        "lon",
+        "values",
+    ]
+    # several identifiers, or none (all): in the twin's order, whatever the order asked
+    server.call(
+        lambda: server.platform.twin.restore(
+            {(pk, "air-2"): {"PM25": (21, T0 + 2), "Noise": (40, T0), "PM10": (60, T0 + 1)}}
+        )
+    )
+    for asked, expected in (
+        (["PM10", "PM25"], {"PM25": [21, T0 + 2], "PM10": [60, T0 + 1]}),
+        ([], {"PM25": [21, T0 + 2], "Noise": [40, T0], "PM10": [60, T0 + 1]}),
+        (["Nothing"], {}),
+    ):
+        params: dict[str, Any] = {"productKey": pk, "identifier": asked}
+        found = api.get("/api/history/latest", params=params).json()
+        air2 = next(d for d in found if d["deviceName"] == "air-2")
+        assert list(air2["values"].items()) == list(expected.items()), asked
+        assert next(d for d in found if d["deviceName"] == "air-1")["values"] == {}
 
 
 def test_bad_questions_get_problem_json(server: Any, api: httpx.Client) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -35,7 +35,7 @@ from hongshan.store.history.model import (
 from hongshan.store.history.retention import Retention
 from hongshan.store.registry.store import SQLRegistry
 from hongshan.things.model import DeviceFilter, DevicePlace
-from hongshan.twin.properties import PropertyTwin
+from hongshan.twin.properties import PropertyTwin, PropertyValue
 
 DAY_MS = 86_400_000
 MAX_DEVICES = 100_000
@@ -73,7 +73,10 @@ class RetentionView(msgspec.Struct, kw_only=True, rename="camel"):
     own: bool  # the product's own; False: the server's default (history_raw_days, …)
 
 
-class Latest(msgspec.Struct, kw_only=True, rename="camel"):
+class Latest(msgspec.Struct, rename="camel"):
+    """One device's latest values, with where it is. Made positionally: ``latest`` makes one
+    per device of a town (10,000 for the map), and keywords cost more than the rest."""
+
     product_key: str
     device_name: str
     district: str
@@ -367,26 +370,41 @@ async def latest(
     many devices, with where they are: the console's map. As CSV, a row per value (a
     device with none has one row without)."""
     chosen = await selected(registry, access, devices, product_key, group, tag, tenant)
-    wanted = set(identifier or [])
-    values_of = twin.peek
-    found = []
-    for d in chosen:
-        values = values_of(d.product_key, d.device_name)
-        found.append(
-            Latest(
-                product_key=d.product_key,
-                device_name=d.device_name,
-                district=d.district,
-                lat=d.lat,
-                lon=d.lon,
-                values={
-                    k: (v.value, v.time) for k, v in values.items() if not wanted or k in wanted
-                },
-            )
-        )
+    found = _latest_of(chosen, set(identifier or []), twin.peek)
     if output == "csv":
         zone(tz)  # (a 400 for an unknown zone, before any row)
         return Response(b"".join(_latest_csv(found, tz)), headers={"content-type": CSV})
+    return found
+
+
+_NO_VALUES: dict[str, tuple[Any, int]] = {}  # (shared by the devices with none: never changed)
+
+
+def _latest_of(
+    chosen: list[DevicePlace],
+    wanted: set[str],
+    peek: Callable[[str, str], Mapping[str, PropertyValue]],
+) -> list[Latest]:
+    """Each chosen device's ``Latest``: its values of ``wanted`` (all when empty), in the
+    twin's order. The loop of a town's map (10,000 devices a call): one identifier (what the
+    map asks) is one lookup a device, not a pass over its values, and a device without it
+    shares one empty dict."""
+    found: list[Latest] = []
+    append = found.append
+    if len(wanted) == 1:
+        (name,) = wanted
+        for d in chosen:
+            pk, dn = d.product_key, d.device_name
+            one = peek(pk, dn).get(name)
+            values = _NO_VALUES if one is None else {name: (one.value, one.time)}
+            append(Latest(pk, dn, d.district, d.lat, d.lon, values))
+        return found
+    for d in chosen:
+        pk, dn = d.product_key, d.device_name
+        values = {
+            k: (v.value, v.time) for k, v in peek(pk, dn).items() if not wanted or k in wanted
+        }
+        append(Latest(pk, dn, d.district, d.lat, d.lon, values or _NO_VALUES))
     return found
 
 
