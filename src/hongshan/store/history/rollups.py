@@ -339,6 +339,19 @@ class Piece(NamedTuple):
     buckets: Buckets  # the question's buckets over this part of its range alone
 
 
+_ROW_SPAN = {"history_minutes": MINUTE, "history_hours": HOUR, "history_days": DAY}
+POINT_SPAN = 1_000  # (what a read of raw points is counted as: a value a second)
+
+
+def rows_read(pieces: Sequence[Piece], series: int) -> int:
+    """About how many rows a plan reads for ``series`` series: a rollup's rows by their
+    span, the raw points' as one a second (a range of raw points is under a minute at
+    either end of a composed read, and any length where no rollup answers)."""
+    spans = (piece.buckets.end - piece.buckets.start for piece in pieces)
+    widths = (_ROW_SPAN.get(piece.table, POINT_SPAN) for piece in pieces)
+    return series * sum(-(-span // width) for span, width in zip(spans, widths, strict=True))
+
+
 # (a rollup's table, the first of its boundaries at or after a time, the last at or before it)
 _Level = tuple[str, Callable[[int], int], Callable[[int], int]]
 
