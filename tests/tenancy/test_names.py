@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_isolation import frame, live
+from test_isolation import live, messages
 from towns import PASSWORD, Town, admin_token, base_url, client, created, log_in, post_value, scene
 
 from broker_peers import eventually
@@ -156,23 +156,25 @@ def test_a_live_subscription_to_the_ward_hears_its_towns(
 ) -> None:
     north, south = wards
     with live(server, north.tokens["admin"]) as socket:
+        heard = messages(socket)
         ask = {"op": "subscribe", "id": "w", "topic": "properties", "group": WARD}
         socket.send(json.dumps(ask))
-        assert frame(socket)["type"] == "subscribed"
+        assert next(heard)["type"] == "subscribed"
         post_value(server, south, south.lamps[1], 51).stop()  # (B's ward: not heard)
         post_value(server, north, north.lamps[1], 52).stop()
-        got = frame(socket)
+        got = next(heard)
         assert got["device"] == f"{north.pk}/{north.lamps[1]}", got
     with live(server, admin_token(server)) as socket:
+        heard = messages(socket)
         ask = {"op": "subscribe", "id": "w", "topic": "properties", "group": WARD}
         socket.send(json.dumps(ask))
-        refused = frame(socket)
+        refused = next(heard)
         assert refused["type"] == "error" and "tenant" in refused["detail"], refused
         socket.send(json.dumps({**ask, "tenant": south.tenant}))
-        assert frame(socket)["type"] == "subscribed"
+        assert next(heard)["type"] == "subscribed"
         post_value(server, north, north.lamps[1], 53).stop()
         post_value(server, south, south.lamps[1], 54).stop()
-        got = frame(socket)
+        got = next(heard)
         assert got["device"] == f"{south.pk}/{south.lamps[1]}", got
 
 
