@@ -526,6 +526,7 @@ async def serve(settings: Settings) -> None:
     async with running(settings) as platform:
         tune_gc()
         ports = ", ".join(f"{name} {port}" for name, port in platform.ports.items())
-        log.info("hongshan ready (%s), data in %s", ports, settings.data_dir)
+        on = type(loop).__module__.split(".")[0]  # (uvloop, or asyncio)
+        log.info("hongshan ready (%s), data in %s, on %s", ports, settings.data_dir, on)
         await stop.wait()
         log.info("shutting down")

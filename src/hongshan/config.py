@@ -167,6 +167,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # the log's lines: "text" (for a person) or "json" (one object a line, for a collector:
     # ts, level, logger, message, exception, and the device and request id when known)
     log_format: str = "text"
+    # the event loop: "uvloop" (the broker's rates are measured on it) or "asyncio" (the
+    # standard library's: under fifty API clients its slowest answers are several times
+    # quicker; bench/RESULTS.md, issue 15)
+    event_loop: str = "uvloop"
     # -- people: users' logins (issue 15) --
     # an access token (a JWT) is valid this many minutes; a session (its refresh token) days
     access_token_minutes: float = 15.0
@@ -263,6 +267,8 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"{name}: {port} is not a TCP port")
     if s.log_format not in ("text", "json"):
         raise ConfigError(f"log_format: {s.log_format!r} is neither 'text' nor 'json'")
+    if s.event_loop not in ("uvloop", "asyncio"):
+        raise ConfigError(f"event_loop: {s.event_loop!r} is neither 'uvloop' nor 'asyncio'")
     if s.smtp_starttls and s.smtp_tls:
         raise ConfigError("smtp_starttls and smtp_tls: one or the other (587 or 465)")
     if s.admin_password is not None and s.admin_password_hash is not None:

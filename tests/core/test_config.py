@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +47,7 @@ def test_table_form(tmp_path: Path) -> None:
         ({"HONGSHAN_TRUSTED_PROXIES": "10.0.0.1, gateway"}, "'gateway' is no address"),
         ({"HONGSHAN_AUDIT_RETENTION_DAYS": "0"}, "audit_retention_days: must be positive"),
         ({"HONGSHAN_WS_BATCH_INTERVAL": "-0.1"}, "ws_batch_interval: must be 0 to 10"),
+        ({"HONGSHAN_EVENT_LOOP": "trio"}, "event_loop: 'trio' is neither"),
         (
             {"HONGSHAN_ADMIN_PASSWORD": "a long password", "HONGSHAN_ADMIN_PASSWORD_HASH": "$a"},
             "admin_password and admin_password_hash: one or the other",
@@ -69,3 +72,11 @@ def test_unknown_key_in_file(tmp_path: Path) -> None:
     file.write_text("mqtt_prot = 1\n")
     with pytest.raises(ConfigError, match="mqtt_prot"):
         load_settings(file, environ={})
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_the_server_runs_on_the_event_loop_it_is_told(
+    spawn_server: Callable[..., Any], event_loop: str
+) -> None:
+    server = spawn_server("--event-loop", event_loop)
+    assert any(line.rstrip().endswith(f"on {event_loop}") for line in server.log), server.log
