@@ -82,7 +82,7 @@ def town() -> Town:
     town.tags.change_device((LAMP, "lamp-b"), {"district": "east"})
     town.tags.change_device((METER, "meter-1"), {"district": "east", "floor": "2"})
     town.tags.put_group("clinic", "a")
-    town.tags.add_members("clinic", [(LAMP, "lamp-a"), (LAMP, "gw-1")])
+    town.tags.add_members("clinic", [(LAMP, "lamp-a"), (LAMP, "gw-1")], "a")
     return town
 
 
