@@ -3,16 +3,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import uvicorn
 from litestar import Litestar
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from hongshan.api.auth import refused_upgrades
 from hongshan.config import Settings
 from hongshan.http_guard import HttpGuard, guarded_protocol, guarded_websocket
 
 log = logging.getLogger("hongshan")
+
+
+def served_in_turn(app: ASGIApp) -> ASGIApp:
+    """``app`` beginning each request on the loop's next turn, behind what already waits.
+
+    uvicorn starts a task for each request it reads; on uvloop the new task's first step runs
+    ahead of the steps of requests already under way, so under load new requests are served
+    first and older ones wait: with fifty clients the slowest answers (p99) came 3 to 10 times
+    later than on asyncio's loop at the same rate (bench.api: the device list 84-105 ms against
+    29 ms). One yield at the start puts a new request behind them (in process, uvloop: 87-166
+    ms -> 24-32 ms). On asyncio's loop it changes nothing but a turn."""
+
+    async def in_turn(scope: Scope, receive: Receive, send: Send) -> None:
+        await asyncio.sleep(0)
+        await app(scope, receive, send)
+
+    return in_turn
 
 
 class HttpServer:
@@ -40,7 +59,7 @@ class HttpServer:
             max_per_address=settings.http_max_connections_per_address,
         )
         self._config = uvicorn.Config(
-            refused_upgrades(app),
+            served_in_turn(refused_upgrades(app)),
             host=self._host,
             port=settings.http_port if port is None else port,
             log_level="warning",
