@@ -78,7 +78,7 @@ def main() -> None:
 @click.option(
     "--event-loop",
     type=click.Choice(["uvloop", "asyncio"]),
-    help="The event loop: asyncio answers a busy API more evenly [uvloop].",
+    help="The event loop: asyncio answers long API requests more evenly [uvloop].",
 )
 @click.option("--metrics-port", type=int, help="Serve /metrics here, with no token [off].")
 @click.option("--metrics-host", help="Address of the metrics listener [127.0.0.1].")

@@ -168,8 +168,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # ts, level, logger, message, exception, and the device and request id when known)
     log_format: str = "text"
     # the event loop: "uvloop" (the broker's rates are measured on it) or "asyncio" (the
-    # standard library's: under fifty API clients its slowest answers are several times
-    # quicker; bench/RESULTS.md, issue 15)
+    # standard library's: under fifty API clients the slowest answers of requests that take
+    # long to make, a searched list or a page of raw values, come several times sooner;
+    # bench/RESULTS.md, issue 15)
     event_loop: str = "uvloop"
     # -- people: users' logins (issue 15) --
     # an access token (a JWT) is valid this many minutes; a session (its refresh token) days
