@@ -97,9 +97,28 @@ class Scope:
         (and one of its groups). A name is unique within a tenant only: the admin token (of
         every tenant) names the tenant (``tenant``) where several have a group so named, and
         is answered 409 where it does not."""
+        return self._one_tenant(name, self._group_tenants(name, tenant))
+
+    def list_reach(self, group: str | None, tenant: str | None = None) -> Reach:
+        """The reach of a list narrowed to a group by name (``group=``): the group's tenant's;
+        a name no group in reach has leaves it (the list is then empty); 409 for the admin
+        token's name of several tenants' groups, with no ``tenant``."""
+        if group is None:
+            return self.reach
+        found = self._group_tenants(group, tenant)
+        if not found:
+            return self.reach
+        return Reach(tenant=self._one_tenant(group, found), groups=self.reach.groups)
+
+    def _group_tenants(self, name: str, tenant: str | None) -> list[str]:
+        """The tenants whose group ``name`` the principal may mean, narrowed to ``tenant``."""
         found = self._visibility.group_tenants(self.principal, name)
         if tenant is not None:
             found = [tenant] if tenant in found else []
+        return found
+
+    @staticmethod
+    def _one_tenant(name: str, found: list[str]) -> str:
         if not found:
             raise RegistryError(f"no group {name}", "not_found")
         if len(found) > 1:
@@ -109,19 +128,6 @@ class Scope:
                 "conflict",
             )
         return found[0]
-
-    def list_reach(self, group: str | None, tenant: str | None = None) -> Reach:
-        """The reach of a list narrowed to a group by name (``group=``): the group's tenant's;
-        a name no group in reach has leaves it (the list is then empty); 409 for the admin
-        token's name of several tenants' groups, with no ``tenant``."""
-        if group is None:
-            return self.reach
-        found = self._visibility.group_tenants(self.principal, group)
-        if tenant is not None:
-            found = [tenant] if tenant in found else []
-        if not found:
-            return self.reach
-        return self.group_reach(group, tenant)
 
     def group_reach(self, name: str, tenant: str | None = None) -> Reach:
         """``reach`` narrowed to the tenant of the group ``name`` means (``group``)."""
